@@ -1,0 +1,163 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/berth-gpu/berth"
+	"github.com/berth-gpu/berth/cue"
+)
+
+func newValidateCmd() *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "validate [DIR]",
+		Short: "Check a repository against the schema and report every error with its position",
+		Long: `validate loads every CUE package in DIR (default: the current directory),
+unifies it with berth's schema, checks the references between files, and
+prints what it found, or every error with its CUE path and file:line:col.
+
+Exit status: 0 valid, 1 invalid, 2 usage or internal error.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dir := "."
+			if len(args) == 1 {
+				dir = args[0]
+			}
+			if output != "text" && output != "json" {
+				return usageError{fmt.Errorf("-o %s: want text or json", output)}
+			}
+			fi, err := os.Stat(dir)
+			if err != nil {
+				return usageError{err}
+			}
+			if !fi.IsDir() {
+				return usageError{fmt.Errorf("%s is not a directory", dir)}
+			}
+			cfg, err := cue.Load(os.DirFS(dir), cue.Options{})
+			return printValidation(cmd.OutOrStdout(), cmd.ErrOrStderr(), output, cfg, err)
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	return cmd
+}
+
+// validationJSON is what -o json prints.
+type validationJSON struct {
+	Valid     bool                      `json:"valid"`
+	Errors    cue.Errors                `json:"errors"`
+	Teams     []string                  `json:"teams,omitempty"`
+	Clusters  []string                  `json:"clusters,omitempty"`
+	Workloads map[string]map[string]int `json:"workloads,omitempty"` // team -> kind -> count
+}
+
+func printValidation(stdout, stderr io.Writer, output string, cfg *berth.Config, err error) error {
+	var errs cue.Errors
+	if err != nil {
+		if !asErrors(err, &errs) {
+			return err
+		}
+	}
+	if output == "json" {
+		out := validationJSON{Valid: err == nil, Errors: errs}
+		if out.Errors == nil {
+			out.Errors = cue.Errors{}
+		}
+		if cfg != nil {
+			out.Teams = cfg.TeamNames()
+			out.Clusters = cfg.ClusterNames()
+			out.Workloads = countKinds(cfg)
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if e := enc.Encode(out); e != nil {
+			return e
+		}
+		if err != nil {
+			return reportedError{exitInvalid}
+		}
+		return nil
+	}
+	if err != nil {
+		for _, e := range errs {
+			fmt.Fprintln(stderr, e.Error())
+		}
+		fmt.Fprintf(stderr, "%d %s\n", len(errs), plural(len(errs), "error", "errors"))
+		return reportedError{exitInvalid}
+	}
+	printSummary(stdout, cfg)
+	return nil
+}
+
+func asErrors(err error, target *cue.Errors) bool {
+	e, ok := err.(cue.Errors)
+	if ok {
+		*target = e
+	}
+	return ok
+}
+
+func countKinds(cfg *berth.Config) map[string]map[string]int {
+	out := map[string]map[string]int{}
+	for _, w := range cfg.Workloads {
+		if out[w.Team] == nil {
+			out[w.Team] = map[string]int{}
+		}
+		out[w.Team][string(w.Kind)]++
+	}
+	return out
+}
+
+// printSummary prints what a valid repository holds, per team and kind.
+func printSummary(w io.Writer, cfg *berth.Config) {
+	counts := countKinds(cfg)
+	fmt.Fprintf(w, "valid: %d %s, %d %s, %d %s, %d %s\n",
+		len(cfg.Clusters), plural(len(cfg.Clusters), "cluster", "clusters"),
+		len(cfg.Flavors), plural(len(cfg.Flavors), "flavor", "flavors"),
+		len(cfg.Teams), plural(len(cfg.Teams), "team", "teams"),
+		len(cfg.Workloads), plural(len(cfg.Workloads), "workload", "workloads"))
+	teams := cfg.TeamNames()
+	for t := range counts {
+		if _, ok := cfg.Teams[t]; !ok {
+			teams = append(teams, t)
+		}
+	}
+	sort.Strings(teams)
+	for _, t := range teams {
+		var parts []string
+		gpus := 0.0
+		for _, k := range berth.Kinds {
+			if n := counts[t][string(k)]; n > 0 {
+				parts = append(parts, fmt.Sprintf("%d %s", n, k))
+			}
+		}
+		for _, wl := range cfg.Workloads {
+			if wl.Team == t {
+				gpus += float64(wl.Resources.GPUMilli()) / 1000 * float64(wl.Pods())
+			}
+		}
+		if len(parts) == 0 {
+			parts = []string{"no workloads"}
+		}
+		fmt.Fprintf(w, "  team %-12s %s; %s GPUs asked\n", t, strings.Join(parts, ", "), trimFloat(gpus))
+	}
+}
+
+func trimFloat(f float64) string {
+	s := fmt.Sprintf("%.2f", f)
+	s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
+	return s
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}

@@ -1,0 +1,450 @@
+package berth
+
+import (
+	"sort"
+	"strings"
+	"time"
+)
+
+// Config is a repository's whole configuration: the merge of every CUE
+// package instance, unified with the schema, with defaults applied and
+// references checked. Maps are keyed by name; use the sorted accessors where
+// order matters (it always does for output).
+type Config struct {
+	Clusters  map[string]Cluster      `json:"clusters"`
+	Flavors   map[string]Flavor       `json:"flavors"`
+	Cohorts   map[string]Cohort       `json:"cohorts"`
+	Teams     map[string]Team         `json:"teams"`
+	Workloads map[WorkloadID]Workload `json:"workloads"`
+	Policy    Policy                  `json:"policy"`
+
+	// Positions maps a CUE path ("workloads.vision.train.resources.flavor")
+	// to where it is defined, for every object and every reference field.
+	Positions map[string]Pos `json:"-"`
+}
+
+// Pos returns where the CUE path is defined, or the nearest enclosing path
+// that has a position.
+func (c *Config) Pos(path string) Pos {
+	for path != "" {
+		if p, ok := c.Positions[path]; ok {
+			return p
+		}
+		i := strings.LastIndexByte(path, '.')
+		if i < 0 {
+			break
+		}
+		path = path[:i]
+	}
+	return Pos{}
+}
+
+// WorkloadIDs returns every workload's ID, sorted.
+func (c *Config) WorkloadIDs() []WorkloadID {
+	ids := make([]WorkloadID, 0, len(c.Workloads))
+	for id := range c.Workloads {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	return ids
+}
+
+// TeamNames returns every team's name, sorted.
+func (c *Config) TeamNames() []string { return sortedKeys(c.Teams) }
+
+// FlavorNames returns every flavor's name, sorted.
+func (c *Config) FlavorNames() []string { return sortedKeys(c.Flavors) }
+
+// ClusterNames returns every cluster's name, sorted.
+func (c *Config) ClusterNames() []string { return sortedKeys(c.Clusters) }
+
+// CohortNames returns every cohort's name, sorted.
+func (c *Config) CohortNames() []string { return sortedKeys(c.Cohorts) }
+
+// DefaultCluster is the cluster flavors without a cluster belong to: the
+// only cluster, or the one marked default. Empty when there is none.
+func (c *Config) DefaultCluster() string {
+	if len(c.Clusters) == 1 {
+		for name := range c.Clusters {
+			return name
+		}
+	}
+	for _, name := range c.ClusterNames() {
+		if c.Clusters[name].Default {
+			return name
+		}
+	}
+	return ""
+}
+
+// FlavorCluster is the cluster a flavor's capacity lives in.
+func (c *Config) FlavorCluster(flavor string) string {
+	if f, ok := c.Flavors[flavor]; ok && f.Cluster != "" {
+		return f.Cluster
+	}
+	return c.DefaultCluster()
+}
+
+// Priority resolves a workload's priority tier: its own, or the policy's
+// default.
+func (c *Config) Priority(w Workload) (string, PriorityTier) {
+	name := w.Priority
+	if name == "" {
+		name = c.Policy.DefaultPriority
+	}
+	return name, c.Policy.Priorities[name]
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// Backend is how berth reaches a cluster.
+type Backend string
+
+const (
+	BackendLocal      Backend = "local"
+	BackendKubernetes Backend = "kubernetes"
+)
+
+// Cluster is a place workloads run.
+type Cluster struct {
+	Name               string  `json:"name"`
+	Backend            Backend `json:"backend"`
+	Default            bool    `json:"default"`
+	Context            string  `json:"context,omitempty"`
+	NamespacePrefix    string  `json:"namespacePrefix,omitempty"`
+	FractionalResource string  `json:"fractionalResource,omitempty"`
+	SharesPerGPU       int     `json:"sharesPerGPU,omitempty"`
+	SimulatedGPUs      string  `json:"simulatedGPUs,omitempty"`
+}
+
+// Flavor is one kind of capacity: a GPU model, a MIG profile of a model, or
+// a CPU-only pool (no GPUModel).
+type Flavor struct {
+	Name          string            `json:"name"`
+	Cluster       string            `json:"cluster,omitempty"`
+	GPUModel      string            `json:"gpuModel,omitempty"`
+	MIG           string            `json:"mig,omitempty"`
+	NodeLabels    map[string]string `json:"nodeLabels"`
+	TopologyLabel string            `json:"topologyLabel,omitempty"`
+}
+
+// ResourceQuota bounds one resource of one flavor. A nil limit means no
+// limit.
+type ResourceQuota struct {
+	Nominal        Quantity  `json:"nominal"`
+	BorrowingLimit *Quantity `json:"borrowingLimit,omitempty"`
+	LendingLimit   *Quantity `json:"lendingLimit,omitempty"`
+}
+
+// FlavorQuota is the quota of one flavor, per resource.
+type FlavorQuota struct {
+	Flavor string         `json:"flavor"`
+	GPU    *ResourceQuota `json:"gpu,omitempty"`
+	CPU    *ResourceQuota `json:"cpu,omitempty"`
+	Memory *ResourceQuota `json:"memory,omitempty"`
+}
+
+// Resource returns the quota of one resource, or nil.
+func (q FlavorQuota) Resource(r Resource) *ResourceQuota {
+	switch r {
+	case ResourceGPU:
+		return q.GPU
+	case ResourceCPU:
+		return q.CPU
+	case ResourceMemory:
+		return q.Memory
+	}
+	return nil
+}
+
+// Cohort is a group of teams that lend and borrow unused quota; cohorts nest
+// through Parent.
+type Cohort struct {
+	Name   string        `json:"name"`
+	Parent string        `json:"parent,omitempty"`
+	Quota  []FlavorQuota `json:"quota"`
+}
+
+// Team owns workloads and quota.
+type Team struct {
+	Name           string        `json:"name"`
+	Owners         []string      `json:"owners"`
+	Leads          []string      `json:"leads"`
+	Cohort         string        `json:"cohort,omitempty"`
+	Weight         float64       `json:"weight"`
+	Quota          []FlavorQuota `json:"quota"`
+	GPUHoursBudget float64       `json:"gpuHoursBudget,omitempty"`
+	Preemption     Preemption    `json:"preemption"`
+}
+
+// FlavorQuota returns the team's quota of one flavor, or false.
+func (t Team) FlavorQuota(flavor string) (FlavorQuota, bool) {
+	for _, q := range t.Quota {
+		if q.Flavor == flavor {
+			return q, true
+		}
+	}
+	return FlavorQuota{}, false
+}
+
+// Preemption policy values.
+const (
+	PreemptNever                     = "never"
+	PreemptLowerPriority             = "lowerPriority"
+	PreemptLowerOrNewerEqualPriority = "lowerOrNewerEqualPriority"
+	PreemptAny                       = "any"
+)
+
+// Preemption is a team's preemption policy.
+type Preemption struct {
+	// WithinTeam: never, lowerPriority, lowerOrNewerEqualPriority.
+	WithinTeam string `json:"withinTeam"`
+	// ReclaimWithinCohort: never, lowerPriority, any.
+	ReclaimWithinCohort string             `json:"reclaimWithinCohort"`
+	BorrowWithinCohort  BorrowWithinCohort `json:"borrowWithinCohort"`
+}
+
+// BorrowWithinCohort says whether a team may preempt while it borrows.
+type BorrowWithinCohort struct {
+	// Policy: never or lowerPriority.
+	Policy               string `json:"policy"`
+	MaxPriorityThreshold *int   `json:"maxPriorityThreshold,omitempty"`
+}
+
+// Kind is what sort of workload something is.
+type Kind string
+
+const (
+	KindTraining  Kind = "training"
+	KindBatch     Kind = "batch"
+	KindService   Kind = "service"
+	KindInference Kind = "inference"
+	KindNotebook  Kind = "notebook"
+)
+
+// Kinds lists every kind, in the order output shows them.
+var Kinds = []Kind{KindTraining, KindBatch, KindService, KindInference, KindNotebook}
+
+// RunsOnce reports whether the kind runs to completion once per runId
+// (training and batch) rather than being kept running (the others).
+func (k Kind) RunsOnce() bool { return k == KindTraining || k == KindBatch }
+
+// WorkloadID names a workload across the repository: "team/name".
+type WorkloadID string
+
+// MakeWorkloadID joins a team and a name.
+func MakeWorkloadID(team, name string) WorkloadID { return WorkloadID(team + "/" + name) }
+
+// Team is the part before the slash.
+func (id WorkloadID) Team() string {
+	t, _, _ := strings.Cut(string(id), "/")
+	return t
+}
+
+// Name is the part after the slash.
+func (id WorkloadID) Name() string {
+	_, n, _ := strings.Cut(string(id), "/")
+	return n
+}
+
+// Workload is one thing to run.
+type Workload struct {
+	Name        string            `json:"name"`
+	Team        string            `json:"team"`
+	Kind        Kind              `json:"kind"`
+	Priority    string            `json:"priority,omitempty"`
+	Image       string            `json:"image"`
+	Command     []string          `json:"command"`
+	Args        []string          `json:"args"`
+	Env         map[string]string `json:"env"`
+	Resources   Resources         `json:"resources"`
+	Replicas    int               `json:"replicas,omitempty"`
+	Workers     int               `json:"workers,omitempty"`
+	MinWorkers  int               `json:"minWorkers,omitempty"`
+	Parallelism int               `json:"parallelism,omitempty"`
+	Completions int               `json:"completions,omitempty"`
+	MaxDuration Duration          `json:"maxDuration,omitempty"`
+	Retries     int               `json:"retries"`
+	Checkpoint  *Checkpoint       `json:"checkpoint,omitempty"`
+	Schedule    string            `json:"schedule,omitempty"`
+	DependsOn   []string          `json:"dependsOn"`
+	RunID       string            `json:"runId"`
+	Ports       []Port            `json:"ports"`
+	Health      *HealthCheck      `json:"health,omitempty"`
+
+	// Pos is where the workload is defined.
+	Pos Pos `json:"-"`
+}
+
+// ID is "team/name".
+func (w Workload) ID() WorkloadID { return MakeWorkloadID(w.Team, w.Name) }
+
+// Pods is how many replicas or workers run at once: the unit count the
+// resources are multiplied by.
+func (w Workload) Pods() int {
+	switch w.Kind {
+	case KindTraining:
+		return max(w.Workers, 1)
+	case KindBatch:
+		return max(w.Parallelism, 1)
+	default:
+		return max(w.Replicas, 1)
+	}
+}
+
+// MinPods is the fewest pods that may start: a gang's minWorkers, otherwise
+// all of them.
+func (w Workload) MinPods() int {
+	if w.Kind == KindTraining && w.MinWorkers > 0 && w.MinWorkers < w.Pods() {
+		return w.MinWorkers
+	}
+	return w.Pods()
+}
+
+// Dependencies resolves DependsOn to IDs (a bare name is in the same team).
+func (w Workload) Dependencies() []WorkloadID {
+	ids := make([]WorkloadID, 0, len(w.DependsOn))
+	for _, d := range w.DependsOn {
+		if strings.Contains(d, "/") {
+			ids = append(ids, WorkloadID(d))
+		} else {
+			ids = append(ids, MakeWorkloadID(w.Team, d))
+		}
+	}
+	return ids
+}
+
+// Resources is what one replica or worker asks for.
+type Resources struct {
+	CPU         Quantity `json:"cpu"`
+	Memory      Quantity `json:"memory"`
+	GPU         int      `json:"gpu"`
+	Flavor      string   `json:"flavor,omitempty"`
+	GPUModel    string   `json:"gpuModel,omitempty"`
+	GPUFraction float64  `json:"gpuFraction,omitempty"`
+	MIG         string   `json:"mig,omitempty"`
+}
+
+// GPUMilli is the GPU demand of one pod in thousandths of a GPU (or of a MIG
+// slice): 1000 per whole GPU, the fraction of one, or 1000 per MIG slice.
+func (r Resources) GPUMilli() int64 {
+	switch {
+	case r.GPUFraction > 0:
+		return int64(r.GPUFraction*1000 + 0.5)
+	case r.MIG != "":
+		return 1000
+	default:
+		return int64(r.GPU) * 1000
+	}
+}
+
+// UsesGPU reports whether the pod needs any GPU capacity.
+func (r Resources) UsesGPU() bool { return r.GPU > 0 || r.GPUFraction > 0 || r.MIG != "" }
+
+// Checkpoint is where a training run saves and resumes from.
+type Checkpoint struct {
+	Dir    string `json:"dir"`
+	Resume bool   `json:"resume"`
+}
+
+// Port is a port a service listens on.
+type Port struct {
+	Name     string `json:"name,omitempty"`
+	Port     int    `json:"port"`
+	Protocol string `json:"protocol"`
+}
+
+// HealthCheck is an HTTP GET (Path set) or TCP check of a service.
+type HealthCheck struct {
+	Path             string   `json:"path,omitempty"`
+	Port             int      `json:"port"`
+	InitialDelay     Duration `json:"initialDelay"`
+	Period           Duration `json:"period"`
+	FailureThreshold int      `json:"failureThreshold"`
+}
+
+// PriorityTier is one priority level.
+type PriorityTier struct {
+	Value       int  `json:"value"`
+	CanPreempt  bool `json:"canPreempt"`
+	Preemptible bool `json:"preemptible"`
+}
+
+// Placement policies.
+const (
+	PlacementBerth    = "berth"
+	PlacementFirstFit = "firstFit"
+	PlacementBestFit  = "bestFit"
+)
+
+// Policy is the platform's rules.
+type Policy struct {
+	Priorities      map[string]PriorityTier `json:"priorities"`
+	DefaultPriority string                  `json:"defaultPriority"`
+	FairSharing     bool                    `json:"fairSharing"`
+	Placement       string                  `json:"placement"`
+	Backfill        bool                    `json:"backfill"`
+	Limits          Limits                  `json:"limits"`
+	Approvals       Approvals               `json:"approvals"`
+}
+
+// Limits bound what one workload may ask for.
+type Limits struct {
+	MaxGPUsPerWorkload int      `json:"maxGPUsPerWorkload,omitempty"`
+	MaxDuration        Duration `json:"maxDuration,omitempty"`
+}
+
+// Approvals are the review rules.
+type Approvals struct {
+	Admins           []string      `json:"admins"`
+	RequireTeamOwner bool          `json:"requireTeamOwner"`
+	LargeWorkload    LargeWorkload `json:"largeWorkload"`
+}
+
+// LargeWorkload is the size at which a workload needs its team lead.
+type LargeWorkload struct {
+	GPUs     int     `json:"gpus,omitempty"`
+	GPUHours float64 `json:"gpuHours,omitempty"`
+}
+
+// Duration is a time.Duration written as a Go duration string ("24h").
+type Duration time.Duration
+
+// D is the time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// String is the shortest Go form: "24h", "1h30m", "90s".
+func (d Duration) String() string { return FormatDuration(time.Duration(d)) }
+
+// FormatDuration prints a duration without the zero units time.Duration
+// prints ("24h" instead of "24h0m0s").
+func FormatDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
+}
+
+// MarshalText writes the Go duration string.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}

@@ -1,0 +1,325 @@
+package cue
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/berth-gpu/berth"
+)
+
+// checker finds what the schema cannot see from one instance: references
+// between objects, cycles, and rules that span objects.
+type checker struct {
+	cfg     *berth.Config
+	invalid map[string]bool
+	errs    Errors
+}
+
+func check(cfg *berth.Config, invalid map[string]bool) Errors {
+	c := &checker{cfg: cfg, invalid: invalid}
+	c.clusters()
+	c.flavors()
+	c.cohorts()
+	c.teams()
+	c.policy()
+	c.workloads()
+	return c.errs
+}
+
+func (c *checker) errorf(path string, format string, args ...any) {
+	c.errs = append(c.errs, Error{Path: path, Message: fmt.Sprintf(format, args...), Positions: []berth.Pos{c.cfg.Pos(path)}})
+}
+
+// exists reports whether kind.name is defined, valid or not.
+func (c *checker) exists(kind, name string, valid bool) bool {
+	return valid || c.invalid[kind+"."+name]
+}
+
+func names[V any](m map[string]V) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	if len(keys) == 0 {
+		return "none are defined"
+	}
+	if len(keys) > 8 {
+		keys = append(keys[:8], "...")
+	}
+	return "defined: " + strings.Join(keys, ", ")
+}
+
+func (c *checker) clusters() {
+	var defaults []string
+	for _, name := range c.cfg.ClusterNames() {
+		if c.cfg.Clusters[name].Default {
+			defaults = append(defaults, name)
+		}
+	}
+	if len(defaults) > 1 {
+		for _, name := range defaults {
+			c.errorf("clusters."+name+".default", "more than one cluster is the default (%s): mark one", strings.Join(defaults, ", "))
+		}
+	}
+}
+
+func (c *checker) flavors() {
+	for _, name := range c.cfg.FlavorNames() {
+		f := c.cfg.Flavors[name]
+		p := "flavors." + name
+		if f.Cluster != "" {
+			if _, ok := c.cfg.Clusters[f.Cluster]; !ok && !c.invalid["clusters."+f.Cluster] {
+				c.errorf(p+".cluster", "cluster %q does not exist (%s)", f.Cluster, names(c.cfg.Clusters))
+			}
+		} else if len(c.cfg.Clusters) > 1 && c.cfg.DefaultCluster() == "" {
+			c.errorf(p, "flavor %s names no cluster and no cluster is the default: set cluster, or mark a cluster default", name)
+		}
+		if f.MIG != "" && f.GPUModel == "" {
+			c.errorf(p+".mig", "a MIG flavor needs gpuModel: MIG profile %s is carved out of which GPU?", f.MIG)
+		}
+	}
+}
+
+func (c *checker) quotaFlavors(p string, quota []berth.FlavorQuota) {
+	seen := map[string]int{}
+	for i, q := range quota {
+		qp := fmt.Sprintf("%s.quota.%d.flavor", p, i)
+		if _, ok := c.cfg.Flavors[q.Flavor]; !ok && !c.invalid["flavors."+q.Flavor] {
+			c.errorf(qp, "flavor %q does not exist (%s)", q.Flavor, names(c.cfg.Flavors))
+		}
+		if j, dup := seen[q.Flavor]; dup {
+			c.errs = append(c.errs, Error{Path: qp, Message: fmt.Sprintf("flavor %s is listed twice in the quota", q.Flavor),
+				Positions: dedupPositions([]berth.Pos{c.cfg.Pos(qp), c.cfg.Pos(fmt.Sprintf("%s.quota.%d.flavor", p, j))})})
+		}
+		seen[q.Flavor] = i
+		if q.GPU == nil && q.CPU == nil && q.Memory == nil {
+			c.errorf(fmt.Sprintf("%s.quota.%d", p, i), "quota for flavor %s sets no resource: give gpu, cpu or memory", q.Flavor)
+		}
+	}
+}
+
+func (c *checker) cohorts() {
+	for _, name := range c.cfg.CohortNames() {
+		co := c.cfg.Cohorts[name]
+		p := "cohorts." + name
+		if co.Parent != "" {
+			if _, ok := c.cfg.Cohorts[co.Parent]; !ok && !c.invalid["cohorts."+co.Parent] {
+				c.errorf(p+".parent", "cohort %q does not exist (%s)", co.Parent, names(c.cfg.Cohorts))
+			}
+		}
+		c.quotaFlavors(p, co.Quota)
+	}
+	// A cycle of parents would make borrowing loop forever.
+	for _, name := range c.cfg.CohortNames() {
+		seen := map[string]bool{}
+		chain := []string{name}
+		for cur := c.cfg.Cohorts[name].Parent; cur != ""; cur = c.cfg.Cohorts[cur].Parent {
+			chain = append(chain, cur)
+			if cur == name {
+				c.errorf("cohorts."+name+".parent", "cohort parents form a cycle: %s", strings.Join(chain, " -> "))
+				break
+			}
+			if seen[cur] {
+				break
+			}
+			seen[cur] = true
+		}
+	}
+}
+
+func (c *checker) teams() {
+	for _, name := range c.cfg.TeamNames() {
+		t := c.cfg.Teams[name]
+		p := "teams." + name
+		if t.Cohort != "" {
+			if _, ok := c.cfg.Cohorts[t.Cohort]; !ok && !c.invalid["cohorts."+t.Cohort] {
+				c.errorf(p+".cohort", "cohort %q does not exist (%s)", t.Cohort, names(c.cfg.Cohorts))
+			}
+		}
+		c.quotaFlavors(p, t.Quota)
+	}
+}
+
+func (c *checker) policy() {
+	pol := c.cfg.Policy
+	if _, ok := pol.Priorities[pol.DefaultPriority]; !ok {
+		c.errorf("policy.defaultPriority", "priority tier %q does not exist (%s)", pol.DefaultPriority, names(pol.Priorities))
+	}
+}
+
+func (c *checker) workloads() {
+	ids := c.cfg.WorkloadIDs()
+	for _, id := range ids {
+		w := c.cfg.Workloads[id]
+		p := "workloads." + w.Team + "." + w.Name
+		if _, ok := c.cfg.Teams[w.Team]; !ok && !c.invalid["teams."+w.Team] {
+			c.errorf(p, "team %q does not exist (%s)", w.Team, names(c.cfg.Teams))
+		}
+		if w.Priority != "" {
+			if _, ok := c.cfg.Policy.Priorities[w.Priority]; !ok {
+				c.errorf(p+".priority", "priority tier %q does not exist (%s)", w.Priority, names(c.cfg.Policy.Priorities))
+			}
+		}
+		c.workloadResources(p, w)
+		c.workloadShape(p, w)
+		c.workloadLimits(p, w)
+		for i, d := range w.Dependencies() {
+			dp := fmt.Sprintf("%s.dependsOn.%d", p, i)
+			if d == id {
+				c.errorf(dp, "a workload cannot depend on itself")
+				continue
+			}
+			if _, ok := c.cfg.Workloads[d]; !ok && !c.invalid["workloads."+d.Team()+"."+d.Name()] {
+				c.errorf(dp, "workload %q does not exist", string(d))
+			}
+		}
+	}
+	c.dependencyCycles(ids)
+}
+
+func (c *checker) workloadResources(p string, w berth.Workload) {
+	r := w.Resources
+	if r.Flavor != "" {
+		f, ok := c.cfg.Flavors[r.Flavor]
+		if !ok {
+			if !c.invalid["flavors."+r.Flavor] {
+				c.errorf(p+".resources.flavor", "flavor %q does not exist (%s)", r.Flavor, names(c.cfg.Flavors))
+			}
+			return
+		}
+		switch {
+		case r.MIG != "" && f.MIG != r.MIG:
+			c.errorf(p+".resources.mig", "MIG profile %s does not match flavor %s (%s)", r.MIG, f.Name, describeFlavor(f))
+		case r.MIG == "" && f.MIG != "" && r.UsesGPU():
+			c.errorf(p+".resources.flavor", "flavor %s is MIG profile %s: set resources.mig: %q", f.Name, f.MIG, f.MIG)
+		case r.UsesGPU() && f.GPUModel == "":
+			c.errorf(p+".resources.flavor", "flavor %s is a CPU-only pool but the workload asks for GPUs", f.Name)
+		case r.GPUModel != "" && f.GPUModel != r.GPUModel:
+			c.errorf(p+".resources.gpuModel", "gpuModel %s does not match flavor %s (%s)", r.GPUModel, f.Name, describeFlavor(f))
+		}
+		return
+	}
+	if r.GPUModel != "" && !c.anyFlavor(func(f berth.Flavor) bool { return f.GPUModel == r.GPUModel }) {
+		c.errorf(p+".resources.gpuModel", "no flavor has gpuModel %q (%s)", r.GPUModel, c.flavorModels())
+	}
+	if r.MIG != "" && !c.anyFlavor(func(f berth.Flavor) bool {
+		return f.MIG == r.MIG && (r.GPUModel == "" || f.GPUModel == r.GPUModel)
+	}) {
+		c.errorf(p+".resources.mig", "no flavor offers MIG profile %s", r.MIG)
+	}
+}
+
+func describeFlavor(f berth.Flavor) string {
+	switch {
+	case f.MIG != "":
+		return f.GPUModel + " MIG " + f.MIG
+	case f.GPUModel != "":
+		return f.GPUModel
+	}
+	return "CPU only"
+}
+
+func (c *checker) anyFlavor(pred func(berth.Flavor) bool) bool {
+	for _, f := range c.cfg.Flavors {
+		if pred(f) {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *checker) flavorModels() string {
+	set := map[string]bool{}
+	for _, f := range c.cfg.Flavors {
+		if f.GPUModel != "" {
+			set[f.GPUModel] = true
+		}
+	}
+	return "models: " + strings.TrimPrefix(names(set), "defined: ")
+}
+
+func (c *checker) workloadShape(p string, w berth.Workload) {
+	if w.MinWorkers > 0 && w.MinWorkers > w.Workers {
+		c.errorf(p+".minWorkers", "minWorkers %d is more than workers %d", w.MinWorkers, w.Workers)
+	}
+	if w.Kind == berth.KindBatch && w.Completions < w.Parallelism {
+		c.errorf(p+".parallelism", "parallelism %d is more than completions %d: the extra pods would have nothing to do", w.Parallelism, w.Completions)
+	}
+}
+
+func (c *checker) workloadLimits(p string, w berth.Workload) {
+	lim := c.cfg.Policy.Limits
+	if lim.MaxGPUsPerWorkload > 0 {
+		gpus := w.Resources.GPU * w.Pods()
+		if gpus > lim.MaxGPUsPerWorkload {
+			c.errorf(p+".resources.gpu", "asks for %d GPUs (%d x %d); policy.limits.maxGPUsPerWorkload is %d", gpus, w.Pods(), w.Resources.GPU, lim.MaxGPUsPerWorkload)
+		}
+	}
+	if lim.MaxDuration > 0 && w.MaxDuration > lim.MaxDuration {
+		c.errorf(p+".maxDuration", "maxDuration %s is longer than policy.limits.maxDuration %s", w.MaxDuration, lim.MaxDuration)
+	}
+}
+
+// dependencyCycles reports each cycle of dependsOn once, at its smallest
+// member, so the report is the same whatever the input order.
+func (c *checker) dependencyCycles(ids []berth.WorkloadID) {
+	const (
+		white = iota
+		grey
+		black
+	)
+	color := map[berth.WorkloadID]int{}
+	var stack []berth.WorkloadID
+	reported := map[string]bool{}
+	var visit func(id berth.WorkloadID)
+	visit = func(id berth.WorkloadID) {
+		color[id] = grey
+		stack = append(stack, id)
+		w := c.cfg.Workloads[id]
+		for _, d := range w.Dependencies() {
+			if _, ok := c.cfg.Workloads[d]; !ok || d == id {
+				continue
+			}
+			switch color[d] {
+			case white:
+				visit(d)
+			case grey:
+				var cycle []berth.WorkloadID
+				for i := len(stack) - 1; i >= 0; i-- {
+					cycle = append([]berth.WorkloadID{stack[i]}, cycle...)
+					if stack[i] == d {
+						break
+					}
+				}
+				// rotate so the smallest ID comes first
+				min := 0
+				for i := range cycle {
+					if cycle[i] < cycle[min] {
+						min = i
+					}
+				}
+				cycle = append(cycle[min:], cycle[:min]...)
+				parts := make([]string, 0, len(cycle)+1)
+				for _, x := range cycle {
+					parts = append(parts, string(x))
+				}
+				parts = append(parts, string(cycle[0]))
+				key := strings.Join(parts, " -> ")
+				if !reported[key] {
+					reported[key] = true
+					first := c.cfg.Workloads[cycle[0]]
+					c.errorf("workloads."+first.Team+"."+first.Name+".dependsOn", "dependsOn forms a cycle: %s", key)
+				}
+			}
+		}
+		stack = stack[:len(stack)-1]
+		color[id] = black
+	}
+	for _, id := range ids {
+		if color[id] == white {
+			visit(id)
+		}
+	}
+}

@@ -1,0 +1,404 @@
+package cue
+
+import (
+	"encoding/json"
+	"fmt"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+
+	cuelang "cuelang.org/go/cue"
+	"cuelang.org/go/cue/build"
+	"cuelang.org/go/cue/cuecontext"
+	"cuelang.org/go/cue/load"
+
+	"github.com/berth-gpu/berth"
+)
+
+// schemaVirtualFile is the name the schema is compiled under.
+const schemaVirtualFile = "berth-schema.cue"
+
+// topLevel lists the fields a repository may define, each with the schema
+// definition its value is unified with.
+var topLevel = []struct{ field, def string }{
+	{"clusters", "#Clusters"},
+	{"flavors", "#Flavors"},
+	{"cohorts", "#Cohorts"},
+	{"teams", "#Teams"},
+	{"workloads", "#Workloads"},
+	{"policy", "#Policy"},
+}
+
+// object is one named thing an instance defines: a cluster, flavor, cohort,
+// team, workload, or one field of policy.
+type object struct {
+	key   string // "teams.vision", "workloads.vision.train", "policy.priorities"
+	pos   berth.Pos
+	value any // the decoded berth type, or json.RawMessage for policy fields
+	// positions of the object's reference fields, by full path.
+	positions map[string]berth.Pos
+}
+
+// instanceResult is what one instance contributed, and what it depends on.
+type instanceResult struct {
+	dir     string
+	deps    []string // directories whose .cue files the result depends on
+	key     [32]byte
+	errs    Errors
+	objects []object
+	// invalid holds keys of objects that exist but failed validation, so a
+	// reference to them is not reported as dangling as well.
+	invalid []string
+}
+
+// upToDate reports whether the instance's files and imports are unchanged
+// in t.
+func (r *instanceResult) upToDate(t *tree) bool {
+	return r.key == hashDeps(t, r.deps)
+}
+
+func hashDeps(t *tree, deps []string) [32]byte {
+	var files []string
+	for _, d := range deps {
+		files = append(files, t.dirFiles(d)...)
+	}
+	return t.hashFiles(files)
+}
+
+// evaluator evaluates instances in its own CUE context.
+type evaluator struct {
+	ctx    *cuelang.Context
+	schema cuelang.Value
+	defs   map[string]cuelang.Value
+	cfg    *load.Config
+}
+
+func newEvaluator(t *tree) (*evaluator, error) {
+	ctx := cuecontext.New()
+	schema := ctx.CompileBytes(berth.Schema, cuelang.Filename(schemaVirtualFile))
+	if err := schema.Err(); err != nil {
+		return nil, fmt.Errorf("compile the embedded schema: %w", err)
+	}
+	ev := &evaluator{ctx: ctx, schema: schema, defs: map[string]cuelang.Value{}}
+	for _, tl := range topLevel {
+		ev.defs[tl.field] = schema.LookupPath(cuelang.ParsePath(tl.def))
+	}
+	ev.cfg = &load.Config{FS: t.fsys(), Dir: "/"}
+	return ev, nil
+}
+
+// evaluate loads the instance in dir, unifies each of its objects with the
+// schema, and decodes the valid ones.
+func (ev *evaluator) evaluate(dir string) *instanceResult {
+	r := &instanceResult{dir: dir}
+	arg := "."
+	if dir != "." {
+		arg = "./" + dir
+	}
+	insts := load.Instances([]string{arg}, ev.cfg)
+	inst := insts[0]
+	r.deps = instanceDeps(dir, inst)
+	r.key = hashDeps(ev.treeOf(), r.deps)
+	if inst.Err != nil {
+		r.errs = fromCUE(inst.Err, nil)
+		return r
+	}
+	v := ev.ctx.BuildInstance(inst)
+	if err := v.Err(); err != nil {
+		r.errs = fromCUE(err, nil)
+		return r
+	}
+	userPos := func(p []string) []berth.Pos { return lookupPos(v, p) }
+
+	// Regular top-level fields must be ones berth knows. Definitions and
+	// hidden fields are the user's own (templates, helpers).
+	it, err := v.Fields()
+	if err != nil {
+		r.errs = fromCUE(err, userPos)
+		return r
+	}
+	present := map[string]cuelang.Value{}
+	for it.Next() {
+		name := it.Selector().String()
+		if _, ok := ev.defs[name]; !ok {
+			r.errs = append(r.errs, Error{
+				Path:      name,
+				Message:   fmt.Sprintf("unknown top-level field %q: a repository defines clusters, flavors, cohorts, teams, workloads and policy", name),
+				Positions: dedupPositions(append(posOf(it.Value()), lookupPos(v, []string{name})...)),
+			})
+			continue
+		}
+		present[name] = it.Value()
+	}
+
+	for _, tl := range topLevel {
+		uv, ok := present[tl.field]
+		if !ok {
+			continue
+		}
+		unified := ev.defs[tl.field].Unify(uv)
+		switch tl.field {
+		case "policy":
+			ev.policy(r, v, uv, unified)
+		case "workloads":
+			teams, err := unified.Fields()
+			if err != nil {
+				r.errs = append(r.errs, fromCUEAt(err, "workloads", userPos)...)
+				continue
+			}
+			for teams.Next() {
+				team := teams.Selector().Unquoted()
+				names, err := teams.Value().Fields()
+				if err != nil {
+					r.errs = append(r.errs, fromCUEAt(err, "workloads", userPos)...)
+					continue
+				}
+				for names.Next() {
+					ev.object(r, v, []string{"workloads", team, names.Selector().Unquoted()}, names.Value())
+				}
+			}
+		default:
+			objs, err := unified.Fields()
+			if err != nil {
+				r.errs = append(r.errs, fromCUEAt(err, tl.field, userPos)...)
+				continue
+			}
+			for objs.Next() {
+				ev.object(r, v, []string{tl.field, objs.Selector().Unquoted()}, objs.Value())
+			}
+		}
+	}
+	return r
+}
+
+// treeOf returns the tree the evaluator's load config reads.
+func (ev *evaluator) treeOf() *tree { return ev.cfg.FS.(memFS).t }
+
+// object validates and decodes one object.
+func (ev *evaluator) object(r *instanceResult, inst cuelang.Value, p []string, o cuelang.Value) {
+	key := strings.Join(p, ".")
+	userPos := func(ep []string) []berth.Pos { return lookupPos(inst, ep) }
+	if err := o.Validate(cuelang.Concrete(true)); err != nil {
+		r.errs = append(r.errs, fromCUEAt(err, p[0], userPos)...)
+		r.invalid = append(r.invalid, key)
+		return
+	}
+	b, err := o.MarshalJSON()
+	if err != nil {
+		r.errs = append(r.errs, fromCUEAt(err, p[0], userPos)...)
+		r.invalid = append(r.invalid, key)
+		return
+	}
+	obj := object{key: key, positions: map[string]berth.Pos{}}
+	if ps := lookupPos(inst, p); len(ps) > 0 {
+		obj.pos = ps[0]
+	}
+	var derr error
+	switch p[0] {
+	case "clusters":
+		var c berth.Cluster
+		derr = json.Unmarshal(b, &c)
+		obj.value = c
+		ev.refPos(&obj, o, p, "backend")
+	case "flavors":
+		var f berth.Flavor
+		derr = json.Unmarshal(b, &f)
+		obj.value = f
+		ev.refPos(&obj, o, p, "cluster", "gpuModel", "mig")
+	case "cohorts":
+		var c berth.Cohort
+		derr = json.Unmarshal(b, &c)
+		obj.value = c
+		ev.refPos(&obj, o, p, "parent")
+		ev.listPos(&obj, o, p, "quota", len(c.Quota), "flavor")
+	case "teams":
+		var t berth.Team
+		derr = json.Unmarshal(b, &t)
+		obj.value = t
+		ev.refPos(&obj, o, p, "cohort", "preemption.borrowWithinCohort.maxPriorityThreshold")
+		ev.listPos(&obj, o, p, "quota", len(t.Quota), "flavor")
+	case "workloads":
+		var w berth.Workload
+		derr = json.Unmarshal(b, &w)
+		w.Pos = obj.pos
+		obj.value = w
+		ev.refPos(&obj, o, p, "kind", "priority", "image", "resources", "resources.gpu", "resources.flavor",
+			"resources.gpuModel", "resources.mig", "resources.gpuFraction", "maxDuration", "schedule",
+			"replicas", "workers", "minWorkers", "parallelism", "completions", "runId")
+		ev.listPos(&obj, o, p, "dependsOn", len(w.DependsOn), "")
+	}
+	if derr != nil {
+		r.errs = append(r.errs, Error{Path: key, Message: "decode: " + derr.Error(), Positions: []berth.Pos{obj.pos}})
+		r.invalid = append(r.invalid, key)
+		return
+	}
+	obj.positions[key] = obj.pos
+	r.objects = append(r.objects, obj)
+}
+
+// refPos records where the object's fields are written, when the user wrote
+// them (a defaulted field has the schema's position, which is not recorded).
+func (ev *evaluator) refPos(obj *object, o cuelang.Value, p []string, fields ...string) {
+	for _, f := range fields {
+		fv := o.LookupPath(cuelang.ParsePath(f))
+		if !fv.Exists() {
+			continue
+		}
+		if pos, ok := convertPos(fv.Pos()); ok && pos.File != SchemaPosFile {
+			obj.positions[strings.Join(p, ".")+"."+f] = pos
+		}
+	}
+}
+
+// listPos records positions of a list's elements (or of one field of each
+// element).
+func (ev *evaluator) listPos(obj *object, o cuelang.Value, p []string, list string, n int, field string) {
+	for i := range n {
+		sel := cuelang.MakePath(cuelang.Str(list), cuelang.Index(i))
+		if field != "" {
+			sel = cuelang.MakePath(cuelang.Str(list), cuelang.Index(i), cuelang.Str(field))
+		}
+		fv := o.LookupPath(sel)
+		if pos, ok := convertPos(fv.Pos()); ok && pos.File != SchemaPosFile {
+			k := fmt.Sprintf("%s.%s.%d", strings.Join(p, "."), list, i)
+			if field != "" {
+				k += "." + field
+			}
+			obj.positions[k] = pos
+		}
+	}
+}
+
+// policy records each policy field the instance defines as its own object,
+// so two instances may define different parts of the policy.
+func (ev *evaluator) policy(r *instanceResult, inst, user, unified cuelang.Value) {
+	userPos := func(ep []string) []berth.Pos { return lookupPos(inst, ep) }
+	if err := unified.Validate(cuelang.Concrete(true)); err != nil {
+		r.errs = append(r.errs, fromCUEAt(err, "policy", userPos)...)
+		return
+	}
+	it, err := user.Fields()
+	if err != nil {
+		r.errs = append(r.errs, fromCUEAt(err, "policy", userPos)...)
+		return
+	}
+	for it.Next() {
+		name := it.Selector().Unquoted()
+		key := "policy." + name
+		b, err := unified.LookupPath(cuelang.MakePath(cuelang.Str(name))).MarshalJSON()
+		if err != nil {
+			r.errs = append(r.errs, fromCUEAt(err, "policy", userPos)...)
+			continue
+		}
+		obj := object{key: key, value: json.RawMessage(b), positions: map[string]berth.Pos{}}
+		if ps := lookupPos(inst, []string{"policy", name}); len(ps) > 0 {
+			obj.pos = ps[0]
+		}
+		obj.positions[key] = obj.pos
+		if name == "priorities" {
+			pr, _ := unified.LookupPath(cuelang.ParsePath("priorities")).Fields()
+			for pr != nil && pr.Next() {
+				if pos, ok := convertPos(pr.Value().Pos()); ok {
+					obj.positions[key+"."+pr.Selector().Unquoted()] = pos
+				}
+			}
+		}
+		r.objects = append(r.objects, obj)
+	}
+}
+
+// fromCUEAt converts an error whose path starts with a schema definition
+// (#Workloads) to one that starts with the top-level field.
+func fromCUEAt(err error, field string, extra func([]string) []berth.Pos) Errors {
+	es := fromCUE(err, func(p []string) []berth.Pos {
+		return extra(withField(p, field))
+	})
+	for i := range es {
+		if es[i].Path == "" {
+			es[i].Path = field
+		} else if !strings.HasPrefix(es[i].Path, field+".") && es[i].Path != field {
+			es[i].Path = field + "." + es[i].Path
+		}
+	}
+	return es
+}
+
+func withField(p []string, field string) []string {
+	if len(p) > 0 && p[0] == field {
+		return p
+	}
+	return append([]string{field}, p...)
+}
+
+// lookupPos returns the positions of the value at p in the user's
+// instance, or of its nearest ancestor that exists.
+func lookupPos(v cuelang.Value, p []string) []berth.Pos {
+	for n := len(p); n > 0; n-- {
+		sels := make([]cuelang.Selector, n)
+		for i, s := range p[:n] {
+			if u, err := strconv.Unquote(s); err == nil {
+				s = u
+			}
+			if idx, err := strconv.Atoi(s); err == nil && idx >= 0 {
+				sels[i] = cuelang.Index(idx)
+			} else {
+				sels[i] = cuelang.Str(s)
+			}
+		}
+		fv := v.LookupPath(cuelang.MakePath(sels...))
+		if !fv.Exists() {
+			continue
+		}
+		return posOf(fv)
+	}
+	return nil
+}
+
+// posOf returns the user's positions of a value (where its conjuncts are
+// written), without the schema's.
+func posOf(v cuelang.Value) []berth.Pos {
+	var out []berth.Pos
+	if p, ok := convertPos(v.Pos()); ok && p.File != SchemaPosFile {
+		out = append(out, p)
+	}
+	return out
+}
+
+// instanceDeps lists the directories an instance's result depends on: its
+// own, every directory of a package it imports (transitively), and cue.mod.
+func instanceDeps(dir string, inst *build.Instance) []string {
+	set := map[string]bool{dir: true, "cue.mod": true}
+	// CUE includes files of the same package from parent directories, so a
+	// change in any ancestor may change this instance.
+	for d := dir; d != "."; {
+		d = path.Dir(d)
+		set[d] = true
+	}
+	var visit func(i *build.Instance)
+	seen := map[*build.Instance]bool{}
+	visit = func(i *build.Instance) {
+		if i == nil || seen[i] {
+			return
+		}
+		seen[i] = true
+		for _, f := range i.BuildFiles {
+			if f.Filename != "" {
+				set[strings.TrimPrefix(path.Dir(f.Filename), "/")] = true
+			}
+		}
+		for _, imp := range i.Imports {
+			visit(imp)
+		}
+	}
+	visit(inst)
+	out := make([]string, 0, len(set))
+	for d := range set {
+		if d == "" {
+			d = "."
+		}
+		out = append(out, d)
+	}
+	sort.Strings(out)
+	return out
+}

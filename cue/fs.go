@@ -1,0 +1,330 @@
+package cue
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"io/fs"
+	"path"
+	"sort"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/berth-gpu/berth"
+)
+
+// tree is the part of a repository berth loads: every .cue file, and
+// everything under cue.mod, read into memory after the safety checks. CUE
+// is given this copy, so it reads exactly what was checked.
+type tree struct {
+	files map[string][]byte // slash path relative to the root, no leading slash
+	dirs  []string          // sorted directories holding .cue files (outside cue.mod)
+}
+
+// skipDir reports whether a directory is never loaded: hidden directories
+// (.git, .github), and vendored or generated trees.
+func skipDir(name string) bool {
+	return name != "." && (strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_") ||
+		name == "node_modules" || name == "testdata")
+}
+
+// readTree walks fsys and reads every file CUE may load.
+func readTree(fsys fs.FS, opts Options) (*tree, Errors) {
+	t := &tree{files: map[string][]byte{}}
+	var errs Errors
+	dirs := map[string]bool{}
+	total := 0
+	var walk func(dir string, depth int)
+	walk = func(dir string, depth int) {
+		if depth > 64 {
+			errs = append(errs, fileError(dir, "directory nesting deeper than 64 levels"))
+			return
+		}
+		entries, err := fs.ReadDir(fsys, dir)
+		if err != nil {
+			errs = append(errs, fileError(dir, "read directory: "+err.Error()))
+			return
+		}
+		for _, e := range entries {
+			p := path.Join(dir, e.Name())
+			mode := e.Type()
+			if mode&fs.ModeSymlink != 0 {
+				target, ok, msg := resolveLink(fsys, p)
+				if !ok {
+					if strings.HasSuffix(p, ".cue") || isUnderCueMod(p) {
+						errs = append(errs, fileError(p, msg))
+					}
+					continue
+				}
+				fi, err := fs.Stat(fsys, target)
+				if err != nil {
+					if strings.HasSuffix(p, ".cue") {
+						errs = append(errs, fileError(p, "symlink to "+target+": "+err.Error()))
+					}
+					continue
+				}
+				mode = fi.Mode().Type()
+			}
+			switch {
+			case mode.IsDir():
+				if skipDir(e.Name()) {
+					continue
+				}
+				walk(p, depth+1)
+			case mode.IsRegular():
+				if !strings.HasSuffix(p, ".cue") && !(isUnderCueMod(p) && strings.HasSuffix(p, ".cue")) {
+					continue
+				}
+				b, ferr := readFile(fsys, p, opts.MaxFileSize)
+				if ferr != nil {
+					errs = append(errs, *ferr)
+					continue
+				}
+				total += len(b)
+				if opts.MaxTotalSize > 0 && int64(total) > opts.MaxTotalSize {
+					errs = append(errs, fileError(p, fmt.Sprintf("repository has more than %d bytes of CUE (the limit is Options.MaxTotalSize)", opts.MaxTotalSize)))
+					return
+				}
+				t.files[p] = b
+				if !isUnderCueMod(p) {
+					dirs[path.Dir(p)] = true
+				}
+			}
+		}
+	}
+	walk(".", 0)
+	for d := range dirs {
+		t.dirs = append(t.dirs, d)
+	}
+	sort.Strings(t.dirs)
+	return t, errs
+}
+
+func isUnderCueMod(p string) bool { return p == "cue.mod" || strings.HasPrefix(p, "cue.mod/") }
+
+// resolveLink follows a symlink and refuses one that leads outside the
+// tree: an absolute target, or a relative one that climbs above the root.
+func resolveLink(fsys fs.FS, p string) (target string, ok bool, msg string) {
+	seen := 0
+	cur := p
+	for {
+		dest, err := fs.ReadLink(fsys, cur)
+		if err != nil {
+			return "", false, "symlink: " + err.Error()
+		}
+		if path.IsAbs(dest) || strings.HasPrefix(dest, "\\") || (len(dest) > 1 && dest[1] == ':') {
+			return "", false, fmt.Sprintf("symlink to %s leads outside the repository", dest)
+		}
+		next := path.Join(path.Dir(cur), dest)
+		if next == ".." || strings.HasPrefix(next, "../") {
+			return "", false, fmt.Sprintf("symlink to %s leads outside the repository", dest)
+		}
+		fi, err := fs.Lstat(fsys, next)
+		if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+			return next, true, ""
+		}
+		seen++
+		if seen > 40 {
+			return "", false, "symlink loop"
+		}
+		cur = next
+	}
+}
+
+// readFile reads one file, refusing one over the size limit or one that is
+// not UTF-8 (with the position of the first bad byte).
+func readFile(fsys fs.FS, p string, limit int64) ([]byte, *Error) {
+	f, err := fsys.Open(p)
+	if err != nil {
+		e := fileError(p, "open: "+err.Error())
+		return nil, &e
+	}
+	defer f.Close()
+	r := io.Reader(f)
+	if limit > 0 {
+		r = io.LimitReader(f, limit+1)
+	}
+	b, err := io.ReadAll(r)
+	if err != nil {
+		e := fileError(p, "read: "+err.Error())
+		return nil, &e
+	}
+	if limit > 0 && int64(len(b)) > limit {
+		e := fileError(p, fmt.Sprintf("file is larger than %d bytes (the limit is Options.MaxFileSize)", limit))
+		return nil, &e
+	}
+	if !utf8.Valid(b) {
+		line, col := 1, 1
+		for i := 0; i < len(b); {
+			r, size := utf8.DecodeRune(b[i:])
+			if r == utf8.RuneError && size == 1 {
+				break
+			}
+			if r == '\n' {
+				line, col = line+1, 1
+			} else {
+				col++
+			}
+			i += size
+		}
+		return nil, &Error{Message: "file is not valid UTF-8", Positions: []berth.Pos{{File: p, Line: line, Col: col}}}
+	}
+	return b, nil
+}
+
+func fileError(p, msg string) Error {
+	return Error{Message: msg, Positions: []berth.Pos{{File: p}}}
+}
+
+// hashFiles hashes the named files' paths and contents.
+func (t *tree) hashFiles(paths []string) [32]byte {
+	h := sha256.New()
+	for _, p := range paths {
+		io.WriteString(h, p)
+		h.Write([]byte{0})
+		h.Write(t.files[p])
+		h.Write([]byte{0})
+	}
+	var sum [32]byte
+	copy(sum[:], h.Sum(nil))
+	return sum
+}
+
+// dirFiles returns the sorted .cue files directly in dir.
+func (t *tree) dirFiles(dir string) []string {
+	var out []string
+	for p := range t.files {
+		if path.Dir(p) == dir {
+			out = append(out, p)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// fsys is the in-memory copy as an fs.FS for cue/load.
+func (t *tree) fsys() fs.FS { return memFS{t: t} }
+
+// memFS serves the checked copy to CUE's loader. Directories are implied by
+// the files' paths.
+type memFS struct{ t *tree }
+
+func (m memFS) Open(name string) (fs.File, error) {
+	name = strings.TrimPrefix(name, "/")
+	if name == "" {
+		name = "."
+	}
+	if !fs.ValidPath(name) {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrInvalid}
+	}
+	if b, ok := m.t.files[name]; ok {
+		return &memFile{name: path.Base(name), r: bytes.NewReader(b), size: int64(len(b))}, nil
+	}
+	entries := m.readDir(name)
+	if entries == nil {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+	}
+	return &memDir{name: path.Base(name), entries: entries}, nil
+}
+
+func (m memFS) ReadDir(name string) ([]fs.DirEntry, error) {
+	name = strings.TrimPrefix(name, "/")
+	if name == "" {
+		name = "."
+	}
+	entries := m.readDir(name)
+	if entries == nil {
+		return nil, &fs.PathError{Op: "readdir", Path: name, Err: fs.ErrNotExist}
+	}
+	return entries, nil
+}
+
+func (m memFS) readDir(name string) []fs.DirEntry {
+	prefix := name + "/"
+	if name == "." {
+		prefix = ""
+	}
+	seen := map[string]fs.DirEntry{}
+	found := name == "."
+	for p, b := range m.t.files {
+		if !strings.HasPrefix(p, prefix) {
+			continue
+		}
+		found = true
+		rest := p[len(prefix):]
+		if i := strings.IndexByte(rest, '/'); i >= 0 {
+			d := rest[:i]
+			seen[d] = memInfo{name: d, dir: true}
+		} else {
+			seen[rest] = memInfo{name: rest, size: int64(len(b))}
+		}
+	}
+	if !found {
+		return nil
+	}
+	out := make([]fs.DirEntry, 0, len(seen))
+	for _, e := range seen {
+		out = append(out, e)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name() < out[j].Name() })
+	return out
+}
+
+type memInfo struct {
+	name string
+	size int64
+	dir  bool
+}
+
+func (i memInfo) Name() string { return i.name }
+func (i memInfo) Size() int64  { return i.size }
+func (i memInfo) Mode() fs.FileMode {
+	if i.dir {
+		return fs.ModeDir | 0o555
+	}
+	return 0o444
+}
+func (i memInfo) ModTime() time.Time         { return time.Time{} }
+func (i memInfo) IsDir() bool                { return i.dir }
+func (i memInfo) Sys() any                   { return nil }
+func (i memInfo) Type() fs.FileMode          { return i.Mode().Type() }
+func (i memInfo) Info() (fs.FileInfo, error) { return i, nil }
+
+type memFile struct {
+	name string
+	r    *bytes.Reader
+	size int64
+}
+
+func (f *memFile) Stat() (fs.FileInfo, error) { return memInfo{name: f.name, size: f.size}, nil }
+func (f *memFile) Read(b []byte) (int, error) { return f.r.Read(b) }
+func (f *memFile) Close() error               { return nil }
+
+type memDir struct {
+	name    string
+	entries []fs.DirEntry
+	off     int
+}
+
+func (d *memDir) Stat() (fs.FileInfo, error) { return memInfo{name: d.name, dir: true}, nil }
+func (d *memDir) Read([]byte) (int, error) {
+	return 0, &fs.PathError{Op: "read", Path: d.name, Err: fs.ErrInvalid}
+}
+func (d *memDir) Close() error { return nil }
+func (d *memDir) ReadDir(n int) ([]fs.DirEntry, error) {
+	rest := d.entries[d.off:]
+	if n <= 0 {
+		d.off = len(d.entries)
+		return rest, nil
+	}
+	if len(rest) == 0 {
+		return nil, io.EOF
+	}
+	if n > len(rest) {
+		n = len(rest)
+	}
+	d.off += n
+	return rest[:n], nil
+}

@@ -1,0 +1,116 @@
+package cue
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+
+	cuelang "cuelang.org/go/cue"
+	"cuelang.org/go/cue/cuecontext"
+
+	"github.com/berth-gpu/berth"
+)
+
+// merge combines the instances' objects into one Config. An object defined
+// by two instances is an error naming both places, unless both are the same
+// source (CUE includes a parent directory's files in every child instance
+// of the same package).
+func merge(results []*instanceResult) (*berth.Config, map[string]bool, Errors) {
+	cfg := &berth.Config{
+		Clusters:  map[string]berth.Cluster{},
+		Flavors:   map[string]berth.Flavor{},
+		Cohorts:   map[string]berth.Cohort{},
+		Teams:     map[string]berth.Team{},
+		Workloads: map[berth.WorkloadID]berth.Workload{},
+		Positions: map[string]berth.Pos{},
+	}
+	var errs Errors
+	seen := map[string]berth.Pos{}
+	invalid := map[string]bool{}
+	policy := map[string]json.RawMessage{}
+	for _, r := range results {
+		errs = append(errs, r.errs...)
+		for _, k := range r.invalid {
+			invalid[k] = true
+		}
+		for _, o := range r.objects {
+			if prev, dup := seen[o.key]; dup {
+				if prev != o.pos {
+					errs = append(errs, Error{
+						Path:      o.key,
+						Message:   fmt.Sprintf("%s is defined twice: each name may be defined in one package only", o.key),
+						Positions: dedupPositions([]berth.Pos{prev, o.pos}),
+					})
+				}
+				continue
+			}
+			seen[o.key] = o.pos
+			for k, p := range o.positions {
+				cfg.Positions[k] = p
+			}
+			parts := strings.SplitN(o.key, ".", 3)
+			switch v := o.value.(type) {
+			case berth.Cluster:
+				cfg.Clusters[v.Name] = v
+			case berth.Flavor:
+				cfg.Flavors[v.Name] = v
+			case berth.Cohort:
+				cfg.Cohorts[v.Name] = v
+			case berth.Team:
+				cfg.Teams[v.Name] = v
+			case berth.Workload:
+				cfg.Workloads[v.ID()] = v
+			case json.RawMessage:
+				policy[parts[1]] = v
+			}
+		}
+	}
+	p, err := buildPolicy(policy)
+	if err != nil {
+		errs = append(errs, Error{Path: "policy", Message: err.Error(), Positions: []berth.Pos{cfg.Pos("policy")}})
+	}
+	cfg.Policy = p
+	return cfg, invalid, errs
+}
+
+// defaultPolicy is the schema's #Policy with nothing set, decoded once.
+var defaultPolicyJSON = func() map[string]json.RawMessage {
+	ctx := cuecontext.New()
+	v := ctx.CompileBytes(berth.Schema, cuelang.Filename(schemaVirtualFile)).LookupPath(cuelang.ParsePath("#Policy"))
+	b, err := v.MarshalJSON()
+	if err != nil {
+		panic("the embedded schema's #Policy has no concrete default: " + err.Error())
+	}
+	m := map[string]json.RawMessage{}
+	if err := json.Unmarshal(b, &m); err != nil {
+		panic(err)
+	}
+	return m
+}()
+
+// buildPolicy overlays the fields the repository defines on the schema's
+// defaults.
+func buildPolicy(fields map[string]json.RawMessage) (berth.Policy, error) {
+	m := map[string]json.RawMessage{}
+	for k, v := range defaultPolicyJSON {
+		m[k] = v
+	}
+	keys := make([]string, 0, len(fields))
+	for k := range fields {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		m[k] = fields[k]
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return berth.Policy{}, err
+	}
+	var p berth.Policy
+	if err := json.Unmarshal(b, &p); err != nil {
+		return berth.Policy{}, fmt.Errorf("decode: %w", err)
+	}
+	return p, nil
+}

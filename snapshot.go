@@ -1,0 +1,86 @@
+package berth
+
+import (
+	"sort"
+	"time"
+)
+
+// Snapshot is a cluster's observed state at one time: its nodes, what runs
+// on them, and what waits. `berth snapshot` writes one; `berth plan
+// --snapshot` reads one; the schema's #Snapshot defines the file.
+type Snapshot struct {
+	Cluster string            `json:"cluster"`
+	Time    time.Time         `json:"time"`
+	Nodes   []Node            `json:"nodes"`
+	Running []RunningWorkload `json:"running"`
+	Queue   []QueuedWorkload  `json:"queue"`
+}
+
+// Sort puts every list in a canonical order so a snapshot's encoding does
+// not depend on the order it was observed in.
+func (s *Snapshot) Sort() {
+	sort.Slice(s.Nodes, func(i, j int) bool { return s.Nodes[i].Name < s.Nodes[j].Name })
+	sort.Slice(s.Running, func(i, j int) bool {
+		a, b := s.Running[i], s.Running[j]
+		if a.Workload != b.Workload {
+			return a.Workload < b.Workload
+		}
+		return a.RunID < b.RunID
+	})
+	sort.Slice(s.Queue, func(i, j int) bool { return s.Queue[i].Workload < s.Queue[j].Workload })
+}
+
+// Node is one machine.
+type Node struct {
+	Name          string            `json:"name"`
+	Labels        map[string]string `json:"labels"`
+	Ready         bool              `json:"ready"`
+	Unschedulable bool              `json:"unschedulable"`
+	CPU           Quantity          `json:"cpu"`
+	Memory        Quantity          `json:"memory"`
+	GPUs          int               `json:"gpus"`
+	GPUModel      string            `json:"gpuModel,omitempty"`
+	MIG           []MIGSlices       `json:"mig"`
+}
+
+// MIGSlices are Count slices of one profile carved out of GPU.
+type MIGSlices struct {
+	GPU     int    `json:"gpu"`
+	Profile string `json:"profile"`
+	Count   int    `json:"count"`
+}
+
+// Placement is where one replica or worker runs.
+type Placement struct {
+	Node        string     `json:"node"`
+	GPUs        []int      `json:"gpus"`
+	GPUFraction float64    `json:"gpuFraction,omitempty"`
+	MIG         []MIGSlice `json:"mig"`
+}
+
+// MIGSlice is one MIG slice of a GPU.
+type MIGSlice struct {
+	GPU     int    `json:"gpu"`
+	Profile string `json:"profile"`
+}
+
+// RunningWorkload is a run that holds capacity now. It carries its own
+// resources because the workload may have left Git since it started.
+type RunningWorkload struct {
+	Workload    WorkloadID  `json:"workload"`
+	RunID       string      `json:"runId"`
+	Kind        Kind        `json:"kind"`
+	Priority    int         `json:"priority"`
+	Flavor      string      `json:"flavor"`
+	Since       time.Time   `json:"since"`
+	Resources   Resources   `json:"resources"`
+	Placements  []Placement `json:"placements"`
+	MaxDuration Duration    `json:"maxDuration,omitempty"`
+}
+
+// QueuedWorkload is a workload waiting for capacity, and when berth first
+// saw it waiting: equal priorities are served in that order.
+type QueuedWorkload struct {
+	Workload WorkloadID `json:"workload"`
+	Since    time.Time  `json:"since"`
+}
