@@ -14,6 +14,9 @@ type Snapshot struct {
 	Nodes   []Node            `json:"nodes"`
 	Running []RunningWorkload `json:"running"`
 	Queue   []QueuedWorkload  `json:"queue"`
+	// Finished runs of run-once workloads: they are not started again, and
+	// their success or failure decides whether dependents may start.
+	Finished []FinishedRun `json:"finished"`
 }
 
 // Sort puts every list in a canonical order so a snapshot's encoding does
@@ -28,6 +31,13 @@ func (s *Snapshot) Sort() {
 		return a.RunID < b.RunID
 	})
 	sort.Slice(s.Queue, func(i, j int) bool { return s.Queue[i].Workload < s.Queue[j].Workload })
+	sort.Slice(s.Finished, func(i, j int) bool {
+		a, b := s.Finished[i], s.Finished[j]
+		if a.Workload != b.Workload {
+			return a.Workload < b.Workload
+		}
+		return a.RunID < b.RunID
+	})
 }
 
 // Node is one machine.
@@ -83,4 +93,14 @@ type RunningWorkload struct {
 type QueuedWorkload struct {
 	Workload WorkloadID `json:"workload"`
 	Since    time.Time  `json:"since"`
+}
+
+// FinishedRun is a run that ended.
+type FinishedRun struct {
+	Workload  WorkloadID `json:"workload"`
+	RunID     string     `json:"runId"`
+	Succeeded bool       `json:"succeeded"`
+	// Reason says why a failed run failed (OOM, deadline, ...).
+	Reason string    `json:"reason,omitempty"`
+	At     time.Time `json:"at"`
 }
