@@ -92,7 +92,10 @@ type RunningWorkload struct {
 // saw it waiting: equal priorities are served in that order.
 type QueuedWorkload struct {
 	Workload WorkloadID `json:"workload"`
-	Since    time.Time  `json:"since"`
+	// RunID is the run waiting (a periodic job's tick has its own); empty
+	// means the workload's current runId.
+	RunID string    `json:"runId,omitempty"`
+	Since time.Time `json:"since"`
 }
 
 // FinishedRun is a run that ended.
