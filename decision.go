@@ -47,6 +47,7 @@ const (
 	ReasonNoQuota          ReasonCode = "NoQuotaForFlavor"   // the team has no quota in any flavor that matches
 	ReasonNoMatchingNodes  ReasonCode = "NoMatchingNodes"    // no node has the GPU model, MIG profile or labels
 	ReasonPodTooLarge      ReasonCode = "PodLargerThanNodes" // one replica or worker is larger than any node
+	ReasonExceedsCapacity  ReasonCode = "ExceedsCapacity"    // more pods than the flavor's nodes hold even when idle
 	ReasonDependencyFailed ReasonCode = "DependencyFailed"   // a dependsOn workload failed: the chain stops
 	ReasonNoCluster        ReasonCode = "NoCluster"          // the workload's flavors belong to no known cluster
 
@@ -63,7 +64,8 @@ const (
 // not help.
 func (c ReasonCode) Never() bool {
 	switch c {
-	case ReasonExceedsQuota, ReasonNoQuota, ReasonNoMatchingNodes, ReasonPodTooLarge, ReasonDependencyFailed, ReasonNoCluster:
+	case ReasonExceedsQuota, ReasonNoQuota, ReasonNoMatchingNodes, ReasonPodTooLarge, ReasonExceedsCapacity,
+		ReasonDependencyFailed, ReasonNoCluster:
 		return true
 	}
 	return false

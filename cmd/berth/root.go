@@ -77,6 +77,7 @@ Start with 'berth init DIR' for an example repository, then
 		newValidateCmd(),
 		newInitCmd(),
 		newVersionCmd(),
+		newPlanCmd(),
 	)
 	return root
 }

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/berth-gpu/berth"
+	"github.com/berth-gpu/berth/cue"
+	"github.com/berth-gpu/berth/reconcile/schedule"
+	"github.com/berth-gpu/berth/status"
+)
+
+func newPlanCmd() *cobra.Command {
+	var (
+		output    string
+		snapshots []string
+		placement string
+		noBackfil bool
+	)
+	cmd := &cobra.Command{
+		Use:   "plan [DIR] --snapshot FILE",
+		Short: "Decide what the repository would do on each cluster: admit, queue, preempt or reject",
+		Long: `plan loads the repository in DIR (default: the current directory) and,
+for each cluster snapshot given, decides every workload: admitted now (on
+which flavor and nodes), queued (position, the named reason, an estimated
+start), admitted by preempting (whom, and why), or rejected (why it can
+never fit). It prints the quota of every team before and after.
+
+A snapshot is a cluster's observed state ('berth snapshot' writes one; the
+format is #Snapshot in schema.cue and can be written by hand for what-if
+planning). Nothing is changed anywhere: plan only reads.
+
+Output: text for people, or -o json (an array of plans; see the README).
+Exit status: 0 planned, 1 invalid repository or snapshot, 2 usage or
+internal error.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dir := "."
+			if len(args) == 1 {
+				dir = args[0]
+			}
+			if output != "text" && output != "json" {
+				return usageError{fmt.Errorf("-o %s: want text or json", output)}
+			}
+			switch placement {
+			case "", berth.PlacementBerth, berth.PlacementFirstFit, berth.PlacementBestFit:
+			default:
+				return usageError{fmt.Errorf("--placement %s: want berth, firstFit or bestFit", placement)}
+			}
+			if len(snapshots) == 0 {
+				return usageError{fmt.Errorf("plan needs --snapshot FILE (write one with 'berth snapshot', or by hand: #Snapshot in schema.cue)")}
+			}
+			cfg, err := cue.Load(os.DirFS(dir), cue.Options{})
+			if err != nil {
+				return printLoadError(cmd, err)
+			}
+			var plans []*berth.Plan
+			for _, file := range snapshots {
+				data, err := os.ReadFile(file)
+				if err != nil {
+					return usageError{err}
+				}
+				snap, err := cue.LoadSnapshot(filepath.ToSlash(file), data)
+				if err != nil {
+					return printLoadError(cmd, err)
+				}
+				if _, ok := cfg.Clusters[snap.Cluster]; !ok {
+					return invalidError{fmt.Errorf("snapshot %s: cluster %q is not in the repository (clusters: %v)", file, snap.Cluster, cfg.ClusterNames())}
+				}
+				plans = append(plans, schedule.Schedule(schedule.Input{Config: cfg, Snapshot: snap},
+					schedule.Options{Placement: placement, NoBackfill: noBackfil}))
+			}
+			out := cmd.OutOrStdout()
+			if output == "json" {
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(plans)
+			}
+			return status.WritePlanText(out, plans)
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	cmd.Flags().StringArrayVar(&snapshots, "snapshot", nil, "a cluster snapshot to plan against (repeat for several clusters)")
+	cmd.Flags().StringVar(&placement, "placement", "", "override policy.placement: berth, firstFit or bestFit")
+	cmd.Flags().BoolVar(&noBackfil, "no-backfill", false, "turn backfill off whatever the policy says")
+	return cmd
+}
+
+// printLoadError prints CUE errors one per line with their positions and
+// returns the exit code for invalid input.
+func printLoadError(cmd *cobra.Command, err error) error {
+	var errs cue.Errors
+	if !asErrors(err, &errs) {
+		return err
+	}
+	w := cmd.ErrOrStderr()
+	for _, e := range errs {
+		fmt.Fprintln(w, e.Error())
+	}
+	fmt.Fprintf(w, "%d %s\n", len(errs), plural(len(errs), "error", "errors"))
+	return reportedError{exitInvalid}
+}

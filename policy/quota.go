@@ -1,0 +1,496 @@
+package policy
+
+import (
+	"math"
+	"sort"
+
+	"github.com/berth-gpu/berth"
+)
+
+// Unlimited stands for a quota without a bound.
+const Unlimited = math.MaxInt64
+
+// NumResources is how many resources a Demand holds.
+const NumResources = 3
+
+// Demand is an amount of each resource, in the units quotas are kept in
+// (berth.Amount): index 0 gpu (thousandths), 1 cpu (millicores), 2 memory
+// (bytes).
+type Demand [NumResources]int64
+
+// ResourceIndex maps a resource to its index in a Demand.
+func ResourceIndex(r berth.Resource) int {
+	switch r {
+	case berth.ResourceGPU:
+		return 0
+	case berth.ResourceCPU:
+		return 1
+	default:
+		return 2
+	}
+}
+
+// Add returns d + e.
+func (d Demand) Add(e Demand) Demand {
+	for i := range d {
+		d[i] += e[i]
+	}
+	return d
+}
+
+// Scale returns d x n.
+func (d Demand) Scale(n int64) Demand {
+	for i := range d {
+		d[i] *= n
+	}
+	return d
+}
+
+// IsZero reports whether nothing is asked.
+func (d Demand) IsZero() bool { return d == Demand{} }
+
+// Quotas is the quota tree of one cluster: every team and cohort, and for
+// each flavor of the cluster and each resource, the nominal quota, the
+// limits, and the usage. It follows Kueue's model:
+//
+//   - a node's subtree quota is its own nominal plus what its children lend;
+//   - a node lends its subtree quota, or at most its lending limit, and keeps
+//     the rest for itself (its guaranteed part);
+//   - a node's usage counts in its parent only beyond its guaranteed part;
+//   - what a team can still use is its unused guaranteed part plus what it
+//     may borrow from its cohort: the least of the cohort's availability
+//     (recursively) and its own lendable plus borrowing limit, minus what it
+//     already takes from the cohort.
+//
+// A resource a team's quota does not mention is not limited for it. A team
+// may use only the flavors its quota lists. Quotas is not safe for
+// concurrent use; Clone it for what-if questions.
+type Quotas struct {
+	flavors []string
+	fidx    map[string]int
+	teams   map[string]*qnode
+	cohorts map[string]*qnode
+	nodes   []*qnode // teams then cohorts, sorted by name within each
+}
+
+// qnode is a team or a cohort. Arrays are indexed by flavor*NumResources+resource.
+type qnode struct {
+	name     string
+	team     bool
+	weight   float64
+	parent   *qnode
+	children []*qnode
+
+	defined    []bool  // the quota mentions this flavor and resource
+	listed     []bool  // the team's quota lists this flavor (per flavor)
+	nominal    []int64 // own nominal
+	borrow     []int64 // borrowing limit (Unlimited when unset)
+	lend       []int64 // lending limit (Unlimited when unset)
+	subtree    []int64 // own nominal + children's lendable
+	lendable   []int64
+	guaranteed []int64
+	usage      []int64 // team: its usage; cohort: sum of children's usage in it
+}
+
+// NewQuotas builds the quota tree for the given flavors (those of one
+// cluster) from a configuration.
+func NewQuotas(cfg *berth.Config, flavors []string) *Quotas {
+	fl := append([]string(nil), flavors...)
+	sort.Strings(fl)
+	q := &Quotas{flavors: fl, fidx: map[string]int{}, teams: map[string]*qnode{}, cohorts: map[string]*qnode{}}
+	for i, f := range fl {
+		q.fidx[f] = i
+	}
+	n := len(fl) * NumResources
+	newNode := func(name string, team bool) *qnode {
+		x := &qnode{name: name, team: team, weight: 1,
+			defined: make([]bool, n), listed: make([]bool, len(fl)),
+			nominal: make([]int64, n), borrow: make([]int64, n), lend: make([]int64, n),
+			subtree: make([]int64, n), lendable: make([]int64, n), guaranteed: make([]int64, n), usage: make([]int64, n)}
+		for i := range x.borrow {
+			x.borrow[i] = Unlimited
+			x.lend[i] = Unlimited
+		}
+		return x
+	}
+	for _, name := range cfg.CohortNames() {
+		c := newNode(name, false)
+		q.setQuota(c, cfg.Cohorts[name].Quota)
+		q.cohorts[name] = c
+	}
+	for _, name := range cfg.CohortNames() {
+		c := q.cohorts[name]
+		if p, ok := q.cohorts[cfg.Cohorts[name].Parent]; ok && !q.wouldCycle(c, p) {
+			c.parent = p
+			p.children = append(p.children, c)
+		}
+	}
+	for _, name := range cfg.TeamNames() {
+		t := cfg.Teams[name]
+		x := newNode(name, true)
+		if t.Weight > 0 {
+			x.weight = t.Weight
+		}
+		q.setQuota(x, t.Quota)
+		if c, ok := q.cohorts[t.Cohort]; ok {
+			x.parent = c
+			c.children = append(c.children, x)
+		}
+		q.teams[name] = x
+	}
+	for _, name := range cfg.TeamNames() {
+		q.nodes = append(q.nodes, q.teams[name])
+	}
+	for _, name := range cfg.CohortNames() {
+		q.nodes = append(q.nodes, q.cohorts[name])
+	}
+	// Static quantities, children before parents.
+	done := map[*qnode]bool{}
+	var compute func(x *qnode)
+	compute = func(x *qnode) {
+		if done[x] {
+			return
+		}
+		done[x] = true
+		for _, c := range x.children {
+			compute(c)
+		}
+		for k := range x.subtree {
+			s := x.nominal[k]
+			for _, c := range x.children {
+				s += c.lendable[k]
+			}
+			x.subtree[k] = s
+			x.lendable[k] = s
+			if x.lend[k] != Unlimited && x.lend[k] < s {
+				x.lendable[k] = x.lend[k]
+			}
+			x.guaranteed[k] = s - x.lendable[k]
+		}
+	}
+	for _, x := range q.nodes {
+		compute(x)
+	}
+	return q
+}
+
+func (q *Quotas) wouldCycle(c, p *qnode) bool {
+	for x := p; x != nil; x = x.parent {
+		if x == c {
+			return true
+		}
+	}
+	return false
+}
+
+func (q *Quotas) setQuota(x *qnode, quota []berth.FlavorQuota) {
+	for _, fq := range quota {
+		f, ok := q.fidx[fq.Flavor]
+		if !ok {
+			continue
+		}
+		x.listed[f] = true
+		for _, r := range berth.ResourceNames {
+			rq := fq.Resource(r)
+			if rq == nil {
+				continue
+			}
+			k := f*NumResources + ResourceIndex(r)
+			x.defined[k] = true
+			x.nominal[k] = berth.Amount(r, rq.Nominal)
+			if rq.BorrowingLimit != nil {
+				x.borrow[k] = berth.Amount(r, *rq.BorrowingLimit)
+			}
+			if rq.LendingLimit != nil {
+				x.lend[k] = berth.Amount(r, *rq.LendingLimit)
+			}
+		}
+	}
+}
+
+// Clone returns an independent copy (usage included).
+func (q *Quotas) Clone() *Quotas {
+	c := &Quotas{flavors: q.flavors, fidx: q.fidx, teams: map[string]*qnode{}, cohorts: map[string]*qnode{}}
+	m := map[*qnode]*qnode{}
+	for _, x := range q.nodes {
+		y := *x
+		y.usage = append([]int64(nil), x.usage...)
+		y.children = nil
+		m[x] = &y
+		c.nodes = append(c.nodes, &y)
+		if x.team {
+			c.teams[x.name] = &y
+		} else {
+			c.cohorts[x.name] = &y
+		}
+	}
+	for _, x := range q.nodes {
+		y := m[x]
+		if x.parent != nil {
+			y.parent = m[x.parent]
+		}
+		for _, ch := range x.children {
+			y.children = append(y.children, m[ch])
+		}
+	}
+	return c
+}
+
+// Flavors returns the flavors the tree covers, sorted.
+func (q *Quotas) Flavors() []string { return q.flavors }
+
+// Listed reports whether the team's quota lists the flavor (so the team may
+// use it).
+func (q *Quotas) Listed(team, flavor string) bool {
+	t, ok := q.teams[team]
+	f, fok := q.fidx[flavor]
+	return ok && fok && t.listed[f]
+}
+
+func (q *Quotas) key(flavor string, r int) (int, bool) {
+	f, ok := q.fidx[flavor]
+	if !ok {
+		return 0, false
+	}
+	return f*NumResources + r, true
+}
+
+// Available is how much more of a resource the team may use now, with
+// borrowing: Unlimited when its quota does not bound the resource.
+func (q *Quotas) Available(team, flavor string, r berth.Resource) int64 {
+	t, ok := q.teams[team]
+	k, kok := q.key(flavor, ResourceIndex(r))
+	if !ok || !kok || !t.listed[k/NumResources] {
+		return 0
+	}
+	if !t.defined[k] {
+		return Unlimited
+	}
+	return available(t, k)
+}
+
+func available(x *qnode, k int) int64 {
+	if x.parent == nil {
+		return max(0, x.subtree[k]-x.usage[k])
+	}
+	local := max(0, x.guaranteed[k]-x.usage[k])
+	fromParent := available(x.parent, k)
+	if x.borrow[k] != Unlimited {
+		capacity := x.lendable[k] + x.borrow[k] - max(0, x.usage[k]-x.guaranteed[k])
+		fromParent = min(fromParent, max(0, capacity))
+	}
+	return local + fromParent
+}
+
+// Most is the most of a resource the team could ever use, were every other
+// team idle: nominal plus borrowing limit, bounded by what the cohorts hold.
+// Unlimited when its quota does not bound the resource.
+func (q *Quotas) Most(team, flavor string, r berth.Resource) int64 {
+	t, ok := q.teams[team]
+	k, kok := q.key(flavor, ResourceIndex(r))
+	if !ok || !kok || !t.listed[k/NumResources] {
+		return 0
+	}
+	if !t.defined[k] {
+		return Unlimited
+	}
+	return most(t, k)
+}
+
+func most(x *qnode, k int) int64 {
+	if x.parent == nil {
+		return x.subtree[k]
+	}
+	fromParent := most(x.parent, k)
+	if x.borrow[k] != Unlimited {
+		fromParent = min(fromParent, x.lendable[k]+x.borrow[k])
+	}
+	return x.guaranteed[k] + fromParent
+}
+
+// Shortfall describes why a demand does not fit a team's quota.
+type Shortfall struct {
+	Resource berth.Resource
+	// Need is how much more would have to be free.
+	Need int64
+	// Borrowing is true when the team would be above its nominal quota:
+	// what is short is the cohort's unused quota or the borrowing limit.
+	Borrowing bool
+	// AtLimit is true when the borrowing limit, not the cohort, is what
+	// stops it.
+	AtLimit bool
+}
+
+// Fits reports whether the demand fits the team's quota of the flavor now,
+// and if not, the first resource (gpu, cpu, memory) that is short.
+func (q *Quotas) Fits(team, flavor string, d Demand) (bool, Shortfall) {
+	t, ok := q.teams[team]
+	f, fok := q.fidx[flavor]
+	if !ok || !fok || !t.listed[f] {
+		return false, Shortfall{Resource: berth.ResourceGPU, Need: d[0]}
+	}
+	for r := range NumResources {
+		if d[r] == 0 {
+			continue
+		}
+		k := f*NumResources + r
+		if !t.defined[k] {
+			continue
+		}
+		avail := available(t, k)
+		if d[r] > avail {
+			sf := Shortfall{Resource: berth.ResourceNames[r], Need: d[r] - avail, Borrowing: t.usage[k]+d[r] > t.nominal[k]}
+			if t.borrow[k] != Unlimited && t.usage[k]+d[r] > t.nominal[k]+t.borrow[k] {
+				sf.AtLimit = true
+			}
+			return false, sf
+		}
+	}
+	return true, Shortfall{}
+}
+
+// WouldBorrow reports whether adding the demand takes the team above its
+// nominal quota in any resource of the flavor.
+func (q *Quotas) WouldBorrow(team, flavor string, d Demand) bool {
+	t, ok := q.teams[team]
+	f, fok := q.fidx[flavor]
+	if !ok || !fok {
+		return false
+	}
+	for r := range NumResources {
+		k := f*NumResources + r
+		if t.defined[k] && d[r] > 0 && t.usage[k]+d[r] > t.nominal[k] {
+			return true
+		}
+	}
+	return false
+}
+
+// Add records that the team uses d more of the flavor.
+func (q *Quotas) Add(team, flavor string, d Demand) { q.change(team, flavor, d, 1) }
+
+// Remove records that the team uses d less of the flavor.
+func (q *Quotas) Remove(team, flavor string, d Demand) { q.change(team, flavor, d, -1) }
+
+func (q *Quotas) change(team, flavor string, d Demand, sign int64) {
+	t, ok := q.teams[team]
+	f, fok := q.fidx[flavor]
+	if !ok || !fok {
+		return
+	}
+	for r := range NumResources {
+		if d[r] == 0 {
+			continue
+		}
+		k := f*NumResources + r
+		// Propagate the change of usage-in-parent up the tree.
+		delta := sign * d[r]
+		for x := t; x != nil && delta != 0; x = x.parent {
+			before := max(0, x.usage[k]-x.guaranteed[k])
+			x.usage[k] += delta
+			after := max(0, x.usage[k]-x.guaranteed[k])
+			delta = after - before
+		}
+	}
+}
+
+// Used is the team's usage of a resource of a flavor.
+func (q *Quotas) Used(team, flavor string, r berth.Resource) int64 {
+	t, ok := q.teams[team]
+	k, kok := q.key(flavor, ResourceIndex(r))
+	if !ok || !kok {
+		return 0
+	}
+	return t.usage[k]
+}
+
+// Nominal is the team's nominal quota of a resource of a flavor, and
+// whether the quota defines it.
+func (q *Quotas) Nominal(team, flavor string, r berth.Resource) (int64, bool) {
+	t, ok := q.teams[team]
+	k, kok := q.key(flavor, ResourceIndex(r))
+	if !ok || !kok {
+		return 0, false
+	}
+	return t.nominal[k], t.defined[k]
+}
+
+// BorrowingLimit is the team's borrowing limit, or Unlimited.
+func (q *Quotas) BorrowingLimit(team, flavor string, r berth.Resource) int64 {
+	t, ok := q.teams[team]
+	k, kok := q.key(flavor, ResourceIndex(r))
+	if !ok || !kok {
+		return 0
+	}
+	if t.parent == nil {
+		return 0
+	}
+	return t.borrow[k]
+}
+
+// Borrowed is how much of a resource the team uses above its nominal quota.
+func (q *Quotas) Borrowed(team, flavor string, r berth.Resource) int64 {
+	t, ok := q.teams[team]
+	k, kok := q.key(flavor, ResourceIndex(r))
+	if !ok || !kok || !t.defined[k] {
+		return 0
+	}
+	return max(0, t.usage[k]-t.nominal[k])
+}
+
+// InCohort reports whether the team belongs to a cohort (and so may borrow
+// and lend).
+func (q *Quotas) InCohort(team string) bool {
+	t, ok := q.teams[team]
+	return ok && t.parent != nil
+}
+
+// SameCohortTree reports whether two teams share a root cohort.
+func (q *Quotas) SameCohortTree(a, b string) bool {
+	x, ok1 := q.teams[a]
+	y, ok2 := q.teams[b]
+	if !ok1 || !ok2 || x.parent == nil || y.parent == nil {
+		return false
+	}
+	return root(x) == root(y)
+}
+
+func root(x *qnode) *qnode {
+	for x.parent != nil {
+		x = x.parent
+	}
+	return x
+}
+
+// Share is the team's dominant resource share divided by its weight: over
+// every flavor and resource it borrows, what it borrows as a share of what
+// its root cohort could lend, in thousandths. A team within its nominal
+// quota everywhere has share 0.
+func (q *Quotas) Share(team string) int64 {
+	t, ok := q.teams[team]
+	if !ok || t.parent == nil {
+		return 0
+	}
+	r := root(t)
+	var best int64
+	for k := range t.usage {
+		if !t.defined[k] {
+			continue
+		}
+		borrowed := t.usage[k] - t.nominal[k]
+		if borrowed <= 0 || r.subtree[k] == 0 {
+			continue
+		}
+		s := borrowed * 1000 / r.subtree[k]
+		best = max(best, s)
+	}
+	return int64(float64(best) / t.weight)
+}
+
+// ShareWith is Share as it would be with d more of the flavor.
+func (q *Quotas) ShareWith(team, flavor string, d Demand, sign int64) int64 {
+	q.change(team, flavor, d, sign)
+	s := q.Share(team)
+	q.change(team, flavor, d, -sign)
+	return s
+}

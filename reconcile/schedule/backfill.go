@@ -1,0 +1,150 @@
+package schedule
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/berth-gpu/berth"
+	"github.com/berth-gpu/berth/policy"
+)
+
+// reservation is the capacity the first blocked run of a flavor will get:
+// when it can start (its shadow time) if runs end at their maxDuration, and
+// which runs must end first.
+type reservation struct {
+	head     *req
+	flavor   string
+	shadow   time.Time // zero: unknown (something it waits for never ends)
+	released []*run
+}
+
+func (res *reservation) message() string {
+	if res.shadow.IsZero() {
+		return fmt.Sprintf("would delay %s, first in line for %s", res.head.id, res.flavor)
+	}
+	return fmt.Sprintf("would delay %s, first in line for %s and due to start by %s",
+		res.head.id, res.flavor, res.shadow.UTC().Format("2006-01-02 15:04 MST"))
+}
+
+// reserve computes r's shadow time on flavor f: replay the running runs'
+// ends in order, in a copy of the state, until r fits.
+func (st *state) reserve(r *req, f string) *reservation {
+	res := &reservation{head: r, flavor: f}
+	res.shadow, res.released = st.shadow(r, f, nil)
+	return res
+}
+
+// shadow is when r would fit on f if runs end at their maxDuration, and the
+// runs that must end first. extra, if set, is a run assumed to be running
+// as well (a backfill candidate).
+func (st *state) shadow(r *req, f string, extra *run) (time.Time, []*run) {
+	var ending []*run
+	for _, x := range st.runs {
+		if !x.gone && !x.end().IsZero() {
+			ending = append(ending, x)
+		}
+	}
+	sort.SliceStable(ending, func(i, j int) bool {
+		if !ending[i].end().Equal(ending[j].end()) {
+			return ending[i].end().Before(ending[j].end())
+		}
+		return ending[i].id < ending[j].id
+	})
+	c := st.c.clone()
+	q := st.quotas.Clone()
+	fi := c.flavors[f]
+	demand := r.demand(r.pods)
+	fits := func() bool {
+		if ok, _ := q.Fits(r.team, f, demand); !ok {
+			return false
+		}
+		ps, ok := c.placeRun(fi, r.shape, r.pods)
+		if ok {
+			c.release(r.shape, ps)
+		}
+		return ok
+	}
+	for i, x := range ending {
+		if x == extra {
+			continue
+		}
+		c.release(x.shape, x.placements)
+		q.Remove(x.team, x.flavor, x.demand)
+		if fits() {
+			return x.end(), ending[:i+1]
+		}
+	}
+	return time.Time{}, nil
+}
+
+// backfillOK reports whether b, placed at ps on f, cannot delay the
+// reservation: it ends before the head's shadow time, or the head still
+// fits at its shadow time with b running.
+func (st *state) backfillOK(b *req, f string, ps []berth.Placement, demand policy.Demand, res *reservation) bool {
+	if res.shadow.IsZero() {
+		return true
+	}
+	if d := b.Workload.MaxDuration.D(); d > 0 && b.Workload.Kind.RunsOnce() && !st.now.Add(d).After(res.shadow) {
+		return true
+	}
+	// Does the head still fit at its shadow time with b running?
+	c := st.c.clone() // b's placement is already charged
+	q := st.quotas.Clone()
+	q.Add(b.team, f, demand)
+	for _, x := range res.released {
+		c.release(x.shape, x.placements)
+		q.Remove(x.team, x.flavor, x.demand)
+	}
+	h := res.head
+	if ok, _ := q.Fits(h.team, res.flavor, h.demand(h.pods)); !ok {
+		return false
+	}
+	_, ok := c.placeRun(c.flavors[res.flavor], h.shape, h.pods)
+	return ok
+}
+
+// estimate sets EstimatedStart for queued runs: the first EstimateLimit in
+// line and those Options.Estimate names.
+func (st *state) estimate(order []*req) {
+	n := 0
+	for _, r := range order {
+		d := &r.decision
+		if d.Action != berth.ActionQueue {
+			continue
+		}
+		n++
+		if n > st.opts.EstimateLimit && !st.opts.Estimate[r.id] {
+			continue
+		}
+		if d.Reason != nil && (d.Reason.Code == berth.ReasonBehindHead) {
+			// It fits now but waits for the head: it starts when the head has.
+			if res := st.heads[firstFlavor(st, r)]; res != nil && !res.shadow.IsZero() {
+				t := res.shadow
+				d.EstimatedStart = &t
+			}
+			continue
+		}
+		var best time.Time
+		for _, f := range r.flavors {
+			if _, ok := st.c.flavors[f]; !ok {
+				continue
+			}
+			if t, _ := st.shadow(r, f, nil); !t.IsZero() && (best.IsZero() || t.Before(best)) {
+				best = t
+			}
+		}
+		if !best.IsZero() {
+			d.EstimatedStart = &best
+		}
+	}
+}
+
+func firstFlavor(st *state, r *req) string {
+	for _, f := range r.flavors {
+		if _, ok := st.c.flavors[f]; ok {
+			return f
+		}
+	}
+	return ""
+}

@@ -1,0 +1,118 @@
+package schedule
+
+import (
+	"sort"
+
+	"github.com/berth-gpu/berth"
+)
+
+// cluster is the node-level state of one cluster during a cycle.
+type cluster struct {
+	name    string
+	nodes   []*node
+	byName  map[string]int
+	flavors map[string]*flavorInfo
+	policy  string
+	placer  placer
+	frag    *fragModel
+
+	fragCache []float64
+	fragOK    []bool
+}
+
+// flavorInfo is a flavor of the cluster and the nodes it selects, in node
+// order.
+type flavorInfo struct {
+	flavor berth.Flavor
+	nodes  []int
+}
+
+func newCluster(name string, snapNodes []berth.Node, flavors map[string]berth.Flavor, policy string) *cluster {
+	ns := append([]berth.Node(nil), snapNodes...)
+	sort.SliceStable(ns, func(i, j int) bool { return ns[i].Name < ns[j].Name })
+	c := &cluster{name: name, byName: map[string]int{}, flavors: map[string]*flavorInfo{}, policy: policy}
+	for i, n := range ns {
+		c.nodes = append(c.nodes, newNode(i, n))
+		c.byName[n.Name] = i
+	}
+	c.fragCache = make([]float64, len(c.nodes))
+	c.fragOK = make([]bool, len(c.nodes))
+	names := make([]string, 0, len(flavors))
+	for n := range flavors {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, fn := range names {
+		f := flavors[fn]
+		fi := &flavorInfo{flavor: f}
+		for i, x := range c.nodes {
+			if flavorSelects(f, x) {
+				fi.nodes = append(fi.nodes, i)
+			}
+		}
+		c.flavors[fn] = fi
+	}
+	return c
+}
+
+// setOrder replaces the order nodes are tried in (the simulator shuffles
+// it, as the paper's experiment does).
+func (c *cluster) setOrder(order []int) {
+	rank := make([]int, len(order))
+	for r, i := range order {
+		rank[i] = r
+	}
+	for _, fi := range c.flavors {
+		sort.SliceStable(fi.nodes, func(a, b int) bool { return rank[fi.nodes[a]] < rank[fi.nodes[b]] })
+	}
+}
+
+func (c *cluster) setFrag(m *fragModel) {
+	c.frag = m
+	c.placer = newPlacer(c.policy, m)
+	for i := range c.fragOK {
+		c.fragOK[i] = false
+	}
+}
+
+// touch marks a node's cached fragmentation stale.
+func (c *cluster) touch(i int) { c.fragOK[i] = false }
+
+func (c *cluster) fragOf(i int) float64 {
+	if !c.fragOK[i] {
+		c.fragCache[i] = c.frag.nodeFrag(c.nodes[i])
+		c.fragOK[i] = true
+	}
+	return c.fragCache[i]
+}
+
+// release frees a run's placements.
+func (c *cluster) release(s shape, ps []berth.Placement) {
+	for _, p := range ps {
+		if i, ok := c.byName[p.Node]; ok {
+			c.nodes[i].release(s, p)
+			c.touch(i)
+		}
+	}
+}
+
+// charge applies a run's placements.
+func (c *cluster) charge(s shape, ps []berth.Placement) {
+	for _, p := range ps {
+		if i, ok := c.byName[p.Node]; ok {
+			c.nodes[i].charge(s, p)
+			c.touch(i)
+		}
+	}
+}
+
+func (c *cluster) clone() *cluster {
+	d := *c
+	d.nodes = make([]*node, len(c.nodes))
+	for i, x := range c.nodes {
+		d.nodes[i] = x.clone()
+	}
+	d.fragCache = append([]float64(nil), c.fragCache...)
+	d.fragOK = append([]bool(nil), c.fragOK...)
+	return &d
+}

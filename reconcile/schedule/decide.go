@@ -1,0 +1,204 @@
+package schedule
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/berth-gpu/berth"
+	"github.com/berth-gpu/berth/policy"
+)
+
+// decide sets r's decision: reject, admit, preempt or queue.
+func (st *state) decide(r *req) {
+	d := &r.decision
+
+	// a. Never: the spec must change.
+	if reason := st.never(r); reason != nil {
+		d.Action = berth.ActionReject
+		d.Reason = reason
+		return
+	}
+
+	// b. Admit on the first flavor where quota and nodes allow.
+	var block *berth.Reason
+	blockFlavor := ""
+	for _, f := range r.flavors {
+		if _, ok := st.c.flavors[f]; !ok {
+			continue
+		}
+		reason := st.tryAdmit(r, f)
+		if reason == nil {
+			return
+		}
+		if block == nil {
+			block, blockFlavor = reason, f
+		}
+	}
+
+	// c. Preempt, where policy allows.
+	if r.canPreempt {
+		for _, f := range r.flavors {
+			if _, ok := st.c.flavors[f]; ok && st.tryPreempt(r, f) {
+				return
+			}
+		}
+	}
+
+	// d. Queue, and reserve capacity if it is the first in line for the
+	// flavor's nodes.
+	d.Action = berth.ActionQueue
+	d.Reason = block
+	if block != nil && (block.Code == berth.ReasonCapacity || block.Code == berth.ReasonGang) {
+		if _, ok := st.heads[blockFlavor]; !ok && st.backfillOn() {
+			st.heads[blockFlavor] = st.reserve(r, blockFlavor)
+		}
+	}
+}
+
+func (st *state) backfillOn() bool { return st.cfg.Policy.Backfill && !st.opts.NoBackfill }
+
+// tryAdmit admits r on flavor f if quota, nodes and any reservation allow,
+// and otherwise says why not.
+func (st *state) tryAdmit(r *req, f string) *berth.Reason {
+	fi := st.c.flavors[f]
+	counts := []int{r.pods}
+	if r.minPods < r.pods {
+		counts = append(counts, r.minPods)
+	}
+	var reason *berth.Reason
+	for _, n := range counts {
+		demand := r.demand(n)
+		if ok, sf := st.quotas.Fits(r.team, f, demand); !ok {
+			if reason == nil {
+				reason = st.quotaReason(r, f, sf)
+			}
+			continue
+		}
+		key := failKey{flavor: f, shape: r.shape, pods: n}
+		if st.failed[key] {
+			if reason == nil {
+				reason = st.capacityReason(r, fi, n)
+			}
+			continue
+		}
+		ps, ok := st.c.placeRun(fi, r.shape, n)
+		if !ok {
+			st.failed[key] = true
+			if reason == nil {
+				reason = st.capacityReason(r, fi, n)
+			}
+			continue
+		}
+		backfilled := false
+		if res := st.heads[f]; res != nil && res.head != r {
+			if !st.backfillOK(r, f, ps, demand, res) {
+				st.c.release(r.shape, ps)
+				return &berth.Reason{Code: berth.ReasonBehindHead, Message: res.message()}
+			}
+			backfilled = true
+		}
+		st.admit(r, f, ps, demand)
+		r.decision.Action = berth.ActionAdmit
+		r.decision.Backfilled = backfilled
+		return nil
+	}
+	return reason
+}
+
+// admit charges an admitted run to the quota and records it as running.
+func (st *state) admit(r *req, f string, ps []berth.Placement, demand policy.Demand) {
+	borrowing := st.quotas.WouldBorrow(r.team, f, demand)
+	st.quotas.Add(r.team, f, demand)
+	st.runs = append(st.runs, &run{
+		id: r.id, runID: r.RunID, team: r.team, kind: r.Workload.Kind, prio: r.prio, tier: r.tier,
+		flavor: f, since: st.now, shape: r.shape, placements: ps, demand: demand,
+		maxDuration: r.Workload.MaxDuration.D(),
+	})
+	d := &r.decision
+	d.Flavor = f
+	d.Placements = ps
+	d.Borrowed = borrowing
+	d.GPUs = float64(demand[0]) / wholeGPU
+}
+
+// never returns why r can never start as written, or nil.
+func (st *state) never(r *req) *berth.Reason {
+	var flavors []string
+	for _, f := range r.flavors {
+		if _, ok := st.c.flavors[f]; ok {
+			flavors = append(flavors, f)
+		}
+	}
+	if len(flavors) == 0 {
+		return st.noQuotaReason(r)
+	}
+	var reasons []*berth.Reason
+	for _, f := range flavors {
+		reason := st.neverOn(r, f)
+		if reason == nil {
+			return nil
+		}
+		reasons = append(reasons, reason)
+	}
+	if len(reasons) == 1 {
+		return reasons[0]
+	}
+	msgs := make([]string, len(reasons))
+	for i, x := range reasons {
+		msgs[i] = x.Message
+	}
+	return &berth.Reason{Code: reasons[0].Code, Message: strings.Join(msgs, "; ")}
+}
+
+func (st *state) neverOn(r *req, f string) *berth.Reason {
+	fi := st.c.flavors[f]
+	demand := r.demand(r.minPods)
+	for i, res := range berth.ResourceNames {
+		if demand[i] == 0 {
+			continue
+		}
+		most := st.quotas.Most(r.team, f, res)
+		if most != policy.Unlimited && demand[i] > most {
+			return &berth.Reason{Code: berth.ReasonExceedsQuota, Message: st.exceedsQuotaMessage(r, f, res, demand[i], most)}
+		}
+	}
+	if len(fi.nodes) == 0 {
+		return &berth.Reason{Code: berth.ReasonNoMatchingNodes,
+			Message: fmt.Sprintf("no node of cluster %s is of flavor %s (%s)", st.c.name, f, describeFlavorNodes(fi.flavor))}
+	}
+	capacity := 0
+	for _, i := range fi.nodes {
+		capacity += podsFitEmpty(st.c.nodes[i], r.shape)
+	}
+	if capacity == 0 {
+		return &berth.Reason{Code: berth.ReasonPodTooLarge,
+			Message: fmt.Sprintf("one %s asks for %s; no %s node is that large (the largest has %s)",
+				podWord(r.Workload.Kind), describeShape(r.shape), f, largestNode(st.c, fi))}
+	}
+	if capacity < r.minPods {
+		return &berth.Reason{Code: berth.ReasonExceedsCapacity,
+			Message: fmt.Sprintf("%d %s of %s need more than all %s nodes hold even when idle (room for %d)",
+				r.minPods, podsWord(r.Workload.Kind, r.minPods), describeShape(r.shape), f, capacity)}
+	}
+	return nil
+}
+
+// podsFitEmpty is how many pods of shape s an idle x holds.
+func podsFitEmpty(x *node, s shape) int {
+	y := *x
+	y.cpuFree, y.memFree = x.cpuCap, x.memCap
+	y.gpuFree = make([]int32, len(x.gpuFree))
+	for g, f := range x.gpuFree {
+		if f == migMode {
+			y.gpuFree[g] = migMode
+		} else {
+			y.gpuFree[g] = wholeGPU
+		}
+	}
+	y.mig = make([]migSlot, len(x.mig))
+	for i, m := range x.mig {
+		y.mig[i] = migSlot{gpu: m.gpu, profile: m.profile}
+	}
+	y.recount()
+	return podsFit(&y, s)
+}

@@ -1,0 +1,219 @@
+package schedule
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/berth-gpu/berth"
+	"github.com/berth-gpu/berth/policy"
+)
+
+// unit names a resource's amount for people: GPUs (MIG slices on a MIG
+// flavor), cpu, memory.
+func (st *state) amount(f string, r berth.Resource, n int64) string {
+	switch r {
+	case berth.ResourceGPU:
+		word := "GPUs"
+		if fi, ok := st.c.flavors[f]; ok && fi.flavor.MIG != "" {
+			word = "MIG slices"
+		}
+		if n == wholeGPU && word == "GPUs" {
+			word = "GPU"
+		}
+		return berth.FormatAmount(r, n) + " " + word
+	case berth.ResourceCPU:
+		return berth.FormatAmount(r, n) + " cpu"
+	default:
+		return berth.FormatAmount(r, n) + " memory"
+	}
+}
+
+func (st *state) quotaReason(r *req, f string, sf policy.Shortfall) *berth.Reason {
+	team := r.team
+	res := sf.Resource
+	used := st.quotas.Used(team, f, res)
+	nominal, _ := st.quotas.Nominal(team, f, res)
+	need := st.amount(f, res, sf.Need)
+	switch {
+	case sf.AtLimit:
+		limit := st.quotas.BorrowingLimit(team, f, res)
+		return &berth.Reason{Code: berth.ReasonQuota, Message: fmt.Sprintf(
+			"team %s is at its %s borrowing limit (uses %s of nominal %s + borrowing limit %s): %s more needed",
+			team, f, berth.FormatAmount(res, used), berth.FormatAmount(res, nominal), berth.FormatAmount(res, limit), need)}
+	case sf.Borrowing && st.quotas.InCohort(team):
+		cohort := st.cfg.Teams[team].Cohort
+		return &berth.Reason{Code: berth.ReasonCohort, Message: fmt.Sprintf(
+			"insufficient unused %s quota in team %s and cohort %s: %s more needed", f, team, cohort, need)}
+	default:
+		return &berth.Reason{Code: berth.ReasonQuota, Message: fmt.Sprintf(
+			"insufficient unused %s quota in team %s: %s more needed", f, team, need)}
+	}
+}
+
+func (st *state) exceedsQuotaMessage(r *req, f string, res berth.Resource, asked, most int64) string {
+	nominal, _ := st.quotas.Nominal(r.team, f, res)
+	limit := st.quotas.BorrowingLimit(r.team, f, res)
+	how := "nominal " + berth.FormatAmount(res, nominal)
+	switch {
+	case !st.quotas.InCohort(r.team):
+		how += ", no cohort to borrow from"
+	case limit == policy.Unlimited:
+		how += " + what cohort " + st.cfg.Teams[r.team].Cohort + " can lend"
+	default:
+		how += " + borrowing limit " + berth.FormatAmount(res, limit)
+	}
+	return fmt.Sprintf("asks for %s of %s; team %s can use at most %s (%s)",
+		st.amount(f, res, asked), f, r.team, berth.FormatAmount(res, most), how)
+}
+
+func (st *state) noQuotaReason(r *req) *berth.Reason {
+	team, ok := st.cfg.Teams[r.team]
+	if !ok {
+		return &berth.Reason{Code: berth.ReasonNoQuota, Message: fmt.Sprintf("team %s does not exist", r.team)}
+	}
+	var listed []string
+	for _, q := range team.Quota {
+		listed = append(listed, q.Flavor)
+	}
+	lists := "it lists no flavor"
+	if len(listed) > 0 {
+		lists = "it lists " + strings.Join(listed, ", ")
+	}
+	return &berth.Reason{Code: berth.ReasonNoQuota, Message: fmt.Sprintf(
+		"team %s has no quota for a flavor of cluster %s that offers %s (%s)", r.team, st.c.name, wants(r.Workload.Resources), lists)}
+}
+
+// wants describes what a workload's resources ask of a flavor.
+func wants(r berth.Resources) string {
+	switch {
+	case r.Flavor != "":
+		return "flavor " + r.Flavor
+	case r.MIG != "":
+		s := "MIG " + r.MIG
+		if r.GPUModel != "" {
+			s = r.GPUModel + " " + s
+		}
+		return s
+	case r.UsesGPU() && r.GPUModel != "":
+		return r.GPUModel + " GPUs"
+	case r.UsesGPU():
+		return "whole or shared GPUs"
+	}
+	return "cpu and memory"
+}
+
+func (st *state) capacityReason(r *req, fi *flavorInfo, n int) *berth.Reason {
+	room := 0
+	most := -1
+	for _, i := range fi.nodes {
+		k := podsFit(st.c.nodes[i], r.shape)
+		room += k
+		if most < 0 || freeScore(st.c.nodes[i]) > freeScore(st.c.nodes[most]) {
+			most = i
+		}
+	}
+	if n > 1 {
+		return &berth.Reason{Code: berth.ReasonGang, Message: fmt.Sprintf(
+			"%d %s of %s do not fit at once on %s nodes: room for %d now",
+			n, podsWord(r.Workload.Kind, n), describeShape(r.shape), fi.flavor.Name, min(room, n-1))}
+	}
+	msg := fmt.Sprintf("no %s node has room for one %s of %s now", fi.flavor.Name, podWord(r.Workload.Kind), describeShape(r.shape))
+	if most >= 0 {
+		msg += fmt.Sprintf(" (most free: %s on %s)", describeFree(st.c.nodes[most]), st.c.nodes[most].name)
+	}
+	return &berth.Reason{Code: berth.ReasonCapacity, Message: msg}
+}
+
+func freeScore(x *node) int64 { return x.freeGPUMilli()*1_000_000 + x.cpuFree }
+
+func describeFree(x *node) string {
+	parts := []string{}
+	if g := x.freeGPUMilli(); g > 0 || len(x.gpuFree) > 0 {
+		parts = append(parts, berth.FormatAmount(berth.ResourceGPU, g)+" GPUs")
+	}
+	free := 0
+	for _, m := range x.mig {
+		if !m.used {
+			free++
+		}
+	}
+	if len(x.mig) > 0 {
+		parts = append(parts, fmt.Sprintf("%d MIG slices", free))
+	}
+	parts = append(parts, berth.FormatAmount(berth.ResourceCPU, x.cpuFree)+" cpu", berth.FormatAmount(berth.ResourceMemory, x.memFree))
+	return strings.Join(parts, ", ")
+}
+
+func largestNode(c *cluster, fi *flavorInfo) string {
+	best := -1
+	for _, i := range fi.nodes {
+		x := c.nodes[i]
+		if best < 0 || len(x.gpuFree) > len(c.nodes[best].gpuFree) ||
+			(len(x.gpuFree) == len(c.nodes[best].gpuFree) && x.cpuCap > c.nodes[best].cpuCap) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return "nothing"
+	}
+	x := c.nodes[best]
+	return fmt.Sprintf("%d GPUs, %s cpu, %s", len(x.gpuFree), berth.FormatAmount(berth.ResourceCPU, x.cpuCap), berth.FormatAmount(berth.ResourceMemory, x.memCap))
+}
+
+func describeShape(s shape) string {
+	var parts []string
+	switch {
+	case s.mig != "":
+		parts = append(parts, "MIG "+s.mig)
+	case s.milli > 0:
+		parts = append(parts, berth.FormatAmount(berth.ResourceGPU, int64(s.milli))+" of a GPU")
+	case s.gpus == 1:
+		parts = append(parts, "1 GPU")
+	case s.gpus > 1:
+		parts = append(parts, fmt.Sprintf("%d GPUs", s.gpus))
+	}
+	parts = append(parts, berth.FormatAmount(berth.ResourceCPU, s.cpu)+" cpu", berth.FormatAmount(berth.ResourceMemory, s.mem))
+	return strings.Join(parts, ", ")
+}
+
+func describeFlavorNodes(f berth.Flavor) string {
+	var parts []string
+	if f.GPUModel != "" {
+		s := "GPU model " + f.GPUModel
+		if f.MIG != "" {
+			s += " with MIG " + f.MIG + " slices"
+		}
+		parts = append(parts, s)
+	}
+	keys := make([]string, 0, len(f.NodeLabels))
+	for k := range f.NodeLabels {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		parts = append(parts, k+"="+f.NodeLabels[k])
+	}
+	if len(parts) == 0 {
+		return "any node"
+	}
+	return strings.Join(parts, ", ")
+}
+
+func podWord(k berth.Kind) string {
+	switch k {
+	case berth.KindTraining:
+		return "worker"
+	case berth.KindBatch:
+		return "pod"
+	}
+	return "replica"
+}
+
+func podsWord(k berth.Kind, n int) string {
+	w := podWord(k)
+	if n == 1 {
+		return w
+	}
+	return w + "s"
+}

@@ -1,0 +1,440 @@
+package schedule
+
+import (
+	"sort"
+	"time"
+
+	"github.com/berth-gpu/berth"
+	"github.com/berth-gpu/berth/policy"
+)
+
+// Options tune a cycle. The zero value follows the configuration's policy.
+type Options struct {
+	// Placement overrides policy.placement: berth, firstFit or bestFit.
+	Placement string
+	// NoBackfill turns EASY backfill off whatever the policy says.
+	NoBackfill bool
+	// EstimateLimit bounds how many queued runs get an estimated start
+	// (each costs a what-if replay of the running set); default 200.
+	EstimateLimit int
+	// Estimate lists workloads that get an estimate whatever their place in
+	// line (the ones a pull request adds).
+	Estimate map[berth.WorkloadID]bool
+}
+
+// Input is everything a cycle decides from.
+type Input struct {
+	Config   *berth.Config
+	Snapshot *berth.Snapshot
+	// Requests to decide; nil means Pending(Config, Snapshot), whose other
+	// decisions (done, waiting) are then part of the plan too.
+	Requests []Request
+	// Decisions to include as they are (from the caller's own Pending).
+	Extra []berth.Decision
+}
+
+// run is a run holding capacity: running in the snapshot, or admitted in
+// this cycle.
+type run struct {
+	id          berth.WorkloadID
+	runID       string
+	team        string
+	kind        berth.Kind
+	prio        int
+	tier        string
+	preemptible bool
+	flavor      string
+	since       time.Time
+	shape       shape
+	placements  []berth.Placement
+	demand      policy.Demand // whole run
+	maxDuration time.Duration
+	running     bool // in the snapshot (only these may be preempted)
+	gone        bool // stopped or preempted in this cycle
+}
+
+// end is when the run ends at the latest (zero when unknown).
+func (r *run) end() time.Time {
+	if r.maxDuration <= 0 || !r.kind.RunsOnce() {
+		return time.Time{}
+	}
+	return r.since.Add(r.maxDuration)
+}
+
+// req is a request with what the cycle derives from it.
+type req struct {
+	Request
+	id         berth.WorkloadID
+	team       string
+	prio       int
+	tier       string
+	canPreempt bool
+	shape      shape
+	pods       int
+	minPods    int
+	perPod     policy.Demand
+	flavors    []string
+	decision   berth.Decision
+}
+
+func (r *req) demand(pods int) policy.Demand { return r.perPod.Scale(int64(pods)) }
+
+// state is one cycle's mutable state.
+type state struct {
+	cfg    *berth.Config
+	opts   Options
+	now    time.Time
+	c      *cluster
+	quotas *policy.Quotas
+	runs   []*run
+	// heads are the first runs blocked by node capacity, per flavor, and
+	// the capacity they reserve (EASY backfill).
+	heads map[string]*reservation
+	// failed remembers, per flavor, shapes that did not fit: capacity only
+	// shrinks within a cycle until something is preempted.
+	failed map[failKey]bool
+}
+
+type failKey struct {
+	flavor string
+	shape  shape
+	pods   int
+}
+
+// Schedule decides every run of one cluster.
+func Schedule(in Input, opts Options) *berth.Plan {
+	cfg, snap := in.Config, in.Snapshot
+	if opts.EstimateLimit == 0 {
+		opts.EstimateLimit = 200
+	}
+	placement := opts.Placement
+	if placement == "" {
+		placement = cfg.Policy.Placement
+	}
+	if placement == "" {
+		placement = berth.PlacementBerth
+	}
+	reqs, extra := in.Requests, in.Extra
+	if reqs == nil {
+		reqs, extra = Pending(cfg, snap)
+		extra = append(extra, in.Extra...)
+	}
+
+	// 1. The cluster state: nodes and quotas, with what runs charged.
+	st := newState(cfg, snap, placement, opts)
+	plan := &berth.Plan{Cluster: snap.Cluster, Time: snap.Time, Placement: placement}
+	decisions := append([]berth.Decision(nil), extra...)
+
+	// 2. Keep what runs; stop what left Git or the cluster.
+	for _, r := range st.runs {
+		decisions = append(decisions, st.keepOrStop(r, snap))
+	}
+	before := st.quotaUse()
+
+	// 3. Order the requests.
+	rs := make([]*req, 0, len(reqs))
+	for _, r := range reqs {
+		rs = append(rs, st.newReq(r))
+	}
+	st.setFragModel(rs)
+	q := st.newQueue(rs)
+
+	// 4. Decide each in turn.
+	position := 0
+	order := make([]*req, 0, len(rs))
+	for r := q.pop(); r != nil; r = q.pop() {
+		st.decide(r)
+		q.decided(r)
+		if r.decision.Action == berth.ActionQueue {
+			position++
+			r.decision.Position = position
+		}
+		order = append(order, r)
+	}
+	// Estimated starts for the first in line and those asked for.
+	st.estimate(order)
+
+	for _, r := range rs {
+		decisions = append(decisions, r.decision)
+	}
+	// Victims learn who preempted them.
+	victims := map[string]berth.WorkloadID{}
+	victimReason := map[string]berth.Reason{}
+	for _, r := range rs {
+		for _, v := range r.decision.Victims {
+			victims[string(v.Workload)+"@"+v.RunID] = r.id
+			victimReason[string(v.Workload)+"@"+v.RunID] = v.Reason
+		}
+	}
+	for i, d := range decisions {
+		key := string(d.Workload) + "@" + d.RunID
+		if by, ok := victims[key]; ok && d.Action == berth.ActionKeep {
+			reason := victimReason[key]
+			decisions[i].Action = berth.ActionPreempted
+			decisions[i].PreemptedBy = by
+			decisions[i].Reason = &reason
+		}
+	}
+	sort.SliceStable(decisions, func(i, j int) bool {
+		a, b := decisions[i], decisions[j]
+		if a.Workload != b.Workload {
+			return a.Workload < b.Workload
+		}
+		return a.RunID < b.RunID
+	})
+	plan.Decisions = decisions
+	plan.Quota = mergeQuota(before, st.quotaUse())
+	return plan
+}
+
+func newState(cfg *berth.Config, snap *berth.Snapshot, placement string, opts Options) *state {
+	flavors := map[string]berth.Flavor{}
+	var names []string
+	for _, name := range cfg.FlavorNames() {
+		if cfg.FlavorCluster(name) == snap.Cluster {
+			flavors[name] = cfg.Flavors[name]
+			names = append(names, name)
+		}
+	}
+	st := &state{
+		cfg:    cfg,
+		opts:   opts,
+		now:    snap.Time,
+		c:      newCluster(snap.Cluster, snap.Nodes, flavors, placement),
+		quotas: policy.NewQuotas(cfg, names),
+		heads:  map[string]*reservation{},
+		failed: map[failKey]bool{},
+	}
+	st.c.setFrag(&fragModel{})
+	running := append([]berth.RunningWorkload(nil), snap.Running...)
+	sort.SliceStable(running, func(i, j int) bool {
+		if running[i].Workload != running[j].Workload {
+			return running[i].Workload < running[j].Workload
+		}
+		return running[i].RunID < running[j].RunID
+	})
+	for _, rw := range running {
+		r := &run{
+			id: rw.Workload, runID: rw.RunID, team: rw.Workload.Team(), kind: rw.Kind,
+			prio: rw.Priority, flavor: rw.Flavor, since: rw.Since, shape: shapeOf(rw.Resources),
+			placements: rw.Placements, maxDuration: rw.MaxDuration.D(), running: true, preemptible: true,
+		}
+		if w, ok := cfg.Workloads[rw.Workload]; ok {
+			tier, pt := cfg.Priority(w)
+			r.tier, r.preemptible = tier, pt.Preemptible
+		} else {
+			for name, pt := range cfg.Policy.Priorities {
+				if pt.Value == rw.Priority && (r.tier == "" || name < r.tier) {
+					r.tier, r.preemptible = name, pt.Preemptible
+				}
+			}
+		}
+		r.demand = demandOf(rw.Resources).Scale(int64(max(len(rw.Placements), 1)))
+		st.c.charge(r.shape, r.placements)
+		st.quotas.Add(r.team, r.flavor, r.demand)
+		st.runs = append(st.runs, r)
+	}
+	return st
+}
+
+// demandOf is the quota demand of one pod.
+func demandOf(r berth.Resources) policy.Demand {
+	return policy.Demand{r.GPUMilli(), r.CPU.Milli(), r.Memory.Value()}
+}
+
+// keepOrStop decides a running run: it keeps running unless its workload
+// left Git or moved to another cluster, in which case it stops and its
+// capacity is free for this cycle.
+func (st *state) keepOrStop(r *run, snap *berth.Snapshot) berth.Decision {
+	d := berth.Decision{
+		Workload: r.id, RunID: r.runID, Team: r.team, Kind: r.kind, Cluster: snap.Cluster,
+		Action: berth.ActionKeep, Priority: r.prio, PriorityTier: r.tier, Flavor: r.flavor,
+		Placements: r.placements, Since: r.since,
+		GPUs: float64(r.demand[0]) / wholeGPU,
+		Borrowed: st.quotas.Borrowed(r.team, r.flavor, berth.ResourceGPU) > 0,
+	}
+	w, ok := st.cfg.Workloads[r.id]
+	switch {
+	case !ok:
+		d.Action = berth.ActionStop
+		d.Reason = &berth.Reason{Code: berth.ReasonRemovedFromGit, Message: "the workload is no longer in the repository"}
+	case ClusterOf(st.cfg, w) != snap.Cluster:
+		d.Action = berth.ActionStop
+		d.Reason = &berth.Reason{Code: berth.ReasonRemovedFromGit, Message: "the workload now runs on cluster " + ClusterOf(st.cfg, w)}
+	case w.Kind.RunsOnce() && w.MaxDuration > 0 && !r.since.IsZero() && snap.Time.Sub(r.since) > w.MaxDuration.D():
+		d.Action = berth.ActionStop
+		d.Reason = &berth.Reason{Code: berth.ReasonMaxDurationPassed, Message: "ran longer than its maxDuration " + w.MaxDuration.String()}
+	}
+	if d.Action == berth.ActionStop {
+		st.stopRun(r)
+	}
+	return d
+}
+
+func (st *state) stopRun(r *run) {
+	r.gone = true
+	st.c.release(r.shape, r.placements)
+	st.quotas.Remove(r.team, r.flavor, r.demand)
+	st.failed = map[failKey]bool{}
+}
+
+func (st *state) newReq(r Request) *req {
+	w := r.Workload
+	tier, pt := st.cfg.Priority(w)
+	x := &req{
+		Request: r, id: w.ID(), team: w.Team, prio: pt.Value, tier: tier, canPreempt: pt.CanPreempt,
+		shape: shapeOf(w.Resources), pods: w.Pods(), minPods: w.MinPods(), perPod: demandOf(w.Resources),
+		flavors: CandidateFlavors(st.cfg, w),
+	}
+	x.decision = baseDecision(st.cfg, w, r.RunID, st.c.name)
+	x.decision.Since = r.Since
+	return x
+}
+
+// setFragModel sets the workload mix berth's placement judges
+// fragmentation against: the shapes of what waits and what runs.
+func (st *state) setFragModel(rs []*req) {
+	count := map[shape]int{}
+	for _, r := range rs {
+		if r.shape.mig == "" {
+			count[r.shape] += r.pods
+		}
+	}
+	for _, r := range st.runs {
+		if !r.gone && r.shape.mig == "" {
+			count[r.shape] += len(r.placements)
+		}
+	}
+	var shapes []TypicalShape
+	for s, n := range count {
+		shapes = append(shapes, TypicalShape{CPU: s.cpu, Memory: s.mem, GPUs: s.gpus, GPUMilli: s.milli, Count: n})
+	}
+	st.c.setFrag(newFragModel(shapes, 0.95))
+}
+
+// queue hands out requests in order: priority first; then, with fair
+// sharing, the team with the lower share (dominant resource share over
+// weight, as it stands after what this cycle admitted so far); then first
+// seen; then name.
+type queue struct {
+	st     *state
+	sorted []*req // without fair sharing
+	next   int
+	// with fair sharing: each team's queue, and the team's share.
+	teams  []string
+	queues map[string][]*req
+	shares map[string]int64
+}
+
+func (st *state) newQueue(rs []*req) *queue {
+	sorted := append([]*req(nil), rs...)
+	sort.SliceStable(sorted, func(i, j int) bool { return lessReq(sorted[i], sorted[j]) })
+	q := &queue{st: st, sorted: sorted}
+	if !st.cfg.Policy.FairSharing {
+		return q
+	}
+	q.queues = map[string][]*req{}
+	q.shares = map[string]int64{}
+	for _, r := range sorted {
+		if _, ok := q.queues[r.team]; !ok {
+			q.teams = append(q.teams, r.team)
+			q.shares[r.team] = st.quotas.Share(r.team)
+		}
+		q.queues[r.team] = append(q.queues[r.team], r)
+	}
+	sort.Strings(q.teams)
+	return q
+}
+
+// pop returns the next request, or nil.
+func (q *queue) pop() *req {
+	if q.queues == nil {
+		if q.next >= len(q.sorted) {
+			return nil
+		}
+		q.next++
+		return q.sorted[q.next-1]
+	}
+	var best *req
+	var bestShare int64
+	for _, t := range q.teams {
+		qs := q.queues[t]
+		if len(qs) == 0 {
+			continue
+		}
+		h, share := qs[0], q.shares[t]
+		if best == nil || h.prio > best.prio || (h.prio == best.prio && (share < bestShare ||
+			(share == bestShare && lessReq(h, best)))) {
+			best, bestShare = h, share
+		}
+	}
+	if best != nil {
+		q.queues[best.team] = q.queues[best.team][1:]
+	}
+	return best
+}
+
+// decided refreshes the shares a decision changed.
+func (q *queue) decided(r *req) {
+	if q.shares == nil {
+		return
+	}
+	q.shares[r.team] = q.st.quotas.Share(r.team)
+	for _, v := range r.decision.Victims {
+		if _, ok := q.shares[v.Team]; ok {
+			q.shares[v.Team] = q.st.quotas.Share(v.Team)
+		}
+	}
+}
+
+func lessReq(a, b *req) bool {
+	if a.prio != b.prio {
+		return a.prio > b.prio
+	}
+	if !a.Since.Equal(b.Since) {
+		return a.Since.Before(b.Since)
+	}
+	if a.id != b.id {
+		return a.id < b.id
+	}
+	return a.RunID < b.RunID
+}
+
+// quotaUse reports every team's use of every flavor its quota lists.
+func (st *state) quotaUse() []berth.QuotaUse {
+	var out []berth.QuotaUse
+	for _, team := range st.cfg.TeamNames() {
+		for _, fq := range st.cfg.Teams[team].Quota {
+			if _, ok := st.c.flavors[fq.Flavor]; !ok {
+				continue
+			}
+			for _, r := range berth.ResourceNames {
+				nominal, defined := st.quotas.Nominal(team, fq.Flavor, r)
+				if !defined {
+					continue
+				}
+				u := berth.QuotaUse{Team: team, Flavor: fq.Flavor, Resource: r, Nominal: nominal,
+					UsedAfter: st.quotas.Used(team, fq.Flavor, r), BorrowedAfter: st.quotas.Borrowed(team, fq.Flavor, r)}
+				if st.quotas.InCohort(team) {
+					if bl := st.quotas.BorrowingLimit(team, fq.Flavor, r); bl != policy.Unlimited {
+						u.BorrowingLimit = &bl
+					}
+				} else {
+					zero := int64(0)
+					u.BorrowingLimit = &zero
+				}
+				out = append(out, u)
+			}
+		}
+	}
+	return out
+}
+
+// mergeQuota combines the use before and after the cycle.
+func mergeQuota(before, after []berth.QuotaUse) []berth.QuotaUse {
+	for i := range after {
+		after[i].UsedBefore = before[i].UsedAfter
+		after[i].BorrowedBefore = before[i].BorrowedAfter
+	}
+	return after
+}

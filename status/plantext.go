@@ -1,0 +1,309 @@
+package status
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/berth-gpu/berth"
+)
+
+// actionOrder is the order plan text lists decisions in: what changes
+// first, then what waits, then what stays.
+var actionOrder = map[berth.Action]int{
+	berth.ActionPreempt:   0,
+	berth.ActionAdmit:     1,
+	berth.ActionPreempted: 2,
+	berth.ActionStop:      3,
+	berth.ActionReject:    4,
+	berth.ActionQueue:     5,
+	berth.ActionWait:      6,
+	berth.ActionKeep:      7,
+	berth.ActionDone:      8,
+}
+
+// SortForPeople orders decisions as plan text shows them: by action, queue
+// position, then workload.
+func SortForPeople(ds []berth.Decision) []berth.Decision {
+	out := append([]berth.Decision(nil), ds...)
+	sort.SliceStable(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if actionOrder[a.Action] != actionOrder[b.Action] {
+			return actionOrder[a.Action] < actionOrder[b.Action]
+		}
+		if a.Position != b.Position {
+			return a.Position < b.Position
+		}
+		if a.Workload != b.Workload {
+			return a.Workload < b.Workload
+		}
+		return a.RunID < b.RunID
+	})
+	return out
+}
+
+// WritePlanText writes plans as text for a terminal.
+func WritePlanText(w io.Writer, plans []*berth.Plan) error {
+	for i, p := range plans {
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		if err := writePlan(w, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func writePlan(w io.Writer, p *berth.Plan) error {
+	counts := map[berth.Action]int{}
+	for _, d := range p.Decisions {
+		counts[d.Action]++
+	}
+	fmt.Fprintf(w, "cluster %s, as of %s (placement %s)\n", p.Cluster, FormatTime(p.Time), p.Placement)
+	var summary []string
+	for _, a := range []berth.Action{berth.ActionAdmit, berth.ActionPreempt, berth.ActionQueue, berth.ActionReject,
+		berth.ActionWait, berth.ActionKeep, berth.ActionPreempted, berth.ActionStop, berth.ActionDone} {
+		if counts[a] > 0 {
+			summary = append(summary, fmt.Sprintf("%d %s", counts[a], ActionPhrase(a)))
+		}
+	}
+	if len(summary) == 0 {
+		summary = []string{"nothing to do"}
+	}
+	fmt.Fprintf(w, "  %s\n\n", strings.Join(summary, ", "))
+
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, d := range SortForPeople(p.Decisions) {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", actionLabel(d), d.Workload, d.Kind, gpuText(d.GPUs), Detail(d))
+		for _, v := range d.Victims {
+			fmt.Fprintf(tw, "  \t  stops %s\t\t\t%s\n", v.Workload, v.Reason.Message)
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(p.Quota) == 0 {
+		return nil
+	}
+	fmt.Fprintf(w, "\n  quota (used of nominal; borrowed), before -> after\n")
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, q := range p.Quota {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", q.Team, q.Flavor, q.Resource, QuotaChange(q))
+	}
+	return tw.Flush()
+}
+
+func actionLabel(d berth.Decision) string {
+	if d.Action == berth.ActionQueue && d.Position > 0 {
+		return fmt.Sprintf("queue #%d", d.Position)
+	}
+	return string(d.Action)
+}
+
+// ActionPhrase is how a count of decisions reads: "3 admitted".
+func ActionPhrase(a berth.Action) string {
+	switch a {
+	case berth.ActionAdmit:
+		return "admitted"
+	case berth.ActionPreempt:
+		return "admitted by preempting"
+	case berth.ActionQueue:
+		return "queued"
+	case berth.ActionReject:
+		return "rejected"
+	case berth.ActionWait:
+		return "waiting"
+	case berth.ActionKeep:
+		return "running"
+	case berth.ActionPreempted:
+		return "preempted"
+	case berth.ActionStop:
+		return "stopping"
+	case berth.ActionDone:
+		return "done"
+	}
+	return string(a)
+}
+
+func gpuText(g float64) string {
+	if g == 0 {
+		return "-"
+	}
+	s := trimFloat(g)
+	if s == "1" {
+		return "1 GPU"
+	}
+	return s + " GPUs"
+}
+
+func trimFloat(f float64) string {
+	s := fmt.Sprintf("%.3f", f)
+	s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
+	return s
+}
+
+// Detail is the one-line explanation of a decision.
+func Detail(d berth.Decision) string {
+	switch d.Action {
+	case berth.ActionAdmit, berth.ActionPreempt, berth.ActionKeep:
+		s := fmt.Sprintf("%s, %s", d.Flavor, Where(d))
+		if d.Borrowed {
+			s += ", borrowing"
+		}
+		if d.Backfilled {
+			s += ", backfilled"
+		}
+		if d.Action == berth.ActionKeep && !d.Since.IsZero() {
+			s += ", since " + FormatTime(d.Since)
+		}
+		return s
+	case berth.ActionQueue:
+		s := reasonText(d.Reason)
+		if d.EstimatedStart != nil {
+			s += "; estimated start " + FormatTime(*d.EstimatedStart)
+		}
+		return s
+	case berth.ActionPreempted:
+		return "preempted by " + string(d.PreemptedBy) + ": " + reasonText(d.Reason)
+	case berth.ActionDone:
+		if d.Reason != nil {
+			return d.Reason.Message
+		}
+		return "run " + d.RunID + " succeeded; bump runId to run it again"
+	}
+	return reasonText(d.Reason)
+}
+
+func reasonText(r *berth.Reason) string {
+	if r == nil {
+		return ""
+	}
+	return r.Message
+}
+
+// Where says where a run goes: "2 workers on 1 node (gpu-3: GPUs 0,1)".
+func Where(d berth.Decision) string {
+	n := len(d.Placements)
+	if n == 0 {
+		return "no placement"
+	}
+	word := "pod"
+	switch d.Kind {
+	case berth.KindTraining:
+		word = "worker"
+	case berth.KindService, berth.KindInference, berth.KindNotebook:
+		word = "replica"
+	}
+	if n != 1 {
+		word += "s"
+	}
+	nodes := d.Nodes()
+	nodeWord := "node"
+	if nodes != 1 {
+		nodeWord = "nodes"
+	}
+	parts := NodePlacements(d.Placements)
+	if len(parts) > 4 {
+		parts = append(parts[:4], fmt.Sprintf("+%d more nodes", len(parts)-4))
+	}
+	return fmt.Sprintf("%d %s on %d %s (%s)", n, word, nodes, nodeWord, strings.Join(parts, "; "))
+}
+
+// NodePlacements merges placements per node, in order of first
+// appearance: "gpu-1: GPUs 0,1,2,3", "box: 2 x 0.5 of GPU 0".
+func NodePlacements(ps []berth.Placement) []string {
+	var order []string
+	byNode := map[string][]berth.Placement{}
+	for _, p := range ps {
+		if _, ok := byNode[p.Node]; !ok {
+			order = append(order, p.Node)
+		}
+		byNode[p.Node] = append(byNode[p.Node], p)
+	}
+	out := make([]string, 0, len(order))
+	for _, n := range order {
+		group := byNode[n]
+		var gpus []string
+		var frac []string
+		var mig []string
+		for _, p := range group {
+			switch {
+			case len(p.MIG) > 0:
+				for _, m := range p.MIG {
+					mig = append(mig, fmt.Sprintf("MIG %s on GPU %d", m.Profile, m.GPU))
+				}
+			case p.GPUFraction > 0 && len(p.GPUs) == 1:
+				frac = append(frac, fmt.Sprintf("%s of GPU %d", trimFloat(p.GPUFraction), p.GPUs[0]))
+			default:
+				for _, g := range p.GPUs {
+					gpus = append(gpus, fmt.Sprint(g))
+				}
+			}
+		}
+		var what []string
+		if len(gpus) == 1 {
+			what = append(what, "GPU "+gpus[0])
+		} else if len(gpus) > 1 {
+			what = append(what, "GPUs "+strings.Join(gpus, ","))
+		}
+		what = append(what, frac...)
+		what = append(what, mig...)
+		if len(what) == 0 {
+			out = append(out, n)
+		} else {
+			out = append(out, n+": "+strings.Join(what, ", "))
+		}
+	}
+	return out
+}
+
+// PlacementText is "node: GPUs 0,1", "node: 0.5 of GPU 3", "node: MIG 1g.10gb on GPU 7".
+func PlacementText(p berth.Placement) string {
+	switch {
+	case len(p.MIG) > 0:
+		var s []string
+		for _, m := range p.MIG {
+			s = append(s, fmt.Sprintf("MIG %s on GPU %d", m.Profile, m.GPU))
+		}
+		return p.Node + ": " + strings.Join(s, ", ")
+	case p.GPUFraction > 0 && len(p.GPUs) == 1:
+		return fmt.Sprintf("%s: %s of GPU %d", p.Node, trimFloat(p.GPUFraction), p.GPUs[0])
+	case len(p.GPUs) > 0:
+		ids := make([]string, len(p.GPUs))
+		for i, g := range p.GPUs {
+			ids[i] = fmt.Sprint(g)
+		}
+		word := "GPUs"
+		if len(ids) == 1 {
+			word = "GPU"
+		}
+		return p.Node + ": " + word + " " + strings.Join(ids, ",")
+	}
+	return p.Node
+}
+
+// QuotaChange is "2 of 3 -> 3 of 3 (borrowed 0 -> 1)".
+func QuotaChange(q berth.QuotaUse) string {
+	f := func(n int64) string { return berth.FormatAmount(q.Resource, n) }
+	s := fmt.Sprintf("%s of %s", f(q.UsedBefore), f(q.Nominal))
+	if q.UsedAfter != q.UsedBefore {
+		s += fmt.Sprintf(" -> %s of %s", f(q.UsedAfter), f(q.Nominal))
+	}
+	if q.BorrowedBefore > 0 || q.BorrowedAfter > 0 {
+		if q.BorrowedBefore == q.BorrowedAfter {
+			s += fmt.Sprintf(" (borrowed %s)", f(q.BorrowedAfter))
+		} else {
+			s += fmt.Sprintf(" (borrowed %s -> %s)", f(q.BorrowedBefore), f(q.BorrowedAfter))
+		}
+	}
+	return s
+}
+
+// FormatTime is how times read in berth's output: UTC, to the minute.
+func FormatTime(t time.Time) string {
+	return t.UTC().Format("2006-01-02 15:04 UTC")
+}
