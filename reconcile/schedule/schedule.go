@@ -49,7 +49,7 @@ type run struct {
 	placements  []berth.Placement
 	demand      policy.Demand // whole run
 	maxDuration time.Duration
-	running     bool // in the snapshot (only these may be preempted)
+	running     bool // running before this cycle (only these may be preempted)
 	gone        bool // stopped or preempted in this cycle
 }
 
@@ -104,16 +104,6 @@ type failKey struct {
 // Schedule decides every run of one cluster.
 func Schedule(in Input, opts Options) *berth.Plan {
 	cfg, snap := in.Config, in.Snapshot
-	if opts.EstimateLimit == 0 {
-		opts.EstimateLimit = 200
-	}
-	placement := opts.Placement
-	if placement == "" {
-		placement = cfg.Policy.Placement
-	}
-	if placement == "" {
-		placement = berth.PlacementBerth
-	}
 	reqs, extra := in.Requests, in.Extra
 	if reqs == nil {
 		reqs, extra = Pending(cfg, snap)
@@ -121,8 +111,9 @@ func Schedule(in Input, opts Options) *berth.Plan {
 	}
 
 	// 1. The cluster state: nodes and quotas, with what runs charged.
-	st := newState(cfg, snap, placement, opts)
-	plan := &berth.Plan{Cluster: snap.Cluster, Time: snap.Time, Placement: placement}
+	s := NewScheduler(cfg, snap, opts)
+	st := s.st
+	plan := &berth.Plan{Cluster: snap.Cluster, Time: snap.Time, Placement: st.c.policy}
 	decisions := append([]berth.Decision(nil), extra...)
 
 	// 2. Keep what runs; stop what left Git or the cluster.
@@ -131,38 +122,16 @@ func Schedule(in Input, opts Options) *berth.Plan {
 	}
 	before := st.quotaUse()
 
-	// 3. Order the requests.
-	rs := make([]*req, 0, len(reqs))
-	for _, r := range reqs {
-		rs = append(rs, st.newReq(r))
-	}
-	st.setFragModel(rs)
-	q := st.newQueue(rs)
+	// 3 and 4. Order the requests and decide each in turn.
+	decided := s.cycle(snap.Time, reqs)
+	decisions = append(decisions, decided...)
 
-	// 4. Decide each in turn.
-	position := 0
-	order := make([]*req, 0, len(rs))
-	for r := q.pop(); r != nil; r = q.pop() {
-		st.decide(r)
-		q.decided(r)
-		if r.decision.Action == berth.ActionQueue {
-			position++
-			r.decision.Position = position
-		}
-		order = append(order, r)
-	}
-	// Estimated starts for the first in line and those asked for.
-	st.estimate(order)
-
-	for _, r := range rs {
-		decisions = append(decisions, r.decision)
-	}
 	// Victims learn who preempted them.
 	victims := map[string]berth.WorkloadID{}
 	victimReason := map[string]berth.Reason{}
-	for _, r := range rs {
-		for _, v := range r.decision.Victims {
-			victims[string(v.Workload)+"@"+v.RunID] = r.id
+	for _, d := range decided {
+		for _, v := range d.Victims {
+			victims[string(v.Workload)+"@"+v.RunID] = d.Workload
 			victimReason[string(v.Workload)+"@"+v.RunID] = v.Reason
 		}
 	}
@@ -185,6 +154,141 @@ func Schedule(in Input, opts Options) *berth.Plan {
 	plan.Decisions = decisions
 	plan.Quota = mergeQuota(before, st.quotaUse())
 	return plan
+}
+
+// Scheduler keeps one cluster's state across cycles: the trace simulator
+// replays arrivals and departures through it, and an incremental plan
+// decides a few new runs against a state built once.
+type Scheduler struct {
+	st        *state
+	fixedFrag bool
+}
+
+// NewScheduler builds the state of a snapshot's cluster: its nodes, and
+// its running runs charged to nodes and quotas.
+func NewScheduler(cfg *berth.Config, snap *berth.Snapshot, opts Options) *Scheduler {
+	if opts.EstimateLimit == 0 {
+		opts.EstimateLimit = 200
+	}
+	placement := opts.Placement
+	if placement == "" {
+		placement = cfg.Policy.Placement
+	}
+	if placement == "" {
+		placement = berth.PlacementBerth
+	}
+	return &Scheduler{st: newState(cfg, snap, placement, opts)}
+}
+
+// Clone returns an independent copy, so what-if questions leave the
+// original untouched.
+func (s *Scheduler) Clone() *Scheduler {
+	st := *s.st
+	st.c = s.st.c.clone()
+	st.quotas = s.st.quotas.Clone()
+	st.runs = make([]*run, 0, len(s.st.runs))
+	for _, r := range s.st.runs {
+		if !r.gone {
+			x := *r
+			st.runs = append(st.runs, &x)
+		}
+	}
+	st.heads = map[string]*reservation{}
+	st.failed = map[failKey]bool{}
+	return &Scheduler{st: &st, fixedFrag: s.fixedFrag}
+}
+
+// SetTypicalShapes fixes the workload mix berth's placement judges
+// fragmentation against, instead of deriving it each cycle from what waits
+// and runs. coverage keeps the most common shapes covering that share of
+// pods (the paper uses 0.95).
+func (s *Scheduler) SetTypicalShapes(shapes []TypicalShape, coverage float64) {
+	s.st.c.setFrag(newFragModel(shapes, coverage))
+	s.fixedFrag = true
+}
+
+// SetNodeOrder sets the order nodes are tried in and ties broken by, as
+// indexes into the snapshot's nodes sorted by name.
+func (s *Scheduler) SetNodeOrder(order []int) { s.st.c.setOrder(order) }
+
+// Decide runs one cycle at time now for reqs and applies it: admitted runs
+// start (and may be preempted in later cycles), victims stop. It returns
+// one decision per request, in the order of reqs.
+func (s *Scheduler) Decide(now time.Time, reqs []Request) []berth.Decision {
+	return s.cycle(now, reqs)
+}
+
+// Finish ends a run, freeing its capacity. It reports whether the run was
+// running.
+func (s *Scheduler) Finish(id berth.WorkloadID, runID string) bool {
+	st := s.st
+	for i, r := range st.runs {
+		if !r.gone && r.id == id && r.runID == runID {
+			st.stopRun(r)
+			st.runs = append(st.runs[:i], st.runs[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+// GPUStats reports the cluster's GPU capacity outside MIG and how much of
+// it is allocated, in thousandths of a GPU.
+func (s *Scheduler) GPUStats() (capacity, allocated int64) {
+	for _, x := range s.st.c.nodes {
+		for _, f := range x.gpuFree {
+			if f == migMode {
+				continue
+			}
+			capacity += wholeGPU
+			allocated += int64(wholeGPU - f)
+		}
+	}
+	return capacity, allocated
+}
+
+// cycle orders reqs and decides each in turn at time now.
+func (s *Scheduler) cycle(now time.Time, reqs []Request) []berth.Decision {
+	st := s.st
+	st.now = now
+	st.heads = map[string]*reservation{}
+	st.failed = map[failKey]bool{}
+	rs := make([]*req, 0, len(reqs))
+	for _, r := range reqs {
+		rs = append(rs, st.newReq(r))
+	}
+	if !s.fixedFrag {
+		st.setFragModel(rs)
+	}
+	q := st.newQueue(rs)
+	position := 0
+	order := make([]*req, 0, len(rs))
+	for r := q.pop(); r != nil; r = q.pop() {
+		st.decide(r)
+		q.decided(r)
+		if r.decision.Action == berth.ActionQueue {
+			position++
+			r.decision.Position = position
+		}
+		order = append(order, r)
+	}
+	// Estimated starts for the first in line and those asked for.
+	st.estimate(order)
+
+	// What was admitted in this cycle runs from now on; victims are gone.
+	live := st.runs[:0]
+	for _, r := range st.runs {
+		if !r.gone {
+			r.running = true
+			live = append(live, r)
+		}
+	}
+	st.runs = live
+	out := make([]berth.Decision, len(rs))
+	for i, r := range rs {
+		out[i] = r.decision
+	}
+	return out
 }
 
 func newState(cfg *berth.Config, snap *berth.Snapshot, placement string, opts Options) *state {
