@@ -354,7 +354,7 @@ func (st *state) keepOrStop(r *run, snap *berth.Snapshot) berth.Decision {
 		Workload: r.id, RunID: r.runID, Team: r.team, Kind: r.kind, Cluster: snap.Cluster,
 		Action: berth.ActionKeep, Priority: r.prio, PriorityTier: r.tier, Flavor: r.flavor,
 		Placements: r.placements, Since: r.since,
-		GPUs: float64(r.demand[0]) / wholeGPU,
+		GPUs:     float64(r.demand[0]) / wholeGPU,
 		Borrowed: st.quotas.Borrowed(r.team, r.flavor, berth.ResourceGPU) > 0,
 	}
 	w, ok := st.cfg.Workloads[r.id]
