@@ -1,0 +1,567 @@
+package sources
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/go-git/go-billy/v5/osfs"
+	git "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/cache"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/transport"
+	"github.com/go-git/go-git/v5/storage/filesystem"
+)
+
+// GitOptions configure a Git source. URL and CacheDir are required.
+type GitOptions struct {
+	// URL is the repository: https://host/owner/repo, ssh://git@host/repo,
+	// git@host:owner/repo, file:///abs/path, or an absolute path to a local
+	// repository (bare or not). Credentials in an https URL
+	// (https://user:token@host/...) are taken out of the URL and used as
+	// Auth.Token; they are never written to the cache or shown in errors.
+	URL string
+	// Branch is the tracked branch (default "main").
+	Branch string
+	// CacheDir holds the bare clones. This source's clone is a
+	// subdirectory named after the URL and branch (see Git.Dir); it is
+	// created on first use and reused across restarts, so only new objects
+	// are fetched. One process at a time may use a clone (a lock file
+	// enforces it).
+	CacheDir string
+	// Auth holds the credentials, if the remote needs any.
+	Auth GitAuth
+	// ObjectCacheBytes bounds the memory kept for decoded objects read
+	// through revisions' FS (default 32 MiB).
+	ObjectCacheBytes int
+	// Logger receives what the source does (default: discarded).
+	Logger *slog.Logger
+}
+
+// GitAuth are the credentials for a remote.
+//
+// https: Token (or TokenFunc, for tokens that expire, such as a GitHub App
+// installation token) is sent as the password of HTTP basic auth, with
+// Username (default "x-access-token", which GitHub, GitLab and Gitea
+// accept with a token).
+//
+// ssh: SSHKeyFile is a private key in OpenSSH or PEM form. The server's
+// host key is checked against KnownHostsFile (OpenSSH known_hosts format);
+// nothing is read from ~/.ssh or the environment, so one of KnownHostsFile
+// or InsecureIgnoreHostKey is required. The ssh user is the URL's
+// (git@...), else SSHUser, else "git". ssh-agent is not used.
+type GitAuth struct {
+	Username  string
+	Token     string
+	TokenFunc func(ctx context.Context) (string, error)
+
+	SSHKeyFile            string
+	SSHKeyPassphrase      string
+	SSHUser               string
+	KnownHostsFile        string
+	InsecureIgnoreHostKey bool
+
+	// CABundle is PEM certificates to trust for https, in addition to the
+	// system's.
+	CABundle []byte
+}
+
+// Git is a Git repository tracked on one branch. Its methods are safe for
+// concurrent use; fetches run one at a time, and reading revisions' trees
+// never waits for a fetch's network transfer.
+type Git struct {
+	log    *slog.Logger
+	remote remote
+	branch string
+	dir    string
+	unlock func()
+
+	// fetchMu serialises fetches and everything that reads or writes refs
+	// through repo.
+	fetchMu sync.Mutex
+	repo    *git.Repository
+	auth    authSource
+
+	// objects reads the clone for revisions. It is a second storage on the
+	// same directory so reads do not wait for a fetch: go-git's storage is
+	// not safe for concurrent use, and new packs become visible to objects
+	// only after a fetch completes (see refreshObjects).
+	objects *objectStore
+
+	// lastHead and lastRewrite remember the rewrite that produced the
+	// current head, so every Latest of that head reports it.
+	lastHead    plumbing.Hash
+	lastRewrite *Rewrite
+}
+
+const remoteName = "origin"
+
+// NewGit opens (or creates) the source's bare clone in opts.CacheDir. It
+// does not touch the network: the first Latest fetches.
+func NewGit(opts GitOptions) (*Git, error) {
+	if opts.Branch == "" {
+		opts.Branch = "main"
+	}
+	if opts.ObjectCacheBytes <= 0 {
+		opts.ObjectCacheBytes = 32 << 20
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	rem, err := parseRemote(opts.URL, &opts.Auth)
+	if err != nil {
+		return nil, fmt.Errorf("source git %s: %w", rem.display, err)
+	}
+	if plumbing.NewBranchReferenceName(opts.Branch).Validate() != nil || strings.ContainsAny(opts.Branch, "*:") {
+		return nil, fmt.Errorf("source git %s: branch %q is not a valid branch name", rem.display, opts.Branch)
+	}
+	if opts.CacheDir == "" {
+		return nil, fmt.Errorf("source git %s: no cache directory given", rem.display)
+	}
+	auth, err := newAuthSource(rem, opts.Auth)
+	if err != nil {
+		return nil, fmt.Errorf("source git %s: %w", rem.display, err)
+	}
+	g := &Git{
+		log:    log.With("source", rem.display, "branch", opts.Branch),
+		remote: rem,
+		branch: opts.Branch,
+		dir:    filepath.Join(opts.CacheDir, cacheName(rem.url, opts.Branch)),
+		auth:   auth,
+	}
+	if err := g.open(opts.ObjectCacheBytes); err != nil {
+		return nil, fmt.Errorf("source git %s: cache %s: %w", rem.display, g.dir, err)
+	}
+	return g, nil
+}
+
+// cacheName is the clone's directory name: readable (host and path) and
+// unique (a hash of the URL and branch).
+func cacheName(url, branch string) string {
+	sum := sha256.Sum256([]byte(url + "\x00" + branch))
+	base := url
+	if i := strings.Index(base, "://"); i >= 0 {
+		base = base[i+3:]
+	}
+	var b strings.Builder
+	for _, r := range base {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '-', r == '_':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('-')
+		}
+	}
+	name := strings.Trim(b.String(), "-.")
+	if len(name) > 60 {
+		name = name[len(name)-60:]
+	}
+	return name + "-" + hex.EncodeToString(sum[:6]) + ".git"
+}
+
+func (g *Git) open(objectCache int) error {
+	if err := os.MkdirAll(g.dir, 0o755); err != nil {
+		return err
+	}
+	unlock, err := lockDir(g.dir + ".lock")
+	if err != nil {
+		return err
+	}
+	// The fetching side keeps a small cache: it decodes objects only to
+	// resolve deltas and compute what it has.
+	st := filesystem.NewStorage(osfs.New(g.dir), cache.NewObjectLRU(8<<20))
+	repo, err := git.Open(st, nil)
+	if errors.Is(err, git.ErrRepositoryNotExists) {
+		// A new cache, or one whose creation was interrupted before the
+		// config was written: start it again.
+		if err := os.RemoveAll(g.dir); err != nil {
+			unlock()
+			return err
+		}
+		st = filesystem.NewStorage(osfs.New(g.dir), cache.NewObjectLRU(8<<20))
+		repo, err = git.Init(st, nil)
+	}
+	if err != nil {
+		unlock()
+		return err
+	}
+	cfg, err := repo.Config()
+	if err != nil {
+		unlock()
+		return err
+	}
+	want := &config.RemoteConfig{Name: remoteName, URLs: []string{g.remote.url}}
+	if rc, ok := cfg.Remotes[remoteName]; !ok || len(rc.URLs) != 1 || rc.URLs[0] != g.remote.url {
+		cfg.Remotes[remoteName] = want
+		if err := repo.SetConfig(cfg); err != nil {
+			unlock()
+			return err
+		}
+	}
+	g.repo = repo
+	g.unlock = unlock
+	g.objects = newObjectStore(g.dir, objectCache)
+	if err := g.objects.refresh(); err != nil {
+		unlock()
+		return err
+	}
+	return nil
+}
+
+// Close releases the clone's lock. Revisions read after Close fail.
+func (g *Git) Close() error {
+	g.fetchMu.Lock()
+	defer g.fetchMu.Unlock()
+	if g.unlock != nil {
+		g.unlock()
+		g.unlock = nil
+	}
+	return g.objects.close()
+}
+
+// String is "source git URL", without credentials.
+func (g *Git) String() string { return "source git " + g.remote.display }
+
+// Dir is the bare clone's directory.
+func (g *Git) Dir() string { return g.dir }
+
+// LocalPath is the repository's directory when the URL is a local path
+// (for WatchGitRefs), else "".
+func (g *Git) LocalPath() string { return g.remote.local }
+
+// Branch is the tracked branch.
+func (g *Git) Branch() string { return g.branch }
+
+// Latest fetches the tracked branch and returns its head. When the head is
+// not a descendant of the head the previous Latest returned (in this
+// process or, through the clone, an earlier one), the revision's Rewrite
+// says so.
+func (g *Git) Latest(ctx context.Context) (Revision, error) {
+	g.fetchMu.Lock()
+	defer g.fetchMu.Unlock()
+
+	tracking := plumbing.NewRemoteReferenceName(remoteName, g.branch)
+	op := "fetch " + g.branch
+	spec := config.RefSpec("+" + plumbing.NewBranchReferenceName(g.branch).String() + ":" + tracking.String())
+	if err := g.fetch(ctx, op, g.branch, spec); err != nil {
+		return Revision{}, err
+	}
+	head, err := g.resolve(tracking)
+	if err != nil {
+		return Revision{}, &sourceError{g.remote.display, op, err}
+	}
+	if err := g.objects.refresh(); err != nil {
+		return Revision{}, &sourceError{g.remote.display, op, err}
+	}
+
+	// The head the previous Latest returned is kept in a ref of its own,
+	// not read from the tracking ref: At and Ref may fetch the branch too.
+	seenRef := plumbing.ReferenceName("refs/berth/seen/" + g.branch)
+	prev, err := g.resolve(seenRef)
+	if err != nil && !errors.Is(err, plumbing.ErrReferenceNotFound) {
+		return Revision{}, &sourceError{g.remote.display, op, err}
+	}
+	if !prev.IsZero() && prev != head {
+		g.lastHead, g.lastRewrite = head, g.detectRewrite(prev, head)
+		if g.lastRewrite != nil {
+			g.log.Warn("branch history rewritten", "previous", prev.String(), "head", head.String(), "base", g.lastRewrite.Base)
+		} else {
+			g.log.Info("branch moved", "previous", prev.String(), "head", head.String())
+		}
+	}
+	rev, err := g.revision(op, g.branch, head)
+	if err != nil {
+		return Revision{}, err
+	}
+	if head == g.lastHead {
+		rev.Rewrite = g.lastRewrite
+	}
+	if prev != head {
+		if err := g.repo.Storer.SetReference(plumbing.NewHashReference(seenRef, head)); err != nil {
+			return Revision{}, &sourceError{g.remote.display, op, err}
+		}
+	}
+	return rev, nil
+}
+
+// detectRewrite reports whether prev is not an ancestor of head. When the
+// previous head's objects are gone (the cache was replaced), it cannot
+// tell, and says nothing.
+func (g *Git) detectRewrite(prev, head plumbing.Hash) *Rewrite {
+	var rw *Rewrite
+	err := g.objects.do(func(s *filesystem.Storage) error {
+		pc, err := object.GetCommit(s, prev)
+		if err != nil {
+			return err
+		}
+		hc, err := object.GetCommit(s, head)
+		if err != nil {
+			return err
+		}
+		ok, err := pc.IsAncestor(hc)
+		if err != nil || ok {
+			return err
+		}
+		rw = &Rewrite{Previous: prev.String()}
+		bases, err := pc.MergeBase(hc)
+		if err != nil {
+			return err
+		}
+		if len(bases) > 0 {
+			rw.Base = bases[0].Hash.String()
+		}
+		return nil
+	})
+	if err != nil {
+		g.log.Warn("cannot tell whether history was rewritten", "previous", prev.String(), "head", head.String(), "err", err)
+	}
+	return rw
+}
+
+// At returns the commit with the given hex SHA-1 (a pull request's base or
+// head). A commit not yet in the cache is fetched by hash, which GitHub,
+// GitLab and git-http-backend allow for commits reachable from a ref;
+// otherwise fetch the ref that holds it with Ref first.
+func (g *Git) At(ctx context.Context, hash string) (Revision, error) {
+	h, ok := parseHash(hash)
+	if !ok {
+		return Revision{}, fmt.Errorf("source git %s: commit %q: not a full hex SHA-1", g.remote.display, hash)
+	}
+	op := "commit " + hash
+	if g.objects.hasCommit(h) {
+		return g.revision(op, "", h)
+	}
+	g.fetchMu.Lock()
+	defer g.fetchMu.Unlock()
+	spec := config.RefSpec(hash + ":refs/berth/commit")
+	err := g.fetch(ctx, "fetch "+hash, hash, spec)
+	var cause error // why the server would not give the commit
+	var ne *NetworkError
+	if errors.As(err, &ne) && (errors.Is(err, git.ErrExactSHA1NotSupported) || isNotOurRef(ne.Err)) {
+		cause = ne.Err
+	} else if err != nil {
+		return Revision{}, err
+	}
+	if err := g.objects.refresh(); err != nil {
+		return Revision{}, &sourceError{g.remote.display, op, err}
+	}
+	if !g.objects.hasCommit(h) {
+		return Revision{}, &CommitNotFoundError{Source: g.remote.display, Hash: hash, Err: cause}
+	}
+	return g.revision(op, "", h)
+}
+
+// isNotOurRef reports whether a fetch by hash failed because the server
+// does not have that commit, or will not serve it. The server says so in
+// an "ERR" packet whose text is all there is to go on: go-git passes it
+// on as an untyped error.
+func isNotOurRef(err error) bool {
+	return strings.Contains(err.Error(), "not our ref")
+}
+
+// Ref fetches any ref of the remote (refs/pull/7/head, refs/tags/v1, or a
+// branch name) into the cache and returns the commit it points to. The
+// revision's Branch is the ref's short name for a branch ("feature"), its
+// full name otherwise.
+func (g *Git) Ref(ctx context.Context, ref string) (Revision, error) {
+	name := plumbing.ReferenceName(ref)
+	if !strings.HasPrefix(ref, "refs/") {
+		name = plumbing.NewBranchReferenceName(ref)
+	}
+	if err := name.Validate(); err != nil || strings.ContainsAny(ref, "*:") {
+		return Revision{}, fmt.Errorf("source git %s: ref %q is not a valid ref name", g.remote.display, ref)
+	}
+	g.fetchMu.Lock()
+	defer g.fetchMu.Unlock()
+	local := plumbing.ReferenceName("refs/berth/fetched/" + strings.TrimPrefix(name.String(), "refs/"))
+	label := name.String()
+	if name.IsBranch() {
+		label = name.Short()
+	}
+	op := "fetch " + label
+	if err := g.fetch(ctx, op, label, config.RefSpec("+"+name.String()+":"+local.String())); err != nil {
+		return Revision{}, err
+	}
+	h, err := g.resolve(local)
+	if err != nil {
+		return Revision{}, &sourceError{g.remote.display, op, err}
+	}
+	if err := g.objects.refresh(); err != nil {
+		return Revision{}, &sourceError{g.remote.display, op, err}
+	}
+	return g.revision(op, label, h)
+}
+
+// fetch runs one fetch and classifies its failure. branch names what was
+// asked for, for BranchNotFoundError.
+func (g *Git) fetch(ctx context.Context, op, branch string, spec config.RefSpec) error {
+	auth, secrets, err := g.auth.method(ctx)
+	if err != nil {
+		return &AuthError{g.remote.display, op, &redactError{err, secrets}}
+	}
+	err = g.repo.FetchContext(ctx, &git.FetchOptions{
+		RemoteName: remoteName,
+		RefSpecs:   []config.RefSpec{spec},
+		Auth:       auth,
+		Tags:       git.NoTags,
+		CABundle:   g.auth.caBundle,
+	})
+	switch {
+	case err == nil:
+		g.log.Debug("fetched", "ref", branch)
+		return nil
+	case errors.Is(err, git.NoErrAlreadyUpToDate):
+		return nil
+	}
+	if ctx.Err() != nil {
+		return &sourceError{g.remote.display, op, ctx.Err()}
+	}
+	err = &redactError{err, secrets}
+	var nomatch git.NoMatchingRefSpecError
+	switch {
+	case errors.Is(err, transport.ErrEmptyRemoteRepository):
+		return &BranchNotFoundError{Source: g.remote.display, Branch: branch, Empty: true}
+	case errors.As(err, &nomatch):
+		return &BranchNotFoundError{Source: g.remote.display, Branch: branch}
+	case errors.Is(err, transport.ErrRepositoryNotFound):
+		return &RepositoryNotFoundError{g.remote.display, op, err}
+	case isAuthFailure(err):
+		return &AuthError{g.remote.display, op, err}
+	}
+	return &NetworkError{g.remote.display, op, err}
+}
+
+func (g *Git) resolve(name plumbing.ReferenceName) (plumbing.Hash, error) {
+	ref, err := g.repo.Storer.Reference(name)
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	return ref.Hash(), nil
+}
+
+// revision reads a commit's metadata and makes its FS.
+func (g *Git) revision(op, branch string, h plumbing.Hash) (Revision, error) {
+	var rev Revision
+	err := g.objects.do(func(s *filesystem.Storage) error {
+		c, err := object.GetCommit(s, h)
+		if err != nil {
+			return err
+		}
+		subject, _, _ := strings.Cut(strings.TrimLeft(c.Message, "\n"), "\n")
+		rev = Revision{
+			Kind:    Commit,
+			Branch:  branch,
+			Hash:    h.String(),
+			Time:    c.Committer.When,
+			Subject: strings.TrimSpace(subject),
+			Author:  fmt.Sprintf("%s <%s>", c.Author.Name, c.Author.Email),
+			FS:      newTreeFS(g.objects, c.TreeHash, c.Committer.When),
+		}
+		return nil
+	})
+	if errors.Is(err, plumbing.ErrObjectNotFound) {
+		return Revision{}, &CommitNotFoundError{Source: g.remote.display, Hash: h.String()}
+	}
+	if err != nil {
+		return Revision{}, &sourceError{g.remote.display, op, err}
+	}
+	return rev, nil
+}
+
+func parseHash(s string) (plumbing.Hash, bool) {
+	if len(s) != 40 {
+		return plumbing.ZeroHash, false
+	}
+	if _, err := hex.DecodeString(s); err != nil {
+		return plumbing.ZeroHash, false
+	}
+	return plumbing.NewHash(strings.ToLower(s)), true
+}
+
+// objectStore is the read side of a clone: one go-git storage behind a
+// mutex, shared by every revision's FS.
+type objectStore struct {
+	mu sync.Mutex
+	st *filesystem.Storage
+}
+
+// largeObject is the size above which a blob is streamed from its pack
+// instead of read into memory when opened.
+const largeObject = 1 << 20
+
+func newObjectStore(dir string, cacheBytes int) *objectStore {
+	st := filesystem.NewStorageWithOptions(osfs.New(dir), cache.NewObjectLRU(cache.FileSize(cacheBytes)),
+		filesystem.Options{LargeObjectThreshold: largeObject})
+	return &objectStore{st: st}
+}
+
+func (o *objectStore) do(f func(*filesystem.Storage) error) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.st == nil {
+		return errors.New("source is closed")
+	}
+	return f(o.st)
+}
+
+// refresh makes packs written by a fetch visible, and loads their indexes
+// at once: while the caller holds the fetch lock no other fetch can be
+// writing a pack that a lazy load would see half written.
+func (o *objectStore) refresh() error {
+	return o.do(func(s *filesystem.Storage) error {
+		s.Reindex()
+		err := s.HasEncodedObject(plumbing.ZeroHash)
+		if errors.Is(err, plumbing.ErrObjectNotFound) {
+			return nil
+		}
+		return err
+	})
+}
+
+func (o *objectStore) hasCommit(h plumbing.Hash) bool {
+	return o.do(func(s *filesystem.Storage) error {
+		_, err := s.EncodedObject(plumbing.CommitObject, h)
+		return err
+	}) == nil
+}
+
+func (o *objectStore) close() error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.st == nil {
+		return nil
+	}
+	err := o.st.Close()
+	o.st = nil
+	return err
+}
+
+// lockedReader reads a large blob streamed from a pack, holding the store
+// lock for each read because the stream shares go-git's pack index.
+type lockedReader struct {
+	o *objectStore
+	r io.ReadCloser
+}
+
+func (l *lockedReader) Read(p []byte) (int, error) {
+	l.o.mu.Lock()
+	defer l.o.mu.Unlock()
+	return l.r.Read(p)
+}
+
+func (l *lockedReader) Close() error {
+	l.o.mu.Lock()
+	defer l.o.mu.Unlock()
+	return l.r.Close()
+}
