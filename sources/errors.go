@@ -54,7 +54,8 @@ type RepositoryNotFoundError struct {
 }
 
 func (e *RepositoryNotFoundError) Error() string {
-	return fmt.Sprintf("source git %s: %s: repository not found (check the URL, and that the credentials can read it): %v", e.Source, e.Op, e.Err)
+	// The cause adds nothing to say (go-git: "repository not found: ").
+	return fmt.Sprintf("source git %s: %s: repository not found (check the URL, and that the credentials can read it)", e.Source, e.Op)
 }
 func (e *RepositoryNotFoundError) Unwrap() error { return e.Err }
 
@@ -68,7 +69,7 @@ type AuthError struct {
 }
 
 func (e *AuthError) Error() string {
-	return fmt.Sprintf("source git %s: %s: authentication failed: %v", e.Source, e.Op, e.Err)
+	return fmt.Sprintf("source git %s: %s: authentication failed (check the token, or the ssh key and known_hosts): %v", e.Source, e.Op, e.Err)
 }
 func (e *AuthError) Unwrap() error { return e.Err }
 
