@@ -27,7 +27,7 @@ type Revision struct {
 	// Hash is the commit's hex SHA-1, or a working directory's hex SHA-256.
 	Hash string
 	// Time is the commit time (the committer's), or for a working directory
-	// the time its content was hashed.
+	// the newest modification time of its files.
 	Time time.Time
 	// Subject is the first line of the commit message.
 	Subject string
