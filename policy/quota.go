@@ -340,7 +340,7 @@ func (q *Quotas) Fits(team, flavor string, d Demand) (bool, Shortfall) {
 		avail := available(t, k)
 		if d[r] > avail {
 			sf := Shortfall{Resource: berth.ResourceNames[r], Need: d[r] - avail, Borrowing: t.usage[k]+d[r] > t.nominal[k]}
-			if t.borrow[k] != Unlimited && t.usage[k]+d[r] > t.nominal[k]+t.borrow[k] {
+			if t.parent != nil && t.borrow[k] != Unlimited && t.usage[k]+d[r] > t.nominal[k]+t.borrow[k] {
 				sf.AtLimit = true
 			}
 			return false, sf

@@ -39,18 +39,7 @@ func (st *state) reserve(r *req, f string) *reservation {
 // runs that must end first. extra, if set, is a run assumed to be running
 // as well (a backfill candidate).
 func (st *state) shadow(r *req, f string, extra *run) (time.Time, []*run) {
-	var ending []*run
-	for _, x := range st.runs {
-		if !x.gone && !x.end().IsZero() {
-			ending = append(ending, x)
-		}
-	}
-	sort.SliceStable(ending, func(i, j int) bool {
-		if !ending[i].end().Equal(ending[j].end()) {
-			return ending[i].end().Before(ending[j].end())
-		}
-		return ending[i].id < ending[j].id
-	})
+	ending := st.endingRuns()
 	c := st.c.clone()
 	q := st.quotas.Clone()
 	fi := c.flavors[f]
@@ -76,6 +65,37 @@ func (st *state) shadow(r *req, f string, extra *run) (time.Time, []*run) {
 		}
 	}
 	return time.Time{}, nil
+}
+
+// endingRuns lists the live runs with a known end, soonest first.
+func (st *state) endingRuns() []*run {
+	if st.ending != nil {
+		return st.ending
+	}
+	type item struct {
+		r   *run
+		end time.Time
+	}
+	var items []item
+	for _, x := range st.runs {
+		if e := x.end(); !x.gone && !e.IsZero() {
+			items = append(items, item{x, e})
+		}
+	}
+	sort.SliceStable(items, func(i, j int) bool {
+		if !items[i].end.Equal(items[j].end) {
+			return items[i].end.Before(items[j].end)
+		}
+		if items[i].r.id != items[j].r.id {
+			return items[i].r.id < items[j].r.id
+		}
+		return items[i].r.runID < items[j].r.runID
+	})
+	st.ending = make([]*run, len(items))
+	for i, it := range items {
+		st.ending[i] = it.r
+	}
+	return st.ending
 }
 
 // backfillOK reports whether b, placed at ps on f, cannot delay the

@@ -16,8 +16,11 @@ type cluster struct {
 	placer  placer
 	frag    *fragModel
 
-	fragCache []float64
-	fragOK    []bool
+	// sigs caches each node's signature under the fragmentation model;
+	// touch invalidates it when the node changes.
+	sigs   []nodeSig
+	sigOK  []bool
+	sigBig []bool // too many GPUs to memoise
 }
 
 // flavorInfo is a flavor of the cluster and the nodes it selects, in node
@@ -35,8 +38,9 @@ func newCluster(name string, snapNodes []berth.Node, flavors map[string]berth.Fl
 		c.nodes = append(c.nodes, newNode(i, n))
 		c.byName[n.Name] = i
 	}
-	c.fragCache = make([]float64, len(c.nodes))
-	c.fragOK = make([]bool, len(c.nodes))
+	c.sigs = make([]nodeSig, len(c.nodes))
+	c.sigOK = make([]bool, len(c.nodes))
+	c.sigBig = make([]bool, len(c.nodes))
 	names := make([]string, 0, len(flavors))
 	for n := range flavors {
 		names = append(names, n)
@@ -70,20 +74,23 @@ func (c *cluster) setOrder(order []int) {
 func (c *cluster) setFrag(m *fragModel) {
 	c.frag = m
 	c.placer = newPlacer(c.policy, m)
-	for i := range c.fragOK {
-		c.fragOK[i] = false
+	for i := range c.sigOK {
+		c.sigOK[i] = false
 	}
 }
 
-// touch marks a node's cached fragmentation stale.
-func (c *cluster) touch(i int) { c.fragOK[i] = false }
+// touch marks a node's cached signature stale.
+func (c *cluster) touch(i int) { c.sigOK[i] = false }
 
-func (c *cluster) fragOf(i int) float64 {
-	if !c.fragOK[i] {
-		c.fragCache[i] = c.frag.nodeFrag(c.nodes[i])
-		c.fragOK[i] = true
+// sigOf is node i's signature under the fragmentation model; false when
+// the node is too large to memoise.
+func (c *cluster) sigOf(i int) (nodeSig, bool) {
+	if !c.sigOK[i] {
+		c.sigs[i], c.sigBig[i] = c.frag.signature(c.nodes[i])
+		c.sigBig[i] = !c.sigBig[i]
+		c.sigOK[i] = true
 	}
-	return c.fragCache[i]
+	return c.sigs[i], !c.sigBig[i]
 }
 
 // release frees a run's placements.
@@ -112,7 +119,12 @@ func (c *cluster) clone() *cluster {
 	for i, x := range c.nodes {
 		d.nodes[i] = x.clone()
 	}
-	d.fragCache = append([]float64(nil), c.fragCache...)
-	d.fragOK = append([]bool(nil), c.fragOK...)
+	// The clone scores with the same mix but memos of its own: a clone may
+	// be used apart from the original.
+	d.frag = c.frag.fresh()
+	d.placer = newPlacer(d.policy, d.frag)
+	d.sigs = append([]nodeSig(nil), c.sigs...)
+	d.sigOK = append([]bool(nil), c.sigOK...)
+	d.sigBig = append([]bool(nil), c.sigBig...)
 	return &d
 }

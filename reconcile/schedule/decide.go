@@ -109,6 +109,7 @@ func (st *state) tryAdmit(r *req, f string) *berth.Reason {
 func (st *state) admit(r *req, f string, ps []berth.Placement, demand policy.Demand) {
 	borrowing := st.quotas.WouldBorrow(r.team, f, demand)
 	st.quotas.Add(r.team, f, demand)
+	st.ending = nil
 	st.runs = append(st.runs, &run{
 		id: r.id, runID: r.RunID, team: r.team, kind: r.Workload.Kind, prio: r.prio, tier: r.tier,
 		flavor: f, since: st.now, shape: r.shape, placements: ps, demand: demand,
@@ -166,10 +167,7 @@ func (st *state) neverOn(r *req, f string) *berth.Reason {
 		return &berth.Reason{Code: berth.ReasonNoMatchingNodes,
 			Message: fmt.Sprintf("no node of cluster %s is of flavor %s (%s)", st.c.name, f, describeFlavorNodes(fi.flavor))}
 	}
-	capacity := 0
-	for _, i := range fi.nodes {
-		capacity += podsFitEmpty(st.c.nodes[i], r.shape)
-	}
+	capacity := st.idleCapacity(fi, r.shape)
 	if capacity == 0 {
 		return &berth.Reason{Code: berth.ReasonPodTooLarge,
 			Message: fmt.Sprintf("one %s asks for %s; no %s node is that large (the largest has %s)",
@@ -181,6 +179,21 @@ func (st *state) neverOn(r *req, f string) *berth.Reason {
 				r.minPods, podsWord(r.Workload.Kind, r.minPods), describeShape(r.shape), f, capacity)}
 	}
 	return nil
+}
+
+// idleCapacity is how many pods of shape s the flavor's nodes hold when
+// idle, memoised: it does not change within a cycle.
+func (st *state) idleCapacity(fi *flavorInfo, s shape) int {
+	key := failKey{flavor: fi.flavor.Name, shape: s}
+	if n, ok := st.idle[key]; ok {
+		return n
+	}
+	n := 0
+	for _, i := range fi.nodes {
+		n += podsFitEmpty(st.c.nodes[i], s)
+	}
+	st.idle[key] = n
+	return n
 }
 
 // podsFitEmpty is how many pods of shape s an idle x holds.

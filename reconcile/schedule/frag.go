@@ -9,9 +9,19 @@ import "sort"
 // capacity is fragmented, for one shape, when that shape cannot use it; the
 // node's fragmentation is the expectation over the mix; a pod goes where it
 // increases fragmentation least.
+//
+// Weights are pod counts, so fragmentation is an integer (thousandths of a
+// GPU times pods) and equal choices compare equal exactly. A node's
+// fragmentation depends only on its free cpu (and memory, when a shape asks
+// for memory) and the multiset of its GPUs' free thousandths, so it is
+// memoised by that signature: identical nodes, and a node that returns to a
+// state it was in, are scored once.
 type fragModel struct {
 	shapes  []shape
-	weights []float64
+	weights []int64
+	usesMem bool
+	memo    map[nodeSig]int64
+	picks   map[shape]map[nodeSig]pickMemo
 }
 
 // TypicalShape is one pod shape of a workload mix and its weight.
@@ -56,17 +66,119 @@ func newFragModel(shapes []TypicalShape, coverage float64) *fragModel {
 		if float64(covered) >= coverage*float64(total) {
 			break
 		}
+		if x.Count <= 0 {
+			continue
+		}
 		m.shapes = append(m.shapes, shape{cpu: x.CPU, mem: x.Memory, gpus: x.GPUs, milli: x.GPUMilli})
-		m.weights = append(m.weights, float64(x.Count)/float64(total))
+		m.weights = append(m.weights, int64(x.Count))
+		if x.Memory > 0 {
+			m.usesMem = true
+		}
 		covered += x.Count
 	}
 	return m
 }
 
-// nodeFrag is the expected fragmented GPU capacity of x, in thousandths.
-func (m *fragModel) nodeFrag(x *node) float64 {
-	var idle int64
+// fresh is a model with the same mix and empty memos, for a clone that may
+// be used apart from the original (the memos are not safe for concurrent
+// use).
+func (m *fragModel) fresh() *fragModel {
+	return &fragModel{shapes: m.shapes, weights: m.weights, usesMem: m.usesMem}
+}
+
+// sigGPUs is the most GPUs a node may have for its state to be memoised;
+// larger nodes are scored every time.
+const sigGPUs = 16
+
+// nodeSig is what a node's fragmentation depends on: its free cpu, its free
+// memory (only when the mix asks for memory), and the free thousandths of
+// its GPUs outside MIG, in descending order (which GPU is which does not
+// matter).
+type nodeSig struct {
+	cpu, mem int64
+	n        int32
+	gpu      [sigGPUs]int16
+}
+
+// signature is x's state as the model sees it; false when x has too many
+// GPUs to memoise.
+func (m *fragModel) signature(x *node) (nodeSig, bool) {
+	g := nodeSig{cpu: x.cpuFree}
+	if m.usesMem {
+		g.mem = x.memFree
+	}
 	for _, f := range x.gpuFree {
+		if f == migMode {
+			continue
+		}
+		if g.n == sigGPUs {
+			return nodeSig{}, false
+		}
+		g.gpu[g.n] = int16(f)
+		g.n++
+	}
+	sortDesc(g.gpu[:g.n])
+	return g, true
+}
+
+// sortDesc sorts a few values in descending order (insertion sort: nodes
+// have at most sigGPUs GPUs).
+func sortDesc(a []int16) {
+	for i := 1; i < len(a); i++ {
+		v := a[i]
+		j := i
+		for j > 0 && a[j-1] < v {
+			a[j] = a[j-1]
+			j--
+		}
+		a[j] = v
+	}
+}
+
+// nodeFrag is the expected fragmented GPU capacity of x, in thousandths
+// times pods of the mix.
+func (m *fragModel) nodeFrag(x *node) int64 {
+	if g, ok := m.signature(x); ok {
+		return m.sigFrag(&g)
+	}
+	gpus := freeDesc(x)
+	mem := int64(0)
+	if m.usesMem {
+		mem = x.memFree
+	}
+	return m.frag(x.cpuFree, mem, gpus)
+}
+
+// freeDesc is x's GPUs' free thousandths outside MIG, descending.
+func freeDesc(x *node) []int16 {
+	var gpus []int16
+	for _, f := range x.gpuFree {
+		if f != migMode {
+			gpus = append(gpus, int16(f))
+		}
+	}
+	sortDesc(gpus)
+	return gpus
+}
+
+func (m *fragModel) sigFrag(g *nodeSig) int64 {
+	if v, ok := m.memo[*g]; ok {
+		return v
+	}
+	v := m.frag(g.cpu, g.mem, g.gpu[:g.n])
+	if m.memo == nil {
+		m.memo = map[nodeSig]int64{}
+	}
+	m.memo[*g] = v
+	return v
+}
+
+// frag is the fragmentation of a node with the given free cpu, memory and
+// GPUs (descending): for each shape of the mix, the idle GPU capacity the
+// shape cannot use, weighted by the shape's count.
+func (m *fragModel) frag(cpu, mem int64, gpus []int16) int64 {
+	var idle int64
+	for _, f := range gpus {
 		if f > 0 {
 			idle += int64(f)
 		}
@@ -74,113 +186,163 @@ func (m *fragModel) nodeFrag(x *node) float64 {
 	if idle == 0 {
 		return 0
 	}
-	var sum float64
+	var sum int64
 	for i, s := range m.shapes {
-		sum += m.weights[i] * float64(fragFor(x, s, idle))
+		sum += m.weights[i] * fragFor(cpu, mem, gpus, s, idle)
 	}
 	return sum
 }
 
-// fragFor is the idle GPU capacity of x the shape s cannot use: all of it
-// when s needs no GPU or x lacks the cpu, memory or GPUs with room for s;
-// otherwise the idle capacity of GPUs with less room than s needs.
-func fragFor(x *node, s shape, idle int64) int64 {
+// fragFor is the idle GPU capacity a node (free cpu, memory, and GPUs in
+// descending order) leaves unusable to shape s: all of it when s needs no
+// GPU or the node lacks the cpu, memory or GPUs with room for s; otherwise
+// the idle capacity of the GPUs with less room than s needs.
+func fragFor(cpu, mem int64, gpus []int16, s shape, idle int64) int64 {
 	if s.mig != "" || (s.gpus == 0 && s.milli == 0) {
 		return idle
 	}
-	if s.cpu > x.cpuFree || s.mem > x.memFree {
+	if s.cpu > cpu || s.mem > mem {
 		return idle
 	}
-	need := int32(wholeGPU)
+	need := int16(wholeGPU)
+	want := s.gpus
 	if s.milli > 0 {
-		need = s.milli
+		need, want = int16(s.milli), 1
+	}
+	room := 0
+	for room < len(gpus) && gpus[room] >= need {
+		room++
+	}
+	if room < want {
+		return idle
 	}
 	var frag int64
-	room := 0
-	for _, f := range x.gpuFree {
-		if f <= 0 {
-			continue
-		}
-		if f >= need {
-			room++
-		} else {
+	for _, f := range gpus[room:] {
+		if f > 0 {
 			frag += int64(f)
 		}
-	}
-	if (s.gpus > 0 && room < s.gpus) || (s.milli > 0 && room == 0) {
-		return idle
 	}
 	return frag
 }
 
+// pickMemo is the best way to place one shape on a node in some state:
+// the increase in fragmentation, and for a share of a GPU, the free
+// thousandths of the GPU to put it on.
+type pickMemo struct {
+	delta int64
+	free  int32
+}
+
 // fgd places each pod where it increases fragmentation least; ties go to
-// the tighter fit, then to the earlier node.
+// the earlier node. Within a node a share of a GPU goes to the GPU that
+// increases fragmentation least, ties to the fullest such GPU, then the
+// lower index.
 type fgd struct {
 	model *fragModel
 }
 
 func (p *fgd) pick(c *cluster, cands []int, s shape) (choice, bool) {
-	if s.mig != "" || len(p.model.shapes) == 0 {
+	m := p.model
+	if s.mig != "" || len(m.shapes) == 0 {
 		return bestFit{}.pick(c, cands, s)
 	}
-	best := choice{node: -1}
-	var bestDelta float64
-	var bestG, bestC int64
+	memo := m.picks[s]
+	if memo == nil {
+		if m.picks == nil {
+			m.picks = map[shape]map[nodeSig]pickMemo{}
+		}
+		memo = map[nodeSig]pickMemo{}
+		m.picks[s] = memo
+	}
+	best := -1
+	var bestM pickMemo
 	for _, i := range cands {
 		x := c.nodes[i]
 		if !x.fits(s) {
 			continue
 		}
-		before := c.fragOf(i)
-		delta, gpus := p.bestOnNode(x, s, before)
-		g, cpu := leftover(x, s)
-		if best.node < 0 || delta < bestDelta-1e-9 ||
-			(delta < bestDelta+1e-9 && (g < bestG || (g == bestG && cpu < bestC))) {
-			best = choice{node: i, gpus: gpus}
-			bestDelta, bestG, bestC = delta, g, cpu
+		var pm pickMemo
+		if g, ok := c.sigOf(i); ok {
+			var hit bool
+			if pm, hit = memo[g]; !hit {
+				pm = m.bestOnNode(g.cpu, g.mem, g.gpu[:g.n], s)
+				memo[g] = pm
+			}
+		} else {
+			mem := int64(0)
+			if m.usesMem {
+				mem = x.memFree
+			}
+			pm = m.bestOnNode(x.cpuFree, mem, freeDesc(x), s)
+		}
+		if best < 0 || pm.delta < bestM.delta {
+			best, bestM = i, pm
 		}
 	}
-	return best, best.node >= 0
+	if best < 0 {
+		return choice{}, false
+	}
+	x := c.nodes[best]
+	if s.milli == 0 {
+		g, _ := lowestGPUs(x, s)
+		return choice{node: best, gpus: g}, true
+	}
+	for g, f := range x.gpuFree {
+		if f == bestM.free {
+			return choice{node: best, gpus: []int{g}}, true
+		}
+	}
+	// Not reached: the memo names a free amount the node has.
+	g, _ := tightestGPUs(x, s)
+	return choice{node: best, gpus: g}, true
 }
 
-// bestOnNode tries s on x's GPUs and returns the least increase in
-// fragmentation and the GPUs that give it.
-func (p *fgd) bestOnNode(x *node, s shape, before float64) (float64, []int) {
-	x.cpuFree -= s.cpu
-	x.memFree -= s.mem
-	defer func() {
-		x.cpuFree += s.cpu
-		x.memFree += s.mem
-	}()
+// bestOnNode tries s on a node with the given free cpu, memory and GPUs
+// (descending) and returns the least increase in fragmentation and, for a
+// share of a GPU, the free thousandths of the GPU that gives it.
+func (m *fragModel) bestOnNode(cpu, mem int64, gpus []int16, s shape) pickMemo {
+	before := m.sliceFrag(cpu, mem, gpus)
+	after := make([]int16, len(gpus))
+	copy(after, gpus)
+	cpu -= s.cpu
+	if m.usesMem {
+		mem -= s.mem
+	}
 	if s.milli == 0 {
-		// Whole GPUs (or none): every choice of fully free GPUs leaves the
-		// node in the same state.
-		gpus, _ := lowestGPUs(x, s)
-		saved := make([]int32, len(gpus))
-		for k, g := range gpus {
-			saved[k] = x.gpuFree[g]
-			x.gpuFree[g] = 0
+		// Whole GPUs (or none): every choice of idle GPUs leaves the node
+		// in the same state. The idle ones are first.
+		for k := 0; k < s.gpus && k < len(after); k++ {
+			after[k] = 0
 		}
-		after := p.model.nodeFrag(x)
-		for k, g := range gpus {
-			x.gpuFree[g] = saved[k]
-		}
-		return after - before, gpus
+		sortDesc(after)
+		return pickMemo{delta: m.sliceFrag(cpu, mem, after) - before}
 	}
-	bestG := -1
-	var best float64
-	tried := map[int32]bool{}
-	for g, f := range x.gpuFree {
-		if f < s.milli || tried[f] {
-			continue
+	best := pickMemo{free: -1}
+	for k, f := range gpus {
+		if int32(f) < s.milli {
+			break
 		}
-		tried[f] = true // GPUs with the same room leave the same state
-		x.gpuFree[g] -= s.milli
-		after := p.model.nodeFrag(x)
-		x.gpuFree[g] += s.milli
-		if d := after - before; bestG < 0 || d < best-1e-9 || (d < best+1e-9 && f < x.gpuFree[bestG]) {
-			bestG, best = g, d
+		if k > 0 && gpus[k-1] == f {
+			continue // GPUs with the same room leave the same state
+		}
+		copy(after, gpus)
+		after[k] = f - int16(s.milli)
+		sortDesc(after)
+		d := m.sliceFrag(cpu, mem, after) - before
+		// Equal increases: the fuller GPU (descending order: the later one).
+		if best.free < 0 || d <= best.delta {
+			best = pickMemo{delta: d, free: int32(f)}
 		}
 	}
-	return best, []int{bestG}
+	return best
+}
+
+// sliceFrag is frag through the memo when the node is small enough.
+func (m *fragModel) sliceFrag(cpu, mem int64, gpus []int16) int64 {
+	if len(gpus) > sigGPUs {
+		return m.frag(cpu, mem, gpus)
+	}
+	g := nodeSig{cpu: cpu, mem: mem, n: int32(len(gpus))}
+	copy(g.gpu[:], gpus)
+	return m.sigFrag(&g)
 }

@@ -126,7 +126,7 @@ func Pending(cfg *berth.Config, snap *berth.Snapshot) ([]Request, []berth.Decisi
 		return result{}
 	}
 
-	var reqs []Request
+	reqs := make([]Request, 0, len(cfg.Workloads))
 	var decisions []berth.Decision
 	for _, id := range cfg.WorkloadIDs() {
 		w := cfg.Workloads[id]

@@ -17,6 +17,22 @@ type candidate struct {
 // it stop: candidates lowest priority and most recently started first are
 // added until r fits, then every one not needed is dropped again.
 func (st *state) tryPreempt(r *req, f string) bool {
+	key := preemptKey{team: r.team, flavor: f, shape: r.shape, pods: r.pods, prio: r.prio}
+	if st.cfg.Teams[r.team].Preemption.WithinTeam == berth.PreemptLowerOrNewerEqualPriority {
+		key.since = r.Since
+	}
+	if st.noPreempt[key] {
+		return false
+	}
+	if !st.preempt(r, f) {
+		st.noPreempt[key] = true
+		return false
+	}
+	st.noPreempt = map[preemptKey]bool{}
+	return true
+}
+
+func (st *state) preempt(r *req, f string) bool {
 	fi := st.c.flavors[f]
 	demand := r.demand(r.pods)
 	withinNominal := !st.quotas.WouldBorrow(r.team, f, demand)
@@ -93,6 +109,7 @@ func (st *state) tryPreempt(r *req, f string) bool {
 		}
 		return victims[i].run.runID < victims[j].run.runID
 	})
+	st.ending = nil
 	for _, v := range victims {
 		v.run.gone = true
 		d.Victims = append(d.Victims, berth.Victim{
@@ -111,7 +128,7 @@ func (st *state) candidates(r *req, f string, withinNominal bool) []candidate {
 	pol := team.Preemption
 	fair := st.cfg.Policy.FairSharing
 	var out []candidate
-	for _, v := range st.runs {
+	for _, v := range st.byFlavor[f] {
 		if v.gone || !v.running || v.flavor != f || !v.preemptible || (v.id == r.id && v.runID == r.RunID) {
 			continue
 		}

@@ -9,23 +9,36 @@ import (
 	"github.com/berth-gpu/berth/policy"
 )
 
-// unit names a resource's amount for people: GPUs (MIG slices on a MIG
-// flavor), cpu, memory.
+// amount names a resource's amount for people: "4 GPUs" (MIG slices on a
+// MIG flavor), "8 cpu", "64Gi memory".
 func (st *state) amount(f string, r berth.Resource, n int64) string {
+	num, unit := st.amountParts(f, r, n)
+	return num + " " + unit
+}
+
+// more is "4 more GPUs".
+func (st *state) more(f string, r berth.Resource, n int64) string {
+	num, unit := st.amountParts(f, r, n)
+	return num + " more " + unit
+}
+
+func (st *state) amountParts(f string, r berth.Resource, n int64) (string, string) {
 	switch r {
 	case berth.ResourceGPU:
 		word := "GPUs"
 		if fi, ok := st.c.flavors[f]; ok && fi.flavor.MIG != "" {
 			word = "MIG slices"
-		}
-		if n == wholeGPU && word == "GPUs" {
+			if n == wholeGPU {
+				word = "MIG slice"
+			}
+		} else if n == wholeGPU {
 			word = "GPU"
 		}
-		return berth.FormatAmount(r, n) + " " + word
+		return berth.FormatAmount(r, n), word
 	case berth.ResourceCPU:
-		return berth.FormatAmount(r, n) + " cpu"
+		return berth.FormatAmount(r, n), "cpu"
 	default:
-		return berth.FormatAmount(r, n) + " memory"
+		return berth.FormatAmount(r, n), "memory"
 	}
 }
 
@@ -34,20 +47,20 @@ func (st *state) quotaReason(r *req, f string, sf policy.Shortfall) *berth.Reaso
 	res := sf.Resource
 	used := st.quotas.Used(team, f, res)
 	nominal, _ := st.quotas.Nominal(team, f, res)
-	need := st.amount(f, res, sf.Need)
+	need := st.more(f, res, sf.Need)
 	switch {
 	case sf.AtLimit:
 		limit := st.quotas.BorrowingLimit(team, f, res)
 		return &berth.Reason{Code: berth.ReasonQuota, Message: fmt.Sprintf(
-			"team %s is at its %s borrowing limit (uses %s of nominal %s + borrowing limit %s): %s more needed",
+			"team %s is at its %s borrowing limit (uses %s of nominal %s + borrowing limit %s): %s needed",
 			team, f, berth.FormatAmount(res, used), berth.FormatAmount(res, nominal), berth.FormatAmount(res, limit), need)}
 	case sf.Borrowing && st.quotas.InCohort(team):
 		cohort := st.cfg.Teams[team].Cohort
 		return &berth.Reason{Code: berth.ReasonCohort, Message: fmt.Sprintf(
-			"insufficient unused %s quota in team %s and cohort %s: %s more needed", f, team, cohort, need)}
+			"insufficient unused %s quota in team %s and cohort %s: %s needed", f, team, cohort, need)}
 	default:
 		return &berth.Reason{Code: berth.ReasonQuota, Message: fmt.Sprintf(
-			"insufficient unused %s quota in team %s: %s more needed", f, team, need)}
+			"insufficient unused %s quota in team %s: %s needed", f, team, need)}
 	}
 }
 

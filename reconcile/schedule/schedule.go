@@ -15,7 +15,7 @@ type Options struct {
 	// NoBackfill turns EASY backfill off whatever the policy says.
 	NoBackfill bool
 	// EstimateLimit bounds how many queued runs get an estimated start
-	// (each costs a what-if replay of the running set); default 200.
+	// (each costs a what-if replay of the running set); default 50.
 	EstimateLimit int
 	// Estimate lists workloads that get an estimate whatever their place in
 	// line (the ones a pull request adds).
@@ -93,6 +93,27 @@ type state struct {
 	// failed remembers, per flavor, shapes that did not fit: capacity only
 	// shrinks within a cycle until something is preempted.
 	failed map[failKey]bool
+	// idle memoises idleCapacity per flavor and shape.
+	idle map[failKey]int
+	// ending caches the runs with a known end, soonest first, for shadow
+	// times; nil when runs changed.
+	ending []*run
+	// byFlavor indexes the runs running before this cycle (the only ones
+	// that may be preempted) by flavor.
+	byFlavor map[string][]*run
+	// runShapes counts the pods of live runs by shape (for the typical
+	// workload mix); nil when runs changed.
+	runShapes map[shape]int
+	// noPreempt remembers requests whose preemption failed in this cycle:
+	// candidates only go away within a cycle, so it would fail again.
+	noPreempt map[preemptKey]bool
+}
+
+type preemptKey struct {
+	team, flavor string
+	shape        shape
+	pods, prio   int
+	since        time.Time // only for lowerOrNewerEqualPriority
 }
 
 type failKey struct {
@@ -168,7 +189,7 @@ type Scheduler struct {
 // its running runs charged to nodes and quotas.
 func NewScheduler(cfg *berth.Config, snap *berth.Snapshot, opts Options) *Scheduler {
 	if opts.EstimateLimit == 0 {
-		opts.EstimateLimit = 200
+		opts.EstimateLimit = 50
 	}
 	placement := opts.Placement
 	if placement == "" {
@@ -195,6 +216,8 @@ func (s *Scheduler) Clone() *Scheduler {
 	}
 	st.heads = map[string]*reservation{}
 	st.failed = map[failKey]bool{}
+	st.idle = map[failKey]int{}
+	st.ending = nil
 	return &Scheduler{st: &st, fixedFrag: s.fixedFrag}
 }
 
@@ -216,6 +239,37 @@ func (s *Scheduler) SetNodeOrder(order []int) { s.st.c.setOrder(order) }
 // one decision per request, in the order of reqs.
 func (s *Scheduler) Decide(now time.Time, reqs []Request) []berth.Decision {
 	return s.cycle(now, reqs)
+}
+
+// WhatIf decides reqs at time now against the current state and leaves the
+// state as it was: the incremental plan of a few new runs against a
+// cluster already holding many, without copying it.
+func (s *Scheduler) WhatIf(now time.Time, reqs []Request) []berth.Decision {
+	st := s.st
+	live := st.runs[:0]
+	for _, r := range st.runs {
+		if !r.gone {
+			live = append(live, r)
+		}
+	}
+	st.runs = live
+	saved := append([]*run(nil), st.runs...)
+	out := s.decideOnly(now, reqs)
+	// Undo: release what was admitted, put victims back.
+	for _, r := range st.runs[len(saved):] {
+		st.c.release(r.shape, r.placements)
+		st.quotas.Remove(r.team, r.flavor, r.demand)
+	}
+	for _, r := range saved {
+		if r.gone {
+			r.gone = false
+			st.putBack(r)
+		}
+	}
+	st.runs = saved
+	st.ending = nil
+	st.failed = map[failKey]bool{}
+	return out
 }
 
 // Finish ends a run, freeing its capacity. It reports whether the run was
@@ -247,12 +301,38 @@ func (s *Scheduler) GPUStats() (capacity, allocated int64) {
 	return capacity, allocated
 }
 
-// cycle orders reqs and decides each in turn at time now.
+// cycle orders reqs and decides each in turn at time now, and applies the
+// outcome: what was admitted runs from now on; victims are gone.
 func (s *Scheduler) cycle(now time.Time, reqs []Request) []berth.Decision {
+	out := s.decideOnly(now, reqs)
+	st := s.st
+	live := st.runs[:0]
+	for _, r := range st.runs {
+		if !r.gone {
+			r.running = true
+			live = append(live, r)
+		}
+	}
+	st.runs = live
+	st.ending = nil
+	st.runShapes = nil
+	return out
+}
+
+// decideOnly orders reqs and decides each in turn at time now.
+func (s *Scheduler) decideOnly(now time.Time, reqs []Request) []berth.Decision {
 	st := s.st
 	st.now = now
 	st.heads = map[string]*reservation{}
 	st.failed = map[failKey]bool{}
+	st.ending = nil
+	st.noPreempt = map[preemptKey]bool{}
+	st.byFlavor = map[string][]*run{}
+	for _, r := range st.runs {
+		if r.running && !r.gone {
+			st.byFlavor[r.flavor] = append(st.byFlavor[r.flavor], r)
+		}
+	}
 	rs := make([]*req, 0, len(reqs))
 	for _, r := range reqs {
 		rs = append(rs, st.newReq(r))
@@ -275,15 +355,6 @@ func (s *Scheduler) cycle(now time.Time, reqs []Request) []berth.Decision {
 	// Estimated starts for the first in line and those asked for.
 	st.estimate(order)
 
-	// What was admitted in this cycle runs from now on; victims are gone.
-	live := st.runs[:0]
-	for _, r := range st.runs {
-		if !r.gone {
-			r.running = true
-			live = append(live, r)
-		}
-	}
-	st.runs = live
 	out := make([]berth.Decision, len(rs))
 	for i, r := range rs {
 		out[i] = r.decision
@@ -308,6 +379,7 @@ func newState(cfg *berth.Config, snap *berth.Snapshot, placement string, opts Op
 		quotas: policy.NewQuotas(cfg, names),
 		heads:  map[string]*reservation{},
 		failed: map[failKey]bool{},
+		idle:   map[failKey]int{},
 	}
 	st.c.setFrag(&fragModel{})
 	running := append([]berth.RunningWorkload(nil), snap.Running...)
@@ -377,6 +449,8 @@ func (st *state) keepOrStop(r *run, snap *berth.Snapshot) berth.Decision {
 
 func (st *state) stopRun(r *run) {
 	r.gone = true
+	st.ending = nil
+	st.runShapes = nil
 	st.c.release(r.shape, r.placements)
 	st.quotas.Remove(r.team, r.flavor, r.demand)
 	st.failed = map[failKey]bool{}
@@ -404,10 +478,16 @@ func (st *state) setFragModel(rs []*req) {
 			count[r.shape] += r.pods
 		}
 	}
-	for _, r := range st.runs {
-		if !r.gone && r.shape.mig == "" {
-			count[r.shape] += len(r.placements)
+	if st.runShapes == nil {
+		st.runShapes = map[shape]int{}
+		for _, r := range st.runs {
+			if !r.gone && r.shape.mig == "" {
+				st.runShapes[r.shape] += len(r.placements)
+			}
 		}
+	}
+	for sh, n := range st.runShapes {
+		count[sh] += n
 	}
 	var shapes []TypicalShape
 	for s, n := range count {

@@ -1,0 +1,131 @@
+package schedule_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/berth-gpu/berth"
+	"github.com/berth-gpu/berth/fixtures/build"
+	"github.com/berth-gpu/berth/reconcile/schedule"
+)
+
+// bigCase is teams teams in 10 cohorts, nodes nodes of 8 H100s, and
+// pending workloads of a realistic mix (mostly 1-8 GPU jobs, some gangs,
+// shared-GPU inference), with running runs filling part of the cluster.
+func bigCase(teams, nodes, pending, running int) (*berth.Config, *berth.Snapshot) {
+	r := rand.New(rand.NewPCG(42, 42))
+	cfg := build.Config().GPUFlavor("h100", "H100").CPUFlavor("cpu")
+	for c := range 10 {
+		cfg.Cohort(fmt.Sprintf("cohort-%d", c), "")
+	}
+	perTeam := int64(nodes * 8 / teams)
+	for t := range teams {
+		cfg.Team(build.Team(fmt.Sprintf("team-%03d", t)).Cohort(fmt.Sprintf("cohort-%d", t%10)).
+			Quota("h100", build.GPU(fmt.Sprint(perTeam)).Borrow(fmt.Sprint(perTeam))).
+			Quota("cpu", build.CPU("1000")))
+	}
+	snap := build.Snapshot()
+	for n := range nodes {
+		snap.Node(build.Node(fmt.Sprintf("node-%04d", n)).GPUs(8, "H100").CPU("128").Memory("1Ti").
+			Label("rack", fmt.Sprint(n/32)))
+	}
+	tiers := []string{"low", "normal", "normal", "normal", "production"}
+	mk := func(i int) *build.WorkloadBuilder {
+		team := fmt.Sprintf("team-%03d", r.IntN(teams))
+		w := build.Workload(team, fmt.Sprintf("w-%06d", i)).Priority(tiers[r.IntN(len(tiers))]).CPU("4").Memory("32Gi").
+			MaxDuration(fmt.Sprintf("%dm", 30+r.IntN(600)))
+		switch x := r.IntN(20); {
+		case x < 2:
+			w.Training(2 + r.IntN(3)).GPUs(8)
+		case x < 5:
+			w.Inference(1 + r.IntN(2)).Fraction(0.5)
+		case x < 6:
+			w.Parallel(2, 4)
+		default:
+			w.GPUs([]int{1, 1, 2, 4, 8}[r.IntN(5)])
+		}
+		return w
+	}
+	var ws []*build.WorkloadBuilder
+	for i := range pending {
+		w := mk(i)
+		ws = append(ws, w)
+		snap.Queued(string(w.Obj().ID()), build.T0.Add(-time.Duration(r.IntN(100000))*time.Second))
+	}
+	cfg.Workload(ws...)
+	c, s := cfg.Obj(), snap.Obj()
+	if running > 0 {
+		// Admit a first batch and keep it running.
+		var more []*build.WorkloadBuilder
+		for i := range running {
+			// Small runs, so that 10,000 fit in 8,000 GPUs.
+			w := build.Workload(fmt.Sprintf("team-%03d", r.IntN(teams)), fmt.Sprintf("r-%06d", i)).CPU("2").Memory("8Gi").
+				MaxDuration(fmt.Sprintf("%dm", 30+r.IntN(600)))
+			if i%2 == 0 {
+				w.Fraction(0.5)
+			} else {
+				w.GPUs(1)
+			}
+			more = append(more, w)
+		}
+		extra := build.Config()
+		extra.Workload(more...)
+		var reqs []schedule.Request
+		for _, w := range extra.Obj().Workloads {
+			c.Workloads[w.ID()] = w
+			reqs = append(reqs, schedule.Request{Workload: w, RunID: w.RunID, Since: build.T0.Add(-time.Hour)})
+		}
+		p := schedule.Schedule(schedule.Input{Config: c, Snapshot: s, Requests: reqs}, schedule.Options{})
+		for _, d := range p.Decisions {
+			if d.Starts() {
+				w := c.Workloads[d.Workload]
+				s.Running = append(s.Running, berth.RunningWorkload{Workload: d.Workload, RunID: d.RunID, Kind: d.Kind,
+					Priority: d.Priority, Flavor: d.Flavor, Since: build.T0.Add(-time.Hour), Resources: w.Resources,
+					Placements: d.Placements, MaxDuration: w.MaxDuration})
+			}
+		}
+	}
+	return c, s
+}
+
+// BenchmarkPlanFull is a full plan of N pending workloads for 200 teams on
+// 1,000 nodes with 8,000 GPUs, for N doubling from 12,500 to 50,000.
+func BenchmarkPlanFull(b *testing.B) {
+	for _, n := range []int{12500, 25000, 50000} {
+		cfg, snap := bigCase(200, 1000, n, 0)
+		b.Run(fmt.Sprintf("pending=%d", n), func(b *testing.B) {
+			for b.Loop() {
+				schedule.Schedule(schedule.Input{Config: cfg, Snapshot: snap}, schedule.Options{})
+			}
+		})
+	}
+}
+
+// BenchmarkPlanOneNew decides one new workload against a cluster already
+// holding 10,000 admitted runs, with the state built once (as a pull
+// request plan or the engine reuses it).
+func BenchmarkPlanOneNew(b *testing.B) {
+	cfg, snap := bigCase(200, 1000, 0, 10000)
+	sched := schedule.NewScheduler(cfg, snap, schedule.Options{})
+	w := build.Workload("team-007", "new-job").GPUs(4).MaxDuration("2h").Obj()
+	cfg.Workloads[w.ID()] = w
+	req := []schedule.Request{{Workload: w, RunID: "1", Since: build.T0}}
+	b.Logf("running runs: %d", len(snap.Running))
+	for b.Loop() {
+		d := sched.WhatIf(build.T0, req)
+		if !d[0].Starts() {
+			b.Fatalf("not admitted: %+v", d[0])
+		}
+	}
+}
+
+// BenchmarkBuildState builds the state of a cluster holding 10,000 runs
+// from its snapshot (what the incremental plan saves).
+func BenchmarkBuildState(b *testing.B) {
+	cfg, snap := bigCase(200, 1000, 0, 10000)
+	for b.Loop() {
+		schedule.NewScheduler(cfg, snap, schedule.Options{})
+	}
+}

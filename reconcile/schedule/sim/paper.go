@@ -1,0 +1,279 @@
+package sim
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/berth-gpu/berth"
+	"github.com/berth-gpu/berth/reconcile/schedule"
+)
+
+// Published are the paper's numbers for its experiment on the Alibaba 2023
+// trace: unallocated GPU % at 100% arrived, mean of seeds 42 to 51, from
+// the artifact's cached results (Weng et al., USENIX ATC '23).
+var Published = []Published1{
+	{"Random", 13.70}, {"DotProduct", 9.38}, {"Clustering", 8.35},
+	{"Packing", 8.22}, {"BestFit", 7.14}, {"FGD", 4.77},
+}
+
+// Published1 is one published result.
+type Published1 struct {
+	Policy      string  `json:"policy"`
+	Unallocated float64 `json:"unallocatedPct"`
+}
+
+// PaperOptions configure the paper's experiment.
+type PaperOptions struct {
+	// Policies to run (nil: firstFit, bestFit and berth).
+	Policies []string
+	// Seeds (nil: 42 to 51).
+	Seeds []uint64
+	// InflationPct is the total request the pods are inflated to, in
+	// percent of the cluster's GPUs (0: 130).
+	InflationPct int64
+	// Coverage is the share of pods the typical shapes cover (0: 0.95).
+	Coverage float64
+	// Levels are the arrived levels (percent) reported besides 100; nil:
+	// 50 to 130 by 10.
+	Levels []int
+}
+
+// PaperReport is the result of the paper's experiment.
+type PaperReport struct {
+	Mode          string       `json:"mode"`
+	Nodes         int          `json:"nodes"`
+	GPUs          int64        `json:"gpus"`
+	Pods          int          `json:"pods"`
+	PodsGPUs      float64      `json:"podsGPUs"`
+	TypicalShapes int          `json:"typicalShapes"`
+	Seeds         []uint64     `json:"seeds"`
+	InflationPct  int64        `json:"inflationPct"`
+	Published     []Published1 `json:"published"`
+	Policies      []PaperPolicy `json:"policies"`
+}
+
+// PaperPolicy is one policy's result over all seeds.
+type PaperPolicy struct {
+	Policy string `json:"policy"`
+	// Unallocated is the mean over seeds of the unallocated GPU % at 100%
+	// arrived; UnallocatedGPUs the same in GPUs.
+	Unallocated     float64      `json:"unallocatedPct"`
+	UnallocatedGPUs float64      `json:"unallocatedGPUs"`
+	Seeds           []PaperSeed  `json:"seeds"`
+	Levels          []PaperLevel `json:"levels"`
+}
+
+// PaperSeed is one seed's run of one policy.
+type PaperSeed struct {
+	Seed        uint64  `json:"seed"`
+	Pods        int     `json:"pods"`
+	Dropped     int     `json:"dropped"`
+	Unallocated float64 `json:"unallocatedPct"`
+}
+
+// PaperLevel is the unallocated GPU % at one arrived level, mean over the
+// seeds that reach it.
+type PaperLevel struct {
+	Level       int     `json:"levelPct"`
+	Unallocated float64 `json:"unallocatedPct"`
+}
+
+// PaperPods is the pod sequence of one seed: the pods sorted by name and
+// shuffled, then pods drawn uniformly with replacement from the sorted
+// list until the next would push the total GPU request above inflationPct
+// of capacity; and the node order, shuffled with the same generator after
+// the pods. Drawn copies are named NAME-xN (N counts the draws from 1).
+func PaperPods(tr *Trace, seed uint64, inflationPct int64) (pods []Pod, nodeOrder []int) {
+	sorted := append([]Pod(nil), tr.Pods...)
+	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
+	rng := NewSplitMix64(seed)
+	pods = append([]Pod(nil), sorted...)
+	rng.Shuffle(len(pods), func(i, j int) { pods[i], pods[j] = pods[j], pods[i] })
+	var total int64
+	for _, p := range pods {
+		total += p.GPURequest()
+	}
+	capacity := tr.Capacity()
+	for k := 1; ; k++ {
+		p := sorted[rng.Below(len(sorted))]
+		if (total+p.GPURequest())*100 > inflationPct*capacity {
+			break
+		}
+		total += p.GPURequest()
+		p.Name = fmt.Sprintf("%s-x%d", p.Name, k)
+		pods = append(pods, p)
+	}
+	// Node order is shuffled over the nodes sorted by name, the order the
+	// scheduler indexes them in.
+	nodeOrder = make([]int, len(tr.Nodes))
+	for i := range nodeOrder {
+		nodeOrder[i] = i
+	}
+	rng.Shuffle(len(nodeOrder), func(i, j int) { nodeOrder[i], nodeOrder[j] = nodeOrder[j], nodeOrder[i] })
+	return pods, nodeOrder
+}
+
+// Paper runs the paper's experiment, as the trace's README specifies:
+// pods arrive one at a time (each its own scheduling cycle), nothing
+// departs, a pod that fits nowhere is dropped; after every pod, arrived is
+// the sum of requests so far and allocated what is placed; the level is
+// arrived in whole percent of capacity (rounded), and the unallocated GPU
+// % at a level is 100 minus the mean allocated share over that level's
+// events. The placement of berth judges fragmentation against the typical
+// shapes of the original pods (SetTypicalShapes); every policy tries nodes
+// in the seed's node order (SetNodeOrder).
+func Paper(tr *Trace, opts PaperOptions) (*PaperReport, error) {
+	policies, err := checkPolicies(opts.Policies)
+	if err != nil {
+		return nil, err
+	}
+	nodes := sortedNodes(tr.Nodes)
+	seeds := opts.Seeds
+	if len(seeds) == 0 {
+		for s := uint64(42); s <= 51; s++ {
+			seeds = append(seeds, s)
+		}
+	}
+	infl := opts.InflationPct
+	if infl <= 0 {
+		infl = 130
+	}
+	coverage := opts.Coverage
+	if coverage <= 0 {
+		coverage = 0.95
+	}
+	levels := opts.Levels
+	if levels == nil {
+		levels = []int{50, 60, 70, 80, 90, 100, 110, 120, 130}
+	}
+	shapes := TypicalShapes(tr.Pods)
+	capacity := tr.Capacity()
+	var podsMilli int64
+	for _, p := range tr.Pods {
+		podsMilli += p.GPURequest()
+	}
+	rep := &PaperReport{
+		Mode: "paper", Nodes: len(tr.Nodes), GPUs: capacity / 1000, Pods: len(tr.Pods),
+		PodsGPUs: float64(podsMilli) / 1000, TypicalShapes: typicalCount(shapes, coverage),
+		Seeds: seeds, InflationPct: infl, Published: Published,
+	}
+	type acc struct{ sum, n [levelsMax]float64 }
+	res := make([]PaperPolicy, len(policies))
+	accs := make([]acc, len(policies))
+	sums := make([]float64, len(policies))
+	for i, p := range policies {
+		res[i].Policy = p
+	}
+	for _, seed := range seeds {
+		pods, order := PaperPods(tr, seed, infl)
+		w := Build(nodes, pods, Setup{Teams: 1})
+		for i, policy := range policies {
+			r := paperRun(w, pods, order, shapes, coverage, policy, capacity)
+			r.seed.Seed = seed
+			sums[i] += r.unalloc(100)
+			res[i].Seeds = append(res[i].Seeds, r.seed)
+			for l := range levelsMax {
+				if r.n[l] > 0 {
+					accs[i].sum[l] += r.unalloc(l)
+					accs[i].n[l]++
+				}
+			}
+		}
+	}
+	for i := range res {
+		sum := sums[i]
+		res[i].Unallocated = round(sum/float64(len(seeds)), 3)
+		res[i].UnallocatedGPUs = round(sum/float64(len(seeds))*float64(capacity)/100/1000, 1)
+		for _, l := range levels {
+			if l >= 0 && l < levelsMax && accs[i].n[l] > 0 {
+				res[i].Levels = append(res[i].Levels, PaperLevel{Level: l, Unallocated: round(accs[i].sum[l]/accs[i].n[l], 3)})
+			}
+		}
+	}
+	rep.Policies = res
+	return rep, nil
+}
+
+// levelsMax bounds the arrived levels tracked, in percent.
+const levelsMax = 1001
+
+type paperResult struct {
+	seed PaperSeed
+	// per level: sum of allocated shares and number of events
+	sum [levelsMax]float64
+	n   [levelsMax]int
+}
+
+func (r *paperResult) unalloc(l int) float64 {
+	if r.n[l] == 0 {
+		return 0
+	}
+	return 100 - 100*r.sum[l]/float64(r.n[l])
+}
+
+func paperRun(w *World, pods []Pod, order []int, shapes []schedule.TypicalShape, coverage float64,
+	policy string, capacity int64) *paperResult {
+	s := w.NewScheduler(policy)
+	s.SetTypicalShapes(shapes, coverage)
+	s.SetNodeOrder(order)
+	r := &paperResult{seed: PaperSeed{Pods: len(pods)}}
+	var arrived, allocated int64
+	reqs := make([]schedule.Request, 1)
+	for i, p := range pods {
+		reqs[0] = schedule.Request{Workload: w.Workloads[i], RunID: runID, Since: At(int64(i))}
+		d := s.Decide(At(int64(i)), reqs)[0]
+		arrived += p.GPURequest()
+		if d.Action == berth.ActionAdmit {
+			allocated += p.GPURequest()
+		} else {
+			r.seed.Dropped++
+		}
+		level := int((200*arrived + capacity) / (2 * capacity))
+		if level >= levelsMax {
+			level = levelsMax - 1
+		}
+		r.sum[level] += float64(allocated) / float64(capacity)
+		r.n[level]++
+	}
+	if r.n[100] > 0 {
+		r.seed.Unallocated = round(r.unalloc(100), 3)
+	}
+	return r
+}
+
+// typicalCount is how many shapes cover the given share of pods, most
+// common first (the scheduler keeps the same ones).
+func typicalCount(shapes []schedule.TypicalShape, coverage float64) int {
+	total := 0
+	for _, s := range shapes {
+		total += s.Count
+	}
+	covered, n := 0, 0
+	for _, s := range shapes {
+		if float64(covered) >= coverage*float64(total) {
+			break
+		}
+		covered += s.Count
+		n++
+	}
+	return n
+}
+
+// sortedNodes is a copy of the nodes sorted by name, the order the
+// scheduler indexes them in, so a node order means the same to both.
+func sortedNodes(nodes []Node) []Node {
+	out := append([]Node(nil), nodes...)
+	sort.SliceStable(out, func(a, b int) bool { return out[a].Name < out[b].Name })
+	return out
+}
+
+func round(x float64, digits int) float64 {
+	p := 1.0
+	for range digits {
+		p *= 10
+	}
+	if x < 0 {
+		return -float64(int64(-x*p+0.5)) / p
+	}
+	return float64(int64(x*p+0.5)) / p
+}
