@@ -56,7 +56,7 @@ func expect(t *testing.T, p *berth.Plan, want map[string]got) {
 func h100Nodes(n int) *build.SnapshotBuilder {
 	s := build.Snapshot()
 	for i := range n {
-		s.Node(build.Node("gpu-" + string(rune('a'+i))).GPUs(8, "NVIDIA-H100-80GB-HBM3"))
+		s.Node(build.Node("gpu-"+string(rune('a'+i))).GPUs(8, "NVIDIA-H100-80GB-HBM3"))
 	}
 	return s
 }
