@@ -1,0 +1,149 @@
+package reconcile
+
+import (
+	"context"
+	"time"
+
+	"github.com/berth-gpu/berth"
+)
+
+// Cluster is a place berth runs workloads: this machine (reconcile/local)
+// or a Kubernetes cluster (reconcile/kube).
+type Cluster interface {
+	// Name is the cluster's name in the repository's clusters.
+	Name() string
+	// Observe reports the cluster's state: nodes, what runs where, what is
+	// queued since when, what finished, and every run the cluster's ledger
+	// knows. It must not write anything.
+	Observe(ctx context.Context) (*Observed, error)
+	// Apply carries out changes and reports each one's result. It must be
+	// idempotent: applying a change that is already in effect changes
+	// nothing and reports OutcomeUnchanged. A change that fails does not
+	// stop the others.
+	Apply(ctx context.Context, changes []Change) ([]Result, error)
+}
+
+// Observed is what a cluster reports.
+type Observed struct {
+	// Snapshot is the scheduler's view: nodes, running runs (with their
+	// placements), queued runs with the time each was first seen, and
+	// finished runs (succeeded, or failed with no retry left).
+	Snapshot berth.Snapshot
+	// Runs is every run the cluster's ledger knows, for diffing, status and
+	// retries.
+	Runs []RunState
+}
+
+// Run finds a run by workload and run id.
+func (o *Observed) Run(id berth.WorkloadID, runID string) (RunState, bool) {
+	for _, r := range o.Runs {
+		if r.Workload == id && r.RunID == runID {
+			return r, true
+		}
+	}
+	return RunState{}, false
+}
+
+// Phase is where a run is in its life.
+type Phase string
+
+const (
+	PhaseQueued    Phase = "queued"    // waiting for admission
+	PhaseAdmitted  Phase = "admitted"  // admitted, starting
+	PhaseRunning   Phase = "running"   // running
+	PhaseSucceeded Phase = "succeeded" // finished with success
+	PhaseFailed    Phase = "failed"    // finished with failure (Reason says why)
+	PhasePreempted Phase = "preempted" // stopped for another run; it will be queued again
+	PhaseStopped   Phase = "stopped"   // stopped because it left Git or was superseded
+)
+
+// Final reports whether the phase is an end: the run is never started again.
+func (p Phase) Final() bool { return p == PhaseSucceeded || p == PhaseFailed || p == PhaseStopped }
+
+// Holds reports whether a run in this phase holds capacity.
+func (p Phase) Holds() bool { return p == PhaseAdmitted || p == PhaseRunning }
+
+// RunState is one run as the cluster's ledger records it.
+type RunState struct {
+	Workload berth.WorkloadID `json:"workload"`
+	RunID    string           `json:"runId"`
+	Kind     berth.Kind       `json:"kind"`
+	// Digest is berth.SpecDigest of the spec the run was started with.
+	Digest string `json:"digest"`
+	Phase  Phase  `json:"phase"`
+	// Reason says why a run failed or stopped ("OOMKilled", "exit code 2",
+	// "deadline exceeded", "preempted by vision/train").
+	Reason string `json:"reason,omitempty"`
+	// QueuedSince is when the run was first seen waiting.
+	QueuedSince time.Time `json:"queuedSince,omitzero"`
+	StartedAt   time.Time `json:"startedAt,omitzero"`
+	FinishedAt  time.Time `json:"finishedAt,omitzero"`
+	// Attempts counts starts; a failed run is retried while Attempts <=
+	// the workload's retries.
+	Attempts   int               `json:"attempts"`
+	Flavor     string            `json:"flavor,omitempty"`
+	Priority   int               `json:"priority"`
+	Placements []berth.Placement `json:"placements,omitempty"`
+	// Resources is what one pod asked, as started (the workload may have
+	// changed or left Git since).
+	Resources   berth.Resources `json:"resources"`
+	MaxDuration berth.Duration  `json:"maxDuration,omitempty"`
+	// Note is backend detail for people (a log path, a process id, the
+	// objects it owns).
+	Note string `json:"note,omitempty"`
+}
+
+// Op is what a change does.
+type Op string
+
+const (
+	// OpQueue records a run as waiting (its first-seen time); the
+	// Kubernetes backend creates its objects suspended.
+	OpQueue Op = "queue"
+	// OpStart starts an admitted run at its placements.
+	OpStart Op = "start"
+	// OpRestart replaces a running service's replicas with the new spec
+	// (its digest changed) or restarts one that died.
+	OpRestart Op = "restart"
+	// OpStop stops a running run (preempted, left Git, superseded, past
+	// maxDuration). Preempted runs go back to the queue.
+	OpStop Op = "stop"
+	// OpForget drops a queued run that no longer wants to run (rejected,
+	// waiting on a dependency, or left Git), and the objects it owns.
+	OpForget Op = "forget"
+)
+
+// Change is one thing Apply must make true.
+type Change struct {
+	Op       Op
+	Workload berth.Workload // the spec (for OpStop of a run that left Git: only Name and Team)
+	RunID    string
+	Digest   string
+	// Decision is the scheduler's decision that asks for the change.
+	Decision berth.Decision
+	// Phase is what the run becomes after OpStop: PhasePreempted or
+	// PhaseStopped (with Reason).
+	Phase  Phase
+	Reason string
+	// Revision names the commit the change comes from, for labels and
+	// annotations ("main@sha1:...").
+	Revision string
+}
+
+// Outcome is what applying a change did.
+type Outcome string
+
+const (
+	OutcomeCreated    Outcome = "created"
+	OutcomeConfigured Outcome = "configured"
+	OutcomeUnchanged  Outcome = "unchanged"
+	OutcomeDeleted    Outcome = "deleted"
+	OutcomeFailed     Outcome = "failed"
+)
+
+// Result is one change's outcome.
+type Result struct {
+	Change  Change
+	Outcome Outcome
+	Err     error
+}
