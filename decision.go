@@ -41,6 +41,7 @@ const (
 	ReasonDependency    ReasonCode = "DependencyPending"  // a dependsOn workload has not succeeded yet
 	ReasonSchedule      ReasonCode = "WaitingForSchedule" // a periodic job between ticks
 	ReasonNotPreemptive ReasonCode = "CannotPreempt"      // it could fit by preempting, but policy forbids it
+	ReasonBackoff       ReasonCode = "RetryBackoff"       // a failed run waits before its next attempt
 
 	// Never: the spec must change.
 	ReasonExceedsQuota     ReasonCode = "ExceedsQuota"       // more than nominal plus borrowing limit

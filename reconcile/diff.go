@@ -1,0 +1,115 @@
+package reconcile
+
+import (
+	"sort"
+
+	"github.com/berth-gpu/berth"
+)
+
+// Diff compares a cluster's plan with what the cluster observed and returns
+// the changes that make the cluster match the plan. It is pure. A plan that
+// matches what is observed yields no change, so an unchanged state writes
+// nothing.
+//
+// The rules, per decision:
+//   - admit, preempt: start the run, unless it already runs.
+//   - keep: a service, inference or notebook whose spec digest drifted is
+//     restarted with the new spec; a batch or training run keeps the spec it
+//     started with (bump runId for a new run).
+//   - preempted: stop it; it goes back to the queue.
+//   - stop: stop it for good (left Git, superseded, past maxDuration).
+//   - queue: record it as waiting, once (its first-seen time orders equal
+//     priorities, and the Kubernetes backend creates its objects suspended).
+//   - reject, wait, done: forget a waiting record it may have.
+//
+// A waiting record whose workload has no decision at all (it left Git) is
+// forgotten too.
+func Diff(cfg *berth.Config, plan *berth.Plan, obs *Observed, revision string) []Change {
+	var out []Change
+	decided := map[string]bool{}
+	for _, d := range plan.Decisions {
+		decided[runKey(d.Workload, d.RunID)] = true
+		w, inGit := cfg.Workloads[d.Workload]
+		if !inGit {
+			w = berth.Workload{Team: d.Workload.Team(), Name: d.Workload.Name(), Kind: d.Kind}
+		}
+		digest := ""
+		if inGit {
+			digest = berth.SpecDigest(w)
+		}
+		run, known := obs.Run(d.Workload, d.RunID)
+		change := Change{Workload: w, RunID: d.RunID, Digest: digest, Decision: d, Revision: revision}
+		switch d.Action {
+		case berth.ActionAdmit, berth.ActionPreempt:
+			if known && run.Phase.Holds() {
+				continue
+			}
+			change.Op = OpStart
+		case berth.ActionKeep:
+			if !inGit || w.Kind.RunsOnce() || !known || run.Digest == "" || run.Digest == digest {
+				continue
+			}
+			change.Op = OpRestart
+			change.Reason = "spec changed (digest " + run.Digest + " -> " + digest + ")"
+		case berth.ActionPreempted:
+			change.Op = OpStop
+			change.Phase = PhasePreempted
+			change.Reason = reasonText(d)
+		case berth.ActionStop:
+			change.Op = OpStop
+			change.Phase = PhaseStopped
+			change.Reason = reasonText(d)
+		case berth.ActionQueue:
+			if known && (run.Phase == PhaseQueued || run.Phase == PhasePreempted || run.Phase == PhaseFailed) {
+				continue
+			}
+			change.Op = OpQueue
+		default: // reject, wait, done
+			if !known || run.Phase != PhaseQueued {
+				continue
+			}
+			change.Op = OpForget
+			change.Reason = reasonText(d)
+		}
+		out = append(out, change)
+	}
+	for _, r := range obs.Runs {
+		if r.Phase != PhaseQueued || decided[runKey(r.Workload, r.RunID)] {
+			continue
+		}
+		out = append(out, Change{
+			Op:       OpForget,
+			Workload: berth.Workload{Team: r.Workload.Team(), Name: r.Workload.Name(), Kind: r.Kind},
+			RunID:    r.RunID, Reason: "the workload is no longer in the repository", Revision: revision,
+		})
+	}
+	sortChanges(out)
+	return out
+}
+
+func runKey(id berth.WorkloadID, runID string) string { return string(id) + "@" + runID }
+
+func reasonText(d berth.Decision) string {
+	if d.Reason == nil {
+		return string(d.Action)
+	}
+	return d.Reason.Message
+}
+
+// opOrder applies stops first, so the capacity they free is there for the
+// starts.
+var opOrder = map[Op]int{OpStop: 0, OpForget: 1, OpRestart: 2, OpStart: 3, OpQueue: 4}
+
+func sortChanges(cs []Change) {
+	sort.SliceStable(cs, func(i, j int) bool {
+		a, b := cs[i], cs[j]
+		if opOrder[a.Op] != opOrder[b.Op] {
+			return opOrder[a.Op] < opOrder[b.Op]
+		}
+		ai, bi := a.Workload.ID(), b.Workload.ID()
+		if ai != bi {
+			return ai < bi
+		}
+		return a.RunID < b.RunID
+	})
+}

@@ -1,0 +1,433 @@
+package reconcile
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/berth-gpu/berth"
+	"github.com/berth-gpu/berth/reconcile/schedule"
+)
+
+// Revision is one state of the repository to reconcile.
+type Revision struct {
+	// Name is how people and statuses refer to it: "main@sha1:<hash>".
+	Name string
+	// Commit is the commit's hash, empty for a working directory.
+	Commit string
+	Time   time.Time
+	FS     fs.FS
+}
+
+// Source gives the revision to reconcile.
+type Source interface {
+	Latest(ctx context.Context) (Revision, error)
+}
+
+// Loader turns a revision's tree into a configuration; cue.Loader is one.
+// An invalid tree is an error the commit is to blame for (cue.Errors).
+type Loader interface {
+	Load(fsys fs.FS) (*berth.Config, error)
+}
+
+// Reporter tells people what a reconcile did: logs, commit statuses, pull
+// request comments.
+type Reporter interface {
+	Report(ctx context.Context, r Report) error
+}
+
+// Report is the outcome of one reconcile.
+type Report struct {
+	Revision Revision
+	// Invalid is set when the revision's configuration is invalid (the
+	// commit is wrong): nothing was applied from it.
+	Invalid error
+	// Err is set when berth or a source failed (retried).
+	Err error
+	// Applied is the revision whose configuration was applied: the one
+	// reconciled, or, when it is invalid, the last valid one.
+	Applied  Revision
+	Clusters []ClusterReport
+}
+
+// ClusterReport is what one cluster saw and did.
+type ClusterReport struct {
+	Name     string
+	Plan     *berth.Plan
+	Observed *Observed
+	Changes  []Change
+	Results  []Result
+	// Err is set when the cluster failed to observe or apply (retried).
+	Err error
+}
+
+// Writes counts the changes that changed something.
+func (c ClusterReport) Writes() int {
+	n := 0
+	for _, r := range c.Results {
+		if r.Outcome != OutcomeUnchanged {
+			n++
+		}
+	}
+	return n
+}
+
+// Options wire an Engine. Clusters and Loader are required.
+type Options struct {
+	// Clusters are the clusters this berth acts on, by name. Workloads of
+	// clusters not listed here are planned by whoever runs them.
+	Clusters []Cluster
+	Loader   Loader
+	Reporter Reporter
+	Logger   *slog.Logger
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// DryRun stops after the diff: nothing is applied (pull request plans).
+	DryRun bool
+	// Backoff is the wait before a failed run's next attempt (default
+	// 10 s doubling per attempt, at most 5 minutes).
+	Backoff func(attempt int) time.Duration
+	// TickDeadline is how late a periodic job's tick may start; a tick
+	// missed by more (berth was down) is skipped (default 10 minutes).
+	TickDeadline time.Duration
+	// Schedule tunes the scheduler.
+	Schedule schedule.Options
+}
+
+// Engine reconciles revisions. It keeps only caches and the last valid
+// configuration: everything else is re-derived each time.
+type Engine struct {
+	opts Options
+
+	mu        sync.Mutex
+	lastGood  *goodConfig
+	lastPlans map[string]ClusterReport
+}
+
+type goodConfig struct {
+	rev Revision
+	cfg *berth.Config
+}
+
+// New returns an engine.
+func New(opts Options) *Engine {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Backoff == nil {
+		opts.Backoff = DefaultBackoff
+	}
+	if opts.TickDeadline == 0 {
+		opts.TickDeadline = 10 * time.Minute
+	}
+	return &Engine{opts: opts, lastPlans: map[string]ClusterReport{}}
+}
+
+// DefaultBackoff waits 10 s before the second attempt, doubling each time,
+// at most 5 minutes.
+func DefaultBackoff(attempt int) time.Duration {
+	d := 10 * time.Second
+	for i := 1; i < attempt && d < 5*time.Minute; i++ {
+		d *= 2
+	}
+	return min(d, 5*time.Minute)
+}
+
+// Last returns the last report of each cluster (for status and explain).
+func (e *Engine) Last() map[string]ClusterReport {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make(map[string]ClusterReport, len(e.lastPlans))
+	for k, v := range e.lastPlans {
+		out[k] = v
+	}
+	return out
+}
+
+// LastConfig is the last valid configuration and its revision.
+func (e *Engine) LastConfig() (*berth.Config, Revision, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.lastGood == nil {
+		return nil, Revision{}, false
+	}
+	return e.lastGood.cfg, e.lastGood.rev, true
+}
+
+// Reconcile fetches the source's latest revision and reconciles it.
+func (e *Engine) Reconcile(ctx context.Context, src Source) Report {
+	// 1. Fetch.
+	rev, err := src.Latest(ctx)
+	if err != nil {
+		r := Report{Err: fmt.Errorf("fetch: %w", err)}
+		e.report(ctx, r)
+		return r
+	}
+	return e.ReconcileRevision(ctx, rev)
+}
+
+// ReconcileRevision reconciles one revision.
+func (e *Engine) ReconcileRevision(ctx context.Context, rev Revision) Report {
+	rep := Report{Revision: rev}
+
+	// 2. Load. An invalid revision changes nothing that runs: the last
+	// valid configuration goes on being reconciled (so runs finish,
+	// pipelines advance, ticks fire) and the revision is reported invalid.
+	cfg, good, err := e.load(rev)
+	if err != nil {
+		rep.Invalid = err
+		if good == nil {
+			e.report(ctx, rep)
+			return rep
+		}
+	}
+	rep.Applied = good.rev
+
+	// 3 to 6, per cluster: observe, decide, diff, apply.
+	for _, c := range e.opts.Clusters {
+		cr := e.reconcileCluster(ctx, cfg, good.rev, c)
+		rep.Clusters = append(rep.Clusters, cr)
+		if cr.Err == nil {
+			e.mu.Lock()
+			e.lastPlans[cr.Name] = cr
+			e.mu.Unlock()
+		}
+	}
+
+	// 7. Report.
+	e.report(ctx, rep)
+	return rep
+}
+
+// load returns the revision's configuration, or the last valid one with
+// the revision's error.
+func (e *Engine) load(rev Revision) (*berth.Config, *goodConfig, error) {
+	e.mu.Lock()
+	last := e.lastGood
+	e.mu.Unlock()
+	if last != nil && rev.Commit != "" && rev.Commit == last.rev.Commit && rev.Name == last.rev.Name {
+		return last.cfg, last, nil
+	}
+	cfg, err := e.opts.Loader.Load(rev.FS)
+	if err != nil {
+		if last == nil {
+			return nil, nil, err
+		}
+		return last.cfg, last, err
+	}
+	good := &goodConfig{rev: rev, cfg: cfg}
+	e.mu.Lock()
+	e.lastGood = good
+	e.mu.Unlock()
+	return cfg, good, nil
+}
+
+func (e *Engine) reconcileCluster(ctx context.Context, cfg *berth.Config, rev Revision, c Cluster) ClusterReport {
+	cr := ClusterReport{Name: c.Name()}
+	if _, ok := cfg.Clusters[c.Name()]; !ok {
+		cr.Err = &ClusterNotInRepoError{Cluster: c.Name(), Known: cfg.ClusterNames()}
+		return cr
+	}
+
+	// 3. Observe.
+	obs, err := c.Observe(ctx)
+	if err != nil {
+		cr.Err = fmt.Errorf("cluster %s: observe: %w", c.Name(), err)
+		return cr
+	}
+	cr.Observed = obs
+
+	// 4. Decide.
+	now := e.opts.Now()
+	snap := e.normalize(cfg, obs)
+	snap.Cluster = c.Name()
+	snap.Time = now
+	e.addTicks(cfg, &snap, obs, now)
+	reqs, extra := schedule.Pending(cfg, &snap)
+	reqs, extra = e.retries(cfg, obs, reqs, extra, now)
+	cr.Plan = schedule.Schedule(schedule.Input{Config: cfg, Snapshot: &snap, Requests: reqs, Extra: extra}, e.opts.Schedule)
+
+	// 5. Diff.
+	cr.Changes = Diff(cfg, cr.Plan, obs, rev.Name)
+	if e.opts.DryRun || len(cr.Changes) == 0 {
+		return cr
+	}
+
+	// 6. Apply.
+	results, err := c.Apply(ctx, cr.Changes)
+	cr.Results = results
+	if err != nil {
+		cr.Err = fmt.Errorf("cluster %s: apply: %w", c.Name(), err)
+	}
+	for _, r := range results {
+		if r.Err != nil {
+			e.opts.Logger.Warn("apply failed", "cluster", c.Name(), "op", r.Change.Op,
+				"workload", r.Change.Workload.ID(), "run", r.Change.RunID, "err", r.Err)
+		}
+	}
+	return cr
+}
+
+func (e *Engine) report(ctx context.Context, r Report) {
+	if e.opts.Reporter == nil {
+		return
+	}
+	if err := e.opts.Reporter.Report(ctx, r); err != nil {
+		e.opts.Logger.Warn("report failed", "revision", r.Revision.Name, "err", err)
+	}
+}
+
+// ClusterNotInRepoError says berth was told to run a cluster the
+// repository does not define.
+type ClusterNotInRepoError struct {
+	Cluster string
+	Known   []string
+}
+
+func (e *ClusterNotInRepoError) Error() string {
+	return fmt.Sprintf("cluster %s is not defined in the repository (its clusters: %v)", e.Cluster, e.Known)
+}
+
+// normalize derives the queue and the finished runs from the ledger's runs
+// (when the cluster reports them), the same way for every backend: waiting
+// are runs queued, preempted, or failed with attempts left; finished are
+// runs that succeeded, were stopped, or failed with no attempt left. A
+// failed service is neither: services restart.
+func (e *Engine) normalize(cfg *berth.Config, obs *Observed) berth.Snapshot {
+	snap := obs.Snapshot
+	if len(obs.Runs) == 0 {
+		return snap
+	}
+	snap.Queue = nil
+	snap.Finished = nil
+	for _, r := range obs.Runs {
+		w, inGit := cfg.Workloads[r.Workload]
+		runsOnce := r.Kind.RunsOnce()
+		if inGit {
+			runsOnce = w.Kind.RunsOnce()
+		}
+		since := r.QueuedSince
+		if since.IsZero() {
+			since = r.StartedAt
+		}
+		switch {
+		case r.Phase == PhaseQueued || r.Phase == PhasePreempted:
+			snap.Queue = append(snap.Queue, berth.QueuedWorkload{Workload: r.Workload, RunID: r.RunID, Since: since})
+		case r.Phase == PhaseFailed && runsOnce && inGit && r.Attempts <= w.Retries:
+			snap.Queue = append(snap.Queue, berth.QueuedWorkload{Workload: r.Workload, RunID: r.RunID, Since: since})
+		case runsOnce && (r.Phase == PhaseSucceeded || r.Phase == PhaseFailed || r.Phase == PhaseStopped):
+			snap.Finished = append(snap.Finished, berth.FinishedRun{Workload: r.Workload, RunID: r.RunID,
+				Succeeded: r.Phase == PhaseSucceeded, Reason: r.Reason, At: r.FinishedAt})
+		}
+	}
+	return snap
+}
+
+// TickRunID names the run of a periodic job's tick: the workload's runId
+// and the tick time, "1-20261122t0300".
+func TickRunID(runID string, tick time.Time) string {
+	return runID + "-" + tick.UTC().Format("20060102t1504")
+}
+
+// addTicks queues the latest tick of each periodic job that is due, not
+// yet run, and not missed by more than TickDeadline.
+func (e *Engine) addTicks(cfg *berth.Config, snap *berth.Snapshot, obs *Observed, now time.Time) {
+	for _, id := range cfg.WorkloadIDs() {
+		w := cfg.Workloads[id]
+		if w.Schedule == "" || schedule.ClusterOf(cfg, w) != snap.Cluster {
+			continue
+		}
+		tick, ok := lastTick(w.Schedule, now, e.opts.TickDeadline)
+		if !ok {
+			continue
+		}
+		runID := TickRunID(w.RunID, tick)
+		if _, known := obs.Run(id, runID); known {
+			continue
+		}
+		snap.Queue = append(snap.Queue, berth.QueuedWorkload{Workload: id, RunID: runID, Since: tick})
+	}
+}
+
+// lastTick is the latest time at or before now the schedule fired, if it is
+// within deadline of now.
+func lastTick(cron string, now time.Time, deadline time.Duration) (time.Time, bool) {
+	t, err := schedule.NextTick(cron, now.Add(-deadline).Add(-time.Second))
+	if err != nil || t.After(now) {
+		return time.Time{}, false
+	}
+	// The latest tick in the window.
+	for {
+		next, err := schedule.NextTick(cron, t)
+		if err != nil || next.After(now) {
+			return t, true
+		}
+		t = next
+	}
+}
+
+// retries turns failed runs with attempts left into requests again (after
+// their backoff) and holds back services that keep dying the same way.
+func (e *Engine) retries(cfg *berth.Config, obs *Observed, reqs []schedule.Request, extra []berth.Decision, now time.Time) ([]schedule.Request, []berth.Decision) {
+	out := reqs[:0]
+	for _, r := range reqs {
+		run, known := obs.Run(r.Workload.ID(), r.RunID)
+		if !known || (run.Phase != PhaseFailed && !(run.Phase == PhaseSucceeded && !r.Workload.Kind.RunsOnce())) {
+			if known && !run.QueuedSince.IsZero() {
+				r.Since = run.QueuedSince
+			}
+			out = append(out, r)
+			continue
+		}
+		w := r.Workload
+		// A run-once workload retries up to its retries; a service restarts
+		// for ever, with the same backoff.
+		if w.Kind.RunsOnce() && run.Attempts > w.Retries {
+			d := waitDecision(cfg, w, r.RunID, obs, berth.ReasonDependencyFailed,
+				fmt.Sprintf("failed after %d %s: %s", run.Attempts, plural(run.Attempts, "attempt", "attempts"), run.Reason))
+			d.Action = berth.ActionDone
+			extra = append(extra, d)
+			continue
+		}
+		if at := run.FinishedAt.Add(e.opts.Backoff(run.Attempts)); at.After(now) {
+			what := "retrying"
+			if !w.Kind.RunsOnce() {
+				what = "restarting"
+			}
+			msg := fmt.Sprintf("%s at %s (attempt %d failed: %s)", what, at.UTC().Format("15:04:05 UTC"), run.Attempts, run.Reason)
+			extra = append(extra, waitDecision(cfg, w, r.RunID, obs, berth.ReasonBackoff, msg))
+			continue
+		}
+		if !run.QueuedSince.IsZero() {
+			r.Since = run.QueuedSince
+		}
+		out = append(out, r)
+	}
+	sort.SliceStable(extra, func(i, j int) bool { return extra[i].Workload < extra[j].Workload })
+	return out, extra
+}
+
+func waitDecision(cfg *berth.Config, w berth.Workload, runID string, obs *Observed, code berth.ReasonCode, msg string) berth.Decision {
+	tier, pt := cfg.Priority(w)
+	return berth.Decision{
+		Workload: w.ID(), RunID: runID, Team: w.Team, Kind: w.Kind, Cluster: obs.Snapshot.Cluster,
+		Action: berth.ActionWait, Priority: pt.Value, PriorityTier: tier,
+		GPUs:   float64(w.Resources.GPUMilli()) / 1000 * float64(w.Pods()),
+		Reason: &berth.Reason{Code: code, Message: msg},
+	}
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
