@@ -430,4 +430,3 @@ func plural(n int, one, many string) string {
 	}
 	return many
 }
-

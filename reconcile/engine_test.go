@@ -135,7 +135,7 @@ func TestInvalidCommitChangesNothing(t *testing.T) {
 	writes := s.cluster.Writes()
 	// A broken commit that would also remove a workload and add another.
 	rep := s.reconcile(map[string]string{
-		"workloads/vision/train.cue":  "",
+		"workloads/vision/train.cue": "",
 		"workloads/nlp/pipeline.cue": "package nlp\nworkloads: nlp: broken: {kind: \"batch\", image: 1}\n",
 	})
 	if rep.Invalid == nil {
