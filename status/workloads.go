@@ -1,0 +1,184 @@
+package status
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/berth-gpu/berth"
+	"github.com/berth-gpu/berth/reconcile"
+)
+
+// WorkloadStatus is one line of `berth status`: a workload run, where it is
+// in its life, and why.
+type WorkloadStatus struct {
+	Cluster  string           `json:"cluster"`
+	Workload berth.WorkloadID `json:"workload"`
+	RunID    string           `json:"runId"`
+	Team     string           `json:"team"`
+	Kind     berth.Kind       `json:"kind"`
+	// State is queued, admitted, running, succeeded, failed, preempted,
+	// stopping, stopped, rejected or waiting.
+	State    string     `json:"state"`
+	GPUs     float64    `json:"gpus"`
+	Flavor   string     `json:"flavor,omitempty"`
+	Nodes    []string   `json:"nodes,omitempty"`
+	Since    *time.Time `json:"since,omitempty"`
+	Position int        `json:"position,omitempty"`
+	Attempts int        `json:"attempts,omitempty"`
+	Reason   string     `json:"reason,omitempty"`
+}
+
+// Workloads merges a cluster's plan with its observed runs into one status
+// per workload run, sorted by workload.
+func Workloads(cluster string, plan *berth.Plan, runs []reconcile.RunState) []WorkloadStatus {
+	byRun := map[string]reconcile.RunState{}
+	for _, r := range runs {
+		byRun[string(r.Workload)+"@"+r.RunID] = r
+	}
+	var out []WorkloadStatus
+	seen := map[string]bool{}
+	if plan != nil {
+		for _, d := range plan.Decisions {
+			k := string(d.Workload) + "@" + d.RunID
+			seen[k] = true
+			run, known := byRun[k]
+			ws := WorkloadStatus{Cluster: cluster, Workload: d.Workload, RunID: d.RunID, Team: d.Team, Kind: d.Kind,
+				GPUs: d.GPUs, Flavor: d.Flavor, Position: d.Position, Nodes: NodePlacementNames(d.Placements)}
+			if d.Reason != nil {
+				ws.Reason = d.Reason.Message
+			}
+			if known {
+				ws.Attempts = run.Attempts
+			}
+			switch d.Action {
+			case berth.ActionAdmit, berth.ActionPreempt:
+				ws.State = "admitted"
+				if d.Action == berth.ActionPreempt {
+					var vs []string
+					for _, v := range d.Victims {
+						vs = append(vs, string(v.Workload))
+					}
+					ws.Reason = "preempting " + strings.Join(vs, ", ")
+				}
+			case berth.ActionKeep:
+				ws.State = "running"
+				ws.Since = timePtr(d.Since)
+			case berth.ActionQueue:
+				ws.State = "queued"
+				ws.Since = timePtr(d.Since)
+				if d.EstimatedStart != nil {
+					ws.Reason += "; estimated start " + FormatTime(*d.EstimatedStart)
+				}
+			case berth.ActionReject:
+				ws.State = "rejected"
+			case berth.ActionWait:
+				ws.State = "waiting"
+			case berth.ActionPreempted:
+				ws.State = "preempted"
+			case berth.ActionStop:
+				ws.State = "stopping"
+			case berth.ActionDone:
+				ws.State = "succeeded"
+				if d.Reason != nil {
+					ws.State = "failed"
+				}
+				ws.Since = timePtr(d.Since)
+			}
+			if known && run.Phase.Final() && (d.Action == berth.ActionDone || d.Action == berth.ActionStop) {
+				ws.State = string(run.Phase)
+				ws.Since = timePtr(run.FinishedAt)
+				if run.Reason != "" {
+					ws.Reason = run.Reason
+				}
+			}
+			out = append(out, ws)
+		}
+	}
+	// Runs the plan does not mention: history (finished ticks, superseded runs).
+	for _, r := range runs {
+		k := string(r.Workload) + "@" + r.RunID
+		if seen[k] {
+			continue
+		}
+		out = append(out, WorkloadStatus{Cluster: cluster, Workload: r.Workload, RunID: r.RunID, Team: r.Workload.Team(),
+			Kind: r.Kind, State: string(r.Phase), Flavor: r.Flavor, Since: timePtr(r.FinishedAt), Attempts: r.Attempts,
+			Reason: r.Reason, GPUs: float64(r.Resources.GPUMilli()) / 1000 * float64(max(1, len(r.Placements)))})
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].Workload != out[j].Workload {
+			return out[i].Workload < out[j].Workload
+		}
+		return out[i].RunID < out[j].RunID
+	})
+	return out
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+// NodePlacementNames lists the distinct nodes of placements in order.
+func NodePlacementNames(ps []berth.Placement) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, p := range ps {
+		if !seen[p.Node] {
+			seen[p.Node] = true
+			out = append(out, p.Node)
+		}
+	}
+	return out
+}
+
+// WriteWorkloadsText writes statuses as a table. now, when set, shows
+// times as ages ("3m ago"); otherwise as UTC times.
+func WriteWorkloadsText(w io.Writer, ws []WorkloadStatus, now time.Time) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "WORKLOAD\tRUN\tKIND\tSTATE\tGPUS\tSINCE\tREASON")
+	for _, s := range ws {
+		since := "-"
+		if s.Since != nil {
+			if now.IsZero() {
+				since = FormatTime(*s.Since)
+			} else {
+				since = Age(now.Sub(*s.Since)) + " ago"
+			}
+		}
+		state := s.State
+		if s.State == "queued" && s.Position > 0 {
+			state = fmt.Sprintf("queued #%d", s.Position)
+		}
+		gpus := "-"
+		if s.GPUs > 0 {
+			gpus = trimFloat(s.GPUs)
+		}
+		reason := s.Reason
+		if reason == "" && len(s.Nodes) > 0 {
+			reason = "on " + strings.Join(s.Nodes, ", ")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Workload, s.RunID, s.Kind, state, gpus, since, reason)
+	}
+	return tw.Flush()
+}
+
+// Age prints a duration the way kubectl does: 45s, 12m, 3h, 2d.
+func Age(d time.Duration) string {
+	switch {
+	case d < 0:
+		return "0s"
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh", int(d.Hours()))
+	}
+	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}
