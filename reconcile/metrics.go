@@ -1,0 +1,86 @@
+package reconcile
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/berth-gpu/berth"
+)
+
+// Metrics are the Prometheus metrics of the reconcile loop.
+type Metrics struct {
+	reconciles *prometheus.CounterVec
+	duration   prometheus.Histogram
+	changes    *prometheus.CounterVec
+	workloads  *prometheus.GaugeVec
+	gpus       *prometheus.GaugeVec
+	lastGood   prometheus.Gauge
+}
+
+// NewMetrics registers berth's metrics with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		reconciles: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "berth_reconciles_total", Help: "Reconciles by outcome: ok, invalid (the commit is wrong), error (berth or a cluster failed).",
+		}, []string{"outcome"}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "berth_reconcile_duration_seconds", Help: "Time one reconcile takes, fetch to report.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
+		}),
+		changes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "berth_changes_total", Help: "Changes applied, by cluster, operation and outcome.",
+		}, []string{"cluster", "op", "outcome"}),
+		workloads: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "berth_workloads", Help: "Workload runs by cluster and scheduler action (admit, queue, keep, reject, ...).",
+		}, []string{"cluster", "action"}),
+		gpus: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "berth_gpus_requested", Help: "GPUs of the runs of each action, by cluster.",
+		}, []string{"cluster", "action"}),
+		lastGood: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "berth_last_valid_revision_timestamp_seconds", Help: "Commit time of the last valid revision reconciled.",
+		}),
+	}
+	reg.MustRegister(m.reconciles, m.duration, m.changes, m.workloads, m.gpus, m.lastGood)
+	return m
+}
+
+// Observe records one reconcile.
+func (m *Metrics) Observe(r Report, took time.Duration) {
+	outcome := "ok"
+	switch {
+	case r.Err != nil:
+		outcome = "error"
+	case r.Invalid != nil:
+		outcome = "invalid"
+	}
+	for _, c := range r.Clusters {
+		if c.Err != nil {
+			outcome = "error"
+		}
+	}
+	m.reconciles.WithLabelValues(outcome).Inc()
+	m.duration.Observe(took.Seconds())
+	if !r.Applied.Time.IsZero() {
+		m.lastGood.Set(float64(r.Applied.Time.Unix()))
+	}
+	for _, c := range r.Clusters {
+		for _, res := range c.Results {
+			m.changes.WithLabelValues(c.Name, string(res.Change.Op), string(res.Outcome)).Inc()
+		}
+		if c.Plan == nil {
+			continue
+		}
+		counts := map[berth.Action]int{}
+		gpus := map[berth.Action]float64{}
+		for _, d := range c.Plan.Decisions {
+			counts[d.Action]++
+			gpus[d.Action] += d.GPUs
+		}
+		for _, a := range []berth.Action{berth.ActionAdmit, berth.ActionPreempt, berth.ActionQueue, berth.ActionReject,
+			berth.ActionKeep, berth.ActionPreempted, berth.ActionStop, berth.ActionWait, berth.ActionDone} {
+			m.workloads.WithLabelValues(c.Name, string(a)).Set(float64(counts[a]))
+			m.gpus.WithLabelValues(c.Name, string(a)).Set(gpus[a])
+		}
+	}
+}
