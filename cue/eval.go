@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	cuelang "cuelang.org/go/cue"
 	"cuelang.org/go/cue/build"
@@ -88,16 +89,34 @@ func newEvaluator(t *tree) (*evaluator, error) {
 	return ev, nil
 }
 
-// evaluate loads the instance in dir, unifies each of its objects with the
-// schema, and decodes the valid ones.
-func (ev *evaluator) evaluate(dir string) *instanceResult {
-	r := &instanceResult{dir: dir}
-	arg := "."
-	if dir != "." {
-		arg = "./" + dir
+// evaluateDirs evaluates the instances in dirs. They are loaded with one
+// call so that CUE reads cue.mod and parses each imported package once for
+// all of them, not once per instance.
+func (ev *evaluator) evaluateDirs(dirs []string) []*instanceResult {
+	args := make([]string, len(dirs))
+	for i, dir := range dirs {
+		args[i] = "."
+		if dir != "." {
+			args[i] = "./" + dir
+		}
 	}
-	insts := load.Instances([]string{arg}, ev.cfg)
-	inst := insts[0]
+	insts := load.Instances(args, ev.cfg)
+	out := make([]*instanceResult, len(dirs))
+	for i, dir := range dirs {
+		if len(insts) != len(dirs) {
+			// load reports a problem with the arguments as one instance.
+			out[i] = ev.evaluate(dir, load.Instances(args[i:i+1], ev.cfg)[0])
+			continue
+		}
+		out[i] = ev.evaluate(dir, insts[i])
+	}
+	return out
+}
+
+// evaluate unifies each object of the loaded instance in dir with the
+// schema, and decodes the valid ones.
+func (ev *evaluator) evaluate(dir string, inst *build.Instance) *instanceResult {
+	r := &instanceResult{dir: dir}
 	r.deps = instanceDeps(dir, inst)
 	r.key = hashDeps(ev.treeOf(), r.deps)
 	if inst.Err != nil {
@@ -184,12 +203,6 @@ func (ev *evaluator) object(r *instanceResult, inst cuelang.Value, p []string, o
 		r.invalid = append(r.invalid, key)
 		return
 	}
-	b, err := o.MarshalJSON()
-	if err != nil {
-		r.errs = append(r.errs, fromCUEAt(err, p[0], userPos)...)
-		r.invalid = append(r.invalid, key)
-		return
-	}
 	obj := object{key: key, positions: map[string]berth.Pos{}}
 	if ps := lookupPos(inst, p); len(ps) > 0 {
 		obj.pos = ps[0]
@@ -198,29 +211,29 @@ func (ev *evaluator) object(r *instanceResult, inst cuelang.Value, p []string, o
 	switch p[0] {
 	case "clusters":
 		var c berth.Cluster
-		derr = json.Unmarshal(b, &c)
+		derr = decode(o, &c)
 		obj.value = c
 		ev.refPos(&obj, o, p, "backend")
 	case "flavors":
 		var f berth.Flavor
-		derr = json.Unmarshal(b, &f)
+		derr = decode(o, &f)
 		obj.value = f
 		ev.refPos(&obj, o, p, "cluster", "gpuModel", "mig")
 	case "cohorts":
 		var c berth.Cohort
-		derr = json.Unmarshal(b, &c)
+		derr = decode(o, &c)
 		obj.value = c
 		ev.refPos(&obj, o, p, "parent")
 		ev.listPos(&obj, o, p, "quota", len(c.Quota), "flavor")
 	case "teams":
 		var t berth.Team
-		derr = json.Unmarshal(b, &t)
+		derr = decode(o, &t)
 		obj.value = t
 		ev.refPos(&obj, o, p, "cohort", "preemption.borrowWithinCohort.maxPriorityThreshold")
 		ev.listPos(&obj, o, p, "quota", len(t.Quota), "flavor")
 	case "workloads":
 		var w berth.Workload
-		derr = json.Unmarshal(b, &w)
+		derr = decode(o, &w)
 		w.Pos = obj.pos
 		obj.value = w
 		ev.refPos(&obj, o, p, "kind", "priority", "image", "resources", "resources.gpu", "resources.flavor",
@@ -241,7 +254,7 @@ func (ev *evaluator) object(r *instanceResult, inst cuelang.Value, p []string, o
 // them (a defaulted field has the schema's position, which is not recorded).
 func (ev *evaluator) refPos(obj *object, o cuelang.Value, p []string, fields ...string) {
 	for _, f := range fields {
-		fv := o.LookupPath(cuelang.ParsePath(f))
+		fv := o.LookupPath(parsePath(f))
 		if !fv.Exists() {
 			continue
 		}
@@ -249,6 +262,19 @@ func (ev *evaluator) refPos(obj *object, o cuelang.Value, p []string, fields ...
 			obj.positions[strings.Join(p, ".")+"."+f] = pos
 		}
 	}
+}
+
+var pathCache sync.Map // string -> cuelang.Path
+
+// parsePath is cuelang.ParsePath, remembered: parsing runs the CUE parser,
+// and the same few paths are looked up in every object.
+func parsePath(s string) cuelang.Path {
+	if p, ok := pathCache.Load(s); ok {
+		return p.(cuelang.Path)
+	}
+	p := cuelang.ParsePath(s)
+	pathCache.Store(s, p)
+	return p
 }
 
 // listPos records positions of a list's elements (or of one field of each

@@ -9,6 +9,7 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -21,6 +22,10 @@ import (
 type tree struct {
 	files map[string][]byte // slash path relative to the root, no leading slash
 	dirs  []string          // sorted directories holding .cue files (outside cue.mod)
+
+	listOnce sync.Once
+	dirList  map[string][]fs.DirEntry // see listing
+	filesOf  map[string][]string      // see dirFiles
 }
 
 // skipDir reports whether a directory is never loaded: hidden directories
@@ -95,6 +100,13 @@ func readTree(fsys fs.FS, opts Options) (*tree, Errors) {
 		}
 	}
 	walk(".", 0)
+	t.filesOf = map[string][]string{}
+	for p := range t.files {
+		t.filesOf[path.Dir(p)] = append(t.filesOf[path.Dir(p)], p)
+	}
+	for _, fs := range t.filesOf {
+		sort.Strings(fs)
+	}
 	for d := range dirs {
 		t.dirs = append(t.dirs, d)
 	}
@@ -192,17 +204,8 @@ func (t *tree) hashFiles(paths []string) [32]byte {
 	return sum
 }
 
-// dirFiles returns the sorted .cue files directly in dir.
-func (t *tree) dirFiles(dir string) []string {
-	var out []string
-	for p := range t.files {
-		if path.Dir(p) == dir {
-			out = append(out, p)
-		}
-	}
-	sort.Strings(out)
-	return out
-}
+// dirFiles returns the sorted files directly in dir.
+func (t *tree) dirFiles(dir string) []string { return t.filesOf[dir] }
 
 // fsys is the in-memory copy as an fs.FS for cue/load.
 func (t *tree) fsys() fs.FS { return memFS{t: t} }
@@ -241,35 +244,40 @@ func (m memFS) ReadDir(name string) ([]fs.DirEntry, error) {
 	return entries, nil
 }
 
-func (m memFS) readDir(name string) []fs.DirEntry {
-	prefix := name + "/"
-	if name == "." {
-		prefix = ""
-	}
-	seen := map[string]fs.DirEntry{}
-	found := name == "."
-	for p, b := range m.t.files {
-		if !strings.HasPrefix(p, prefix) {
-			continue
+func (m memFS) readDir(name string) []fs.DirEntry { return m.t.listing()[name] }
+
+// listing returns every directory's entries, sorted, computed once: CUE's
+// loader lists directories many times per instance.
+func (t *tree) listing() map[string][]fs.DirEntry {
+	t.listOnce.Do(func() {
+		seen := map[string]map[string]fs.DirEntry{".": {}}
+		for p, b := range t.files {
+			dir, child := ".", p
+			for {
+				i := strings.IndexByte(child, '/')
+				if seen[dir] == nil {
+					seen[dir] = map[string]fs.DirEntry{}
+				}
+				if i < 0 {
+					seen[dir][child] = memInfo{name: child, size: int64(len(b))}
+					break
+				}
+				d := child[:i]
+				seen[dir][d] = memInfo{name: d, dir: true}
+				dir, child = path.Join(dir, d), child[i+1:]
+			}
 		}
-		found = true
-		rest := p[len(prefix):]
-		if i := strings.IndexByte(rest, '/'); i >= 0 {
-			d := rest[:i]
-			seen[d] = memInfo{name: d, dir: true}
-		} else {
-			seen[rest] = memInfo{name: rest, size: int64(len(b))}
+		t.dirList = make(map[string][]fs.DirEntry, len(seen))
+		for d, m := range seen {
+			out := make([]fs.DirEntry, 0, len(m))
+			for _, e := range m {
+				out = append(out, e)
+			}
+			sort.Slice(out, func(i, j int) bool { return out[i].Name() < out[j].Name() })
+			t.dirList[d] = out
 		}
-	}
-	if !found {
-		return nil
-	}
-	out := make([]fs.DirEntry, 0, len(seen))
-	for _, e := range seen {
-		out = append(out, e)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name() < out[j].Name() })
-	return out
+	})
+	return t.dirList
 }
 
 type memInfo struct {

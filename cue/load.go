@@ -180,10 +180,13 @@ func (l *Loader) watch(done <-chan struct{}) error {
 
 // evaluateAll evaluates the instances at the given indexes with
 // opts.Parallelism workers, each with its own CUE context (a context is not
-// safe for concurrent use).
+// safe for concurrent use). Work is handed out in small batches: a batch is
+// loaded with one call (see evaluateDirs), and small batches keep the
+// workers evenly busy.
 func (l *Loader) evaluateAll(t *tree, todo []int, results []*instanceResult) error {
 	workers := min(l.opts.Parallelism, len(todo))
-	next := make(chan int)
+	batch := max(1, min(16, len(todo)/(4*workers)))
+	next := make(chan []int)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var firstErr error
@@ -200,13 +203,21 @@ func (l *Loader) evaluateAll(t *tree, todo []int, results []*instanceResult) err
 				}
 				return
 			}
-			for i := range next {
-				results[i] = ev.evaluate(t.dirs[i])
+			for idx := range next {
+				dirs := make([]string, len(idx))
+				for k, i := range idx {
+					dirs[k] = t.dirs[i]
+				}
+				for k, r := range ev.evaluateDirs(dirs) {
+					results[idx[k]] = r
+				}
 			}
 		}()
 	}
-	for _, i := range todo {
-		next <- i
+	for len(todo) > 0 {
+		n := min(batch, len(todo))
+		next <- todo[:n]
+		todo = todo[n:]
 	}
 	close(next)
 	wg.Wait()
