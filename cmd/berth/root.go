@@ -78,6 +78,7 @@ Start with 'berth init DIR' for an example repository, then
 		newInitCmd(),
 		newVersionCmd(),
 		newPlanCmd(),
+		newShimCmd(),
 	)
 	return root
 }

@@ -1,0 +1,338 @@
+package local
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/NVIDIA/go-nvml/pkg/nvml"
+
+	"github.com/berth-gpu/berth"
+	"github.com/berth-gpu/berth/reconcile"
+)
+
+// Cluster is this machine as a reconcile.Cluster.
+type Cluster struct {
+	opts   Options
+	log    *slog.Logger
+	lib    nvml.Interface // nil on a CPU-only node
+	source gpuSource
+	gpus   []GPU
+	mig    map[int]map[string][]MIGDevice
+	node   berth.Node
+
+	mu     sync.Mutex // serialises Observe and Apply
+	ledger *ledger
+	// ended caches pods that have ended (exit.json or lost), by directory
+	// relative to the state directory: an end never changes.
+	ended map[string]podStatus
+}
+
+var _ reconcile.Cluster = (*Cluster)(nil)
+
+// New opens the state directory, discovers the GPUs, and finishes what a
+// previous berth left half done (a start or a stop interrupted by a crash).
+func New(opts Options) (*Cluster, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("local cluster %s: %w", opts.Name, err)
+	}
+	if err := os.MkdirAll(opts.StateDir, 0o755); err != nil {
+		return nil, fmt.Errorf("local cluster %s: state directory: %w", opts.Name, err)
+	}
+	led, err := openLedger(opts.StateDir)
+	if err != nil {
+		return nil, fmt.Errorf("local cluster %s: %w", opts.Name, err)
+	}
+	log := opts.Logger.With("cluster", opts.Name)
+	opts.Logger = log
+	gpus, lib, source, err := findGPUs(opts)
+	if err != nil {
+		led.close()
+		return nil, fmt.Errorf("local cluster %s: GPUs: %w", opts.Name, err)
+	}
+	c := &Cluster{
+		opts: opts, log: log, lib: lib, source: source, gpus: gpus, mig: migSlices(gpus),
+		node:   buildNode(opts.NodeName, gpus, *opts.CPU, *opts.Memory, log),
+		ledger: led, ended: map[string]podStatus{},
+	}
+	c.log.Info("local cluster ready", "node", c.node.Name, "gpus", len(gpus), "gpuModel", c.node.GPUModel,
+		"gpuSource", string(source), "stateDir", opts.StateDir, "runs", len(led.runs))
+	if err := c.recover(); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("local cluster %s: recover: %w", opts.Name, err)
+	}
+	return c, nil
+}
+
+// Close closes the ledger and NVML. Running pods go on: their shims do not
+// need berth, and the next Cluster on the state directory adopts them.
+func (c *Cluster) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.lib != nil {
+		c.lib.Shutdown()
+		c.lib = nil
+	}
+	return c.ledger.close()
+}
+
+// Name is the cluster's name.
+func (c *Cluster) Name() string { return c.opts.Name }
+
+// Node is the node this cluster reports.
+func (c *Cluster) Node() berth.Node { return c.node }
+
+// Simulated reports whether the GPUs are the simulated inventory.
+func (c *Cluster) Simulated() bool { return c.source == sourceSimulated }
+
+// StateDir is the absolute state directory.
+func (c *Cluster) StateDir() string { return c.opts.StateDir }
+
+// GPUs discovers the GPUs again, with their current utilisation.
+func (c *Cluster) GPUs() ([]GPU, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.lib == nil {
+		return nil, nil
+	}
+	return discover(c.lib)
+}
+
+// Observe reports the node, the runs and the queue. It writes nothing: it
+// reads the ledger's in-memory copy, the exit.json of pods whose end it has
+// not seen yet, and the locks of pods that may be live.
+//
+// What it reports:
+//   - Snapshot.Running: runs with a live pod (including runs being stopped:
+//     they still hold their GPUs until their processes end).
+//   - Snapshot.Queue: runs waiting to start, since they were first queued:
+//     queued runs, preempted runs, failed run-once runs with retries left
+//     (Attempts <= the retries recorded when they were started), and
+//     services, inference and notebooks whose processes all ended (they
+//     are to be started again).
+//   - Snapshot.Finished: run-once (batch, training) runs that are over:
+//     succeeded, stopped, or failed with no retry left.
+//   - Runs: every run in the ledger, with its phase, reason, attempts,
+//     times and, in Note, its latest attempt's directory (the logs).
+func (c *Cluster) Observe(ctx context.Context) (*reconcile.Observed, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	obs := &reconcile.Observed{
+		Snapshot: berth.Snapshot{
+			Cluster:  c.opts.Name,
+			Time:     c.opts.Now(),
+			Nodes:    []berth.Node{c.node},
+			Running:  []berth.RunningWorkload{},
+			Queue:    []berth.QueuedWorkload{},
+			Finished: []berth.FinishedRun{},
+		},
+		Runs: make([]reconcile.RunState, 0, len(c.ledger.runs)),
+	}
+	snap := &obs.Snapshot
+	for _, r := range c.ledger.runs {
+		v := c.view(r)
+		obs.Runs = append(obs.Runs, c.runState(r, v))
+		switch {
+		case v.phase.Holds():
+			snap.Running = append(snap.Running, berth.RunningWorkload{
+				Workload: r.Workload, RunID: r.RunID, Kind: r.Kind, Priority: r.Priority, Flavor: r.Flavor,
+				Since: v.startedAt, Resources: r.Resources, Placements: r.Placements, MaxDuration: r.MaxDuration,
+			})
+		case waitsToStart(r, v):
+			since := r.QueuedSince
+			if since.IsZero() {
+				since = v.finishedAt
+			}
+			snap.Queue = append(snap.Queue, berth.QueuedWorkload{Workload: r.Workload, RunID: r.RunID, Since: since})
+		case r.Kind.RunsOnce() && v.phase.Final():
+			snap.Finished = append(snap.Finished, berth.FinishedRun{
+				Workload: r.Workload, RunID: r.RunID, Succeeded: v.phase == reconcile.PhaseSucceeded,
+				Reason: v.reason, At: v.finishedAt,
+			})
+		}
+	}
+	snap.Sort()
+	sort.Slice(obs.Runs, func(i, j int) bool {
+		a, b := obs.Runs[i], obs.Runs[j]
+		if a.Workload != b.Workload {
+			return a.Workload < b.Workload
+		}
+		return a.RunID < b.RunID
+	})
+	return obs, nil
+}
+
+// waitsToStart reports whether a run that holds nothing is waiting to be
+// (re)started.
+func waitsToStart(r *record, v runView) bool {
+	switch v.phase {
+	case reconcile.PhaseQueued, reconcile.PhasePreempted:
+		return true
+	case reconcile.PhaseFailed:
+		return !r.Kind.RunsOnce() || r.Attempts <= r.Retries
+	case reconcile.PhaseSucceeded:
+		return !r.Kind.RunsOnce()
+	}
+	return false
+}
+
+func (c *Cluster) runState(r *record, v runView) reconcile.RunState {
+	s := reconcile.RunState{
+		Workload: r.Workload, RunID: r.RunID, Kind: r.Kind, Digest: r.Digest,
+		Phase: v.phase, Reason: v.reason,
+		QueuedSince: r.QueuedSince, StartedAt: v.startedAt, FinishedAt: v.finishedAt,
+		Attempts: r.Attempts, Flavor: r.Flavor, Priority: r.Priority, Placements: r.Placements,
+		Resources: r.Resources, MaxDuration: r.MaxDuration,
+	}
+	if r.Attempt != nil {
+		s.Note = filepath.Join(c.opts.StateDir, attemptDir(r.Workload, r.RunID, r.Attempt.N))
+	}
+	return s
+}
+
+// runView is a run as it is now: the ledger's record with its pods' states.
+type runView struct {
+	phase      reconcile.Phase
+	reason     string
+	startedAt  time.Time
+	finishedAt time.Time
+	// live: some pod runs, or is still to be started by an unfinished
+	// start; the run holds its capacity.
+	live bool
+	// allLive: every pod runs.
+	allLive bool
+	pods    []podStatus
+}
+
+// view derives a run's phase from its record and its pods.
+func (c *Cluster) view(r *record) runView {
+	var v runView
+	switch {
+	case r.Waiting:
+		v.phase = reconcile.PhaseQueued
+		return v
+	case r.Attempt == nil:
+		v.phase = reconcile.PhaseQueued
+		if r.Stop != nil {
+			v.phase, v.reason, v.finishedAt = r.Stop.Phase, r.Stop.Reason, r.Stop.At
+		}
+		return v
+	}
+	a := r.Attempt
+	v.startedAt = a.StartedAt
+	if r.Ended != nil && !a.Starting {
+		v.phase, v.reason, v.finishedAt = r.Ended.Phase, r.Ended.Reason, r.Ended.FinishedAt
+		return v
+	}
+	v.pods = make([]podStatus, len(a.Pods))
+	live, pending := 0, 0
+	for i, p := range a.Pods {
+		v.pods[i] = c.podStatus(p.Dir)
+		switch v.pods[i].state {
+		case podLive:
+			live++
+		case podNotStarted:
+			if a.Starting {
+				pending++
+			}
+		}
+		if e := v.pods[i].exit.FinishedAt; e.After(v.finishedAt) {
+			v.finishedAt = e
+		}
+	}
+	failed := -1
+	for i, p := range v.pods {
+		if p.state == podLost || (p.state == podNotStarted && !a.Starting) || (p.state == podExited && !p.exit.Succeeded()) {
+			failed = i
+			break
+		}
+	}
+	podReason := func(i int) string {
+		var why string
+		switch p := v.pods[i]; p.state {
+		case podExited:
+			why = p.exit.Reason
+		default:
+			why = reasonLost
+		}
+		if len(v.pods) > 1 {
+			why = "pod " + strconv.Itoa(i) + ": " + why
+		}
+		return why
+	}
+	if live > 0 || pending > 0 {
+		v.live = true
+		v.allLive = live == len(v.pods)
+		v.finishedAt = time.Time{}
+		v.phase = reconcile.PhaseRunning
+		if live == 0 {
+			v.phase = reconcile.PhaseAdmitted
+		}
+		switch {
+		case r.Stop != nil:
+			v.reason = "stopping: " + r.Stop.Reason
+		case failed >= 0:
+			v.reason = podReason(failed)
+		}
+		return v
+	}
+	if v.finishedAt.IsZero() {
+		v.finishedAt = a.StartedAt
+	}
+	switch {
+	case r.Stop != nil:
+		v.phase, v.reason = r.Stop.Phase, r.Stop.Reason
+		if v.finishedAt.IsZero() {
+			v.finishedAt = r.Stop.At
+		}
+	case failed >= 0:
+		v.phase, v.reason = reconcile.PhaseFailed, podReason(failed)
+	default:
+		v.phase = reconcile.PhaseSucceeded
+	}
+	return v
+}
+
+// podStatus probes a pod, or returns the end it has already seen.
+func (c *Cluster) podStatus(rel string) podStatus {
+	if s, ok := c.ended[rel]; ok {
+		return s
+	}
+	s, err := probePod(filepath.Join(c.opts.StateDir, rel))
+	if err != nil {
+		// Counted live: a pod we cannot see may hold its GPUs.
+		c.log.Warn("cannot read a pod's state", "pod", rel, "err", err)
+		return podStatus{state: podLive}
+	}
+	if s.state == podExited || s.state == podLost {
+		c.ended[rel] = s
+	}
+	return s
+}
+
+// Paths, relative to the state directory.
+func runDir(id berth.WorkloadID, runID string) string {
+	return filepath.Join("runs", pathSafe(id.Team()), pathSafe(id.Name()), pathSafe(runID))
+}
+
+func attemptDir(id berth.WorkloadID, runID string, n int) string {
+	return filepath.Join(runDir(id, runID), "attempt-"+strconv.Itoa(n))
+}
+
+func podDir(id berth.WorkloadID, runID string, n, pod int) string {
+	return filepath.Join(attemptDir(id, runID, n), "pod-"+strconv.Itoa(pod))
+}
+
+func checkpointDir(id berth.WorkloadID, runID string) string {
+	return filepath.Join("checkpoints", pathSafe(id.Team()), pathSafe(id.Name()), pathSafe(runID))
+}

@@ -1,0 +1,39 @@
+// Package local is the Cluster of this machine, berth's embedded default
+// backend: it finds the GPUs with NVML (go-nvml), runs each pod of a
+// workload run as a process under its own shim, and keeps the run ledger in
+// an embedded bbolt database under a state directory.
+//
+// What it owns:
+//   - GPU discovery, written once against nvml.Interface. Where NVML cannot
+//     start (no driver), the same code runs against a simulated inventory
+//     built from go-nvml's mock devices ("7xH100,1xH100:1g.10gb").
+//   - The node it reports: one berth.Node with the GPUs, MIG slices, cpu and
+//     memory of this machine.
+//   - Processes: every pod runs under `berth shim` (RunShim), re-executed in
+//     its own session so it outlives berth. The shim holds an flock on its
+//     pod directory for its life (liveness without trusting pids), captures
+//     stdout and stderr into capped, rotated files, enforces maxDuration and
+//     writes exit.json atomically when the process ends.
+//   - The ledger: what Apply decided (queued since, attempts, placements,
+//     devices, stop requests). Exits come from exit.json and liveness from
+//     the flocks, so Observe reads and never writes.
+//
+// What it does not own: deciding (reconcile/schedule), diffing and retries
+// policy (reconcile), images (there is no container runtime here: the image
+// field is noted and ignored), and reading the ledger from another process
+// (bbolt lets one process open it; `berth logs` uses the plain files that
+// LatestLogs finds).
+//
+// On disk, under Options.StateDir:
+//
+//	berth.db                                    the ledger (bbolt)
+//	runs/<team>/<name>/<runID>/attempt-<n>/pod-<i>/
+//	    spec.json    what the shim runs (argv, env, limits)
+//	    lock         flocked by the shim for its whole life
+//	    shim.pid     written once the shim took over: the pod has started
+//	    shim.log     the shim's own notes
+//	    stdout.log, stdout.log.1, stderr.log, stderr.log.1
+//	    exit.json    how the process ended, written last and atomically
+//	    work/        the process's working directory
+//	checkpoints/<team>/<name>/<runID>/          BERTH_CHECKPOINT_DIR
+package local

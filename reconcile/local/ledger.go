@@ -1,0 +1,211 @@
+package local
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/berth-gpu/berth"
+	"github.com/berth-gpu/berth/reconcile"
+)
+
+// The ledger is one bbolt bucket of runs, keyed "team/name\x00runID", each
+// value a JSON record. Every write is one transaction, so a crash leaves
+// either the old record or the new one. The Cluster keeps the decoded
+// records in memory (it is the database's only writer: bbolt's file lock
+// keeps other processes out), so Observe reads no database pages.
+var bucketRuns = []byte("runs")
+
+const dbFile = "berth.db"
+
+// record is what the ledger knows of one run.
+type record struct {
+	Workload berth.WorkloadID `json:"workload"`
+	RunID    string           `json:"runId"`
+	Kind     berth.Kind       `json:"kind"`
+	Digest   string           `json:"digest,omitempty"`
+	Flavor   string           `json:"flavor,omitempty"`
+	Priority int              `json:"priority"`
+	// Retries is the workload's retries when it was last queued or started:
+	// a failed run with Attempts <= Retries waits to be retried.
+	Retries     int               `json:"retries"`
+	Resources   berth.Resources   `json:"resources"`
+	MaxDuration berth.Duration    `json:"maxDuration,omitempty"`
+	Placements  []berth.Placement `json:"placements,omitempty"`
+	Revision    string            `json:"revision,omitempty"`
+
+	// Waiting is true while the run is queued.
+	Waiting     bool      `json:"waiting,omitempty"`
+	QueuedSince time.Time `json:"queuedSince,omitzero"`
+	// MasterPort is the run's BERTH_MASTER_PORT, kept across attempts.
+	MasterPort int `json:"masterPort,omitempty"`
+	// Attempts counts starts; Attempt is the latest.
+	Attempts int      `json:"attempts"`
+	Attempt  *attempt `json:"attempt,omitempty"`
+	// Stop is a stop Apply asked of the latest attempt: once its pods have
+	// ended, the run is in Stop.Phase.
+	Stop *stopRequest `json:"stop,omitempty"`
+	// Ended is the latest attempt's end as Apply last saw it (exit.json
+	// folded in), so an ended run needs no file read and survives its run
+	// directory being cleaned up.
+	Ended *ending `json:"ended,omitempty"`
+}
+
+// attempt is one start of a run: one pod per replica or worker.
+type attempt struct {
+	N    int       `json:"n"`
+	Pods []podSpec `json:"pods"`
+	// Starting is recorded before the first shim is spawned and cleared
+	// once every pod has started: a Cluster that finds it set after a crash
+	// finishes the start (pods that started are adopted, never restarted).
+	Starting  bool      `json:"starting,omitempty"`
+	StartedAt time.Time `json:"startedAt,omitzero"`
+}
+
+// podSpec is everything a pod's shim needs, so an interrupted start can be
+// finished from the ledger alone.
+type podSpec struct {
+	Dir     string   `json:"dir"` // relative to the state directory
+	Argv    []string `json:"argv"`
+	Env     []string `json:"env"`
+	Devices []string `json:"devices,omitempty"` // GPU or MIG device UUIDs
+	Note    string   `json:"note,omitempty"`
+}
+
+type stopRequest struct {
+	Phase  reconcile.Phase `json:"phase"`
+	Reason string          `json:"reason"`
+	At     time.Time       `json:"at"`
+}
+
+type ending struct {
+	Phase      reconcile.Phase `json:"phase"`
+	Reason     string          `json:"reason,omitempty"`
+	FinishedAt time.Time       `json:"finishedAt"`
+}
+
+func runKey(id berth.WorkloadID, runID string) string { return string(id) + "\x00" + runID }
+
+func (r *record) key() string { return runKey(r.Workload, r.RunID) }
+
+func (r *record) clone() *record {
+	c := *r
+	if r.Attempt != nil {
+		a := *r.Attempt
+		c.Attempt = &a
+	}
+	if r.Stop != nil {
+		s := *r.Stop
+		c.Stop = &s
+	}
+	if r.Ended != nil {
+		e := *r.Ended
+		c.Ended = &e
+	}
+	return &c
+}
+
+// ledger is the bbolt database and its decoded copy.
+type ledger struct {
+	db     *bolt.DB
+	runs   map[string]*record
+	writes int // transactions committed, for tests
+}
+
+// errStateDirBusy means another process has the ledger open.
+var errStateDirBusy = errors.New("the ledger is open in another process (is another berth serving this state directory?)")
+
+func openLedger(stateDir string) (*ledger, error) {
+	path := filepath.Join(stateDir, dbFile)
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	if errors.Is(err, bolt.ErrTimeout) {
+		return nil, fmt.Errorf("ledger %s: %w", path, errStateDirBusy)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ledger %s: %w", path, err)
+	}
+	l := &ledger{db: db, runs: map[string]*record{}}
+	err = db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketRuns)
+		if b == nil {
+			var err error
+			if b, err = tx.CreateBucket(bucketRuns); err != nil {
+				return err
+			}
+		}
+		return b.ForEach(func(k, v []byte) error {
+			r := &record{}
+			if err := json.Unmarshal(v, r); err != nil {
+				return fmt.Errorf("run %q: %w", k, err)
+			}
+			l.runs[string(k)] = r
+			return nil
+		})
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("ledger %s: %w", path, err)
+	}
+	return l, nil
+}
+
+// put writes records in one transaction and, once it committed, into the
+// in-memory copy.
+func (l *ledger) put(rs ...*record) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	err := l.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketRuns)
+		for _, r := range rs {
+			v, err := json.Marshal(r)
+			if err != nil {
+				return err
+			}
+			if err := b.Put([]byte(r.key()), v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("ledger: %w", err)
+	}
+	l.writes++
+	for _, r := range rs {
+		l.runs[r.key()] = r.clone()
+	}
+	return nil
+}
+
+func (l *ledger) delete(key string) error {
+	err := l.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketRuns).Delete([]byte(key)) })
+	if err != nil {
+		return fmt.Errorf("ledger: %w", err)
+	}
+	l.writes++
+	delete(l.runs, key)
+	return nil
+}
+
+// get returns a copy of a record to change and put back.
+func (l *ledger) get(id berth.WorkloadID, runID string) (*record, bool) {
+	r, ok := l.runs[runKey(id, runID)]
+	if !ok {
+		return nil, false
+	}
+	return r.clone(), true
+}
+
+// txID is the database's last committed transaction id.
+func (l *ledger) txID() int {
+	var id int
+	l.db.View(func(tx *bolt.Tx) error { id = tx.ID(); return nil })
+	return id
+}
+
+func (l *ledger) close() error { return l.db.Close() }

@@ -1,0 +1,107 @@
+package local
+
+import (
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/NVIDIA/go-nvml/pkg/nvml"
+
+	"github.com/berth-gpu/berth"
+)
+
+// Options configure a local Cluster. The zero value is usable: every field
+// has a default, and none is read from the environment.
+type Options struct {
+	// Name is the cluster's name in the repository's clusters.
+	Name string
+	// StateDir holds the ledger, the run directories and checkpoints.
+	// Default: "berth-state" in the working directory.
+	StateDir string
+	// SimulatedGPUs is the inventory used when NVML cannot start ("8xH100",
+	// "7xH100,1xH100:1g.10gb"; see berth.ParseGPUInventory). Empty: a
+	// machine without NVML is a CPU-only node.
+	SimulatedGPUs string
+	// NVML is the library to discover GPUs with. Default: the real one
+	// (libnvidia-ml, loaded at run time). Tests pass Simulated(...) or a
+	// go-nvml mock.
+	NVML nvml.Interface
+	// NodeName names the node. Default: the host name.
+	NodeName string
+	// CPU and Memory override what the node offers. Default: the machine's
+	// (runtime.NumCPU, MemTotal of /proc/meminfo).
+	CPU    *berth.Quantity
+	Memory *berth.Quantity
+	// GracePeriod is how long a stopped process has between SIGTERM and
+	// SIGKILL. Default 10 s.
+	GracePeriod time.Duration
+	// ShimCommand re-executes berth as a shim; the pod directory is
+	// appended. Default: this executable with "shim".
+	ShimCommand []string
+	// Env is the environment every process starts from, before the
+	// workload's env and berth's variables. Default: a standard PATH only.
+	Env []string
+	// LogMaxBytes caps each of a pod's stdout.log and stderr.log; a full
+	// file is rotated to .1 (one kept), so a stream never takes more than
+	// twice this. Default 16 MiB.
+	LogMaxBytes int64
+	// Logger receives berth's own notes. Default: discarded.
+	Logger *slog.Logger
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+const (
+	defaultGrace    = 10 * time.Second
+	defaultLogBytes = 16 << 20
+	defaultPath     = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+)
+
+func (o Options) withDefaults() (Options, error) {
+	if o.StateDir == "" {
+		o.StateDir = "berth-state"
+	}
+	abs, err := filepath.Abs(o.StateDir)
+	if err != nil {
+		return o, err
+	}
+	o.StateDir = abs
+	if o.NodeName == "" {
+		if o.NodeName, err = os.Hostname(); err != nil || o.NodeName == "" {
+			o.NodeName = "localhost"
+		}
+	}
+	if o.CPU == nil {
+		q := berth.MilliQuantity(int64(runtime.NumCPU()) * 1000)
+		o.CPU = &q
+	}
+	if o.Memory == nil {
+		q := berth.MilliQuantity(memTotal() * 1000)
+		o.Memory = &q
+	}
+	if o.GracePeriod <= 0 {
+		o.GracePeriod = defaultGrace
+	}
+	if len(o.ShimCommand) == 0 {
+		exe, err := os.Executable()
+		if err != nil {
+			return o, err
+		}
+		o.ShimCommand = []string{exe, "shim"}
+	}
+	if o.Env == nil {
+		o.Env = []string{defaultPath}
+	}
+	if o.LogMaxBytes <= 0 {
+		o.LogMaxBytes = defaultLogBytes
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o, nil
+}

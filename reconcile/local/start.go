@@ -1,0 +1,422 @@
+package local
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/berth-gpu/berth"
+	"github.com/berth-gpu/berth/reconcile"
+)
+
+// testHook, when set by a test, is called at the points of a start where a
+// crash matters: "recorded" (the attempt is in the ledger, no pod spawned)
+// and "spawned" (pod i's shim runs).
+var testHook func(point string, pod int)
+
+// start starts a new attempt of r: it records the attempt (every pod's
+// argv, env and devices) before it spawns anything, spawns a shim per pod,
+// and records the start. A crash in between leaves Attempt.Starting set,
+// and the next Cluster finishes the start from the ledger (recover), so a
+// pod is never started twice and never forgotten.
+func (c *Cluster) start(r *record, w berth.Workload) error {
+	n := r.Attempts + 1
+	if r.MasterPort == 0 {
+		port, err := freePort()
+		if err != nil {
+			return fmt.Errorf("master port: %w", err)
+		}
+		r.MasterPort = port
+	}
+	pods, err := c.podSpecs(r, w, n)
+	if err != nil {
+		return err
+	}
+	if w.Checkpoint != nil {
+		if err := os.MkdirAll(filepath.Join(c.opts.StateDir, checkpointDir(r.Workload, r.RunID)), 0o755); err != nil {
+			return fmt.Errorf("checkpoint directory: %w", err)
+		}
+	}
+	if w.Image != "" {
+		c.log.Info("image not used: no container runtime is configured; the command runs as a process",
+			"workload", r.Workload, "image", w.Image)
+	}
+	r.Attempts = n
+	r.Attempt = &attempt{N: n, Pods: pods, Starting: true}
+	r.Waiting, r.Stop, r.Ended = false, nil, nil
+	if err := c.ledger.put(r); err != nil {
+		return err
+	}
+	if testHook != nil {
+		testHook("recorded", -1)
+	}
+	return c.finishStart(r)
+}
+
+// finishStart spawns every pod of r's attempt that has not started and
+// records the start. On failure it stops the pods it started and records
+// the attempt as failed.
+func (c *Cluster) finishStart(r *record) error {
+	a := r.Attempt
+	var err error
+	for i, p := range a.Pods {
+		var adopted bool
+		if adopted, err = c.spawnPod(p); err != nil {
+			err = fmt.Errorf("pod %d: %w", i, err)
+			break
+		}
+		if adopted {
+			c.log.Info("pod already started: adopted", "workload", r.Workload, "run", r.RunID, "attempt", a.N, "pod", i)
+		}
+		if testHook != nil {
+			testHook("spawned", i)
+		}
+	}
+	a.Starting = false
+	a.StartedAt = c.opts.Now()
+	if err != nil {
+		r.Stop = &stopRequest{Phase: reconcile.PhaseFailed, Reason: "start failed: " + err.Error(), At: c.opts.Now()}
+		c.signalPods(r, map[int]bool{})
+	}
+	if perr := c.ledger.put(r); perr != nil && err == nil {
+		err = perr
+	}
+	if err == nil {
+		c.log.Info("run started", "workload", r.Workload, "run", r.RunID, "attempt", a.N, "pods", len(a.Pods))
+	}
+	return err
+}
+
+// podSpecs decides every pod's directory, argv, environment and devices.
+func (c *Cluster) podSpecs(r *record, w berth.Workload, n int) ([]podSpec, error) {
+	argv := append(append([]string{}, w.Command...), w.Args...)
+	if len(w.Command) == 0 {
+		return nil, errors.New("no command: the local backend runs the command as a process and cannot use an image's entrypoint")
+	}
+	placements := r.Placements
+	count := len(placements)
+	if count == 0 {
+		if w.Resources.UsesGPU() {
+			return nil, errors.New("no placements: a GPU workload needs the scheduler's placements")
+		}
+		count = w.Pods()
+	}
+	inUse := c.devicesInUse(r.key())
+	var note string
+	if w.Image != "" {
+		note = "image " + w.Image + " not used: no container runtime is configured; the command runs as a process"
+	}
+	pods := make([]podSpec, count)
+	for i := range count {
+		var p berth.Placement
+		if i < len(placements) {
+			p = placements[i]
+		}
+		if p.Node != "" && p.Node != c.node.Name {
+			return nil, fmt.Errorf("pod %d is placed on node %q, but this cluster's node is %q", i, p.Node, c.node.Name)
+		}
+		devices, err := c.devices(p, inUse)
+		if err != nil {
+			return nil, fmt.Errorf("pod %d: %w", i, err)
+		}
+		visible := strings.Join(devices, ",")
+		berthEnv := []string{
+			"CUDA_VISIBLE_DEVICES=" + visible,
+			"NVIDIA_VISIBLE_DEVICES=" + visible,
+			"BERTH_WORKLOAD=" + string(r.Workload),
+			"BERTH_RUN_ID=" + r.RunID,
+			"BERTH_ATTEMPT=" + strconv.Itoa(n),
+			"BERTH_RANK=" + strconv.Itoa(i),
+			"BERTH_WORLD_SIZE=" + strconv.Itoa(count),
+			"BERTH_MASTER_ADDR=127.0.0.1",
+			"BERTH_MASTER_PORT=" + strconv.Itoa(r.MasterPort),
+		}
+		if w.Checkpoint != nil {
+			berthEnv = append(berthEnv, "BERTH_CHECKPOINT_DIR="+filepath.Join(c.opts.StateDir, checkpointDir(r.Workload, r.RunID)))
+		}
+		pods[i] = podSpec{
+			Dir:     podDir(r.Workload, r.RunID, n, i),
+			Argv:    argv,
+			Env:     mergeEnv(c.opts.Env, w.Env, berthEnv),
+			Devices: devices,
+			Note:    note,
+		}
+	}
+	return pods, nil
+}
+
+// mergeEnv is base, then the workload's env in key order, then berth's
+// variables; a later value of a name replaces an earlier one (berth's own
+// win: a workload cannot widen its CUDA_VISIBLE_DEVICES).
+func mergeEnv(base []string, spec map[string]string, berthEnv []string) []string {
+	keys := make([]string, 0, len(spec))
+	for k := range spec {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	all := append([]string{}, base...)
+	for _, k := range keys {
+		all = append(all, k+"="+spec[k])
+	}
+	all = append(all, berthEnv...)
+	index := map[string]int{}
+	var out []string
+	for _, kv := range all {
+		k, _, _ := strings.Cut(kv, "=")
+		if i, ok := index[k]; ok {
+			out[i] = kv
+			continue
+		}
+		index[k] = len(out)
+		out = append(out, kv)
+	}
+	return out
+}
+
+// devices resolves a placement to device UUIDs: whole GPUs by index, the
+// shared GPU for a fraction, and for each MIG slice a MIG device of that
+// profile on that GPU that no live pod uses.
+func (c *Cluster) devices(p berth.Placement, inUse map[string]bool) ([]string, error) {
+	var out []string
+	if len(p.MIG) > 0 {
+		for _, s := range p.MIG {
+			var found string
+			for _, m := range c.mig[s.GPU][s.Profile] {
+				if !inUse[m.UUID] {
+					found = m.UUID
+					break
+				}
+			}
+			if found == "" {
+				return nil, fmt.Errorf("no free MIG device %s on GPU %d", s.Profile, s.GPU)
+			}
+			inUse[found] = true
+			out = append(out, found)
+		}
+		return out, nil
+	}
+	for _, g := range p.GPUs {
+		if g < 0 || g >= len(c.gpus) {
+			return nil, fmt.Errorf("GPU %d does not exist (the node has %d)", g, len(c.gpus))
+		}
+		if c.gpus[g].MIGEnabled && p.GPUFraction == 0 {
+			return nil, fmt.Errorf("GPU %d is in MIG mode: it is used through its MIG devices", g)
+		}
+		out = append(out, c.gpus[g].UUID)
+	}
+	return out, nil
+}
+
+// devicesInUse is the MIG devices held by live pods of runs other than
+// skip. (Whole GPUs and fractions are the scheduler's to share out; MIG
+// devices are picked here, so here is where they are tracked.)
+func (c *Cluster) devicesInUse(skip string) map[string]bool {
+	inUse := map[string]bool{}
+	for k, r := range c.ledger.runs {
+		if k == skip || r.Attempt == nil || r.Ended != nil || r.Waiting {
+			continue
+		}
+		v := c.view(r)
+		if !v.live {
+			continue
+		}
+		for i, p := range r.Attempt.Pods {
+			if v.pods[i].state == podLive || v.pods[i].state == podNotStarted {
+				for _, d := range p.Devices {
+					if strings.HasPrefix(d, "MIG-") {
+						inUse[d] = true
+					}
+				}
+			}
+		}
+	}
+	return inUse
+}
+
+// freePort is a TCP port free now on the loopback address: the run's
+// BERTH_MASTER_PORT, kept in the ledger so every attempt gets the same.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// spawnPod starts a pod's shim, unless the pod has started before (then it
+// is adopted: reported true). The lock is taken here, before the shim
+// exists, and handed to it as an inherited descriptor: at no moment does a
+// started pod look unstarted to another Cluster.
+func (c *Cluster) spawnPod(p podSpec) (adopted bool, err error) {
+	dir := filepath.Join(c.opts.StateDir, p.Dir)
+	st, err := probePod(dir)
+	if err != nil {
+		return false, err
+	}
+	if st.state != podNotStarted {
+		return true, nil
+	}
+	if err := os.MkdirAll(filepath.Join(dir, dirWork), 0o755); err != nil {
+		return false, err
+	}
+	spec := shimSpec{
+		Argv: p.Argv, Env: p.Env, Dir: filepath.Join(dir, dirWork),
+		GracePeriod: berth.Duration(c.opts.GracePeriod), LogMaxBytes: c.opts.LogMaxBytes, Note: p.Note,
+	}
+	if r := c.recordOfPod(p.Dir); r != nil {
+		spec.MaxDuration = r.MaxDuration
+	}
+	b, err := json.MarshalIndent(spec, "", "  ")
+	if err != nil {
+		return false, err
+	}
+	if err := writeFileAtomic(filepath.Join(dir, fileSpec), append(b, '\n')); err != nil {
+		return false, err
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, fileLock), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return false, err
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return true, nil // a shim has it
+		}
+		return false, fmt.Errorf("lock: %w", err)
+	}
+	// Holding the lock, look again: a shim may have run and ended between
+	// the probe and the lock.
+	if _, err := os.Stat(filepath.Join(dir, filePID)); err == nil {
+		return true, nil
+	}
+	shimLog, err := os.OpenFile(filepath.Join(dir, fileShim), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return false, err
+	}
+	defer shimLog.Close()
+	args := append(append([]string{}, c.opts.ShimCommand[1:]...), dir)
+	cmd := exec.Command(c.opts.ShimCommand[0], args...)
+	cmd.Dir = dir
+	cmd.Stdout, cmd.Stderr = shimLog, shimLog
+	cmd.ExtraFiles = []*os.File{lock} // descriptor 3: lockFD
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return false, fmt.Errorf("shim: %w", err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }() // reap it when it ends while berth runs
+	lock.Close()
+	// Wait for the shim to take over (shim.pid), so the start is recorded
+	// only once the pod really started.
+	deadline := time.After(30 * time.Second)
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if _, err := os.Stat(filepath.Join(dir, filePID)); err == nil {
+			return false, nil
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return false, err
+		}
+		select {
+		case <-exited:
+			if _, err := os.Stat(filepath.Join(dir, filePID)); err == nil {
+				return false, nil
+			}
+			return false, fmt.Errorf("the shim ended before starting the process: %s", tail(filepath.Join(dir, fileShim)))
+		case <-deadline:
+			return false, errors.New("the shim did not start within 30s")
+		case <-tick.C:
+		}
+	}
+}
+
+// recordOfPod finds the record whose latest attempt has the pod.
+func (c *Cluster) recordOfPod(rel string) *record {
+	for _, r := range c.ledger.runs {
+		if r.Attempt == nil {
+			continue
+		}
+		for _, p := range r.Attempt.Pods {
+			if p.Dir == rel {
+				return r
+			}
+		}
+	}
+	return nil
+}
+
+func tail(path string) string {
+	b, _ := os.ReadFile(path)
+	s := strings.TrimSpace(string(b))
+	if len(s) > 500 {
+		s = "..." + s[len(s)-500:]
+	}
+	if s == "" {
+		return "(no output)"
+	}
+	return s
+}
+
+// signalPods sends SIGTERM to the shim of every live pod of r not yet in
+// signalled, and returns signalled with those it reached. The shim passes
+// it on to the process group and escalates to SIGKILL after the grace
+// period.
+func (c *Cluster) signalPods(r *record, signalled map[int]bool) map[int]bool {
+	if r.Attempt == nil {
+		return signalled
+	}
+	for i, p := range r.Attempt.Pods {
+		if signalled[i] {
+			continue
+		}
+		dir := filepath.Join(c.opts.StateDir, p.Dir)
+		if st := c.podStatus(p.Dir); st.state != podLive {
+			continue
+		}
+		pid, err := readPID(dir)
+		if err != nil {
+			continue // the shim has not written it yet: try again later
+		}
+		// The lock is held, so pid is our shim and not a recycled pid.
+		if err := syscall.Kill(pid, syscall.SIGTERM); err == nil || errors.Is(err, syscall.ESRCH) {
+			signalled[i] = true
+		}
+	}
+	return signalled
+}
+
+// recover finishes what a crash interrupted: starts recorded but not
+// finished (the pods not yet started are started, the others adopted),
+// and stops recorded whose pods still run (signalled again).
+func (c *Cluster) recover() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var errs []error
+	for _, r := range c.ledger.runs {
+		switch {
+		case r.Attempt != nil && r.Attempt.Starting:
+			r := r.clone()
+			c.log.Warn("finishing a start a crash interrupted", "workload", r.Workload, "run", r.RunID, "attempt", r.Attempt.N)
+			if err := c.finishStart(r); err != nil {
+				errs = append(errs, fmt.Errorf("workload %s run %s: %w", r.Workload, r.RunID, err))
+			}
+		case r.Stop != nil && r.Attempt != nil && r.Ended == nil:
+			if c.view(r).live {
+				c.log.Warn("stopping again a run a crash interrupted", "workload", r.Workload, "run", r.RunID)
+				c.signalPods(r, map[int]bool{})
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
