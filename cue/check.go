@@ -13,11 +13,14 @@ import (
 type checker struct {
 	cfg     *berth.Config
 	invalid map[string]bool
+	// partial is set when an instance could not be loaded: what it defines
+	// is unknown, so no reference is reported as dangling.
+	partial bool
 	errs    Errors
 }
 
-func check(cfg *berth.Config, invalid map[string]bool) Errors {
-	c := &checker{cfg: cfg, invalid: invalid}
+func check(cfg *berth.Config, invalid map[string]bool, partial bool) Errors {
+	c := &checker{cfg: cfg, invalid: invalid, partial: partial}
 	c.clusters()
 	c.flavors()
 	c.cohorts()
@@ -31,22 +34,33 @@ func (c *checker) errorf(path string, format string, args ...any) {
 	c.errs = append(c.errs, Error{Path: path, Message: fmt.Sprintf(format, args...), Positions: []berth.Pos{c.cfg.Pos(path)}})
 }
 
-// exists reports whether kind.name is defined, valid or not.
-func (c *checker) exists(kind, name string, valid bool) bool {
-	return valid || c.invalid[kind+"."+name]
+// dangling reports a reference to something that does not exist, with
+// what does and the likeliest typo, unless the repository is only partly
+// known (an instance failed to load).
+func (c *checker) dangling(path, what, name string, defined []string) {
+	if c.partial {
+		return
+	}
+	c.errorf(path, "%s %q does not exist (%s)%s", what, name, nameList(defined), suggest(name, defined))
 }
 
-func names[V any](m map[string]V) string {
-	keys := make([]string, 0, len(m))
+func keys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
 	for k := range m {
-		keys = append(keys, k)
+		out = append(out, k)
 	}
-	sort.Strings(keys)
+	sort.Strings(out)
+	return out
+}
+
+func names[V any](m map[string]V) string { return nameList(keys(m)) }
+
+func nameList(keys []string) string {
 	if len(keys) == 0 {
 		return "none are defined"
 	}
 	if len(keys) > 8 {
-		keys = append(keys[:8], "...")
+		keys = append(keys[:8:8], "...")
 	}
 	return "defined: " + strings.Join(keys, ", ")
 }
@@ -71,7 +85,7 @@ func (c *checker) flavors() {
 		p := "flavors." + name
 		if f.Cluster != "" {
 			if _, ok := c.cfg.Clusters[f.Cluster]; !ok && !c.invalid["clusters."+f.Cluster] {
-				c.errorf(p+".cluster", "cluster %q does not exist (%s)", f.Cluster, names(c.cfg.Clusters))
+				c.dangling(p+".cluster", "cluster", f.Cluster, keys(c.cfg.Clusters))
 			}
 		} else if len(c.cfg.Clusters) > 1 && c.cfg.DefaultCluster() == "" {
 			c.errorf(p, "flavor %s names no cluster and no cluster is the default: set cluster, or mark a cluster default", name)
@@ -87,7 +101,7 @@ func (c *checker) quotaFlavors(p string, quota []berth.FlavorQuota) {
 	for i, q := range quota {
 		qp := fmt.Sprintf("%s.quota.%d.flavor", p, i)
 		if _, ok := c.cfg.Flavors[q.Flavor]; !ok && !c.invalid["flavors."+q.Flavor] {
-			c.errorf(qp, "flavor %q does not exist (%s)", q.Flavor, names(c.cfg.Flavors))
+			c.dangling(qp, "flavor", q.Flavor, keys(c.cfg.Flavors))
 		}
 		if j, dup := seen[q.Flavor]; dup {
 			c.errs = append(c.errs, Error{Path: qp, Message: fmt.Sprintf("flavor %s is listed twice in the quota", q.Flavor),
@@ -106,25 +120,37 @@ func (c *checker) cohorts() {
 		p := "cohorts." + name
 		if co.Parent != "" {
 			if _, ok := c.cfg.Cohorts[co.Parent]; !ok && !c.invalid["cohorts."+co.Parent] {
-				c.errorf(p+".parent", "cohort %q does not exist (%s)", co.Parent, names(c.cfg.Cohorts))
+				c.dangling(p+".parent", "cohort", co.Parent, keys(c.cfg.Cohorts))
 			}
 		}
 		c.quotaFlavors(p, co.Quota)
 	}
-	// A cycle of parents would make borrowing loop forever.
+	// A cycle of parents would make borrowing loop forever. Each cycle is
+	// reported once, from its smallest member, with every parent field.
+	reported := map[string]bool{}
 	for _, name := range c.cfg.CohortNames() {
-		seen := map[string]bool{}
 		chain := []string{name}
+		seen := map[string]bool{name: true}
 		for cur := c.cfg.Cohorts[name].Parent; cur != ""; cur = c.cfg.Cohorts[cur].Parent {
-			chain = append(chain, cur)
 			if cur == name {
-				c.errorf("cohorts."+name+".parent", "cohort parents form a cycle: %s", strings.Join(chain, " -> "))
+				if reported[name] {
+					break
+				}
+				var ps []berth.Pos
+				for _, m := range chain {
+					reported[m] = true
+					ps = append(ps, c.cfg.Pos("cohorts."+m+".parent"))
+				}
+				c.errs = append(c.errs, Error{Path: "cohorts." + name + ".parent",
+					Message:   "cohort parents form a cycle: " + strings.Join(append(chain, name), " -> ") + "; one of them must have no parent",
+					Positions: dedupPositions(ps)})
 				break
 			}
 			if seen[cur] {
 				break
 			}
 			seen[cur] = true
+			chain = append(chain, cur)
 		}
 	}
 }
@@ -135,7 +161,7 @@ func (c *checker) teams() {
 		p := "teams." + name
 		if t.Cohort != "" {
 			if _, ok := c.cfg.Cohorts[t.Cohort]; !ok && !c.invalid["cohorts."+t.Cohort] {
-				c.errorf(p+".cohort", "cohort %q does not exist (%s)", t.Cohort, names(c.cfg.Cohorts))
+				c.dangling(p+".cohort", "cohort", t.Cohort, keys(c.cfg.Cohorts))
 			}
 		}
 		c.quotaFlavors(p, t.Quota)
@@ -145,7 +171,7 @@ func (c *checker) teams() {
 func (c *checker) policy() {
 	pol := c.cfg.Policy
 	if _, ok := pol.Priorities[pol.DefaultPriority]; !ok {
-		c.errorf("policy.defaultPriority", "priority tier %q does not exist (%s)", pol.DefaultPriority, names(pol.Priorities))
+		c.dangling("policy.defaultPriority", "priority tier", pol.DefaultPriority, keys(pol.Priorities))
 	}
 }
 
@@ -155,11 +181,11 @@ func (c *checker) workloads() {
 		w := c.cfg.Workloads[id]
 		p := "workloads." + w.Team + "." + w.Name
 		if _, ok := c.cfg.Teams[w.Team]; !ok && !c.invalid["teams."+w.Team] {
-			c.errorf(p, "team %q does not exist (%s)", w.Team, names(c.cfg.Teams))
+			c.dangling(p, "team", w.Team, keys(c.cfg.Teams))
 		}
 		if w.Priority != "" {
 			if _, ok := c.cfg.Policy.Priorities[w.Priority]; !ok {
-				c.errorf(p+".priority", "priority tier %q does not exist (%s)", w.Priority, names(c.cfg.Policy.Priorities))
+				c.dangling(p+".priority", "priority tier", w.Priority, keys(c.cfg.Policy.Priorities))
 			}
 		}
 		c.workloadResources(p, w)
@@ -171,8 +197,18 @@ func (c *checker) workloads() {
 				c.errorf(dp, "a workload cannot depend on itself")
 				continue
 			}
-			if _, ok := c.cfg.Workloads[d]; !ok && !c.invalid["workloads."+d.Team()+"."+d.Name()] {
-				c.errorf(dp, "workload %q does not exist", string(d))
+			if _, ok := c.cfg.Workloads[d]; !ok && !c.invalid["workloads."+d.Team()+"."+d.Name()] && !c.partial {
+				var same []string
+				for _, other := range ids {
+					if other.Team() == d.Team() {
+						same = append(same, other.Name())
+					}
+				}
+				has := "has no workloads"
+				if len(same) > 0 {
+					has = "has " + strings.TrimPrefix(nameList(same), "defined: ")
+				}
+				c.errorf(dp, "workload %q does not exist (team %s %s)%s", string(d), d.Team(), has, suggest(d.Name(), same))
 			}
 		}
 	}
@@ -185,7 +221,7 @@ func (c *checker) workloadResources(p string, w berth.Workload) {
 		f, ok := c.cfg.Flavors[r.Flavor]
 		if !ok {
 			if !c.invalid["flavors."+r.Flavor] {
-				c.errorf(p+".resources.flavor", "flavor %q does not exist (%s)", r.Flavor, names(c.cfg.Flavors))
+				c.dangling(p+".resources.flavor", "flavor", r.Flavor, keys(c.cfg.Flavors))
 			}
 			return
 		}
@@ -199,6 +235,9 @@ func (c *checker) workloadResources(p string, w berth.Workload) {
 		case r.GPUModel != "" && f.GPUModel != r.GPUModel:
 			c.errorf(p+".resources.gpuModel", "gpuModel %s does not match flavor %s (%s)", r.GPUModel, f.Name, describeFlavor(f))
 		}
+		return
+	}
+	if c.partial {
 		return
 	}
 	if r.GPUModel != "" && !c.anyFlavor(func(f berth.Flavor) bool { return f.GPUModel == r.GPUModel }) {
@@ -310,7 +349,19 @@ func (c *checker) dependencyCycles(ids []berth.WorkloadID) {
 				if !reported[key] {
 					reported[key] = true
 					first := c.cfg.Workloads[cycle[0]]
-					c.errorf("workloads."+first.Team+"."+first.Name+".dependsOn", "dependsOn forms a cycle: %s", key)
+					var ps []berth.Pos
+					for k, x := range cycle {
+						next := cycle[(k+1)%len(cycle)]
+						from := c.cfg.Workloads[x]
+						for i, dep := range from.Dependencies() {
+							if dep == next {
+								ps = append(ps, c.cfg.Pos(fmt.Sprintf("workloads.%s.%s.dependsOn.%d", from.Team, from.Name, i)))
+							}
+						}
+					}
+					c.errs = append(c.errs, Error{Path: "workloads." + first.Team + "." + first.Name + ".dependsOn",
+						Message:   "dependsOn forms a cycle: " + key + "; none of them could ever start",
+						Positions: dedupPositions(ps)})
 				}
 			}
 		}

@@ -16,8 +16,10 @@ import (
 const SchemaPosFile = "$berth/schema.cue"
 
 // Error is one problem with a repository: the CUE path it concerns (empty
-// for a file-level problem), what is wrong, and every position involved,
-// the user's files first.
+// for a problem with a whole file: its syntax, size or encoding, an import),
+// what is wrong, and every position in the repository involved, sorted.
+// Positions in berth's embedded schema are left out when the repository's
+// own are known.
 type Error struct {
 	Path      string      `json:"path,omitempty"`
 	Message   string      `json:"message"`
@@ -116,6 +118,22 @@ func sortPositions(ps []berth.Pos) {
 	})
 }
 
+// userPositions drops the schema's positions when the user's are known:
+// the schema is embedded in berth, so a line number in it is not one a
+// person can open, and the path and message already say what it wants.
+func userPositions(ps []berth.Pos) []berth.Pos {
+	out := ps[:0:0]
+	for _, p := range ps {
+		if p.File != SchemaPosFile {
+			out = append(out, p)
+		}
+	}
+	if len(out) == 0 {
+		return ps
+	}
+	return out
+}
+
 func dedupPositions(ps []berth.Pos) []berth.Pos {
 	sortPositions(ps)
 	out := ps[:0]
@@ -131,35 +149,201 @@ func dedupPositions(ps []berth.Pos) []berth.Pos {
 // fromCUE converts a CUE error into Errors with repository-relative
 // positions. extra adds positions for a path (the user's definition of the
 // field, which CUE does not always name).
+//
+// CUE reports a value that fails a disjunction as one error per
+// alternative, defaults included ("conflicting values 1 and -2" for
+// workers: -2, next to the bound that matters). Those are collapsed into
+// one error per path that says what is wrong and what was wanted.
 func fromCUE(err error, extra func(path []string) []berth.Pos) Errors {
-	var out Errors
+	var raws []rawError
 	for _, e := range cueerrors.Errors(err) {
-		path := e.Path()
 		format, args := e.Msg()
-		msg := fmt.Sprintf(format, args...)
-		var ps []berth.Pos
+		r := rawError{path: trimPath(e.Path()), format: format}
+		for _, a := range args {
+			r.args = append(r.args, fmt.Sprint(a))
+		}
 		for _, p := range cueerrors.Positions(e) {
 			if pp, ok := convertPos(p); ok {
-				ps = append(ps, pp)
+				r.pos = append(r.pos, pp)
 			}
 		}
-		path = trimPath(path)
-		msg += hint(msg)
-		if extra != nil {
-			ps = append(ps, extra(path)...)
+		raws = append(raws, r)
+	}
+	var out Errors
+	for _, g := range groupByPath(raws) {
+		for _, e := range collapse(g) {
+			if extra != nil {
+				e.Positions = append(e.Positions, extra(g[0].path)...)
+			}
+			e.Positions = userPositions(dedupPositions(e.Positions))
+			out = append(out, e)
 		}
-		out = append(out, Error{Path: strings.Join(path, "."), Message: msg, Positions: dedupPositions(ps)})
 	}
 	return out
 }
 
+// rawError is one CUE error before it becomes an Error.
+type rawError struct {
+	path   []string
+	format string
+	args   []string
+	pos    []berth.Pos
+}
+
+func (r rawError) message() string {
+	args := make([]any, len(r.args))
+	for i, a := range r.args {
+		args[i] = a
+	}
+	return fmt.Sprintf(r.format, args...)
+}
+
+// groupByPath groups errors by path, keeping the order paths first appear.
+func groupByPath(raws []rawError) [][]rawError {
+	index := map[string]int{}
+	var groups [][]rawError
+	for _, r := range raws {
+		k := strings.Join(r.path, "\x00")
+		i, ok := index[k]
+		if !ok {
+			i = len(groups)
+			index[k] = i
+			groups = append(groups, nil)
+		}
+		groups[i] = append(groups[i], r)
+	}
+	return groups
+}
+
+const disjunctionHeader = "%d errors in empty disjunction:"
+
+// collapse turns the errors of one path into what a person reads.
+func collapse(g []rawError) Errors {
+	path := strings.Join(g[0].path, ".")
+	var header bool
+	var rest []rawError
+	for _, r := range g {
+		if r.format == disjunctionHeader {
+			header = true
+			continue
+		}
+		rest = append(rest, r)
+	}
+	if header && len(rest) > 0 {
+		if e, ok := collapseDisjunction(path, rest); ok {
+			return Errors{e}
+		}
+	}
+	if len(rest) == 0 {
+		rest = g
+	}
+	// One error per distinct message, with the positions of all of them.
+	var out Errors
+	seen := map[string]int{}
+	for _, r := range rest {
+		msg := r.message()
+		msg += hint(r, msg)
+		if i, ok := seen[msg]; ok {
+			out[i].Positions = append(out[i].Positions, r.pos...)
+			continue
+		}
+		seen[msg] = len(out)
+		out = append(out, Error{Path: path, Message: msg, Positions: append([]berth.Pos(nil), r.pos...)})
+	}
+	return out
+}
+
+// collapseDisjunction picks, from the errors of every alternative of a
+// disjunction, the one that says what is wrong: a bound the value breaks
+// (invalid value -2 (out of bound >=1)) over a conflict with a default; a
+// type the value is not (conflicting values "two" and int); or, when the
+// value is none of a list of literals, the list (a MIG profile, a kind).
+func collapseDisjunction(path string, rest []rawError) (Error, bool) {
+	// The user's positions of every alternative, and the schema's positions
+	// common to all (where the field is declared), not each alternative's.
+	var ps []berth.Pos
+	count := map[berth.Pos]int{}
+	for _, r := range rest {
+		for _, p := range dedupPositions(append([]berth.Pos(nil), r.pos...)) {
+			if p.File != SchemaPosFile {
+				ps = append(ps, p)
+			} else if count[p]++; count[p] == len(rest) {
+				ps = append(ps, p)
+			}
+		}
+	}
+	for _, r := range rest {
+		if strings.HasPrefix(r.format, "invalid value") {
+			msg := r.message()
+			return Error{Path: path, Message: msg + hint(r, msg), Positions: ps}, true
+		}
+	}
+	// Every other error should be "conflicting values A and B": find the
+	// value common to all of them (the user's) and the alternatives.
+	var conflicts []rawError
+	for _, r := range rest {
+		if strings.HasPrefix(r.format, "conflicting values %s and %s") && len(r.args) >= 2 {
+			conflicts = append(conflicts, r)
+		}
+	}
+	if len(conflicts) != len(rest) {
+		return Error{}, false
+	}
+	var common string
+	for _, cand := range conflicts[0].args[:2] {
+		all := true
+		for _, c := range conflicts {
+			if c.args[0] != cand && c.args[1] != cand {
+				all = false
+				break
+			}
+		}
+		if all {
+			common = cand
+			break
+		}
+	}
+	if common == "" {
+		return Error{}, false
+	}
+	var alts []string
+	for _, c := range conflicts {
+		alt := c.args[0]
+		if alt == common {
+			alt = c.args[1]
+		}
+		if isTypeName(alt) {
+			// "two" against int: the type is what was wanted; a default
+			// of that type is not worth a mention.
+			return Error{Path: path, Message: c.message(), Positions: ps}, true
+		}
+		alts = append(alts, alt)
+	}
+	return Error{Path: path, Message: fmt.Sprintf("invalid value %s: want one of %s", common, strings.Join(alts, ", ")), Positions: ps}, true
+}
+
+func isTypeName(s string) bool {
+	switch s {
+	case "int", "uint", "number", "float", "string", "bytes", "bool", "null", "struct", "list", "{...}", "[...]":
+		return true
+	}
+	return false
+}
+
+// nameRegexp is #Name's pattern as CUE prints it in an error.
+const nameRegexp = `=~"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"`
+
 // hint adds what to do for CUE messages that do not say it.
-func hint(msg string) string {
+func hint(r rawError, msg string) string {
 	switch {
-	case strings.HasPrefix(msg, "incomplete value") && strings.Contains(msg, "|"):
-		return " (no single value: two defaults conflict, often the schema's and a template's; set the field, or drop one default)"
-	case strings.HasPrefix(msg, "incomplete value"):
-		return " (the field needs a concrete value)"
+	case r.format == "incomplete value %v" && strings.Contains(msg, "|"):
+		return ": two defaults conflict (often the schema's and a template's); set the field, or drop one of the defaults"
+	case r.format == "incomplete value %v":
+		return ": the field is required and has no value; set it"
+	case strings.Contains(msg, nameRegexp):
+		return ": a name is a DNS-1123 label: lowercase letters, digits and '-', starting and ending with a letter or digit"
+	case strings.Contains(msg, "strings.MaxRunes(63)"):
+		return ": a name is at most 63 characters"
 	}
 	return ""
 }

@@ -51,6 +51,9 @@ type instanceResult struct {
 	// invalid holds keys of objects that exist but failed validation, so a
 	// reference to them is not reported as dangling as well.
 	invalid []string
+	// failed is set when the instance could not be loaded or built at all:
+	// what it defines is unknown, so no reference can be called dangling.
+	failed bool
 }
 
 // upToDate reports whether the instance's files and imports are unchanged
@@ -92,7 +95,7 @@ func newEvaluator(t *tree) (*evaluator, error) {
 // evaluateDirs evaluates the instances in dirs. They are loaded with one
 // call so that CUE reads cue.mod and parses each imported package once for
 // all of them, not once per instance.
-func (ev *evaluator) evaluateDirs(dirs []string) []*instanceResult {
+func (ev *evaluator) evaluateDirs(dirs []string, run *running) []*instanceResult {
 	args := make([]string, len(dirs))
 	for i, dir := range dirs {
 		args[i] = "."
@@ -100,15 +103,20 @@ func (ev *evaluator) evaluateDirs(dirs []string) []*instanceResult {
 			args[i] = "./" + dir
 		}
 	}
+	run.add(dirs...)
 	insts := load.Instances(args, ev.cfg)
+	run.remove(dirs...)
 	out := make([]*instanceResult, len(dirs))
 	for i, dir := range dirs {
+		run.add(dir)
 		if len(insts) != len(dirs) {
 			// load reports a problem with the arguments as one instance.
 			out[i] = ev.evaluate(dir, load.Instances(args[i:i+1], ev.cfg)[0])
+			run.remove(dir)
 			continue
 		}
 		out[i] = ev.evaluate(dir, insts[i])
+		run.remove(dir)
 	}
 	return out
 }
@@ -120,12 +128,14 @@ func (ev *evaluator) evaluate(dir string, inst *build.Instance) *instanceResult 
 	r.deps = instanceDeps(dir, inst)
 	r.key = hashDeps(ev.treeOf(), r.deps)
 	if inst.Err != nil {
-		r.errs = fromCUE(inst.Err, nil)
+		r.errs = ev.loadErrors(dir, inst.Err)
+		r.failed = true
 		return r
 	}
 	v := ev.ctx.BuildInstance(inst)
 	if err := v.Err(); err != nil {
 		r.errs = fromCUE(err, nil)
+		r.failed = true
 		return r
 	}
 	userPos := func(p []string) []berth.Pos { return lookupPos(v, p) }
@@ -199,7 +209,7 @@ func (ev *evaluator) object(r *instanceResult, inst cuelang.Value, p []string, o
 	key := strings.Join(p, ".")
 	userPos := func(ep []string) []berth.Pos { return lookupPos(inst, ep) }
 	if err := o.Validate(cuelang.Concrete(true)); err != nil {
-		r.errs = append(r.errs, fromCUEAt(err, p[0], userPos)...)
+		r.errs = append(r.errs, explainNotAllowed(fromCUEAt(err, p[0], userPos), o, key, kindNames[p[0]])...)
 		r.invalid = append(r.invalid, key)
 		return
 	}
@@ -248,6 +258,50 @@ func (ev *evaluator) object(r *instanceResult, inst cuelang.Value, p []string, o
 	}
 	obj.positions[key] = obj.pos
 	r.objects = append(r.objects, obj)
+}
+
+// kindNames name an object of each top-level field in messages.
+var kindNames = map[string]string{
+	"clusters": "a cluster", "flavors": "a flavor", "cohorts": "a cohort",
+	"teams": "a team", "workloads": "a workload",
+}
+
+// explainNotAllowed rewrites CUE's "field not allowed" (a field the schema
+// does not have, usually a typo) to name the fields that are allowed and
+// the likeliest one meant. root is the value at rootPath.
+func explainNotAllowed(errs Errors, root cuelang.Value, rootPath, rootName string) Errors {
+	for i, e := range errs {
+		if e.Message != "field not allowed" {
+			continue
+		}
+		rel, ok := strings.CutPrefix(e.Path, rootPath+".")
+		if !ok {
+			continue
+		}
+		parent, field := root, rel
+		where := rootName
+		if j := strings.LastIndexByte(rel, '.'); j >= 0 {
+			parent = root.LookupPath(parsePath(rel[:j]))
+			field = rel[j+1:]
+			where = rel[:j]
+		}
+		var allowed []string
+		it, err := parent.Fields(cuelang.Optional(true))
+		if err != nil {
+			continue
+		}
+		for it.Next() {
+			if name := it.Selector().Unquoted(); name != field {
+				allowed = append(allowed, name)
+			}
+		}
+		if len(allowed) == 0 {
+			continue
+		}
+		sort.Strings(allowed)
+		errs[i].Message = fmt.Sprintf("field %q is not allowed in %s%s (allowed: %s)", field, where, suggest(field, allowed), strings.Join(allowed, ", "))
+	}
+	return errs
 }
 
 // refPos records where the object's fields are written, when the user wrote
@@ -301,7 +355,7 @@ func (ev *evaluator) listPos(obj *object, o cuelang.Value, p []string, list stri
 func (ev *evaluator) policy(r *instanceResult, inst, user, unified cuelang.Value) {
 	userPos := func(ep []string) []berth.Pos { return lookupPos(inst, ep) }
 	if err := unified.Validate(cuelang.Concrete(true)); err != nil {
-		r.errs = append(r.errs, fromCUEAt(err, "policy", userPos)...)
+		r.errs = append(r.errs, explainNotAllowed(fromCUEAt(err, "policy", userPos), unified, "policy", "policy")...)
 		return
 	}
 	it, err := user.Fields()

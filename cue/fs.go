@@ -89,7 +89,7 @@ func readTree(fsys fs.FS, opts Options) (*tree, Errors) {
 				}
 				total += len(b)
 				if opts.MaxTotalSize > 0 && int64(total) > opts.MaxTotalSize {
-					errs = append(errs, fileError(p, fmt.Sprintf("repository has more than %d bytes of CUE (the limit is Options.MaxTotalSize)", opts.MaxTotalSize)))
+					errs = append(errs, fileError(p, fmt.Sprintf("the repository has more than %d bytes of CUE, the most berth reads; this file is past the limit", opts.MaxTotalSize)))
 					return
 				}
 				t.files[p] = b
@@ -164,7 +164,7 @@ func readFile(fsys fs.FS, p string, limit int64) ([]byte, *Error) {
 		return nil, &e
 	}
 	if limit > 0 && int64(len(b)) > limit {
-		e := fileError(p, fmt.Sprintf("file is larger than %d bytes (the limit is Options.MaxFileSize)", limit))
+		e := fileError(p, fmt.Sprintf("file is larger than %d bytes, the most berth reads from one file; split it into smaller files", limit))
 		return nil, &e
 	}
 	if !utf8.Valid(b) {
@@ -181,7 +181,7 @@ func readFile(fsys fs.FS, p string, limit int64) ([]byte, *Error) {
 			}
 			i += size
 		}
-		return nil, &Error{Message: "file is not valid UTF-8", Positions: []berth.Pos{{File: p, Line: line, Col: col}}}
+		return nil, &Error{Message: "file is not valid UTF-8; save it as UTF-8", Positions: []berth.Pos{{File: p, Line: line, Col: col}}}
 	}
 	return b, nil
 }

@@ -57,7 +57,8 @@ func Load(fsys fs.FS, opts Options) (*berth.Config, error) {
 // every instance whose files and imports did not change. It is safe for use
 // by one goroutine at a time.
 type Loader struct {
-	opts  Options
+	opts    Options
+	running running // instances being evaluated, for the runaway report
 	mu    sync.Mutex
 	cache map[string]*instanceResult // by instance directory
 	stats Stats
@@ -104,7 +105,11 @@ func (l *Loader) Load(fsys fs.FS) (*berth.Config, error) {
 	// Objects that failed validation are remembered, so that a reference to
 	// one is not reported as dangling too.
 	cfg, invalid, errs := merge(results)
-	errs = append(errs, check(cfg, invalid)...)
+	partial := false
+	for _, r := range results {
+		partial = partial || r.failed
+	}
+	errs = append(errs, check(cfg, invalid, partial)...)
 	if len(errs) > 0 {
 		return nil, errs.sort()
 	}
@@ -131,7 +136,7 @@ func (l *Loader) evaluate(t *tree) ([]*instanceResult, error) {
 			defer close(done)
 			evalErr = l.evaluateAll(t, todo, results)
 		}()
-		if err := l.watch(done); err != nil {
+		if err := l.watch(done, t); err != nil {
 			// The evaluation goroutine cannot be stopped from outside CUE;
 			// it is abandoned and its results are never read. Callers that
 			// run for long (berth serve) evaluate in a child process.
@@ -156,8 +161,9 @@ func (l *Loader) evaluate(t *tree) ([]*instanceResult, error) {
 }
 
 // watch waits for done, or reports the evaluation as runaway when it
-// exceeds the time or memory bound.
-func (l *Loader) watch(done <-chan struct{}) error {
+// exceeds the time or memory bound, at the comprehensions of the instances
+// still being evaluated.
+func (l *Loader) watch(done <-chan struct{}, t *tree) error {
 	timer := time.NewTimer(l.opts.Timeout)
 	defer timer.Stop()
 	tick := time.NewTicker(20 * time.Millisecond)
@@ -168,11 +174,11 @@ func (l *Loader) watch(done <-chan struct{}) error {
 		case <-done:
 			return nil
 		case <-timer.C:
-			return Errors{{Message: fmt.Sprintf("evaluating the configuration took longer than %s; look for a comprehension or recursion that grows without bound", l.opts.Timeout)}}
+			return runaway(t, l.running.list(), fmt.Sprintf("evaluation took longer than %s", l.opts.Timeout))
 		case <-tick.C:
 			metrics.Read(sample)
 			if sample[0].Value.Kind() == metrics.KindUint64 && int64(sample[0].Value.Uint64()) > l.opts.MaxMemory {
-				return Errors{{Message: fmt.Sprintf("evaluating the configuration used more than %d MiB; look for a comprehension or recursion that grows without bound", l.opts.MaxMemory>>20)}}
+				return runaway(t, l.running.list(), fmt.Sprintf("evaluation used more than %d MiB", l.opts.MaxMemory>>20))
 			}
 		}
 	}
@@ -208,7 +214,7 @@ func (l *Loader) evaluateAll(t *tree, todo []int, results []*instanceResult) err
 				for k, i := range idx {
 					dirs[k] = t.dirs[i]
 				}
-				for k, r := range ev.evaluateDirs(dirs) {
+				for k, r := range ev.evaluateDirs(dirs, &l.running) {
 					results[idx[k]] = r
 				}
 			}

@@ -39,7 +39,7 @@ func merge(results []*instanceResult) (*berth.Config, map[string]bool, Errors) {
 				if prev != o.pos {
 					errs = append(errs, Error{
 						Path:      o.key,
-						Message:   fmt.Sprintf("%s is defined twice: each name may be defined in one package only", o.key),
+						Message:   "defined in two packages; a name may be defined in one package only (rename one, or move both into one package to merge them)",
 						Positions: dedupPositions([]berth.Pos{prev, o.pos}),
 					})
 				}
