@@ -59,9 +59,9 @@ func Load(fsys fs.FS, opts Options) (*berth.Config, error) {
 type Loader struct {
 	opts    Options
 	running running // instances being evaluated, for the runaway report
-	mu    sync.Mutex
-	cache map[string]*instanceResult // by instance directory
-	stats Stats
+	mu      sync.Mutex
+	cache   map[string]*instanceResult // by instance directory
+	stats   Stats
 }
 
 // Stats counts the work the last Load did.
