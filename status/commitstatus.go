@@ -1,0 +1,379 @@
+package status
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/berth-gpu/berth"
+	"github.com/berth-gpu/berth/cue"
+	"github.com/berth-gpu/berth/policy"
+)
+
+// State is a commit status's state, as GitHub names them.
+type State string
+
+const (
+	// StateSuccess: nothing to do.
+	StateSuccess State = "success"
+	// StatePending: waiting for something (approvals, capacity): neutral.
+	StatePending State = "pending"
+	// StateFailure: the commit is wrong; its author must act.
+	StateFailure State = "failure"
+	// StateError: berth or a cluster failed; berth retries.
+	StateError State = "error"
+)
+
+// GitHub's limits for a commit status.
+const (
+	MaxDescription = 140
+	MaxContext     = 255
+)
+
+// Status contexts.
+const (
+	ContextValidate   = "berth/validate"
+	ContextPolicy     = "berth/policy"
+	ContextPlanPrefix = "berth/plan: "
+	ContextSyncPrefix = "berth/sync: "
+)
+
+// CommitStatus is one status on a commit.
+type CommitStatus struct {
+	Context     string `json:"context"`
+	State       State  `json:"state"`
+	Description string `json:"description"`
+	TargetURL   string `json:"target_url,omitempty"`
+}
+
+// NewCommitStatus builds a status within GitHub's limits: the description
+// is cut at 140 characters and the context at 255, on a rune boundary, with
+// an ellipsis.
+func NewCommitStatus(context string, state State, description string) CommitStatus {
+	return CommitStatus{Context: Truncate(context, MaxContext), State: state, Description: Truncate(oneLine(description), MaxDescription)}
+}
+
+// Truncate cuts s to at most n characters (runes), ending with "…" when it
+// cut.
+func Truncate(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return strings.TrimRight(string(r[:n-1]), " ,;:") + "…"
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// PlanContext is "berth/plan: <cluster>".
+func PlanContext(cluster string) string { return ContextPlanPrefix + cluster }
+
+// SyncContext is "berth/sync: <cluster>".
+func SyncContext(cluster string) string { return ContextSyncPrefix + cluster }
+
+// ValidateStatus is berth/validate for a revision: success with what it
+// holds, failure with the first error's file:line:col and the count when
+// the configuration is invalid (cue.Errors: the commit is wrong), error
+// when berth could not load it at all.
+func ValidateStatus(cfg *berth.Config, err error) CommitStatus {
+	var errs cue.Errors
+	switch {
+	case err == nil && cfg != nil:
+		return NewCommitStatus(ContextValidate, StateSuccess, fmt.Sprintf("valid: %s, %s, %s",
+			count(len(cfg.Workloads), "workload"), count(len(cfg.Teams), "team"), count(len(cfg.Clusters), "cluster")))
+	case errors.As(err, &errs) && len(errs) > 0:
+		first := errs[0]
+		where := first.Pos().String()
+		msg := ErrorMessage(first)
+		if first.Pos().IsValid() {
+			msg = where + ": " + msg
+		}
+		return NewCommitStatus(ContextValidate, StateFailure, fmt.Sprintf("%s; first: %s", count(len(errs), "error"), msg))
+	case err == nil:
+		return NewCommitStatus(ContextValidate, StateError, "berth could not load the revision")
+	}
+	return NewCommitStatus(ContextValidate, StateError, "berth could not check the revision (retrying): "+err.Error())
+}
+
+// ErrorMessage is a CUE error's "path: message", with the message hidden
+// when the path is an env value (the message may quote it, and env values
+// may be secrets).
+func ErrorMessage(e cue.Error) string {
+	msg := e.Message
+	if isEnvPath(e.Path) {
+		msg = "invalid env value (not shown: env values may be secret)"
+	}
+	if e.Path != "" {
+		return e.Path + ": " + msg
+	}
+	return msg
+}
+
+// isEnvPath reports whether a CUE path is, or is inside, a workload's env.
+func isEnvPath(path string) bool {
+	parts := strings.Split(path, ".")
+	return len(parts) >= 4 && parts[0] == "workloads" && parts[3] == "env"
+}
+
+// PolicyStatus is berth/policy: success when every required approval is
+// there, pending (waiting for reviews) naming the missing ones, failure
+// when a requirement names nobody who could approve it.
+func PolicyStatus(rev policy.Review) CommitStatus {
+	missing := rev.Missing()
+	if len(missing) == 0 {
+		if len(rev.Requirements) == 0 {
+			return NewCommitStatus(ContextPolicy, StateSuccess, "no approval needed")
+		}
+		var by []string
+		for _, r := range rev.Requirements {
+			by = appendUniq(by, r.ApprovedBy)
+		}
+		return NewCommitStatus(ContextPolicy, StateSuccess, "approved by "+policy.JoinAnd(by))
+	}
+	var parts []string
+	state := StatePending
+	for _, r := range missing {
+		if len(r.Owners) == 0 {
+			state = StateFailure
+		}
+		parts = append(parts, shortRequirement(r))
+	}
+	prefix := fmt.Sprintf("needs %s: ", count(len(missing), "approval"))
+	if state == StateFailure {
+		prefix = "nobody may approve: "
+	}
+	return NewCommitStatus(ContextPolicy, state, prefix+strings.Join(parts, "; "))
+}
+
+// shortRequirement is "platform admin (@acme/platform)", "team vision owner
+// (@ana or @acme/vision)".
+func shortRequirement(r policy.Requirement) string {
+	who := policy.JoinOr(r.Owners)
+	if who == "" {
+		who = "none configured"
+	}
+	switch r.Kind {
+	case policy.NeedAdmin:
+		return "platform admin (" + who + ")"
+	case policy.NeedTeamLead:
+		return "team lead (" + who + ")"
+	case policy.NeedTeamOwner:
+		team := strings.TrimSuffix(strings.TrimPrefix(r.Subject, "team "), "'s workloads")
+		return "team " + team + " owner (" + who + ")"
+	}
+	return "code owner (" + who + ")"
+}
+
+// PlanStatus is berth/plan: <cluster> for a pull request: failure when a
+// workload would newly be rejected (it can never fit as written), pending
+// with neutral wording when one of the pull request's workloads would
+// queue (with the estimated wait), success when everything fits now,
+// error when the cluster could not be planned.
+func PlanStatus(v PlanView) CommitStatus {
+	ctx := PlanContext(v.Cluster)
+	if v.Err != nil {
+		return NewCommitStatus(ctx, StateError, "could not plan (retrying): "+v.Err.Error())
+	}
+	var rejected, queued, waiting, admitted, preempting, kept, stopping []DecisionRow
+	for _, r := range v.Rows {
+		switch r.Decision.Action {
+		case berth.ActionReject:
+			rejected = append(rejected, r)
+		case berth.ActionQueue:
+			queued = append(queued, r)
+		case berth.ActionWait:
+			waiting = append(waiting, r)
+		case berth.ActionAdmit:
+			admitted = append(admitted, r)
+		case berth.ActionPreempt:
+			preempting = append(preempting, r)
+		case berth.ActionKeep, berth.ActionDone:
+			kept = append(kept, r)
+		case berth.ActionStop, berth.ActionPreempted:
+			stopping = append(stopping, r)
+		}
+	}
+	others := len(v.Blast.Unadmittable)
+	switch {
+	case len(rejected) > 0:
+		r := rejected[0]
+		msg := fmt.Sprintf("%s can never fit: %s", r.Decision.Workload, reasonText(r.Decision.Reason))
+		if n := len(rejected) - 1 + others; n > 0 {
+			msg = fmt.Sprintf("%s rejected; %s", count(len(rejected)+others, "workload"), msg)
+		}
+		return NewCommitStatus(ctx, StateFailure, msg)
+	case others > 0:
+		return NewCommitStatus(ctx, StateFailure, fmt.Sprintf("would make %s unadmittable: %s",
+			count(others, "other workload"), stripTicks(v.Blast.Unadmittable[0])))
+	case len(queued) > 0:
+		q := queued[0]
+		wait := "no estimate yet"
+		if q.Decision.EstimatedStart != nil {
+			wait = "estimated start " + WaitText(*q.Decision.EstimatedStart, v.Time)
+		}
+		msg := fmt.Sprintf("%s would queue at #%d, %s", q.Decision.Workload, q.Decision.Position, wait)
+		if len(queued) > 1 {
+			msg = fmt.Sprintf("%s would queue; first: %s at #%d, %s", count(len(queued), "workload"), q.Decision.Workload, q.Decision.Position, wait)
+		}
+		if n := len(admitted) + len(preempting); n > 0 {
+			msg = fmt.Sprintf("%d fit now; %s", n, msg)
+		}
+		return NewCommitStatus(ctx, StatePending, msg)
+	case len(waiting) > 0 && len(admitted)+len(preempting) == 0:
+		w := waiting[0]
+		return NewCommitStatus(ctx, StatePending, fmt.Sprintf("%s waits: %s", w.Decision.Workload, reasonText(w.Decision.Reason)))
+	}
+	var parts []string
+	if n := len(admitted); n > 0 {
+		parts = append(parts, fmt.Sprintf("%d admitted now (%s)", n, gpuText(sumGPUs(admitted))))
+	}
+	if n := len(preempting); n > 0 {
+		var victims []string
+		for _, r := range preempting {
+			for _, vic := range r.Decision.Victims {
+				victims = appendUniq(victims, string(vic.Workload))
+			}
+		}
+		parts = append(parts, fmt.Sprintf("%d admitted by preempting %s", n, policy.JoinAnd(policy.Abbrev(victims, 2))))
+	}
+	if n := len(waiting); n > 0 {
+		parts = append(parts, fmt.Sprintf("%d waiting on dependencies or schedules", n))
+	}
+	if n := len(kept); n > 0 {
+		parts = append(parts, fmt.Sprintf("%d running or done as before (a new spec applies to its next run)", n))
+	}
+	if n := len(stopping); n > 0 {
+		parts = append(parts, fmt.Sprintf("%d stopping", n))
+	}
+	if len(parts) == 0 {
+		if !v.Blast.Empty() {
+			return NewCommitStatus(ctx, StateSuccess, "no workload of this pull request runs here; "+blastSummary(v.Blast))
+		}
+		return NewCommitStatus(ctx, StateSuccess, "no change on this cluster")
+	}
+	msg := "everything fits: " + strings.Join(parts, ", ")
+	if !v.Blast.Empty() {
+		msg += "; " + blastSummary(v.Blast)
+	}
+	return NewCommitStatus(ctx, StateSuccess, msg)
+}
+
+func blastSummary(b Blast) string {
+	var parts []string
+	if n := len(b.Preempted); n > 0 {
+		parts = append(parts, count(n, "running workload")+" preempted")
+	}
+	if n := len(b.OverQuota); n > 0 {
+		parts = append(parts, count(n, "team")+" over quota")
+	}
+	if n := len(b.Displaced); n > 0 {
+		parts = append(parts, count(n, "other decision")+" changed")
+	}
+	if n := len(b.Exposed); n > 0 {
+		parts = append(parts, count(n, "team")+" newly borrowing")
+	}
+	return strings.Join(parts, ", ")
+}
+
+func stripTicks(s string) string { return strings.ReplaceAll(s, "`", "") }
+
+func sumGPUs(rows []DecisionRow) float64 {
+	var g float64
+	for _, r := range rows {
+		g += r.Decision.GPUs
+	}
+	return g
+}
+
+// SyncStatus is berth/sync: <cluster> on a merged commit: pending while
+// its workloads wait or run, success when they all succeeded (or, for
+// services, run), failure when one failed or was rejected, error when the
+// cluster failed.
+func SyncStatus(v SyncView) CommitStatus {
+	ctx := SyncContext(v.Cluster)
+	if v.Err != nil {
+		return NewCommitStatus(ctx, StateError, "cluster failed (retrying): "+v.Err.Error())
+	}
+	counts := map[string]int{}
+	var failed []SyncWorkload
+	for _, w := range v.Workloads {
+		counts[w.State]++
+		if w.State == SyncRunning && !w.Kind.RunsOnce() {
+			counts[SyncServing]++
+		}
+		if w.State == SyncFailed || w.State == SyncRejected {
+			failed = append(failed, w)
+		}
+	}
+	var parts []string
+	for _, s := range syncStateOrder {
+		if n := counts[s]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n, s))
+		}
+	}
+	summary := strings.Join(parts, ", ")
+	if summary == "" {
+		summary = "nothing of this commit runs here"
+	}
+	switch {
+	case len(failed) > 0:
+		f := failed[0]
+		return NewCommitStatus(ctx, StateFailure, fmt.Sprintf("%s %s: %s (%s)", f.ID, f.State, f.Reason, summary))
+	case counts[SyncQueued]+counts[SyncAdmitted]+counts[SyncPreempted]+counts[SyncWaiting] > 0 ||
+		counts[SyncRunning] > counts[SyncServing]:
+		for _, w := range v.Workloads {
+			if w.State == SyncQueued && w.EstimatedStart != nil {
+				summary += fmt.Sprintf("; %s estimated start %s", w.ID, WaitText(*w.EstimatedStart, v.Time))
+				break
+			}
+		}
+		return NewCommitStatus(ctx, StatePending, summary)
+	}
+	return NewCommitStatus(ctx, StateSuccess, summary)
+}
+
+func count(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%s %ss", commas(n), word)
+}
+
+// commas prints 1000 as "1,000".
+func commas(n int) string {
+	s := fmt.Sprint(n)
+	if n < 0 || len(s) <= 3 {
+		return s
+	}
+	var b strings.Builder
+	pre := len(s) % 3
+	if pre > 0 {
+		b.WriteString(s[:pre])
+	}
+	for i := pre; i < len(s); i += 3 {
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(s[i : i+3])
+	}
+	return b.String()
+}
+
+func appendUniq(xs []string, x string) []string {
+	if x == "" {
+		return xs
+	}
+	for _, y := range xs {
+		if y == x {
+			return xs
+		}
+	}
+	return append(xs, x)
+}
+
+// sortStatuses orders statuses by context, for stable output.
+func sortStatuses(ss []CommitStatus) {
+	sort.SliceStable(ss, func(i, j int) bool { return ss[i].Context < ss[j].Context })
+}
