@@ -61,8 +61,11 @@ type GitOptions struct {
 // or InsecureIgnoreHostKey is required. The ssh user is the URL's
 // (git@...), else SSHUser, else "git". ssh-agent is not used.
 type GitAuth struct {
-	Username  string
-	Token     string
+	Username string
+	Token    string
+	// TokenFunc, when set, is called before every fetch for the token.
+	// Its failure is a NetworkError (retried): the service minting tokens
+	// is down.
 	TokenFunc func(ctx context.Context) (string, error)
 
 	SSHKeyFile            string
@@ -346,28 +349,28 @@ func (g *Git) At(ctx context.Context, hash string) (Revision, error) {
 	defer g.fetchMu.Unlock()
 	spec := config.RefSpec(hash + ":refs/berth/commit")
 	err := g.fetch(ctx, "fetch "+hash, hash, spec)
-	var cause error // why the server would not give the commit
-	var ne *NetworkError
-	if errors.As(err, &ne) && (errors.Is(err, git.ErrExactSHA1NotSupported) || isNotOurRef(ne.Err)) {
-		cause = ne.Err
-	} else if err != nil {
-		return Revision{}, err
+	if err != nil {
+		// The server refused the commit, or the fetch failed on its way.
+		// Servers say which only in text (an "ERR not our ref" packet, or a
+		// process that exits before it is read), so ask the remote for its
+		// refs: if that works, the remote is up and the credentials good,
+		// and the commit is what is missing.
+		if perr := g.probe(ctx, "fetch "+hash); perr != nil {
+			return Revision{}, perr
+		}
+		var ne *NetworkError
+		if errors.As(err, &ne) {
+			err = ne.Err
+		}
+		return Revision{}, &CommitNotFoundError{Source: g.remote.display, Hash: hash, Err: err}
 	}
 	if err := g.objects.refresh(); err != nil {
 		return Revision{}, &sourceError{g.remote.display, op, err}
 	}
 	if !g.objects.hasCommit(h) {
-		return Revision{}, &CommitNotFoundError{Source: g.remote.display, Hash: hash, Err: cause}
+		return Revision{}, &CommitNotFoundError{Source: g.remote.display, Hash: hash}
 	}
 	return g.revision(op, "", h)
-}
-
-// isNotOurRef reports whether a fetch by hash failed because the server
-// does not have that commit, or will not serve it. The server says so in
-// an "ERR" packet whose text is all there is to go on: go-git passes it
-// on as an untyped error.
-func isNotOurRef(err error) bool {
-	return strings.Contains(err.Error(), "not our ref")
 }
 
 // Ref fetches any ref of the remote (refs/pull/7/head, refs/tags/v1, or a
@@ -408,7 +411,8 @@ func (g *Git) Ref(ctx context.Context, ref string) (Revision, error) {
 func (g *Git) fetch(ctx context.Context, op, branch string, spec config.RefSpec) error {
 	auth, secrets, err := g.auth.method(ctx)
 	if err != nil {
-		return &AuthError{g.remote.display, op, &redactError{err, secrets}}
+		// TokenFunc failed: the service that mints tokens is down.
+		return &NetworkError{g.remote.display, op, &redactError{err, secrets}}
 	}
 	err = g.repo.FetchContext(ctx, &git.FetchOptions{
 		RemoteName: remoteName,
@@ -424,10 +428,33 @@ func (g *Git) fetch(ctx context.Context, op, branch string, spec config.RefSpec)
 	case errors.Is(err, git.NoErrAlreadyUpToDate):
 		return nil
 	}
+	return g.classify(ctx, op, branch, &redactError{err, secrets})
+}
+
+// probe lists the remote's refs, to tell a remote that is down or refuses
+// the credentials from one that lacks what was asked for.
+func (g *Git) probe(ctx context.Context, op string) error {
+	auth, secrets, err := g.auth.method(ctx)
+	if err != nil {
+		// TokenFunc failed: the service that mints tokens is down.
+		return &NetworkError{g.remote.display, op, &redactError{err, secrets}}
+	}
+	rem, err := g.repo.Remote(remoteName)
+	if err != nil {
+		return &sourceError{g.remote.display, op, err}
+	}
+	_, err = rem.ListContext(ctx, &git.ListOptions{Auth: auth, CABundle: g.auth.caBundle})
+	if err == nil || errors.Is(err, transport.ErrEmptyRemoteRepository) {
+		return nil
+	}
+	return g.classify(ctx, op, "", &redactError{err, secrets})
+}
+
+// classify turns a transport failure into one of the error classes.
+func (g *Git) classify(ctx context.Context, op, branch string, err error) error {
 	if ctx.Err() != nil {
 		return &sourceError{g.remote.display, op, ctx.Err()}
 	}
-	err = &redactError{err, secrets}
 	var nomatch git.NoMatchingRefSpecError
 	switch {
 	case errors.Is(err, transport.ErrEmptyRemoteRepository):
@@ -491,9 +518,17 @@ func parseHash(s string) (plumbing.Hash, bool) {
 
 // objectStore is the read side of a clone: one go-git storage behind a
 // mutex, shared by every revision's FS.
+//
+// The storage is opened for exclusive access, so go-git lists packs and
+// loose objects once instead of on every lookup, and keeps pack files
+// open. The price is that it does not see what a fetch adds: refresh
+// replaces it after each fetch, keeping the decoded-object cache.
 type objectStore struct {
+	dir   string
+	cache cache.Object
+
 	mu sync.Mutex
-	st *filesystem.Storage
+	st *filesystem.Storage // nil once closed
 }
 
 // largeObject is the size above which a blob is streamed from its pack
@@ -501,9 +536,7 @@ type objectStore struct {
 const largeObject = 1 << 20
 
 func newObjectStore(dir string, cacheBytes int) *objectStore {
-	st := filesystem.NewStorageWithOptions(osfs.New(dir), cache.NewObjectLRU(cache.FileSize(cacheBytes)),
-		filesystem.Options{LargeObjectThreshold: largeObject})
-	return &objectStore{st: st}
+	return &objectStore{dir: dir, cache: cache.NewObjectLRU(cache.FileSize(cacheBytes))}
 }
 
 func (o *objectStore) do(f func(*filesystem.Storage) error) error {
@@ -515,18 +548,27 @@ func (o *objectStore) do(f func(*filesystem.Storage) error) error {
 	return f(o.st)
 }
 
-// refresh makes packs written by a fetch visible, and loads their indexes
-// at once: while the caller holds the fetch lock no other fetch can be
-// writing a pack that a lazy load would see half written.
+// refresh opens the storage again, to see the packs a fetch wrote, and
+// loads their indexes at once: the caller holds the fetch lock, so no
+// fetch is writing a pack that a lazy load could see half written.
 func (o *objectStore) refresh() error {
-	return o.do(func(s *filesystem.Storage) error {
-		s.Reindex()
-		err := s.HasEncodedObject(plumbing.ZeroHash)
-		if errors.Is(err, plumbing.ErrObjectNotFound) {
-			return nil
-		}
-		return err
+	st := filesystem.NewStorageWithOptions(osfs.New(o.dir), o.cache, filesystem.Options{
+		ExclusiveAccess:      true,
+		MaxOpenDescriptors:   16,
+		LargeObjectThreshold: largeObject,
 	})
+	if err := st.HasEncodedObject(plumbing.ZeroHash); err != nil && !errors.Is(err, plumbing.ErrObjectNotFound) {
+		st.Close()
+		return err
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	old := o.st
+	o.st = st
+	if old != nil {
+		return old.Close()
+	}
+	return nil
 }
 
 func (o *objectStore) hasCommit(h plumbing.Hash) bool {

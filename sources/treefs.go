@@ -229,22 +229,24 @@ func (f *treeFS) Open(name string) (fs.File, error) {
 		}
 		return &dirFile{fs: f, n: n, name: name, entries: entries}, nil
 	}
-	if err := f.load(n); err != nil {
-		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
-	}
 	var r io.ReadCloser
+	var size int64
 	err = f.store.do(func(s *filesystem.Storage) error {
 		o, err := s.EncodedObject(plumbing.BlobObject, n.hash)
 		if err != nil {
 			return err
 		}
+		size = o.Size()
 		r, err = o.Reader()
 		return err
 	})
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
 	}
-	if n.size > largeObject {
+	// The object knows its size: record it unless load did already. (Not
+	// under the store lock: load holds once while it waits for that lock.)
+	n.once.Do(func() { n.size = size })
+	if size > largeObject {
 		r = &lockedReader{o: f.store, r: r}
 	}
 	return &blobFile{fs: f, n: n, name: name, r: r}, nil
