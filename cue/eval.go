@@ -377,10 +377,13 @@ func (ev *evaluator) policy(r *instanceResult, inst, user, unified cuelang.Value
 		}
 		obj.positions[key] = obj.pos
 		if name == "priorities" {
-			pr, _ := unified.LookupPath(cuelang.ParsePath("priorities")).Fields()
+			// Where the user wrote each tier (a default tier has no place
+			// of its own in the repository: its position is policy's).
+			pr, _ := unified.LookupPath(parsePath("priorities")).Fields()
 			for pr != nil && pr.Next() {
-				if pos, ok := convertPos(pr.Value().Pos()); ok {
-					obj.positions[key+"."+pr.Selector().Unquoted()] = pos
+				tier := pr.Selector().Unquoted()
+				if ps := lookupPos(inst, []string{"policy", "priorities", tier}); len(ps) > 0 {
+					obj.positions[key+"."+tier] = ps[0]
 				}
 			}
 		}
