@@ -351,7 +351,9 @@ func TestIncremental(t *testing.T) {
 		{"one workload file", func() {
 			edit(team+"/workloads-00.cue", func(s string) string { return strings.Replace(s, "retries: ", "retries: 1 + ", 1) })
 		}, 1},
-		{"a comment in a team file", func() { edit(gen.TeamDir(gen.TeamName(4))+"/team.cue", func(s string) string { return s + "// new\n" }) }, 1},
+		{"a comment in a team file", func() {
+			edit(gen.TeamDir(gen.TeamName(4))+"/team.cue", func(s string) string { return s + "// new\n" })
+		}, 1},
 		{"a new directory", func() {
 			m["teams/extra/x.cue"] = &fstest.MapFile{Data: []byte("package extra\n\nteams: extra: owners: [\"@x\"]\n")}
 		}, 1},
