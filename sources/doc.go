@@ -19,10 +19,16 @@
 //
 // Failures are classified by type, for errors.As: *BranchNotFoundError,
 // *RepositoryNotFoundError, *AuthError, *CommitNotFoundError (the user must
-// act) and *NetworkError (transient: retry). A force-push is not an error:
-// the revision carries a Rewrite. Error text starts with the source
-// ("source git https://host/repo: fetch main: ...") and never contains a
-// token.
+// act) and *NetworkError (transient: retry). Any other error means berth
+// or its cache failed (a disk error, a corrupt object), also retried. A
+// force-push is not an error: the revision carries a Rewrite, and the
+// source keeps working. Error text starts with the source ("source git
+// https://host/repo: fetch main: ...") and never contains a token.
+//
+// A revision's FS reads the object store directly. Submodules (gitlinks)
+// appear as empty directories: their commits live in other repositories,
+// which are not fetched. Symlinks are symlinks (fs.ReadLinkFS); one that
+// leads outside the tree does not resolve.
 //
 // Nothing here reads the environment or keeps global state; options structs
 // carry every input, with defaults for the zero value.

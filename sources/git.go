@@ -82,6 +82,16 @@ type GitAuth struct {
 // Git is a Git repository tracked on one branch. Its methods are safe for
 // concurrent use; fetches run one at a time, and reading revisions' trees
 // never waits for a fetch's network transfer.
+//
+// The clone holds the full history of what it fetched: no shallow
+// fetches. Telling a force-push from a fast-forward needs the ancestry,
+// and go-git's incremental fetches into a shallow clone are fragile. The
+// first fetch of a long history costs once; every later fetch sends only
+// the objects the clone lacks (git's have/want negotiation), and a fetch
+// that finds nothing new sends only the ref advertisement. Tags are not
+// fetched. Packs accumulate one per fetch that brought something; nothing
+// here repacks them yet, nor drops the refs Ref and At leave under
+// refs/berth/.
 type Git struct {
 	log    *slog.Logger
 	remote remote
@@ -94,11 +104,12 @@ type Git struct {
 	fetchMu sync.Mutex
 	repo    *git.Repository
 	auth    authSource
+	closed  bool
 
 	// objects reads the clone for revisions. It is a second storage on the
 	// same directory so reads do not wait for a fetch: go-git's storage is
 	// not safe for concurrent use, and new packs become visible to objects
-	// only after a fetch completes (see refreshObjects).
+	// only after a fetch completes (see objectStore.refresh).
 	objects *objectStore
 
 	// lastHead and lastRewrite remember the rewrite that produced the
@@ -226,12 +237,19 @@ func (g *Git) open(objectCache int) error {
 func (g *Git) Close() error {
 	g.fetchMu.Lock()
 	defer g.fetchMu.Unlock()
-	if g.unlock != nil {
-		g.unlock()
-		g.unlock = nil
+	if g.closed {
+		return nil
 	}
-	return g.objects.close()
+	g.closed = true
+	if c, ok := g.repo.Storer.(io.Closer); ok {
+		c.Close()
+	}
+	err := g.objects.close()
+	g.unlock()
+	return err
 }
+
+var errClosed = errors.New("source is closed")
 
 // String is "source git URL", without credentials.
 func (g *Git) String() string { return "source git " + g.remote.display }
@@ -253,6 +271,9 @@ func (g *Git) Branch() string { return g.branch }
 func (g *Git) Latest(ctx context.Context) (Revision, error) {
 	g.fetchMu.Lock()
 	defer g.fetchMu.Unlock()
+	if g.closed {
+		return Revision{}, &sourceError{g.remote.display, "fetch " + g.branch, errClosed}
+	}
 
 	tracking := plumbing.NewRemoteReferenceName(remoteName, g.branch)
 	op := "fetch " + g.branch
@@ -347,6 +368,9 @@ func (g *Git) At(ctx context.Context, hash string) (Revision, error) {
 	}
 	g.fetchMu.Lock()
 	defer g.fetchMu.Unlock()
+	if g.closed {
+		return Revision{}, &sourceError{g.remote.display, op, errClosed}
+	}
 	spec := config.RefSpec(hash + ":refs/berth/commit")
 	err := g.fetch(ctx, "fetch "+hash, hash, spec)
 	if err != nil {
@@ -387,6 +411,9 @@ func (g *Git) Ref(ctx context.Context, ref string) (Revision, error) {
 	}
 	g.fetchMu.Lock()
 	defer g.fetchMu.Unlock()
+	if g.closed {
+		return Revision{}, &sourceError{g.remote.display, "fetch " + ref, errClosed}
+	}
 	local := plumbing.ReferenceName("refs/berth/fetched/" + strings.TrimPrefix(name.String(), "refs/"))
 	label := name.String()
 	if name.IsBranch() {
@@ -482,9 +509,16 @@ func (g *Git) revision(op, branch string, h plumbing.Hash) (Revision, error) {
 	var rev Revision
 	err := g.objects.do(func(s *filesystem.Storage) error {
 		c, err := object.GetCommit(s, h)
+		if errors.Is(err, plumbing.ErrObjectNotFound) {
+			// An annotated tag (Ref of refs/tags/...): its commit.
+			if t, terr := object.GetTag(s, h); terr == nil {
+				c, err = t.Commit()
+			}
+		}
 		if err != nil {
 			return err
 		}
+		h = c.Hash
 		subject, _, _ := strings.Cut(strings.TrimLeft(c.Message, "\n"), "\n")
 		rev = Revision{
 			Kind:    Commit,
@@ -543,7 +577,7 @@ func (o *objectStore) do(f func(*filesystem.Storage) error) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.st == nil {
-		return errors.New("source is closed")
+		return errClosed
 	}
 	return f(o.st)
 }

@@ -115,12 +115,22 @@ func TestGitReopenKeepsCache(t *testing.T) {
 	if _, err := NewGit(GitOptions{URL: origin, CacheDir: cache}); err == nil || !strings.Contains(err.Error(), "in use") {
 		t.Errorf("second NewGit on one cache: %v, want in use", err)
 	}
+	rev, err := g.Latest(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
 	g.Close()
+	if _, err := g.Latest(ctxT(t)); err == nil {
+		t.Error("Latest after Close succeeded")
+	}
+	if _, err := fs.ReadFile(rev.FS, "a.cue"); err == nil {
+		t.Error("reading a revision after Close succeeded")
+	}
 
 	second := commit(t, origin, "second", map[string]string{"b.cue": "b: 1\n"})
 	g = newGit(t, GitOptions{URL: origin, CacheDir: cache})
 	before := len(packs(t, g.Dir()))
-	rev, err := g.Latest(ctxT(t))
+	rev, err = g.Latest(ctxT(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,6 +268,11 @@ func TestGitAtAndRef(t *testing.T) {
 	rev, err = g.Ref(ctxT(t), "pr")
 	if err != nil || rev.String() != "pr@sha1:"+prHead {
 		t.Errorf("Ref(pr) = %s, %v", rev, err)
+	}
+	run(t, origin, "tag", "-a", "-m", "release one", "v1", first)
+	rev, err = g.Ref(ctxT(t), "refs/tags/v1")
+	if err != nil || rev.Hash != first || rev.String() != "refs/tags/v1@sha1:"+first {
+		t.Errorf("Ref(refs/tags/v1) = %s, %v; want the tagged commit %s", rev, err, first)
 	}
 	if _, err := g.Ref(ctxT(t), "refs/pull/8/head"); !errors.As(err, new(*BranchNotFoundError)) {
 		t.Errorf("Ref of a missing ref: %v, want BranchNotFoundError", err)

@@ -87,11 +87,17 @@ func WatchDir(ctx context.Context, dir string, opts WatchOptions) (*Watcher, err
 		}
 		return true
 	}
-	w, err := newWatcher(ctx, dir, opts, keep)
+	// Watch the directory a symlinked root names: the walk below does not
+	// follow links.
+	root, err := filepath.EvalSymlinks(dir)
 	if err != nil {
 		return nil, fmt.Errorf("watch %s: %w", dir, err)
 	}
-	if err := w.addTree(dir, nil); err != nil {
+	w, err := newWatcher(ctx, root, opts, keep)
+	if err != nil {
+		return nil, fmt.Errorf("watch %s: %w", dir, err)
+	}
+	if err := w.addTree(root, nil); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("watch %s: %w", dir, err)
 	}
