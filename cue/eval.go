@@ -92,6 +92,18 @@ func newEvaluator(t *tree) (*evaluator, error) {
 	return ev, nil
 }
 
+// evaluateDirsSafely is evaluateDirs, with a panic in CUE turned into an
+// error: berth failed, not the commit, and the process must not die.
+func (ev *evaluator) evaluateDirsSafely(dirs []string, run *running) (rs []*instanceResult, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			run.remove(dirs...)
+			err = fmt.Errorf("evaluate %s: CUE panicked: %v", strings.Join(dirs, ", "), p)
+		}
+	}()
+	return ev.evaluateDirs(dirs, run), nil
+}
+
 // evaluateDirs evaluates the instances in dirs. They are loaded with one
 // call so that CUE reads cue.mod and parses each imported package once for
 // all of them, not once per instance.

@@ -214,7 +214,16 @@ func (l *Loader) evaluateAll(t *tree, todo []int, results []*instanceResult) err
 				for k, i := range idx {
 					dirs[k] = t.dirs[i]
 				}
-				for k, r := range ev.evaluateDirs(dirs, &l.running) {
+				rs, err := ev.evaluateDirsSafely(dirs, &l.running)
+				if err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+					continue
+				}
+				for k, r := range rs {
 					results[idx[k]] = r
 				}
 			}
