@@ -133,6 +133,8 @@ func formatMilli(n int64) string {
 	return s
 }
 
+// formatBytes prints exact binary multiples as they are ("16Gi") and other
+// amounts to one decimal of the largest unit ("23.5Gi").
 func formatBytes(n int64) string {
 	neg := n < 0
 	if neg {
@@ -145,6 +147,14 @@ func formatBytes(n int64) string {
 		i++
 	}
 	s := strconv.FormatInt(n, 10) + units[i]
+	if n >= 1024 && i < len(units)-1 {
+		f := float64(n)
+		for i < len(units)-1 && f >= 1024 {
+			f /= 1024
+			i++
+		}
+		s = strconv.FormatFloat(f, 'f', 1, 64) + units[i]
+	}
 	if neg {
 		s = "-" + s
 	}

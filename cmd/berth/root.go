@@ -78,6 +78,10 @@ Start with 'berth init DIR' for an example repository, then
 		newInitCmd(),
 		newVersionCmd(),
 		newPlanCmd(),
+		newServeCmd(),
+		newStatusCmd(),
+		newExplainCmd(),
+		newLogsCmd(),
 		newShimCmd(),
 	)
 	return root

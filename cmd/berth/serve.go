@@ -1,0 +1,548 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+
+	"github.com/berth-gpu/berth"
+	"github.com/berth-gpu/berth/cue"
+	"github.com/berth-gpu/berth/reconcile"
+	"github.com/berth-gpu/berth/reconcile/local"
+	"github.com/berth-gpu/berth/sources"
+	"github.com/berth-gpu/berth/status"
+)
+
+type serveOptions struct {
+	repo      string
+	branch    string
+	clusters  []string
+	gpus      string
+	stateDir  string
+	listen    string
+	poll      time.Duration
+	resync    time.Duration
+	tokenEnv  string
+	sshKey    string
+	knownHost string
+	logFormat string
+	once      bool
+}
+
+func newServeCmd() *cobra.Command {
+	o := serveOptions{}
+	cmd := &cobra.Command{
+		Use:   "serve --repo URL|PATH",
+		Short: "Run the reconciler: watch a repository and apply every new revision",
+		Long: `serve watches a repository and, on every new revision and every resync,
+validates it, decides what runs where, and applies the decisions to the
+clusters it runs (by default, every cluster of backend local: this machine).
+
+--repo is a remote Git URL (https or ssh; polled every --poll), a local Git
+repository (its branch is watched, so a commit is seen at once), or a plain
+directory (watched: every save is a new revision).
+
+A revision that does not validate changes nothing that runs: the last valid
+one goes on being reconciled, and the error is logged and reported.
+Workloads run on in their own processes when serve stops; a restarted serve
+adopts them.
+
+serve listens on --listen for /healthz, /readyz, /metrics (Prometheus) and
+/api/status (what 'berth status' and 'berth explain' read).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.repo == "" {
+				return usageError{errors.New("serve needs --repo URL|PATH")}
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runServe(ctx, o, cmd.ErrOrStderr())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.repo, "repo", "", "repository: a Git URL, a local Git repository, or a directory")
+	f.StringVar(&o.branch, "branch", "main", "branch to track")
+	f.StringArrayVar(&o.clusters, "cluster", nil, "a cluster of the repository to run (repeat; default: every cluster of backend local)")
+	f.StringVar(&o.gpus, "gpus", "", `simulated GPUs when NVML finds none, e.g. "8xH100" or "7xH100,1xH100:1g.10gb" (default: the cluster's simulatedGPUs)`)
+	f.StringVar(&o.stateDir, "state-dir", defaultStateDir(), "where the run ledger, logs and Git cache live")
+	f.StringVar(&o.listen, "listen", "127.0.0.1:7420", "address for health, metrics and the status API")
+	f.DurationVar(&o.poll, "poll", time.Minute, "how often to fetch a remote repository (watched repositories are also polled at this interval)")
+	f.DurationVar(&o.resync, "resync", 2*time.Second, "how often to reconcile when nothing changed in Git (runs end, ticks come due)")
+	f.StringVar(&o.tokenEnv, "token-env", "BERTH_GIT_TOKEN", "environment variable holding an https token for the repository")
+	f.StringVar(&o.sshKey, "ssh-key", "", "private key for an ssh repository")
+	f.StringVar(&o.knownHost, "known-hosts", "", "known_hosts file for an ssh repository")
+	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	f.BoolVar(&o.once, "once", false, "reconcile once and exit (for scripts and CI)")
+	return cmd
+}
+
+func defaultStateDir() string {
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "berth")
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".local", "state", "berth")
+	}
+	return ".berth"
+}
+
+func newLogger(format string, w *os.File) *slog.Logger {
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, nil))
+	}
+	return slog.New(slog.NewTextHandler(w, nil))
+}
+
+// revisionSource adapts a sources source to the engine's Source.
+type revisionSource struct {
+	latest func(ctx context.Context) (sources.Revision, error)
+	log    *slog.Logger
+}
+
+func (s revisionSource) Latest(ctx context.Context) (reconcile.Revision, error) {
+	r, err := s.latest(ctx)
+	if err != nil {
+		return reconcile.Revision{}, err
+	}
+	if r.Rewrite != nil {
+		s.log.Warn("branch history was rewritten (force-push); reconciling the new head", "revision", r.String(), "previous", r.Rewrite.Previous)
+	}
+	commit := r.Hash
+	if r.Kind == sources.WorkingDir {
+		commit = ""
+	}
+	return reconcile.Revision{Name: r.String(), Commit: commit, Time: r.Time, FS: r.FS}, nil
+}
+
+// openSource picks the source for --repo and the watchers that signal it.
+func openSource(ctx context.Context, o serveOptions, log *slog.Logger) (reconcile.Source, []<-chan sources.Change, error) {
+	repo := o.repo
+	isURL := strings.Contains(repo, "://") || (strings.Contains(repo, "@") && strings.Contains(repo, ":"))
+	if !isURL {
+		abs, err := filepath.Abs(repo)
+		if err != nil {
+			return nil, nil, usageError{err}
+		}
+		fi, err := os.Stat(abs)
+		if err != nil {
+			return nil, nil, usageError{fmt.Errorf("--repo %s: %w", repo, err)}
+		}
+		if !fi.IsDir() {
+			return nil, nil, usageError{fmt.Errorf("--repo %s is not a directory", repo)}
+		}
+		if _, err := os.Stat(filepath.Join(abs, ".git")); err != nil {
+			// A plain directory: every save is a revision.
+			d, err := sources.NewDir(abs, sources.DirOptions{Logger: log})
+			if err != nil {
+				return nil, nil, err
+			}
+			w, err := sources.WatchDir(ctx, abs, sources.WatchOptions{Logger: log})
+			if err != nil {
+				return nil, nil, err
+			}
+			return revisionSource{latest: d.Latest, log: log}, []<-chan sources.Change{w.Changes()}, nil
+		}
+		repo = abs
+	}
+	auth := sources.GitAuth{SSHKeyFile: o.sshKey, KnownHostsFile: o.knownHost}
+	if o.tokenEnv != "" {
+		auth.Token = os.Getenv(o.tokenEnv)
+	}
+	g, err := sources.NewGit(sources.GitOptions{URL: repo, Branch: o.branch, CacheDir: filepath.Join(o.stateDir, "git"), Auth: auth, Logger: log})
+	if err != nil {
+		return nil, nil, err
+	}
+	var changes []<-chan sources.Change
+	if !isURL {
+		w, err := sources.WatchGitRefs(ctx, repo, sources.WatchOptions{Logger: log})
+		if err != nil {
+			return nil, nil, err
+		}
+		changes = append(changes, w.Changes())
+	}
+	return revisionSource{latest: g.Latest, log: log}, changes, nil
+}
+
+// server holds what the HTTP endpoints report.
+type server struct {
+	engine *reconcile.Engine
+	mu     sync.Mutex
+	last   reconcile.Report
+	ready  bool
+}
+
+func (s *server) record(r reconcile.Report) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.last = r
+	if r.Err == nil && len(r.Clusters) > 0 {
+		s.ready = true
+	}
+}
+
+// statusResponse is what /api/status returns (and `berth status -o json`
+// prints).
+type statusResponse struct {
+	Revision string                  `json:"revision"`
+	Applied  string                  `json:"applied"`
+	Invalid  []cue.Error             `json:"invalid,omitempty"`
+	Error    string                  `json:"error,omitempty"`
+	Time     time.Time               `json:"time"`
+	Clusters []clusterStatus         `json:"clusters"`
+	Plans    map[string]*berth.Plan  `json:"plans,omitempty"`
+}
+
+type clusterStatus struct {
+	Name      string                   `json:"name"`
+	Error     string                   `json:"error,omitempty"`
+	Workloads []status.WorkloadStatus  `json:"workloads"`
+	Runs      []reconcile.RunState     `json:"runs,omitempty"`
+}
+
+func (s *server) status(withPlans bool) statusResponse {
+	s.mu.Lock()
+	last := s.last
+	s.mu.Unlock()
+	resp := statusResponse{Revision: last.Revision.Name, Applied: last.Applied.Name, Time: time.Now().UTC()}
+	var errs cue.Errors
+	if errors.As(last.Invalid, &errs) {
+		resp.Invalid = errs
+	} else if last.Invalid != nil {
+		resp.Invalid = []cue.Error{{Message: last.Invalid.Error()}}
+	}
+	if last.Err != nil {
+		resp.Error = last.Err.Error()
+	}
+	reports := s.engine.Last()
+	names := make([]string, 0, len(reports))
+	for n := range reports {
+		names = append(names, n)
+	}
+	sortStrings(names)
+	for _, n := range names {
+		cr := reports[n]
+		cs := clusterStatus{Name: n}
+		for _, c := range last.Clusters {
+			if c.Name == n && c.Err != nil {
+				cs.Error = c.Err.Error()
+			}
+		}
+		var runs []reconcile.RunState
+		if cr.Observed != nil {
+			runs = cr.Observed.Runs
+		}
+		cs.Workloads = status.Workloads(n, cr.Plan, runs)
+		if withPlans {
+			cs.Runs = runs
+			if resp.Plans == nil {
+				resp.Plans = map[string]*berth.Plan{}
+			}
+			resp.Plans[n] = cr.Plan
+		}
+		resp.Clusters = append(resp.Clusters, cs)
+	}
+	return resp
+}
+
+func (s *server) handler(reg *prometheus.Registry) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		ready := s.ready
+		s.mu.Unlock()
+		if !ready {
+			http.Error(w, "not ready: no reconcile has succeeded yet", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /api/explain", func(w http.ResponseWriter, r *http.Request) {
+		id := berth.WorkloadID(r.URL.Query().Get("workload"))
+		cfg, _, ok := s.engine.LastConfig()
+		if !ok {
+			http.Error(w, "no valid revision has been loaded yet", http.StatusServiceUnavailable)
+			return
+		}
+		id, err := resolveWorkload(cfg, string(id))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusNotFound)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		reports := s.engine.Last()
+		names := make([]string, 0, len(reports))
+		for n := range reports {
+			names = append(names, n)
+		}
+		sortStrings(names)
+		var lastErr error
+		for _, n := range names {
+			cr := reports[n]
+			var runs []reconcile.RunState
+			if cr.Observed != nil {
+				runs = cr.Observed.Runs
+			}
+			var buf strings.Builder
+			if err := status.Explain(&buf, cfg, cr.Plan, runs, id); err != nil {
+				lastErr = err
+				continue
+			}
+			fmt.Fprint(w, buf.String())
+			return
+		}
+		http.Error(w, lastErr.Error(), http.StatusNotFound)
+	})
+	mux.HandleFunc("GET /api/status", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		enc.Encode(s.status(r.URL.Query().Get("plans") == "1"))
+	})
+	return mux
+}
+
+// serveInfo is written to the state directory so that 'berth status',
+// 'explain' and 'logs' find the server.
+type serveInfo struct {
+	Address string   `json:"address"`
+	PID     int      `json:"pid"`
+	Repo    string   `json:"repo"`
+	Started string   `json:"started"`
+	Clusters []string `json:"clusters"`
+}
+
+func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byte) (int, error) }) error {
+	log := newLogger(o.logFormat, os.Stderr)
+	if err := os.MkdirAll(o.stateDir, 0o755); err != nil {
+		return fmt.Errorf("state dir: %w", err)
+	}
+	src, changes, err := openSource(ctx, o, log)
+	if err != nil {
+		return err
+	}
+
+	// The first revision says which clusters exist.
+	loader := cue.NewLoader(cue.Options{})
+	rev, err := src.Latest(ctx)
+	if err != nil {
+		return fmt.Errorf("first revision: %w", err)
+	}
+	cfg, err := loader.Load(rev.FS)
+	if err != nil {
+		var errs cue.Errors
+		if errors.As(err, &errs) {
+			for _, e := range errs {
+				log.Error("invalid configuration", "revision", rev.Name, "error", e.Error())
+			}
+			return invalidError{fmt.Errorf("revision %s is invalid (%d errors): fix it and start serve again", rev.Name, len(errs))}
+		}
+		return err
+	}
+	clusters, names, err := openClusters(cfg, o, log)
+	if err != nil {
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := reconcile.NewMetrics(reg)
+	engine := reconcile.New(reconcile.Options{Clusters: clusters, Loader: loader, Logger: log, Reporter: logReporter{log: log}})
+	srv := &server{engine: engine}
+
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", o.listen, err)
+	}
+	httpSrv := &http.Server{Handler: srv.handler(reg), ReadHeaderTimeout: 10 * time.Second}
+	go httpSrv.Serve(ln)
+	defer httpSrv.Close()
+	info := serveInfo{Address: "http://" + ln.Addr().String(), PID: os.Getpid(), Repo: o.repo, Started: time.Now().UTC().Format(time.RFC3339), Clusters: names}
+	if b, err := json.MarshalIndent(info, "", "  "); err == nil {
+		writeFileAtomic(filepath.Join(o.stateDir, "serve.json"), b)
+	}
+	defer os.Remove(filepath.Join(o.stateDir, "serve.json"))
+	log.Info("berth serve", "version", berth.Version, "repo", o.repo, "branch", o.branch, "clusters", names, "listen", info.Address, "state", o.stateDir)
+
+	notifier := sources.NewNotifier(ctx, sources.NotifierOptions{Interval: o.resync, Changes: changes, Logger: log})
+	lastFetch := time.Time{}
+	var lastRev reconcile.Revision
+	for {
+		select {
+		case <-ctx.Done():
+			log.Info("stopping; workloads keep running and the next serve adopts them")
+			return nil
+		case sig, ok := <-notifier.C():
+			if !ok {
+				return nil
+			}
+			start := time.Now()
+			var rep reconcile.Report
+			// A remote is fetched every --poll, or at once on a trigger; in
+			// between, resyncs reconcile the revision already fetched.
+			if sig.Reason&(sources.ReasonPoll) != 0 && sig.Reason&^sources.ReasonPoll == 0 &&
+				lastRev.FS != nil && time.Since(lastFetch) < o.poll {
+				rep = engine.ReconcileRevision(ctx, lastRev)
+			} else {
+				r, err := src.Latest(ctx)
+				lastFetch = time.Now()
+				if err != nil {
+					log.Warn("fetch failed; retrying at the next poll", "err", err)
+					if lastRev.FS == nil {
+						continue
+					}
+					r = lastRev
+				}
+				lastRev = r
+				rep = engine.ReconcileRevision(ctx, r)
+			}
+			metrics.Observe(rep, time.Since(start))
+			srv.record(rep)
+			if o.once {
+				return reportExit(rep)
+			}
+		}
+	}
+}
+
+// reportExit is --once's exit: invalid input or a failed cluster is an
+// error.
+func reportExit(r reconcile.Report) error {
+	if r.Invalid != nil {
+		return invalidError{r.Invalid}
+	}
+	for _, c := range r.Clusters {
+		if c.Err != nil {
+			return c.Err
+		}
+	}
+	return r.Err
+}
+
+func openClusters(cfg *berth.Config, o serveOptions, log *slog.Logger) ([]reconcile.Cluster, []string, error) {
+	names := o.clusters
+	if len(names) == 0 {
+		for _, n := range cfg.ClusterNames() {
+			if cfg.Clusters[n].Backend == berth.BackendLocal {
+				names = append(names, n)
+			}
+		}
+		if len(names) == 0 {
+			return nil, nil, usageError{fmt.Errorf("the repository has no cluster of backend local; name clusters with --cluster (it has %v)", cfg.ClusterNames())}
+		}
+	}
+	var out []reconcile.Cluster
+	for _, n := range names {
+		c, ok := cfg.Clusters[n]
+		if !ok {
+			return nil, nil, usageError{fmt.Errorf("--cluster %s: the repository defines %v", n, cfg.ClusterNames())}
+		}
+		switch c.Backend {
+		case berth.BackendLocal:
+			gpus := o.gpus
+			if gpus == "" {
+				gpus = c.SimulatedGPUs
+			}
+			if gpus != "" {
+				if _, err := berth.ParseGPUInventory(gpus); err != nil {
+					return nil, nil, usageError{fmt.Errorf("--gpus: %w", err)}
+				}
+			}
+			lc, err := local.New(local.Options{Name: n, StateDir: filepath.Join(o.stateDir, "clusters", n), SimulatedGPUs: gpus, Logger: log})
+			if err != nil {
+				return nil, nil, fmt.Errorf("cluster %s: %w", n, err)
+			}
+			out = append(out, lc)
+		default:
+			return nil, nil, usageError{fmt.Errorf("cluster %s: backend %s is not supported by this serve yet", n, c.Backend)}
+		}
+	}
+	return out, names, nil
+}
+
+// logReporter logs each reconcile that did or found something.
+type logReporter struct{ log *slog.Logger }
+
+func (l logReporter) Report(ctx context.Context, r reconcile.Report) error {
+	if r.Invalid != nil {
+		var errs cue.Errors
+		n := 1
+		first := r.Invalid.Error()
+		if errors.As(r.Invalid, &errs) && len(errs) > 0 {
+			n, first = len(errs), errs[0].Error()
+		}
+		l.log.Warn("revision is invalid; nothing from it is applied", "revision", r.Revision.Name, "errors", n, "first", first, "applied", r.Applied.Name)
+	}
+	if r.Err != nil {
+		l.log.Warn("reconcile failed", "err", r.Err)
+	}
+	for _, c := range r.Clusters {
+		if c.Err != nil {
+			l.log.Warn("cluster failed", "cluster", c.Name, "err", c.Err)
+			continue
+		}
+		for _, res := range c.Results {
+			if res.Outcome == reconcile.OutcomeUnchanged {
+				continue
+			}
+			attrs := []any{"cluster", c.Name, "op", res.Change.Op, "workload", res.Change.Workload.ID(), "run", res.Change.RunID, "outcome", res.Outcome}
+			if res.Change.Reason != "" {
+				attrs = append(attrs, "reason", res.Change.Reason)
+			}
+			if res.Err != nil {
+				l.log.Warn("change failed", append(attrs, "err", res.Err)...)
+				continue
+			}
+			l.log.Info("change", attrs...)
+		}
+	}
+	return nil
+}
+
+func writeFileAtomic(path string, b []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+func sortStrings(s []string) { sort.Strings(s) }
+
+// resolveWorkload accepts "team/name", or a name unique across teams.
+func resolveWorkload(cfg *berth.Config, arg string) (berth.WorkloadID, error) {
+	if strings.Contains(arg, "/") {
+		return berth.WorkloadID(arg), nil
+	}
+	var found []berth.WorkloadID
+	for _, id := range cfg.WorkloadIDs() {
+		if id.Name() == arg {
+			found = append(found, id)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return "", fmt.Errorf("no workload is named %q; name it as team/name", arg)
+	case 1:
+		return found[0], nil
+	}
+	return "", fmt.Errorf("%d workloads are named %q (%v); name it as team/name", len(found), arg, found)
+}

@@ -1,0 +1,155 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/berth-gpu/berth/status"
+)
+
+// clientOptions find a running serve.
+type clientOptions struct {
+	server   string
+	stateDir string
+}
+
+func (c *clientOptions) flags(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&c.server, "server", "", "address of a running 'berth serve' (default: read from --state-dir)")
+	cmd.Flags().StringVar(&c.stateDir, "state-dir", defaultStateDir(), "the state directory of the 'berth serve' to ask")
+}
+
+func (c *clientOptions) address() (string, error) {
+	if c.server != "" {
+		return c.server, nil
+	}
+	b, err := os.ReadFile(filepath.Join(c.stateDir, "serve.json"))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return "", fmt.Errorf("no 'berth serve' is running with state dir %s (start one, or pass --server or --state-dir)", c.stateDir)
+		}
+		return "", err
+	}
+	var info serveInfo
+	if err := json.Unmarshal(b, &info); err != nil {
+		return "", fmt.Errorf("%s: %w", filepath.Join(c.stateDir, "serve.json"), err)
+	}
+	return info.Address, nil
+}
+
+func (c *clientOptions) get(path string) ([]byte, int, error) {
+	addr, err := c.address()
+	if err != nil {
+		return nil, 0, err
+	}
+	client := &http.Client{Timeout: 10 * time.Second}
+	resp, err := client.Get(addr + path)
+	if err != nil {
+		return nil, 0, fmt.Errorf("ask berth serve at %s: %w", addr, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return b, resp.StatusCode, err
+}
+
+func newStatusCmd() *cobra.Command {
+	var c clientOptions
+	var output string
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show every workload of every kind: state, GPUs, since when, and why",
+		Long: `status asks the running 'berth serve' for the state of every workload
+run on the clusters it runs: queued (with its place in line), admitted,
+running, succeeded, failed (with the reason), preempted, rejected or
+waiting (for a dependency, a backoff or the next cron tick).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if output != "text" && output != "json" {
+				return usageError{fmt.Errorf("-o %s: want text or json", output)}
+			}
+			b, code, err := c.get("/api/status")
+			if err != nil {
+				return err
+			}
+			if code != http.StatusOK {
+				return fmt.Errorf("berth serve answered %d: %s", code, b)
+			}
+			if output == "json" {
+				_, err := cmd.OutOrStdout().Write(b)
+				return err
+			}
+			var resp statusResponse
+			if err := json.Unmarshal(b, &resp); err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "revision %s\n", resp.Revision)
+			if resp.Applied != "" && resp.Applied != resp.Revision {
+				fmt.Fprintf(w, "applied  %s (the newest revision is invalid)\n", resp.Applied)
+			}
+			for _, e := range resp.Invalid {
+				fmt.Fprintf(w, "invalid: %s\n", e.Error())
+			}
+			if resp.Error != "" {
+				fmt.Fprintf(w, "error: %s\n", resp.Error)
+			}
+			for _, cl := range resp.Clusters {
+				fmt.Fprintf(w, "\ncluster %s\n", cl.Name)
+				if cl.Error != "" {
+					fmt.Fprintf(w, "error: %s\n", cl.Error)
+				}
+				if err := status.WriteWorkloadsText(w, cl.Workloads, resp.Time); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	}
+	c.flags(cmd)
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	return cmd
+}
+
+func newExplainCmd() *cobra.Command {
+	var c clientOptions
+	cmd := &cobra.Command{
+		Use:   "explain WORKLOAD",
+		Short: "Say why a workload is queued, rejected, waiting or where it runs",
+		Long: `explain asks the running 'berth serve' about one workload ("team/name", or
+a name unique across teams): its decision and the named reason, its place
+in line and estimated start, what it asks for, its team's quota, whom it
+would preempt, where it is defined, and what can be changed about it.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			b, code, err := c.get("/api/explain?workload=" + url.QueryEscape(args[0]))
+			if err != nil {
+				return err
+			}
+			if code == http.StatusNotFound {
+				return invalidError{errors.New(string(trimNL(b)))}
+			}
+			if code != http.StatusOK {
+				return fmt.Errorf("berth serve answered %d: %s", code, trimNL(b))
+			}
+			_, err = cmd.OutOrStdout().Write(b)
+			return err
+		},
+	}
+	c.flags(cmd)
+	return cmd
+}
+
+func trimNL(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
