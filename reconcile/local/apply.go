@@ -25,14 +25,12 @@ import (
 // the next change that is not a stop, so the capacity they free is free
 // when the starts come (Diff orders stops first).
 //
-// Before the changes, Apply records in the ledger the runs that ended since
-// it last looked (from exit.json): with nothing new, it writes nothing.
+// After the changes, Apply records in the ledger the runs that have ended
+// since it last looked (from exit.json), those it stopped included: with
+// nothing new, it writes nothing.
 func (c *Cluster) Apply(ctx context.Context, changes []reconcile.Change) ([]reconcile.Result, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err := c.settle(); err != nil {
-		c.log.Warn("cannot record ended runs", "err", err)
-	}
 	results := make([]reconcile.Result, len(changes))
 	type pendingStop struct {
 		i    int
@@ -82,6 +80,9 @@ func (c *Cluster) Apply(ctx context.Context, changes []reconcile.Change) ([]reco
 		results[i].Outcome, results[i].Err = out, err
 	}
 	flush()
+	if err := c.settle(); err != nil {
+		c.log.Warn("cannot record ended runs", "err", err)
+	}
 	return results, nil
 }
 

@@ -129,13 +129,14 @@ func openLedger(stateDir string) (*ledger, error) {
 		return nil, fmt.Errorf("ledger %s: %w", path, err)
 	}
 	l := &ledger{db: db, runs: map[string]*record{}}
-	err = db.Update(func(tx *bolt.Tx) error {
+	// Create the bucket only when missing: a read-only open of an existing
+	// ledger commits nothing.
+	missing := false
+	err = db.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketRuns)
 		if b == nil {
-			var err error
-			if b, err = tx.CreateBucket(bucketRuns); err != nil {
-				return err
-			}
+			missing = true
+			return nil
 		}
 		return b.ForEach(func(k, v []byte) error {
 			r := &record{}
@@ -146,6 +147,12 @@ func openLedger(stateDir string) (*ledger, error) {
 			return nil
 		})
 	})
+	if err == nil && missing {
+		err = db.Update(func(tx *bolt.Tx) error {
+			_, err := tx.CreateBucketIfNotExists(bucketRuns)
+			return err
+		})
+	}
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("ledger %s: %w", path, err)

@@ -98,16 +98,19 @@ func batch(name, script string) *wl {
 		Command: []string{"sh", "-c", script}, Image: "busybox:1.36"}}
 }
 
-func (b *wl) Kind(k berth.Kind) *wl             { b.w.Kind = k; return b }
-func (b *wl) Workers(n int) *wl                 { b.w.Workers = n; return b }
-func (b *wl) Retries(n int) *wl                 { b.w.Retries = n; return b }
-func (b *wl) RunID(id string) *wl               { b.w.RunID = id; return b }
-func (b *wl) MaxDuration(d time.Duration) *wl   { b.w.MaxDuration = berth.Duration(d); return b }
-func (b *wl) Env(k, v string) *wl               { b.w.Env = merge(b.w.Env, k, v); return b }
-func (b *wl) Resources(r berth.Resources) *wl   { b.w.Resources = r; return b }
-func (b *wl) Checkpoint() *wl                   { b.w.Checkpoint = &berth.Checkpoint{Dir: "/ckpt", Resume: true}; return b }
-func (b *wl) Obj() berth.Workload               { return b.w }
-func (b *wl) ID() berth.WorkloadID              { return b.w.ID() }
+func (b *wl) Kind(k berth.Kind) *wl           { b.w.Kind = k; return b }
+func (b *wl) Workers(n int) *wl               { b.w.Workers = n; return b }
+func (b *wl) Retries(n int) *wl               { b.w.Retries = n; return b }
+func (b *wl) RunID(id string) *wl             { b.w.RunID = id; return b }
+func (b *wl) MaxDuration(d time.Duration) *wl { b.w.MaxDuration = berth.Duration(d); return b }
+func (b *wl) Env(k, v string) *wl             { b.w.Env = merge(b.w.Env, k, v); return b }
+func (b *wl) Resources(r berth.Resources) *wl { b.w.Resources = r; return b }
+func (b *wl) Checkpoint() *wl {
+	b.w.Checkpoint = &berth.Checkpoint{Dir: "/ckpt", Resume: true}
+	return b
+}
+func (b *wl) Obj() berth.Workload  { return b.w }
+func (b *wl) ID() berth.WorkloadID { return b.w.ID() }
 func merge(m map[string]string, k, v string) map[string]string {
 	if m == nil {
 		m = map[string]string{}
@@ -129,7 +132,9 @@ func fraction(gpu int, f float64) berth.Placement {
 	return berth.Placement{Node: node, GPUs: []int{gpu}, GPUFraction: f, MIG: []berth.MIGSlice{}}
 }
 
-func cpuOnly() berth.Placement { return berth.Placement{Node: node, GPUs: []int{}, MIG: []berth.MIGSlice{}} }
+func cpuOnly() berth.Placement {
+	return berth.Placement{Node: node, GPUs: []int{}, MIG: []berth.MIGSlice{}}
+}
 
 // change builds a change of op for w at placements.
 func change(op reconcile.Op, w berth.Workload, ps ...berth.Placement) reconcile.Change {

@@ -53,7 +53,11 @@ func findGPUs(opts Options) ([]GPU, nvml.Interface, gpuSource, error) {
 			log.Info("GPUs found with NVML; the simulated inventory is not used",
 				"gpus", len(gpus), "simulatedGPUs", opts.SimulatedGPUs)
 		}
-		return gpus, lib, sourceNVML, nil
+		source := sourceNVML
+		if _, ok := lib.(*simulated); ok {
+			source = sourceSimulated
+		}
+		return gpus, lib, source, nil
 	}
 	why := nvmlFailure(ret)
 	if opts.SimulatedGPUs == "" {

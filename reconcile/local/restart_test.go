@@ -57,7 +57,7 @@ func TestLostShimFailsTheRun(t *testing.T) {
 	c := newCluster(t, dir)
 	w := batch("rebooted", `echo $$ > "$PIDFILE"; exec sleep 600`).Env("PIDFILE", filepath.Join(t.TempDir(), "pid")).Obj()
 	apply(t, c, change(reconcile.OpStart, w, cpuOnly()))
-	waitPhase(t, c, w.ID(), "1", reconcile.PhaseRunning)
+	b := waitFile(t, w.Env["PIDFILE"], "\n")
 	// A machine restart kills the shim and its process at once: SIGKILL
 	// them both, so no exit.json is written.
 	pd := filepath.Join(dir, podDir(w.ID(), "1", 1, 0))
@@ -72,7 +72,6 @@ func TestLostShimFailsTheRun(t *testing.T) {
 		t.Errorf("reason %q, want %q", r.Reason, reasonLost)
 	}
 	// Its process is gone with a real reboot; here, end it.
-	b := waitFile(t, w.Env["PIDFILE"], "\n")
 	var proc int
 	fmt.Sscan(b, &proc)
 	if proc > 0 {

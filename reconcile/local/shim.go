@@ -82,7 +82,7 @@ func RunShim(dir string, stderr io.Writer) int {
 		notef("%s", spec.Note)
 	}
 	e := runPod(dir, spec, notef)
-	notef("ended: exit code %d %s", e.ExitCode, e.Reason)
+	notef("ended: exitCode %d, signal %q, reason %q", e.ExitCode, e.Signal, e.Reason)
 	out, _ := json.MarshalIndent(e, "", "  ")
 	if err := writeFileAtomic(filepath.Join(dir, fileExit), append(out, '\n')); err != nil {
 		notef("exit.json: %v", err)

@@ -65,7 +65,7 @@ func Simulated(inventory string) (nvml.Interface, error) {
 			devices = append(devices, simulatedGPU(len(devices), p, g))
 		}
 	}
-	lib := &mock.Interface{
+	lib := &simulated{mock.Interface{
 		InitFunc:     func() nvml.Return { return nvml.SUCCESS },
 		ShutdownFunc: func() nvml.Return { return nvml.SUCCESS },
 		SystemGetDriverVersionFunc: func() (string, nvml.Return) {
@@ -78,9 +78,12 @@ func Simulated(inventory string) (nvml.Interface, error) {
 			}
 			return devices[i], nvml.SUCCESS
 		},
-	}
+	}}
 	return lib, nil
 }
+
+// simulated marks a library built by Simulated.
+type simulated struct{ mock.Interface }
 
 func simulatedGPU(index int, p product, g berth.GPUGroup) nvml.Device {
 	mode := nvml.DEVICE_MIG_DISABLE
