@@ -1,6 +1,7 @@
 package local
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -277,5 +278,44 @@ func TestServiceRestart(t *testing.T) {
 	obs := observe(t, c)
 	if r, _ := obs.Run(svc.ID(), "1"); r.Phase != reconcile.PhaseStopped || len(obs.Snapshot.Finished) != 0 || len(obs.Snapshot.Queue) != 0 {
 		t.Errorf("stopped service: %s; finished %v queue %v", r.Phase, obs.Snapshot.Finished, obs.Snapshot.Queue)
+	}
+}
+
+func TestFailingChangeDoesNotStopOthers(t *testing.T) {
+	c := newCluster(t, t.TempDir())
+	elsewhere := batch("elsewhere", "true").Resources(berth.Resources{GPU: 1}).Obj()
+	p := gpus(0)
+	p.Node = "other-node"
+	noCommand := batch("no-command", "").Obj()
+	noCommand.Command = nil
+	good := batch("good", "true").Obj()
+	res, err := c.Apply(context.Background(), []reconcile.Change{
+		change(reconcile.OpStart, elsewhere, p),
+		change(reconcile.OpStart, noCommand, cpuOnly()),
+		change(reconcile.OpStart, good, cpuOnly()),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []string{`workload vision/elsewhere run 1: start: pod 0 is placed on node "other-node"`, "workload vision/no-command run 1: start: no command", ""} {
+		r := res[i]
+		switch {
+		case want == "" && (r.Err != nil || r.Outcome != reconcile.OutcomeCreated):
+			t.Errorf("%s: %s %v, want created", r.Change.Workload.Name, r.Outcome, r.Err)
+		case want != "" && (r.Err == nil || r.Outcome != reconcile.OutcomeFailed || !strings.HasPrefix(r.Err.Error(), want)):
+			t.Errorf("%s: %s %v, want failed with %q", r.Change.Workload.Name, r.Outcome, r.Err, want)
+		}
+	}
+	waitPhase(t, c, good.ID(), "1", reconcile.PhaseSucceeded)
+}
+
+func TestMissingExecutableFails(t *testing.T) {
+	c := newCluster(t, t.TempDir())
+	w := batch("typo", "").Obj()
+	w.Command = []string{"no-such-program-berth"}
+	apply(t, c, change(reconcile.OpStart, w, cpuOnly()))
+	r := waitPhase(t, c, w.ID(), "1", reconcile.PhaseFailed)
+	if !strings.HasPrefix(r.Reason, "start failed: no-such-program-berth: not found in PATH") {
+		t.Errorf("reason %q", r.Reason)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -295,7 +294,7 @@ func lookPath(name string, env []string, dir string) (string, error) {
 			return p, nil
 		}
 	}
-	return "", &fs.PathError{Op: "exec", Path: name, Err: fmt.Errorf("not found in PATH %q", pathVar)}
+	return "", fmt.Errorf("%s: not found in PATH %s", name, pathVar)
 }
 
 var signalNames = map[syscall.Signal]string{
