@@ -3,6 +3,7 @@ package local
 import (
 	"context"
 	"fmt"
+	"syscall"
 	"testing"
 	"time"
 
@@ -47,6 +48,18 @@ func fillLedger(b *testing.B, c *Cluster, n int) []reconcile.Change {
 	return queued
 }
 
+// cpuTime is the CPU this process has used. The benchmarks report it per
+// op beside the wall time, which a loaded machine inflates.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func reportCPU(b *testing.B, start time.Duration) {
+	b.ReportMetric(float64((cpuTime()-start).Microseconds())/1000/float64(b.N), "cpu-ms/op")
+}
+
 func benchCluster(b *testing.B) *Cluster {
 	c, err := New(testOptions(b.TempDir(), nil))
 	if err != nil {
@@ -62,6 +75,8 @@ func BenchmarkObserve10k(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu := cpuTime()
+	defer reportCPU(b, cpu)
 	for b.Loop() {
 		obs, err := c.Observe(ctx)
 		if err != nil || len(obs.Runs) != 10_000 {
@@ -78,6 +93,8 @@ func BenchmarkOpenLedger10k(b *testing.B) {
 	c.Close()
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu := cpuTime()
+	defer reportCPU(b, cpu)
 	for b.Loop() {
 		l, err := openLedger(dir)
 		if err != nil || len(l.runs) != 10_000 {
@@ -96,6 +113,8 @@ func BenchmarkApplyUnchanged(b *testing.B) {
 	tx := c.ledger.txID()
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu := cpuTime()
+	defer reportCPU(b, cpu)
 	for b.Loop() {
 		res, err := c.Apply(ctx, changes)
 		if err != nil {

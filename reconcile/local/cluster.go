@@ -195,7 +195,7 @@ func (c *Cluster) runState(r *record, v runView) reconcile.RunState {
 		Resources: r.Resources, MaxDuration: r.MaxDuration,
 	}
 	if r.Attempt != nil {
-		s.Note = filepath.Join(c.opts.StateDir, attemptDir(r.Workload, r.RunID, r.Attempt.N))
+		s.Note = c.opts.StateDir + string(filepath.Separator) + attemptDir(r.Workload, r.RunID, r.Attempt.N)
 	}
 	return s
 }
@@ -321,12 +321,14 @@ func (c *Cluster) podStatus(rel string) podStatus {
 }
 
 // Paths, relative to the state directory.
+// (Joined by hand: the elements are path-safe, and Observe builds one per
+// run.)
 func runDir(id berth.WorkloadID, runID string) string {
-	return filepath.Join("runs", pathSafe(id.Team()), pathSafe(id.Name()), pathSafe(runID))
+	return "runs/" + pathSafe(id.Team()) + "/" + pathSafe(id.Name()) + "/" + pathSafe(runID)
 }
 
 func attemptDir(id berth.WorkloadID, runID string, n int) string {
-	return filepath.Join(runDir(id, runID), "attempt-"+strconv.Itoa(n))
+	return runDir(id, runID) + "/attempt-" + strconv.Itoa(n)
 }
 
 func podDir(id berth.WorkloadID, runID string, n, pod int) string {

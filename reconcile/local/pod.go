@@ -169,6 +169,14 @@ func writeFileAtomic(path string, data []byte) error {
 // pathSafe makes a name safe as one path element: team, workload and run
 // names are already [A-Za-z0-9._-], but a run id from elsewhere may not be.
 func pathSafe(s string) string {
+	safe := s != "" && s != "." && s != ".."
+	for i := 0; safe && i < len(s); i++ {
+		c := s[i]
+		safe = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.'
+	}
+	if safe {
+		return s
+	}
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; {
