@@ -64,7 +64,13 @@ teams and their quotas, and workloads of every kind: training, batch,
 service, inference, notebook) into decisions and running work.
 
 Start with 'berth init DIR' for an example repository, then
-'berth validate DIR' to check it.`,
+'berth validate DIR' to check it.
+
+Exit status: 0 success, 1 the input is invalid (the user must fix it),
+2 a usage error or berth itself failed.
+
+Shell completion: source <(berth completion bash) in bash; see
+'berth completion --help' for zsh, fish and powershell.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
