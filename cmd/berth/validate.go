@@ -2,9 +2,13 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -23,6 +27,10 @@ func newValidateCmd() *cobra.Command {
 unifies it with berth's schema, checks the references between files, and
 prints what it found, or every error with its CUE path and file:line:col.
 
+Errors are sorted by position. In text, positions are relative to the
+current directory (DIR/path/file.cue:line:col, so a terminal or editor
+can open them); with -o json they are relative to DIR.
+
 Exit status: 0 valid, 1 invalid, 2 usage or internal error.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -34,14 +42,17 @@ Exit status: 0 valid, 1 invalid, 2 usage or internal error.`,
 				return usageError{fmt.Errorf("-o %s: want text or json", output)}
 			}
 			fi, err := os.Stat(dir)
+			if errors.Is(err, fs.ErrNotExist) {
+				return usageError{fmt.Errorf("validate %s: no such directory", dir)}
+			}
 			if err != nil {
-				return usageError{err}
+				return usageError{fmt.Errorf("validate %s: %w", dir, err)}
 			}
 			if !fi.IsDir() {
-				return usageError{fmt.Errorf("%s is not a directory", dir)}
+				return usageError{fmt.Errorf("validate %s: not a directory", dir)}
 			}
 			cfg, err := cue.Load(os.DirFS(dir), cue.Options{})
-			return printValidation(cmd.OutOrStdout(), cmd.ErrOrStderr(), output, cfg, err)
+			return printValidation(cmd.OutOrStdout(), cmd.ErrOrStderr(), output, dir, cfg, err)
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
@@ -57,7 +68,7 @@ type validationJSON struct {
 	Workloads map[string]map[string]int `json:"workloads,omitempty"` // team -> kind -> count
 }
 
-func printValidation(stdout, stderr io.Writer, output string, cfg *berth.Config, err error) error {
+func printValidation(stdout, stderr io.Writer, output, dir string, cfg *berth.Config, err error) error {
 	var errs cue.Errors
 	if err != nil {
 		if !asErrors(err, &errs) {
@@ -86,13 +97,30 @@ func printValidation(stdout, stderr io.Writer, output string, cfg *berth.Config,
 	}
 	if err != nil {
 		for _, e := range errs {
-			fmt.Fprintln(stderr, e.Error())
+			fmt.Fprintln(stderr, underDir(e, dir).Error())
 		}
 		fmt.Fprintf(stderr, "%d %s\n", len(errs), plural(len(errs), "error", "errors"))
 		return reportedError{exitInvalid}
 	}
 	printSummary(stdout, cfg)
 	return nil
+}
+
+// underDir makes an error's positions relative to the current directory
+// rather than to the repository at dir.
+func underDir(e cue.Error, dir string) cue.Error {
+	if dir == "." || dir == "" {
+		return e
+	}
+	ps := make([]berth.Pos, len(e.Positions))
+	for i, p := range e.Positions {
+		if p.IsValid() && !strings.HasPrefix(p.File, "$") {
+			p.File = path.Join(filepath.ToSlash(dir), p.File)
+		}
+		ps[i] = p
+	}
+	e.Positions = ps
+	return e
 }
 
 func asErrors(err error, target *cue.Errors) bool {

@@ -1,0 +1,112 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+var update = flag.Bool("update", false, "rewrite the expected output in testdata/script")
+
+// TestMain lets testscript run this test binary as the berth command.
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"berth": func() { os.Exit(Main()) },
+	})
+}
+
+// TestScripts runs testdata/script/*.txtar: berth as a user runs it.
+// $FIXTURES is fixtures/repos. The command exits CODE cmd args... runs a
+// command and checks its exit status.
+func TestScripts(t *testing.T) {
+	fixturesDir, err := filepath.Abs("../../fixtures/repos")
+	if err != nil {
+		t.Fatal(err)
+	}
+	testscript.Run(t, testscript.Params{
+		Dir:           "testdata/script",
+		UpdateScripts: *update,
+		Setup: func(env *testscript.Env) error {
+			env.Setenv("FIXTURES", fixturesDir)
+			return nil
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"exits": func(ts *testscript.TestScript, neg bool, args []string) {
+				if neg || len(args) < 2 {
+					ts.Fatalf("usage: exits CODE command [args...]")
+				}
+				want, err := strconv.Atoi(args[0])
+				if err != nil {
+					ts.Fatalf("exits: %v", err)
+				}
+				got := 0
+				if err := ts.Exec(args[1], args[2:]...); err != nil {
+					var ee *exec.ExitError
+					if !errors.As(err, &ee) {
+						ts.Fatalf("exits: %v", err)
+					}
+					got = ee.ExitCode()
+				}
+				if got != want {
+					ts.Fatalf("exit status %d, want %d", got, want)
+				}
+			},
+		},
+	})
+}
+
+// TestBrokenGoldens runs berth validate in every broken repository and
+// compares what it prints with the expected.txt and expected.json that
+// go test ./cue/ -update wrote, so the goldens are what users see.
+// Repositories that need other loader options (options.json) are left to
+// the cue tests.
+func TestBrokenGoldens(t *testing.T) {
+	dirs, err := filepath.Glob("../../fixtures/repos/broken/*")
+	if err != nil || len(dirs) == 0 {
+		t.Fatalf("no broken repositories: %v", err)
+	}
+	for _, dir := range dirs {
+		if _, err := os.Stat(filepath.Join(dir, "options.json")); err == nil {
+			continue
+		}
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			abs, err := filepath.Abs(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Chdir(abs)
+			for _, tc := range []struct {
+				args   []string
+				golden string
+				stdout bool
+			}{
+				{[]string{"validate"}, "expected.txt", false},
+				{[]string{"validate", "-o", "json"}, "expected.json", true},
+			} {
+				var stdout, stderr bytes.Buffer
+				if code := run(tc.args, &stdout, &stderr); code != exitInvalid {
+					t.Errorf("berth %v: exit %d, want %d\n%s", tc.args, code, exitInvalid, stderr.String())
+				}
+				got := stderr.String()
+				if tc.stdout {
+					got = stdout.String()
+				}
+				want, err := os.ReadFile(tc.golden)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if d := cmp.Diff(string(want), got); d != "" {
+					t.Errorf("berth %v differs from %s (-want +got):\n%s", tc.args, tc.golden, d)
+				}
+			}
+		})
+	}
+}
