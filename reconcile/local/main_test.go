@@ -55,8 +55,20 @@ func newCluster(t *testing.T, stateDir string) *Cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Close() })
+	t.Cleanup(func() { stopAll(c); c.Close() })
 	return c
+}
+
+// stopAll signals every live pod, so a failed test leaves no process
+// behind.
+func stopAll(c *Cluster) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, r := range c.ledger.runs {
+		if r.Attempt != nil && c.view(r).live {
+			c.signalPods(r, map[int]bool{})
+		}
+	}
 }
 
 // testLogger writes berth's notes to the test's log.
