@@ -1,0 +1,200 @@
+package kube
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"sync"
+
+	"github.com/fluxcd/pkg/ssa"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+
+	"github.com/berth-gpu/berth"
+	"github.com/berth-gpu/berth/reconcile"
+)
+
+// Cluster is a Kubernetes cluster berth runs workloads on. Its informers
+// start with the first Observe or Apply (or Start) and stop with Close.
+type Cluster struct {
+	opts   Options
+	client kubernetes.Interface
+	crc    client.Client
+	rm     *ssa.ResourceManager
+	cache  *objects
+
+	written written
+	drift   driftCache
+	elector *elector
+
+	startMu  sync.Mutex
+	started  bool
+	ctx      context.Context
+	cancel   context.CancelFunc
+	cfgMu    sync.Mutex
+	cfg      *berth.Config
+	stopOnce sync.Once
+}
+
+var _ reconcile.Cluster = (*Cluster)(nil)
+
+// New returns a Cluster. It does not contact the API server.
+func New(opts Options) (*Cluster, error) {
+	if opts.Name == "" || opts.Config == nil {
+		return nil, errors.New("kube: a cluster needs a Name and a Config")
+	}
+	opts = opts.withDefaults()
+	cfg := rest.CopyConfig(opts.Config)
+	cfg.QPS = max(cfg.QPS, 200)
+	cfg.Burst = max(cfg.Burst, 400)
+	if cfg.UserAgent == "" {
+		cfg.UserAgent = "berth/" + berth.Version
+	}
+	hc, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("cluster %s: %w", opts.Name, err)
+	}
+	cs, err := kubernetes.NewForConfigAndClient(cfg, hc)
+	if err != nil {
+		return nil, fmt.Errorf("cluster %s: %w", opts.Name, err)
+	}
+	mapper, err := apiutil.NewDynamicRESTMapper(cfg, hc)
+	if err != nil {
+		return nil, fmt.Errorf("cluster %s: %w", opts.Name, err)
+	}
+	crc, err := client.New(cfg, client.Options{HTTPClient: hc, Mapper: mapper})
+	if err != nil {
+		return nil, fmt.Errorf("cluster %s: %w", opts.Name, err)
+	}
+	rm := ssa.NewResourceManager(crc, nil, ssa.Owner{Field: FieldManager, Group: "berth.dev"})
+	rm.SetConcurrency(opts.Workers)
+	c := &Cluster{opts: opts, client: cs, crc: crc, rm: rm, cache: newObjects(cs)}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	if opts.LeaderElection != nil {
+		c.elector = newElector(cs, *opts.LeaderElection, opts.Logger)
+	}
+	return c, nil
+}
+
+// Name is the cluster's name in the repository.
+func (c *Cluster) Name() string { return c.opts.Name }
+
+// Client is the clientset the cluster uses (for tools and tests).
+func (c *Cluster) Client() kubernetes.Interface { return c.client }
+
+// Start starts the informers (and leader election) and waits for their
+// first list. Observe and Apply call it; calling it again does nothing.
+func (c *Cluster) Start(ctx context.Context) error {
+	c.startMu.Lock()
+	defer c.startMu.Unlock()
+	if c.started {
+		return nil
+	}
+	if c.ctx.Err() != nil {
+		return fmt.Errorf("cluster %s: closed", c.opts.Name)
+	}
+	if err := c.cache.start(c.ctx, c.opts.SyncTimeout); err != nil {
+		return fmt.Errorf("cluster %s: %w", c.opts.Name, err)
+	}
+	if c.elector != nil {
+		go c.elector.run(c.ctx)
+	}
+	c.started = true
+	return nil
+}
+
+// Close stops the informers and gives up the Lease.
+func (c *Cluster) Close() {
+	c.stopOnce.Do(func() {
+		c.cancel()
+		if c.elector != nil {
+			c.elector.wait()
+		}
+	})
+}
+
+// Leading reports whether this replica may apply: it holds the Lease, or
+// leader election is off.
+func (c *Cluster) Leading() bool { return c.elector == nil || c.elector.leading() }
+
+// NotLeaderError is Apply's error on a replica that does not hold the
+// Lease: another replica acts; this one only observes.
+type NotLeaderError struct {
+	Cluster, Lease, Holder string
+}
+
+func (e *NotLeaderError) Error() string {
+	h := e.Holder
+	if h == "" {
+		h = "no one yet"
+	}
+	return fmt.Sprintf("cluster %s: not the leader (Lease %s is held by %s): changes are left to the leader", e.Cluster, e.Lease, h)
+}
+
+// SetConfig gives the cluster the repository's configuration: the teams'
+// quotas (for the ResourceQuota backstops) and the flavors' node labels.
+// Change carries neither, so the engine's Loader is wrapped (ConfigLoader)
+// to pass every configuration it loads.
+func (c *Cluster) SetConfig(cfg *berth.Config) {
+	c.cfgMu.Lock()
+	defer c.cfgMu.Unlock()
+	c.cfg = cfg
+}
+
+func (c *Cluster) config() *berth.Config {
+	c.cfgMu.Lock()
+	defer c.cfgMu.Unlock()
+	return c.cfg
+}
+
+func (c *Cluster) flavorLabels(flavor string) map[string]string {
+	cfg := c.config()
+	if cfg == nil {
+		return nil
+	}
+	if f, ok := cfg.Flavors[flavor]; ok {
+		return f.NodeLabels
+	}
+	return nil
+}
+
+// ConfigLoader wraps the engine's loader so each valid configuration it
+// loads reaches the clusters (SetConfig). Wrap only the loader of the
+// engine that applies: a pull request's plan must not change the quotas.
+func ConfigLoader(l reconcile.Loader, clusters ...*Cluster) reconcile.Loader {
+	return configLoader{l, clusters}
+}
+
+type configLoader struct {
+	inner    reconcile.Loader
+	clusters []*Cluster
+}
+
+func (l configLoader) Load(fsys fs.FS) (*berth.Config, error) {
+	cfg, err := l.inner.Load(fsys)
+	if err == nil {
+		for _, c := range l.clusters {
+			c.SetConfig(cfg)
+		}
+	}
+	return cfg, err
+}
+
+// healthy asks the API server's /readyz: a reconcile against an API server
+// that cannot be reached fails (and is retried) rather than deciding from
+// what the informers last saw.
+func (c *Cluster) healthy(ctx context.Context) error {
+	var code int
+	res := c.client.Discovery().RESTClient().Get().AbsPath("/readyz").Do(ctx).StatusCode(&code)
+	if err := res.Error(); err != nil {
+		return fmt.Errorf("cluster %s: API server not ready: %w", c.opts.Name, err)
+	}
+	if code != http.StatusOK {
+		return fmt.Errorf("cluster %s: API server not ready (HTTP %d)", c.opts.Name, code)
+	}
+	return nil
+}

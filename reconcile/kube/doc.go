@@ -1,0 +1,71 @@
+// Package kube is berth's Kubernetes backend: a reconcile.Cluster on
+// client-go that renders workload runs into ordinary objects, applies them
+// with server-side apply under one field manager ("berth"), and observes
+// nodes and berth's own objects with informers.
+//
+// What it owns:
+//   - Rendering (render.go, pure, golden-tested): a namespace per team
+//     (namespacePrefix + team) with a ResourceQuota backstop; a Job per
+//     batch or training run (an indexed Job and a headless Service for a
+//     gang); a Deployment and a Service for services, inference and
+//     notebooks. Every object is labelled app.kubernetes.io/managed-by=berth
+//     and annotated with the repository, the workload's file and line, the
+//     commit, the run id and the spec digest.
+//   - Observing (observe.go, status.go, nodes.go): GPU nodes (allocatable
+//     nvidia.com/gpu, MIG resources, nvidia.com/gpu.product), and every run
+//     from its objects, its pods and the run ledger.
+//   - Applying (apply.go): fluxcd/pkg/ssa's server-side apply and drift
+//     check, in parallel with a bounded pool; deletes only what berth owns.
+//   - The run ledger (ledger.go): what berth did and saw, durable in the
+//     cluster, never only in memory.
+//   - Leader election (leader.go): a coordination Lease; a replica that does
+//     not hold it observes but never applies.
+//
+// What it does not own: deciding (reconcile/schedule), diffing and the
+// retry policy of the engine (reconcile), GPU assignment inside a node (the
+// device plugin picks the GPUs; berth's GPU indices are its own
+// bookkeeping), and the container images.
+//
+// # The lifecycle of a run
+//
+// OpQueue creates a batch or training run's Job suspended (a service's wait
+// is recorded in the ledger only). OpStart unsuspends it, pinned to the
+// nodes berth chose (node affinity on kubernetes.io/hostname, plus the
+// flavor's node labels), or creates the Deployment. OpStop of a preempted
+// Job suspends it (the Job controller deletes its pods; the Job keeps its
+// annotations and is resumed by the next OpStart, on new nodes); any other
+// stop deletes the run's objects after the ledger recorded why.
+//
+// # Who retries
+//
+// Kubernetes owns the retries of a Job: backoffLimit is the workload's
+// retries, and pods that fail because of a disruption (eviction,
+// preemption by the kube-scheduler, a node drain) do not count against it
+// (a podFailurePolicy ignores the DisruptionTarget condition). A Job that
+// failed has used every retry, so berth reports it with Attempts past the
+// retries it was started with and the engine never starts it again; bump
+// runId for a new run. Services are restarted by their Deployment, so a
+// service is never reported failed: a crash loop or an image that cannot be
+// pulled is the Reason of a running service.
+//
+// # The run ledger
+//
+// A Job carries its run's state in annotations and the finalizer
+// berth.dev/ledger, so it cannot disappear before berth recorded how it
+// ended. Each team namespace has a ConfigMap, berth-ledger, with one entry
+// per run (workload.runId): written when a run starts (so a run whose Job
+// vanished is never started again), when it ends, is stopped, or waits (a
+// queued service). Apply folds finished Jobs into the ledger and then lets
+// deleted Jobs go. Observe only reads: objects first, the ledger for what
+// has no object.
+//
+// # Drift
+//
+// A Deployment or Service carries the spec it was rendered from
+// (berth.dev/spec). Observe renders it again and compares it with the live
+// object (only the fields berth sets); a run whose objects drifted (a
+// kubectl edit) is reported with a digest that is not the spec's, so the
+// engine asks for a restart and Apply takes the fields back. Fields berth
+// does not set, and spec.replicas once another manager (an autoscaler)
+// owns it, are left alone.
+package kube

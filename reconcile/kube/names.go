@@ -1,0 +1,103 @@
+package kube
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"regexp"
+	"strings"
+
+	"github.com/berth-gpu/berth"
+)
+
+// FieldManager is the one field manager berth applies with.
+const FieldManager = "berth"
+
+// Labels berth sets on everything it owns.
+const (
+	LabelManagedBy = "app.kubernetes.io/managed-by"
+	ManagedByValue = "berth"
+	LabelTeam      = "berth.dev/team"
+	LabelWorkload  = "berth.dev/workload"
+	LabelRun       = "berth.dev/run"
+	LabelKind      = "berth.dev/kind"
+)
+
+// Annotations berth writes. The first group leads `kubectl describe` back
+// to Git; the second is the run's state, read back by Observe.
+const (
+	AnnotationRepository  = "berth.dev/repository"
+	AnnotationPath        = "berth.dev/path"
+	AnnotationCommit      = "berth.dev/commit"
+	AnnotationPullRequest = "berth.dev/pull-request"
+	AnnotationRunID       = "berth.dev/run-id"
+	AnnotationDigest      = "berth.dev/spec-digest"
+
+	AnnotationSpec        = "berth.dev/spec"
+	AnnotationPriority    = "berth.dev/priority"
+	AnnotationFlavor      = "berth.dev/flavor"
+	AnnotationPlacements  = "berth.dev/placements"
+	AnnotationAttempts    = "berth.dev/attempts"
+	AnnotationQueuedSince = "berth.dev/queued-since"
+	AnnotationStartedAt   = "berth.dev/started-at"
+	AnnotationPhase       = "berth.dev/phase"
+	AnnotationReason      = "berth.dev/reason"
+	AnnotationStoppedAt   = "berth.dev/stopped-at"
+)
+
+// FinalizerLedger keeps a Job until its end is in the ledger.
+const FinalizerLedger = "berth.dev/ledger"
+
+// LedgerName is the ConfigMap of each team namespace that records runs.
+const LedgerName = "berth-ledger"
+
+// QuotaName is the ResourceQuota of each team namespace.
+const QuotaName = "berth-quota"
+
+// maxJobName leaves room for the pod suffixes of an indexed Job
+// ("-<index>-<5 random>") within a 63-character hostname.
+const maxJobName = 52
+
+var (
+	invalidName  = regexp.MustCompile(`[^a-z0-9-]+`)
+	validLabelRe = regexp.MustCompile(`^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$`)
+)
+
+// Namespace is the team's namespace.
+func Namespace(prefix, team string) string { return prefix + team }
+
+// JobName names a run's Job: the workload's name and its run id, shortened
+// with a hash when that would be too long (or the run id has characters a
+// name cannot).
+func JobName(w berth.WorkloadID, runID string) string {
+	clean := strings.Trim(invalidName.ReplaceAllString(strings.ToLower(runID), "-"), "-")
+	name := w.Name() + "-" + clean
+	if clean == strings.ToLower(runID) && clean != "" && len(name) <= maxJobName {
+		return name
+	}
+	h := shortHash(string(w) + "@" + runID)
+	keep := maxJobName - len(h) - 1
+	if len(name) > keep {
+		name = strings.TrimRight(name[:keep], "-")
+	}
+	return name + "-" + h
+}
+
+// DeploymentName names a service's Deployment and Service: the workload's
+// name (a service runs whatever its run id).
+func DeploymentName(w berth.WorkloadID) string { return w.Name() }
+
+// LedgerKey is a run's key in the ledger ConfigMap.
+func LedgerKey(name, runID string) string { return name + "." + runID }
+
+// labelValue is v when it is a valid label value, else a hash of it.
+func labelValue(v string) string {
+	if len(v) <= 63 && validLabelRe.MatchString(v) {
+		return v
+	}
+	return "h-" + shortHash(v)
+}
+
+func shortHash(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:5])
+}

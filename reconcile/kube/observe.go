@@ -1,0 +1,354 @@
+package kube
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/berth-gpu/berth"
+	"github.com/berth-gpu/berth/reconcile"
+)
+
+// DriftDigest is the digest Observe reports for a service whose objects
+// were changed by someone other than berth: it matches no spec, so the
+// engine restarts the run and Apply takes the fields back.
+const DriftDigest = "drifted"
+
+// Observe reports the cluster from the informers' caches: the nodes, every
+// run of berth's Jobs and Deployments, and the ledger's runs that have no
+// object (any more, or yet). It writes nothing; its only request is the
+// API server's /readyz.
+func (c *Cluster) Observe(ctx context.Context) (*reconcile.Observed, error) {
+	if err := c.Start(ctx); err != nil {
+		return nil, err
+	}
+	if err := c.healthy(ctx); err != nil {
+		return nil, err
+	}
+	obs := &reconcile.Observed{Snapshot: berth.Snapshot{
+		Cluster: c.opts.Name, Time: c.opts.Now().UTC(),
+		Nodes: []berth.Node{}, Running: []berth.RunningWorkload{}, Queue: []berth.QueuedWorkload{}, Finished: []berth.FinishedRun{},
+	}}
+	for _, n := range c.cache.nodeList() {
+		obs.Snapshot.Nodes = append(obs.Snapshot.Nodes, NodeFromKube(n, c.opts.Render))
+	}
+
+	seen := map[string]bool{}
+	for _, job := range c.cache.jobs() {
+		r, ok := c.jobRun(job)
+		if !ok {
+			continue
+		}
+		seen[runKey(job.Namespace, r.Workload.Name(), r.RunID)] = true
+		obs.Runs = append(obs.Runs, r)
+	}
+	for _, d := range c.cache.deployments() {
+		r, ok := c.deploymentRun(d)
+		if !ok {
+			continue
+		}
+		seen[runKey(d.Namespace, r.Workload.Name(), r.RunID)] = true
+		obs.Runs = append(obs.Runs, r)
+	}
+	ledgers, errs := c.cache.ledgers()
+	for _, err := range errs {
+		c.opts.Logger.Warn("ledger entry skipped", "cluster", c.opts.Name, "err", err)
+	}
+	for ns, entries := range ledgers {
+		team := c.teamOf(ns)
+		for _, e := range entries {
+			if seen[runKey(ns, e.Name, e.RunID)] {
+				continue
+			}
+			obs.Runs = append(obs.Runs, ledgerRun(berth.MakeWorkloadID(team, e.Name), e))
+		}
+	}
+	sort.Slice(obs.Runs, func(i, j int) bool {
+		a, b := obs.Runs[i], obs.Runs[j]
+		if a.Workload != b.Workload {
+			return a.Workload < b.Workload
+		}
+		return a.RunID < b.RunID
+	})
+	fillSnapshot(obs)
+	return obs, nil
+}
+
+func runKey(ns, name, runID string) string { return ns + "/" + name + "@" + runID }
+
+// teamOf is the team of a namespace berth made.
+func (c *Cluster) teamOf(ns string) string {
+	if obj, ok := c.cache.get(kindNamespace, "", ns); ok {
+		if t := obj.(*corev1.Namespace).Labels[LabelTeam]; t != "" {
+			return t
+		}
+	}
+	return strings.TrimPrefix(ns, c.opts.Render.NamespacePrefix)
+}
+
+// fillSnapshot lists the runs that hold capacity as running, and derives
+// the queue and finished runs the way the engine does (for `berth
+// snapshot`; the engine derives them again from Runs).
+func fillSnapshot(obs *reconcile.Observed) {
+	s := &obs.Snapshot
+	for _, r := range obs.Runs {
+		switch {
+		case r.Phase.Holds():
+			s.Running = append(s.Running, berth.RunningWorkload{
+				Workload: r.Workload, RunID: r.RunID, Kind: r.Kind, Priority: r.Priority, Flavor: r.Flavor,
+				Since: r.StartedAt, Resources: r.Resources, Placements: orEmpty(r.Placements), MaxDuration: r.MaxDuration,
+			})
+		case r.Phase == reconcile.PhaseQueued || r.Phase == reconcile.PhasePreempted:
+			since := r.QueuedSince
+			if since.IsZero() {
+				since = r.StartedAt
+			}
+			s.Queue = append(s.Queue, berth.QueuedWorkload{Workload: r.Workload, RunID: r.RunID, Since: since})
+		case r.Kind.RunsOnce() && r.Phase.Final():
+			s.Finished = append(s.Finished, berth.FinishedRun{Workload: r.Workload, RunID: r.RunID,
+				Succeeded: r.Phase == reconcile.PhaseSucceeded, Reason: r.Reason, At: r.FinishedAt})
+		}
+	}
+	s.Sort()
+}
+
+func orEmpty(ps []berth.Placement) []berth.Placement {
+	if ps == nil {
+		return []berth.Placement{}
+	}
+	return ps
+}
+
+// specOf reads the workload berth.dev/spec recorded.
+func specOf(a map[string]string) (berth.Workload, bool) {
+	var w berth.Workload
+	if err := json.Unmarshal([]byte(a[AnnotationSpec]), &w); err != nil {
+		return berth.Workload{}, false
+	}
+	return w, true
+}
+
+func placementsOf(a map[string]string) []berth.Placement {
+	var ps []berth.Placement
+	if s := a[AnnotationPlacements]; s != "" {
+		_ = json.Unmarshal([]byte(s), &ps)
+	}
+	return ps
+}
+
+// jobRun is the run a Job carries.
+func (c *Cluster) jobRun(job *batchv1.Job) (reconcile.RunState, bool) {
+	a := job.Annotations
+	team, name, runID := job.Labels[LabelTeam], job.Labels[LabelWorkload], a[AnnotationRunID]
+	if team == "" || name == "" || runID == "" {
+		return reconcile.RunState{}, false
+	}
+	w, _ := specOf(a)
+	pods := c.cache.jobPods(job)
+	st := JobState(job, pods)
+	r := reconcile.RunState{
+		Workload:    berth.MakeWorkloadID(team, name),
+		RunID:       runID,
+		Kind:        berth.Kind(job.Labels[LabelKind]),
+		Digest:      a[AnnotationDigest],
+		Phase:       st.Phase,
+		Reason:      st.Reason,
+		QueuedSince: parseTime(a[AnnotationQueuedSince]),
+		StartedAt:   parseTime(a[AnnotationStartedAt]),
+		FinishedAt:  st.FinishedAt,
+		Attempts:    parseInt(a[AnnotationAttempts]),
+		Flavor:      a[AnnotationFlavor],
+		Priority:    parseInt(a[AnnotationPriority]),
+		Resources:   w.Resources,
+		MaxDuration: w.MaxDuration,
+		Note:        "job " + job.Namespace + "/" + job.Name,
+	}
+	if r.Kind == "" {
+		r.Kind = w.Kind
+	}
+	if job.DeletionTimestamp != nil && !st.Phase.Final() {
+		// Deleted by someone else before it ended: a run-once run is
+		// never started again.
+		r.Phase = reconcile.PhaseStopped
+		r.Reason = ReasonJobDeleted + ": the Job was deleted before it ended"
+		r.FinishedAt = job.DeletionTimestamp.Time
+	}
+	if r.Phase == reconcile.PhaseFailed && job.Spec.BackoffLimit != nil {
+		// Kubernetes used every retry: the engine must not start it again.
+		r.Attempts = max(r.Attempts, int(*job.Spec.BackoffLimit)+1)
+	}
+	if r.Phase.Holds() {
+		r.Placements = observedPlacements(placementsOf(a), podNodes(pods))
+	}
+	return r, true
+}
+
+// deploymentRun is the run a service's Deployment carries.
+func (c *Cluster) deploymentRun(d *appsv1.Deployment) (reconcile.RunState, bool) {
+	a := d.Annotations
+	team, name, runID := d.Labels[LabelTeam], d.Labels[LabelWorkload], a[AnnotationRunID]
+	if team == "" || name == "" || runID == "" || d.DeletionTimestamp != nil {
+		return reconcile.RunState{}, false
+	}
+	w, _ := specOf(a)
+	pods := c.cache.workloadPods(d.Namespace, name)
+	phase, reason := DeploymentState(d, pods)
+	r := reconcile.RunState{
+		Workload:    berth.MakeWorkloadID(team, name),
+		RunID:       runID,
+		Kind:        berth.Kind(d.Labels[LabelKind]),
+		Digest:      a[AnnotationDigest],
+		Phase:       phase,
+		Reason:      reason,
+		QueuedSince: parseTime(a[AnnotationQueuedSince]),
+		StartedAt:   parseTime(a[AnnotationStartedAt]),
+		Attempts:    parseInt(a[AnnotationAttempts]),
+		Flavor:      a[AnnotationFlavor],
+		Priority:    parseInt(a[AnnotationPriority]),
+		Resources:   w.Resources,
+		MaxDuration: w.MaxDuration,
+		Placements:  observedPlacements(placementsOf(a), podNodes(pods)),
+		Note:        "deployment " + d.Namespace + "/" + d.Name,
+	}
+	if r.Kind == "" {
+		r.Kind = w.Kind
+	}
+	if drift := c.drift.check(c, d); drift != "" {
+		r.Digest = DriftDigest
+		r.Note += "; changed outside berth: " + drift
+	}
+	return r, true
+}
+
+// ledgerRun is a run only the ledger knows: a waiting service, a stopped or
+// preempted service, or a run-once run whose Job is gone. A run whose start
+// is recorded but whose Job vanished without its end being recorded failed
+// for berth: it is not started again.
+func ledgerRun(id berth.WorkloadID, e ledgerEntry) reconcile.RunState {
+	r := reconcile.RunState{
+		Workload: id, RunID: e.RunID, Kind: e.Kind, Digest: e.Digest, Phase: e.Phase, Reason: e.Reason,
+		QueuedSince: e.QueuedSince, StartedAt: e.StartedAt, FinishedAt: e.FinishedAt, Attempts: e.Attempts,
+		Note: "ledger",
+	}
+	if e.Phase.Holds() {
+		if e.Kind.RunsOnce() {
+			r.Phase = reconcile.PhaseFailed
+			r.Reason = ReasonJobDeleted + ": the Job disappeared before berth saw it end"
+			r.Attempts = max(r.Attempts, e.Retries+1)
+			r.FinishedAt = e.StartedAt
+		} else {
+			r.Phase = reconcile.PhaseStopped
+			r.Reason = "its Deployment disappeared"
+			r.FinishedAt = e.StartedAt
+		}
+	}
+	return r
+}
+
+// podNodes lists the nodes of the pods that hold capacity (bound and not
+// ended), sorted.
+func podNodes(pods []*corev1.Pod) []string {
+	var out []string
+	for _, p := range pods {
+		if p.Spec.NodeName == "" || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed || p.DeletionTimestamp != nil {
+			continue
+		}
+		out = append(out, p.Spec.NodeName)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// observedPlacements reconciles berth's placements with where the pods
+// landed: a pod on a node berth chose takes that placement; a pod the
+// kube-scheduler put on another node of the allowed set takes a placement
+// berth did not see used, moved to its node. Placements of pods not bound
+// yet stay as berth chose them: the capacity is promised.
+func observedPlacements(decided []berth.Placement, nodes []string) []berth.Placement {
+	if len(decided) == 0 {
+		return nil
+	}
+	used := make([]bool, len(decided))
+	out := make([]berth.Placement, 0, len(decided))
+	var strays []string
+	for _, n := range nodes {
+		found := false
+		for i, p := range decided {
+			if !used[i] && p.Node == n {
+				used[i] = true
+				out = append(out, p)
+				found = true
+				break
+			}
+		}
+		if !found {
+			strays = append(strays, n)
+		}
+	}
+	for i, p := range decided {
+		if used[i] {
+			continue
+		}
+		if len(strays) > 0 {
+			p.Node = strays[0]
+			strays = strays[1:]
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// driftCache remembers each Deployment's drift check by the
+// resourceVersions it was made at, so an unchanged cluster costs no
+// rendering.
+type driftCache struct {
+	mu sync.Mutex
+	m  map[string]driftResult
+}
+
+type driftResult struct {
+	depRV, svcRV, cfg string
+	drift             string
+}
+
+func (dc *driftCache) check(c *Cluster, d *appsv1.Deployment) string {
+	svc := c.cache.service(d.Namespace, d.Name)
+	svcRV := ""
+	if svc != nil {
+		svcRV = svc.ResourceVersion
+	}
+	flavor := d.Annotations[AnnotationFlavor]
+	labels := c.flavorLabels(flavor)
+	cfgKey := fmt.Sprint(labels)
+	key := d.Namespace + "/" + d.Name
+	dc.mu.Lock()
+	if r, ok := dc.m[key]; ok && r.depRV == d.ResourceVersion && r.svcRV == svcRV && r.cfg == cfgKey {
+		dc.mu.Unlock()
+		return r.drift
+	}
+	dc.mu.Unlock()
+	drift := deploymentDrift(c.opts.Render, d, svc, labels)
+	dc.mu.Lock()
+	if dc.m == nil {
+		dc.m = map[string]driftResult{}
+	}
+	dc.m[key] = driftResult{depRV: d.ResourceVersion, svcRV: svcRV, cfg: cfgKey, drift: drift}
+	dc.mu.Unlock()
+	return drift
+}
+
+// sinceOrNow is t, or now when t is zero.
+func sinceOrNow(t, now time.Time) time.Time {
+	if t.IsZero() {
+		return now.UTC().Truncate(time.Second)
+	}
+	return t.UTC().Truncate(time.Second)
+}

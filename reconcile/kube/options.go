@@ -1,0 +1,96 @@
+package kube
+
+import (
+	"log/slog"
+	"time"
+
+	"k8s.io/client-go/rest"
+
+	"github.com/berth-gpu/berth"
+)
+
+// Options configure a Cluster. Name and Config are required.
+type Options struct {
+	// Name is the cluster's name in the repository.
+	Name string
+	// Config reaches the API server (RESTConfig builds one from a
+	// kubeconfig context or the pod's service account). QPS and Burst are
+	// raised to at least 200 and 400 when lower: berth applies in parallel.
+	Config *rest.Config
+	// Render is the cluster's rendering settings (namespace prefix, the
+	// fractional GPU resource); FromCluster derives them from the
+	// repository's cluster.
+	Render RenderOptions
+	// Workers bounds how many objects are applied at once (default 16).
+	Workers int
+	// LeaderElection, when set, makes Apply act only while this replica
+	// holds the Lease.
+	LeaderElection *LeaderElection
+	// Now is the clock (default time.Now).
+	Now    func() time.Time
+	Logger *slog.Logger
+	// SyncTimeout bounds the wait for the informers' first list (default
+	// 2 minutes).
+	SyncTimeout time.Duration
+}
+
+// RenderOptions are what rendering needs beyond the run: the cluster's
+// settings and where the repository lives.
+type RenderOptions struct {
+	// NamespacePrefix + team is the team's namespace (schema default
+	// "berth-").
+	NamespacePrefix string
+	// FractionalResource is the extended resource a share of a GPU is
+	// requested as; a workload with gpuFraction f asks for
+	// round(f x SharesPerGPU) of it.
+	FractionalResource string
+	SharesPerGPU       int
+	// Repository is the repository berth reconciles, for annotations.
+	Repository string
+	// Tolerations lets berth's pods onto GPU nodes tainted
+	// nvidia.com/gpu:NoSchedule (the usual taint of GPU pools).
+	GPUToleration bool
+}
+
+// FromCluster returns the render options of a repository's cluster, with
+// the schema's defaults where it leaves a field empty.
+func FromCluster(c berth.Cluster, repository string) RenderOptions {
+	o := RenderOptions{
+		NamespacePrefix:    c.NamespacePrefix,
+		FractionalResource: c.FractionalResource,
+		SharesPerGPU:       c.SharesPerGPU,
+		Repository:         repository,
+		GPUToleration:      true,
+	}
+	return o.withDefaults()
+}
+
+func (o RenderOptions) withDefaults() RenderOptions {
+	if o.NamespacePrefix == "" {
+		o.NamespacePrefix = "berth-"
+	}
+	if o.FractionalResource == "" {
+		o.FractionalResource = "nvidia.com/gpu.shared"
+	}
+	if o.SharesPerGPU < 2 {
+		o.SharesPerGPU = 10
+	}
+	return o
+}
+
+func (o Options) withDefaults() Options {
+	o.Render = o.Render.withDefaults()
+	if o.Workers <= 0 {
+		o.Workers = 16
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.SyncTimeout <= 0 {
+		o.SyncTimeout = 2 * time.Minute
+	}
+	return o
+}

@@ -1,0 +1,205 @@
+package kube
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
+
+	"github.com/berth-gpu/berth"
+	"github.com/berth-gpu/berth/cue"
+	"github.com/berth-gpu/berth/fixtures/build"
+	"github.com/berth-gpu/berth/reconcile"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden")
+
+// kubeDemo is fixtures/repos/kube-demo, loaded.
+func kubeDemo(t testing.TB) *berth.Config {
+	t.Helper()
+	cfg, err := cue.Load(os.DirFS(kubeDemoDir), cue.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+const kubeDemoDir = "../../fixtures/repos/kube-demo"
+
+var renderOpts = RenderOptions{Repository: "https://git.example.com/acme/gpu-platform", GPUToleration: true}
+
+func golden(t *testing.T, name string, objs []*unstructured.Unstructured) {
+	t.Helper()
+	var buf bytes.Buffer
+	for _, o := range objs {
+		b, err := yaml.Marshal(o.Object)
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf.WriteString("---\n")
+		buf.Write(b)
+	}
+	path := filepath.Join("testdata", name+".golden")
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to write it)", err)
+	}
+	if d := cmp.Diff(string(want), buf.String()); d != "" {
+		t.Errorf("%s differs (-want +got; go test -update rewrites it):\n%s", path, d)
+	}
+}
+
+func TestRender(t *testing.T) {
+	cfg := kubeDemo(t)
+	w := func(id string) berth.Workload {
+		wl, ok := cfg.Workloads[berth.WorkloadID(id)]
+		if !ok {
+			t.Fatalf("no workload %s", id)
+		}
+		return wl
+	}
+	t0 := build.T0
+	h100 := cfg.Flavors["h100"].NodeLabels
+	place := func(node string, gpus ...int) berth.Placement {
+		return berth.Placement{Node: node, GPUs: gpus, MIG: []berth.MIGSlice{}}
+	}
+	run := func(id string) Run {
+		wl := w(id)
+		return Run{Workload: wl, RunID: wl.RunID, Digest: berth.SpecDigest(wl), Path: wl.Pos.String(),
+			Commit: "main@sha1:4f2a9c1", Priority: 100, QueuedSince: t0}
+	}
+	cases := map[string]Run{}
+
+	r := run("nlp/prepare-data")
+	r.Flavor = "cpu"
+	cases["batch-queued"] = r
+
+	r = run("nlp/prepare-data")
+	r.Flavor, r.Started, r.StartedAt, r.Attempts = "cpu", true, t0.Add(time.Minute), 1
+	r.Placements = []berth.Placement{place("kwok-gpu-0001")}
+	cases["batch-started"] = r
+
+	r = run("vision/resnet-train")
+	r.Flavor, r.FlavorLabels, r.Started, r.StartedAt, r.Attempts = "h100", h100, true, t0.Add(time.Minute), 1
+	r.Placements = []berth.Placement{place("kwok-gpu-0001", 0), place("kwok-gpu-0002", 3)}
+	cases["training-gang"] = r
+
+	r = run("vision/resnet-train")
+	r.Flavor, r.Attempts = "h100", 1
+	r.Phase, r.Reason, r.StoppedAt = reconcile.PhasePreempted, "preempted by nlp/finetune (PreemptedWithinTeam)", t0.Add(2*time.Minute)
+	cases["training-preempted"] = r
+
+	r = run("serving/chat-api")
+	r.Priority, r.Flavor, r.Started, r.StartedAt, r.Attempts = 1000, "h100", true, t0, 1
+	r.Placements = []berth.Placement{{Node: "kwok-gpu-0001", GPUs: []int{4}, GPUFraction: 0.5}, {Node: "kwok-gpu-0001", GPUs: []int{4}, GPUFraction: 0.5}}
+	cases["inference-fraction"] = r
+
+	r = run("serving/docs-site")
+	r.Flavor, r.Started, r.StartedAt, r.Attempts, r.OmitReplicas = "cpu", true, t0, 2, true
+	cases["service-autoscaled"] = r
+
+	r = run("vision/label-notebook")
+	r.Flavor, r.Started, r.StartedAt, r.Attempts = "h100-1g", true, t0, 1
+	r.Placements = []berth.Placement{{Node: "kwok-gpu-0000", GPUs: []int{}, MIG: []berth.MIGSlice{{GPU: 8, Profile: "1g.10gb"}}}}
+	cases["notebook-mig"] = r
+
+	for name, r := range cases {
+		t.Run(name, func(t *testing.T) {
+			objs, err := Render(renderOpts, r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			golden(t, name, objs)
+		})
+	}
+
+	t.Run("team", func(t *testing.T) {
+		objs, err := RenderTeam(renderOpts, cfg, "vision")
+		if err != nil {
+			t.Fatal(err)
+		}
+		golden(t, "team-vision", objs)
+		objs, err = RenderTeam(renderOpts, cfg, "serving")
+		if err != nil {
+			t.Fatal(err)
+		}
+		golden(t, "team-serving", objs)
+		objs, err = RenderTeam(renderOpts, nil, "unknown")
+		if err != nil {
+			t.Fatal(err)
+		}
+		golden(t, "team-unknown", objs)
+	})
+}
+
+// Rendering is pure: the same run renders the same bytes, and a run
+// rendered from the annotations berth wrote is the run it was.
+func TestRenderRoundTrip(t *testing.T) {
+	cfg := kubeDemo(t)
+	wl := cfg.Workloads["serving/chat-api"]
+	r := Run{Workload: wl, RunID: "1", Digest: berth.SpecDigest(wl), Path: wl.Pos.String(), Commit: "c1",
+		Flavor: "h100", Priority: 1000, Started: true, StartedAt: build.T0, QueuedSince: build.T0, Attempts: 3,
+		Placements: []berth.Placement{{Node: "n1", GPUs: []int{0}, GPUFraction: 0.5, MIG: []berth.MIGSlice{}}}}
+	objs, err := Render(renderOpts, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, ok := runFromAnnotations(objs[0].GetAnnotations())
+	if !ok {
+		t.Fatal("the annotations do not give the run back")
+	}
+	back.Started = true
+	back.Workload.Pos = wl.Pos
+	if d := cmp.Diff(r, back, cmp.Comparer(func(a, b berth.Quantity) bool { return a.String() == b.String() })); d != "" {
+		t.Errorf("run from annotations (-rendered +read back):\n%s", d)
+	}
+	again, err := Render(renderOpts, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range objs {
+		if d := cmp.Diff(objs[i].Object, again[i].Object); d != "" {
+			t.Errorf("rendering twice differs:\n%s", d)
+		}
+		if p := Drift(objs[i], again[i].Object); p != "" {
+			t.Errorf("an object drifts from itself at %s", p)
+		}
+	}
+}
+
+func TestJobName(t *testing.T) {
+	long := berth.WorkloadID("vision/a-very-long-workload-name-that-goes-on-and-on-and-on")
+	for _, tc := range []struct {
+		id    berth.WorkloadID
+		runID string
+		want  string
+	}{
+		{"vision/train", "1", "train-1"},
+		{"nlp/nightly-eval", "1-20261122t0300", "nightly-eval-1-20261122t0300"},
+		{"vision/train", "Run_2", "train-run-2-1fa2d0a3e4"},
+		{long, "1", "a-very-long-workload-name-that-goes-on-an-656908ea33"},
+	} {
+		got := JobName(tc.id, tc.runID)
+		if len(got) > maxJobName {
+			t.Errorf("JobName(%s, %s) = %q: %d characters", tc.id, tc.runID, got, len(got))
+		}
+		if got != tc.want && !*update {
+			t.Errorf("JobName(%s, %s) = %q, want %q", tc.id, tc.runID, got, tc.want)
+		}
+	}
+}
