@@ -39,6 +39,7 @@ var _ reconcile.Cluster = (*Cluster)(nil)
 // New opens the state directory, discovers the GPUs, and finishes what a
 // previous berth left half done (a start or a stop interrupted by a crash).
 func New(opts Options) (*Cluster, error) {
+	cpuSet, memSet := opts.CPU != nil, opts.Memory != nil
 	opts, err := opts.withDefaults()
 	if err != nil {
 		return nil, fmt.Errorf("local cluster %s: %w", opts.Name, err)
@@ -56,6 +57,9 @@ func New(opts Options) (*Cluster, error) {
 	if err != nil {
 		led.close()
 		return nil, fmt.Errorf("local cluster %s: GPUs: %w", opts.Name, err)
+	}
+	if source == sourceSimulated && len(gpus) > 0 {
+		opts = opts.simulatedServer(cpuSet, memSet, len(gpus))
 	}
 	c := &Cluster{
 		opts: opts, log: log, lib: lib, source: source, gpus: gpus, mig: migSlices(gpus),

@@ -31,7 +31,9 @@ type Options struct {
 	// NodeName names the node. Default: the host name.
 	NodeName string
 	// CPU and Memory override what the node offers. Default: the machine's
-	// (runtime.NumCPU, MemTotal of /proc/meminfo).
+	// (runtime.NumCPU, MemTotal of /proc/meminfo); with a simulated GPU
+	// inventory, a typical GPU server's instead: 16 cpu and 128Gi per GPU
+	// (the machine's own would starve the simulation of a GPU box).
 	CPU    *berth.Quantity
 	Memory *berth.Quantity
 	// GracePeriod is how long a stopped process has between SIGTERM and
@@ -58,6 +60,20 @@ const (
 	defaultLogBytes = 16 << 20
 	defaultPath     = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 )
+
+// simulatedServer sizes the node of a simulated inventory like a GPU
+// server, unless the caller said otherwise.
+func (o Options) simulatedServer(cpuSet, memSet bool, gpus int) Options {
+	if !cpuSet {
+		q := berth.MilliQuantity(int64(16*gpus) * 1000)
+		o.CPU = &q
+	}
+	if !memSet {
+		q := berth.MilliQuantity(int64(128*gpus) << 30 * 1000)
+		o.Memory = &q
+	}
+	return o
+}
 
 func (o Options) withDefaults() (Options, error) {
 	if o.StateDir == "" {
