@@ -1,0 +1,67 @@
+# berth's build. `make demo` and `make test` work on a fresh clone with Go
+# installed; nothing here downloads anything but Go modules (and, for
+# `make bench`, the cue command from the Go module proxy).
+
+GO      ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X github.com/berth-gpu/berth.Version=$(VERSION)
+BERTH   := bin/berth
+
+# Where tools and benchmark repositories go (git-ignored).
+CACHE   := .cache
+
+# The test environment (a Kubernetes API server with KWOK, a Git server)
+# lives in fixtures/testenv. Its makefile adds what `make test` needs to
+# TEST_DEPS; until it does, `make test` needs nothing first.
+TEST_DEPS ?=
+-include fixtures/testenv/testenv.mk
+
+.DEFAULT_GOAL := build
+
+.PHONY: all build test lint bench demo fuzz golden clean
+
+all: build
+
+## build: bin/berth, with its version from git describe
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BERTH) ./cmd/berth
+
+## test: every test; never rewrites the tree (make golden does)
+test: $(TEST_DEPS)
+	$(GO) test ./...
+
+## lint: go vet, and gofmt must have nothing to change
+lint:
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+## bench: the loader benchmarks, then berth validate against cue vet on a
+## generated repository of 10,000 workloads in 200 teams (see
+## fixtures/gen/compare.sh for what is compared, and how)
+BENCH_COUNT ?= 5
+bench: build
+	mkdir -p $(CACHE)
+	$(GO) test -run '^$$' -bench . -benchtime 3x -count $(BENCH_COUNT) -benchmem ./cue/ | tee $(CACHE)/bench.txt
+	bash fixtures/gen/compare.sh -n $(BENCH_COUNT)
+
+## demo: berth serve on this machine with a simulated 8-GPU box: a
+## throwaway Git repository from fixtures/repos/demo, every kind of
+## workload running, a commit that admits one job and queues another;
+## stops by itself (fixtures/demo/demo.sh says what it shows)
+demo: build
+	BERTH=$(BERTH) bash fixtures/demo/demo.sh
+
+## fuzz: fuzz the loader (FUZZTIME=5m by default)
+FUZZTIME ?= 5m
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime $(FUZZTIME) ./cue/
+
+## golden: rewrite the golden files from what the code prints now
+golden:
+	$(GO) test ./cue/ -run TestBrokenRepositories -update
+	$(GO) test ./cmd/berth/ -run TestScripts -update
+
+## clean: remove what the build and benchmarks wrote
+clean:
+	rm -rf bin $(CACHE)/bench $(CACHE)/bench.txt
