@@ -136,7 +136,7 @@ func checkActionable(t *testing.T, errs cue.Errors) {
 		}
 		if e.Path == "" {
 			fileLevel := strings.HasPrefix(e.Message, "syntax error") || strings.HasPrefix(e.Message, "import ") ||
-				strings.Contains(e.Message, "UTF-8")
+				strings.Contains(e.Message, "UTF-8") || strings.Contains(e.Message, "package clause")
 			if e.Positions[0].Line != 0 && !fileLevel {
 				t.Errorf("error with a line but no CUE path: %v", e)
 			}

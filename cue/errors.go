@@ -158,9 +158,14 @@ func fromCUE(err error, extra func(path []string) []berth.Pos) Errors {
 	var raws []rawError
 	for _, e := range cueerrors.Errors(err) {
 		format, args := e.Msg()
-		r := rawError{path: trimPath(e.Path()), format: format}
+		r := rawError{path: trimPath(e.Path()), format: format, argv: args}
 		for _, a := range args {
 			r.args = append(r.args, fmt.Sprint(a))
+		}
+		if m := r.message(); m == "" || strings.Contains(m, "%!") {
+			// Some errors (wrapped ones, from the loader) keep their text
+			// in Error, not in Msg.
+			r.format, r.args, r.argv = "%s", []string{e.Error()}, []any{e.Error()}
 		}
 		for _, p := range cueerrors.Positions(e) {
 			if pp, ok := convertPos(p); ok {
@@ -186,17 +191,12 @@ func fromCUE(err error, extra func(path []string) []berth.Pos) Errors {
 type rawError struct {
 	path   []string
 	format string
-	args   []string
+	argv   []any    // the arguments as CUE gave them
+	args   []string // and as text
 	pos    []berth.Pos
 }
 
-func (r rawError) message() string {
-	args := make([]any, len(r.args))
-	for i, a := range r.args {
-		args[i] = a
-	}
-	return fmt.Sprintf(r.format, args...)
-}
+func (r rawError) message() string { return fmt.Sprintf(r.format, r.argv...) }
 
 // groupByPath groups errors by path, keeping the order paths first appear.
 func groupByPath(raws []rawError) [][]rawError {

@@ -13,6 +13,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"cuelang.org/go/cue/parser"
+
 	"github.com/berth-gpu/berth"
 )
 
@@ -95,6 +97,9 @@ func readTree(fsys fs.FS, opts Options) (*tree, Errors) {
 				t.files[p] = b
 				if !isUnderCueMod(p) {
 					dirs[path.Dir(p)] = true
+					if e := checkPackageClause(p, b); e != nil {
+						errs = append(errs, *e)
+					}
 				}
 			}
 		}
@@ -184,6 +189,20 @@ func readFile(fsys fs.FS, p string, limit int64) ([]byte, *Error) {
 		return nil, &Error{Message: "file is not valid UTF-8; save it as UTF-8", Positions: []berth.Pos{{File: p, Line: line, Col: col}}}
 	}
 	return b, nil
+}
+
+// checkPackageClause refuses a file without a package clause: CUE leaves
+// such a file out of every package instance, so its workloads would
+// silently not exist. (A syntax error is left for the loader to report.)
+func checkPackageClause(p string, b []byte) *Error {
+	f, err := parser.ParseFile(p, b, parser.PackageClauseOnly)
+	if err != nil || f.PackageName() != "" {
+		return nil
+	}
+	return &Error{
+		Message:   "file has no package clause, so it belongs to no package and berth would not read it; start it with 'package <name>', the name the other files in its directory use",
+		Positions: []berth.Pos{{File: p, Line: 1, Col: 1}},
+	}
 }
 
 func fileError(p, msg string) Error {

@@ -45,7 +45,15 @@ func (ev *evaluator) loadErrors(dir string, err error) Errors {
 			out = append(out, Error{Message: importMessage(t, e.Error()), Positions: dedupPositions(ps)})
 			continue
 		}
-		out = append(out, fromCUE(e, nil)...)
+		for _, ce := range fromCUE(e, nil) {
+			if len(ce.Positions) == 0 {
+				// A problem with the package as a whole: name its files.
+				for _, p := range t.dirFiles(dir) {
+					ce.Positions = append(ce.Positions, berth.Pos{File: p})
+				}
+			}
+			out = append(out, ce)
+		}
 	}
 	return out
 }
