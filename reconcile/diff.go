@@ -33,12 +33,16 @@ func Diff(cfg *berth.Config, plan *berth.Plan, obs *Observed, revision string) [
 		if !inGit {
 			w = berth.Workload{Team: d.Workload.Team(), Name: d.Workload.Name(), Kind: d.Kind}
 		}
-		digest := ""
-		if inGit {
-			digest = berth.SpecDigest(w)
+		// The digest is computed only where a change may need it: most
+		// decisions of a large plan change nothing.
+		digest := func() string {
+			if !inGit {
+				return ""
+			}
+			return berth.SpecDigest(w)
 		}
 		run, known := obs.Run(d.Workload, d.RunID)
-		change := Change{Workload: w, RunID: d.RunID, Digest: digest, Decision: d, Revision: revision}
+		change := Change{Workload: w, RunID: d.RunID, Decision: d, Revision: revision}
 		switch d.Action {
 		case berth.ActionAdmit, berth.ActionPreempt:
 			if known && run.Phase.Holds() {
@@ -46,11 +50,15 @@ func Diff(cfg *berth.Config, plan *berth.Plan, obs *Observed, revision string) [
 			}
 			change.Op = OpStart
 		case berth.ActionKeep:
-			if !inGit || w.Kind.RunsOnce() || !known || run.Digest == "" || run.Digest == digest {
+			if !inGit || w.Kind.RunsOnce() || !known || run.Digest == "" {
 				continue
 			}
-			change.Op = OpRestart
-			change.Reason = "spec changed (digest " + run.Digest + " -> " + digest + ")"
+			if dg := digest(); run.Digest != dg {
+				change.Op = OpRestart
+				change.Reason = "spec changed (digest " + run.Digest + " -> " + dg + ")"
+			} else {
+				continue
+			}
 		case berth.ActionPreempted:
 			change.Op = OpStop
 			change.Phase = PhasePreempted
@@ -70,6 +78,9 @@ func Diff(cfg *berth.Config, plan *berth.Plan, obs *Observed, revision string) [
 			}
 			change.Op = OpForget
 			change.Reason = reasonText(d)
+		}
+		if change.Op != OpStop && change.Op != OpForget {
+			change.Digest = digest()
 		}
 		out = append(out, change)
 	}

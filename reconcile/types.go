@@ -32,14 +32,22 @@ type Observed struct {
 	// Runs is every run the cluster's ledger knows, for diffing, status and
 	// retries.
 	Runs []RunState
+
+	// index maps workload@run to its place in Runs, built on first use
+	// (Runs must not change after).
+	index map[string]int
 }
 
 // Run finds a run by workload and run id.
 func (o *Observed) Run(id berth.WorkloadID, runID string) (RunState, bool) {
-	for _, r := range o.Runs {
-		if r.Workload == id && r.RunID == runID {
-			return r, true
+	if o.index == nil || len(o.index) != len(o.Runs) {
+		o.index = make(map[string]int, len(o.Runs))
+		for i, r := range o.Runs {
+			o.index[runKey(r.Workload, r.RunID)] = i
 		}
+	}
+	if i, ok := o.index[runKey(id, runID)]; ok {
+		return o.Runs[i], true
 	}
 	return RunState{}, false
 }
@@ -57,7 +65,9 @@ const (
 	PhaseStopped   Phase = "stopped"   // stopped because it left Git or was superseded
 )
 
-// Final reports whether the phase is an end: the run is never started again.
+// Final reports whether the phase is an end of a run. A failed batch or
+// training run with retries left is started again by the engine, and a
+// service always is; a succeeded or stopped run-once run never is.
 func (p Phase) Final() bool { return p == PhaseSucceeded || p == PhaseFailed || p == PhaseStopped }
 
 // Holds reports whether a run in this phase holds capacity.

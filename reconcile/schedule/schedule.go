@@ -1,6 +1,7 @@
 package schedule
 
 import (
+	"container/heap"
 	"sort"
 	"time"
 
@@ -499,15 +500,16 @@ func (st *state) setFragModel(rs []*req) {
 // queue hands out requests in order: priority first; then, with fair
 // sharing, the team with the lower share (dominant resource share over
 // weight, as it stands after what this cycle admitted so far); then first
-// seen; then name.
+// seen; then name. With fair sharing the teams' heads sit in a heap that a
+// decision re-sorts only for the teams whose share it changed.
 type queue struct {
 	st     *state
 	sorted []*req // without fair sharing
 	next   int
-	// with fair sharing: each team's queue, and the team's share.
-	teams  []string
+	// with fair sharing: each team's queue, and a heap of the teams.
 	queues map[string][]*req
 	shares map[string]int64
+	heap   teamHeap
 }
 
 func (st *state) newQueue(rs []*req) *queue {
@@ -519,14 +521,21 @@ func (st *state) newQueue(rs []*req) *queue {
 	}
 	q.queues = map[string][]*req{}
 	q.shares = map[string]int64{}
+	var teams []string
 	for _, r := range sorted {
 		if _, ok := q.queues[r.team]; !ok {
-			q.teams = append(q.teams, r.team)
+			teams = append(teams, r.team)
 			q.shares[r.team] = st.quotas.Share(r.team)
 		}
 		q.queues[r.team] = append(q.queues[r.team], r)
 	}
-	sort.Strings(q.teams)
+	sort.Strings(teams)
+	q.heap = teamHeap{q: q, index: map[string]int{}}
+	for _, t := range teams {
+		q.heap.index[t] = len(q.heap.teams)
+		q.heap.teams = append(q.heap.teams, t)
+	}
+	heap.Init(&q.heap)
 	return q
 }
 
@@ -539,23 +548,18 @@ func (q *queue) pop() *req {
 		q.next++
 		return q.sorted[q.next-1]
 	}
-	var best *req
-	var bestShare int64
-	for _, t := range q.teams {
-		qs := q.queues[t]
-		if len(qs) == 0 {
-			continue
-		}
-		h, share := qs[0], q.shares[t]
-		if best == nil || h.prio > best.prio || (h.prio == best.prio && (share < bestShare ||
-			(share == bestShare && lessReq(h, best)))) {
-			best, bestShare = h, share
-		}
+	if q.heap.Len() == 0 {
+		return nil
 	}
-	if best != nil {
-		q.queues[best.team] = q.queues[best.team][1:]
+	t := q.heap.teams[0]
+	r := q.queues[t][0]
+	q.queues[t] = q.queues[t][1:]
+	if len(q.queues[t]) == 0 {
+		heap.Pop(&q.heap)
+	} else {
+		heap.Fix(&q.heap, 0)
 	}
-	return best
+	return r
 }
 
 // decided refreshes the shares a decision changed.
@@ -563,12 +567,57 @@ func (q *queue) decided(r *req) {
 	if q.shares == nil {
 		return
 	}
-	q.shares[r.team] = q.st.quotas.Share(r.team)
+	q.refresh(r.team)
 	for _, v := range r.decision.Victims {
-		if _, ok := q.shares[v.Team]; ok {
-			q.shares[v.Team] = q.st.quotas.Share(v.Team)
-		}
+		q.refresh(v.Team)
 	}
+}
+
+func (q *queue) refresh(team string) {
+	if _, ok := q.shares[team]; !ok {
+		return
+	}
+	q.shares[team] = q.st.quotas.Share(team)
+	if i, ok := q.heap.index[team]; ok {
+		heap.Fix(&q.heap, i)
+	}
+}
+
+// teamHeap orders teams by their head request: priority, share, first
+// seen, name.
+type teamHeap struct {
+	q     *queue
+	teams []string
+	index map[string]int
+}
+
+func (h *teamHeap) Len() int { return len(h.teams) }
+func (h *teamHeap) Less(i, j int) bool {
+	a, b := h.teams[i], h.teams[j]
+	ra, rb := h.q.queues[a][0], h.q.queues[b][0]
+	if ra.prio != rb.prio {
+		return ra.prio > rb.prio
+	}
+	if sa, sb := h.q.shares[a], h.q.shares[b]; sa != sb {
+		return sa < sb
+	}
+	return lessReq(ra, rb)
+}
+func (h *teamHeap) Swap(i, j int) {
+	h.teams[i], h.teams[j] = h.teams[j], h.teams[i]
+	h.index[h.teams[i]] = i
+	h.index[h.teams[j]] = j
+}
+func (h *teamHeap) Push(x any) {
+	t := x.(string)
+	h.index[t] = len(h.teams)
+	h.teams = append(h.teams, t)
+}
+func (h *teamHeap) Pop() any {
+	t := h.teams[len(h.teams)-1]
+	h.teams = h.teams[:len(h.teams)-1]
+	delete(h.index, t)
+	return t
 }
 
 func lessReq(a, b *req) bool {
