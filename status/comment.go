@@ -100,7 +100,7 @@ func planHeadline(v PlanView, st CommitStatus) string {
 	if v.Err != nil {
 		return "could not plan"
 	}
-	return strings.TrimSuffix(st.Description, "…")
+	return strings.TrimSuffix(st.Description, "...")
 }
 
 type invalidData struct {
@@ -297,7 +297,11 @@ func historyText(h []Transition) string {
 		if i == 0 || t.At.UTC().YearDay() != h[i-1].At.UTC().YearDay() {
 			at = t.At.UTC().Format("Jan 2 15:04")
 		}
-		parts = append(parts, t.State+" "+at)
+		part := t.State + " " + at
+		if t.Note != "" {
+			part += " (" + Truncate(t.Note, 80) + ")"
+		}
+		parts = append(parts, escapeCell(part))
 	}
 	if len(parts) > 8 {
 		parts = append(parts[:2], append([]string{"..."}, parts[len(parts)-5:]...)...)

@@ -49,20 +49,22 @@ type CommitStatus struct {
 }
 
 // NewCommitStatus builds a status within GitHub's limits: the description
-// is cut at 140 characters and the context at 255, on a rune boundary, with
-// an ellipsis.
+// is cut to 140 and the context to 255, ending with "..." when cut.
 func NewCommitStatus(context string, state State, description string) CommitStatus {
 	return CommitStatus{Context: Truncate(context, MaxContext), State: state, Description: Truncate(oneLine(description), MaxDescription)}
 }
 
-// Truncate cuts s to at most n characters (runes), ending with "…" when it
-// cut.
+// Truncate cuts s to at most n bytes (so at most n characters however they
+// are counted), on a character boundary, ending with "..." when it cut.
 func Truncate(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
+	if len(s) <= n {
 		return s
 	}
-	r := []rune(s)
-	return strings.TrimRight(string(r[:n-1]), " ,;:") + "…"
+	cut := n - 3
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return strings.TrimRight(s[:cut], " ,;:") + "..."
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

@@ -193,7 +193,7 @@ func TestStatusDescriptions(t *testing.T) {
 		v, rev := scenarios()[name]()
 		fmt.Fprintf(&b, "== %s\n", name)
 		write := func(s status.CommitStatus) {
-			if n := len([]rune(s.Description)); n > status.MaxDescription {
+			if n := len(s.Description); n > status.MaxDescription {
 				t.Errorf("%s: %s: description has %d characters", name, s.Context, n)
 			}
 			fmt.Fprintf(&b, "%-16s %-8s %s\n", s.Context, s.State, s.Description)
@@ -219,7 +219,7 @@ func TestStatusDescriptions(t *testing.T) {
 	}
 	fmt.Fprintf(&b, "== long context\n")
 	s := status.NewCommitStatus(status.PlanContext(strings.Repeat("c", 300)), status.StateSuccess, strings.Repeat("é", 200))
-	fmt.Fprintf(&b, "%d %d %s\n", len([]rune(s.Context)), len([]rune(s.Description)), s.Description[len(s.Description)-5:])
+	fmt.Fprintf(&b, "%d %d %s\n", len(s.Context), len(s.Description), s.Description[len(s.Description)-5:])
 	golden(t, "statuses.golden", b.String())
 }
 
@@ -270,23 +270,23 @@ func syncViews() []status.SyncView {
 	return []status.SyncView{
 		{PR: pr, Cluster: "c1", MergeSHA: "3333333333333333333333333333333333333333", Time: at(30), Workloads: []status.SyncWorkload{
 			{ID: "vision/llama-ft", RunID: "1", Kind: berth.KindTraining, State: status.SyncRunning, Flavor: "h100", Nodes: []string{"gpu-1", "gpu-2"},
-				History: []status.Transition{{status.SyncQueued, at(0)}, {status.SyncAdmitted, at(2)}, {status.SyncRunning, at(3)}}},
+				History: []status.Transition{{State: status.SyncQueued, At: at(0)}, {State: status.SyncAdmitted, At: at(2)}, {State: status.SyncRunning, At: at(3)}}},
 			{ID: "vision/big-train", RunID: "1", Kind: berth.KindTraining, State: status.SyncQueued, Position: 2, EstimatedStart: &est,
 				Reason:  "insufficient unused h100 quota in team vision: 4 more GPUs needed",
-				History: []status.Transition{{status.SyncQueued, at(0)}}},
+				History: []status.Transition{{State: status.SyncQueued, At: at(0)}}},
 		}},
 		{PR: pr, Cluster: "c1", MergeSHA: "3333333333333333333333333333333333333333", Time: at(600), Workloads: []status.SyncWorkload{
 			{ID: "vision/llama-ft", RunID: "1", Kind: berth.KindTraining, State: status.SyncSucceeded,
-				History: []status.Transition{{status.SyncQueued, at(0)}, {status.SyncAdmitted, at(2)}, {status.SyncRunning, at(3)}, {status.SyncSucceeded, at(400)}}},
+				History: []status.Transition{{State: status.SyncQueued, At: at(0)}, {State: status.SyncAdmitted, At: at(2)}, {State: status.SyncRunning, At: at(3)}, {State: status.SyncSucceeded, At: at(400)}}},
 			{ID: "nlp/serve", RunID: "1", Kind: berth.KindService, State: status.SyncRunning,
-				History: []status.Transition{{status.SyncRunning, at(0)}}},
+				History: []status.Transition{{State: status.SyncRunning, At: at(0)}}},
 		}},
 		{PR: pr, Cluster: "c1", MergeSHA: "3333333333333333333333333333333333333333", Time: at(600), Workloads: []status.SyncWorkload{
 			{ID: "vision/llama-ft", RunID: "2", Kind: berth.KindTraining, State: status.SyncFailed, Reason: "OOMKilled (exit code 137)",
-				History: []status.Transition{{status.SyncQueued, at(0)}, {status.SyncRunning, at(3)}, {status.SyncFailed, at(90)}}},
+				History: []status.Transition{{State: status.SyncQueued, At: at(0)}, {State: status.SyncRunning, At: at(3)}, {State: status.SyncFailed, At: at(90), Note: "OOMKilled (exit code 137)"}}},
 			{ID: "vision/sweep", RunID: "1", Kind: berth.KindBatch, State: status.SyncPreempted, PreemptedBy: "nlp/urgent-eval",
 				Reason:  "preempted within the cohort to reclaim lent quota",
-				History: []status.Transition{{status.SyncRunning, at(0)}, {status.SyncPreempted, at(50)}}},
+				History: []status.Transition{{State: status.SyncRunning, At: at(0)}, {State: status.SyncPreempted, At: at(50), Note: "preempted by nlp/urgent-eval"}}},
 		}},
 		{PR: pr, Cluster: "c1", MergeSHA: "3333333333333333333333333333333333333333", Err: errors.New("cluster c1: observe: connection refused")},
 	}

@@ -54,10 +54,12 @@ type SyncWorkload struct {
 	History []Transition
 }
 
-// Transition is a state and when berth first saw it.
+// Transition is a state and when berth first saw it, with why for a
+// preemption or a failure ("preempted by serving/chat-api: ...").
 type Transition struct {
 	State string
 	At    time.Time
+	Note  string
 }
 
 // Final reports whether the workload will not move on by itself: a run

@@ -1,0 +1,459 @@
+package gh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/berth-gpu/berth"
+	"github.com/berth-gpu/berth/cue"
+	"github.com/berth-gpu/berth/policy"
+	"github.com/berth-gpu/berth/reconcile"
+	"github.com/berth-gpu/berth/reconcile/schedule"
+	"github.com/berth-gpu/berth/sources"
+	"github.com/berth-gpu/berth/status"
+)
+
+// API is what planning a pull request needs of the forge; *Client is one.
+type API interface {
+	PullRequest(ctx context.Context, number int) (PR, error)
+	ChangedFiles(ctx context.Context, number int) ([]string, error)
+	Approvers(ctx context.Context, number int, teams []string) ([]policy.Approver, error)
+	SetStatuses(ctx context.Context, sha string, sts []status.CommitStatus) error
+	UpsertComment(ctx context.Context, pr int, c status.Comment) error
+}
+
+// Revisions gives the trees of commits and refs; *sources.Git is one.
+type Revisions interface {
+	At(ctx context.Context, hash string) (sources.Revision, error)
+	Ref(ctx context.Context, ref string) (sources.Revision, error)
+}
+
+// Observer gives the observed state of each cluster berth plans for, as
+// of now. Clusters it does not report are not planned (whoever runs them
+// plans them).
+type Observer func(ctx context.Context) (map[string]*berth.Snapshot, error)
+
+// PlannerOptions wire a Planner. API, Git, Loader and Observe are required.
+type PlannerOptions struct {
+	API     API
+	Git     Revisions
+	Loader  reconcile.Loader
+	Observe Observer
+	// Schedule tunes the scheduler (Estimate is set per pull request).
+	Schedule schedule.Options
+	// Comment bounds comments (the zero value: GitHub's limits).
+	Comment status.CommentOptions
+	// Sync, when set, is told about merged pull requests so it follows
+	// their workloads.
+	Sync   *SyncReporter
+	Logger *slog.Logger
+}
+
+// Planner plans pull requests and writes the outcome back: statuses on the
+// head commit and one sticky comment per cluster. It never applies
+// anything, whoever the pull request comes from.
+type Planner struct {
+	opts PlannerOptions
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	configs map[string]*loaded // by commit
+	order   []string
+	last    map[int]*planned // by pull request
+}
+
+type loaded struct {
+	cfg *berth.Config
+	err error
+	fs  fs.FS
+}
+
+// planned is the last plan of a pull request: a review re-renders it
+// without planning again while the head has not moved.
+type planned struct {
+	pr     PR
+	base   *loaded
+	head   *loaded
+	files  []string
+	views  []status.PlanView
+	secret []string
+}
+
+const maxConfigs = 16
+
+// NewPlanner returns a planner.
+func NewPlanner(opts PlannerOptions) *Planner {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Planner{opts: opts, log: log, configs: map[string]*loaded{}, last: map[int]*planned{}}
+}
+
+// Result is what one plan wrote.
+type Result struct {
+	PR       PR
+	Statuses []status.CommitStatus
+	Comments []status.Comment
+	// Skipped says why nothing was planned ("closed").
+	Skipped string
+}
+
+// Plan plans pull request number and posts its statuses and comments.
+// An error means berth failed (statuses say "error"); the caller retries.
+func (p *Planner) Plan(ctx context.Context, number int) (*Result, error) {
+	pr, err := p.opts.API.PullRequest(ctx, number)
+	if err != nil {
+		return nil, err
+	}
+	if pr.State == "closed" {
+		if pr.Merged && p.opts.Sync != nil {
+			p.Merged(ctx, pr)
+		}
+		return &Result{PR: pr, Skipped: "closed"}, nil
+	}
+	res := &Result{PR: pr}
+
+	// 1. Fetch the head and the base, and the changed files, at once.
+	var head, base sources.Revision
+	var files []string
+	var headErr, baseErr, filesErr error
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		head, headErr = p.fetchHead(ctx, pr)
+		if headErr == nil {
+			base, baseErr = p.fetchBase(ctx, pr)
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		files, filesErr = p.opts.API.ChangedFiles(ctx, number)
+	}()
+	wg.Wait()
+	if err := errors.Join(headErr, baseErr, filesErr); err != nil {
+		st := status.NewCommitStatus(status.ContextValidate, status.StateError, "berth could not fetch the pull request (retrying): "+err.Error())
+		res.Statuses = []status.CommitStatus{st}
+		return res, errors.Join(err, p.opts.API.SetStatuses(ctx, pr.HeadSHA, res.Statuses))
+	}
+
+	// 2. Load both.
+	bl, hl := p.load(base), p.load(head)
+	var cerrs cue.Errors
+	if hl.err != nil && !errors.As(hl.err, &cerrs) {
+		st := status.ValidateStatus(nil, hl.err)
+		res.Statuses = []status.CommitStatus{st}
+		return res, errors.Join(hl.err, p.opts.API.SetStatuses(ctx, pr.HeadSHA, res.Statuses))
+	}
+	if bl.err != nil && !errors.As(bl.err, &cerrs) {
+		return res, bl.err
+	}
+
+	// 3. Plan each cluster berth observes.
+	pl := &planned{pr: pr, base: bl, head: hl, files: files, secret: status.EnvSecrets(bl.cfg, hl.cfg)}
+	if hl.err == nil {
+		views, err := p.planClusters(ctx, pr, bl, hl)
+		if err != nil {
+			return res, err
+		}
+		pl.views = views
+	}
+	p.mu.Lock()
+	p.last[number] = pl
+	p.mu.Unlock()
+
+	// 4. Review and write.
+	return p.write(ctx, pl, res)
+}
+
+// Review re-checks a pull request's policy after a review: the last plan
+// is rendered again with the new approvals when the head has not moved;
+// otherwise it plans again.
+func (p *Planner) Review(ctx context.Context, number int) (*Result, error) {
+	p.mu.Lock()
+	pl := p.last[number]
+	p.mu.Unlock()
+	if pl == nil {
+		return p.Plan(ctx, number)
+	}
+	pr, err := p.opts.API.PullRequest(ctx, number)
+	if err != nil {
+		return nil, err
+	}
+	if pr.HeadSHA != pl.pr.HeadSHA || pr.BaseSHA != pl.pr.BaseSHA || pr.State != "open" {
+		return p.Plan(ctx, number)
+	}
+	return p.write(ctx, pl, &Result{PR: pr})
+}
+
+// write reviews the policy and posts every status and comment.
+func (p *Planner) write(ctx context.Context, pl *planned, res *Result) (*Result, error) {
+	pr := pl.pr
+	review, policyStatus, err := p.review(ctx, pl)
+	if err != nil {
+		return res, err
+	}
+	opts := p.opts.Comment
+	opts.Secrets = append(append([]string(nil), opts.Secrets...), pl.secret...)
+
+	res.Statuses = append(res.Statuses, status.ValidateStatus(pl.head.cfg, pl.head.err), policyStatus)
+	if pl.head.err != nil {
+		for _, cluster := range p.invalidClusters(ctx, pl) {
+			c, err := status.InvalidComment(pr.PullRequest, cluster, pl.head.err, review, opts)
+			if err != nil {
+				return res, err
+			}
+			res.Comments = append(res.Comments, c)
+			res.Statuses = append(res.Statuses, status.NewCommitStatus(status.PlanContext(cluster), status.StateFailure,
+				"the configuration does not validate: see berth/validate"))
+		}
+	}
+	for _, v := range pl.views {
+		c, err := status.PlanComment(v, review, opts)
+		if err != nil {
+			return res, err
+		}
+		res.Comments = append(res.Comments, c)
+		res.Statuses = append(res.Statuses, status.PlanStatus(v))
+	}
+
+	// Statuses and comments go out at once; each is idempotent.
+	var wg sync.WaitGroup
+	var stErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		stErr = p.opts.API.SetStatuses(ctx, pr.HeadSHA, res.Statuses)
+	}()
+	var cErrs []error
+	for _, c := range res.Comments {
+		if err := p.opts.API.UpsertComment(ctx, pr.Number, c); err != nil {
+			cErrs = append(cErrs, err)
+		}
+	}
+	wg.Wait()
+	return res, errors.Join(append(cErrs, stErr)...)
+}
+
+// review judges the pull request by the base's rules and the approvals.
+func (p *Planner) review(ctx context.Context, pl *planned) (*policy.Review, status.CommitStatus, error) {
+	co, err := policy.ReadCodeOwners(pl.base.fs)
+	if err != nil {
+		st := status.NewCommitStatus(status.ContextPolicy, status.StateFailure, "the base's CODEOWNERS does not parse: "+err.Error())
+		return nil, st, nil
+	}
+	in := policy.ReviewInput{Base: pl.base.cfg, Head: pl.head.cfg, Changed: pl.files, CodeOwners: co, Author: pl.pr.Author}
+	if pl.base.cfg == nil {
+		// Without valid base rules nothing can be judged: no one is
+		// named who could approve.
+		st := status.NewCommitStatus(status.ContextPolicy, status.StateFailure,
+			"the base does not validate, so its policy cannot be read; fix the base branch first")
+		return nil, st, nil
+	}
+	reqs := policy.Requirements(in)
+	approvers, err := p.opts.API.Approvers(ctx, pl.pr.Number, policy.TeamHandles(reqs))
+	if err != nil {
+		return nil, status.CommitStatus{}, err
+	}
+	rev := policy.Review{Requirements: policy.Judge(reqs, pl.pr.Author, approvers)}
+	return &rev, status.PolicyStatus(rev), nil
+}
+
+// invalidClusters are the clusters to show an invalid head on: those of
+// the base that berth observes.
+func (p *Planner) invalidClusters(ctx context.Context, pl *planned) []string {
+	obs, err := p.opts.Observe(ctx)
+	if err != nil || pl.base.cfg == nil {
+		return nil
+	}
+	var out []string
+	for _, name := range pl.base.cfg.ClusterNames() {
+		if _, ok := obs[name]; ok {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+func (p *Planner) planClusters(ctx context.Context, pr PR, bl, hl *loaded) ([]status.PlanView, error) {
+	obs, err := p.opts.Observe(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("observed state: %w", err)
+	}
+	changed := status.ChangedWorkloads(bl.cfg, hl.cfg)
+	estimate := map[berth.WorkloadID]bool{}
+	for _, c := range changed {
+		estimate[c.ID] = true
+	}
+	var views []status.PlanView
+	for _, cluster := range hl.cfg.ClusterNames() {
+		snap, ok := obs[cluster]
+		if !ok {
+			continue
+		}
+		in := status.PlanInput{PR: pr.PullRequest, Cluster: cluster, Base: bl.cfg, Head: hl.cfg}
+		if snap == nil {
+			in.Err = fmt.Errorf("cluster %s has not been observed yet", cluster)
+			views = append(views, status.NewPlanView(in))
+			continue
+		}
+		s := *snap
+		s.Cluster = cluster
+		opts := p.opts.Schedule
+		opts.Estimate = estimate
+		in.HeadPlan = schedule.Schedule(schedule.Input{Config: hl.cfg, Snapshot: &s}, opts)
+		if bl.cfg != nil {
+			if _, ok := bl.cfg.Clusters[cluster]; ok {
+				in.BasePlan = schedule.Schedule(schedule.Input{Config: bl.cfg, Snapshot: &s}, p.opts.Schedule)
+			}
+		}
+		views = append(views, status.NewPlanView(in))
+	}
+	return views, nil
+}
+
+// fetchHead fetches refs/pull/N/head; when it has moved past the head the
+// API reported (a push in between), the reported commit is used so the
+// statuses land on the commit they describe.
+func (p *Planner) fetchHead(ctx context.Context, pr PR) (sources.Revision, error) {
+	rev, err := p.opts.Git.Ref(ctx, fmt.Sprintf("refs/pull/%d/head", pr.Number))
+	if err != nil {
+		return sources.Revision{}, err
+	}
+	if pr.HeadSHA != "" && rev.Hash != pr.HeadSHA {
+		if r, err := p.opts.Git.At(ctx, pr.HeadSHA); err == nil {
+			return r, nil
+		}
+	}
+	return rev, nil
+}
+
+// fetchBase fetches the base commit, through the base branch when the
+// server will not serve a commit by hash.
+func (p *Planner) fetchBase(ctx context.Context, pr PR) (sources.Revision, error) {
+	rev, err := p.opts.Git.At(ctx, pr.BaseSHA)
+	var nf *sources.CommitNotFoundError
+	if errors.As(err, &nf) && pr.BaseRef != "" {
+		if _, err := p.opts.Git.Ref(ctx, pr.BaseRef); err != nil {
+			return sources.Revision{}, err
+		}
+		return p.opts.Git.At(ctx, pr.BaseSHA)
+	}
+	return rev, err
+}
+
+// load loads a revision's configuration, once per commit.
+func (p *Planner) load(rev sources.Revision) *loaded {
+	p.mu.Lock()
+	if l, ok := p.configs[rev.Hash]; ok {
+		p.mu.Unlock()
+		return l
+	}
+	p.mu.Unlock()
+	cfg, err := p.opts.Loader.Load(rev.FS)
+	l := &loaded{cfg: cfg, err: err, fs: rev.FS}
+	var cerrs cue.Errors
+	if err != nil && !errors.As(err, &cerrs) {
+		return l // berth failed: do not remember it
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.configs[rev.Hash]; !ok {
+		p.order = append(p.order, rev.Hash)
+		for len(p.order) > maxConfigs {
+			delete(p.configs, p.order[0])
+			p.order = p.order[1:]
+		}
+	}
+	p.configs[rev.Hash] = l
+	return l
+}
+
+// Merged tells the sync reporter to follow a merged pull request's
+// workloads: those it added or changed, per cluster.
+func (p *Planner) Merged(ctx context.Context, pr PR) {
+	if p.opts.Sync == nil || pr.MergeSHA == "" {
+		return
+	}
+	ids, err := p.MergedWorkloads(ctx, pr)
+	if err != nil {
+		p.log.Warn("cannot tell which workloads a merged pull request changed", "pr", pr.Number, "err", err)
+		return
+	}
+	p.opts.Sync.Track(pr, ids)
+}
+
+// MergedWorkloads lists, per cluster, the workloads a pull request added
+// or changed (its base against its head).
+func (p *Planner) MergedWorkloads(ctx context.Context, pr PR) (map[string][]berth.WorkloadID, error) {
+	base, err := p.fetchBase(ctx, pr)
+	if err != nil {
+		return nil, err
+	}
+	head, err := p.opts.Git.At(ctx, pr.HeadSHA)
+	if err != nil {
+		if head, err = p.fetchHead(ctx, pr); err != nil {
+			return nil, err
+		}
+	}
+	bl, hl := p.load(base), p.load(head)
+	if hl.err != nil {
+		return nil, hl.err
+	}
+	out := map[string][]berth.WorkloadID{}
+	for _, c := range status.ChangedWorkloads(bl.cfg, hl.cfg) {
+		w, ok := hl.cfg.Workloads[c.ID]
+		if !ok {
+			continue
+		}
+		cl := schedule.ClusterOf(hl.cfg, w)
+		out[cl] = append(out[cl], c.ID)
+	}
+	for _, ids := range out {
+		sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	}
+	return out, nil
+}
+
+// ObservedSnapshot is the scheduler's view of a cluster as the engine
+// last observed it, at time now: the queue and the finished runs derived
+// from the run ledger the way the engine derives them.
+func ObservedSnapshot(cfg *berth.Config, obs *reconcile.Observed, now time.Time) *berth.Snapshot {
+	snap := obs.Snapshot
+	snap.Time = now
+	if len(obs.Runs) == 0 {
+		return &snap
+	}
+	snap.Queue, snap.Finished = nil, nil
+	for _, r := range obs.Runs {
+		w, inGit := berth.Workload{}, false
+		if cfg != nil {
+			w, inGit = cfg.Workloads[r.Workload]
+		}
+		runsOnce := r.Kind.RunsOnce()
+		if inGit {
+			runsOnce = w.Kind.RunsOnce()
+		}
+		since := r.QueuedSince
+		if since.IsZero() {
+			since = r.StartedAt
+		}
+		switch {
+		case r.Phase == reconcile.PhaseQueued || r.Phase == reconcile.PhasePreempted:
+			snap.Queue = append(snap.Queue, berth.QueuedWorkload{Workload: r.Workload, RunID: r.RunID, Since: since})
+		case r.Phase == reconcile.PhaseFailed && runsOnce && inGit && r.Attempts <= w.Retries:
+			snap.Queue = append(snap.Queue, berth.QueuedWorkload{Workload: r.Workload, RunID: r.RunID, Since: since})
+		case runsOnce && r.Phase.Final():
+			snap.Finished = append(snap.Finished, berth.FinishedRun{Workload: r.Workload, RunID: r.RunID,
+				Succeeded: r.Phase == reconcile.PhaseSucceeded, Reason: r.Reason, At: r.FinishedAt})
+		}
+	}
+	return &snap
+}
