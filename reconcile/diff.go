@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"fmt"
 	"sort"
 
 	"github.com/berth-gpu/berth"
@@ -50,7 +51,30 @@ func Diff(cfg *berth.Config, plan *berth.Plan, obs *Observed, revision string) [
 			}
 			change.Op = OpStart
 		case berth.ActionKeep:
-			if !inGit || w.Kind.RunsOnce() || !known || run.Digest == "" {
+			if !inGit || !known {
+				continue
+			}
+			// A gang is all or nothing: when a worker fails, the others
+			// cannot go on; the run fails (and is retried whole).
+			if w.Kind == berth.KindTraining && run.Pods > 1 && run.PodFailed != "" {
+				change.Op = OpStop
+				change.Phase = PhaseFailed
+				change.Reason = "a worker of the gang failed (" + run.PodFailed + "); the gang stops"
+				break
+			}
+			if w.Kind.RunsOnce() {
+				continue
+			}
+			// A service keeps all its replicas.
+			if run.Pods > 0 && run.PodsRunning < run.Pods && run.PodsRunning > 0 {
+				change.Op = OpRestart
+				change.Reason = fmt.Sprintf("%d of %d replicas ended", run.Pods-run.PodsRunning, run.Pods)
+				if run.PodFailed != "" {
+					change.Reason += " (" + run.PodFailed + ")"
+				}
+				break
+			}
+			if run.Digest == "" {
 				continue
 			}
 			if dg := digest(); run.Digest != dg {

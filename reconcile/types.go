@@ -90,7 +90,15 @@ type RunState struct {
 	FinishedAt  time.Time `json:"finishedAt,omitzero"`
 	// Attempts counts starts; a failed run is retried while Attempts <=
 	// the workload's retries.
-	Attempts   int               `json:"attempts"`
+	Attempts int `json:"attempts"`
+	// Pods is how many pods (replicas, workers) the current attempt has;
+	// PodsRunning how many of them run. A running service with fewer pods
+	// running than it has is restarted; a gang that lost a worker fails.
+	// Zero Pods means the backend does not count them.
+	Pods        int `json:"pods,omitempty"`
+	PodsRunning int `json:"podsRunning,omitempty"`
+	// PodFailed says why a pod that ended did so, while others run.
+	PodFailed  string            `json:"podFailed,omitempty"`
 	Flavor     string            `json:"flavor,omitempty"`
 	Priority   int               `json:"priority"`
 	Placements []berth.Placement `json:"placements,omitempty"`
@@ -131,8 +139,8 @@ type Change struct {
 	Digest   string
 	// Decision is the scheduler's decision that asks for the change.
 	Decision berth.Decision
-	// Phase is what the run becomes after OpStop: PhasePreempted or
-	// PhaseStopped (with Reason).
+	// Phase is what the run becomes after OpStop: PhasePreempted,
+	// PhaseStopped, or PhaseFailed (a gang that lost a worker), with Reason.
 	Phase  Phase
 	Reason string
 	// Revision names the commit the change comes from, for labels and

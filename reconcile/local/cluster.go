@@ -201,6 +201,17 @@ func (c *Cluster) runState(r *record, v runView) reconcile.RunState {
 	if r.Attempt != nil {
 		s.Note = c.opts.StateDir + string(filepath.Separator) + attemptDir(r.Workload, r.RunID, r.Attempt.N)
 	}
+	if v.live && len(v.pods) > 0 {
+		s.Pods = len(v.pods)
+		for _, p := range v.pods {
+			if p.state == podLive {
+				s.PodsRunning++
+			}
+		}
+		if s.PodsRunning < s.Pods && v.podFailed != "" {
+			s.PodFailed = v.podFailed
+		}
+	}
 	return s
 }
 
@@ -215,6 +226,8 @@ type runView struct {
 	live bool
 	// allLive: every pod runs.
 	allLive bool
+	// podFailed says why the first pod that failed did, while others run.
+	podFailed string
 	pods    []podStatus
 }
 
@@ -282,11 +295,14 @@ func (c *Cluster) view(r *record) runView {
 		if live == 0 {
 			v.phase = reconcile.PhaseAdmitted
 		}
+		if failed >= 0 {
+			v.podFailed = podReason(failed)
+		}
 		switch {
 		case r.Stop != nil:
 			v.reason = "stopping: " + r.Stop.Reason
 		case failed >= 0:
-			v.reason = podReason(failed)
+			v.reason = v.podFailed
 		}
 		return v
 	}
