@@ -20,6 +20,7 @@ func newPlanCmd() *cobra.Command {
 		snapshots []string
 		placement string
 		noBackfil bool
+		ghPlan    planGitHubOptions // --github-pr: see github.go
 	)
 	cmd := &cobra.Command{
 		Use:   "plan [DIR] --snapshot FILE",
@@ -36,7 +37,15 @@ planning). Nothing is changed anywhere: plan only reads.
 
 Output: text for people, or -o json (an array of plans; see the README).
 Exit status: 0 planned, 1 invalid repository or snapshot, 2 usage or
-internal error.`,
+internal error.
+
+CI mode: --github-pr N fetches pull request N (--repo owner/name, default
+$GITHUB_REPOSITORY; token from $GITHUB_TOKEN) and its base, plans both
+against the snapshots, and posts the statuses (berth/validate,
+berth/policy, berth/plan: CLUSTER) and one comment per cluster, as
+'berth serve --github' does; a cluster without a snapshot is not planned.
+DIR is not read. Exit status: 0 when no
+status failed (pending included), 1 when one did, 2 when berth failed.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir := "."
@@ -50,6 +59,10 @@ internal error.`,
 			case "", berth.PlacementBerth, berth.PlacementFirstFit, berth.PlacementBestFit:
 			default:
 				return usageError{fmt.Errorf("--placement %s: want berth, firstFit or bestFit", placement)}
+			}
+			if ghPlan.pr > 0 {
+				return runGitHubPlan(cmd.Context(), cmd.OutOrStdout(), ghPlan, snapshots,
+					schedule.Options{Placement: placement, NoBackfill: noBackfil})
 			}
 			if len(snapshots) == 0 {
 				return usageError{fmt.Errorf("plan needs --snapshot FILE (write one with 'berth snapshot', or by hand: #Snapshot in schema.cue)")}
@@ -87,6 +100,7 @@ internal error.`,
 	cmd.Flags().StringArrayVar(&snapshots, "snapshot", nil, "a cluster snapshot to plan against (repeat for several clusters)")
 	cmd.Flags().StringVar(&placement, "placement", "", "override policy.placement: berth, firstFit or bestFit")
 	cmd.Flags().BoolVar(&noBackfil, "no-backfill", false, "turn backfill off whatever the policy says")
+	ghPlan.register(cmd.Flags())
 	return cmd
 }
 

@@ -44,6 +44,7 @@ type serveOptions struct {
 	knownHost string
 	logFormat string
 	once      bool
+	github    githubOptions // --github: see github.go
 }
 
 func newServeCmd() *cobra.Command {
@@ -90,6 +91,7 @@ serve listens on --listen for /healthz, /readyz, /metrics (Prometheus) and
 	f.StringVar(&o.knownHost, "known-hosts", "", "known_hosts file for an ssh repository")
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	f.BoolVar(&o.once, "once", false, "reconcile once and exit (for scripts and CI)")
+	o.github.registerServe(f)
 	return cmd
 }
 
@@ -365,14 +367,19 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := reconcile.NewMetrics(reg)
-	engine := reconcile.New(reconcile.Options{Clusters: clusters, Loader: loader, Logger: log, Reporter: logReporter{log: log}})
+	ghs, err := newGitHubServe(o, log) // nil without --github
+	if err != nil {
+		return err
+	}
+	engine := reconcile.New(reconcile.Options{Clusters: clusters, Loader: loader, Logger: log, Reporter: ghs.reporter(logReporter{log: log})})
+	ghs.attach(engine, names)
 	srv := &server{engine: engine}
 
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", o.listen, err)
 	}
-	httpSrv := &http.Server{Handler: srv.handler(reg), ReadHeaderTimeout: 10 * time.Second}
+	httpSrv := &http.Server{Handler: ghs.routes(srv.handler(reg)), ReadHeaderTimeout: 10 * time.Second}
 	go httpSrv.Serve(ln)
 	defer httpSrv.Close()
 	info := serveInfo{Address: "http://" + ln.Addr().String(), PID: os.Getpid(), Repo: o.repo, Started: time.Now().UTC().Format(time.RFC3339), Clusters: names}
@@ -383,6 +390,7 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 	log.Info("berth serve", "version", berth.Version, "repo", o.repo, "branch", o.branch, "clusters", names, "listen", info.Address, "state", o.stateDir)
 
 	notifier := sources.NewNotifier(ctx, sources.NotifierOptions{Interval: o.resync, Changes: changes, Logger: log})
+	ghs.start(ctx, notifier.Trigger)
 	lastFetch := time.Time{}
 	var lastRev reconcile.Revision
 	for {
