@@ -17,8 +17,12 @@ type Options struct {
 	MaxFileSize int64
 	// MaxTotalSize is the most CUE a repository may hold (default 256 MiB).
 	MaxTotalSize int64
-	// Timeout bounds the evaluation (default 60 s): a configuration that
-	// would make CUE run away is reported as an error, not a hang.
+	// Timeout bounds the CPU time evaluation may use (default 60 s): a
+	// configuration that would make CUE run away is reported as an error,
+	// not a hang. It is CPU time, not wall time, so that a loaded machine
+	// does not make a large valid repository look like a runaway one;
+	// wall time is bounded too, at ten times Timeout. (Where the process's
+	// CPU time cannot be read, Timeout bounds wall time.)
 	Timeout time.Duration
 	// MaxMemory bounds the heap while evaluating (default 2 GiB).
 	MaxMemory int64
@@ -164,7 +168,12 @@ func (l *Loader) evaluate(t *tree) ([]*instanceResult, error) {
 // exceeds the time or memory bound, at the comprehensions of the instances
 // still being evaluated.
 func (l *Loader) watch(done <-chan struct{}, t *tree) error {
-	timer := time.NewTimer(l.opts.Timeout)
+	cpu0, haveCPU := processCPUTime()
+	wallLimit := l.opts.Timeout
+	if haveCPU {
+		wallLimit *= 10
+	}
+	timer := time.NewTimer(wallLimit)
 	defer timer.Stop()
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
@@ -174,8 +183,11 @@ func (l *Loader) watch(done <-chan struct{}, t *tree) error {
 		case <-done:
 			return nil
 		case <-timer.C:
-			return runaway(t, l.running.list(), fmt.Sprintf("evaluation took longer than %s", l.opts.Timeout))
+			return runaway(t, l.running.list(), fmt.Sprintf("evaluation took longer than %s", wallLimit))
 		case <-tick.C:
+			if cpu, ok := processCPUTime(); ok && cpu-cpu0 > l.opts.Timeout {
+				return runaway(t, l.running.list(), fmt.Sprintf("evaluation used more than %s of CPU time", l.opts.Timeout))
+			}
 			metrics.Read(sample)
 			if sample[0].Value.Kind() == metrics.KindUint64 && int64(sample[0].Value.Uint64()) > l.opts.MaxMemory {
 				return runaway(t, l.running.list(), fmt.Sprintf("evaluation used more than %d MiB", l.opts.MaxMemory>>20))
