@@ -37,6 +37,21 @@ func (c *Cluster) Apply(ctx context.Context, changes []reconcile.Change) ([]reco
 		wait func(context.Context) error
 	}
 	var stops []pendingStop
+	// Waiting records are written together, in one transaction (one sync
+	// to disk), however many a big commit queues.
+	var waiting []*record
+	var waitingIdx []int
+	writeWaiting := func() {
+		if len(waiting) == 0 {
+			return
+		}
+		if err := c.ledger.put(waiting...); err != nil {
+			for _, i := range waitingIdx {
+				results[i].Outcome, results[i].Err = reconcile.OutcomeFailed, changeError(changes[i], err)
+			}
+		}
+		waiting, waitingIdx = nil, nil
+	}
 	flush := func() {
 		for _, s := range stops {
 			if err := s.wait(ctx); err != nil {
@@ -50,6 +65,9 @@ func (c *Cluster) Apply(ctx context.Context, changes []reconcile.Change) ([]reco
 		if ch.Op != reconcile.OpStop {
 			flush()
 		}
+		if ch.Op != reconcile.OpQueue {
+			writeWaiting()
+		}
 		if err := ctx.Err(); err != nil {
 			results[i].Outcome, results[i].Err = reconcile.OutcomeFailed, changeError(ch, err)
 			continue
@@ -58,7 +76,11 @@ func (c *Cluster) Apply(ctx context.Context, changes []reconcile.Change) ([]reco
 		var err error
 		switch ch.Op {
 		case reconcile.OpQueue:
-			out, err = c.queue(ch)
+			var r *record
+			out, r, err = c.queue(ch)
+			if r != nil {
+				waiting, waitingIdx = append(waiting, r), append(waitingIdx, i)
+			}
 		case reconcile.OpForget:
 			out, err = c.forget(ch)
 		case reconcile.OpStart:
@@ -80,6 +102,7 @@ func (c *Cluster) Apply(ctx context.Context, changes []reconcile.Change) ([]reco
 		results[i].Outcome, results[i].Err = out, err
 	}
 	flush()
+	writeWaiting()
 	if err := c.settle(); err != nil {
 		c.log.Warn("cannot record ended runs", "err", err)
 	}
@@ -143,22 +166,24 @@ func (c *Cluster) newRecord(ch reconcile.Change) *record {
 	return r
 }
 
-func (c *Cluster) queue(ch reconcile.Change) (reconcile.Outcome, error) {
+// queue returns the record to write (nil: nothing to write); Apply writes
+// the waiting records of one Apply together.
+func (c *Cluster) queue(ch reconcile.Change) (reconcile.Outcome, *record, error) {
 	r, ok := c.ledger.get(ch.Workload.ID(), ch.RunID)
 	if !ok {
 		r = c.newRecord(ch)
 		r.Waiting = true
-		return reconcile.OutcomeCreated, c.ledger.put(r)
+		return reconcile.OutcomeCreated, r, nil
 	}
 	if r.Waiting || c.view(r).live {
-		return reconcile.OutcomeUnchanged, nil
+		return reconcile.OutcomeUnchanged, nil, nil
 	}
 	// An ended run (a service whose processes ended, a stopped run) waits
 	// again, from now.
 	r.Waiting, r.QueuedSince = true, c.opts.Now()
 	r.Kind = orKind(ch.Workload.Kind, r.Kind)
 	r.Priority, r.Retries = ch.Decision.Priority, ch.Workload.Retries
-	return reconcile.OutcomeConfigured, c.ledger.put(r)
+	return reconcile.OutcomeConfigured, r, nil
 }
 
 func orKind(k, d berth.Kind) berth.Kind {
