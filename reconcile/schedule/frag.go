@@ -1,6 +1,9 @@
 package schedule
 
-import "sort"
+import (
+	"math"
+	"sort"
+)
 
 // fragModel is the workload mix placement is judged against: the typical
 // pod shapes, each weighted by how often it occurs. It follows Weng et al.,
@@ -233,12 +236,35 @@ type pickMemo struct {
 	free  int32
 }
 
-// fgd places each pod where it increases fragmentation least; ties go to
-// the earlier node. Within a node a share of a GPU goes to the GPU that
-// increases fragmentation least, ties to the fullest such GPU, then the
-// lower index.
+// orderSpan is how much more expected fragmentation (thousandths of a GPU
+// per pod of the mix) berth accepts to use the first node in order rather
+// than the last; nodes in between in proportion to their rank.
+//
+// Why: fragmentation gradient descent alone is myopic. Among nodes whose
+// fragmentation barely differs it takes the exact minimum, which scatters
+// pods over fresh nodes and leaves fewer whole nodes for large pods. A
+// fixed order that nodes fill in (first fit's strength) keeps the tail of
+// the order idle. On the Alibaba 2023 trace (the paper's experiment, seeds
+// 42 to 51) exact FGD leaves 5.72% of GPUs unallocated at 100% arrived,
+// first fit 5.69%, and FGD with this preference 4.41%; the optimum is flat
+// from about 1 to 12 GPUs of span, and stays near 1 to 3 GPUs when the
+// cluster is cut to a quarter or a sixteenth of its nodes, so the span is
+// fixed rather than per node.
+const orderSpan = 3000
+
+// fgd places each pod where it increases fragmentation least, with a
+// preference for earlier nodes (see orderSpan); equal scores go to the
+// earlier node. Within a node a share of a GPU goes to the GPU that
+// increases fragmentation least, equal ones to the fullest, then the lower
+// index.
+//
+// With paper set it scores as the paper's artifact does, for comparison:
+// sigmoid(-increase in GPUs) x 100, truncated to an integer, ties to the
+// earlier node, and a share of a GPU to the lowest-indexed GPU of the best
+// integer score.
 type fgd struct {
 	model *fragModel
+	paper bool
 }
 
 func (p *fgd) pick(c *cluster, cands []int, s shape) (choice, bool) {
@@ -254,9 +280,15 @@ func (p *fgd) pick(c *cluster, cands []int, s shape) (choice, bool) {
 		memo = map[nodeSig]pickMemo{}
 		m.picks[s] = memo
 	}
+	// Scores are exact integers: the increase times the number of
+	// candidates plus the order preference times the mix's weight, both
+	// scaled by weight x candidates.
+	w := m.weight()
+	n := int64(len(cands))
 	best := -1
+	var bestKey int64
 	var bestM pickMemo
-	for _, i := range cands {
+	for rank, i := range cands {
 		x := c.nodes[i]
 		if !x.fits(s) {
 			continue
@@ -275,8 +307,14 @@ func (p *fgd) pick(c *cluster, cands []int, s shape) (choice, bool) {
 			}
 			pm = m.bestOnNode(x.cpuFree, mem, freeDesc(x), s)
 		}
-		if best < 0 || pm.delta < bestM.delta {
-			best, bestM = i, pm
+		var key int64
+		if p.paper {
+			key = -paperScore(pm.delta, w)
+		} else {
+			key = pm.delta*n + orderSpan*w*int64(rank)
+		}
+		if best < 0 || key < bestKey {
+			best, bestKey, bestM = i, key, pm
 		}
 	}
 	if best < 0 {
@@ -287,6 +325,9 @@ func (p *fgd) pick(c *cluster, cands []int, s shape) (choice, bool) {
 		g, _ := lowestGPUs(x, s)
 		return choice{node: best, gpus: g}, true
 	}
+	if p.paper {
+		return choice{node: best, gpus: []int{m.paperGPU(x, s, w)}}, true
+	}
 	for g, f := range x.gpuFree {
 		if f == bestM.free {
 			return choice{node: best, gpus: []int{g}}, true
@@ -295,6 +336,52 @@ func (p *fgd) pick(c *cluster, cands []int, s shape) (choice, bool) {
 	// Not reached: the memo names a free amount the node has.
 	g, _ := tightestGPUs(x, s)
 	return choice{node: best, gpus: g}, true
+}
+
+// weight is the sum of the mix's weights.
+func (m *fragModel) weight() int64 {
+	var w int64
+	for _, x := range m.weights {
+		w += x
+	}
+	return w
+}
+
+// paperScore is the artifact's node score for an increase in
+// fragmentation: sigmoid of the decrease in GPUs, times 100, truncated.
+func paperScore(delta, w int64) int64 {
+	return int64(100 / (1 + math.Exp(float64(delta)/float64(w)/wholeGPU)))
+}
+
+// paperGPU is the GPU the artifact gives a share on x: the lowest index
+// among the GPUs of the best score.
+func (m *fragModel) paperGPU(x *node, s shape, w int64) int {
+	gpus := freeDesc(x)
+	mem, memAfter := int64(0), int64(0)
+	if m.usesMem {
+		mem, memAfter = x.memFree, x.memFree-s.mem
+	}
+	before := m.sliceFrag(x.cpuFree, mem, gpus)
+	best, bestScore := -1, int64(0)
+	after := make([]int16, len(gpus))
+	for g, f := range x.gpuFree {
+		if f == migMode || f < s.milli {
+			continue
+		}
+		copy(after, gpus)
+		for k := range after {
+			if after[k] == int16(f) {
+				after[k] -= int16(s.milli)
+				break
+			}
+		}
+		sortDesc(after)
+		sc := paperScore(m.sliceFrag(x.cpuFree-s.cpu, memAfter, after)-before, w)
+		if best < 0 || sc > bestScore {
+			best, bestScore = g, sc
+		}
+	}
+	return best
 }
 
 // bestOnNode tries s on a node with the given free cpu, memory and GPUs

@@ -18,12 +18,20 @@ type placer interface {
 	pick(c *cluster, cands []int, s shape) (choice, bool)
 }
 
+// PlacementPaperFGD places as the artifact of the FGD paper (Weng et al.,
+// USENIX ATC '23) scores, so the simulator can show its published numbers
+// are reproduced. It is not a policy users choose: berth's own placement
+// (PlacementBerth) starts from it and does better.
+const PlacementPaperFGD = "paperFGD"
+
 func newPlacer(policy string, frag *fragModel) placer {
 	switch policy {
 	case berth.PlacementFirstFit:
 		return firstFit{}
 	case berth.PlacementBestFit:
 		return bestFit{}
+	case PlacementPaperFGD:
+		return &fgd{model: frag, paper: true}
 	default:
 		return &fgd{model: frag}
 	}
