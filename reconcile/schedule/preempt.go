@@ -121,6 +121,21 @@ func (st *state) preempt(r *req, f string) bool {
 	return true
 }
 
+// runsOn lists the runs running before this cycle on flavor f. The index
+// is built on first use in a cycle; runs that stop later in the cycle stay
+// in it, marked gone.
+func (st *state) runsOn(f string) []*run {
+	if st.byFlavor == nil {
+		st.byFlavor = map[string][]*run{}
+		for _, r := range st.runs {
+			if r.running && !r.gone {
+				st.byFlavor[r.flavor] = append(st.byFlavor[r.flavor], r)
+			}
+		}
+	}
+	return st.byFlavor[f]
+}
+
 // candidates lists the running runs on flavor f that policy lets r
 // preempt.
 func (st *state) candidates(r *req, f string, withinNominal bool) []candidate {
@@ -128,7 +143,7 @@ func (st *state) candidates(r *req, f string, withinNominal bool) []candidate {
 	pol := team.Preemption
 	fair := st.cfg.Policy.FairSharing
 	var out []candidate
-	for _, v := range st.byFlavor[f] {
+	for _, v := range st.runsOn(f) {
 		if v.gone || !v.running || v.flavor != f || !v.preemptible || (v.id == r.id && v.runID == r.RunID) {
 			continue
 		}

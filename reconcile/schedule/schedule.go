@@ -100,7 +100,7 @@ type state struct {
 	// times; nil when runs changed.
 	ending []*run
 	// byFlavor indexes the runs running before this cycle (the only ones
-	// that may be preempted) by flavor.
+	// that may be preempted) by flavor; nil until runsOn needs it.
 	byFlavor map[string][]*run
 	// runShapes counts the pods of live runs by shape (for the typical
 	// workload mix); nil when runs changed.
@@ -328,12 +328,7 @@ func (s *Scheduler) decideOnly(now time.Time, reqs []Request) []berth.Decision {
 	st.failed = map[failKey]bool{}
 	st.ending = nil
 	st.noPreempt = map[preemptKey]bool{}
-	st.byFlavor = map[string][]*run{}
-	for _, r := range st.runs {
-		if r.running && !r.gone {
-			st.byFlavor[r.flavor] = append(st.byFlavor[r.flavor], r)
-		}
-	}
+	st.byFlavor = nil // built on first use: most cycles preempt nothing
 	rs := make([]*req, 0, len(reqs))
 	for _, r := range reqs {
 		rs = append(rs, st.newReq(r))
