@@ -103,11 +103,27 @@ type Result struct {
 	Comments []status.Comment
 	// Skipped says why nothing was planned ("closed").
 	Skipped string
+	// Stages say how long each stage took, in order ("fetch", "load",
+	// "plan", "review", "write").
+	Stages []Stage
+}
+
+// Stage is one stage's duration.
+type Stage struct {
+	Name string
+	Took time.Duration
+}
+
+func (r *Result) stage(name string, since time.Time) time.Time {
+	now := time.Now()
+	r.Stages = append(r.Stages, Stage{Name: name, Took: now.Sub(since)})
+	return now
 }
 
 // Plan plans pull request number and posts its statuses and comments.
 // An error means berth failed (statuses say "error"); the caller retries.
 func (p *Planner) Plan(ctx context.Context, number int) (*Result, error) {
+	t := time.Now()
 	pr, err := p.opts.API.PullRequest(ctx, number)
 	if err != nil {
 		return nil, err
@@ -119,6 +135,7 @@ func (p *Planner) Plan(ctx context.Context, number int) (*Result, error) {
 		return &Result{PR: pr, Skipped: "closed"}, nil
 	}
 	res := &Result{PR: pr}
+	t = res.stage("get", t)
 
 	// 1. Fetch the head and the base, and the changed files, at once.
 	var head, base sources.Revision
@@ -138,6 +155,7 @@ func (p *Planner) Plan(ctx context.Context, number int) (*Result, error) {
 		files, filesErr = p.opts.API.ChangedFiles(ctx, number)
 	}()
 	wg.Wait()
+	t = res.stage("fetch", t)
 	if err := errors.Join(headErr, baseErr, filesErr); err != nil {
 		st := status.NewCommitStatus(status.ContextValidate, status.StateError, "berth could not fetch the pull request (retrying): "+err.Error())
 		res.Statuses = []status.CommitStatus{st}
@@ -146,6 +164,7 @@ func (p *Planner) Plan(ctx context.Context, number int) (*Result, error) {
 
 	// 2. Load both.
 	bl, hl := p.load(base), p.load(head)
+	t = res.stage("load", t)
 	var cerrs cue.Errors
 	if hl.err != nil && !errors.As(hl.err, &cerrs) {
 		st := status.ValidateStatus(nil, hl.err)
@@ -165,6 +184,7 @@ func (p *Planner) Plan(ctx context.Context, number int) (*Result, error) {
 		}
 		pl.views = views
 	}
+	res.stage("plan", t)
 	p.mu.Lock()
 	p.last[number] = pl
 	p.mu.Unlock()
@@ -196,10 +216,13 @@ func (p *Planner) Review(ctx context.Context, number int) (*Result, error) {
 // write reviews the policy and posts every status and comment.
 func (p *Planner) write(ctx context.Context, pl *planned, res *Result) (*Result, error) {
 	pr := pl.pr
+	t := time.Now()
 	review, policyStatus, err := p.review(ctx, pl)
 	if err != nil {
 		return res, err
 	}
+	t = res.stage("review", t)
+	defer res.stage("write", t)
 	opts := p.opts.Comment
 	opts.Secrets = append(append([]string(nil), opts.Secrets...), pl.secret...)
 
