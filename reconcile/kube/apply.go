@@ -137,7 +137,7 @@ func (c *Cluster) Apply(ctx context.Context, changes []reconcile.Change) ([]reco
 	})
 
 	// 5. Wait for the informers.
-	if ws := c.written.take(); !c.cache.waitCaughtUp(ctx, ws, 30*time.Second) {
+	if ws := c.written.take(); !c.objs().waitCaughtUp(ctx, ws, 30*time.Second) {
 		c.opts.Logger.Warn("informers lag behind what was applied", "cluster", c.opts.Name, "objects", len(ws))
 	}
 	var errs []error
@@ -243,7 +243,7 @@ func (c *Cluster) applyTeams(ctx context.Context, changes []reconcile.Change) ma
 // otherwise goes through ssa's dry-run drift check first.
 func (c *Cluster) applyObject(ctx context.Context, obj *unstructured.Unstructured) (reconcile.Outcome, error) {
 	kind, ns, name := obj.GetKind(), obj.GetNamespace(), obj.GetName()
-	live, exists := c.cache.get(kind, ns, name)
+	live, exists := c.objs().get(kind, ns, name)
 	if exists {
 		if Drift(obj, liveMap(live.(runtime.Object))) == "" {
 			return reconcile.OutcomeUnchanged, nil
@@ -402,7 +402,7 @@ func (c *Cluster) baseRun(ch reconcile.Change, now time.Time) Run {
 }
 
 func (c *Cluster) ledgerRecord(ns, name, runID string) *ledgerRecord {
-	cm, ok := c.cache.ledger(ns)
+	cm, ok := c.objs().ledger(ns)
 	if !ok {
 		return nil
 	}
@@ -422,11 +422,11 @@ func (c *Cluster) planJob(ctx context.Context, p *changePlan, ch reconcile.Chang
 	ns := Namespace(c.opts.Render.NamespacePrefix, w.Team)
 	name := JobName(w.ID(), ch.RunID)
 	key := LedgerKey(w.Name, ch.RunID)
-	live := c.cache.job(ns, name)
+	live := c.objs().job(ns, name)
 	rec := c.ledgerRecord(ns, w.Name, ch.RunID)
 	var st jobState
 	if live != nil {
-		st = JobState(live, c.cache.jobPods(live))
+		st = JobState(live, c.objs().jobPods(live))
 	}
 
 	switch ch.Op {
@@ -485,7 +485,7 @@ func (c *Cluster) planJob(ctx context.Context, p *changePlan, ch reconcile.Chang
 				return err
 			}
 			c.written.add(kindJob, ns, name, "")
-			if !c.cache.waitCaughtUp(ctx, []writtenObj{{kindJob, ns, name, ""}}, 30*time.Second) {
+			if !c.objs().waitCaughtUp(ctx, []writtenObj{{kindJob, ns, name, ""}}, 30*time.Second) {
 				return fmt.Errorf("Job %s/%s: the cache still holds it after its deletion", ns, name)
 			}
 		}
@@ -515,8 +515,10 @@ func (c *Cluster) planJob(ctx context.Context, p *changePlan, ch reconcile.Chang
 		if !ok {
 			return fmt.Errorf("Job %s/%s has no readable %s annotation", ns, name, AnnotationSpec)
 		}
+		// The pod template stays as it is (a running Job's cannot change):
+		// the placements keep pinning it until it is resumed elsewhere.
 		r := prev
-		r.Started, r.Placements, r.StartedAt = false, nil, time.Time{}
+		r.Started = false
 		r.Phase, r.Reason, r.StoppedAt = ch.Phase, ch.Reason, now
 		r.FlavorLabels = flavorLabelsOf(&live.Spec.Template.Spec)
 		objs, err := Render(c.opts.Render, r)
@@ -534,7 +536,7 @@ func (c *Cluster) planJob(ctx context.Context, p *changePlan, ch reconcile.Chang
 		p.outcome = reconcile.OutcomeConfigured
 		if ch.Phase == reconcile.PhaseStopped {
 			p.remove = append(p.remove, objRef{kindJob, ns, name, w.Team})
-			if c.cache.service(ns, name) != nil {
+			if c.objs().service(ns, name) != nil {
 				p.remove = append(p.remove, objRef{kindService, ns, name, w.Team})
 			}
 			p.outcome = reconcile.OutcomeDeleted
@@ -560,7 +562,7 @@ func (c *Cluster) planService(ctx context.Context, p *changePlan, ch reconcile.C
 	ns := Namespace(c.opts.Render.NamespacePrefix, w.Team)
 	name := DeploymentName(w.ID())
 	key := LedgerKey(w.Name, ch.RunID)
-	live := c.cache.deployment(ns, name)
+	live := c.objs().deployment(ns, name)
 	if live != nil && live.DeletionTimestamp != nil {
 		live = nil
 	}
@@ -605,7 +607,7 @@ func (c *Cluster) planService(ctx context.Context, p *changePlan, ch reconcile.C
 		if p.outcome, err = c.applyObjects(ctx, objs); err != nil {
 			return err
 		}
-		if len(objs) == 1 && c.cache.service(ns, name) != nil {
+		if len(objs) == 1 && c.objs().service(ns, name) != nil {
 			// Its ports are gone: so is its Service.
 			p.remove = append(p.remove, objRef{kindService, ns, name, w.Team})
 		}
@@ -622,7 +624,7 @@ func (c *Cluster) planService(ctx context.Context, p *changePlan, ch reconcile.C
 		p.record(key, &ledgerRecord{Kind: w.Kind, Phase: ch.Phase, Reason: ch.Reason, Digest: prev.Digest, Attempts: prev.Attempts,
 			QueuedSince: prev.QueuedSince, StartedAt: prev.StartedAt, FinishedAt: now})
 		p.remove = append(p.remove, objRef{kindDeployment, ns, name, w.Team})
-		if c.cache.service(ns, name) != nil {
+		if c.objs().service(ns, name) != nil {
 			p.remove = append(p.remove, objRef{kindService, ns, name, w.Team})
 		}
 		p.outcome = reconcile.OutcomeDeleted
@@ -643,7 +645,7 @@ func (c *Cluster) planService(ctx context.Context, p *changePlan, ch reconcile.C
 // end the ledger will then hold: their finalizer can go.
 func (c *Cluster) foldFinished(updates map[string]ledgerUpdate, now time.Time) []objRef {
 	var release []objRef
-	for _, job := range c.cache.jobs() {
+	for _, job := range c.objs().jobs() {
 		r, ok := c.jobRun(job)
 		if !ok || !r.Phase.Final() {
 			continue

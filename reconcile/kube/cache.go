@@ -11,7 +11,6 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
@@ -40,10 +39,12 @@ type objects struct {
 	mu sync.Mutex
 	// decoded caches each ledger's entries by resourceVersion.
 	decoded map[string]decodedLedger
+	cancel  context.CancelFunc
 }
 
 type decodedLedger struct {
 	rv      string
+	team    string
 	entries []ledgerEntry
 	errs    []error
 }
@@ -99,7 +100,10 @@ func stripObject(obj any) (any, error) {
 	return obj, nil
 }
 
+// start starts the informers (they stop with ctx, or stop) and waits for
+// their first list.
 func (o *objects) start(ctx context.Context, timeout time.Duration) error {
+	ctx, o.cancel = context.WithCancel(ctx)
 	o.factory.Start(ctx.Done())
 	o.nodeFactory.Start(ctx.Done())
 	syncCtx, cancel := context.WithTimeout(ctx, timeout)
@@ -112,6 +116,12 @@ func (o *objects) start(ctx context.Context, timeout time.Duration) error {
 		return fmt.Errorf("informers did not sync within %v", timeout)
 	}
 	return nil
+}
+
+func (o *objects) stop() {
+	if o.cancel != nil {
+		o.cancel()
+	}
 }
 
 func (o *objects) get(kind, ns, name string) (any, bool) {
@@ -198,26 +208,25 @@ func (o *objects) ledger(ns string) (*corev1.ConfigMap, bool) {
 	return obj.(*corev1.ConfigMap), true
 }
 
-// ledgers decodes every team's ledger, reusing what was decoded at the
-// same resourceVersion.
-func (o *objects) ledgers() (map[string][]ledgerEntry, []error) {
-	out := map[string][]ledgerEntry{}
+// ledgers decodes every team's ledger, by namespace, reusing what was
+// decoded at the same resourceVersion.
+func (o *objects) ledgers() (map[string]decodedLedger, []error) {
+	out := map[string]decodedLedger{}
 	var errs []error
-	sel := labels.Everything()
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for _, obj := range o.informers[kindConfigMap].GetStore().List() {
 		cm := obj.(*corev1.ConfigMap)
-		if cm.Name != LedgerName || !sel.Matches(labels.Set(cm.Labels)) {
+		if cm.Name != LedgerName {
 			continue
 		}
 		d, ok := o.decoded[cm.Namespace]
 		if !ok || d.rv != cm.ResourceVersion {
 			d.entries, d.errs = decodeLedger(cm)
-			d.rv = cm.ResourceVersion
+			d.rv, d.team = cm.ResourceVersion, cm.Labels[LabelTeam]
 			o.decoded[cm.Namespace] = d
 		}
-		out[cm.Namespace] = d.entries
+		out[cm.Namespace] = d
 		errs = append(errs, d.errs...)
 	}
 	return out, errs

@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"net/http"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/fluxcd/pkg/ssa"
 	"k8s.io/client-go/kubernetes"
@@ -25,7 +27,10 @@ type Cluster struct {
 	client kubernetes.Interface
 	crc    client.Client
 	rm     *ssa.ResourceManager
-	cache  *objects
+	// cache is the informers' view; replaced by a fresh one when the API
+	// server comes back after an outage (see healthy).
+	cache atomic.Pointer[objects]
+	sick  atomic.Bool
 
 	written written
 	drift   driftCache
@@ -72,7 +77,8 @@ func New(opts Options) (*Cluster, error) {
 	}
 	rm := ssa.NewResourceManager(crc, nil, ssa.Owner{Field: FieldManager, Group: "berth.dev"})
 	rm.SetConcurrency(opts.Workers)
-	c := &Cluster{opts: opts, client: cs, crc: crc, rm: rm, cache: newObjects(cs)}
+	c := &Cluster{opts: opts, client: cs, crc: crc, rm: rm}
+	c.cache.Store(newObjects(cs))
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if opts.LeaderElection != nil {
 		c.elector = newElector(cs, *opts.LeaderElection, opts.Logger)
@@ -97,7 +103,8 @@ func (c *Cluster) Start(ctx context.Context) error {
 	if c.ctx.Err() != nil {
 		return fmt.Errorf("cluster %s: closed", c.opts.Name)
 	}
-	if err := c.cache.start(c.ctx, c.opts.SyncTimeout); err != nil {
+	if err := c.objs().start(c.ctx, c.opts.SyncTimeout); err != nil {
+		c.objs().stop()
 		return fmt.Errorf("cluster %s: %w", c.opts.Name, err)
 	}
 	if c.elector != nil {
@@ -184,17 +191,34 @@ func (l configLoader) Load(fsys fs.FS) (*berth.Config, error) {
 	return cfg, err
 }
 
+func (c *Cluster) objs() *objects { return c.cache.Load() }
+
 // healthy asks the API server's /readyz: a reconcile against an API server
 // that cannot be reached fails (and is retried) rather than deciding from
-// what the informers last saw.
+// what the informers last saw. When it answers again after failing, the
+// informers are replaced by fresh ones that list everything at once:
+// client-go's own reconnection backs off for up to 30 s, and deciding
+// from a cache that missed the outage's end would only waste a reconcile.
 func (c *Cluster) healthy(ctx context.Context) error {
 	var code int
-	res := c.client.Discovery().RESTClient().Get().AbsPath("/readyz").Do(ctx).StatusCode(&code)
-	if err := res.Error(); err != nil {
+	res := c.client.Discovery().RESTClient().Get().AbsPath("/readyz").Timeout(5 * time.Second).Do(ctx).StatusCode(&code)
+	err := res.Error()
+	if err == nil && code != http.StatusOK {
+		err = fmt.Errorf("HTTP %d", code)
+	}
+	if err != nil {
+		c.sick.Store(true)
 		return fmt.Errorf("cluster %s: API server not ready: %w", c.opts.Name, err)
 	}
-	if code != http.StatusOK {
-		return fmt.Errorf("cluster %s: API server not ready (HTTP %d)", c.opts.Name, code)
+	if c.sick.Load() {
+		fresh := newObjects(c.client)
+		if err := fresh.start(c.ctx, c.opts.SyncTimeout); err != nil {
+			fresh.stop()
+			return fmt.Errorf("cluster %s: relisting after the API server came back: %w", c.opts.Name, err)
+		}
+		c.cache.Swap(fresh).stop()
+		c.sick.Store(false)
+		c.opts.Logger.Info("API server is back: informers relisted", "cluster", c.opts.Name)
 	}
 	return nil
 }

@@ -237,6 +237,7 @@ func flavorLabelsOf(spec *corev1.PodSpec) map[string]string {
 				out[e.Key] = e.Values[0]
 			}
 		}
+		break // every term carries the same labels
 	}
 	return out
 }

@@ -70,6 +70,7 @@ func (w writeCounter) RoundTrip(r *http.Request) (*http.Response, error) {
 // replaced per commit) confined to the test's namespaces and nodes.
 type scenario struct {
 	t       *testing.T
+	env     *testenv.KubeEnv
 	ctx     context.Context
 	name    string
 	cluster *kube.Cluster
@@ -85,9 +86,16 @@ type scenario struct {
 func newScenario(t *testing.T, name string, nodes ...testenv.NodeSpec) *scenario {
 	t.Helper()
 	testenv.SkipOrFail(t, kenvErr)
+	return newScenarioOn(t, kenv, name, nodes...)
+}
+
+// newScenarioOn is newScenario on another control plane (one a test may
+// disrupt).
+func newScenarioOn(t *testing.T, kenv *testenv.KubeEnv, name string, nodes ...testenv.NodeSpec) *scenario {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	t.Cleanup(cancel)
-	s := &scenario{t: t, ctx: ctx, name: name, files: map[string]string{}}
+	s := &scenario{t: t, env: kenv, ctx: ctx, name: name, files: map[string]string{}}
 	for i, spec := range nodes {
 		spec.NamePrefix = fmt.Sprintf("%s-%d-", name, i)
 		if spec.Labels == nil {
@@ -225,8 +233,11 @@ func (s *scenario) until(what string, timeout time.Duration, cond func(cr reconc
 		if cr.Err == nil && cond(cr) {
 			return cr
 		}
+		if testing.Verbose() && os.Getenv("BERTH_KUBE_TRACE") != "" {
+			s.t.Logf("%s: err=%v\n%s", what, cr.Err, runsText(cr))
+		}
 		if time.Now().After(deadline) {
-			s.t.Fatalf("%s: not after %v (last error %v)\nruns:\n%s\nscheduler:\n%s", what, timeout, cr.Err, runsText(cr), kenv.LogTail("scheduler", 10))
+			s.t.Fatalf("%s: not after %v (last error %v)\nruns:\n%s\nscheduler:\n%s", what, timeout, cr.Err, runsText(cr), s.env.LogTail("scheduler", 10))
 		}
 		time.Sleep(300 * time.Millisecond)
 	}
@@ -271,7 +282,7 @@ func (s *scenario) ns(team string) string { return s.name + "-" + team }
 // pods lists a workload's pods.
 func (s *scenario) pods(team, workload string) []corev1.Pod {
 	s.t.Helper()
-	list, err := kenv.Client.CoreV1().Pods(s.ns(team)).List(s.ctx, metav1.ListOptions{LabelSelector: kube.LabelWorkload + "=" + workload})
+	list, err := s.env.Client.CoreV1().Pods(s.ns(team)).List(s.ctx, metav1.ListOptions{LabelSelector: kube.LabelWorkload + "=" + workload})
 	if err != nil {
 		s.t.Fatal(err)
 	}

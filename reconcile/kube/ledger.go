@@ -94,7 +94,7 @@ func (c *Cluster) writeLedger(ctx context.Context, team string, up ledgerUpdate)
 		v := r.encode()
 		data[k] = &v
 	}
-	if _, exists := c.cache.ledger(ns); !exists {
+	if _, exists := c.objs().ledger(ns); !exists {
 		cm := &corev1.ConfigMap{
 			ObjectMeta: metav1.ObjectMeta{Name: LedgerName, Namespace: ns,
 				Labels: map[string]string{LabelManagedBy: ManagedByValue, LabelTeam: team}},

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -37,12 +36,12 @@ func (c *Cluster) Observe(ctx context.Context) (*reconcile.Observed, error) {
 		Cluster: c.opts.Name, Time: c.opts.Now().UTC(),
 		Nodes: []berth.Node{}, Running: []berth.RunningWorkload{}, Queue: []berth.QueuedWorkload{}, Finished: []berth.FinishedRun{},
 	}}
-	for _, n := range c.cache.nodeList() {
+	for _, n := range c.objs().nodeList() {
 		obs.Snapshot.Nodes = append(obs.Snapshot.Nodes, NodeFromKube(n, c.opts.Render))
 	}
 
 	seen := map[string]bool{}
-	for _, job := range c.cache.jobs() {
+	for _, job := range c.objs().jobs() {
 		r, ok := c.jobRun(job)
 		if !ok {
 			continue
@@ -50,7 +49,7 @@ func (c *Cluster) Observe(ctx context.Context) (*reconcile.Observed, error) {
 		seen[runKey(job.Namespace, r.Workload.Name(), r.RunID)] = true
 		obs.Runs = append(obs.Runs, r)
 	}
-	for _, d := range c.cache.deployments() {
+	for _, d := range c.objs().deployments() {
 		r, ok := c.deploymentRun(d)
 		if !ok {
 			continue
@@ -58,13 +57,16 @@ func (c *Cluster) Observe(ctx context.Context) (*reconcile.Observed, error) {
 		seen[runKey(d.Namespace, r.Workload.Name(), r.RunID)] = true
 		obs.Runs = append(obs.Runs, r)
 	}
-	ledgers, errs := c.cache.ledgers()
+	ledgers, errs := c.objs().ledgers()
 	for _, err := range errs {
 		c.opts.Logger.Warn("ledger entry skipped", "cluster", c.opts.Name, "err", err)
 	}
-	for ns, entries := range ledgers {
-		team := c.teamOf(ns)
-		for _, e := range entries {
+	for ns, l := range ledgers {
+		team := l.team
+		if !c.ours(ns, team) {
+			continue
+		}
+		for _, e := range l.entries {
 			if seen[runKey(ns, e.Name, e.RunID)] {
 				continue
 			}
@@ -84,14 +86,11 @@ func (c *Cluster) Observe(ctx context.Context) (*reconcile.Observed, error) {
 
 func runKey(ns, name, runID string) string { return ns + "/" + name + "@" + runID }
 
-// teamOf is the team of a namespace berth made.
-func (c *Cluster) teamOf(ns string) string {
-	if obj, ok := c.cache.get(kindNamespace, "", ns); ok {
-		if t := obj.(*corev1.Namespace).Labels[LabelTeam]; t != "" {
-			return t
-		}
-	}
-	return strings.TrimPrefix(ns, c.opts.Render.NamespacePrefix)
+// ours reports whether an object of a team in a namespace is this
+// cluster's: in the namespace its prefix gives the team. Another berth (or
+// another repository) with another prefix may share the cluster.
+func (c *Cluster) ours(ns, team string) bool {
+	return team != "" && ns == Namespace(c.opts.Render.NamespacePrefix, team)
 }
 
 // fillSnapshot lists the runs that hold capacity as running, and derives
@@ -148,11 +147,11 @@ func placementsOf(a map[string]string) []berth.Placement {
 func (c *Cluster) jobRun(job *batchv1.Job) (reconcile.RunState, bool) {
 	a := job.Annotations
 	team, name, runID := job.Labels[LabelTeam], job.Labels[LabelWorkload], a[AnnotationRunID]
-	if team == "" || name == "" || runID == "" {
+	if !c.ours(job.Namespace, team) || name == "" || runID == "" {
 		return reconcile.RunState{}, false
 	}
 	w, _ := specOf(a)
-	pods := c.cache.jobPods(job)
+	pods := c.objs().jobPods(job)
 	st := JobState(job, pods)
 	r := reconcile.RunState{
 		Workload:    berth.MakeWorkloadID(team, name),
@@ -195,11 +194,11 @@ func (c *Cluster) jobRun(job *batchv1.Job) (reconcile.RunState, bool) {
 func (c *Cluster) deploymentRun(d *appsv1.Deployment) (reconcile.RunState, bool) {
 	a := d.Annotations
 	team, name, runID := d.Labels[LabelTeam], d.Labels[LabelWorkload], a[AnnotationRunID]
-	if team == "" || name == "" || runID == "" || d.DeletionTimestamp != nil {
+	if !c.ours(d.Namespace, team) || name == "" || runID == "" || d.DeletionTimestamp != nil {
 		return reconcile.RunState{}, false
 	}
 	w, _ := specOf(a)
-	pods := c.cache.workloadPods(d.Namespace, name)
+	pods := c.objs().workloadPods(d.Namespace, name)
 	phase, reason := DeploymentState(d, pods)
 	r := reconcile.RunState{
 		Workload:    berth.MakeWorkloadID(team, name),
@@ -320,7 +319,7 @@ type driftResult struct {
 }
 
 func (dc *driftCache) check(c *Cluster, d *appsv1.Deployment) string {
-	svc := c.cache.service(d.Namespace, d.Name)
+	svc := c.objs().service(d.Namespace, d.Name)
 	svcRV := ""
 	if svc != nil {
 		svcRV = svc.ResourceVersion

@@ -425,10 +425,10 @@ func runAnnotations(o RenderOptions, r Run) map[string]string {
 	}
 	if r.Started {
 		set(AnnotationStartedAt, formatTime(r.StartedAt))
-		if len(r.Placements) > 0 {
-			b, _ := json.Marshal(r.Placements)
-			a[AnnotationPlacements] = string(b)
-		}
+	}
+	if len(r.Placements) > 0 {
+		b, _ := json.Marshal(r.Placements)
+		a[AnnotationPlacements] = string(b)
 	}
 	if r.Phase != "" {
 		a[AnnotationPhase] = string(r.Phase)
@@ -572,35 +572,44 @@ func kubeQuantity(q berth.Quantity) resource.Quantity {
 }
 
 // affinity pins a placed run to the nodes berth chose, and any run to its
-// flavor's node labels.
+// flavor's node labels. A node field selector takes one name, so each
+// chosen node is a term of its own (terms are ORed; within a term, the
+// flavor's labels and the node name are ANDed).
 func affinity(r Run) *corev1.Affinity {
-	var term corev1.NodeSelectorTerm
+	var labels []corev1.NodeSelectorRequirement
 	keys := make([]string, 0, len(r.FlavorLabels))
 	for k := range r.FlavorLabels {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		term.MatchExpressions = append(term.MatchExpressions, corev1.NodeSelectorRequirement{
+		labels = append(labels, corev1.NodeSelectorRequirement{
 			Key: k, Operator: corev1.NodeSelectorOpIn, Values: []string{r.FlavorLabels[k]}})
 	}
-	if r.Started && len(r.Placements) > 0 {
-		seen := map[string]bool{}
-		var nodes []string
-		for _, p := range r.Placements {
-			if !seen[p.Node] {
-				seen[p.Node] = true
-				nodes = append(nodes, p.Node)
-			}
+	var terms []corev1.NodeSelectorTerm
+	seen := map[string]bool{}
+	var nodes []string
+	for _, p := range r.Placements {
+		if !seen[p.Node] {
+			seen[p.Node] = true
+			nodes = append(nodes, p.Node)
 		}
-		sort.Strings(nodes)
-		term.MatchFields = []corev1.NodeSelectorRequirement{{Key: "metadata.name", Operator: corev1.NodeSelectorOpIn, Values: nodes}}
 	}
-	if len(term.MatchExpressions) == 0 && len(term.MatchFields) == 0 {
+	sort.Strings(nodes)
+	for _, n := range nodes {
+		terms = append(terms, corev1.NodeSelectorTerm{
+			MatchExpressions: labels,
+			MatchFields:      []corev1.NodeSelectorRequirement{{Key: "metadata.name", Operator: corev1.NodeSelectorOpIn, Values: []string{n}}},
+		})
+	}
+	if len(terms) == 0 && len(labels) > 0 {
+		terms = []corev1.NodeSelectorTerm{{MatchExpressions: labels}}
+	}
+	if len(terms) == 0 {
 		return nil
 	}
 	return &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{
-		RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{term}},
+		RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{NodeSelectorTerms: terms},
 	}}
 }
 

@@ -3,6 +3,7 @@ package kube_test
 import (
 	"encoding/json"
 	"fmt"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -111,7 +112,7 @@ func TestDemo(t *testing.T) {
 		}
 	}
 
-	cs := kenv.Client
+	cs := s.env.Client
 	get := func(kind, team, name string) runtime.Object {
 		t.Helper()
 		var obj runtime.Object
@@ -145,8 +146,12 @@ func TestDemo(t *testing.T) {
 				ns = append(ns, p.Node)
 			}
 		}
-		b, _ := json.Marshal(ns)
-		return `[{"matchExpressions":[{"key":"berth.dev/pool","operator":"In","values":["demo"]}],"matchFields":[{"key":"metadata.name","operator":"In","values":` + string(b) + `}]}]`
+		sort.Strings(ns)
+		var terms []string
+		for _, n := range ns {
+			terms = append(terms, `{"matchExpressions":[{"key":"berth.dev/pool","operator":"In","values":["demo"]}],"matchFields":[{"key":"metadata.name","operator":"In","values":["`+n+`"]}]}`)
+		}
+		return "[" + strings.Join(terms, ",") + "]"
 	}
 	affinity := "spec.template.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms"
 	expect(t, get("Namespace", "vision", ""), map[string]string{
@@ -284,7 +289,7 @@ func (s *scenario) workload(id string) berth.Workload {
 // merge patch under another field manager.
 func (s *scenario) editDeployment(team, name, patch string) {
 	s.t.Helper()
-	_, err := kenv.Client.AppsV1().Deployments(s.ns(team)).Patch(s.ctx, name, types.StrategicMergePatchType, []byte(patch),
+	_, err := s.env.Client.AppsV1().Deployments(s.ns(team)).Patch(s.ctx, name, types.StrategicMergePatchType, []byte(patch),
 		metav1.PatchOptions{FieldManager: "kubectl-edit"})
 	if err != nil {
 		s.t.Fatal(err)
