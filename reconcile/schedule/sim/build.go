@@ -71,10 +71,12 @@ func (s Setup) teams() int {
 }
 
 // TeamOf is the synthetic team of a pod.
-func (s Setup) TeamOf(pod string) string {
+func (s Setup) TeamOf(pod string) string { return teamName(s.teamIndex(pod)) }
+
+func (s Setup) teamIndex(pod string) int {
 	h := fnv.New64a()
 	h.Write([]byte(pod))
-	return teamName(int(h.Sum64() % uint64(s.teams())))
+	return int(h.Sum64() % uint64(s.teams()))
 }
 
 func teamName(i int) string { return fmt.Sprintf("team-%02d", i) }
@@ -271,20 +273,31 @@ func TypicalShapes(pods []Pod) []schedule.TypicalShape {
 	return out
 }
 
-// Policies are the placement policies a run compares, in report order.
+// Policies are the placement policies a replay compares by default, in
+// report order.
 var Policies = []string{berth.PlacementFirstFit, berth.PlacementBestFit, berth.PlacementBerth}
 
-// checkPolicies validates a list of policies (nil: all).
-func checkPolicies(ps []string) ([]string, error) {
+// PaperPolicies are those the paper's experiment compares by default: the
+// paper's own FGD scoring (schedule.PlacementPaperFGD) besides, to show its
+// published number is reproduced.
+var PaperPolicies = []string{berth.PlacementFirstFit, berth.PlacementBestFit, schedule.PlacementPaperFGD, berth.PlacementBerth}
+
+// checkPolicies validates a list of policies (nil: def).
+func checkPolicies(ps, def []string) ([]string, error) {
 	if len(ps) == 0 {
-		return Policies, nil
+		return def, nil
 	}
+	seen := map[string]bool{}
 	for _, p := range ps {
 		switch p {
-		case berth.PlacementFirstFit, berth.PlacementBestFit, berth.PlacementBerth:
+		case berth.PlacementFirstFit, berth.PlacementBestFit, berth.PlacementBerth, schedule.PlacementPaperFGD:
 		default:
-			return nil, fmt.Errorf("policy %q: want berth, firstFit or bestFit", p)
+			return nil, fmt.Errorf("policy %q: want berth, firstFit, bestFit or %s", p, schedule.PlacementPaperFGD)
 		}
+		if seen[p] {
+			return nil, fmt.Errorf("policy %q is listed twice", p)
+		}
+		seen[p] = true
 	}
 	return ps, nil
 }

@@ -3,6 +3,7 @@ package sim
 import (
 	"fmt"
 	"sort"
+	"sync"
 
 	"github.com/berth-gpu/berth"
 	"github.com/berth-gpu/berth/reconcile/schedule"
@@ -11,20 +12,20 @@ import (
 // Published are the paper's numbers for its experiment on the Alibaba 2023
 // trace: unallocated GPU % at 100% arrived, mean of seeds 42 to 51, from
 // the artifact's cached results (Weng et al., USENIX ATC '23).
-var Published = []Published1{
+var Published = []PublishedResult{
 	{"Random", 13.70}, {"DotProduct", 9.38}, {"Clustering", 8.35},
 	{"Packing", 8.22}, {"BestFit", 7.14}, {"FGD", 4.77},
 }
 
-// Published1 is one published result.
-type Published1 struct {
+// PublishedResult is one published result.
+type PublishedResult struct {
 	Policy      string  `json:"policy"`
 	Unallocated float64 `json:"unallocatedPct"`
 }
 
 // PaperOptions configure the paper's experiment.
 type PaperOptions struct {
-	// Policies to run (nil: firstFit, bestFit and berth).
+	// Policies to run (nil: PaperPolicies).
 	Policies []string
 	// Seeds (nil: 42 to 51).
 	Seeds []uint64
@@ -33,23 +34,28 @@ type PaperOptions struct {
 	InflationPct int64
 	// Coverage is the share of pods the typical shapes cover (0: 0.95).
 	Coverage float64
-	// Levels are the arrived levels (percent) reported besides 100; nil:
-	// 50 to 130 by 10.
+	// Levels are the arrived levels (percent) reported by level; nil: 80,
+	// 90, 95, 100, 105, 110, 120 and 130.
 	Levels []int
+	// Workers run that many seeds at once (0 or 1: one after another).
+	// The result does not depend on it.
+	Workers int
 }
 
 // PaperReport is the result of the paper's experiment.
 type PaperReport struct {
-	Mode          string       `json:"mode"`
-	Nodes         int          `json:"nodes"`
-	GPUs          int64        `json:"gpus"`
-	Pods          int          `json:"pods"`
-	PodsGPUs      float64      `json:"podsGPUs"`
-	TypicalShapes int          `json:"typicalShapes"`
-	Seeds         []uint64     `json:"seeds"`
-	InflationPct  int64        `json:"inflationPct"`
-	Published     []Published1 `json:"published"`
-	Policies      []PaperPolicy `json:"policies"`
+	Mode          string   `json:"mode"`
+	Nodes         int      `json:"nodes"`
+	GPUs          int64    `json:"gpus"`
+	Pods          int      `json:"pods"`
+	PodsGPUs      float64  `json:"podsGPUs"`
+	TypicalShapes int      `json:"typicalShapes"`
+	Seeds         []uint64 `json:"seeds"`
+	InflationPct  int64    `json:"inflationPct"`
+	// Published are the paper's numbers, given only when the trace is the
+	// paper's (1,213 nodes, 6,212 GPUs, 8,152 pods).
+	Published []PublishedResult `json:"published,omitempty"`
+	Policies  []PaperPolicy     `json:"policies"`
 }
 
 // PaperPolicy is one policy's result over all seeds.
@@ -123,7 +129,7 @@ func PaperPods(tr *Trace, seed uint64, inflationPct int64) (pods []Pod, nodeOrde
 // shapes of the original pods (SetTypicalShapes); every policy tries nodes
 // in the seed's node order (SetNodeOrder).
 func Paper(tr *Trace, opts PaperOptions) (*PaperReport, error) {
-	policies, err := checkPolicies(opts.Policies)
+	policies, err := checkPolicies(opts.Policies, PaperPolicies)
 	if err != nil {
 		return nil, err
 	}
@@ -144,7 +150,7 @@ func Paper(tr *Trace, opts PaperOptions) (*PaperReport, error) {
 	}
 	levels := opts.Levels
 	if levels == nil {
-		levels = []int{50, 60, 70, 80, 90, 100, 110, 120, 130}
+		levels = []int{80, 90, 95, 100, 105, 110, 120, 130}
 	}
 	shapes := TypicalShapes(tr.Pods)
 	capacity := tr.Capacity()
@@ -155,8 +161,36 @@ func Paper(tr *Trace, opts PaperOptions) (*PaperReport, error) {
 	rep := &PaperReport{
 		Mode: "paper", Nodes: len(tr.Nodes), GPUs: capacity / 1000, Pods: len(tr.Pods),
 		PodsGPUs: float64(podsMilli) / 1000, TypicalShapes: typicalCount(shapes, coverage),
-		Seeds: seeds, InflationPct: infl, Published: Published,
+		Seeds: seeds, InflationPct: infl,
 	}
+	if len(nodes) == 1213 && capacity == 6212000 && len(tr.Pods) == 8152 {
+		rep.Published = Published
+	}
+	// Each seed is one job: its pods, then every policy in turn. Jobs are
+	// independent, so workers may run them at once; results are combined
+	// in seed order.
+	runs := make([][]*paperResult, len(seeds))
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	for range max(opts.Workers, 1) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := range jobs {
+				pods, order := PaperPods(tr, seeds[k], infl)
+				w := Build(nodes, pods, Setup{Teams: 1})
+				for _, policy := range policies {
+					runs[k] = append(runs[k], paperRun(w, pods, order, shapes, coverage, policy, capacity))
+				}
+			}
+		}()
+	}
+	for k := range seeds {
+		jobs <- k
+	}
+	close(jobs)
+	wg.Wait()
+
 	type acc struct{ sum, n [levelsMax]float64 }
 	res := make([]PaperPolicy, len(policies))
 	accs := make([]acc, len(policies))
@@ -164,11 +198,9 @@ func Paper(tr *Trace, opts PaperOptions) (*PaperReport, error) {
 	for i, p := range policies {
 		res[i].Policy = p
 	}
-	for _, seed := range seeds {
-		pods, order := PaperPods(tr, seed, infl)
-		w := Build(nodes, pods, Setup{Teams: 1})
-		for i, policy := range policies {
-			r := paperRun(w, pods, order, shapes, coverage, policy, capacity)
+	for k, seed := range seeds {
+		for i := range policies {
+			r := runs[k][i]
 			r.seed.Seed = seed
 			sums[i] += r.unalloc(100)
 			res[i].Seeds = append(res[i].Seeds, r.seed)

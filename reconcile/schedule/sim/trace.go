@@ -77,10 +77,10 @@ var (
 		"pod_phase", "creation_time", "deletion_time", "scheduled_time"}
 )
 
-// table reads a CSV file whose header names at least the given columns
+// readTable reads a CSV file whose header names at least the given columns
 // (in any order) and calls row for every record with the fields in the
 // order of columns. Errors name the file and line.
-func table(file string, r io.Reader, columns []string, row func(line int, f []string) error) error {
+func readTable(file string, r io.Reader, columns []string, row func(line int, f []string) error) error {
 	cr := csv.NewReader(r)
 	cr.ReuseRecord = true
 	header, err := cr.Read()
@@ -153,7 +153,7 @@ func parseInt(column, s string) (int64, error) {
 func ReadNodes(file string, r io.Reader) ([]Node, error) {
 	var out []Node
 	seen := map[string]int{}
-	err := table(file, r, nodeColumns, func(line int, f []string) error {
+	err := readTable(file, r, nodeColumns, func(line int, f []string) error {
 		n := Node{Name: f[0], Model: f[4]}
 		if n.Name == "" {
 			return errors.New("sn is empty")
@@ -195,7 +195,7 @@ func ReadNodes(file string, r io.Reader) ([]Node, error) {
 func ReadPods(file string, r io.Reader) ([]Pod, error) {
 	var out []Pod
 	seen := map[string]int{}
-	err := table(file, r, podColumns, func(line int, f []string) error {
+	err := readTable(file, r, podColumns, func(line int, f []string) error {
 		p := Pod{Name: f[0], QoS: f[6], Phase: f[7], Scheduled: -1}
 		if p.Name == "" {
 			return errors.New("name is empty")
