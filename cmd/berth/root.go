@@ -89,6 +89,7 @@ Shell completion: source <(berth completion bash) in bash; see
 		newExplainCmd(),
 		newLogsCmd(),
 		newShimCmd(),
+		newSimulateCmd(),
 	)
 	return root
 }
