@@ -77,7 +77,7 @@ func (st *state) tryAdmit(r *req, f string) *berth.Reason {
 		key := failKey{flavor: f, shape: r.shape, pods: n}
 		if st.failed[key] {
 			if reason == nil {
-				reason = st.capacityReason(r, fi, n)
+				reason = st.cachedCapacityReason(r, fi, n, key)
 			}
 			continue
 		}
@@ -85,7 +85,7 @@ func (st *state) tryAdmit(r *req, f string) *berth.Reason {
 		if !ok {
 			st.failed[key] = true
 			if reason == nil {
-				reason = st.capacityReason(r, fi, n)
+				reason = st.cachedCapacityReason(r, fi, n, key)
 			}
 			continue
 		}
@@ -110,6 +110,7 @@ func (st *state) admit(r *req, f string, ps []berth.Placement, demand policy.Dem
 	borrowing := st.quotas.WouldBorrow(r.team, f, demand)
 	st.quotas.Add(r.team, f, demand)
 	st.ending = nil
+	st.capReasons = nil // what is free changed
 	st.runs = append(st.runs, &run{
 		id: r.id, runID: r.RunID, team: r.team, kind: r.Workload.Kind, prio: r.prio, tier: r.tier,
 		flavor: f, since: st.now, shape: r.shape, placements: ps, demand: demand,
@@ -214,4 +215,31 @@ func podsFitEmpty(x *node, s shape) int {
 	}
 	y.recount()
 	return podsFit(&y, s)
+}
+
+// resetFailed forgets which shapes did not fit (capacity was freed).
+func (st *state) resetFailed() {
+	st.failed = map[failKey]bool{}
+	st.capReasons = nil
+}
+
+// cachedCapacityReason is capacityReason, computed once per shape and kind
+// while the shape keeps failing: a cycle with thousands of blocked
+// requests of a few shapes would otherwise describe each one anew.
+func (st *state) cachedCapacityReason(r *req, fi *flavorInfo, n int, key failKey) *berth.Reason {
+	k := capKey{key, r.Workload.Kind}
+	if reason, ok := st.capReasons[k]; ok {
+		return reason
+	}
+	reason := st.capacityReason(r, fi, n)
+	if st.capReasons == nil {
+		st.capReasons = map[capKey]*berth.Reason{}
+	}
+	st.capReasons[k] = reason
+	return reason
+}
+
+type capKey struct {
+	failKey
+	kind berth.Kind
 }

@@ -117,7 +117,7 @@ func (st *state) preempt(r *req, f string) bool {
 			Reason: berth.Reason{Code: v.reason, Message: st.victimMessage(r, f, v)},
 		})
 	}
-	st.failed = map[failKey]bool{}
+	st.resetFailed()
 	return true
 }
 

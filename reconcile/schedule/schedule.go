@@ -16,7 +16,8 @@ type Options struct {
 	// NoBackfill turns EASY backfill off whatever the policy says.
 	NoBackfill bool
 	// EstimateLimit bounds how many queued runs get an estimated start
-	// (each costs a what-if replay of the running set); default 50.
+	// (each costs a what-if replay of the running set); default 50, and a
+	// negative limit turns estimates off (except for Estimate).
 	EstimateLimit int
 	// Estimate lists workloads that get an estimate whatever their place in
 	// line (the ones a pull request adds).
@@ -94,6 +95,8 @@ type state struct {
 	// failed remembers, per flavor, shapes that did not fit: capacity only
 	// shrinks within a cycle until something is preempted.
 	failed map[failKey]bool
+	// capReasons caches the capacity reason of each failed shape.
+	capReasons map[capKey]*berth.Reason
 	// idle memoises idleCapacity per flavor and shape.
 	idle map[failKey]int
 	// ending caches the runs with a known end, soonest first, for shadow
@@ -216,7 +219,7 @@ func (s *Scheduler) Clone() *Scheduler {
 		}
 	}
 	st.heads = map[string]*reservation{}
-	st.failed = map[failKey]bool{}
+	st.resetFailed()
 	st.idle = map[failKey]int{}
 	st.ending = nil
 	return &Scheduler{st: &st, fixedFrag: s.fixedFrag}
@@ -269,7 +272,7 @@ func (s *Scheduler) WhatIf(now time.Time, reqs []Request) []berth.Decision {
 	}
 	st.runs = saved
 	st.ending = nil
-	st.failed = map[failKey]bool{}
+	st.resetFailed()
 	return out
 }
 
@@ -325,7 +328,7 @@ func (s *Scheduler) decideOnly(now time.Time, reqs []Request) []berth.Decision {
 	st := s.st
 	st.now = now
 	st.heads = map[string]*reservation{}
-	st.failed = map[failKey]bool{}
+	st.resetFailed()
 	st.ending = nil
 	st.noPreempt = map[preemptKey]bool{}
 	st.byFlavor = nil // built on first use: most cycles preempt nothing
@@ -449,7 +452,7 @@ func (st *state) stopRun(r *run) {
 	st.runShapes = nil
 	st.c.release(r.shape, r.placements)
 	st.quotas.Remove(r.team, r.flavor, r.demand)
-	st.failed = map[failKey]bool{}
+	st.resetFailed()
 }
 
 func (st *state) newReq(r Request) *req {
