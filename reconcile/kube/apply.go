@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/fluxcd/pkg/ssa"
 	batchv1 "k8s.io/api/batch/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -28,7 +27,8 @@ import (
 //     queues a run of (skipped when the cache shows them as rendered);
 //  2. each change's objects, with server-side apply: an object the cache
 //     does not have is created in one request; one it has goes through
-//     ssa's drift check (a dry-run apply) and is written only if it drifted;
+//     a dry-run drift check (fluxcd/pkg/ssa's, see drifted) and is written
+//     only if it drifted;
 //  3. the ledger, one merge patch per team: what step 2 started, stopped or
 //     queued, and the ends of finished Jobs not recorded yet;
 //  4. deletions (a stopped or forgotten run's objects, a deleted Job whose
@@ -240,7 +240,7 @@ func (c *Cluster) applyTeams(ctx context.Context, changes []reconcile.Change) ma
 // applyObject applies one object with server-side apply under berth's
 // field manager, taking fields from other managers (a hand edit) back.
 // An object the cache holds as rendered is not sent at all; one it holds
-// otherwise goes through ssa's dry-run drift check first.
+// otherwise goes through the dry-run drift check first (drift.go).
 func (c *Cluster) applyObject(ctx context.Context, obj *unstructured.Unstructured) (reconcile.Outcome, error) {
 	kind, ns, name := obj.GetKind(), obj.GetNamespace(), obj.GetName()
 	live, exists := c.objs().get(kind, ns, name)
@@ -248,11 +248,11 @@ func (c *Cluster) applyObject(ctx context.Context, obj *unstructured.Unstructure
 		if Drift(obj, liveMap(live.(runtime.Object))) == "" {
 			return reconcile.OutcomeUnchanged, nil
 		}
-		entry, _, _, err := c.rm.Diff(ctx, obj, ssa.DefaultDiffOptions())
+		drifted, err := c.drifted(ctx, obj)
 		if err != nil {
 			return reconcile.OutcomeFailed, fmt.Errorf("%s %s/%s: %w", kind, ns, name, err)
 		}
-		if entry.Action == ssa.UnchangedAction {
+		if !drifted {
 			return reconcile.OutcomeUnchanged, nil
 		}
 	}
@@ -283,8 +283,10 @@ func (c *Cluster) applyObjects(ctx context.Context, objs []*unstructured.Unstruc
 	return out, nil
 }
 
-// remove deletes one object berth owns (ssa deletes only what carries
-// berth's label); a Job loses berth's ledger finalizer first.
+// remove deletes one object berth owns: one that does not carry berth's
+// label is left alone, and the delete is conditional on the UID berth
+// read, so an object recreated meanwhile by someone else survives. A Job
+// loses berth's ledger finalizer first.
 func (c *Cluster) remove(ctx context.Context, ref objRef) error {
 	if ref.kind == kindJob {
 		if err := c.releaseJob(ctx, ref.ns, ref.name); err != nil {
@@ -293,12 +295,19 @@ func (c *Cluster) remove(ctx context.Context, ref objRef) error {
 	}
 	u := &unstructured.Unstructured{}
 	u.SetGroupVersionKind(gvkOf(ref.kind))
-	u.SetNamespace(ref.ns)
-	u.SetName(ref.name)
-	_, err := c.rm.Delete(ctx, u, ssa.DeleteOptions{
-		PropagationPolicy: metav1.DeletePropagationBackground,
-		Inclusions:        map[string]string{LabelManagedBy: ManagedByValue},
-	})
+	err := c.crc.Get(ctx, client.ObjectKey{Namespace: ref.ns, Name: ref.name}, u)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("%s %s/%s: %w", ref.kind, ref.ns, ref.name, err)
+	}
+	if u.GetLabels()[LabelManagedBy] != ManagedByValue {
+		return fmt.Errorf("%s %s/%s is not berth's (no %s=%s label): left alone", ref.kind, ref.ns, ref.name, LabelManagedBy, ManagedByValue)
+	}
+	uid := u.GetUID()
+	err = c.crc.Delete(ctx, u, client.PropagationPolicy(metav1.DeletePropagationBackground),
+		client.Preconditions{UID: &uid})
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("%s %s/%s: delete: %w", ref.kind, ref.ns, ref.name, err)
 	}

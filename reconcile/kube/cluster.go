@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/fluxcd/pkg/ssa"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -26,7 +25,6 @@ type Cluster struct {
 	opts   Options
 	client kubernetes.Interface
 	crc    client.Client
-	rm     *ssa.ResourceManager
 	// cache is the informers' view; replaced by a fresh one when the API
 	// server comes back after an outage (see healthy).
 	cache atomic.Pointer[objects]
@@ -75,9 +73,7 @@ func New(opts Options) (*Cluster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s: %w", opts.Name, err)
 	}
-	rm := ssa.NewResourceManager(crc, nil, ssa.Owner{Field: FieldManager, Group: "berth.dev"})
-	rm.SetConcurrency(opts.Workers)
-	c := &Cluster{opts: opts, client: cs, crc: crc, rm: rm}
+	c := &Cluster{opts: opts, client: cs, crc: crc}
 	c.cache.Store(newObjects(cs))
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if opts.LeaderElection != nil {

@@ -14,8 +14,10 @@
 //   - Observing (observe.go, status.go, nodes.go): GPU nodes (allocatable
 //     nvidia.com/gpu, MIG resources, nvidia.com/gpu.product), and every run
 //     from its objects, its pods and the run ledger.
-//   - Applying (apply.go): fluxcd/pkg/ssa's server-side apply and drift
-//     check, in parallel with a bounded pool; deletes only what berth owns.
+//   - Applying (apply.go): server-side apply under one field manager, with
+//     fluxcd/pkg/ssa's drift check (a dry-run apply compared with the live
+//     object; drift.go says why it is not ssa itself), in parallel with a
+//     bounded pool; deletes only what berth owns. Status comes from kstatus.
 //   - The run ledger (ledger.go): what berth did and saw, durable in the
 //     cluster, never only in memory.
 //   - Leader election (leader.go): a coordination Lease; a replica that does

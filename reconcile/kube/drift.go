@@ -1,6 +1,7 @@
 package kube
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -9,13 +10,51 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/berth-gpu/berth"
 	"github.com/berth-gpu/berth/reconcile"
 )
+
+// drifted reports whether applying obj would change the live object: the
+// result of a server-side dry-run apply (defaults and admission included)
+// against the object as it is, on labels, annotations and everything
+// outside metadata and status. It is fluxcd/pkg/ssa's drift check
+// (ResourceManager.Diff): ssa itself cannot be linked into berth, because
+// it imports k8s.io/cli-runtime, whose kustomize imports Go's plugin
+// package, and a binary that imports plugin is linked with -z now, which
+// makes go-nvml's optional symbols fail at start-up ("symbol lookup error:
+// undefined symbol: nvmlDeviceGetDramEncryptionMode").
+func (c *Cluster) drifted(ctx context.Context, obj *unstructured.Unstructured) (bool, error) {
+	existing := &unstructured.Unstructured{}
+	existing.SetGroupVersionKind(obj.GroupVersionKind())
+	err := c.crc.Get(ctx, client.ObjectKeyFromObject(obj), existing)
+	if apierrors.IsNotFound(err) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	dry := obj.DeepCopy()
+	if err := c.crc.Patch(ctx, dry, client.Apply, client.DryRunAll, client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
+		return false, fmt.Errorf("dry-run apply: %w", err)
+	}
+	if !apiequality.Semantic.DeepEqual(dry.GetLabels(), existing.GetLabels()) ||
+		!apiequality.Semantic.DeepEqual(dry.GetAnnotations(), existing.GetAnnotations()) {
+		return true, nil
+	}
+	a, b := dry.DeepCopy(), existing.DeepCopy()
+	for _, u := range []*unstructured.Unstructured{a, b} {
+		delete(u.Object, "metadata")
+		delete(u.Object, "status")
+	}
+	return !apiequality.Semantic.DeepEqual(a.Object, b.Object), nil
+}
 
 // Drift compares what berth renders with a live object: every field berth
 // sets must be there with the same value. Fields berth does not set (the

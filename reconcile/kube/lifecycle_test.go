@@ -1,12 +1,15 @@
 package kube_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -320,4 +323,55 @@ workloads: ml: late: {kind: "batch", image: "img:1", env: BERTH_SIMULATED_DURATI
 	// controller's and KWOK's own reconnection back-off.
 	t.Logf("%d reconciles failed during the outage; %v after the API server was back berth had applied the commit made meanwhile; the cluster ran it by %v",
 		failures, applied.Round(time.Millisecond), convergedAfter.Round(time.Millisecond))
+}
+
+// TestLeaderElection: of two replicas on one Lease only the holder
+// applies; when it stops, the other takes over.
+func TestLeaderElection(t *testing.T) {
+	testenv.SkipOrFail(t, kenvErr)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "berth-system"}}
+	if _, err := kenv.Client.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	replica := func(id string) *kube.Cluster {
+		c, err := kube.New(kube.Options{Name: "gpu", Config: kenv.Config, LeaderElection: &kube.LeaderElection{
+			Namespace: "berth-system", Name: "berth-test", Identity: id,
+			LeaseDuration: 3 * time.Second, RenewDeadline: 2 * time.Second, RetryPeriod: 200 * time.Millisecond,
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.Close)
+		if err := c.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	wait := func(what string, cond func() bool) {
+		t.Helper()
+		for !cond() {
+			if ctx.Err() != nil {
+				t.Fatalf("%s: %v", what, ctx.Err())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	a := replica("replica-a")
+	wait("a leads", a.Leading)
+	b := replica("replica-b")
+	time.Sleep(time.Second)
+	if b.Leading() {
+		t.Fatal("two replicas lead at once")
+	}
+	_, err := b.Apply(ctx, []reconcile.Change{{Op: reconcile.OpQueue, Workload: berth.Workload{Team: "x", Name: "y", Kind: berth.KindBatch}}})
+	var nl *kube.NotLeaderError
+	if !errors.As(err, &nl) || nl.Holder != "replica-a" {
+		t.Fatalf("Apply on the replica that does not lead: %v, want NotLeaderError naming replica-a", err)
+	}
+	start := time.Now()
+	a.Close()
+	wait("b takes over", b.Leading)
+	t.Logf("b took over %v after a stopped", time.Since(start).Round(time.Millisecond))
 }
