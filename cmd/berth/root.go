@@ -84,6 +84,7 @@ Shell completion: source <(berth completion bash) in bash; see
 		newInitCmd(),
 		newVersionCmd(),
 		newPlanCmd(),
+		newSnapshotCmd(),
 		newServeCmd(),
 		newStatusCmd(),
 		newExplainCmd(),

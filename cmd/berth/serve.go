@@ -45,6 +45,8 @@ type serveOptions struct {
 	logFormat string
 	once      bool
 	github    githubOptions // --github: see github.go
+	// kube: clusters of backend kubernetes (snapshot.go).
+	kube kubeFlags
 }
 
 func newServeCmd() *cobra.Command {
@@ -91,6 +93,7 @@ serve listens on --listen for /healthz, /readyz, /metrics (Prometheus) and
 	f.StringVar(&o.knownHost, "known-hosts", "", "known_hosts file for an ssh repository")
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	f.BoolVar(&o.once, "once", false, "reconcile once and exit (for scripts and CI)")
+	o.kube.register(f, true) // kubernetes clusters (snapshot.go)
 	o.github.registerServe(f)
 	return cmd
 }
@@ -479,6 +482,18 @@ func openClusters(cfg *berth.Config, o serveOptions, log *slog.Logger) ([]reconc
 				return nil, nil, fmt.Errorf("cluster %s: %w", n, err)
 			}
 			out = append(out, lc)
+		case berth.BackendKubernetes:
+			// reconcile/kube: a kubeconfig context (or in-cluster config),
+			// leader election when --leader-election-namespace is set.
+			kc, err := o.kube.open(n, c, o.repo, log.With("cluster", n), true)
+			if err != nil {
+				return nil, nil, err
+			}
+			// The teams' quotas and flavors' labels for the namespaces'
+			// ResourceQuotas: the engine's loader should be wrapped with
+			// kube.ConfigLoader so later revisions reach the cluster too.
+			kc.SetConfig(cfg)
+			out = append(out, kc)
 		default:
 			return nil, nil, usageError{fmt.Errorf("cluster %s: backend %s is not supported by this serve yet", n, c.Backend)}
 		}

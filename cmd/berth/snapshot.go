@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/berth-gpu/berth"
+	"github.com/berth-gpu/berth/cue"
+	"github.com/berth-gpu/berth/reconcile/kube"
+)
+
+func newSnapshotCmd() *cobra.Command {
+	var (
+		cluster string
+		output  string
+		kf      kubeFlags
+	)
+	cmd := &cobra.Command{
+		Use:   "snapshot [DIR] --cluster NAME [-o FILE]",
+		Short: "Write a live cluster's state as a snapshot file for 'berth plan --snapshot'",
+		Long: `snapshot loads the repository in DIR (default: the current directory) to
+find the cluster NAME, reads that cluster (its GPU nodes, what berth runs on
+it and where, what waits since when, and which runs finished) and writes it
+in the snapshot format (#Snapshot in schema.cue) to FILE, or to standard
+output. Plans made from the file need no cluster access.
+
+Clusters of backend kubernetes are reached through --kubeconfig (default:
+$KUBECONFIG, then ~/.kube/config, then the pod's service account) and the
+context the repository's cluster names. snapshot only reads.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dir := "."
+			if len(args) == 1 {
+				dir = args[0]
+			}
+			if cluster == "" {
+				return usageError{errors.New("snapshot needs --cluster NAME")}
+			}
+			cfg, err := cue.Load(os.DirFS(dir), cue.Options{})
+			if err != nil {
+				return printLoadError(cmd, err)
+			}
+			c, ok := cfg.Clusters[cluster]
+			if !ok {
+				return usageError{fmt.Errorf("--cluster %s: the repository defines %v", cluster, cfg.ClusterNames())}
+			}
+			if c.Backend != berth.BackendKubernetes {
+				return usageError{fmt.Errorf("cluster %s has backend %s: snapshot reads clusters of backend kubernetes ('berth status' shows a local one)", cluster, c.Backend)}
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Minute)
+			defer cancel()
+			kc, err := kf.open(cluster, c, dir, slog.New(slog.DiscardHandler), false)
+			if err != nil {
+				return err
+			}
+			defer kc.Close()
+			obs, err := kc.Observe(ctx)
+			if err != nil {
+				return err
+			}
+			snap := obs.Snapshot
+			snap.Sort()
+			b, err := json.MarshalIndent(snap, "", "  ")
+			if err != nil {
+				return err
+			}
+			b = append(b, '\n')
+			if output == "" || output == "-" {
+				_, err = cmd.OutOrStdout().Write(b)
+				return err
+			}
+			if err := writeFileAtomic(output, b); err != nil {
+				return fmt.Errorf("-o %s: %w", output, err)
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "snapshot of %s: %d nodes, %d running, %d queued, %d finished -> %s\n",
+				cluster, len(snap.Nodes), len(snap.Running), len(snap.Queue), len(snap.Finished), output)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cluster, "cluster", "", "the repository's cluster to read")
+	f.StringVarP(&output, "output", "o", "", "file to write (default: standard output)")
+	kf.register(f, false)
+	return cmd
+}
+
+// kubeFlags are the flags of the commands that reach clusters of backend
+// kubernetes (snapshot and serve).
+type kubeFlags struct {
+	kubeconfig string
+	// leaderNamespace turns leader election on: the namespace of the Lease
+	// replicas of serve compete for.
+	leaderNamespace string
+	leaderName      string
+}
+
+func (k *kubeFlags) register(f *pflag.FlagSet, leader bool) {
+	f.StringVar(&k.kubeconfig, "kubeconfig", "", "kubeconfig of the kubernetes clusters (default: $KUBECONFIG, ~/.kube/config, or in a pod its service account); each cluster uses the context its 'context' names")
+	if leader {
+		f.StringVar(&k.leaderNamespace, "leader-election-namespace", "", "namespace of the Lease replicas compete for (empty: no leader election; only the holder applies to kubernetes clusters)")
+		f.StringVar(&k.leaderName, "leader-election-name", "berth", "name of the Lease")
+	}
+}
+
+// open builds the kube.Cluster of a repository's cluster. The environment
+// is read here, not below cmd/.
+func (k kubeFlags) open(name string, c berth.Cluster, repo string, log *slog.Logger, leader bool) (*kube.Cluster, error) {
+	src := kube.ConfigSource{Kubeconfig: k.kubeconfig, Context: c.Context}
+	if src.Kubeconfig == "" {
+		if env := os.Getenv("KUBECONFIG"); env != "" {
+			src.Kubeconfig = strings.Split(env, string(os.PathListSeparator))[0]
+		} else if home, err := os.UserHomeDir(); err == nil {
+			if p := filepath.Join(home, ".kube", "config"); fileExists(p) {
+				src.Kubeconfig = p
+			}
+		}
+	}
+	if src.Kubeconfig == "" && os.Getenv("KUBERNETES_SERVICE_HOST") != "" {
+		src.InCluster = true
+	}
+	cfg, err := kube.RESTConfig(src)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("cluster %s: %w", name, err)}
+	}
+	opts := kube.Options{Name: name, Config: cfg, Render: kube.FromCluster(c, repo), Logger: log}
+	if leader && k.leaderNamespace != "" {
+		id := os.Getenv("POD_NAME")
+		if id == "" {
+			id, _ = os.Hostname()
+		}
+		opts.LeaderElection = &kube.LeaderElection{Namespace: k.leaderNamespace, Name: k.leaderName + "-" + name, Identity: id}
+	}
+	kc, err := kube.New(opts)
+	if err != nil {
+		return nil, err
+	}
+	return kc, nil
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
