@@ -229,7 +229,11 @@ func PlanStatus(v PlanView) CommitStatus {
 	}
 	var parts []string
 	if n := len(admitted); n > 0 {
-		parts = append(parts, fmt.Sprintf("%d admitted now (%s)", n, gpuText(sumGPUs(admitted))))
+		if g := sumGPUs(admitted); g > 0 {
+			parts = append(parts, fmt.Sprintf("%d admitted now (%s)", n, gpuText(g)))
+		} else {
+			parts = append(parts, fmt.Sprintf("%d admitted now", n))
+		}
 	}
 	if n := len(preempting); n > 0 {
 		var victims []string

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"sort"
 	"sync"
 	"time"
 
@@ -286,6 +285,13 @@ func (p *Planner) review(ctx context.Context, pl *planned) (*policy.Review, stat
 		return nil, status.CommitStatus{}, err
 	}
 	rev := policy.Review{Requirements: policy.Judge(reqs, pl.pr.Author, approvers)}
+	if pl.head.cfg == nil {
+		// What an invalid head changes is only guessed from its files (the
+		// comment lists it); the status waits for a valid head rather than
+		// ask for approvals of a guess.
+		return &rev, status.NewCommitStatus(status.ContextPolicy, status.StatePending,
+			"the configuration does not validate; approvals are checked once it does"), nil
+	}
 	return &rev, status.PolicyStatus(rev), nil
 }
 
@@ -413,34 +419,69 @@ func (p *Planner) Merged(ctx context.Context, pr PR) {
 	p.opts.Sync.Track(pr, ids)
 }
 
-// MergedWorkloads lists, per cluster, the workloads a pull request added
-// or changed (its base against its head).
+// MergedWorkloads lists, per cluster, the workloads a merged pull request
+// added or changed. Forges disagree on what a merged pull request's base
+// is (GitHub keeps the base it was planned against; Gitea reports the
+// branch's tip, the merge commit itself), so three comparisons are
+// united: the last plan's base and head, the reported base and head, and
+// the merge commit against its first parent (what the merge brought to
+// the branch). Only workloads the merge commit has are followed.
 func (p *Planner) MergedWorkloads(ctx context.Context, pr PR) (map[string][]berth.WorkloadID, error) {
-	base, err := p.fetchBase(ctx, pr)
-	if err != nil {
-		return nil, err
+	type pair struct{ base, head *loaded }
+	var pairs []pair
+	p.mu.Lock()
+	if pl := p.last[pr.Number]; pl != nil && pl.head.cfg != nil {
+		pairs = append(pairs, pair{pl.base, pl.head})
 	}
-	head, err := p.opts.Git.At(ctx, pr.HeadSHA)
-	if err != nil {
-		if head, err = p.fetchHead(ctx, pr); err != nil {
-			return nil, err
+	p.mu.Unlock()
+	if base, err := p.fetchBase(ctx, pr); err == nil {
+		if head, err := p.opts.Git.At(ctx, pr.HeadSHA); err == nil {
+			pairs = append(pairs, pair{p.load(base), p.load(head)})
 		}
 	}
-	bl, hl := p.load(base), p.load(head)
-	if hl.err != nil {
-		return nil, hl.err
+	merged := (*loaded)(nil)
+	if pr.MergeSHA != "" {
+		if rev, err := p.opts.Git.At(ctx, pr.MergeSHA); err == nil {
+			merged = p.load(rev)
+		}
+		if pa, ok := p.opts.API.(interface {
+			CommitParents(context.Context, string) ([]string, error)
+		}); ok && merged != nil {
+			if parents, err := pa.CommitParents(ctx, pr.MergeSHA); err == nil && len(parents) > 0 {
+				if rev, err := p.opts.Git.At(ctx, parents[0]); err == nil {
+					pairs = append(pairs, pair{p.load(rev), merged})
+				}
+			}
+		}
 	}
-	out := map[string][]berth.WorkloadID{}
-	for _, c := range status.ChangedWorkloads(bl.cfg, hl.cfg) {
-		w, ok := hl.cfg.Workloads[c.ID]
-		if !ok {
+	final := merged
+	if final == nil || final.cfg == nil {
+		for _, pp := range pairs {
+			if pp.head.cfg != nil {
+				final = pp.head
+			}
+		}
+	}
+	if final == nil || final.cfg == nil {
+		return nil, fmt.Errorf("pull request #%d: no valid configuration of its merge or head", pr.Number)
+	}
+	ids := map[berth.WorkloadID]bool{}
+	for _, pp := range pairs {
+		if pp.head.cfg == nil {
 			continue
 		}
-		cl := schedule.ClusterOf(hl.cfg, w)
-		out[cl] = append(out[cl], c.ID)
+		for _, c := range status.ChangedWorkloads(pp.base.cfg, pp.head.cfg) {
+			if _, ok := final.cfg.Workloads[c.ID]; ok {
+				ids[c.ID] = true
+			}
+		}
 	}
-	for _, ids := range out {
-		sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	out := map[string][]berth.WorkloadID{}
+	for _, id := range final.cfg.WorkloadIDs() {
+		if ids[id] {
+			cl := schedule.ClusterOf(final.cfg, final.cfg.Workloads[id])
+			out[cl] = append(out[cl], id)
+		}
 	}
 	return out, nil
 }

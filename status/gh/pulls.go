@@ -319,3 +319,27 @@ func (c *Client) PullRequestsOfCommit(ctx context.Context, sha string) ([]PR, er
 	}
 	return out, nil
 }
+
+// CommitParents lists a commit's parents (first parent first).
+func (c *Client) CommitParents(ctx context.Context, sha string) ([]string, error) {
+	var out struct {
+		Parents []struct {
+			SHA string `json:"sha"`
+		} `json:"parents"`
+	}
+	err := c.call(ctx, "get commit "+short(sha), func() (*github.Response, error) {
+		req, err := c.gh.NewRequest(http.MethodGet, fmt.Sprintf("repos/%s/%s/git/commits/%s", c.owner, c.repo, sha), nil)
+		if err != nil {
+			return nil, err
+		}
+		return c.gh.Do(ctx, req, &out)
+	})
+	if err != nil {
+		return nil, err
+	}
+	var shas []string
+	for _, p := range out.Parents {
+		shas = append(shas, p.SHA)
+	}
+	return shas, nil
+}

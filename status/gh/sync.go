@@ -119,6 +119,10 @@ func (s *SyncReporter) Run(ctx context.Context) {
 func (s *SyncReporter) Track(pr PR, ids map[string][]berth.WorkloadID) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if len(ids) == 0 {
+		s.log.Info("merged pull request changed no workload; nothing to follow", "pr", pr.Number)
+		return
+	}
 	if t, ok := s.tracked[pr.Number]; ok {
 		t.pr, t.ids = pr, ids
 		return
@@ -234,7 +238,9 @@ func (s *SyncReporter) discover(ctx context.Context, rev reconcile.Revision) {
 		}
 		s.Track(pr, ids)
 		s.mu.Lock()
-		s.tracked[pr.Number].active = true
+		if t, ok := s.tracked[pr.Number]; ok {
+			t.active = true
+		}
 		s.mu.Unlock()
 	}
 }
