@@ -163,6 +163,13 @@ func scenarios() map[string]func() (status.PlanView, *policy.Review) {
 			s.base.Workloads["nlp/later"] = build.Workload("nlp", "later").GPUs(6).MaxDuration("1h").Obj()
 			return s.view(), s.review(policy.Approver{Login: "pat", Teams: []string{"acme/platform"}})
 		},
+		"fork": func() (status.PlanView, *policy.Review) {
+			s := newScenario(func(b *build.ConfigBuilder) {
+				b.Workload(build.Workload("vision", "from-fork").GPUs(1).MaxDuration("1h"))
+			})
+			s.pr.Fork = true
+			return s.view(), s.review()
+		},
 		"cluster-error": func() (status.PlanView, *policy.Review) {
 			s := newScenario(nil)
 			return status.NewPlanView(status.PlanInput{PR: s.pr, Cluster: "c1", Err: errors.New("cluster c1: observe: connection refused")}), nil

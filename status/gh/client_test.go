@@ -3,6 +3,10 @@ package gh_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -452,5 +456,63 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		if _, err := gh.New(o); err == nil {
 			t.Errorf("%+v: want an error", o)
 		}
+	}
+}
+
+// TestAppInstallationAuth: as a GitHub App, the client trades its JWT for
+// an installation token (ghinstallation) and sends that token.
+func TestAppInstallationAuth(t *testing.T) {
+	f := ghfake.New("o", "r")
+	defer f.Close()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemKey := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})
+	c, _, _ := newClient(t, f, gh.Options{App: &gh.AppAuth{AppID: 42, InstallationID: 7, PrivateKey: pemKey}, BotLogin: "berth[bot]"})
+	if err := c.SetStatuses(context.Background(), sha, sts()[:1]); err != nil {
+		t.Fatal(err)
+	}
+	reqs := f.Requests()
+	if len(reqs) != 3 || reqs[0].Path != "/app/installations/7/access_tokens" {
+		t.Fatalf("requests %v", reqs)
+	}
+	if !strings.HasPrefix(reqs[0].Auth, "Bearer ") {
+		t.Errorf("the token request is not signed with the App's JWT: %q", reqs[0].Auth)
+	}
+	for _, r := range reqs[1:] {
+		if r.Auth != "token "+ghfake.InstallationToken+"7" {
+			t.Errorf("%s sent %q", r, r.Auth)
+		}
+	}
+	tok, err := c.Token(context.Background())
+	if err != nil || tok != ghfake.InstallationToken+"7" {
+		t.Errorf("git token %q, %v", tok, err)
+	}
+}
+
+// TestPoller: without a webhook, open pull requests are planned when
+// their head moves and re-reviewed otherwise.
+func TestPoller(t *testing.T) {
+	e := newEnv(t)
+	p := &gh.Poller{Client: e.client, Planner: e.planner}
+	ctx := context.Background()
+	p.Poll(ctx)
+	if n := len(e.fake.Statuses(headSHA)); n != 3 {
+		t.Fatalf("first poll: %d statuses", n)
+	}
+	e.fake.Requests()
+	p.Poll(ctx)
+	for _, r := range e.fake.Requests() {
+		if r.Method != "GET" {
+			t.Errorf("a poll with nothing new wrote %s", r)
+		}
+	}
+	e.fake.UpdatePR(2, func(pr *ghfake.PR) {
+		pr.Reviews = []ghfake.Review{{ID: 1, User: ghfake.User{Login: "ana"}, State: "APPROVED"}}
+	})
+	p.Poll(ctx)
+	if got := e.fake.Statuses(headSHA)[0]; got.Context != "berth/policy" || got.State != "success" {
+		t.Errorf("after an approval: %+v", got)
 	}
 }

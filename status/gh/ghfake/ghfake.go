@@ -118,6 +118,7 @@ type Server struct {
 	members   map[string]map[string]bool // team -> login
 	commitPRs map[string][]int
 	failures  []*Failure
+	parents   map[string][]string
 	nextID    int64
 	pageSize  int
 }
@@ -125,7 +126,7 @@ type Server struct {
 // New starts a fake for repository owner/repo.
 func New(owner, repo string) *Server {
 	s := &Server{Owner: owner, Repo: repo, Login: "berth-bot", prs: map[int]*PR{}, statuses: map[string][]Status{},
-		comments: map[int][]Comment{}, members: map[string]map[string]bool{}, commitPRs: map[string][]int{}, nextID: 1000}
+		comments: map[int][]Comment{}, parents: map[string][]string{}, members: map[string]map[string]bool{}, commitPRs: map[string][]int{}, nextID: 1000}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
 	return s
 }
@@ -188,6 +189,17 @@ func (s *Server) SetCommitPRs(sha string, prs ...int) {
 	s.commitPRs[sha] = prs
 }
 
+// SetParents sets a commit's parents.
+func (s *Server) SetParents(sha string, parents ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.parents[sha] = parents
+}
+
+// InstallationToken prefixes the tokens the fake issues to GitHub App
+// installations (followed by the installation ID).
+const InstallationToken = "ghs_fakeinstallationtoken"
+
 // SetPageSize makes list endpoints return at most n items a page (and
 // Link headers), whatever per_page asks.
 func (s *Server) SetPageSize(n int) {
@@ -232,6 +244,8 @@ var routes = []struct {
 	name   string
 }{
 	{"GET", regexp.MustCompile(`^/user$`), "user"},
+	{"POST", regexp.MustCompile(`^/app/installations/(\d+)/access_tokens$`), "installation-token"},
+	{"GET", regexp.MustCompile(`^/repos/([^/]+)/([^/]+)/git/commits/([0-9a-f]+)$`), "commit"},
 	{"GET", regexp.MustCompile(`^/repos/([^/]+)/([^/]+)/pulls/(\d+)$`), "pr"},
 	{"GET", regexp.MustCompile(`^/repos/([^/]+)/([^/]+)/pulls$`), "prs"},
 	{"GET", regexp.MustCompile(`^/repos/([^/]+)/([^/]+)/pulls/(\d+)/files$`), "files"},
@@ -309,6 +323,20 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, name string, m [
 	switch name {
 	case "user":
 		writeJSON(w, 200, map[string]any{"login": s.Login, "id": 1, "type": "User"})
+	case "installation-token":
+		// A GitHub App authenticates with a JWT, then uses the
+		// installation token this returns.
+		if !strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ") {
+			writeJSON(w, 401, map[string]string{"message": "A JSON web token could not be decoded"})
+			return
+		}
+		writeJSON(w, 201, map[string]any{"token": InstallationToken + m[1], "expires_at": time.Now().Add(time.Hour).UTC().Format(time.RFC3339)})
+	case "commit":
+		parents := []any{}
+		for _, p := range s.parents[m[3]] {
+			parents = append(parents, map[string]string{"sha": p})
+		}
+		writeJSON(w, 200, map[string]any{"sha": m[3], "parents": parents})
 	case "pr":
 		p, ok := s.prs[num(3)]
 		if !ok {
