@@ -93,6 +93,13 @@ func newScenario(t *testing.T, name string, nodes ...testenv.NodeSpec) *scenario
 // disrupt).
 func newScenarioOn(t *testing.T, kenv *testenv.KubeEnv, name string, nodes ...testenv.NodeSpec) *scenario {
 	t.Helper()
+	return newScenarioAs(t, kenv, kenv.Config, name, nodes...)
+}
+
+// newScenarioAs is newScenarioOn with berth reaching the API server with
+// cfg (another identity); the test itself stays admin.
+func newScenarioAs(t *testing.T, kenv *testenv.KubeEnv, berthCfg *rest.Config, name string, nodes ...testenv.NodeSpec) *scenario {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	t.Cleanup(cancel)
 	s := &scenario{t: t, env: kenv, ctx: ctx, name: name, files: map[string]string{}}
@@ -124,7 +131,7 @@ flavors: "h100-1g": {gpuModel: "H100", mig: "1g.10gb", nodeLabels: "berth.dev/po
 flavors: cpu: nodeLabels: "berth.dev/pool": %[1]q
 `, name)
 
-	cfg := rest.CopyConfig(kenv.Config)
+	cfg := rest.CopyConfig(berthCfg)
 	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { return writeCounter{rt: rt, writes: &s.writes} }
 	c, err := kube.New(kube.Options{
 		Name:   "gpu",
@@ -293,3 +300,5 @@ func decision(cr reconcile.ClusterReport, id string) berth.Decision {
 	d, _ := cr.Plan.Decision(berth.WorkloadID(id))
 	return d
 }
+
+func skipOrFail(t *testing.T, err error) { testenv.SkipOrFail(t, err) }
