@@ -246,7 +246,7 @@ func (e *Engine) reconcileCluster(ctx context.Context, cfg *berth.Config, rev Re
 
 	// 4. Decide.
 	now := e.opts.Now()
-	snap := e.normalize(cfg, obs)
+	snap := Normalize(cfg, obs)
 	snap.Cluster = c.Name()
 	snap.Time = now
 	e.addTicks(cfg, &snap, obs, now)
@@ -295,12 +295,13 @@ func (e *ClusterNotInRepoError) Error() string {
 	return fmt.Sprintf("cluster %s is not defined in the repository (its clusters: %v)", e.Cluster, e.Known)
 }
 
-// normalize derives the queue and the finished runs from the ledger's runs
-// (when the cluster reports them), the same way for every backend: waiting
-// are runs queued, preempted, or failed with attempts left; finished are
-// runs that succeeded, were stopped, or failed with no attempt left. A
-// failed service is neither: services restart.
-func (e *Engine) normalize(cfg *berth.Config, obs *Observed) berth.Snapshot {
+// Normalize derives the queue and the finished runs from the ledger's runs
+// (when the cluster reports them), the same way for every backend and for
+// every caller (the engine, pull-request plans): waiting are runs queued,
+// preempted, or failed with attempts left; finished are runs that
+// succeeded, were stopped, or failed with no attempt left. A failed service
+// is neither: services restart. cfg may be nil (nothing is in Git).
+func Normalize(cfg *berth.Config, obs *Observed) berth.Snapshot {
 	snap := obs.Snapshot
 	if len(obs.Runs) == 0 {
 		return snap
@@ -308,7 +309,11 @@ func (e *Engine) normalize(cfg *berth.Config, obs *Observed) berth.Snapshot {
 	snap.Queue = nil
 	snap.Finished = nil
 	for _, r := range obs.Runs {
-		w, inGit := cfg.Workloads[r.Workload]
+		var w berth.Workload
+		inGit := false
+		if cfg != nil {
+			w, inGit = cfg.Workloads[r.Workload]
+		}
 		runsOnce := r.Kind.RunsOnce()
 		if inGit {
 			runsOnce = w.Kind.RunsOnce()

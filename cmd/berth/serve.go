@@ -205,20 +205,20 @@ func (s *server) record(r reconcile.Report) {
 // statusResponse is what /api/status returns (and `berth status -o json`
 // prints).
 type statusResponse struct {
-	Revision string                  `json:"revision"`
-	Applied  string                  `json:"applied"`
-	Invalid  []cue.Error             `json:"invalid,omitempty"`
-	Error    string                  `json:"error,omitempty"`
-	Time     time.Time               `json:"time"`
-	Clusters []clusterStatus         `json:"clusters"`
-	Plans    map[string]*berth.Plan  `json:"plans,omitempty"`
+	Revision string                 `json:"revision"`
+	Applied  string                 `json:"applied"`
+	Invalid  []cue.Error            `json:"invalid,omitempty"`
+	Error    string                 `json:"error,omitempty"`
+	Time     time.Time              `json:"time"`
+	Clusters []clusterStatus        `json:"clusters"`
+	Plans    map[string]*berth.Plan `json:"plans,omitempty"`
 }
 
 type clusterStatus struct {
-	Name      string                   `json:"name"`
-	Error     string                   `json:"error,omitempty"`
-	Workloads []status.WorkloadStatus  `json:"workloads"`
-	Runs      []reconcile.RunState     `json:"runs,omitempty"`
+	Name      string                  `json:"name"`
+	Error     string                  `json:"error,omitempty"`
+	Workloads []status.WorkloadStatus `json:"workloads"`
+	Runs      []reconcile.RunState    `json:"runs,omitempty"`
 }
 
 func (s *server) status(withPlans bool) statusResponse {
@@ -328,10 +328,10 @@ func (s *server) handler(reg *prometheus.Registry) http.Handler {
 // serveInfo is written to the state directory so that 'berth status',
 // 'explain' and 'logs' find the server.
 type serveInfo struct {
-	Address string   `json:"address"`
-	PID     int      `json:"pid"`
-	Repo    string   `json:"repo"`
-	Started string   `json:"started"`
+	Address  string   `json:"address"`
+	PID      int      `json:"pid"`
+	Repo     string   `json:"repo"`
+	Started  string   `json:"started"`
 	Clusters []string `json:"clusters"`
 }
 

@@ -122,7 +122,7 @@ func (e *e2e) job(name string, seconds int) string {
 func (e *e2e) start() {
 	e.t.Helper()
 	if e.log == nil {
-		f, err := os.Create(filepath.Join(e.state+"-serve.log"))
+		f, err := os.Create(filepath.Join(e.state + "-serve.log"))
 		if err != nil {
 			e.t.Fatal(err)
 		}

@@ -228,7 +228,7 @@ type runView struct {
 	allLive bool
 	// podFailed says why the first pod that failed did, while others run.
 	podFailed string
-	pods    []podStatus
+	pods      []podStatus
 }
 
 // view derives a run's phase from its record and its pods.

@@ -487,37 +487,9 @@ func (p *Planner) MergedWorkloads(ctx context.Context, pr PR) (map[string][]bert
 }
 
 // ObservedSnapshot is the scheduler's view of a cluster as the engine
-// last observed it, at time now: the queue and the finished runs derived
-// from the run ledger the way the engine derives them.
+// last observed it, at time now (reconcile.Normalize).
 func ObservedSnapshot(cfg *berth.Config, obs *reconcile.Observed, now time.Time) *berth.Snapshot {
-	snap := obs.Snapshot
+	snap := reconcile.Normalize(cfg, obs)
 	snap.Time = now
-	if len(obs.Runs) == 0 {
-		return &snap
-	}
-	snap.Queue, snap.Finished = nil, nil
-	for _, r := range obs.Runs {
-		w, inGit := berth.Workload{}, false
-		if cfg != nil {
-			w, inGit = cfg.Workloads[r.Workload]
-		}
-		runsOnce := r.Kind.RunsOnce()
-		if inGit {
-			runsOnce = w.Kind.RunsOnce()
-		}
-		since := r.QueuedSince
-		if since.IsZero() {
-			since = r.StartedAt
-		}
-		switch {
-		case r.Phase == reconcile.PhaseQueued || r.Phase == reconcile.PhasePreempted:
-			snap.Queue = append(snap.Queue, berth.QueuedWorkload{Workload: r.Workload, RunID: r.RunID, Since: since})
-		case r.Phase == reconcile.PhaseFailed && runsOnce && inGit && r.Attempts <= w.Retries:
-			snap.Queue = append(snap.Queue, berth.QueuedWorkload{Workload: r.Workload, RunID: r.RunID, Since: since})
-		case runsOnce && r.Phase.Final():
-			snap.Finished = append(snap.Finished, berth.FinishedRun{Workload: r.Workload, RunID: r.RunID,
-				Succeeded: r.Phase == reconcile.PhaseSucceeded, Reason: r.Reason, At: r.FinishedAt})
-		}
-	}
 	return &snap
 }
