@@ -70,7 +70,9 @@ func TestApplyTwiceWritesNothing(t *testing.T) {
 // looked.
 func TestObserveWritesNothing(t *testing.T) {
 	c := newCluster(t, t.TempDir())
-	w := batch("quick", "true").Obj()
+	// It must outlive the start's Apply, whose own settling would
+	// otherwise record the end already.
+	w := batch("quick", "sleep 0.5").Obj()
 	apply(t, c, change(reconcile.OpStart, w, cpuOnly()))
 	tx := c.ledger.txID()
 	waitPhase(t, c, w.ID(), "1", reconcile.PhaseSucceeded)
