@@ -3,6 +3,7 @@ package cue
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 
 	cueerrors "cuelang.org/go/cue/errors"
@@ -241,8 +242,7 @@ func collapse(g []rawError) Errors {
 	var out Errors
 	seen := map[string]int{}
 	for _, r := range rest {
-		msg := r.message()
-		msg += hint(r, msg)
+		msg := explain(r)
 		if i, ok := seen[msg]; ok {
 			out[i].Positions = append(out[i].Positions, r.pos...)
 			continue
@@ -274,8 +274,7 @@ func collapseDisjunction(path string, rest []rawError) (Error, bool) {
 	}
 	for _, r := range rest {
 		if strings.HasPrefix(r.format, "invalid value") {
-			msg := r.message()
-			return Error{Path: path, Message: msg + hint(r, msg), Positions: ps}, true
+			return Error{Path: path, Message: explain(r), Positions: ps}, true
 		}
 	}
 	// Every other error should be "conflicting values A and B": find the
@@ -319,7 +318,17 @@ func collapseDisjunction(path string, rest []rawError) (Error, bool) {
 		}
 		alts = append(alts, alt)
 	}
-	return Error{Path: path, Message: fmt.Sprintf("invalid value %s: want one of %s", common, strings.Join(alts, ", ")), Positions: ps}, true
+	var plain []string
+	for _, a := range alts {
+		if u, err := strconv.Unquote(a); err == nil {
+			plain = append(plain, u)
+		}
+	}
+	did := ""
+	if u, err := strconv.Unquote(common); err == nil && len(plain) == len(alts) {
+		did = suggest(u, plain)
+	}
+	return Error{Path: path, Message: fmt.Sprintf("invalid value %s: want one of %s%s", common, strings.Join(alts, ", "), did), Positions: ps}, true
 }
 
 func isTypeName(s string) bool {
@@ -330,22 +339,39 @@ func isTypeName(s string) bool {
 	return false
 }
 
-// nameRegexp is #Name's pattern as CUE prints it in an error.
-const nameRegexp = `=~"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"`
+// patterns say in words what the schema's regular expressions want, keyed
+// by a piece of each pattern as CUE prints it in an error.
+var patterns = []struct{ piece, want string }{
+	{`=~"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"`, "a name is a DNS-1123 label: lowercase letters, digits and '-', starting and ending with a letter or digit"},
+	{`(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"`, `a quantity is a number, or a string such as "500m", "16Gi" or "1.5"`},
+	{`(ns|us|µs|ms|s|m|h))+$"`, `a duration is written like "90s", "30m", "24h" or "1h30m"`},
+	{`@(yearly|annually|monthly`, `a schedule is five cron fields ("0 3 * * *") or @hourly, @daily, @weekly, @monthly, "@every 6h"`},
+	{`=~"^@[A-Za-z0-9]`, `an owner is a GitHub user ("@alice") or team ("@acme/vision-leads")`},
+	{`=~"^([a-z0-9]([-a-z0-9]*[a-z0-9])?/)?`, `dependsOn names a workload: "name" in the same team, or "team/name"`},
+	{`=~"^[A-Za-z0-9._-]{1,63}$"`, "a runId is 1 to 63 letters, digits, '.', '_' or '-'"},
+	{`x[A-Za-z0-9._-]+(:[1-7]g`, `simulatedGPUs is written like "8xH100" or "7xH100,1xH100:1g.10gb"`},
+	{`=~"^/"`, `a health check path starts with "/"`},
+}
 
-// hint adds what to do for CUE messages that do not say it.
-func hint(r rawError, msg string) string {
+// explain is a CUE error's message, said so a person knows what to do.
+func explain(r rawError) string {
+	msg := r.message()
 	switch {
 	case r.format == "incomplete value %v" && strings.Contains(msg, "|"):
-		return ": two defaults conflict (often the schema's and a template's); set the field, or drop one of the defaults"
+		return msg + ": two defaults conflict (often the schema's and a template's); set the field, or drop one of the defaults"
 	case r.format == "incomplete value %v":
-		return ": the field is required and has no value; set it"
-	case strings.Contains(msg, nameRegexp):
-		return ": a name is a DNS-1123 label: lowercase letters, digits and '-', starting and ending with a letter or digit"
+		return msg + ": the field is required and has no value; set it"
 	case strings.Contains(msg, "strings.MaxRunes(63)"):
-		return ": a name is at most 63 characters"
+		return msg + ": a name is at most 63 characters"
 	}
-	return ""
+	if strings.HasPrefix(r.format, "invalid value %v (out of bound %s)") && len(r.args) == 2 {
+		for _, p := range patterns {
+			if strings.Contains(r.args[1], p.piece) {
+				return fmt.Sprintf("invalid value %s: %s", r.args[0], p.want)
+			}
+		}
+	}
+	return msg
 }
 
 // trimPath removes the schema's own prefix (#Config) from an error path.

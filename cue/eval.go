@@ -297,6 +297,13 @@ func explainNotAllowed(errs Errors, root cuelang.Value, rootPath, rootName strin
 			field = rel[j+1:]
 			where = rel[:j]
 		}
+		if u, err := strconv.Unquote(field); err == nil {
+			field = u
+		}
+		if where == "env" || strings.HasSuffix(where, ".env") {
+			errs[i].Message = fmt.Sprintf("%q is not allowed in env: a variable name is letters, digits and '_', not starting with a digit", field)
+			continue
+		}
 		var allowed []string
 		it, err := parent.Fields(cuelang.Optional(true))
 		if err != nil {
