@@ -105,12 +105,21 @@ type Engine struct {
 
 	mu        sync.Mutex
 	lastGood  *goodConfig
+	lastBad   *badRevision
 	lastPlans map[string]ClusterReport
 }
 
 type goodConfig struct {
 	rev Revision
 	cfg *berth.Config
+}
+
+// badRevision remembers the last revision that did not load, so resyncs
+// do not evaluate it again (a runaway configuration would run away once
+// per resync).
+type badRevision struct {
+	name, commit string
+	err          error
 }
 
 // New returns an engine.
@@ -210,13 +219,24 @@ func (e *Engine) ReconcileRevision(ctx context.Context, rev Revision) Report {
 // the revision's error.
 func (e *Engine) load(rev Revision) (*berth.Config, *goodConfig, error) {
 	e.mu.Lock()
-	last := e.lastGood
+	last, bad := e.lastGood, e.lastBad
 	e.mu.Unlock()
 	if last != nil && rev.Commit != "" && rev.Commit == last.rev.Commit && rev.Name == last.rev.Name {
 		return last.cfg, last, nil
 	}
+	if bad != nil && rev.Commit != "" && rev.Commit == bad.commit && rev.Name == bad.name {
+		if last == nil {
+			return nil, nil, bad.err
+		}
+		return last.cfg, last, bad.err
+	}
 	cfg, err := e.opts.Loader.Load(rev.FS)
 	if err != nil {
+		if rev.Commit != "" {
+			e.mu.Lock()
+			e.lastBad = &badRevision{name: rev.Name, commit: rev.Commit, err: err}
+			e.mu.Unlock()
+		}
 		if last == nil {
 			return nil, nil, err
 		}

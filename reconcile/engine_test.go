@@ -227,3 +227,29 @@ func TestPeriodicTicks(t *testing.T) {
 		t.Fatal("a tick missed by an hour was run")
 	}
 }
+
+// countingLoader counts loads.
+type countingLoader struct {
+	reconcile.Loader
+	n int
+}
+
+func (l *countingLoader) Load(fsys fs.FS) (*berth.Config, error) {
+	l.n++
+	return l.Loader.Load(fsys)
+}
+
+func TestInvalidRevisionIsLoadedOnce(t *testing.T) {
+	l := &countingLoader{Loader: cue.NewLoader(cue.Options{})}
+	e := reconcile.New(reconcile.Options{Clusters: []reconcile.Cluster{fake.NewCluster("box")}, Loader: l})
+	rev := reconcile.Revision{Name: "main@sha1:bad", Commit: "bad", FS: demoFS(t, map[string]string{
+		"workloads/nlp/pipeline.cue": "package nlp\nworkloads: nlp: x: {kind: \"batch\", image: 1}\n"})}
+	for range 3 {
+		if rep := e.ReconcileRevision(context.Background(), rev); rep.Invalid == nil {
+			t.Fatal("not reported invalid")
+		}
+	}
+	if l.n != 1 {
+		t.Fatalf("an invalid revision was evaluated %d times; resyncs must reuse the result", l.n)
+	}
+}
