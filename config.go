@@ -236,6 +236,22 @@ var Kinds = []Kind{KindTraining, KindBatch, KindService, KindInference, KindNote
 // (training and batch) rather than being kept running (the others).
 func (k Kind) RunsOnce() bool { return k == KindTraining || k == KindBatch }
 
+// Pods names one pod of the kind for people, n of them: "1 worker",
+// "2 workers", "3 replicas", "1 pod".
+func (k Kind) Pods(n int) string {
+	w := "replica"
+	switch k {
+	case KindTraining:
+		w = "worker"
+	case KindBatch:
+		w = "pod"
+	}
+	if n != 1 {
+		w += "s"
+	}
+	return w
+}
+
 // WorkloadID names a workload across the repository: "team/name".
 type WorkloadID string
 

@@ -258,6 +258,13 @@ func (q *Quotas) key(flavor string, r int) (int, bool) {
 // Available is how much more of a resource the team may use now, with
 // borrowing: Unlimited when its quota does not bound the resource.
 func (q *Quotas) Available(team, flavor string, r berth.Resource) int64 {
+	return q.bound(team, flavor, r, available)
+}
+
+// bound applies f to the team's node for a resource of a flavor: 0 when
+// the team may not use the flavor, Unlimited when its quota does not bound
+// the resource.
+func (q *Quotas) bound(team, flavor string, r berth.Resource, f func(*qnode, int) int64) int64 {
 	t, ok := q.teams[team]
 	k, kok := q.key(flavor, ResourceIndex(r))
 	if !ok || !kok || !t.listed[k/NumResources] {
@@ -266,7 +273,7 @@ func (q *Quotas) Available(team, flavor string, r berth.Resource) int64 {
 	if !t.defined[k] {
 		return Unlimited
 	}
-	return available(t, k)
+	return f(t, k)
 }
 
 func available(x *qnode, k int) int64 {
@@ -286,15 +293,7 @@ func available(x *qnode, k int) int64 {
 // team idle: nominal plus borrowing limit, bounded by what the cohorts hold.
 // Unlimited when its quota does not bound the resource.
 func (q *Quotas) Most(team, flavor string, r berth.Resource) int64 {
-	t, ok := q.teams[team]
-	k, kok := q.key(flavor, ResourceIndex(r))
-	if !ok || !kok || !t.listed[k/NumResources] {
-		return 0
-	}
-	if !t.defined[k] {
-		return Unlimited
-	}
-	return most(t, k)
+	return q.bound(team, flavor, r, most)
 }
 
 func most(x *qnode, k int) int64 {

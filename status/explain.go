@@ -100,14 +100,7 @@ func asks(w berth.Workload) string {
 		what = append(what, fmt.Sprintf("%d GPU", r.GPU)+map[bool]string{true: "s", false: ""}[r.GPU > 1])
 	}
 	what = append(what, r.CPU.String()+" cpu", r.Memory.String()+" memory")
-	unit := map[berth.Kind]string{berth.KindTraining: "worker", berth.KindBatch: "pod"}[w.Kind]
-	if unit == "" {
-		unit = "replica"
-	}
-	if w.Pods() != 1 {
-		unit += "s"
-	}
-	s := fmt.Sprintf("%d %s x (%s)", w.Pods(), unit, strings.Join(what, ", "))
+	s := fmt.Sprintf("%d %s x (%s)", w.Pods(), w.Kind.Pods(w.Pods()), strings.Join(what, ", "))
 	if w.MaxDuration > 0 {
 		s += ", for at most " + w.MaxDuration.String()
 	}

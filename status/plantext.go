@@ -191,16 +191,7 @@ func Where(d berth.Decision) string {
 	if n == 0 {
 		return "no placement"
 	}
-	word := "pod"
-	switch d.Kind {
-	case berth.KindTraining:
-		word = "worker"
-	case berth.KindService, berth.KindInference, berth.KindNotebook:
-		word = "replica"
-	}
-	if n != 1 {
-		word += "s"
-	}
+	word := d.Kind.Pods(n)
 	nodes := d.Nodes()
 	nodeWord := "node"
 	if nodes != 1 {

@@ -36,7 +36,7 @@ func specChanges(b, h berth.Workload) []string {
 	bg, bh := policy.WorkloadSize(b)
 	hg, hh := policy.WorkloadSize(h)
 	add("gpus", policy.FormatNumber(bg), policy.FormatNumber(hg))
-	unit := podWord(h.Kind)
+	unit := h.Kind.Pods(1)
 	add(unit+"s", fmt.Sprint(b.Pods()), fmt.Sprint(h.Pods()))
 	if b.Kind == h.Kind {
 		add("minWorkers", itoaOrEmpty(b.MinWorkers), itoaOrEmpty(h.MinWorkers))
@@ -118,16 +118,6 @@ func envChanges(b, h map[string]string) []string {
 		}
 	}
 	return out
-}
-
-func podWord(k berth.Kind) string {
-	switch k {
-	case berth.KindTraining:
-		return "worker"
-	case berth.KindBatch:
-		return "pod"
-	}
-	return "replica"
 }
 
 // splitImage splits "repo:tag" (a digest counts as the tag).

@@ -172,12 +172,12 @@ func (st *state) neverOn(r *req, f string) *berth.Reason {
 	if capacity == 0 {
 		return &berth.Reason{Code: berth.ReasonPodTooLarge,
 			Message: fmt.Sprintf("one %s asks for %s; no %s node is that large (the largest has %s)",
-				podWord(r.Workload.Kind), describeShape(r.shape), f, largestNode(st.c, fi))}
+				r.Workload.Kind.Pods(1), describeShape(r.shape), f, largestNode(st.c, fi))}
 	}
 	if capacity < r.minPods {
 		return &berth.Reason{Code: berth.ReasonExceedsCapacity,
 			Message: fmt.Sprintf("%d %s of %s need more than all %s nodes hold even when idle (room for %d)",
-				r.minPods, podsWord(r.Workload.Kind, r.minPods), describeShape(r.shape), f, capacity)}
+				r.minPods, r.Workload.Kind.Pods(r.minPods), describeShape(r.shape), f, capacity)}
 	}
 	return nil
 }

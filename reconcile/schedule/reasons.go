@@ -129,9 +129,9 @@ func (st *state) capacityReason(r *req, fi *flavorInfo, n int) *berth.Reason {
 	if n > 1 {
 		return &berth.Reason{Code: berth.ReasonGang, Message: fmt.Sprintf(
 			"%d %s of %s do not fit at once on %s nodes: room for %d now",
-			n, podsWord(r.Workload.Kind, n), describeShape(r.shape), fi.flavor.Name, min(room, n-1))}
+			n, r.Workload.Kind.Pods(n), describeShape(r.shape), fi.flavor.Name, min(room, n-1))}
 	}
-	msg := fmt.Sprintf("no %s node has room for one %s of %s now", fi.flavor.Name, podWord(r.Workload.Kind), describeShape(r.shape))
+	msg := fmt.Sprintf("no %s node has room for one %s of %s now", fi.flavor.Name, r.Workload.Kind.Pods(1), describeShape(r.shape))
 	if most >= 0 {
 		msg += fmt.Sprintf(" (most free: %s on %s)", describeFree(st.c.nodes[most]), st.c.nodes[most].name)
 	}
@@ -211,22 +211,4 @@ func describeFlavorNodes(f berth.Flavor) string {
 		return "any node"
 	}
 	return strings.Join(parts, ", ")
-}
-
-func podWord(k berth.Kind) string {
-	switch k {
-	case berth.KindTraining:
-		return "worker"
-	case berth.KindBatch:
-		return "pod"
-	}
-	return "replica"
-}
-
-func podsWord(k berth.Kind, n int) string {
-	w := podWord(k)
-	if n == 1 {
-		return w
-	}
-	return w + "s"
 }
