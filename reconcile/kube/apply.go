@@ -48,7 +48,14 @@ func (c *Cluster) Apply(ctx context.Context, changes []reconcile.Change) ([]reco
 	plans := make([]*changePlan, len(changes))
 
 	// 1. Teams.
+	var took [5]time.Duration
+	mark := time.Now()
+	lap := func(i int) {
+		took[i] = time.Since(mark)
+		mark = time.Now()
+	}
 	teamErrs := c.applyTeams(ctx, changes)
+	lap(0)
 
 	// 2. Objects.
 	c.parallel(len(changes), func(i int) {
@@ -66,6 +73,8 @@ func (c *Cluster) Apply(ctx context.Context, changes []reconcile.Change) ([]reco
 		}
 		results[i].Outcome = p.outcome
 	})
+
+	lap(1)
 
 	// 3. The ledger.
 	updates := map[string]ledgerUpdate{}
@@ -95,6 +104,8 @@ func (c *Cluster) Apply(ctx context.Context, changes []reconcile.Change) ([]reco
 			mu.Unlock()
 		}
 	})
+
+	lap(2)
 
 	// 4. Deletions, once the ledger recorded what goes.
 	type deletion struct {
@@ -136,10 +147,16 @@ func (c *Cluster) Apply(ctx context.Context, changes []reconcile.Change) ([]reco
 		}
 	})
 
+	lap(3)
+
 	// 5. Wait for the informers.
-	if ws := c.written.take(); !c.objs().waitCaughtUp(ctx, ws, 30*time.Second) {
+	ws := c.written.take()
+	if !c.objs().waitCaughtUp(ctx, ws, 30*time.Second) {
 		c.opts.Logger.Warn("informers lag behind what was applied", "cluster", c.opts.Name, "objects", len(ws))
 	}
+	lap(4)
+	c.opts.Logger.Debug("applied", "cluster", c.opts.Name, "changes", len(changes), "writes", len(ws),
+		"teams", took[0], "objects", took[1], "ledger", took[2], "deletions", took[3], "informers", took[4])
 	var errs []error
 	for _, r := range results {
 		if r.Err != nil {

@@ -52,8 +52,11 @@ func New(opts Options) (*Cluster, error) {
 	}
 	opts = opts.withDefaults()
 	cfg := rest.CopyConfig(opts.Config)
-	cfg.QPS = max(cfg.QPS, 200)
-	cfg.Burst = max(cfg.Burst, 400)
+	// client-go's default of 5 requests per second would make a
+	// thousand-object apply take minutes; the API server's priority and
+	// fairness is what protects it.
+	cfg.QPS = max(cfg.QPS, 1000)
+	cfg.Burst = max(cfg.Burst, 2000)
 	if cfg.UserAgent == "" {
 		cfg.UserAgent = "berth/" + berth.Version
 	}

@@ -15,7 +15,7 @@ type Options struct {
 	Name string
 	// Config reaches the API server (RESTConfig builds one from a
 	// kubeconfig context or the pod's service account). QPS and Burst are
-	// raised to at least 200 and 400 when lower: berth applies in parallel.
+	// raised to at least 1000 and 2000: berth applies in parallel.
 	Config *rest.Config
 	// Render is the cluster's rendering settings (namespace prefix, the
 	// fractional GPU resource); FromCluster derives them from the
@@ -47,7 +47,7 @@ type RenderOptions struct {
 	SharesPerGPU       int
 	// Repository is the repository berth reconciles, for annotations.
 	Repository string
-	// Tolerations lets berth's pods onto GPU nodes tainted
+	// GPUToleration lets berth's GPU pods onto nodes tainted
 	// nvidia.com/gpu:NoSchedule (the usual taint of GPU pools).
 	GPUToleration bool
 }
