@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/berth-gpu/berth"
+	"github.com/berth-gpu/berth/cue"
 	"github.com/berth-gpu/berth/fixtures/testenv"
 	"github.com/berth-gpu/berth/reconcile"
 	"github.com/berth-gpu/berth/reconcile/kube"
@@ -374,4 +375,76 @@ func TestLeaderElection(t *testing.T) {
 	a.Close()
 	wait("b takes over", b.Leading)
 	t.Logf("b took over %v after a stopped", time.Since(start).Round(time.Millisecond))
+}
+
+// TestPeriodicTicks: berth creates a Job per cron tick itself (so each
+// tick passes admission), and a tick that ran never runs again.
+func TestPeriodicTicks(t *testing.T) {
+	s := newScenario(t, "cron", gpuNode())
+	// The engine's clock: just after today's 03:00 tick.
+	y, m, d := time.Now().UTC().Date()
+	now := time.Date(y, m, d, 3, 0, 30, 0, time.UTC)
+	s.engine = reconcile.New(reconcile.Options{
+		Clusters: []reconcile.Cluster{s.cluster},
+		Loader:   kube.ConfigLoader(cue.NewLoader(cue.Options{}), s.cluster),
+		Now:      func() time.Time { return now },
+	})
+	s.team(8, `
+workloads: ml: nightly: {kind: "batch", image: "img:1", schedule: "0 3 * * *", env: BERTH_SIMULATED_DURATION: "1s", resources: {gpu: 1, flavor: "h100"}}
+`)
+	tick := reconcile.TickRunID("1", time.Date(y, m, d, 3, 0, 0, 0, time.UTC))
+	tickRun := func(cr reconcile.ClusterReport, runID string) reconcile.RunState {
+		r, _ := cr.Observed.Run("ml/nightly", runID)
+		return r
+	}
+	s.until("the tick ran", time.Minute, func(cr reconcile.ClusterReport) bool {
+		return tickRun(cr, tick).Phase == reconcile.PhaseSucceeded
+	})
+	job := s.job(kube.JobName("ml/nightly", tick))
+	if job.Annotations[kube.AnnotationRunID] != tick {
+		t.Errorf("the tick's Job says run %q, want %q", job.Annotations[kube.AnnotationRunID], tick)
+	}
+	now = now.Add(5 * time.Minute)
+	cr := s.mustReconcile()
+	if r := tickRun(cr, tick); r.Attempts != 1 || len(cr.Changes) != 0 {
+		t.Fatalf("the tick again: attempts %d, changes %+v", r.Attempts, cr.Changes)
+	}
+	// The next night's tick is a new run with a Job of its own.
+	now = now.Add(24 * time.Hour)
+	next := reconcile.TickRunID("1", time.Date(y, m, d, 3, 0, 0, 0, time.UTC).Add(24*time.Hour))
+	s.until("the next tick ran", time.Minute, func(cr reconcile.ClusterReport) bool {
+		return tickRun(cr, next).Phase == reconcile.PhaseSucceeded
+	})
+}
+
+// TestJobVanished: a running Job deleted behind berth's back, its ledger
+// finalizer forced off, is never started again: the ledger recorded its
+// start.
+func TestJobVanished(t *testing.T) {
+	s := newScenario(t, "vanish", gpuNode())
+	s.team(8, `
+workloads: ml: long: {kind: "batch", image: "img:1", retries: 1, env: BERTH_SIMULATED_DURATION: "1h", resources: {gpu: 1, flavor: "h100"}}
+`)
+	s.until("long runs", time.Minute, func(cr reconcile.ClusterReport) bool { return phase(cr, "ml/long") == reconcile.PhaseRunning })
+	jobs := s.env.Client.BatchV1().Jobs(s.ns("ml"))
+	if err := jobs.Delete(s.ctx, "long-1", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := jobs.Patch(s.ctx, "long-1", types.MergePatchType, []byte(`{"metadata":{"finalizers":null}}`), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cr := s.until("long is gone", 30*time.Second, func(cr reconcile.ClusterReport) bool {
+		_, err := jobs.Get(s.ctx, "long-1", metav1.GetOptions{})
+		return apierrors.IsNotFound(err) && phase(cr, "ml/long").Final()
+	})
+	r := run(cr, "ml/long")
+	if r.Phase != reconcile.PhaseFailed || !strings.Contains(r.Reason, kube.ReasonJobDeleted) {
+		t.Fatalf("long after its Job vanished: %s %q, want failed (JobDeleted)", r.Phase, r.Reason)
+	}
+	for range 3 {
+		s.mustReconcile()
+	}
+	if _, err := jobs.Get(s.ctx, "long-1", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("long was started again (err %v)", err)
+	}
 }
