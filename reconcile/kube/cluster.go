@@ -108,6 +108,12 @@ func (c *Cluster) Start(ctx context.Context) error {
 	}
 	if c.elector != nil {
 		go c.elector.run(c.ctx)
+		// A free Lease is taken within a retry period: wait that long, so
+		// the first reconcile of a sole or first replica applies.
+		deadline := time.Now().Add(2 * c.elector.cfg.RetryPeriod)
+		for !c.elector.leading() && time.Now().Before(deadline) && ctx.Err() == nil {
+			time.Sleep(20 * time.Millisecond)
+		}
 	}
 	c.started = true
 	return nil
