@@ -180,7 +180,7 @@ func BenchmarkApply1000(b *testing.B) {
 		return recorder{rt: rt, mu: &mu, bodies: &bodies, writes: &writes}
 	}
 	kc, err := kube.New(kube.Options{Name: "prod", Config: cfg, Render: kube.RenderOptions{NamespacePrefix: "bb-"}, Workers: benchWorkers(),
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: benchLogLevel()}))})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -584,6 +584,14 @@ func settled(env *testenv.KubeEnv) bool {
 	a := count()
 	time.Sleep(3 * time.Second)
 	return a != "" && a == count()
+}
+
+// benchLogLevel is debug (Apply's time per step) with $BERTH_KUBE_TRACE.
+func benchLogLevel() slog.Level {
+	if os.Getenv("BERTH_KUBE_TRACE") != "" {
+		return slog.LevelDebug
+	}
+	return slog.LevelInfo
 }
 
 // benchWorkers is $BERTH_KUBE_WORKERS, or the default.

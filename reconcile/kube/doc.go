@@ -32,8 +32,10 @@
 //
 // OpQueue creates a batch or training run's Job suspended (a service's wait
 // is recorded in the ledger only). OpStart unsuspends it, pinned to the
-// nodes berth chose (node affinity on kubernetes.io/hostname, plus the
-// flavor's node labels), or creates the Deployment. OpStop of a preempted
+// nodes berth chose (required node affinity: one term per chosen node, on
+// metadata.name, each with the flavor's node labels), or creates the
+// Deployment. Within those nodes the kube-scheduler places the pods, and
+// Observe reports where they landed. OpStop of a preempted
 // Job suspends it (the Job controller deletes its pods; the Job keeps its
 // annotations and is resumed by the next OpStart, on new nodes); any other
 // stop deletes the run's objects after the ledger recorded why.
@@ -60,6 +62,16 @@
 // queued service). Apply folds finished Jobs into the ledger and then lets
 // deleted Jobs go. Observe only reads: objects first, the ledger for what
 // has no object.
+//
+// # Limits
+//
+// Jobs are kept after they end (the ledger also holds their end): a
+// periodic job leaves one Job per tick until someone deletes them. A team's
+// ledger is one ConfigMap (1 MiB: a few thousand runs). Pods of a Job that
+// someone deleted with orphan propagation are no longer berth's: their
+// capacity is not counted. berth's scheduler sees whole GPUs: a node that
+// offers whole GPUs but not the fractional resource may be chosen for a
+// fractional pod that Kubernetes then cannot place.
 //
 // # Drift
 //
