@@ -16,6 +16,7 @@ import (
 
 	"github.com/berth-gpu/berth"
 	"github.com/berth-gpu/berth/cue"
+	"github.com/berth-gpu/berth/reconcile"
 	"github.com/berth-gpu/berth/reconcile/kube"
 )
 
@@ -68,7 +69,18 @@ context the repository's cluster names. snapshot only reads.`,
 			if err != nil {
 				return err
 			}
-			snap := obs.Snapshot
+			// The queue and the finished runs as the engine derives them
+			// from the ledger (a failed run with retries left waits).
+			snap := reconcile.Normalize(cfg, obs)
+			if snap.Queue == nil {
+				snap.Queue = []berth.QueuedWorkload{}
+			}
+			if snap.Finished == nil {
+				snap.Finished = []berth.FinishedRun{}
+			}
+			if snap.Running == nil {
+				snap.Running = []berth.RunningWorkload{}
+			}
 			snap.Sort()
 			b, err := json.MarshalIndent(snap, "", "  ")
 			if err != nil {
