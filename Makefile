@@ -62,6 +62,8 @@ fuzz:
 golden:
 	$(GO) test ./cue/ -run TestBrokenRepositories -update
 	$(GO) test ./cmd/berth/ -run TestScripts -update
+	$(GO) test ./status/ ./status/gh/ ./reconcile/schedule/sim/ -update
+	$(GO) test ./reconcile/kube/ -run TestRender -update
 
 ## clean: remove what the build and benchmarks wrote
 clean:
