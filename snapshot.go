@@ -77,12 +77,16 @@ type MIGSlice struct {
 // RunningWorkload is a run that holds capacity now. It carries its own
 // resources because the workload may have left Git since it started.
 type RunningWorkload struct {
-	Workload    WorkloadID  `json:"workload"`
-	RunID       string      `json:"runId"`
-	Kind        Kind        `json:"kind"`
-	Priority    int         `json:"priority"`
-	Flavor      string      `json:"flavor"`
-	Since       time.Time   `json:"since"`
+	Workload WorkloadID `json:"workload"`
+	RunID    string     `json:"runId"`
+	Kind     Kind       `json:"kind"`
+	Priority int        `json:"priority"`
+	Flavor   string     `json:"flavor"`
+	Since    time.Time  `json:"since"`
+	// QueuedSince is when the run was first seen waiting (before it
+	// started, or before it was preempted and started again): what
+	// "newer" means when equal priorities preempt each other. Zero: Since.
+	QueuedSince time.Time   `json:"queuedSince,omitzero"`
 	Resources   Resources   `json:"resources"`
 	Placements  []Placement `json:"placements"`
 	MaxDuration Duration    `json:"maxDuration,omitempty"`

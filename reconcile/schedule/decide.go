@@ -8,15 +8,65 @@ import (
 	"github.com/berth-gpu/berth/policy"
 )
 
+// decideWithinNominal decides r if it can start within its team's nominal
+// quota, by admission or by preemption within the team or reclaiming lent
+// quota, or if it can never start; otherwise it leaves r for decide, in a
+// second pass. Runs that need no borrowing go first (as in Kueue): a run
+// admitted by borrowing would otherwise take capacity a lender's run
+// within its nominal needs, and be preempted for it at the next cycle, and
+// come back, and so on.
+func (st *state) decideWithinNominal(r *req) bool {
+	d := &r.decision
+	if reason := st.never(r); reason != nil {
+		d.Action = berth.ActionReject
+		d.Reason = reason
+		return true
+	}
+	r.neverChecked = true
+	demand := r.demand(r.pods)
+	var block *berth.Reason
+	blockFlavor := ""
+	for _, f := range r.flavors {
+		if _, ok := st.c.flavors[f]; !ok || st.quotas.WouldBorrow(r.team, f, demand) {
+			continue
+		}
+		reason := st.tryAdmit(r, f)
+		if reason == nil {
+			return true
+		}
+		if block == nil {
+			block, blockFlavor = reason, f
+		}
+	}
+	if r.canPreempt {
+		for _, f := range r.flavors {
+			if _, ok := st.c.flavors[f]; ok && !st.quotas.WouldBorrow(r.team, f, demand) && st.tryPreempt(r, f) {
+				return true
+			}
+		}
+	}
+	// Blocked by the nodes within its nominal quota: it is the first in
+	// line for the flavor, and reserves what it will get (EASY backfill)
+	// for the rest of both passes.
+	if block != nil && (block.Code == berth.ReasonCapacity || block.Code == berth.ReasonGang) {
+		if _, ok := st.heads[blockFlavor]; !ok && st.backfillOn() {
+			st.heads[blockFlavor] = st.reserve(r, blockFlavor)
+		}
+	}
+	return false
+}
+
 // decide sets r's decision: reject, admit, preempt or queue.
 func (st *state) decide(r *req) {
 	d := &r.decision
 
 	// a. Never: the spec must change.
-	if reason := st.never(r); reason != nil {
-		d.Action = berth.ActionReject
-		d.Reason = reason
-		return
+	if !r.neverChecked {
+		if reason := st.never(r); reason != nil {
+			d.Action = berth.ActionReject
+			d.Reason = reason
+			return
+		}
 	}
 
 	// b. Admit on the first flavor where quota and nodes allow.
@@ -113,7 +163,7 @@ func (st *state) admit(r *req, f string, ps []berth.Placement, demand policy.Dem
 	st.capReasons = nil // what is free changed
 	st.runs = append(st.runs, &run{
 		id: r.id, runID: r.RunID, team: r.team, kind: r.Workload.Kind, prio: r.prio, tier: r.tier,
-		flavor: f, since: st.now, shape: r.shape, placements: ps, demand: demand,
+		flavor: f, since: st.now, queued: r.Since, shape: r.shape, placements: ps, demand: demand,
 		maxDuration: r.Workload.MaxDuration.D(),
 	})
 	d := &r.decision

@@ -17,7 +17,8 @@ type candidate struct {
 // it stop: candidates lowest priority and most recently started first are
 // added until r fits, then every one not needed is dropped again.
 func (st *state) tryPreempt(r *req, f string) bool {
-	key := preemptKey{team: r.team, flavor: f, shape: r.shape, pods: r.pods, prio: r.prio}
+	key := preemptKey{team: r.team, flavor: f, shape: r.shape, pods: r.pods, prio: r.prio,
+		withinNominal: !st.quotas.WouldBorrow(r.team, f, r.demand(r.pods))}
 	if st.cfg.Teams[r.team].Preemption.WithinTeam == berth.PreemptLowerOrNewerEqualPriority {
 		key.since = r.Since
 	}
@@ -154,7 +155,11 @@ func (st *state) candidates(r *req, f string, withinNominal bool) []candidate {
 					out = append(out, candidate{v, berth.ReasonPreemptedInTeam})
 				}
 			case berth.PreemptLowerOrNewerEqualPriority:
-				if v.prio < r.prio || (v.prio == r.prio && v.since.After(r.Since)) {
+				// Newer is by when each was first seen waiting, not when the
+				// victim (re)started: a run preempted and started again is
+				// as old as it was, or equal priorities would preempt each
+				// other back and forth. Equal times: never.
+				if v.prio < r.prio || (v.prio == r.prio && v.queued.After(r.Since)) {
 					out = append(out, candidate{v, berth.ReasonPreemptedInTeam})
 				}
 			}
@@ -190,10 +195,14 @@ func (st *state) candidates(r *req, f string, withinNominal bool) []candidate {
 // fairShareAllows reports whether preempting v for r leaves r's team with a
 // share no greater than v's team's: otherwise v's team could preempt back
 // at once (ping-pong).
+//
+// It must also stay strictly below the victim team's share before: with
+// equal shares (the dominant share on another flavor, say) each team could
+// otherwise preempt the other in turn.
 func (st *state) fairShareAllows(r *req, f string, demand [3]int64, v *run) bool {
 	mine := st.quotas.ShareWith(r.team, f, demand, 1)
 	theirs := st.quotas.ShareWith(v.team, v.flavor, v.demand, -1)
-	return mine <= theirs
+	return mine <= theirs && mine < st.quotas.Share(v.team)
 }
 
 // fitsNow reports whether r fits on f now, without admitting it.

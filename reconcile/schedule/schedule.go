@@ -47,6 +47,7 @@ type run struct {
 	preemptible bool
 	flavor      string
 	since       time.Time
+	queued      time.Time // first seen waiting: what "newer" compares
 	shape       shape
 	placements  []berth.Placement
 	demand      policy.Demand // whole run
@@ -77,6 +78,8 @@ type req struct {
 	perPod     policy.Demand
 	flavors    []string
 	decision   berth.Decision
+	// neverChecked: the first pass found it can fit some day.
+	neverChecked bool
 }
 
 func (r *req) demand(pods int) policy.Demand { return r.perPod.Scale(int64(pods)) }
@@ -114,10 +117,11 @@ type state struct {
 }
 
 type preemptKey struct {
-	team, flavor string
-	shape        shape
-	pods, prio   int
-	since        time.Time // only for lowerOrNewerEqualPriority
+	withinNominal bool
+	team, flavor  string
+	shape         shape
+	pods, prio    int
+	since         time.Time // only for lowerOrNewerEqualPriority
 }
 
 type failKey struct {
@@ -339,9 +343,25 @@ func (s *Scheduler) decideOnly(now time.Time, reqs []Request) []berth.Decision {
 	if !s.fixedFrag {
 		st.setFragModel(rs)
 	}
+	// First the runs that fit within their team's nominal quota, then, in
+	// the same order, those that need to borrow or must wait.
+	// A team's runs keep their order: once one of them waits for the
+	// second pass, so do the team's later ones.
 	q := st.newQueue(rs)
-	position := 0
+	var later []*req
+	deferred := map[string]bool{}
 	order := make([]*req, 0, len(rs))
+	for r := q.pop(); r != nil; r = q.pop() {
+		if !deferred[r.team] && st.decideWithinNominal(r) {
+			q.decided(r)
+			order = append(order, r)
+			continue
+		}
+		deferred[r.team] = true
+		later = append(later, r)
+	}
+	q = st.newQueue(later)
+	position := 0
 	for r := q.pop(); r != nil; r = q.pop() {
 		st.decide(r)
 		q.decided(r)
@@ -391,7 +411,7 @@ func newState(cfg *berth.Config, snap *berth.Snapshot, placement string, opts Op
 	for _, rw := range running {
 		r := &run{
 			id: rw.Workload, runID: rw.RunID, team: rw.Workload.Team(), kind: rw.Kind,
-			prio: rw.Priority, flavor: rw.Flavor, since: rw.Since, shape: shapeOf(rw.Resources),
+			prio: rw.Priority, flavor: rw.Flavor, since: rw.Since, queued: rw.QueuedSince, shape: shapeOf(rw.Resources),
 			placements: rw.Placements, maxDuration: rw.MaxDuration.D(), running: true, preemptible: true,
 		}
 		if w, ok := cfg.Workloads[rw.Workload]; ok {
@@ -403,6 +423,9 @@ func newState(cfg *berth.Config, snap *berth.Snapshot, placement string, opts Op
 					r.tier, r.preemptible = name, pt.Preemptible
 				}
 			}
+		}
+		if r.queued.IsZero() {
+			r.queued = r.since
 		}
 		r.demand = demandOf(rw.Resources).Scale(int64(max(len(rw.Placements), 1)))
 		st.c.charge(r.shape, r.placements)
