@@ -256,6 +256,10 @@ func (e *Engine) reconcileCluster(ctx context.Context, cfg *berth.Config, rev Re
 		return cr
 	}
 
+	if cc, ok := c.(Configurable); ok && !e.opts.DryRun {
+		cc.SetConfig(cfg)
+	}
+
 	// 3. Observe.
 	obs, err := c.Observe(ctx)
 	if err != nil {

@@ -23,6 +23,15 @@ type Cluster interface {
 	Apply(ctx context.Context, changes []Change) ([]Result, error)
 }
 
+// Configurable is a Cluster that needs the configuration itself when it
+// applies (the Kubernetes backend renders each team's ResourceQuota and
+// each flavor's node labels). The engine hands it every configuration it
+// reconciles, before Observe; a dry-run engine (pull-request plans) never
+// does, so a plan cannot change what a cluster applies.
+type Configurable interface {
+	SetConfig(cfg *berth.Config)
+}
+
 // Observed is what a cluster reports.
 type Observed struct {
 	// Snapshot is the scheduler's view: nodes, running runs (with their

@@ -490,8 +490,8 @@ func openClusters(cfg *berth.Config, o serveOptions, log *slog.Logger) ([]reconc
 				return nil, nil, err
 			}
 			// The teams' quotas and flavors' labels for the namespaces'
-			// ResourceQuotas: the engine's loader should be wrapped with
-			// kube.ConfigLoader so later revisions reach the cluster too.
+			// ResourceQuotas; the engine hands it every later configuration
+			// (reconcile.Configurable).
 			kc.SetConfig(cfg)
 			out = append(out, kc)
 		default:

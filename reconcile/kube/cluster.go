@@ -174,9 +174,10 @@ func (c *Cluster) flavorLabels(flavor string) map[string]string {
 	return nil
 }
 
-// ConfigLoader wraps the engine's loader so each valid configuration it
-// loads reaches the clusters (SetConfig). Wrap only the loader of the
-// engine that applies: a pull request's plan must not change the quotas.
+// ConfigLoader wraps a loader so each valid configuration it loads reaches
+// the clusters (SetConfig). The engine already does this for the clusters
+// it applies to (reconcile.Configurable); tests that drive a cluster
+// without an engine use this.
 func ConfigLoader(l reconcile.Loader, clusters ...*Cluster) reconcile.Loader {
 	return configLoader{l, clusters}
 }
