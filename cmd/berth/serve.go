@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
+	"k8s.io/klog/v2"
 
 	"github.com/berth-gpu/berth"
 	"github.com/berth-gpu/berth/cue"
@@ -337,6 +338,9 @@ type serveInfo struct {
 
 func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byte) (int, error) }) error {
 	log := newLogger(o.logFormat, os.Stderr)
+	// client-go logs through klog: through berth's logger instead, so
+	// every line has the same format.
+	klog.SetSlogLogger(log.With("component", "client-go"))
 	if err := os.MkdirAll(o.stateDir, 0o755); err != nil {
 		return fmt.Errorf("state dir: %w", err)
 	}
