@@ -11,41 +11,19 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/berth-gpu/berth/fixtures/testenv"
 )
 
 // These tests run the real berth binary (built once), a real Git
 // repository and real processes: berth serve is SIGKILLed and restarted,
 // and the workloads' own output files count how often each ran.
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-func berthBinary(t testing.TB) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "berth-e2e-bin")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "berth")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
+// berthBinary is the berth command, built once.
+func berthBinary(t testing.TB) string { return testenv.BerthBinary(t) }
 
 // e2e is a Git repository, a state directory and a running berth serve.
 type e2e struct {

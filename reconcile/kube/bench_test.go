@@ -346,32 +346,8 @@ func lastLines(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-)
-
-// berthBinary builds cmd/berth once.
-func berthBinary(tb testing.TB) string {
-	tb.Helper()
-	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "berth-kube-bench")
-		if err != nil {
-			binErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "berth")
-		out, err := exec.Command("go", "build", "-o", binPath, "../../cmd/berth").CombinedOutput()
-		if err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if binErr != nil {
-		tb.Fatal(binErr)
-	}
-	return binPath
-}
+// berthBinary is the berth command, built once.
+func berthBinary(tb testing.TB) string { return testenv.BerthBinary(tb) }
 
 // serveProc is `berth serve` on a kubernetes cluster.
 type serveProc struct {
