@@ -79,14 +79,20 @@ func (c *checker) clusters() {
 	}
 }
 
+// ref reports a reference from path to the kind's name that does not
+// exist, unless it exists but failed validation (already reported).
+func ref[V any](c *checker, path, kind, name string, m map[string]V) {
+	if _, ok := m[name]; !ok && !c.invalid[kind+"s."+name] {
+		c.dangling(path, kind, name, keys(m))
+	}
+}
+
 func (c *checker) flavors() {
 	for _, name := range c.cfg.FlavorNames() {
 		f := c.cfg.Flavors[name]
 		p := "flavors." + name
 		if f.Cluster != "" {
-			if _, ok := c.cfg.Clusters[f.Cluster]; !ok && !c.invalid["clusters."+f.Cluster] {
-				c.dangling(p+".cluster", "cluster", f.Cluster, keys(c.cfg.Clusters))
-			}
+			ref(c, p+".cluster", "cluster", f.Cluster, c.cfg.Clusters)
 		} else if len(c.cfg.Clusters) > 1 && c.cfg.DefaultCluster() == "" {
 			c.errorf(p, "flavor %s names no cluster and no cluster is the default: set cluster, or mark a cluster default", name)
 		}
@@ -100,9 +106,7 @@ func (c *checker) quotaFlavors(p string, quota []berth.FlavorQuota) {
 	seen := map[string]int{}
 	for i, q := range quota {
 		qp := fmt.Sprintf("%s.quota.%d.flavor", p, i)
-		if _, ok := c.cfg.Flavors[q.Flavor]; !ok && !c.invalid["flavors."+q.Flavor] {
-			c.dangling(qp, "flavor", q.Flavor, keys(c.cfg.Flavors))
-		}
+		ref(c, qp, "flavor", q.Flavor, c.cfg.Flavors)
 		if j, dup := seen[q.Flavor]; dup {
 			c.errs = append(c.errs, Error{Path: qp, Message: fmt.Sprintf("flavor %s is listed twice in the quota", q.Flavor),
 				Positions: dedupPositions([]berth.Pos{c.cfg.Pos(qp), c.cfg.Pos(fmt.Sprintf("%s.quota.%d.flavor", p, j))})})
@@ -119,9 +123,7 @@ func (c *checker) cohorts() {
 		co := c.cfg.Cohorts[name]
 		p := "cohorts." + name
 		if co.Parent != "" {
-			if _, ok := c.cfg.Cohorts[co.Parent]; !ok && !c.invalid["cohorts."+co.Parent] {
-				c.dangling(p+".parent", "cohort", co.Parent, keys(c.cfg.Cohorts))
-			}
+			ref(c, p+".parent", "cohort", co.Parent, c.cfg.Cohorts)
 		}
 		c.quotaFlavors(p, co.Quota)
 	}
@@ -160,9 +162,7 @@ func (c *checker) teams() {
 		t := c.cfg.Teams[name]
 		p := "teams." + name
 		if t.Cohort != "" {
-			if _, ok := c.cfg.Cohorts[t.Cohort]; !ok && !c.invalid["cohorts."+t.Cohort] {
-				c.dangling(p+".cohort", "cohort", t.Cohort, keys(c.cfg.Cohorts))
-			}
+			ref(c, p+".cohort", "cohort", t.Cohort, c.cfg.Cohorts)
 		}
 		c.quotaFlavors(p, t.Quota)
 	}
