@@ -12,9 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
-
 	"github.com/berth-gpu/berth/cue"
+	goldens "github.com/berth-gpu/berth/fixtures/golden"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files of fixtures/repos/broken")
@@ -153,17 +152,5 @@ func checkActionable(t *testing.T, errs cue.Errors) {
 
 func golden(t *testing.T, file, got string) {
 	t.Helper()
-	if *update {
-		if err := os.WriteFile(file, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatalf("%v (run go test ./cue/ -update)", err)
-	}
-	if d := cmp.Diff(string(want), got); d != "" {
-		t.Errorf("%s differs (-want +got); run go test ./cue/ -update if the change is intended:\n%s", file, d)
-	}
+	goldens.Check(t, file, []byte(got), *update)
 }

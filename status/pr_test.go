@@ -4,17 +4,15 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
-
 	"github.com/berth-gpu/berth"
 	"github.com/berth-gpu/berth/cue"
 	"github.com/berth-gpu/berth/fixtures/build"
+	goldens "github.com/berth-gpu/berth/fixtures/golden"
 	"github.com/berth-gpu/berth/policy"
 	"github.com/berth-gpu/berth/reconcile/schedule"
 	"github.com/berth-gpu/berth/status"
@@ -25,23 +23,7 @@ var update = flag.Bool("update", false, "rewrite status/testdata/*.golden")
 // golden compares got with testdata/name, or rewrites it with -update.
 func golden(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./status -update to create it)", err)
-	}
-	if diff := cmp.Diff(string(want), got); diff != "" {
-		t.Errorf("%s differs (-want +got; go test ./status -update rewrites it):\n%s", path, diff)
-	}
+	goldens.Check(t, filepath.Join("testdata", name), []byte(got), *update)
 }
 
 // secret is an env value that must never appear in a comment.

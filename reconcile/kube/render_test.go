@@ -15,6 +15,7 @@ import (
 	"github.com/berth-gpu/berth"
 	"github.com/berth-gpu/berth/cue"
 	"github.com/berth-gpu/berth/fixtures/build"
+	goldens "github.com/berth-gpu/berth/fixtures/golden"
 	"github.com/berth-gpu/berth/reconcile"
 )
 
@@ -45,23 +46,7 @@ func golden(t *testing.T, name string, objs []*unstructured.Unstructured) {
 		buf.WriteString("---\n")
 		buf.Write(b)
 	}
-	path := filepath.Join("testdata", name+".golden")
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to write it)", err)
-	}
-	if d := cmp.Diff(string(want), buf.String()); d != "" {
-		t.Errorf("%s differs (-want +got; go test -update rewrites it):\n%s", path, d)
-	}
+	goldens.Check(t, filepath.Join("testdata", name+".golden"), buf.Bytes(), *update)
 }
 
 func TestRender(t *testing.T) {

@@ -21,6 +21,7 @@ import (
 	"github.com/berth-gpu/berth"
 	"github.com/berth-gpu/berth/cue"
 	"github.com/berth-gpu/berth/fixtures"
+	goldens "github.com/berth-gpu/berth/fixtures/golden"
 	"github.com/berth-gpu/berth/sources"
 	"github.com/berth-gpu/berth/sources/webhook"
 	"github.com/berth-gpu/berth/status"
@@ -32,21 +33,7 @@ var update = flag.Bool("update", false, "rewrite status/gh/testdata/*.golden")
 
 func golden(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		os.MkdirAll("testdata", 0o755)
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (go test ./status/gh -update writes it)", err)
-	}
-	if diff := cmp.Diff(string(want), got); diff != "" {
-		t.Errorf("%s (-want +got):\n%s", path, diff)
-	}
+	goldens.Check(t, filepath.Join("testdata", name), []byte(got), *update)
 }
 
 // The commits of GitHub's example pull request #2 of Codertocat/Hello-World
