@@ -213,6 +213,15 @@ type changePlan struct {
 	remove  []objRef
 }
 
+// removeRun plans the deletion of a run's object (its Job or Deployment)
+// and of its Service, if it has one.
+func (c *Cluster) removeRun(p *changePlan, kind, ns, name, team string) {
+	p.remove = append(p.remove, objRef{kind, ns, name, team})
+	if c.objs().service(ns, name) != nil {
+		p.remove = append(p.remove, objRef{kindService, ns, name, team})
+	}
+}
+
 func (p *changePlan) record(key string, r *ledgerRecord) {
 	if p.ledger == nil {
 		p.ledger = ledgerUpdate{}
@@ -561,10 +570,7 @@ func (c *Cluster) planJob(ctx context.Context, p *changePlan, ch reconcile.Chang
 			Retries: r.Workload.Retries, QueuedSince: r.QueuedSince, StartedAt: prev.StartedAt, FinishedAt: now})
 		p.outcome = reconcile.OutcomeConfigured
 		if ch.Phase == reconcile.PhaseStopped {
-			p.remove = append(p.remove, objRef{kindJob, ns, name, w.Team})
-			if c.objs().service(ns, name) != nil {
-				p.remove = append(p.remove, objRef{kindService, ns, name, w.Team})
-			}
+			c.removeRun(p, kindJob, ns, name, w.Team)
 			p.outcome = reconcile.OutcomeDeleted
 		}
 		return nil
@@ -649,10 +655,7 @@ func (c *Cluster) planService(ctx context.Context, p *changePlan, ch reconcile.C
 		prev, _ := runFromAnnotations(live.Annotations)
 		p.record(key, &ledgerRecord{Kind: w.Kind, Phase: ch.Phase, Reason: ch.Reason, Digest: prev.Digest, Attempts: prev.Attempts,
 			QueuedSince: prev.QueuedSince, StartedAt: prev.StartedAt, FinishedAt: now})
-		p.remove = append(p.remove, objRef{kindDeployment, ns, name, w.Team})
-		if c.objs().service(ns, name) != nil {
-			p.remove = append(p.remove, objRef{kindService, ns, name, w.Team})
-		}
+		c.removeRun(p, kindDeployment, ns, name, w.Team)
 		p.outcome = reconcile.OutcomeDeleted
 		return nil
 
