@@ -50,6 +50,7 @@ const (
 	ReasonPodTooLarge      ReasonCode = "PodLargerThanNodes" // one replica or worker is larger than any node
 	ReasonExceedsCapacity  ReasonCode = "ExceedsCapacity"    // more pods than the flavor's nodes hold even when idle
 	ReasonDependencyFailed ReasonCode = "DependencyFailed"   // a dependsOn workload failed: the chain stops
+	ReasonRunFailed        ReasonCode = "RunFailed"          // the run failed and used every retry: bump runId
 	ReasonNoCluster        ReasonCode = "NoCluster"          // the workload's flavors belong to no known cluster
 
 	// Preempted.
@@ -66,7 +67,7 @@ const (
 func (c ReasonCode) Never() bool {
 	switch c {
 	case ReasonExceedsQuota, ReasonNoQuota, ReasonNoMatchingNodes, ReasonPodTooLarge, ReasonExceedsCapacity,
-		ReasonDependencyFailed, ReasonNoCluster:
+		ReasonDependencyFailed, ReasonRunFailed, ReasonNoCluster:
 		return true
 	}
 	return false

@@ -100,7 +100,14 @@ type QueuedWorkload struct {
 	// means the workload's current runId.
 	RunID string    `json:"runId,omitempty"`
 	Since time.Time `json:"since"`
+	// Failures counts the attempts of this run that failed (a preemption
+	// is not a failure). A run that failed waits out its backoff after
+	// FailedAt before its next attempt; Failure says why it failed.
+	Failures int       `json:"failures,omitempty"`
+	FailedAt time.Time `json:"failedAt,omitzero"`
+	Failure  string    `json:"failure,omitempty"`
 }
+
 
 // FinishedRun is a run that ended.
 type FinishedRun struct {
@@ -108,6 +115,8 @@ type FinishedRun struct {
 	RunID     string     `json:"runId"`
 	Succeeded bool       `json:"succeeded"`
 	// Reason says why a failed run failed (OOM, deadline, ...).
-	Reason string    `json:"reason,omitempty"`
-	At     time.Time `json:"at"`
+	Reason string `json:"reason,omitempty"`
+	// Attempts is how many attempts the run took.
+	Attempts int       `json:"attempts,omitempty"`
+	At       time.Time `json:"at"`
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"sort"
 	"sync"
 	"time"
 
@@ -88,13 +87,8 @@ type Options struct {
 	Now func() time.Time
 	// DryRun stops after the diff: nothing is applied (pull request plans).
 	DryRun bool
-	// Backoff is the wait before a failed run's next attempt (default
-	// 10 s doubling per attempt, at most 5 minutes).
-	Backoff func(attempt int) time.Duration
-	// TickDeadline is how late a periodic job's tick may start; a tick
-	// missed by more (berth was down) is skipped (default 10 minutes).
-	TickDeadline time.Duration
-	// Schedule tunes the scheduler.
+	// Schedule tunes the decision step (its Backoff and TickDeadline
+	// included), as every other caller of schedule.Schedule may.
 	Schedule schedule.Options
 }
 
@@ -130,23 +124,7 @@ func New(opts Options) *Engine {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	if opts.Backoff == nil {
-		opts.Backoff = DefaultBackoff
-	}
-	if opts.TickDeadline == 0 {
-		opts.TickDeadline = 10 * time.Minute
-	}
 	return &Engine{opts: opts, lastPlans: map[string]ClusterReport{}}
-}
-
-// DefaultBackoff waits 10 s before the second attempt, doubling each time,
-// at most 5 minutes.
-func DefaultBackoff(attempt int) time.Duration {
-	d := 10 * time.Second
-	for i := 1; i < attempt && d < 5*time.Minute; i++ {
-		d *= 2
-	}
-	return min(d, 5*time.Minute)
 }
 
 // Last returns the last report of each cluster (for status and explain).
@@ -268,15 +246,8 @@ func (e *Engine) reconcileCluster(ctx context.Context, cfg *berth.Config, rev Re
 	}
 	cr.Observed = obs
 
-	// 4. Decide.
-	now := e.opts.Now()
-	snap := Normalize(cfg, obs)
-	snap.Cluster = c.Name()
-	snap.Time = now
-	e.addTicks(cfg, &snap, obs, now)
-	reqs, extra := schedule.Pending(cfg, &snap)
-	reqs, extra = e.retries(cfg, obs, reqs, extra, now)
-	cr.Plan = schedule.Schedule(schedule.Input{Config: cfg, Snapshot: &snap, Requests: reqs, Extra: extra}, e.opts.Schedule)
+	// 4. Decide: the one step every plan is made by.
+	cr.Plan = Plan(cfg, c.Name(), obs, e.opts.Now(), e.opts.Schedule)
 
 	// 5. Diff.
 	cr.Changes = Diff(cfg, cr.Plan, obs, rev.Name)
@@ -321,10 +292,15 @@ func (e *ClusterNotInRepoError) Error() string {
 
 // Normalize derives the queue and the finished runs from the ledger's runs
 // (when the cluster reports them), the same way for every backend and for
-// every caller (the engine, pull-request plans): waiting are runs queued,
-// preempted, or failed with attempts left; finished are runs that
-// succeeded, were stopped, or failed with no attempt left. A failed service
-// is neither: services restart. cfg may be nil (nothing is in Git).
+// every caller (the engine, `berth snapshot`, pull-request plans):
+//   - waiting are runs queued or preempted, runs that failed with a retry
+//     left, and services whose process ended (they restart), each with its
+//     failures so far and when the last one failed (the scheduler's
+//     prepare step holds them back for their backoff);
+//   - finished are run-once runs that succeeded, were stopped, or failed
+//     with no retry left.
+//
+// cfg may be nil (nothing is in Git).
 func Normalize(cfg *berth.Config, obs *Observed) berth.Snapshot {
 	snap := obs.Snapshot
 	if len(obs.Runs) == 0 {
@@ -358,116 +334,44 @@ func Normalize(cfg *berth.Config, obs *Observed) berth.Snapshot {
 		if since.IsZero() {
 			since = r.StartedAt
 		}
+		waiting := berth.QueuedWorkload{Workload: r.Workload, RunID: r.RunID, Since: since, Failures: r.Failures()}
+		ended := r.Phase == PhaseFailed || (r.Phase == PhaseSucceeded && !runsOnce)
+		if ended {
+			waiting.FailedAt, waiting.Failure = r.FinishedAt, r.Reason
+			if r.Phase == PhaseSucceeded {
+				waiting.Failure = "exited"
+			}
+		}
 		switch {
 		case r.Phase == PhaseQueued || r.Phase == PhasePreempted:
-			snap.Queue = append(snap.Queue, berth.QueuedWorkload{Workload: r.Workload, RunID: r.RunID, Since: since})
-		case r.Phase == PhaseFailed && runsOnce && inGit && r.Attempts <= w.Retries:
-			snap.Queue = append(snap.Queue, berth.QueuedWorkload{Workload: r.Workload, RunID: r.RunID, Since: since})
+			snap.Queue = append(snap.Queue, waiting)
+		case ended && !runsOnce && inGit:
+			snap.Queue = append(snap.Queue, waiting)
+		case r.Phase == PhaseFailed && runsOnce && inGit && r.Failures() <= w.Retries:
+			snap.Queue = append(snap.Queue, waiting)
 		case runsOnce && (r.Phase == PhaseSucceeded || r.Phase == PhaseFailed || r.Phase == PhaseStopped):
 			snap.Finished = append(snap.Finished, berth.FinishedRun{Workload: r.Workload, RunID: r.RunID,
-				Succeeded: r.Phase == PhaseSucceeded, Reason: r.Reason, At: r.FinishedAt})
+				Succeeded: r.Phase == PhaseSucceeded, Reason: r.Reason, Attempts: r.Attempts - r.Preemptions, At: r.FinishedAt})
 		}
 	}
 	return snap
 }
 
-// TickRunID names the run of a periodic job's tick: the workload's runId
-// and the tick time, "1-20261122t0300".
-func TickRunID(runID string, tick time.Time) string {
-	return runID + "-" + tick.UTC().Format("20060102t1504")
+// Plan is the decision a cluster gets from what it reported, at time now:
+// the ledger's runs normalized into a snapshot (Normalize), then the one
+// decision step (schedule.Schedule). The engine decides with it before it
+// applies; `berth plan` and the pull-request planner call it (or
+// schedule.Schedule on a snapshot Normalize wrote) to predict the same.
+func Plan(cfg *berth.Config, cluster string, obs *Observed, now time.Time, opts schedule.Options) *berth.Plan {
+	snap := Snapshot(cfg, cluster, obs, now)
+	return schedule.Schedule(schedule.Input{Config: cfg, Snapshot: &snap}, opts)
 }
 
-// addTicks queues the latest tick of each periodic job that is due, not
-// yet run, and not missed by more than TickDeadline.
-func (e *Engine) addTicks(cfg *berth.Config, snap *berth.Snapshot, obs *Observed, now time.Time) {
-	for _, id := range cfg.WorkloadIDs() {
-		w := cfg.Workloads[id]
-		if w.Schedule == "" || schedule.ClusterOf(cfg, w) != snap.Cluster {
-			continue
-		}
-		tick, ok := lastTick(w.Schedule, now, e.opts.TickDeadline)
-		if !ok {
-			continue
-		}
-		runID := TickRunID(w.RunID, tick)
-		if _, known := obs.Run(id, runID); known {
-			continue
-		}
-		snap.Queue = append(snap.Queue, berth.QueuedWorkload{Workload: id, RunID: runID, Since: tick})
-	}
-}
-
-// lastTick is the latest time at or before now the schedule fired, if it is
-// within deadline of now.
-func lastTick(cron string, now time.Time, deadline time.Duration) (time.Time, bool) {
-	t, err := schedule.NextTick(cron, now.Add(-deadline).Add(-time.Second))
-	if err != nil || t.After(now) {
-		return time.Time{}, false
-	}
-	// The latest tick in the window.
-	for {
-		next, err := schedule.NextTick(cron, t)
-		if err != nil || next.After(now) {
-			return t, true
-		}
-		t = next
-	}
-}
-
-// retries turns failed runs with attempts left into requests again (after
-// their backoff) and holds back services that keep dying the same way.
-func (e *Engine) retries(cfg *berth.Config, obs *Observed, reqs []schedule.Request, extra []berth.Decision, now time.Time) ([]schedule.Request, []berth.Decision) {
-	out := reqs[:0]
-	for _, r := range reqs {
-		run, known := obs.Run(r.Workload.ID(), r.RunID)
-		if !known || (run.Phase != PhaseFailed && !(run.Phase == PhaseSucceeded && !r.Workload.Kind.RunsOnce())) {
-			if known && !run.QueuedSince.IsZero() {
-				r.Since = run.QueuedSince
-			}
-			out = append(out, r)
-			continue
-		}
-		w := r.Workload
-		// A run-once workload retries up to its retries; a service restarts
-		// for ever, with the same backoff.
-		if w.Kind.RunsOnce() && run.Attempts > w.Retries {
-			d := waitDecision(cfg, w, r.RunID, obs, berth.ReasonDependencyFailed,
-				fmt.Sprintf("failed after %d %s: %s", run.Attempts, plural(run.Attempts, "attempt", "attempts"), run.Reason))
-			d.Action = berth.ActionDone
-			extra = append(extra, d)
-			continue
-		}
-		if at := run.FinishedAt.Add(e.opts.Backoff(run.Attempts)); at.After(now) {
-			what := "retrying"
-			if !w.Kind.RunsOnce() {
-				what = "restarting"
-			}
-			msg := fmt.Sprintf("%s at %s (attempt %d failed: %s)", what, at.UTC().Format("15:04:05 UTC"), run.Attempts, run.Reason)
-			extra = append(extra, waitDecision(cfg, w, r.RunID, obs, berth.ReasonBackoff, msg))
-			continue
-		}
-		if !run.QueuedSince.IsZero() {
-			r.Since = run.QueuedSince
-		}
-		out = append(out, r)
-	}
-	sort.SliceStable(extra, func(i, j int) bool { return extra[i].Workload < extra[j].Workload })
-	return out, extra
-}
-
-func waitDecision(cfg *berth.Config, w berth.Workload, runID string, obs *Observed, code berth.ReasonCode, msg string) berth.Decision {
-	tier, pt := cfg.Priority(w)
-	return berth.Decision{
-		Workload: w.ID(), RunID: runID, Team: w.Team, Kind: w.Kind, Cluster: obs.Snapshot.Cluster,
-		Action: berth.ActionWait, Priority: pt.Value, PriorityTier: tier,
-		GPUs:   float64(w.Resources.GPUMilli()) / 1000 * float64(w.Pods()),
-		Reason: &berth.Reason{Code: code, Message: msg},
-	}
-}
-
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return one
-	}
-	return many
+// Snapshot is the scheduler's view of a cluster as it reported itself, as
+// of time now: what `berth snapshot` writes and every plan starts from.
+func Snapshot(cfg *berth.Config, cluster string, obs *Observed, now time.Time) berth.Snapshot {
+	snap := Normalize(cfg, obs)
+	snap.Cluster = cluster
+	snap.Time = now
+	return snap
 }

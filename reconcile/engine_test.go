@@ -13,6 +13,7 @@ import (
 	"github.com/berth-gpu/berth/fixtures/build"
 	"github.com/berth-gpu/berth/fixtures/fake"
 	"github.com/berth-gpu/berth/reconcile"
+	"github.com/berth-gpu/berth/reconcile/schedule"
 )
 
 // demoFS is the demo repository with some files replaced (or removed, with
@@ -206,7 +207,7 @@ func TestPeriodicTicks(t *testing.T) {
 	s := newScenario(t)
 	s.reconcile(nil)
 	tick := time.Date(2026, 11, 22, 3, 0, 0, 0, time.UTC)
-	runID := reconcile.TickRunID("1", tick)
+	runID := schedule.TickRunID("1", tick)
 	s.now = tick.Add(30 * time.Second)
 	s.reconcile(nil)
 	r, ok := s.cluster.Run("nlp/nightly-eval", runID)
@@ -223,7 +224,7 @@ func TestPeriodicTicks(t *testing.T) {
 	// skipped, not run late.
 	s.now = tick.Add(24*time.Hour + time.Hour)
 	s.reconcile(nil)
-	if _, ok := s.cluster.Run("nlp/nightly-eval", reconcile.TickRunID("1", tick.Add(24*time.Hour))); ok {
+	if _, ok := s.cluster.Run("nlp/nightly-eval", schedule.TickRunID("1", tick.Add(24*time.Hour))); ok {
 		t.Fatal("a tick missed by an hour was run")
 	}
 }

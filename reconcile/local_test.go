@@ -10,6 +10,7 @@ import (
 	"github.com/berth-gpu/berth/cue"
 	"github.com/berth-gpu/berth/reconcile"
 	"github.com/berth-gpu/berth/reconcile/local"
+	"github.com/berth-gpu/berth/reconcile/schedule"
 )
 
 // The engine with the real local backend: real processes, a simulated box.
@@ -30,7 +31,7 @@ func localEngine(t *testing.T, workloads string) (*reconcile.Engine, *local.Clus
 	t.Cleanup(func() { killRuns(state); c.Close() })
 	fsys := fstest.MapFS{"p/p.cue": {Data: []byte(localPlatform)}, "w/w.cue": {Data: []byte("package w\n" + workloads)}}
 	e := reconcile.New(reconcile.Options{Clusters: []reconcile.Cluster{c}, Loader: cue.NewLoader(cue.Options{}),
-		Backoff: func(int) time.Duration { return 0 }})
+		Schedule: schedule.Options{Backoff: func(int) time.Duration { return 0 }}})
 	return e, c, reconcile.Revision{Name: "main@sha1:1", Commit: "1", FS: fsys}
 }
 

@@ -97,9 +97,11 @@ type RunState struct {
 	QueuedSince time.Time `json:"queuedSince,omitzero"`
 	StartedAt   time.Time `json:"startedAt,omitzero"`
 	FinishedAt  time.Time `json:"finishedAt,omitzero"`
-	// Attempts counts starts; a failed run is retried while Attempts <=
-	// the workload's retries.
-	Attempts int `json:"attempts"`
+	// Attempts counts starts; Preemptions how many of them ended in a
+	// preemption. A failed run is retried while Failures() <= the
+	// workload's retries: a preemption does not use up a retry.
+	Attempts    int `json:"attempts"`
+	Preemptions int `json:"preemptions,omitempty"`
 	// Pods is how many pods (replicas, workers) the current attempt has;
 	// PodsRunning how many of them run. A running service with fewer pods
 	// running than it has is restarted; a gang that lost a worker fails.
@@ -118,6 +120,17 @@ type RunState struct {
 	// Note is backend detail for people (a log path, a process id, the
 	// objects it owns).
 	Note string `json:"note,omitempty"`
+}
+
+// Failures is how many attempts of the run failed: its starts less those
+// that ended in a preemption (and less the attempt running now).
+func (r RunState) Failures() int {
+	n := r.Attempts - r.Preemptions
+	switch {
+	case r.Phase.Holds(), r.Phase == PhaseSucceeded, r.Phase == PhaseStopped:
+		n-- // the latest attempt runs, succeeded, or was stopped
+	}
+	return max(n, 0)
 }
 
 // Op is what a change does.

@@ -139,6 +139,10 @@ func Hint(cfg *berth.Config, d berth.Decision) string {
 		return "split the job into more, smaller workers, or ask for fewer"
 	case berth.ReasonDependencyFailed:
 		return "fix the failed step and bump its runId to run it again"
+	case berth.ReasonRunFailed:
+		return "read its logs ('berth logs " + string(d.Workload) + "'), fix it, and bump its runId to run it again (or raise retries)"
+	case berth.ReasonBackoff:
+		return "wait: it is retried by itself once its backoff has passed"
 	}
 	return ""
 }

@@ -233,7 +233,7 @@ func (s *githubServe) observe(ctx context.Context) (map[string]*berth.Snapshot, 
 			out[name] = nil
 			continue
 		}
-		out[name] = gh.ObservedSnapshot(cfg, cr.Observed, now)
+		out[name] = gh.ObservedSnapshot(cfg, name, cr.Observed, now)
 	}
 	return out, nil
 }

@@ -71,7 +71,7 @@ context the repository's cluster names. snapshot only reads.`,
 			}
 			// The queue and the finished runs as the engine derives them
 			// from the ledger (a failed run with retries left waits).
-			snap := reconcile.Normalize(cfg, obs)
+			snap := reconcile.Snapshot(cfg, cluster, obs, time.Now().UTC())
 			if snap.Queue == nil {
 				snap.Queue = []berth.QueuedWorkload{}
 			}

@@ -504,9 +504,17 @@ func (c *Cluster) planJob(ctx context.Context, p *changePlan, ch reconcile.Chang
 				recreate = true
 			}
 			r.Attempts = parseInt(live.Annotations[AnnotationAttempts]) + 1
+			if ok && prev.Phase == reconcile.PhasePreempted {
+				// Resuming after a preemption is not a new attempt: a
+				// preemption does not use up a retry.
+				r.Attempts = max(r.Attempts-1, 1)
+			}
 			r.QueuedSince = sinceOrNow(prev.QueuedSince, now)
 		case rec != nil:
 			r.Attempts = rec.Attempts + 1
+			if rec.Phase == reconcile.PhasePreempted {
+				r.Attempts = max(rec.Attempts, 1)
+			}
 			r.QueuedSince = sinceOrNow(rec.QueuedSince, now)
 		default:
 			r.Attempts = 1

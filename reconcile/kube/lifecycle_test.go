@@ -19,6 +19,7 @@ import (
 	"github.com/berth-gpu/berth/fixtures/testenv"
 	"github.com/berth-gpu/berth/reconcile"
 	"github.com/berth-gpu/berth/reconcile/kube"
+	"github.com/berth-gpu/berth/reconcile/schedule"
 )
 
 // team replaces the demo's teams and workloads with one team, ml, with the
@@ -392,7 +393,7 @@ func TestPeriodicTicks(t *testing.T) {
 	s.team(8, `
 workloads: ml: nightly: {kind: "batch", image: "img:1", schedule: "0 3 * * *", env: BERTH_SIMULATED_DURATION: "1s", resources: {gpu: 1, flavor: "h100"}}
 `)
-	tick := reconcile.TickRunID("1", time.Date(y, m, d, 3, 0, 0, 0, time.UTC))
+	tick := schedule.TickRunID("1", time.Date(y, m, d, 3, 0, 0, 0, time.UTC))
 	tickRun := func(cr reconcile.ClusterReport, runID string) reconcile.RunState {
 		r, _ := cr.Observed.Run("ml/nightly", runID)
 		return r
@@ -411,7 +412,7 @@ workloads: ml: nightly: {kind: "batch", image: "img:1", schedule: "0 3 * * *", e
 	}
 	// The next night's tick is a new run with a Job of its own.
 	now = now.Add(24 * time.Hour)
-	next := reconcile.TickRunID("1", time.Date(y, m, d, 3, 0, 0, 0, time.UTC).Add(24*time.Hour))
+	next := schedule.TickRunID("1", time.Date(y, m, d, 3, 0, 0, 0, time.UTC).Add(24*time.Hour))
 	s.until("the next tick ran", time.Minute, func(cr reconcile.ClusterReport) bool {
 		return tickRun(cr, next).Phase == reconcile.PhaseSucceeded
 	})

@@ -183,7 +183,7 @@ func waitsToStart(r *record, v runView) bool {
 	case reconcile.PhaseQueued, reconcile.PhasePreempted:
 		return true
 	case reconcile.PhaseFailed:
-		return !r.Kind.RunsOnce() || r.Attempts <= r.Retries
+		return !r.Kind.RunsOnce() || r.Attempts-r.Preemptions <= r.Retries
 	case reconcile.PhaseSucceeded:
 		return !r.Kind.RunsOnce()
 	}
@@ -195,8 +195,11 @@ func (c *Cluster) runState(r *record, v runView) reconcile.RunState {
 		Workload: r.Workload, RunID: r.RunID, Kind: r.Kind, Digest: r.Digest,
 		Phase: v.phase, Reason: v.reason,
 		QueuedSince: r.QueuedSince, StartedAt: v.startedAt, FinishedAt: v.finishedAt,
-		Attempts: r.Attempts, Flavor: r.Flavor, Priority: r.Priority, Placements: r.Placements,
+		Attempts: r.Attempts, Preemptions: r.Preemptions, Flavor: r.Flavor, Priority: r.Priority, Placements: r.Placements,
 		Resources: r.Resources, MaxDuration: r.MaxDuration,
+	}
+	if v.phase == reconcile.PhasePreempted {
+		s.Preemptions++ // the latest attempt's, counted at its next start
 	}
 	if r.Attempt != nil {
 		s.Note = c.opts.StateDir + string(filepath.Separator) + attemptDir(r.Workload, r.RunID, r.Attempt.N)

@@ -43,8 +43,11 @@ type record struct {
 	QueuedSince time.Time `json:"queuedSince,omitzero"`
 	// MasterPort is the run's BERTH_MASTER_PORT, kept across attempts.
 	MasterPort int `json:"masterPort,omitempty"`
-	// Attempts counts starts; Attempt is the latest.
-	Attempts int      `json:"attempts"`
+	// Attempts counts starts; Attempt is the latest. Preemptions counts
+	// the attempts before the latest that ended in a preemption: they do
+	// not use up a retry.
+	Attempts    int      `json:"attempts"`
+	Preemptions int      `json:"preemptions,omitempty"`
 	Attempt  *attempt `json:"attempt,omitempty"`
 	// Stop is a stop Apply asked of the latest attempt: once its pods have
 	// ended, the run is in Stop.Phase.

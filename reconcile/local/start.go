@@ -51,6 +51,9 @@ func (c *Cluster) start(r *record, w berth.Workload) error {
 		c.log.Info("image not used: no container runtime is configured; the command runs as a process",
 			"workload", r.Workload, "image", w.Image)
 	}
+	if r.Stop != nil && r.Stop.Phase == reconcile.PhasePreempted {
+		r.Preemptions++
+	}
 	r.Attempts = n
 	r.Attempt = &attempt{N: n, Pods: pods, Starting: true}
 	r.Waiting, r.Stop, r.Ended = false, nil, nil

@@ -77,8 +77,8 @@ func bigCase(teams, nodes, pending, running int) (*berth.Config, *berth.Snapshot
 			c.Workloads[w.ID()] = w
 			reqs = append(reqs, schedule.Request{Workload: w, RunID: w.RunID, Since: build.T0.Add(-time.Hour)})
 		}
-		p := schedule.Schedule(schedule.Input{Config: c, Snapshot: s, Requests: reqs}, schedule.Options{})
-		for _, d := range p.Decisions {
+		decided := schedule.NewScheduler(c, s, schedule.Options{}).Decide(s.Time, reqs)
+		for _, d := range decided {
 			if d.Starts() {
 				w := c.Workloads[d.Workload]
 				s.Running = append(s.Running, berth.RunningWorkload{Workload: d.Workload, RunID: d.RunID, Kind: d.Kind,

@@ -74,24 +74,34 @@ func ClusterOf(cfg *berth.Config, w berth.Workload) string {
 	return cfg.DefaultCluster()
 }
 
-// Pending derives, from the configuration and a cluster snapshot, the runs
-// that want to start on that cluster, and a decision for each workload
-// that does not: its run is done, a dependency has not succeeded, or a
-// periodic job waits for its tick. Running workloads are neither: Schedule
-// keeps or stops them.
-func Pending(cfg *berth.Config, snap *berth.Snapshot) ([]Request, []berth.Decision) {
+// prepare is the first stage of every cycle: from the configuration and a
+// cluster snapshot (as of snap.Time) it derives the runs that want to start
+// on that cluster now, and a decision for each workload that does not:
+//   - a run-once workload whose current run finished is done (a failed one
+//     says how many attempts it took);
+//   - a workload whose dependsOn has not succeeded waits (or, when one
+//     failed, the chain stops);
+//   - a periodic job runs only as ticks: the latest tick at or before now,
+//     not missed by more than the tick deadline, and not already known to
+//     the snapshot, is queued; between ticks it waits for the next one;
+//   - a run whose last attempt failed (or a service whose process ended)
+//     waits out its backoff before it asks again.
+//
+// Running runs are neither: the cycle keeps or stops them. The engine,
+// `berth plan`, the pull-request planner and `berth snapshot` all reach
+// this through Schedule, so none of them derives any part of it alone.
+func prepare(cfg *berth.Config, snap *berth.Snapshot, opts Options) ([]Request, []berth.Decision) {
 	running := map[berth.WorkloadID]bool{}
-	runningRun := map[berth.WorkloadID]map[string]bool{}
+	runningRun := map[runKey]bool{}
 	for _, r := range snap.Running {
 		running[r.Workload] = true
-		if runningRun[r.Workload] == nil {
-			runningRun[r.Workload] = map[string]bool{}
-		}
-		runningRun[r.Workload][r.RunID] = true
+		runningRun[runKey{r.Workload, r.RunID}] = true
 	}
 	queued := map[berth.WorkloadID][]berth.QueuedWorkload{}
+	queuedRun := map[runKey]bool{}
 	for _, q := range snap.Queue {
 		queued[q.Workload] = append(queued[q.Workload], q)
+		queuedRun[runKey{q.Workload, q.RunID}] = true
 	}
 	type result struct{ succeeded, failed bool }
 	finished := map[berth.WorkloadID]map[string]berth.FinishedRun{}
@@ -125,9 +135,30 @@ func Pending(cfg *berth.Config, snap *berth.Snapshot) ([]Request, []berth.Decisi
 		}
 		return result{}
 	}
-
-	reqs := make([]Request, 0, len(cfg.Workloads))
+	// ask is the request for one waiting run, or the decision to hold it
+	// back while its backoff runs.
+	var reqs []Request
 	var decisions []berth.Decision
+	ask := func(w berth.Workload, q berth.QueuedWorkload, base berth.Decision) {
+		if q.Failures > 0 && !q.FailedAt.IsZero() {
+			if at := q.FailedAt.Add(opts.backoff(q.Failures)); at.After(snap.Time) {
+				what := "retrying"
+				if !w.Kind.RunsOnce() {
+					what = "restarting"
+				}
+				d := base
+				d.RunID = q.RunID
+				d.Action = berth.ActionWait
+				d.Reason = &berth.Reason{Code: berth.ReasonBackoff, Message: fmt.Sprintf("%s at %s (attempt %d failed: %s)",
+					what, at.UTC().Format("15:04:05 UTC"), q.Failures, orDefault(q.Failure, "no reason given"))}
+				decisions = append(decisions, d)
+				return
+			}
+		}
+		reqs = append(reqs, Request{Workload: w, RunID: q.RunID, Since: q.Since})
+	}
+
+	reqs = make([]Request, 0, len(cfg.Workloads))
 	for _, id := range cfg.WorkloadIDs() {
 		w := cfg.Workloads[id]
 		if ClusterOf(cfg, w) != snap.Cluster {
@@ -137,22 +168,12 @@ func Pending(cfg *berth.Config, snap *berth.Snapshot) ([]Request, []berth.Decisi
 		// A service runs whatever its run id; a run-once workload whose
 		// current run is running is kept. (A bumped runId while the old
 		// run still runs asks for a new run beside it.)
-		if running[id] && w.Schedule == "" && (!w.Kind.RunsOnce() || runningRun[id][w.RunID]) {
+		if running[id] && w.Schedule == "" && (!w.Kind.RunsOnce() || runningRun[runKey{id, w.RunID}]) {
 			continue
 		}
 		if w.Kind.RunsOnce() && w.Schedule == "" {
 			if f, ok := finished[id][w.RunID]; ok {
-				d := base
-				d.Action = berth.ActionDone
-				d.Since = f.At
-				if !f.Succeeded {
-					msg := "run " + w.RunID + " failed"
-					if f.Reason != "" {
-						msg += ": " + f.Reason
-					}
-					d.Reason = &berth.Reason{Code: berth.ReasonDependencyFailed, Message: msg + "; bump runId to run it again"}
-				}
-				decisions = append(decisions, d)
+				decisions = append(decisions, doneDecision(base, f))
 				continue
 			}
 		}
@@ -184,28 +205,92 @@ func Pending(cfg *berth.Config, snap *berth.Snapshot) ([]Request, []berth.Decisi
 			continue
 		}
 		if w.Schedule != "" {
-			// A periodic job runs only as ticks the engine queues.
-			if len(queued[id]) == 0 {
+			// A periodic job runs only as ticks: the latest one due, if
+			// the snapshot does not know it yet, and the ticks waiting.
+			ticks := queued[id]
+			if tick, ok := lastTick(w.Schedule, snap.Time, opts.tickDeadline()); ok {
+				k := runKey{id, TickRunID(w.RunID, tick)}
+				if !runningRun[k] && !queuedRun[k] && !finishedRun(finished[id], k.run) {
+					ticks = append(ticks, berth.QueuedWorkload{Workload: id, RunID: k.run, Since: tick})
+				}
+			}
+			if len(ticks) == 0 {
 				d := base
 				d.Action = berth.ActionWait
 				d.Reason = &berth.Reason{Code: berth.ReasonSchedule, Message: nextTickMessage(w.Schedule, snap.Time)}
 				decisions = append(decisions, d)
 				continue
 			}
-			for _, q := range queued[id] {
-				reqs = append(reqs, Request{Workload: w, RunID: orDefault(q.RunID, w.RunID), Since: q.Since})
+			for _, q := range ticks {
+				q.RunID = orDefault(q.RunID, w.RunID)
+				ask(w, q, base)
 			}
 			continue
 		}
-		since := snap.Time
-		for _, q := range queued[id] {
-			if q.RunID == "" || q.RunID == w.RunID {
-				since = q.Since
+		q := berth.QueuedWorkload{Workload: id, RunID: w.RunID, Since: snap.Time}
+		for _, x := range queued[id] {
+			if x.RunID == "" || x.RunID == w.RunID {
+				q = x
+				q.RunID = w.RunID
 			}
 		}
-		reqs = append(reqs, Request{Workload: w, RunID: w.RunID, Since: since})
+		ask(w, q, base)
 	}
 	return reqs, decisions
+}
+
+// runKey identifies a run within prepare.
+type runKey struct {
+	id  berth.WorkloadID
+	run string
+}
+
+func finishedRun(runs map[string]berth.FinishedRun, runID string) bool {
+	_, ok := runs[runID]
+	return ok
+}
+
+// doneDecision is the decision about a run-once workload whose current run
+// finished: it is not started again.
+func doneDecision(base berth.Decision, f berth.FinishedRun) berth.Decision {
+	d := base
+	d.Action = berth.ActionDone
+	d.Since = f.At
+	if f.Succeeded {
+		return d
+	}
+	msg := "run " + f.RunID + " failed"
+	if f.Attempts > 1 {
+		msg = fmt.Sprintf("run %s failed after %d attempts", f.RunID, f.Attempts)
+	}
+	if f.Reason != "" {
+		msg += ": " + f.Reason
+	}
+	d.Reason = &berth.Reason{Code: berth.ReasonRunFailed, Message: msg + "; bump runId to run it again"}
+	return d
+}
+
+// TickRunID names the run of a periodic job's tick: the workload's runId
+// and the tick time, "1-20261122t0300".
+func TickRunID(runID string, tick time.Time) string {
+	return runID + "-" + tick.UTC().Format("20060102t1504")
+}
+
+// lastTick is the latest time at or before now the schedule fired, if it is
+// within deadline of now.
+func lastTick(cron string, now time.Time, deadline time.Duration) (time.Time, bool) {
+	t, err := NextTick(cron, now.Add(-deadline).Add(-time.Second))
+	if err != nil || t.After(now) {
+		return time.Time{}, false
+	}
+	// The latest tick in the window.
+	for {
+		next, err := NextTick(cron, t)
+		if err != nil || next.After(now) {
+			return t, true
+		}
+		t = next
+	}
 }
 
 func orDefault(s, d string) string {

@@ -194,7 +194,7 @@ func planJSON(t *testing.T, cfg *berth.Config, snap *berth.Snapshot) string {
 func TestWhatIfLeavesStateAsItWas(t *testing.T) {
 	for seed := range uint64(60) {
 		cfg, snap := randomCase(seed)
-		reqs, _ := schedule.Pending(cfg, snap)
+		reqs, _ := schedule.Prepare(cfg, snap, schedule.Options{})
 		fresh := schedule.NewScheduler(cfg, snap, schedule.Options{})
 		want := fresh.Decide(snap.Time, reqs)
 		s := schedule.NewScheduler(cfg, snap, schedule.Options{})

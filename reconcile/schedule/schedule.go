@@ -22,17 +22,45 @@ type Options struct {
 	// Estimate lists workloads that get an estimate whatever their place in
 	// line (the ones a pull request adds).
 	Estimate map[berth.WorkloadID]bool
+	// Backoff is the wait after a run's failed attempt before the next
+	// one (default DefaultBackoff). A service whose process ended waits
+	// the same before it restarts.
+	Backoff func(failures int) time.Duration
+	// TickDeadline is how late a periodic job's tick may start; a tick
+	// missed by more (berth was down) is skipped (default 10 minutes).
+	TickDeadline time.Duration
 }
 
-// Input is everything a cycle decides from.
+// DefaultBackoff waits 10 s after the first failure, doubling with each
+// one, at most 5 minutes.
+func DefaultBackoff(failures int) time.Duration {
+	d := 10 * time.Second
+	for i := 1; i < failures && d < 5*time.Minute; i++ {
+		d *= 2
+	}
+	return min(d, 5*time.Minute)
+}
+
+func (o Options) backoff(failures int) time.Duration {
+	if o.Backoff == nil {
+		return DefaultBackoff(failures)
+	}
+	return o.Backoff(failures)
+}
+
+func (o Options) tickDeadline() time.Duration {
+	if o.TickDeadline <= 0 {
+		return 10 * time.Minute
+	}
+	return o.TickDeadline
+}
+
+// Input is everything a cycle decides from: the configuration, and the
+// cluster's snapshot as of the time to decide at (snap.Time), with the
+// runs waiting, their failures, and the runs finished.
 type Input struct {
 	Config   *berth.Config
 	Snapshot *berth.Snapshot
-	// Requests to decide; nil means Pending(Config, Snapshot), whose other
-	// decisions (done, waiting) are then part of the plan too.
-	Requests []Request
-	// Decisions to include as they are (from the caller's own Pending).
-	Extra []berth.Decision
 }
 
 // run is a run holding capacity: running in the snapshot, or admitted in
@@ -130,14 +158,14 @@ type failKey struct {
 	pods   int
 }
 
-// Schedule decides every run of one cluster.
+// Schedule decides every run of one cluster: the one decision step that
+// the engine, `berth plan`, the pull-request planner and the simulator's
+// replay of a repository share. It prepares what is pending now (ticks
+// due, retries past their backoff, steps whose dependencies finished),
+// then keeps or stops what runs and decides each request in turn.
 func Schedule(in Input, opts Options) *berth.Plan {
 	cfg, snap := in.Config, in.Snapshot
-	reqs, extra := in.Requests, in.Extra
-	if reqs == nil {
-		reqs, extra = Pending(cfg, snap)
-		extra = append(extra, in.Extra...)
-	}
+	reqs, extra := prepare(cfg, snap, opts)
 
 	// 1. The cluster state: nodes and quotas, with what runs charged.
 	s := NewScheduler(cfg, snap, opts)
@@ -417,6 +445,12 @@ func newState(cfg *berth.Config, snap *berth.Snapshot, placement string, opts Op
 		if w, ok := cfg.Workloads[rw.Workload]; ok {
 			tier, pt := cfg.Priority(w)
 			r.tier, r.preemptible = tier, pt.Preemptible
+			if r.maxDuration <= 0 {
+				// A snapshot written by hand (or by an older berth) may
+				// leave it out: the run ends by the spec's bound, not never,
+				// so nothing is backfilled past a head it would delay.
+				r.maxDuration = w.MaxDuration.D()
+			}
 		} else {
 			for name, pt := range cfg.Policy.Priorities {
 				if pt.Value == rw.Priority && (r.tier == "" || name < r.tier) {

@@ -285,7 +285,7 @@ func TestPipelinesAndRuns(t *testing.T) {
 	t.Run("a failed dependency stops the chain", func(t *testing.T) {
 		p := plan(t, cfg, h100Nodes(1).Finished("nlp/prep", "1", true).Finished("nlp/train", "1", false))
 		expect(t, p, map[string]got{
-			"nlp/train": {Action: berth.ActionDone, Code: berth.ReasonDependencyFailed},
+			"nlp/train": {Action: berth.ActionDone, Code: berth.ReasonRunFailed},
 			"nlp/eval":  {Action: berth.ActionWait, Code: berth.ReasonDependencyFailed},
 		})
 	})

@@ -487,9 +487,9 @@ func (p *Planner) MergedWorkloads(ctx context.Context, pr PR) (map[string][]bert
 }
 
 // ObservedSnapshot is the scheduler's view of a cluster as the engine
-// last observed it, at time now (reconcile.Normalize).
-func ObservedSnapshot(cfg *berth.Config, obs *reconcile.Observed, now time.Time) *berth.Snapshot {
-	snap := reconcile.Normalize(cfg, obs)
-	snap.Time = now
+// last observed it, as of now: reconcile.Snapshot, what the engine
+// decides from.
+func ObservedSnapshot(cfg *berth.Config, cluster string, obs *reconcile.Observed, now time.Time) *berth.Snapshot {
+	snap := reconcile.Snapshot(cfg, cluster, obs, now)
 	return &snap
 }

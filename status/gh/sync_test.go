@@ -39,7 +39,7 @@ func report(phase string) reconcile.Report {
 		run.Phase, run.Reason = reconcile.PhasePreempted, "preempted by serving/chat-api: priority production (1000) over normal (100)"
 	case "failed":
 		d.Action = berth.ActionDone
-		d.Reason = &berth.Reason{Code: berth.ReasonDependencyFailed, Message: "run 1 failed: OOMKilled"}
+		d.Reason = &berth.Reason{Code: berth.ReasonRunFailed, Message: "run 1 failed: OOMKilled"}
 		run.Phase, run.Reason, run.FinishedAt = reconcile.PhaseFailed, "OOMKilled", t0.Add(time.Hour)
 	}
 	return reconcile.Report{
