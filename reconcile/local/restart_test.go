@@ -154,3 +154,29 @@ func TestSIGKILLDuringStartRunsOnce(t *testing.T) {
 		})
 	}
 }
+
+// A preemption does not use up a retry: a run with one retry that is
+// preempted, resumed, and then fails still has that retry.
+func TestPreemptionDoesNotUseARetry(t *testing.T) {
+	c := newCluster(t, t.TempDir())
+	// The first attempt sleeps (and is preempted); the second fails.
+	job := batch("job", `if [ "$BERTH_ATTEMPT" = 1 ]; then exec sleep 600; fi; exit 2`).Retries(1).Obj()
+	apply(t, c, change(reconcile.OpStart, job, cpuOnly()))
+	waitPhase(t, c, job.ID(), "1", reconcile.PhaseRunning)
+	apply(t, c, stopChange(job, reconcile.PhasePreempted, "preempted by t/urgent"))
+	r := waitPhase(t, c, job.ID(), "1", reconcile.PhasePreempted)
+	if r.Preemptions != 1 || r.Failures() != 0 {
+		t.Fatalf("preempted: attempts %d, preemptions %d, failures %d; want 1 preemption and no failure", r.Attempts, r.Preemptions, r.Failures())
+	}
+	apply(t, c, change(reconcile.OpStart, job, cpuOnly()))
+	r = waitPhase(t, c, job.ID(), "1", reconcile.PhaseFailed)
+	if r.Attempts != 2 || r.Preemptions != 1 || r.Failures() != 1 {
+		t.Fatalf("failed: attempts %d, preemptions %d, failures %d; want 2, 1, 1", r.Attempts, r.Preemptions, r.Failures())
+	}
+	// The engine's view: it waits to be retried, not finished.
+	cfg := &berth.Config{Workloads: map[berth.WorkloadID]berth.Workload{job.ID(): job}}
+	snap := reconcile.Normalize(cfg, observe(t, c))
+	if len(snap.Finished) != 0 || len(snap.Queue) != 1 || snap.Queue[0].Failures != 1 {
+		t.Fatalf("a run with its retry left: queue %+v, finished %+v; want it waiting after 1 failure", snap.Queue, snap.Finished)
+	}
+}
