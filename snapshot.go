@@ -30,7 +30,13 @@ func (s *Snapshot) Sort() {
 		}
 		return a.RunID < b.RunID
 	})
-	sort.Slice(s.Queue, func(i, j int) bool { return s.Queue[i].Workload < s.Queue[j].Workload })
+	sort.Slice(s.Queue, func(i, j int) bool {
+		a, b := s.Queue[i], s.Queue[j]
+		if a.Workload != b.Workload {
+			return a.Workload < b.Workload
+		}
+		return a.RunID < b.RunID
+	})
 	sort.Slice(s.Finished, func(i, j int) bool {
 		a, b := s.Finished[i], s.Finished[j]
 		if a.Workload != b.Workload {

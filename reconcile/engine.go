@@ -368,10 +368,17 @@ func Plan(cfg *berth.Config, cluster string, obs *Observed, now time.Time, opts 
 }
 
 // Snapshot is the scheduler's view of a cluster as it reported itself, as
-// of time now: what `berth snapshot` writes and every plan starts from.
+// of time now: what `berth snapshot` writes and every plan starts from. Its
+// lists are sorted and never nil, so its encoding is canonical.
 func Snapshot(cfg *berth.Config, cluster string, obs *Observed, now time.Time) berth.Snapshot {
 	snap := Normalize(cfg, obs)
 	snap.Cluster = cluster
 	snap.Time = now
+	// Copies, never nil: sorting must not reorder what the cluster reported.
+	snap.Nodes = append([]berth.Node{}, snap.Nodes...)
+	snap.Running = append([]berth.RunningWorkload{}, snap.Running...)
+	snap.Queue = append([]berth.QueuedWorkload{}, snap.Queue...)
+	snap.Finished = append([]berth.FinishedRun{}, snap.Finished...)
+	snap.Sort()
 	return snap
 }

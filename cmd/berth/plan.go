@@ -20,10 +20,11 @@ func newPlanCmd() *cobra.Command {
 		snapshots []string
 		placement string
 		noBackfil bool
+		server    string
 		ghPlan    planGitHubOptions // --github-pr: see github.go
 	)
 	cmd := &cobra.Command{
-		Use:   "plan [DIR] --snapshot FILE",
+		Use:   "plan [DIR] (--snapshot FILE | --server URL)",
 		Short: "Decide what the repository would do on each cluster: admit, queue, preempt or reject",
 		Long: `plan loads the repository in DIR (default: the current directory) and,
 for each cluster snapshot given, decides every workload: admitted now (on
@@ -33,7 +34,12 @@ never fit). It prints the quota of every team before and after.
 
 A snapshot is a cluster's observed state ('berth snapshot' writes one; the
 format is #Snapshot in schema.cue and can be written by hand for what-if
-planning). Nothing is changed anywhere: plan only reads.
+planning). --server URL plans against every cluster a running 'berth
+serve' runs, as its engine last observed them (a single machine
+included). The decision is the one the engine makes: the same step
+prepares what is pending (periodic ticks due, retries past their
+backoff, pipeline steps whose dependencies finished) and decides it.
+Nothing is changed anywhere: plan only reads.
 
 Output: text for people, or -o json (an array of plans; see the README).
 Exit status: 0 planned, 1 invalid repository or snapshot, 2 usage or
@@ -64,14 +70,18 @@ status failed (pending included), 1 when one did, 2 when berth failed.`,
 				return runGitHubPlan(cmd.Context(), cmd.OutOrStdout(), ghPlan, snapshots,
 					schedule.Options{Placement: placement, NoBackfill: noBackfil})
 			}
-			if len(snapshots) == 0 {
-				return usageError{fmt.Errorf("plan needs --snapshot FILE (write one with 'berth snapshot', or by hand: #Snapshot in schema.cue)")}
+			if len(snapshots) == 0 && server == "" {
+				return usageError{fmt.Errorf("plan needs --snapshot FILE (write one with 'berth snapshot', or by hand: #Snapshot in schema.cue) or --server URL (a running 'berth serve')")}
 			}
 			cfg, err := cue.Load(os.DirFS(dir), cue.Options{})
 			if err != nil {
 				return printLoadError(cmd, err)
 			}
-			var plans []*berth.Plan
+			type source struct {
+				name string
+				snap *berth.Snapshot
+			}
+			var srcs []source
 			for _, file := range snapshots {
 				data, err := os.ReadFile(file)
 				if err != nil {
@@ -81,10 +91,23 @@ status failed (pending included), 1 when one did, 2 when berth failed.`,
 				if err != nil {
 					return printLoadError(cmd, err)
 				}
-				if _, ok := cfg.Clusters[snap.Cluster]; !ok {
-					return invalidError{fmt.Errorf("snapshot %s: cluster %q is not in the repository (clusters: %v)", file, snap.Cluster, cfg.ClusterNames())}
+				srcs = append(srcs, source{"snapshot " + file, snap})
+			}
+			if server != "" {
+				snaps, err := serverSnapshots(&clientOptions{server: server}, "")
+				if err != nil {
+					return err
 				}
-				plans = append(plans, schedule.Schedule(schedule.Input{Config: cfg, Snapshot: snap},
+				for i := range snaps {
+					srcs = append(srcs, source{"berth serve at " + server, &snaps[i]})
+				}
+			}
+			var plans []*berth.Plan
+			for _, src := range srcs {
+				if _, ok := cfg.Clusters[src.snap.Cluster]; !ok {
+					return invalidError{fmt.Errorf("%s: cluster %q is not in the repository (clusters: %v)", src.name, src.snap.Cluster, cfg.ClusterNames())}
+				}
+				plans = append(plans, schedule.Schedule(schedule.Input{Config: cfg, Snapshot: src.snap},
 					schedule.Options{Placement: placement, NoBackfill: noBackfil}))
 			}
 			out := cmd.OutOrStdout()
@@ -98,6 +121,7 @@ status failed (pending included), 1 when one did, 2 when berth failed.`,
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	cmd.Flags().StringArrayVar(&snapshots, "snapshot", nil, "a cluster snapshot to plan against (repeat for several clusters)")
+	cmd.Flags().StringVar(&server, "server", "", "plan against the clusters a running 'berth serve' at this address runs (http://127.0.0.1:8080)")
 	cmd.Flags().StringVar(&placement, "placement", "", "override policy.placement: berth, firstFit or bestFit")
 	cmd.Flags().BoolVar(&noBackfil, "no-backfill", false, "turn backfill off whatever the policy says")
 	ghPlan.register(cmd.Flags())

@@ -267,6 +267,37 @@ func (s *server) status(withPlans bool) statusResponse {
 	return resp
 }
 
+// snapshots are the clusters this serve runs (or the one named) as the
+// engine last observed them, as of now: what every plan starts from
+// (reconcile.Snapshot), for 'berth snapshot' and 'berth plan --server'.
+func (s *server) snapshots(cluster string) ([]berth.Snapshot, error) {
+	cfg, _, _ := s.engine.LastConfig()
+	reports := s.engine.Last()
+	names := make([]string, 0, len(reports))
+	for n := range reports {
+		if cluster == "" || n == cluster {
+			names = append(names, n)
+		}
+	}
+	sortStrings(names)
+	if len(names) == 0 {
+		if cluster != "" {
+			return nil, fmt.Errorf("cluster %s is not one this berth serve runs", cluster)
+		}
+		return nil, errors.New("no cluster has been observed yet")
+	}
+	now := time.Now().UTC()
+	out := make([]berth.Snapshot, 0, len(names))
+	for _, n := range names {
+		cr := reports[n]
+		if cr.Observed == nil {
+			return nil, fmt.Errorf("cluster %s has not been observed yet", n)
+		}
+		out = append(out, reconcile.Snapshot(cfg, n, cr.Observed, now))
+	}
+	return out, nil
+}
+
 func (s *server) handler(reg *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
@@ -316,6 +347,17 @@ func (s *server) handler(reg *prometheus.Registry) http.Handler {
 			return
 		}
 		http.Error(w, lastErr.Error(), http.StatusNotFound)
+	})
+	mux.HandleFunc("GET /api/snapshot", func(w http.ResponseWriter, r *http.Request) {
+		snaps, err := s.snapshots(r.URL.Query().Get("cluster"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusNotFound)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		enc.Encode(snaps)
 	})
 	mux.HandleFunc("GET /api/status", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,6 +27,7 @@ func newSnapshotCmd() *cobra.Command {
 		cluster string
 		output  string
 		kf      kubeFlags
+		client  clientOptions
 	)
 	cmd := &cobra.Command{
 		Use:   "snapshot [DIR] --cluster NAME [-o FILE]",
@@ -37,7 +40,10 @@ output. Plans made from the file need no cluster access.
 
 Clusters of backend kubernetes are reached through --kubeconfig (default:
 $KUBECONFIG, then ~/.kube/config, then the pod's service account) and the
-context the repository's cluster names. snapshot only reads.`,
+context the repository's cluster names. A cluster of backend local (one
+machine) is read from the 'berth serve' that runs it: --server, or the
+serve.json in --state-dir (or any cluster, with --server). snapshot only
+reads.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir := "."
@@ -55,33 +61,32 @@ context the repository's cluster names. snapshot only reads.`,
 			if !ok {
 				return usageError{fmt.Errorf("--cluster %s: the repository defines %v", cluster, cfg.ClusterNames())}
 			}
-			if c.Backend != berth.BackendKubernetes {
-				return usageError{fmt.Errorf("cluster %s has backend %s: snapshot reads clusters of backend kubernetes ('berth status' shows a local one)", cluster, c.Backend)}
+			var snap berth.Snapshot
+			if c.Backend != berth.BackendKubernetes || client.server != "" {
+				// A local cluster is this machine as the berth serve that
+				// runs it observes it.
+				snaps, err := serverSnapshots(&client, cluster)
+				if err != nil {
+					return err
+				}
+				snap = snaps[0]
+			} else {
+				ctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Minute)
+				defer cancel()
+				kc, err := kf.open(cluster, c, dir, slog.New(slog.DiscardHandler), false)
+				if err != nil {
+					return err
+				}
+				defer kc.Close()
+				obs, err := kc.Observe(ctx)
+				if err != nil {
+					return err
+				}
+				// The queue and the finished runs as the engine derives
+				// them from the ledger (a failed run with retries left
+				// waits).
+				snap = reconcile.Snapshot(cfg, cluster, obs, time.Now().UTC())
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Minute)
-			defer cancel()
-			kc, err := kf.open(cluster, c, dir, slog.New(slog.DiscardHandler), false)
-			if err != nil {
-				return err
-			}
-			defer kc.Close()
-			obs, err := kc.Observe(ctx)
-			if err != nil {
-				return err
-			}
-			// The queue and the finished runs as the engine derives them
-			// from the ledger (a failed run with retries left waits).
-			snap := reconcile.Snapshot(cfg, cluster, obs, time.Now().UTC())
-			if snap.Queue == nil {
-				snap.Queue = []berth.QueuedWorkload{}
-			}
-			if snap.Finished == nil {
-				snap.Finished = []berth.FinishedRun{}
-			}
-			if snap.Running == nil {
-				snap.Running = []berth.RunningWorkload{}
-			}
-			snap.Sort()
 			b, err := json.MarshalIndent(snap, "", "  ")
 			if err != nil {
 				return err
@@ -103,7 +108,32 @@ context the repository's cluster names. snapshot only reads.`,
 	f.StringVar(&cluster, "cluster", "", "the repository's cluster to read")
 	f.StringVarP(&output, "output", "o", "", "file to write (default: standard output)")
 	kf.register(f, false)
+	client.flags(cmd)
 	return cmd
+}
+
+// serverSnapshots asks a running berth serve for its clusters' snapshots
+// (one cluster's, when named), as its engine last observed them.
+func serverSnapshots(c *clientOptions, cluster string) ([]berth.Snapshot, error) {
+	path := "/api/snapshot"
+	if cluster != "" {
+		path += "?cluster=" + url.QueryEscape(cluster)
+	}
+	b, code, err := c.get(path)
+	if err != nil {
+		return nil, err
+	}
+	if code != http.StatusOK {
+		return nil, fmt.Errorf("berth serve: %s", strings.TrimSpace(string(b)))
+	}
+	var snaps []berth.Snapshot
+	if err := json.Unmarshal(b, &snaps); err != nil {
+		return nil, fmt.Errorf("berth serve's snapshot: %w", err)
+	}
+	if len(snaps) == 0 {
+		return nil, errors.New("berth serve observes no cluster yet")
+	}
+	return snaps, nil
 }
 
 // kubeFlags are the flags of the commands that reach clusters of backend
