@@ -390,7 +390,8 @@ func TestBurstCoalesced(t *testing.T) {
 	review := payload(t, "pull_request_review", "00-submitted.json")
 	deliver(r, "pull_request", "b0", sync, webhook.Sign(secret, sync))
 	time.Sleep(20 * time.Millisecond) // the first is being handled (blocked)
-	for i := 1; i <= 10; i++ { // ten pushes to the pull request
+	// Ten pushes to the pull request while it is being planned.
+	for i := 1; i <= 10; i++ {
 		body := withHead(t, sync, fmt.Sprintf("%040d", i))
 		deliver(r, "pull_request", fmt.Sprint("b", i), body, webhook.Sign(secret, body))
 	}
