@@ -27,13 +27,17 @@ import (
 const Marker = "<redacted>"
 
 // MinSubstring is the length from which a value is replaced wherever it
-// appears, inside words too. A shorter value ("abc", "1") is replaced only
-// where it stands as a whole token (not next to a letter, digit or '_' on
-// a side where the value itself ends in one): replacing every "abc" inside
-// "abcdef" or every "1" inside "v1.2" would destroy the text around it
-// without hiding anything, since the value is no longer what is printed.
-// A short value made of punctuation only ("-", "::") is left alone: it
-// cannot be told from the punctuation of every message.
+// appears, inside words too. A shorter value ("abc") is replaced only where
+// it stands as a whole token (not next to a letter, digit or '_' on a side
+// where the value itself ends in one): replacing every "abc" inside
+// "abcdef" would destroy the text around it without hiding anything, since
+// the value is no longer what is printed there. So is a number of any
+// length ("4711" where it stands, not inside "847110").
+//
+// Some values are not secrets and are words of every message; they are
+// left alone: numbers under 1000 (guessed in a thousand tries, and in
+// "1 error" or "needs 2 approvals"), the flag words true, false, yes, no,
+// on and off, and short values of punctuation only ("-", "::").
 const MinSubstring = 4
 
 // Scrubber replaces a fixed set of values. The zero value and nil replace
@@ -63,8 +67,11 @@ func New(values ...string) *Scrubber {
 	slices.SortStableFunc(byLen, func(a, b string) int { return cmp.Compare(len(b), len(a)) })
 	var pairs []string
 	for _, v := range byLen {
+		digits := strings.Trim(v, "0123456789") == ""
 		switch {
-		case len(v) >= MinSubstring:
+		case flagWords[strings.ToLower(v)] || (digits && len(v) < MinSubstring):
+			// not a secret: see MinSubstring
+		case len(v) >= MinSubstring && !digits:
 			pairs = append(pairs, v, Marker)
 		case allWord(v):
 			if s.words == nil {
@@ -128,6 +135,28 @@ func (s *Scrubber) String(text string) string {
 		text = replaceToken(text, v)
 	}
 	return text
+}
+
+// StringCut is String for text that may have been cut short and ended
+// with suffix ("..."): a value of MinSubstring bytes or more whose start
+// is all that is left before the suffix is replaced too.
+func (s *Scrubber) StringCut(text, suffix string) string {
+	if s == nil {
+		return text
+	}
+	body, ok := strings.CutSuffix(text, suffix)
+	if !ok {
+		return s.String(text)
+	}
+	for _, v := range s.values {
+		for k := len(v) - 1; k >= MinSubstring; k-- {
+			if strings.HasSuffix(body, v[:k]) {
+				body = body[:len(body)-k] + Marker
+				break
+			}
+		}
+	}
+	return s.String(body) + suffix
 }
 
 // replaceWords replaces every maximal run of word characters that is a
@@ -200,6 +229,8 @@ func replaceToken(text, v string) string {
 	b.WriteString(text[done:])
 	return b.String()
 }
+
+var flagWords = map[string]bool{"true": true, "false": true, "yes": true, "no": true, "on": true, "off": true}
 
 func isWord(r rune) bool { return r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r) }
 

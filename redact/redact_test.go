@@ -14,7 +14,7 @@ import (
 )
 
 func TestString(t *testing.T) {
-	s := redact.New("hunter2secret", "hunter2", "abc", "1", "a-b", "::", "", "redacted")
+	s := redact.New("hunter2secret", "hunter2", "abc", "1", "4711", "true", "On", "a-b", "::", "", "redacted")
 	for _, tt := range []struct{ in, want string }{
 		{"token hunter2secret in text", "token <redacted> in text"},
 		{"xhunter2y", "x<redacted>y"}, // long values: inside words too
@@ -22,8 +22,8 @@ func TestString(t *testing.T) {
 		{`API_KEY="abc"`, `API_KEY="<redacted>"`}, // short values: whole tokens
 		{"abcdef and xabc stay", "abcdef and xabc stay"},
 		{"abc", "<redacted>"},
-		{"run 1 of v1.2", "run <redacted> of v1.2"},
-		{"1", "<redacted>"},
+		{"PIN=4711 not 847110", "PIN=<redacted> not 847110"}, // numbers: whole tokens
+		{"1 error, needs 1 approval, on true", "1 error, needs 1 approval, on true"},
 		{"x a-b y, xa-b, a-bc", "x <redacted> y, xa-b, a-bc"},
 		{"std::vector", "std::vector"}, // punctuation-only values are left alone
 		{"the marker <redacted> survives", "the marker <redacted> survives"},
@@ -36,6 +36,19 @@ func TestString(t *testing.T) {
 	var none *redact.Scrubber
 	if got := none.String("abc"); got != "abc" {
 		t.Errorf("a nil scrubber changed text: %q", got)
+	}
+}
+
+func TestStringCut(t *testing.T) {
+	s := redact.New("sk-long-value", "abc")
+	for _, tt := range []struct{ in, want string }{
+		{"failed: TOKEN=sk-long-va...", "failed: TOKEN=<redacted>..."},
+		{"failed: abc sk-long-value x...", "failed: <redacted> <redacted> x..."},
+		{"not cut: sk-long-va", "not cut: sk-long-va"}, // a different value, in full
+	} {
+		if got := s.StringCut(tt.in, "..."); got != tt.want {
+			t.Errorf("StringCut(%q) = %q, want %q", tt.in, got, tt.want)
+		}
 	}
 }
 
