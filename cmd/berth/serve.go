@@ -383,6 +383,9 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 	if err != nil {
 		return err
 	}
+	if o.webhookListen == o.listen && !strings.HasSuffix(o.listen, ":0") {
+		return usageError{fmt.Errorf("--webhook-listen %s is --listen's address: serve webhooks apart from the status API", o.webhookListen)}
+	}
 	// client-go logs through klog: through berth's logger instead, so
 	// every line has the same format.
 	klog.SetSlogLogger(log.With("component", "client-go"))
@@ -443,9 +446,6 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 	// Webhooks on their own listener: the world may reach it; the status
 	// API need not be reachable from where GitHub sends.
 	if hook := ghs.webhook(); hook != nil {
-		if o.webhookListen == o.listen {
-			return usageError{fmt.Errorf("--webhook-listen %s is --listen's address: serve webhooks apart from the status API", o.webhookListen)}
-		}
 		hln, err := net.Listen("tcp", o.webhookListen)
 		if err != nil {
 			return fmt.Errorf("listen %s: %w", o.webhookListen, err)
