@@ -240,16 +240,7 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "POST only", http.StatusMethodNotAllowed)
 		return
 	}
-	// 1. A slot to read a body in, or come back later.
-	select {
-	case r.slots <- struct{}{}:
-		defer func() { <-r.slots }()
-	default:
-		w.Header().Set("Retry-After", "1")
-		r.refuse(w, "busy", http.StatusServiceUnavailable, "too many deliveries at once; retry")
-		return
-	}
-	// 2. The headers: a signature of the right shape, a delivery ID, a
+	// 1. The headers: a signature of the right shape, a delivery ID, a
 	// length within bounds.
 	mac, ok := parseSignature(req.Header.Get("X-Hub-Signature-256"))
 	if !ok {
@@ -263,6 +254,15 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	if req.ContentLength > r.opts.MaxBody {
 		r.refuse(w, "too-large", http.StatusRequestEntityTooLarge, fmt.Sprintf("body over %d bytes", r.opts.MaxBody))
+		return
+	}
+	// 2. A slot to read a body in, or come back later.
+	select {
+	case r.slots <- struct{}{}:
+		defer func() { <-r.slots }()
+	default:
+		w.Header().Set("Retry-After", "1")
+		r.refuse(w, "busy", http.StatusServiceUnavailable, "too many deliveries at once; retry")
 		return
 	}
 	// 3. The body, streamed through the HMAC into a bounded buffer.
