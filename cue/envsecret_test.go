@@ -17,7 +17,7 @@ workloads: vision: j: {kind: "batch", image: "x", command: ["true"], resources: 
 `
 	for _, tt := range []struct {
 		name, second, want string
-		values         []string
+		values             []string
 	}{
 		{"conflict", `workloads: vision: j: env: API_KEY: "hunter2secret"`,
 			"workloads.vision.j.env.API_KEY: set to two different values (not shown: env values may be secret); set it in one place",
