@@ -53,10 +53,11 @@ bench: build
 demo: build
 	BERTH=$(BERTH) bash fixtures/demo/demo.sh
 
-## fuzz: fuzz the loader (FUZZTIME=5m by default)
+## fuzz: fuzz the loader and the webhook parser (FUZZTIME=5m each by default)
 FUZZTIME ?= 5m
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime $(FUZZTIME) ./cue/
+	$(GO) test -run '^$$' -fuzz FuzzWebhook -fuzztime $(FUZZTIME) -fuzzminimizetime 10s ./sources/webhook/
 
 ## golden: rewrite the golden files from what the code prints now
 golden:

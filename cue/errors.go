@@ -355,6 +355,23 @@ var patterns = []struct{ piece, want string }{
 
 // explain is a CUE error's message, said so a person knows what to do.
 func explain(r rawError) string {
+	// The path is workloads.TEAM.NAME.env.KEY, or TEAM.NAME.env.KEY when
+	// the error was found against the workloads' definition.
+	if n := len(r.path); n >= 4 && r.path[n-2] == "env" && (n == 4 || (n == 5 && r.path[0] == "workloads")) {
+		// An env value may be a secret, and this message is printed by
+		// validate, logged by serve and served by its status API: it
+		// never quotes the values, of any length.
+		switch {
+		case strings.HasPrefix(r.format, "conflicting values %s and %s") && len(r.args) == 2 &&
+			!isTypeName(r.args[0]) && !isTypeName(r.args[1]):
+			return "set to two different values (not shown: env values may be secret); set it in one place"
+		case strings.HasPrefix(r.format, "conflicting values %s and %s"):
+			return "not a string (not shown: env values may be secret); an env value is a string: quote it"
+		case r.format == "incomplete value %v":
+			return "has no value; set it to a string"
+		}
+		return "invalid env value (not shown: env values may be secret)"
+	}
 	msg := r.message()
 	switch {
 	case r.format == "incomplete value %v" && strings.Contains(msg, "|"):

@@ -10,6 +10,7 @@ import (
 
 	"github.com/berth-gpu/berth"
 	"github.com/berth-gpu/berth/reconcile/schedule"
+	"github.com/berth-gpu/berth/redact"
 )
 
 // Revision is one state of the repository to reconcile.
@@ -90,6 +91,11 @@ type Options struct {
 	// Schedule tunes the decision step (its Backoff and TickDeadline
 	// included), as every other caller of schedule.Schedule may.
 	Schedule schedule.Options
+	// Redact is set to the scrubber of the env values of the configuration
+	// being reconciled and the last valid one, each time one loads, so that
+	// whoever prints while they change (serve's log handler) scrubs the
+	// same values (default: the engine's own).
+	Redact *redact.Live
 }
 
 // Engine reconciles revisions. It keeps only caches and the last valid
@@ -124,6 +130,10 @@ func New(opts Options) *Engine {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.Redact == nil {
+		opts.Redact = &redact.Live{}
+	}
+	opts.Logger = slog.New(redact.NewHandler(opts.Logger.Handler(), opts.Redact))
 	return &Engine{opts: opts, lastPlans: map[string]ClusterReport{}}
 }
 
@@ -148,12 +158,16 @@ func (e *Engine) LastConfig() (*berth.Config, Revision, bool) {
 	return e.lastGood.cfg, e.lastGood.rev, true
 }
 
+// Scrubber replaces the env values of the configurations in force; every
+// error of a Report has been through it.
+func (e *Engine) Scrubber() *redact.Scrubber { return e.opts.Redact.Get() }
+
 // Reconcile fetches the source's latest revision and reconciles it.
 func (e *Engine) Reconcile(ctx context.Context, src Source) Report {
 	// 1. Fetch.
 	rev, err := src.Latest(ctx)
 	if err != nil {
-		r := Report{Err: fmt.Errorf("fetch: %w", err)}
+		r := Report{Err: e.Scrubber().Err(fmt.Errorf("fetch: %w", err))}
 		e.report(ctx, r)
 		return r
 	}
@@ -167,9 +181,12 @@ func (e *Engine) ReconcileRevision(ctx context.Context, rev Revision) Report {
 	// 2. Load. An invalid revision changes nothing that runs: the last
 	// valid configuration goes on being reconciled (so runs finish,
 	// pipelines advance, ticks fire) and the revision is reported invalid.
+	// Errors leave the engine scrubbed of env values: a log line, the
+	// status API, a commit status or a comment may show them.
 	cfg, good, err := e.load(rev)
+	scrub := e.Scrubber()
 	if err != nil {
-		rep.Invalid = err
+		rep.Invalid = scrub.Err(err)
 		if good == nil {
 			e.report(ctx, rep)
 			return rep
@@ -180,6 +197,10 @@ func (e *Engine) ReconcileRevision(ctx context.Context, rev Revision) Report {
 	// 3 to 6, per cluster: observe, decide, diff, apply.
 	for _, c := range e.opts.Clusters {
 		cr := e.reconcileCluster(ctx, cfg, good.rev, c)
+		cr.Err = scrub.Err(cr.Err)
+		for i := range cr.Results {
+			cr.Results[i].Err = scrub.Err(cr.Results[i].Err)
+		}
 		rep.Clusters = append(rep.Clusters, cr)
 		if cr.Err == nil {
 			e.mu.Lock()
@@ -221,6 +242,13 @@ func (e *Engine) load(rev Revision) (*berth.Config, *goodConfig, error) {
 		return last.cfg, last, err
 	}
 	good := &goodConfig{rev: rev, cfg: cfg}
+	var lastCfg *berth.Config
+	if last != nil {
+		lastCfg = last.cfg
+	}
+	// The values of both: an error of this reconcile may quote the
+	// configuration it replaces (a running workload's spec).
+	e.opts.Redact.Set(redact.FromConfigs(cfg, lastCfg))
 	e.mu.Lock()
 	e.lastGood = good
 	e.mu.Unlock()

@@ -12,6 +12,7 @@ import (
 	"github.com/berth-gpu/berth"
 	"github.com/berth-gpu/berth/cue"
 	"github.com/berth-gpu/berth/policy"
+	"github.com/berth-gpu/berth/redact"
 )
 
 // Pull-request comments come from the templates in templates/, one per
@@ -71,9 +72,9 @@ type Comment struct {
 type CommentOptions struct {
 	// Limit is the most bytes one part may have (default CommentLimit).
 	Limit int
-	// Secrets are strings never to show (see EnvSecrets); they are
-	// replaced wherever they appear.
-	Secrets []string
+	// Redact replaces the env values of the configurations shown
+	// (redact.FromConfigs of the base and the head) wherever they appear.
+	Redact *redact.Scrubber
 }
 
 type planData struct {
@@ -165,7 +166,7 @@ func render(name, cluster string, data any, opts CommentOptions) (Comment, error
 	if err := templates.ExecuteTemplate(&b, name, data); err != nil {
 		return Comment{}, fmt.Errorf("render %s comment for cluster %s: %w", name, cluster, err)
 	}
-	body := Scrub(b.String(), opts.Secrets)
+	body := opts.Redact.String(b.String())
 	limit := opts.Limit
 	if limit <= 0 {
 		limit = CommentLimit

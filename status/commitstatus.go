@@ -10,6 +10,7 @@ import (
 	"github.com/berth-gpu/berth"
 	"github.com/berth-gpu/berth/cue"
 	"github.com/berth-gpu/berth/policy"
+	"github.com/berth-gpu/berth/redact"
 )
 
 // State is a commit status's state, as GitHub names them.
@@ -52,6 +53,14 @@ type CommitStatus struct {
 // is cut to 140 and the context to 255, ending with "..." when cut.
 func NewCommitStatus(context string, state State, description string) CommitStatus {
 	return CommitStatus{Context: Truncate(context, MaxContext), State: state, Description: Truncate(oneLine(description), MaxDescription)}
+}
+
+// Scrubbed is st with the env values in its description replaced, cut
+// again to GitHub's limit. A value that the first cut left a prefix of
+// (before the "...") is replaced too.
+func (st CommitStatus) Scrubbed(s *redact.Scrubber) CommitStatus {
+	st.Description = Truncate(s.StringCut(st.Description, "..."), MaxDescription)
+	return st
 }
 
 // Truncate cuts s to at most n bytes (so at most n characters however they

@@ -15,6 +15,7 @@ import (
 	goldens "github.com/berth-gpu/berth/fixtures/golden"
 	"github.com/berth-gpu/berth/policy"
 	"github.com/berth-gpu/berth/reconcile/schedule"
+	"github.com/berth-gpu/berth/redact"
 	"github.com/berth-gpu/berth/status"
 )
 
@@ -163,7 +164,7 @@ func TestPlanComments(t *testing.T) {
 	for name, mk := range scenarios() {
 		t.Run(name, func(t *testing.T) {
 			v, rev := mk()
-			c, err := status.PlanComment(v, rev, status.CommentOptions{Secrets: status.EnvSecrets(baseBuilder().Obj())})
+			c, err := status.PlanComment(v, rev, status.CommentOptions{Redact: redact.FromConfigs(baseBuilder().Obj())})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -9,11 +9,12 @@ import (
 
 	"github.com/berth-gpu/berth"
 	"github.com/berth-gpu/berth/policy"
+	"github.com/berth-gpu/berth/redact"
 )
 
 // Redacted is what an env value reads as wherever berth shows a workload:
 // env values may be secrets, and a pull-request comment is public.
-const Redacted = "<redacted>"
+const Redacted = redact.Marker
 
 func sameWorkload(a, b berth.Workload) bool { return sameJSON(a, b) }
 
@@ -245,36 +246,4 @@ func diffLines(a, b []string) []string {
 		}
 	}
 	return out
-}
-
-// EnvSecrets lists the env values of every workload of the configurations
-// that are long enough to be secrets (8 characters or more), longest first:
-// Scrub replaces them wherever they would appear in text for people.
-func EnvSecrets(cfgs ...*berth.Config) []string {
-	set := map[string]bool{}
-	for _, c := range cfgs {
-		if c == nil {
-			continue
-		}
-		for _, w := range c.Workloads {
-			for _, v := range w.Env {
-				if len(v) >= 8 {
-					set[v] = true
-				}
-			}
-		}
-	}
-	out := sortedKeys(set)
-	sort.SliceStable(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
-	return out
-}
-
-// Scrub replaces every secret in s with Redacted.
-func Scrub(s string, secrets []string) string {
-	for _, v := range secrets {
-		if strings.Contains(s, v) {
-			s = strings.ReplaceAll(s, v, Redacted)
-		}
-	}
-	return s
 }

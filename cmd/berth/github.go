@@ -26,6 +26,7 @@ import (
 	"github.com/berth-gpu/berth/cue"
 	"github.com/berth-gpu/berth/reconcile"
 	"github.com/berth-gpu/berth/reconcile/schedule"
+	"github.com/berth-gpu/berth/redact"
 	"github.com/berth-gpu/berth/sources"
 	"github.com/berth-gpu/berth/sources/webhook"
 	"github.com/berth-gpu/berth/status"
@@ -46,6 +47,7 @@ type githubOptions struct {
 	poll           time.Duration
 	gitURL         string
 	botLogin       string
+	webhookMaxBody int64
 }
 
 // registerServe adds serve's --github flags.
@@ -62,6 +64,7 @@ func (g *githubOptions) registerServe(f *pflag.FlagSet) {
 	f.DurationVar(&g.poll, "github-poll", time.Minute, "how often to poll open pull requests when no webhook secret is set")
 	f.StringVar(&g.gitURL, "github-git-url", "", "where to fetch pull requests' refs from (default: --repo)")
 	f.StringVar(&g.botLogin, "github-bot-login", "", "the login berth comments as (default: asked from the API; needed for a GitHub App: APP[bot])")
+	f.Int64Var(&g.webhookMaxBody, "github-webhook-max-body", webhook.DefaultMaxBody, "largest webhook body accepted, in bytes (larger: 413 without reading it)")
 }
 
 // client makes the API client. Credentials come from the environment
@@ -110,6 +113,7 @@ type githubServe struct {
 	planner *gh.Planner
 	sync    *gh.SyncReporter
 	recv    *webhook.Receiver
+	seen    *webhook.Store
 	engine  *reconcile.Engine
 	served  []string
 	trigger func()
@@ -137,19 +141,34 @@ func newGitHubServe(o serveOptions, log *slog.Logger) (*githubServe, error) {
 	}
 	s := &githubServe{opts: g, log: log, client: c}
 	s.sync = gh.NewSyncReporter(gh.SyncOptions{API: c, Logger: log,
+		Redact: func() *redact.Scrubber { return s.engine.Scrubber() }, // set by attach before the engine runs
 		Workloads: func(ctx context.Context, pr gh.PR) (map[string][]berth.WorkloadID, error) {
 			return s.planner.MergedWorkloads(ctx, pr)
 		}})
 	s.planner = gh.NewPlanner(gh.PlannerOptions{API: c, Git: git, Loader: cue.NewLoader(cue.Options{}), Observe: s.observe,
 		Sync: s.sync, Logger: log})
 	if secret := os.Getenv(g.secretEnv); secret != "" {
-		s.recv, err = webhook.New(webhook.Options{Secret: []byte(secret), Repo: g.repo, Branch: o.branch, Logger: log,
-			Handler: gh.Handler{Planner: s.planner, OnPush: s.push, Logger: log}})
+		// Deliveries and the work they asked for, kept across restarts so
+		// that a replay plans nothing twice.
+		s.seen, err = webhook.OpenStore(filepath.Join(o.stateDir, "webhook-deliveries.db"), webhook.StoreOptions{})
 		if err != nil {
+			return nil, err
+		}
+		s.recv, err = webhook.New(webhook.Options{Secret: []byte(secret), Repo: g.repo, Branch: o.branch, Logger: log,
+			Handler: gh.Handler{Planner: s.planner, OnPush: s.push, Logger: log}, MaxBody: g.webhookMaxBody, Seen: s.seen})
+		if err != nil {
+			s.seen.Close()
 			return nil, err
 		}
 	}
 	return s, nil
+}
+
+// close closes the deliveries' store.
+func (s *githubServe) close() {
+	if s != nil && s.seen != nil {
+		s.seen.Close()
+	}
 }
 
 // reporter adds the sync reporter to serve's own.
@@ -168,15 +187,12 @@ func (s *githubServe) attach(e *reconcile.Engine, clusters []string) {
 	}
 }
 
-// routes adds POST /webhook to serve's handler.
-func (s *githubServe) routes(h http.Handler) http.Handler {
+// webhook is POST /webhook's handler, nil when webhooks are not served.
+func (s *githubServe) webhook() http.Handler {
 	if s == nil || s.recv == nil {
-		return h
+		return nil
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/webhook", s.recv)
-	mux.Handle("/", h)
-	return mux
+	return s.recv
 }
 
 // start runs the webhook workers (or the poller), the sync reporter and

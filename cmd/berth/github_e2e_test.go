@@ -79,7 +79,7 @@ policy: approvals: admins: ["@`+g.User+`"]
 	git("push", "-q", "origin", "main")
 
 	serve := exec.Command(berthBinary(t), "serve", "--repo", repo.CloneURL, "--branch", "main", "--state-dir", state,
-		"--listen", "127.0.0.1:0", "--resync", "1s", "--poll", "2s",
+		"--listen", "127.0.0.1:0", "--webhook-listen", "127.0.0.1:0", "--resync", "1s", "--poll", "2s",
 		"--github", "--github-repo", repo.FullName, "--github-forge", "gitea", "--github-api-url", g.APIURL())
 	serve.Env = append(os.Environ(), "GITHUB_TOKEN="+g.Token, "BERTH_GIT_TOKEN="+g.Token, "BERTH_WEBHOOK_SECRET=e2e-secret",
 		"XDG_STATE_HOME="+state)
@@ -102,15 +102,15 @@ policy: approvals: admins: ["@`+g.User+`"]
 			t.Error("the token is in serve's log")
 		}
 	})
-	var info struct{ Address string }
+	var info struct{ Address, Webhook string }
 	waitFor(t, 30*time.Second, "serve.json", func() bool {
 		b, err := os.ReadFile(filepath.Join(state, "serve.json"))
-		return err == nil && json.Unmarshal(b, &info) == nil && info.Address != ""
+		return err == nil && json.Unmarshal(b, &info) == nil && info.Webhook != ""
 	})
 	err = do(http.MethodPost, "repos/"+repo.FullName+"/hooks", map[string]any{
 		"type": "gitea", "active": true,
 		"events": []string{"pull_request", "pull_request_sync", "pull_request_review_approved", "pull_request_review_rejected", "issue_comment", "push"},
-		"config": map[string]string{"url": info.Address + "/webhook", "content_type": "json", "secret": "e2e-secret"},
+		"config": map[string]string{"url": info.Webhook, "content_type": "json", "secret": "e2e-secret"},
 	}, nil)
 	if err != nil {
 		t.Fatal(err)

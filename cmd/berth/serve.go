@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -27,25 +28,31 @@ import (
 	"github.com/berth-gpu/berth/cue"
 	"github.com/berth-gpu/berth/reconcile"
 	"github.com/berth-gpu/berth/reconcile/local"
+	"github.com/berth-gpu/berth/redact"
 	"github.com/berth-gpu/berth/sources"
 	"github.com/berth-gpu/berth/status"
 )
 
 type serveOptions struct {
-	repo      string
-	branch    string
-	clusters  []string
-	gpus      string
-	stateDir  string
-	listen    string
-	poll      time.Duration
-	resync    time.Duration
-	tokenEnv  string
-	sshKey    string
-	knownHost string
-	logFormat string
-	once      bool
-	github    githubOptions // --github: see github.go
+	repo     string
+	branch   string
+	clusters []string
+	gpus     string
+	stateDir string
+	listen   string
+	// webhookListen is where POST /webhook is served (with --github and a
+	// webhook secret), apart from the status API.
+	webhookListen string
+	apiTokenFile  string
+	insecureAPI   bool
+	poll          time.Duration
+	resync        time.Duration
+	tokenEnv      string
+	sshKey        string
+	knownHost     string
+	logFormat     string
+	once          bool
+	github        githubOptions // --github: see github.go
 	// kube: clusters of backend kubernetes (snapshot.go).
 	kube kubeFlags
 }
@@ -68,8 +75,12 @@ one goes on being reconciled, and the error is logged and reported.
 Workloads run on in their own processes when serve stops; a restarted serve
 adopts them.
 
-serve listens on --listen for /healthz, /readyz, /metrics (Prometheus) and
-/api/status (what 'berth status' and 'berth explain' read).`,
+serve listens on --listen (loopback by default) for /healthz, /readyz,
+/metrics (Prometheus) and /api/status (what 'berth status' and 'berth
+explain' read). On another address the status API and /metrics require
+the token of --api-token-file (clients send it as a bearer token), or
+--insecure-api. With --github and a webhook secret, POST /webhook is
+served on --webhook-listen, apart from the status API.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if o.repo == "" {
@@ -86,7 +97,10 @@ serve listens on --listen for /healthz, /readyz, /metrics (Prometheus) and
 	f.StringArrayVar(&o.clusters, "cluster", nil, "a cluster of the repository to run (repeat; default: every cluster of backend local)")
 	f.StringVar(&o.gpus, "gpus", "", `simulated GPUs when NVML finds none, e.g. "8xH100" or "7xH100,1xH100:1g.10gb" (default: the cluster's simulatedGPUs)`)
 	f.StringVar(&o.stateDir, "state-dir", defaultStateDir(), "where the run ledger, logs and Git cache live")
-	f.StringVar(&o.listen, "listen", "127.0.0.1:7420", "address for health, metrics and the status API")
+	f.StringVar(&o.listen, "listen", "127.0.0.1:7420", "address for health, metrics and the status API (not loopback: needs --api-token-file or --insecure-api)")
+	f.StringVar(&o.webhookListen, "webhook-listen", "127.0.0.1:7421", "address for POST /webhook (with --github and a webhook secret)")
+	f.StringVar(&o.apiTokenFile, "api-token-file", "", "file holding a token the status API and /metrics require (Authorization: Bearer TOKEN)")
+	f.BoolVar(&o.insecureAPI, "insecure-api", false, "serve the status API and /metrics on a non-loopback --listen without a token")
 	f.DurationVar(&o.poll, "poll", time.Minute, "how often to fetch a remote repository (watched repositories are also polled at this interval)")
 	f.DurationVar(&o.resync, "resync", 2*time.Second, "how often to reconcile when nothing changed in Git (runs end, ticks come due)")
 	f.StringVar(&o.tokenEnv, "token-env", "BERTH_GIT_TOKEN", "environment variable holding an https token for the repository")
@@ -109,11 +123,14 @@ func defaultStateDir() string {
 	return ".berth"
 }
 
-func newLogger(format string, w *os.File) *slog.Logger {
+// newLogger is serve's logger: every record is scrubbed of the env values
+// live holds (the configurations in force) before it is written.
+func newLogger(format string, w *os.File, live *redact.Live) *slog.Logger {
+	var h slog.Handler = slog.NewTextHandler(w, nil)
 	if format == "json" {
-		return slog.New(slog.NewJSONHandler(w, nil))
+		h = slog.NewJSONHandler(w, nil)
 	}
-	return slog.New(slog.NewTextHandler(w, nil))
+	return slog.New(redact.NewHandler(h, live))
 }
 
 // revisionSource adapts a sources source to the engine's Source.
@@ -189,9 +206,11 @@ func openSource(ctx context.Context, o serveOptions, log *slog.Logger) (reconcil
 // server holds what the HTTP endpoints report.
 type server struct {
 	engine *reconcile.Engine
-	mu     sync.Mutex
-	last   reconcile.Report
-	ready  bool
+	// token, when set, is required of /api/ and /metrics.
+	token string
+	mu    sync.Mutex
+	last  reconcile.Report
+	ready bool
 }
 
 func (s *server) record(r reconcile.Report) {
@@ -227,9 +246,16 @@ func (s *server) status(withPlans bool) statusResponse {
 	last := s.last
 	s.mu.Unlock()
 	resp := statusResponse{Revision: last.Revision.Name, Applied: last.Applied.Name, Time: time.Now().UTC()}
+	// What the API serves is scrubbed of env values field by field: the
+	// report's errors are, but a cue.Errors found under them is the
+	// loader's own, and runs' reasons come from the clusters.
+	scrub := s.engine.Scrubber()
 	var errs cue.Errors
 	if errors.As(last.Invalid, &errs) {
-		resp.Invalid = errs
+		for _, e := range errs {
+			e.Message = scrub.String(e.Message)
+			resp.Invalid = append(resp.Invalid, e)
+		}
 	} else if last.Invalid != nil {
 		resp.Invalid = []cue.Error{{Message: last.Invalid.Error()}}
 	}
@@ -247,12 +273,16 @@ func (s *server) status(withPlans bool) statusResponse {
 		cs := clusterStatus{Name: n}
 		for _, c := range last.Clusters {
 			if c.Name == n && c.Err != nil {
-				cs.Error = c.Err.Error()
+				cs.Error = scrub.String(c.Err.Error())
 			}
 		}
 		var runs []reconcile.RunState
 		if cr.Observed != nil {
-			runs = cr.Observed.Runs
+			runs = slices.Clone(cr.Observed.Runs) // the engine's: scrubbed in a copy
+		}
+		for i := range runs {
+			runs[i].Reason = scrub.String(runs[i].Reason)
+			runs[i].PodFailed = scrub.String(runs[i].PodFailed)
 		}
 		cs.Workloads = status.Workloads(n, cr.Plan, runs)
 		if withPlans {
@@ -298,8 +328,12 @@ func (s *server) snapshots(cluster string) ([]berth.Snapshot, error) {
 	return out, nil
 }
 
+// handler serves the status listener: health for probes, and the status
+// API and metrics behind the token when one is set.
 func (s *server) handler(reg *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
+	api := http.NewServeMux()
+	mux.Handle("/api/", requireToken(s.token, api))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
@@ -311,8 +345,9 @@ func (s *server) handler(reg *prometheus.Registry) http.Handler {
 		}
 		fmt.Fprintln(w, "ok")
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /api/explain", func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("GET /metrics", requireToken(s.token, promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
+	api.HandleFunc("GET /api/explain", func(w http.ResponseWriter, r *http.Request) {
+		scrub := s.engine.Scrubber()
 		id := berth.WorkloadID(r.URL.Query().Get("workload"))
 		cfg, _, ok := s.engine.LastConfig()
 		if !ok {
@@ -321,7 +356,7 @@ func (s *server) handler(reg *prometheus.Registry) http.Handler {
 		}
 		id, err := resolveWorkload(cfg, string(id))
 		if err != nil {
-			http.Error(w, err.Error(), http.StatusNotFound)
+			http.Error(w, scrub.String(err.Error()), http.StatusNotFound)
 			return
 		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -343,12 +378,12 @@ func (s *server) handler(reg *prometheus.Registry) http.Handler {
 				lastErr = err
 				continue
 			}
-			fmt.Fprint(w, buf.String())
+			fmt.Fprint(w, scrub.String(buf.String()))
 			return
 		}
-		http.Error(w, lastErr.Error(), http.StatusNotFound)
+		http.Error(w, scrub.String(lastErr.Error()), http.StatusNotFound)
 	})
-	mux.HandleFunc("GET /api/snapshot", func(w http.ResponseWriter, r *http.Request) {
+	api.HandleFunc("GET /api/snapshot", func(w http.ResponseWriter, r *http.Request) {
 		snaps, err := s.snapshots(r.URL.Query().Get("cluster"))
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusNotFound)
@@ -359,7 +394,7 @@ func (s *server) handler(reg *prometheus.Registry) http.Handler {
 		enc.SetIndent("", "  ")
 		enc.Encode(snaps)
 	})
-	mux.HandleFunc("GET /api/status", func(w http.ResponseWriter, r *http.Request) {
+	api.HandleFunc("GET /api/status", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
@@ -371,15 +406,28 @@ func (s *server) handler(reg *prometheus.Registry) http.Handler {
 // serveInfo is written to the state directory so that 'berth status',
 // 'explain' and 'logs' find the server.
 type serveInfo struct {
-	Address  string   `json:"address"`
-	PID      int      `json:"pid"`
-	Repo     string   `json:"repo"`
-	Started  string   `json:"started"`
-	Clusters []string `json:"clusters"`
+	Address string `json:"address"`
+	// Webhook is where POST /webhook is served ("" when it is not).
+	Webhook string `json:"webhook,omitempty"`
+	// TokenFile is --api-token-file (the path, never the token), for
+	// clients on this machine that can read it.
+	TokenFile string   `json:"tokenFile,omitempty"`
+	PID       int      `json:"pid"`
+	Repo      string   `json:"repo"`
+	Started   string   `json:"started"`
+	Clusters  []string `json:"clusters"`
 }
 
 func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byte) (int, error) }) error {
-	log := newLogger(o.logFormat, os.Stderr)
+	live := &redact.Live{} // the env values in force: the engine sets them
+	log := newLogger(o.logFormat, os.Stderr, live)
+	token, err := apiToken(o)
+	if err != nil {
+		return err
+	}
+	if o.webhookListen == o.listen && !strings.HasSuffix(o.listen, ":0") {
+		return usageError{fmt.Errorf("--webhook-listen %s is --listen's address: serve webhooks apart from the status API", o.webhookListen)}
+	}
 	// client-go logs through klog: through berth's logger instead, so
 	// every line has the same format.
 	klog.SetSlogLogger(log.With("component", "client-go"))
@@ -408,6 +456,7 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 		}
 		return err
 	}
+	live.Set(redact.FromConfigs(cfg))
 	clusters, names, err := openClusters(cfg, o, log)
 	if err != nil {
 		return err
@@ -420,23 +469,44 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 	if err != nil {
 		return err
 	}
-	engine := reconcile.New(reconcile.Options{Clusters: clusters, Loader: loader, Logger: log, Reporter: ghs.reporter(logReporter{log: log})})
+	defer ghs.close()
+	engine := reconcile.New(reconcile.Options{Clusters: clusters, Loader: loader, Logger: log, Reporter: ghs.reporter(logReporter{log: log}), Redact: live})
 	ghs.attach(engine, names)
-	srv := &server{engine: engine}
+	srv := &server{engine: engine, token: token}
 
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", o.listen, err)
 	}
-	httpSrv := &http.Server{Handler: ghs.routes(srv.handler(reg)), ReadHeaderTimeout: 10 * time.Second}
+	httpSrv := &http.Server{Handler: srv.handler(reg), ReadHeaderTimeout: 10 * time.Second}
 	go httpSrv.Serve(ln)
 	defer httpSrv.Close()
 	info := serveInfo{Address: "http://" + ln.Addr().String(), PID: os.Getpid(), Repo: o.repo, Started: time.Now().UTC().Format(time.RFC3339), Clusters: names}
+	if o.apiTokenFile != "" {
+		info.TokenFile, _ = filepath.Abs(o.apiTokenFile)
+	}
+	// Webhooks on their own listener: the world may reach it; the status
+	// API need not be reachable from where GitHub sends.
+	if hook := ghs.webhook(); hook != nil {
+		hln, err := net.Listen("tcp", o.webhookListen)
+		if err != nil {
+			return fmt.Errorf("listen %s: %w", o.webhookListen, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/webhook", hook)
+		// A slow sender holds one of the receiver's few body slots: it gets
+		// 30 s for its whole request.
+		hookSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, MaxHeaderBytes: 64 << 10}
+		go hookSrv.Serve(hln)
+		defer hookSrv.Close()
+		info.Webhook = "http://" + hln.Addr().String() + "/webhook"
+	}
 	if b, err := json.MarshalIndent(info, "", "  "); err == nil {
 		writeFileAtomic(filepath.Join(o.stateDir, "serve.json"), b)
 	}
 	defer os.Remove(filepath.Join(o.stateDir, "serve.json"))
-	log.Info("berth serve", "version", berth.Version, "repo", o.repo, "branch", o.branch, "clusters", names, "listen", info.Address, "state", o.stateDir)
+	log.Info("berth serve", "version", berth.Version, "repo", o.repo, "branch", o.branch, "clusters", names, "listen", info.Address,
+		"webhook", info.Webhook, "api-token", token != "", "state", o.stateDir)
 
 	notifier := sources.NewNotifier(ctx, sources.NotifierOptions{Interval: o.resync, Changes: changes, Logger: log})
 	ghs.start(ctx, notifier.Trigger)

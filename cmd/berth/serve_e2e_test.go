@@ -35,6 +35,10 @@ type e2e struct {
 	serve *exec.Cmd
 	log   *os.File
 	addr  string
+	info  serveInfo
+	// args and env are added to serve's command line and environment.
+	args []string
+	env  []string
 }
 
 const e2ePlatform = `package platform
@@ -106,7 +110,8 @@ func (e *e2e) start() {
 		}
 		e.log = f
 	}
-	cmd := exec.Command(e.bin, "serve", "--repo", e.repo, "--state-dir", e.state, "--listen", "127.0.0.1:0", "--resync", "200ms")
+	cmd := exec.Command(e.bin, append([]string{"serve", "--repo", e.repo, "--state-dir", e.state, "--listen", "127.0.0.1:0", "--resync", "200ms"}, e.args...)...)
+	cmd.Env = append(os.Environ(), e.env...)
 	cmd.Stdout, cmd.Stderr = e.log, e.log
 	if err := cmd.Start(); err != nil {
 		e.t.Fatal(err)
@@ -117,7 +122,7 @@ func (e *e2e) start() {
 	for time.Now().Before(deadline) {
 		var info serveInfo
 		if b, err := os.ReadFile(filepath.Join(e.state, "serve.json")); err == nil && json.Unmarshal(b, &info) == nil && info.PID == cmd.Process.Pid {
-			e.addr = info.Address
+			e.addr, e.info = info.Address, info
 			return
 		}
 		time.Sleep(20 * time.Millisecond)

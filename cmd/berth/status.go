@@ -18,45 +18,68 @@ import (
 
 // clientOptions find a running serve.
 type clientOptions struct {
-	server   string
-	stateDir string
+	server    string
+	stateDir  string
+	tokenFile string
 }
 
 func (c *clientOptions) flags(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&c.server, "server", "", "address of a running 'berth serve' (default: read from --state-dir)")
 	cmd.Flags().StringVar(&c.stateDir, "state-dir", defaultStateDir(), "the state directory of the 'berth serve' to ask")
+	cmd.Flags().StringVar(&c.tokenFile, "api-token-file", "", "file holding the token of a serve with --api-token-file (default: $BERTH_API_TOKEN, else the serve's own file when readable)")
 }
 
-func (c *clientOptions) address() (string, error) {
+// find is the serve to ask: its address and its token file ("" when it
+// has none or --server names it).
+func (c *clientOptions) find() (serveInfo, error) {
 	if c.server != "" {
-		return c.server, nil
+		return serveInfo{Address: c.server}, nil
 	}
 	b, err := os.ReadFile(filepath.Join(c.stateDir, "serve.json"))
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return "", fmt.Errorf("no 'berth serve' is running with state dir %s (start one, or pass --server or --state-dir)", c.stateDir)
+			return serveInfo{}, fmt.Errorf("no 'berth serve' is running with state dir %s (start one, or pass --server or --state-dir)", c.stateDir)
 		}
-		return "", err
+		return serveInfo{}, err
 	}
 	var info serveInfo
 	if err := json.Unmarshal(b, &info); err != nil {
-		return "", fmt.Errorf("%s: %w", filepath.Join(c.stateDir, "serve.json"), err)
+		return serveInfo{}, fmt.Errorf("%s: %w", filepath.Join(c.stateDir, "serve.json"), err)
 	}
-	return info.Address, nil
+	return info, nil
 }
 
 func (c *clientOptions) get(path string) ([]byte, int, error) {
-	addr, err := c.address()
+	info, err := c.find()
 	if err != nil {
 		return nil, 0, err
 	}
+	addr := info.Address
+	token, err := clientToken(c.tokenFile, info.TokenFile)
+	if err != nil {
+		return nil, 0, err
+	}
+	req, err := http.NewRequest(http.MethodGet, addr+path, nil)
+	if err != nil {
+		return nil, 0, usageError{err}
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	client := &http.Client{Timeout: 10 * time.Second}
-	resp, err := client.Get(addr + path)
+	resp, err := client.Do(req)
 	if err != nil {
 		return nil, 0, fmt.Errorf("ask berth serve at %s: %w", addr, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
+	if resp.StatusCode == http.StatusUnauthorized {
+		what := "no token was sent"
+		if token != "" {
+			what = "the token sent is not its token"
+		}
+		return nil, 0, usageError{fmt.Errorf("berth serve at %s requires a token and %s: pass --api-token-file FILE or set $BERTH_API_TOKEN", addr, what)}
+	}
 	return b, resp.StatusCode, err
 }
 

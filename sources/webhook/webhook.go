@@ -1,8 +1,11 @@
 // Package webhook receives GitHub (and Gitea) webhooks for berth: it
-// verifies each delivery's HMAC SHA-256 signature before reading anything
-// else, ignores events berth has no use for and repositories it does not
-// track, answers a redelivery without acting on it twice, and turns the
-// rest into work: a push to the tracked branch (the engine should look
+// bounds what an unauthenticated sender can make it hold (a few bodies at
+// once, each at most MaxBody, refused from its headers when possible),
+// verifies each delivery's HMAC SHA-256 signature while the body streams
+// in, before anything in it is looked at, ignores events berth has no use
+// for and repositories it does not track, answers a redelivery or a replay
+// of the same event under a new delivery ID without acting on it twice
+// (Store remembers them across restarts), and turns the rest into work: a push to the tracked branch (the engine should look
 // now) or a pull request to plan or re-review, coalesced per pull request
 // so a burst of events becomes one plan.
 //
@@ -14,6 +17,7 @@
 package webhook
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -99,26 +103,48 @@ type Options struct {
 	// Workers plan pull requests at once (default 2); one pull request is
 	// never planned twice at the same time.
 	Workers int
-	// MaxBody bounds a delivery (default 25 MiB, GitHub's limit).
+	// MaxBody bounds a delivery (default DefaultMaxBody). A longer body is
+	// refused with 413 as soon as it is known to be longer, without
+	// reading the rest.
 	MaxBody int64
+	// MaxInFlight bounds the bodies read at once (default 8); a delivery
+	// beyond it is answered 503 with Retry-After before its body is read.
+	// With MaxBody it bounds the memory deliveries can take.
+	MaxInFlight int
 	// Retries after a failed plan (default 4), waiting Backoff (default
 	// 2 s), doubling each time.
 	Retries int
 	Backoff time.Duration
-	// Remember is how many delivery IDs are remembered to recognise
-	// redeliveries (default 10,000).
+	// Seen records delivery IDs and the work they asked for, so that a
+	// redelivery or a replay is answered without acting twice; a Store
+	// keeps them across restarts. Default: the last Remember in memory.
+	Seen Seen
+	// Remember is how many keys the in-memory default remembers (default
+	// 10,000).
 	Remember int
+}
+
+// DefaultMaxBody is the default bound of a delivery's body: 2 MiB, far
+// above the events berth reads (GitHub's pull_request and push payloads
+// are tens of kilobytes; a push lists at most 20 commits) and far below
+// GitHub's own limit of 25 MB, so an unauthenticated sender cannot make
+// berth hold 25 MB per connection.
+const DefaultMaxBody = 2 << 20
+
+// Seen records keys and reports whether a key was recorded before. Store
+// is one; so is the in-memory default.
+type Seen interface {
+	Seen(key string) (bool, error)
 }
 
 // Receiver is the http.Handler of POST /webhook.
 type Receiver struct {
-	opts Options
-	log  *slog.Logger
-	q    *queue
+	opts  Options
+	log   *slog.Logger
+	q     *queue
+	slots chan struct{}
 
 	mu     sync.Mutex
-	seen   map[string]bool
-	seenQ  []string
 	counts map[string]int
 }
 
@@ -143,7 +169,10 @@ func New(opts Options) (*Receiver, error) {
 		opts.Workers = 2
 	}
 	if opts.MaxBody <= 0 {
-		opts.MaxBody = 25 << 20
+		opts.MaxBody = DefaultMaxBody
+	}
+	if opts.MaxInFlight <= 0 {
+		opts.MaxInFlight = 8
 	}
 	if opts.Retries < 0 {
 		opts.Retries = 0
@@ -156,11 +185,14 @@ func New(opts Options) (*Receiver, error) {
 	if opts.Remember <= 0 {
 		opts.Remember = 10000
 	}
+	if opts.Seen == nil {
+		opts.Seen = newMemorySeen(opts.Remember)
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r := &Receiver{opts: opts, log: log, seen: map[string]bool{}, counts: map[string]int{}}
+	r := &Receiver{opts: opts, log: log, counts: map[string]int{}, slots: make(chan struct{}, opts.MaxInFlight)}
 	r.q = newQueue(opts, log)
 	return r, nil
 }
@@ -173,7 +205,8 @@ func (r *Receiver) Run(ctx context.Context) { r.q.run(ctx) }
 func (r *Receiver) Enqueue(ev Event) { r.q.add(ev) }
 
 // Counts reports how many deliveries had each outcome ("accepted",
-// "ignored", "duplicate", "unauthorized", ...), for tests and metrics.
+// "ignored", "duplicate", "replayed", "unauthorized", "too-large",
+// "busy", ...), for tests and metrics.
 func (r *Receiver) Counts() map[string]int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -190,71 +223,162 @@ func (r *Receiver) count(outcome string) {
 	r.mu.Unlock()
 }
 
-// ServeHTTP verifies and dispatches one delivery.
+// refuse answers a delivery that is not read further; the connection is
+// closed so that the rest of its body is not read either.
+func (r *Receiver) refuse(w http.ResponseWriter, outcome string, code int, msg string) {
+	r.count(outcome)
+	w.Header().Set("Connection", "close")
+	http.Error(w, msg, code)
+}
+
+// ServeHTTP verifies and dispatches one delivery. Everything that can be
+// decided from the headers is decided before the body is read; the body
+// is read once, into a buffer of at most MaxBody bytes, through the HMAC.
 func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if req.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		http.Error(w, "POST only", http.StatusMethodNotAllowed)
 		return
 	}
-	// 1. The signature, before anything else is looked at: only the
-	// signature header and the raw body, bounded.
-	sig := req.Header.Get("X-Hub-Signature-256")
-	if sig == "" {
-		r.count("unauthorized")
-		http.Error(w, "missing X-Hub-Signature-256", http.StatusUnauthorized)
+	// 1. The headers: a signature of the right shape, a delivery ID, a
+	// length within bounds.
+	mac, ok := parseSignature(req.Header.Get("X-Hub-Signature-256"))
+	if !ok {
+		r.refuse(w, "unauthorized", http.StatusUnauthorized, "missing or malformed X-Hub-Signature-256")
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, r.opts.MaxBody))
-	if err != nil {
-		r.count("too-large")
-		http.Error(w, "cannot read the body", http.StatusRequestEntityTooLarge)
+	delivery := req.Header.Get("X-GitHub-Delivery")
+	if delivery == "" || len(delivery) > 200 {
+		r.refuse(w, "no-delivery", http.StatusBadRequest, "missing X-GitHub-Delivery")
 		return
 	}
-	if !Verify(r.opts.Secret, body, sig) {
-		r.count("unauthorized")
+	if req.ContentLength > r.opts.MaxBody {
+		r.refuse(w, "too-large", http.StatusRequestEntityTooLarge, fmt.Sprintf("body over %d bytes", r.opts.MaxBody))
+		return
+	}
+	// 2. A slot to read a body in, or come back later.
+	select {
+	case r.slots <- struct{}{}:
+		defer func() { <-r.slots }()
+	default:
+		w.Header().Set("Retry-After", "1")
+		r.refuse(w, "busy", http.StatusServiceUnavailable, "too many deliveries at once; retry")
+		return
+	}
+	// 3. The body, streamed through the HMAC into a bounded buffer.
+	body, status := r.read(req, mac)
+	switch status {
+	case http.StatusRequestEntityTooLarge:
+		r.refuse(w, "too-large", status, fmt.Sprintf("body over %d bytes", r.opts.MaxBody))
+		return
+	case http.StatusUnauthorized:
 		r.log.Warn("webhook with a bad signature rejected", "remote", req.RemoteAddr)
-		http.Error(w, "bad signature", http.StatusUnauthorized)
+		r.refuse(w, "unauthorized", status, "bad signature")
+		return
+	case http.StatusBadRequest:
+		r.refuse(w, "bad-body", status, "cannot read the body")
 		return
 	}
 
-	// 2. Redeliveries are answered, not acted on twice.
+	// 4. A redelivery is answered, not acted on twice; so is a replay of
+	// the same event under another delivery ID (below).
 	event := req.Header.Get("X-GitHub-Event")
-	delivery := req.Header.Get("X-GitHub-Delivery")
-	if delivery != "" && r.remember(delivery) {
+	if seen, err := r.opts.Seen.Seen("delivery/" + delivery); err != nil {
+		r.log.Error("cannot record a webhook delivery", "delivery", delivery, "err", err)
+		http.Error(w, "cannot record the delivery; redeliver it later", http.StatusInternalServerError)
+		return
+	} else if seen {
 		r.count("duplicate")
-		w.WriteHeader(http.StatusOK)
 		fmt.Fprintln(w, "duplicate delivery: already handled")
 		return
 	}
 
-	// 3. What it asks for.
-	outcome, err := r.dispatch(event, delivery, body)
+	// 5. What it asks for.
+	work, err := Parse(event, body, r.opts.Repo, r.opts.Branch)
 	if err != nil {
 		r.count("bad-payload")
 		r.log.Warn("webhook payload does not parse", "event", event, "delivery", delivery, "err", err)
 		http.Error(w, "bad payload: "+err.Error(), http.StatusBadRequest)
 		return
 	}
-	r.count(outcome)
-	r.log.Debug("webhook", "event", event, "delivery", delivery, "outcome", outcome)
-	if outcome == "accepted" {
-		w.WriteHeader(http.StatusAccepted)
-	} else {
-		w.WriteHeader(http.StatusOK)
+	if work.Key != "" {
+		seen, err := r.opts.Seen.Seen("work/" + work.Key)
+		if err != nil {
+			r.log.Error("cannot record a webhook's work", "delivery", delivery, "err", err)
+			http.Error(w, "cannot record the delivery; redeliver it later", http.StatusInternalServerError)
+			return
+		}
+		if seen {
+			r.count("replayed")
+			r.log.Info("webhook asks for work already done; ignored", "event", event, "delivery", delivery, "work", work.Key)
+			fmt.Fprintln(w, "duplicate event: already handled")
+			return
+		}
 	}
-	fmt.Fprintln(w, outcome)
+	switch {
+	case work.Push != nil:
+		p := *work.Push
+		p.Delivery = delivery
+		r.opts.Handler.Push(p)
+	case work.Event != nil:
+		ev := *work.Event
+		ev.Deliveries = []string{delivery}
+		r.q.add(ev)
+	}
+	r.count(work.Outcome)
+	r.log.Debug("webhook", "event", event, "delivery", delivery, "outcome", work.Outcome)
+	if work.Outcome == "accepted" {
+		w.WriteHeader(http.StatusAccepted)
+	}
+	fmt.Fprintln(w, work.Outcome)
+}
+
+// read reads the body, at most MaxBody bytes, through the HMAC, and
+// checks the signature: 0 when it holds, else the HTTP status to answer.
+//
+// The signature is computed while the body streams in (io.TeeReader into
+// the HMAC) rather than with go-github's github.ValidatePayloadFromBody or
+// ValidateSignature: those take the whole payload (ValidatePayloadFromBody
+// reads its reader with io.ReadAll, with no bound of its own) and hash it
+// in a second pass, cannot tell a body cut at the bound (413) from a
+// forged one (401), and accept a "sha1=" signature in place of SHA-256.
+func (r *Receiver) read(req *http.Request, want []byte) ([]byte, int) {
+	mac := hmac.New(sha256.New, r.opts.Secret)
+	var buf bytes.Buffer
+	if req.ContentLength > 0 {
+		buf.Grow(int(req.ContentLength)) // at most MaxBody: checked before
+	}
+	n, err := io.Copy(&buf, io.TeeReader(io.LimitReader(req.Body, r.opts.MaxBody+1), mac))
+	switch {
+	case n > r.opts.MaxBody:
+		return nil, http.StatusRequestEntityTooLarge
+	case err != nil:
+		return nil, http.StatusBadRequest
+	case !hmac.Equal(want, mac.Sum(nil)):
+		return nil, http.StatusUnauthorized
+	}
+	return buf.Bytes(), 0
+}
+
+// parseSignature decodes a X-Hub-Signature-256 value: "sha256=" and the
+// hex HMAC.
+func parseSignature(header string) ([]byte, bool) {
+	hexSig, ok := strings.CutPrefix(header, "sha256=")
+	if !ok {
+		return nil, false
+	}
+	got, err := hex.DecodeString(hexSig)
+	if err != nil || len(got) != sha256.Size {
+		return nil, false
+	}
+	return got, true
 }
 
 // Verify checks a X-Hub-Signature-256 value ("sha256=" and the hex HMAC of
 // the body) in constant time.
 func Verify(secret, body []byte, header string) bool {
-	hexSig, ok := strings.CutPrefix(header, "sha256=")
+	got, ok := parseSignature(header)
 	if !ok {
-		return false
-	}
-	got, err := hex.DecodeString(hexSig)
-	if err != nil || len(got) != sha256.Size {
 		return false
 	}
 	mac := hmac.New(sha256.New, secret)
@@ -269,20 +393,20 @@ func Sign(secret, body []byte) string {
 	return "sha256=" + hex.EncodeToString(mac.Sum(nil))
 }
 
-// remember records a delivery ID and reports whether it was seen before.
-func (r *Receiver) remember(id string) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.seen[id] {
-		return true
-	}
-	r.seen[id] = true
-	r.seenQ = append(r.seenQ, id)
-	for len(r.seenQ) > r.opts.Remember {
-		delete(r.seen, r.seenQ[0])
-		r.seenQ = r.seenQ[1:]
-	}
-	return false
+// Work is what one delivery asks for.
+type Work struct {
+	// Outcome is "accepted" (Event or Push is set), "ignored" or "pong".
+	Outcome string
+	// Key names the work so that a replay of the same event under a new
+	// delivery ID is recognised (empty: only the delivery ID is). A pull
+	// request's is its number, head, base and action: the same head and
+	// base are not planned twice for the same action, while a push to it
+	// (a new head) is planned. A push's is its ref and the commit it moved
+	// to; a review's, its ID and action; a comment's, its ID, action and
+	// time.
+	Key   string
+	Event *Event
+	Push  *Push
 }
 
 // payload holds the fields berth reads, from any event.
@@ -298,55 +422,78 @@ type payload struct {
 		Number         int    `json:"number"`
 		Merged         bool   `json:"merged"`
 		MergeCommitSHA string `json:"merge_commit_sha"`
+		Head           struct {
+			SHA string `json:"sha"`
+		} `json:"head"`
+		Base struct {
+			SHA string `json:"sha"`
+		} `json:"base"`
 	} `json:"pull_request"`
+	Review *struct {
+		ID int64 `json:"id"`
+	} `json:"review"`
 	Issue *struct {
 		Number      int              `json:"number"`
 		PullRequest *json.RawMessage `json:"pull_request"`
 	} `json:"issue"`
 	IsPull  bool `json:"is_pull"` // Gitea's issue_comment
 	Comment *struct {
-		Body string `json:"body"`
+		ID        int64  `json:"id"`
+		Body      string `json:"body"`
+		UpdatedAt string `json:"updated_at"`
 	} `json:"comment"`
 	Changes *struct {
 		Base *json.RawMessage `json:"base"`
 	} `json:"changes"`
 }
 
-func (r *Receiver) dispatch(event, delivery string, body []byte) (string, error) {
+// Parse says what a delivery of event with body asks of berth for
+// repository repo (owner/name) tracking branch. It reads only the fields
+// berth needs; an error means the payload of an event berth reads is not
+// JSON or names no pull request.
+func Parse(event string, body []byte, repo, branch string) (Work, error) {
 	switch event {
 	case "ping":
-		return "pong", nil
+		return Work{Outcome: "pong"}, nil
 	case "pull_request", "pull_request_review", "issue_comment", "push",
 		"pull_request_approved", "pull_request_rejected": // Gitea's review events
 	default:
-		return "ignored", nil
+		return Work{Outcome: "ignored"}, nil
 	}
+	ignored := Work{Outcome: "ignored"}
 	var p payload
 	if err := json.Unmarshal(body, &p); err != nil {
-		return "", err
+		return Work{}, err
 	}
-	if !strings.EqualFold(p.Repository.FullName, r.opts.Repo) {
-		return "ignored", nil
+	if !strings.EqualFold(p.Repository.FullName, repo) {
+		return ignored, nil
 	}
 	number := p.Number
 	if number == 0 && p.PullRequest != nil {
 		number = p.PullRequest.Number
 	}
-	ev := Event{Number: number, Deliveries: []string{delivery}}
+	ev := Event{Number: number}
+	var key string
 	switch event {
 	case "push":
-		if p.Ref != "refs/heads/"+r.opts.Branch {
-			return "ignored", nil
+		if p.Ref != "refs/heads/"+branch {
+			return ignored, nil
 		}
-		r.opts.Handler.Push(Push{Ref: p.Ref, After: p.After, Delivery: delivery})
-		return "accepted", nil
+		if p.After != "" {
+			key = "push/" + p.Ref + "@" + p.After
+		}
+		return Work{Outcome: "accepted", Key: key, Push: &Push{Ref: p.Ref, After: p.After}}, nil
 	case "pull_request":
-		switch p.Action {
+		action := p.Action
+		switch action {
 		case "opened", "reopened", "synchronize", "synchronized", "ready_for_review":
 			ev.Plan = true
+			if action == "synchronized" { // Gitea's word
+				action = "synchronize"
+			}
 		case "edited":
 			if p.Changes == nil || p.Changes.Base == nil {
-				return "ignored", nil // a title or body edit
+				return ignored, nil // a title or body edit
 			}
 			ev.Plan = true
 		case "closed":
@@ -355,28 +502,36 @@ func (r *Receiver) dispatch(event, delivery string, body []byte) (string, error)
 				ev.Merged, ev.MergeSHA = true, p.PullRequest.MergeCommitSHA
 			}
 		default:
-			return "ignored", nil
+			return ignored, nil
+		}
+		if pr := p.PullRequest; pr != nil && pr.Head.SHA != "" && pr.Base.SHA != "" {
+			key = fmt.Sprintf("pr/%d/%s/%s/%s", number, pr.Head.SHA, pr.Base.SHA, action)
 		}
 	case "pull_request_review", "pull_request_approved", "pull_request_rejected":
 		switch p.Action {
 		case "submitted", "dismissed", "edited", "reviewed", "approved", "rejected", "":
 			ev.Review = true
 		default:
-			return "ignored", nil
+			return ignored, nil
+		}
+		if p.Review != nil && p.Review.ID != 0 {
+			key = fmt.Sprintf("review/%d/%d/%s", number, p.Review.ID, p.Action)
 		}
 	case "issue_comment":
 		if p.Issue == nil || (p.Issue.PullRequest == nil && !p.IsPull) || p.Comment == nil ||
 			(p.Action != "created" && p.Action != "edited") || !isPlanCommand(p.Comment.Body) {
-			return "ignored", nil
+			return ignored, nil
 		}
 		ev.Number = p.Issue.Number
 		ev.Plan = true
+		if p.Comment.ID != 0 {
+			key = fmt.Sprintf("comment/%d/%s/%s", p.Comment.ID, p.Action, p.Comment.UpdatedAt)
+		}
 	}
 	if ev.Number <= 0 {
-		return "", errors.New("no pull request number")
+		return Work{}, errors.New("no pull request number")
 	}
-	r.q.add(ev)
-	return "accepted", nil
+	return Work{Outcome: "accepted", Key: key, Event: &ev}, nil
 }
 
 // isPlanCommand reports whether a comment asks berth to plan: a line that

@@ -102,6 +102,22 @@ func deliver(r http.Handler, event, delivery string, body []byte, sig string) *h
 	return w
 }
 
+// withHead is a pull_request payload with another head commit, as a push
+// to the pull request makes it.
+func withHead(t *testing.T, body []byte, sha string) []byte {
+	t.Helper()
+	var p map[string]any
+	if err := json.Unmarshal(body, &p); err != nil {
+		t.Fatal(err)
+	}
+	p["pull_request"].(map[string]any)["head"].(map[string]any)["sha"] = sha
+	b, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // waitCalls waits for n handler calls.
 func waitCalls(t *testing.T, rec *recorder, n int) {
 	t.Helper()
@@ -249,8 +265,10 @@ func TestForgedAndUnsigned(t *testing.T) {
 	if w := deliver(r, "pull_request", "forged-unsigned", body, good); w.Code != 202 {
 		t.Errorf("the genuine delivery after a forged one with its ID: %d", w.Code)
 	}
-	if w := deliver(r, "pull_request", "x", body, good); w.Code != 202 {
-		t.Errorf("genuine: %d", w.Code)
+	// The same event under another delivery ID is a replay: answered, not
+	// planned again.
+	if w := deliver(r, "pull_request", "x", body, good); w.Code != 200 || !strings.Contains(w.Body.String(), "duplicate event") {
+		t.Errorf("a replay under a new ID: %d %s", w.Code, w.Body.String())
 	}
 	req := httptest.NewRequest(http.MethodGet, "/webhook", nil)
 	w := httptest.NewRecorder()
@@ -372,8 +390,10 @@ func TestBurstCoalesced(t *testing.T) {
 	review := payload(t, "pull_request_review", "00-submitted.json")
 	deliver(r, "pull_request", "b0", sync, webhook.Sign(secret, sync))
 	time.Sleep(20 * time.Millisecond) // the first is being handled (blocked)
+	// Ten pushes to the pull request while it is being planned.
 	for i := 1; i <= 10; i++ {
-		deliver(r, "pull_request", fmt.Sprint("b", i), sync, webhook.Sign(secret, sync))
+		body := withHead(t, sync, fmt.Sprintf("%040d", i))
+		deliver(r, "pull_request", fmt.Sprint("b", i), body, webhook.Sign(secret, body))
 	}
 	deliver(r, "pull_request_review", "r1", review, webhook.Sign(secret, review))
 	close(block)
@@ -393,7 +413,8 @@ func TestDelayMergesBurst(t *testing.T) {
 	r := start(t, rec, "master", 100*time.Millisecond)
 	sync := payload(t, "pull_request", "22-synchronize.json")
 	for i := range 5 {
-		deliver(r, "pull_request", fmt.Sprint("d", i), sync, webhook.Sign(secret, sync))
+		body := withHead(t, sync, fmt.Sprintf("%040d", i))
+		deliver(r, "pull_request", fmt.Sprint("d", i), body, webhook.Sign(secret, body))
 	}
 	waitCalls(t, rec, 1)
 	time.Sleep(150 * time.Millisecond)

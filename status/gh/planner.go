@@ -14,6 +14,7 @@ import (
 	"github.com/berth-gpu/berth/policy"
 	"github.com/berth-gpu/berth/reconcile"
 	"github.com/berth-gpu/berth/reconcile/schedule"
+	"github.com/berth-gpu/berth/redact"
 	"github.com/berth-gpu/berth/sources"
 	"github.com/berth-gpu/berth/status"
 )
@@ -76,12 +77,13 @@ type loaded struct {
 // planned is the last plan of a pull request: a review re-renders it
 // without planning again while the head has not moved.
 type planned struct {
-	pr     PR
-	base   *loaded
-	head   *loaded
-	files  []string
-	views  []status.PlanView
-	secret []string
+	pr    PR
+	base  *loaded
+	head  *loaded
+	files []string
+	views []status.PlanView
+	// redact replaces the env values of the base and the head.
+	redact *redact.Scrubber
 }
 
 const maxConfigs = 16
@@ -175,7 +177,7 @@ func (p *Planner) Plan(ctx context.Context, number int) (*Result, error) {
 	}
 
 	// 3. Plan each cluster berth observes.
-	pl := &planned{pr: pr, base: bl, head: hl, files: files, secret: status.EnvSecrets(bl.cfg, hl.cfg)}
+	pl := &planned{pr: pr, base: bl, head: hl, files: files, redact: redact.FromConfigs(bl.cfg, hl.cfg)}
 	if hl.err == nil {
 		views, err := p.planClusters(ctx, pr, bl, hl)
 		if err != nil {
@@ -223,7 +225,7 @@ func (p *Planner) write(ctx context.Context, pl *planned, res *Result) (*Result,
 	t = res.stage("review", t)
 	defer res.stage("write", t)
 	opts := p.opts.Comment
-	opts.Secrets = append(append([]string(nil), opts.Secrets...), pl.secret...)
+	opts.Redact = redact.Merge(opts.Redact, pl.redact)
 
 	res.Statuses = append(res.Statuses, status.ValidateStatus(pl.head.cfg, pl.head.err), policyStatus)
 	if pl.head.err != nil {
@@ -244,6 +246,10 @@ func (p *Planner) write(ctx context.Context, pl *planned, res *Result) (*Result,
 		}
 		res.Comments = append(res.Comments, c)
 		res.Statuses = append(res.Statuses, status.PlanStatus(v))
+	}
+
+	for i, st := range res.Statuses {
+		res.Statuses[i] = st.Scrubbed(opts.Redact)
 	}
 
 	// Statuses and comments go out at once; each is idempotent.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/berth-gpu/berth"
 	"github.com/berth-gpu/berth/reconcile"
+	"github.com/berth-gpu/berth/redact"
 	"github.com/berth-gpu/berth/status"
 )
 
@@ -32,8 +33,12 @@ type SyncOptions struct {
 	MaxAge     time.Duration
 	MaxTracked int
 	Comment    status.CommentOptions
-	Now        func() time.Time
-	Logger     *slog.Logger
+	// Redact, when set, gives the scrubber of the configurations in force
+	// (reconcile.Engine.Scrubber): statuses and comments are scrubbed with
+	// it (the reports' errors already are).
+	Redact func() *redact.Scrubber
+	Now    func() time.Time
+	Logger *slog.Logger
 }
 
 // SyncReporter is the reconcile.Reporter that keeps a merged pull
@@ -291,8 +296,12 @@ func (s *SyncReporter) syncPR(ctx context.Context, t *trackedPR, r reconcile.Rep
 			t.done[cluster] = final && len(v.Workloads) > 0
 			s.mu.Unlock()
 		}
-		statuses = append(statuses, status.SyncStatus(v))
-		c, err := status.SyncComment(v, s.opts.Comment)
+		copts := s.opts.Comment
+		if s.opts.Redact != nil {
+			copts.Redact = redact.Merge(copts.Redact, s.opts.Redact())
+		}
+		statuses = append(statuses, status.SyncStatus(v).Scrubbed(copts.Redact))
+		c, err := status.SyncComment(v, copts)
 		if err != nil {
 			return false, err
 		}
