@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/go-git/go-billy/v5/osfs"
 	git "github.com/go-git/go-git/v5"
@@ -21,6 +22,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-git/go-git/v5/storage/filesystem"
+	"github.com/go-git/go-git/v5/storage/filesystem/dotgit"
 )
 
 // GitOptions configure a Git source. URL and CacheDir are required.
@@ -441,13 +443,21 @@ func (g *Git) fetch(ctx context.Context, op, branch string, spec config.RefSpec)
 		// TokenFunc failed: the service that mints tokens is down.
 		return &NetworkError{g.remote.display, op, &redactError{err, secrets}}
 	}
-	err = g.repo.FetchContext(ctx, &git.FetchOptions{
-		RemoteName: remoteName,
-		RefSpecs:   []config.RefSpec{spec},
-		Auth:       auth,
-		Tags:       git.NoTags,
-		CABundle:   g.auth.caBundle,
-	})
+	for try := 0; ; try++ {
+		err = g.repo.FetchContext(ctx, &git.FetchOptions{
+			RemoteName: remoteName,
+			RefSpecs:   []config.RefSpec{spec},
+			Auth:       auth,
+			Tags:       git.NoTags,
+			CABundle:   g.auth.caBundle,
+		})
+		// A repository on this machine whose ref a git command is
+		// writing right now reads as an empty ref file for a moment.
+		if !errors.Is(err, dotgit.ErrEmptyRefFile) || try == 20 || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
 	switch {
 	case err == nil:
 		g.log.Debug("fetched", "ref", branch)
