@@ -108,6 +108,9 @@ type req struct {
 	decision   berth.Decision
 	// neverChecked: the first pass found it can fit some day.
 	neverChecked bool
+	// level is how far up the cohort tree it borrows (0: not at all), for
+	// the order of the second pass.
+	level int
 }
 
 func (r *req) demand(pods int) policy.Demand { return r.perPod.Scale(int64(pods)) }
@@ -145,11 +148,11 @@ type state struct {
 }
 
 type preemptKey struct {
-	withinNominal bool
-	team, flavor  string
-	shape         shape
-	pods, prio    int
-	since         time.Time // only for lowerOrNewerEqualPriority
+	team, flavor string
+	shape        shape
+	pods, prio   int
+	need         [policy.NumResources]bool
+	since        time.Time // only for lowerOrNewerEqualPriority
 }
 
 type failKey struct {
@@ -375,7 +378,7 @@ func (s *Scheduler) decideOnly(now time.Time, reqs []Request) []berth.Decision {
 	// the same order, those that need to borrow or must wait.
 	// A team's runs keep their order: once one of them waits for the
 	// second pass, so do the team's later ones.
-	q := st.newQueue(rs)
+	q := st.newQueue(rs, false)
 	var later []*req
 	deferred := map[string]bool{}
 	order := make([]*req, 0, len(rs))
@@ -388,7 +391,13 @@ func (s *Scheduler) decideOnly(now time.Time, reqs []Request) []berth.Decision {
 		deferred[r.team] = true
 		later = append(later, r)
 	}
-	q = st.newQueue(later)
+	// The second pass orders by how far up the cohort tree each run would
+	// borrow first (Kueue's entry ordering: one that borrows only from its
+	// own cohort before one that borrows from further up).
+	for _, r := range later {
+		r.level = st.borrowLevel(r)
+	}
+	q = st.newQueue(later, true)
 	position := 0
 	for r := q.pop(); r != nil; r = q.pop() {
 		st.decide(r)
@@ -522,6 +531,9 @@ func (st *state) newReq(r Request) *req {
 	}
 	x.decision = baseDecision(st.cfg, w, r.RunID, st.c.name)
 	x.decision.Since = r.Since
+	if x.minPods < x.pods {
+		x.decision.PodsAsked, x.decision.MinPods = x.pods, x.minPods
+	}
 	return x
 }
 
@@ -567,11 +579,15 @@ type queue struct {
 	heap   teamHeap
 }
 
-func (st *state) newQueue(rs []*req) *queue {
+// newQueue orders rs. byTeam merges the teams' queues by their heads, as
+// Kueue compares the heads of its ClusterQueues: each team's runs keep
+// their order, and a head that borrows further up the cohort tree waits
+// for the others' heads.
+func (st *state) newQueue(rs []*req, byTeam bool) *queue {
 	sorted := append([]*req(nil), rs...)
 	sort.SliceStable(sorted, func(i, j int) bool { return lessReq(sorted[i], sorted[j]) })
 	q := &queue{st: st, sorted: sorted}
-	if !st.cfg.Policy.FairSharing {
+	if !st.cfg.Policy.FairSharing && !byTeam {
 		return q
 	}
 	q.queues = map[string][]*req{}
@@ -580,7 +596,9 @@ func (st *state) newQueue(rs []*req) *queue {
 	for _, r := range sorted {
 		if _, ok := q.queues[r.team]; !ok {
 			teams = append(teams, r.team)
-			q.shares[r.team] = st.quotas.Share(r.team)
+			if st.cfg.Policy.FairSharing {
+				q.shares[r.team] = st.quotas.Share(r.team)
+			}
 		}
 		q.queues[r.team] = append(q.queues[r.team], r)
 	}
@@ -619,7 +637,7 @@ func (q *queue) pop() *req {
 
 // decided refreshes the shares a decision changed.
 func (q *queue) decided(r *req) {
-	if q.shares == nil {
+	if q.shares == nil || !q.st.cfg.Policy.FairSharing {
 		return
 	}
 	q.refresh(r.team)
@@ -638,8 +656,8 @@ func (q *queue) refresh(team string) {
 	}
 }
 
-// teamHeap orders teams by their head request: priority, share, first
-// seen, name.
+// teamHeap orders teams by their head request: how far up it borrows,
+// priority, share, first seen, name.
 type teamHeap struct {
 	q     *queue
 	teams []string
@@ -650,6 +668,9 @@ func (h *teamHeap) Len() int { return len(h.teams) }
 func (h *teamHeap) Less(i, j int) bool {
 	a, b := h.teams[i], h.teams[j]
 	ra, rb := h.q.queues[a][0], h.q.queues[b][0]
+	if ra.level != rb.level {
+		return ra.level < rb.level
+	}
 	if ra.prio != rb.prio {
 		return ra.prio > rb.prio
 	}
