@@ -189,3 +189,179 @@ func TestUpstreamKueuePreemption(t *testing.T) {
 }
 
 func ptr(d time.Duration) *time.Duration { return &d }
+
+// kh is a TestHierarchicalPreemptions case: nested cohorts, teams with no
+// quota of their own unless given.
+func kh(name string, cohorts []cohortSpec, teams []*build.TeamBuilder, running []wl, in wl, want outcome) upstreamCase {
+	return upstreamCase{name: name, from: kueuePreemptionTest + " TestHierarchicalPreemptions", cohorts: cohorts, teams: teams,
+		running: running, incoming: []wl{in}, want: map[string]outcome{in.team + "/" + in.name: want}}
+}
+
+func TestUpstreamKueueHierarchicalPreemption(t *testing.T) {
+	lp, any := berth.PreemptLowerPriority, berth.PreemptAny
+	r := func(team, name string, prio int, cpu string) wl {
+		return wl{team: team, name: name, prio: prio, cpu: cpu}
+	}
+	q := func(name, cohort string, quota ...build.ResourceQuota) *build.TeamBuilder {
+		if len(quota) == 0 {
+			quota = []build.ResourceQuota{build.CPU("0")}
+		}
+		return kueueCQ(name, cohort, lp, any, quota...)
+	}
+	bwc := func(t *build.TeamBuilder) *build.TeamBuilder { return t.BorrowWithinCohort(lp, 0) }
+	rc := func(cpu string) []cohortSpec {
+		return []cohortSpec{{name: "r"}, {name: "c", parent: "r", quota: []build.ResourceQuota{build.CPU(cpu)}}}
+	}
+	cases := []upstreamCase{
+		kh("preempt with hierarchical advantage", rc("2"),
+			[]*build.TeamBuilder{q("q", "c"), q("q-borrowing", "r")},
+			[]wl{r("q-borrowing", "admitted2", 0, "2")}, r("q", "incoming", 0, "2"),
+			preempts("q-borrowing/admitted2"+reclaim)),
+		kh("avoid queues within nominal quota", rc("2"),
+			[]*build.TeamBuilder{q("q-nominal", "r", build.CPU("2")), q("q", "c"), q("q-borrowing", "r")},
+			[]wl{r("q-nominal", "admitted1", -10, "2"), r("q-borrowing", "admitted2", 0, "2")}, r("q", "incoming", 0, "2"),
+			preempts("q-borrowing/admitted2"+reclaim)),
+		kh("preempt multiple with hierarchical advantage", rc("2"),
+			[]*build.TeamBuilder{q("q", "c"), q("q-borrowing", "r")},
+			[]wl{r("q-borrowing", "admitted1", 1, "1"), r("q-borrowing", "admitted2", 2, "1")}, r("q", "incoming", 0, "2"),
+			preempts("q-borrowing/admitted1"+reclaim, "q-borrowing/admitted2"+reclaim)),
+		kh("preempt in cohort and own CQ", rc("3"),
+			[]*build.TeamBuilder{bwc(q("q", "c")), q("q-same-cohort", "c")},
+			[]wl{r("q-same-cohort", "admitted-not-preemptible", 1, "1"), r("q-same-cohort", "admitted-preemptible", 0, "1"),
+				r("q", "admitted-own-queue", -1, "1")},
+			r("q", "incoming", 1, "2"),
+			preempts("q-same-cohort/admitted-preemptible"+whileBorr, "q/admitted-own-queue"+inCQ)),
+		kh("prefer to preempt hierarchical candidate", rc("2"),
+			[]*build.TeamBuilder{q("q", "c"), q("q-borrowing", "r")},
+			[]wl{r("q-borrowing", "admitted-borrowing", 1, "1"), r("q", "admitted-same-queue", -2, "1")}, r("q", "incoming", 0, "1"),
+			preempts("q-borrowing/admitted-borrowing"+reclaim)),
+		kh("forced to preempt priority candidate", rc("2"),
+			[]*build.TeamBuilder{bwc(q("q", "c")), q("q-nominal", "r", build.CPU("2")), q("q-same-cohort", "c")},
+			[]wl{r("q-nominal", "admitted-nominal", -10, "2"), r("q-same-cohort", "admitted-same-cohort", -1, "2")},
+			r("q", "incoming", 0, "2"),
+			preempts("q-same-cohort/admitted-same-cohort"+whileBorr)),
+		kh("incoming workload fits in CQ nominal quota", rc("2"),
+			[]*build.TeamBuilder{q("q", "c", build.CPU("4")), q("q-borrowing", "r"), q("q-same-cohort", "c")},
+			[]wl{r("q-borrowing", "admitted-borrowing", 10, "3"), r("q-same-cohort", "admitted-same-cohort", 10, "3")},
+			r("q", "incoming", 0, "4"),
+			preempts("q-borrowing/admitted-borrowing"+reclaim, "q-same-cohort/admitted-same-cohort"+reclaim)),
+		kh("preempt hierarchical and priority candidates",
+			[]cohortSpec{{name: "r", quota: []build.ResourceQuota{build.CPU("1")}}, {name: "c", parent: "r", quota: []build.ResourceQuota{build.CPU("4")}}},
+			[]*build.TeamBuilder{bwc(q("q", "c")).Reclaim(lp), q("q-borrowing", "r"), q("q-same-cohort", "c")},
+			[]wl{r("q-borrowing", "admitted-borrowing", -1, "2"), r("q-same-cohort", "admitted-same-cohort-preemptible", -1, "1"),
+				r("q-borrowing", "admitted-borrowing-not-preemptible", 1, "2")},
+			r("q", "incoming", 0, "3"),
+			preempts("q-borrowing/admitted-borrowing"+reclaim, "q-same-cohort/admitted-same-cohort-preemptible"+whileBorr)),
+		kh("preempt hierarchical candidates and inside CQ",
+			[]cohortSpec{{name: "r", quota: []build.ResourceQuota{build.CPU("1")}}, {name: "c", parent: "r", quota: []build.ResourceQuota{build.CPU("4")}}},
+			[]*build.TeamBuilder{bwc(q("q", "c")).Reclaim(lp), q("q-borrowing", "r"), q("q-same-cohort", "c")},
+			[]wl{r("q-borrowing", "admitted-borrowing", -1, "2"), r("q", "admitted-same-queue-preemptible", -1, "1"),
+				r("q-borrowing", "admitted-borrowing-not-preemptible", 1, "2")},
+			r("q", "incoming", 0, "3"),
+			preempts("q-borrowing/admitted-borrowing"+reclaim, "q/admitted-same-queue-preemptible"+inCQ)),
+		kh("reclaim nominal quota from lowest priority workload, excluding non-borrowing", rc("3"),
+			[]*build.TeamBuilder{q("q", "c"), q("q-borrowing", "r"), q("q-nominal", "r", build.CPU("2"))},
+			[]wl{r("q-borrowing", "admitted-borrowing-prio-8", 8, "1"), r("q-borrowing", "admitted-borrowing-prio-9", 9, "1"),
+				r("q-borrowing", "admitted-borrowing-prio-10", 9, "1"), r("q-nominal", "admitted-nominal", -2, "2")},
+			r("q", "incoming", 0, "1"),
+			preempts("q-borrowing/admitted-borrowing-prio-8"+reclaim)),
+		kh("infeasible preemption all available workloads in pruned subtrees",
+			[]cohortSpec{{name: "r"}, {name: "c", parent: "r", quota: []build.ResourceQuota{build.CPU("2")}},
+				{name: "c-other", parent: "r", quota: []build.ResourceQuota{build.CPU("2")}}},
+			[]*build.TeamBuilder{q("q-other", "c-other"), q("q", "c"), q("q-same-cohort", "c")},
+			[]wl{r("q-other", "admitted-other-1", -10, "1"), r("q-other", "admitted-other-2", -10, "1"),
+				r("q-same-cohort", "admitted-same-cohort", 0, "2")},
+			r("q", "incoming", 0, "2"), queues),
+		kh("respect lending limits", rc("2"),
+			[]*build.TeamBuilder{q("q", "c", build.CPU("3").Lend("2")), q("q-borrowing", "r")},
+			[]wl{r("q-borrowing", "admitted-borrowing", 0, "4")}, r("q", "incoming", -2, "5"),
+			preempts("q-borrowing/admitted-borrowing"+reclaim)),
+	}
+	runUpstream(t, cases)
+}
+
+// ks is a TestSchedule case.
+func ks(name string, c upstreamCase) upstreamCase {
+	c.name, c.from = name, kueueSchedulerTest+" TestSchedule"
+	return c
+}
+
+func TestUpstreamKueueSchedule(t *testing.T) {
+	lp, any := berth.PreemptLowerPriority, berth.PreemptAny
+	pods := func(team, name string, prio, n, min int, cpu string) wl {
+		return wl{team: team, name: name, prio: prio, workers: n, minWorkers: min, cpu: cpu}
+	}
+	// TestSchedule's eng cohort: eng-alpha and eng-beta over flavors
+	// on-demand, spot and model-a (Kueue's example.com/gpu is cpu here).
+	engAlpha := func() *build.TeamBuilder {
+		return build.Team("eng-alpha").Cohort("eng").WithinTeam(berth.PreemptNever).Reclaim(berth.PreemptNever).
+			Quota("on-demand", build.CPU("50").Borrow("50")).Quota("spot", build.CPU("100").Borrow("0"))
+	}
+	engBeta := func() *build.TeamBuilder {
+		return build.Team("eng-beta").Cohort("eng").WithinTeam(lp).Reclaim(any).
+			Quota("on-demand", build.CPU("50").Borrow("10")).Quota("spot", build.CPU("0").Borrow("100")).
+			Quota("model-a", build.CPU("20").Borrow("0"))
+	}
+	engFlavors := []string{"on-demand", "spot", "model-a"}
+	cases := []upstreamCase{
+		ks("use second flavor when the first has no preemption candidates; WhenCanPreempt: Preempt", upstreamCase{
+			flavors: engFlavors,
+			teams: []*build.TeamBuilder{build.Team("other-alpha").WithinTeam(lp).Reclaim(berth.PreemptNever).
+				FlavorFungibility(berth.FungibilityBorrow, berth.FungibilityPreempt).
+				Quota("on-demand", build.CPU("50").Borrow("50")).Quota("spot", build.CPU("100").Borrow("0"))},
+			running:  []wl{{team: "other-alpha", name: "admitted", cpu: "50"}},
+			incoming: []wl{{team: "other-alpha", name: "new", cpu: "20"}},
+			want:     map[string]outcome{"other-alpha/new": {action: berth.ActionAdmit, flavor: "spot"}},
+		}),
+		ks("not enough resources to borrow, fallback to next flavor; WhenCanPreempt: TryNextFlavor", upstreamCase{
+			flavors:  engFlavors,
+			teams:    []*build.TeamBuilder{engAlpha(), engBeta()},
+			running:  []wl{{team: "eng-beta", name: "existing", cpu: "1", workers: 45}},
+			incoming: []wl{pods("eng-alpha", "new", 0, 60, 0, "1")},
+			want:     map[string]outcome{"eng-alpha/new": {action: berth.ActionAdmit, flavor: "spot"}},
+		}),
+		ks("partial admission single variable pod set", upstreamCase{
+			teams:    []*build.TeamBuilder{kueueCQ("sales", "", "", "", build.CPU("50").Borrow("0"))},
+			incoming: []wl{pods("sales", "new", 0, 50, 20, "2")},
+			want:     map[string]outcome{"sales/new": {action: berth.ActionAdmit, pods: 25}},
+		}),
+		ks("partial admission single variable pod set, preempt first", upstreamCase{
+			flavors:  []string{"model-a"},
+			teams:    []*build.TeamBuilder{engAlpha(), engBeta()},
+			running:  []wl{{team: "eng-beta", name: "old", prio: -4, cpu: "1", workers: 10, flavor: "model-a"}},
+			incoming: []wl{pods("eng-beta", "new", 4, 20, 10, "1")},
+			want:     map[string]outcome{"eng-beta/new": {action: berth.ActionPreempt, pods: 20, victims: []string{"eng-beta/old" + inCQ}}},
+		}),
+		ks("partial admission single variable pod set, preempt with partial admission", upstreamCase{
+			flavors:  []string{"model-a"},
+			teams:    []*build.TeamBuilder{engAlpha(), engBeta()},
+			running:  []wl{{team: "eng-beta", name: "old", prio: -4, cpu: "1", workers: 10, flavor: "model-a"}},
+			incoming: []wl{pods("eng-beta", "new", 4, 30, 10, "1")},
+			want:     map[string]outcome{"eng-beta/new": {action: berth.ActionPreempt, pods: 20, victims: []string{"eng-beta/old" + inCQ}}},
+		}),
+		ks("in a hierarchical cohort, workload borrowing less is scheduled first", upstreamCase{
+			cohorts: []cohortSpec{{name: "root"}, {name: "guaranteed", parent: "root", quota: []build.ResourceQuota{build.CPU("4")}}},
+			teams: []*build.TeamBuilder{kueueCQ("guaranteed", "guaranteed", "", "", build.CPU("0")),
+				kueueCQ("best-effort", "root", "", "", build.CPU("0"))},
+			incoming: []wl{{team: "guaranteed", name: "guaranteed", prio: 0, cpu: "4"}, {team: "best-effort", name: "best-effort", prio: 3, cpu: "4"}},
+			want:     map[string]outcome{"guaranteed/guaranteed": admits, "best-effort/best-effort": queues},
+		}),
+		ks("admit in same cohort with no borrowing", upstreamCase{
+			flavors:  engFlavors,
+			teams:    []*build.TeamBuilder{engAlpha(), engBeta()},
+			incoming: []wl{pods("eng-alpha", "new", 0, 40, 0, "1"), pods("eng-beta", "new", 0, 40, 0, "1")},
+			want: map[string]outcome{"eng-alpha/new": {action: berth.ActionAdmit, flavor: "on-demand"},
+				"eng-beta/new": {action: berth.ActionAdmit, flavor: "on-demand"}},
+		}),
+		ks("cannot borrow if cohort was assigned and would result in overadmission", upstreamCase{
+			flavors:  engFlavors,
+			teams:    []*build.TeamBuilder{engAlpha(), engBeta()},
+			incoming: []wl{pods("eng-alpha", "new", 0, 45, 0, "1"), {team: "eng-beta", name: "new", cpu: "1", workers: 56, at: time.Second}},
+			differs: "Kueue admits one borrowing workload per cohort and cycle and leaves eng-beta for the next; " +
+				"berth plans the whole queue in one cycle, so eng-beta takes the flavor Kueue would give it next (spot)",
+			want: map[string]outcome{"eng-alpha/new": {action: berth.ActionAdmit, flavor: "on-demand"},
+				"eng-beta/new": {action: berth.ActionAdmit, flavor: "spot"}},
+		}),
+	}
+	runUpstream(t, cases)
+}

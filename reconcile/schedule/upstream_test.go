@@ -34,6 +34,7 @@ type upstreamCase struct {
 	teams    []*build.TeamBuilder
 	nodes    []*build.NodeBuilder // default: one node of 10,000 cpu
 	gpu      string               // a GPU flavor of this model instead of "default"
+	flavors  []string             // CPU-only flavors instead of "default"
 	fair     bool
 	running  []wl
 	incoming []wl
@@ -54,6 +55,7 @@ type wl struct {
 	workers    int // a training gang of this many workers
 	minWorkers int
 	node       string // running: default "n"
+	flavor     string // running: default the case's first flavor
 	gpuIDs     []int  // running: GPUs per worker on node
 	// at is when it started (running) or was first seen (incoming),
 	// relative to T0.
@@ -108,9 +110,15 @@ func (tc upstreamCase) run(t *testing.T) {
 	t.Helper()
 	flavor := "default"
 	cfg := build.Config().DefaultPriority(tierName(0))
-	if tc.gpu != "" {
+	switch {
+	case tc.gpu != "":
 		cfg.GPUFlavor(flavor, tc.gpu)
-	} else {
+	case tc.flavors != nil:
+		flavor = tc.flavors[0]
+		for _, f := range tc.flavors {
+			cfg.CPUFlavor(f)
+		}
+	default:
 		cfg.CPUFlavor(flavor)
 	}
 	if tc.fair {
@@ -143,7 +151,7 @@ func (tc upstreamCase) run(t *testing.T) {
 		prios[w.prio] = true
 		b := w.builder()
 		cfg.Workload(b)
-		r := build.Running(b, flavor, w.prio).Since(build.T0.Add(-time.Hour + w.at))
+		r := build.Running(b, orStr(w.flavor, flavor), w.prio).Since(build.T0.Add(-time.Hour + w.at))
 		if w.queued != nil {
 			r.QueuedSince(build.T0.Add(*w.queued))
 		}
