@@ -57,6 +57,7 @@ type wl struct {
 	node       string // running: default "n"
 	flavor     string // running: default the case's first flavor
 	gpuIDs     []int  // running: GPUs per worker on node
+	keep       bool   // running: not preemptible (Volcano's preemptable: false)
 	// at is when it started (running) or was first seen (incoming),
 	// relative to T0.
 	at time.Duration
@@ -75,8 +76,15 @@ type outcome struct {
 
 func tierName(prio int) string { return fmt.Sprintf("prio%+d", prio) }
 
+func (w wl) tier() string {
+	if w.keep {
+		return tierName(w.prio) + "-kept"
+	}
+	return tierName(w.prio)
+}
+
 func (w wl) builder() *build.WorkloadBuilder {
-	b := build.Workload(w.team, w.name).Priority(tierName(w.prio)).CPU(orStr(w.cpu, "0")).Memory(orStr(w.mem, "0"))
+	b := build.Workload(w.team, w.name).Priority(w.tier()).CPU(orStr(w.cpu, "0")).Memory(orStr(w.mem, "0"))
 	if w.workers > 0 {
 		b.Training(w.workers)
 		if w.minWorkers > 0 {
@@ -147,8 +155,10 @@ func (tc upstreamCase) run(t *testing.T) {
 		snap.Node(tc.nodes...)
 	}
 	prios := map[int]bool{0: true}
+	kept := map[int]bool{}
 	for _, w := range tc.running {
 		prios[w.prio] = true
+		kept[w.prio] = kept[w.prio] || w.keep
 		b := w.builder()
 		cfg.Workload(b)
 		r := build.Running(b, orStr(w.flavor, flavor), w.prio).Since(build.T0.Add(-time.Hour + w.at))
@@ -167,6 +177,10 @@ func (tc upstreamCase) run(t *testing.T) {
 	}
 	for p := range prios {
 		cfg.Tier(tierName(p), p)
+	}
+	for p := range kept {
+		cfg.Tier(tierName(p)+"-kept", p)
+		cfg.Obj().Policy.Priorities[tierName(p)+"-kept"] = berth.PriorityTier{Value: p, CanPreempt: true}
 	}
 	p := plan(t, cfg, snap)
 	for id, want := range tc.want {
