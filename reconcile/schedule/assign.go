@@ -64,12 +64,29 @@ func (o option) starts() bool { return o.mode >= modePreempt }
 // only with whenCanPreempt Preempt; otherwise the best of the flavors
 // tried (fit, then reclaim, then preempt), the first of equals. It also
 // returns the first flavor's reason for not fitting now.
-func (st *state) assign(r *req, n int) (best option, block *berth.Reason, blockFlavor string) {
+//
+// withinNominal is the first pass, which decides only what starts within
+// the team's nominal quota: a flavor whose quota fits only by borrowing
+// ends it (the flavor the assigner takes would borrow) or, where the team
+// tries the next flavor first, is passed over, without placing the pods.
+func (st *state) assign(r *req, n int, withinNominal bool) (best option, block *berth.Reason, blockFlavor string) {
 	fung := st.cfg.Teams[r.team].FlavorFungibility
 	have := false
 	for _, f := range r.flavors {
 		if _, ok := st.c.flavors[f]; !ok {
 			continue
+		}
+		if withinNominal {
+			demand := r.demand(n)
+			if ok, _ := st.quotas.Fits(r.team, f, demand); ok && st.quotas.WouldBorrow(r.team, f, demand) {
+				if fung.Borrows() {
+					if have {
+						st.drop(best)
+					}
+					return option{flavor: f, shape: r.shape, pods: n, borrows: true}, block, blockFlavor
+				}
+				continue
+			}
 		}
 		o := st.evalFlavor(r, f, n)
 		if block == nil && o.reason != nil {
@@ -117,11 +134,12 @@ func (st *state) evalFlavor(r *req, f string, n int) option {
 	fi := st.c.flavors[f]
 	demand := r.demand(n)
 	o := option{flavor: f, shape: r.shape, pods: n, demand: demand}
-	level, mayReclaim := st.quotas.BorrowLevel(r.team, f, demand)
-	o.borrows = level > 0
+	// Kueue's needsBorrowing: a borrowing level above 0.
+	o.borrows = st.quotas.InCohort(r.team) && st.quotas.WouldBorrow(r.team, f, demand)
 	short := st.quotas.Short(r.team, f, demand)
 	var need [policy.NumResources]bool // resources that need preemption
 	if short != need {
+		_, mayReclaim := st.quotas.BorrowLevel(r.team, f, demand)
 		_, sf := st.quotas.Fits(r.team, f, demand)
 		o.reason = st.quotaReason(r, f, sf)
 		need = short
@@ -206,7 +224,7 @@ func (st *state) admitPartial(r *req) bool {
 	delta := r.pods - r.minPods
 	good := -1
 	idx := sort.Search(delta+1, func(i int) bool {
-		o, _, _ := st.assign(r, r.pods-i)
+		o, _, _ := st.assign(r, r.pods-i, false)
 		st.drop(o)
 		if o.starts() {
 			good = i
@@ -217,7 +235,7 @@ func (st *state) admitPartial(r *req) bool {
 	if good < 0 || idx != good {
 		return false
 	}
-	o, _, _ := st.assign(r, r.pods-good)
+	o, _, _ := st.assign(r, r.pods-good, false)
 	if !o.starts() {
 		st.drop(o)
 		return false

@@ -24,7 +24,7 @@ func (st *state) decideWithinNominal(r *req) bool {
 		return true
 	}
 	r.neverChecked = true
-	o, block, blockFlavor := st.assign(r, r.pods)
+	o, block, blockFlavor := st.assign(r, r.pods, true)
 	if (o.mode == modeFit && !o.borrows) || (o.starts() && o.mode != modeFit && o.withinNominal) {
 		if st.apply(r, o) {
 			return true
@@ -53,7 +53,7 @@ func (st *state) decide(r *req) {
 
 	// b. The whole run, on the flavor Kueue's flavor assigner picks:
 	// admitted, or admitted by preempting.
-	o, block, blockFlavor := st.assign(r, r.pods)
+	o, block, blockFlavor := st.assign(r, r.pods, false)
 	if o.starts() && st.apply(r, o) {
 		return
 	}

@@ -567,16 +567,23 @@ func (st *state) setFragModel(rs []*req) {
 // queue hands out requests in order: priority first; then, with fair
 // sharing, the team with the lower share (dominant resource share over
 // weight, as it stands after what this cycle admitted so far); then first
-// seen; then name. With fair sharing the teams' heads sit in a heap that a
-// decision re-sorts only for the teams whose share it changed.
+// seen; then name. With fair sharing, and in the second pass, the teams'
+// heads sit in a heap that a decision re-sorts only for the teams whose
+// share it changed.
 type queue struct {
 	st     *state
-	sorted []*req // without fair sharing
+	sorted []*req // without the heap
 	next   int
-	// with fair sharing: each team's queue, and a heap of the teams.
-	queues map[string][]*req
-	shares map[string]int64
-	heap   teamHeap
+	// with the heap: each team's queue, and a heap of the teams.
+	teams map[string]*teamQueue
+	heap  teamHeap
+}
+
+// teamQueue is one team's requests in order, and its share.
+type teamQueue struct {
+	reqs  []*req
+	share int64
+	index int // in the heap, or -1
 }
 
 // newQueue orders rs. byTeam merges the teams' queues by their heads, as
@@ -590,23 +597,25 @@ func (st *state) newQueue(rs []*req, byTeam bool) *queue {
 	if !st.cfg.Policy.FairSharing && !byTeam {
 		return q
 	}
-	q.queues = map[string][]*req{}
-	q.shares = map[string]int64{}
-	var teams []string
+	q.teams = map[string]*teamQueue{}
+	var names []string
 	for _, r := range sorted {
-		if _, ok := q.queues[r.team]; !ok {
-			teams = append(teams, r.team)
+		tq, ok := q.teams[r.team]
+		if !ok {
+			tq = &teamQueue{}
 			if st.cfg.Policy.FairSharing {
-				q.shares[r.team] = st.quotas.Share(r.team)
+				tq.share = st.quotas.Share(r.team)
 			}
+			q.teams[r.team] = tq
+			names = append(names, r.team)
 		}
-		q.queues[r.team] = append(q.queues[r.team], r)
+		tq.reqs = append(tq.reqs, r)
 	}
-	sort.Strings(teams)
-	q.heap = teamHeap{q: q, index: map[string]int{}}
-	for _, t := range teams {
-		q.heap.index[t] = len(q.heap.teams)
-		q.heap.teams = append(q.heap.teams, t)
+	sort.Strings(names)
+	for _, t := range names {
+		tq := q.teams[t]
+		tq.index = len(q.heap)
+		q.heap = append(q.heap, tq)
 	}
 	heap.Init(&q.heap)
 	return q
@@ -614,7 +623,7 @@ func (st *state) newQueue(rs []*req, byTeam bool) *queue {
 
 // pop returns the next request, or nil.
 func (q *queue) pop() *req {
-	if q.queues == nil {
+	if q.teams == nil {
 		if q.next >= len(q.sorted) {
 			return nil
 		}
@@ -624,10 +633,10 @@ func (q *queue) pop() *req {
 	if q.heap.Len() == 0 {
 		return nil
 	}
-	t := q.heap.teams[0]
-	r := q.queues[t][0]
-	q.queues[t] = q.queues[t][1:]
-	if len(q.queues[t]) == 0 {
+	tq := q.heap[0]
+	r := tq.reqs[0]
+	tq.reqs = tq.reqs[1:]
+	if len(tq.reqs) == 0 {
 		heap.Pop(&q.heap)
 	} else {
 		heap.Fix(&q.heap, 0)
@@ -637,7 +646,7 @@ func (q *queue) pop() *req {
 
 // decided refreshes the shares a decision changed.
 func (q *queue) decided(r *req) {
-	if q.shares == nil || !q.st.cfg.Policy.FairSharing {
+	if q.teams == nil || !q.st.cfg.Policy.FairSharing {
 		return
 	}
 	q.refresh(r.team)
@@ -647,53 +656,51 @@ func (q *queue) decided(r *req) {
 }
 
 func (q *queue) refresh(team string) {
-	if _, ok := q.shares[team]; !ok {
+	tq, ok := q.teams[team]
+	if !ok {
 		return
 	}
-	q.shares[team] = q.st.quotas.Share(team)
-	if i, ok := q.heap.index[team]; ok {
-		heap.Fix(&q.heap, i)
+	tq.share = q.st.quotas.Share(team)
+	if tq.index >= 0 {
+		heap.Fix(&q.heap, tq.index)
 	}
 }
 
 // teamHeap orders teams by their head request: how far up it borrows,
-// priority, share, first seen, name.
-type teamHeap struct {
-	q     *queue
-	teams []string
-	index map[string]int
-}
+// priority, share, first seen, name. Ties of names cannot happen: a
+// team's head is its own.
+type teamHeap []*teamQueue
 
-func (h *teamHeap) Len() int { return len(h.teams) }
-func (h *teamHeap) Less(i, j int) bool {
-	a, b := h.teams[i], h.teams[j]
-	ra, rb := h.q.queues[a][0], h.q.queues[b][0]
+func (h teamHeap) Len() int { return len(h) }
+func (h teamHeap) Less(i, j int) bool {
+	ra, rb := h[i].reqs[0], h[j].reqs[0]
 	if ra.level != rb.level {
 		return ra.level < rb.level
 	}
 	if ra.prio != rb.prio {
 		return ra.prio > rb.prio
 	}
-	if sa, sb := h.q.shares[a], h.q.shares[b]; sa != sb {
+	if sa, sb := h[i].share, h[j].share; sa != sb {
 		return sa < sb
 	}
 	return lessReq(ra, rb)
 }
-func (h *teamHeap) Swap(i, j int) {
-	h.teams[i], h.teams[j] = h.teams[j], h.teams[i]
-	h.index[h.teams[i]] = i
-	h.index[h.teams[j]] = j
+func (h teamHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index = i
+	h[j].index = j
 }
 func (h *teamHeap) Push(x any) {
-	t := x.(string)
-	h.index[t] = len(h.teams)
-	h.teams = append(h.teams, t)
+	tq := x.(*teamQueue)
+	tq.index = len(*h)
+	*h = append(*h, tq)
 }
 func (h *teamHeap) Pop() any {
-	t := h.teams[len(h.teams)-1]
-	h.teams = h.teams[:len(h.teams)-1]
-	delete(h.index, t)
-	return t
+	old := *h
+	tq := old[len(old)-1]
+	tq.index = -1
+	*h = old[:len(old)-1]
+	return tq
 }
 
 func lessReq(a, b *req) bool {
