@@ -42,8 +42,10 @@ type option struct {
 	// borrows: the team would borrow to take it, as the quota stands
 	// before any preemption (Kueue's needsBorrowing).
 	borrows bool
-	// reason is why it does not fit now.
+	// reason is why it does not fit now; for a quota that is short, sf
+	// says what, and the reason is written only where it is shown.
 	reason *berth.Reason
+	sf     *policy.Shortfall
 	// placements (modeFit) are charged to the nodes until the option is
 	// applied or dropped.
 	placements []berth.Placement
@@ -89,8 +91,13 @@ func (st *state) assign(r *req, n int, withinNominal bool) (best option, block *
 			}
 		}
 		o := st.evalFlavor(r, f, n)
-		if block == nil && o.reason != nil {
+		if blockFlavor == "" && (o.reason != nil || o.sf != nil) {
 			block, blockFlavor = o.reason, f
+			if o.sf != nil && !withinNominal {
+				// The first pass shows no reason: what it leaves, the
+				// second decides again.
+				block = st.quotaReason(r, f, *o.sf)
+			}
 		}
 		if !tryNextFlavor(o, fung) {
 			if have {
@@ -141,7 +148,7 @@ func (st *state) evalFlavor(r *req, f string, n int) option {
 	if short != need {
 		_, mayReclaim := st.quotas.BorrowLevel(r.team, f, demand)
 		_, sf := st.quotas.Fits(r.team, f, demand)
-		o.reason = st.quotaReason(r, f, sf)
+		o.sf = &sf
 		need = short
 		// Kueue preempts for a workload that would borrow only where the
 		// demand alone is within the team's nominal quota, where a cohort
@@ -248,6 +255,9 @@ func (st *state) admitPartial(r *req) bool {
 // its first flavor (where no cohort holds it, the root's height).
 func (st *state) borrowLevel(r *req) int {
 	demand := r.demand(r.pods)
+	if !st.quotas.InCohort(r.team) {
+		return 0
+	}
 	first := ""
 	for _, f := range r.flavors {
 		if _, ok := st.c.flavors[f]; !ok {
@@ -257,6 +267,9 @@ func (st *state) borrowLevel(r *req) int {
 			first = f
 		}
 		if ok, _ := st.quotas.Fits(r.team, f, demand); ok {
+			if !st.quotas.WouldBorrow(r.team, f, demand) {
+				return 0
+			}
 			level, _ := st.quotas.BorrowLevel(r.team, f, demand)
 			return level
 		}
