@@ -182,7 +182,36 @@ type Team struct {
 	Quota          []FlavorQuota `json:"quota"`
 	GPUHoursBudget float64       `json:"gpuHoursBudget,omitempty"`
 	Preemption     Preemption    `json:"preemption"`
+	// FlavorFungibility says when a workload tries the team's next flavor
+	// instead of borrowing or preempting on this one.
+	FlavorFungibility FlavorFungibility `json:"flavorFungibility"`
 }
+
+// Flavor fungibility values, as Kueue spells them.
+const (
+	FungibilityBorrow        = "Borrow"
+	FungibilityPreempt       = "Preempt"
+	FungibilityTryNextFlavor = "TryNextFlavor"
+)
+
+// FlavorFungibility is Kueue's ClusterQueue flavorFungibility: whether a
+// workload that could borrow (or preempt) on a flavor does so, or first
+// tries the next flavor of the team's quota. Empty fields take Kueue's
+// defaults, Borrow and TryNextFlavor.
+type FlavorFungibility struct {
+	// WhenCanBorrow: Borrow or TryNextFlavor.
+	WhenCanBorrow string `json:"whenCanBorrow"`
+	// WhenCanPreempt: Preempt or TryNextFlavor.
+	WhenCanPreempt string `json:"whenCanPreempt"`
+}
+
+// Borrows reports whether a workload takes a flavor where it fits by
+// borrowing rather than trying the next one (the default).
+func (f FlavorFungibility) Borrows() bool { return f.WhenCanBorrow != FungibilityTryNextFlavor }
+
+// Preempts reports whether a workload preempts on a flavor where it can
+// rather than trying the next one (not the default).
+func (f FlavorFungibility) Preempts() bool { return f.WhenCanPreempt == FungibilityPreempt }
 
 // FlavorQuota returns the team's quota of one flavor, or false.
 func (t Team) FlavorQuota(flavor string) (FlavorQuota, bool) {

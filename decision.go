@@ -123,6 +123,14 @@ type Decision struct {
 	Victims     []Victim   `json:"victims,omitempty"`
 	PreemptedBy WorkloadID `json:"preemptedBy,omitempty"`
 
+	// Pods is how many replicas or workers start (admit, preempt), for a
+	// workload that may start with fewer than it asks (minWorkers);
+	// PodsAsked and MinPods are what it asks and the fewest it accepts.
+	// All three are zero for a workload without a minimum.
+	Pods      int `json:"pods,omitempty"`
+	PodsAsked int `json:"podsAsked,omitempty"`
+	MinPods   int `json:"minPods,omitempty"`
+
 	// GPUs is the GPU demand of the whole run (pods x GPUs, fractions and MIG
 	// slices counted as they are).
 	GPUs float64 `json:"gpus"`

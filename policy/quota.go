@@ -90,6 +90,7 @@ type qnode struct {
 	lendable   []int64
 	guaranteed []int64
 	usage      []int64 // team: its usage; cohort: sum of children's usage in it
+	height     int     // cohort: the distance to its farthest leaf (Kueue's getNodeHeight)
 }
 
 // NewQuotas builds the quota tree for the given flavors (those of one
@@ -171,7 +172,22 @@ func NewQuotas(cfg *berth.Config, flavors []string) *Quotas {
 	for _, x := range q.nodes {
 		compute(x)
 	}
+	for _, x := range q.nodes {
+		x.height = nodeHeight(x)
+	}
 	return q
+}
+
+// nodeHeight is Kueue's getNodeHeight: 1 for a cohort of teams only, one
+// more for each level of cohorts below it, 0 for a team.
+func nodeHeight(x *qnode) int {
+	h := min(len(x.children), 1)
+	for _, c := range x.children {
+		if !c.team {
+			h = max(h, nodeHeight(c)+1)
+		}
+	}
+	return h
 }
 
 func (q *Quotas) wouldCycle(c, p *qnode) bool {
@@ -492,4 +508,207 @@ func (q *Quotas) ShareWith(team, flavor string, d Demand, sign int64) int64 {
 	s := q.Share(team)
 	q.change(team, flavor, d, -sign)
 	return s
+}
+
+// The questions below are those Kueue's flavor assigner and preemptor ask
+// of the quota tree (pkg/cache/resource_node.go and
+// pkg/scheduler/preemption/classical at v0.12.10); resources a team's quota
+// does not define are not limited, so they never borrow and never need
+// preemption.
+
+// Short reports which resources of the demand do not fit the team's
+// unused quota (with borrowing) of the flavor now.
+func (q *Quotas) Short(team, flavor string, d Demand) [NumResources]bool {
+	var short [NumResources]bool
+	t, ok := q.teams[team]
+	f, fok := q.fidx[flavor]
+	if !ok || !fok || !t.listed[f] {
+		for r := range short {
+			short[r] = d[r] > 0
+		}
+		return short
+	}
+	for r := range NumResources {
+		k := f*NumResources + r
+		if d[r] > 0 && t.defined[k] && d[r] > available(t, k) {
+			short[r] = true
+		}
+	}
+	return short
+}
+
+// WithinNominalAlone reports whether the demand alone, on an idle team, is
+// within the team's nominal quota of resource r: Kueue lets a workload that
+// would borrow preempt when it is (inside its team, or by reclaiming).
+func (q *Quotas) WithinNominalAlone(team, flavor string, r int, d Demand) bool {
+	t, ok := q.teams[team]
+	k, kok := q.key(flavor, r)
+	if !ok || !kok || !t.defined[k] {
+		return true
+	}
+	return d[r] <= t.nominal[k]
+}
+
+// BorrowLevel is how far up the cohort tree the team must borrow to take
+// the demand: 0 when it fits within its own quota (or it has no cohort),
+// else the height of the lowest cohort whose subtree holds it, or of the
+// root when none does (Kueue's FindHeightOfLowestSubtreeThatFits; the most
+// over the resources). mayReclaim is, per resource, whether a cohort below
+// the root holds it, so that reclaiming inside that subtree could make
+// room.
+func (q *Quotas) BorrowLevel(team, flavor string, d Demand) (level int, mayReclaim [NumResources]bool) {
+	t, ok := q.teams[team]
+	f, fok := q.fidx[flavor]
+	if !ok || !fok {
+		return 0, mayReclaim
+	}
+	for r := range NumResources {
+		k := f*NumResources + r
+		if d[r] == 0 || !t.defined[k] {
+			continue
+		}
+		l, m := lowestSubtreeThatFits(t, k, d[r])
+		level = max(level, l)
+		mayReclaim[r] = m
+	}
+	return level, mayReclaim
+}
+
+func lowestSubtreeThatFits(t *qnode, k int, val int64) (int, bool) {
+	if !borrowingWith(t, k, val) || t.parent == nil {
+		return 0, t.parent != nil
+	}
+	remaining := val - localAvailable(t, k)
+	for x := t.parent; x != nil; x = x.parent {
+		if !borrowingWith(x, k, remaining) {
+			return x.height, x.parent != nil
+		}
+		remaining -= localAvailable(x, k)
+	}
+	return root(t).height, false
+}
+
+// borrowingWith reports whether the node would use more than its subtree
+// quota with val more.
+func borrowingWith(x *qnode, k int, val int64) bool { return x.usage[k]+val > x.subtree[k] }
+
+func localAvailable(x *qnode, k int) int64 { return max(0, x.guaranteed[k]-x.usage[k]) }
+
+// Advantage says, for each cohort above the team (index 0 its own cohort,
+// then up to the root), whether a workload of the team demanding d has
+// hierarchical advantage over the runs of teams that meet it there: the
+// demand fits in the subtree quota of the team or of a cohort on the path
+// below (Kueue's collectCandidatesForHierarchicalReclaim). A run it has
+// advantage over may be reclaimed whatever its priority.
+func (q *Quotas) Advantage(team, flavor string, d Demand) []bool {
+	t, ok := q.teams[team]
+	f, fok := q.fidx[flavor]
+	if !ok || !fok || t.parent == nil {
+		return nil
+	}
+	var out []bool
+	remaining := d
+	adv, rem := fitsInQuota(t, f, remaining)
+	remaining = rem
+	for x := t.parent; x != nil; x = x.parent {
+		out = append(out, adv)
+		fits, rem := fitsInQuota(x, f, remaining)
+		remaining = rem
+		adv = adv || fits
+	}
+	return out
+}
+
+// fitsInQuota is Kueue's QuantitiesFitInQuota: whether the demand fits the
+// node's subtree quota on top of its usage, and what is left of it once the
+// node's unused guaranteed part is taken.
+func fitsInQuota(x *qnode, f int, d Demand) (bool, Demand) {
+	fits := true
+	var rem Demand
+	for r := range NumResources {
+		k := f*NumResources + r
+		if d[r] == 0 || (x.team && !x.defined[k]) {
+			continue
+		}
+		if x.usage[k]+d[r] > x.subtree[k] {
+			fits = false
+		}
+		rem[r] = max(0, d[r]-localAvailable(x, k))
+	}
+	return fits, rem
+}
+
+// LCA is where two teams meet in the cohort tree: the index of that cohort
+// among a's cohorts (0: a's own cohort), or -1 when they share none.
+func (q *Quotas) LCA(a, b string) int {
+	x, ok1 := q.teams[a]
+	y, ok2 := q.teams[b]
+	if !ok1 || !ok2 {
+		return -1
+	}
+	i := 0
+	for c := x.parent; c != nil; c = c.parent {
+		for z := y.parent; z != nil; z = z.parent {
+			if z == c {
+				return i
+			}
+		}
+		i++
+	}
+	return -1
+}
+
+// Reclaimable reports whether a run of team cand still uses quota that a
+// workload of team by may take back on the flavor: cand, and every cohort
+// between it and where the two meet, is above its subtree quota in one of
+// the resources res (Kueue's candidateIsValid).
+func (q *Quotas) Reclaimable(cand, by, flavor string, res [NumResources]bool) bool {
+	c, ok1 := q.teams[cand]
+	b, ok2 := q.teams[by]
+	f, fok := q.fidx[flavor]
+	if !ok1 || !ok2 || !fok {
+		return false
+	}
+	if withinNominal(c, f, res) {
+		return false
+	}
+	lca := map[*qnode]bool{}
+	for x := b.parent; x != nil; x = x.parent {
+		lca[x] = true
+	}
+	for x := c.parent; x != nil && !lca[x]; x = x.parent {
+		if withinNominal(x, f, res) {
+			return false
+		}
+	}
+	return true
+}
+
+// withinNominal is Kueue's IsWithinNominalInResources.
+func withinNominal(x *qnode, f int, res [NumResources]bool) bool {
+	for r := range NumResources {
+		k := f*NumResources + r
+		if res[r] && (!x.team || x.defined[k]) && x.usage[k] > x.subtree[k] {
+			return false
+		}
+	}
+	return true
+}
+
+// UnderNominal reports whether the team uses less than its nominal quota
+// of each of the resources res of the flavor (Kueue's
+// queueUnderNominalInResourcesNeedingPreemption).
+func (q *Quotas) UnderNominal(team, flavor string, res [NumResources]bool) bool {
+	t, ok := q.teams[team]
+	f, fok := q.fidx[flavor]
+	if !ok || !fok {
+		return false
+	}
+	for r := range NumResources {
+		k := f*NumResources + r
+		if res[r] && t.defined[k] && t.usage[k] >= t.nominal[k] {
+			return false
+		}
+	}
+	return true
 }

@@ -185,13 +185,20 @@ func reasonText(r *berth.Reason) string {
 	return r.Message
 }
 
-// Where says where a run goes: "2 workers on 1 node (gpu-3: GPUs 0,1)".
+// Where says where a run goes: "2 workers on 1 node (gpu-3: GPUs 0,1)",
+// or for a workload with a minimum, "25 of 50 workers, at least 20 on 4
+// nodes (...)".
 func Where(d berth.Decision) string {
 	n := len(d.Placements)
 	if n == 0 {
 		return "no placement"
 	}
 	word := d.Kind.Pods(n)
+	count := fmt.Sprintf("%d %s", n, word)
+	if d.PodsAsked > 0 {
+		// A workload with a minimum says what it asked and accepts.
+		count = fmt.Sprintf("%d of %d %s, at least %d", n, d.PodsAsked, d.Kind.Pods(d.PodsAsked), d.MinPods)
+	}
 	nodes := d.Nodes()
 	nodeWord := "node"
 	if nodes != 1 {
@@ -201,7 +208,7 @@ func Where(d berth.Decision) string {
 	if len(parts) > 4 {
 		parts = append(parts[:4], fmt.Sprintf("+%d more nodes", len(parts)-4))
 	}
-	return fmt.Sprintf("%d %s on %d %s (%s)", n, word, nodes, nodeWord, strings.Join(parts, "; "))
+	return fmt.Sprintf("%s on %d %s (%s)", count, nodes, nodeWord, strings.Join(parts, "; "))
 }
 
 // NodePlacements merges placements per node, in order of first

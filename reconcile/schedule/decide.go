@@ -9,12 +9,13 @@ import (
 )
 
 // decideWithinNominal decides r if it can start within its team's nominal
-// quota, by admission or by preemption within the team or reclaiming lent
-// quota, or if it can never start; otherwise it leaves r for decide, in a
-// second pass. Runs that need no borrowing go first (as in Kueue): a run
-// admitted by borrowing would otherwise take capacity a lender's run
-// within its nominal needs, and be preempted for it at the next cycle, and
-// come back, and so on.
+// quota, by admission, or by preemption after which the team is within its
+// nominal quota (so preempting inside the team and reclaiming lent quota
+// may go together), or if it can never start; otherwise it leaves r for
+// decide, in a second pass. Runs that need no borrowing go first (as in
+// Kueue): a run admitted by borrowing would otherwise take capacity a
+// lender's run within its nominal needs, and be preempted for it at the
+// next cycle, and come back, and so on.
 func (st *state) decideWithinNominal(r *req) bool {
 	d := &r.decision
 	if reason := st.never(r); reason != nil {
@@ -23,36 +24,17 @@ func (st *state) decideWithinNominal(r *req) bool {
 		return true
 	}
 	r.neverChecked = true
-	demand := r.demand(r.pods)
-	var block *berth.Reason
-	blockFlavor := ""
-	for _, f := range r.flavors {
-		if _, ok := st.c.flavors[f]; !ok || st.quotas.WouldBorrow(r.team, f, demand) {
-			continue
-		}
-		reason := st.tryAdmit(r, f)
-		if reason == nil {
+	o, block, blockFlavor := st.assign(r, r.pods, true)
+	if (o.mode == modeFit && !o.borrows) || (o.starts() && o.mode != modeFit && o.withinNominal) {
+		if st.apply(r, o) {
 			return true
 		}
-		if block == nil {
-			block, blockFlavor = reason, f
-		}
 	}
-	if r.canPreempt {
-		for _, f := range r.flavors {
-			if _, ok := st.c.flavors[f]; ok && !st.quotas.WouldBorrow(r.team, f, demand) && st.tryPreempt(r, f) {
-				return true
-			}
-		}
-	}
+	st.drop(o)
 	// Blocked by the nodes within its nominal quota: it is the first in
 	// line for the flavor, and reserves what it will get (EASY backfill)
 	// for the rest of both passes.
-	if block != nil && (block.Code == berth.ReasonCapacity || block.Code == berth.ReasonGang) {
-		if _, ok := st.heads[blockFlavor]; !ok && st.backfillOn() {
-			st.heads[blockFlavor] = st.reserve(r, blockFlavor)
-		}
-	}
+	st.reserveHead(r, block, blockFlavor)
 	return false
 }
 
@@ -69,91 +51,38 @@ func (st *state) decide(r *req) {
 		}
 	}
 
-	// b. Admit on the first flavor where quota and nodes allow.
-	var block *berth.Reason
-	blockFlavor := ""
-	for _, f := range r.flavors {
-		if _, ok := st.c.flavors[f]; !ok {
-			continue
-		}
-		reason := st.tryAdmit(r, f)
-		if reason == nil {
-			return
-		}
-		if block == nil {
-			block, blockFlavor = reason, f
-		}
+	// b. The whole run, on the flavor Kueue's flavor assigner picks:
+	// admitted, or admitted by preempting.
+	o, block, blockFlavor := st.assign(r, r.pods, false)
+	if o.starts() && st.apply(r, o) {
+		return
 	}
+	st.drop(o)
 
-	// c. Preempt, where policy allows.
-	if r.canPreempt {
-		for _, f := range r.flavors {
-			if _, ok := st.c.flavors[f]; ok && st.tryPreempt(r, f) {
-				return
-			}
-		}
+	// c. Partial admission: the most pods between its minimum and all
+	// that fit, preemption included.
+	if r.minPods < r.pods && st.admitPartial(r) {
+		return
 	}
 
 	// d. Queue, and reserve capacity if it is the first in line for the
 	// flavor's nodes.
 	d.Action = berth.ActionQueue
 	d.Reason = block
+	st.reserveHead(r, block, blockFlavor)
+}
+
+// reserveHead makes r the first in line on the flavor whose nodes block
+// it, if there is none yet.
+func (st *state) reserveHead(r *req, block *berth.Reason, f string) {
 	if block != nil && (block.Code == berth.ReasonCapacity || block.Code == berth.ReasonGang) {
-		if _, ok := st.heads[blockFlavor]; !ok && st.backfillOn() {
-			st.heads[blockFlavor] = st.reserve(r, blockFlavor)
+		if _, ok := st.heads[f]; !ok && st.backfillOn() {
+			st.heads[f] = st.reserve(r, f)
 		}
 	}
 }
 
 func (st *state) backfillOn() bool { return st.cfg.Policy.Backfill && !st.opts.NoBackfill }
-
-// tryAdmit admits r on flavor f if quota, nodes and any reservation allow,
-// and otherwise says why not.
-func (st *state) tryAdmit(r *req, f string) *berth.Reason {
-	fi := st.c.flavors[f]
-	counts := []int{r.pods}
-	if r.minPods < r.pods {
-		counts = append(counts, r.minPods)
-	}
-	var reason *berth.Reason
-	for _, n := range counts {
-		demand := r.demand(n)
-		if ok, sf := st.quotas.Fits(r.team, f, demand); !ok {
-			if reason == nil {
-				reason = st.quotaReason(r, f, sf)
-			}
-			continue
-		}
-		key := failKey{flavor: f, shape: r.shape, pods: n}
-		if st.failed[key] {
-			if reason == nil {
-				reason = st.cachedCapacityReason(r, fi, n, key)
-			}
-			continue
-		}
-		ps, ok := st.c.placeRun(fi, r.shape, n)
-		if !ok {
-			st.failed[key] = true
-			if reason == nil {
-				reason = st.cachedCapacityReason(r, fi, n, key)
-			}
-			continue
-		}
-		backfilled := false
-		if res := st.heads[f]; res != nil && res.head != r {
-			if !st.backfillOK(r, f, ps, demand, res) {
-				st.c.release(r.shape, ps)
-				return &berth.Reason{Code: berth.ReasonBehindHead, Message: res.message()}
-			}
-			backfilled = true
-		}
-		st.admit(r, f, ps, demand)
-		r.decision.Action = berth.ActionAdmit
-		r.decision.Backfilled = backfilled
-		return nil
-	}
-	return reason
-}
 
 // admit charges an admitted run to the quota and records it as running.
 func (st *state) admit(r *req, f string, ps []berth.Placement, demand policy.Demand) {
@@ -171,6 +100,9 @@ func (st *state) admit(r *req, f string, ps []berth.Placement, demand policy.Dem
 	d.Placements = ps
 	d.Borrowed = borrowing
 	d.GPUs = float64(demand[0]) / wholeGPU
+	if d.PodsAsked > 0 {
+		d.Pods = len(ps)
+	}
 }
 
 // never returns why r can never start as written, or nil.

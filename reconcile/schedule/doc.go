@@ -11,10 +11,14 @@
 //  1. Build the cluster state: nodes and their free GPUs, MIG slices, cpu
 //     and memory; the quota tree with what is running charged to it.
 //  2. Stop what left Git; keep what runs.
-//  3. Order the requests: priority, then fair share, then first seen.
-//  4. For each request: reject what can never fit; admit on the first
-//     flavor of the team's quota where quota and nodes allow; else preempt
-//     the minimal set of victims policy allows; else queue with the reason,
+//  3. Order the requests: first those that fit within their team's nominal
+//     quota; then the rest, the teams' heads by how far up the cohort tree
+//     they borrow; then priority, fair share, first seen.
+//  4. For each request: reject what can never fit; choose the flavor as
+//     Kueue's flavor assigner does (flavor fungibility); admit, or preempt
+//     the minimal set of victims Kueue's preemptor would (assign.go,
+//     preempt.go: Kueue v0.12.10); else admit the most pods between a
+//     gang's minimum and its full size; else queue with the reason,
 //     reserving capacity for the first blocked request of each flavor so
 //     later, smaller ones start only if they cannot delay it (EASY backfill).
 package schedule

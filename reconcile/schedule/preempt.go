@@ -5,106 +5,253 @@ import (
 	"sort"
 
 	"github.com/berth-gpu/berth"
+	"github.com/berth-gpu/berth/policy"
 )
+
+// Preemption follows Kueue v0.12.10's classical preemptor
+// (pkg/scheduler/preemption/preemption.go, classicalPreemptions, and
+// pkg/scheduler/preemption/classical): candidates in three groups, each in
+// Kueue's CandidatesOrdering (lower priority first, then the most recently
+// started first), other teams' before the preemptor's own team's; one or
+// two attempts, with and without borrowing, in Kueue's order; in each, the
+// candidates taken out in order until the request fits, then every one not
+// needed put back, the last taken out kept.
+
+// variant is why a run may be preempted (Kueue's preemptionVariant).
+type variant int
+
+const (
+	// inTeam: a run of the preemptor's own team its withinTeam policy
+	// lets it preempt.
+	inTeam variant = iota + 1
+	// hierarchical: the preemptor is closer to the quota the run uses (its
+	// demand fits the quota of its team, or of a cohort below where the two
+	// teams meet): reclaimable whatever its priority.
+	hierarchical
+	// reclaimNoBorrow: reclaimable only if the preemptor then does not
+	// borrow.
+	reclaimNoBorrow
+	// reclaimWhileBorrow: reclaimable while the preemptor borrows
+	// (borrowWithinCohort lowerPriority, below maxPriorityThreshold).
+	reclaimWhileBorrow
+	// fairShare: with fair sharing, reclaimable when the preemptor's share
+	// stays no greater than the victim team's.
+	fairShare
+)
+
+func (v variant) code() berth.ReasonCode {
+	switch v {
+	case inTeam:
+		return berth.ReasonPreemptedInTeam
+	case reclaimWhileBorrow:
+		return berth.ReasonPreemptedBorrow
+	case fairShare:
+		return berth.ReasonPreemptedFair
+	}
+	return berth.ReasonPreemptedReclaim
+}
 
 // candidate is a running run r may preempt, and why it may.
 type candidate struct {
-	run    *run
-	reason berth.ReasonCode
+	run     *run
+	variant variant
 }
 
-// tryPreempt admits r on flavor f by stopping the fewest runs policy lets
-// it stop: candidates lowest priority and most recently started first are
-// added until r fits, then every one not needed is dropped again.
-func (st *state) tryPreempt(r *req, f string) bool {
-	key := preemptKey{team: r.team, flavor: f, shape: r.shape, pods: r.pods, prio: r.prio,
-		withinNominal: !st.quotas.WouldBorrow(r.team, f, r.demand(r.pods))}
-	if st.cfg.Teams[r.team].Preemption.WithinTeam == berth.PreemptLowerOrNewerEqualPriority {
+// tryTargets is targets, remembering within the cycle the requests for
+// which no victims were found: candidates only go away within a cycle.
+func (st *state) tryTargets(r *req, f string, n int, demand policy.Demand, need [policy.NumResources]bool) ([]candidate, bool, bool) {
+	key := preemptKey{team: r.team, flavor: f, shape: r.shape, pods: n, prio: r.prio, need: need}
+	if st.cfg.Teams[r.team].Preemption.WithinTeam == berth.PreemptLowerOrNewerEqualPriority ||
+		st.cfg.Teams[r.team].Preemption.ReclaimWithinCohort == berth.PreemptLowerOrNewerEqualPriority {
 		key.since = r.Since
 	}
 	if st.noPreempt[key] {
-		return false
+		return nil, false, false
 	}
-	if !st.preempt(r, f) {
+	victims, within, ok := st.targets(r, f, n, demand, need)
+	if !ok {
 		st.noPreempt[key] = true
-		return false
 	}
-	st.noPreempt = map[preemptKey]bool{}
-	return true
+	return victims, within, ok
 }
 
-func (st *state) preempt(r *req, f string) bool {
-	fi := st.c.flavors[f]
-	demand := r.demand(r.pods)
-	withinNominal := !st.quotas.WouldBorrow(r.team, f, demand)
-	cands := st.candidates(r, f, withinNominal)
-	if len(cands) == 0 {
-		return false
+// targets finds the victims that make room for n pods of r on flavor f,
+// with the resources need short, and whether the team is within its
+// nominal quota afterwards. It leaves the state as it was.
+func (st *state) targets(r *req, f string, n int, demand policy.Demand, need [policy.NumResources]bool) ([]candidate, bool, bool) {
+	pol := st.cfg.Teams[r.team].Preemption
+	fair := st.cfg.Policy.FairSharing
+	bwcForbidden := pol.BorrowWithinCohort.Policy != berth.PreemptLowerPriority
+	var adv []bool
+	var hier, prio, same []candidate
+	for _, v := range st.runsOn(f) {
+		if v.gone || !v.running || v.flavor != f || !v.preemptible || (v.id == r.id && v.runID == r.RunID) {
+			continue
+		}
+		if v.team == r.team {
+			if policyAllows(pol.WithinTeam, r, v) {
+				same = append(same, candidate{v, inTeam})
+			}
+			continue
+		}
+		if !policyAllows(pol.ReclaimWithinCohort, r, v) {
+			continue
+		}
+		lca := st.quotas.LCA(r.team, v.team)
+		if lca < 0 || !st.quotas.Reclaimable(v.team, r.team, f, need) {
+			continue
+		}
+		if adv == nil {
+			adv = st.quotas.Advantage(r.team, f, demand)
+		}
+		switch {
+		case adv[lca]:
+			hier = append(hier, candidate{v, hierarchical})
+		case bwcForbidden || aboveThreshold(v.prio, r.prio, pol.BorrowWithinCohort.MaxPriorityThreshold):
+			if fair {
+				prio = append(prio, candidate{v, fairShare})
+			} else {
+				prio = append(prio, candidate{v, reclaimNoBorrow})
+			}
+		default:
+			prio = append(prio, candidate{v, reclaimWhileBorrow})
+		}
 	}
-	sort.SliceStable(cands, func(i, j int) bool {
-		a, b := cands[i].run, cands[j].run
-		if a.prio != b.prio {
-			return a.prio < b.prio
-		}
-		if !a.since.Equal(b.since) {
-			return a.since.After(b.since)
-		}
-		if a.id != b.id {
-			return a.id < b.id
-		}
-		return a.runID < b.runID
-	})
+	if len(hier)+len(prio)+len(same) == 0 {
+		return nil, false, false
+	}
+	for _, g := range [][]candidate{hier, prio, same} {
+		sort.Slice(g, func(i, j int) bool { return candidateLess(g[i].run, g[j].run) })
+	}
+	all := make([]candidate, 0, len(hier)+len(prio)+len(same))
+	all = append(append(append(all, hier...), prio...), same...)
 
-	var chosen []candidate
-	fits := false
-	for _, c := range cands {
-		v := c.run
-		// Another team's run is taken only while that team is above its
-		// nominal quota: reclaiming stops at nominal.
-		if v.team != r.team && st.quotas.Borrowed(v.team, f, berth.ResourceGPU) == 0 &&
-			st.quotas.Borrowed(v.team, f, berth.ResourceCPU) == 0 && st.quotas.Borrowed(v.team, f, berth.ResourceMemory) == 0 {
-			continue
+	// The attempts, as Kueue orders them: borrowing allowed first, except
+	// where borrowWithinCohort forbids it and only reclaiming without
+	// borrowing can help, and never without borrowing where the team is
+	// already at its nominal quota.
+	var attempts []bool
+	switch {
+	case fair:
+		attempts = []bool{true}
+	case len(hier)+len(prio) == 0 || (bwcForbidden && !st.quotas.UnderNominal(r.team, f, need)):
+		attempts = []bool{true}
+	case bwcForbidden && len(hier) == 0:
+		attempts = []bool{false, true}
+	default:
+		attempts = []bool{true, false}
+	}
+	fi := st.c.flavors[f]
+	for _, borrow := range attempts {
+		var chosen []candidate
+		for _, c := range all {
+			if !st.validCandidate(r, f, demand, need, c, borrow) {
+				continue
+			}
+			st.takeOut(c.run)
+			chosen = append(chosen, c)
+			if !st.fitsNow(r, fi, n, demand, borrow) {
+				continue
+			}
+			// Put back every victim not needed, the last taken out kept.
+			for i := len(chosen) - 2; i >= 0; i-- {
+				st.putBack(chosen[i].run)
+				if st.fitsNow(r, fi, n, demand, borrow) {
+					chosen = append(chosen[:i], chosen[i+1:]...)
+				} else {
+					st.takeOut(chosen[i].run)
+				}
+			}
+			within := !st.quotas.WouldBorrow(r.team, f, demand)
+			for _, c := range chosen {
+				st.putBack(c.run)
+			}
+			return chosen, within, true
 		}
-		if c.reason == berth.ReasonPreemptedFair && !st.fairShareAllows(r, f, demand, v) {
-			continue
-		}
-		st.takeOut(v)
-		chosen = append(chosen, c)
-		if st.fitsNow(r, f, fi, demand) {
-			fits = true
-			break
+		for _, c := range chosen {
+			st.putBack(c.run)
 		}
 	}
-	if !fits {
-		for i := len(chosen) - 1; i >= 0; i-- {
-			st.putBack(chosen[i].run)
-		}
+	return nil, false, false
+}
+
+// candidateLess is Kueue's CandidatesOrdering within a group: lower
+// priority first, then the most recently started, then by name.
+func candidateLess(a, b *run) bool {
+	if a.prio != b.prio {
+		return a.prio < b.prio
+	}
+	if !a.since.Equal(b.since) {
+		return a.since.After(b.since)
+	}
+	if a.id != b.id {
+		return a.id < b.id
+	}
+	return a.runID < b.runID
+}
+
+// policyAllows reports whether a preemption policy lets r preempt v.
+func policyAllows(policy string, r *req, v *run) bool {
+	switch policy {
+	case berth.PreemptLowerPriority:
+		return v.prio < r.prio
+	case berth.PreemptLowerOrNewerEqualPriority:
+		// Newer is by when each was first seen waiting, not when the
+		// victim (re)started: a run preempted and started again is as
+		// old as it was, or equal priorities would preempt each other
+		// back and forth. Equal times: never.
+		return v.prio < r.prio || (v.prio == r.prio && v.queued.After(r.Since))
+	case berth.PreemptAny:
+		return true
+	}
+	return false
+}
+
+// aboveThreshold is Kueue's isAboveBorrowingThreshold: a run that may not
+// be preempted while the preemptor borrows.
+func aboveThreshold(cand, incoming int, threshold *int) bool {
+	if cand >= incoming {
+		return true
+	}
+	return threshold != nil && cand > *threshold
+}
+
+// validCandidate is Kueue's candidateIsValid: another team's run is taken
+// only while its team (and the cohorts up to where the teams meet) uses
+// more than its quota, and a run reclaimable only without borrowing is
+// skipped in the attempt that allows borrowing.
+func (st *state) validCandidate(r *req, f string, demand policy.Demand, need [policy.NumResources]bool, c candidate, borrow bool) bool {
+	if c.variant == inTeam {
+		return true
+	}
+	if borrow && c.variant == reclaimNoBorrow {
 		return false
 	}
-	// Drop every victim not needed, the last chosen (highest priority,
-	// longest running) first.
-	var victims []candidate
-	for i := len(chosen) - 1; i >= 0; i-- {
-		st.putBack(chosen[i].run)
-		if st.fitsNow(r, f, fi, demand) {
-			continue
-		}
-		st.takeOut(chosen[i].run)
-		victims = append(victims, chosen[i])
+	if !st.quotas.Reclaimable(c.run.team, r.team, f, need) {
+		return false
 	}
-	ps, ok := st.c.placeRun(fi, r.shape, r.pods)
+	return c.variant != fairShare || st.fairShareAllows(r, f, demand, c.run)
+}
+
+// preempt stops the option's victims and admits r in their place.
+func (st *state) preempt(r *req, o option) bool {
+	for _, c := range o.victims {
+		st.takeOut(c.run)
+	}
+	ps, ok := st.c.placeRun(st.c.flavors[o.flavor], r.shape, o.pods)
 	if !ok {
-		// fitsNow said yes; placement is deterministic, so this does not
-		// happen, but never leave victims stopped for nothing.
-		for _, v := range victims {
-			st.putBack(v.run)
+		// targets said it fits; placement is deterministic, so this does
+		// not happen, but never leave victims stopped for nothing.
+		for _, c := range o.victims {
+			st.putBack(c.run)
 		}
 		return false
 	}
-	st.admit(r, f, ps, demand)
+	st.admit(r, o.flavor, ps, o.demand)
 	d := &r.decision
 	d.Action = berth.ActionPreempt
-	sort.SliceStable(victims, func(i, j int) bool {
+	victims := append([]candidate(nil), o.victims...)
+	sort.Slice(victims, func(i, j int) bool {
 		if victims[i].run.id != victims[j].run.id {
 			return victims[i].run.id < victims[j].run.id
 		}
@@ -115,10 +262,11 @@ func (st *state) preempt(r *req, f string) bool {
 		v.run.gone = true
 		d.Victims = append(d.Victims, berth.Victim{
 			Workload: v.run.id, RunID: v.run.runID, Team: v.run.team, Priority: v.run.prio,
-			Reason: berth.Reason{Code: v.reason, Message: st.victimMessage(r, f, v)},
+			Reason: berth.Reason{Code: v.variant.code(), Message: st.victimMessage(r, o.flavor, v)},
 		})
 	}
 	st.resetFailed()
+	st.noPreempt = map[preemptKey]bool{}
 	return true
 }
 
@@ -137,61 +285,6 @@ func (st *state) runsOn(f string) []*run {
 	return st.byFlavor[f]
 }
 
-// candidates lists the running runs on flavor f that policy lets r
-// preempt.
-func (st *state) candidates(r *req, f string, withinNominal bool) []candidate {
-	team := st.cfg.Teams[r.team]
-	pol := team.Preemption
-	fair := st.cfg.Policy.FairSharing
-	var out []candidate
-	for _, v := range st.runsOn(f) {
-		if v.gone || !v.running || v.flavor != f || !v.preemptible || (v.id == r.id && v.runID == r.RunID) {
-			continue
-		}
-		if v.team == r.team {
-			switch pol.WithinTeam {
-			case berth.PreemptLowerPriority:
-				if v.prio < r.prio {
-					out = append(out, candidate{v, berth.ReasonPreemptedInTeam})
-				}
-			case berth.PreemptLowerOrNewerEqualPriority:
-				// Newer is by when each was first seen waiting, not when the
-				// victim (re)started: a run preempted and started again is
-				// as old as it was, or equal priorities would preempt each
-				// other back and forth. Equal times: never.
-				if v.prio < r.prio || (v.prio == r.prio && v.queued.After(r.Since)) {
-					out = append(out, candidate{v, berth.ReasonPreemptedInTeam})
-				}
-			}
-			continue
-		}
-		if !st.quotas.SameCohortTree(r.team, v.team) {
-			continue
-		}
-		if withinNominal {
-			switch pol.ReclaimWithinCohort {
-			case berth.PreemptAny:
-				out = append(out, candidate{v, berth.ReasonPreemptedReclaim})
-				continue
-			case berth.PreemptLowerPriority:
-				if v.prio < r.prio {
-					out = append(out, candidate{v, berth.ReasonPreemptedReclaim})
-					continue
-				}
-			}
-		} else if pol.BorrowWithinCohort.Policy == berth.PreemptLowerPriority && v.prio < r.prio {
-			if t := pol.BorrowWithinCohort.MaxPriorityThreshold; t == nil || v.prio <= *t {
-				out = append(out, candidate{v, berth.ReasonPreemptedBorrow})
-				continue
-			}
-		}
-		if fair {
-			out = append(out, candidate{v, berth.ReasonPreemptedFair})
-		}
-	}
-	return out
-}
-
 // fairShareAllows reports whether preempting v for r leaves r's team with a
 // share no greater than v's team's: otherwise v's team could preempt back
 // at once (ping-pong).
@@ -205,12 +298,17 @@ func (st *state) fairShareAllows(r *req, f string, demand [3]int64, v *run) bool
 	return mine <= theirs && mine < st.quotas.Share(v.team)
 }
 
-// fitsNow reports whether r fits on f now, without admitting it.
-func (st *state) fitsNow(r *req, f string, fi *flavorInfo, demand [3]int64) bool {
+// fitsNow reports whether n pods of r fit on the flavor now (without
+// borrowing unless borrow), without admitting them.
+func (st *state) fitsNow(r *req, fi *flavorInfo, n int, demand policy.Demand, borrow bool) bool {
+	f := fi.flavor.Name
+	if !borrow && st.quotas.WouldBorrow(r.team, f, demand) {
+		return false
+	}
 	if ok, _ := st.quotas.Fits(r.team, f, demand); !ok {
 		return false
 	}
-	ps, ok := st.c.placeRun(fi, r.shape, r.pods)
+	ps, ok := st.c.placeRun(fi, r.shape, n)
 	if !ok {
 		return false
 	}
@@ -230,17 +328,17 @@ func (st *state) putBack(v *run) {
 
 func (st *state) victimMessage(r *req, f string, c candidate) string {
 	v := c.run
-	switch c.reason {
-	case berth.ReasonPreemptedInTeam:
+	switch c.variant {
+	case inTeam:
 		if v.prio == r.prio {
 			return fmt.Sprintf("preempted by %s of its own team: equal priority %s, and it started after %s was queued", r.id, r.tier, r.id)
 		}
 		return fmt.Sprintf("preempted by %s of its own team: priority %s (%d) over %s (%d)", r.id, r.tier, r.prio, orTier(v.tier, v.prio), v.prio)
-	case berth.ReasonPreemptedReclaim:
+	case hierarchical, reclaimNoBorrow:
 		return fmt.Sprintf("team %s borrowed %s quota that team %s takes back for %s", v.team, f, r.team, r.id)
-	case berth.ReasonPreemptedBorrow:
-		return fmt.Sprintf("preempted by %s, which borrows in the cohort at priority %s (%d) over %d", r.id, r.tier, r.prio, v.prio)
-	case berth.ReasonPreemptedFair:
+	case reclaimWhileBorrow:
+		return fmt.Sprintf("preempted by %s, which borrows in the cohort at priority %s (%d) over %s (%d)", r.id, r.tier, r.prio, orTier(v.tier, v.prio), v.prio)
+	case fairShare:
 		return fmt.Sprintf("team %s uses more than its fair share of cohort %s; team %s's share stays below it with %s admitted",
 			v.team, st.cfg.Teams[v.team].Cohort, r.team, r.id)
 	}

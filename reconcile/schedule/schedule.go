@@ -108,6 +108,9 @@ type req struct {
 	decision   berth.Decision
 	// neverChecked: the first pass found it can fit some day.
 	neverChecked bool
+	// level is how far up the cohort tree it borrows (0: not at all), for
+	// the order of the second pass.
+	level int
 }
 
 func (r *req) demand(pods int) policy.Demand { return r.perPod.Scale(int64(pods)) }
@@ -145,11 +148,11 @@ type state struct {
 }
 
 type preemptKey struct {
-	withinNominal bool
-	team, flavor  string
-	shape         shape
-	pods, prio    int
-	since         time.Time // only for lowerOrNewerEqualPriority
+	team, flavor string
+	shape        shape
+	pods, prio   int
+	need         [policy.NumResources]bool
+	since        time.Time // only for lowerOrNewerEqualPriority
 }
 
 type failKey struct {
@@ -375,7 +378,7 @@ func (s *Scheduler) decideOnly(now time.Time, reqs []Request) []berth.Decision {
 	// the same order, those that need to borrow or must wait.
 	// A team's runs keep their order: once one of them waits for the
 	// second pass, so do the team's later ones.
-	q := st.newQueue(rs)
+	q := st.newQueue(rs, false)
 	var later []*req
 	deferred := map[string]bool{}
 	order := make([]*req, 0, len(rs))
@@ -388,7 +391,13 @@ func (s *Scheduler) decideOnly(now time.Time, reqs []Request) []berth.Decision {
 		deferred[r.team] = true
 		later = append(later, r)
 	}
-	q = st.newQueue(later)
+	// The second pass orders by how far up the cohort tree each run would
+	// borrow first (Kueue's entry ordering: one that borrows only from its
+	// own cohort before one that borrows from further up).
+	for _, r := range later {
+		r.level = st.borrowLevel(r)
+	}
+	q = st.newQueue(later, true)
 	position := 0
 	for r := q.pop(); r != nil; r = q.pop() {
 		st.decide(r)
@@ -522,6 +531,9 @@ func (st *state) newReq(r Request) *req {
 	}
 	x.decision = baseDecision(st.cfg, w, r.RunID, st.c.name)
 	x.decision.Since = r.Since
+	if x.minPods < x.pods {
+		x.decision.PodsAsked, x.decision.MinPods = x.pods, x.minPods
+	}
 	return x
 }
 
@@ -555,40 +567,55 @@ func (st *state) setFragModel(rs []*req) {
 // queue hands out requests in order: priority first; then, with fair
 // sharing, the team with the lower share (dominant resource share over
 // weight, as it stands after what this cycle admitted so far); then first
-// seen; then name. With fair sharing the teams' heads sit in a heap that a
-// decision re-sorts only for the teams whose share it changed.
+// seen; then name. With fair sharing, and in the second pass, the teams'
+// heads sit in a heap that a decision re-sorts only for the teams whose
+// share it changed.
 type queue struct {
 	st     *state
-	sorted []*req // without fair sharing
+	sorted []*req // without the heap
 	next   int
-	// with fair sharing: each team's queue, and a heap of the teams.
-	queues map[string][]*req
-	shares map[string]int64
-	heap   teamHeap
+	// with the heap: each team's queue, and a heap of the teams.
+	teams map[string]*teamQueue
+	heap  teamHeap
 }
 
-func (st *state) newQueue(rs []*req) *queue {
+// teamQueue is one team's requests in order, and its share.
+type teamQueue struct {
+	reqs  []*req
+	share int64
+	index int // in the heap, or -1
+}
+
+// newQueue orders rs. byTeam merges the teams' queues by their heads, as
+// Kueue compares the heads of its ClusterQueues: each team's runs keep
+// their order, and a head that borrows further up the cohort tree waits
+// for the others' heads.
+func (st *state) newQueue(rs []*req, byTeam bool) *queue {
 	sorted := append([]*req(nil), rs...)
 	sort.SliceStable(sorted, func(i, j int) bool { return lessReq(sorted[i], sorted[j]) })
 	q := &queue{st: st, sorted: sorted}
-	if !st.cfg.Policy.FairSharing {
+	if !st.cfg.Policy.FairSharing && !byTeam {
 		return q
 	}
-	q.queues = map[string][]*req{}
-	q.shares = map[string]int64{}
-	var teams []string
+	q.teams = map[string]*teamQueue{}
+	var names []string
 	for _, r := range sorted {
-		if _, ok := q.queues[r.team]; !ok {
-			teams = append(teams, r.team)
-			q.shares[r.team] = st.quotas.Share(r.team)
+		tq, ok := q.teams[r.team]
+		if !ok {
+			tq = &teamQueue{}
+			if st.cfg.Policy.FairSharing {
+				tq.share = st.quotas.Share(r.team)
+			}
+			q.teams[r.team] = tq
+			names = append(names, r.team)
 		}
-		q.queues[r.team] = append(q.queues[r.team], r)
+		tq.reqs = append(tq.reqs, r)
 	}
-	sort.Strings(teams)
-	q.heap = teamHeap{q: q, index: map[string]int{}}
-	for _, t := range teams {
-		q.heap.index[t] = len(q.heap.teams)
-		q.heap.teams = append(q.heap.teams, t)
+	sort.Strings(names)
+	for _, t := range names {
+		tq := q.teams[t]
+		tq.index = len(q.heap)
+		q.heap = append(q.heap, tq)
 	}
 	heap.Init(&q.heap)
 	return q
@@ -596,7 +623,7 @@ func (st *state) newQueue(rs []*req) *queue {
 
 // pop returns the next request, or nil.
 func (q *queue) pop() *req {
-	if q.queues == nil {
+	if q.teams == nil {
 		if q.next >= len(q.sorted) {
 			return nil
 		}
@@ -606,10 +633,10 @@ func (q *queue) pop() *req {
 	if q.heap.Len() == 0 {
 		return nil
 	}
-	t := q.heap.teams[0]
-	r := q.queues[t][0]
-	q.queues[t] = q.queues[t][1:]
-	if len(q.queues[t]) == 0 {
+	tq := q.heap[0]
+	r := tq.reqs[0]
+	tq.reqs = tq.reqs[1:]
+	if len(tq.reqs) == 0 {
 		heap.Pop(&q.heap)
 	} else {
 		heap.Fix(&q.heap, 0)
@@ -619,7 +646,7 @@ func (q *queue) pop() *req {
 
 // decided refreshes the shares a decision changed.
 func (q *queue) decided(r *req) {
-	if q.shares == nil {
+	if q.teams == nil || !q.st.cfg.Policy.FairSharing {
 		return
 	}
 	q.refresh(r.team)
@@ -629,50 +656,51 @@ func (q *queue) decided(r *req) {
 }
 
 func (q *queue) refresh(team string) {
-	if _, ok := q.shares[team]; !ok {
+	tq, ok := q.teams[team]
+	if !ok {
 		return
 	}
-	q.shares[team] = q.st.quotas.Share(team)
-	if i, ok := q.heap.index[team]; ok {
-		heap.Fix(&q.heap, i)
+	tq.share = q.st.quotas.Share(team)
+	if tq.index >= 0 {
+		heap.Fix(&q.heap, tq.index)
 	}
 }
 
-// teamHeap orders teams by their head request: priority, share, first
-// seen, name.
-type teamHeap struct {
-	q     *queue
-	teams []string
-	index map[string]int
-}
+// teamHeap orders teams by their head request: how far up it borrows,
+// priority, share, first seen, name. Ties of names cannot happen: a
+// team's head is its own.
+type teamHeap []*teamQueue
 
-func (h *teamHeap) Len() int { return len(h.teams) }
-func (h *teamHeap) Less(i, j int) bool {
-	a, b := h.teams[i], h.teams[j]
-	ra, rb := h.q.queues[a][0], h.q.queues[b][0]
+func (h teamHeap) Len() int { return len(h) }
+func (h teamHeap) Less(i, j int) bool {
+	ra, rb := h[i].reqs[0], h[j].reqs[0]
+	if ra.level != rb.level {
+		return ra.level < rb.level
+	}
 	if ra.prio != rb.prio {
 		return ra.prio > rb.prio
 	}
-	if sa, sb := h.q.shares[a], h.q.shares[b]; sa != sb {
+	if sa, sb := h[i].share, h[j].share; sa != sb {
 		return sa < sb
 	}
 	return lessReq(ra, rb)
 }
-func (h *teamHeap) Swap(i, j int) {
-	h.teams[i], h.teams[j] = h.teams[j], h.teams[i]
-	h.index[h.teams[i]] = i
-	h.index[h.teams[j]] = j
+func (h teamHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index = i
+	h[j].index = j
 }
 func (h *teamHeap) Push(x any) {
-	t := x.(string)
-	h.index[t] = len(h.teams)
-	h.teams = append(h.teams, t)
+	tq := x.(*teamQueue)
+	tq.index = len(*h)
+	*h = append(*h, tq)
 }
 func (h *teamHeap) Pop() any {
-	t := h.teams[len(h.teams)-1]
-	h.teams = h.teams[:len(h.teams)-1]
-	delete(h.index, t)
-	return t
+	old := *h
+	tq := old[len(old)-1]
+	tq.index = -1
+	*h = old[:len(old)-1]
+	return tq
 }
 
 func lessReq(a, b *req) bool {

@@ -1,12 +1,15 @@
 package schedule_test
 
 import (
+	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/berth-gpu/berth"
 	"github.com/berth-gpu/berth/fixtures/build"
 	"github.com/berth-gpu/berth/reconcile/schedule"
+	"github.com/berth-gpu/berth/status"
 )
 
 // got is what a test asserts of one decision.
@@ -302,4 +305,57 @@ func TestPipelinesAndRuns(t *testing.T) {
 		p := plan(t, c, snap)
 		expect(t, p, map[string]got{"nlp/gone": {Action: berth.ActionStop, Code: berth.ReasonRemovedFromGit, Flavor: "h100"}})
 	})
+}
+
+func TestFlavorFungibility(t *testing.T) {
+	// Team vision's a100 quota lets it borrow; its h100 quota fits
+	// without borrowing.
+	cfg := func(whenCanBorrow string) *build.ConfigBuilder {
+		return build.Config().GPUFlavor("a100", "A100").GPUFlavor("h100", "H100").Cohort("lab", "").
+			Team(build.Team("vision").Cohort("lab").FlavorFungibility(whenCanBorrow, berth.FungibilityTryNextFlavor).
+				Quota("a100", build.GPU("2")).Quota("h100", build.GPU("8"))).
+			Team(build.Team("idle").Cohort("lab").Quota("a100", build.GPU("8"))).
+			Workload(build.Workload("vision", "a").GPUs(4))
+	}
+	snap := build.Snapshot().Node(build.Node("a").GPUs(8, "A100"), build.Node("h").GPUs(8, "H100"))
+	for _, tt := range []struct {
+		whenCanBorrow string
+		want          got
+		borrowed      bool
+	}{
+		// Kueue's default: the first flavor where it fits, even borrowing.
+		{berth.FungibilityBorrow, got{Action: berth.ActionAdmit, Flavor: "a100"}, true},
+		{berth.FungibilityTryNextFlavor, got{Action: berth.ActionAdmit, Flavor: "h100"}, false},
+	} {
+		t.Run(tt.whenCanBorrow, func(t *testing.T) {
+			p := plan(t, cfg(tt.whenCanBorrow), snap)
+			d := decision(t, p, "vision/a")
+			if summary(d) != tt.want || d.Borrowed != tt.borrowed {
+				t.Errorf("got %+v borrowed %v, want %+v borrowed %v", summary(d), d.Borrowed, tt.want, tt.borrowed)
+			}
+		})
+	}
+}
+
+func TestPartialAdmissionSaysWhatWasAsked(t *testing.T) {
+	cfg := build.Config().GPUFlavor("h100", "H100").
+		Team(build.Team("vision").Quota("h100", build.GPU("200"))).
+		Workload(build.Workload("vision", "big").Training(50).MinWorkers(20).GPUs(8))
+	// 25 nodes of 8 GPUs: room for 25 of the 50 workers.
+	snap := build.Snapshot()
+	for i := range 25 {
+		snap.Node(build.Node(fmt.Sprintf("n%02d", i)).GPUs(8, "H100"))
+	}
+	p := plan(t, cfg, snap)
+	d := decision(t, p, "vision/big")
+	if d.Action != berth.ActionAdmit || d.Pods != 25 || d.PodsAsked != 50 || d.MinPods != 20 || len(d.Placements) != 25 {
+		t.Fatalf("got %s with %d of %d pods (min %d), want 25 of 50, at least 20", d.Action, d.Pods, d.PodsAsked, d.MinPods)
+	}
+	if got := status.Where(d); !strings.HasPrefix(got, "25 of 50 workers, at least 20 on 25 nodes") {
+		t.Errorf("plan text %q does not say 25 of 50 workers, at least 20", got)
+	}
+	b, _ := json.Marshal(d)
+	if !strings.Contains(string(b), `"pods":25,"podsAsked":50,"minPods":20`) {
+		t.Errorf("JSON %s does not say pods 25, podsAsked 50, minPods 20", b)
+	}
 }
