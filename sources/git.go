@@ -7,12 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/go-git/go-billy/v5/osfs"
 	git "github.com/go-git/go-git/v5"
@@ -22,7 +22,6 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-git/go-git/v5/storage/filesystem"
-	"github.com/go-git/go-git/v5/storage/filesystem/dotgit"
 )
 
 // GitOptions configure a Git source. URL and CacheDir are required.
@@ -194,6 +193,13 @@ func (g *Git) open(objectCache int) error {
 	if err != nil {
 		return err
 	}
+	// go-git writes a ref file in place: a berth killed in the middle
+	// leaves it empty, and every later fetch fails on it. An empty ref is
+	// never valid; drop it, and the next fetch writes it again.
+	if err := dropEmptyRefs(g.dir); err != nil {
+		unlock()
+		return err
+	}
 	// The fetching side keeps a small cache: it decodes objects only to
 	// resolve deltas and compute what it has.
 	st := filesystem.NewStorage(osfs.New(g.dir), cache.NewObjectLRU(8<<20))
@@ -231,6 +237,29 @@ func (g *Git) open(objectCache int) error {
 	if err := g.objects.refresh(); err != nil {
 		unlock()
 		return err
+	}
+	return nil
+}
+
+// dropEmptyRefs removes the empty ref files of the cache in dir (and an
+// empty HEAD is written again as the init would).
+func dropEmptyRefs(dir string) error {
+	err := filepath.WalkDir(filepath.Join(dir, "refs"), func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if d.Type().IsRegular() {
+			if info, err := d.Info(); err == nil && info.Size() == 0 {
+				return os.Remove(p)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("git cache %s: %w", dir, err)
 	}
 	return nil
 }
@@ -443,21 +472,13 @@ func (g *Git) fetch(ctx context.Context, op, branch string, spec config.RefSpec)
 		// TokenFunc failed: the service that mints tokens is down.
 		return &NetworkError{g.remote.display, op, &redactError{err, secrets}}
 	}
-	for try := 0; ; try++ {
-		err = g.repo.FetchContext(ctx, &git.FetchOptions{
-			RemoteName: remoteName,
-			RefSpecs:   []config.RefSpec{spec},
-			Auth:       auth,
-			Tags:       git.NoTags,
-			CABundle:   g.auth.caBundle,
-		})
-		// A repository on this machine whose ref a git command is
-		// writing right now reads as an empty ref file for a moment.
-		if !errors.Is(err, dotgit.ErrEmptyRefFile) || try == 20 || ctx.Err() != nil {
-			break
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
+	err = g.repo.FetchContext(ctx, &git.FetchOptions{
+		RemoteName: remoteName,
+		RefSpecs:   []config.RefSpec{spec},
+		Auth:       auth,
+		Tags:       git.NoTags,
+		CABundle:   g.auth.caBundle,
+	})
 	switch {
 	case err == nil:
 		g.log.Debug("fetched", "ref", branch)

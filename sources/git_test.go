@@ -4,6 +4,8 @@ import (
 	"errors"
 	"io/fs"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -341,5 +343,38 @@ func TestGitOptionsErrors(t *testing.T) {
 				t.Errorf("NewGit: %v, want an error containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// A berth SIGKILLed while go-git wrote a ref leaves the ref file empty in
+// its cache; the next start must not fail on it for ever.
+func TestGitReopenAfterATornRef(t *testing.T) {
+	origin := newRepo(t)
+	hash := commit(t, origin, "first", map[string]string{"a.cue": "a: 1\n"})
+	cache := t.TempDir()
+	g, err := NewGit(GitOptions{URL: origin, CacheDir: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.Latest(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	dir := g.Dir()
+	g.Close()
+	var torn []string
+	filepath.WalkDir(filepath.Join(dir, "refs"), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			torn = append(torn, p)
+			os.WriteFile(p, nil, 0o644)
+		}
+		return nil
+	})
+	if len(torn) == 0 {
+		t.Fatal("the cache has no loose refs to tear")
+	}
+	g = newGit(t, GitOptions{URL: origin, CacheDir: cache})
+	rev, err := g.Latest(ctxT(t))
+	if err != nil || rev.Hash != hash {
+		t.Fatalf("after %d torn refs: %v, %v; want %s", len(torn), rev.Hash, err, hash)
 	}
 }

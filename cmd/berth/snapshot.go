@@ -144,6 +144,7 @@ type kubeFlags struct {
 	// replicas of serve compete for.
 	leaderNamespace string
 	leaderName      string
+	leaseDuration   time.Duration
 }
 
 func (k *kubeFlags) register(f *pflag.FlagSet, leader bool) {
@@ -151,6 +152,7 @@ func (k *kubeFlags) register(f *pflag.FlagSet, leader bool) {
 	if leader {
 		f.StringVar(&k.leaderNamespace, "leader-election-namespace", "", "namespace of the Lease replicas compete for (empty: no leader election; only the holder applies to kubernetes clusters)")
 		f.StringVar(&k.leaderName, "leader-election-name", "berth", "name of the Lease")
+		f.DurationVar(&k.leaseDuration, "leader-election-lease-duration", 15*time.Second, "how long a Lease lasts unrenewed: a standby takes over within it after the leader dies (renewal deadline 2/3 of it)")
 	}
 }
 
@@ -181,6 +183,12 @@ func (k kubeFlags) open(name string, c berth.Cluster, repo string, log *slog.Log
 			id, _ = os.Hostname()
 		}
 		opts.LeaderElection = &kube.LeaderElection{Namespace: k.leaderNamespace, Name: k.leaderName + "-" + name, Identity: id}
+		if d := k.leaseDuration; d > 0 && d != 15*time.Second {
+			if d < time.Second {
+				return nil, usageError{fmt.Errorf("--leader-election-lease-duration %v: at least 1s", d)}
+			}
+			opts.LeaderElection.LeaseDuration, opts.LeaderElection.RenewDeadline, opts.LeaderElection.RetryPeriod = d, d*2/3, d/8
+		}
 	}
 	kc, err := kube.New(opts)
 	if err != nil {
