@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/robfig/cron/v3"
 
 	"github.com/berth-gpu/berth"
@@ -300,13 +301,28 @@ func orDefault(s, d string) string {
 	return s
 }
 
+// parsedSchedules keeps each cron expression parsed once: every cycle asks
+// every periodic job for its ticks, and the expressions change only with
+// the repository. Bounded, so a stream of revisions cannot grow it.
+var parsedSchedules, _ = lru.New[string, parsedSchedule](4096)
+
+type parsedSchedule struct {
+	s   cron.Schedule
+	err error
+}
+
 // NextTick is the first time after t the cron schedule fires.
 func NextTick(schedule string, t time.Time) (time.Time, error) {
-	s, err := cron.ParseStandard(schedule)
-	if err != nil {
-		return time.Time{}, err
+	p, ok := parsedSchedules.Get(schedule)
+	if !ok {
+		s, err := cron.ParseStandard(schedule)
+		p = parsedSchedule{s, err}
+		parsedSchedules.Add(schedule, p)
 	}
-	return s.Next(t), nil
+	if p.err != nil {
+		return time.Time{}, p.err
+	}
+	return p.s.Next(t), nil
 }
 
 func nextTickMessage(schedule string, t time.Time) string {

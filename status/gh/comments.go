@@ -24,14 +24,49 @@ type commentState struct {
 	bodies []string
 }
 
-// prLock serialises the comment writes of one pull request.
-var prLocks sync.Map // "owner/repo#n" -> *sync.Mutex
+// prLocks serialises the comment writes of one pull request, across every
+// Client of the repository. An entry lives only while someone holds or
+// waits for it, so the map does not grow with every pull request seen.
+var prLocks = keyedMutex{m: map[string]*refMutex{}}
+
+type keyedMutex struct {
+	mu sync.Mutex
+	m  map[string]*refMutex
+}
+
+type refMutex struct {
+	sync.Mutex
+	users int
+}
+
+func (k *keyedMutex) lock(key string) func() {
+	k.mu.Lock()
+	e := k.m[key]
+	if e == nil {
+		e = &refMutex{}
+		k.m[key] = e
+	}
+	e.users++
+	k.mu.Unlock()
+	e.Lock()
+	return func() {
+		e.Unlock()
+		k.mu.Lock()
+		if e.users--; e.users == 0 {
+			delete(k.m, key)
+		}
+		k.mu.Unlock()
+	}
+}
+
+func (k *keyedMutex) len() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return len(k.m)
+}
 
 func (c *Client) lockPR(pr int) func() {
-	m, _ := prLocks.LoadOrStore(fmt.Sprintf("%s#%d", c.Repo(), pr), &sync.Mutex{})
-	mu := m.(*sync.Mutex)
-	mu.Lock()
-	return mu.Unlock
+	return prLocks.lock(fmt.Sprintf("%s#%d", c.Repo(), pr))
 }
 
 // UpsertComment makes a cluster's sticky comment on a pull request read as
