@@ -323,6 +323,9 @@ type Workload struct {
 	RunID       string            `json:"runId"`
 	Ports       []Port            `json:"ports"`
 	Health      *HealthCheck      `json:"health,omitempty"`
+	// Roles are the pod sets of a workload of several shapes (a launcher
+	// and workers); empty for a workload of one shape.
+	Roles map[string]Role `json:"roles,omitempty"`
 
 	// Pos is where the workload is defined.
 	Pos Pos `json:"-"`
@@ -331,9 +334,80 @@ type Workload struct {
 // ID is "team/name".
 func (w Workload) ID() WorkloadID { return MakeWorkloadID(w.Team, w.Name) }
 
+// Role is one pod set of a workload with roles.
+type Role struct {
+	Name     string `json:"name"`
+	Count    int    `json:"count"`
+	MinCount int    `json:"minCount,omitempty"`
+	// Resources is what one pod of the role asks.
+	Resources    Resources         `json:"resources"`
+	NodeSelector map[string]string `json:"nodeSelector"`
+	// Command and Args replace the workload's when set.
+	Command []string `json:"command,omitempty"`
+	Args    []string `json:"args,omitempty"`
+	// Env is added to the workload's.
+	Env map[string]string `json:"env"`
+}
+
+// MinPods is the fewest pods of the role that may start.
+func (r Role) MinPods() int {
+	if r.MinCount > 0 && r.MinCount < r.Count {
+		return r.MinCount
+	}
+	return max(r.Count, 1)
+}
+
+// PodSet is a group of identical pods of a workload: one role, or every
+// pod of a workload without roles.
+type PodSet struct {
+	// Role is the role's name; empty for a workload without roles.
+	Role  string
+	Count int
+	// Min is the fewest that may start (Count when all must).
+	Min          int
+	Resources    Resources
+	NodeSelector map[string]string
+}
+
+// RoleNames returns the workload's role names, sorted: the order pod sets
+// are assigned flavors and placed in.
+func (w Workload) RoleNames() []string { return sortedKeys(w.Roles) }
+
+// PodSets returns the workload's pod sets: its roles by name, or one set
+// of all its pods.
+func (w Workload) PodSets() []PodSet {
+	if len(w.Roles) == 0 {
+		return []PodSet{{Count: w.Pods(), Min: w.MinPods(), Resources: w.Resources}}
+	}
+	out := make([]PodSet, 0, len(w.Roles))
+	for _, name := range w.RoleNames() {
+		r := w.Roles[name]
+		out = append(out, PodSet{Role: name, Count: max(r.Count, 1), Min: r.MinPods(), Resources: r.Resources, NodeSelector: r.NodeSelector})
+	}
+	return out
+}
+
+// GPUMilli is the GPU demand of the whole workload in thousandths of a GPU
+// (or of a MIG slice), every pod of every role counted.
+func (w Workload) GPUMilli() int64 {
+	var n int64
+	for _, ps := range w.PodSets() {
+		n += ps.Resources.GPUMilli() * int64(ps.Count)
+	}
+	return n
+}
+
 // Pods is how many replicas or workers run at once: the unit count the
-// resources are multiplied by.
+// resources are multiplied by (every role's pods, for a workload with
+// roles).
 func (w Workload) Pods() int {
+	if len(w.Roles) > 0 {
+		n := 0
+		for _, r := range w.Roles {
+			n += max(r.Count, 1)
+		}
+		return n
+	}
 	switch w.Kind {
 	case KindTraining:
 		return max(w.Workers, 1)
@@ -347,6 +421,13 @@ func (w Workload) Pods() int {
 // MinPods is the fewest pods that may start: a gang's minWorkers, otherwise
 // all of them.
 func (w Workload) MinPods() int {
+	if len(w.Roles) > 0 {
+		n := 0
+		for _, r := range w.Roles {
+			n += r.MinPods()
+		}
+		return n
+	}
 	if w.Kind == KindTraining && w.MinWorkers > 0 && w.MinWorkers < w.Pods() {
 		return w.MinWorkers
 	}

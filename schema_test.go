@@ -50,6 +50,7 @@ func TestSchemaMatchesGoTypes(t *testing.T) {
 		reflect.TypeFor[berth.Team](), reflect.TypeFor[berth.Workload](), reflect.TypeFor[berth.Resources](),
 		reflect.TypeFor[berth.Policy](), reflect.TypeFor[berth.PriorityTier](), reflect.TypeFor[berth.Node](),
 		reflect.TypeFor[berth.RunningWorkload](), reflect.TypeFor[berth.Placement](), reflect.TypeFor[berth.QueuedWorkload](),
+		reflect.TypeFor[berth.Role](),
 	} {
 		if !w.seen[typ] {
 			t.Errorf("the walk never reached %s", typ)

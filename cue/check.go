@@ -188,7 +188,12 @@ func (c *checker) workloads() {
 				c.dangling(p+".priority", "priority tier", w.Priority, keys(c.cfg.Policy.Priorities))
 			}
 		}
-		c.workloadResources(p, w)
+		if len(w.Roles) == 0 {
+			c.workloadResources(p+".resources", w.Resources)
+		}
+		for _, name := range w.RoleNames() {
+			c.workloadResources(p+".roles."+name+".resources", w.Roles[name].Resources)
+		}
 		c.workloadShape(p, w)
 		c.workloadLimits(p, w)
 		for i, d := range w.Dependencies() {
@@ -215,25 +220,26 @@ func (c *checker) workloads() {
 	c.dependencyCycles(ids)
 }
 
-func (c *checker) workloadResources(p string, w berth.Workload) {
-	r := w.Resources
+// workloadResources checks the resources at path p (a workload's, or one
+// role's).
+func (c *checker) workloadResources(p string, r berth.Resources) {
 	if r.Flavor != "" {
 		f, ok := c.cfg.Flavors[r.Flavor]
 		if !ok {
 			if !c.invalid["flavors."+r.Flavor] {
-				c.dangling(p+".resources.flavor", "flavor", r.Flavor, keys(c.cfg.Flavors))
+				c.dangling(p+".flavor", "flavor", r.Flavor, keys(c.cfg.Flavors))
 			}
 			return
 		}
 		switch {
 		case r.MIG != "" && f.MIG != r.MIG:
-			c.errorf(p+".resources.mig", "MIG profile %s does not match flavor %s (%s)", r.MIG, f.Name, describeFlavor(f))
+			c.errorf(p+".mig", "MIG profile %s does not match flavor %s (%s)", r.MIG, f.Name, describeFlavor(f))
 		case r.MIG == "" && f.MIG != "" && r.UsesGPU():
-			c.errorf(p+".resources.flavor", "flavor %s is MIG profile %s: set resources.mig: %q", f.Name, f.MIG, f.MIG)
+			c.errorf(p+".flavor", "flavor %s is MIG profile %s: set resources.mig: %q", f.Name, f.MIG, f.MIG)
 		case r.UsesGPU() && f.GPUModel == "":
-			c.errorf(p+".resources.flavor", "flavor %s is a CPU-only pool but the workload asks for GPUs", f.Name)
+			c.errorf(p+".flavor", "flavor %s is a CPU-only pool but the workload asks for GPUs", f.Name)
 		case r.GPUModel != "" && f.GPUModel != r.GPUModel:
-			c.errorf(p+".resources.gpuModel", "gpuModel %s does not match flavor %s (%s)", r.GPUModel, f.Name, describeFlavor(f))
+			c.errorf(p+".gpuModel", "gpuModel %s does not match flavor %s (%s)", r.GPUModel, f.Name, describeFlavor(f))
 		}
 		return
 	}
@@ -241,12 +247,12 @@ func (c *checker) workloadResources(p string, w berth.Workload) {
 		return
 	}
 	if r.GPUModel != "" && !c.anyFlavor(func(f berth.Flavor) bool { return f.GPUModel == r.GPUModel }) {
-		c.errorf(p+".resources.gpuModel", "no flavor has gpuModel %q (%s)", r.GPUModel, c.flavorModels())
+		c.errorf(p+".gpuModel", "no flavor has gpuModel %q (%s)", r.GPUModel, c.flavorModels())
 	}
 	if r.MIG != "" && !c.anyFlavor(func(f berth.Flavor) bool {
 		return f.MIG == r.MIG && (r.GPUModel == "" || f.GPUModel == r.GPUModel)
 	}) {
-		c.errorf(p+".resources.mig", "no flavor offers MIG profile %s", r.MIG)
+		c.errorf(p+".mig", "no flavor offers MIG profile %s", r.MIG)
 	}
 }
 
@@ -280,6 +286,12 @@ func (c *checker) flavorModels() string {
 }
 
 func (c *checker) workloadShape(p string, w berth.Workload) {
+	for _, name := range w.RoleNames() {
+		r := w.Roles[name]
+		if r.MinCount > r.Count {
+			c.errorf(p+".roles."+name+".minCount", "minCount %d is more than count %d of role %s", r.MinCount, r.Count, name)
+		}
+	}
 	if w.MinWorkers > 0 && w.MinWorkers > w.Workers {
 		c.errorf(p+".minWorkers", "minWorkers %d is more than workers %d", w.MinWorkers, w.Workers)
 	}
@@ -291,8 +303,19 @@ func (c *checker) workloadShape(p string, w berth.Workload) {
 func (c *checker) workloadLimits(p string, w berth.Workload) {
 	lim := c.cfg.Policy.Limits
 	if lim.MaxGPUsPerWorkload > 0 {
-		gpus := w.Resources.GPU * w.Pods()
-		if gpus > lim.MaxGPUsPerWorkload {
+		if len(w.Roles) > 0 {
+			gpus, parts := 0, []string{}
+			for _, name := range w.RoleNames() {
+				r := w.Roles[name]
+				if r.Resources.GPU > 0 {
+					gpus += r.Resources.GPU * r.Count
+					parts = append(parts, fmt.Sprintf("%s %d x %d", name, r.Count, r.Resources.GPU))
+				}
+			}
+			if gpus > lim.MaxGPUsPerWorkload {
+				c.errorf(p+".roles", "asks for %d GPUs (%s); policy.limits.maxGPUsPerWorkload is %d", gpus, strings.Join(parts, " + "), lim.MaxGPUsPerWorkload)
+			}
+		} else if gpus := w.Resources.GPU * w.Pods(); gpus > lim.MaxGPUsPerWorkload {
 			c.errorf(p+".resources.gpu", "asks for %d GPUs (%d x %d); policy.limits.maxGPUsPerWorkload is %d", gpus, w.Pods(), w.Resources.GPU, lim.MaxGPUsPerWorkload)
 		}
 	}

@@ -262,6 +262,9 @@ func (ev *evaluator) object(r *instanceResult, inst cuelang.Value, p []string, o
 			"resources.gpuModel", "resources.mig", "resources.gpuFraction", "maxDuration", "schedule",
 			"replicas", "workers", "minWorkers", "parallelism", "completions", "runId")
 		ev.listPos(&obj, o, p, "dependsOn", len(w.DependsOn), "")
+		for _, role := range w.RoleNames() {
+			ev.rolePos(&obj, o, p, role)
+		}
 	}
 	if derr != nil {
 		r.errs = append(r.errs, Error{Path: key, Message: "decode: " + derr.Error(), Positions: []berth.Pos{obj.pos}})
@@ -333,6 +336,30 @@ func (ev *evaluator) refPos(obj *object, o cuelang.Value, p []string, fields ...
 		}
 		if pos, ok := convertPos(fv.Pos()); ok && pos.File != SchemaPosFile {
 			obj.positions[strings.Join(p, ".")+"."+f] = pos
+		}
+	}
+}
+
+// rolePos records the positions of one role of a workload and of its
+// fields that errors point at. Role names may hold "-", so the path is
+// built from selectors, not parsed.
+func (ev *evaluator) rolePos(obj *object, o cuelang.Value, p []string, role string) {
+	rv := o.LookupPath(cuelang.MakePath(cuelang.Str("roles"), cuelang.Str(role)))
+	if !rv.Exists() {
+		return
+	}
+	prefix := strings.Join(p, ".") + ".roles." + role
+	if pos, ok := convertPos(rv.Pos()); ok && pos.File != SchemaPosFile {
+		obj.positions[prefix] = pos
+	}
+	for _, f := range []string{"count", "minCount", "resources", "resources.gpu", "resources.flavor",
+		"resources.gpuModel", "resources.mig", "nodeSelector"} {
+		fv := rv.LookupPath(parsePath(f))
+		if !fv.Exists() {
+			continue
+		}
+		if pos, ok := convertPos(fv.Pos()); ok && pos.File != SchemaPosFile {
+			obj.positions[prefix+"."+f] = pos
 		}
 	}
 }

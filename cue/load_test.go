@@ -471,3 +471,40 @@ func TestLimits(t *testing.T) {
 	}
 	mustLoad(t, big, cue.Options{})
 }
+
+// TestWorkloadRoles loads a workload of two roles: each role has its own
+// count, resources (with their defaults) and node selector, and the
+// workload has no shape of its own.
+func TestWorkloadRoles(t *testing.T) {
+	repo := newRepo().platform().team("vision").file("teams/vision/w.cue", `package vision
+
+workloads: vision: mpi: {
+	kind:  "training"
+	image: "mpi"
+	roles: {
+		launcher: {resources: flavor: "cpu", command: ["mpirun"]}
+		worker: {count: 4, minCount: 2, resources: gpu: 1, nodeSelector: zone: "a", env: RANK_FROM: "worker"}
+	}
+}
+`).fs()
+	cfg := mustLoad(t, repo, cue.Options{})
+	w := cfg.Workloads["vision/mpi"]
+	res := func(gpu int, flavor string) berth.Resources {
+		return berth.Resources{CPU: berth.MustQuantity("1"), Memory: berth.MustQuantity("1Gi"), GPU: gpu, Flavor: flavor}
+	}
+	want := map[string]berth.Role{
+		"launcher": {Name: "launcher", Count: 1, Resources: res(0, "cpu"), NodeSelector: map[string]string{},
+			Command: []string{"mpirun"}, Env: map[string]string{}},
+		"worker": {Name: "worker", Count: 4, MinCount: 2, Resources: res(1, ""), NodeSelector: map[string]string{"zone": "a"},
+			Env: map[string]string{"RANK_FROM": "worker"}},
+	}
+	if d := cmp.Diff(want, w.Roles, quantityEqual); d != "" {
+		t.Errorf("roles (-want +got):\n%s", d)
+	}
+	if w.Workers != 0 || w.Pods() != 5 || w.MinPods() != 3 {
+		t.Errorf("workers %d, pods %d, min %d; want 0, 5, 3", w.Workers, w.Pods(), w.MinPods())
+	}
+	if got := cfg.Pos("workloads.vision.mpi.roles.worker.minCount"); got.Line != 8 {
+		t.Errorf("position of the worker's minCount: %v, want line 8", got)
+	}
+}

@@ -295,7 +295,7 @@ func isOwner(owners []string, a Approver) bool {
 // pod, fractions and MIG slices counted as they are) and its GPU-hours
 // (GPUs x maxDuration; 0 without a maxDuration).
 func WorkloadSize(w berth.Workload) (gpus, gpuHours float64) {
-	gpus = float64(w.Resources.GPUMilli()) / 1000 * float64(w.Pods())
+	gpus = float64(w.GPUMilli()) / 1000
 	return gpus, gpus * w.MaxDuration.D().Hours()
 }
 

@@ -89,7 +89,31 @@ func describeAction(d berth.Decision) string {
 }
 
 func asks(w berth.Workload) string {
+	if len(w.Roles) > 0 {
+		var roles []string
+		for _, ps := range w.PodSets() {
+			roles = append(roles, fmt.Sprintf("%s %d x (%s)", ps.Role, ps.Count, podAsks(ps.Resources)))
+		}
+		s := strings.Join(roles, " + ")
+		if w.MaxDuration > 0 {
+			s += ", for at most " + w.MaxDuration.String()
+		}
+		return s
+	}
 	r := w.Resources
+	s := fmt.Sprintf("%d %s x (%s)", w.Pods(), w.Kind.Pods(w.Pods()), podAsks(r))
+	if w.MaxDuration > 0 {
+		s += ", for at most " + w.MaxDuration.String()
+	}
+	if r.Flavor != "" {
+		s += ", on flavor " + r.Flavor
+	}
+	return s
+}
+
+// podAsks is what one pod asks: "1 GPU, 8 cpu, 64Gi memory" (with its
+// flavor when it names one and is one role of several).
+func podAsks(r berth.Resources) string {
 	var what []string
 	switch {
 	case r.MIG != "":
@@ -100,14 +124,7 @@ func asks(w berth.Workload) string {
 		what = append(what, fmt.Sprintf("%d GPU", r.GPU)+map[bool]string{true: "s", false: ""}[r.GPU > 1])
 	}
 	what = append(what, r.CPU.String()+" cpu", r.Memory.String()+" memory")
-	s := fmt.Sprintf("%d %s x (%s)", w.Pods(), w.Kind.Pods(w.Pods()), strings.Join(what, ", "))
-	if w.MaxDuration > 0 {
-		s += ", for at most " + w.MaxDuration.String()
-	}
-	if r.Flavor != "" {
-		s += ", on flavor " + r.Flavor
-	}
-	return s
+	return strings.Join(what, ", ")
 }
 
 // Hint says what a person can do about a decision, with the place in Git

@@ -186,7 +186,7 @@ func printSummary(w io.Writer, cfg *berth.Config) {
 		}
 		for _, wl := range cfg.Workloads {
 			if wl.Team == t {
-				gpus += float64(wl.Resources.GPUMilli()) / 1000 * float64(wl.Pods())
+				gpus += float64(wl.GPUMilli()) / 1000
 			}
 		}
 		if len(parts) == 0 {
