@@ -131,6 +131,12 @@ type Decision struct {
 	PodsAsked int `json:"podsAsked,omitempty"`
 	MinPods   int `json:"minPods,omitempty"`
 
+	// Roles says, for a workload with roles, where each role runs (admit,
+	// preempt, keep) or what it asks (queue): its flavor, pods and
+	// placements. Flavor and Placements then hold the first role's flavor
+	// and every role's placements, in role order.
+	Roles []RolePlacement `json:"roles,omitempty"`
+
 	// GPUs is the GPU demand of the whole run (pods x GPUs, fractions and MIG
 	// slices counted as they are).
 	GPUs float64 `json:"gpus"`

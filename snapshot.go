@@ -96,6 +96,29 @@ type RunningWorkload struct {
 	Resources   Resources   `json:"resources"`
 	Placements  []Placement `json:"placements"`
 	MaxDuration Duration    `json:"maxDuration,omitempty"`
+	// Roles are the pod sets of a run of a workload with roles: each
+	// role's flavor, resources and placements. Flavor is then the first
+	// role's, and Resources and Placements are empty.
+	Roles []RolePlacement `json:"roles,omitempty"`
+}
+
+// RolePlacement is one role of a run of a workload with roles: the flavor
+// its pods take, what each asks, and where each runs (one placement per
+// pod).
+type RolePlacement struct {
+	Role       string      `json:"role"`
+	Flavor     string      `json:"flavor"`
+	Resources  Resources   `json:"resources"`
+	Placements []Placement `json:"placements"`
+	// PodsAsked and MinPods are what the role asks and the fewest it
+	// accepts, in a decision about a role with a minimum (zero otherwise).
+	PodsAsked int `json:"podsAsked,omitempty"`
+	MinPods   int `json:"minPods,omitempty"`
+}
+
+// GPUMilli is the GPU demand of the role's pods, in thousandths.
+func (r RolePlacement) GPUMilli() int64 {
+	return r.Resources.GPUMilli() * int64(len(r.Placements))
 }
 
 // QueuedWorkload is a workload waiting for capacity, and when berth first

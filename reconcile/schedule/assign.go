@@ -138,7 +138,7 @@ func (st *state) drop(o option) {
 // evalFlavor is what flavor f offers n pods of r now (Kueue's
 // fitsResourceQuota, with the nodes checked as well).
 func (st *state) evalFlavor(r *req, f string, n int) option {
-	fi := st.c.flavors[f]
+	fi := st.flavorFor(r, f)
 	demand := r.demand(n)
 	o := option{flavor: f, shape: r.shape, pods: n, demand: demand}
 	// Kueue's needsBorrowing: a borrowing level above 0.
@@ -160,7 +160,7 @@ func (st *state) evalFlavor(r *req, f string, n int) option {
 			}
 		}
 	} else {
-		key := failKey{flavor: f, shape: r.shape, pods: n}
+		key := failKey{flavor: f, sel: r.selKey, shape: r.shape, pods: n}
 		if !st.failed[key] {
 			if ps, ok := st.c.placeRun(fi, r.shape, n); ok {
 				if res := st.heads[f]; res != nil && res.head != r {
@@ -254,6 +254,14 @@ func (st *state) admitPartial(r *req) bool {
 // of the second pass: on the first flavor where its quota fits now, or on
 // its first flavor (where no cohort holds it, the root's height).
 func (st *state) borrowLevel(r *req) int {
+	if r.sets != nil {
+		// A workload with roles borrows as far up as its farthest role.
+		level := 0
+		for _, v := range r.sets {
+			level = max(level, st.borrowLevel(v))
+		}
+		return level
+	}
 	demand := r.demand(r.pods)
 	if !st.quotas.InCohort(r.team) {
 		return 0

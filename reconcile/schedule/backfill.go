@@ -58,8 +58,7 @@ func (st *state) shadow(r *req, f string, extra *run) (time.Time, []*run) {
 		if x == extra {
 			continue
 		}
-		c.release(x.shape, x.placements)
-		q.Remove(x.team, x.flavor, x.demand)
+		releaseRun(c, q, x)
 		if fits() {
 			return x.end(), ending[:i+1]
 		}
@@ -113,8 +112,7 @@ func (st *state) backfillOK(b *req, f string, ps []berth.Placement, demand polic
 	q := st.quotas.Clone()
 	q.Add(b.team, f, demand)
 	for _, x := range res.released {
-		c.release(x.shape, x.placements)
-		q.Remove(x.team, x.flavor, x.demand)
+		releaseRun(c, q, x)
 	}
 	h := res.head
 	if ok, _ := q.Fits(h.team, res.flavor, h.demand(h.pods)); !ok {
@@ -145,17 +143,28 @@ func (st *state) estimate(order []*req) {
 			}
 			continue
 		}
-		var best time.Time
-		for _, f := range r.flavors {
-			if _, ok := st.c.flavors[f]; !ok {
-				continue
+		// A workload with roles starts when its last role can.
+		var start time.Time
+		for _, v := range r.parts() {
+			var best time.Time
+			for _, f := range v.flavors {
+				if _, ok := st.c.flavors[f]; !ok {
+					continue
+				}
+				if t, _ := st.shadow(v, f, nil); !t.IsZero() && (best.IsZero() || t.Before(best)) {
+					best = t
+				}
 			}
-			if t, _ := st.shadow(r, f, nil); !t.IsZero() && (best.IsZero() || t.Before(best)) {
-				best = t
+			if best.IsZero() {
+				start = time.Time{}
+				break
+			}
+			if best.After(start) {
+				start = best
 			}
 		}
-		if !best.IsZero() {
-			d.EstimatedStart = &best
+		if !start.IsZero() {
+			d.EstimatedStart = &start
 		}
 	}
 }

@@ -12,7 +12,9 @@ type cluster struct {
 	nodes   []*node
 	byName  map[string]int
 	flavors map[string]*flavorInfo
-	policy  string
+	// narrowed holds flavors' nodes narrowed by a role's node selector.
+	narrowed map[string]*flavorInfo
+	policy   string
 	placer  placer
 	frag    *fragModel
 
@@ -28,6 +30,8 @@ type cluster struct {
 type flavorInfo struct {
 	flavor berth.Flavor
 	nodes  []int
+	// sel is the node selector that narrowed nodes (a role's), as a key.
+	sel string
 }
 
 func newCluster(name string, snapNodes []berth.Node, flavors map[string]berth.Flavor, policy string) *cluster {
@@ -69,6 +73,7 @@ func (c *cluster) setOrder(order []int) {
 	for _, fi := range c.flavors {
 		sort.SliceStable(fi.nodes, func(a, b int) bool { return rank[fi.nodes[a]] < rank[fi.nodes[b]] })
 	}
+	c.narrowed = nil
 }
 
 func (c *cluster) setFrag(m *fragModel) {
@@ -115,6 +120,7 @@ func (c *cluster) charge(s shape, ps []berth.Placement) {
 
 func (c *cluster) clone() *cluster {
 	d := *c
+	d.narrowed = nil // rebuilt on use: a clone may be used apart from the original
 	d.nodes = make([]*node, len(c.nodes))
 	for i, x := range c.nodes {
 		d.nodes[i] = x.clone()

@@ -17,6 +17,9 @@ import (
 // lender's run within its nominal needs, and be preempted for it at the
 // next cycle, and come back, and so on.
 func (st *state) decideWithinNominal(r *req) bool {
+	if r.sets != nil {
+		return st.decideRoles(r, true)
+	}
 	d := &r.decision
 	if reason := st.never(r); reason != nil {
 		d.Action = berth.ActionReject
@@ -40,6 +43,10 @@ func (st *state) decideWithinNominal(r *req) bool {
 
 // decide sets r's decision: reject, admit, preempt or queue.
 func (st *state) decide(r *req) {
+	if r.sets != nil {
+		st.decideRoles(r, false)
+		return
+	}
 	d := &r.decision
 
 	// a. Never: the spec must change.
@@ -70,6 +77,40 @@ func (st *state) decide(r *req) {
 	d.Action = berth.ActionQueue
 	d.Reason = block
 	st.reserveHead(r, block, blockFlavor)
+}
+
+// flavorFor is flavor f's nodes as r may use them: all of them, or those
+// its role's node selector picks, remembered for the cycle's state.
+func (st *state) flavorFor(r *req, f string) *flavorInfo {
+	fi := st.c.flavors[f]
+	if r.selKey == "" || fi == nil {
+		return fi
+	}
+	key := f + "\x00" + r.selKey
+	if x, ok := st.c.narrowed[key]; ok {
+		return x
+	}
+	x := &flavorInfo{flavor: fi.flavor, sel: r.selKey}
+	for _, i := range fi.nodes {
+		if selects(r.sel, st.c.nodes[i].labels) {
+			x.nodes = append(x.nodes, i)
+		}
+	}
+	if st.c.narrowed == nil {
+		st.c.narrowed = map[string]*flavorInfo{}
+	}
+	st.c.narrowed[key] = x
+	return x
+}
+
+// selects reports whether a node's labels carry every label of sel.
+func selects(sel, labels map[string]string) bool {
+	for k, v := range sel {
+		if labels[k] != v {
+			return false
+		}
+	}
+	return true
 }
 
 // reserveHead makes r the first in line on the flavor whose nodes block
@@ -135,7 +176,7 @@ func (st *state) never(r *req) *berth.Reason {
 }
 
 func (st *state) neverOn(r *req, f string) *berth.Reason {
-	fi := st.c.flavors[f]
+	fi := st.flavorFor(r, f)
 	demand := r.demand(r.minPods)
 	for i, res := range berth.ResourceNames {
 		if demand[i] == 0 {
@@ -167,7 +208,7 @@ func (st *state) neverOn(r *req, f string) *berth.Reason {
 // idleCapacity is how many pods of shape s the flavor's nodes hold when
 // idle, memoised: it does not change within a cycle.
 func (st *state) idleCapacity(fi *flavorInfo, s shape) int {
-	key := failKey{flavor: fi.flavor.Name, shape: s}
+	key := failKey{flavor: fi.flavor.Name, sel: fi.sel, shape: s}
 	if n, ok := st.idle[key]; ok {
 		return n
 	}

@@ -24,16 +24,30 @@ type Request struct {
 // its team's quota lists them: the one it names, or those that offer what
 // it asks (its MIG profile; GPUs of its model; CPU-only pools for a
 // workload without GPUs, or any flavor when the team has no CPU-only pool).
+//
+// For a workload with roles it returns its first role's that has any.
 func CandidateFlavors(cfg *berth.Config, w berth.Workload) []string {
-	team, ok := cfg.Teams[w.Team]
+	var out []string
+	for _, ps := range w.PodSets() {
+		if out = candidateFlavors(cfg, w.Team, ps.Resources, ps.NodeSelector); len(out) > 0 {
+			break
+		}
+	}
+	return out
+}
+
+// candidateFlavors is CandidateFlavors for one pod set: a flavor whose node
+// labels contradict the pod set's node selector is not one (as Kueue skips
+// a flavor that does not match a pod set's node affinity).
+func candidateFlavors(cfg *berth.Config, teamName string, r berth.Resources, sel map[string]string) []string {
+	team, ok := cfg.Teams[teamName]
 	if !ok {
 		return nil
 	}
-	r := w.Resources
 	var out, fallback []string
 	for _, q := range team.Quota {
 		f, ok := cfg.Flavors[q.Flavor]
-		if !ok {
+		if !ok || contradicts(f.NodeLabels, sel) {
 			continue
 		}
 		if r.Flavor != "" {
@@ -63,6 +77,17 @@ func CandidateFlavors(cfg *berth.Config, w berth.Workload) []string {
 		return fallback
 	}
 	return out
+}
+
+// contradicts reports whether a node selector asks for another value of a
+// label the flavor's nodes carry.
+func contradicts(labels, sel map[string]string) bool {
+	for k, v := range sel {
+		if have, ok := labels[k]; ok && have != v {
+			return true
+		}
+	}
+	return false
 }
 
 // ClusterOf is the cluster a workload runs on: that of its first candidate
@@ -365,6 +390,6 @@ func baseDecision(cfg *berth.Config, w berth.Workload, runID, cluster string) be
 		Cluster:      cluster,
 		Priority:     pt.Value,
 		PriorityTier: tier,
-		GPUs:         float64(w.Resources.GPUMilli()) / wholeGPU * float64(w.Pods()),
+		GPUs:         float64(w.GPUMilli()) / wholeGPU,
 	}
 }

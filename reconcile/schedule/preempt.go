@@ -60,7 +60,7 @@ type candidate struct {
 // tryTargets is targets, remembering within the cycle the requests for
 // which no victims were found: candidates only go away within a cycle.
 func (st *state) tryTargets(r *req, f string, n int, demand policy.Demand, need [policy.NumResources]bool) ([]candidate, bool, bool) {
-	key := preemptKey{team: r.team, flavor: f, shape: r.shape, pods: n, prio: r.prio, need: need}
+	key := preemptKey{team: r.team, flavor: f, sel: r.selKey, shape: r.shape, pods: n, prio: r.prio, need: need}
 	if st.cfg.Teams[r.team].Preemption.WithinTeam == berth.PreemptLowerOrNewerEqualPriority ||
 		st.cfg.Teams[r.team].Preemption.ReclaimWithinCohort == berth.PreemptLowerOrNewerEqualPriority {
 		key.since = r.Since
@@ -85,7 +85,7 @@ func (st *state) targets(r *req, f string, n int, demand policy.Demand, need [po
 	var adv []bool
 	var hier, prio, same []candidate
 	for _, v := range st.runsOn(f) {
-		if v.gone || !v.running || v.flavor != f || !v.preemptible || (v.id == r.id && v.runID == r.RunID) {
+		if v.gone || !v.running || !v.uses(f) || !v.preemptible || (v.id == r.id && v.runID == r.RunID) {
 			continue
 		}
 		if v.team == r.team {
@@ -141,7 +141,7 @@ func (st *state) targets(r *req, f string, n int, demand policy.Demand, need [po
 	default:
 		attempts = []bool{true, false}
 	}
-	fi := st.c.flavors[f]
+	fi := st.flavorFor(r, f)
 	for _, borrow := range attempts {
 		var chosen []candidate
 		for _, c := range all {
@@ -238,7 +238,7 @@ func (st *state) preempt(r *req, o option) bool {
 	for _, c := range o.victims {
 		st.takeOut(c.run)
 	}
-	ps, ok := st.c.placeRun(st.c.flavors[o.flavor], r.shape, o.pods)
+	ps, ok := st.c.placeRun(st.flavorFor(r, o.flavor), r.shape, o.pods)
 	if !ok {
 		// targets said it fits; placement is deterministic, so this does
 		// not happen, but never leave victims stopped for nothing.
@@ -278,7 +278,9 @@ func (st *state) runsOn(f string) []*run {
 		st.byFlavor = map[string][]*run{}
 		for _, r := range st.runs {
 			if r.running && !r.gone {
-				st.byFlavor[r.flavor] = append(st.byFlavor[r.flavor], r)
+				for _, f := range r.flavors() {
+					st.byFlavor[f] = append(st.byFlavor[f], r)
+				}
 			}
 		}
 	}
@@ -316,15 +318,9 @@ func (st *state) fitsNow(r *req, fi *flavorInfo, n int, demand policy.Demand, bo
 	return true
 }
 
-func (st *state) takeOut(v *run) {
-	st.c.release(v.shape, v.placements)
-	st.quotas.Remove(v.team, v.flavor, v.demand)
-}
+func (st *state) takeOut(v *run) { releaseRun(st.c, st.quotas, v) }
 
-func (st *state) putBack(v *run) {
-	st.c.charge(v.shape, v.placements)
-	st.quotas.Add(v.team, v.flavor, v.demand)
-}
+func (st *state) putBack(v *run) { chargeRun(st.c, st.quotas, v) }
 
 func (st *state) victimMessage(r *req, f string, c candidate) string {
 	v := c.run

@@ -77,11 +77,17 @@ type run struct {
 	since       time.Time
 	queued      time.Time // first seen waiting: what "newer" compares
 	shape       shape
+	res         berth.Resources // one pod's, for a run of a workload with roles
 	placements  []berth.Placement
-	demand      policy.Demand // whole run
+	demand      policy.Demand // whole run (the first role's, with roles)
 	maxDuration time.Duration
 	running     bool // running before this cycle (only these may be preempted)
 	gone        bool // stopped or preempted in this cycle
+	// role is the first role of a run of a workload with roles (flavor,
+	// shape, placements and demand are then that role's); more holds
+	// the other roles.
+	role string
+	more []runPart
 }
 
 // end is when the run ends at the latest (zero when unknown).
@@ -111,6 +117,13 @@ type req struct {
 	// level is how far up the cohort tree it borrows (0: not at all), for
 	// the order of the second pass.
 	level int
+	// sets are the roles of a workload with roles, each a request of its
+	// own shape (roles.go); the request itself is then decided through
+	// them. A role's request has its role's name and node selector.
+	sets   []*req
+	role   string
+	sel    map[string]string
+	selKey string
 }
 
 func (r *req) demand(pods int) policy.Demand { return r.perPod.Scale(int64(pods)) }
@@ -148,7 +161,7 @@ type state struct {
 }
 
 type preemptKey struct {
-	team, flavor string
+	team, flavor, sel string
 	shape        shape
 	pods, prio   int
 	need         [policy.NumResources]bool
@@ -157,6 +170,7 @@ type preemptKey struct {
 
 type failKey struct {
 	flavor string
+	sel    string // a role's node selector narrows the flavor's nodes
 	shape  shape
 	pods   int
 }
@@ -296,8 +310,7 @@ func (s *Scheduler) WhatIf(now time.Time, reqs []Request) []berth.Decision {
 	out := s.decideOnly(now, reqs)
 	// Undo: release what was admitted, put victims back.
 	for _, r := range st.runs[len(saved):] {
-		st.c.release(r.shape, r.placements)
-		st.quotas.Remove(r.team, r.flavor, r.demand)
+		releaseRun(st.c, st.quotas, r)
 	}
 	for _, r := range saved {
 		if r.gone {
@@ -471,8 +484,10 @@ func newState(cfg *berth.Config, snap *berth.Snapshot, placement string, opts Op
 			r.queued = r.since
 		}
 		r.demand = demandOf(rw.Resources).Scale(int64(max(len(rw.Placements), 1)))
-		st.c.charge(r.shape, r.placements)
-		st.quotas.Add(r.team, r.flavor, r.demand)
+		if len(rw.Roles) > 0 {
+			setRoles(r, rw.Roles)
+		}
+		chargeRun(st.c, st.quotas, r)
 		st.runs = append(st.runs, r)
 	}
 	return st
@@ -491,8 +506,11 @@ func (st *state) keepOrStop(r *run, snap *berth.Snapshot) berth.Decision {
 		Workload: r.id, RunID: r.runID, Team: r.team, Kind: r.kind, Cluster: snap.Cluster,
 		Action: berth.ActionKeep, Priority: r.prio, PriorityTier: r.tier, Flavor: r.flavor,
 		Placements: r.placements, Since: r.since,
-		GPUs:     float64(r.demand[0]) / wholeGPU,
+		GPUs:     float64(r.gpuMilli()) / wholeGPU,
 		Borrowed: st.quotas.Borrowed(r.team, r.flavor, berth.ResourceGPU) > 0,
+	}
+	if r.role != "" {
+		d.Roles, d.Placements = r.rolePlacements()
 	}
 	w, ok := st.cfg.Workloads[r.id]
 	switch {
@@ -516,8 +534,7 @@ func (st *state) stopRun(r *run) {
 	r.gone = true
 	st.ending = nil
 	st.runShapes = nil
-	st.c.release(r.shape, r.placements)
-	st.quotas.Remove(r.team, r.flavor, r.demand)
+	releaseRun(st.c, st.quotas, r)
 	st.resetFailed()
 }
 
@@ -531,6 +548,10 @@ func (st *state) newReq(r Request) *req {
 	}
 	x.decision = baseDecision(st.cfg, w, r.RunID, st.c.name)
 	x.decision.Since = r.Since
+	if len(w.Roles) > 0 {
+		st.roleRequests(x)
+		return x
+	}
 	if x.minPods < x.pods {
 		x.decision.PodsAsked, x.decision.MinPods = x.pods, x.minPods
 	}
@@ -542,8 +563,10 @@ func (st *state) newReq(r Request) *req {
 func (st *state) setFragModel(rs []*req) {
 	count := map[shape]int{}
 	for _, r := range rs {
-		if r.shape.mig == "" {
-			count[r.shape] += r.pods
+		for _, x := range r.parts() {
+			if x.shape.mig == "" {
+				count[x.shape] += x.pods
+			}
 		}
 	}
 	if st.runShapes == nil {
@@ -551,6 +574,11 @@ func (st *state) setFragModel(rs []*req) {
 		for _, r := range st.runs {
 			if !r.gone && r.shape.mig == "" {
 				st.runShapes[r.shape] += len(r.placements)
+			}
+			for _, p := range r.more {
+				if !r.gone && p.shape.mig == "" {
+					st.runShapes[p.shape] += len(p.placements)
+				}
 			}
 		}
 	}

@@ -1,0 +1,334 @@
+package schedule
+
+import (
+	"sort"
+	"strings"
+
+	"github.com/berth-gpu/berth"
+)
+
+// Workloads of several roles (a launcher and workers, a driver and
+// executors): each role is a pod set with its own shape, count, minimum
+// and node selector, and the gang covers every role. As Kueue v0.12.10's
+// flavor assigner does for a workload of several pod sets
+// (flavorassigner.go assignFlavors, podset_reducer.go), the roles are
+// assigned flavors in order, each seeing the quota the earlier ones take;
+// the workload's mode is the worst of its roles'; partial admission
+// shrinks every role that has a minimum, in proportion to how far it may
+// shrink. berth places the pods as well: every pod of every role, all or
+// nothing, each role seeing the nodes and the victims of those before it.
+
+// roleRequests splits a request of a workload with roles into one request
+// per role, in role order (by name).
+func (st *state) roleRequests(x *req) {
+	w := x.Workload
+	for _, ps := range w.PodSets() {
+		rw := w
+		rw.Resources, rw.Roles = ps.Resources, nil
+		// A role's pods are "pods" in messages, whatever the kind.
+		rw.Kind = berth.KindBatch
+		v := &req{
+			Request: Request{Workload: rw, RunID: x.RunID, Since: x.Since},
+			id:      x.id, team: x.team, prio: x.prio, tier: x.tier, canPreempt: x.canPreempt,
+			shape: shapeOf(ps.Resources), pods: ps.Count, minPods: ps.Min, perPod: demandOf(ps.Resources),
+			flavors: candidateFlavors(st.cfg, x.team, ps.Resources, ps.NodeSelector),
+			role:    ps.Role, sel: ps.NodeSelector, selKey: selectorKey(ps.NodeSelector),
+		}
+		x.sets = append(x.sets, v)
+		rp := berth.RolePlacement{Role: ps.Role, Resources: ps.Resources, PodsAsked: ps.Count}
+		if ps.Min < ps.Count {
+			rp.MinPods = ps.Min
+		}
+		x.decision.Roles = append(x.decision.Roles, rp)
+	}
+	x.shape, x.perPod = x.sets[0].shape, x.sets[0].perPod
+	if x.minPods < x.pods {
+		x.decision.PodsAsked, x.decision.MinPods = x.pods, x.minPods
+	}
+}
+
+// parts lists the requests r is decided through: its roles', or itself.
+func (r *req) parts() []*req {
+	if r.sets != nil {
+		return r.sets
+	}
+	return []*req{r}
+}
+
+// selectorKey writes a node selector as a key: "a=1,b=2", sorted.
+func selectorKey(sel map[string]string) string {
+	if len(sel) == 0 {
+		return ""
+	}
+	kv := make([]string, 0, len(sel))
+	for k, v := range sel {
+		kv = append(kv, k+"="+v)
+	}
+	sort.Strings(kv)
+	return strings.Join(kv, ",")
+}
+
+// roleOption is a choice of flavor for every role of a request.
+type roleOption struct {
+	sets []option // per role, in role order
+	// mode is the worst of the roles' (Kueue's RepresentativeMode).
+	mode    mode
+	borrows bool
+	// withinNominal: the team is within its nominal quota of every
+	// flavor the roles take once the run and its victims are counted.
+	withinNominal bool
+}
+
+func (o roleOption) starts() bool { return len(o.sets) > 0 && o.mode >= modePreempt }
+
+// assignRoles chooses a flavor for counts[i] pods of each role of r, in
+// role order, each role seeing the quota and nodes the earlier ones take
+// and the victims they stop; it leaves the state as it was. It also
+// returns the first reason a role does not fit now, and that role.
+func (st *state) assignRoles(r *req, counts []int, withinNominal bool) (ro roleOption, block *berth.Reason, blockFlavor string, blockSet *req) {
+	// What did not fit is remembered for the state as it stands; the
+	// roles change it while they are assigned, so they remember apart.
+	failed, capReasons, noPreempt := st.failed, st.capReasons, st.noPreempt
+	st.failed, st.capReasons, st.noPreempt = map[failKey]bool{}, nil, map[preemptKey]bool{}
+	var out []*run
+	var held []option
+	defer func() {
+		for i := len(held) - 1; i >= 0; i-- {
+			st.c.release(r.sets[i].shape, held[i].placements)
+			st.quotas.Remove(r.team, held[i].flavor, held[i].demand)
+		}
+		for i := len(out) - 1; i >= 0; i-- {
+			out[i].gone = false
+			st.putBack(out[i])
+		}
+		st.failed, st.capReasons, st.noPreempt = failed, capReasons, noPreempt
+	}()
+	ro.mode = modeFit
+	for i, v := range r.sets {
+		o, b, bf := st.assign(v, counts[i], withinNominal)
+		if block == nil && b != nil {
+			block, blockFlavor, blockSet = b, bf, v
+		}
+		ro.borrows = ro.borrows || o.borrows
+		if !o.starts() {
+			st.drop(o)
+			ro.mode, ro.sets = min(ro.mode, o.mode), nil
+			return
+		}
+		if o.mode != modeFit {
+			// Its victims stop (marked gone, so a later role does not
+			// count them again), then its pods take their place.
+			for _, c := range o.victims {
+				if !c.run.gone {
+					st.takeOut(c.run)
+					c.run.gone = true
+					out = append(out, c.run)
+				}
+			}
+			ps, ok := st.c.placeRun(st.flavorFor(v, o.flavor), v.shape, o.pods)
+			if !ok {
+				ro.mode, ro.sets = modeNoFit, nil
+				return
+			}
+			o.placements = ps
+		}
+		st.quotas.Add(r.team, o.flavor, o.demand)
+		held = append(held, o)
+		ro.sets = append(ro.sets, o)
+		ro.mode = min(ro.mode, o.mode)
+	}
+	ro.withinNominal = true
+	for _, o := range ro.sets {
+		for _, res := range berth.ResourceNames {
+			if st.quotas.Borrowed(r.team, o.flavor, res) > 0 {
+				ro.withinNominal = false
+			}
+		}
+	}
+	return ro, block, blockFlavor, blockSet
+}
+
+// decideRoles is decideWithinNominal (firstPass) and decide for a request
+// of a workload with roles, and reports whether it decided r.
+func (st *state) decideRoles(r *req, firstPass bool) bool {
+	d := &r.decision
+	if !r.neverChecked {
+		if reason := st.neverRoles(r); reason != nil {
+			d.Action = berth.ActionReject
+			d.Reason = reason
+			return true
+		}
+		r.neverChecked = true
+	}
+	full := make([]int, len(r.sets))
+	for i, v := range r.sets {
+		full[i] = v.pods
+	}
+	ro, block, blockFlavor, blockSet := st.assignRoles(r, full, firstPass)
+	if firstPass {
+		if ((ro.mode == modeFit && !ro.borrows) || (ro.starts() && ro.mode != modeFit && ro.withinNominal)) && st.applyRoles(r, ro) {
+			return true
+		}
+		if blockSet != nil {
+			st.reserveHead(blockSet, block, blockFlavor)
+		}
+		return false
+	}
+	if ro.starts() && st.applyRoles(r, ro) {
+		return true
+	}
+	if r.minPods < r.pods && st.admitRolesPartial(r) {
+		return true
+	}
+	d.Action = berth.ActionQueue
+	d.Reason = roleReason(blockSet, block)
+	if blockSet != nil {
+		st.reserveHead(blockSet, block, blockFlavor)
+	}
+	return true
+}
+
+// roleReason names the role a reason is about.
+func roleReason(v *req, reason *berth.Reason) *berth.Reason {
+	if v == nil || reason == nil {
+		return reason
+	}
+	return &berth.Reason{Code: reason.Code, Message: "role " + v.role + ": " + reason.Message}
+}
+
+// neverRoles is never for a workload with roles: a role that can never
+// start keeps the whole gang from starting.
+func (st *state) neverRoles(r *req) *berth.Reason {
+	for _, v := range r.sets {
+		if reason := st.never(v); reason != nil {
+			return roleReason(v, reason)
+		}
+	}
+	return nil
+}
+
+// admitRolesPartial is admitPartial for a workload with roles: Kueue
+// v0.12.10's PodSetReducer searches a budget between nothing and the sum
+// of what every role may give up; budget i takes delta x i / total pods
+// from each role (delta: its count less its minimum), and the largest
+// counts that start are admitted.
+func (st *state) admitRolesPartial(r *req) bool {
+	n := len(r.sets)
+	full, delta := make([]int, n), make([]int, n)
+	total := 0
+	for i, v := range r.sets {
+		full[i], delta[i] = v.pods, v.pods-v.minPods
+		total += delta[i]
+	}
+	if total == 0 {
+		return false
+	}
+	counts := func(b int) []int {
+		out := make([]int, n)
+		for i := range out {
+			out[i] = full[i] - delta[i]*b/total
+		}
+		return out
+	}
+	good := -1
+	idx := sort.Search(total+1, func(b int) bool {
+		ro, _, _, _ := st.assignRoles(r, counts(b), false)
+		if ro.starts() {
+			good = b
+			return true
+		}
+		return false
+	})
+	if good < 0 || idx != good {
+		return false
+	}
+	ro, _, _, _ := st.assignRoles(r, counts(good), false)
+	return ro.starts() && st.applyRoles(r, ro)
+}
+
+// applyRoles carries out a choice for every role: each role's victims stop
+// and its pods are placed, in role order as assignRoles found them; then
+// the run starts as one, holding every role's pods. It reports whether it
+// did (never leaving victims stopped for nothing).
+func (st *state) applyRoles(r *req, ro roleOption) bool {
+	var out []candidate
+	seen := map[*run]bool{}
+	placed := make([][]berth.Placement, 0, len(ro.sets))
+	backfilled := false
+	for i, o := range ro.sets {
+		v := r.sets[i]
+		for _, c := range o.victims {
+			if !seen[c.run] {
+				seen[c.run] = true
+				st.takeOut(c.run)
+				out = append(out, c)
+			}
+		}
+		ps, ok := st.c.placeRun(st.flavorFor(v, o.flavor), v.shape, o.pods)
+		if !ok {
+			for j := len(placed) - 1; j >= 0; j-- {
+				st.c.release(r.sets[j].shape, placed[j])
+			}
+			for j := len(out) - 1; j >= 0; j-- {
+				st.putBack(out[j].run)
+			}
+			return false
+		}
+		placed = append(placed, ps)
+		backfilled = backfilled || o.backfilled
+	}
+	borrowing := false
+	x := &run{id: r.id, runID: r.RunID, team: r.team, kind: r.Workload.Kind, prio: r.prio, tier: r.tier,
+		since: st.now, queued: r.Since, maxDuration: r.Workload.MaxDuration.D()}
+	d := &r.decision
+	d.Placements = nil
+	var gpus int64
+	pods := 0
+	for i, o := range ro.sets {
+		v := r.sets[i]
+		demand := v.perPod.Scale(int64(len(placed[i])))
+		borrowing = borrowing || st.quotas.WouldBorrow(r.team, o.flavor, demand)
+		st.quotas.Add(r.team, o.flavor, demand)
+		if i == 0 {
+			x.role, x.flavor, x.shape, x.res, x.placements, x.demand = v.role, o.flavor, v.shape, v.Workload.Resources, placed[i], demand
+		} else {
+			x.more = append(x.more, runPart{role: v.role, flavor: o.flavor, shape: v.shape, res: v.Workload.Resources,
+				placements: placed[i], demand: demand})
+		}
+		d.Roles[i].Flavor, d.Roles[i].Placements = o.flavor, placed[i]
+		d.Placements = append(d.Placements, placed[i]...)
+		gpus += demand[0]
+		pods += len(placed[i])
+	}
+	st.runs = append(st.runs, x)
+	st.ending = nil
+	st.capReasons = nil
+	d.Flavor = ro.sets[0].flavor
+	d.Borrowed = borrowing
+	d.Backfilled = backfilled && len(out) == 0
+	d.GPUs = float64(gpus) / wholeGPU
+	if d.PodsAsked > 0 {
+		d.Pods = pods
+	}
+	d.Action = berth.ActionAdmit
+	if len(out) == 0 {
+		return true
+	}
+	d.Action = berth.ActionPreempt
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].run.id != out[j].run.id {
+			return out[i].run.id < out[j].run.id
+		}
+		return out[i].run.runID < out[j].run.runID
+	})
+	for _, c := range out {
+		c.run.gone = true
+		d.Victims = append(d.Victims, berth.Victim{
+			Workload: c.run.id, RunID: c.run.runID, Team: c.run.team, Priority: c.run.prio,
+			Reason: berth.Reason{Code: c.variant.code(), Message: st.victimMessage(r, c.run.flavor, c)},
+		})
+	}
+	st.resetFailed()
+	st.noPreempt = map[preemptKey]bool{}
+	return true
+}

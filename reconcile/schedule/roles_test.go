@@ -1,0 +1,203 @@
+package schedule_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/berth-gpu/berth"
+	"github.com/berth-gpu/berth/fixtures/build"
+)
+
+// roleCase is a table case of a workload with roles: what it decides, and
+// for each role the flavor and the pods it gets.
+type roleCase struct {
+	name  string
+	cfg   *build.ConfigBuilder
+	snap  *build.SnapshotBuilder
+	id    string
+	want  got
+	roles map[string]roleGot // role -> flavor and pods placed
+	msg   string             // a substring of the reason
+	// nodes: role -> the only node its pods may be on
+	nodes map[string]string
+}
+
+type roleGot struct {
+	Flavor string
+	Pods   int
+}
+
+// mpi is a launcher of 2 cpu on the cpu flavor and n workers of one GPU.
+func mpi(name string, workers int) *build.WorkloadBuilder {
+	return build.Workload("vision", name).Roles(
+		build.Role("launcher", 1).CPU("2"),
+		build.Role("worker", workers).GPUs(1))
+}
+
+func rolesConfig(gpus string) *build.ConfigBuilder {
+	return build.Config().GPUFlavor("h100", "H100").CPUFlavor("cpu").
+		Team(build.Team("vision").Quota("h100", build.GPU(gpus).Borrow("0")).Quota("cpu", build.CPU("16")))
+}
+
+func TestRoles(t *testing.T) {
+	zoned := build.Snapshot().
+		Node(build.Node("gpu-a").GPUs(8, "NVIDIA-H100-80GB-HBM3").Label("zone", "a")).
+		Node(build.Node("gpu-b").GPUs(8, "NVIDIA-H100-80GB-HBM3").Label("zone", "b"))
+	tests := []roleCase{{
+		name:  "launcher on the cpu flavor, workers on h100, admitted together",
+		cfg:   rolesConfig("8").Workload(mpi("mpi", 8)),
+		snap:  h100Nodes(1),
+		id:    "vision/mpi",
+		want:  got{Action: berth.ActionAdmit, Flavor: "cpu"},
+		roles: map[string]roleGot{"launcher": {"cpu", 1}, "worker": {"h100", 8}},
+	}, {
+		name: "a role beyond the team's quota rejects the workload, naming the role",
+		cfg:  rolesConfig("8").Workload(mpi("mpi", 12)),
+		snap: h100Nodes(2),
+		id:   "vision/mpi",
+		want: got{Action: berth.ActionReject, Code: berth.ReasonExceedsQuota},
+		msg:  "role worker: asks for 12 GPUs of h100",
+	}, {
+		name: "all or nothing: workers that do not fit keep the launcher from starting",
+		cfg:  rolesConfig("16").Workload(mpi("mpi", 12), build.Workload("vision", "other").GPUs(6)),
+		snap: h100Nodes(2).Running(build.Running(build.Workload("vision", "other").GPUs(6), "h100", 100).On("gpu-a", 0, 1, 2, 3, 4, 5)),
+		id:   "vision/mpi",
+		want: got{Action: berth.ActionQueue, Code: berth.ReasonQuota},
+		msg:  "role worker: insufficient unused h100 quota in team vision: 2 more GPUs needed",
+	}, {
+		name: "roles on one flavor add up: launcher and workers together exceed what is free",
+		cfg: rolesConfig("8").Workload(build.Workload("vision", "ps").Roles(
+			build.Role("ps", 1).GPUs(1), build.Role("worker", 8).GPUs(1))),
+		snap: h100Nodes(2),
+		id:   "vision/ps",
+		want: got{Action: berth.ActionQueue, Code: berth.ReasonQuota},
+		msg:  "role worker: insufficient unused h100 quota in team vision: 1 more GPU needed",
+	}, {
+		name:  "partial admission shrinks the role with a minimum only",
+		cfg:   rolesConfig("6").Workload(build.Workload("vision", "mpi").Roles(build.Role("launcher", 1).CPU("2"), build.Role("worker", 8).GPUs(1).Min(4))),
+		snap:  h100Nodes(1),
+		id:    "vision/mpi",
+		want:  got{Action: berth.ActionAdmit, Flavor: "cpu"},
+		roles: map[string]roleGot{"launcher": {"cpu", 1}, "worker": {"h100", 6}},
+	}, {
+		name: "a node selector narrows a role's nodes",
+		cfg: rolesConfig("16").Workload(build.Workload("vision", "mpi").Roles(
+			build.Role("launcher", 1).Select("zone", "a"), build.Role("worker", 8).GPUs(1).Select("zone", "b"))),
+		snap:  zoned,
+		id:    "vision/mpi",
+		want:  got{Action: berth.ActionAdmit, Flavor: "cpu"},
+		roles: map[string]roleGot{"launcher": {"cpu", 1}, "worker": {"h100", 8}},
+		nodes: map[string]string{"launcher": "gpu-a", "worker": "gpu-b"},
+	}, {
+		name: "a node selector no node matches: the gang waits for nodes",
+		cfg: rolesConfig("16").Workload(build.Workload("vision", "mpi").Roles(
+			build.Role("launcher", 1), build.Role("worker", 2).GPUs(1).Select("zone", "c"))),
+		snap: zoned,
+		id:   "vision/mpi",
+		want: got{Action: berth.ActionReject, Code: berth.ReasonNoMatchingNodes},
+		msg:  "role worker:",
+	}, {
+		name: "a selector that contradicts every flavor's labels leaves the role no flavor",
+		cfg: build.Config().Flavor(berth.Flavor{Name: "h100", GPUModel: "H100", NodeLabels: map[string]string{"pool": "gpu"}}).CPUFlavor("cpu").
+			Team(build.Team("vision").Quota("h100", build.GPU("8")).Quota("cpu", build.CPU("16"))).
+			Workload(build.Workload("vision", "mpi").Roles(build.Role("launcher", 1), build.Role("worker", 2).GPUs(1).Select("pool", "cpu"))),
+		snap: zoned,
+		id:   "vision/mpi",
+		want: got{Action: berth.ActionReject, Code: berth.ReasonNoQuota},
+		msg:  "role worker: team vision has no quota",
+	}, {
+		name: "a higher priority gang preempts a lower one for its workers",
+		cfg: rolesConfig("8").Tier("high", 1000).Tier("low", 10).
+			Workload(mpi("mpi", 8).Priority("high"), build.Workload("vision", "low").GPUs(8).Priority("low")),
+		snap: h100Nodes(1).Running(build.Running(build.Workload("vision", "low").GPUs(8), "h100", 10).On("gpu-a", 0, 1, 2, 3, 4, 5, 6, 7)),
+		id:   "vision/mpi",
+		want: got{Action: berth.ActionPreempt, Flavor: "cpu"},
+		roles: map[string]roleGot{"launcher": {"cpu", 1}, "worker": {"h100", 8}},
+	}}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := plan(t, tc.cfg, tc.snap)
+			d := decision(t, p, tc.id)
+			reason := ""
+			if d.Reason != nil {
+				reason = d.Reason.Message
+			}
+			if g := summary(d); g != tc.want {
+				t.Fatalf("got %+v (%s), want %+v", g, reason, tc.want)
+			}
+			if tc.msg != "" && !strings.Contains(reason, tc.msg) {
+				t.Errorf("reason %q does not contain %q", reason, tc.msg)
+			}
+			if tc.roles != nil {
+				have := map[string]roleGot{}
+				for _, r := range d.Roles {
+					have[r.Role] = roleGot{r.Flavor, len(r.Placements)}
+					if n := tc.nodes[r.Role]; n != "" {
+						for _, pl := range r.Placements {
+							if pl.Node != n {
+								t.Errorf("role %s has a pod on %s, want only %s", r.Role, pl.Node, n)
+							}
+						}
+					}
+				}
+				for role, w := range tc.roles {
+					if have[role] != w {
+						t.Errorf("role %s: got %+v, want %+v", role, have[role], w)
+					}
+				}
+				pods := 0
+				for _, r := range tc.roles {
+					pods += r.Pods
+				}
+				if len(d.Placements) != pods {
+					t.Errorf("%d placements in all, want %d", len(d.Placements), pods)
+				}
+			}
+		})
+	}
+}
+
+// TestRolesRunningCharged: a running run of a workload with roles holds
+// every role's quota and nodes, and a plan keeps it with its roles.
+func TestRolesRunningCharged(t *testing.T) {
+	w := mpi("mpi", 4)
+	run := build.Running(w, "cpu", 100).RoleOn(w, "launcher", "cpu", "gpu-a")
+	for g := range 4 {
+		run.RoleOn(w, "worker", "h100", "gpu-a", g)
+	}
+	cfg := rolesConfig("8").Workload(w, build.Workload("vision", "next").GPUs(6))
+	p := plan(t, cfg, h100Nodes(1).Running(run))
+	expect(t, p, map[string]got{
+		"vision/mpi":  {Action: berth.ActionKeep, Flavor: "cpu"},
+		"vision/next": {Action: berth.ActionQueue, Code: berth.ReasonQuota},
+	})
+	d := decision(t, p, "vision/mpi")
+	if len(d.Roles) != 2 || d.Roles[1].Role != "worker" || len(d.Roles[1].Placements) != 4 || d.GPUs != 4 {
+		t.Errorf("kept run: roles %+v, %v GPUs; want launcher and 4 workers, 4 GPUs", d.Roles, d.GPUs)
+	}
+	for _, q := range p.Quota {
+		if q.Team == "vision" && q.Flavor == "cpu" && q.Resource == berth.ResourceCPU && q.UsedAfter != 2000 {
+			t.Errorf("cpu flavor: the launcher's 2 cpu are used, got %d millicores", q.UsedAfter)
+		}
+	}
+}
+
+// TestRolesAllOrNothingOnNodes: the quota holds every role but the nodes
+// hold only some workers; nothing starts, and the launcher takes no quota.
+func TestRolesAllOrNothingOnNodes(t *testing.T) {
+	other := build.Workload("vision", "other").GPUs(6)
+	cfg := rolesConfig("32").Workload(mpi("mpi", 12), other)
+	p := plan(t, cfg, h100Nodes(2).Running(build.Running(other, "h100", 100).On("gpu-a", 0, 1, 2, 3, 4, 5)))
+	d := decision(t, p, "vision/mpi")
+	if d.Action != berth.ActionQueue || d.Reason == nil || d.Reason.Code != berth.ReasonGang {
+		t.Fatalf("got %s %+v, want queued for the gang", d.Action, d.Reason)
+	}
+	if want := "role worker: 12 pods of 1 GPU"; !strings.Contains(d.Reason.Message, want) {
+		t.Errorf("reason %q does not contain %q", d.Reason.Message, want)
+	}
+	for _, q := range p.Quota {
+		if q.Flavor == "cpu" && q.UsedAfter != 0 {
+			t.Errorf("the launcher took %d of the cpu flavor's %s", q.UsedAfter, q.Resource)
+		}
+	}
+}
