@@ -137,7 +137,6 @@ type QueuedWorkload struct {
 	Failure  string    `json:"failure,omitempty"`
 }
 
-
 // FinishedRun is a run that ended.
 type FinishedRun struct {
 	Workload  WorkloadID `json:"workload"`

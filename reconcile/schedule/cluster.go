@@ -15,8 +15,8 @@ type cluster struct {
 	// narrowed holds flavors' nodes narrowed by a role's node selector.
 	narrowed map[string]*flavorInfo
 	policy   string
-	placer  placer
-	frag    *fragModel
+	placer   placer
+	frag     *fragModel
 
 	// sigs caches each node's signature under the fragmentation model;
 	// touch invalidates it when the node changes.

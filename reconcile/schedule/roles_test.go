@@ -109,9 +109,9 @@ func TestRoles(t *testing.T) {
 		name: "a higher priority gang preempts a lower one for its workers",
 		cfg: rolesConfig("8").Tier("high", 1000).Tier("low", 10).
 			Workload(mpi("mpi", 8).Priority("high"), build.Workload("vision", "low").GPUs(8).Priority("low")),
-		snap: h100Nodes(1).Running(build.Running(build.Workload("vision", "low").GPUs(8), "h100", 10).On("gpu-a", 0, 1, 2, 3, 4, 5, 6, 7)),
-		id:   "vision/mpi",
-		want: got{Action: berth.ActionPreempt, Flavor: "cpu"},
+		snap:  h100Nodes(1).Running(build.Running(build.Workload("vision", "low").GPUs(8), "h100", 10).On("gpu-a", 0, 1, 2, 3, 4, 5, 6, 7)),
+		id:    "vision/mpi",
+		want:  got{Action: berth.ActionPreempt, Flavor: "cpu"},
 		roles: map[string]roleGot{"launcher": {"cpu", 1}, "worker": {"h100", 8}},
 	}}
 	for _, tc := range tests {

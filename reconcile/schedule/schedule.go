@@ -162,10 +162,10 @@ type state struct {
 
 type preemptKey struct {
 	team, flavor, sel string
-	shape        shape
-	pods, prio   int
-	need         [policy.NumResources]bool
-	since        time.Time // only for lowerOrNewerEqualPriority
+	shape             shape
+	pods, prio        int
+	need              [policy.NumResources]bool
+	since             time.Time // only for lowerOrNewerEqualPriority
 }
 
 type failKey struct {
