@@ -113,6 +113,9 @@ type RunState struct {
 	Flavor     string            `json:"flavor,omitempty"`
 	Priority   int               `json:"priority"`
 	Placements []berth.Placement `json:"placements,omitempty"`
+	// Roles are each role's flavor, resources and placements, for a run of
+	// a workload with roles (Placements then holds every role's).
+	Roles []berth.RolePlacement `json:"roles,omitempty"`
 	// Resources is what one pod asked, as started (the workload may have
 	// changed or left Git since).
 	Resources   berth.Resources `json:"resources"`

@@ -154,6 +154,13 @@ func fromChange(r *record, ch reconcile.Change) {
 	r.MaxDuration = w.MaxDuration
 	if len(d.Placements) > 0 {
 		r.Placements = d.Placements
+		r.Roles = nil
+		for _, x := range d.Roles {
+			if len(x.Placements) > 0 {
+				x.PodsAsked, x.MinPods = 0, 0
+				r.Roles = append(r.Roles, x)
+			}
+		}
 	}
 	if ch.Revision != "" {
 		r.Revision = ch.Revision

@@ -151,7 +151,12 @@ func (c *Cluster) Observe(ctx context.Context) (*reconcile.Observed, error) {
 			snap.Running = append(snap.Running, berth.RunningWorkload{
 				Workload: r.Workload, RunID: r.RunID, Kind: r.Kind, Priority: r.Priority, Flavor: r.Flavor,
 				Since: v.startedAt, Resources: r.Resources, Placements: r.Placements, MaxDuration: r.MaxDuration,
+				Roles: r.Roles,
 			})
+			if len(r.Roles) > 0 {
+				run := &snap.Running[len(snap.Running)-1]
+				run.Resources, run.Placements = berth.Resources{}, []berth.Placement{}
+			}
 		case waitsToStart(r, v):
 			since := r.QueuedSince
 			if since.IsZero() {
@@ -195,7 +200,7 @@ func (c *Cluster) runState(r *record, v runView) reconcile.RunState {
 		Workload: r.Workload, RunID: r.RunID, Kind: r.Kind, Digest: r.Digest,
 		Phase: v.phase, Reason: v.reason,
 		QueuedSince: r.QueuedSince, StartedAt: v.startedAt, FinishedAt: v.finishedAt,
-		Attempts: r.Attempts, Preemptions: r.Preemptions, Flavor: r.Flavor, Priority: r.Priority, Placements: r.Placements,
+		Attempts: r.Attempts, Preemptions: r.Preemptions, Flavor: r.Flavor, Priority: r.Priority, Placements: r.Placements, Roles: r.Roles,
 		Resources: r.Resources, MaxDuration: r.MaxDuration,
 	}
 	if v.phase == reconcile.PhasePreempted {

@@ -36,7 +36,10 @@ type record struct {
 	Resources   berth.Resources   `json:"resources"`
 	MaxDuration berth.Duration    `json:"maxDuration,omitempty"`
 	Placements  []berth.Placement `json:"placements,omitempty"`
-	Revision    string            `json:"revision,omitempty"`
+	// Roles are a run of a workload with roles, as admitted: each role's
+	// flavor, resources and placements (Placements holds them all).
+	Roles    []berth.RolePlacement `json:"roles,omitempty"`
+	Revision string                `json:"revision,omitempty"`
 
 	// Waiting is true while the run is queued.
 	Waiting     bool      `json:"waiting,omitempty"`

@@ -100,20 +100,93 @@ func (c *Cluster) finishStart(r *record) error {
 	return err
 }
 
+// localPod is one pod to start: its role (none for a workload without
+// roles), its rank within the role, and its placement.
+type localPod struct {
+	role      string
+	roleRank  int
+	roleSize  int
+	argv      []string
+	env       map[string]string
+	placement berth.Placement
+}
+
+// podsOf lists a run's pods in rank order: a workload's pods, or every
+// role's in role order (each role's command, args and env over the
+// workload's).
+func podsOf(r *record, w berth.Workload) ([]localPod, error) {
+	if len(w.Roles) == 0 {
+		if len(w.Command) == 0 {
+			return nil, errors.New("no command: the local backend runs the command as a process and cannot use an image's entrypoint")
+		}
+		argv := append(append([]string{}, w.Command...), w.Args...)
+		count := len(r.Placements)
+		if count == 0 {
+			if w.Resources.UsesGPU() {
+				return nil, errors.New("no placements: a GPU workload needs the scheduler's placements")
+			}
+			count = w.Pods()
+		}
+		out := make([]localPod, count)
+		for i := range out {
+			out[i] = localPod{roleRank: i, roleSize: count, argv: argv, env: w.Env}
+			if i < len(r.Placements) {
+				out[i].placement = r.Placements[i]
+			}
+		}
+		return out, nil
+	}
+	placed := map[string][]berth.Placement{}
+	for _, x := range r.Roles {
+		placed[x.Role] = x.Placements
+	}
+	var out []localPod
+	for _, name := range w.RoleNames() {
+		role := w.Roles[name]
+		command, args := w.Command, w.Args
+		if role.Command != nil {
+			command = role.Command
+		}
+		if role.Args != nil {
+			args = role.Args
+		}
+		if len(command) == 0 {
+			return nil, fmt.Errorf("role %s: no command: the local backend runs the command as a process and cannot use an image's entrypoint", name)
+		}
+		env := map[string]string{}
+		for k, v := range w.Env {
+			env[k] = v
+		}
+		for k, v := range role.Env {
+			env[k] = v
+		}
+		ps := placed[name]
+		count := len(ps)
+		if count == 0 {
+			if role.Resources.UsesGPU() {
+				return nil, fmt.Errorf("role %s: no placements: a GPU role needs the scheduler's placements", name)
+			}
+			count = role.Count
+		}
+		argv := append(append([]string{}, command...), args...)
+		for i := range count {
+			p := localPod{role: name, roleRank: i, roleSize: count, argv: argv, env: env}
+			if i < len(ps) {
+				p.placement = ps[i]
+			}
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
 // podSpecs decides every pod's directory, argv, environment and devices.
 func (c *Cluster) podSpecs(r *record, w berth.Workload, n int) ([]podSpec, error) {
-	argv := append(append([]string{}, w.Command...), w.Args...)
-	if len(w.Command) == 0 {
-		return nil, errors.New("no command: the local backend runs the command as a process and cannot use an image's entrypoint")
+	lp, err := podsOf(r, w)
+	if err != nil {
+		return nil, err
 	}
-	placements := r.Placements
-	count := len(placements)
-	if count == 0 {
-		if w.Resources.UsesGPU() {
-			return nil, errors.New("no placements: a GPU workload needs the scheduler's placements")
-		}
-		count = w.Pods()
-	}
+	count := len(lp)
 	inUse := c.devicesInUse(r.key())
 	var note string
 	if w.Image != "" {
@@ -121,10 +194,7 @@ func (c *Cluster) podSpecs(r *record, w berth.Workload, n int) ([]podSpec, error
 	}
 	pods := make([]podSpec, count)
 	for i := range count {
-		var p berth.Placement
-		if i < len(placements) {
-			p = placements[i]
-		}
+		p := lp[i].placement
 		if p.Node != "" && p.Node != c.node.Name {
 			return nil, fmt.Errorf("pod %d is placed on node %q, but this cluster's node is %q", i, p.Node, c.node.Name)
 		}
@@ -144,18 +214,36 @@ func (c *Cluster) podSpecs(r *record, w berth.Workload, n int) ([]podSpec, error
 			"BERTH_MASTER_ADDR=127.0.0.1",
 			"BERTH_MASTER_PORT=" + strconv.Itoa(r.MasterPort),
 		}
+		if lp[i].role != "" {
+			// A workload with roles: the role, the rank within it, and
+			// every role's size, so a launcher can find its workers.
+			berthEnv = append(berthEnv, "BERTH_ROLE="+lp[i].role, "BERTH_ROLE_RANK="+strconv.Itoa(lp[i].roleRank),
+				"BERTH_ROLE_SIZE="+strconv.Itoa(lp[i].roleSize), "BERTH_ROLES="+roleSizes(lp))
+		}
 		if w.Checkpoint != nil {
 			berthEnv = append(berthEnv, "BERTH_CHECKPOINT_DIR="+filepath.Join(c.opts.StateDir, checkpointDir(r.Workload, r.RunID)))
 		}
 		pods[i] = podSpec{
 			Dir:     podDir(r.Workload, r.RunID, n, i),
-			Argv:    argv,
-			Env:     mergeEnv(c.opts.Env, w.Env, berthEnv),
+			Argv:    lp[i].argv,
+			Env:     mergeEnv(c.opts.Env, lp[i].env, berthEnv),
 			Devices: devices,
 			Note:    note,
 		}
 	}
 	return pods, nil
+}
+
+// roleSizes is "launcher=1,worker=8": every role and its pods, in role
+// order.
+func roleSizes(pods []localPod) string {
+	var parts []string
+	for _, p := range pods {
+		if p.roleRank == 0 {
+			parts = append(parts, p.role+"="+strconv.Itoa(p.roleSize))
+		}
+	}
+	return strings.Join(parts, ",")
 }
 
 // mergeEnv is base, then the workload's env in key order, then berth's
