@@ -151,6 +151,9 @@ func Detail(d berth.Decision) string {
 	switch d.Action {
 	case berth.ActionAdmit, berth.ActionPreempt, berth.ActionKeep:
 		s := fmt.Sprintf("%s, %s", d.Flavor, Where(d))
+		if len(d.Roles) > 0 {
+			s = fmt.Sprintf("%s; %s", Roles(d), Where(d))
+		}
 		if d.Borrowed {
 			s += ", borrowing"
 		}
@@ -163,6 +166,9 @@ func Detail(d berth.Decision) string {
 		return s
 	case berth.ActionQueue:
 		s := reasonText(d.Reason)
+		if len(d.Roles) > 0 {
+			s += "; asks " + Roles(d)
+		}
 		if d.EstimatedStart != nil {
 			s += "; estimated start " + FormatTime(*d.EstimatedStart)
 		}
@@ -195,7 +201,13 @@ func Where(d berth.Decision) string {
 	}
 	word := d.Kind.Pods(n)
 	count := fmt.Sprintf("%d %s", n, word)
-	if d.PodsAsked > 0 {
+	if len(d.Roles) > 0 {
+		// Roles says what each role asked and got.
+		count = fmt.Sprintf("%d pods", n)
+		if n == 1 {
+			count = "1 pod"
+		}
+	} else if d.PodsAsked > 0 {
 		// A workload with a minimum says what it asked and accepts.
 		count = fmt.Sprintf("%d of %d %s, at least %d", n, d.PodsAsked, d.Kind.Pods(d.PodsAsked), d.MinPods)
 	}
@@ -209,6 +221,50 @@ func Where(d berth.Decision) string {
 		parts = append(parts[:4], fmt.Sprintf("+%d more nodes", len(parts)-4))
 	}
 	return fmt.Sprintf("%s on %d %s (%s)", count, nodes, nodeWord, strings.Join(parts, "; "))
+}
+
+// Roles says what each role of a workload with roles gets (admit,
+// preempt, keep) or asks (queue), in role order: "launcher 1 (cpu),
+// worker 6 of 8, at least 4 x 1 GPU (h100)".
+func Roles(d berth.Decision) string {
+	parts := make([]string, 0, len(d.Roles))
+	for _, r := range d.Roles {
+		n := len(r.Placements)
+		if n == 0 || !d.Starts() && d.Action != berth.ActionKeep {
+			n = r.PodsAsked
+		}
+		s := fmt.Sprintf("%s %d", r.Role, n)
+		if r.PodsAsked > 0 && r.MinPods > 0 {
+			if n != r.PodsAsked {
+				s += fmt.Sprintf(" of %d", r.PodsAsked)
+			}
+			s += fmt.Sprintf(", at least %d", r.MinPods)
+		}
+		if g := podGPUs(r.Resources); g != "" {
+			s += " x " + g
+		}
+		if r.Flavor != "" {
+			s += " (" + r.Flavor + ")"
+		}
+		parts = append(parts, s)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// podGPUs is what one pod asks of GPUs: "1 GPU", "MIG 1g.10gb", "0.5 of a
+// GPU"; empty for a CPU-only pod.
+func podGPUs(r berth.Resources) string {
+	switch {
+	case r.MIG != "":
+		return "MIG " + r.MIG
+	case r.GPUFraction > 0:
+		return trimFloat(r.GPUFraction) + " of a GPU"
+	case r.GPU == 1:
+		return "1 GPU"
+	case r.GPU > 1:
+		return fmt.Sprintf("%d GPUs", r.GPU)
+	}
+	return ""
 }
 
 // NodePlacements merges placements per node, in order of first
