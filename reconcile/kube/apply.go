@@ -454,6 +454,10 @@ func (c *Cluster) ledgerRecord(ns, name, runID string) *ledgerRecord {
 
 func (c *Cluster) planJob(ctx context.Context, p *changePlan, ch reconcile.Change, now time.Time) error {
 	w := ch.Workload
+	if len(w.Roles) > 0 && (ch.Op == reconcile.OpQueue || ch.Op == reconcile.OpStart || ch.Op == reconcile.OpRestart) {
+		// Several Jobs of one run are not observed as one yet.
+		return fmt.Errorf("workload %s has roles: the Kubernetes backend does not run workloads with roles yet (a local cluster does)", w.ID())
+	}
 	ns := Namespace(c.opts.Render.NamespacePrefix, w.Team)
 	name := JobName(w.ID(), ch.RunID)
 	key := LedgerKey(w.Name, ch.RunID)
