@@ -93,7 +93,7 @@ type fidelityResult struct {
 // genWorkload is one workload of a generated repository.
 type genWorkload struct {
 	team, name, kind, prio, cmd, dep, cron string
-	gpus, retries, runID                  int
+	gpus, retries, runID                   int
 }
 
 func (w genWorkload) id() string { return w.team + "/" + w.name }
