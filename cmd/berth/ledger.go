@@ -1,15 +1,20 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/berth-gpu/berth"
+	"github.com/berth-gpu/berth/cue"
 	"github.com/berth-gpu/berth/reconcile/local"
 )
 
@@ -17,6 +22,10 @@ type ledgerOptions struct {
 	stateDir string
 	clusters []string
 	force    bool
+	// repo, with --cluster naming clusters of backend kubernetes: their
+	// ledgers live in the cluster (kube.go).
+	repo string
+	kf   kubeFlags
 }
 
 func newLedgerCmd() *cobra.Command {
@@ -32,7 +41,12 @@ STATE-DIR/clusters/NAME/berth.db. berth serve refuses to start on a damaged
 one (a torn write, a garbled disk) and says so; 'berth ledger check' says
 what is damaged, and 'berth ledger rebuild' rebuilds it from the run
 directories beside it. Stop berth serve first: the ledger is open in one
-process at a time.`,
+process at a time.
+
+On Kubernetes (--repo DIR --cluster NAME, a cluster of backend
+kubernetes) each team's ledger is the ConfigMap berth-ledger of its
+namespace; 'check' names the entries that do not decode, and 'rebuild'
+re-derives them from the Jobs and Deployments berth owns.`,
 	}
 	cmd.AddCommand(newLedgerCheckCmd(), newLedgerRebuildCmd())
 	return cmd
@@ -41,7 +55,9 @@ process at a time.`,
 func (o *ledgerOptions) register(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&o.stateDir, "state-dir", defaultStateDir(), "berth serve's state directory")
-	f.StringArrayVar(&o.clusters, "cluster", nil, "a cluster of backend local (repeat; default: every cluster in the state directory)")
+	f.StringArrayVar(&o.clusters, "cluster", nil, "a cluster (repeat; default: every local cluster in the state directory)")
+	f.StringVar(&o.repo, "repo", "", "the repository that defines --cluster, for clusters of backend kubernetes")
+	o.kf.register(f, false)
 }
 
 func newLedgerCheckCmd() *cobra.Command {
@@ -57,6 +73,9 @@ Exit status: 0 every ledger is sound, 1 one is damaged, 2 one could not be
 read (berth serve holds it, or the state directory has no clusters).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.repo != "" {
+				return kubeLedger(cmd, o, false)
+			}
 			return ledgerCheck(o, cmd.OutOrStdout())
 		},
 	}
@@ -80,9 +99,17 @@ the new ledger: berth serve queues them again from Git, from now. Run
 directories without a record file (left by a berth older than the record
 files) are listed and left out.
 
-With --force, a sound ledger is rebuilt too.`,
+With --force, a sound ledger is rebuilt too.
+
+With --repo DIR --cluster NAME (backend kubernetes), each team's ledger
+ConfigMap is re-derived from the Jobs and Deployments berth owns; a
+damaged one is first copied to berth-ledger-damaged-TIME, and entries
+nothing in the cluster can restore are listed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.repo != "" {
+				return kubeLedger(cmd, o, true)
+			}
 			return ledgerRebuild(o, cmd.OutOrStdout())
 		},
 	}
@@ -191,4 +218,68 @@ func ledgerRebuild(o ledgerOptions, w io.Writer) error {
 func damagedLedgerError(d *local.DamagedError, stateDir, cluster string) error {
 	return fmt.Errorf("%s: run 'berth ledger check --state-dir %s' and 'berth ledger rebuild --state-dir %s --cluster %s'",
 		d.Error(), stateDir, stateDir, cluster)
+}
+
+// kubeLedger checks or rebuilds the ledgers of the repository's clusters
+// of backend kubernetes named with --cluster.
+func kubeLedger(cmd *cobra.Command, o ledgerOptions, rebuild bool) error {
+	if len(o.clusters) == 0 {
+		return usageError{errors.New("with --repo, name the kubernetes clusters with --cluster")}
+	}
+	cfg, err := cue.Load(os.DirFS(o.repo), cue.Options{})
+	if err != nil {
+		return printLoadError(cmd, err)
+	}
+	w := cmd.OutOrStdout()
+	damaged := 0
+	for _, n := range o.clusters {
+		c, ok := cfg.Clusters[n]
+		if !ok || c.Backend != berth.BackendKubernetes {
+			return usageError{fmt.Errorf("--cluster %s: not a cluster of backend kubernetes in %s (its ledger is in --state-dir: leave --repo out)", n, o.repo)}
+		}
+		ctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Minute)
+		defer cancel()
+		kc, err := o.kf.open(n, c, o.repo, slog.New(slog.DiscardHandler), false)
+		if err != nil {
+			return err
+		}
+		defer kc.Close()
+		if rebuild {
+			res, err := kc.RebuildLedger(ctx, time.Now())
+			if err != nil {
+				return fmt.Errorf("cluster %s: %w", n, err)
+			}
+			for _, r := range res {
+				fmt.Fprintf(w, "cluster %s: namespace %s: ledger rebuilt: %d runs from their objects, %d kept", n, r.Namespace, r.Derived, r.Kept)
+				if r.Copy != "" {
+					fmt.Fprintf(w, "; the damaged ledger is kept as ConfigMap %s", r.Copy)
+				}
+				fmt.Fprintln(w)
+				for _, l := range r.Lost {
+					fmt.Fprintf(w, "  lost: entry %s was damaged and no object says what it was\n", l)
+				}
+			}
+			continue
+		}
+		checks, err := kc.CheckLedger(ctx)
+		if err != nil {
+			return fmt.Errorf("cluster %s: %w", n, err)
+		}
+		for _, c := range checks {
+			if len(c.Problems) == 0 {
+				fmt.Fprintf(w, "cluster %s: namespace %s: ledger is sound (%d runs)\n", n, c.Namespace, c.Runs)
+				continue
+			}
+			damaged++
+			fmt.Fprintf(w, "cluster %s: namespace %s: ledger is damaged (%d entries):\n", n, c.Namespace, len(c.Problems))
+			for _, p := range c.Problems {
+				fmt.Fprintf(w, "  %s\n", p)
+			}
+			fmt.Fprintf(w, "  to rebuild it from the cluster's objects: berth ledger rebuild --repo %s --cluster %s\n", o.repo, n)
+		}
+	}
+	if damaged > 0 {
+		return reportedError{exitInvalid}
+	}
+	return nil
 }
