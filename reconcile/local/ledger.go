@@ -50,7 +50,7 @@ type record struct {
 	// not use up a retry.
 	Attempts    int      `json:"attempts"`
 	Preemptions int      `json:"preemptions,omitempty"`
-	Attempt  *attempt `json:"attempt,omitempty"`
+	Attempt     *attempt `json:"attempt,omitempty"`
 	// Stop is a stop Apply asked of the latest attempt: once its pods have
 	// ended, the run is in Stop.Phase.
 	Stop *stopRequest `json:"stop,omitempty"`
