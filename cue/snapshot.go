@@ -9,7 +9,6 @@ import (
 
 	cuelang "cuelang.org/go/cue"
 	"cuelang.org/go/cue/cuecontext"
-	cuejson "cuelang.org/go/encoding/json"
 
 	"github.com/berth-gpu/berth"
 )
@@ -35,16 +34,14 @@ func LoadSnapshot(name string, data []byte) (*berth.Snapshot, error) {
 	if err := jsonSyntax(name, data); err != nil {
 		return nil, err
 	}
-	expr, err := cuejson.Extract(name, data)
-	if err != nil {
-		return nil, fromCUE(err, nil).sort()
-	}
 	ctx := cuecontext.New()
 	schema := ctx.CompileBytes(berth.Schema, cuelang.Filename(schemaVirtualFile))
 	if err := schema.Err(); err != nil {
 		return nil, err
 	}
-	v := ctx.BuildExpr(expr)
+	// Valid JSON is CUE without comprehensions or references: compiled
+	// as CUE, it keeps CUE's positions.
+	v := ctx.CompileBytes(data, cuelang.Filename(name))
 	if err := v.Err(); err != nil {
 		return nil, fromCUE(err, nil).sort()
 	}
