@@ -18,7 +18,7 @@ TEST_DEPS ?=
 
 .DEFAULT_GOAL := build
 
-.PHONY: all build test lint bench demo fuzz golden clean
+.PHONY: all build test race lint bench demo fuzz golden clean
 
 all: build
 
@@ -29,6 +29,13 @@ build:
 ## test: every test; never rewrites the tree (make golden does)
 test: $(TEST_DEPS)
 	$(GO) test ./...
+
+## race: the engine, the local backend, sources and status/gh under the
+## race detector (the packages where goroutines meet: watchers, shims,
+## informers, webhooks, parallel posting)
+RACE_PKGS := ./reconcile/ ./reconcile/local/ ./sources/... ./status/gh/...
+race: $(TEST_DEPS)
+	$(GO) test -race $(RACE_PKGS)
 
 ## lint: go vet, and gofmt must have nothing to change
 lint:
@@ -53,11 +60,14 @@ bench: build
 demo: build
 	BERTH=$(BERTH) bash fixtures/demo/demo.sh
 
-## fuzz: fuzz the loader and the webhook parser (FUZZTIME=5m each by default)
+## fuzz: fuzz the loader, the webhook parser, the snapshot decoder and the
+## CODEOWNERS parser (FUZZTIME=5m each by default)
 FUZZTIME ?= 5m
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime $(FUZZTIME) ./cue/
 	$(GO) test -run '^$$' -fuzz FuzzWebhook -fuzztime $(FUZZTIME) -fuzzminimizetime 10s ./sources/webhook/
+	$(GO) test -run '^$$' -fuzz FuzzSnapshot -fuzztime $(FUZZTIME) -fuzzminimizetime 10s ./cue/
+	$(GO) test -run '^$$' -fuzz FuzzCodeOwners -fuzztime $(FUZZTIME) -fuzzminimizetime 10s ./policy/
 
 ## golden: rewrite the golden files from what the code prints now
 golden:

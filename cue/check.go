@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/berth-gpu/berth"
+	"github.com/berth-gpu/berth/reconcile/schedule"
 )
 
 // checker finds what the schema cannot see from one instance: references
@@ -194,6 +195,7 @@ func (c *checker) workloads() {
 		for _, name := range w.RoleNames() {
 			c.workloadResources(p+".roles."+name+".resources", w.Roles[name].Resources)
 		}
+		c.workloadStartable(p, w)
 		c.workloadShape(p, w)
 		c.workloadLimits(p, w)
 		for i, d := range w.Dependencies() {
@@ -283,6 +285,30 @@ func (c *checker) flavorModels() string {
 		}
 	}
 	return "models: " + strings.TrimPrefix(names(set), "defined: ")
+}
+
+// workloadStartable refuses what its cluster's backend could never start,
+// which would otherwise validate and then fail at every apply.
+func (c *checker) workloadStartable(p string, w berth.Workload) {
+	if c.partial || len(w.Command) > 0 {
+		return
+	}
+	// Each role may set its own command; one without needs the workload's.
+	if len(w.Roles) > 0 {
+		all := true
+		for _, r := range w.Roles {
+			all = all && len(r.Command) > 0
+		}
+		if all {
+			return
+		}
+	}
+	name := schedule.ClusterOf(c.cfg, w)
+	cl, ok := c.cfg.Clusters[name]
+	if !ok || cl.Backend != berth.BackendLocal {
+		return
+	}
+	c.errorf(p, "no command: cluster %s (backend local) runs each workload's command as a process, with no container runtime to run image %s's own entrypoint; set command, e.g. command: [\"python\", \"train.py\"]", name, w.Image)
 }
 
 func (c *checker) workloadShape(p string, w berth.Workload) {

@@ -175,14 +175,14 @@ func TestWorkloadDefaults(t *testing.T) {
 	repo := newRepo().platform().team("vision").file("teams/vision/w.cue", `package vision
 
 workloads: vision: {
-	train: {kind: "training", image: "t"}
-	prep: {kind: "batch", image: "b"}
-	web: {kind: "service", image: "s", resources: flavor: "cpu"}
+	train: {kind: "training", image: "t", command: ["c"]}
+	prep: {kind: "batch", image: "b", command: ["c"]}
+	web: {kind: "service", image: "s", command: ["c"], resources: flavor: "cpu"}
 }
 `).fs()
 	cfg := mustLoad(t, repo, cue.Options{})
 	res := berth.Resources{CPU: berth.MustQuantity("1"), Memory: berth.MustQuantity("1Gi")}
-	base := berth.Workload{Team: "vision", Command: []string{}, Args: []string{}, Env: map[string]string{},
+	base := berth.Workload{Team: "vision", Command: []string{"c"}, Args: []string{}, Env: map[string]string{},
 		DependsOn: []string{}, RunID: "1", Ports: []berth.Port{}, Resources: res}
 	want := map[berth.WorkloadID]berth.Workload{}
 	for _, w := range []struct {
@@ -397,7 +397,7 @@ func TestIncrementalErrors(t *testing.T) {
 	if s := l.Stats(); s.Evaluated != 1 {
 		t.Errorf("evaluated %d, want 1", s.Evaluated)
 	}
-	m["teams/vision/w.cue"] = &fstest.MapFile{Data: []byte("package vision\n\nworkloads: vision: w: {kind: \"batch\", image: \"x\"}\n")}
+	m["teams/vision/w.cue"] = &fstest.MapFile{Data: []byte("package vision\n\nworkloads: vision: w: {kind: \"batch\", image: \"x\", command: [\"true\"]}\n")}
 	if err := load(); err != nil {
 		t.Fatal(err)
 	}

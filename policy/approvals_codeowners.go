@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 )
 
 // CodeOwnersPaths are where a CODEOWNERS file is looked for, in GitHub's
@@ -86,6 +87,12 @@ func codeOwnersPattern(p string) (*regexp.Regexp, error) {
 	if strings.HasPrefix(p, "!") {
 		return nil, fmt.Errorf("negation is not supported in CODEOWNERS")
 	}
+	if !utf8.ValidString(p) {
+		return nil, fmt.Errorf("the pattern is not valid UTF-8")
+	}
+	if strings.Contains(p, "//") {
+		return nil, fmt.Errorf("an empty path segment (//) matches no path")
+	}
 	if strings.Contains(p, "[") {
 		return nil, fmt.Errorf("character ranges are not supported in CODEOWNERS")
 	}
@@ -100,6 +107,9 @@ func codeOwnersPattern(p string) (*regexp.Regexp, error) {
 	}
 	for i := 0; i < len(p); i++ {
 		c := p[i]
+		// One character at a time, not one byte: a byte of a multi-byte
+		// character quoted alone would match another character.
+		_, size := utf8.DecodeRuneInString(p[i:])
 		switch {
 		case strings.HasPrefix(p[i:], "**/"):
 			b.WriteString("(?:.*/)?")
@@ -112,7 +122,8 @@ func codeOwnersPattern(p string) (*regexp.Regexp, error) {
 		case c == '?':
 			b.WriteString("[^/]")
 		default:
-			b.WriteString(regexp.QuoteMeta(string(c)))
+			b.WriteString(regexp.QuoteMeta(p[i : i+size]))
+			i += size - 1
 		}
 	}
 	if dirOnly {

@@ -152,7 +152,7 @@ func TestRemovedWorkloadStops(t *testing.T) {
 	s := newScenario(t)
 	s.reconcile(nil)
 	s.reconcile(map[string]string{"workloads/serving/services.cue": `package serving
-workloads: serving: "docs-site": {kind: "service", image: "nginx:1.27", resources: {cpu: "500m", memory: "512Mi", flavor: "cpu"}}
+workloads: serving: "docs-site": {kind: "service", image: "nginx:1.27", command: ["nginx"], resources: {cpu: "500m", memory: "512Mi", flavor: "cpu"}}
 `})
 	if got := s.phase("serving/chat-api", "1"); got != reconcile.PhaseStopped {
 		t.Fatalf("chat-api left Git but is %q", got)

@@ -59,7 +59,7 @@ const ciJob = `package vision
 
 workloads: vision: "llama-ft": {
 	kind:  "training"
-	image: "ghcr.io/acme/llama:3.1"
+	image: "ghcr.io/acme/llama:3.1", command: ["python", "train.py"]
 	workers: 2
 	resources: {gpu: GPUS, cpu: 8, memory: "64Gi", flavor: "h100"}
 	maxDuration: "10h"

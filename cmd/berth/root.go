@@ -91,6 +91,7 @@ Shell completion: source <(berth completion bash) in bash; see
 		newLogsCmd(),
 		newShimCmd(),
 		newSimulateCmd(),
+		newLedgerCmd(),
 	)
 	return root
 }

@@ -594,6 +594,10 @@ func openClusters(cfg *berth.Config, o serveOptions, log *slog.Logger) ([]reconc
 				}
 			}
 			lc, err := local.New(local.Options{Name: n, StateDir: filepath.Join(o.stateDir, "clusters", n), SimulatedGPUs: gpus, Logger: log})
+			var damaged *local.DamagedError
+			if errors.As(err, &damaged) {
+				return nil, nil, damagedLedgerError(damaged, o.stateDir, n)
+			}
 			if err != nil {
 				return nil, nil, fmt.Errorf("cluster %s: %w", n, err)
 			}

@@ -96,7 +96,7 @@ func BenchmarkOpenLedger10k(b *testing.B) {
 	cpu := cpuTime()
 	defer reportCPU(b, cpu)
 	for b.Loop() {
-		l, err := openLedger(dir)
+		l, err := openLedger(dir, nil)
 		if err != nil || len(l.runs) != 10_000 {
 			b.Fatal(err)
 		}

@@ -47,11 +47,11 @@ func New(opts Options) (*Cluster, error) {
 	if err := os.MkdirAll(opts.StateDir, 0o755); err != nil {
 		return nil, fmt.Errorf("local cluster %s: state directory: %w", opts.Name, err)
 	}
-	led, err := openLedger(opts.StateDir)
+	log := opts.Logger.With("cluster", opts.Name)
+	led, err := openLedger(opts.StateDir, log.Warn)
 	if err != nil {
 		return nil, fmt.Errorf("local cluster %s: %w", opts.Name, err)
 	}
-	log := opts.Logger.With("cluster", opts.Name)
 	opts.Logger = log
 	gpus, lib, source, err := findGPUs(opts)
 	if err != nil {

@@ -16,7 +16,9 @@
 //     writes exit.json atomically when the process ends.
 //   - The ledger: what Apply decided (queued since, attempts, placements,
 //     devices, stop requests). Exits come from exit.json and liveness from
-//     the flocks, so Observe reads and never writes.
+//     the flocks, so Observe reads and never writes. A damaged ledger file
+//     is a *DamagedError, never a panic (ledger_check.go), and
+//     RebuildLedger makes a new one from the runs' record files.
 //
 // What it does not own: deciding (reconcile/schedule), diffing and retries
 // policy (reconcile), images (there is no container runtime here: the image
@@ -27,6 +29,7 @@
 // On disk, under Options.StateDir:
 //
 //	berth.db                                    the ledger (bbolt)
+//	runs/<team>/<name>/<runID>/run.json         the run's ledger record (for `berth ledger rebuild`)
 //	runs/<team>/<name>/<runID>/attempt-<n>/pod-<i>/
 //	    spec.json    what the shim runs (argv, env, limits)
 //	    lock         flocked by the shim for its whole life

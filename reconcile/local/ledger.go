@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -120,13 +122,26 @@ type ledger struct {
 	db     *bolt.DB
 	runs   map[string]*record
 	writes int // transactions committed, for tests
+	// stateDir is where the run record files go; warn notes a record file
+	// that could not be written.
+	stateDir string
+	warn     func(msg string, args ...any)
 }
 
 // errStateDirBusy means another process has the ledger open.
 var errStateDirBusy = errors.New("the ledger is open in another process (is another berth serving this state directory?)")
 
-func openLedger(stateDir string) (*ledger, error) {
+// openLedger checks the ledger (checkLedger: a damaged file is a
+// *DamagedError, never a panic) and opens it for writing.
+func openLedger(stateDir string, warn func(msg string, args ...any)) (*ledger, error) {
 	path := filepath.Join(stateDir, dbFile)
+	runs, err := checkLedger(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		runs = map[string]*record{}
+	case err != nil:
+		return nil, err
+	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
 	if errors.Is(err, bolt.ErrTimeout) {
 		return nil, fmt.Errorf("ledger %s: %w", path, errStateDirBusy)
@@ -134,26 +149,11 @@ func openLedger(stateDir string) (*ledger, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ledger %s: %w", path, err)
 	}
-	l := &ledger{db: db, runs: map[string]*record{}}
-	// Create the bucket only when missing: a read-only open of an existing
-	// ledger commits nothing.
+	// Create the bucket only when missing: opening an existing ledger
+	// commits nothing.
 	missing := false
-	err = db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketRuns)
-		if b == nil {
-			missing = true
-			return nil
-		}
-		return b.ForEach(func(k, v []byte) error {
-			r := &record{}
-			if err := json.Unmarshal(v, r); err != nil {
-				return fmt.Errorf("run %q: %w", k, err)
-			}
-			l.runs[string(k)] = r
-			return nil
-		})
-	})
-	if err == nil && missing {
+	db.View(func(tx *bolt.Tx) error { missing = tx.Bucket(bucketRuns) == nil; return nil })
+	if missing {
 		err = db.Update(func(tx *bolt.Tx) error {
 			_, err := tx.CreateBucketIfNotExists(bucketRuns)
 			return err
@@ -163,7 +163,7 @@ func openLedger(stateDir string) (*ledger, error) {
 		db.Close()
 		return nil, fmt.Errorf("ledger %s: %w", path, err)
 	}
-	return l, nil
+	return &ledger{db: db, runs: runs, stateDir: stateDir, warn: warn}, nil
 }
 
 // put writes records in one transaction and, once it committed, into the
@@ -192,7 +192,37 @@ func (l *ledger) put(rs ...*record) error {
 	for _, r := range rs {
 		l.runs[r.key()] = r.clone()
 	}
+	// Then each run's record file: the ledger is the truth, the files are
+	// what `berth ledger rebuild` rebuilds it from. A run's pods are
+	// started or stopped only after put returns, so a record file is never
+	// behind what was done to its run.
+	for _, r := range rs {
+		if err := writeRunRecord(l.stateDir, r); err != nil && l.warn != nil {
+			l.warn("cannot write a run's record file (berth ledger rebuild reads it)", "workload", r.Workload, "run", r.RunID, "err", err)
+		}
+	}
 	return nil
+}
+
+// fileRunRecord is a run's record file, in its run directory: the run's
+// ledger record as JSON, written atomically whenever the ledger's is, for
+// runs that ever started (a run that only waits has no directory; the
+// engine queues it again from Git).
+const fileRunRecord = "run.json"
+
+func writeRunRecord(stateDir string, r *record) error {
+	if r.Attempts == 0 {
+		return nil
+	}
+	dir := filepath.Join(stateDir, runDir(r.Workload, r.RunID))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(dir, fileRunRecord), append(b, '\n'))
 }
 
 func (l *ledger) delete(key string) error {
