@@ -32,10 +32,11 @@ test: $(TEST_DEPS)
 
 ## race: the engine, the local backend, sources and status/gh under the
 ## race detector (the packages where goroutines meet: watchers, shims,
-## informers, webhooks, parallel posting)
+## informers, webhooks, parallel posting); -short keeps the long property
+## tests to their short form (make test runs them whole)
 RACE_PKGS := ./reconcile/ ./reconcile/local/ ./sources/... ./status/gh/...
 race: $(TEST_DEPS)
-	$(GO) test -race $(RACE_PKGS)
+	$(GO) test -race -short $(RACE_PKGS)
 
 ## lint: go vet, and gofmt must have nothing to change
 lint:

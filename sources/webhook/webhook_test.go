@@ -410,14 +410,16 @@ func TestBurstCoalesced(t *testing.T) {
 
 func TestDelayMergesBurst(t *testing.T) {
 	rec := newRecorder()
-	r := start(t, rec, "master", 100*time.Millisecond)
+	// The window is wide enough for five deliveries on a loaded machine
+	// (under the race detector too).
+	r := start(t, rec, "master", time.Second)
 	sync := payload(t, "pull_request", "22-synchronize.json")
 	for i := range 5 {
 		body := withHead(t, sync, fmt.Sprintf("%040d", i))
 		deliver(r, "pull_request", fmt.Sprint("d", i), body, webhook.Sign(secret, body))
 	}
 	waitCalls(t, rec, 1)
-	time.Sleep(150 * time.Millisecond)
+	time.Sleep(1500 * time.Millisecond)
 	if evs, _ := rec.snapshot(); len(evs) != 1 || len(evs[0].Deliveries) != 5 {
 		t.Fatalf("want one plan of 5 deliveries, got %+v", evs)
 	}
