@@ -480,7 +480,7 @@ func TestWorkloadRoles(t *testing.T) {
 
 workloads: vision: mpi: {
 	kind:  "training"
-	image: "mpi"
+	image: "mpi", command: ["python", "worker.py"]
 	roles: {
 		launcher: {resources: flavor: "cpu", command: ["mpirun"]}
 		worker: {count: 4, minCount: 2, resources: gpu: 1, nodeSelector: zone: "a", env: RANK_FROM: "worker"}
