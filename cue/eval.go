@@ -54,6 +54,9 @@ type instanceResult struct {
 	// failed is set when the instance could not be loaded or built at all:
 	// what it defines is unknown, so no reference can be called dangling.
 	failed bool
+	// used is the Loader's load count when a load last used the result
+	// (guarded by the Loader's mu).
+	used uint64
 }
 
 // upToDate reports whether the instance's files and imports are unchanged

@@ -18,6 +18,11 @@ var update = flag.Bool("update", false, "rewrite the expected output in testdata
 
 // TestMain lets testscript run this test binary as the berth command.
 func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == evalCommand {
+		// berth re-executing itself to evaluate (os.Executable is this
+		// test binary).
+		os.Exit(Main())
+	}
 	testscript.Main(m, map[string]func(){
 		"berth": func() { os.Exit(Main()) },
 	})
