@@ -88,7 +88,11 @@ func readTree(fsys fs.FS, opts Options) (*tree, Errors, []Warning) {
 					if strings.HasSuffix(p, ".cue") {
 						errs = append(errs, fileError(p, "symlink to "+target+": "+err.Error()))
 					} else {
-						warn(p, "skipped: symlink to "+target+", which cannot be read: "+pathErrText(err))
+						if errors.Is(err, fs.ErrNotExist) {
+							warn(p, "skipped: symlink to "+target+", which does not exist")
+						} else {
+							warn(p, "skipped: symlink to "+target+", which cannot be read: "+pathErrText(err))
+						}
 					}
 					continue
 				}

@@ -20,6 +20,9 @@ import (
 type Pool struct {
 	slots   chan struct{}
 	started atomic.Int64
+
+	mu            sync.Mutex
+	busy, busiest int
 }
 
 // NewPool returns a Pool of n slots (at least one).
@@ -28,13 +31,35 @@ func NewPool(n int) *Pool { return &Pool{slots: make(chan struct{}, max(1, n))} 
 // Started is how many child processes the Pool has started.
 func (p *Pool) Started() int { return int(p.started.Load()) }
 
+// Busiest is the most child processes that ran at once.
+func (p *Pool) Busiest() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.busiest
+}
+
+// acquire waits for a free slot.
+func (p *Pool) acquire() {
+	p.slots <- struct{}{}
+	p.started.Add(1)
+	p.mu.Lock()
+	p.busy++
+	p.busiest = max(p.busiest, p.busy)
+	p.mu.Unlock()
+}
+
+func (p *Pool) release() {
+	p.mu.Lock()
+	p.busy--
+	p.mu.Unlock()
+	<-p.slots
+}
+
 // evaluateInChild evaluates the instances in dirs in a child process and
 // returns their results in the same order.
 func (l *Loader) evaluateInChild(t *tree, dirs []string) ([]*instanceResult, error) {
-	pool := l.opts.Pool
-	pool.slots <- struct{}{}
-	defer func() { <-pool.slots }()
-	pool.started.Add(1)
+	l.opts.Pool.acquire()
+	defer l.opts.Pool.release()
 
 	what := "evaluate " + describeDirs(dirs)
 	cmd := exec.Command(l.opts.Child[0], l.opts.Child[1:]...)

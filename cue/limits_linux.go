@@ -47,7 +47,7 @@ func setChildLimits(opts Options) error {
 	// a tenth more, so that the watch, which names what ran away, stops
 	// the evaluation first.
 	used, _ := processCPUTime()
-	secs := uint64((used+opts.Timeout+opts.Timeout/10).Seconds()) + 1
+	secs := uint64((used + opts.Timeout + opts.Timeout/10).Seconds()) + 1
 	if err := unix.Setrlimit(unix.RLIMIT_CPU, &unix.Rlimit{Cur: secs, Max: secs + 2}); err != nil {
 		return fmt.Errorf("RLIMIT_CPU: %w", err)
 	}

@@ -323,19 +323,29 @@ func sortedText(errs cue.Errors) []string {
 }
 
 // TestIncremental re-validates with one Loader after changes and expects
-// only the changed instances evaluated, and the Config of a cold load.
+// only the changed instances evaluated, and the Config of a cold load: in
+// this process, and in child processes, where the cache is the parent's.
 func TestIncremental(t *testing.T) {
+	t.Run("in process", func(t *testing.T) { testIncremental(t, cue.Options{}) })
+	t.Run("child process", func(t *testing.T) { testIncremental(t, isolated(t, cue.Options{})) })
+}
+
+func testIncremental(t *testing.T, opts cue.Options) {
 	repo := gen.Generate(gen.Options{Teams: 6, Workloads: 60, Seed: 5})
 	m := fstest.MapFS{}
 	for p, b := range repo {
 		m[p] = &fstest.MapFile{Data: b}
 	}
-	l := cue.NewLoader(cue.Options{})
+	l := cue.NewLoader(opts)
 	if _, err := l.Load(m); err != nil {
 		t.Fatal(err)
 	}
 	instances := l.Stats().Instances
-	if got, want := l.Stats(), (cue.Stats{Instances: 6 + 2, Evaluated: 6 + 2}); got != want {
+	processes := 0
+	if len(opts.Child) > 0 {
+		processes = 1
+	}
+	if got, want := l.Stats(), (cue.Stats{Instances: 6 + 2, Evaluated: 6 + 2, Processes: processes}); got != want {
 		t.Fatalf("cold load stats: got %+v, want %+v", got, want)
 	}
 	team := gen.TeamDir(gen.TeamName(2))
