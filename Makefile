@@ -50,8 +50,8 @@ lint:
 BENCH_COUNT ?= 5
 bench: build
 	mkdir -p $(CACHE)
-	$(GO) test -run '^$$' -bench LoadCold -benchtime 1x -count $(BENCH_COUNT) -benchmem ./cue/ | tee $(CACHE)/bench.txt
-	$(GO) test -run '^$$' -bench RevalidateOneFile -benchtime 20x -count $(BENCH_COUNT) -benchmem ./cue/ | tee -a $(CACHE)/bench.txt
+	BERTH_BIN=$(abspath $(BERTH)) $(GO) test -run '^$$' -bench LoadCold -benchtime 1x -count $(BENCH_COUNT) -benchmem ./cue/ | tee $(CACHE)/bench.txt
+	BERTH_BIN=$(abspath $(BERTH)) $(GO) test -run '^$$' -bench RevalidateOneFile -benchtime 20x -count $(BENCH_COUNT) -benchmem ./cue/ | tee -a $(CACHE)/bench.txt
 	bash fixtures/gen/compare.sh -n $(BENCH_COUNT)
 
 ## demo: berth serve on this machine with a simulated 8-GPU box: a
