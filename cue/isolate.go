@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"sort"
 	"strings"
@@ -63,6 +64,7 @@ func (l *Loader) evaluateInChild(t *tree, dirs []string) ([]*instanceResult, err
 
 	what := "evaluate " + describeDirs(dirs)
 	cmd := exec.Command(l.opts.Child[0], l.opts.Child[1:]...)
+	cmd.Env = childEnv(os.Environ())
 	ownProcessGroup(cmd)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -153,6 +155,20 @@ func (l *Loader) evaluateInChild(t *tree, dirs []string) ([]*instanceResult, err
 	}
 }
 
+// childEnv is the environment a child gets: the Go runtime's settings,
+// nothing else. CUE cannot read the environment, but a child evaluates
+// untrusted input, and berth's environment holds its tokens and secrets.
+func childEnv(env []string) []string {
+	out := []string{} // not nil: a nil Env is the parent's
+	for _, kv := range env {
+		switch k, _, _ := strings.Cut(kv, "="); k {
+		case "GOMAXPROCS", "GODEBUG", "GOTRACEBACK", "GOCOVERDIR":
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
 // outOfMemory reports whether the Go runtime's last words (its standard
 // error) say it could not get memory: how a child that reached its
 // address-space limit ends. The runtime has no other way to say so.
@@ -203,7 +219,7 @@ func readAnswer(r io.Reader, t *tree, dirs []string, budget int64) *answer {
 	// Start and Done frames are small; a Result frame may use what is
 	// left of the budget, and the child keeps to it.
 	for {
-		b, err := readFrame(br, budget+1<<20)
+		b, err := readFrame(br, max(budget, 0)+1<<20)
 		if err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
 				a.err = err

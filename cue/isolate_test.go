@@ -224,13 +224,15 @@ func toMapFS(t testing.TB, fsys fs.FS) fstest.MapFS {
 
 // TestChildDeaths: a child that dies without an answer is the commit's
 // fault when a limit killed it (cue.Errors at the instance it was
-// evaluating, remembered), and berth's otherwise (retried).
+// evaluating, remembered), and berth's otherwise (retried). The children
+// run without the parent's environment.
 func TestChildDeaths(t *testing.T) {
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	repo := toMapFS(t, os.DirFS(filepath.Join(brokenDir, "string-bomb")))
+	t.Setenv("BERTH_TEST_SECRET", "hunter2") // a child never sees it
 	for _, tc := range []struct {
 		mode      string
 		commit    bool // cue.Errors

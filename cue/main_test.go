@@ -36,9 +36,14 @@ func isolated(t testing.TB, opts cue.Options) cue.Options {
 }
 
 // faultyChild is a child process that dies the ways a real one can, to
-// test what the parent makes of it. It says it is evaluating
+// test what the parent makes of it; and that would say so if it had been
+// given the parent's environment. It says it is evaluating
 // workloads/vision first, as a real child does.
 func faultyChild(mode string) {
+	if os.Getenv("BERTH_TEST_SECRET") != "" {
+		fmt.Fprintln(os.Stderr, "the parent's environment reached the child")
+		os.Exit(3)
+	}
 	io.Copy(io.Discard, os.Stdin)
 	msg := []byte(`{"start":["workloads/vision"]}`)
 	os.Stdout.Write(binary.AppendUvarint(nil, uint64(len(msg))))
