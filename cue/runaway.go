@@ -67,9 +67,12 @@ func (r *running) list() []string {
 // every call to a list or string builtin that builds values, and every
 // concatenation of two values (a + a doubles a string or a list), with
 // the path of the field it is in. An instance with none of them is
-// reported at its files.
+// reported at its files, unless another instance has some: it was only
+// being evaluated at the same time (which one was depends on timing, and
+// the report must not).
 func runaway(t *tree, dirs []string, what string) Errors {
 	var errs Errors
+	var plain []string // instances with nothing that grows
 	for _, dir := range dirs {
 		found := false
 		for _, p := range t.dirFiles(dir) {
@@ -87,6 +90,11 @@ func runaway(t *tree, dirs []string, what string) Errors {
 			}
 		}
 		if !found {
+			plain = append(plain, dir)
+		}
+	}
+	if len(errs) == 0 {
+		for _, dir := range plain {
 			var ps []berth.Pos
 			for _, p := range t.dirFiles(dir) {
 				ps = append(ps, berth.Pos{File: p})
