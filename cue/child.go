@@ -71,24 +71,15 @@ func ServeChild(in io.Reader, out io.Writer) int {
 		w.send(message{Fail: evalErr.Error()})
 		return 2
 	}
-	// Results go out one instance at a time, each bounded: what CUE
+	// Results go out one instance at a time, within a budget: what CUE
 	// computed can be far larger than the files it came from.
 	budget := resultBudget(opts)
 	for _, i := range todo {
-		wr, err := toWire(results[i])
+		b, err := encodeResult(t, results[i], &budget, resultBudget(opts))
 		if err != nil {
 			w.send(message{Fail: err.Error()})
 			return 2
 		}
-		b, err := json.Marshal(message{Result: wr})
-		if err != nil {
-			w.send(message{Fail: err.Error()})
-			return 2
-		}
-		if int64(len(b)) > budget {
-			b, _ = json.Marshal(message{Result: tooLarge(t, results[i], int64(len(b)), budget)})
-		}
-		budget -= int64(len(b))
 		w.sendRaw(b)
 	}
 	w.send(message{End: true})
@@ -102,11 +93,36 @@ func ServeChild(in io.Reader, out io.Writer) int {
 // keeps them, so they are a fraction of the child's memory budget.
 func resultBudget(opts Options) int64 { return opts.MaxMemory / 4 }
 
+// encodeResult encodes one instance's result as a message, taking its
+// size from *budget (what is left of total); one that does not fit becomes
+// an error at the instance's files. Objects are encoded one by one and the encoding stops
+// when the budget is spent, so a huge result is never held twice.
+func encodeResult(t *tree, r *instanceResult, budget *int64, total int64) ([]byte, error) {
+	wr, size, err := toWire(r, *budget)
+	if err != nil {
+		return nil, err
+	}
+	var b []byte
+	if wr != nil {
+		if b, err = json.Marshal(message{Result: wr}); err != nil {
+			return nil, err
+		}
+	}
+	if wr == nil || int64(len(b)) > *budget {
+		b, err = json.Marshal(message{Result: tooLarge(t, r, max(size, int64(len(b))), total)})
+		if err != nil {
+			return nil, err
+		}
+	}
+	*budget -= int64(len(b))
+	return b, nil
+}
+
 // tooLarge replaces the result of an instance whose configuration is
 // larger than what is left of the budget.
-func tooLarge(t *tree, r *instanceResult, size, budget int64) *wireResult {
-	e := Error{Message: fmt.Sprintf("this package evaluates to %d MiB of configuration, more than the %d MiB berth accepts; look for a value that grows without bound",
-		max(1, size>>20), max(1, budget>>20))}
+func tooLarge(t *tree, r *instanceResult, size, total int64) *wireResult {
+	e := Error{Message: fmt.Sprintf("this package evaluates to more than %d MiB of configuration, and berth accepts %d MiB from a whole repository; look for a value that grows without bound",
+		max(1, size>>20), max(1, total>>20))}
 	for _, p := range t.dirFiles(r.dir) {
 		e.Positions = append(e.Positions, berth.Pos{File: p})
 	}

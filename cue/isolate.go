@@ -88,12 +88,14 @@ func (l *Loader) evaluateInChild(t *tree, dirs []string) ([]*instanceResult, err
 	var (
 		mu       sync.Mutex
 		waited   bool // the child is reaped: its process group id may be reused
+		killed   bool // by this function, not by a limit
 		timedOut bool
 	)
 	kill := func(timeout bool) {
 		mu.Lock()
 		defer mu.Unlock()
 		if !waited {
+			killed = true
 			timedOut = timedOut || timeout
 			killProcessGroup(cmd)
 		}
@@ -140,7 +142,7 @@ func (l *Loader) evaluateInChild(t *tree, dirs []string) ([]*instanceResult, err
 		// doing. Not remembered: the next load tries again.
 		return nil, fmt.Errorf("%s: the evaluation process took longer than %s with %s of CPU time: this machine is overloaded, or berth is stuck",
 			what, wall, cpu.Round(time.Millisecond))
-	case sig == "SIGXCPU" || (sig == "SIGKILL" && cpu >= l.opts.Timeout/2):
+	case sig == "SIGXCPU" || (sig == "SIGKILL" && !killed && cpu >= l.opts.Timeout/2):
 		// RLIMIT_CPU: SIGXCPU at its soft limit, SIGKILL at its hard one
 		// (by the kernel's count, which can run ahead of the exact time
 		// read here). A SIGKILL early in the evaluation is someone else's

@@ -518,3 +518,21 @@ workloads: vision: mpi: {
 		t.Errorf("position of the worker's minCount: %v, want line 8", got)
 	}
 }
+
+// TestMisspelledListField: a misspelled field whose value is a list is
+// named as the field, with the likely meant one (CUE reports it at the
+// list's first element; reading that element's name as a field's once
+// panicked: found by FuzzLoad, its input kept in testdata/fuzz).
+func TestMisspelledListField(t *testing.T) {
+	repo := newRepo().platform().file("teams/vision/team.cue", `package vision
+
+teams: vision: {
+	ewners: ["@ana"]
+	quota: [{flavor: "h100", gpu: nominal: 8}]
+}
+`).fs()
+	errs := loadErrors(t, repo, cue.Options{})
+	if len(errs) != 1 || errs[0].Path != "teams.vision.ewners" || !strings.Contains(errs[0].Message, `field "ewners" is not allowed in a team; did you mean "owners"?`) {
+		t.Errorf("got %v, want one error: field \"ewners\" is not allowed, did you mean \"owners\"", errs)
+	}
+}

@@ -62,8 +62,11 @@ type wireObject struct {
 // made it.
 const maxMessage = 2000
 
-func toWire(r *instanceResult) (*wireResult, error) {
+// toWire converts a result for sending, and says how many bytes its
+// objects take; it gives up (nil) when they take more than limit.
+func toWire(r *instanceResult, limit int64) (*wireResult, int64, error) {
 	w := &wireResult{Dir: r.dir, Deps: r.deps, Invalid: r.invalid, Failed: r.failed}
+	size := int64(0)
 	for _, e := range r.errs {
 		if len(e.Message) > maxMessage {
 			e.Message = strings.ToValidUTF8(e.Message[:maxMessage], "") + "…"
@@ -73,11 +76,14 @@ func toWire(r *instanceResult) (*wireResult, error) {
 	for _, o := range r.objects {
 		b, err := json.Marshal(o.value)
 		if err != nil {
-			return nil, fmt.Errorf("encode %s: %w", o.key, err)
+			return nil, 0, fmt.Errorf("encode %s: %w", o.key, err)
+		}
+		if size += int64(len(b)); size > limit {
+			return nil, size, nil
 		}
 		w.Objects = append(w.Objects, wireObject{Key: o.key, Pos: o.pos, Value: b, Positions: o.positions})
 	}
-	return w, nil
+	return w, size, nil
 }
 
 func fromWire(w *wireResult, t *tree) (*instanceResult, error) {
