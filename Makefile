@@ -50,8 +50,8 @@ lint:
 BENCH_COUNT ?= 5
 bench: build
 	mkdir -p $(CACHE)
-	$(GO) test -run '^$$' -bench LoadCold -benchtime 1x -count $(BENCH_COUNT) -benchmem ./cue/ | tee $(CACHE)/bench.txt
-	$(GO) test -run '^$$' -bench RevalidateOneFile -benchtime 20x -count $(BENCH_COUNT) -benchmem ./cue/ | tee -a $(CACHE)/bench.txt
+	BERTH_BIN=$(abspath $(BERTH)) $(GO) test -run '^$$' -bench LoadCold -benchtime 1x -count $(BENCH_COUNT) -benchmem ./cue/ | tee $(CACHE)/bench.txt
+	BERTH_BIN=$(abspath $(BERTH)) $(GO) test -run '^$$' -bench RevalidateOneFile -benchtime 20x -count $(BENCH_COUNT) -benchmem ./cue/ | tee -a $(CACHE)/bench.txt
 	bash fixtures/gen/compare.sh -n $(BENCH_COUNT)
 
 ## demo: berth serve on this machine with a simulated 8-GPU box: a
@@ -61,14 +61,26 @@ bench: build
 demo: build
 	BERTH=$(BERTH) bash fixtures/demo/demo.sh
 
-## fuzz: fuzz the loader, the webhook parser, the snapshot decoder and the
-## CODEOWNERS parser (FUZZTIME=5m each by default)
-FUZZTIME ?= 5m
+## fuzz: run every fuzz target in the repository (the loader, the webhook
+## parser, the snapshot decoder, the CODEOWNERS parser, ...) for FUZZTIME
+## each (30s by default): FUZZ_TARGETS lists them as package:name, found by
+## their func FuzzXxx lines (FUZZ_TARGETS=./cue/:FuzzLoad runs one). A crash
+## stops it and leaves the input in the package's testdata/fuzz: fix the
+## bug and commit the input, a regression test from then on. New
+## interesting inputs are minimized with one try only: minimizing each
+## one for the default minute left the fuzzer running no new input for
+## minutes at a time.
+FUZZTIME ?= 30s
+FUZZMINIMIZETIME ?= 1x
+FUZZ_TARGETS ?= $(shell git grep -e '^func Fuzz[A-Za-z0-9_]*.f [*]testing[.]F' -- '*_test.go' | \
+	sed -E 's|^(([^:]*/)?)[^/:]*_test[.]go:func (Fuzz[A-Za-z0-9_]*).*|./\1:\3|')
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime $(FUZZTIME) ./cue/
-	$(GO) test -run '^$$' -fuzz FuzzWebhook -fuzztime $(FUZZTIME) -fuzzminimizetime 10s ./sources/webhook/
-	$(GO) test -run '^$$' -fuzz FuzzSnapshot -fuzztime $(FUZZTIME) -fuzzminimizetime 10s ./cue/
-	$(GO) test -run '^$$' -fuzz FuzzCodeOwners -fuzztime $(FUZZTIME) -fuzzminimizetime 10s ./policy/
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz: $$name in $$pkg for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) \
+			-fuzzminimizetime $(FUZZMINIMIZETIME) $$pkg; \
+	done
 
 ## golden: rewrite the golden files from what the code prints now
 golden:

@@ -22,13 +22,15 @@ const brokenDir = "../fixtures/repos/broken"
 
 // caseOptions is options.json in a broken repository: the loader options
 // its test uses (a small file size limit, a short timeout) instead of the
-// defaults `berth validate` uses.
+// defaults `berth validate` uses, and whether its evaluation runs away (so
+// that only a child process, which can be killed, may evaluate it).
 type caseOptions struct {
 	MaxFileSize int64  `json:"maxFileSize"`
 	Timeout     string `json:"timeout"`
+	Runaway     bool   `json:"runaway"`
 }
 
-func readCaseOptions(t testing.TB, dir string) (cue.Options, bool) {
+func readCaseOptions(t testing.TB, dir string) (opts cue.Options, runaway bool) {
 	b, err := os.ReadFile(filepath.Join(dir, "options.json"))
 	if errors.Is(err, os.ErrNotExist) {
 		return cue.Options{}, false
@@ -40,13 +42,13 @@ func readCaseOptions(t testing.TB, dir string) (cue.Options, bool) {
 	if err := json.Unmarshal(b, &co); err != nil {
 		t.Fatalf("%s/options.json: %v", dir, err)
 	}
-	opts := cue.Options{MaxFileSize: co.MaxFileSize}
+	opts = cue.Options{MaxFileSize: co.MaxFileSize}
 	if co.Timeout != "" {
 		if opts.Timeout, err = time.ParseDuration(co.Timeout); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return opts, true
+	return opts, co.Runaway
 }
 
 // brokenCases lists the broken repositories, sorted.
@@ -99,15 +101,15 @@ func renderJSON(t testing.TB, errs cue.Errors) string {
 }
 
 // TestBrokenRepositories loads every repository in fixtures/repos/broken
-// and compares the errors with its expected.txt and expected.json.
-// go test ./cue/ -update rewrites them.
+// as berth's commands do, in a child process, and compares the errors with
+// its expected.txt and expected.json. go test ./cue/ -update rewrites them.
 func TestBrokenRepositories(t *testing.T) {
 	for _, name := range brokenCases(t) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			dir := filepath.Join(brokenDir, name)
 			opts, _ := readCaseOptions(t, dir)
-			cfg, err := cue.Load(os.DirFS(dir), opts)
+			cfg, err := cue.Load(os.DirFS(dir), isolated(t, opts))
 			var errs cue.Errors
 			if !errors.As(err, &errs) {
 				t.Fatalf("Load returned (%v, %v), want cue.Errors", cfg, err)

@@ -103,7 +103,7 @@ func (ev *evaluator) build(dir string) cuelang.Value {
 
 func mustReadTree(t testing.TB, fsys fs.FS) *tree {
 	t.Helper()
-	tr, errs := readTree(fsys, Options{}.withDefaults())
+	tr, errs, _ := readTree(fsys, Options{}.withDefaults())
 	if len(errs) > 0 {
 		t.Fatal(errs)
 	}

@@ -7,18 +7,50 @@
 // instance (imports resolve through the repository's cue.mod), unifies each
 // instance's top-level fields with the embedded schema object by object, so
 // one bad workload does not hide the rest, merges the instances, and checks
-// the references between them. It never writes into the tree.
+// the references between them. It never writes into the tree. What it does
+// not read although it could hold CUE (a .cue file CUE ignores for its
+// name, a fifo, a symlink it does not follow) comes back as Warnings.
 //
 // Every problem is an Error with the CUE path (empty when a whole file is
 // the problem) and every position in the repository CUE knows, and Load
 // returns them all, sorted, as Errors: the commit is wrong. Any other error
-// means berth failed. Evaluation is bounded in CPU time and heap, so a
-// configuration that would run away comes back as Errors pointing at its
-// comprehensions; the runaway evaluation itself cannot be stopped and is
-// abandoned, so a long-running process should load in a child process.
+// means berth failed.
 //
-// A Loader keeps the result of each instance keyed by the content of its
-// files and imports, so re-validating after one changed file evaluates one
-// instance. Instances are evaluated in parallel, each batch in a fresh CUE
-// context.
+// # Evaluation in a child process
+//
+// A repository, a pull request from a fork included, is untrusted input,
+// and CUE cannot be stopped once it evaluates: a string doubled forty times
+// or nested comprehensions grow until the process dies. So berth's
+// commands evaluate in a child process (Options.Child: berth's hidden
+// __eval command, which calls ServeChild) that the kernel bounds before it
+// evaluates anything: address space (RLIMIT_AS: what the child had mapped
+// at start plus Options.MaxMemory, default 512 MiB) and CPU time
+// (RLIMIT_CPU, just over Options.Timeout, default 60 s); the parent bounds
+// wall time and kills the child's process group. The child tells its
+// parent which instances it is evaluating as it goes, so when a limit kills
+// it the parent reports Errors at those instances' comprehensions, list
+// builtins and concatenations (runaway.go) rather than a crash. A child
+// that is killed for another reason, or is late without having used its CPU
+// time, is berth's error, not the commit's.
+//
+// The cache stays in the parent: a Loader keeps the result of each instance
+// keyed by the content of its files and imports, and sends a child only the
+// instances that changed (with the whole tree, for imports); the child
+// evaluates them and streams their results back, bounded in size. The
+// alternative, a long-lived worker child that keeps the cache, was not
+// taken: a worker that reaches a limit dies with the whole cache, and its
+// heap holds every evaluation it ever did; a fresh child per evaluation
+// starts from nothing each time (about 30 ms for berth) and costs nothing
+// when it is killed. Re-validating after one changed file evaluates one
+// instance in one child.
+//
+// Loads of the same tree share one evaluation (singleflight, by the hash of
+// every file), an invalid tree's Errors are remembered so that it is never
+// evaluated again, and children run at most as many at a time as their
+// Pool allows (berth serve's engine and pull-request planner share one of
+// two). Without Options.Child, evaluation happens in this process, bounded
+// only by watching its CPU time and heap: a runaway evaluation is reported
+// the same way but abandoned, still running. That mode is for the loader's
+// own tests and fuzzing. Instances are evaluated in parallel, each batch in
+// a fresh CUE context.
 package cue

@@ -54,6 +54,9 @@ type instanceResult struct {
 	// failed is set when the instance could not be loaded or built at all:
 	// what it defines is unknown, so no reference can be called dangling.
 	failed bool
+	// used is the Loader's load count when a load last used the result
+	// (guarded by the Loader's mu).
+	used uint64
 }
 
 // upToDate reports whether the instance's files and imports are unchanged
@@ -293,6 +296,23 @@ func explainNotAllowed(errs Errors, root cuelang.Value, rootPath, rootName strin
 		if !ok {
 			continue
 		}
+		// CUE can report a field that is not allowed at an element of
+		// its list value (owners misspelled: ewners.0); the field is the
+		// one not allowed.
+		for {
+			j := strings.LastIndexByte(rel, '.')
+			if j < 0 {
+				break
+			}
+			if _, err := strconv.Atoi(rel[j+1:]); err != nil {
+				break
+			}
+			rel = rel[:j]
+			errs[i].Path = rootPath + "." + rel
+		}
+		if _, err := strconv.Atoi(rel); err == nil {
+			continue // an element of the object itself, which is not a list
+		}
 		parent, field := root, rel
 		where := rootName
 		if j := strings.LastIndexByte(rel, '.'); j >= 0 {
@@ -313,6 +333,9 @@ func explainNotAllowed(errs Errors, root cuelang.Value, rootPath, rootName strin
 			continue
 		}
 		for it.Next() {
+			if it.Selector().LabelType() != cuelang.StringLabel {
+				continue // a list's index, not a field
+			}
 			if name := it.Selector().Unquoted(); name != field {
 				allowed = append(allowed, name)
 			}

@@ -3,6 +3,7 @@ package cue
 import (
 	"bytes"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -37,11 +38,26 @@ func skipDir(name string) bool {
 		name == "node_modules" || name == "testdata")
 }
 
-// readTree walks fsys and reads every file CUE may load.
-func readTree(fsys fs.FS, opts Options) (*tree, Errors) {
+// Warning is an entry of the repository berth did not read although it
+// could have held CUE: a .cue file CUE ignores for its name, something that
+// is not a regular file, a symlink berth does not follow. It does not make
+// the repository invalid; it says why something the user wrote has no
+// effect.
+type Warning struct {
+	Pos     berth.Pos `json:"pos"`
+	Message string    `json:"message"`
+}
+
+// String is "file: message".
+func (w Warning) String() string { return w.Pos.String() + ": " + w.Message }
+
+// readTree walks fsys and reads every file CUE may load. It returns what
+// it skipped as warnings, sorted by file.
+func readTree(fsys fs.FS, opts Options) (*tree, Errors, []Warning) {
 	t := &tree{files: map[string][]byte{}}
 	var errs Errors
-	dirs := map[string]bool{}
+	var warns []Warning
+	warn := func(p, msg string) { warns = append(warns, Warning{Pos: berth.Pos{File: p}, Message: msg}) }
 	total := 0
 	var walk func(dir string, depth int)
 	walk = func(dir string, depth int) {
@@ -62,6 +78,8 @@ func readTree(fsys fs.FS, opts Options) (*tree, Errors) {
 				if !ok {
 					if strings.HasSuffix(p, ".cue") || isUnderCueMod(p) {
 						errs = append(errs, fileError(p, msg))
+					} else {
+						warn(p, msg+"; berth does not follow it, so no CUE behind it is read")
 					}
 					continue
 				}
@@ -69,6 +87,12 @@ func readTree(fsys fs.FS, opts Options) (*tree, Errors) {
 				if err != nil {
 					if strings.HasSuffix(p, ".cue") {
 						errs = append(errs, fileError(p, "symlink to "+target+": "+err.Error()))
+					} else {
+						if errors.Is(err, fs.ErrNotExist) {
+							warn(p, "skipped: symlink to "+target+", which does not exist")
+						} else {
+							warn(p, "skipped: symlink to "+target+", which cannot be read: "+pathErrText(err))
+						}
 					}
 					continue
 				}
@@ -81,7 +105,12 @@ func readTree(fsys fs.FS, opts Options) (*tree, Errors) {
 				}
 				walk(p, depth+1)
 			case mode.IsRegular():
-				if !strings.HasSuffix(p, ".cue") && !(isUnderCueMod(p) && strings.HasSuffix(p, ".cue")) {
+				if !strings.HasSuffix(p, ".cue") {
+					continue
+				}
+				if n := e.Name(); strings.HasPrefix(n, ".") || strings.HasPrefix(n, "_") {
+					// CUE leaves such a file out of its package.
+					warn(p, fmt.Sprintf("skipped: CUE ignores files whose names start with %q; rename it if it is meant to be read", n[:1]))
 					continue
 				}
 				b, ferr := readFile(fsys, p, opts.MaxFileSize)
@@ -96,27 +125,44 @@ func readTree(fsys fs.FS, opts Options) (*tree, Errors) {
 				}
 				t.files[p] = b
 				if !isUnderCueMod(p) {
-					dirs[path.Dir(p)] = true
 					if e := checkPackageClause(p, b); e != nil {
 						errs = append(errs, *e)
 					}
 				}
+			default:
+				warn(p, "skipped: a "+kindOfFile(mode)+", not a regular file; berth reads only regular files")
 			}
 		}
 	}
 	walk(".", 0)
-	t.filesOf = map[string][]string{}
-	for p := range t.files {
-		t.filesOf[path.Dir(p)] = append(t.filesOf[path.Dir(p)], p)
+	sort.SliceStable(warns, func(i, j int) bool { return warns[i].Pos.Compare(warns[j].Pos) < 0 })
+	return newTree(t.files), errs, warns
+}
+
+// pathErrText is the reason of a *fs.PathError, without its path.
+func pathErrText(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
 	}
-	for _, fs := range t.filesOf {
-		sort.Strings(fs)
+	return err.Error()
+}
+
+// kindOfFile names a file type that is neither a directory nor a regular
+// file.
+func kindOfFile(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "named pipe (fifo)"
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	case m&fs.ModeCharDevice != 0:
+		return "character device"
+	case m&fs.ModeDevice != 0:
+		return "device"
+	default:
+		return "special file"
 	}
-	for d := range dirs {
-		t.dirs = append(t.dirs, d)
-	}
-	sort.Strings(t.dirs)
-	return t, errs
 }
 
 func isUnderCueMod(p string) bool { return p == "cue.mod" || strings.HasPrefix(p, "cue.mod/") }
@@ -221,6 +267,47 @@ func (t *tree) hashFiles(paths []string) [32]byte {
 	var sum [32]byte
 	copy(sum[:], h.Sum(nil))
 	return sum
+}
+
+// paths returns every file's path, sorted.
+func (t *tree) paths() []string {
+	out := make([]string, 0, len(t.files))
+	for p := range t.files {
+		out = append(out, p)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// size is the bytes of all files.
+func (t *tree) size() int64 {
+	n := int64(0)
+	for _, b := range t.files {
+		n += int64(len(b))
+	}
+	return n
+}
+
+// newTree makes a tree of files that were checked already (a child
+// process gets them from its parent).
+func newTree(files map[string][]byte) *tree {
+	t := &tree{files: files, filesOf: map[string][]string{}}
+	dirs := map[string]bool{}
+	for p := range files {
+		d := path.Dir(p)
+		t.filesOf[d] = append(t.filesOf[d], p)
+		if !isUnderCueMod(p) {
+			dirs[d] = true
+		}
+	}
+	for _, fs := range t.filesOf {
+		sort.Strings(fs)
+	}
+	for d := range dirs {
+		t.dirs = append(t.dirs, d)
+	}
+	sort.Strings(t.dirs)
+	return t
 }
 
 // dirFiles returns the sorted files directly in dir.

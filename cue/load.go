@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+
 	"github.com/berth-gpu/berth"
 )
 
@@ -15,20 +17,41 @@ import (
 type Options struct {
 	// MaxFileSize is the largest .cue file accepted (default 1 MiB).
 	MaxFileSize int64
-	// MaxTotalSize is the most CUE a repository may hold (default 256 MiB).
+	// MaxTotalSize is the most CUE a repository may hold (default 64 MiB;
+	// 10,000 workloads are under 3 MiB). The tree is read into memory
+	// before it is evaluated.
 	MaxTotalSize int64
 	// Timeout bounds the CPU time evaluation may use (default 60 s): a
 	// configuration that would make CUE run away is reported as an error,
 	// not a hang. It is CPU time, not wall time, so that a loaded machine
-	// does not make a large valid repository look like a runaway one;
-	// wall time is bounded too, at ten times Timeout. (Where the process's
-	// CPU time cannot be read, Timeout bounds wall time.)
+	// does not make a large valid repository look like a runaway one.
+	// Wall time is bounded too: in a child process at three times
+	// Timeout (a child that is that late without having used its CPU
+	// time is berth's problem, not the commit's, and the error says so);
+	// in this process at ten times Timeout.
 	Timeout time.Duration
-	// MaxMemory bounds the heap while evaluating (default 2 GiB).
+	// MaxMemory bounds the memory of an evaluation (default 512 MiB, half
+	// of deploy/'s memory limit for the whole of berth serve). In a child
+	// process it is the child's memory budget: its garbage collector aims
+	// at three quarters of it, its heap may not pass it, and the kernel
+	// refuses it address space beyond what it had mapped when it started
+	// plus twice MaxMemory (RLIMIT_AS; see isolate.go for why twice). In
+	// this process only the heap is watched.
 	MaxMemory int64
 	// Parallelism is how many instances are evaluated at once (default
 	// GOMAXPROCS).
 	Parallelism int
+	// Child, when set, is the command of a child process that evaluates
+	// (berth's own binary with its hidden __eval command, which calls
+	// ServeChild). The child runs under kernel limits derived from
+	// MaxMemory and Timeout and is killed when it passes them, so a
+	// runaway configuration costs berth nothing but the child. Empty:
+	// evaluate in this process, where a runaway evaluation can only be
+	// abandoned, not stopped (the loader's own tests, and fuzzing).
+	Child []string
+	// Pool bounds how many children run at once, across every Loader
+	// given the same Pool (default: a Pool of 2 of this Loader's own).
+	Pool *Pool
 }
 
 func (o Options) withDefaults() Options {
@@ -36,16 +59,19 @@ func (o Options) withDefaults() Options {
 		o.MaxFileSize = 1 << 20
 	}
 	if o.MaxTotalSize == 0 {
-		o.MaxTotalSize = 256 << 20
+		o.MaxTotalSize = 64 << 20
 	}
 	if o.Timeout == 0 {
 		o.Timeout = 60 * time.Second
 	}
 	if o.MaxMemory == 0 {
-		o.MaxMemory = 2 << 30
+		o.MaxMemory = 512 << 20
 	}
 	if o.Parallelism <= 0 {
 		o.Parallelism = runtime.GOMAXPROCS(0)
+	}
+	if len(o.Child) > 0 && o.Pool == nil {
+		o.Pool = NewPool(2)
 	}
 	return o
 }
@@ -58,28 +84,58 @@ func Load(fsys fs.FS, opts Options) (*berth.Config, error) {
 }
 
 // Loader loads revisions of one repository and reuses the evaluation of
-// every instance whose files and imports did not change. It is safe for use
-// by one goroutine at a time.
+// every instance whose files and imports did not change. It is safe for
+// concurrent use: loads of the same tree share one evaluation, an invalid
+// tree is remembered and never evaluated again, and loads of different
+// trees (pull requests) evaluate at once, each in its own child process,
+// as many as the Pool allows.
 type Loader struct {
-	opts    Options
-	running running // instances being evaluated, for the runaway report
-	mu      sync.Mutex
-	cache   map[string]*instanceResult // by instance directory
-	stats   Stats
+	opts  Options
+	group singleflight.Group // by tree hash
+
+	// inproc serialises evaluations in this process: their bounds watch
+	// the whole process's CPU time and heap.
+	inproc  sync.Mutex
+	running running // instances being evaluated in this process, for the runaway report
+
+	mu     sync.Mutex
+	cache  map[string][]*instanceResult // by instance directory, most recently used first
+	seq    uint64                       // loads so far, for evicting unused cache entries
+	failed failures
+	stats  Stats
 }
 
-// Stats counts the work the last Load did.
+// cacheVersions is how many results the cache keeps per instance
+// directory: enough for the tracked branch and the pull requests being
+// planned against it to reuse each other's evaluations without evicting
+// them in turn.
+const cacheVersions = 4
+
+// cacheIdle is after how many loads without use a cached result is dropped
+// (a directory that only a closed pull request had).
+const cacheIdle = 64
+
+// Stats counts the work a Load did.
 type Stats struct {
 	Instances int // package instances in the repository
 	Evaluated int // instances evaluated (the rest came from the cache)
+	Processes int // child processes started for it (0 or 1)
+}
+
+// Result is what a Load found: the configuration (nil when the repository
+// is invalid), the entries it did not read and why, and the work it did.
+type Result struct {
+	Config   *berth.Config
+	Warnings []Warning
+	Stats    Stats
 }
 
 // NewLoader returns a Loader with an empty cache.
 func NewLoader(opts Options) *Loader {
-	return &Loader{opts: opts.withDefaults(), cache: map[string]*instanceResult{}}
+	return &Loader{opts: opts.withDefaults(), cache: map[string][]*instanceResult{}}
 }
 
-// Stats reports what the last Load evaluated.
+// Stats reports what the last Load that finished evaluated.
 func (l *Loader) Stats() Stats {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -87,91 +143,212 @@ func (l *Loader) Stats() Stats {
 }
 
 // Load reads and validates the repository in fsys, like the package-level
-// Load, evaluating only instances that changed since the previous call.
+// Load, evaluating only instances that changed since they were last
+// evaluated.
 func (l *Loader) Load(fsys fs.FS) (*berth.Config, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-
-	// 1. Read and check every file before CUE sees any.
-	t, errs := readTree(fsys, l.opts)
-	if len(errs) > 0 {
-		return nil, errs.sort()
-	}
-
-	// 2. Evaluate the instances that changed, in parallel, within the
-	// time and memory bounds.
-	results, err := l.evaluate(t)
-	if err != nil {
-		return nil, err
-	}
-
-	// 3. Merge the instances and check the references between them.
-	// Objects that failed validation are remembered, so that a reference to
-	// one is not reported as dangling too.
-	cfg, invalid, errs := merge(results)
-	partial := false
-	for _, r := range results {
-		partial = partial || r.failed
-	}
-	errs = append(errs, check(cfg, invalid, partial)...)
-	if len(errs) > 0 {
-		return nil, errs.sort()
-	}
-	return cfg, nil
+	r, err := l.LoadResult(fsys)
+	return r.Config, err
 }
 
-// evaluate returns one result per instance directory, in directory order.
-func (l *Loader) evaluate(t *tree) ([]*instanceResult, error) {
+// LoadResult is Load with the warnings and statistics. The warnings are
+// there whether or not the repository is valid.
+func (l *Loader) LoadResult(fsys fs.FS) (Result, error) {
+	// 1. Read and check every file before CUE sees any.
+	t, errs, warns := readTree(fsys, l.opts)
+	if len(errs) > 0 {
+		return Result{Warnings: warns}, errs.sort()
+	}
+
+	// 2. Evaluate, once per tree: concurrent loads of the same tree wait
+	// for one evaluation, and an invalid tree's errors are remembered.
+	sum := t.hashFiles(t.paths())
+	v, err, _ := l.group.Do(string(sum[:]), func() (any, error) {
+		return l.loadTree(t, sum)
+	})
+	o := v.(loaded)
+	return Result{Config: o.cfg, Warnings: warns, Stats: o.stats}, err
+}
+
+// loaded is what loadTree shares between the loads of one tree.
+type loaded struct {
+	cfg   *berth.Config
+	stats Stats
+}
+
+func (l *Loader) loadTree(t *tree, sum [32]byte) (loaded, error) {
+	l.mu.Lock()
+	if errs, ok := l.failed.get(sum); ok {
+		l.stats = Stats{Instances: len(t.dirs)}
+		l.mu.Unlock()
+		return loaded{stats: l.stats}, errs
+	}
+	l.mu.Unlock()
+
+	// Evaluate the instances that changed, within the time and memory
+	// bounds.
+	results, stats, err := l.evaluate(t)
+	if err == nil {
+		// Merge the instances and check the references between them.
+		// Objects that failed validation are remembered, so that a
+		// reference to one is not reported as dangling too.
+		cfg, invalid, errs := merge(results)
+		partial := false
+		for _, r := range results {
+			partial = partial || r.failed
+		}
+		errs = append(errs, check(cfg, invalid, partial)...)
+		if len(errs) == 0 {
+			l.mu.Lock()
+			l.stats = stats
+			l.mu.Unlock()
+			return loaded{cfg: cfg, stats: stats}, nil
+		}
+		err = errs.sort()
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.stats = stats
+	if errs, ok := err.(Errors); ok {
+		// The commit is at fault, and will be every time: never evaluate
+		// this tree again. Anything else (berth failed) is retried.
+		l.failed.put(sum, errs)
+	}
+	return loaded{stats: stats}, err
+}
+
+// evaluate returns one result per instance directory, in directory order,
+// evaluating those the cache has no up-to-date result for.
+func (l *Loader) evaluate(t *tree) ([]*instanceResult, Stats, error) {
 	results := make([]*instanceResult, len(t.dirs))
 	var todo []int
+	l.mu.Lock()
+	l.seq++
 	for i, dir := range t.dirs {
-		if r, ok := l.cache[dir]; ok && r.upToDate(t) {
+		if r := l.cached(dir, t); r != nil {
 			results[i] = r
 			continue
 		}
 		todo = append(todo, i)
 	}
-	l.stats = Stats{Instances: len(t.dirs), Evaluated: len(todo)}
+	l.mu.Unlock()
+	stats := Stats{Instances: len(t.dirs), Evaluated: len(todo)}
+	if len(todo) == 0 {
+		return results, stats, nil
+	}
 
-	if len(todo) > 0 {
-		done := make(chan struct{})
-		var evalErr error
-		go func() {
-			defer close(done)
-			evalErr = l.evaluateAll(t, todo, results)
-		}()
-		if err := l.watch(done, t); err != nil {
-			// The evaluation goroutine cannot be stopped from outside CUE;
-			// it is abandoned and its results are never read. Callers that
-			// run for long (berth serve) evaluate in a child process.
-			return nil, err
+	if len(l.opts.Child) > 0 {
+		stats.Processes = 1
+		dirs := make([]string, len(todo))
+		for k, i := range todo {
+			dirs[k] = t.dirs[i]
 		}
-		if evalErr != nil {
-			return nil, evalErr
+		rs, err := l.evaluateInChild(t, dirs)
+		if err != nil {
+			return nil, stats, err
 		}
+		for k, i := range todo {
+			results[i] = rs[k]
+		}
+	} else if err := l.evaluateHere(t, todo, results); err != nil {
+		return nil, stats, err
 	}
-	// Drop cache entries of directories that no longer exist.
-	live := make(map[string]bool, len(t.dirs))
-	for i, dir := range t.dirs {
-		live[dir] = true
-		l.cache[dir] = results[i]
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, i := range todo {
+		r := results[i]
+		r.used = l.seq
+		vs := append([]*instanceResult{r}, l.cache[r.dir]...)
+		l.cache[r.dir] = vs[:min(len(vs), cacheVersions)]
 	}
-	for dir := range l.cache {
-		if !live[dir] {
+	// Drop results no load has used for a while.
+	for dir, vs := range l.cache {
+		keep := vs[:0]
+		for _, r := range vs {
+			if l.seq-r.used < cacheIdle {
+				keep = append(keep, r)
+			}
+		}
+		if len(keep) == 0 {
 			delete(l.cache, dir)
+		} else {
+			l.cache[dir] = keep
 		}
 	}
-	return results, nil
+	return results, stats, nil
+}
+
+// cached returns the cached result for dir that is up to date in t, or
+// nil. l.mu is held.
+func (l *Loader) cached(dir string, t *tree) *instanceResult {
+	vs := l.cache[dir]
+	for i, r := range vs {
+		if r.upToDate(t) {
+			r.used = l.seq
+			copy(vs[1:i+1], vs[:i]) // most recently used first
+			vs[0] = r
+			return r
+		}
+	}
+	return nil
+}
+
+// failures remembers the errors of the last invalid trees, by hash.
+type failures struct {
+	byHash map[[32]byte]Errors
+	order  [][32]byte
+}
+
+// maxFailures is how many invalid trees a Loader remembers.
+const maxFailures = 256
+
+func (f *failures) get(sum [32]byte) (Errors, bool) {
+	errs, ok := f.byHash[sum]
+	return errs, ok
+}
+
+func (f *failures) put(sum [32]byte, errs Errors) {
+	if f.byHash == nil {
+		f.byHash = map[[32]byte]Errors{}
+	}
+	if _, ok := f.byHash[sum]; ok {
+		return
+	}
+	f.byHash[sum] = errs
+	f.order = append(f.order, sum)
+	if len(f.order) > maxFailures {
+		delete(f.byHash, f.order[0])
+		f.order = f.order[1:]
+	}
+}
+
+// evaluateHere evaluates the instances at the given indexes in this
+// process, and reports a runaway evaluation when it passes its bounds.
+func (l *Loader) evaluateHere(t *tree, todo []int, results []*instanceResult) error {
+	l.inproc.Lock()
+	defer l.inproc.Unlock()
+	done := make(chan struct{})
+	var evalErr error
+	go func() {
+		defer close(done)
+		evalErr = evaluateAll(t, todo, results, l.opts.Parallelism, &l.running)
+	}()
+	if err := watch(done, t, l.opts, 10*l.opts.Timeout, &l.running); err != nil {
+		// The evaluation goroutine cannot be stopped from outside CUE;
+		// it is abandoned and its results are never read. berth's
+		// commands evaluate in a child process instead.
+		return err
+	}
+	return evalErr
 }
 
 // watch waits for done, or reports the evaluation as runaway when it
-// exceeds the time or memory bound, at the comprehensions of the instances
-// still being evaluated.
-func (l *Loader) watch(done <-chan struct{}, t *tree) error {
+// exceeds its CPU time, wall time or heap bound, at the comprehensions of
+// the instances still being evaluated.
+func watch(done <-chan struct{}, t *tree, opts Options, wallLimit time.Duration, run *running) error {
 	cpu0, haveCPU := processCPUTime()
-	wallLimit := l.opts.Timeout
-	if haveCPU {
-		wallLimit *= 10
+	if !haveCPU {
+		wallLimit = opts.Timeout
 	}
 	timer := time.NewTimer(wallLimit)
 	defer timer.Stop()
@@ -183,26 +360,34 @@ func (l *Loader) watch(done <-chan struct{}, t *tree) error {
 		case <-done:
 			return nil
 		case <-timer.C:
-			return runaway(t, l.running.list(), fmt.Sprintf("evaluation took longer than %s", wallLimit))
+			return runaway(t, run.list(), fmt.Sprintf("evaluation took longer than %s", wallLimit))
 		case <-tick.C:
-			if cpu, ok := processCPUTime(); ok && cpu-cpu0 > l.opts.Timeout {
-				return runaway(t, l.running.list(), fmt.Sprintf("evaluation used more than %s of CPU time", l.opts.Timeout))
+			if cpu, ok := processCPUTime(); ok && cpu-cpu0 > opts.Timeout {
+				return runaway(t, run.list(), cpuMessage(opts.Timeout))
 			}
 			metrics.Read(sample)
-			if sample[0].Value.Kind() == metrics.KindUint64 && int64(sample[0].Value.Uint64()) > l.opts.MaxMemory {
-				return runaway(t, l.running.list(), fmt.Sprintf("evaluation used more than %d MiB", l.opts.MaxMemory>>20))
+			if sample[0].Value.Kind() == metrics.KindUint64 && int64(sample[0].Value.Uint64()) > opts.MaxMemory {
+				return runaway(t, run.list(), memoryMessage(opts.MaxMemory))
 			}
 		}
 	}
 }
 
+func cpuMessage(limit time.Duration) string {
+	return fmt.Sprintf("evaluation used more than %s of CPU time", limit)
+}
+
+func memoryMessage(limit int64) string {
+	return fmt.Sprintf("evaluation used more than %d MiB", limit>>20)
+}
+
 // evaluateAll evaluates the instances at the given indexes with
-// opts.Parallelism workers, each batch in its own CUE context (a context
-// is not safe for concurrent use). Work is handed out in small batches: a batch is
-// loaded with one call (see evaluateDirs), and small batches keep the
+// parallelism workers, each batch in its own CUE context (a context is not
+// safe for concurrent use). Work is handed out in small batches: a batch
+// is loaded with one call (see evaluateDirs), and small batches keep the
 // workers evenly busy.
-func (l *Loader) evaluateAll(t *tree, todo []int, results []*instanceResult) error {
-	workers := min(l.opts.Parallelism, len(todo))
+func evaluateAll(t *tree, todo []int, results []*instanceResult, parallelism int, run *running) error {
+	workers := min(parallelism, len(todo))
 	batch := max(1, min(16, len(todo)/(4*workers)))
 	next := make(chan []int)
 	var wg sync.WaitGroup
@@ -229,7 +414,7 @@ func (l *Loader) evaluateAll(t *tree, todo []int, results []*instanceResult) err
 				for k, i := range idx {
 					dirs[k] = t.dirs[i]
 				}
-				rs, err := ev.evaluateDirsSafely(dirs, &l.running)
+				rs, err := ev.evaluateDirsSafely(dirs, run)
 				if err != nil {
 					mu.Lock()
 					if firstErr == nil {

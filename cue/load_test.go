@@ -323,19 +323,29 @@ func sortedText(errs cue.Errors) []string {
 }
 
 // TestIncremental re-validates with one Loader after changes and expects
-// only the changed instances evaluated, and the Config of a cold load.
+// only the changed instances evaluated, and the Config of a cold load: in
+// this process, and in child processes, where the cache is the parent's.
 func TestIncremental(t *testing.T) {
+	t.Run("in process", func(t *testing.T) { testIncremental(t, cue.Options{}) })
+	t.Run("child process", func(t *testing.T) { testIncremental(t, isolated(t, cue.Options{})) })
+}
+
+func testIncremental(t *testing.T, opts cue.Options) {
 	repo := gen.Generate(gen.Options{Teams: 6, Workloads: 60, Seed: 5})
 	m := fstest.MapFS{}
 	for p, b := range repo {
 		m[p] = &fstest.MapFile{Data: b}
 	}
-	l := cue.NewLoader(cue.Options{})
+	l := cue.NewLoader(opts)
 	if _, err := l.Load(m); err != nil {
 		t.Fatal(err)
 	}
 	instances := l.Stats().Instances
-	if got, want := l.Stats(), (cue.Stats{Instances: 6 + 2, Evaluated: 6 + 2}); got != want {
+	processes := 0
+	if len(opts.Child) > 0 {
+		processes = 1
+	}
+	if got, want := l.Stats(), (cue.Stats{Instances: 6 + 2, Evaluated: 6 + 2, Processes: processes}); got != want {
 		t.Fatalf("cold load stats: got %+v, want %+v", got, want)
 	}
 	team := gen.TeamDir(gen.TeamName(2))
@@ -506,5 +516,23 @@ workloads: vision: mpi: {
 	}
 	if got := cfg.Pos("workloads.vision.mpi.roles.worker.minCount"); got.Line != 8 {
 		t.Errorf("position of the worker's minCount: %v, want line 8", got)
+	}
+}
+
+// TestMisspelledListField: a misspelled field whose value is a list is
+// named as the field, with the likely meant one (CUE reports it at the
+// list's first element; reading that element's name as a field's once
+// panicked: found by FuzzLoad, its input kept in testdata/fuzz).
+func TestMisspelledListField(t *testing.T) {
+	repo := newRepo().platform().file("teams/vision/team.cue", `package vision
+
+teams: vision: {
+	ewners: ["@ana"]
+	quota: [{flavor: "h100", gpu: nominal: 8}]
+}
+`).fs()
+	errs := loadErrors(t, repo, cue.Options{})
+	if len(errs) != 1 || errs[0].Path != "teams.vision.ewners" || !strings.Contains(errs[0].Message, `field "ewners" is not allowed in a team; did you mean "owners"?`) {
+		t.Errorf("got %v, want one error: field \"ewners\" is not allowed, did you mean \"owners\"", errs)
 	}
 }

@@ -16,6 +16,11 @@ import (
 type running struct {
 	mu   sync.Mutex
 	dirs map[string]int
+	// notify, when set, is told every change, in order (it is called with
+	// mu held): a child process tells its parent what it is evaluating,
+	// so that the parent can say where a child that the kernel killed ran
+	// away.
+	notify func(started bool, dirs []string)
 }
 
 func (r *running) add(dirs ...string) {
@@ -27,6 +32,9 @@ func (r *running) add(dirs ...string) {
 	for _, d := range dirs {
 		r.dirs[d]++
 	}
+	if r.notify != nil {
+		r.notify(true, dirs)
+	}
 }
 
 func (r *running) remove(dirs ...string) {
@@ -36,6 +44,9 @@ func (r *running) remove(dirs ...string) {
 		if r.dirs[d]--; r.dirs[d] <= 0 {
 			delete(r.dirs, d)
 		}
+	}
+	if r.notify != nil {
+		r.notify(false, dirs)
 	}
 }
 
@@ -52,12 +63,16 @@ func (r *running) list() []string {
 
 // runaway reports an evaluation stopped by its time or memory bound. CUE
 // cannot say where it was, so the report points at what can run away in
-// the instances still being evaluated: every comprehension (for ... in)
-// and every call to a list or string builtin that builds values, with the
-// path of the field it is in. An instance with none of them is reported
-// at its files.
+// the instances still being evaluated: every comprehension (for ... in),
+// every call to a list or string builtin that builds values, and every
+// concatenation of two values (a + a doubles a string or a list), with
+// the path of the field it is in. An instance with none of them is
+// reported at its files, unless another instance has some: it was only
+// being evaluated at the same time (which one was depends on timing, and
+// the report must not).
 func runaway(t *tree, dirs []string, what string) Errors {
 	var errs Errors
+	var plain []string // instances with nothing that grows
 	for _, dir := range dirs {
 		found := false
 		for _, p := range t.dirFiles(dir) {
@@ -75,6 +90,11 @@ func runaway(t *tree, dirs []string, what string) Errors {
 			}
 		}
 		if !found {
+			plain = append(plain, dir)
+		}
+	}
+	if len(errs) == 0 {
+		for _, dir := range plain {
 			var ps []berth.Pos
 			for _, p := range t.dirFiles(dir) {
 				ps = append(ps, berth.Pos{File: p})
@@ -94,8 +114,8 @@ type growthSite struct {
 	pos  berth.Pos
 }
 
-// growthSites finds the comprehensions and list-building calls in a file,
-// outermost first.
+// growthSites finds the comprehensions, list-building calls and
+// concatenations of references in a file, outermost first.
 func growthSites(f *ast.File) []growthSite {
 	var out []growthSite
 	var labels []string
@@ -113,6 +133,11 @@ func growthSites(f *ast.File) []growthSite {
 				out = append(out, growthSite{path: joinLabels(labels), what: "comprehension", pos: astPos(x.Pos())})
 			}
 			inside++
+		case *ast.BinaryExpr:
+			if inside == 0 && (x.Op == token.ADD || x.Op == token.MUL) && onlyReferences(x) {
+				out = append(out, growthSite{path: joinLabels(labels), what: opName[x.Op], pos: astPos(x.Pos())})
+				return false // one site, not one per operator
+			}
 		case *ast.CallExpr:
 			if sel, ok := x.Fun.(*ast.SelectorExpr); ok && inside == 0 {
 				name, _, _ := ast.LabelName(sel.Sel)
@@ -134,6 +159,23 @@ func growthSites(f *ast.File) []growthSite {
 		}
 	})
 	return out
+}
+
+var opName = map[token.Token]string{token.ADD: "concatenation (+)", token.MUL: "multiplication (*)"}
+
+// onlyReferences reports whether every operand of a chain of binary
+// operators is a reference (a, a.b, a[0]): a + a doubles a string or a
+// list at each step of a chain of such fields.
+func onlyReferences(e ast.Expr) bool {
+	switch x := e.(type) {
+	case *ast.BinaryExpr:
+		return onlyReferences(x.X) && onlyReferences(x.Y)
+	case *ast.Ident, *ast.SelectorExpr, *ast.IndexExpr:
+		return true
+	case *ast.ParenExpr:
+		return onlyReferences(x.X)
+	}
+	return false
 }
 
 func joinLabels(labels []string) string {

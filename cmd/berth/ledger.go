@@ -14,7 +14,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/berth-gpu/berth"
-	"github.com/berth-gpu/berth/cue"
 	"github.com/berth-gpu/berth/reconcile/local"
 )
 
@@ -226,10 +225,11 @@ func kubeLedger(cmd *cobra.Command, o ledgerOptions, rebuild bool) error {
 	if len(o.clusters) == 0 {
 		return usageError{errors.New("with --repo, name the kubernetes clusters with --cluster")}
 	}
-	cfg, err := cue.Load(os.DirFS(o.repo), cue.Options{})
+	res, err := loadDir(o.repo)
 	if err != nil {
 		return printLoadError(cmd, err)
 	}
+	cfg := res.Config
 	w := cmd.OutOrStdout()
 	damaged := 0
 	for _, n := range o.clusters {

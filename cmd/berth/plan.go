@@ -73,7 +73,8 @@ status failed (pending included), 1 when one did, 2 when berth failed.`,
 			if len(snapshots) == 0 && server == "" {
 				return usageError{fmt.Errorf("plan needs --snapshot FILE (write one with 'berth snapshot', or by hand: #Snapshot in schema.cue) or --server URL (a running 'berth serve')")}
 			}
-			cfg, err := cue.Load(os.DirFS(dir), cue.Options{})
+			res, err := loadDir(dir)
+			cfg := res.Config
 			if err != nil {
 				return printLoadError(cmd, err)
 			}

@@ -90,6 +90,7 @@ Shell completion: source <(berth completion bash) in bash; see
 		newExplainCmd(),
 		newLogsCmd(),
 		newShimCmd(),
+		newEvalCmd(),
 		newSimulateCmd(),
 		newLedgerCmd(),
 	)

@@ -440,7 +440,7 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 	}
 
 	// The first revision says which clusters exist.
-	loader := cue.NewLoader(cue.Options{})
+	loader := newLoader(log)
 	rev, err := src.Latest(ctx)
 	if err != nil {
 		return fmt.Errorf("first revision: %w", err)

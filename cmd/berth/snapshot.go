@@ -17,7 +17,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/berth-gpu/berth"
-	"github.com/berth-gpu/berth/cue"
 	"github.com/berth-gpu/berth/reconcile"
 	"github.com/berth-gpu/berth/reconcile/kube"
 )
@@ -53,7 +52,8 @@ reads.`,
 			if cluster == "" {
 				return usageError{errors.New("snapshot needs --cluster NAME")}
 			}
-			cfg, err := cue.Load(os.DirFS(dir), cue.Options{})
+			res, err := loadDir(dir)
+			cfg := res.Config
 			if err != nil {
 				return printLoadError(cmd, err)
 			}

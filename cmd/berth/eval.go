@@ -1,0 +1,75 @@
+package main
+
+import (
+	"io/fs"
+	"log/slog"
+	"os"
+	"sync"
+
+	"github.com/spf13/cobra"
+
+	"github.com/berth-gpu/berth"
+	"github.com/berth-gpu/berth/cue"
+)
+
+// evalCommand is the hidden subcommand the loader re-executes berth with.
+const evalCommand = "__eval"
+
+// newEvalCmd is `berth __eval`, hidden: every command that loads a
+// repository evaluates its CUE in a child process of this binary, under
+// kernel limits (see cue.ServeChild). People never run it.
+func newEvalCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:    evalCommand,
+		Short:  "Evaluate a repository's CUE for a parent berth (internal)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if code := cue.ServeChild(os.Stdin, os.Stdout); code != 0 {
+				return reportedError{code}
+			}
+			return nil
+		},
+	}
+}
+
+// evalPool is the one pool of evaluation processes of this berth: serve's
+// engine and its pull-request planner share it.
+var evalPool = sync.OnceValue(func() *cue.Pool { return cue.NewPool(2) })
+
+// loadOptions are the options every command loads a repository with: in
+// a child process of this binary, bounded by the defaults (cue.Options
+// says what they are).
+func loadOptions() cue.Options {
+	exe, err := os.Executable()
+	if err != nil {
+		exe = "/proc/self/exe"
+	}
+	return cue.Options{Child: []string{exe, evalCommand}, Pool: evalPool()}
+}
+
+// loadDir loads the repository in dir as the commands that read one do.
+func loadDir(dir string) (cue.Result, error) {
+	return cue.NewLoader(loadOptions()).LoadResult(os.DirFS(dir))
+}
+
+// newLoader is the loader of berth serve's engine and pull-request
+// planner: isolated, and logging what it did not read.
+func newLoader(log *slog.Logger) *loggingLoader {
+	return &loggingLoader{l: cue.NewLoader(loadOptions()), log: log}
+}
+
+// loggingLoader logs the warnings of every load: the engine and the
+// planner see only the configuration.
+type loggingLoader struct {
+	l   *cue.Loader
+	log *slog.Logger
+}
+
+func (ll *loggingLoader) Load(fsys fs.FS) (*berth.Config, error) {
+	r, err := ll.l.LoadResult(fsys)
+	for _, w := range r.Warnings {
+		ll.log.Warn("file not read", "file", w.Pos.File, "reason", w.Message)
+	}
+	return r.Config, err
+}

@@ -1,0 +1,160 @@
+package cue
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/berth-gpu/berth"
+)
+
+// ServeChild is the child process's side of Options.Child: berth's hidden
+// __eval command calls it with its standard input and output. It reads
+// the tree and the instances to evaluate, puts itself under its limits
+// (see setChildLimits) before any CUE is evaluated, evaluates, and writes
+// what it found. It returns the process's exit code.
+func ServeChild(in io.Reader, out io.Writer) int {
+	w := &answerWriter{w: bufio.NewWriterSize(out, 1<<16)}
+	req, t, err := readRequest(in)
+	if err != nil {
+		w.send(message{Fail: err.Error()})
+		return 2
+	}
+	opts := Options{Timeout: req.Timeout, MaxMemory: req.MaxMemory, Parallelism: req.Parallelism}.withDefaults()
+	if err := setChildLimits(opts); err != nil {
+		w.send(message{Fail: "set the evaluation's limits: " + err.Error()})
+		return 2
+	}
+
+	index := make(map[string]int, len(t.dirs))
+	for i, d := range t.dirs {
+		index[d] = i
+	}
+	todo := make([]int, 0, len(req.Dirs))
+	for _, d := range req.Dirs {
+		i, ok := index[d]
+		if !ok {
+			w.send(message{Fail: fmt.Sprintf("no instance %s in the tree", d)})
+			return 2
+		}
+		todo = append(todo, i)
+	}
+	run := &running{notify: func(started bool, dirs []string) {
+		if started {
+			w.send(message{Start: dirs})
+		} else {
+			w.send(message{Done: dirs})
+		}
+	}}
+	go func() {
+		<-cpuLimitReached()
+		w.send(message{Runaway: runaway(t, run.list(), cpuMessage(opts.Timeout))})
+		os.Exit(0)
+	}()
+	results := make([]*instanceResult, len(t.dirs))
+	done := make(chan struct{})
+	var evalErr error
+	go func() {
+		defer close(done)
+		evalErr = evaluateAll(t, todo, results, opts.Parallelism, run)
+	}()
+	// The wall-clock bound is the parent's: it kills this process.
+	if err := watch(done, t, opts, 24*time.Hour, run); err != nil {
+		w.send(message{Runaway: err.(Errors)})
+		return 0
+	}
+	if evalErr != nil {
+		w.send(message{Fail: evalErr.Error()})
+		return 2
+	}
+	// Results go out one instance at a time, within a budget: what CUE
+	// computed can be far larger than the files it came from.
+	budget := resultBudget(opts)
+	for _, i := range todo {
+		b, err := encodeResult(t, results[i], &budget, resultBudget(opts))
+		if err != nil {
+			w.send(message{Fail: err.Error()})
+			return 2
+		}
+		w.sendRaw(b)
+	}
+	w.send(message{End: true})
+	if w.err != nil {
+		return 2
+	}
+	return 0
+}
+
+// resultBudget is how many bytes of results a child may send: a parent
+// keeps them, so they are a fraction of the child's memory budget.
+func resultBudget(opts Options) int64 { return opts.MaxMemory / 4 }
+
+// encodeResult encodes one instance's result as a message, taking its
+// size from *budget (what is left of total); one that does not fit becomes
+// an error at the instance's files. Objects are encoded one by one and the encoding stops
+// when the budget is spent, so a huge result is never held twice.
+func encodeResult(t *tree, r *instanceResult, budget *int64, total int64) ([]byte, error) {
+	wr, size, err := toWire(r, *budget)
+	if err != nil {
+		return nil, err
+	}
+	var b []byte
+	if wr != nil {
+		if b, err = json.Marshal(message{Result: wr}); err != nil {
+			return nil, err
+		}
+	}
+	if wr == nil || int64(len(b)) > *budget {
+		b, err = json.Marshal(message{Result: tooLarge(t, r, max(size, int64(len(b))), total)})
+		if err != nil {
+			return nil, err
+		}
+	}
+	*budget -= int64(len(b))
+	return b, nil
+}
+
+// tooLarge replaces the result of an instance whose configuration is
+// larger than what is left of the budget.
+func tooLarge(t *tree, r *instanceResult, size, total int64) *wireResult {
+	e := Error{Message: fmt.Sprintf("this package evaluates to more than %d MiB of configuration, and berth accepts %d MiB from a whole repository; look for a value that grows without bound",
+		max(1, size>>20), max(1, total>>20))}
+	for _, p := range t.dirFiles(r.dir) {
+		e.Positions = append(e.Positions, berth.Pos{File: p})
+	}
+	return &wireResult{Dir: r.dir, Deps: r.deps, Errs: Errors{e}, Failed: true}
+}
+
+// answerWriter writes whole frames, one at a time, from any goroutine.
+type answerWriter struct {
+	mu  sync.Mutex
+	w   *bufio.Writer
+	err error
+}
+
+func (a *answerWriter) send(m message) {
+	b, err := json.Marshal(m)
+	if err != nil {
+		b, _ = json.Marshal(message{Fail: "encode the answer: " + err.Error()})
+	}
+	a.sendRaw(b)
+}
+
+func (a *answerWriter) sendRaw(b []byte) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.err != nil {
+		return
+	}
+	if err := writeFrame(a.w, b); err != nil {
+		a.err = err
+		return
+	}
+	// Flush every frame: the parent must know what is being evaluated
+	// when the kernel kills this process.
+	a.err = a.w.Flush()
+}

@@ -1,0 +1,320 @@
+package cue
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Pool bounds how many child processes evaluate at once. Loaders that share
+// a Pool (berth serve's engine and its pull-request planner) share its
+// slots; an evaluation waits for a free one.
+type Pool struct {
+	slots   chan struct{}
+	started atomic.Int64
+
+	mu            sync.Mutex
+	busy, busiest int
+}
+
+// NewPool returns a Pool of n slots (at least one).
+func NewPool(n int) *Pool { return &Pool{slots: make(chan struct{}, max(1, n))} }
+
+// Started is how many child processes the Pool has started.
+func (p *Pool) Started() int { return int(p.started.Load()) }
+
+// Busiest is the most child processes that ran at once.
+func (p *Pool) Busiest() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.busiest
+}
+
+// acquire waits for a free slot.
+func (p *Pool) acquire() {
+	p.slots <- struct{}{}
+	p.started.Add(1)
+	p.mu.Lock()
+	p.busy++
+	p.busiest = max(p.busiest, p.busy)
+	p.mu.Unlock()
+}
+
+func (p *Pool) release() {
+	p.mu.Lock()
+	p.busy--
+	p.mu.Unlock()
+	<-p.slots
+}
+
+// evaluateInChild evaluates the instances in dirs in a child process and
+// returns their results in the same order.
+func (l *Loader) evaluateInChild(t *tree, dirs []string) ([]*instanceResult, error) {
+	l.opts.Pool.acquire()
+	defer l.opts.Pool.release()
+
+	what := "evaluate " + describeDirs(dirs)
+	cmd := exec.Command(l.opts.Child[0], l.opts.Child[1:]...)
+	cmd.Env = childEnv(os.Environ())
+	ownProcessGroup(cmd)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	stderr := &tailBuffer{max: 4 << 10}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("%s: start the evaluation process: %w", what, err)
+	}
+
+	// The wall-clock bound: the child's CPU time and memory are bounded by
+	// the kernel; this catches a child that neither computes nor exits.
+	// It is generous, because on a busy machine a child may get a tenth
+	// of a core (seen: 45 s of CPU in 3 minutes).
+	wall := 10 * l.opts.Timeout
+	var (
+		mu       sync.Mutex
+		waited   bool // the child is reaped: its process group id may be reused
+		killed   bool // by this function, not by a limit
+		timedOut bool
+	)
+	kill := func(timeout bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !waited {
+			killed = true
+			timedOut = timedOut || timeout
+			killProcessGroup(cmd)
+		}
+	}
+	timer := time.AfterFunc(wall, func() { kill(true) })
+	defer timer.Stop()
+
+	go func() {
+		// A failed write shows as the child's failure below.
+		writeRequest(stdin, request{Timeout: l.opts.Timeout, MaxMemory: l.opts.MaxMemory, Parallelism: l.opts.Parallelism, Dirs: dirs}, t)
+		stdin.Close()
+	}()
+	a := readAnswer(stdout, t, dirs, resultBudget(l.opts))
+	if !a.complete() {
+		// Whatever the child is doing now, its answer is no longer read.
+		kill(false)
+	}
+	io.Copy(io.Discard, stdout)
+	waitErr := cmd.Wait()
+	mu.Lock()
+	waited = true
+	mu.Unlock()
+
+	switch {
+	case a.runaway != nil:
+		return nil, a.runaway
+	case a.fail != "":
+		return nil, fmt.Errorf("%s: %s", what, a.fail)
+	case a.end && waitErr == nil:
+		return a.results, nil
+	}
+
+	// The child died without answering: say why, and where it was.
+	st := cmd.ProcessState
+	cpu := st.UserTime() + st.SystemTime()
+	at := a.running()
+	sig := exitSignal(st)
+	switch {
+	case timedOut && cpu >= l.opts.Timeout:
+		return nil, runaway(t, at, cpuMessage(l.opts.Timeout))
+	case timedOut:
+		// CUE neither sleeps nor waits: a child that used little CPU in
+		// all that time was starved or stuck, which is not the commit's
+		// doing. Not remembered: the next load tries again.
+		return nil, fmt.Errorf("%s: the evaluation process took longer than %s with %s of CPU time: this machine is overloaded, or berth is stuck",
+			what, wall, cpu.Round(time.Millisecond))
+	case sig == "SIGXCPU" || (sig == "SIGKILL" && !killed && cpu >= l.opts.Timeout/2):
+		// RLIMIT_CPU: SIGXCPU at its soft limit, SIGKILL at its hard one
+		// (by the kernel's count, which can run ahead of the exact time
+		// read here). A SIGKILL early in the evaluation is someone else's
+		// (the OOM killer's): berth's problem.
+		return nil, runaway(t, at, cpuMessage(l.opts.Timeout))
+	case outOfMemory(stderr.String()):
+		return nil, runaway(t, at, memoryMessage(l.opts.MaxMemory))
+	case a.err != nil:
+		return nil, fmt.Errorf("%s: read the evaluation process's answer: %w (%s)%s", what, a.err, st, stderr.lastLines(5))
+	default:
+		return nil, fmt.Errorf("%s: the evaluation process failed (%s)%s", what, st, stderr.lastLines(5))
+	}
+}
+
+// childEnv is the environment a child gets: the Go runtime's settings,
+// nothing else. CUE cannot read the environment, but a child evaluates
+// untrusted input, and berth's environment holds its tokens and secrets.
+func childEnv(env []string) []string {
+	out := []string{} // not nil: a nil Env is the parent's
+	for _, kv := range env {
+		switch k, _, _ := strings.Cut(kv, "="); k {
+		case "GOMAXPROCS", "GODEBUG", "GOTRACEBACK", "GOCOVERDIR":
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// outOfMemory reports whether the Go runtime's last words (its standard
+// error) say it could not get memory: how a child that reached its
+// address-space limit ends. The runtime has no other way to say so.
+func outOfMemory(stderr string) bool {
+	for _, s := range []string{
+		"fatal error: runtime: out of memory",
+		"fatal error: out of memory",
+		"runtime: out of memory",
+		"cannot allocate memory",
+		"failed to create new OS thread",
+		"goroutine stack exceeds",
+	} {
+		if strings.Contains(stderr, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// answer is what a parent read from its child.
+type answer struct {
+	results []*instanceResult
+	end     bool
+	runaway Errors
+	fail    string
+	err     error          // reading or decoding failed
+	inside  map[string]int // instances being evaluated, from Start and Done
+}
+
+func (a *answer) complete() bool { return a.end || a.runaway != nil || a.fail != "" }
+
+// running lists the instances the child was evaluating when it stopped.
+func (a *answer) running() []string {
+	var out []string
+	for d, n := range a.inside {
+		if n > 0 {
+			out = append(out, d)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// readAnswer reads a child's answer, at most budget bytes of results.
+func readAnswer(r io.Reader, t *tree, dirs []string, budget int64) *answer {
+	a := &answer{inside: map[string]int{}}
+	br := bufio.NewReaderSize(r, 1<<16)
+	// Start and Done frames are small; a Result frame may use what is
+	// left of the budget, and the child keeps to it.
+	for {
+		b, err := readFrame(br, max(budget, 0)+1<<20)
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+				a.err = err
+			}
+			return a
+		}
+		var m message
+		if err := json.Unmarshal(b, &m); err != nil {
+			a.err = fmt.Errorf("decode: %w", err)
+			return a
+		}
+		for _, d := range m.Start {
+			a.inside[d]++
+		}
+		for _, d := range m.Done {
+			a.inside[d]--
+		}
+		switch {
+		case m.Result != nil:
+			if n := len(a.results); n >= len(dirs) || m.Result.Dir != dirs[n] {
+				a.err = fmt.Errorf("unexpected result for %s", m.Result.Dir)
+				return a
+			}
+			budget -= int64(len(b))
+			r, err := fromWire(m.Result, t)
+			if err != nil {
+				a.err = err
+				return a
+			}
+			a.results = append(a.results, r)
+		case m.End:
+			if len(a.results) != len(dirs) {
+				a.err = fmt.Errorf("%d results for %d instances", len(a.results), len(dirs))
+				return a
+			}
+			a.end = true
+			return a
+		case len(m.Runaway) > 0:
+			a.runaway = m.Runaway
+			return a
+		case m.Fail != "":
+			a.fail = m.Fail
+			return a
+		}
+	}
+}
+
+// describeDirs names the instances an evaluation is of, in a message.
+func describeDirs(dirs []string) string {
+	if len(dirs) <= 3 {
+		return "instances " + strings.Join(dirs, ", ")
+	}
+	return fmt.Sprintf("instances %s and %d more", strings.Join(dirs[:3], ", "), len(dirs)-3)
+}
+
+// tailBuffer keeps the first and the last max bytes written to it: the
+// Go runtime says why it died first, then dumps every goroutine.
+type tailBuffer struct {
+	mu    sync.Mutex
+	max   int
+	head  []byte
+	b     []byte
+	total int
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.total += len(p)
+	if n := min(len(p), t.max-len(t.head)); n > 0 {
+		t.head = append(t.head, p[:n]...)
+		return len(p), nil
+	}
+	t.b = append(t.b, p...)
+	if len(t.b) > t.max {
+		t.b = append(t.b[:0], t.b[len(t.b)-t.max:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.head) + string(t.b)
+}
+
+// lastLines is the last n lines written, indented under a message, or
+// nothing.
+func (t *tailBuffer) lastLines(n int) string {
+	lines := strings.Split(strings.TrimSpace(t.String()), "\n")
+	if len(lines) == 1 && lines[0] == "" {
+		return ""
+	}
+	lines = lines[max(0, len(lines)-n):]
+	return "\n    " + strings.Join(lines, "\n    ")
+}

@@ -1,0 +1,267 @@
+package cue_test
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/berth-gpu/berth/cue"
+	"github.com/berth-gpu/berth/fixtures"
+	"github.com/berth-gpu/berth/fixtures/gen"
+)
+
+// TestChildSameAsInProcess: a child process returns the Config this
+// process computes, positions included.
+func TestChildSameAsInProcess(t *testing.T) {
+	for name, fsys := range map[string]fstest.MapFS{
+		"demo": toMapFS(t, fixtures.Demo()),
+		"gen":  gen.Generate(gen.Options{Teams: 8, Workloads: 200, Seed: 3}).FS().(fstest.MapFS),
+	} {
+		t.Run(name, func(t *testing.T) {
+			want := mustLoad(t, fsys, cue.Options{})
+			got := mustLoad(t, fsys, isolated(t, cue.Options{}))
+			if d := cmp.Diff(want, got, quantityEqual); d != "" {
+				t.Errorf("child process differs (-in process +child):\n%s", d)
+			}
+			if d := cmp.Diff(want.Positions, got.Positions); d != "" {
+				t.Errorf("positions differ (-in process +child):\n%s", d)
+			}
+		})
+	}
+}
+
+// TestBombsDoNotGrowTheParent loads the bombs in fixtures/repos/broken in
+// child processes: each is an error naming its file, and this process's
+// resident memory does not grow by more than a little while the child
+// grows to its limit.
+func TestBombsDoNotGrowTheParent(t *testing.T) {
+	for _, name := range []string{"string-bomb", "comprehension-bomb"} {
+		t.Run(name, func(t *testing.T) {
+			dir := filepath.Join(brokenDir, name)
+			opts, _ := readCaseOptions(t, dir)
+			before := resetPeakRSS(t)
+			start := time.Now()
+			_, err := cue.Load(os.DirFS(dir), isolated(t, opts))
+			took := time.Since(start)
+			var errs cue.Errors
+			if !errors.As(err, &errs) {
+				t.Fatalf("got %v, want cue.Errors", err)
+			}
+			for _, e := range errs {
+				if !strings.HasPrefix(e.Pos().File, "workloads/vision/") || !strings.Contains(e.Message, "grow without bound") {
+					t.Errorf("error does not point at the bomb: %v", e)
+				}
+			}
+			if grew := peakRSS(t) - before; grew > 64<<20 {
+				t.Errorf("this process grew by %d MiB while a child evaluated the bomb", grew>>20)
+			}
+			t.Logf("%s: %d errors in %s", name, len(errs), took.Round(time.Millisecond))
+		})
+	}
+}
+
+// resetPeakRSS resets the process's peak resident set size to its current
+// one, and returns it.
+func resetPeakRSS(t *testing.T) int64 {
+	t.Helper()
+	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
+		t.Skipf("cannot reset the peak RSS: %v", err)
+	}
+	return peakRSS(t)
+}
+
+// peakRSS is VmHWM from /proc/self/status, in bytes.
+func peakRSS(t *testing.T) int64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Skip(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return kb << 10
+		}
+	}
+	t.Skip("no VmHWM")
+	return 0
+}
+
+// TestTreeEvaluatedOnce: a tree is evaluated once per Loader. A valid one
+// is then served from the instance cache, an invalid one from the
+// remembered errors, even one that ran away; the child processes started
+// are counted by their Pool.
+func TestTreeEvaluatedOnce(t *testing.T) {
+	bomb := toMapFS(t, os.DirFS(filepath.Join(brokenDir, "string-bomb")))
+	for name, tc := range map[string]struct {
+		repo  fstest.MapFS
+		valid bool
+	}{
+		"valid":   {toMapFS(t, fixtures.Demo()), true},
+		"invalid": {toMapFS(t, os.DirFS(filepath.Join(brokenDir, "dangling-team"))), false},
+		"bomb":    {bomb, false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			pool := cue.NewPool(2)
+			l := cue.NewLoader(isolated(t, cue.Options{Pool: pool}))
+			var first error
+			for i := range 3 {
+				r, err := l.LoadResult(tc.repo)
+				if (err == nil) != tc.valid {
+					t.Fatalf("load %d: %v", i, err)
+				}
+				if i == 0 {
+					first = err
+				} else if d := cmp.Diff(errText(first), errText(err)); d != "" {
+					t.Errorf("load %d differs from the first:\n%s", i, d)
+				}
+				if want := max(0, 1-i); r.Stats.Processes != want {
+					t.Errorf("load %d: %d processes, want %d", i, r.Stats.Processes, want)
+				}
+			}
+			if n := pool.Started(); n != 1 {
+				t.Errorf("%d child processes started for three loads of one tree, want 1", n)
+			}
+		})
+	}
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// TestConcurrentLoadsShareOneEvaluation: loads of one tree at the same
+// time wait for one evaluation and get its result.
+func TestConcurrentLoadsShareOneEvaluation(t *testing.T) {
+	for name, repo := range map[string]fstest.MapFS{
+		"valid": toMapFS(t, fixtures.Demo()),
+		"bomb":  toMapFS(t, os.DirFS(filepath.Join(brokenDir, "string-bomb"))),
+	} {
+		t.Run(name, func(t *testing.T) {
+			pool := cue.NewPool(4)
+			l := cue.NewLoader(isolated(t, cue.Options{Pool: pool}))
+			const n = 8
+			errs := make([]string, n)
+			var wg sync.WaitGroup
+			start := make(chan struct{})
+			for i := range n {
+				wg.Go(func() {
+					<-start
+					_, err := l.Load(repo)
+					errs[i] = errText(err)
+				})
+			}
+			close(start)
+			wg.Wait()
+			if got := pool.Started(); got != 1 {
+				t.Errorf("%d loads at once started %d child processes, want 1", n, got)
+			}
+			for i := range errs {
+				if errs[i] != errs[0] {
+					t.Errorf("load %d: %q, load 0: %q", i, errs[i], errs[0])
+				}
+			}
+		})
+	}
+}
+
+// TestPoolBoundsChildren: loads of different trees share the pool's
+// slots; they all finish, and no more children than slots ever run at
+// once.
+func TestPoolBoundsChildren(t *testing.T) {
+	pool := cue.NewPool(2)
+	var wg sync.WaitGroup
+	for i := range 5 {
+		repo := newRepo().platform().team("t" + strconv.Itoa(i)).fs()
+		l := cue.NewLoader(isolated(t, cue.Options{Pool: pool}))
+		wg.Go(func() {
+			if _, err := l.Load(repo); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if got := pool.Started(); got != 5 {
+		t.Errorf("started %d, want 5", got)
+	}
+	if got := pool.Busiest(); got > 2 {
+		t.Errorf("%d children ran at once in a pool of 2", got)
+	}
+}
+
+// toMapFS copies a repository's regular files into memory.
+func toMapFS(t testing.TB, fsys fs.FS) fstest.MapFS {
+	t.Helper()
+	m := fstest.MapFS{}
+	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		b, err := fs.ReadFile(fsys, p)
+		m[p] = &fstest.MapFile{Data: b}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestChildDeaths: a child that dies without an answer is the commit's
+// fault when a limit killed it (cue.Errors at the instance it was
+// evaluating, remembered), and berth's otherwise (retried). The children
+// run without the parent's environment.
+func TestChildDeaths(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo := toMapFS(t, os.DirFS(filepath.Join(brokenDir, "string-bomb")))
+	t.Setenv("BERTH_TEST_SECRET", "hunter2") // a child never sees it
+	for _, tc := range []struct {
+		mode      string
+		commit    bool // cue.Errors
+		want      string
+		processes int // after two loads
+	}{
+		{"oom", true, "evaluation used more than 512 MiB", 1},
+		{"hang", false, "took longer than 1s", 2},
+		{"crash", false, "panic: boom", 2},
+	} {
+		t.Run(tc.mode, func(t *testing.T) {
+			pool := cue.NewPool(1)
+			l := cue.NewLoader(cue.Options{Child: []string{exe, "__eval-fault", tc.mode}, Pool: pool, Timeout: 100 * time.Millisecond})
+			for range 2 {
+				_, err := l.Load(repo)
+				var errs cue.Errors
+				if errors.As(err, &errs) != tc.commit {
+					t.Fatalf("got %T %v, want cue.Errors: %v", err, err, tc.commit)
+				}
+				if err == nil || !strings.Contains(err.Error(), tc.want) {
+					t.Fatalf("got %v, want %q", err, tc.want)
+				}
+				if tc.commit && (len(errs) == 0 || !strings.HasPrefix(errs[0].Pos().File, "workloads/vision/")) {
+					t.Errorf("errors do not point at the instance being evaluated: %v", errs)
+				}
+			}
+			if got := pool.Started(); got != tc.processes {
+				t.Errorf("two loads started %d children, want %d", got, tc.processes)
+			}
+		})
+	}
+}

@@ -1,0 +1,209 @@
+package cue
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/berth-gpu/berth"
+)
+
+// The parent and its child process speak in frames: a uvarint length and
+// that many bytes. The parent sends a request (a JSON header, then each
+// file as a frame of its path and a frame of its content); the child
+// answers with JSON messages, one per frame.
+
+// request is the header of what the parent asks of a child.
+type request struct {
+	Timeout     time.Duration `json:"timeout"`
+	MaxMemory   int64         `json:"maxMemory"`
+	Parallelism int           `json:"parallelism"`
+	Dirs        []string      `json:"dirs"`  // the instances to evaluate
+	Files       int           `json:"files"` // how many files follow
+}
+
+// message is one frame of a child's answer. A child sends Start and Done
+// as it goes, then one Result per instance and End; or Runaway, when its
+// own bounds stopped it; or Fail, when berth failed.
+type message struct {
+	Start   []string    `json:"start,omitempty"`
+	Done    []string    `json:"done,omitempty"`
+	Result  *wireResult `json:"result,omitempty"`
+	End     bool        `json:"end,omitempty"`
+	Runaway Errors      `json:"runaway,omitempty"`
+	Fail    string      `json:"fail,omitempty"`
+}
+
+// wireResult is an instanceResult in transit. Its key is not sent: the
+// parent computes it from its own copy of the tree.
+type wireResult struct {
+	Dir     string       `json:"dir"`
+	Deps    []string     `json:"deps"`
+	Errs    Errors       `json:"errs,omitempty"`
+	Objects []wireObject `json:"objects,omitempty"`
+	Invalid []string     `json:"invalid,omitempty"`
+	Failed  bool         `json:"failed,omitempty"`
+}
+
+type wireObject struct {
+	Key       string               `json:"key"`
+	Pos       berth.Pos            `json:"pos"`
+	Value     json.RawMessage      `json:"value"`
+	Positions map[string]berth.Pos `json:"positions,omitempty"`
+}
+
+// maxMessage is the longest error message a child sends: CUE quotes
+// values in its messages, and a value can be as large as the evaluation
+// made it.
+const maxMessage = 2000
+
+// toWire converts a result for sending, and says how many bytes its
+// objects take; it gives up (nil) when they take more than limit.
+func toWire(r *instanceResult, limit int64) (*wireResult, int64, error) {
+	w := &wireResult{Dir: r.dir, Deps: r.deps, Invalid: r.invalid, Failed: r.failed}
+	size := int64(0)
+	for _, e := range r.errs {
+		if len(e.Message) > maxMessage {
+			e.Message = strings.ToValidUTF8(e.Message[:maxMessage], "") + "…"
+		}
+		w.Errs = append(w.Errs, e)
+	}
+	for _, o := range r.objects {
+		b, err := json.Marshal(o.value)
+		if err != nil {
+			return nil, 0, fmt.Errorf("encode %s: %w", o.key, err)
+		}
+		if size += int64(len(b)); size > limit {
+			return nil, size, nil
+		}
+		w.Objects = append(w.Objects, wireObject{Key: o.key, Pos: o.pos, Value: b, Positions: o.positions})
+	}
+	return w, size, nil
+}
+
+func fromWire(w *wireResult, t *tree) (*instanceResult, error) {
+	r := &instanceResult{dir: w.Dir, deps: w.Deps, errs: w.Errs, invalid: w.Invalid, failed: w.Failed}
+	r.key = hashDeps(t, r.deps)
+	for _, wo := range w.Objects {
+		o := object{key: wo.Key, pos: wo.Pos, positions: wo.Positions}
+		if o.positions == nil {
+			o.positions = map[string]berth.Pos{}
+		}
+		field, _, _ := strings.Cut(wo.Key, ".")
+		var err error
+		switch field {
+		case "clusters":
+			var c berth.Cluster
+			err = json.Unmarshal(wo.Value, &c)
+			o.value = c
+		case "flavors":
+			var f berth.Flavor
+			err = json.Unmarshal(wo.Value, &f)
+			o.value = f
+		case "cohorts":
+			var c berth.Cohort
+			err = json.Unmarshal(wo.Value, &c)
+			o.value = c
+		case "teams":
+			var tm berth.Team
+			err = json.Unmarshal(wo.Value, &tm)
+			o.value = tm
+		case "workloads":
+			var wl berth.Workload
+			err = json.Unmarshal(wo.Value, &wl)
+			wl.Pos = wo.Pos
+			o.value = wl
+		case "policy":
+			o.value = wo.Value
+		default:
+			err = errors.New("unknown kind of object")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("decode %s from the evaluation process: %w", wo.Key, err)
+		}
+		r.objects = append(r.objects, o)
+	}
+	return r, nil
+}
+
+func writeFrame(w *bufio.Writer, b []byte) error {
+	var n [binary.MaxVarintLen64]byte
+	if _, err := w.Write(n[:binary.PutUvarint(n[:], uint64(len(b)))]); err != nil {
+		return err
+	}
+	_, err := w.Write(b)
+	return err
+}
+
+// errFrameTooLarge is a frame longer than the reader accepts.
+var errFrameTooLarge = errors.New("frame too large")
+
+func readFrame(r *bufio.Reader, limit int64) ([]byte, error) {
+	n, err := binary.ReadUvarint(r)
+	if err != nil {
+		return nil, err
+	}
+	if n > uint64(limit) {
+		return nil, fmt.Errorf("%w: %d bytes, at most %d", errFrameTooLarge, n, limit)
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// writeRequest sends what a child is to evaluate: the header and every
+// file of the tree, written straight to the pipe (no copy of the tree).
+func writeRequest(w io.Writer, req request, t *tree) error {
+	bw := bufio.NewWriterSize(w, 1<<16)
+	paths := t.paths()
+	req.Files = len(paths)
+	h, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	if err := writeFrame(bw, h); err != nil {
+		return err
+	}
+	for _, p := range paths {
+		if err := writeFrame(bw, []byte(p)); err != nil {
+			return err
+		}
+		if err := writeFrame(bw, t.files[p]); err != nil {
+			return err
+		}
+	}
+	return bw.Flush()
+}
+
+// readRequest is the child's side of writeRequest.
+func readRequest(r io.Reader) (request, *tree, error) {
+	br := bufio.NewReaderSize(r, 1<<16)
+	var req request
+	h, err := readFrame(br, 1<<20)
+	if err != nil {
+		return req, nil, fmt.Errorf("read the request: %w", err)
+	}
+	if err := json.Unmarshal(h, &req); err != nil {
+		return req, nil, fmt.Errorf("read the request: %w", err)
+	}
+	files := make(map[string][]byte, req.Files)
+	for range req.Files {
+		p, err := readFrame(br, 4096)
+		if err != nil {
+			return req, nil, fmt.Errorf("read the request: %w", err)
+		}
+		b, err := readFrame(br, 1<<30)
+		if err != nil {
+			return req, nil, fmt.Errorf("read the request: %s: %w", p, err)
+		}
+		files[string(p)] = b
+	}
+	return req, newTree(files), nil
+}

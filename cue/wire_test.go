@@ -1,0 +1,49 @@
+package cue
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/berth-gpu/berth"
+)
+
+// TestResultBudget: a child sends the results of its instances while they
+// fit in its budget; an instance whose configuration does not fit (a
+// value CUE grew from a few lines) is an error at its files instead, and
+// takes only the error's size from the budget.
+func TestResultBudget(t *testing.T) {
+	files := map[string][]byte{
+		"a/a.cue": []byte("package a\n"),
+		"b/b.cue": []byte("package b\n"),
+		"c/c.cue": []byte("package c\n"),
+	}
+	tr := newTree(files)
+	result := func(dir string, padding int) *instanceResult {
+		w := berth.Workload{Name: dir, Team: "t", Env: map[string]string{"PADDING": strings.Repeat("x", padding)}}
+		return &instanceResult{dir: dir, deps: []string{dir}, objects: []object{{key: "workloads.t." + dir, value: w}}}
+	}
+	budget := int64(3 << 20)
+	var got []*wireResult
+	for _, r := range []*instanceResult{result("a", 1<<20), result("b", 4<<20), result("c", 1<<20)} {
+		b, err := encodeResult(tr, r, &budget, 3<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m message
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, m.Result)
+	}
+	if len(got[0].Objects) != 1 || len(got[2].Objects) != 1 {
+		t.Errorf("the results that fit were not sent: %+v, %+v", got[0].Errs, got[2].Errs)
+	}
+	if len(got[1].Objects) != 0 || !got[1].Failed || len(got[1].Errs) != 1 ||
+		!strings.Contains(got[1].Errs[0].Message, "more than 4 MiB of configuration, and berth accepts 3 MiB") || got[1].Errs[0].Pos().File != "b/b.cue" {
+		t.Errorf("an oversized result: got %+v", got[1])
+	}
+	if budget <= 0 || budget > 1<<20 {
+		t.Errorf("budget left %d, want what two 1 MiB results and an error leave of 3 MiB", budget)
+	}
+}
