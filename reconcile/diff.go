@@ -55,11 +55,15 @@ func Diff(cfg *berth.Config, plan *berth.Plan, obs *Observed, revision string) [
 				continue
 			}
 			// A gang is all or nothing: when a worker fails, the others
-			// cannot go on; the run fails (and is retried whole).
-			if w.Kind == berth.KindTraining && run.Pods > 1 && run.PodFailed != "" {
+			// cannot go on; the run fails (and is retried whole). Every
+			// role of a workload with roles is part of its gang.
+			if (w.Kind == berth.KindTraining || len(w.Roles) > 0) && run.Pods > 1 && run.PodFailed != "" {
 				change.Op = OpStop
 				change.Phase = PhaseFailed
 				change.Reason = "a worker of the gang failed (" + run.PodFailed + "); the gang stops"
+				if len(w.Roles) > 0 {
+					change.Reason = "the gang cannot go on (" + run.PodFailed + "); every role stops"
+				}
 				break
 			}
 			if w.Kind.RunsOnce() {

@@ -454,11 +454,12 @@ func (c *Cluster) ledgerRecord(ns, name, runID string) *ledgerRecord {
 
 func (c *Cluster) planJob(ctx context.Context, p *changePlan, ch reconcile.Change, now time.Time) error {
 	w := ch.Workload
-	if len(w.Roles) > 0 && (ch.Op == reconcile.OpQueue || ch.Op == reconcile.OpStart || ch.Op == reconcile.OpRestart) {
-		// Several Jobs of one run are not observed as one yet.
-		return fmt.Errorf("workload %s has roles: the Kubernetes backend does not run workloads with roles yet (a local cluster does)", w.ID())
-	}
 	ns := Namespace(c.opts.Render.NamespacePrefix, w.Team)
+	if len(w.Roles) > 0 || len(c.objs().roleJobs(ns, w.Name, ch.RunID)) > 0 {
+		// A stop of a run that left Git has no spec: its Jobs say it has
+		// roles.
+		return c.planRoles(ctx, p, ch, now)
+	}
 	name := JobName(w.ID(), ch.RunID)
 	key := LedgerKey(w.Name, ch.RunID)
 	live := c.objs().job(ns, name)
@@ -684,13 +685,16 @@ func (c *Cluster) planService(ctx context.Context, p *changePlan, ch reconcile.C
 // foldFinished adds to the ledger updates the end of every finished Job
 // the ledger does not hold yet, and returns the Jobs being deleted whose
 // end the ledger will then hold: their finalizer can go.
+//
+// The Jobs of a run of a workload with roles are one run: its end is
+// recorded once, and its Jobs released together.
 func (c *Cluster) foldFinished(updates map[string]ledgerUpdate, now time.Time) []objRef {
 	var release []objRef
-	for _, job := range c.objs().jobs() {
-		r, ok := c.jobRun(job)
-		if !ok || !r.Phase.Final() {
-			continue
+	fold := func(r reconcile.RunState, jobs []*batchv1.Job) {
+		if !r.Phase.Final() {
+			return
 		}
+		job := jobs[0]
 		team := r.Workload.Team()
 		key := LedgerKey(r.Workload.Name(), r.RunID)
 		rec := c.ledgerRecord(job.Namespace, r.Workload.Name(), r.RunID)
@@ -706,8 +710,21 @@ func (c *Cluster) foldFinished(updates map[string]ledgerUpdate, now time.Time) [
 			updates[team][key] = &ledgerRecord{Kind: r.Kind, Phase: r.Phase, Reason: r.Reason, Digest: r.Digest, Attempts: r.Attempts,
 				Retries: w.Retries, QueuedSince: r.QueuedSince, StartedAt: r.StartedAt, FinishedAt: sinceOrNow(r.FinishedAt, now)}
 		}
-		if job.DeletionTimestamp != nil && hasFinalizer(job) {
-			release = append(release, objRef{kindJob, job.Namespace, job.Name, team})
+		for _, j := range jobs {
+			if j.DeletionTimestamp != nil && hasFinalizer(j) {
+				release = append(release, objRef{kindJob, j.Namespace, j.Name, team})
+			}
+		}
+	}
+	single, groups := roleGroups(c.objs().jobs())
+	for _, job := range single {
+		if r, ok := c.jobRun(job); ok {
+			fold(r, []*batchv1.Job{job})
+		}
+	}
+	for _, jobs := range groups {
+		if r, ok := c.rolesRun(jobs); ok {
+			fold(r, jobs)
 		}
 	}
 	return release

@@ -49,7 +49,14 @@ type decodedLedger struct {
 	errs    []error
 }
 
-const indexWorkload = "workload"
+const (
+	indexWorkload = "workload"
+	indexRun      = "run"
+)
+
+// runIndexKey is a run's key in the Jobs' run index: only the Jobs of a
+// workload with roles (several per run) are indexed.
+func runIndexKey(ns, workload, runID string) string { return ns + "/" + workload + "@" + runID }
 
 func newObjects(client kubernetes.Interface) *objects {
 	owned := informers.WithTweakListOptions(func(o *metav1.ListOptions) {
@@ -74,6 +81,13 @@ func newObjects(client kubernetes.Interface) *objects {
 	o.pods.AddIndexers(cache.Indexers{indexWorkload: func(obj any) ([]string, error) {
 		p := obj.(*corev1.Pod)
 		return []string{p.Namespace + "/" + p.Labels[LabelWorkload]}, nil
+	}})
+	o.informers[kindJob].AddIndexers(cache.Indexers{indexRun: func(obj any) ([]string, error) {
+		j := obj.(*batchv1.Job)
+		if j.Labels[LabelRole] == "" {
+			return nil, nil
+		}
+		return []string{runIndexKey(j.Namespace, j.Labels[LabelWorkload], j.Annotations[AnnotationRunID])}, nil
 	}})
 	return o
 }
@@ -185,6 +199,17 @@ func (o *objects) workloadPods(ns, workload string) []*corev1.Pod {
 	for _, obj := range objs {
 		out = append(out, obj.(*corev1.Pod))
 	}
+	return out
+}
+
+// roleJobs are the Jobs of one run of a workload with roles, by role name.
+func (o *objects) roleJobs(ns, workload, runID string) []*batchv1.Job {
+	objs, _ := o.informers[kindJob].GetIndexer().ByIndex(indexRun, runIndexKey(ns, workload, runID))
+	out := make([]*batchv1.Job, 0, len(objs))
+	for _, obj := range objs {
+		out = append(out, obj.(*batchv1.Job))
+	}
+	sortByRole(out)
 	return out
 }
 

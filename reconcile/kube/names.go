@@ -20,6 +20,9 @@ const (
 	LabelWorkload  = "berth.dev/workload"
 	LabelRun       = "berth.dev/run"
 	LabelKind      = "berth.dev/kind"
+	// LabelRole names the role of a Job (and its pods) of a workload with
+	// roles.
+	LabelRole = "berth.dev/role"
 )
 
 // Annotations berth writes. The first group leads `kubectl describe` back
@@ -36,6 +39,7 @@ const (
 	AnnotationPriority    = "berth.dev/priority"
 	AnnotationFlavor      = "berth.dev/flavor"
 	AnnotationPlacements  = "berth.dev/placements"
+	AnnotationRoles       = "berth.dev/roles"
 	AnnotationAttempts    = "berth.dev/attempts"
 	AnnotationQueuedSince = "berth.dev/queued-since"
 	AnnotationStartedAt   = "berth.dev/started-at"
@@ -80,6 +84,33 @@ func JobName(w berth.WorkloadID, runID string) string {
 		name = strings.TrimRight(name[:keep], "-")
 	}
 	return name + "-" + h
+}
+
+// RoleJobName names the Job of one role of a run of a workload with roles:
+// <workload>-<run>-<role>, shortened with a hash like JobName when that
+// would be too long. The run's headless Service is JobName.
+func RoleJobName(w berth.WorkloadID, runID, role string) string {
+	cleanRun := strings.Trim(invalidName.ReplaceAllString(strings.ToLower(runID), "-"), "-")
+	cleanRole := strings.Trim(invalidName.ReplaceAllString(strings.ToLower(role), "-"), "-")
+	name := w.Name() + "-" + cleanRun + "-" + cleanRole
+	if cleanRun == strings.ToLower(runID) && cleanRun != "" && cleanRole == role && cleanRole != "" && len(name) <= maxJobName {
+		return name
+	}
+	// Shorten the workload and run, so the role stays readable.
+	h := shortHash(string(w) + "@" + runID + "/" + role)
+	run := w.Name() + "-" + cleanRun
+	keep := maxJobName - len(h) - len(cleanRole) - 2
+	if keep < 8 {
+		keep = maxJobName - len(h) - 1
+		if len(name) > keep {
+			name = strings.TrimRight(name[:keep], "-")
+		}
+		return name + "-" + h
+	}
+	if len(run) > keep {
+		run = strings.TrimRight(run[:keep], "-")
+	}
+	return run + "-" + cleanRole + "-" + h
 }
 
 // DeploymentName names a service's Deployment and Service: the workload's

@@ -41,12 +41,21 @@ func (c *Cluster) Observe(ctx context.Context) (*reconcile.Observed, error) {
 	}
 
 	seen := map[string]bool{}
-	for _, job := range c.objs().jobs() {
+	single, groups := roleGroups(c.objs().jobs())
+	for _, job := range single {
 		r, ok := c.jobRun(job)
 		if !ok {
 			continue
 		}
 		seen[runKey(job.Namespace, r.Workload.Name(), r.RunID)] = true
+		obs.Runs = append(obs.Runs, r)
+	}
+	for _, jobs := range groups {
+		r, ok := c.rolesRun(jobs)
+		if !ok {
+			continue
+		}
+		seen[runKey(jobs[0].Namespace, r.Workload.Name(), r.RunID)] = true
 		obs.Runs = append(obs.Runs, r)
 	}
 	for _, d := range c.objs().deployments() {
@@ -104,7 +113,13 @@ func fillSnapshot(obs *reconcile.Observed) {
 			s.Running = append(s.Running, berth.RunningWorkload{
 				Workload: r.Workload, RunID: r.RunID, Kind: r.Kind, Priority: r.Priority, Flavor: r.Flavor,
 				Since: r.StartedAt, Resources: r.Resources, Placements: orEmpty(r.Placements), MaxDuration: r.MaxDuration,
+				Roles: r.Roles,
 			})
+			if len(r.Roles) > 0 {
+				// A run of several roles is charged per role.
+				run := &s.Running[len(s.Running)-1]
+				run.Resources, run.Placements = berth.Resources{}, []berth.Placement{}
+			}
 		case r.Phase == reconcile.PhaseQueued || r.Phase == reconcile.PhasePreempted:
 			since := r.QueuedSince
 			if since.IsZero() {

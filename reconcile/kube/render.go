@@ -64,15 +64,34 @@ type Run struct {
 	// OmitReplicas leaves a Deployment's replicas to the manager that owns
 	// them (a HorizontalPodAutoscaler).
 	OmitReplicas bool
+	// Roles are, for a workload with roles, each role's flavor and
+	// placements, in role order (Flavor is then the first role's, and
+	// FlavorLabels and Placements are unused). A role without placements
+	// (a queued run) has the count its spec asks.
+	Roles []RoleRun
+}
+
+// RoleRun is one role of a run of a workload with roles.
+type RoleRun struct {
+	Role   string `json:"role"`
+	Flavor string `json:"flavor,omitempty"`
+	// FlavorLabels are the node labels of the role's flavor (not recorded
+	// in the annotation: they come from the configuration, or from the
+	// live Job's node affinity).
+	FlavorLabels map[string]string `json:"-"`
+	Placements   []berth.Placement `json:"placements,omitempty"`
 }
 
 // Render returns the objects of one run, in apply order: a Job (and a
-// headless Service for a gang) for batch and training, a Deployment (and a
-// Service when it has ports) for the others. It is pure.
+// headless Service for a gang) for batch and training, one Job per role and
+// a headless Service for a workload with roles, a Deployment (and a Service
+// when it has ports) for the others. It is pure.
 func Render(o RenderOptions, r Run) ([]*unstructured.Unstructured, error) {
 	o = o.withDefaults()
 	var objs []runtime.Object
-	if r.Workload.Kind.RunsOnce() {
+	if len(r.Workload.Roles) > 0 {
+		objs = renderRoles(o, r)
+	} else if r.Workload.Kind.RunsOnce() {
 		job := renderJob(o, r)
 		objs = append(objs, job)
 		if r.Workload.Kind == berth.KindTraining {
@@ -236,27 +255,8 @@ func renderJob(o RenderOptions, r Run) *batchv1.Job {
 	w := r.Workload
 	name := JobName(w.ID(), r.RunID)
 	labels := runLabels(r)
-	job := &batchv1.Job{
-		TypeMeta: metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"},
-		ObjectMeta: metav1.ObjectMeta{
-			Name: name, Namespace: Namespace(o.NamespacePrefix, w.Team),
-			Labels:      labels,
-			Annotations: runAnnotations(o, r),
-			Finalizers:  []string{FinalizerLedger},
-		},
-	}
+	job := jobBase(o, r, name, labels)
 	s := &job.Spec
-	s.Suspend = ptr(!r.Started || r.Phase != "")
-	s.BackoffLimit = ptr(int32(w.Retries))
-	if d := w.MaxDuration.D(); d > 0 {
-		s.ActiveDeadlineSeconds = ptr(int64(math.Ceil(d.Seconds())))
-	}
-	// Disruptions (eviction, the kube-scheduler's preemption, a drain) do
-	// not use up the workload's retries.
-	s.PodFailurePolicy = &batchv1.PodFailurePolicy{Rules: []batchv1.PodFailurePolicyRule{{
-		Action:          batchv1.PodFailurePolicyActionIgnore,
-		OnPodConditions: []batchv1.PodFailurePolicyOnPodConditionsPattern{{Type: corev1.DisruptionTarget, Status: corev1.ConditionTrue}},
-	}}}
 	env := baseEnv(r)
 	if w.Kind == berth.KindTraining {
 		n := int32(w.Pods())
@@ -286,6 +286,35 @@ func renderJob(o RenderOptions, r Run) *batchv1.Job {
 		pod.Subdomain = name
 	}
 	s.Template = corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: pod}
+	return job
+}
+
+// jobBase is what every Job of a run shares: its metadata, suspended until
+// the run is admitted (and again once berth stopped it), its retries and
+// deadline, and the disruptions that do not count as a failure.
+func jobBase(o RenderOptions, r Run, name string, labels map[string]string) *batchv1.Job {
+	w := r.Workload
+	job := &batchv1.Job{
+		TypeMeta: metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name: name, Namespace: Namespace(o.NamespacePrefix, w.Team),
+			Labels:      labels,
+			Annotations: runAnnotations(o, r),
+			Finalizers:  []string{FinalizerLedger},
+		},
+	}
+	s := &job.Spec
+	s.Suspend = ptr(!r.Started || r.Phase != "")
+	s.BackoffLimit = ptr(int32(w.Retries))
+	if d := w.MaxDuration.D(); d > 0 {
+		s.ActiveDeadlineSeconds = ptr(int64(math.Ceil(d.Seconds())))
+	}
+	// Disruptions (eviction, the kube-scheduler's preemption, a drain) do
+	// not use up the workload's retries.
+	s.PodFailurePolicy = &batchv1.PodFailurePolicy{Rules: []batchv1.PodFailurePolicyRule{{
+		Action:          batchv1.PodFailurePolicyActionIgnore,
+		OnPodConditions: []batchv1.PodFailurePolicyOnPodConditionsPattern{{Type: corev1.DisruptionTarget, Status: corev1.ConditionTrue}},
+	}}}
 	return job
 }
 
@@ -429,6 +458,10 @@ func runAnnotations(o RenderOptions, r Run) map[string]string {
 	if len(r.Placements) > 0 {
 		b, _ := json.Marshal(r.Placements)
 		a[AnnotationPlacements] = string(b)
+	}
+	if len(r.Roles) > 0 {
+		b, _ := json.Marshal(r.Roles)
+		a[AnnotationRoles] = string(b)
 	}
 	if r.Phase != "" {
 		a[AnnotationPhase] = string(r.Phase)

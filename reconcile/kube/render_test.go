@@ -103,6 +103,23 @@ func TestRender(t *testing.T) {
 	r.Placements = []berth.Placement{{Node: "kwok-gpu-0000", GPUs: []int{}, MIG: []berth.MIGSlice{{GPU: 8, Profile: "1g.10gb"}}}}
 	cases["notebook-mig"] = r
 
+	roles := rolesRun(t0)
+	cases["roles-queued"] = roles
+
+	r = rolesRun(t0)
+	r.Started, r.StartedAt, r.Attempts = true, t0.Add(time.Minute), 1
+	r.Flavor = "cpu"
+	r.Roles = []RoleRun{
+		{Role: "launcher", Flavor: "cpu", FlavorLabels: map[string]string{"berth.dev/pool": "cpu"}, Placements: []berth.Placement{place("kwok-cpu-0001")}},
+		{Role: "worker", Flavor: "h100", FlavorLabels: map[string]string{"berth.dev/pool": "h100"}, Placements: []berth.Placement{
+			place("kwok-gpu-0001", 0), place("kwok-gpu-0001", 1), place("kwok-gpu-0002", 0), place("kwok-gpu-0002", 1)}},
+	}
+	cases["roles-started"] = r
+
+	r.Started = false
+	r.Phase, r.Reason, r.StoppedAt = reconcile.PhasePreempted, "preempted by vision/resnet-train (PreemptedWithinTeam)", t0.Add(2*time.Minute)
+	cases["roles-preempted"] = r
+
 	for name, r := range cases {
 		t.Run(name, func(t *testing.T) {
 			objs, err := Render(renderOpts, r)
@@ -187,4 +204,17 @@ func TestJobName(t *testing.T) {
 			t.Errorf("JobName(%s, %s) = %q, want %q", tc.id, tc.runID, got, tc.want)
 		}
 	}
+}
+
+// rolesRun is a queued run of an MPI-style workload of two roles: one
+// launcher on the CPU pool, four workers of one GPU each.
+func rolesRun(t0 time.Time) Run {
+	w := build.Workload("vision", "mpi-train").Image("mpioperator/mpi-pi:openmpi").Command("/home/mpiuser/pi").
+		Env("NCCL_DEBUG", "INFO").MaxDuration("2h").
+		Roles(
+			build.Role("launcher", 1).Command("mpirun", "-n", "4", "/home/mpiuser/pi").Flavor("cpu").Env("NCCL_DEBUG", "WARN"),
+			build.Role("worker", 4).GPUs(1).CPU("8").Memory("64Gi").Select("topology.kubernetes.io/zone", "eu-1a"),
+		).Obj()
+	return Run{Workload: w, RunID: w.RunID, Digest: berth.SpecDigest(w), Path: "workloads/vision/mpi.cue:3:1",
+		Commit: "main@sha1:4f2a9c1", Priority: 100, QueuedSince: t0}
 }

@@ -71,7 +71,7 @@ func JobState(job *batchv1.Job, pods []*corev1.Pod) jobState {
 		}
 	}
 	a := job.Annotations
-	if p := reconcile.Phase(a[AnnotationPhase]); p == reconcile.PhasePreempted || p == reconcile.PhaseStopped {
+	if p := reconcile.Phase(a[AnnotationPhase]); p == reconcile.PhasePreempted || p == reconcile.PhaseStopped || p == reconcile.PhaseFailed {
 		st.Phase = p
 		st.Reason = a[AnnotationReason]
 		st.FinishedAt, _ = time.Parse(time.RFC3339, a[AnnotationStoppedAt])

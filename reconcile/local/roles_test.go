@@ -34,14 +34,14 @@ func mpiWorkload(script, launcher string) berth.Workload {
 // env, devices and ranks; the run succeeds when every pod has.
 func TestRolesRunAsProcesses(t *testing.T) {
 	c := newCluster(t, t.TempDir())
-	vars := `$BERTH_ROLE $BERTH_ROLE_RANK/$BERTH_ROLE_SIZE $BERTH_RANK/$BERTH_WORLD_SIZE $BERTH_ROLES $GREETING [$CUDA_VISIBLE_DEVICES]`
+	vars := `$BERTH_ROLE $BERTH_ROLE_RANK/$BERTH_ROLE_SIZE $BERTH_RANK/$BERTH_WORLD_SIZE +$BERTH_RANK_OFFSET $BERTH_ROLES $GREETING [$CUDA_VISIBLE_DEVICES]`
 	w := mpiWorkload(`echo "worker `+vars+`"`, `echo "launcher `+vars+`"`)
 	apply(t, c, rolesChange(w))
 	waitPhase(t, c, w.ID(), "1", reconcile.PhaseSucceeded)
 	want := []string{
-		"launcher launcher 0/1 0/3 launcher=1,worker=2 launch []",
-		"worker worker 0/2 1/3 launcher=1,worker=2 hi [" + SimulatedUUID(0) + "]",
-		"worker worker 1/2 2/3 launcher=1,worker=2 hi [" + SimulatedUUID(1) + "]",
+		"launcher launcher 0/1 0/3 +0 launcher=1,worker=2 launch []",
+		"worker worker 0/2 1/3 +1 launcher=1,worker=2 hi [" + SimulatedUUID(0) + "]",
+		"worker worker 1/2 2/3 +1 launcher=1,worker=2 hi [" + SimulatedUUID(1) + "]",
 	}
 	for i, line := range want {
 		if got := strings.TrimSpace(stdout(t, c, w.ID(), "1", i)); got != line {

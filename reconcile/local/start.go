@@ -216,8 +216,11 @@ func (c *Cluster) podSpecs(r *record, w berth.Workload, n int) ([]podSpec, error
 		}
 		if lp[i].role != "" {
 			// A workload with roles: the role, the rank within it, and
-			// every role's size, so a launcher can find its workers.
+			// every role's size, so a launcher can find its workers; the
+			// pods of the roles before it (the Kubernetes backend cannot
+			// always say BERTH_RANK, but always says this).
 			berthEnv = append(berthEnv, "BERTH_ROLE="+lp[i].role, "BERTH_ROLE_RANK="+strconv.Itoa(lp[i].roleRank),
+				"BERTH_RANK_OFFSET="+strconv.Itoa(i-lp[i].roleRank),
 				"BERTH_ROLE_SIZE="+strconv.Itoa(lp[i].roleSize), "BERTH_ROLES="+roleSizes(lp))
 		}
 		if w.Checkpoint != nil {
