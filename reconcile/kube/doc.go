@@ -7,7 +7,9 @@
 //   - Rendering (render.go, pure, golden-tested): a namespace per team
 //     (namespacePrefix + team) with a ResourceQuota backstop; a Job per
 //     batch or training run (an indexed Job and a headless Service for a
-//     gang); a Deployment and a Service for services, inference and
+//     gang; one indexed Job per role and one headless Service for a
+//     workload with roles, observed and stopped as one run, roles.go); a
+//     Deployment and a Service for services, inference and
 //     notebooks. Every object is labelled app.kubernetes.io/managed-by=berth
 //     and annotated with the repository, the workload's file and line, the
 //     commit, the run id and the spec digest.

@@ -118,6 +118,12 @@ func TestRoleEnv(t *testing.T) {
 			t.Errorf("%s: subdomain %q, want the run's Service", j.Name, j.Spec.Template.Spec.Subdomain)
 		}
 	}
+	// The annotations give the run's roles back (the node labels come from
+	// the configuration or the live Job).
+	back, ok := runFromAnnotations(objs[1].GetAnnotations())
+	if !ok || len(back.Roles) != 2 || back.Roles[1].Role != "worker" || back.Roles[1].Flavor != "h100" || len(back.Roles[1].Placements) != 2 {
+		t.Errorf("roles read back from the annotations: %+v", back.Roles)
+	}
 	// One role of one pod after several: its rank is a number.
 	r.Workload.Roles["zeta"] = berth.Role{Name: "zeta", Count: 1}
 	r.Roles = append(r.Roles, RoleRun{Role: "zeta", Placements: []berth.Placement{{Node: "c1"}}})
