@@ -30,27 +30,45 @@ func (s *scenario) roleJobs() (launcher, worker *batchv1.Job) {
 	return s.job("mpi-1-launcher"), s.job("mpi-1-worker")
 }
 
-// TestRolesRun: a workload of a launcher and workers is admitted whole:
-// every role's Job is created and started in the same apply, each pinned
-// to its flavor's nodes, with one Service for the run; KWOK runs every pod
-// to completion and the run succeeds once every role has.
+// TestRolesRun: a workload of a launcher and workers waits behind a
+// blocker with every role's Job created suspended, then is admitted whole:
+// every role's Job is started in the same apply, each pinned to its
+// flavor's nodes, with one Service for the run; KWOK runs every pod to
+// completion and the run succeeds once every role has.
 func TestRolesRun(t *testing.T) {
 	s := newScenario(t, "roles", gpuNode(), gpuNode())
-	s.team(16, mpi("normal", "3s"))
+	s.team(16, mpi("low", "3s")+`workloads: ml: blocker: {kind: "batch", image: "img:1", parallelism: 2, completions: 2,
+	env: BERTH_SIMULATED_DURATION: "3s", resources: {gpu: 8, flavor: "h100"}}
+`)
 	cr := s.mustReconcile()
+	if d := decision(cr, "ml/mpi"); d.Action != berth.ActionQueue {
+		t.Fatalf("mpi: %s, want queued behind the blocker\n%s", d.Action, runsText(cr))
+	}
+	launcher, worker := s.roleJobs()
+	for _, j := range []*batchv1.Job{launcher, worker} {
+		if j.Spec.Suspend == nil || !*j.Spec.Suspend {
+			t.Fatalf("Job %s of a waiting run is not suspended", j.Name)
+		}
+	}
+	if pods := s.pods("ml", "mpi"); len(pods) != 0 {
+		t.Fatalf("the waiting run has %d pods", len(pods))
+	}
+	cr = s.until("mpi is admitted", time.Minute, func(cr reconcile.ClusterReport) bool {
+		return decision(cr, "ml/mpi").Action == berth.ActionAdmit
+	})
 	d := decision(cr, "ml/mpi")
-	if d.Action != berth.ActionAdmit || len(d.Roles) != 2 {
-		t.Fatalf("mpi: %s with roles %+v, want admitted with two roles\n%s", d.Action, d.Roles, runsText(cr))
+	if len(d.Roles) != 2 {
+		t.Fatalf("mpi admitted with roles %+v, want two", d.Roles)
 	}
 	for _, r := range cr.Results {
 		if r.Err != nil {
 			t.Fatalf("apply %s %s: %v", r.Change.Op, r.Change.Workload.ID(), r.Err)
 		}
 	}
-	launcher, worker := s.roleJobs()
+	launcher, worker = s.roleJobs()
 	for _, j := range []*batchv1.Job{launcher, worker} {
 		if j.Spec.Suspend == nil || *j.Spec.Suspend {
-			t.Fatalf("Job %s is suspended after the run was admitted", j.Name)
+			t.Fatalf("Job %s is suspended after the apply that admitted the run", j.Name)
 		}
 	}
 	if n := *worker.Spec.Completions; n != 4 {
