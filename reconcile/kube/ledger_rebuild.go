@@ -82,10 +82,18 @@ func (c *Cluster) RebuildLedger(ctx context.Context, now time.Time) ([]LedgerReb
 		}
 		derived[ns][LedgerKey(r.Workload.Name(), r.RunID)] = rec
 	}
-	for _, job := range c.objs().jobs() {
+	single, groups := roleGroups(c.objs().jobs())
+	for _, job := range single {
 		if r, ok := c.jobRun(job); ok {
 			w, _ := specOf(job.Annotations)
 			add(job.Namespace, r, w.Retries)
+		}
+	}
+	for _, jobs := range groups {
+		// The Jobs of a workload with roles are one run, one entry.
+		if r, ok := c.rolesRun(jobs); ok {
+			w, _ := specOf(jobs[0].Annotations)
+			add(jobs[0].Namespace, r, w.Retries)
 		}
 	}
 	for _, d := range c.objs().deployments() {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/berth-gpu/berth"
@@ -106,9 +107,15 @@ func TestRolesRun(t *testing.T) {
 	if len(r.Roles) != 2 || len(r.Roles[1].Placements) != 4 || r.Roles[1].Flavor != "h100" || r.Roles[0].Flavor != "cpu" {
 		t.Errorf("observed roles %+v, want launcher on cpu and 4 workers on h100", r.Roles)
 	}
-	if pods := s.pods("ml", "mpi"); len(pods) != 5 {
-		t.Errorf("%d pods run, want 5", len(pods))
-	}
+	s.until("every pod of every role runs", time.Minute, func(reconcile.ClusterReport) bool {
+		n := 0
+		for _, p := range s.pods("ml", "mpi") {
+			if p.Status.Phase == corev1.PodRunning || p.Status.Phase == corev1.PodSucceeded {
+				n++
+			}
+		}
+		return n == 5
+	})
 	s.until("the run succeeds", 2*time.Minute, func(cr reconcile.ClusterReport) bool {
 		return phase(cr, "ml/mpi") == reconcile.PhaseSucceeded
 	})
@@ -117,6 +124,17 @@ func TestRolesRun(t *testing.T) {
 		if j.Status.Succeeded != *j.Spec.Completions {
 			t.Errorf("Job %s: %d of %d pods succeeded", j.Name, j.Status.Succeeded, *j.Spec.Completions)
 		}
+	}
+	// The ledger rebuilt from the objects has one entry for the run.
+	if _, err := s.cluster.RebuildLedger(s.ctx, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	cm, err := s.env.Client.CoreV1().ConfigMaps(s.ns("ml")).Get(s.ctx, kube.LedgerName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := cm.Data["mpi.1"]; !strings.Contains(e, `"phase":"succeeded"`) {
+		t.Errorf("rebuilt ledger entry of mpi: %q, want succeeded", e)
 	}
 	// Done is done: a reconcile changes nothing.
 	before := s.writes.Load()
