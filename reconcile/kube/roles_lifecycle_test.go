@@ -200,6 +200,46 @@ func TestRolesFailTogether(t *testing.T) {
 	}
 }
 
+// TestRolesPartial: a run that waited with every role's Job at its full
+// count is admitted with fewer workers (minCount): its Jobs are made again
+// at the admitted counts, which their pods are told.
+func TestRolesPartial(t *testing.T) {
+	s := newScenario(t, "rolespart", gpuNode())
+	s.team(8, `workloads: ml: mpi: {kind: "training", image: "img:1", priority: "low", command: ["/pi"],
+	roles: {
+		launcher: {resources: {cpu: "1", memory: "1Gi", flavor: "cpu"}, env: BERTH_SIMULATED_DURATION: "2s"}
+		worker: {count: 4, minCount: 2, resources: {gpu: 2, flavor: "h100"}, env: BERTH_SIMULATED_DURATION: "2s"}
+	}}
+workloads: ml: first: {kind: "batch", image: "img:1", env: BERTH_SIMULATED_DURATION: "3s", resources: {gpu: 8, flavor: "h100"}}
+workloads: ml: second: {kind: "batch", image: "img:1", env: BERTH_SIMULATED_DURATION: "60s", resources: {gpu: 4, flavor: "h100"}}
+`)
+	cr := s.mustReconcile()
+	if d := decision(cr, "ml/mpi"); d.Action != berth.ActionQueue {
+		t.Fatalf("mpi: %s, want queued\n%s", d.Action, runsText(cr))
+	}
+	if _, worker := s.roleJobs(); *worker.Spec.Completions != 4 {
+		t.Fatalf("the waiting worker Job has %d completions, want 4", *worker.Spec.Completions)
+	}
+	cr = s.until("mpi is admitted", time.Minute, func(cr reconcile.ClusterReport) bool {
+		return decision(cr, "ml/mpi").Action == berth.ActionAdmit
+	})
+	if d := decision(cr, "ml/mpi"); d.Pods != 3 || d.PodsAsked != 5 {
+		t.Errorf("mpi admitted with %d of %d pods, want 3 of 5 (2 of 4 workers)", d.Pods, d.PodsAsked)
+	}
+	launcher, worker := s.roleJobs()
+	if *worker.Spec.Completions != 2 || *worker.Spec.Parallelism != 2 {
+		t.Errorf("worker Job: %d completions, %d parallelism, want 2", *worker.Spec.Completions, *worker.Spec.Parallelism)
+	}
+	env := map[string]string{}
+	for _, e := range launcher.Spec.Template.Spec.Containers[0].Env {
+		env[e.Name] = e.Value
+	}
+	if env["BERTH_ROLES"] != "launcher=1,worker=2" || env["BERTH_WORLD_SIZE"] != "3" {
+		t.Errorf("launcher env BERTH_ROLES=%q BERTH_WORLD_SIZE=%q, want launcher=1,worker=2 and 3", env["BERTH_ROLES"], env["BERTH_WORLD_SIZE"])
+	}
+	s.until("mpi succeeds", 2*time.Minute, func(cr reconcile.ClusterReport) bool { return phase(cr, "ml/mpi") == reconcile.PhaseSucceeded })
+}
+
 func contains(xs []string, x string) bool {
 	for _, y := range xs {
 		if y == x {
