@@ -17,9 +17,16 @@ import (
 
 // Pool bounds how many child processes evaluate at once. Loaders that share
 // a Pool (berth serve's engine and its pull-request planner) share its
-// slots; an evaluation waits for a free one.
+// slots; an evaluation waits for a free one, in the order they came.
+//
+// A Pool has two lanes: n slots for first tries, and one slot of its own
+// for retries with the full CPU budget (Options.FirstTimeout), so that a
+// tree that needs its full budget, a CPU-only evaluation bomb above all,
+// never keeps another tree's first try waiting. At most n+1 children run
+// at once.
 type Pool struct {
 	slots   chan struct{}
+	retries chan struct{}
 	started atomic.Int64
 
 	mu            sync.Mutex
@@ -27,7 +34,9 @@ type Pool struct {
 }
 
 // NewPool returns a Pool of n slots (at least one).
-func NewPool(n int) *Pool { return &Pool{slots: make(chan struct{}, max(1, n))} }
+func NewPool(n int) *Pool {
+	return &Pool{slots: make(chan struct{}, max(1, n)), retries: make(chan struct{}, 1)}
+}
 
 // Started is how many child processes the Pool has started.
 func (p *Pool) Started() int { return int(p.started.Load()) }
@@ -39,9 +48,17 @@ func (p *Pool) Busiest() int {
 	return p.busiest
 }
 
-// acquire waits for a free slot.
-func (p *Pool) acquire() {
-	p.slots <- struct{}{}
+// lane is the slots a try waits for: the first tries' or the retries'.
+func (p *Pool) lane(retry bool) chan struct{} {
+	if retry {
+		return p.retries
+	}
+	return p.slots
+}
+
+// acquire waits for a free slot in its lane.
+func (p *Pool) acquire(retry bool) {
+	p.lane(retry) <- struct{}{}
 	p.started.Add(1)
 	p.mu.Lock()
 	p.busy++
@@ -49,18 +66,19 @@ func (p *Pool) acquire() {
 	p.mu.Unlock()
 }
 
-func (p *Pool) release() {
+func (p *Pool) release(retry bool) {
 	p.mu.Lock()
 	p.busy--
 	p.mu.Unlock()
-	<-p.slots
+	<-p.lane(retry)
 }
 
-// evaluateInChild evaluates the instances in dirs in a child process and
-// returns their results in the same order.
-func (l *Loader) evaluateInChild(t *tree, dirs []string) ([]*instanceResult, error) {
-	l.opts.Pool.acquire()
-	defer l.opts.Pool.release()
+// evaluateInChild evaluates the instances in dirs in a child process with
+// a CPU budget of timeout, and returns their results in the same order. A
+// retry waits for the Pool's retry lane.
+func (l *Loader) evaluateInChild(t *tree, dirs []string, timeout time.Duration, retry bool) ([]*instanceResult, error) {
+	l.opts.Pool.acquire(retry)
+	defer l.opts.Pool.release(retry)
 
 	what := "evaluate " + describeDirs(dirs)
 	cmd := exec.Command(l.opts.Child[0], l.opts.Child[1:]...)
@@ -105,7 +123,7 @@ func (l *Loader) evaluateInChild(t *tree, dirs []string) ([]*instanceResult, err
 
 	go func() {
 		// A failed write shows as the child's failure below.
-		writeRequest(stdin, request{Timeout: l.opts.Timeout, MaxMemory: l.opts.MaxMemory, Parallelism: l.opts.Parallelism, Dirs: dirs}, t)
+		writeRequest(stdin, request{Timeout: timeout, MaxMemory: l.opts.MaxMemory, Parallelism: l.opts.Parallelism, Dirs: dirs}, t)
 		stdin.Close()
 	}()
 	a := readAnswer(stdout, t, dirs, resultBudget(l.opts))
@@ -134,20 +152,20 @@ func (l *Loader) evaluateInChild(t *tree, dirs []string) ([]*instanceResult, err
 	at := a.running()
 	sig := exitSignal(st)
 	switch {
-	case timedOut && cpu >= l.opts.Timeout:
-		return nil, runaway(t, at, cpuMessage(l.opts.Timeout))
+	case timedOut && cpu >= timeout:
+		return nil, runaway(t, at, cpuMessage(timeout))
 	case timedOut:
 		// CUE neither sleeps nor waits: a child that used little CPU in
 		// all that time was starved or stuck, which is not the commit's
 		// doing. Not remembered: the next load tries again.
 		return nil, fmt.Errorf("%s: the evaluation process took longer than %s with %s of CPU time: this machine is overloaded, or berth is stuck",
 			what, wall, cpu.Round(time.Millisecond))
-	case sig == "SIGXCPU" || (sig == "SIGKILL" && !killed && cpu >= l.opts.Timeout/2):
+	case sig == "SIGXCPU" || (sig == "SIGKILL" && !killed && cpu >= timeout/2):
 		// RLIMIT_CPU: SIGXCPU at its soft limit, SIGKILL at its hard one
 		// (by the kernel's count, which can run ahead of the exact time
 		// read here). A SIGKILL early in the evaluation is someone else's
 		// (the OOM killer's): berth's problem.
-		return nil, runaway(t, at, cpuMessage(l.opts.Timeout))
+		return nil, runaway(t, at, cpuMessage(timeout))
 	case outOfMemory(stderr.String()):
 		return nil, runaway(t, at, memoryMessage(l.opts.MaxMemory))
 	case a.err != nil:

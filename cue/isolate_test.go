@@ -3,6 +3,7 @@ package cue_test
 import (
 	"errors"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -263,5 +264,81 @@ func TestChildDeaths(t *testing.T) {
 				t.Errorf("two loads started %d children, want %d", got, tc.processes)
 			}
 		})
+	}
+}
+
+// TestFirstTriesDoNotWaitForBombs: with a Pool of one slot, while CPU-only
+// bombs (the comprehension bomb) are being retried with their full budget,
+// a valid tree's first try still gets the slot, and is not retried; each
+// bomb is tried twice (the second time in the retry lane), reported with
+// its full budget, and, remembered by its tree, never evaluated again.
+func TestFirstTriesDoNotWaitForBombs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("evaluates bombs for seconds")
+	}
+	pool := cue.NewPool(1)
+	opts := isolated(t, cue.Options{Timeout: 4 * time.Second, FirstTimeout: 300 * time.Millisecond, Pool: pool})
+	bomb := toMapFS(t, os.DirFS(filepath.Join(brokenDir, "comprehension-bomb")))
+	bombs := cue.NewLoader(opts)
+	var (
+		wg        sync.WaitGroup
+		mu        sync.Mutex
+		bombsDone int
+	)
+	bombErrs := make([]error, 3)
+	for i := range bombErrs {
+		fsys := maps.Clone(bomb)
+		fsys["workloads/vision/n.cue"] = &fstest.MapFile{Data: []byte("package vision\n_n: " + strconv.Itoa(i) + "\n")}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, bombErrs[i] = bombs.Load(fsys)
+			mu.Lock()
+			bombsDone++
+			mu.Unlock()
+		}()
+	}
+	time.Sleep(100 * time.Millisecond) // the bombs are first in the queue
+	valid := cue.NewLoader(opts)
+	start := time.Now()
+	r, err := valid.LoadResult(toMapFS(t, fixtures.Demo()))
+	took := time.Since(start)
+	mu.Lock()
+	doneBefore := bombsDone
+	mu.Unlock()
+	if err != nil {
+		t.Fatalf("the valid tree: %v", err)
+	}
+	if r.Stats.Retried || r.Stats.Processes != 1 {
+		t.Errorf("the valid tree was retried: %+v", r.Stats)
+	}
+	wg.Wait()
+	// The retry lane is one child: the bombs' retries end one after the
+	// other, and the valid tree, behind their first tries only, ends
+	// before the second.
+	t.Logf("the valid tree was evaluated %s after it came, behind the bombs' first tries", took.Round(time.Millisecond))
+	if doneBefore > 1 {
+		t.Errorf("the valid tree waited for %d bombs' retries (%s)", doneBefore, took)
+	}
+	for i, err := range bombErrs {
+		var errs cue.Errors
+		if !errors.As(err, &errs) || !strings.Contains(errs.Error(), "evaluation used more than 4s of CPU time") ||
+			!strings.Contains(errs.Error(), "workloads/vision/grid.cue") {
+			t.Errorf("bomb %d: %v, want its full budget's runaway at grid.cue", i, err)
+		}
+	}
+	if n := pool.Started(); n != 7 {
+		t.Errorf("%d children started, want 7: two per bomb, one for the valid tree", n)
+	}
+	started := pool.Started()
+	for i := range bombErrs {
+		fsys := maps.Clone(bomb)
+		fsys["workloads/vision/n.cue"] = &fstest.MapFile{Data: []byte("package vision\n_n: " + strconv.Itoa(i) + "\n")}
+		if _, err := bombs.Load(fsys); err == nil {
+			t.Errorf("bomb %d loaded the second time", i)
+		}
+	}
+	if n := pool.Started() - started; n != 0 {
+		t.Errorf("the bombs were evaluated again: %d children", n)
 	}
 }

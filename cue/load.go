@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"runtime"
 	"runtime/metrics"
+	"strings"
 	"sync"
 	"time"
 
@@ -30,6 +31,15 @@ type Options struct {
 	// time is berth's problem, not the commit's, and the error says so);
 	// in this process at ten times Timeout.
 	Timeout time.Duration
+	// FirstTimeout, when set below Timeout, is the CPU budget of a first
+	// try in a child process: a tree whose evaluation passes it is
+	// evaluated again with the full Timeout, in the Pool's retry lane (one
+	// child at a time), so that trees that need long, bombs that only burn
+	// CPU above all, never hold the slots of the trees behind them for
+	// their whole budget. A tree that passes its memory bound, or fails
+	// any other way, is not retried. Zero: one try with Timeout. berth
+	// serve sets it (DefaultFirstTimeout).
+	FirstTimeout time.Duration
 	// MaxMemory bounds the memory of an evaluation (default 512 MiB, half
 	// of deploy/'s memory limit for the whole of berth serve). In a child
 	// process it is the child's memory budget: its garbage collector aims
@@ -53,6 +63,12 @@ type Options struct {
 	// given the same Pool (default: a Pool of 2 of this Loader's own).
 	Pool *Pool
 }
+
+// DefaultFirstTimeout is the CPU budget of the first try that berth serve
+// gives every tree (Options.FirstTimeout). berth's repositories evaluate
+// in a fraction of it: the 1,000-workload benchmark repository in about
+// 0.3 s; the 10,000-workload one needs a retry.
+const DefaultFirstTimeout = time.Second
 
 func (o Options) withDefaults() Options {
 	if o.MaxFileSize == 0 {
@@ -117,9 +133,10 @@ const cacheIdle = 64
 
 // Stats counts the work a Load did.
 type Stats struct {
-	Instances int // package instances in the repository
-	Evaluated int // instances evaluated (the rest came from the cache)
-	Processes int // child processes started for it (0 or 1)
+	Instances int  // package instances in the repository
+	Evaluated int  // instances evaluated (the rest came from the cache)
+	Processes int  // child processes started for it (0, 1, or 2 with a retry)
+	Retried   bool // the first try's CPU budget was not enough (Options.FirstTimeout)
 }
 
 // Result is what a Load found: the configuration (nil when the repository
@@ -242,7 +259,7 @@ func (l *Loader) evaluate(t *tree) ([]*instanceResult, Stats, error) {
 		for k, i := range todo {
 			dirs[k] = t.dirs[i]
 		}
-		rs, err := l.evaluateInChild(t, dirs)
+		rs, err := l.evaluateEscalating(t, dirs, &stats)
 		if err != nil {
 			return nil, stats, err
 		}
@@ -276,6 +293,35 @@ func (l *Loader) evaluate(t *tree) ([]*instanceResult, Stats, error) {
 		}
 	}
 	return results, stats, nil
+}
+
+// evaluateEscalating evaluates dirs in a child process: first within
+// FirstTimeout of CPU time, and, when that is not enough, again within
+// Timeout in the Pool's retry lane.
+func (l *Loader) evaluateEscalating(t *tree, dirs []string, stats *Stats) ([]*instanceResult, error) {
+	first := l.opts.FirstTimeout
+	if first <= 0 || first >= l.opts.Timeout {
+		return l.evaluateInChild(t, dirs, l.opts.Timeout, false)
+	}
+	rs, err := l.evaluateInChild(t, dirs, first, false)
+	if errs, ok := err.(Errors); !ok || !errs.cpuRunaway(first) {
+		return rs, err
+	}
+	stats.Processes++
+	stats.Retried = true
+	return l.evaluateInChild(t, dirs, l.opts.Timeout, true)
+}
+
+// cpuRunaway reports whether errs say that an evaluation used more than
+// limit of CPU time (and nothing else: a memory bound is final).
+func (errs Errors) cpuRunaway(limit time.Duration) bool {
+	msg := cpuMessage(limit)
+	for _, e := range errs {
+		if !strings.HasPrefix(e.Message, msg) {
+			return false
+		}
+	}
+	return len(errs) > 0
 }
 
 // cached returns the cached result for dir that is up to date in t, or

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -53,10 +54,21 @@ func loadDir(dir string) (cue.Result, error) {
 	return cue.NewLoader(loadOptions()).LoadResult(os.DirFS(dir))
 }
 
+// evalTimeout is the CPU budget of an evaluation by berth serve's loaders
+// (serve's --eval-timeout).
+var evalTimeout = 60 * time.Second
+
 // newLoader is the loader of berth serve's engine and pull-request
-// planner: isolated, and logging what it did not read.
+// planner: isolated, logging what it did not read, and trying every tree
+// first with a short CPU budget (cue.DefaultFirstTimeout), so that a
+// pull request that carries a CPU-only bomb holds a slot of the pool for
+// a second, not a minute; a tree that needs more is retried in the pool's
+// retry lane.
 func newLoader(log *slog.Logger) *loggingLoader {
-	return &loggingLoader{l: cue.NewLoader(loadOptions()), log: log}
+	opts := loadOptions()
+	opts.Timeout = evalTimeout
+	opts.FirstTimeout = cue.DefaultFirstTimeout
+	return &loggingLoader{l: cue.NewLoader(opts), log: log}
 }
 
 // loggingLoader logs the warnings of every load: the engine and the
