@@ -40,8 +40,9 @@ type Options struct {
 	// any other way, is not retried. Zero: one try with Timeout. berth
 	// serve sets it (DefaultFirstTimeout).
 	FirstTimeout time.Duration
-	// MaxMemory bounds the memory of an evaluation (default 512 MiB, half
-	// of deploy/'s memory limit for the whole of berth serve). In a child
+	// MaxMemory bounds the memory of an evaluation (default 512 MiB; berth
+	// serve runs up to three children, and deploy/'s memory limit of
+	// 2 GiB holds three of these and serve). In a child
 	// process it is the child's memory budget: its garbage collector aims
 	// at three quarters of it, its heap may not pass it, and the kernel
 	// refuses it address space beyond what it had mapped when it started
