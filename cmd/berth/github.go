@@ -148,6 +148,10 @@ func newGitHubServe(o serveOptions, log *slog.Logger) (*githubServe, error) {
 	s.planner = gh.NewPlanner(gh.PlannerOptions{API: c, Git: git, Loader: newLoader(log), Observe: s.observe,
 		Sync: s.sync, Logger: log})
 	if secret := os.Getenv(g.secretEnv); secret != "" {
+		// More planners than evaluation children: a pull request whose
+		// tree is retried with the full CPU budget (cue.Options.FirstTimeout)
+		// holds its planner while it waits for the one retry lane, and the
+		// pull requests behind it must still find a planner.
 		// Deliveries and the work they asked for, kept across restarts so
 		// that a replay plans nothing twice.
 		s.seen, err = webhook.OpenStore(filepath.Join(o.stateDir, "webhook-deliveries.db"), webhook.StoreOptions{})
@@ -155,7 +159,8 @@ func newGitHubServe(o serveOptions, log *slog.Logger) (*githubServe, error) {
 			return nil, err
 		}
 		s.recv, err = webhook.New(webhook.Options{Secret: []byte(secret), Repo: g.repo, Branch: o.branch, Logger: log,
-			Handler: gh.Handler{Planner: s.planner, OnPush: s.push, Logger: log}, MaxBody: g.webhookMaxBody, Seen: s.seen})
+			Handler: gh.Handler{Planner: s.planner, OnPush: s.push, Logger: log}, MaxBody: g.webhookMaxBody, Seen: s.seen,
+			Workers: plannerWorkers})
 		if err != nil {
 			s.seen.Close()
 			return nil, err
@@ -383,3 +388,7 @@ func shortHash(s string) string {
 	}
 	return s
 }
+
+// plannerWorkers is how many pull requests serve plans at once; the
+// evaluation Pool (two children and a retry lane) bounds the work.
+const plannerWorkers = 8
