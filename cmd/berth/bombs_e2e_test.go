@@ -240,7 +240,7 @@ func (w *memoryWatch) sample() {
 			// pid (comm) state ppid ...
 			s := string(b)
 			if i := strings.LastIndexByte(s, ')'); i > 0 {
-				if f := strings.Fields(s[i+1:]); len(f) > 1 && f[1] == strconv.Itoa(w.pid) {
+				if f := strings.Fields(s[i+1:]); len(f) > 1 && f[1] == strconv.Itoa(w.pid) && isEvalChild(pid) {
 					kids = append(kids, pid)
 				}
 			}
@@ -254,6 +254,13 @@ func (w *memoryWatch) sample() {
 			w.children[k] = max(w.children[k], h)
 		}
 	}
+}
+
+// isEvalChild reports whether pid is an evaluation process (berth
+// __eval), not git or a workload's shim.
+func isEvalChild(pid int) bool {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	return strings.Contains(string(b), "\x00"+evalCommand)
 }
 
 // stop ends the sampling and returns what it found.
@@ -283,4 +290,77 @@ func procHWM(pid int) int64 {
 		}
 	}
 	return 0
+}
+
+// TestBombOnTrackedBranch: the comprehension bomb (CPU only) is pushed to
+// the tracked branch of a berth serve that runs a job. For a soak of
+// resyncs (90 s; BERTH_SOAK=10m for the ten minutes) serve's peak
+// RSS stays under 300 MiB, the job keeps running (it started once and was
+// not stopped), the bomb is evaluated once (a first try and one retry:
+// two evaluation children, not two per resync), and /metrics, polled every
+// second, answers every time.
+func TestBombOnTrackedBranch(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts berth serve for a soak")
+	}
+	soak := 90 * time.Second
+	if s := os.Getenv("BERTH_SOAK"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			t.Fatalf("BERTH_SOAK: %v", err)
+		}
+		soak = d
+	}
+	e := newE2E(t)
+	e.write("jobs/a.cue", "package jobs\n"+e.job("a", 3600))
+	e.commit("a long job")
+	e.args = []string{"--eval-timeout", "10s"}
+	e.start()
+	e.waitState("t/a@1", "running")
+
+	mem := watchMemory(e.serve.Process.Pid)
+	defer mem.stop()
+	grid, err := os.ReadFile("../../fixtures/repos/broken/comprehension-bomb/workloads/vision/grid.cue")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.write("jobs/grid.cue", strings.Replace(strings.Replace(string(grid), "package vision", "package jobs", 1),
+		"workloads: vision: grid: {", "workloads: t: grid: {\n\tcommand: [\"true\"]\n\tresources: {cpu: 1, memory: \"1Gi\", flavor: \"cpu\"}", 1))
+	e.commit("a comprehension bomb")
+
+	var metricsOK, metricsFailed int
+	deadline := time.Now().Add(soak)
+	for time.Now().Before(deadline) {
+		client := http.Client{Timeout: 5 * time.Second}
+		resp, err := client.Get(e.addr + "/metrics")
+		if err == nil && resp.StatusCode == http.StatusOK {
+			metricsOK++
+		} else {
+			metricsFailed++
+			t.Logf("/metrics: %v %v", resp, err)
+		}
+		if resp != nil {
+			resp.Body.Close()
+		}
+		time.Sleep(time.Second)
+	}
+	st := e.status()
+	serve, children := mem.stop()
+	t.Logf("soak %s: serve's peak RSS %d MiB; evaluation children %d (largest peak %d MiB); /metrics answered %d times, failed %d; invalid: %q",
+		soak, serve>>20, len(children), maxOf(children)>>20, metricsOK, metricsFailed, st["invalid"])
+	if serve > 300<<20 {
+		t.Errorf("serve's peak RSS is %d MiB, want under 300 MiB", serve>>20)
+	}
+	if metricsFailed > 0 {
+		t.Errorf("/metrics failed %d times of %d", metricsFailed, metricsOK+metricsFailed)
+	}
+	if !strings.Contains(st["invalid"], "jobs/grid.cue") && !strings.Contains(st["invalid"], "CPU time") {
+		t.Errorf("the bomb is not reported invalid: %v", st)
+	}
+	if st["t/a@1"] != "running" || e.runs("a") != 1 {
+		t.Errorf("the job did not keep running: %s, started %d times", st["t/a@1"], e.runs("a"))
+	}
+	if len(children) > 2 {
+		t.Errorf("%d evaluation children after the bomb, want 2 (a first try and a retry)", len(children))
+	}
 }
