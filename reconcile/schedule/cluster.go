@@ -23,6 +23,20 @@ type cluster struct {
 	sigs   []nodeSig
 	sigOK  []bool
 	sigBig []bool // too many GPUs to memoise
+
+	// gen counts each node's changes (from 1); picks caches, per shape,
+	// the best way to place one pod on each node as of a generation, so a
+	// pod's pick looks at an array instead of hashing every node's
+	// signature.
+	gen   []uint32
+	picks map[shape]*pickCache
+}
+
+// pickCache is one shape's pick on each node, valid while the node's
+// generation is the one recorded (0: none).
+type pickCache struct {
+	gen []uint32
+	pm  []pickMemo
 }
 
 // flavorInfo is a flavor of the cluster and the nodes it selects, in node
@@ -45,6 +59,10 @@ func newCluster(name string, snapNodes []berth.Node, flavors map[string]berth.Fl
 	c.sigs = make([]nodeSig, len(c.nodes))
 	c.sigOK = make([]bool, len(c.nodes))
 	c.sigBig = make([]bool, len(c.nodes))
+	c.gen = make([]uint32, len(c.nodes))
+	for i := range c.gen {
+		c.gen[i] = 1
+	}
 	names := make([]string, 0, len(flavors))
 	for n := range flavors {
 		names = append(names, n)
@@ -82,10 +100,27 @@ func (c *cluster) setFrag(m *fragModel) {
 	for i := range c.sigOK {
 		c.sigOK[i] = false
 	}
+	c.picks = nil
 }
 
-// touch marks a node's cached signature stale.
-func (c *cluster) touch(i int) { c.sigOK[i] = false }
+// touch marks a node's cached signature and picks stale.
+func (c *cluster) touch(i int) {
+	c.sigOK[i] = false
+	c.gen[i]++
+}
+
+// pickCacheFor is shape s's cache of picks.
+func (c *cluster) pickCacheFor(s shape) *pickCache {
+	pc := c.picks[s]
+	if pc == nil {
+		if c.picks == nil {
+			c.picks = map[shape]*pickCache{}
+		}
+		pc = &pickCache{gen: make([]uint32, len(c.nodes)), pm: make([]pickMemo, len(c.nodes))}
+		c.picks[s] = pc
+	}
+	return pc
+}
 
 // sigOf is node i's signature under the fragmentation model; false when
 // the node is too large to memoise.
@@ -132,5 +167,7 @@ func (c *cluster) clone() *cluster {
 	d.sigs = append([]nodeSig(nil), c.sigs...)
 	d.sigOK = append([]bool(nil), c.sigOK...)
 	d.sigBig = append([]bool(nil), c.sigBig...)
+	d.gen = append([]uint32(nil), c.gen...)
+	d.picks = nil
 	return &d
 }

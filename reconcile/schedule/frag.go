@@ -297,24 +297,30 @@ func (p *fgd) pick(c *cluster, cands []int, s shape) (choice, bool) {
 	best := -1
 	var bestKey int64
 	var bestM pickMemo
+	pc := c.pickCacheFor(s)
 	for rank, i := range cands {
 		x := c.nodes[i]
 		if !x.fits(s) {
 			continue
 		}
 		var pm pickMemo
-		if g, ok := c.sigOf(i); ok {
-			var hit bool
-			if pm, hit = memo[g]; !hit {
-				pm = m.bestOnNode(g.cpu, g.mem, g.gpu[:g.n], s)
-				memo[g] = pm
-			}
+		if pc.gen[i] == c.gen[i] {
+			pm = pc.pm[i]
 		} else {
-			mem := int64(0)
-			if m.usesMem {
-				mem = x.memFree
+			if g, ok := c.sigOf(i); ok {
+				var hit bool
+				if pm, hit = memo[g]; !hit {
+					pm = m.bestOnNode(g.cpu, g.mem, g.gpu[:g.n], s)
+					memo[g] = pm
+				}
+			} else {
+				mem := int64(0)
+				if m.usesMem {
+					mem = x.memFree
+				}
+				pm = m.bestOnNode(x.cpuFree, mem, freeDesc(x), s)
 			}
-			pm = m.bestOnNode(x.cpuFree, mem, freeDesc(x), s)
+			pc.gen[i], pc.pm[i] = c.gen[i], pm
 		}
 		var key int64
 		if p.paper {
