@@ -30,6 +30,10 @@ type cluster struct {
 	// signature.
 	gen   []uint32
 	picks map[shape]*pickCache
+
+	// gangCands and gangOut are gangOrder's buffers.
+	gangCands []gangCand
+	gangOut   []int
 }
 
 // pickCache is one shape's pick on each node, valid while the node's
@@ -169,5 +173,6 @@ func (c *cluster) clone() *cluster {
 	d.sigBig = append([]bool(nil), c.sigBig...)
 	d.gen = append([]uint32(nil), c.gen...)
 	d.picks = nil
+	d.gangCands, d.gangOut = nil, nil
 	return &d
 }

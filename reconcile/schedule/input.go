@@ -18,6 +18,9 @@ type Request struct {
 	// Since is when the run was first seen waiting; equal priorities are
 	// served in this order.
 	Since time.Time
+
+	// flavors caches CandidateFlavors where prepare has it.
+	flavors []string
 }
 
 // CandidateFlavors returns the flavors a workload may run on, in the order
@@ -94,8 +97,13 @@ func contradicts(labels, sel map[string]string) bool {
 // flavor, or the default cluster when it has none (where its plan rejects
 // it).
 func ClusterOf(cfg *berth.Config, w berth.Workload) string {
-	if c := CandidateFlavors(cfg, w); len(c) > 0 {
-		return cfg.FlavorCluster(c[0])
+	return clusterOf(cfg, CandidateFlavors(cfg, w))
+}
+
+// clusterOf is ClusterOf from the workload's candidate flavors.
+func clusterOf(cfg *berth.Config, flavors []string) string {
+	if len(flavors) > 0 {
+		return cfg.FlavorCluster(flavors[0])
 	}
 	return cfg.DefaultCluster()
 }
@@ -123,12 +131,7 @@ func prepare(cfg *berth.Config, snap *berth.Snapshot, opts Options) ([]Request, 
 		running[r.Workload] = true
 		runningRun[runKey{r.Workload, r.RunID}] = true
 	}
-	queued := map[berth.WorkloadID][]berth.QueuedWorkload{}
-	queuedRun := map[runKey]bool{}
-	for _, q := range snap.Queue {
-		queued[q.Workload] = append(queued[q.Workload], q)
-		queuedRun[runKey{q.Workload, q.RunID}] = true
-	}
+	queued := indexQueue(snap.Queue)
 	type result struct{ succeeded, failed bool }
 	finished := map[berth.WorkloadID]map[string]berth.FinishedRun{}
 	for _, f := range snap.Finished {
@@ -165,7 +168,7 @@ func prepare(cfg *berth.Config, snap *berth.Snapshot, opts Options) ([]Request, 
 	// back while its backoff runs.
 	var reqs []Request
 	var decisions []berth.Decision
-	ask := func(w berth.Workload, q berth.QueuedWorkload, base berth.Decision) {
+	ask := func(w berth.Workload, q berth.QueuedWorkload, base berth.Decision, flavors []string) {
 		if q.Failures > 0 && !q.FailedAt.IsZero() {
 			if at := q.FailedAt.Add(opts.backoff(q.Failures)); at.After(snap.Time) {
 				what := "retrying"
@@ -181,13 +184,15 @@ func prepare(cfg *berth.Config, snap *berth.Snapshot, opts Options) ([]Request, 
 				return
 			}
 		}
-		reqs = append(reqs, Request{Workload: w, RunID: q.RunID, Since: q.Since})
+		reqs = append(reqs, Request{Workload: w, RunID: q.RunID, Since: q.Since, flavors: flavors})
 	}
 
 	reqs = make([]Request, 0, len(cfg.Workloads))
+	var buf []berth.QueuedWorkload
 	for _, id := range cfg.WorkloadIDs() {
 		w := cfg.Workloads[id]
-		if ClusterOf(cfg, w) != snap.Cluster {
+		flavors := CandidateFlavors(cfg, w)
+		if clusterOf(cfg, flavors) != snap.Cluster {
 			continue
 		}
 		base := baseDecision(cfg, w, w.RunID, snap.Cluster)
@@ -233,10 +238,10 @@ func prepare(cfg *berth.Config, snap *berth.Snapshot, opts Options) ([]Request, 
 		if w.Schedule != "" {
 			// A periodic job runs only as ticks: the latest one due, if
 			// the snapshot does not know it yet, and the ticks waiting.
-			ticks := queued[id]
+			ticks := queued.of(id, nil)
 			if tick, ok := lastTick(w.Schedule, snap.Time, opts.tickDeadline()); ok {
 				k := runKey{id, TickRunID(w.RunID, tick)}
-				if !runningRun[k] && !queuedRun[k] && !finishedRun(finished[id], k.run) {
+				if !runningRun[k] && !hasRun(ticks, k.run) && !finishedRun(finished[id], k.run) {
 					ticks = append(ticks, berth.QueuedWorkload{Workload: id, RunID: k.run, Since: tick})
 				}
 			}
@@ -249,20 +254,68 @@ func prepare(cfg *berth.Config, snap *berth.Snapshot, opts Options) ([]Request, 
 			}
 			for _, q := range ticks {
 				q.RunID = orDefault(q.RunID, w.RunID)
-				ask(w, q, base)
+				ask(w, q, base, flavors)
 			}
 			continue
 		}
 		q := berth.QueuedWorkload{Workload: id, RunID: w.RunID, Since: snap.Time}
-		for _, x := range queued[id] {
+		buf = queued.of(id, buf[:0])
+		for _, x := range buf {
 			if x.RunID == "" || x.RunID == w.RunID {
 				q = x
 				q.RunID = w.RunID
 			}
 		}
-		ask(w, q, base)
+		ask(w, q, base, flavors)
 	}
 	return reqs, decisions
+}
+
+// queueIndex finds a snapshot's queue entries by workload, in the order
+// the snapshot lists them, without a slice per workload.
+type queueIndex struct {
+	queue []berth.QueuedWorkload
+	first map[berth.WorkloadID]int32
+	next  []int32 // the workload's next entry, or -1
+}
+
+func indexQueue(queue []berth.QueuedWorkload) queueIndex {
+	x := queueIndex{queue: queue, first: make(map[berth.WorkloadID]int32, len(queue)), next: make([]int32, len(queue))}
+	last := map[berth.WorkloadID]int32{}
+	for i, q := range queue {
+		x.next[i] = -1
+		if j, ok := x.first[q.Workload]; !ok {
+			x.first[q.Workload] = int32(i)
+		} else {
+			if k, ok := last[q.Workload]; ok {
+				j = k
+			}
+			x.next[j] = int32(i)
+			last[q.Workload] = int32(i)
+		}
+	}
+	return x
+}
+
+// of appends the workload's entries to buf.
+func (x queueIndex) of(id berth.WorkloadID, buf []berth.QueuedWorkload) []berth.QueuedWorkload {
+	i, ok := x.first[id]
+	if !ok {
+		return buf
+	}
+	for ; i >= 0; i = x.next[i] {
+		buf = append(buf, x.queue[i])
+	}
+	return buf
+}
+
+func hasRun(qs []berth.QueuedWorkload, runID string) bool {
+	for _, q := range qs {
+		if q.RunID == runID {
+			return true
+		}
+	}
+	return false
 }
 
 // runKey identifies a run within prepare.

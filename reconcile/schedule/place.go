@@ -1,6 +1,8 @@
 package schedule
 
 import (
+	"cmp"
+	"slices"
 	"sort"
 
 	"github.com/berth-gpu/berth"
@@ -236,28 +238,29 @@ func (c *cluster) placeEach(cands []int, s shape, count int, p placer) ([]berth.
 // gangOrder orders the flavor's nodes so that a first-fit pass packs the
 // gang into the fewest nodes: nodes that hold the most pods first, taken
 // from the tightest topology group that holds the whole gang. It returns
-// nil when the flavor cannot hold the gang now.
+// nil when the flavor cannot hold the gang now. The order lives in a
+// buffer of c's that the next call reuses.
 func (c *cluster) gangOrder(f *flavorInfo, s shape, count int) []int {
-	type cand struct {
-		idx, fit int
-		group    string
-	}
-	var cands []cand
+	cands := c.gangCands[:0]
 	total := 0
-	groups := map[string]int{}
+	var groups map[string]int
+	if f.flavor.TopologyLabel != "" {
+		groups = map[string]int{}
+	}
 	for _, i := range f.nodes {
 		n := podsFit(c.nodes[i], s)
 		if n == 0 {
 			continue
 		}
 		g := ""
-		if f.flavor.TopologyLabel != "" {
+		if groups != nil {
 			g = c.nodes[i].labels[f.flavor.TopologyLabel]
+			groups[g] += n
 		}
-		cands = append(cands, cand{idx: i, fit: n, group: g})
+		cands = append(cands, gangCand{idx: i, fit: n, group: g})
 		total += n
-		groups[g] += n
 	}
+	c.gangCands = cands // kept for the next call
 	if total < count {
 		return nil
 	}
@@ -275,24 +278,34 @@ func (c *cluster) gangOrder(f *flavorInfo, s shape, count int) []int {
 			}
 		}
 	}
-	sort.SliceStable(cands, func(i, j int) bool {
-		a, b := cands[i], cands[j]
+	// A total order (node indexes differ), so an unstable sort will do.
+	slices.SortFunc(cands, func(a, b gangCand) int {
 		if have && (a.group == chosen) != (b.group == chosen) {
-			return a.group == chosen
+			if a.group == chosen {
+				return -1
+			}
+			return 1
 		}
 		// Fewest nodes: the nodes that hold the most first; among nodes
 		// that hold the whole remainder, the tightest.
 		if a.fit != b.fit {
 			if a.fit >= count && b.fit >= count {
-				return a.fit < b.fit
+				return cmp.Compare(a.fit, b.fit)
 			}
-			return a.fit > b.fit
+			return cmp.Compare(b.fit, a.fit)
 		}
-		return a.idx < b.idx
+		return cmp.Compare(a.idx, b.idx)
 	})
-	out := make([]int, len(cands))
-	for i, x := range cands {
-		out[i] = x.idx
+	out := c.gangOut[:0]
+	for _, x := range cands {
+		out = append(out, x.idx)
 	}
+	c.gangOut = out
 	return out
+}
+
+// gangCand is a node that holds some pods of a gang.
+type gangCand struct {
+	idx, fit int
+	group    string
 }

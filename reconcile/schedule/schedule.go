@@ -1,8 +1,11 @@
 package schedule
 
 import (
+	"cmp"
 	"container/heap"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/berth-gpu/berth"
@@ -98,9 +101,10 @@ func (r *run) end() time.Time {
 	return r.since.Add(r.maxDuration)
 }
 
-// req is a request with what the cycle derives from it.
+// req is a request with what the cycle derives from it. It points at the
+// caller's request rather than copying it: a plan may hold 50,000.
 type req struct {
-	Request
+	*Request
 	id         berth.WorkloadID
 	team       string
 	prio       int
@@ -124,6 +128,8 @@ type req struct {
 	role   string
 	sel    map[string]string
 	selKey string
+	// seq is its place among the cycle's requests, the last tie-breaker.
+	seq int
 }
 
 func (r *req) demand(pods int) policy.Demand { return r.perPod.Scale(int64(pods)) }
@@ -188,7 +194,8 @@ func Schedule(in Input, opts Options) *berth.Plan {
 	s := NewScheduler(cfg, snap, opts)
 	st := s.st
 	plan := &berth.Plan{Cluster: snap.Cluster, Time: snap.Time, Placement: st.c.policy}
-	decisions := append([]berth.Decision(nil), extra...)
+	decisions := make([]berth.Decision, 0, len(extra)+len(st.runs)+len(reqs))
+	decisions = append(decisions, extra...)
 
 	// 2. Keep what runs; stop what left Git or the cluster.
 	for _, r := range st.runs {
@@ -218,12 +225,11 @@ func Schedule(in Input, opts Options) *berth.Plan {
 			decisions[i].Reason = &reason
 		}
 	}
-	sort.SliceStable(decisions, func(i, j int) bool {
-		a, b := decisions[i], decisions[j]
-		if a.Workload != b.Workload {
-			return a.Workload < b.Workload
+	slices.SortStableFunc(decisions, func(a, b berth.Decision) int {
+		if c := strings.Compare(string(a.Workload), string(b.Workload)); c != 0 {
+			return c
 		}
-		return a.RunID < b.RunID
+		return strings.Compare(a.RunID, b.RunID)
 	})
 	plan.Decisions = decisions
 	plan.Quota = mergeQuota(before, st.quotaUse())
@@ -380,9 +386,13 @@ func (s *Scheduler) decideOnly(now time.Time, reqs []Request) []berth.Decision {
 	st.ending = nil
 	st.noPreempt = map[preemptKey]bool{}
 	st.byFlavor = nil // built on first use: most cycles preempt nothing
-	rs := make([]*req, 0, len(reqs))
-	for _, r := range reqs {
-		rs = append(rs, st.newReq(r))
+	// One allocation for all the requests: a plan may hold 50,000.
+	all := make([]req, len(reqs))
+	rs := make([]*req, len(reqs))
+	for i := range reqs {
+		st.initReq(&all[i], &reqs[i])
+		all[i].seq = i
+		rs[i] = &all[i]
 	}
 	if !s.fixedFrag {
 		st.setFragModel(rs)
@@ -538,24 +548,27 @@ func (st *state) stopRun(r *run) {
 	st.resetFailed()
 }
 
-func (st *state) newReq(r Request) *req {
+// initReq fills x from r.
+func (st *state) initReq(x *req, r *Request) {
 	w := r.Workload
 	tier, pt := st.cfg.Priority(w)
-	x := &req{
+	*x = req{
 		Request: r, id: w.ID(), team: w.Team, prio: pt.Value, tier: tier, canPreempt: pt.CanPreempt,
 		shape: shapeOf(w.Resources), pods: w.Pods(), minPods: w.MinPods(), perPod: demandOf(w.Resources),
-		flavors: CandidateFlavors(st.cfg, w),
+		flavors: r.flavors,
+	}
+	if x.flavors == nil {
+		x.flavors = CandidateFlavors(st.cfg, w)
 	}
 	x.decision = baseDecision(st.cfg, w, r.RunID, st.c.name)
 	x.decision.Since = r.Since
 	if len(w.Roles) > 0 {
 		st.roleRequests(x)
-		return x
+		return
 	}
 	if x.minPods < x.pods {
 		x.decision.PodsAsked, x.decision.MinPods = x.pods, x.minPods
 	}
-	return x
 }
 
 // setFragModel sets the workload mix berth's placement judges
@@ -620,7 +633,9 @@ type teamQueue struct {
 // for the others' heads.
 func (st *state) newQueue(rs []*req, byTeam bool) *queue {
 	sorted := append([]*req(nil), rs...)
-	sort.SliceStable(sorted, func(i, j int) bool { return lessReq(sorted[i], sorted[j]) })
+	// lessReq is a total order (seq breaks the last ties), so an unstable
+	// sort orders as a stable one would.
+	slices.SortFunc(sorted, cmpReq)
 	q := &queue{st: st, sorted: sorted}
 	if !st.cfg.Policy.FairSharing && !byTeam {
 		return q
@@ -731,17 +746,24 @@ func (h *teamHeap) Pop() any {
 	return tq
 }
 
-func lessReq(a, b *req) bool {
+// lessReq orders requests: higher priority, then first seen, then name and
+// run, then the order they came in.
+func lessReq(a, b *req) bool { return cmpReq(a, b) < 0 }
+
+func cmpReq(a, b *req) int {
 	if a.prio != b.prio {
-		return a.prio > b.prio
+		return cmp.Compare(b.prio, a.prio)
 	}
-	if !a.Since.Equal(b.Since) {
-		return a.Since.Before(b.Since)
+	if c := a.Since.Compare(b.Since); c != 0 {
+		return c
 	}
-	if a.id != b.id {
-		return a.id < b.id
+	if c := strings.Compare(string(a.id), string(b.id)); c != 0 {
+		return c
 	}
-	return a.RunID < b.RunID
+	if c := strings.Compare(a.RunID, b.RunID); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.seq, b.seq)
 }
 
 // quotaUse reports every team's use of every flavor its quota lists.
