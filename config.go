@@ -1,6 +1,7 @@
 package berth
 
 import (
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -45,7 +46,7 @@ func (c *Config) WorkloadIDs() []WorkloadID {
 	for id := range c.Workloads {
 		ids = append(ids, id)
 	}
-	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	slices.Sort(ids)
 	return ids
 }
 

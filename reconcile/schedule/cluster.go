@@ -38,9 +38,14 @@ type cluster struct {
 
 // pickCache is one shape's pick on each node, valid while the node's
 // generation is the one recorded (0: none).
-type pickCache struct {
-	gen []uint32
-	pm  []pickMemo
+type pickCache []pickEntry
+
+// pickEntry is whether one pod fits a node, and if so the best way to place
+// it there, as of the node's generation gen.
+type pickEntry struct {
+	gen  uint32
+	fits bool
+	pm   pickMemo
 }
 
 // flavorInfo is a flavor of the cluster and the nodes it selects, in node
@@ -120,7 +125,8 @@ func (c *cluster) pickCacheFor(s shape) *pickCache {
 		if c.picks == nil {
 			c.picks = map[shape]*pickCache{}
 		}
-		pc = &pickCache{gen: make([]uint32, len(c.nodes)), pm: make([]pickMemo, len(c.nodes))}
+		x := make(pickCache, len(c.nodes))
+		pc = &x
 		c.picks[s] = pc
 	}
 	return pc

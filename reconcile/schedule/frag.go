@@ -297,31 +297,33 @@ func (p *fgd) pick(c *cluster, cands []int, s shape) (choice, bool) {
 	best := -1
 	var bestKey int64
 	var bestM pickMemo
-	pc := c.pickCacheFor(s)
+	pc := *c.pickCacheFor(s)
 	for rank, i := range cands {
-		x := c.nodes[i]
-		if !x.fits(s) {
+		e := &pc[i]
+		if e.gen != c.gen[i] {
+			// The node changed since it was last looked at for s.
+			x := c.nodes[i]
+			*e = pickEntry{gen: c.gen[i], fits: x.fits(s)}
+			if e.fits {
+				if g, ok := c.sigOf(i); ok {
+					var hit bool
+					if e.pm, hit = memo[g]; !hit {
+						e.pm = m.bestOnNode(g.cpu, g.mem, g.gpu[:g.n], s)
+						memo[g] = e.pm
+					}
+				} else {
+					mem := int64(0)
+					if m.usesMem {
+						mem = x.memFree
+					}
+					e.pm = m.bestOnNode(x.cpuFree, mem, freeDesc(x), s)
+				}
+			}
+		}
+		if !e.fits {
 			continue
 		}
-		var pm pickMemo
-		if pc.gen[i] == c.gen[i] {
-			pm = pc.pm[i]
-		} else {
-			if g, ok := c.sigOf(i); ok {
-				var hit bool
-				if pm, hit = memo[g]; !hit {
-					pm = m.bestOnNode(g.cpu, g.mem, g.gpu[:g.n], s)
-					memo[g] = pm
-				}
-			} else {
-				mem := int64(0)
-				if m.usesMem {
-					mem = x.memFree
-				}
-				pm = m.bestOnNode(x.cpuFree, mem, freeDesc(x), s)
-			}
-			pc.gen[i], pc.pm[i] = c.gen[i], pm
-		}
+		pm := e.pm
 		var key int64
 		if p.paper {
 			key = -paperScore(pm.delta, w)

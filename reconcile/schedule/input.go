@@ -19,7 +19,9 @@ type Request struct {
 	// served in this order.
 	Since time.Time
 
-	// flavors caches CandidateFlavors where prepare has it.
+	// id and flavors cache Workload.ID() and CandidateFlavors where
+	// prepare has them.
+	id      berth.WorkloadID
 	flavors []string
 }
 
@@ -184,7 +186,7 @@ func prepare(cfg *berth.Config, snap *berth.Snapshot, opts Options) ([]Request, 
 				return
 			}
 		}
-		reqs = append(reqs, Request{Workload: w, RunID: q.RunID, Since: q.Since, flavors: flavors})
+		reqs = append(reqs, Request{Workload: w, RunID: q.RunID, Since: q.Since, id: q.Workload, flavors: flavors})
 	}
 
 	reqs = make([]Request, 0, len(cfg.Workloads))
@@ -195,7 +197,7 @@ func prepare(cfg *berth.Config, snap *berth.Snapshot, opts Options) ([]Request, 
 		if clusterOf(cfg, flavors) != snap.Cluster {
 			continue
 		}
-		base := baseDecision(cfg, w, w.RunID, snap.Cluster)
+		base := baseDecision(cfg, w, id, w.RunID, snap.Cluster)
 		// A service runs whatever its run id; a run-once workload whose
 		// current run is running is kept. (A bumped runId while the old
 		// run still runs asks for a new run beside it.)
@@ -433,10 +435,10 @@ func joinList(xs []string) string {
 }
 
 // baseDecision fills what every decision about w carries.
-func baseDecision(cfg *berth.Config, w berth.Workload, runID, cluster string) berth.Decision {
+func baseDecision(cfg *berth.Config, w berth.Workload, id berth.WorkloadID, runID, cluster string) berth.Decision {
 	tier, pt := cfg.Priority(w)
 	return berth.Decision{
-		Workload:     w.ID(),
+		Workload:     id,
 		RunID:        runID,
 		Team:         w.Team,
 		Kind:         w.Kind,
