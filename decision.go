@@ -1,6 +1,9 @@
 package berth
 
-import "time"
+import (
+	"strconv"
+	"time"
+)
 
 // Action is what the scheduler decided for one workload run.
 type Action string
@@ -74,19 +77,34 @@ func (c ReasonCode) Never() bool {
 }
 
 // Reason is a named reason with a message a person can act on, such as
-// "insufficient unused h100 quota in team vision: 4 more GPUs needed".
+// "insufficient unused h100 quota in team vision: it asks 8 GPUs; the team
+// uses 4 of nominal 8 and has no cohort to borrow from, so it is short by 4
+// GPUs".
 type Reason struct {
 	Code    ReasonCode `json:"code"`
 	Message string     `json:"message"`
 }
 
-// Victim is a running workload a decision stops.
+// Victim is a running workload a decision stops. Its reason says why it
+// may be preempted; who preempts it is the decision it belongs to (and the
+// victim's own decision's PreemptedBy).
 type Victim struct {
-	Workload WorkloadID `json:"workload"`
-	RunID    string     `json:"runId"`
-	Team     string     `json:"team"`
-	Priority int        `json:"priority"`
-	Reason   Reason     `json:"reason"`
+	Workload     WorkloadID `json:"workload"`
+	RunID        string     `json:"runId"`
+	Team         string     `json:"team"`
+	Priority     int        `json:"priority"`
+	PriorityTier string     `json:"priorityTier,omitempty"`
+	Reason       Reason     `json:"reason"`
+}
+
+// PriorityText is how a priority reads everywhere berth shows one: its
+// tier and value, "production (1000)", or the value alone where no tier
+// has it.
+func PriorityText(tier string, value int) string {
+	if tier == "" {
+		return strconv.Itoa(value)
+	}
+	return tier + " (" + strconv.Itoa(value) + ")"
 }
 
 // Decision is what happens to one workload run on one cluster.
@@ -138,8 +156,10 @@ type Decision struct {
 	Roles []RolePlacement `json:"roles,omitempty"`
 
 	// GPUs is the GPU demand of the whole run (pods x GPUs, fractions and MIG
-	// slices counted as they are).
+	// slices counted as they are). MIG is the MIG profile each pod asks
+	// for, if any: then GPUs counts slices of that profile.
 	GPUs float64 `json:"gpus"`
+	MIG  string  `json:"mig,omitempty"`
 	// Since is when the run started (keep) or was first seen waiting.
 	Since time.Time `json:"since,omitzero"`
 }

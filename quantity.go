@@ -133,30 +133,46 @@ func formatMilli(n int64) string {
 	return s
 }
 
-// formatBytes prints exact binary multiples as they are ("16Gi") and other
-// amounts to one decimal of the largest unit ("23.5Gi").
+// formatBytes prints an amount of memory in the unit it was most likely
+// written in where that is exact: a binary multiple as it is ("16Gi"), a
+// decimal one as it is ("1G", "500M"), and other amounts to one decimal of
+// the largest binary unit ("23.5Gi").
 func formatBytes(n int64) string {
 	neg := n < 0
 	if neg {
 		n = -n
 	}
-	units := []string{"", "Ki", "Mi", "Gi", "Ti", "Pi"}
-	i := 0
-	for i < len(units)-1 && n >= 1024 && n%1024 == 0 {
-		n /= 1024
-		i++
-	}
-	s := strconv.FormatInt(n, 10) + units[i]
-	if n >= 1024 && i < len(units)-1 {
-		f := float64(n)
-		for i < len(units)-1 && f >= 1024 {
-			f /= 1024
-			i++
-		}
-		s = strconv.FormatFloat(f, 'f', 1, 64) + units[i]
-	}
+	s := bytesText(n)
 	if neg {
 		s = "-" + s
 	}
 	return s
+}
+
+func bytesText(n int64) string {
+	units := []string{"", "Ki", "Mi", "Gi", "Ti", "Pi"}
+	i, m := 0, n
+	for i < len(units)-1 && m >= 1024 && m%1024 == 0 {
+		m /= 1024
+		i++
+	}
+	if m < 1024 || i == len(units)-1 {
+		return strconv.FormatInt(m, 10) + units[i]
+	}
+	// Not a small binary multiple: a decimal one, where it is exact.
+	if n%1000 == 0 {
+		dec := []string{"", "k", "M", "G", "T", "P", "E"}
+		j, d := 0, n
+		for j < len(dec)-1 && d%1000 == 0 {
+			d /= 1000
+			j++
+		}
+		return strconv.FormatInt(d, 10) + dec[j]
+	}
+	f := float64(m)
+	for i < len(units)-1 && f >= 1024 {
+		f /= 1024
+		i++
+	}
+	return strconv.FormatFloat(f, 'f', 1, 64) + units[i]
 }

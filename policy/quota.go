@@ -326,8 +326,9 @@ func most(x *qnode, k int) int64 {
 // Shortfall describes why a demand does not fit a team's quota.
 type Shortfall struct {
 	Resource berth.Resource
-	// Need is how much more would have to be free.
-	Need int64
+	// Asked is the demand for the resource; Need is how much more would
+	// have to be free.
+	Asked, Need int64
 	// Borrowing is true when the team would be above its nominal quota:
 	// what is short is the cohort's unused quota or the borrowing limit.
 	Borrowing bool
@@ -342,7 +343,7 @@ func (q *Quotas) Fits(team, flavor string, d Demand) (bool, Shortfall) {
 	t, ok := q.teams[team]
 	f, fok := q.fidx[flavor]
 	if !ok || !fok || !t.listed[f] {
-		return false, Shortfall{Resource: berth.ResourceGPU, Need: d[0]}
+		return false, Shortfall{Resource: berth.ResourceGPU, Asked: d[0], Need: d[0]}
 	}
 	for r := range NumResources {
 		if d[r] == 0 {
@@ -354,7 +355,7 @@ func (q *Quotas) Fits(team, flavor string, d Demand) (bool, Shortfall) {
 		}
 		avail := available(t, k)
 		if d[r] > avail {
-			sf := Shortfall{Resource: berth.ResourceNames[r], Need: d[r] - avail, Borrowing: t.usage[k]+d[r] > t.nominal[k]}
+			sf := Shortfall{Resource: berth.ResourceNames[r], Asked: d[r], Need: d[r] - avail, Borrowing: t.usage[k]+d[r] > t.nominal[k]}
 			if t.parent != nil && t.borrow[k] != Unlimited && t.usage[k]+d[r] > t.nominal[k]+t.borrow[k] {
 				sf.AtLimit = true
 			}

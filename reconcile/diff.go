@@ -90,7 +90,9 @@ func Diff(cfg *berth.Config, plan *berth.Plan, obs *Observed, revision string) [
 		case berth.ActionPreempted:
 			change.Op = OpStop
 			change.Phase = PhasePreempted
-			change.Reason = reasonText(d)
+			// The ledger keeps who preempted it with why: the plan's
+			// reason says only why.
+			change.Reason = "preempted by " + string(d.PreemptedBy) + ": " + reasonText(d)
 		case berth.ActionStop:
 			change.Op = OpStop
 			change.Phase = PhaseStopped

@@ -277,11 +277,17 @@ func syncText(w SyncWorkload) string {
 			s += " (" + strings.Join(policy.Abbrev(w.Nodes, 4), ", ") + ")"
 		}
 	case SyncPreempted:
-		if w.PreemptedBy != "" {
+		switch {
+		case strings.HasPrefix(w.Reason, "preempted by "):
+			// The ledger's reason names who preempted it already.
+			s = w.Reason
+		case w.PreemptedBy != "":
 			s += " by " + string(w.PreemptedBy)
-		}
-		if w.Reason != "" {
-			s += ": " + w.Reason
+			fallthrough
+		default:
+			if w.Reason != "" {
+				s += ": " + w.Reason
+			}
 		}
 	default:
 		if w.Reason != "" {

@@ -30,11 +30,8 @@ func Explain(w io.Writer, cfg *berth.Config, plan *berth.Plan, runs []reconcile.
 		if i > 0 {
 			fmt.Fprintln(w)
 		}
-		tier := d.PriorityTier
-		if tier == "" {
-			tier = "-"
-		}
-		fmt.Fprintf(w, "%s run %s: %s, team %s, priority %s (%d), cluster %s\n", id, d.RunID, d.Kind, d.Team, tier, d.Priority, d.Cluster)
+		fmt.Fprintf(w, "%s run %s: %s, team %s, priority %s, cluster %s\n", id, d.RunID, d.Kind, d.Team,
+			berth.PriorityText(d.PriorityTier, d.Priority), d.Cluster)
 		if inGit && wl.Pos.IsValid() {
 			fmt.Fprintf(w, "  defined at   %s\n", wl.Pos)
 		}
@@ -46,7 +43,7 @@ func Explain(w io.Writer, cfg *berth.Config, plan *berth.Plan, runs []reconcile.
 			fmt.Fprintf(w, "  estimate     starts by %s if running jobs end at their maxDuration\n", FormatTime(*d.EstimatedStart))
 		}
 		for _, v := range d.Victims {
-			fmt.Fprintf(w, "  preempts     %s (team %s, priority %d): %s\n", v.Workload, v.Team, v.Priority, v.Reason.Message)
+			fmt.Fprintf(w, "  preempts     %s (%s): %s\n", v.Workload, berth.PriorityText(v.PriorityTier, v.Priority), v.Reason.Message)
 		}
 		for _, r := range runs {
 			if r.Workload == id && r.RunID == d.RunID {

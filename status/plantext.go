@@ -78,7 +78,7 @@ func writePlan(w io.Writer, p *berth.Plan) error {
 
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, d := range SortForPeople(p.Decisions) {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", actionLabel(d), d.Workload, d.Kind, gpuText(d.GPUs), Detail(d))
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", actionLabel(d), d.Workload, d.Kind, DecisionGPUs(d), Detail(d))
 		for _, v := range d.Victims {
 			fmt.Fprintf(tw, "  \t  stops %s\t\t\t%s\n", v.Workload, v.Reason.Message)
 		}
@@ -127,6 +127,19 @@ func ActionPhrase(a berth.Action) string {
 		return "done"
 	}
 	return string(a)
+}
+
+// DecisionGPUs is what a run asks of GPUs, for a column: "2 GPUs", "0.5
+// GPUs", a MIG slice as its profile ("1g.10gb", "3 x 1g.10gb"), "-" for
+// none.
+func DecisionGPUs(d berth.Decision) string {
+	if d.MIG != "" && d.GPUs > 0 {
+		if n := trimFloat(d.GPUs); n != "1" {
+			return n + " x " + d.MIG
+		}
+		return d.MIG
+	}
+	return gpuText(d.GPUs)
 }
 
 func gpuText(g float64) string {
@@ -304,8 +317,8 @@ func NodePlacements(ps []berth.Placement) []string {
 		} else if len(gpus) > 1 {
 			what = append(what, "GPUs "+strings.Join(gpus, ","))
 		}
-		what = append(what, frac...)
-		what = append(what, mig...)
+		what = append(what, countSame(frac)...)
+		what = append(what, countSame(mig)...)
 		if len(what) == 0 {
 			out = append(out, n)
 		} else {
@@ -313,6 +326,25 @@ func NodePlacements(ps []berth.Placement) []string {
 		}
 	}
 	return out
+}
+
+// countSame merges equal entries, in order of first appearance: "0.5 of
+// GPU 0", "0.5 of GPU 0" is "2 x 0.5 of GPU 0".
+func countSame(xs []string) []string {
+	var order []string
+	n := map[string]int{}
+	for _, x := range xs {
+		if n[x] == 0 {
+			order = append(order, x)
+		}
+		n[x]++
+	}
+	for i, x := range order {
+		if n[x] > 1 {
+			order[i] = fmt.Sprintf("%d x %s", n[x], x)
+		}
+	}
+	return order
 }
 
 // PlacementText is "node: GPUs 0,1", "node: 0.5 of GPU 3", "node: MIG 1g.10gb on GPU 7".

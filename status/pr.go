@@ -73,7 +73,7 @@ func ChangedWorkloads(base, head *berth.Config) []WorkloadChange {
 			out = append(out, WorkloadChange{ID: id, Change: "added", Lines: []string{"new " + string(hw.Kind) + ": " + asks(hw)},
 				Pos: hw.Pos, Diff: objectDiff(nil, &hw)})
 		case !sameWorkload(bw, hw):
-			out = append(out, WorkloadChange{ID: id, Change: "changed", Lines: specChanges(bw, hw), Pos: hw.Pos,
+			out = append(out, WorkloadChange{ID: id, Change: "changed", Lines: specChanges(base, head, bw, hw), Pos: hw.Pos,
 				Diff: objectDiff(&bw, &hw)})
 		}
 	}
@@ -241,11 +241,7 @@ func DecisionText(d berth.Decision, now time.Time) string {
 	case berth.ActionAdmit:
 		return "admitted now on " + Detail(d)
 	case berth.ActionPreempt:
-		var vs []string
-		for _, v := range d.Victims {
-			vs = append(vs, fmt.Sprintf("%s (team %s, priority %d: %s)", v.Workload, v.Team, v.Priority, v.Reason.Message))
-		}
-		return "admitted now on " + Detail(d) + " by preempting " + policy.JoinAnd(vs)
+		return "admitted now on " + Detail(d) + " by preempting " + VictimsText(d.Victims)
 	case berth.ActionQueue:
 		s := fmt.Sprintf("queued at position %d: %s", d.Position, reasonText(d.Reason))
 		if d.EstimatedStart != nil {
@@ -268,6 +264,27 @@ func DecisionText(d berth.Decision, now time.Time) string {
 		return "not run again: " + Detail(d)
 	}
 	return string(d.Action)
+}
+
+// VictimsText names victims with their priorities, those that share a
+// reason together, each reason once: "nlp/a (low (10)) and nlp/b (low
+// (10)): outranked within team nlp by normal (100); vision/c (normal
+// (100)): its team borrowed h100 quota that team nlp takes back".
+func VictimsText(vs []berth.Victim) string {
+	var order []string
+	names := map[string][]string{}
+	for _, v := range vs {
+		msg := v.Reason.Message
+		if _, ok := names[msg]; !ok {
+			order = append(order, msg)
+		}
+		names[msg] = append(names[msg], fmt.Sprintf("%s (%s)", v.Workload, berth.PriorityText(v.PriorityTier, v.Priority)))
+	}
+	groups := make([]string, len(order))
+	for i, msg := range order {
+		groups[i] = policy.JoinAnd(names[msg]) + ": " + msg
+	}
+	return strings.Join(groups, "; ")
 }
 
 // WaitText is how long until t, from now: "in 2h 10m", "now".

@@ -262,7 +262,7 @@ func syncViews() []status.SyncView {
 			{ID: "vision/llama-ft", RunID: "1", Kind: berth.KindTraining, State: status.SyncRunning, Flavor: "h100", Nodes: []string{"gpu-1", "gpu-2"},
 				History: []status.Transition{{State: status.SyncQueued, At: at(0)}, {State: status.SyncAdmitted, At: at(2)}, {State: status.SyncRunning, At: at(3)}}},
 			{ID: "vision/big-train", RunID: "1", Kind: berth.KindTraining, State: status.SyncQueued, Position: 2, EstimatedStart: &est,
-				Reason:  "insufficient unused h100 quota in team vision: 4 more GPUs needed",
+				Reason:  "insufficient unused h100 quota in team vision: it asks 8 GPUs; the team uses 4 of nominal 8 and has no cohort to borrow from, so it is short by 4 GPUs",
 				History: []status.Transition{{State: status.SyncQueued, At: at(0)}}},
 		}},
 		{PR: pr, Cluster: "c1", MergeSHA: "3333333333333333333333333333333333333333", Time: at(600), Workloads: []status.SyncWorkload{
@@ -275,8 +275,8 @@ func syncViews() []status.SyncView {
 			{ID: "vision/llama-ft", RunID: "2", Kind: berth.KindTraining, State: status.SyncFailed, Reason: "OOMKilled (exit code 137)",
 				History: []status.Transition{{State: status.SyncQueued, At: at(0)}, {State: status.SyncRunning, At: at(3)}, {State: status.SyncFailed, At: at(90), Note: "OOMKilled (exit code 137)"}}},
 			{ID: "vision/sweep", RunID: "1", Kind: berth.KindBatch, State: status.SyncPreempted, PreemptedBy: "nlp/urgent-eval",
-				Reason:  "preempted within the cohort to reclaim lent quota",
-				History: []status.Transition{{State: status.SyncRunning, At: at(0)}, {State: status.SyncPreempted, At: at(50), Note: "preempted by nlp/urgent-eval"}}},
+				Reason:  "preempted by nlp/urgent-eval: its team borrowed h100 quota that team nlp takes back",
+				History: []status.Transition{{State: status.SyncRunning, At: at(0)}, {State: status.SyncPreempted, At: at(50), Note: "by nlp/urgent-eval: its team borrowed h100 quota that team nlp takes back"}}},
 		}},
 		{PR: pr, Cluster: "c1", MergeSHA: "3333333333333333333333333333333333333333", Err: errors.New("cluster c1: observe: connection refused")},
 	}

@@ -25,8 +25,9 @@ func sameJSON(a, b any) bool {
 }
 
 // specChanges lists what changed in a workload's spec, the way a reviewer
-// thinks of it. Env values are never shown.
-func specChanges(b, h berth.Workload) []string {
+// thinks of it. Env values are never shown. A priority reads as its tier
+// and value, each from its own side's policy.
+func specChanges(base, head *berth.Config, b, h berth.Workload) []string {
 	var out []string
 	add := func(field, from, to string) {
 		if from != to {
@@ -55,7 +56,7 @@ func specChanges(b, h berth.Workload) []string {
 	if bh != hh && bh > 0 && hh > 0 {
 		add("GPU-hours", policy.FormatNumber(bh), policy.FormatNumber(hh))
 	}
-	add("priority", b.Priority, h.Priority)
+	add("priority", priorityOf(base, b), priorityOf(head, h))
 	bi, bt := splitImage(b.Image)
 	hi, ht := splitImage(h.Image)
 	if bi == hi && bt != ht {
@@ -130,6 +131,13 @@ func splitImage(img string) (repo, tag string) {
 		return img[:i], img[i+1:]
 	}
 	return img, ""
+}
+
+// priorityOf is "production (1000)": the workload's tier (the policy's
+// default where it names none) and its value.
+func priorityOf(cfg *berth.Config, w berth.Workload) string {
+	tier, pt := cfg.Priority(w)
+	return berth.PriorityText(tier, pt.Value)
 }
 
 func orDash(s string) string {

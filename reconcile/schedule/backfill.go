@@ -19,12 +19,11 @@ type reservation struct {
 	released []*run
 }
 
+// message says whom r would delay. When the head is due to start is r's
+// estimated start (estimate sets it for every run waiting behind a head),
+// so the reason does not say it again.
 func (res *reservation) message() string {
-	if res.shadow.IsZero() {
-		return fmt.Sprintf("would delay %s, first in line for %s", res.head.id, res.flavor)
-	}
-	return fmt.Sprintf("would delay %s, first in line for %s and due to start by %s",
-		res.head.id, res.flavor, res.shadow.UTC().Format("2006-01-02 15:04 MST"))
+	return fmt.Sprintf("would delay %s, first in line for %s", res.head.id, res.flavor)
 }
 
 // reserve computes r's shadow time on flavor f: replay the running runs'
@@ -132,15 +131,16 @@ func (st *state) estimate(order []*req) {
 			continue
 		}
 		n++
-		if n > st.opts.EstimateLimit && !st.opts.Estimate[r.id] {
-			continue
-		}
 		if d.Reason != nil && (d.Reason.Code == berth.ReasonBehindHead) {
-			// It fits now but waits for the head: it starts when the head has.
+			// It fits now but waits for the head: it starts when the head
+			// has (known already, so whatever its place in line).
 			if res := st.heads[firstFlavor(st, r)]; res != nil && !res.shadow.IsZero() {
 				t := res.shadow
 				d.EstimatedStart = &t
 			}
+			continue
+		}
+		if n > st.opts.EstimateLimit && !st.opts.Estimate[r.id] {
 			continue
 		}
 		// A workload with roles starts when its last role can.

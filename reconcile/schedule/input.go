@@ -434,6 +434,15 @@ func joinList(xs []string) string {
 	return s
 }
 
+// migOf is the MIG profile w's pods ask for: one for a workload without
+// roles, none for one with roles (whose roles say what each asks).
+func migOf(w berth.Workload) string {
+	if len(w.Roles) > 0 {
+		return ""
+	}
+	return w.Resources.MIG
+}
+
 // baseDecision fills what every decision about w carries.
 func baseDecision(cfg *berth.Config, w berth.Workload, id berth.WorkloadID, runID, cluster string) berth.Decision {
 	tier, pt := cfg.Priority(w)
@@ -446,5 +455,6 @@ func baseDecision(cfg *berth.Config, w berth.Workload, id berth.WorkloadID, runI
 		Priority:     pt.Value,
 		PriorityTier: tier,
 		GPUs:         float64(w.GPUMilli()) / wholeGPU,
+		MIG:          migOf(w),
 	}
 }

@@ -261,7 +261,7 @@ func (st *state) preempt(r *req, o option) bool {
 	for _, v := range victims {
 		v.run.gone = true
 		d.Victims = append(d.Victims, berth.Victim{
-			Workload: v.run.id, RunID: v.run.runID, Team: v.run.team, Priority: v.run.prio,
+			Workload: v.run.id, RunID: v.run.runID, Team: v.run.team, Priority: v.run.prio, PriorityTier: v.run.tier,
 			Reason: berth.Reason{Code: v.variant.code(), Message: st.victimMessage(r, o.flavor, v)},
 		})
 	}
@@ -322,28 +322,28 @@ func (st *state) takeOut(v *run) { releaseRun(st.c, st.quotas, v) }
 
 func (st *state) putBack(v *run) { chargeRun(st.c, st.quotas, v) }
 
+// victimMessage says why c's run may be preempted for r: only why, for
+// the plan names the preemptor beside it (and the ledger writes "preempted
+// by" before it), and nothing about the victim itself, so the victims of
+// one preemption that share a reason share its text and a plan says it
+// once.
 func (st *state) victimMessage(r *req, f string, c candidate) string {
 	v := c.run
 	switch c.variant {
 	case inTeam:
 		if v.prio == r.prio {
-			return fmt.Sprintf("preempted by %s of its own team: equal priority %s, and it started after %s was queued", r.id, r.tier, r.id)
+			return fmt.Sprintf("equal priority %s in its own team, started after the preemptor was first queued",
+				berth.PriorityText(r.tier, r.prio))
 		}
-		return fmt.Sprintf("preempted by %s of its own team: priority %s (%d) over %s (%d)", r.id, r.tier, r.prio, orTier(v.tier, v.prio), v.prio)
+		return fmt.Sprintf("outranked by %s of its own team", berth.PriorityText(r.tier, r.prio))
 	case hierarchical, reclaimNoBorrow:
-		return fmt.Sprintf("team %s borrowed %s quota that team %s takes back for %s", v.team, f, r.team, r.id)
+		return fmt.Sprintf("its team borrowed %s quota that team %s takes back", f, r.team)
 	case reclaimWhileBorrow:
-		return fmt.Sprintf("preempted by %s, which borrows in the cohort at priority %s (%d) over %s (%d)", r.id, r.tier, r.prio, orTier(v.tier, v.prio), v.prio)
+		return fmt.Sprintf("team %s borrows within cohort %s at higher priority %s",
+			r.team, st.cfg.Teams[r.team].Cohort, berth.PriorityText(r.tier, r.prio))
 	case fairShare:
-		return fmt.Sprintf("team %s uses more than its fair share of cohort %s; team %s's share stays below it with %s admitted",
-			v.team, st.cfg.Teams[v.team].Cohort, r.team, r.id)
+		return fmt.Sprintf("its team uses more than its fair share of cohort %s; team %s's share stays below it",
+			st.cfg.Teams[v.team].Cohort, r.team)
 	}
-	return "preempted by " + string(r.id)
-}
-
-func orTier(tier string, prio int) string {
-	if tier != "" {
-		return tier
-	}
-	return fmt.Sprint(prio)
+	return "it may be preempted"
 }

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,6 +13,7 @@ import (
 
 	"github.com/berth-gpu/berth"
 	"github.com/berth-gpu/berth/fixtures/build"
+	"github.com/berth-gpu/berth/fixtures/readsonce"
 	"github.com/berth-gpu/berth/reconcile/schedule"
 )
 
@@ -107,6 +110,7 @@ func TestPropertiesHold(t *testing.T) {
 	for seed := range uint64(300) {
 		cfg, snap := randomCase(seed)
 		p := schedule.Schedule(schedule.Input{Config: cfg, Snapshot: snap}, schedule.Options{})
+		readsonce.Check(t, p)
 		for _, q := range p.Quota {
 			if q.BorrowingLimit != nil && q.UsedAfter > q.Nominal+*q.BorrowingLimit && q.UsedAfter > q.UsedBefore {
 				t.Errorf("seed %d: team %s %s %s uses %d, above nominal %d + limit %d", seed, q.Team, q.Flavor, q.Resource, q.UsedAfter, q.Nominal, *q.BorrowingLimit)
@@ -151,6 +155,75 @@ func TestPropertiesHold(t *testing.T) {
 			}
 		}
 	}
+}
+
+// quotaReasonRE reads the arithmetic of a quota reason: it asks N; the
+// team uses U of nominal M, bounded by E (a borrowing limit, what the
+// cohort can lend, less what other teams use of its nominal, or nothing
+// without a cohort); so it is short by K.
+var quotaReasonRE = regexp.MustCompile(`: it asks (\S+) ([^;]+); the team uses (\S+) of nominal (\S+)` +
+	`(?: \+ borrowing limit (\S+)| and the cohort can lend it at most (\S+)| and other teams of cohort \S+ use (\S+) of it| and has no cohort to borrow from)` +
+	`, so it is short by (\S+) (.+)$`)
+
+// TestQuotaReasonsAddUp reads the numbers of every quota reason of 600
+// random cases and checks that they add up: K = U + N - (M + E), K > 0,
+// and N is what the workload asks of the resource.
+func TestQuotaReasonsAddUp(t *testing.T) {
+	forms := map[string]int{}
+	for seed := range uint64(600) {
+		cfg, snap := randomCase(seed)
+		p := schedule.Schedule(schedule.Input{Config: cfg, Snapshot: snap}, schedule.Options{})
+		for _, d := range p.Decisions {
+			if d.Reason == nil || (d.Reason.Code != berth.ReasonQuota && d.Reason.Code != berth.ReasonCohort) {
+				continue
+			}
+			m := quotaReasonRE.FindStringSubmatch(d.Reason.Message)
+			if m == nil {
+				t.Errorf("seed %d: %s: the reason does not give its arithmetic: %s", seed, d.Workload, d.Reason.Message)
+				continue
+			}
+			num := func(s string) int64 {
+				q, err := berth.ParseQuantity(s)
+				if err != nil {
+					t.Fatalf("seed %d: %s: %q in %q: %v", seed, d.Workload, s, d.Reason.Message, err)
+				}
+				return q.Milli()
+			}
+			n, u, nominal, k := num(m[1]), num(m[3]), num(m[4]), num(m[8])
+			var e int64
+			switch {
+			case m[5] != "":
+				e, forms["borrowing limit"] = num(m[5]), forms["borrowing limit"]+1
+			case m[6] != "":
+				e, forms["cohort lends"] = num(m[6]), forms["cohort lends"]+1
+			case m[7] != "":
+				e, forms["others use its nominal"] = -num(m[7]), forms["others use its nominal"]+1
+			default:
+				forms["no cohort"]++
+			}
+			if k != u+n-(nominal+e) || k <= 0 {
+				t.Errorf("seed %d: %s: short by %s does not add up (%d + %d - (%d + %d)): %s", seed, d.Workload, m[8], u, n, nominal, e, d.Reason.Message)
+			}
+			if strings.TrimSuffix(m[2], "s") != strings.TrimSuffix(m[9], "s") {
+				t.Errorf("seed %d: %s: asks in %q, short in %q: %s", seed, d.Workload, m[2], m[9], d.Reason.Message)
+			}
+			w := cfg.Workloads[d.Workload]
+			per := w.Resources.GPUMilli()
+			if m[2] == "cpu" {
+				per = w.Resources.CPU.Milli()
+			}
+			if want := per * int64(w.Pods()); n != want {
+				t.Errorf("seed %d: %s asks %d (thousandths) of %s, the reason says %s: %s", seed, d.Workload, want, m[2], m[1], d.Reason.Message)
+			}
+		}
+	}
+	// The corpus reaches every form, or the test proves less than it says.
+	for _, f := range []string{"borrowing limit", "cohort lends", "others use its nominal", "no cohort"} {
+		if forms[f] == 0 {
+			t.Errorf("no random case gave a reason of the form %q (%v)", f, forms)
+		}
+	}
+	t.Logf("reasons checked by form: %v", forms)
 }
 
 func TestOrderOfInputDoesNotMatter(t *testing.T) {

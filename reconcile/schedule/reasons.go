@@ -9,17 +9,11 @@ import (
 	"github.com/berth-gpu/berth/policy"
 )
 
-// amount names a resource's amount for people: "4 GPUs" (MIG slices on a
-// MIG flavor), "8 cpu", "64Gi memory".
+// amount names a resource's amount for people: "4 GPUs", "2 1g.10gb
+// slices" (on a MIG flavor), "8 cpu", "64Gi memory".
 func (st *state) amount(f string, r berth.Resource, n int64) string {
 	num, unit := st.amountParts(f, r, n)
 	return num + " " + unit
-}
-
-// more is "4 more GPUs".
-func (st *state) more(f string, r berth.Resource, n int64) string {
-	num, unit := st.amountParts(f, r, n)
-	return num + " more " + unit
 }
 
 func (st *state) amountParts(f string, r berth.Resource, n int64) (string, string) {
@@ -27,9 +21,9 @@ func (st *state) amountParts(f string, r berth.Resource, n int64) (string, strin
 	case berth.ResourceGPU:
 		word := "GPUs"
 		if fi, ok := st.c.flavors[f]; ok && fi.flavor.MIG != "" {
-			word = "MIG slices"
+			word = fi.flavor.MIG + " slices"
 			if n == wholeGPU {
-				word = "MIG slice"
+				word = fi.flavor.MIG + " slice"
 			}
 		} else if n == wholeGPU {
 			word = "GPU"
@@ -42,26 +36,44 @@ func (st *state) amountParts(f string, r berth.Resource, n int64) (string, strin
 	}
 }
 
+// quotaReason says why r's demand does not fit its team's quota of flavor
+// f now, with the arithmetic: what it asks (N), what the team uses (U) of
+// its nominal quota (M), what else bounds it (E: its borrowing limit, what
+// the cohort can lend it, less what other teams use of its nominal, or
+// nothing without a cohort), and so how much it is short: U + N - (M + E),
+// exactly.
 func (st *state) quotaReason(r *req, f string, sf policy.Shortfall) *berth.Reason {
-	team := r.team
-	res := sf.Resource
+	team, res := r.team, sf.Resource
+	asked := sf.Asked
 	used := st.quotas.Used(team, f, res)
 	nominal, _ := st.quotas.Nominal(team, f, res)
-	need := st.more(f, res, sf.Need)
-	switch {
-	case sf.AtLimit:
-		limit := st.quotas.BorrowingLimit(team, f, res)
+	f0 := func(n int64) string { return berth.FormatAmount(res, n) }
+	asks := "it asks " + st.amount(f, res, asked)
+	short := func(k int64) string { return ", so it is short by " + st.amount(f, res, k) }
+	if !st.quotas.InCohort(team) {
 		return &berth.Reason{Code: berth.ReasonQuota, Message: fmt.Sprintf(
-			"team %s is at its %s borrowing limit (uses %s of nominal %s + borrowing limit %s): %s needed",
-			team, f, berth.FormatAmount(res, used), berth.FormatAmount(res, nominal), berth.FormatAmount(res, limit), need)}
-	case sf.Borrowing && st.quotas.InCohort(team):
-		cohort := st.cfg.Teams[team].Cohort
-		return &berth.Reason{Code: berth.ReasonCohort, Message: fmt.Sprintf(
-			"insufficient unused %s quota in team %s and cohort %s: %s needed", f, team, cohort, need)}
-	default:
-		return &berth.Reason{Code: berth.ReasonQuota, Message: fmt.Sprintf(
-			"insufficient unused %s quota in team %s: %s needed", f, team, need)}
+			"insufficient unused %s quota in team %s: %s; the team uses %s of nominal %s and has no cohort to borrow from%s",
+			f, team, asks, f0(used), f0(nominal), short(used+asked-nominal))}
 	}
+	cohort := st.cfg.Teams[team].Cohort
+	// What the cohort adds to the nominal quota, as the quota stands: the
+	// team could use nominal + lend in all.
+	lend := st.quotas.Available(team, f, res) + used - nominal
+	if limit := st.quotas.BorrowingLimit(team, f, res); limit != policy.Unlimited && limit <= lend {
+		return &berth.Reason{Code: berth.ReasonQuota, Message: fmt.Sprintf(
+			"team %s is at its %s borrowing limit: %s; the team uses %s of nominal %s + borrowing limit %s%s",
+			team, f, asks, f0(used), f0(nominal), f0(limit), short(used+asked-nominal-limit))}
+	}
+	code, head := berth.ReasonQuota, fmt.Sprintf("insufficient unused %s quota in team %s", f, team)
+	if used+asked > nominal {
+		code, head = berth.ReasonCohort, fmt.Sprintf("insufficient unused %s quota in team %s and cohort %s", f, team, cohort)
+	}
+	bound := fmt.Sprintf("the cohort can lend it at most %s", f0(lend))
+	if lend < 0 {
+		bound = fmt.Sprintf("other teams of cohort %s use %s of it", cohort, f0(-lend))
+	}
+	return &berth.Reason{Code: code, Message: fmt.Sprintf("%s: %s; the team uses %s of nominal %s and %s%s",
+		head, asks, f0(used), f0(nominal), bound, short(used+asked-nominal-lend))}
 }
 
 func (st *state) exceedsQuotaMessage(r *req, f string, res berth.Resource, asked, most int64) string {

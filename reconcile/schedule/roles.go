@@ -324,7 +324,7 @@ func (st *state) applyRoles(r *req, ro roleOption) bool {
 	for _, c := range out {
 		c.run.gone = true
 		d.Victims = append(d.Victims, berth.Victim{
-			Workload: c.run.id, RunID: c.run.runID, Team: c.run.team, Priority: c.run.prio,
+			Workload: c.run.id, RunID: c.run.runID, Team: c.run.team, Priority: c.run.prio, PriorityTier: c.run.tier,
 			Reason: berth.Reason{Code: c.variant.code(), Message: st.victimMessage(r, c.run.flavor, c)},
 		})
 	}

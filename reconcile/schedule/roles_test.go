@@ -63,7 +63,7 @@ func TestRoles(t *testing.T) {
 		snap: h100Nodes(2).Running(build.Running(build.Workload("vision", "other").GPUs(6), "h100", 100).On("gpu-a", 0, 1, 2, 3, 4, 5)),
 		id:   "vision/mpi",
 		want: got{Action: berth.ActionQueue, Code: berth.ReasonQuota},
-		msg:  "role worker: insufficient unused h100 quota in team vision: 2 more GPUs needed",
+		msg:  "role worker: insufficient unused h100 quota in team vision: it asks 12 GPUs; the team uses 6 of nominal 16 and has no cohort to borrow from, so it is short by 2 GPUs",
 	}, {
 		name: "roles on one flavor add up: launcher and workers together exceed what is free",
 		cfg: rolesConfig("8").Workload(build.Workload("vision", "ps").Roles(
@@ -71,7 +71,7 @@ func TestRoles(t *testing.T) {
 		snap: h100Nodes(2),
 		id:   "vision/ps",
 		want: got{Action: berth.ActionQueue, Code: berth.ReasonQuota},
-		msg:  "role worker: insufficient unused h100 quota in team vision: 1 more GPU needed",
+		msg:  "role worker: insufficient unused h100 quota in team vision: it asks 8 GPUs; the team uses 1 of nominal 8 and has no cohort to borrow from, so it is short by 1 GPU",
 	}, {
 		name:  "partial admission shrinks the role with a minimum only",
 		cfg:   rolesConfig("6").Workload(build.Workload("vision", "mpi").Roles(build.Role("launcher", 1).CPU("2"), build.Role("worker", 8).GPUs(1).Min(4))),

@@ -521,6 +521,8 @@ func (st *state) keepOrStop(r *run, snap *berth.Snapshot) berth.Decision {
 	}
 	if r.role != "" {
 		d.Roles, d.Placements = r.rolePlacements()
+	} else {
+		d.MIG = r.shape.mig
 	}
 	w, ok := st.cfg.Workloads[r.id]
 	switch {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/berth-gpu/berth"
 	"github.com/berth-gpu/berth/fixtures/build"
+	"github.com/berth-gpu/berth/fixtures/readsonce"
 	"github.com/berth-gpu/berth/reconcile/schedule"
 	"github.com/berth-gpu/berth/status"
 )
@@ -21,7 +22,10 @@ type got struct {
 
 func plan(t *testing.T, cfg *build.ConfigBuilder, snap *build.SnapshotBuilder) *berth.Plan {
 	t.Helper()
-	return schedule.Schedule(schedule.Input{Config: cfg.Obj(), Snapshot: snap.Obj()}, schedule.Options{})
+	p := schedule.Schedule(schedule.Input{Config: cfg.Obj(), Snapshot: snap.Obj()}, schedule.Options{})
+	// Every plan of the corpus says each thing once.
+	readsonce.Check(t, p)
+	return p
 }
 
 func decision(t *testing.T, p *berth.Plan, id string) berth.Decision {
@@ -89,7 +93,7 @@ func TestAdmitQueueReject(t *testing.T) {
 			"vision/a": {Action: berth.ActionAdmit, Flavor: "h100"},
 			"vision/b": {Action: berth.ActionQueue, Code: berth.ReasonQuota},
 		},
-		msg: map[string]string{"vision/b": "insufficient unused h100 quota in team vision: 2 more GPUs needed"},
+		msg: map[string]string{"vision/b": "insufficient unused h100 quota in team vision: it asks 4 GPUs; the team uses 6 of nominal 8 and has no cohort to borrow from, so it is short by 2 GPUs"},
 	}, {
 		name: "more than nominal plus borrowing limit is rejected",
 		cfg:  cfg().Workload(build.Workload("vision", "big").Training(2).GPUs(8)),

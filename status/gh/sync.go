@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -285,7 +286,9 @@ func (s *SyncReporter) syncPR(ctx context.Context, t *trackedPR, r reconcile.Rep
 				if len(h) == 0 || h[len(h)-1].State != w.State {
 					tr := status.Transition{State: w.State, At: now}
 					if w.State == status.SyncPreempted || w.State == status.SyncFailed {
-						tr.Note = w.Reason
+						// "preempted 10:32 (by x/y: ...)": the state is
+						// not said twice.
+						tr.Note = strings.TrimPrefix(w.Reason, w.State+" ")
 					}
 					h = append(h, tr)
 					t.history[w.ID] = h

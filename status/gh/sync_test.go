@@ -27,7 +27,7 @@ func report(phase string) reconcile.Report {
 	switch phase {
 	case "queued":
 		d.Action, d.Position = berth.ActionQueue, 1
-		d.Reason = &berth.Reason{Code: berth.ReasonQuota, Message: "insufficient unused h100 quota in team vision: 1 more GPU needed"}
+		d.Reason = &berth.Reason{Code: berth.ReasonQuota, Message: "insufficient unused h100 quota in team vision: it asks 4 GPUs; the team uses 5 of nominal 8 and has no cohort to borrow from, so it is short by 1 GPU"}
 		run.Phase = reconcile.PhaseQueued
 	case "running":
 		d.Action, d.Flavor = berth.ActionKeep, "h100"
@@ -36,7 +36,7 @@ func report(phase string) reconcile.Report {
 	case "preempted":
 		d.Action, d.Position = berth.ActionQueue, 1
 		d.Reason = &berth.Reason{Code: berth.ReasonQuota, Message: "waiting for quota"}
-		run.Phase, run.Reason = reconcile.PhasePreempted, "preempted by serving/chat-api: priority production (1000) over normal (100)"
+		run.Phase, run.Reason = reconcile.PhasePreempted, "preempted by serving/chat-api: its team borrowed h100 quota that team serving takes back"
 	case "failed":
 		d.Action = berth.ActionDone
 		d.Reason = &berth.Reason{Code: berth.ReasonRunFailed, Message: "run 1 failed: OOMKilled"}
@@ -115,7 +115,7 @@ func TestSyncAfterMerge(t *testing.T) {
 	if w := step("failed"); len(w) != 0 {
 		t.Errorf("a finished pull request was written again: %v", w)
 	}
-	if !strings.Contains(comments[0].Body, "preempted by serving/chat-api") {
+	if !strings.Contains(comments[0].Body, "preempted 10:32 (by serving/chat-api:") {
 		t.Error("the comment does not say who preempted it")
 	}
 }
