@@ -42,10 +42,33 @@ func (st *state) amountParts(f string, r berth.Resource, n int64) (string, strin
 // the cohort can lend it, less what other teams use of its nominal, or
 // nothing without a cohort), and so how much it is short: U + N - (M + E),
 // exactly.
+//
+// The reason depends only on the team, flavor and resource and the three
+// amounts asked, used and available, so it is written once for each: a
+// plan with thousands of waiting runs of a few sizes writes a few.
 func (st *state) quotaReason(r *req, f string, sf policy.Shortfall) *berth.Reason {
-	team, res := r.team, sf.Resource
-	asked := sf.Asked
-	used := st.quotas.Used(team, f, res)
+	key := quotaKey{team: r.team, flavor: f, res: sf.Resource, asked: sf.Asked,
+		used: st.quotas.Used(r.team, f, sf.Resource), avail: st.quotas.Available(r.team, f, sf.Resource)}
+	if reason, ok := st.quotaReasons[key]; ok {
+		return reason
+	}
+	reason := st.writeQuotaReason(key)
+	if st.quotaReasons == nil {
+		st.quotaReasons = map[quotaKey]*berth.Reason{}
+	}
+	st.quotaReasons[key] = reason
+	return reason
+}
+
+// quotaKey is what a quota reason depends on.
+type quotaKey struct {
+	team, flavor       string
+	res                berth.Resource
+	asked, used, avail int64
+}
+
+func (st *state) writeQuotaReason(k quotaKey) *berth.Reason {
+	team, f, res, asked, used := k.team, k.flavor, k.res, k.asked, k.used
 	nominal, _ := st.quotas.Nominal(team, f, res)
 	f0 := func(n int64) string { return berth.FormatAmount(res, n) }
 	asks := "it asks " + st.amount(f, res, asked)
@@ -58,7 +81,7 @@ func (st *state) quotaReason(r *req, f string, sf policy.Shortfall) *berth.Reaso
 	cohort := st.cfg.Teams[team].Cohort
 	// What the cohort adds to the nominal quota, as the quota stands: the
 	// team could use nominal + lend in all.
-	lend := st.quotas.Available(team, f, res) + used - nominal
+	lend := k.avail + used - nominal
 	if limit := st.quotas.BorrowingLimit(team, f, res); limit != policy.Unlimited && limit <= lend {
 		return &berth.Reason{Code: berth.ReasonQuota, Message: fmt.Sprintf(
 			"team %s is at its %s borrowing limit: %s; the team uses %s of nominal %s + borrowing limit %s%s",

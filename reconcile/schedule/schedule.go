@@ -148,8 +148,11 @@ type state struct {
 	// failed remembers, per flavor, shapes that did not fit: capacity only
 	// shrinks within a cycle until something is preempted.
 	failed map[failKey]bool
-	// capReasons caches the capacity reason of each failed shape.
-	capReasons map[capKey]*berth.Reason
+	// capReasons caches the capacity reason of each failed shape;
+	// quotaReasons every quota reason written (it is a function of its
+	// key, so it never goes stale).
+	capReasons   map[capKey]*berth.Reason
+	quotaReasons map[quotaKey]*berth.Reason
 	// idle memoises idleCapacity per flavor and shape.
 	idle map[failKey]int
 	// ending caches the runs with a known end, soonest first, for shadow
@@ -276,6 +279,7 @@ func (s *Scheduler) Clone() *Scheduler {
 	st.heads = map[string]*reservation{}
 	st.resetFailed()
 	st.idle = map[failKey]int{}
+	st.quotaReasons = nil // the clone writes its own
 	st.ending = nil
 	return &Scheduler{st: &st, fixedFrag: s.fixedFrag}
 }
