@@ -207,25 +207,27 @@ func Schedule(in Input, opts Options) *berth.Plan {
 	before := st.quotaUse()
 
 	// 3 and 4. Order the requests and decide each in turn.
-	decided := s.cycle(snap.Time, reqs)
-	decisions = append(decisions, decided...)
+	kept := len(decisions)
+	decisions = s.cycleInto(snap.Time, reqs, decisions)
 
 	// Victims learn who preempted them.
-	victims := map[string]berth.WorkloadID{}
-	victimReason := map[string]berth.Reason{}
-	for _, d := range decided {
+	type victimOf struct {
+		by     berth.WorkloadID
+		reason berth.Reason
+	}
+	victims := map[runKey]victimOf{}
+	for _, d := range decisions[kept:] {
 		for _, v := range d.Victims {
-			victims[string(v.Workload)+"@"+v.RunID] = d.Workload
-			victimReason[string(v.Workload)+"@"+v.RunID] = v.Reason
+			victims[runKey{v.Workload, v.RunID}] = victimOf{d.Workload, v.Reason}
 		}
 	}
-	for i, d := range decisions {
-		key := string(d.Workload) + "@" + d.RunID
-		if by, ok := victims[key]; ok && d.Action == berth.ActionKeep {
-			reason := victimReason[key]
-			decisions[i].Action = berth.ActionPreempted
-			decisions[i].PreemptedBy = by
-			decisions[i].Reason = &reason
+	for i := 0; i < kept && len(victims) > 0; i++ {
+		d := &decisions[i]
+		if v, ok := victims[runKey{d.Workload, d.RunID}]; ok && d.Action == berth.ActionKeep {
+			reason := v.reason
+			d.Action = berth.ActionPreempted
+			d.PreemptedBy = v.by
+			d.Reason = &reason
 		}
 	}
 	slices.SortStableFunc(decisions, func(a, b berth.Decision) int {
@@ -317,7 +319,7 @@ func (s *Scheduler) WhatIf(now time.Time, reqs []Request) []berth.Decision {
 	}
 	st.runs = live
 	saved := append([]*run(nil), st.runs...)
-	out := s.decideOnly(now, reqs)
+	out := s.decideOnly(now, reqs, nil)
 	// Undo: release what was admitted, put victims back.
 	for _, r := range st.runs[len(saved):] {
 		releaseRun(st.c, st.quotas, r)
@@ -366,7 +368,12 @@ func (s *Scheduler) GPUStats() (capacity, allocated int64) {
 // cycle orders reqs and decides each in turn at time now, and applies the
 // outcome: what was admitted runs from now on; victims are gone.
 func (s *Scheduler) cycle(now time.Time, reqs []Request) []berth.Decision {
-	out := s.decideOnly(now, reqs)
+	return s.cycleInto(now, reqs, nil)
+}
+
+// cycleInto is cycle, appending the decisions to dst.
+func (s *Scheduler) cycleInto(now time.Time, reqs []Request, dst []berth.Decision) []berth.Decision {
+	out := s.decideOnly(now, reqs, dst)
 	st := s.st
 	live := st.runs[:0]
 	for _, r := range st.runs {
@@ -381,8 +388,9 @@ func (s *Scheduler) cycle(now time.Time, reqs []Request) []berth.Decision {
 	return out
 }
 
-// decideOnly orders reqs and decides each in turn at time now.
-func (s *Scheduler) decideOnly(now time.Time, reqs []Request) []berth.Decision {
+// decideOnly orders reqs and decides each in turn at time now, and
+// appends the decisions to dst in the order of reqs.
+func (s *Scheduler) decideOnly(now time.Time, reqs []Request, dst []berth.Decision) []berth.Decision {
 	st := s.st
 	st.now = now
 	st.heads = map[string]*reservation{}
@@ -438,11 +446,11 @@ func (s *Scheduler) decideOnly(now time.Time, reqs []Request) []berth.Decision {
 	// Estimated starts for the first in line and those asked for.
 	st.estimate(order)
 
-	out := make([]berth.Decision, len(rs))
-	for i, r := range rs {
-		out[i] = r.decision
+	dst = slices.Grow(dst, len(rs))
+	for _, r := range rs {
+		dst = append(dst, r.decision)
 	}
-	return out
+	return dst
 }
 
 func newState(cfg *berth.Config, snap *berth.Snapshot, placement string, opts Options) *state {
