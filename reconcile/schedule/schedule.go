@@ -473,15 +473,25 @@ func newState(cfg *berth.Config, snap *berth.Snapshot, placement string, opts Op
 		idle:   map[failKey]int{},
 	}
 	st.c.setFrag(&fragModel{})
-	running := append([]berth.RunningWorkload(nil), snap.Running...)
-	sort.SliceStable(running, func(i, j int) bool {
-		if running[i].Workload != running[j].Workload {
-			return running[i].Workload < running[j].Workload
+	// By workload and run: sort their indexes, not the runs (large
+	// structs; a cluster may run 10,000).
+	order := make([]int, len(snap.Running))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(i, j int) int {
+		a, b := &snap.Running[i], &snap.Running[j]
+		if c := strings.Compare(string(a.Workload), string(b.Workload)); c != 0 {
+			return c
 		}
-		return running[i].RunID < running[j].RunID
+		return strings.Compare(a.RunID, b.RunID)
 	})
-	for _, rw := range running {
-		r := &run{
+	st.runs = make([]*run, 0, len(order))
+	all := make([]run, len(order)) // one allocation for all
+	for k, i := range order {
+		rw := &snap.Running[i]
+		r := &all[k]
+		*r = run{
 			id: rw.Workload, runID: rw.RunID, team: rw.Workload.Team(), kind: rw.Kind,
 			prio: rw.Priority, flavor: rw.Flavor, since: rw.Since, queued: rw.QueuedSince, shape: shapeOf(rw.Resources),
 			placements: rw.Placements, maxDuration: rw.MaxDuration.D(), running: true, preemptible: true,
