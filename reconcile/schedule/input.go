@@ -193,17 +193,18 @@ func prepare(cfg *berth.Config, snap *berth.Snapshot, opts Options) ([]Request, 
 	var buf []berth.QueuedWorkload
 	for _, id := range cfg.WorkloadIDs() {
 		w := cfg.Workloads[id]
+		// A service runs whatever its run id; a run-once workload whose
+		// current run is running is kept. (A bumped runId while the old
+		// run still runs asks for a new run beside it.) The cycle keeps
+		// or stops it, on whichever cluster it runs.
+		if running[id] && w.Schedule == "" && (!w.Kind.RunsOnce() || runningRun[runKey{id, w.RunID}]) {
+			continue
+		}
 		flavors := CandidateFlavors(cfg, w)
 		if clusterOf(cfg, flavors) != snap.Cluster {
 			continue
 		}
 		base := baseDecision(cfg, w, id, w.RunID, snap.Cluster)
-		// A service runs whatever its run id; a run-once workload whose
-		// current run is running is kept. (A bumped runId while the old
-		// run still runs asks for a new run beside it.)
-		if running[id] && w.Schedule == "" && (!w.Kind.RunsOnce() || runningRun[runKey{id, w.RunID}]) {
-			continue
-		}
 		if w.Kind.RunsOnce() && w.Schedule == "" {
 			if f, ok := finished[id][w.RunID]; ok {
 				decisions = append(decisions, doneDecision(base, f))

@@ -479,12 +479,15 @@ func newState(cfg *berth.Config, snap *berth.Snapshot, placement string, opts Op
 	for i := range order {
 		order[i] = i
 	}
-	slices.SortStableFunc(order, func(i, j int) int {
+	slices.SortFunc(order, func(i, j int) int {
 		a, b := &snap.Running[i], &snap.Running[j]
 		if c := strings.Compare(string(a.Workload), string(b.Workload)); c != 0 {
 			return c
 		}
-		return strings.Compare(a.RunID, b.RunID)
+		if c := strings.Compare(a.RunID, b.RunID); c != 0 {
+			return c
+		}
+		return cmp.Compare(i, j) // as a stable sort would
 	})
 	st.runs = make([]*run, 0, len(order))
 	all := make([]run, len(order)) // one allocation for all
