@@ -24,6 +24,7 @@ type WorkloadStatus struct {
 	// stopping, stopped, rejected or waiting.
 	State    string     `json:"state"`
 	GPUs     float64    `json:"gpus"`
+	MIG      string     `json:"mig,omitempty"` // GPUs counts slices of this profile
 	Flavor   string     `json:"flavor,omitempty"`
 	Nodes    []string   `json:"nodes,omitempty"`
 	Since    *time.Time `json:"since,omitempty"`
@@ -47,7 +48,7 @@ func Workloads(cluster string, plan *berth.Plan, runs []reconcile.RunState) []Wo
 			seen[k] = true
 			run, known := byRun[k]
 			ws := WorkloadStatus{Cluster: cluster, Workload: d.Workload, RunID: d.RunID, Team: d.Team, Kind: d.Kind,
-				GPUs: d.GPUs, Flavor: d.Flavor, Position: d.Position, Nodes: NodePlacementNames(d.Placements)}
+				GPUs: d.GPUs, MIG: d.MIG, Flavor: d.Flavor, Position: d.Position, Nodes: NodePlacementNames(d.Placements)}
 			if d.Reason != nil {
 				ws.Reason = d.Reason.Message
 			}
@@ -106,7 +107,7 @@ func Workloads(cluster string, plan *berth.Plan, runs []reconcile.RunState) []Wo
 		}
 		out = append(out, WorkloadStatus{Cluster: cluster, Workload: r.Workload, RunID: r.RunID, Team: r.Workload.Team(),
 			Kind: r.Kind, State: string(r.Phase), Flavor: r.Flavor, Since: timePtr(r.FinishedAt), Attempts: r.Attempts,
-			Reason: r.Reason, GPUs: float64(r.Resources.GPUMilli()) / 1000 * float64(max(1, len(r.Placements)))})
+			Reason: r.Reason, GPUs: float64(r.Resources.GPUMilli()) / 1000 * float64(max(1, len(r.Placements))), MIG: r.Resources.MIG})
 	}
 	sort.SliceStable(out, func(i, j int) bool {
 		if out[i].Workload != out[j].Workload {
@@ -156,7 +157,10 @@ func WriteWorkloadsText(w io.Writer, ws []WorkloadStatus, now time.Time) error {
 			state = fmt.Sprintf("queued #%d", s.Position)
 		}
 		gpus := "-"
-		if s.GPUs > 0 {
+		switch {
+		case s.MIG != "" && s.GPUs > 0:
+			gpus = DecisionGPUs(berth.Decision{GPUs: s.GPUs, MIG: s.MIG})
+		case s.GPUs > 0:
 			gpus = trimFloat(s.GPUs)
 		}
 		reason := s.Reason
