@@ -104,6 +104,12 @@ func (c *cluster) setOrder(order []int) {
 }
 
 func (c *cluster) setFrag(m *fragModel) {
+	if c.frag != nil && c.frag.sameMix(m) {
+		// The same mix scores the same: keep what is memoised (a what-if
+		// of one request against many runs derives the same mix each
+		// time).
+		return
+	}
 	c.frag = m
 	c.placer = newPlacer(c.policy, m)
 	for i := range c.sigOK {

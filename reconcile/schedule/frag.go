@@ -2,6 +2,7 @@ package schedule
 
 import (
 	"math"
+	"slices"
 	"sort"
 )
 
@@ -80,6 +81,11 @@ func newFragModel(shapes []TypicalShape, coverage float64) *fragModel {
 		covered += x.Count
 	}
 	return m
+}
+
+// sameMix reports whether n judges fragmentation exactly as m does.
+func (m *fragModel) sameMix(n *fragModel) bool {
+	return m.usesMem == n.usesMem && slices.Equal(m.shapes, n.shapes) && slices.Equal(m.weights, n.weights)
 }
 
 // fresh is a model with the same mix and empty memos, for a clone that may

@@ -318,19 +318,20 @@ func (s *Scheduler) WhatIf(now time.Time, reqs []Request) []berth.Decision {
 		}
 	}
 	st.runs = live
-	saved := append([]*run(nil), st.runs...)
+	n := len(st.runs) // the cycle appends what it admits
 	out := s.decideOnly(now, reqs, nil)
 	// Undo: release what was admitted, put victims back.
-	for _, r := range st.runs[len(saved):] {
+	for _, r := range st.runs[n:] {
 		releaseRun(st.c, st.quotas, r)
 	}
-	for _, r := range saved {
+	for _, r := range st.runs[:n] {
 		if r.gone {
 			r.gone = false
 			st.putBack(r)
 		}
 	}
-	st.runs = saved
+	clear(st.runs[n:])
+	st.runs = st.runs[:n]
 	st.ending = nil
 	st.resetFailed()
 	return out
