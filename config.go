@@ -391,6 +391,11 @@ func (w Workload) PodSets() []PodSet {
 // GPUMilli is the GPU demand of the whole workload in thousandths of a GPU
 // (or of a MIG slice), every pod of every role counted.
 func (w Workload) GPUMilli() int64 {
+	if len(w.Roles) == 0 {
+		// Without building its pod set: a plan asks this of every
+		// workload, and most have no roles.
+		return w.Resources.GPUMilli() * int64(w.Pods())
+	}
 	var n int64
 	for _, ps := range w.PodSets() {
 		n += ps.Resources.GPUMilli() * int64(ps.Count)

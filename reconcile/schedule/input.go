@@ -32,6 +32,9 @@ type Request struct {
 //
 // For a workload with roles it returns its first role's that has any.
 func CandidateFlavors(cfg *berth.Config, w berth.Workload) []string {
+	if len(w.Roles) == 0 {
+		return candidateFlavors(cfg, w.Team, w.Resources, nil)
+	}
 	var out []string
 	for _, ps := range w.PodSets() {
 		if out = candidateFlavors(cfg, w.Team, ps.Resources, ps.NodeSelector); len(out) > 0 {
