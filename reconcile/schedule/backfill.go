@@ -39,7 +39,7 @@ func (st *state) reserve(r *req, f string) *reservation {
 // as well (a backfill candidate).
 func (st *state) shadow(r *req, f string, extra *run) (time.Time, []*run) {
 	ending := st.endingRuns()
-	c := st.c.clone()
+	c := st.c.scratch()
 	q := st.quotas.Clone()
 	fi := c.flavors[f]
 	demand := r.demand(r.pods)
@@ -107,7 +107,7 @@ func (st *state) backfillOK(b *req, f string, ps []berth.Placement, demand polic
 		return true
 	}
 	// Does the head still fit at its shadow time with b running?
-	c := st.c.clone() // b's placement is already charged
+	c := st.c.scratch() // b's placement is already charged
 	q := st.quotas.Clone()
 	q.Add(b.team, f, demand)
 	for _, x := range res.released {

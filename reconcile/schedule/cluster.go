@@ -34,6 +34,10 @@ type cluster struct {
 	// gangCands and gangOut are gangOrder's buffers.
 	gangCands []gangCand
 	gangOut   []int
+
+	// shared marks, in a scratch copy, the nodes it still shares with
+	// the cluster it was copied from (nil: it owns every node).
+	shared []bool
 }
 
 // pickCache is one shape's pick on each node, valid while the node's
@@ -153,7 +157,7 @@ func (c *cluster) sigOf(i int) (nodeSig, bool) {
 func (c *cluster) release(s shape, ps []berth.Placement) {
 	for _, p := range ps {
 		if i, ok := c.byName[p.Node]; ok {
-			c.nodes[i].release(s, p)
+			c.mut(i).release(s, p)
 			c.touch(i)
 		}
 	}
@@ -163,10 +167,41 @@ func (c *cluster) release(s shape, ps []berth.Placement) {
 func (c *cluster) charge(s shape, ps []berth.Placement) {
 	for _, p := range ps {
 		if i, ok := c.byName[p.Node]; ok {
-			c.nodes[i].charge(s, p)
+			c.mut(i).charge(s, p)
 			c.touch(i)
 		}
 	}
+}
+
+// mut is node i, to be changed: a scratch copy copies a node it shares
+// first.
+func (c *cluster) mut(i int) *node {
+	if c.shared != nil && c.shared[i] {
+		c.nodes[i] = c.nodes[i].clone()
+		c.shared[i] = false
+	}
+	return c.nodes[i]
+}
+
+// scratch is a copy of c for a question asked and answered while c stays
+// as it is (when would a run fit if others ended): it shares c's nodes
+// until it changes them, and c's memos of scores. Unlike clone it must
+// not outlive a change to c, nor be used beside it concurrently.
+func (c *cluster) scratch() *cluster {
+	d := *c
+	d.nodes = append([]*node(nil), c.nodes...)
+	d.shared = make([]bool, len(c.nodes))
+	for i := range d.shared {
+		d.shared[i] = true
+	}
+	d.sigs = append([]nodeSig(nil), c.sigs...)
+	d.sigOK = append([]bool(nil), c.sigOK...)
+	d.sigBig = append([]bool(nil), c.sigBig...)
+	d.gen = append([]uint32(nil), c.gen...)
+	// Its own picks: its nodes' generations part from c's.
+	d.picks = nil
+	d.gangCands, d.gangOut = nil, nil
+	return &d
 }
 
 func (c *cluster) clone() *cluster {
@@ -186,5 +221,6 @@ func (c *cluster) clone() *cluster {
 	d.gen = append([]uint32(nil), c.gen...)
 	d.picks = nil
 	d.gangCands, d.gangOut = nil, nil
+	d.shared = nil
 	return &d
 }

@@ -223,12 +223,12 @@ func (c *cluster) placeEach(cands []int, s shape, count int, p placer) ([]berth.
 		if !ok {
 			// undo: all or nothing
 			for i := len(taken) - 1; i >= 0; i-- {
-				c.nodes[taken[i].node].release(s, out[i])
+				c.mut(taken[i].node).release(s, out[i])
 				c.touch(taken[i].node)
 			}
 			return nil, false
 		}
-		out = append(out, c.nodes[ch.node].take(s, ch.gpus, ch.slot))
+		out = append(out, c.mut(ch.node).take(s, ch.gpus, ch.slot))
 		c.touch(ch.node)
 		taken = append(taken, ch)
 	}
