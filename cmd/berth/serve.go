@@ -471,7 +471,7 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 		return err
 	}
 	defer ghs.close()
-	engine := reconcile.New(reconcile.Options{Clusters: clusters, Loader: loader, Logger: log, Reporter: ghs.reporter(logReporter{log: log}), Redact: live})
+	engine := reconcile.New(reconcile.Options{Clusters: clusters, Loader: loader, Logger: log, Reporter: ghs.reporter(&logReporter{log: log}), Redact: live})
 	ghs.attach(engine, names)
 	srv := &server{engine: engine, token: token}
 
@@ -623,9 +623,35 @@ func openClusters(cfg *berth.Config, o serveOptions, log *slog.Logger) ([]reconc
 }
 
 // logReporter logs each reconcile that did or found something.
-type logReporter struct{ log *slog.Logger }
+type logReporter struct {
+	log *slog.Logger
+	// What was said last, so a state that lasts (an invalid tracked
+	// branch, a standby replica) is logged when it starts or changes, not
+	// at every resync.
+	mu   sync.Mutex
+	last map[string]string
+}
 
-func (l logReporter) Report(ctx context.Context, r reconcile.Report) error {
+// changed reports whether key now says msg when it said something else
+// before (or nothing); "" clears it.
+func (l *logReporter) changed(key, msg string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.last == nil {
+		l.last = map[string]string{}
+	}
+	if l.last[key] == msg {
+		return false
+	}
+	if msg == "" {
+		delete(l.last, key)
+	} else {
+		l.last[key] = msg
+	}
+	return msg != ""
+}
+
+func (l *logReporter) Report(ctx context.Context, r reconcile.Report) error {
 	if r.Invalid != nil {
 		var errs cue.Errors
 		n := 1
@@ -633,16 +659,23 @@ func (l logReporter) Report(ctx context.Context, r reconcile.Report) error {
 		if errors.As(r.Invalid, &errs) && len(errs) > 0 {
 			n, first = len(errs), errs[0].Error()
 		}
-		l.log.Warn("revision is invalid; nothing from it is applied", "revision", r.Revision.Name, "errors", n, "first", first, "applied", r.Applied.Name)
+		if l.changed("invalid", r.Revision.Name+"\x00"+first) {
+			l.log.Warn("revision is invalid; nothing from it is applied (said once until it changes)", "revision", r.Revision.Name, "errors", n, "first", first, "applied", r.Applied.Name)
+		}
+	} else {
+		l.changed("invalid", "")
 	}
 	if r.Err != nil {
 		l.log.Warn("reconcile failed", "err", r.Err)
 	}
 	for _, c := range r.Clusters {
 		if c.Err != nil {
-			l.log.Warn("cluster failed", "cluster", c.Name, "err", c.Err)
+			if l.changed("cluster "+c.Name, c.Err.Error()) {
+				l.log.Warn("cluster failed (said once until it changes)", "cluster", c.Name, "err", c.Err)
+			}
 			continue
 		}
+		l.changed("cluster "+c.Name, "")
 		for _, res := range c.Results {
 			if res.Outcome == reconcile.OutcomeUnchanged {
 				continue
