@@ -528,6 +528,13 @@ func (c *Cluster) planJob(ctx context.Context, p *changePlan, ch reconcile.Chang
 		if err != nil {
 			return err
 		}
+		if live != nil && !recreate && live.Spec.Completions != nil {
+			// An indexed Job's count cannot change: a gang admitted with
+			// another number of workers than its Job has gets a new Job.
+			if want, _, _ := unstructured.NestedInt64(objs[0].Object, "spec", "completions"); want > 0 && int64(*live.Spec.Completions) != want {
+				recreate = true
+			}
+		}
 		if recreate {
 			if err := c.recreateJob(ctx, live); err != nil {
 				return err

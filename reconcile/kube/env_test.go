@@ -215,6 +215,32 @@ func (s *scenario) reconcile() reconcile.Report {
 }
 
 // mustReconcile reconciles and fails the test on a cluster or change error.
+// waitReadyNodes waits until the cluster observes n ready GPU nodes of
+// this scenario: on a loaded machine a KWOK node can lag behind its
+// creation, and a plan made before sees less capacity than the test means.
+func (s *scenario) waitReadyNodes(n int) {
+	s.t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		obs, err := s.cluster.Observe(s.ctx)
+		ready := 0
+		if err == nil {
+			for _, node := range obs.Snapshot.Nodes {
+				if node.Ready && !node.Unschedulable && node.GPUs > 0 && node.Labels["berth.dev/pool"] == s.name {
+					ready++
+				}
+			}
+		}
+		if ready >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("the cluster observes %d ready GPU nodes of pool %s, want %d (err %v)", ready, s.name, n, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 func (s *scenario) mustReconcile() reconcile.ClusterReport {
 	s.t.Helper()
 	rep := s.reconcile()

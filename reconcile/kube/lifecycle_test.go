@@ -121,6 +121,7 @@ func TestPreemption(t *testing.T) {
 // every worker has a place.
 func TestGangAllOrNothing(t *testing.T) {
 	s := newScenario(t, "gang", gpuNode(), gpuNode())
+	s.waitReadyNodes(2)
 	s.team(16, `
 workloads: ml: blocker: {kind: "batch", image: "img:1", env: BERTH_SIMULATED_DURATION: "6s", resources: {gpu: 4, flavor: "h100"}}
 workloads: ml: gang: {kind: "training", image: "img:1", priority: "low", workers: 2, env: BERTH_SIMULATED_DURATION: "2s", resources: {gpu: 8, flavor: "h100"}}
@@ -450,4 +451,41 @@ workloads: ml: long: {kind: "batch", image: "img:1", retries: 1, env: BERTH_SIMU
 	if _, err := jobs.Get(s.ctx, "long-1", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Fatalf("long was started again (err %v)", err)
 	}
+}
+
+// TestPartialGangGetsItsJobAtTheAdmittedCount: a gang with minWorkers that
+// waited (its Job suspended at the full count) and is then admitted with
+// fewer workers gets a Job of that many pods, which the Job controller
+// and KWOK run to success.
+func TestPartialGangGetsItsJobAtTheAdmittedCount(t *testing.T) {
+	s := newScenario(t, "partial", gpuNode())
+	s.team(8, `
+workloads: ml: first: {kind: "batch", image: "img:1", env: BERTH_SIMULATED_DURATION: "4s", resources: {gpu: 7, flavor: "h100"}}
+workloads: ml: hold: {kind: "batch", image: "img:1", env: BERTH_SIMULATED_DURATION: "30s", resources: {gpu: 5, flavor: "h100"}}
+workloads: ml: gang: {kind: "training", image: "img:1", priority: "low", workers: 4, minWorkers: 2, env: BERTH_SIMULATED_DURATION: "2s", resources: {gpu: 1, flavor: "h100"}}
+`)
+	cr := s.mustReconcile()
+	if d := decision(cr, "ml/gang"); d.Action != berth.ActionQueue {
+		t.Fatalf("gang: %s, want queued while first runs\n%s", d.Action, runsText(cr))
+	}
+	if j := s.job("gang-1"); *j.Spec.Completions != 4 || !*j.Spec.Suspend {
+		t.Fatalf("the waiting gang's Job: completions %d, suspended %v; want 4, suspended", *j.Spec.Completions, *j.Spec.Suspend)
+	}
+	s.until("the gang starts", time.Minute, func(cr reconcile.ClusterReport) bool {
+		p := phase(cr, "ml/gang")
+		return p.Holds() || p == reconcile.PhaseSucceeded
+	})
+	j := s.job("gang-1")
+	if *j.Spec.Completions != 3 || *j.Spec.Parallelism != 3 || *j.Spec.Suspend {
+		t.Fatalf("the admitted gang's Job: completions %d, parallelism %d, suspended %v; want 3, 3, running",
+			*j.Spec.Completions, *j.Spec.Parallelism, *j.Spec.Suspend)
+	}
+	for _, e := range j.Spec.Template.Spec.Containers[0].Env {
+		if e.Name == "WORLD_SIZE" && e.Value != "3" {
+			t.Errorf("WORLD_SIZE %s, want 3", e.Value)
+		}
+	}
+	s.until("the gang succeeds", time.Minute, func(cr reconcile.ClusterReport) bool {
+		return phase(cr, "ml/gang") == reconcile.PhaseSucceeded
+	})
 }

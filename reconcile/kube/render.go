@@ -259,7 +259,12 @@ func renderJob(o RenderOptions, r Run) *batchv1.Job {
 	s := &job.Spec
 	env := baseEnv(r)
 	if w.Kind == berth.KindTraining {
+		// A gang admitted with fewer workers than it asks (minWorkers)
+		// runs as many as were placed; a queued one asks for all.
 		n := int32(w.Pods())
+		if r.Started && len(r.Placements) > 0 {
+			n = int32(len(r.Placements))
+		}
 		s.CompletionMode = ptr(batchv1.IndexedCompletion)
 		s.Completions, s.Parallelism = ptr(n), ptr(n)
 		master := fmt.Sprintf("%s-0.%s", name, name)

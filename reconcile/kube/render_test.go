@@ -218,3 +218,36 @@ func rolesRun(t0 time.Time) Run {
 	return Run{Workload: w, RunID: w.RunID, Digest: berth.SpecDigest(w), Path: "workloads/vision/mpi.cue:3:1",
 		Commit: "main@sha1:4f2a9c1", Priority: 100, QueuedSince: t0}
 }
+
+// A gang admitted with fewer workers than it asks (minWorkers) runs as many
+// pods as berth placed, and tells them so; queued, it asks for all.
+func TestRenderPartialGang(t *testing.T) {
+	cfg := kubeDemo(t)
+	wl := cfg.Workloads["vision/resnet-train"]
+	wl.Workers, wl.MinWorkers = 4, 2
+	r := Run{Workload: wl, RunID: "1", Digest: berth.SpecDigest(wl), Path: wl.Pos.String(), Commit: "c1",
+		Flavor: "h100", Priority: 100, QueuedSince: build.T0}
+	count := func(r Run) (int64, string) {
+		t.Helper()
+		objs, err := Render(renderOpts, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, _, _ := unstructured.NestedInt64(objs[0].Object, "spec", "completions")
+		containers, _, _ := unstructured.NestedSlice(objs[0].Object, "spec", "template", "spec", "containers")
+		for _, e := range containers[0].(map[string]any)["env"].([]any) {
+			if m := e.(map[string]any); m["name"] == "WORLD_SIZE" {
+				return n, m["value"].(string)
+			}
+		}
+		return n, ""
+	}
+	if n, ws := count(r); n != 4 || ws != "4" {
+		t.Errorf("queued: completions %d, WORLD_SIZE %q; want 4 and 4", n, ws)
+	}
+	r.Started, r.StartedAt, r.Attempts = true, build.T0, 1
+	r.Placements = []berth.Placement{{Node: "a", GPUs: []int{0}, MIG: []berth.MIGSlice{}}, {Node: "a", GPUs: []int{1}, MIG: []berth.MIGSlice{}}}
+	if n, ws := count(r); n != 2 || ws != "2" {
+		t.Errorf("admitted with 2 of 4 workers: completions %d, WORLD_SIZE %q; want 2 and 2", n, ws)
+	}
+}

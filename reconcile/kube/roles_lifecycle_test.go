@@ -38,6 +38,7 @@ func (s *scenario) roleJobs() (launcher, worker *batchv1.Job) {
 // completion and the run succeeds once every role has.
 func TestRolesRun(t *testing.T) {
 	s := newScenario(t, "roles", gpuNode(), gpuNode())
+	s.waitReadyNodes(2)
 	s.team(16, mpi("low", "3s")+`workloads: ml: blocker: {kind: "batch", image: "img:1", parallelism: 2, completions: 2,
 	env: BERTH_SIMULATED_DURATION: "3s", resources: {gpu: 8, flavor: "h100"}}
 `)
