@@ -369,6 +369,16 @@ func (c *Cluster) releaseJob(ctx context.Context, ns, name string) error {
 	return nil
 }
 
+// nextAttempt is the attempt a start makes after attempt last, which
+// ended in phase: resuming after a preemption is not a new attempt (a
+// preemption does not use up a retry).
+func nextAttempt(last int, phase reconcile.Phase) int {
+	if phase == reconcile.PhasePreempted {
+		return max(last, 1)
+	}
+	return last + 1
+}
+
 // recreateJob replaces a Job whose pod template must change (a queued
 // Job's spec changed in Git, or a failed run is retried): the old Job
 // goes, and once the API server no longer has it, the new one is applied.
@@ -508,18 +518,10 @@ func (c *Cluster) planJob(ctx context.Context, p *changePlan, ch reconcile.Chang
 			} else if neverStarted {
 				recreate = true
 			}
-			r.Attempts = parseInt(live.Annotations[AnnotationAttempts]) + 1
-			if ok && prev.Phase == reconcile.PhasePreempted {
-				// Resuming after a preemption is not a new attempt: a
-				// preemption does not use up a retry.
-				r.Attempts = max(r.Attempts-1, 1)
-			}
+			r.Attempts = nextAttempt(parseInt(live.Annotations[AnnotationAttempts]), prev.Phase) // prev is zero when !ok
 			r.QueuedSince = sinceOrNow(prev.QueuedSince, now)
 		case rec != nil:
-			r.Attempts = rec.Attempts + 1
-			if rec.Phase == reconcile.PhasePreempted {
-				r.Attempts = max(rec.Attempts, 1)
-			}
+			r.Attempts = nextAttempt(rec.Attempts, rec.Phase)
 			r.QueuedSince = sinceOrNow(rec.QueuedSince, now)
 		default:
 			r.Attempts = 1

@@ -85,16 +85,10 @@ func (c *Cluster) planRoles(ctx context.Context, p *changePlan, ch reconcile.Cha
 			} else if neverStarted {
 				recreate = true
 			}
-			r.Attempts = parseInt(live[0].Annotations[AnnotationAttempts]) + 1
-			if havePrev && prev.Phase == reconcile.PhasePreempted {
-				r.Attempts = max(r.Attempts-1, 1)
-			}
+			r.Attempts = nextAttempt(parseInt(live[0].Annotations[AnnotationAttempts]), prev.Phase) // prev is zero when !havePrev
 			r.QueuedSince = sinceOrNow(prev.QueuedSince, now)
 		case rec != nil:
-			r.Attempts = rec.Attempts + 1
-			if rec.Phase == reconcile.PhasePreempted {
-				r.Attempts = max(rec.Attempts, 1)
-			}
+			r.Attempts = nextAttempt(rec.Attempts, rec.Phase)
 			r.QueuedSince = sinceOrNow(rec.QueuedSince, now)
 		default:
 			r.Attempts = 1
