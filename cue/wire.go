@@ -98,21 +98,13 @@ func fromWire(w *wireResult, t *tree) (*instanceResult, error) {
 		var err error
 		switch field {
 		case "clusters":
-			var c berth.Cluster
-			err = json.Unmarshal(wo.Value, &c)
-			o.value = c
+			o.value, err = decodeAs[berth.Cluster](wo.Value)
 		case "flavors":
-			var f berth.Flavor
-			err = json.Unmarshal(wo.Value, &f)
-			o.value = f
+			o.value, err = decodeAs[berth.Flavor](wo.Value)
 		case "cohorts":
-			var c berth.Cohort
-			err = json.Unmarshal(wo.Value, &c)
-			o.value = c
+			o.value, err = decodeAs[berth.Cohort](wo.Value)
 		case "teams":
-			var tm berth.Team
-			err = json.Unmarshal(wo.Value, &tm)
-			o.value = tm
+			o.value, err = decodeAs[berth.Team](wo.Value)
 		case "workloads":
 			var wl berth.Workload
 			err = json.Unmarshal(wo.Value, &wl)
@@ -206,4 +198,11 @@ func readRequest(r io.Reader) (request, *tree, error) {
 		files[string(p)] = b
 	}
 	return req, newTree(files), nil
+}
+
+// decodeAs decodes one object the child sent back as a T.
+func decodeAs[T any](b []byte) (T, error) {
+	var v T
+	err := json.Unmarshal(b, &v)
+	return v, err
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/berth-gpu/berth"
+	"github.com/berth-gpu/berth/cue"
 	"github.com/berth-gpu/berth/reconcile"
 	"github.com/berth-gpu/berth/reconcile/kube"
 )
@@ -126,12 +127,21 @@ func serverSnapshots(c *clientOptions, cluster string) ([]berth.Snapshot, error)
 	if code != http.StatusOK {
 		return nil, fmt.Errorf("berth serve: %s", strings.TrimSpace(string(b)))
 	}
-	var snaps []berth.Snapshot
-	if err := json.Unmarshal(b, &snaps); err != nil {
+	// Each is checked against #Snapshot as a file would be.
+	var raw []json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
 		return nil, fmt.Errorf("berth serve's snapshot: %w", err)
 	}
-	if len(snaps) == 0 {
+	if len(raw) == 0 {
 		return nil, errors.New("berth serve observes no cluster yet")
+	}
+	snaps := make([]berth.Snapshot, 0, len(raw))
+	for i, r := range raw {
+		snap, err := cue.LoadSnapshot(fmt.Sprintf("%s snapshot %d", c.server, i), r)
+		if err != nil {
+			return nil, fmt.Errorf("berth serve's snapshot: %w", err)
+		}
+		snaps = append(snaps, *snap)
 	}
 	return snaps, nil
 }

@@ -13,8 +13,13 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/berth-gpu/berth/cue"
 	"github.com/berth-gpu/berth/status"
 )
+
+// maxAnswer bounds what a command reads from a serve: several clusters'
+// snapshots at most.
+const maxAnswer = 4 * cue.MaxSnapshotSize
 
 // clientOptions find a running serve.
 type clientOptions struct {
@@ -72,7 +77,11 @@ func (c *clientOptions) get(path string) ([]byte, int, error) {
 		return nil, 0, fmt.Errorf("ask berth serve at %s: %w", addr, err)
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
+	// What a serve answers is bounded like any snapshot berth reads.
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
+	if err == nil && len(b) > maxAnswer {
+		return nil, 0, fmt.Errorf("berth serve at %s answered more than %d MiB to %s", addr, maxAnswer>>20, path)
+	}
 	if resp.StatusCode == http.StatusUnauthorized {
 		what := "no token was sent"
 		if token != "" {

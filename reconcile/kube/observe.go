@@ -168,26 +168,9 @@ func (c *Cluster) jobRun(job *batchv1.Job) (reconcile.RunState, bool) {
 	w, _ := specOf(a)
 	pods := c.objs().jobPods(job)
 	st := JobState(job, pods)
-	r := reconcile.RunState{
-		Workload:    berth.MakeWorkloadID(team, name),
-		RunID:       runID,
-		Kind:        berth.Kind(job.Labels[LabelKind]),
-		Digest:      a[AnnotationDigest],
-		Phase:       st.Phase,
-		Reason:      st.Reason,
-		QueuedSince: parseTime(a[AnnotationQueuedSince]),
-		StartedAt:   parseTime(a[AnnotationStartedAt]),
-		FinishedAt:  st.FinishedAt,
-		Attempts:    parseInt(a[AnnotationAttempts]),
-		Flavor:      a[AnnotationFlavor],
-		Priority:    parseInt(a[AnnotationPriority]),
-		Resources:   w.Resources,
-		MaxDuration: w.MaxDuration,
-		Note:        "job " + job.Namespace + "/" + job.Name,
-	}
-	if r.Kind == "" {
-		r.Kind = w.Kind
-	}
+	r := jobRunState(team, name, runID, job.Labels[LabelKind], a, w, st.Phase, st.Reason, st.FinishedAt)
+	r.Resources = w.Resources
+	r.Note = "job " + job.Namespace + "/" + job.Name
 	if job.DeletionTimestamp != nil && !st.Phase.Final() {
 		// Deleted by someone else before it ended: a run-once run is
 		// never started again.
@@ -365,4 +348,29 @@ func sinceOrNow(t, now time.Time) time.Time {
 		return now.UTC().Truncate(time.Second)
 	}
 	return t.UTC().Truncate(time.Second)
+}
+
+// jobRunState is the run a Job (or the Jobs of a run of several roles)
+// records in its labels and annotations, in the phase observed.
+func jobRunState(team, name, runID, kindLabel string, a map[string]string, w berth.Workload,
+	phase reconcile.Phase, reason string, finished time.Time) reconcile.RunState {
+	r := reconcile.RunState{
+		Workload:    berth.MakeWorkloadID(team, name),
+		RunID:       runID,
+		Kind:        berth.Kind(kindLabel),
+		Digest:      a[AnnotationDigest],
+		Phase:       phase,
+		Reason:      reason,
+		QueuedSince: parseTime(a[AnnotationQueuedSince]),
+		StartedAt:   parseTime(a[AnnotationStartedAt]),
+		FinishedAt:  finished,
+		Attempts:    parseInt(a[AnnotationAttempts]),
+		Flavor:      a[AnnotationFlavor],
+		Priority:    parseInt(a[AnnotationPriority]),
+		MaxDuration: w.MaxDuration,
+	}
+	if r.Kind == "" {
+		r.Kind = w.Kind
+	}
+	return r
 }

@@ -219,25 +219,8 @@ func (c *Cluster) rolesRun(jobs []*batchv1.Job) (reconcile.RunState, bool) {
 		}
 	}
 	st := RolesState(roles, byRole, pods, func(i int) int { return roleCount(w, decided[i]) })
-	r := reconcile.RunState{
-		Workload:    berth.MakeWorkloadID(team, name),
-		RunID:       runID,
-		Kind:        berth.Kind(first.Labels[LabelKind]),
-		Digest:      a[AnnotationDigest],
-		Phase:       st.Phase,
-		Reason:      st.Reason,
-		QueuedSince: parseTime(a[AnnotationQueuedSince]),
-		StartedAt:   parseTime(a[AnnotationStartedAt]),
-		FinishedAt:  st.FinishedAt,
-		Attempts:    parseInt(a[AnnotationAttempts]),
-		Flavor:      a[AnnotationFlavor],
-		Priority:    parseInt(a[AnnotationPriority]),
-		MaxDuration: w.MaxDuration,
-		PodFailed:   st.PodFailed,
-	}
-	if r.Kind == "" {
-		r.Kind = w.Kind
-	}
+	r := jobRunState(team, name, runID, first.Labels[LabelKind], a, w, st.Phase, st.Reason, st.FinishedAt)
+	r.PodFailed = st.PodFailed
 	if st.PodFailed != "" {
 		r.Pods = st.Pods
 	}

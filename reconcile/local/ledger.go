@@ -172,19 +172,7 @@ func (l *ledger) put(rs ...*record) error {
 	if len(rs) == 0 {
 		return nil
 	}
-	err := l.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketRuns)
-		for _, r := range rs {
-			v, err := json.Marshal(r)
-			if err != nil {
-				return err
-			}
-			if err := b.Put([]byte(r.key()), v); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	err := l.db.Update(func(tx *bolt.Tx) error { return putRecords(tx.Bucket(bucketRuns), rs) })
 	if err != nil {
 		return fmt.Errorf("ledger: %w", err)
 	}
@@ -252,3 +240,17 @@ func (l *ledger) txID() int {
 }
 
 func (l *ledger) close() error { return l.db.Close() }
+
+// putRecords writes records into the runs bucket, each under its key.
+func putRecords(b *bolt.Bucket, rs []*record) error {
+	for _, r := range rs {
+		v, err := json.Marshal(r)
+		if err != nil {
+			return err
+		}
+		if err := b.Put([]byte(r.key()), v); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -194,16 +194,7 @@ func writeLedger(path string, recs []*record) error {
 		if err != nil {
 			return err
 		}
-		for _, r := range recs {
-			v, err := json.Marshal(r)
-			if err != nil {
-				return err
-			}
-			if err := b.Put([]byte(r.key()), v); err != nil {
-				return err
-			}
-		}
-		return nil
+		return putRecords(b, recs)
 	})
 	if cerr := db.Close(); err == nil {
 		err = cerr
