@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -147,6 +148,21 @@ func (q *queue) handle(ctx context.Context, ev Event) {
 	}
 	q.mu.Unlock()
 	if err == nil || ctx.Err() != nil {
+		return
+	}
+	var later *Later
+	if errors.As(err, &later) {
+		// The worker is free; the event comes back when it can finish.
+		q.log.Info("pull request waits; planned again when it can finish", "pr", ev.Number, "reason", later.Reason)
+		again := ev
+		again.Deliveries = nil
+		go func() {
+			select {
+			case <-later.Ready:
+				q.addAfter(again, 0)
+			case <-ctx.Done():
+			}
+		}()
 		return
 	}
 	if ev.Attempt > q.opts.Retries {
