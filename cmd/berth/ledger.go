@@ -93,8 +93,8 @@ run's directory, STATE-DIR/clusters/NAME/runs/TEAM/NAME/RUN/. The old file
 is kept as berth.db.damaged-TIME.
 
 Runs that finished stay finished, so berth serve never starts them again;
-runs that still run are adopted. Runs that were only waiting are not in
-the new ledger: berth serve queues them again from Git, from now. Run
+runs that still run are adopted. Runs that were only waiting come from
+the cluster's queue file (queue.json), queued since when they were. Run
 directories without a record file (left by a berth older than the record
 files) are listed and left out.
 
@@ -197,7 +197,13 @@ func ledgerRebuild(o ledgerOptions, w io.Writer) error {
 			errs = append(errs, fmt.Errorf("cluster %s: %w", n, err))
 			continue
 		}
-		fmt.Fprintf(w, "cluster %s: rebuilt ledger %s from %d run records", n, res.Path, len(res.Runs))
+		waiting := 0
+		for _, r := range res.Runs {
+			if !r.QueuedSince.IsZero() {
+				waiting++
+			}
+		}
+		fmt.Fprintf(w, "cluster %s: rebuilt ledger %s from %d run records and %d waiting runs", n, res.Path, len(res.Runs)-waiting, waiting)
 		if res.Kept != "" {
 			fmt.Fprintf(w, "; the old file is kept as %s", res.Kept)
 		}

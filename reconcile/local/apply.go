@@ -106,6 +106,9 @@ func (c *Cluster) Apply(ctx context.Context, changes []reconcile.Change) ([]reco
 	if err := c.settle(); err != nil {
 		c.log.Warn("cannot record ended runs", "err", err)
 	}
+	if err := c.ledger.flushQueue(); err != nil {
+		c.log.Warn("cannot write the queue file (berth ledger rebuild reads it)", "err", err)
+	}
 	return results, nil
 }
 

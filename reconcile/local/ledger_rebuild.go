@@ -20,8 +20,7 @@ import (
 
 // RebuildOptions configure RebuildLedger.
 type RebuildOptions struct {
-	// Force rebuilds a ledger that the check finds sound (it loses the
-	// records of runs that only wait; the engine queues them again).
+	// Force rebuilds a ledger that the check finds sound.
 	Force bool
 	// Now stamps the name the old file is kept under. Default time.Now.
 	Now func() time.Time
@@ -32,7 +31,9 @@ type Rebuilt struct {
 	Path string
 	// Kept is where the old file went ("" when there was none).
 	Kept string
-	// Runs are the runs the new ledger holds, sorted.
+	// Runs are the runs the new ledger holds, sorted: those that started,
+	// from their record files, and those that only wait, from the queue
+	// file.
 	Runs []RebuiltRun
 	// Unrecorded are run directories (relative to the state directory)
 	// with no run record file: runs of a berth older than the record
@@ -45,11 +46,13 @@ type RebuiltRun struct {
 	Workload berth.WorkloadID
 	RunID    string
 	Attempts int
+	// QueuedSince is set for a run that waits.
+	QueuedSince time.Time
 }
 
 // ErrLedgerSound is returned by RebuildLedger for a ledger the check finds
 // sound, unless Force is set.
-var ErrLedgerSound = errors.New("the ledger is sound: nothing to rebuild (--force rebuilds it anyway, and forgets the runs that only wait)")
+var ErrLedgerSound = errors.New("the ledger is sound: nothing to rebuild (--force rebuilds it anyway)")
 
 // RebuildLedger rebuilds the ledger of a local cluster's state directory
 // from the run record files its run directories hold (run.json, written
@@ -60,8 +63,11 @@ var ErrLedgerSound = errors.New("the ledger is sound: nothing to rebuild (--forc
 // A run's record file is never behind what was done to its pods, and the
 // rebuilt Cluster reads each pod's exit.json and lock as it always does, so
 // a run that finished is finished in the new ledger and is never started
-// again. What is lost: runs that only waited (they had no directory); the
-// engine queues them again from Git, from the time of the rebuild.
+// again. Runs that only wait (they have no directory) come from the queue
+// file (queue.json), with the time they were queued; the queue file may
+// be one Apply behind, so a run it lists that has a record file is taken
+// from the record file. A run queued in the Apply before a crash may be
+// missing: the engine queues it again from Git.
 func RebuildLedger(stateDir string, opts RebuildOptions) (Rebuilt, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -96,6 +102,11 @@ func RebuildLedger(stateDir string, opts RebuildOptions) (Rebuilt, error) {
 	if err != nil {
 		return out, err
 	}
+	waiting, err := readQueueFile(stateDir)
+	if err != nil {
+		return out, err
+	}
+	recs = withWaiting(recs, waiting)
 	out.Unrecorded = unrecorded
 	tmp := path + ".rebuild"
 	os.Remove(tmp)
@@ -114,7 +125,11 @@ func RebuildLedger(stateDir string, opts RebuildOptions) (Rebuilt, error) {
 		return out, err
 	}
 	for _, r := range recs {
-		out.Runs = append(out.Runs, RebuiltRun{Workload: r.Workload, RunID: r.RunID, Attempts: r.Attempts})
+		run := RebuiltRun{Workload: r.Workload, RunID: r.RunID, Attempts: r.Attempts}
+		if r.Waiting {
+			run.QueuedSince = r.QueuedSince
+		}
+		out.Runs = append(out.Runs, run)
 	}
 	return out, nil
 }
@@ -168,6 +183,44 @@ func readRunRecords(stateDir string) ([]*record, []string, error) {
 	sort.Slice(recs, func(i, j int) bool { return recs[i].key() < recs[j].key() })
 	sort.Strings(unrecorded)
 	return recs, unrecorded, nil
+}
+
+// readQueueFile reads the records of the runs that only wait.
+func readQueueFile(stateDir string) ([]*record, error) {
+	b, err := os.ReadFile(filepath.Join(stateDir, fileQueue))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var recs []*record
+	if err := json.Unmarshal(b, &recs); err != nil {
+		return nil, fmt.Errorf("%s: %w (remove it to rebuild without the runs that only wait: berth serve queues them again from Git)", fileQueue, err)
+	}
+	for i, r := range recs {
+		if r == nil || r.Workload == "" || r.RunID == "" || r.Attempts != 0 || r.Attempt != nil {
+			return nil, fmt.Errorf("%s: entry %d is not a run that only waits (remove the file to rebuild without them)", fileQueue, i)
+		}
+	}
+	return recs, nil
+}
+
+// withWaiting adds the runs that only wait to the records of runs that
+// started, sorted; a run's record file wins over the queue file.
+func withWaiting(recs, waiting []*record) []*record {
+	have := make(map[string]bool, len(recs))
+	for _, r := range recs {
+		have[r.key()] = true
+	}
+	for _, r := range waiting {
+		if !have[r.key()] {
+			have[r.key()] = true
+			recs = append(recs, r)
+		}
+	}
+	sort.Slice(recs, func(i, j int) bool { return recs[i].key() < recs[j].key() })
+	return recs
 }
 
 func lastAttemptDir(dir string) int {

@@ -147,9 +147,11 @@ func TestLedgerCheckAndRebuildRunNothingTwice(t *testing.T) {
 	ok := batch("ok", `echo ran >> "$OUT"`).Env("OUT", ran("ok")).Obj()
 	bad := batch("bad", `echo ran >> "$OUT"; exit 3`).Env("OUT", ran("bad")).Retries(1).Obj()
 	svc := batch("svc", `echo ran >> "$OUT"; exec sleep 600`).Env("OUT", ran("svc")).Kind(berth.KindService).Obj()
+	wait := batch("wait", `echo ran >> "$OUT"`).Env("OUT", ran("wait")).Obj() // queued, never started
 
 	c := newClusterNoCleanup(t, dir)
-	apply(t, c, change(reconcile.OpStart, ok, cpuOnly()), change(reconcile.OpStart, bad, cpuOnly()), change(reconcile.OpStart, svc, cpuOnly()))
+	apply(t, c, change(reconcile.OpStart, ok, cpuOnly()), change(reconcile.OpStart, bad, cpuOnly()), change(reconcile.OpStart, svc, cpuOnly()),
+		change(reconcile.OpQueue, wait, cpuOnly()))
 	waitPhase(t, c, ok.ID(), "1", reconcile.PhaseSucceeded)
 	waitPhase(t, c, bad.ID(), "1", reconcile.PhaseFailed)
 	apply(t, c, change(reconcile.OpStart, bad, cpuOnly())) // its one retry
@@ -180,13 +182,13 @@ func TestLedgerCheckAndRebuildRunNothingTwice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := path + ".damaged-20261102T030405Z"; rebuilt.Kept != want || len(rebuilt.Runs) != 3 || len(rebuilt.Unrecorded) != 0 {
-		t.Fatalf("rebuilt %+v, want 3 runs and the old file kept as %s", rebuilt, want)
+	if want := path + ".damaged-20261102T030405Z"; rebuilt.Kept != want || len(rebuilt.Runs) != 4 || len(rebuilt.Unrecorded) != 0 {
+		t.Fatalf("rebuilt %+v, want 4 runs and the old file kept as %s", rebuilt, want)
 	}
 	if kept, _ := os.ReadFile(rebuilt.Kept); string(kept) != string(b) {
 		t.Error("the damaged file was not kept as it was")
 	}
-	if check, err := CheckLedger(dir); err != nil || check.Damaged != nil || check.Runs != 3 {
+	if check, err := CheckLedger(dir); err != nil || check.Damaged != nil || check.Runs != 4 {
 		t.Fatalf("check after the rebuild: %+v, %v", check, err)
 	}
 	if _, err := RebuildLedger(dir, RebuildOptions{}); !errors.Is(err, ErrLedgerSound) {
@@ -195,24 +197,25 @@ func TestLedgerCheckAndRebuildRunNothingTwice(t *testing.T) {
 
 	c2 := newCluster(t, dir)
 	after := observe(t, c2)
-	for _, w := range []berth.Workload{ok, bad, svc} {
+	for _, w := range []berth.Workload{ok, bad, svc, wait} {
 		b, _ := before.Run(w.ID(), "1")
 		a, _ := after.Run(w.ID(), "1")
-		if a.Phase != b.Phase || a.Attempts != b.Attempts || a.Reason != b.Reason {
-			t.Errorf("%s after the rebuild: %s, %d attempts (%s); before: %s, %d attempts (%s)",
-				w.ID(), a.Phase, a.Attempts, a.Reason, b.Phase, b.Attempts, b.Reason)
+		if a.Phase != b.Phase || a.Attempts != b.Attempts || a.Reason != b.Reason || !a.QueuedSince.Equal(b.QueuedSince) {
+			t.Errorf("%s after the rebuild: %s, %d attempts (%s), queued since %s; before: %s, %d attempts (%s), queued since %s",
+				w.ID(), a.Phase, a.Attempts, a.Reason, a.QueuedSince, b.Phase, b.Attempts, b.Reason, b.QueuedSince)
 		}
 	}
-	if len(after.Snapshot.Finished) != 2 || len(after.Snapshot.Running) != 1 || len(after.Snapshot.Queue) != 0 {
-		t.Errorf("after the rebuild: %d finished, %d running, %d queued; want 2, 1, 0",
+	if len(after.Snapshot.Finished) != 2 || len(after.Snapshot.Running) != 1 || len(after.Snapshot.Queue) != 1 {
+		t.Errorf("after the rebuild: %d finished, %d running, %d queued; want 2, 1, 1",
 			len(after.Snapshot.Finished), len(after.Snapshot.Running), len(after.Snapshot.Queue))
 	}
 	// What the engine would ask again is a no-op.
-	if got := apply(t, c2, change(reconcile.OpStart, svc, cpuOnly())); got[0] != reconcile.OutcomeUnchanged {
-		t.Errorf("start of the running service after the rebuild: %s", got[0])
+	got := apply(t, c2, change(reconcile.OpStart, svc, cpuOnly()), change(reconcile.OpQueue, wait, cpuOnly()))
+	if got[0] != reconcile.OutcomeUnchanged || got[1] != reconcile.OutcomeUnchanged {
+		t.Errorf("after the rebuild, the running service's start: %s, the waiting job's queue: %s; want both unchanged", got[0], got[1])
 	}
-	if count("ok") != 1 || count("bad") != 2 || count("svc") != 1 {
-		t.Errorf("runs: ok %d, bad %d, svc %d; want 1, 2, 1", count("ok"), count("bad"), count("svc"))
+	if count("ok") != 1 || count("bad") != 2 || count("svc") != 1 || count("wait") != 0 {
+		t.Errorf("runs: ok %d, bad %d, svc %d, wait %d; want 1, 2, 1, 0", count("ok"), count("bad"), count("svc"), count("wait"))
 	}
 }
 
