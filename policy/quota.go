@@ -132,7 +132,7 @@ func NewQuotas(cfg *berth.Config, flavors []string) *Quotas {
 		if t.Weight > 0 {
 			x.weight = t.Weight
 		}
-		q.setQuota(x, t.Quota)
+		q.setQuota(x, t.Quotas())
 		if c, ok := q.cohorts[t.Cohort]; ok {
 			x.parent = c
 			c.children = append(c.children, x)

@@ -121,7 +121,7 @@ func (st *state) noQuotaReason(r *req) *berth.Reason {
 		return &berth.Reason{Code: berth.ReasonNoQuota, Message: fmt.Sprintf("team %s does not exist", r.team)}
 	}
 	var listed []string
-	for _, q := range team.Quota {
+	for _, q := range team.Quotas() {
 		listed = append(listed, q.Flavor)
 	}
 	lists := "it lists no flavor"

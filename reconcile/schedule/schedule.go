@@ -841,7 +841,7 @@ func cmpReq(a, b *req) int {
 func (st *state) quotaUse() []berth.QuotaUse {
 	var out []berth.QuotaUse
 	for _, team := range st.cfg.TeamNames() {
-		for _, fq := range st.cfg.Teams[team].Quota {
+		for _, fq := range st.cfg.Teams[team].Quotas() {
 			if _, ok := st.c.flavors[fq.Flavor]; !ok {
 				continue
 			}
