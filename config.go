@@ -90,6 +90,50 @@ func (c *Config) FlavorCluster(flavor string) string {
 	return c.DefaultCluster()
 }
 
+// FlavorNamed returns the flavor of a name; for a name that joins one
+// flavor per resource group ("h100+cpu-nodes"), the flavor a pod taking
+// from all of them runs on: every one's node labels, and the GPU model,
+// MIG profile and topology label of the one that has a GPU model. It
+// reports false when a flavor does not exist, or when they cannot meet on
+// one node (two GPU models, a label with two values).
+func (c *Config) FlavorNamed(name string) (Flavor, bool) {
+	if f, ok := c.Flavors[name]; ok {
+		return f, true
+	}
+	if !strings.Contains(name, FlavorSeparator) {
+		return Flavor{}, false
+	}
+	out := Flavor{Name: name, NodeLabels: map[string]string{}}
+	for i, part := range SplitFlavors(name) {
+		f, ok := c.Flavors[part]
+		if !ok {
+			return Flavor{}, false
+		}
+		if i == 0 {
+			out.Cluster = f.Cluster
+		}
+		for k, v := range f.NodeLabels {
+			if have, ok := out.NodeLabels[k]; ok && have != v {
+				return Flavor{}, false
+			}
+			out.NodeLabels[k] = v
+		}
+		if f.GPUModel != "" {
+			if out.GPUModel != "" && (out.GPUModel != f.GPUModel || out.MIG != f.MIG) {
+				return Flavor{}, false
+			}
+			out.GPUModel, out.MIG = f.GPUModel, f.MIG
+			if f.TopologyLabel != "" {
+				out.TopologyLabel = f.TopologyLabel
+			}
+		}
+		if out.TopologyLabel == "" {
+			out.TopologyLabel = f.TopologyLabel
+		}
+	}
+	return out, true
+}
+
 // Priority resolves a workload's priority tier: its own, or the policy's
 // default.
 func (c *Config) Priority(w Workload) (string, PriorityTier) {
