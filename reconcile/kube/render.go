@@ -163,7 +163,7 @@ func quotaHard(o RenderOptions, cfg *berth.Config, team string) corev1.ResourceL
 	}
 	sums := map[corev1.ResourceName]int64{}
 	add := func(name corev1.ResourceName, milli int64) { sums[name] += milli }
-	for _, fq := range t.Quota {
+	for _, fq := range t.Quotas() {
 		f := cfg.Flavors[fq.Flavor]
 		cpu, mem, gpu := admissible(cfg, t, fq.Flavor, berth.ResourceCPU), admissible(cfg, t, fq.Flavor, berth.ResourceMemory), admissible(cfg, t, fq.Flavor, berth.ResourceGPU)
 		add("requests.cpu", cpu)
