@@ -1,6 +1,7 @@
 package berth
 
 import (
+	"cmp"
 	"fmt"
 	"strings"
 )
@@ -16,6 +17,11 @@ type RunKey struct {
 // String is "team/name@run", how berth writes a run wherever a person reads
 // one.
 func (k RunKey) String() string { return string(k.Workload) + "@" + k.RunID }
+
+// Compare orders runs by workload, then run id (for slices.SortFunc).
+func (k RunKey) Compare(o RunKey) int {
+	return cmp.Or(cmp.Compare(k.Workload, o.Workload), cmp.Compare(k.RunID, o.RunID))
+}
 
 // ParseRunKey reads "team/name@run". The run id is what follows the last
 // "@" (a workload name, a DNS-1123 label, has none).

@@ -245,7 +245,7 @@ func BenchmarkApply1000(b *testing.B) {
 			b.Logf("reconcile %d: %v", i+2, ops)
 			if i >= 3 {
 				for _, ch := range rep.Clusters[0].Changes[:min(8, len(rep.Clusters[0].Changes))] {
-					r, _ := rep.Clusters[0].Observed.Run(ch.Workload.ID(), ch.RunID)
+					r, _ := rep.Clusters[0].Observed.Run(ch.Key())
 					b.Logf("  %s %s@%s (%s): %s [observed %s attempts %d %s]", ch.Op, ch.Workload.ID(), ch.RunID, ch.Decision.Action, ch.Reason, r.Phase, r.Attempts, r.Reason)
 				}
 			}
