@@ -404,7 +404,7 @@ workloads: ml: nightly: {kind: "batch", image: "img:1", schedule: "0 3 * * *", e
 	s.until("the tick ran", time.Minute, func(cr reconcile.ClusterReport) bool {
 		return tickRun(cr, tick).Phase == reconcile.PhaseSucceeded
 	})
-	job := s.job(kube.JobName("ml/nightly", tick))
+	job := s.job(kube.JobName(berth.RunKey{Workload: "ml/nightly", RunID: tick}))
 	if job.Annotations[kube.AnnotationRunID] != tick {
 		t.Errorf("the tick's Job says run %q, want %q", job.Annotations[kube.AnnotationRunID], tick)
 	}
