@@ -34,7 +34,9 @@ type WorkloadStatus struct {
 }
 
 // Key is the run the status is of.
-func (ws WorkloadStatus) Key() berth.RunKey { return berth.RunKey{Workload: ws.Workload, RunID: ws.RunID} }
+func (ws WorkloadStatus) Key() berth.RunKey {
+	return berth.RunKey{Workload: ws.Workload, RunID: ws.RunID}
+}
 
 // Workloads merges a cluster's plan with its observed runs into one status
 // per workload run, sorted by workload.
