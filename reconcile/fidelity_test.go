@@ -290,7 +290,7 @@ func actions(p *berth.Plan) []string {
 		if d.Reason != nil {
 			code = string(d.Reason.Code)
 		}
-		out = append(out, fmt.Sprintf("%s@%s %s %s %s %v", d.Workload, d.RunID, d.Action, code, d.Flavor, d.Victims))
+		out = append(out, fmt.Sprintf("%s %s %s %s %v", d.Key(), d.Action, code, d.Flavor, d.Victims))
 	}
 	return out
 }
