@@ -71,6 +71,9 @@ type Run struct {
 	Roles []RoleRun
 }
 
+// Key is the run.
+func (r Run) Key() berth.RunKey { return berth.RunKey{Workload: r.Workload.ID(), RunID: r.RunID} }
+
 // RoleRun is one role of a run of a workload with roles.
 type RoleRun struct {
 	Role   string `json:"role"`
@@ -253,7 +256,7 @@ func rootCohort(cfg *berth.Config, name string) string {
 
 func renderJob(o RenderOptions, r Run) *batchv1.Job {
 	w := r.Workload
-	name := JobName(w.ID(), r.RunID)
+	name := JobName(r.Key())
 	labels := runLabels(r)
 	job := jobBase(o, r, name, labels)
 	s := &job.Spec

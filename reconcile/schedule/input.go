@@ -213,10 +213,10 @@ func clusterOf(cfg *berth.Config, flavors []string) string {
 // this through Schedule, so none of them derives any part of it alone.
 func prepare(cfg *berth.Config, snap *berth.Snapshot, opts Options) ([]Request, []berth.Decision) {
 	running := map[berth.WorkloadID]bool{}
-	runningRun := map[runKey]bool{}
+	runningRun := map[berth.RunKey]bool{}
 	for _, r := range snap.Running {
 		running[r.Workload] = true
-		runningRun[runKey{r.Workload, r.RunID}] = true
+		runningRun[r.Key()] = true
 	}
 	queued := indexQueue(snap.Queue)
 	type result struct{ succeeded, failed bool }
@@ -282,7 +282,7 @@ func prepare(cfg *berth.Config, snap *berth.Snapshot, opts Options) ([]Request, 
 		// current run is running is kept. (A bumped runId while the old
 		// run still runs asks for a new run beside it.) The cycle keeps
 		// or stops it, on whichever cluster it runs.
-		if running[id] && w.Schedule == "" && (!w.Kind.RunsOnce() || runningRun[runKey{id, w.RunID}]) {
+		if running[id] && w.Schedule == "" && (!w.Kind.RunsOnce() || runningRun[w.Key()]) {
 			continue
 		}
 		flavors := CandidateFlavors(cfg, w)
@@ -328,9 +328,9 @@ func prepare(cfg *berth.Config, snap *berth.Snapshot, opts Options) ([]Request, 
 			// the snapshot does not know it yet, and the ticks waiting.
 			ticks := queued.of(id, nil)
 			if tick, ok := lastTick(w.Schedule, snap.Time, opts.tickDeadline()); ok {
-				k := runKey{id, TickRunID(w.RunID, tick)}
-				if !runningRun[k] && !hasRun(ticks, k.run) && !finishedRun(finished[id], k.run) {
-					ticks = append(ticks, berth.QueuedWorkload{Workload: id, RunID: k.run, Since: tick})
+				k := berth.RunKey{Workload: id, RunID: TickRunID(w.RunID, tick)}
+				if !runningRun[k] && !hasRun(ticks, k.RunID) && !finishedRun(finished[id], k.RunID) {
+					ticks = append(ticks, berth.QueuedWorkload{Workload: id, RunID: k.RunID, Since: tick})
 				}
 			}
 			if len(ticks) == 0 {
@@ -404,12 +404,6 @@ func hasRun(qs []berth.QueuedWorkload, runID string) bool {
 		}
 	}
 	return false
-}
-
-// runKey identifies a run within prepare.
-type runKey struct {
-	id  berth.WorkloadID
-	run string
 }
 
 func finishedRun(runs map[string]berth.FinishedRun, runID string) bool {

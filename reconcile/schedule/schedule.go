@@ -215,15 +215,15 @@ func Schedule(in Input, opts Options) *berth.Plan {
 		by     berth.WorkloadID
 		reason berth.Reason
 	}
-	victims := map[runKey]victimOf{}
+	victims := map[berth.RunKey]victimOf{}
 	for _, d := range decisions[kept:] {
 		for _, v := range d.Victims {
-			victims[runKey{v.Workload, v.RunID}] = victimOf{d.Workload, v.Reason}
+			victims[v.Key()] = victimOf{d.Workload, v.Reason}
 		}
 	}
 	for i := 0; i < kept && len(victims) > 0; i++ {
 		d := &decisions[i]
-		if v, ok := victims[runKey{d.Workload, d.RunID}]; ok && d.Action == berth.ActionKeep {
+		if v, ok := victims[d.Key()]; ok && d.Action == berth.ActionKeep {
 			reason := v.reason
 			d.Action = berth.ActionPreempted
 			d.PreemptedBy = v.by
