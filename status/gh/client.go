@@ -30,6 +30,7 @@ import (
 
 	"github.com/bradleyfalzon/ghinstallation/v2"
 	"github.com/google/go-github/v60/github"
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // Forge is the kind of server the client talks to.
@@ -318,7 +319,7 @@ func (e *APIError) Unwrap() error { return e.Err }
 // comes within MaxWait. Other errors are returned at once.
 func (c *Client) call(ctx context.Context, op string, f func() (*github.Response, error)) error {
 	r := c.retry
-	wait := r.Backoff
+	backoff := wait.Backoff{Duration: r.Backoff, Factor: 2, Steps: r.Attempts}.DelayFunc()
 	var last error
 	var lastStatus int
 	for attempt := 1; attempt <= r.Attempts; attempt++ {
@@ -333,7 +334,7 @@ func (c *Client) call(ctx context.Context, op string, f func() (*github.Response
 		if resp != nil && resp.Response != nil {
 			lastStatus = resp.StatusCode
 		}
-		d, retry := c.retryAfter(err, resp, wait)
+		d, retry := c.retryAfter(err, resp, backoff())
 		if !retry {
 			return &APIError{Op: op, Repo: c.Repo(), Status: lastStatus, Err: c.redact(err)}
 		}
@@ -348,7 +349,6 @@ func (c *Client) call(ctx context.Context, op string, f func() (*github.Response
 		if err := r.Sleep(ctx, d); err != nil {
 			return &APIError{Op: op, Repo: c.Repo(), Err: err, Retryable: true}
 		}
-		wait *= 2
 	}
 	return &APIError{Op: op, Repo: c.Repo(), Status: lastStatus, Err: c.redact(last), Retryable: true}
 }
