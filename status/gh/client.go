@@ -30,7 +30,10 @@ import (
 
 	"github.com/bradleyfalzon/ghinstallation/v2"
 	"github.com/google/go-github/v60/github"
+	lru "github.com/hashicorp/golang-lru/v2"
 	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/berth-gpu/berth/status"
 )
 
 // Forge is the kind of server the client talks to.
@@ -140,7 +143,7 @@ type Client struct {
 	botLogin string
 
 	mu       sync.Mutex
-	statuses *statusCache
+	statuses *lru.Cache[string, map[string]status.CommitStatus] // by commit
 	comments map[commentKey]*commentState
 	outbox   *outbox
 }
@@ -170,9 +173,10 @@ func New(opts Options) (*Client, error) {
 			base = c.Transport
 		}
 	}
+	statuses, _ := lru.New[string, map[string]status.CommitStatus](maxStatusCommits) // errs only for a size under 1
 	c := &Client{forge: opts.Forge, owner: owner, repo: repo, log: log.With("repo", opts.Repo),
 		retry: opts.Retry.withDefaults(), botLogin: opts.BotLogin,
-		statuses: newStatusCache(512), comments: map[commentKey]*commentState{}}
+		statuses: statuses, comments: map[commentKey]*commentState{}}
 	var tr http.RoundTripper = base
 	if opts.Forge == Gitea {
 		tr = giteaPaging{base: tr}
