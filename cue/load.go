@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/berth-gpu/berth"
@@ -145,7 +146,7 @@ type Loader struct {
 	mu     sync.Mutex
 	cache  map[string][]*instanceResult // by instance directory, most recently used first
 	seq    uint64                       // loads so far, for evicting unused cache entries
-	failed failures
+	failed *lru.Cache[[32]byte, Errors] // the errors of the last invalid trees, by hash
 	stats  Stats
 	// retrying holds the trees being retried in the background
 	// (Options.RetryLater), retried their outcomes until a load takes
@@ -192,7 +193,8 @@ type Result struct {
 
 // NewLoader returns a Loader with an empty cache.
 func NewLoader(opts Options) *Loader {
-	return &Loader{opts: opts.withDefaults(), cache: map[string][]*instanceResult{},
+	failed, _ := lru.New[[32]byte, Errors](maxFailures) // errs only for a size under 1
+	return &Loader{opts: opts.withDefaults(), cache: map[string][]*instanceResult{}, failed: failed,
 		retrying: map[[32]byte]*Retrying{}, retried: map[[32]byte]retried{}}
 }
 
@@ -238,7 +240,7 @@ type loaded struct {
 
 func (l *Loader) loadTree(t *tree, sum [32]byte) (loaded, error) {
 	l.mu.Lock()
-	if errs, ok := l.failed.get(sum); ok {
+	if errs, ok := l.failed.Get(sum); ok {
 		l.stats = Stats{Instances: len(t.dirs)}
 		l.mu.Unlock()
 		return loaded{stats: l.stats}, errs
@@ -317,7 +319,7 @@ func (l *Loader) finishTree(t *tree, sum [32]byte, tries tries) (loaded, error) 
 	if errs, ok := err.(Errors); ok {
 		// The commit is at fault, and will be every time: never evaluate
 		// this tree again. Anything else (berth failed) is retried.
-		l.failed.put(sum, errs)
+		l.failed.Add(sum, errs)
 	}
 	return loaded{stats: stats}, err
 }
@@ -448,34 +450,8 @@ func (l *Loader) cached(dir string, t *tree) *instanceResult {
 	return nil
 }
 
-// failures remembers the errors of the last invalid trees, by hash.
-type failures struct {
-	byHash map[[32]byte]Errors
-	order  [][32]byte
-}
-
 // maxFailures is how many invalid trees a Loader remembers.
 const maxFailures = 256
-
-func (f *failures) get(sum [32]byte) (Errors, bool) {
-	errs, ok := f.byHash[sum]
-	return errs, ok
-}
-
-func (f *failures) put(sum [32]byte, errs Errors) {
-	if f.byHash == nil {
-		f.byHash = map[[32]byte]Errors{}
-	}
-	if _, ok := f.byHash[sum]; ok {
-		return
-	}
-	f.byHash[sum] = errs
-	f.order = append(f.order, sum)
-	if len(f.order) > maxFailures {
-		delete(f.byHash, f.order[0])
-		f.order = f.order[1:]
-	}
-}
 
 // evaluateHere evaluates the instances at the given indexes in this
 // process, and reports a runaway evaluation when it passes its bounds.
