@@ -342,3 +342,47 @@ func TestFirstTriesDoNotWaitForBombs(t *testing.T) {
 		t.Errorf("the bombs were evaluated again: %d children", n)
 	}
 }
+
+// TestRetryLater: with Options.RetryLater, a load whose first try is not
+// enough returns a *cue.Retrying at once while the retry goes on in the
+// background; a load of the same tree meanwhile gets the same Retrying
+// (one evaluation per tree), and, once Done is closed, the retry's
+// outcome, without a third child. A tree within the first try's budget
+// loads as before.
+func TestRetryLater(t *testing.T) {
+	if testing.Short() {
+		t.Skip("evaluates a bomb for seconds")
+	}
+	pool := cue.NewPool(1)
+	l := cue.NewLoader(isolated(t, cue.Options{Timeout: 2 * time.Second, FirstTimeout: 200 * time.Millisecond,
+		RetryLater: true, Pool: pool}))
+	if _, err := l.Load(toMapFS(t, fixtures.Demo())); err != nil {
+		t.Fatalf("the demo: %v", err)
+	}
+	bomb := toMapFS(t, os.DirFS(filepath.Join(brokenDir, "comprehension-bomb")))
+	_, err := l.Load(bomb)
+	var r *cue.Retrying
+	if !errors.As(err, &r) {
+		t.Fatalf("the bomb's first load: %v, want *cue.Retrying", err)
+	}
+	if !strings.Contains(r.Error(), "retrying with the full budget (2s)") {
+		t.Errorf("Retrying says %q", r.Error())
+	}
+	_, err = l.Load(bomb)
+	var again *cue.Retrying
+	if !errors.As(err, &again) || again != r {
+		t.Errorf("a load during the retry: %v, want the same Retrying", err)
+	}
+	<-r.Done
+	_, err = l.Load(bomb)
+	var errs cue.Errors
+	if !errors.As(err, &errs) || !strings.Contains(errs.Error(), "evaluation used more than 2s of CPU time") {
+		t.Fatalf("the load after the retry: %v, want the full budget's runaway", err)
+	}
+	if _, err := l.Load(bomb); !errors.As(err, &errs) {
+		t.Errorf("the bomb's next load: %v, want its remembered errors", err)
+	}
+	if n := pool.Started(); n != 3 {
+		t.Errorf("%d children started, want 3: the demo's, the bomb's first try and its retry", n)
+	}
+}

@@ -461,7 +461,7 @@ func (c *Cluster) planJob(ctx context.Context, p *changePlan, ch reconcile.Chang
 		// roles.
 		return c.planRoles(ctx, p, ch, now)
 	}
-	name := JobName(w.ID(), ch.RunID)
+	name := JobName(ch.Key())
 	key := LedgerKey(w.Name, ch.RunID)
 	live := c.objs().job(ns, name)
 	rec := c.ledgerRecord(ns, w.Name, ch.RunID)

@@ -72,6 +72,9 @@ type Run struct {
 	Roles []RoleRun
 }
 
+// Key is the run.
+func (r Run) Key() berth.RunKey { return berth.RunKey{Workload: r.Workload.ID(), RunID: r.RunID} }
+
 // RoleRun is one role of a run of a workload with roles.
 type RoleRun struct {
 	Role   string `json:"role"`
@@ -164,7 +167,7 @@ func quotaHard(o RenderOptions, cfg *berth.Config, team string) corev1.ResourceL
 	}
 	sums := map[corev1.ResourceName]int64{}
 	add := func(name corev1.ResourceName, milli int64) { sums[name] += milli }
-	for _, fq := range t.Quota {
+	for _, fq := range t.Quotas() {
 		f := cfg.Flavors[fq.Flavor]
 		cpu, mem, gpu := admissible(cfg, t, fq.Flavor, berth.ResourceCPU), admissible(cfg, t, fq.Flavor, berth.ResourceMemory), admissible(cfg, t, fq.Flavor, berth.ResourceGPU)
 		add("requests.cpu", cpu)
@@ -254,7 +257,7 @@ func rootCohort(cfg *berth.Config, name string) string {
 
 func renderJob(o RenderOptions, r Run) *batchv1.Job {
 	w := r.Workload
-	name := JobName(w.ID(), r.RunID)
+	name := JobName(r.Key())
 	labels := runLabels(r)
 	job := jobBase(o, r, name, labels)
 	s := &job.Spec

@@ -56,7 +56,7 @@ func roleCount(w berth.Workload, rr RoleRun) int {
 // order, then its headless Service.
 func renderRoles(o RenderOptions, r Run) []runtime.Object {
 	w := r.Workload
-	svc := JobName(w.ID(), r.RunID)
+	svc := JobName(r.Key())
 	roles := roleRuns(r)
 	counts := make([]int, len(roles))
 	sizes := make([]string, len(roles))
@@ -68,7 +68,7 @@ func renderRoles(o RenderOptions, r Run) []runtime.Object {
 	}
 	g := roleGang{
 		service: svc,
-		master:  fmt.Sprintf("%s-0.%s", RoleJobName(w.ID(), r.RunID, roles[0].Role), svc),
+		master:  fmt.Sprintf("%s-0.%s", RoleJobName(r.Key(), roles[0].Role), svc),
 		total:   total,
 		sizes:   strings.Join(sizes, ","),
 	}
@@ -98,7 +98,7 @@ type roleGang struct {
 func renderRoleJob(o RenderOptions, r Run, rr RoleRun, g roleGang, offset, count int) *batchv1.Job {
 	w := r.Workload
 	role := w.Roles[rr.Role]
-	name := RoleJobName(w.ID(), r.RunID, rr.Role)
+	name := RoleJobName(r.Key(), rr.Role)
 	labels := runLabels(r)
 	labels[LabelRole] = labelValue(rr.Role)
 	job := jobBase(o, r, name, labels)

@@ -223,15 +223,15 @@ func Schedule(in Input, opts Options) *berth.Plan {
 		by     berth.WorkloadID
 		reason berth.Reason
 	}
-	victims := map[runKey]victimOf{}
+	victims := map[berth.RunKey]victimOf{}
 	for _, d := range decisions[kept:] {
 		for _, v := range d.Victims {
-			victims[runKey{v.Workload, v.RunID}] = victimOf{d.Workload, v.Reason}
+			victims[v.Key()] = victimOf{d.Workload, v.Reason}
 		}
 	}
 	for i := 0; i < kept && len(victims) > 0; i++ {
 		d := &decisions[i]
-		if v, ok := victims[runKey{d.Workload, d.RunID}]; ok && d.Action == berth.ActionKeep {
+		if v, ok := victims[d.Key()]; ok && d.Action == berth.ActionKeep {
 			reason := v.reason
 			d.Action = berth.ActionPreempted
 			d.PreemptedBy = v.by
@@ -471,6 +471,13 @@ func newState(cfg *berth.Config, snap *berth.Snapshot, placement string, opts Op
 			names = append(names, name)
 		}
 	}
+	// The flavors of several resource groups a pod may take at once
+	// ("h100+cpu-nodes"): the nodes of every one of them.
+	for _, name := range joinedFlavors(cfg, snap) {
+		if f, ok := cfg.FlavorNamed(name); ok && allIn(flavors, name) {
+			flavors[name] = f
+		}
+	}
 	st := &state{
 		cfg:    cfg,
 		opts:   opts,
@@ -537,6 +544,60 @@ func newState(cfg *berth.Config, snap *berth.Snapshot, placement string, opts Op
 	return st
 }
 
+// joinedFlavors lists every name joining one flavor of each of several
+// resource groups that a team's pods may take, and those the snapshot's
+// runs hold.
+func joinedFlavors(cfg *berth.Config, snap *berth.Snapshot) []string {
+	seen := map[string]bool{}
+	var out []string
+	add := func(name string) {
+		if strings.Contains(name, berth.FlavorSeparator) && !seen[name] {
+			seen[name] = true
+			out = append(out, name)
+		}
+	}
+	for _, team := range cfg.TeamNames() {
+		groups := cfg.Teams[team].ResourceGroups
+		if len(groups) < 2 {
+			continue
+		}
+		// Every non-empty subset of the groups, a flavor of each.
+		var walk func(i int, prefix string)
+		walk = func(i int, prefix string) {
+			if i == len(groups) {
+				add(prefix)
+				return
+			}
+			walk(i+1, prefix)
+			for _, f := range groups[i].Flavors {
+				if prefix == "" {
+					walk(i+1, f.Name)
+				} else {
+					walk(i+1, prefix+berth.FlavorSeparator+f.Name)
+				}
+			}
+		}
+		walk(0, "")
+	}
+	for _, rw := range snap.Running {
+		add(rw.Flavor)
+		for _, rp := range rw.Roles {
+			add(rp.Flavor)
+		}
+	}
+	return out
+}
+
+// allIn reports whether every flavor a name joins is in flavors.
+func allIn(flavors map[string]berth.Flavor, name string) bool {
+	for _, f := range berth.SplitFlavors(name) {
+		if _, ok := flavors[f]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
 // demandOf is the quota demand of one pod.
 func demandOf(r berth.Resources) policy.Demand {
 	return policy.Demand{r.GPUMilli(), r.CPU.Milli(), r.Memory.Value()}
@@ -552,6 +613,9 @@ func (st *state) keepOrStop(r *run, snap *berth.Snapshot) berth.Decision {
 		Placements: r.placements, Since: r.since,
 		GPUs:     float64(r.gpuMilli()) / wholeGPU,
 		Borrowed: st.quotas.Borrowed(r.team, r.flavor, berth.ResourceGPU) > 0,
+	}
+	if r.role == "" {
+		d.Flavors = st.flavorsOf(r.team, r.flavor, r.demand)
 	}
 	if r.role != "" {
 		d.Roles, d.Placements = r.rolePlacements()
@@ -849,7 +913,7 @@ func cmpReq(a, b *req) int {
 func (st *state) quotaUse() []berth.QuotaUse {
 	var out []berth.QuotaUse
 	for _, team := range st.cfg.TeamNames() {
-		for _, fq := range st.cfg.Teams[team].Quota {
+		for _, fq := range st.cfg.Teams[team].Quotas() {
 			if _, ok := st.c.flavors[fq.Flavor]; !ok {
 				continue
 			}

@@ -40,12 +40,25 @@ import (
 // Handler does the work the events ask for.
 type Handler interface {
 	// PullRequest plans or re-reviews one pull request. An error means
-	// berth failed; the receiver retries with backoff.
+	// berth failed; the receiver retries with backoff. A *Later is not a
+	// failure: the event is queued again when Later.Ready is closed.
 	PullRequest(ctx context.Context, ev Event) error
 	// Push says the tracked branch moved (Notifier.Trigger). It must not
 	// block.
 	Push(ev Push)
 }
+
+// Later is what a Handler returns when it cannot finish a pull request's
+// event before something it started is ready (an evaluation retried with
+// its full CPU budget): the worker goes on to the next pull request
+// instead of waiting, and the event is queued again, behind those already
+// waiting, when Ready is closed. It is not counted as a failed attempt.
+type Later struct {
+	Reason string
+	Ready  <-chan struct{}
+}
+
+func (l *Later) Error() string { return "waits: " + l.Reason }
 
 // Event is the work for one pull request, merged over a burst of
 // deliveries.

@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 
@@ -53,6 +54,20 @@ func (q *queue) add(ev Event) {
 	q.wq.AddAfter(ev.Number, q.opts.Delay)
 }
 
+// requeue merges ev into the pull request's pending event and queues it at
+// once (a plan that waited for its tree's retry, now ready).
+func (q *queue) requeue(ev Event) {
+	q.mu.Lock()
+	if p, ok := q.pending[ev.Number]; ok {
+		p.merge(ev)
+	} else {
+		e := ev
+		q.pending[ev.Number] = &e
+	}
+	q.mu.Unlock()
+	q.wq.Add(ev.Number)
+}
+
 // run works the queue with opts.Workers goroutines until ctx is done; work
 // still pending then is dropped (the polling fallback finds it again).
 func (q *queue) run(ctx context.Context) {
@@ -100,6 +115,21 @@ func (q *queue) handle(ctx context.Context, ev Event) {
 	err := q.opts.Handler.PullRequest(ctx, ev)
 	if err == nil || ctx.Err() != nil {
 		q.wq.Forget(ev.Number)
+		return
+	}
+	var later *Later
+	if errors.As(err, &later) {
+		// The worker is free; the event comes back when it can finish.
+		q.log.Info("pull request waits; planned again when it can finish", "pr", ev.Number, "reason", later.Reason)
+		again := ev
+		again.Deliveries = nil
+		go func() {
+			select {
+			case <-later.Ready:
+				q.requeue(again)
+			case <-ctx.Done():
+			}
+		}()
 		return
 	}
 	if ev.Attempt > q.opts.Retries {

@@ -71,8 +71,13 @@ func (r *recorder) snapshot() ([]webhook.Event, []webhook.Push) {
 
 func start(t *testing.T, h webhook.Handler, branch string, delay time.Duration) *webhook.Receiver {
 	t.Helper()
-	r, err := webhook.New(webhook.Options{Secret: secret, Repo: "Codertocat/Hello-World", Branch: branch, Handler: h,
+	return startWith(t, webhook.Options{Secret: secret, Repo: "Codertocat/Hello-World", Branch: branch, Handler: h,
 		Delay: delay, Backoff: 10 * time.Millisecond})
+}
+
+func startWith(t *testing.T, opts webhook.Options) *webhook.Receiver {
+	t.Helper()
+	r, err := webhook.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -454,6 +459,78 @@ func TestNewNeedsSecret(t *testing.T) {
 	if _, err := webhook.New(webhook.Options{Repo: "a/b", Handler: newRecorder()}); err == nil {
 		t.Fatal("a receiver without a secret was made")
 	}
+}
+
+// waiter is a Handler that answers *webhook.Later for one pull request
+// until its ready channel is closed, and records every call.
+type waiter struct {
+	*recorder
+	number int
+	ready  chan struct{}
+}
+
+func (w *waiter) PullRequest(ctx context.Context, ev webhook.Event) error {
+	err := w.recorder.PullRequest(ctx, ev)
+	select {
+	case <-w.ready:
+	default:
+		if ev.Number == w.number {
+			return &webhook.Later{Reason: "its evaluation is retried", Ready: w.ready}
+		}
+	}
+	return err
+}
+
+// TestLaterFreesTheWorker: a pull request whose handler answers Later does
+// not hold the one worker: the next pull request is handled meanwhile, and
+// the first comes back once, when it is ready, as the same attempt.
+func TestLaterFreesTheWorker(t *testing.T) {
+	w := &waiter{recorder: newRecorder(), ready: make(chan struct{})}
+	r := startWith(t, webhook.Options{Secret: secret, Repo: "Codertocat/Hello-World", Branch: "master", Handler: w,
+		Delay: -1, Workers: 1})
+	opened := payload(t, "pull_request", "00-opened.json")
+	var first struct {
+		Number int `json:"number"`
+	}
+	if err := json.Unmarshal(opened, &first); err != nil {
+		t.Fatal(err)
+	}
+	w.number = first.Number
+	other := withNumber(t, opened, first.Number+1)
+	deliver(r, "pull_request", "l1", opened, webhook.Sign(secret, opened))
+	waitCalls(t, w.recorder, 1)
+	deliver(r, "pull_request", "l2", other, webhook.Sign(secret, other))
+	waitCalls(t, w.recorder, 1) // handled while the first waits
+	close(w.ready)
+	waitCalls(t, w.recorder, 1)
+	time.Sleep(50 * time.Millisecond) // no further call
+	evs, _ := w.snapshot()
+	var got []int
+	for _, ev := range evs {
+		got = append(got, ev.Number)
+		if ev.Attempt != 1 {
+			t.Errorf("pull request %d handled as attempt %d, want 1: waiting is not failing", ev.Number, ev.Attempt)
+		}
+	}
+	if d := cmp.Diff([]int{first.Number, first.Number + 1, first.Number}, got); d != "" {
+		t.Errorf("pull requests handled (-want +got):\n%s", d)
+	}
+}
+
+// withNumber is a pull_request payload of another pull request.
+func withNumber(t *testing.T, body []byte, n int) []byte {
+	t.Helper()
+	var p map[string]any
+	if err := json.Unmarshal(body, &p); err != nil {
+		t.Fatal(err)
+	}
+	p["number"] = n
+	p["pull_request"].(map[string]any)["number"] = n
+	b, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // TestRetriesGiveUp: a pull request that keeps failing is tried 1+Retries

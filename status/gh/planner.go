@@ -106,6 +106,12 @@ type Result struct {
 	Comments []status.Comment
 	// Skipped says why nothing was planned ("closed").
 	Skipped string
+	// Waiting, when set, says that the plan could not be finished yet: an
+	// evaluation needed more than its first try's CPU budget and is
+	// retried in the background (cue.Options.RetryLater). berth/validate
+	// says so (pending), and the pull request is to be planned again when
+	// Waiting is closed; no planner waits for it.
+	Waiting <-chan struct{}
 	// Stages say how long each stage took, in order ("fetch", "load",
 	// "plan", "review", "write").
 	Stages []Stage
@@ -168,6 +174,11 @@ func (p *Planner) Plan(ctx context.Context, number int) (*Result, error) {
 	// 2. Load both.
 	bl, hl := p.load(base), p.load(head)
 	t = res.stage("load", t)
+	if r := retrying(hl.err, bl.err); r != nil {
+		res.Statuses = []status.CommitStatus{status.NewCommitStatus(status.ContextValidate, status.StatePending, r.Error())}
+		res.Waiting = r.Done
+		return res, p.opts.API.SetStatuses(ctx, pr.HeadSHA, res.Statuses)
+	}
 	var cerrs cue.Errors
 	if hl.err != nil && !errors.As(hl.err, &cerrs) {
 		st := status.ValidateStatus(nil, hl.err)
@@ -194,6 +205,18 @@ func (p *Planner) Plan(ctx context.Context, number int) (*Result, error) {
 
 	// 4. Review and write.
 	return p.write(ctx, pl, res)
+}
+
+// retrying is the first of errs that says an evaluation is being retried
+// with its full budget, or nil.
+func retrying(errs ...error) *cue.Retrying {
+	for _, err := range errs {
+		var r *cue.Retrying
+		if errors.As(err, &r) {
+			return r
+		}
+	}
+	return nil
 }
 
 // Review re-checks a pull request's policy after a review: the last plan
