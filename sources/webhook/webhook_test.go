@@ -2,6 +2,9 @@ package webhook_test
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha1"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -228,6 +231,12 @@ func TestPushToTrackedBranch(t *testing.T) {
 
 // TestForgedAndUnsigned: a delivery without a valid signature is refused
 // and changes nothing, whatever it says.
+func sha1Sign(secret, body []byte) string {
+	mac := hmac.New(sha1.New, secret)
+	mac.Write(body)
+	return "sha1=" + hex.EncodeToString(mac.Sum(nil))
+}
+
 func TestForgedAndUnsigned(t *testing.T) {
 	rec := newRecorder()
 	r := start(t, rec, "master", -1)
@@ -246,6 +255,9 @@ func TestForgedAndUnsigned(t *testing.T) {
 		"truncated":         {body, good[:len(good)-2]},
 		"empty signature":   {body, "sha256="},
 		"signature of null": {body, webhook.Sign(secret, nil)},
+		// GitHub's older header, which go-github's ValidateSignature
+		// would accept: berth takes SHA-256 only.
+		"real sha1 HMAC": {body, sha1Sign(secret, body)},
 	}
 	for name, c := range cases {
 		w := deliver(r, "pull_request", "forged-"+name, c.body, c.sig)
