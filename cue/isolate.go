@@ -279,7 +279,7 @@ func outOfMemory(stderr string) bool {
 
 // answer is what a parent read from its child.
 type answer struct {
-	results []*instanceResult
+	results []*instanceResult // by the index of their instance in the request
 	end     bool
 	runaway Errors
 	fail    string
@@ -303,7 +303,12 @@ func (a *answer) running() []string {
 
 // readAnswer reads a child's answer, at most budget bytes of results.
 func readAnswer(r io.Reader, t *tree, dirs []string, budget int64) *answer {
-	a := &answer{inside: map[string]int{}}
+	a := &answer{inside: map[string]int{}, results: make([]*instanceResult, len(dirs))}
+	index := make(map[string]int, len(dirs))
+	for k, d := range dirs {
+		index[d] = k
+	}
+	got := 0
 	br := bufio.NewReaderSize(r, 1<<16)
 	// Start and Done frames are small; a Result frame may use what is
 	// left of the budget, and the child keeps to it.
@@ -328,7 +333,9 @@ func readAnswer(r io.Reader, t *tree, dirs []string, budget int64) *answer {
 		}
 		switch {
 		case m.Result != nil:
-			if n := len(a.results); n >= len(dirs) || m.Result.Dir != dirs[n] {
+			// Results come as the child finishes them, in any order.
+			k, ok := index[m.Result.Dir]
+			if !ok || a.results[k] != nil {
 				a.err = fmt.Errorf("unexpected result for %s", m.Result.Dir)
 				return a
 			}
@@ -338,10 +345,11 @@ func readAnswer(r io.Reader, t *tree, dirs []string, budget int64) *answer {
 				a.err = err
 				return a
 			}
-			a.results = append(a.results, r)
+			a.results[k] = r
+			got++
 		case m.End:
-			if len(a.results) != len(dirs) {
-				a.err = fmt.Errorf("%d results for %d instances", len(a.results), len(dirs))
+			if got != len(dirs) {
+				a.err = fmt.Errorf("%d results for %d instances", got, len(dirs))
 				return a
 			}
 			a.end = true

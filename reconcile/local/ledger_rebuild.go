@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -180,7 +181,7 @@ func readRunRecords(stateDir string) ([]*record, []string, error) {
 			}
 		}
 	}
-	sort.Slice(recs, func(i, j int) bool { return recs[i].key() < recs[j].key() })
+	slices.SortFunc(recs, func(a, b *record) int { return a.Key().Compare(b.Key()) })
 	sort.Strings(unrecorded)
 	return recs, unrecorded, nil
 }
@@ -209,17 +210,17 @@ func readQueueFile(stateDir string) ([]*record, error) {
 // withWaiting adds the runs that only wait to the records of runs that
 // started, sorted; a run's record file wins over the queue file.
 func withWaiting(recs, waiting []*record) []*record {
-	have := make(map[string]bool, len(recs))
+	have := make(map[berth.RunKey]bool, len(recs))
 	for _, r := range recs {
-		have[r.key()] = true
+		have[r.Key()] = true
 	}
 	for _, r := range waiting {
-		if !have[r.key()] {
-			have[r.key()] = true
+		if !have[r.Key()] {
+			have[r.Key()] = true
 			recs = append(recs, r)
 		}
 	}
-	sort.Slice(recs, func(i, j int) bool { return recs[i].key() < recs[j].key() })
+	slices.SortFunc(recs, func(a, b *record) int { return a.Key().Compare(b.Key()) })
 	return recs
 }
 

@@ -198,8 +198,8 @@ func TestLedgerCheckAndRebuildRunNothingTwice(t *testing.T) {
 	c2 := newCluster(t, dir)
 	after := observe(t, c2)
 	for _, w := range []berth.Workload{ok, bad, svc, wait} {
-		b, _ := before.Run(w.ID(), "1")
-		a, _ := after.Run(w.ID(), "1")
+		b, _ := before.Run(berth.RunKey{Workload: w.ID(), RunID: "1"})
+		a, _ := after.Run(berth.RunKey{Workload: w.ID(), RunID: "1"})
 		if a.Phase != b.Phase || a.Attempts != b.Attempts || a.Reason != b.Reason || !a.QueuedSince.Equal(b.QueuedSince) {
 			t.Errorf("%s after the rebuild: %s, %d attempts (%s), queued since %s; before: %s, %d attempts (%s), queued since %s",
 				w.ID(), a.Phase, a.Attempts, a.Reason, a.QueuedSince, b.Phase, b.Attempts, b.Reason, b.QueuedSince)
