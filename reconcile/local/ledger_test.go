@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/berth-gpu/berth"
 	"github.com/berth-gpu/berth/reconcile"
 )
@@ -228,4 +230,87 @@ func newClusterNoCleanup(t *testing.T, dir string) *Cluster {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// TestRebuildRunDirectoriesFromBeforeRecordFiles: run directories that a
+// berth older than the record files left (no run.json) are rebuilt from
+// their pods' files and the workloads' specs in the repository: a job
+// that succeeded stays succeeded and a service that runs is adopted with
+// its spec, and nothing runs twice. Without the repository they are
+// listed, with why.
+func TestRebuildRunDirectoriesFromBeforeRecordFiles(t *testing.T) {
+	dir, tmp := t.TempDir(), t.TempDir()
+	ran := func(name string) string { return filepath.Join(tmp, name) }
+	count := func(name string) int {
+		b, _ := os.ReadFile(ran(name))
+		return strings.Count(string(b), "\n")
+	}
+	ok := batch("ok", `echo ran >> "$OUT"`).Env("OUT", ran("ok")).Obj()
+	svc := batch("svc", `echo ran >> "$OUT"; exec sleep 600`).Env("OUT", ran("svc")).Kind(berth.KindService).Obj()
+	c := newClusterNoCleanup(t, dir)
+	apply(t, c, change(reconcile.OpStart, ok, cpuOnly()), change(reconcile.OpStart, svc, cpuOnly()))
+	waitPhase(t, c, ok.ID(), "1", reconcile.PhaseSucceeded)
+	waitPhase(t, c, svc.ID(), "1", reconcile.PhaseRunning)
+	apply(t, c)
+	c.Close()
+	// As an older berth left them: no record files, and no ledger.
+	for _, w := range []berth.Workload{ok, svc} {
+		if err := os.Remove(filepath.Join(dir, runDir(w.ID(), "1"), fileRunRecord)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Remove(filepath.Join(dir, dbFile)); err != nil {
+		t.Fatal(err)
+	}
+
+	without, err := RebuildLedger(dir, RebuildOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(without.Runs) != 0 || len(without.Unrecorded) != 2 || !strings.Contains(without.Unrecorded[0], "no record file (give the repository") {
+		t.Fatalf("without the repository: %+v, want both directories listed as unrecorded", without)
+	}
+	cfg := &berth.Config{Workloads: map[berth.WorkloadID]berth.Workload{ok.ID(): ok}} // svc is no longer in the repository
+	partial, err := RebuildLedger(dir, RebuildOptions{Force: true, Config: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(partial.FromPods) != 1 || len(partial.Unrecorded) != 1 || !strings.Contains(partial.Unrecorded[0], "workload vision/svc is not in the repository") {
+		t.Fatalf("with ok only in the repository: %+v", partial)
+	}
+	cfg.Workloads[svc.ID()] = svc
+	rebuilt, err := RebuildLedger(dir, RebuildOptions{Force: true, Config: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff([]string{runDir(ok.ID(), "1"), runDir(svc.ID(), "1")}, rebuilt.FromPods); d != "" || len(rebuilt.Unrecorded) != 0 {
+		t.Fatalf("rebuilt from the pods (-want +got):\n%s\nunrecorded: %v", d, rebuilt.Unrecorded)
+	}
+
+	c2 := newCluster(t, dir)
+	after := observe(t, c2)
+	for _, tc := range []struct {
+		w     berth.Workload
+		phase reconcile.Phase
+	}{{ok, reconcile.PhaseSucceeded}, {svc, reconcile.PhaseRunning}} {
+		a, _ := after.Run(berth.RunKey{Workload: tc.w.ID(), RunID: "1"})
+		if a.Phase != tc.phase || a.Attempts != 1 || a.Kind != tc.w.Kind || a.Digest != berth.SpecDigest(tc.w) {
+			t.Errorf("%s after the rebuild: %s, %d attempts, kind %q; want %s, 1 attempt, kind %s, its spec's digest",
+				tc.w.ID(), a.Phase, a.Attempts, a.Kind, tc.phase, tc.w.Kind)
+		}
+	}
+	// The engine sees the job finished (it never starts it again) and the
+	// service running with its spec (a restart for the same spec is a
+	// no-op).
+	if len(after.Snapshot.Finished) != 1 || after.Snapshot.Finished[0].Workload != ok.ID() ||
+		len(after.Snapshot.Running) != 1 || after.Snapshot.Running[0].Workload != svc.ID() {
+		t.Errorf("after the rebuild: finished %+v, running %+v; want ok finished, svc running", after.Snapshot.Finished, after.Snapshot.Running)
+	}
+	got := apply(t, c2, change(reconcile.OpStart, svc, cpuOnly()), change(reconcile.OpRestart, svc, cpuOnly()))
+	if got[0] != reconcile.OutcomeUnchanged || got[1] != reconcile.OutcomeUnchanged {
+		t.Errorf("the service's start and restart for the same spec after the rebuild: %v, want both unchanged", got)
+	}
+	if count("ok") != 1 || count("svc") != 1 {
+		t.Errorf("runs: ok %d, svc %d; want 1, 1", count("ok"), count("svc"))
+	}
 }
