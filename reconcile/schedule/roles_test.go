@@ -201,3 +201,29 @@ func TestRolesAllOrNothingOnNodes(t *testing.T) {
 		}
 	}
 }
+
+// TestRoleVictimsMinimalForTheWholeWorkload: the victims of a workload
+// with roles are minimal for the whole workload, not role by role. Role a
+// (1 GPU) alone would preempt the lowest-priority run s (2 GPUs); role b
+// (4 GPUs) then needs the big run (6 GPUs), which alone holds both roles:
+// s is put back.
+func TestRoleVictimsMinimalForTheWholeWorkload(t *testing.T) {
+	cfg := build.Config().GPUFlavor("h100", "H100").Tier("p-2", -2).Tier("p-1", -1).
+		Team(build.Team("vision").Quota("h100", build.GPU("8").Borrow("0")))
+	s := build.Workload("vision", "s").GPUs(2).Priority("p-2")
+	big := build.Workload("vision", "big").GPUs(6).Priority("p-1")
+	w := build.Workload("vision", "w").Roles(build.Role("a", 1).GPUs(1), build.Role("b", 1).GPUs(4))
+	cfg.Workload(s, big, w)
+	snap := h100Nodes(1).
+		Running(build.Running(s, "h100", -2).On("gpu-a", 0, 1)).
+		Running(build.Running(big, "h100", -1).On("gpu-a", 2, 3, 4, 5, 6, 7)).
+		Queued("vision/w", build.T0)
+	d := decision(t, plan(t, cfg, snap), "vision/w")
+	var victims []string
+	for _, v := range d.Victims {
+		victims = append(victims, string(v.Workload))
+	}
+	if d.Action != berth.ActionPreempt || strings.Join(victims, ",") != "vision/big" {
+		t.Errorf("got %s of %v, want preempt of vision/big alone", d.Action, victims)
+	}
+}
