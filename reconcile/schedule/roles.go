@@ -32,7 +32,7 @@ func (st *state) roleRequests(x *req) {
 			id:      x.id, team: x.team, prio: x.prio, tier: x.tier, canPreempt: x.canPreempt,
 			shape: shapeOf(ps.Resources), pods: ps.Count, minPods: ps.Min, perPod: demandOf(ps.Resources),
 			flavors: candidateFlavors(st.cfg, x.team, ps.Resources, ps.NodeSelector),
-			role:    ps.Role, sel: ps.NodeSelector, selKey: selectorKey(ps.NodeSelector),
+			role:    ps.Role, sel: ps.NodeSelector, selKey: selectorKey(ps.NodeSelector), parent: x,
 		}
 		x.sets = append(x.sets, v)
 		rp := berth.RolePlacement{Role: ps.Role, Resources: ps.Resources, PodsAsked: ps.Count}
@@ -266,9 +266,7 @@ func (st *state) decideRoles(r *req, firstPass bool) bool {
 		if ((ro.mode == modeFit && !ro.borrows) || (ro.starts() && ro.mode != modeFit && ro.withinNominal)) && st.applyRoles(r, ro) {
 			return true
 		}
-		if blockSet != nil {
-			st.reserveHead(blockSet, block, blockFlavor)
-		}
+		st.reserveRolesHead(r, blockSet, block, blockFlavor)
 		return false
 	}
 	if ro.starts() && st.applyRoles(r, ro) {
@@ -279,10 +277,38 @@ func (st *state) decideRoles(r *req, firstPass bool) bool {
 	}
 	d.Action = berth.ActionQueue
 	d.Reason = roleReason(blockSet, block)
-	if blockSet != nil {
-		st.reserveHead(blockSet, block, blockFlavor)
-	}
+	st.reserveRolesHead(r, blockSet, block, blockFlavor)
 	return true
+}
+
+// reserveRolesHead is reserveHead for a workload with roles: blocked by
+// the nodes of one role's flavor, it reserves room for every role (each on
+// the flavor it waits for: the blocked role's, the first of each other's),
+// on every flavor none has reserved yet, so nothing later delays the gang.
+func (st *state) reserveRolesHead(r, blockSet *req, block *berth.Reason, f string) {
+	if blockSet == nil || block == nil || (block.Code != berth.ReasonCapacity && block.Code != berth.ReasonGang) || !st.backfillOn() {
+		return
+	}
+	if _, ok := st.heads[f]; ok {
+		return
+	}
+	parts := make([]resPart, 0, len(r.sets))
+	for _, v := range r.sets {
+		pf := f
+		if v != blockSet {
+			pf = firstFlavor(st, v)
+		}
+		if pf == "" {
+			return
+		}
+		parts = append(parts, resPart{v, pf})
+	}
+	res := st.reserveParts(r, blockSet, f, parts)
+	for _, p := range parts {
+		if _, ok := st.heads[p.flavor]; !ok {
+			st.heads[p.flavor] = res
+		}
+	}
 }
 
 // roleReason names the role a reason is about.

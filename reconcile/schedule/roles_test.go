@@ -3,6 +3,7 @@ package schedule_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/berth-gpu/berth"
 	"github.com/berth-gpu/berth/fixtures/build"
@@ -225,5 +226,33 @@ func TestRoleVictimsMinimalForTheWholeWorkload(t *testing.T) {
 	}
 	if d.Action != berth.ActionPreempt || strings.Join(victims, ",") != "vision/big" {
 		t.Errorf("got %s of %v, want preempt of vision/big alone", d.Action, victims)
+	}
+}
+
+// TestBlockedRolesReserveForEveryRole: a gang whose workers wait for GPU
+// nodes reserves room for its launcher as well: a long CPU job that would
+// take the launcher's node past the gang's shadow time waits behind it.
+func TestBlockedRolesReserveForEveryRole(t *testing.T) {
+	big := build.Workload("vision", "big").GPUs(8).MaxDuration("2h")
+	mpi := build.Workload("vision", "mpi").MaxDuration("4h").Roles(
+		build.Role("launcher", 1).CPU("4").Flavor("cpu"), build.Role("worker", 8).GPUs(1))
+	etl := build.Workload("vision", "etl").CPU("2").Flavor("cpu").MaxDuration("10h")
+	cfg := build.Config().GPUFlavor("h100", "H100").
+		Flavor(berth.Flavor{Name: "cpu", NodeLabels: map[string]string{"pool": "cpu"}}).
+		Team(build.Team("vision").Quota("h100", build.GPU("16")).Quota("cpu", build.CPU("16"))).
+		Workload(big, mpi, etl)
+	snap := build.Snapshot().
+		Node(build.Node("cpu-1").CPU("4").Label("pool", "cpu")).
+		Node(build.Node("gpu-a").GPUs(8, "NVIDIA-H100-80GB-HBM3")).
+		Running(build.Running(big, "h100", 100).Since(build.T0.Add(-time.Hour)).On("gpu-a", 0, 1, 2, 3, 4, 5, 6, 7)).
+		Queued("vision/mpi", build.T0.Add(-10*time.Minute)).
+		Queued("vision/etl", build.T0.Add(-5*time.Minute))
+	p := plan(t, cfg, snap)
+	if d := decision(t, p, "vision/mpi"); d.Action != berth.ActionQueue {
+		t.Fatalf("mpi: %s, want queued for the GPU node", d.Action)
+	}
+	d := decision(t, p, "vision/etl")
+	if d.Action != berth.ActionQueue || d.Reason == nil || d.Reason.Code != berth.ReasonBehindHead {
+		t.Errorf("etl: %s %+v, want queued behind vision/mpi (it would keep the launcher's node past the gang's start)", d.Action, d.Reason)
 	}
 }
