@@ -14,10 +14,10 @@ import (
 // which runs must end first. For a workload with roles it covers every
 // role, each on the flavor it waits for: the gang starts only when all fit.
 type reservation struct {
-	head   *req // the request (or role) that blocked
-	owner  *req // the workload's request: its own roles do not wait for it
-	flavor string
-	parts  []resPart
+	head     *req // the request (or role) that blocked
+	owner    *req // the workload's request: its own roles do not wait for it
+	flavor   string
+	parts    []resPart
 	shadow   time.Time // zero: unknown (something it waits for never ends)
 	released []*run
 }
