@@ -74,6 +74,11 @@ func (c *Cluster) Apply(ctx context.Context, changes []reconcile.Change) ([]reco
 		results[i].Outcome = p.outcome
 	})
 
+	// Pods of roles that wait for their global rank get it (they were
+	// created by Jobs started in an earlier reconcile).
+	for _, err := range c.assignRanks(ctx) {
+		c.opts.Logger.Warn("giving a pod its rank failed", "cluster", c.opts.Name, "err", err)
+	}
 	lap(1)
 
 	// 3. The ledger.
