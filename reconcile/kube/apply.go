@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/berth-gpu/berth"
 	"github.com/berth-gpu/berth/reconcile"
 )
 
@@ -36,7 +37,7 @@ import (
 //
 // It then waits until the informers have seen its writes, so the next
 // Observe sees them too. A change that fails does not stop the others.
-func (c *Cluster) Apply(ctx context.Context, changes []reconcile.Change) ([]reconcile.Result, error) {
+func (c *Cluster) Apply(ctx context.Context, cfg *berth.Config, changes []reconcile.Change) ([]reconcile.Result, error) {
 	if err := c.Start(ctx); err != nil {
 		return nil, err
 	}
@@ -54,7 +55,7 @@ func (c *Cluster) Apply(ctx context.Context, changes []reconcile.Change) ([]reco
 		took[i] = time.Since(mark)
 		mark = time.Now()
 	}
-	teamErrs := c.applyTeams(ctx, changes)
+	teamErrs := c.applyTeams(ctx, cfg, changes)
 	lap(0)
 
 	// 2. Objects.
@@ -65,7 +66,7 @@ func (c *Cluster) Apply(ctx context.Context, changes []reconcile.Change) ([]reco
 			results[i].Outcome, results[i].Err = reconcile.OutcomeFailed, err
 			return
 		}
-		p := c.planChange(ctx, ch, now)
+		p := c.planChange(ctx, cfg, ch, now)
 		plans[i] = p
 		if p.err != nil {
 			results[i].Outcome, results[i].Err = reconcile.OutcomeFailed, p.err
@@ -231,7 +232,7 @@ func (p *changePlan) record(key string, r *ledgerRecord) {
 
 // applyTeams applies the namespace and quota of each team the changes
 // queue or start a run of, and returns the teams that failed.
-func (c *Cluster) applyTeams(ctx context.Context, changes []reconcile.Change) map[string]error {
+func (c *Cluster) applyTeams(ctx context.Context, cfg *berth.Config, changes []reconcile.Change) map[string]error {
 	var teams []string
 	seen := map[string]bool{}
 	for _, ch := range changes {
@@ -241,7 +242,6 @@ func (c *Cluster) applyTeams(ctx context.Context, changes []reconcile.Change) ma
 		}
 	}
 	sort.Strings(teams)
-	cfg := c.config()
 	errs := map[string]error{}
 	var mu sync.Mutex
 	c.parallel(len(teams), func(i int) {
@@ -415,13 +415,13 @@ func gvkOf(kind string) schema.GroupVersionKind {
 }
 
 // planChange carries out step 2 for one change.
-func (c *Cluster) planChange(ctx context.Context, ch reconcile.Change, now time.Time) *changePlan {
+func (c *Cluster) planChange(ctx context.Context, cfg *berth.Config, ch reconcile.Change, now time.Time) *changePlan {
 	p := &changePlan{team: ch.Workload.Team, outcome: reconcile.OutcomeUnchanged}
 	var err error
 	if ch.Workload.Kind.RunsOnce() {
-		err = c.planJob(ctx, p, ch, now)
+		err = c.planJob(ctx, cfg, p, ch, now)
 	} else {
-		err = c.planService(ctx, p, ch, now)
+		err = c.planService(ctx, cfg, p, ch, now)
 	}
 	if err != nil {
 		p.err = fmt.Errorf("workload %s: %s: %w", ch.Workload.ID(), ch.Op, err)
@@ -430,7 +430,7 @@ func (c *Cluster) planChange(ctx context.Context, ch reconcile.Change, now time.
 }
 
 // baseRun is the Run a change asks for, before the live state is folded in.
-func (c *Cluster) baseRun(ch reconcile.Change, now time.Time) Run {
+func baseRun(cfg *berth.Config, ch reconcile.Change, now time.Time) Run {
 	d := ch.Decision
 	return Run{
 		Workload:     ch.Workload,
@@ -439,7 +439,7 @@ func (c *Cluster) baseRun(ch reconcile.Change, now time.Time) Run {
 		Path:         ch.Workload.Pos.String(),
 		Commit:       ch.Revision,
 		Flavor:       d.Flavor,
-		FlavorLabels: c.flavorLabels(d.Flavor),
+		FlavorLabels: flavorLabels(cfg, d.Flavor),
 		Priority:     d.Priority,
 		Placements:   d.Placements,
 		QueuedSince:  sinceOrNow(d.Since, now),
@@ -462,13 +462,13 @@ func (c *Cluster) ledgerRecord(ns, name, runID string) *ledgerRecord {
 	return &r
 }
 
-func (c *Cluster) planJob(ctx context.Context, p *changePlan, ch reconcile.Change, now time.Time) error {
+func (c *Cluster) planJob(ctx context.Context, cfg *berth.Config, p *changePlan, ch reconcile.Change, now time.Time) error {
 	w := ch.Workload
 	ns := Namespace(c.opts.Render.NamespacePrefix, w.Team)
 	if len(w.Roles) > 0 || len(c.objs().roleJobs(ns, w.Name, ch.RunID)) > 0 {
 		// A stop of a run that left Git has no spec: its Jobs say it has
 		// roles.
-		return c.planRoles(ctx, p, ch, now)
+		return c.planRoles(ctx, cfg, p, ch, now)
 	}
 	name := JobName(ch.Key())
 	key := LedgerKey(w.Name, ch.RunID)
@@ -484,7 +484,7 @@ func (c *Cluster) planJob(ctx context.Context, p *changePlan, ch reconcile.Chang
 		if live != nil || (rec != nil && rec.Phase != reconcile.PhaseQueued) {
 			return nil
 		}
-		r := c.baseRun(ch, now)
+		r := baseRun(cfg, ch, now)
 		objs, err := Render(c.opts.Render, r)
 		if err != nil {
 			return err
@@ -499,7 +499,7 @@ func (c *Cluster) planJob(ctx context.Context, p *changePlan, ch reconcile.Chang
 		if live == nil && rec != nil && rec.Phase == reconcile.PhaseSucceeded {
 			return fmt.Errorf("run %s already succeeded; bump runId for a new run", ch.RunID)
 		}
-		r := c.baseRun(ch, now)
+		r := baseRun(cfg, ch, now)
 		r.Started, r.StartedAt = true, now
 		recreate := false
 		switch {
@@ -611,7 +611,7 @@ func (c *Cluster) planJob(ctx context.Context, p *changePlan, ch reconcile.Chang
 	return nil
 }
 
-func (c *Cluster) planService(ctx context.Context, p *changePlan, ch reconcile.Change, now time.Time) error {
+func (c *Cluster) planService(ctx context.Context, cfg *berth.Config, p *changePlan, ch reconcile.Change, now time.Time) error {
 	w := ch.Workload
 	ns := Namespace(c.opts.Render.NamespacePrefix, w.Team)
 	name := DeploymentName(w.ID())
@@ -635,7 +635,7 @@ func (c *Cluster) planService(ctx context.Context, p *changePlan, ch reconcile.C
 		if ch.Op == reconcile.OpStart && live != nil {
 			return nil
 		}
-		r := c.baseRun(ch, now)
+		r := baseRun(cfg, ch, now)
 		r.Started, r.StartedAt = true, now
 		switch {
 		case live != nil:
@@ -646,7 +646,7 @@ func (c *Cluster) planService(ctx context.Context, p *changePlan, ch reconcile.C
 				// A restart of a kept service: it stays where it is.
 				r.Flavor, r.Priority = live.Annotations[AnnotationFlavor], parseInt(live.Annotations[AnnotationPriority])
 				r.Placements = placementsOf(live.Annotations)
-				r.FlavorLabels = c.flavorLabels(r.Flavor)
+				r.FlavorLabels = flavorLabels(cfg, r.Flavor)
 			}
 		case rec != nil:
 			r.Attempts = rec.Attempts + 1

@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/berth-gpu/berth"
 	"github.com/berth-gpu/berth/reconcile"
 )
 
@@ -17,7 +18,7 @@ import (
 // roles, as planJob does for a run of one Job: its Jobs are created
 // suspended together, started together (the Service first, then each
 // role's Job), and stopped together. The run has one ledger key.
-func (c *Cluster) planRoles(ctx context.Context, p *changePlan, ch reconcile.Change, now time.Time) error {
+func (c *Cluster) planRoles(ctx context.Context, cfg *berth.Config, p *changePlan, ch reconcile.Change, now time.Time) error {
 	w := ch.Workload
 	ns := Namespace(c.opts.Render.NamespacePrefix, w.Team)
 	key := LedgerKey(w.Name, ch.RunID)
@@ -41,7 +42,7 @@ func (c *Cluster) planRoles(ctx context.Context, p *changePlan, ch reconcile.Cha
 		if (rec != nil && rec.Phase != reconcile.PhaseQueued) || (len(live) > 0 && st.Phase != reconcile.PhaseQueued) {
 			return nil
 		}
-		objs, err := Render(c.opts.Render, c.baseRolesRun(ch, now))
+		objs, err := Render(c.opts.Render, baseRolesRun(cfg, ch, now))
 		if err != nil {
 			return err
 		}
@@ -63,7 +64,7 @@ func (c *Cluster) planRoles(ctx context.Context, p *changePlan, ch reconcile.Cha
 		if len(live) == 0 && rec != nil && rec.Phase == reconcile.PhaseSucceeded {
 			return fmt.Errorf("run %s already succeeded; bump runId for a new run", ch.RunID)
 		}
-		r := c.baseRolesRun(ch, now)
+		r := baseRolesRun(cfg, ch, now)
 		r.Started, r.StartedAt = true, now
 		recreate := false
 		switch {
@@ -212,11 +213,11 @@ func (c *Cluster) planRoles(ctx context.Context, p *changePlan, ch reconcile.Cha
 
 // baseRolesRun is the Run a change of a workload with roles asks for:
 // each role's flavor, node labels and placements as decided.
-func (c *Cluster) baseRolesRun(ch reconcile.Change, now time.Time) Run {
-	r := c.baseRun(ch, now)
+func baseRolesRun(cfg *berth.Config, ch reconcile.Change, now time.Time) Run {
+	r := baseRun(cfg, ch, now)
 	r.Placements, r.FlavorLabels = nil, nil
 	for _, x := range ch.Decision.Roles {
-		r.Roles = append(r.Roles, RoleRun{Role: x.Role, Flavor: x.Flavor, FlavorLabels: c.flavorLabels(x.Flavor), Placements: x.Placements})
+		r.Roles = append(r.Roles, RoleRun{Role: x.Role, Flavor: x.Flavor, FlavorLabels: flavorLabels(cfg, x.Flavor), Placements: x.Placements})
 	}
 	if r.Flavor == "" && len(r.Roles) > 0 {
 		r.Flavor = r.Roles[0].Flavor
