@@ -79,7 +79,7 @@ reads.`,
 					return err
 				}
 				defer kc.Close()
-				obs, err := kc.Observe(ctx)
+				obs, err := kc.Observe(ctx, cfg)
 				if err != nil {
 					return err
 				}
