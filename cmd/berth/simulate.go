@@ -75,19 +75,26 @@ same output, byte for byte. Exit status: 0 done, 1 a trace file is invalid
 			if err != nil {
 				return usageError{fmt.Errorf("--seeds %s: %w", seeds, err)}
 			}
+			p := newProgress(cmd)
+			defer p.done()
+			p.show("simulate: reading the trace...")
 			tr, err := readTrace(nodesFile, podsFile)
 			if err != nil {
 				return err
 			}
 			out := cmd.OutOrStdout()
 			write := func(v any, text func() error) error {
+				p.done()
 				if !output.text() {
 					return output.write(out, v)
 				}
 				return text()
 			}
 			if mode == "paper" {
-				rep, err := sim.Paper(tr, sim.PaperOptions{Policies: policies, Seeds: seedList, InflationPct: inflation, Workers: workers})
+				rep, err := sim.Paper(tr, sim.PaperOptions{Policies: policies, Seeds: seedList, InflationPct: inflation, Workers: workers,
+					Progress: func(done, total int) {
+						p.show("simulate: %d of %d seeds done (%d pods, %d nodes)", done, total, len(tr.Pods), len(tr.Nodes))
+					}})
 				if err != nil {
 					return usageError{err}
 				}
@@ -99,6 +106,9 @@ same output, byte for byte. Exit status: 0 done, 1 a trace file is invalid
 			rep, err := sim.Replay(tr, sim.ReplayOptions{
 				Setup:    sim.Setup{Teams: teams, TeamQuota: teamQuota, QoSPriority: qosPriority, FairSharing: fairSharing},
 				Policies: policies, SampleEvery: int64(sample / time.Second), Speedup: speedup, NodeShare: nodeShare,
+				Progress: func(policy string, i, n int) {
+					p.show("simulate: replaying %d pods with %s (%d of %d)", len(tr.Pods), policy, i, n)
+				},
 			})
 			if err != nil {
 				return usageError{err}

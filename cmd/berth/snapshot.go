@@ -56,7 +56,11 @@ reads.`,
 			if cluster == "" {
 				return usageError{errors.New("snapshot needs --cluster NAME")}
 			}
+			p := newProgress(cmd)
+			defer p.done()
+			p.show("snapshot: reading the repository %s...", dir)
 			res, err := loadDir(dir)
+			p.done()
 			cfg := res.Config
 			if err != nil {
 				return printLoadError(cmd, err)
@@ -65,6 +69,7 @@ reads.`,
 			if !ok {
 				return usageError{fmt.Errorf("--cluster %s: the repository defines %v", cluster, cfg.ClusterNames())}
 			}
+			p.show("snapshot: reading cluster %s...", cluster)
 			var snap berth.Snapshot
 			if c.Backend != berth.BackendKubernetes || client.server != "" {
 				// A local cluster is this machine as the berth serve that
@@ -91,6 +96,7 @@ reads.`,
 				// waits).
 				snap = reconcile.Snapshot(cfg, cluster, obs, time.Now().UTC())
 			}
+			p.done()
 			if file == "" || file == "-" {
 				return output.write(cmd.OutOrStdout(), snap)
 			}

@@ -58,7 +58,10 @@ Exit status: 0 valid, 1 invalid, 2 usage or internal error.`,
 			if !fi.IsDir() {
 				return usageError{fmt.Errorf("validate %s: not a directory", dir)}
 			}
+			p := newProgress(cmd)
+			p.show("validate %s: reading and evaluating the repository...", dir)
 			res, err := loadDir(dir)
+			p.done()
 			return printValidation(cmd.OutOrStdout(), cmd.ErrOrStderr(), output, dir, res, err)
 		},
 	}
