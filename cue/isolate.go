@@ -191,7 +191,8 @@ func (l *Loader) evaluateInChild(t *tree, dirs []string, timeout time.Duration, 
 
 	go func() {
 		// A failed write shows as the child's failure below.
-		writeRequest(stdin, request{Timeout: timeout, MaxMemory: l.opts.MaxMemory, Parallelism: l.opts.Parallelism, Dirs: dirs}, t)
+		writeRequest(stdin, request{Timeout: timeout, MaxMemory: l.opts.MaxMemory, Parallelism: l.opts.Parallelism, Dirs: dirs,
+			Background: retry && !l.opts.Tracked}, t)
 		stdin.Close()
 	}()
 	a := readAnswer(stdout, t, dirs, resultBudget(l.opts))
@@ -278,7 +279,7 @@ func outOfMemory(stderr string) bool {
 
 // answer is what a parent read from its child.
 type answer struct {
-	results []*instanceResult
+	results []*instanceResult // by the index of their instance in the request
 	end     bool
 	runaway Errors
 	fail    string
@@ -302,7 +303,12 @@ func (a *answer) running() []string {
 
 // readAnswer reads a child's answer, at most budget bytes of results.
 func readAnswer(r io.Reader, t *tree, dirs []string, budget int64) *answer {
-	a := &answer{inside: map[string]int{}}
+	a := &answer{inside: map[string]int{}, results: make([]*instanceResult, len(dirs))}
+	index := make(map[string]int, len(dirs))
+	for k, d := range dirs {
+		index[d] = k
+	}
+	got := 0
 	br := bufio.NewReaderSize(r, 1<<16)
 	// Start and Done frames are small; a Result frame may use what is
 	// left of the budget, and the child keeps to it.
@@ -327,7 +333,9 @@ func readAnswer(r io.Reader, t *tree, dirs []string, budget int64) *answer {
 		}
 		switch {
 		case m.Result != nil:
-			if n := len(a.results); n >= len(dirs) || m.Result.Dir != dirs[n] {
+			// Results come as the child finishes them, in any order.
+			k, ok := index[m.Result.Dir]
+			if !ok || a.results[k] != nil {
 				a.err = fmt.Errorf("unexpected result for %s", m.Result.Dir)
 				return a
 			}
@@ -337,10 +345,11 @@ func readAnswer(r io.Reader, t *tree, dirs []string, budget int64) *answer {
 				a.err = err
 				return a
 			}
-			a.results = append(a.results, r)
+			a.results[k] = r
+			got++
 		case m.End:
-			if len(a.results) != len(dirs) {
-				a.err = fmt.Errorf("%d results for %d instances", len(a.results), len(dirs))
+			if got != len(dirs) {
+				a.err = fmt.Errorf("%d results for %d instances", got, len(dirs))
 				return a
 			}
 			a.end = true

@@ -14,22 +14,18 @@ type Cluster interface {
 	Name() string
 	// Observe reports the cluster's state: nodes, what runs where, what is
 	// queued since when, what finished, and every run the cluster's ledger
-	// knows. It must not write anything.
-	Observe(ctx context.Context) (*Observed, error)
+	// knows. It must not write anything. cfg is the configuration being
+	// reconciled (nil: none is known): the Kubernetes backend renders a
+	// service with its flavor's node labels to tell whether someone else
+	// changed its objects.
+	Observe(ctx context.Context, cfg *berth.Config) (*Observed, error)
 	// Apply carries out changes and reports each one's result. It must be
 	// idempotent: applying a change that is already in effect changes
 	// nothing and reports OutcomeUnchanged. A change that fails does not
-	// stop the others.
-	Apply(ctx context.Context, changes []Change) ([]Result, error)
-}
-
-// Configurable is a Cluster that needs the configuration itself when it
-// applies (the Kubernetes backend renders each team's ResourceQuota and
-// each flavor's node labels). The engine hands it every configuration it
-// reconciles, before Observe; a dry-run engine (pull-request plans) never
-// does, so a plan cannot change what a cluster applies.
-type Configurable interface {
-	SetConfig(cfg *berth.Config)
+	// stop the others. cfg is the configuration the changes come from: the
+	// Kubernetes backend renders each team's ResourceQuota and each
+	// flavor's node labels from it.
+	Apply(ctx context.Context, cfg *berth.Config, changes []Change) ([]Result, error)
 }
 
 // Observed is what a cluster reports.

@@ -24,8 +24,9 @@ const DriftDigest = "drifted"
 // Observe reports the cluster from the informers' caches: the nodes, every
 // run of berth's Jobs and Deployments, and the ledger's runs that have no
 // object (any more, or yet). It writes nothing; its only request is the
-// API server's /readyz.
-func (c *Cluster) Observe(ctx context.Context) (*reconcile.Observed, error) {
+// API server's /readyz. A service whose objects differ from what cfg's
+// flavor labels render (someone else changed them) gets DriftDigest.
+func (c *Cluster) Observe(ctx context.Context, cfg *berth.Config) (*reconcile.Observed, error) {
 	if err := c.Start(ctx); err != nil {
 		return nil, err
 	}
@@ -64,6 +65,10 @@ func (c *Cluster) Observe(ctx context.Context) (*reconcile.Observed, error) {
 		r, ok := c.deploymentRun(d)
 		if !ok {
 			continue
+		}
+		if drift := c.drift.check(c, cfg, d); drift != "" {
+			r.Digest = DriftDigest
+			r.Note += "; changed outside berth: " + drift
 		}
 		seen[r.Key()] = true
 		obs.Runs = append(obs.Runs, r)
@@ -219,10 +224,6 @@ func (c *Cluster) deploymentRun(d *appsv1.Deployment) (reconcile.RunState, bool)
 	if r.Kind == "" {
 		r.Kind = w.Kind
 	}
-	if drift := c.drift.check(c, d); drift != "" {
-		r.Digest = DriftDigest
-		r.Note += "; changed outside berth: " + drift
-	}
 	return r, true
 }
 
@@ -317,14 +318,14 @@ type driftResult struct {
 	drift             string
 }
 
-func (dc *driftCache) check(c *Cluster, d *appsv1.Deployment) string {
+func (dc *driftCache) check(c *Cluster, cfg *berth.Config, d *appsv1.Deployment) string {
 	svc := c.objs().service(d.Namespace, d.Name)
 	svcRV := ""
 	if svc != nil {
 		svcRV = svc.ResourceVersion
 	}
 	flavor := d.Annotations[AnnotationFlavor]
-	labels := c.flavorLabels(flavor)
+	labels := flavorLabels(cfg, flavor)
 	cfgKey := fmt.Sprint(labels)
 	key := d.Namespace + "/" + d.Name
 	dc.mu.Lock()

@@ -3,6 +3,7 @@ package schedule
 import (
 	"cmp"
 	"container/heap"
+	"math"
 	"slices"
 	"sort"
 	"strings"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/berth-gpu/berth"
 	"github.com/berth-gpu/berth/policy"
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // Options tune a cycle. The zero value follows the configuration's policy.
@@ -37,11 +39,17 @@ type Options struct {
 // DefaultBackoff waits 10 s after the first failure, doubling with each
 // one, at most 5 minutes.
 func DefaultBackoff(failures int) time.Duration {
-	d := 10 * time.Second
-	for i := 1; i < failures && d < 5*time.Minute; i++ {
-		d *= 2
+	return nthDelay(wait.Backoff{Duration: 10 * time.Second, Factor: 2, Steps: math.MaxInt, Cap: 5 * time.Minute}, failures)
+}
+
+// nthDelay is b's delay after n failures (the first one's when n < 1).
+func nthDelay(b wait.Backoff, n int) time.Duration {
+	next := b.DelayFunc()
+	d := next()
+	for i := 1; i < n; i++ {
+		d = next()
 	}
-	return min(d, 5*time.Minute)
+	return d
 }
 
 func (o Options) backoff(failures int) time.Duration {

@@ -2,6 +2,9 @@ package webhook_test
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha1"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -228,6 +231,12 @@ func TestPushToTrackedBranch(t *testing.T) {
 
 // TestForgedAndUnsigned: a delivery without a valid signature is refused
 // and changes nothing, whatever it says.
+func sha1Sign(secret, body []byte) string {
+	mac := hmac.New(sha1.New, secret)
+	mac.Write(body)
+	return "sha1=" + hex.EncodeToString(mac.Sum(nil))
+}
+
 func TestForgedAndUnsigned(t *testing.T) {
 	rec := newRecorder()
 	r := start(t, rec, "master", -1)
@@ -246,6 +255,9 @@ func TestForgedAndUnsigned(t *testing.T) {
 		"truncated":         {body, good[:len(good)-2]},
 		"empty signature":   {body, "sha256="},
 		"signature of null": {body, webhook.Sign(secret, nil)},
+		// GitHub's older header, which go-github's ValidateSignature
+		// would accept: berth takes SHA-256 only.
+		"real sha1 HMAC": {body, sha1Sign(secret, body)},
 	}
 	for name, c := range cases {
 		w := deliver(r, "pull_request", "forged-"+name, c.body, c.sig)
@@ -519,4 +531,87 @@ func withNumber(t *testing.T, body []byte, n int) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestRetriesGiveUp: a pull request that keeps failing is tried 1+Retries
+// times, waiting longer each time, and then left until its next event.
+func TestRetriesGiveUp(t *testing.T) {
+	rec := newRecorder()
+	rec.fail = 100
+	r, err := webhook.New(webhook.Options{Secret: secret, Repo: "Codertocat/Hello-World", Handler: rec,
+		Delay: -1, Backoff: time.Millisecond, Retries: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	r.Enqueue(webhook.Event{Number: 7, Plan: true})
+	waitCalls(t, rec, 3)
+	time.Sleep(100 * time.Millisecond) // a fourth try would come within 4 ms
+	evs, _ := rec.snapshot()
+	var attempts []int
+	for _, ev := range evs {
+		attempts = append(attempts, ev.Attempt)
+	}
+	if diff := cmp.Diff([]int{1, 2, 3}, attempts); diff != "" {
+		t.Fatalf("attempts (-want +got):\n%s", diff)
+	}
+	// A fresh event starts over.
+	r.Enqueue(webhook.Event{Number: 7, Plan: true})
+	waitCalls(t, rec, 1)
+	if evs, _ := rec.snapshot(); evs[3].Attempt != 1 {
+		t.Errorf("a fresh event after giving up is attempt %d, want 1", evs[3].Attempt)
+	}
+}
+
+// overlap is a Handler that records whether one pull request was ever
+// handled by two workers at once.
+type overlap struct {
+	mu      sync.Mutex
+	running map[int]bool
+	twice   []int
+	calls   chan struct{}
+}
+
+func (o *overlap) PullRequest(ctx context.Context, ev webhook.Event) error {
+	o.mu.Lock()
+	if o.running[ev.Number] {
+		o.twice = append(o.twice, ev.Number)
+	}
+	o.running[ev.Number] = true
+	o.mu.Unlock()
+	time.Sleep(time.Millisecond)
+	o.mu.Lock()
+	delete(o.running, ev.Number)
+	o.mu.Unlock()
+	o.calls <- struct{}{}
+	return nil
+}
+
+func (o *overlap) Push(webhook.Push) {}
+
+// TestOnePullRequestOneWorker: with many workers and events for a few pull
+// requests arriving all the time, no pull request is handled twice at once.
+func TestOnePullRequestOneWorker(t *testing.T) {
+	o := &overlap{running: map[int]bool{}, calls: make(chan struct{}, 1000)}
+	r, err := webhook.New(webhook.Options{Secret: secret, Repo: "a/b", Handler: o, Delay: -1, Workers: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	for i := range 300 {
+		r.Enqueue(webhook.Event{Number: 1 + i%3, Plan: true})
+		if i%30 == 0 {
+			<-o.calls
+		}
+	}
+	cancel()
+	<-done
+	if len(o.twice) > 0 {
+		t.Fatalf("pull requests handled by two workers at once: %v", o.twice)
+	}
 }

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
+
 	"github.com/berth-gpu/berth"
 	"github.com/berth-gpu/berth/cue"
 	"github.com/berth-gpu/berth/policy"
@@ -63,9 +65,8 @@ type Planner struct {
 	log  *slog.Logger
 
 	mu      sync.Mutex
-	configs map[string]*loaded // by commit
-	order   []string
-	last    map[int]*planned // by pull request
+	configs *lru.Cache[string, *loaded] // by commit, the last maxConfigs used
+	last    map[int]*planned            // by pull request
 }
 
 type loaded struct {
@@ -94,7 +95,8 @@ func NewPlanner(opts PlannerOptions) *Planner {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Planner{opts: opts, log: log, configs: map[string]*loaded{}, last: map[int]*planned{}}
+	configs, _ := lru.New[string, *loaded](maxConfigs) // errs only for a size under 1
+	return &Planner{opts: opts, log: log, configs: configs, last: map[int]*planned{}}
 }
 
 // Result is what one plan wrote.
@@ -409,28 +411,16 @@ func (p *Planner) fetchBase(ctx context.Context, pr PR) (sources.Revision, error
 
 // load loads a revision's configuration, once per commit.
 func (p *Planner) load(rev sources.Revision) *loaded {
-	p.mu.Lock()
-	if l, ok := p.configs[rev.Hash]; ok {
-		p.mu.Unlock()
+	if l, ok := p.configs.Get(rev.Hash); ok {
 		return l
 	}
-	p.mu.Unlock()
 	cfg, err := p.opts.Loader.Load(rev.FS)
 	l := &loaded{cfg: cfg, err: err, fs: rev.FS}
 	var cerrs cue.Errors
 	if err != nil && !errors.As(err, &cerrs) {
 		return l // berth failed: do not remember it
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if _, ok := p.configs[rev.Hash]; !ok {
-		p.order = append(p.order, rev.Hash)
-		for len(p.order) > maxConfigs {
-			delete(p.configs, p.order[0])
-			p.order = p.order[1:]
-		}
-	}
-	p.configs[rev.Hash] = l
+	p.configs.Add(rev.Hash, l)
 	return l
 }
 
