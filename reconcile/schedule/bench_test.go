@@ -2,6 +2,7 @@ package schedule_test
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -110,9 +111,9 @@ func BenchmarkPlanFull(b *testing.B) {
 	}
 }
 
-// BenchmarkScheduleOneNew is what production runs when one workload is
-// added to a cluster already holding 10,000 admitted runs: schedule.Schedule
-// on the snapshot, which prepares the queue and builds the state anew.
+// BenchmarkScheduleOneNew is one new workload beside 10,000 admitted runs
+// through schedule.Schedule, which builds the state anew: what a caller
+// without a Cache pays (`berth plan` on a snapshot file).
 func BenchmarkScheduleOneNew(b *testing.B) {
 	cfg, snap := bigCase(200, 1000, 0, 10000)
 	w := build.Workload("team-007", "new-job").GPUs(4).MaxDuration("2h").Obj()
@@ -129,30 +130,46 @@ func BenchmarkScheduleOneNew(b *testing.B) {
 	cpu.report(b)
 }
 
-// BenchmarkPlanOneNew decides one new workload against a cluster already
-// holding 10,000 admitted runs, with the state built once (Scheduler.WhatIf,
-// which the simulator uses; production plans through Schedule, see
-// BenchmarkScheduleOneNew).
-func BenchmarkPlanOneNew(b *testing.B) {
+// BenchmarkCacheOneNew is the engine's and the pull-request planner's path
+// for one new workload beside 10,000 admitted runs: a Cache that planned
+// the cluster before gets a new revision with one workload more (or, every
+// other cycle, one less) and a new snapshot of the same cluster, its
+// lists copied and sorted as reconcile.Snapshot writes them, and returns
+// the whole plan (10,001 decisions).
+func BenchmarkCacheOneNew(b *testing.B) {
 	cfg, snap := bigCase(200, 1000, 0, 10000)
-	sched := schedule.NewScheduler(cfg, snap, schedule.Options{})
 	w := build.Workload("team-007", "new-job").GPUs(4).MaxDuration("2h").Obj()
-	cfg.Workloads[w.ID()] = w
-	req := []schedule.Request{{Workload: w, RunID: "1", Since: build.T0}}
+	with := *cfg
+	with.Workloads = maps.Clone(cfg.Workloads)
+	with.Workloads[w.ID()] = w
+	snap.Sort()
+	c := schedule.NewCache()
+	c.Schedule(schedule.Input{Config: cfg, Snapshot: snap}, schedule.Options{})
 	b.Logf("running runs: %d", len(snap.Running))
 	cpu := startCPU()
+	i := 0
 	for b.Loop() {
-		d := sched.WhatIf(build.T0, req)
-		if !d[0].Starts() {
-			b.Fatalf("not admitted: %+v", d[0])
+		s := *snap
+		s.Nodes = append([]berth.Node{}, snap.Nodes...)
+		s.Running = append([]berth.RunningWorkload{}, snap.Running...)
+		s.Queue = append([]berth.QueuedWorkload{}, snap.Queue...)
+		s.Finished = append([]berth.FinishedRun{}, snap.Finished...)
+		in := schedule.Input{Config: &with, Snapshot: &s}
+		if i%2 == 1 {
+			in.Config = cfg
 		}
+		plan := c.Schedule(in, schedule.Options{})
+		if d, ok := plan.Decision(w.ID()); ok != (i%2 == 0) || (ok && !d.Starts()) {
+			b.Fatalf("cycle %d: %+v", i, d)
+		}
+		i++
 		cpu.n++
 	}
 	cpu.report(b)
 }
 
 // BenchmarkBuildState builds the state of a cluster holding 10,000 runs
-// from its snapshot (what the incremental plan saves).
+// from its snapshot (what a Cache saves).
 func BenchmarkBuildState(b *testing.B) {
 	cfg, snap := bigCase(200, 1000, 0, 10000)
 	for b.Loop() {
