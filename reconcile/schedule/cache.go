@@ -47,7 +47,6 @@ type Cache struct {
 	// always a charge's inverse).
 	pristine []*node
 	onNode   [][]*run
-	epoch    uint64 // counts the configurations compared
 }
 
 // wlInfo is one workload of the configuration and what the cycle derives
@@ -57,7 +56,6 @@ type wlInfo struct {
 	w       berth.Workload
 	flavors []string
 	cluster string
-	seen    uint64 // the Cache's epoch of the last configuration that had it
 }
 
 // NewCache returns an empty cache.
@@ -161,25 +159,32 @@ func (c *Cache) index(r *run, add bool) {
 // is the better way (a snapshot listing a run twice, or most of it
 // changed).
 func (c *Cache) update(cfg *berth.Config, snap *berth.Snapshot) bool {
-	// 1. Workloads added, changed, removed.
-	c.epoch++
+	// 1. Workloads added, changed, removed (none when the configuration
+	// is the last one: the engine's resyncs of one revision). The known
+	// ones are walked in order (they lie side by side in memory), each
+	// looked up once; the configuration's keys are read only when it has
+	// workloads the cache does not know.
 	var dirty []berth.WorkloadID
-	for id, w := range cfg.Workloads {
-		wl, ok := c.byID[id]
-		if ok {
-			wl.seen = c.epoch
-			if sameWorkload(&wl.w, &w) {
-				continue
+	if cfg != c.cfg {
+		found := 0
+		for _, wl := range c.wls {
+			w, ok := cfg.Workloads[wl.id]
+			if ok {
+				found++
+			}
+			if !ok || !sameWorkload(&wl.w, &w) {
+				dirty = append(dirty, wl.id)
+				if len(dirty) > len(c.wls)/4+16 {
+					return false
+				}
 			}
 		}
-		dirty = append(dirty, id)
-		if len(dirty) > len(c.wls)/4+16 {
-			return false
-		}
-	}
-	for _, wl := range c.wls {
-		if wl.seen != c.epoch {
-			dirty = append(dirty, wl.id)
+		if found < len(cfg.Workloads) {
+			for id := range cfg.Workloads {
+				if _, ok := c.byID[id]; !ok {
+					dirty = append(dirty, id)
+				}
+			}
 		}
 	}
 	for _, id := range dirty {
@@ -189,10 +194,8 @@ func (c *Cache) update(cfg *berth.Config, snap *berth.Snapshot) bool {
 		switch {
 		case inCfg && known:
 			*wl = newWLInfo(cfg, id, w)
-			wl.seen = c.epoch
 		case inCfg:
 			x := newWLInfo(cfg, id, w)
-			x.seen = c.epoch
 			c.wls = slices.Insert(c.wls, i, &x)
 			c.byID[id] = &x
 		case known:
@@ -437,15 +440,21 @@ func (c *Cache) undo() {
 	}
 	clear(st.runs[n:])
 	st.runs = st.runs[:n]
+	stopped := false
 	for _, r := range st.runs {
 		if r.gone {
 			r.gone = false
+			stopped = true
 			chargeQuota(st.quotas, r)
 		}
 	}
 	c.resetNodes(cl.mutated)
 	cl.mutated = cl.mutated[:0]
-	st.ending, st.runShapes, st.byFlavor = nil, nil, nil
+	st.ending, st.byFlavor = nil, nil
+	if stopped {
+		// The shapes of what runs were counted without what stopped.
+		st.runShapes = nil
+	}
 	st.heads = map[string]*reservation{}
 	st.resetFailed()
 }

@@ -8,30 +8,33 @@ import (
 )
 
 // The equalities a Cache finds changes with. They compare every field
-// (a test sets each field in turn and checks it is seen), so that a field
-// added later cannot be forgotten; only a workload's position in its file
-// is left out, which no decision reads. Times compare with ==, not Equal:
-// a decision copies them, so the same instant in another location is a
-// change of output.
+// that a decision reads (a test sets each field in turn and checks it is
+// seen, or listed in notScheduled), so that a field added later cannot be
+// forgotten. Times compare with ==, not Equal: a decision copies them, so
+// the same instant in another location is a change of output.
+
+// notScheduled are the fields of a workload that no decision reads: what
+// runs (image, command, env, ports, health, checkpoints), how often a
+// failed run is retried (the engine's normalization reads it, before the
+// snapshot), and where it is written. A change of only these keeps the
+// workload's state.
+var notScheduled = []string{"Image", "Command", "Args", "Env", "Retries", "Checkpoint", "Ports", "Health", "Pos"}
+
+// notScheduledRole are the fields of a role that no decision reads.
+var notScheduledRole = []string{"Command", "Args", "Env"}
 
 func sameWorkload(a, b *berth.Workload) bool {
 	return a.Name == b.Name && a.Team == b.Team && a.Kind == b.Kind && a.Priority == b.Priority &&
-		a.Image == b.Image && slices.Equal(a.Command, b.Command) && slices.Equal(a.Args, b.Args) &&
-		maps.Equal(a.Env, b.Env) && a.Resources == b.Resources && a.Replicas == b.Replicas &&
-		a.Workers == b.Workers && a.MinWorkers == b.MinWorkers && a.Parallelism == b.Parallelism &&
-		a.Completions == b.Completions && a.MaxDuration == b.MaxDuration && a.Retries == b.Retries &&
-		samePtr(a.Checkpoint, b.Checkpoint) && a.Schedule == b.Schedule && slices.Equal(a.DependsOn, b.DependsOn) &&
-		a.RunID == b.RunID && slices.Equal(a.Ports, b.Ports) && samePtr(a.Health, b.Health) &&
-		maps.EqualFunc(a.Roles, b.Roles, sameRole) &&
-		(a.Command == nil) == (b.Command == nil) && (a.Args == nil) == (b.Args == nil) &&
-		(a.DependsOn == nil) == (b.DependsOn == nil) && (a.Ports == nil) == (b.Ports == nil) &&
-		(a.Env == nil) == (b.Env == nil) && (a.Roles == nil) == (b.Roles == nil)
+		a.Resources == b.Resources && a.Replicas == b.Replicas && a.Workers == b.Workers &&
+		a.MinWorkers == b.MinWorkers && a.Parallelism == b.Parallelism && a.Completions == b.Completions &&
+		a.MaxDuration == b.MaxDuration && a.Schedule == b.Schedule && a.RunID == b.RunID &&
+		slices.Equal(a.DependsOn, b.DependsOn) && (a.DependsOn == nil) == (b.DependsOn == nil) &&
+		maps.EqualFunc(a.Roles, b.Roles, sameRole) && (a.Roles == nil) == (b.Roles == nil)
 }
 
 func sameRole(a, b berth.Role) bool {
 	return a.Name == b.Name && a.Count == b.Count && a.MinCount == b.MinCount && a.Resources == b.Resources &&
-		maps.Equal(a.NodeSelector, b.NodeSelector) && slices.Equal(a.Command, b.Command) &&
-		slices.Equal(a.Args, b.Args) && maps.Equal(a.Env, b.Env)
+		maps.Equal(a.NodeSelector, b.NodeSelector) && (a.NodeSelector == nil) == (b.NodeSelector == nil)
 }
 
 func samePtr[T comparable](a, b *T) bool {

@@ -176,3 +176,32 @@ func asJSON(t *testing.T, p *berth.Plan) string {
 	}
 	return string(b)
 }
+
+// TestNotScheduledFieldsChangeNoDecision gives every workload of random
+// cases other values of the fields a Cache does not compare, and checks that
+// no plan changes: no decision reads them.
+func TestNotScheduledFieldsChangeNoDecision(t *testing.T) {
+	other := func(w *berth.Workload) []string {
+		w.Image, w.Command, w.Args = "other", []string{"x"}, []string{"y"}
+		w.Env, w.Retries = map[string]string{"K": "V"}, w.Retries+3
+		w.Checkpoint, w.Ports = &berth.Checkpoint{Dir: "/c"}, []berth.Port{{Port: 1}}
+		w.Health, w.Pos = &berth.HealthCheck{Port: 2}, berth.Pos{File: "x.cue", Line: 9}
+		return []string{"Image", "Command", "Args", "Env", "Retries", "Checkpoint", "Ports", "Health", "Pos"}
+	}
+	if got := other(&berth.Workload{}); !slices.Equal(got, schedule.NotScheduled) {
+		t.Fatalf("the test changes %v, the cache does not compare %v", got, schedule.NotScheduled)
+	}
+	for seed := range uint64(100) {
+		cfg, snap := randomCase(seed)
+		want := asJSON(t, schedule.Schedule(schedule.Input{Config: cfg, Snapshot: snap}, schedule.Options{}))
+		changed := cloneConfig(cfg)
+		for id, w := range changed.Workloads {
+			other(&w)
+			changed.Workloads[id] = w
+		}
+		got := asJSON(t, schedule.Schedule(schedule.Input{Config: changed, Snapshot: snap}, schedule.Options{}))
+		if d := cmp.Diff(want, got); d != "" {
+			t.Fatalf("seed %d: a field a Cache does not compare changed the plan (-want +got):\n%s", seed, d)
+		}
+	}
+}

@@ -408,11 +408,15 @@ func runOrder(running []berth.RunningWorkload) []int {
 	for i := range order {
 		order[i] = i
 	}
-	if slices.IsSortedFunc(running, cmpRunning) {
+	sorted := true
+	for i := 1; i < len(running) && sorted; i++ {
+		sorted = cmpRunning(&running[i-1], &running[i]) <= 0
+	}
+	if sorted {
 		return order
 	}
 	slices.SortFunc(order, func(i, j int) int {
-		if c := cmpRunning(running[i], running[j]); c != 0 {
+		if c := cmpRunning(&running[i], &running[j]); c != 0 {
 			return c
 		}
 		return cmp.Compare(i, j) // as a stable sort would
@@ -420,7 +424,7 @@ func runOrder(running []berth.RunningWorkload) []int {
 	return order
 }
 
-func cmpRunning(a, b berth.RunningWorkload) int {
+func cmpRunning(a, b *berth.RunningWorkload) int {
 	if c := strings.Compare(string(a.Workload), string(b.Workload)); c != 0 {
 		return c
 	}
