@@ -340,15 +340,15 @@ func Normalize(cfg *berth.Config, obs *Observed) berth.Snapshot {
 	}
 	snap.Queue = nil
 	snap.Finished = nil
-	queued := make(map[string]time.Time, len(obs.Runs))
+	queued := make(map[berth.RunKey]time.Time, len(obs.Runs))
 	for _, r := range obs.Runs {
 		if !r.QueuedSince.IsZero() {
-			queued[runKey(r.Workload, r.RunID)] = r.QueuedSince
+			queued[r.Key()] = r.QueuedSince
 		}
 	}
 	snap.Running = append([]berth.RunningWorkload(nil), snap.Running...)
 	for i, rw := range snap.Running {
-		if t, ok := queued[runKey(rw.Workload, rw.RunID)]; ok && rw.QueuedSince.IsZero() {
+		if t, ok := queued[rw.Key()]; ok && rw.QueuedSince.IsZero() {
 			snap.Running[i].QueuedSince = t
 		}
 	}

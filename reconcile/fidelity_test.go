@@ -290,7 +290,7 @@ func actions(p *berth.Plan) []string {
 		if d.Reason != nil {
 			code = string(d.Reason.Code)
 		}
-		out = append(out, fmt.Sprintf("%s@%s %s %s %s %v", d.Workload, d.RunID, d.Action, code, d.Flavor, d.Victims))
+		out = append(out, fmt.Sprintf("%s %s %s %s %v", d.Key(), d.Action, code, d.Flavor, d.Victims))
 	}
 	return out
 }
@@ -298,9 +298,8 @@ func actions(p *berth.Plan) []string {
 // compare says which predicted decisions the engine did not carry out.
 func compare(predicted *berth.Plan, cr reconcile.ClusterReport) []string {
 	type did struct{ started, preempted, stopped bool }
-	done := map[string]*did{}
-	at := func(id berth.WorkloadID, run string) *did {
-		k := string(id) + "@" + run
+	done := map[berth.RunKey]*did{}
+	at := func(k berth.RunKey) *did {
 		if done[k] == nil {
 			done[k] = &did{}
 		}
@@ -311,7 +310,7 @@ func compare(predicted *berth.Plan, cr reconcile.ClusterReport) []string {
 			continue
 		}
 		ch := res.Change
-		d := at(ch.Workload.ID(), ch.RunID)
+		d := at(ch.Key())
 		switch {
 		case ch.Op == reconcile.OpStart:
 			d.started = true
@@ -323,8 +322,8 @@ func compare(predicted *berth.Plan, cr reconcile.ClusterReport) []string {
 	}
 	var missed []string
 	for _, p := range predicted.Decisions {
-		d := at(p.Workload, p.RunID)
-		key := string(p.Workload) + "@" + p.RunID
+		d := at(p.Key())
+		key := p.Key().String()
 		switch {
 		case p.Starts() && !d.started:
 			missed = append(missed, key+": predicted "+string(p.Action)+", not started")

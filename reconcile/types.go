@@ -42,20 +42,20 @@ type Observed struct {
 	// retries.
 	Runs []RunState
 
-	// index maps workload@run to its place in Runs, built on first use
-	// (Runs must not change after).
-	index map[string]int
+	// index maps each run to its place in Runs, built on first use (Runs
+	// must not change after).
+	index map[berth.RunKey]int
 }
 
-// Run finds a run by workload and run id.
-func (o *Observed) Run(id berth.WorkloadID, runID string) (RunState, bool) {
+// Run finds a run.
+func (o *Observed) Run(k berth.RunKey) (RunState, bool) {
 	if o.index == nil || len(o.index) != len(o.Runs) {
-		o.index = make(map[string]int, len(o.Runs))
+		o.index = make(map[berth.RunKey]int, len(o.Runs))
 		for i, r := range o.Runs {
-			o.index[runKey(r.Workload, r.RunID)] = i
+			o.index[r.Key()] = i
 		}
 	}
-	if i, ok := o.index[runKey(id, runID)]; ok {
+	if i, ok := o.index[k]; ok {
 		return o.Runs[i], true
 	}
 	return RunState{}, false
@@ -125,6 +125,9 @@ type RunState struct {
 	Note string `json:"note,omitempty"`
 }
 
+// Key is the run.
+func (r RunState) Key() berth.RunKey { return berth.RunKey{Workload: r.Workload, RunID: r.RunID} }
+
 // Failures is how many attempts of the run failed: its starts less those
 // that ended in a preemption (and less the attempt running now).
 func (r RunState) Failures() int {
@@ -172,6 +175,9 @@ type Change struct {
 	// annotations ("main@sha1:...").
 	Revision string
 }
+
+// Key is the run the change is about.
+func (c Change) Key() berth.RunKey { return berth.RunKey{Workload: c.Workload.ID(), RunID: c.RunID} }
 
 // Outcome is what applying a change did.
 type Outcome string

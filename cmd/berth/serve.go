@@ -108,7 +108,7 @@ served on --webhook-listen, apart from the status API.`,
 	f.StringVar(&o.knownHost, "known-hosts", "", "known_hosts file for an ssh repository")
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	f.BoolVar(&o.once, "once", false, "reconcile once and exit (for scripts and CI)")
-	f.DurationVar(&evalTimeout, "eval-timeout", 60*time.Second, "CPU time a revision's evaluation may use; every revision is first tried with 1s, and retried with this, one at a time, when 1s is not enough")
+	evalBounds.register(f)
 	o.kube.register(f, true) // kubernetes clusters (snapshot.go)
 	o.github.registerServe(f)
 	return cmd
@@ -441,7 +441,7 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 	}
 
 	// The first revision says which clusters exist.
-	loader := newLoader(log)
+	loader := newLoader(log, loadTracked)
 	rev, err := src.Latest(ctx)
 	if err != nil {
 		return fmt.Errorf("first revision: %w", err)

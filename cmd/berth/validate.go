@@ -38,8 +38,9 @@ stderr (in -o json, under "warnings"); they do not change the exit
 status.
 
 The CUE is evaluated in a child process, bounded by the kernel in memory
-(512 MiB) and CPU time (60 s): a configuration that would run away is an
-error that points at what grows.
+(--eval-memory, 512Mi) and CPU time: first within 1 s, then, when that is
+not enough, again within --eval-timeout (60 s), as berth serve does. A
+configuration that would run away is an error that points at what grows.
 
 Exit status: 0 valid, 1 invalid, 2 usage or internal error.`,
 		Args: cobra.MaximumNArgs(1),
@@ -66,6 +67,7 @@ Exit status: 0 valid, 1 invalid, 2 usage or internal error.`,
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	evalBounds.register(cmd.Flags())
 	return cmd
 }
 

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	batchv1 "k8s.io/api/batch/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -174,28 +175,18 @@ func needsNamespace(op reconcile.Op) bool {
 	return op == reconcile.OpQueue || op == reconcile.OpStart || op == reconcile.OpRestart
 }
 
-// parallel runs f(0..n-1) on the cluster's bounded pool of workers.
+// parallel runs f(0..n-1) on the cluster's bounded pool of workers
+// (errgroup with a limit: at most Workers calls run at once).
 func (c *Cluster) parallel(n int, f func(i int)) {
-	if n == 0 {
-		return
-	}
-	workers := min(c.opts.Workers, n)
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				f(i)
-			}
-		}()
-	}
+	var g errgroup.Group
+	g.SetLimit(max(c.opts.Workers, 1))
 	for i := range n {
-		next <- i
+		g.Go(func() error {
+			f(i)
+			return nil
+		})
 	}
-	close(next)
-	wg.Wait()
+	_ = g.Wait() // f reports its own errors
 }
 
 // objRef names an object to delete. job marks a Job whose ledger
@@ -470,7 +461,7 @@ func (c *Cluster) planJob(ctx context.Context, p *changePlan, ch reconcile.Chang
 		// roles.
 		return c.planRoles(ctx, p, ch, now)
 	}
-	name := JobName(w.ID(), ch.RunID)
+	name := JobName(ch.Key())
 	key := LedgerKey(w.Name, ch.RunID)
 	live := c.objs().job(ns, name)
 	rec := c.ledgerRecord(ns, w.Name, ch.RunID)

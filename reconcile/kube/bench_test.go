@@ -245,8 +245,8 @@ func BenchmarkApply1000(b *testing.B) {
 			b.Logf("reconcile %d: %v", i+2, ops)
 			if i >= 3 {
 				for _, ch := range rep.Clusters[0].Changes[:min(8, len(rep.Clusters[0].Changes))] {
-					r, _ := rep.Clusters[0].Observed.Run(ch.Workload.ID(), ch.RunID)
-					b.Logf("  %s %s@%s (%s): %s [observed %s attempts %d %s]", ch.Op, ch.Workload.ID(), ch.RunID, ch.Decision.Action, ch.Reason, r.Phase, r.Attempts, r.Reason)
+					r, _ := rep.Clusters[0].Observed.Run(ch.Key())
+					b.Logf("  %s %s (%s): %s [observed %s attempts %d %s]", ch.Op, ch.Key(), ch.Decision.Action, ch.Reason, r.Phase, r.Attempts, r.Reason)
 				}
 			}
 			if i == 8 {
@@ -268,7 +268,7 @@ func BenchmarkApply1000(b *testing.B) {
 			for i, ch := range rep.Clusters[0].Changes {
 				ops[string(ch.Op)+" "+string(ch.Decision.Action)]++
 				if i < 5 {
-					b.Logf("  %s %s@%s (%s): %s", ch.Op, ch.Workload.ID(), ch.RunID, ch.Decision.Action, ch.Reason)
+					b.Logf("  %s %s (%s): %s", ch.Op, ch.Key(), ch.Decision.Action, ch.Reason)
 				}
 			}
 			b.Errorf("the no-op reconcile sent %d writes: %v", noopWrites, ops)

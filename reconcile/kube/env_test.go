@@ -282,7 +282,7 @@ func runsText(cr reconcile.ClusterReport) string {
 	}
 	var b strings.Builder
 	for _, r := range cr.Observed.Runs {
-		fmt.Fprintf(&b, "  %s@%s %s attempts=%d %s %s\n", r.Workload, r.RunID, r.Phase, r.Attempts, r.Reason, r.Note)
+		fmt.Fprintf(&b, "  %s %s attempts=%d %s %s\n", r.Key(), r.Phase, r.Attempts, r.Reason, r.Note)
 	}
 	if cr.Plan != nil {
 		for _, d := range cr.Plan.Decisions {
@@ -290,7 +290,7 @@ func runsText(cr reconcile.ClusterReport) string {
 			if d.Reason != nil {
 				reason = d.Reason.Message
 			}
-			fmt.Fprintf(&b, "  plan %s@%s %s %s\n", d.Workload, d.RunID, d.Action, reason)
+			fmt.Fprintf(&b, "  plan %s %s %s\n", d.Key(), d.Action, reason)
 		}
 	}
 	return b.String()

@@ -398,13 +398,13 @@ workloads: ml: nightly: {kind: "batch", image: "img:1", schedule: "0 3 * * *", e
 `)
 	tick := schedule.TickRunID("1", time.Date(y, m, d, 3, 0, 0, 0, time.UTC))
 	tickRun := func(cr reconcile.ClusterReport, runID string) reconcile.RunState {
-		r, _ := cr.Observed.Run("ml/nightly", runID)
+		r, _ := cr.Observed.Run(berth.RunKey{Workload: "ml/nightly", RunID: runID})
 		return r
 	}
 	s.until("the tick ran", time.Minute, func(cr reconcile.ClusterReport) bool {
 		return tickRun(cr, tick).Phase == reconcile.PhaseSucceeded
 	})
-	job := s.job(kube.JobName("ml/nightly", tick))
+	job := s.job(kube.JobName(berth.RunKey{Workload: "ml/nightly", RunID: tick}))
 	if job.Annotations[kube.AnnotationRunID] != tick {
 		t.Errorf("the tick's Job says run %q, want %q", job.Annotations[kube.AnnotationRunID], tick)
 	}

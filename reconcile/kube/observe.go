@@ -40,14 +40,16 @@ func (c *Cluster) Observe(ctx context.Context) (*reconcile.Observed, error) {
 		obs.Snapshot.Nodes = append(obs.Snapshot.Nodes, NodeFromKube(n, c.opts.Render))
 	}
 
-	seen := map[string]bool{}
+	// Every run below is of an object or ledger this cluster owns (ours):
+	// a team's runs live in its one namespace, so the run is key enough.
+	seen := map[berth.RunKey]bool{}
 	single, groups := roleGroups(c.objs().jobs())
 	for _, job := range single {
 		r, ok := c.jobRun(job)
 		if !ok {
 			continue
 		}
-		seen[runKey(job.Namespace, r.Workload.Name(), r.RunID)] = true
+		seen[r.Key()] = true
 		obs.Runs = append(obs.Runs, r)
 	}
 	for _, jobs := range groups {
@@ -55,7 +57,7 @@ func (c *Cluster) Observe(ctx context.Context) (*reconcile.Observed, error) {
 		if !ok {
 			continue
 		}
-		seen[runKey(jobs[0].Namespace, r.Workload.Name(), r.RunID)] = true
+		seen[r.Key()] = true
 		obs.Runs = append(obs.Runs, r)
 	}
 	for _, d := range c.objs().deployments() {
@@ -63,7 +65,7 @@ func (c *Cluster) Observe(ctx context.Context) (*reconcile.Observed, error) {
 		if !ok {
 			continue
 		}
-		seen[runKey(d.Namespace, r.Workload.Name(), r.RunID)] = true
+		seen[r.Key()] = true
 		obs.Runs = append(obs.Runs, r)
 	}
 	ledgers, errs := c.objs().ledgers()
@@ -76,10 +78,11 @@ func (c *Cluster) Observe(ctx context.Context) (*reconcile.Observed, error) {
 			continue
 		}
 		for _, e := range l.entries {
-			if seen[runKey(ns, e.Name, e.RunID)] {
+			id := berth.MakeWorkloadID(team, e.Name)
+			if seen[berth.RunKey{Workload: id, RunID: e.RunID}] {
 				continue
 			}
-			obs.Runs = append(obs.Runs, ledgerRun(berth.MakeWorkloadID(team, e.Name), e))
+			obs.Runs = append(obs.Runs, ledgerRun(id, e))
 		}
 	}
 	sort.Slice(obs.Runs, func(i, j int) bool {
@@ -92,8 +95,6 @@ func (c *Cluster) Observe(ctx context.Context) (*reconcile.Observed, error) {
 	fillSnapshot(obs)
 	return obs, nil
 }
-
-func runKey(ns, name, runID string) string { return ns + "/" + name + "@" + runID }
 
 // ours reports whether an object of a team in a namespace is this
 // cluster's: in the namespace its prefix gives the team. Another berth (or

@@ -21,7 +21,7 @@ func (c *Cluster) planRoles(ctx context.Context, p *changePlan, ch reconcile.Cha
 	w := ch.Workload
 	ns := Namespace(c.opts.Render.NamespacePrefix, w.Team)
 	key := LedgerKey(w.Name, ch.RunID)
-	svc := JobName(w.ID(), ch.RunID)
+	svc := JobName(ch.Key())
 	live := c.objs().roleJobs(ns, w.Name, ch.RunID)
 	rec := c.ledgerRecord(ns, w.Name, ch.RunID)
 	var prev Run
@@ -168,7 +168,7 @@ func (c *Cluster) planRoles(ctx context.Context, p *changePlan, ch reconcile.Cha
 		r.Phase, r.Reason, r.StoppedAt = ch.Phase, ch.Reason, now
 		r.Roles = roleRuns(prev)
 		for i, rr := range r.Roles {
-			if j := liveByName[RoleJobName(r.Workload.ID(), r.RunID, rr.Role)]; j != nil {
+			if j := liveByName[RoleJobName(r.Key(), rr.Role)]; j != nil {
 				r.Roles[i].FlavorLabels = flavorLabelsOf(&j.Spec.Template.Spec)
 			}
 		}

@@ -194,7 +194,7 @@ func waitPhase(t *testing.T, c *Cluster, id berth.WorkloadID, runID string, phas
 	deadline := time.Now().Add(timeout)
 	var last reconcile.RunState
 	for time.Now().Before(deadline) {
-		r, ok := observe(t, c).Run(id, runID)
+		r, ok := observe(t, c).Run(berth.RunKey{Workload: id, RunID: runID})
 		if ok && r.Phase == phase {
 			return r
 		}

@@ -247,6 +247,11 @@ func (c *Cache) update(cfg *berth.Config, snap *berth.Snapshot) bool {
 	if len(gone)+len(added) > len(runs)/4+16 {
 		return false
 	}
+	for _, r := range slices.Concat(gone, added) {
+		if joined(r) {
+			return false // the flavors of resource groups a run joins are the cluster's while it runs
+		}
+	}
 	st.runs = runs
 	if len(gone)+len(added) == 0 {
 		return true
@@ -267,6 +272,20 @@ func (c *Cache) update(cfg *berth.Config, snap *berth.Snapshot) bool {
 	c.resetNodes(touched)
 	st.ending, st.runShapes, st.byFlavor = nil, nil, nil
 	return true
+}
+
+// joined reports whether a run takes a flavor joining several resource
+// groups' ("h100+cpu-nodes").
+func joined(r *run) bool {
+	if strings.Contains(r.flavor, berth.FlavorSeparator) {
+		return true
+	}
+	for _, p := range r.more {
+		if strings.Contains(p.flavor, berth.FlavorSeparator) {
+			return true
+		}
+	}
+	return false
 }
 
 func cmpRunKey(r *run, rw *berth.RunningWorkload) int {
@@ -360,15 +379,15 @@ func (c *Cache) cycle(snap *berth.Snapshot) *berth.Plan {
 		by     berth.WorkloadID
 		reason berth.Reason
 	}
-	victims := map[runKey]victimOf{}
+	victims := map[berth.RunKey]victimOf{}
 	for _, d := range decided {
 		for _, v := range d.Victims {
-			victims[runKey{v.Workload, v.RunID}] = victimOf{d.Workload, v.Reason}
+			victims[v.Key()] = victimOf{d.Workload, v.Reason}
 		}
 	}
 	for i := 0; i < len(kept) && len(victims) > 0; i++ {
 		d := &kept[i]
-		if v, ok := victims[runKey{d.Workload, d.RunID}]; ok && d.Action == berth.ActionKeep {
+		if v, ok := victims[d.Key()]; ok && d.Action == berth.ActionKeep {
 			reason := v.reason
 			d.Action = berth.ActionPreempted
 			d.PreemptedBy = v.by
