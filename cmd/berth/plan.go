@@ -62,9 +62,9 @@ status failed (pending included), 1 when one did, 2 when berth failed.`,
 				return usageError{fmt.Errorf("-o %s: want text or json", output)}
 			}
 			switch placement {
-			case "", berth.PlacementBerth, berth.PlacementFirstFit, berth.PlacementBestFit:
+			case "", berth.PlacementBerth, berth.PlacementFirstFit, berth.PlacementTightestFit:
 			default:
-				return usageError{fmt.Errorf("--placement %s: want berth, firstFit or bestFit", placement)}
+				return usageError{fmt.Errorf("--placement %s: want berth, firstFit or tightestFit", placement)}
 			}
 			if ghPlan.pr > 0 {
 				return runGitHubPlan(cmd.Context(), cmd.OutOrStdout(), ghPlan, snapshots,
@@ -123,7 +123,7 @@ status failed (pending included), 1 when one did, 2 when berth failed.`,
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	cmd.Flags().StringArrayVar(&snapshots, "snapshot", nil, "a cluster snapshot to plan against (repeat for several clusters)")
 	cmd.Flags().StringVar(&server, "server", "", "plan against the clusters a running 'berth serve' at this address runs (http://127.0.0.1:8080)")
-	cmd.Flags().StringVar(&placement, "placement", "", "override policy.placement: berth, firstFit or bestFit")
+	cmd.Flags().StringVar(&placement, "placement", "", "override policy.placement: berth, firstFit or tightestFit")
 	cmd.Flags().BoolVar(&noBackfil, "no-backfill", false, "turn backfill off whatever the policy says")
 	ghPlan.register(cmd.Flags())
 	evalBounds.register(cmd.Flags())

@@ -43,6 +43,9 @@ type cluster struct {
 	// Cache rebuilds after a cycle.
 	logMut  bool
 	mutated []int
+
+	// rng is the generator of the paper's Random baseline (SetSeed).
+	rng splitMix64
 }
 
 // pickCache is one shape's pick on each node, valid while the node's

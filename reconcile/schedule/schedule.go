@@ -16,7 +16,7 @@ import (
 
 // Options tune a cycle. The zero value follows the configuration's policy.
 type Options struct {
-	// Placement overrides policy.placement: berth, firstFit or bestFit.
+	// Placement overrides policy.placement: berth, firstFit or tightestFit.
 	Placement string
 	// NoBackfill turns EASY backfill off whatever the policy says.
 	NoBackfill bool
@@ -240,6 +240,10 @@ func (s *Scheduler) SetTypicalShapes(shapes []TypicalShape, coverage float64) {
 	s.st.c.setFrag(newFragModel(shapes, coverage))
 	s.fixedFrag = true
 }
+
+// SetSeed seeds the generator of the paper's Random baseline
+// (PlacementPaperRandom).
+func (s *Scheduler) SetSeed(seed uint64) { s.st.c.rng = splitMix64{seed} }
 
 // SetNodeOrder sets the order nodes are tried in and ties broken by, as
 // indexes into the snapshot's nodes sorted by name.

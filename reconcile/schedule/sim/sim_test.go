@@ -185,7 +185,7 @@ func TestPoliciesDiffer(t *testing.T) {
 		pods:  []Pod{pod("half", 1, 500, 1000), pod("pair", 2, 1000, 1000)},
 		want: map[string][]string{
 			berth.PlacementFirstFit: {"a", ""},
-			berth.PlacementBestFit:  {"b", "a"},
+			berth.PlacementTightestFit:  {"b", "a"},
 			berth.PlacementBerth:    {"b", "a"},
 		},
 	}, {
@@ -198,7 +198,7 @@ func TestPoliciesDiffer(t *testing.T) {
 		pods:  []Pod{pod("cpu", 0, 0, 8000), pod("one", 1, 1000, 4000), pod("pair", 2, 1000, 4000)},
 		want: map[string][]string{
 			berth.PlacementFirstFit: {"a", "b", ""},
-			berth.PlacementBestFit:  {"a", "b", ""},
+			berth.PlacementTightestFit:  {"a", "b", ""},
 			berth.PlacementBerth:    {"b", "a", "b"},
 		},
 	}}
