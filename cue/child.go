@@ -29,6 +29,9 @@ func ServeChild(in io.Reader, out io.Writer) int {
 		w.send(message{Fail: "set the evaluation's limits: " + err.Error()})
 		return 2
 	}
+	if req.Background {
+		lowerPriority()
+	}
 
 	index := make(map[string]int, len(t.dirs))
 	for i, d := range t.dirs {
@@ -55,32 +58,38 @@ func ServeChild(in io.Reader, out io.Writer) int {
 		w.send(message{Runaway: runaway(t, run.list(), cpuMessage(opts.Timeout))})
 		os.Exit(0)
 	}()
-	results := make([]*instanceResult, len(t.dirs))
+	// Results go out one instance at a time as they are done, within a
+	// budget: what CUE computed can be far larger than the files it came
+	// from, and a result sent is a result this process can let go of.
+	budget, total := resultBudget(opts), resultBudget(opts)
+	var encErr error
 	done := make(chan struct{})
 	var evalErr error
 	go func() {
 		defer close(done)
-		evalErr = evaluateAll(t, todo, results, opts.Parallelism, run)
+		evalErr = evaluateAll(t, todo, opts.Parallelism, run, func(_ int, r *instanceResult) {
+			if encErr != nil {
+				return
+			}
+			b, err := encodeResult(t, r, &budget, total)
+			if err != nil {
+				encErr = err
+				return
+			}
+			w.sendRaw(b)
+		})
 	}()
 	// The wall-clock bound is the parent's: it kills this process.
 	if err := watch(done, t, opts, 24*time.Hour, run); err != nil {
 		w.send(message{Runaway: err.(Errors)})
 		return 0
 	}
+	if evalErr == nil {
+		evalErr = encErr
+	}
 	if evalErr != nil {
 		w.send(message{Fail: evalErr.Error()})
 		return 2
-	}
-	// Results go out one instance at a time, within a budget: what CUE
-	// computed can be far larger than the files it came from.
-	budget := resultBudget(opts)
-	for _, i := range todo {
-		b, err := encodeResult(t, results[i], &budget, resultBudget(opts))
-		if err != nil {
-			w.send(message{Fail: err.Error()})
-			return 2
-		}
-		w.sendRaw(b)
 	}
 	w.send(message{End: true})
 	if w.err != nil {

@@ -51,7 +51,7 @@ func TestSnapshotCommand(t *testing.T) {
 
 	out := filepath.Join(t.TempDir(), "gpu.json")
 	var stdout, stderr bytes.Buffer
-	if code := run([]string{"snapshot", repo, "--cluster", "gpu", "--kubeconfig", env.Kubeconfig, "-o", out}, &stdout, &stderr); code != 0 {
+	if code := run([]string{"snapshot", repo, "--cluster", "gpu", "--kubeconfig", env.Kubeconfig, "--file", out}, &stdout, &stderr); code != 0 {
 		t.Fatalf("berth snapshot: exit %d\n%s", code, stderr.String())
 	}
 	if !strings.Contains(stderr.String(), "2 nodes") {

@@ -3,8 +3,9 @@ package kube
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/berth-gpu/berth"
 	"github.com/berth-gpu/berth/reconcile"
@@ -85,26 +86,16 @@ func needsNamespace(op reconcile.Op) bool {
 	return op == reconcile.OpQueue || op == reconcile.OpStart || op == reconcile.OpRestart
 }
 
-// parallel runs f(0..n-1) on the cluster's bounded pool of workers.
+// parallel runs f(0..n-1) on the cluster's bounded pool of workers
+// (errgroup with a limit: at most Workers calls run at once).
 func (c *Cluster) parallel(n int, f func(i int)) {
-	if n == 0 {
-		return
-	}
-	workers := min(c.opts.Workers, n)
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				f(i)
-			}
-		}()
-	}
+	var g errgroup.Group
+	g.SetLimit(max(c.opts.Workers, 1))
 	for i := range n {
-		next <- i
+		g.Go(func() error {
+			f(i)
+			return nil
+		})
 	}
-	close(next)
-	wg.Wait()
+	_ = g.Wait() // f reports its own errors
 }

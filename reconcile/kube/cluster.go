@@ -149,7 +149,9 @@ func flavorLabels(cfg *berth.Config, flavor string) map[string]string {
 	if cfg == nil {
 		return nil
 	}
-	if f, ok := cfg.Flavors[flavor]; ok {
+	// A run that takes from several resource groups ("h100+cpu-nodes")
+	// runs on nodes that carry every one of its flavors' labels.
+	if f, ok := cfg.FlavorNamed(flavor); ok {
 		return f.NodeLabels
 	}
 	return nil

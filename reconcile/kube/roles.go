@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/utils/ptr"
 
 	"github.com/berth-gpu/berth"
 )
@@ -102,8 +103,8 @@ func renderRoleJob(o RenderOptions, r Run, rr RoleRun, g roleGang, offset, count
 	labels[LabelRole] = labelValue(rr.Role)
 	job := jobBase(o, r, name, labels)
 	s := &job.Spec
-	s.CompletionMode = ptr(batchv1.IndexedCompletion)
-	s.Completions, s.Parallelism = ptr(int32(count)), ptr(int32(count))
+	s.CompletionMode = ptr.To(batchv1.IndexedCompletion)
+	s.Completions, s.Parallelism = ptr.To(int32(count)), ptr.To(int32(count))
 
 	index := &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{
 		FieldPath: "metadata.annotations['batch.kubernetes.io/job-completion-index']"}}

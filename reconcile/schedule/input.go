@@ -52,6 +52,9 @@ func candidateFlavors(cfg *berth.Config, teamName string, r berth.Resources, sel
 	if !ok {
 		return nil
 	}
+	if len(team.ResourceGroups) > 0 {
+		return groupCandidates(cfg, team, r, sel)
+	}
 	var out, fallback []string
 	for _, q := range team.Quota {
 		f, ok := cfg.Flavors[q.Flavor]
@@ -85,6 +88,85 @@ func candidateFlavors(cfg *berth.Config, teamName string, r berth.Resources, sel
 		return fallback
 	}
 	return out
+}
+
+// groupCandidates is candidateFlavors for a team whose quota has resource
+// groups. Kueue's flavor assigner takes, for each group whose resources a
+// pod set asks, one flavor of that group, trying them in order; berth lists
+// every such choice, one flavor per group asked of, in the order the
+// assigner tries them (the first group's flavors outermost), each joined
+// into one name by berth.FlavorSeparator ("h100+cpu-nodes"). A choice whose
+// flavors cannot meet on one node is not one. A pod that asks nothing any
+// group covers may run on any one flavor of the groups (and is charged
+// nowhere: what no group covers is not limited).
+func groupCandidates(cfg *berth.Config, team berth.Team, r berth.Resources, sel map[string]string) []string {
+	asks := map[berth.Resource]bool{berth.ResourceGPU: r.UsesGPU(), berth.ResourceCPU: !r.CPU.IsZero(),
+		berth.ResourceMemory: !r.Memory.IsZero()}
+	var lists [][]string
+	var any []string
+	for _, g := range team.ResourceGroups {
+		asked, gpu := false, false
+		for _, res := range g.CoveredResources {
+			asked = asked || asks[res]
+			gpu = gpu || res == berth.ResourceGPU
+		}
+		pinned := false
+		for _, fr := range g.Flavors {
+			pinned = pinned || fr.Name == r.Flavor
+		}
+		var opts []string
+		for _, fr := range g.Flavors {
+			f, ok := cfg.Flavors[fr.Name]
+			if !ok || contradicts(f.NodeLabels, sel) || (pinned && f.Name != r.Flavor) {
+				continue
+			}
+			if gpu && r.UsesGPU() && !offersGPU(f, r) {
+				continue
+			}
+			opts = append(opts, f.Name)
+		}
+		if !asked {
+			any = append(any, opts...)
+			continue
+		}
+		if len(opts) == 0 {
+			return nil
+		}
+		lists = append(lists, opts)
+	}
+	if len(lists) == 0 {
+		return any
+	}
+	out := []string{""}
+	for _, opts := range lists {
+		next := make([]string, 0, len(out)*len(opts))
+		for _, prefix := range out {
+			for _, f := range opts {
+				if prefix == "" {
+					next = append(next, f)
+				} else {
+					next = append(next, prefix+berth.FlavorSeparator+f)
+				}
+			}
+		}
+		out = next
+	}
+	kept := out[:0]
+	for _, name := range out {
+		if f, ok := cfg.FlavorNamed(name); ok && !contradicts(f.NodeLabels, sel) && (!r.UsesGPU() || offersGPU(f, r)) {
+			kept = append(kept, name)
+		}
+	}
+	return kept
+}
+
+// offersGPU reports whether a flavor offers the GPUs r asks: its MIG
+// profile, or whole GPUs of its model.
+func offersGPU(f berth.Flavor, r berth.Resources) bool {
+	if r.MIG != "" {
+		return f.MIG == r.MIG && (r.GPUModel == "" || ModelMatches(r.GPUModel, f.GPUModel))
+	}
+	return f.GPUModel != "" && f.MIG == "" && (r.GPUModel == "" || ModelMatches(r.GPUModel, f.GPUModel) || r.GPUModel == f.GPUModel)
 }
 
 // contradicts reports whether a node selector asks for another value of a
