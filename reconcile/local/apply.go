@@ -173,7 +173,7 @@ func fromChange(r *record, ch reconcile.Change) {
 }
 
 func (c *Cluster) newRecord(ch reconcile.Change) *record {
-	r := &record{Workload: ch.Workload.ID(), RunID: ch.RunID, QueuedSince: c.opts.Now()}
+	r := &record{RunRecord: reconcile.RunRecord{Workload: ch.Workload.ID(), RunID: ch.RunID, QueuedSince: c.opts.Now()}}
 	fromChange(r, ch)
 	return r
 }
