@@ -25,36 +25,22 @@ var bucketRuns = []byte("runs")
 
 const dbFile = "berth.db"
 
-// record is what the ledger knows of one run.
+// record is what the ledger knows of one run: the run record every
+// backend keeps (its Preemptions count the attempts before the latest that
+// ended in a preemption), and this machine's processes.
 type record struct {
-	Workload berth.WorkloadID `json:"workload"`
-	RunID    string           `json:"runId"`
-	Kind     berth.Kind       `json:"kind"`
-	Digest   string           `json:"digest,omitempty"`
-	Flavor   string           `json:"flavor,omitempty"`
-	Priority int              `json:"priority"`
+	reconcile.RunRecord
 	// Retries is the workload's retries when it was last queued or started:
 	// a failed run with Attempts <= Retries waits to be retried.
-	Retries     int               `json:"retries"`
-	Resources   berth.Resources   `json:"resources"`
-	MaxDuration berth.Duration    `json:"maxDuration,omitempty"`
-	Placements  []berth.Placement `json:"placements,omitempty"`
-	// Roles are a run of a workload with roles, as admitted: each role's
-	// flavor, resources and placements (Placements holds them all).
-	Roles    []berth.RolePlacement `json:"roles,omitempty"`
-	Revision string                `json:"revision,omitempty"`
+	Retries  int    `json:"retries"`
+	Revision string `json:"revision,omitempty"`
 
 	// Waiting is true while the run is queued.
-	Waiting     bool      `json:"waiting,omitempty"`
-	QueuedSince time.Time `json:"queuedSince,omitzero"`
+	Waiting bool `json:"waiting,omitempty"`
 	// MasterPort is the run's BERTH_MASTER_PORT, kept across attempts.
 	MasterPort int `json:"masterPort,omitempty"`
-	// Attempts counts starts; Attempt is the latest. Preemptions counts
-	// the attempts before the latest that ended in a preemption: they do
-	// not use up a retry.
-	Attempts    int      `json:"attempts"`
-	Preemptions int      `json:"preemptions,omitempty"`
-	Attempt     *attempt `json:"attempt,omitempty"`
+	// Attempt is the latest attempt.
+	Attempt *attempt `json:"attempt,omitempty"`
 	// Stop is a stop Apply asked of the latest attempt: once its pods have
 	// ended, the run is in Stop.Phase.
 	Stop *stopRequest `json:"stop,omitempty"`
@@ -96,9 +82,6 @@ type ending struct {
 	Reason     string          `json:"reason,omitempty"`
 	FinishedAt time.Time       `json:"finishedAt"`
 }
-
-// Key is the run the record is of.
-func (r *record) Key() berth.RunKey { return berth.RunKey{Workload: r.Workload, RunID: r.RunID} }
 
 // dbKey is a run's key in the bucket: "team/name\x00runID", so the
 // bucket's byte order is the runs' order.

@@ -18,6 +18,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/berth-gpu/berth"
+	"github.com/berth-gpu/berth/reconcile"
 )
 
 // RebuildOptions configure RebuildLedger.
@@ -283,9 +284,11 @@ func recordFromPods(stateDir, rel string, cfg *berth.Config) (*record, error) {
 	}
 	_, tier := cfg.Priority(w)
 	return &record{
-		Workload: id, RunID: runID, Kind: w.Kind, Digest: berth.SpecDigest(w), Priority: tier.Value,
-		Retries: w.Retries, Resources: w.Resources, MaxDuration: w.MaxDuration,
-		Attempts: n, Attempt: a, MasterPort: masterPort,
+		RunRecord: reconcile.RunRecord{
+			Workload: id, RunID: runID, Kind: w.Kind, Digest: berth.SpecDigest(w), Priority: tier.Value,
+			Resources: w.Resources, MaxDuration: w.MaxDuration, Attempts: n,
+		},
+		Retries: w.Retries, Attempt: a, MasterPort: masterPort,
 	}, nil
 }
 

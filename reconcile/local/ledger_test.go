@@ -30,7 +30,7 @@ func ledgerFile(t *testing.T, n int) []byte {
 		var recs []*record
 		for j := i; j < i+50 && j < n; j++ {
 			w := batch(fmt.Sprintf("w%04d", j), "true").Obj()
-			recs = append(recs, &record{Workload: w.ID(), RunID: "1", Kind: w.Kind, Attempts: 1,
+			recs = append(recs, &record{RunRecord: reconcile.RunRecord{Workload: w.ID(), RunID: "1", Kind: w.Kind, Attempts: 1},
 				Attempt: &attempt{N: 1, StartedAt: now, Pods: []podSpec{{Dir: podDir(w.ID(), "1", 1, 0)}}},
 				Ended:   &ending{Phase: reconcile.PhaseSucceeded, FinishedAt: now}})
 		}
