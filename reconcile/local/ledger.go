@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -112,6 +113,9 @@ type ledger struct {
 	// that could not be written.
 	stateDir string
 	warn     func(msg string, args ...any)
+	// queueDirty: the runs that only wait changed since the queue file
+	// was written (flushQueue).
+	queueDirty bool
 }
 
 // errStateDirBusy means another process has the ledger open.
@@ -149,7 +153,8 @@ func openLedger(stateDir string, warn func(msg string, args ...any)) (*ledger, e
 		db.Close()
 		return nil, fmt.Errorf("ledger %s: %w", path, err)
 	}
-	return &ledger{db: db, runs: runs, stateDir: stateDir, warn: warn}, nil
+	// The first Apply writes the queue file, whatever wrote the ledger.
+	return &ledger{db: db, runs: runs, stateDir: stateDir, warn: warn, queueDirty: true}, nil
 }
 
 // put writes records in one transaction and, once it committed, into the
@@ -164,6 +169,9 @@ func (l *ledger) put(rs ...*record) error {
 	}
 	l.writes++
 	for _, r := range rs {
+		if prev := l.runs[r.Key()]; r.Attempts == 0 || prev != nil && prev.Attempts == 0 {
+			l.queueDirty = true
+		}
 		l.runs[r.Key()] = r.clone()
 	}
 	// Then each run's record file: the ledger is the truth, the files are
@@ -205,7 +213,42 @@ func (l *ledger) delete(key berth.RunKey) error {
 		return fmt.Errorf("ledger: %w", err)
 	}
 	l.writes++
+	if prev := l.runs[key]; prev != nil && prev.Attempts == 0 {
+		l.queueDirty = true
+	}
 	delete(l.runs, key)
+	return nil
+}
+
+// fileQueue is the queue file, in the cluster's state directory: the
+// ledger records of the runs that only wait (never started, so they have
+// no run directory), as a JSON array sorted by run, rewritten after an
+// Apply that changed them (one write however many a commit queues).
+// `berth ledger rebuild` reads it, so a rebuilt ledger keeps them, with
+// the time they were queued. It may be one Apply behind the ledger: a
+// run it lists that has since started has a record file, which wins.
+const fileQueue = "queue.json"
+
+// flushQueue writes the queue file when the runs that only wait changed.
+func (l *ledger) flushQueue() error {
+	if !l.queueDirty {
+		return nil
+	}
+	waiting := []*record{}
+	for _, r := range l.runs {
+		if r.Attempts == 0 {
+			waiting = append(waiting, r)
+		}
+	}
+	slices.SortFunc(waiting, func(a, b *record) int { return a.Key().Compare(b.Key()) })
+	b, err := json.MarshalIndent(waiting, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(filepath.Join(l.stateDir, fileQueue), append(b, '\n')); err != nil {
+		return err
+	}
+	l.queueDirty = false
 	return nil
 }
 
