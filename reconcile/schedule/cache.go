@@ -270,7 +270,15 @@ func (c *Cache) update(cfg *berth.Config, snap *berth.Snapshot) bool {
 		touched = appendNodes(touched, st.c, r)
 	}
 	c.resetNodes(touched)
-	st.ending, st.runShapes, st.byFlavor = nil, nil, nil
+	st.ending, st.byFlavor = nil, nil
+	if st.runShapes != nil {
+		for _, r := range gone {
+			countShapes(st.runShapes, r, -1)
+		}
+		for _, r := range added {
+			countShapes(st.runShapes, r, 1)
+		}
+	}
 	return true
 }
 
@@ -470,6 +478,7 @@ func (c *Cache) undo() {
 	c.resetNodes(cl.mutated)
 	cl.mutated = cl.mutated[:0]
 	st.ending, st.byFlavor = nil, nil
+	st.borrowMemo.ok = false
 	if stopped {
 		// The shapes of what runs were counted without what stopped.
 		st.runShapes = nil

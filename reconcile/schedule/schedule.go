@@ -175,6 +175,7 @@ type state struct {
 	// runShapes counts the pods of live runs by shape (for the typical
 	// workload mix); nil when runs changed.
 	runShapes map[shape]int
+	borrowMemo borrowMemo
 	// noPreempt remembers requests whose preemption failed in this cycle:
 	// candidates only go away within a cycle, so it would fail again.
 	noPreempt map[preemptKey]bool
@@ -553,7 +554,7 @@ func (st *state) keepOrStop(r *run, wl *wlInfo, snap *berth.Snapshot) berth.Deci
 		Action: berth.ActionKeep, Priority: r.prio, PriorityTier: r.tier, Flavor: r.flavor,
 		Placements: r.placements, Since: r.since,
 		GPUs:     float64(r.gpuMilli()) / wholeGPU,
-		Borrowed: st.quotas.Borrowed(r.team, r.flavor, berth.ResourceGPU) > 0,
+		Borrowed: st.borrowed(r.team, r.flavor),
 	}
 	if r.role == "" {
 		d.Flavors = st.flavorsOf(r.team, r.flavor, r.demand)
@@ -580,7 +581,26 @@ func (st *state) keepOrStop(r *run, wl *wlInfo, snap *berth.Snapshot) berth.Deci
 	return d
 }
 
+// borrowed reports whether a team borrows GPUs of a flavor. The runs are
+// kept or stopped in order of workload, so a team's runs come together: the
+// last answer is kept until a run stops.
+func (st *state) borrowed(team, flavor string) bool {
+	m := &st.borrowMemo
+	if !m.ok || m.team != team || m.flavor != flavor {
+		*m = borrowMemo{team: team, flavor: flavor, ok: true,
+			v: st.quotas.Borrowed(team, flavor, berth.ResourceGPU) > 0}
+	}
+	return m.v
+}
+
+// borrowMemo is the last answer of state.borrowed.
+type borrowMemo struct {
+	team, flavor string
+	v, ok        bool
+}
+
 func (st *state) stopRun(r *run) {
+	st.borrowMemo.ok = false
 	r.gone = true
 	st.ending = nil
 	st.runShapes = nil
@@ -629,13 +649,8 @@ func (st *state) setFragModel(rs []*req) {
 	if st.runShapes == nil {
 		st.runShapes = map[shape]int{}
 		for _, r := range st.runs {
-			if !r.gone && r.shape.mig == "" {
-				st.runShapes[r.shape] += len(r.placements)
-			}
-			for _, p := range r.more {
-				if !r.gone && p.shape.mig == "" {
-					st.runShapes[p.shape] += len(p.placements)
-				}
+			if !r.gone {
+				countShapes(st.runShapes, r, 1)
 			}
 		}
 	}
@@ -647,6 +662,23 @@ func (st *state) setFragModel(rs []*req) {
 		shapes = append(shapes, TypicalShape{CPU: s.cpu, Memory: s.mem, GPUs: s.gpus, GPUMilli: s.milli, Count: n})
 	}
 	st.c.setFrag(newFragModel(shapes, 0.95))
+}
+
+// countShapes adds (sign 1) or takes away (-1) the pods of a run to the
+// counts of shapes outside MIG.
+func countShapes(counts map[shape]int, r *run, sign int) {
+	add := func(s shape, n int) {
+		if s.mig != "" {
+			return
+		}
+		if counts[s] += sign * n; counts[s] == 0 {
+			delete(counts, s)
+		}
+	}
+	add(r.shape, len(r.placements))
+	for _, p := range r.more {
+		add(p.shape, len(p.placements))
+	}
 }
 
 // queue hands out requests in order: priority first; then, with fair
