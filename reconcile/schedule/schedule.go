@@ -174,7 +174,7 @@ type state struct {
 	byFlavor map[string][]*run
 	// runShapes counts the pods of live runs by shape (for the typical
 	// workload mix); nil when runs changed.
-	runShapes map[shape]int
+	runShapes  map[shape]int
 	borrowMemo borrowMemo
 	// noPreempt remembers requests whose preemption failed in this cycle:
 	// candidates only go away within a cycle, so it would fail again.
