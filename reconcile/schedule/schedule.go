@@ -95,7 +95,9 @@ type run struct {
 	running     bool // running before this cycle (only these may be preempted)
 	// obs is the snapshot's record of a running run (nil for one admitted
 	// in this cycle): what a Cache compares the next snapshot with.
-	obs  *berth.RunningWorkload
+	obs *berth.RunningWorkload
+	// keep is the decision to keep it running, as last made.
+	keep *berth.Decision
 	gone bool // stopped or preempted in this cycle
 	// role is the first role of a run of a workload with roles (flavor,
 	// shape, placements and demand are then that role's); more holds
@@ -549,12 +551,27 @@ func demandOf(r berth.Resources) policy.Demand {
 // capacity is free for this cycle.
 // wl is the run's workload, nil when it left Git.
 func (st *state) keepOrStop(r *run, wl *wlInfo, snap *berth.Snapshot) berth.Decision {
+	var stop *berth.Reason
+	switch {
+	case wl == nil:
+		stop = &berth.Reason{Code: berth.ReasonRemovedFromGit, Message: "the workload is no longer in the repository"}
+	case wl.cluster != snap.Cluster:
+		stop = &berth.Reason{Code: berth.ReasonRemovedFromGit, Message: "the workload now runs on cluster " + wl.cluster}
+	case wl.w.Kind.RunsOnce() && wl.w.MaxDuration > 0 && !r.since.IsZero() && snap.Time.Sub(r.since) > wl.w.MaxDuration.D():
+		stop = &berth.Reason{Code: berth.ReasonMaxDurationPassed, Message: "ran longer than its maxDuration " + wl.w.MaxDuration.String()}
+	}
+	borrowed := st.borrowed(r.team, r.flavor)
+	if stop == nil && r.keep != nil && r.keep.Borrowed == borrowed && r.keep.Cluster == snap.Cluster {
+		// The decision a Cache made for it last cycle: nothing else it
+		// says can have changed while the run is the same.
+		return *r.keep
+	}
 	d := berth.Decision{
 		Workload: r.id, RunID: r.runID, Team: r.team, Kind: r.kind, Cluster: snap.Cluster,
 		Action: berth.ActionKeep, Priority: r.prio, PriorityTier: r.tier, Flavor: r.flavor,
 		Placements: r.placements, Since: r.since,
 		GPUs:     float64(r.gpuMilli()) / wholeGPU,
-		Borrowed: st.borrowed(r.team, r.flavor),
+		Borrowed: borrowed,
 	}
 	if r.role == "" {
 		d.Flavors = st.flavorsOf(r.team, r.flavor, r.demand)
@@ -564,20 +581,12 @@ func (st *state) keepOrStop(r *run, wl *wlInfo, snap *berth.Snapshot) berth.Deci
 	} else {
 		d.MIG = r.shape.mig
 	}
-	switch {
-	case wl == nil:
-		d.Action = berth.ActionStop
-		d.Reason = &berth.Reason{Code: berth.ReasonRemovedFromGit, Message: "the workload is no longer in the repository"}
-	case wl.cluster != snap.Cluster:
-		d.Action = berth.ActionStop
-		d.Reason = &berth.Reason{Code: berth.ReasonRemovedFromGit, Message: "the workload now runs on cluster " + wl.cluster}
-	case wl.w.Kind.RunsOnce() && wl.w.MaxDuration > 0 && !r.since.IsZero() && snap.Time.Sub(r.since) > wl.w.MaxDuration.D():
-		d.Action = berth.ActionStop
-		d.Reason = &berth.Reason{Code: berth.ReasonMaxDurationPassed, Message: "ran longer than its maxDuration " + wl.w.MaxDuration.String()}
-	}
-	if d.Action == berth.ActionStop {
+	if stop != nil {
+		d.Action, d.Reason = berth.ActionStop, stop
 		st.stopRun(r)
+		return d
 	}
+	r.keep = &d
 	return d
 }
 
