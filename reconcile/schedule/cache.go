@@ -111,6 +111,16 @@ func (c *Cache) rebuild(cfg *berth.Config, snap *berth.Snapshot, placement strin
 		all[i] = newWLInfo(cfg, id, cfg.Workloads[id])
 		c.wls[i] = &all[i]
 	}
+	// Link each run to its workload: runs and workloads are both sorted.
+	w := 0
+	for _, r := range c.st.runs {
+		for w < len(c.wls) && c.wls[w].id < r.id {
+			w++
+		}
+		if w < len(c.wls) && c.wls[w].id == r.id {
+			r.wl = c.wls[w]
+		}
+	}
 	if c.oneShot {
 		return
 	}
@@ -240,6 +250,7 @@ func (c *Cache) update(cfg *berth.Config, snap *berth.Snapshot) bool {
 		}
 		r := new(run)
 		initRun(r, cfg, rw)
+		r.wl = c.byID[r.id]
 		added = append(added, r)
 		runs = append(runs, r)
 	}
@@ -363,18 +374,9 @@ func (c *Cache) cycle(snap *berth.Snapshot) *berth.Plan {
 	plan := &berth.Plan{Cluster: snap.Cluster, Time: snap.Time, Placement: st.c.policy}
 	kept := make([]berth.Decision, 0, len(st.runs)+len(extra)+len(reqs))
 
-	// 2. Keep what runs; stop what left Git or the cluster. Runs and
-	// workloads are both sorted: walk them side by side.
-	w := 0
+	// 2. Keep what runs; stop what left Git or the cluster.
 	for _, r := range st.runs {
-		for w < len(c.wls) && c.wls[w].id < r.id {
-			w++
-		}
-		var wl *wlInfo
-		if w < len(c.wls) && c.wls[w].id == r.id {
-			wl = c.wls[w]
-		}
-		kept = append(kept, st.keepOrStop(r, wl, snap))
+		kept = append(kept, st.keepOrStop(r, r.wl, snap))
 	}
 	before := st.quotaUse()
 

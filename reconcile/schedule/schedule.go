@@ -98,6 +98,8 @@ type run struct {
 	obs *berth.RunningWorkload
 	// keep is the decision to keep it running, as last made.
 	keep *berth.Decision
+	// wl is its workload in a Cache (nil when it left Git).
+	wl   *wlInfo
 	gone bool // stopped or preempted in this cycle
 	// role is the first role of a run of a workload with roles (flavor,
 	// shape, placements and demand are then that role's); more holds
