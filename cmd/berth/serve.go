@@ -95,6 +95,7 @@ served on --webhook-listen, apart from the status API.`,
 	f.StringVar(&o.repo, "repo", "", "repository: a Git URL, a local Git repository, or a directory")
 	f.StringVar(&o.branch, "branch", "main", "branch to track")
 	f.StringArrayVar(&o.clusters, "cluster", nil, "a cluster of the repository to run (repeat; default: every cluster of backend local)")
+	_ = cmd.RegisterFlagCompletionFunc("cluster", completeClusters(repoFlag))
 	f.StringVar(&o.gpus, "gpus", "", `simulated GPUs when NVML finds none, e.g. "8xH100" or "7xH100,1xH100:1g.10gb" (default: the cluster's simulatedGPUs)`)
 	f.StringVar(&o.stateDir, "state-dir", defaultStateDir(), "where the run ledger, logs and Git cache live")
 	f.StringVar(&o.listen, "listen", "127.0.0.1:7420", "address for health, metrics and the status API (not loopback: needs --api-token-file or --insecure-api)")
@@ -610,10 +611,6 @@ func openClusters(cfg *berth.Config, o serveOptions, log *slog.Logger) ([]reconc
 			if err != nil {
 				return nil, nil, err
 			}
-			// The teams' quotas and flavors' labels for the namespaces'
-			// ResourceQuotas; the engine hands it every later configuration
-			// (reconcile.Configurable).
-			kc.SetConfig(cfg)
 			out = append(out, kc)
 		default:
 			return nil, nil, usageError{fmt.Errorf("cluster %s: backend %s is not supported by this serve yet", n, c.Backend)}

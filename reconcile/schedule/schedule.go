@@ -140,6 +140,7 @@ type req struct {
 	// own shape (roles.go); the request itself is then decided through
 	// them. A role's request has its role's name and node selector.
 	sets   []*req
+	parent *req // a role's: the workload's request
 	role   string
 	sel    map[string]string
 	selKey string
@@ -148,6 +149,15 @@ type req struct {
 }
 
 func (r *req) demand(pods int) policy.Demand { return r.perPod.Scale(int64(pods)) }
+
+// top is the workload's request: r, or for a role the request it is one
+// role of.
+func (r *req) top() *req {
+	if r.parent != nil {
+		return r.parent
+	}
+	return r
+}
 
 // state is one cycle's mutable state.
 type state struct {
