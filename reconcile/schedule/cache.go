@@ -376,7 +376,7 @@ func (c *Cache) cycle(snap *berth.Snapshot) *berth.Plan {
 
 	// 2. Keep what runs; stop what left Git or the cluster.
 	for _, r := range st.runs {
-		kept = append(kept, st.keepOrStop(r, r.wl, snap))
+		kept = append(kept, *st.keepOrStop(r, r.wl, snap))
 	}
 	before := st.quotaUse()
 

@@ -190,6 +190,8 @@ type state struct {
 	// workload mix); nil when runs changed.
 	runShapes  map[shape]int
 	borrowMemo borrowMemo
+	// teamNames are the configuration's teams, sorted.
+	teamNames []string
 	// noPreempt remembers requests whose preemption failed in this cycle:
 	// candidates only go away within a cycle, so it would fail again.
 	noPreempt map[preemptKey]bool
@@ -562,7 +564,10 @@ func demandOf(r berth.Resources) policy.Demand {
 // left Git or moved to another cluster, in which case it stops and its
 // capacity is free for this cycle.
 // wl is the run's workload, nil when it left Git.
-func (st *state) keepOrStop(r *run, wl *wlInfo, snap *berth.Snapshot) berth.Decision {
+//
+// It returns the run's own keep decision (kept for the next cycle), or a
+// new one: the caller copies it.
+func (st *state) keepOrStop(r *run, wl *wlInfo, snap *berth.Snapshot) *berth.Decision {
 	var stop *berth.Reason
 	switch {
 	case wl == nil:
@@ -576,7 +581,7 @@ func (st *state) keepOrStop(r *run, wl *wlInfo, snap *berth.Snapshot) berth.Deci
 	if stop == nil && r.keep != nil && r.keep.Borrowed == borrowed && r.keep.Cluster == snap.Cluster {
 		// The decision a Cache made for it last cycle: nothing else it
 		// says can have changed while the run is the same.
-		return *r.keep
+		return r.keep
 	}
 	d := berth.Decision{
 		Workload: r.id, RunID: r.runID, Team: r.team, Kind: r.kind, Cluster: snap.Cluster,
@@ -596,10 +601,10 @@ func (st *state) keepOrStop(r *run, wl *wlInfo, snap *berth.Snapshot) berth.Deci
 	if stop != nil {
 		d.Action, d.Reason = berth.ActionStop, stop
 		st.stopRun(r)
-		return d
+		return &d
 	}
 	r.keep = &d
-	return d
+	return &d
 }
 
 // borrowed reports whether a team borrows GPUs of a flavor. The runs are
@@ -905,7 +910,10 @@ func cmpReq(a, b *req) int {
 // quotaUse reports every team's use of every flavor its quota lists.
 func (st *state) quotaUse() []berth.QuotaUse {
 	var out []berth.QuotaUse
-	for _, team := range st.cfg.TeamNames() {
+	if st.teamNames == nil {
+		st.teamNames = st.cfg.TeamNames() // the teams change only with a new state
+	}
+	for _, team := range st.teamNames {
 		for _, fq := range st.cfg.Teams[team].Quotas() {
 			if _, ok := st.c.flavors[fq.Flavor]; !ok {
 				continue
