@@ -76,9 +76,10 @@ Workloads run on in their own processes when serve stops; a restarted serve
 adopts them.
 
 serve listens on --listen (loopback by default) for /healthz, /readyz,
-/metrics (Prometheus) and /api/status (what 'berth status' and 'berth
-explain' read). On another address the status API and /metrics require
-the token of --api-token-file (clients send it as a bearer token), or
+/metrics (Prometheus), /api/status (what 'berth status' and 'berth
+explain' read) and the dashboard (/, /queues, /workloads/TEAM/NAME). On
+another address the status API, the dashboard and /metrics require the
+token of --api-token-file (clients send it as a bearer token), or
 --insecure-api. With --github and a webhook secret, POST /webhook is
 served on --webhook-listen, apart from the status API.`,
 		Args: cobra.NoArgs,
