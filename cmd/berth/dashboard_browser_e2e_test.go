@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/prometheus/common/expfmt"
 
 	"github.com/berth-gpu/berth/fixtures/testenv"
 )
@@ -150,6 +151,20 @@ func TestDashboardInBrowser(t *testing.T) {
 	ctx := newBrowser(t)
 	e := newDemoServe(t)
 	shots := map[string][]byte{}
+
+	// The same serve's /metrics, parsed: vision's sweep waits, and its
+	// team's quota and GPUs are there by flavor.
+	metrics := scrapeServe(t, e.addr)
+	for _, m := range []string{
+		`berth_queue_length{cluster="box",team="vision"} 1`,
+		`berth_quota_nominal{cluster="box",flavor="h100",resource="gpu",team="vision"} 3`,
+		`berth_admitted_gpus{cluster="box",flavor="h100",team="vision"} 2`,
+	} {
+		name, value, _ := strings.Cut(m, " ")
+		if got, ok := metrics[name]; !ok || fmt.Sprint(got) != value {
+			t.Errorf("/metrics: %s = %v (present %v), want %s", name, got, ok, value)
+		}
+	}
 
 	// Every run the API lists is a row, once, in the API's order.
 	if err := chromedp.Run(ctx, chromedp.Navigate(e.addr+"/")); err != nil {
@@ -301,4 +316,31 @@ func fullScreenshot(t *testing.T, ctx context.Context) []byte {
 		t.Fatal(err)
 	}
 	return png
+}
+
+// scrapeServe reads a serve's /metrics with the Prometheus text parser:
+// each gauge as name{label="value",...} (labels sorted) -> value.
+func scrapeServe(t *testing.T, addr string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get(addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var p expfmt.TextParser
+	families, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("parse /metrics: %v", err)
+	}
+	out := map[string]float64{}
+	for name, f := range families {
+		for _, m := range f.Metric {
+			var labels []string
+			for _, l := range m.Label {
+				labels = append(labels, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
+			}
+			out[name+"{"+strings.Join(labels, ",")+"}"] = m.GetGauge().GetValue()
+		}
+	}
+	return out
 }

@@ -480,6 +480,9 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 	defer ghs.close()
 	engine := reconcile.New(reconcile.Options{Clusters: clusters, Loader: loader, Logger: log, Reporter: ghs.reporter(&logReporter{log: log}), Redact: live})
 	ghs.attach(engine, names)
+	// Quota, queue and admitted GPUs per team, read from the last plans
+	// at each scrape.
+	reg.MustRegister(reconcile.NewPlanCollector(engine.Last))
 	srv := &server{engine: engine, token: token, stateDir: o.stateDir}
 	if o.github.repo != "" {
 		srv.repoURL = "https://github.com/" + o.github.repo
