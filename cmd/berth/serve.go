@@ -441,7 +441,7 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 	}
 
 	// The first revision says which clusters exist.
-	loader := newLoader(log)
+	loader := newLoader(log, filepath.Join(o.stateDir, "eval-cache"))
 	rev, err := src.Latest(ctx)
 	if err != nil {
 		return fmt.Errorf("first revision: %w", err)
