@@ -73,6 +73,9 @@ type Options struct {
 	// on: berth's version, so that another berth never reads this one's
 	// results.
 	CacheVersion string
+	// Profile, when set, makes each child process write its CPU profile
+	// to Profile.eval-PID.cpu.pprof (berth's --profile).
+	Profile string
 	// CacheWarn, when set, is told once when the cache cannot be written
 	// (a full disk): it is read-only from then on, and loads go on.
 	CacheWarn func(error)

@@ -50,7 +50,7 @@ func loadOptions(cacheDir string) cue.Options {
 	if err != nil {
 		exe = "/proc/self/exe"
 	}
-	opts := cue.Options{Child: []string{exe, evalCommand}, Pool: evalPool()}
+	opts := cue.Options{Child: []string{exe, evalCommand}, Pool: evalPool(), Profile: profilePrefix}
 	if cacheDir != "" {
 		opts.CacheDir = cacheDir
 		opts.CacheVersion = cacheVersion(exe)
