@@ -78,12 +78,60 @@ func (c *Config) DefaultCluster() string {
 	return ""
 }
 
-// FlavorCluster is the cluster a flavor's capacity lives in.
+// FlavorCluster is the cluster a flavor's capacity lives in (for flavors
+// joined from several resource groups, the first one's).
 func (c *Config) FlavorCluster(flavor string) string {
+	if i := strings.Index(flavor, FlavorSeparator); i >= 0 {
+		flavor = flavor[:i]
+	}
 	if f, ok := c.Flavors[flavor]; ok && f.Cluster != "" {
 		return f.Cluster
 	}
 	return c.DefaultCluster()
+}
+
+// FlavorNamed returns the flavor of a name; for a name that joins one
+// flavor per resource group ("h100+cpu-nodes"), the flavor a pod taking
+// from all of them runs on: every one's node labels, and the GPU model,
+// MIG profile and topology label of the one that has a GPU model. It
+// reports false when a flavor does not exist, or when they cannot meet on
+// one node (two GPU models, a label with two values).
+func (c *Config) FlavorNamed(name string) (Flavor, bool) {
+	if f, ok := c.Flavors[name]; ok {
+		return f, true
+	}
+	if !strings.Contains(name, FlavorSeparator) {
+		return Flavor{}, false
+	}
+	out := Flavor{Name: name, NodeLabels: map[string]string{}}
+	for i, part := range SplitFlavors(name) {
+		f, ok := c.Flavors[part]
+		if !ok {
+			return Flavor{}, false
+		}
+		if i == 0 {
+			out.Cluster = f.Cluster
+		}
+		for k, v := range f.NodeLabels {
+			if have, ok := out.NodeLabels[k]; ok && have != v {
+				return Flavor{}, false
+			}
+			out.NodeLabels[k] = v
+		}
+		if f.GPUModel != "" {
+			if out.GPUModel != "" && (out.GPUModel != f.GPUModel || out.MIG != f.MIG) {
+				return Flavor{}, false
+			}
+			out.GPUModel, out.MIG = f.GPUModel, f.MIG
+			if f.TopologyLabel != "" {
+				out.TopologyLabel = f.TopologyLabel
+			}
+		}
+		if out.TopologyLabel == "" {
+			out.TopologyLabel = f.TopologyLabel
+		}
+	}
+	return out, true
 }
 
 // Priority resolves a workload's priority tier: its own, or the policy's
@@ -165,6 +213,58 @@ func (q FlavorQuota) Resource(r Resource) *ResourceQuota {
 	return nil
 }
 
+// ResourceGroup is Kueue's ClusterQueue resource group: resources whose
+// quota is kept together, and the flavors that offer them, in the order
+// they are tried. A pod takes each group's resources from one flavor of
+// that group, so one pod may take cpu and memory from one flavor and GPUs
+// from another.
+type ResourceGroup struct {
+	CoveredResources []Resource        `json:"coveredResources"`
+	Flavors          []FlavorResources `json:"flavors"`
+}
+
+// FlavorResources is one flavor of a resource group and its quota of each
+// resource the group covers.
+type FlavorResources struct {
+	Name      string            `json:"name"`
+	Resources []ResourceQuotaOf `json:"resources"`
+}
+
+// ResourceQuotaOf is the quota of one named resource, as Kueue writes it.
+type ResourceQuotaOf struct {
+	Name           Resource  `json:"name"`
+	NominalQuota   Quantity  `json:"nominalQuota"`
+	BorrowingLimit *Quantity `json:"borrowingLimit,omitempty"`
+	LendingLimit   *Quantity `json:"lendingLimit,omitempty"`
+}
+
+// FlavorQuota is the flavor's quota in the form berth keeps every quota
+// in.
+func (f FlavorResources) FlavorQuota() FlavorQuota {
+	q := FlavorQuota{Flavor: f.Name}
+	for _, r := range f.Resources {
+		rq := &ResourceQuota{Nominal: r.NominalQuota, BorrowingLimit: r.BorrowingLimit, LendingLimit: r.LendingLimit}
+		switch r.Name {
+		case ResourceGPU:
+			q.GPU = rq
+		case ResourceCPU:
+			q.CPU = rq
+		case ResourceMemory:
+			q.Memory = rq
+		}
+	}
+	return q
+}
+
+// FlavorSeparator joins the flavors a pod takes from several resource
+// groups into one name ("h100+cpu-nodes"): a flavor name is a DNS label,
+// so it never holds one.
+const FlavorSeparator = "+"
+
+// SplitFlavors returns the flavors of a name that may join several, one
+// per resource group: "h100+cpu-nodes" -> [h100 cpu-nodes].
+func SplitFlavors(name string) []string { return strings.Split(name, FlavorSeparator) }
+
 // Cohort is a group of teams that lend and borrow unused quota; cohorts nest
 // through Parent.
 type Cohort struct {
@@ -175,14 +275,18 @@ type Cohort struct {
 
 // Team owns workloads and quota.
 type Team struct {
-	Name           string        `json:"name"`
-	Owners         []string      `json:"owners"`
-	Leads          []string      `json:"leads"`
-	Cohort         string        `json:"cohort,omitempty"`
-	Weight         float64       `json:"weight"`
-	Quota          []FlavorQuota `json:"quota"`
-	GPUHoursBudget float64       `json:"gpuHoursBudget,omitempty"`
-	Preemption     Preemption    `json:"preemption"`
+	Name   string        `json:"name"`
+	Owners []string      `json:"owners"`
+	Leads  []string      `json:"leads"`
+	Cohort string        `json:"cohort,omitempty"`
+	Weight float64       `json:"weight"`
+	Quota  []FlavorQuota `json:"quota"`
+	// ResourceGroups is Kueue's form of a quota, instead of Quota: each
+	// group's resources come from one of its flavors, chosen apart from
+	// the other groups'.
+	ResourceGroups []ResourceGroup `json:"resourceGroups,omitempty"`
+	GPUHoursBudget float64         `json:"gpuHoursBudget,omitempty"`
+	Preemption     Preemption      `json:"preemption"`
 	// FlavorFungibility says when a workload tries the team's next flavor
 	// instead of borrowing or preempting on this one.
 	FlavorFungibility FlavorFungibility `json:"flavorFungibility"`
@@ -214,9 +318,24 @@ func (f FlavorFungibility) Borrows() bool { return f.WhenCanBorrow != Fungibilit
 // rather than trying the next one (not the default).
 func (f FlavorFungibility) Preempts() bool { return f.WhenCanPreempt == FungibilityPreempt }
 
+// Quotas is the team's quota of each flavor, in the order flavors are
+// tried: Quota, or every flavor of its resource groups, group by group.
+func (t Team) Quotas() []FlavorQuota {
+	if len(t.ResourceGroups) == 0 {
+		return t.Quota
+	}
+	var out []FlavorQuota
+	for _, g := range t.ResourceGroups {
+		for _, f := range g.Flavors {
+			out = append(out, f.FlavorQuota())
+		}
+	}
+	return out
+}
+
 // FlavorQuota returns the team's quota of one flavor, or false.
 func (t Team) FlavorQuota(flavor string) (FlavorQuota, bool) {
-	for _, q := range t.Quota {
+	for _, q := range t.Quotas() {
 		if q.Flavor == flavor {
 			return q, true
 		}

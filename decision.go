@@ -120,8 +120,13 @@ type Decision struct {
 	PriorityTier string `json:"priorityTier,omitempty"`
 
 	// Admit, preempt, keep: where it runs.
-	Flavor     string      `json:"flavor,omitempty"`
-	Placements []Placement `json:"placements,omitempty"`
+	Flavor string `json:"flavor,omitempty"`
+	// Flavors is, where the team's quota has resource groups and the run
+	// takes from more than one flavor (Flavor then joins them, "h100+cpu-nodes"),
+	// the flavor of each resource it asks, as Kueue's podSetAssignments
+	// write it.
+	Flavors    map[Resource]string `json:"flavors,omitempty"`
+	Placements []Placement         `json:"placements,omitempty"`
 	// Borrowed is true when the run uses quota lent by the cohort.
 	Borrowed bool `json:"borrowed,omitempty"`
 	// Backfilled is true when it starts ahead of a blocked workload it

@@ -4,33 +4,47 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"reflect"
+	"strings"
 )
 
-// SpecDigest is a short hash of what a run of the workload executes: image,
-// command, args, env, resources and shape. Priority, dependencies,
-// schedule, limits and runId are not part of it: changing them does not
-// change what runs. A service whose digest changes is restarted with the
-// new spec; a batch or training run keeps running with the spec it started
-// with (bump runId for a new run).
+// NotInSpecDigest are the workload fields, by JSON name, that SpecDigest
+// leaves out: changing them does not change what a run executes (its
+// identity, place in line, retries, timing, dependencies and run id).
+// Every other field is in the digest, so a field added to Workload restarts
+// a service when it changes unless it is named here.
+var NotInSpecDigest = []string{"name", "team", "priority", "maxDuration", "retries", "schedule", "dependsOn", "runId"}
+
+// notInSpecDigest are the indexes in Workload of NotInSpecDigest's fields.
+var notInSpecDigest = func() []int {
+	byName := map[string]int{}
+	t := reflect.TypeFor[Workload]()
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		byName[name] = i
+	}
+	var out []int
+	for _, name := range NotInSpecDigest {
+		i, ok := byName[name]
+		if !ok {
+			panic("berth: NotInSpecDigest names " + name + ", which is no Workload field")
+		}
+		out = append(out, i)
+	}
+	return out
+}()
+
+// SpecDigest is a short hash of what a run of the workload executes: the
+// workload's JSON (fields in declaration order, map keys sorted) with the
+// fields in NotInSpecDigest set to their zero value. A service whose
+// digest changes is restarted with the new spec; a batch or training run
+// keeps running with the spec it started with (bump runId for a new run).
 func SpecDigest(w Workload) string {
-	spec := struct {
-		Kind        Kind              `json:"kind"`
-		Image       string            `json:"image"`
-		Command     []string          `json:"command"`
-		Args        []string          `json:"args"`
-		Env         map[string]string `json:"env"`
-		Resources   Resources         `json:"resources"`
-		Replicas    int               `json:"replicas"`
-		Workers     int               `json:"workers"`
-		MinWorkers  int               `json:"minWorkers"`
-		Parallelism int               `json:"parallelism"`
-		Completions int               `json:"completions"`
-		Checkpoint  *Checkpoint       `json:"checkpoint"`
-		Ports       []Port            `json:"ports"`
-		Health      *HealthCheck      `json:"health"`
-	}{w.Kind, w.Image, w.Command, w.Args, w.Env, w.Resources, w.Replicas, w.Workers, w.MinWorkers,
-		w.Parallelism, w.Completions, w.Checkpoint, w.Ports, w.Health}
-	b, err := json.Marshal(spec) // map keys are sorted: the digest is stable
+	v := reflect.ValueOf(&w).Elem()
+	for _, i := range notInSpecDigest {
+		v.Field(i).SetZero()
+	}
+	b, err := json.Marshal(w)
 	if err != nil {
 		panic(err) // plain data always marshals
 	}

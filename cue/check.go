@@ -166,7 +166,82 @@ func (c *checker) teams() {
 			ref(c, p+".cohort", "cohort", t.Cohort, c.cfg.Cohorts)
 		}
 		c.quotaFlavors(p, t.Quota)
+		c.resourceGroups(p, t)
 	}
+}
+
+// resourceGroups checks a team's resource groups by Kueue's rules
+// (ClusterQueue validation): a resource is covered by at most one group, a
+// flavor is in at most one group, and each flavor of a group gives a quota
+// for exactly the group's resources, each once.
+func (c *checker) resourceGroups(p string, t berth.Team) {
+	if len(t.ResourceGroups) == 0 {
+		return
+	}
+	gp := p + ".resourceGroups"
+	if len(t.Quota) > 0 {
+		c.errs = append(c.errs, Error{Path: gp,
+			Message:   "a team has quota or resourceGroups, not both: move each flavor of quota into a resource group",
+			Positions: dedupPositions([]berth.Pos{c.cfg.Pos(gp + ".0"), c.cfg.Pos(p + ".quota.0.flavor")})})
+	}
+	covered := map[berth.Resource]string{} // resource -> path that covers it
+	flavors := map[string]string{}         // flavor -> path of its name
+	for i, g := range t.ResourceGroups {
+		gk := fmt.Sprintf("%s.%d", gp, i)
+		want := map[berth.Resource]bool{}
+		for j, r := range g.CoveredResources {
+			rp := fmt.Sprintf("%s.coveredResources.%d", gk, j)
+			want[r] = true
+			if prev, dup := covered[r]; dup {
+				c.errs = append(c.errs, Error{Path: rp,
+					Message:   fmt.Sprintf("resource %s is covered by more than one resource group: a resource belongs to one group", r),
+					Positions: dedupPositions([]berth.Pos{c.cfg.Pos(rp), c.cfg.Pos(prev)})})
+				continue
+			}
+			covered[r] = rp
+		}
+		for j, f := range g.Flavors {
+			fk := fmt.Sprintf("%s.flavors.%d", gk, j)
+			ref(c, fk+".name", "flavor", f.Name, c.cfg.Flavors)
+			if prev, dup := flavors[f.Name]; dup {
+				c.errs = append(c.errs, Error{Path: fk + ".name",
+					Message:   fmt.Sprintf("flavor %s is listed twice in the resource groups: a flavor belongs to one group, once", f.Name),
+					Positions: dedupPositions([]berth.Pos{c.cfg.Pos(fk + ".name"), c.cfg.Pos(prev)})})
+			} else {
+				flavors[f.Name] = fk + ".name"
+			}
+			has := map[berth.Resource]bool{}
+			for k, r := range f.Resources {
+				rp := fmt.Sprintf("%s.resources.%d.name", fk, k)
+				switch {
+				case has[r.Name]:
+					c.errorf(rp, "flavor %s gives resource %s twice", f.Name, r.Name)
+				case !want[r.Name]:
+					c.errorf(rp, "flavor %s gives resource %s, which its group does not cover (%s): add it to coveredResources or remove it",
+						f.Name, r.Name, resourceList(g.CoveredResources))
+				}
+				has[r.Name] = true
+			}
+			var missing []berth.Resource
+			for _, r := range g.CoveredResources {
+				if !has[r] {
+					missing = append(missing, r)
+				}
+			}
+			if len(missing) > 0 {
+				c.errorf(fk+".name", "flavor %s gives no quota for %s, which its group covers: each flavor of a group gives every resource the group covers",
+					f.Name, resourceList(missing))
+			}
+		}
+	}
+}
+
+func resourceList(rs []berth.Resource) string {
+	s := make([]string, len(rs))
+	for i, r := range rs {
+		s[i] = string(r)
+	}
+	return strings.Join(s, ", ")
 }
 
 func (c *checker) policy() {

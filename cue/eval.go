@@ -259,6 +259,7 @@ func (ev *evaluator) object(r *instanceResult, inst cuelang.Value, p []string, o
 		obj.value = t
 		ev.refPos(&obj, o, p, "cohort", "preemption.borrowWithinCohort.maxPriorityThreshold")
 		ev.listPos(&obj, o, p, "quota", len(t.Quota), "flavor")
+		ev.groupPos(&obj, o, p, t.ResourceGroups)
 	case "workloads":
 		var w berth.Workload
 		derr = decode(o, &w)
@@ -386,6 +387,34 @@ func (ev *evaluator) rolePos(obj *object, o cuelang.Value, p []string, role stri
 		}
 		if pos, ok := convertPos(fv.Pos()); ok && pos.File != SchemaPosFile {
 			obj.positions[prefix+"."+f] = pos
+		}
+	}
+}
+
+// groupPos records the positions of a team's resource groups: each
+// group, covered resource, flavor name and resource name, which the
+// checks across groups point at.
+func (ev *evaluator) groupPos(obj *object, o cuelang.Value, p []string, groups []berth.ResourceGroup) {
+	prefix := strings.Join(p, ".") + ".resourceGroups"
+	at := func(key string, sels ...cuelang.Selector) {
+		fv := o.LookupPath(cuelang.MakePath(append([]cuelang.Selector{cuelang.Str("resourceGroups")}, sels...)...))
+		if pos, ok := convertPos(fv.Pos()); ok && pos.File != SchemaPosFile {
+			obj.positions[key] = pos
+		}
+	}
+	for i, g := range groups {
+		gk := fmt.Sprintf("%s.%d", prefix, i)
+		at(gk, cuelang.Index(i))
+		for j := range g.CoveredResources {
+			at(fmt.Sprintf("%s.coveredResources.%d", gk, j), cuelang.Index(i), cuelang.Str("coveredResources"), cuelang.Index(j))
+		}
+		for j, f := range g.Flavors {
+			fk := fmt.Sprintf("%s.flavors.%d", gk, j)
+			at(fk+".name", cuelang.Index(i), cuelang.Str("flavors"), cuelang.Index(j), cuelang.Str("name"))
+			for k := range f.Resources {
+				at(fmt.Sprintf("%s.resources.%d.name", fk, k), cuelang.Index(i), cuelang.Str("flavors"), cuelang.Index(j),
+					cuelang.Str("resources"), cuelang.Index(k), cuelang.Str("name"))
+			}
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -23,10 +24,11 @@ import (
 // for retries with the full CPU budget (Options.FirstTimeout), so that a
 // tree that needs its full budget, a CPU-only evaluation bomb above all,
 // never keeps another tree's first try waiting. At most n+1 children run
-// at once.
+// at once (Children). The retry lane serves the tracked branch first
+// (Options.Tracked), then the retries in the order they were asked for.
 type Pool struct {
 	slots   chan struct{}
-	retries chan struct{}
+	retries retryLane
 	started atomic.Int64
 
 	mu            sync.Mutex
@@ -35,8 +37,13 @@ type Pool struct {
 
 // NewPool returns a Pool of n slots (at least one).
 func NewPool(n int) *Pool {
-	return &Pool{slots: make(chan struct{}, max(1, n)), retries: make(chan struct{}, 1)}
+	return &Pool{slots: make(chan struct{}, max(1, n))}
 }
+
+// Children is the most child processes the Pool runs at once: its slots
+// and the retry lane's one. A process that evaluates with the Pool needs
+// memory for this many times Options.MaxMemory besides its own.
+func (p *Pool) Children() int { return cap(p.slots) + 1 }
 
 // Started is how many child processes the Pool has started.
 func (p *Pool) Started() int { return int(p.started.Load()) }
@@ -48,17 +55,14 @@ func (p *Pool) Busiest() int {
 	return p.busiest
 }
 
-// lane is the slots a try waits for: the first tries' or the retries'.
-func (p *Pool) lane(retry bool) chan struct{} {
+// acquire waits for a free slot: a first try's, or the retry lane's (for
+// the tracked branch before any other).
+func (p *Pool) acquire(retry, tracked bool) {
 	if retry {
-		return p.retries
+		p.retries.acquire(tracked)
+	} else {
+		p.slots <- struct{}{}
 	}
-	return p.slots
-}
-
-// acquire waits for a free slot in its lane.
-func (p *Pool) acquire(retry bool) {
-	p.lane(retry) <- struct{}{}
 	p.started.Add(1)
 	p.mu.Lock()
 	p.busy++
@@ -70,14 +74,78 @@ func (p *Pool) release(retry bool) {
 	p.mu.Lock()
 	p.busy--
 	p.mu.Unlock()
-	<-p.lane(retry)
+	if retry {
+		p.retries.release()
+	} else {
+		<-p.slots
+	}
+}
+
+// retryLane is one slot, handed to its waiters in a set order: the
+// tracked branch's before the others, each group in the order it came. A
+// channel cannot do that: its blocked senders proceed in no promised
+// order.
+type retryLane struct {
+	mu      sync.Mutex
+	busy    bool
+	seq     uint64
+	waiting []*retryWaiter // in the order they are served
+}
+
+type retryWaiter struct {
+	tracked bool
+	seq     uint64
+	ready   chan struct{}
+}
+
+// before reports whether w is served before x.
+func (w *retryWaiter) before(x *retryWaiter) bool {
+	if w.tracked != x.tracked {
+		return w.tracked
+	}
+	return w.seq < x.seq
+}
+
+func (r *retryLane) acquire(tracked bool) {
+	r.mu.Lock()
+	if !r.busy {
+		r.busy = true
+		r.mu.Unlock()
+		return
+	}
+	w := &retryWaiter{tracked: tracked, seq: r.seq, ready: make(chan struct{})}
+	r.seq++
+	i := sort.Search(len(r.waiting), func(i int) bool { return w.before(r.waiting[i]) })
+	r.waiting = slices.Insert(r.waiting, i, w)
+	r.mu.Unlock()
+	<-w.ready
+}
+
+// release hands the slot to the first waiter, or frees it.
+func (r *retryLane) release() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.waiting) == 0 {
+		r.busy = false
+		return
+	}
+	w := r.waiting[0]
+	r.waiting = r.waiting[1:]
+	close(w.ready) // the slot stays busy: it is w's now
+}
+
+// waitingRetries is how many retries wait for the lane (for tests).
+func (p *Pool) waitingRetries() int {
+	p.retries.mu.Lock()
+	defer p.retries.mu.Unlock()
+	return len(p.retries.waiting)
 }
 
 // evaluateInChild evaluates the instances in dirs in a child process with
 // a CPU budget of timeout, and returns their results in the same order. A
 // retry waits for the Pool's retry lane.
 func (l *Loader) evaluateInChild(t *tree, dirs []string, timeout time.Duration, retry bool) ([]*instanceResult, error) {
-	l.opts.Pool.acquire(retry)
+	l.opts.Pool.acquire(retry, l.opts.Tracked)
 	defer l.opts.Pool.release(retry)
 
 	what := "evaluate " + describeDirs(dirs)
@@ -123,7 +191,8 @@ func (l *Loader) evaluateInChild(t *tree, dirs []string, timeout time.Duration, 
 
 	go func() {
 		// A failed write shows as the child's failure below.
-		writeRequest(stdin, request{Timeout: timeout, MaxMemory: l.opts.MaxMemory, Parallelism: l.opts.Parallelism, Profile: l.opts.Profile, Dirs: dirs}, t)
+		writeRequest(stdin, request{Timeout: timeout, MaxMemory: l.opts.MaxMemory, Parallelism: l.opts.Parallelism, Profile: l.opts.Profile, Dirs: dirs,
+			Background: retry && !l.opts.Tracked}, t)
 		stdin.Close()
 	}()
 	a := readAnswer(stdout, t, dirs, resultBudget(l.opts))

@@ -6,6 +6,8 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -341,4 +343,99 @@ func TestFirstTriesDoNotWaitForBombs(t *testing.T) {
 	if n := pool.Started() - started; n != 0 {
 		t.Errorf("the bombs were evaluated again: %d children", n)
 	}
+}
+
+// TestRetryLater: with Options.RetryLater, a load whose first try is not
+// enough returns a *cue.Retrying at once while the retry goes on in the
+// background; a load of the same tree meanwhile gets the same Retrying
+// (one evaluation per tree), and, once Done is closed, the retry's
+// outcome, without a third child. A tree within the first try's budget
+// loads as before.
+func TestRetryLater(t *testing.T) {
+	if testing.Short() {
+		t.Skip("evaluates a bomb for seconds")
+	}
+	pool := cue.NewPool(1)
+	l := cue.NewLoader(isolated(t, cue.Options{Timeout: 2 * time.Second, FirstTimeout: 200 * time.Millisecond,
+		RetryLater: true, Pool: pool}))
+	if _, err := l.Load(toMapFS(t, fixtures.Demo())); err != nil {
+		t.Fatalf("the demo: %v", err)
+	}
+	bomb := toMapFS(t, os.DirFS(filepath.Join(brokenDir, "comprehension-bomb")))
+	_, err := l.Load(bomb)
+	var r *cue.Retrying
+	if !errors.As(err, &r) {
+		t.Fatalf("the bomb's first load: %v, want *cue.Retrying", err)
+	}
+	if !strings.Contains(r.Error(), "retrying with the full budget (2s)") {
+		t.Errorf("Retrying says %q", r.Error())
+	}
+	if runtime.GOOS == "linux" {
+		// The retry, a pull request's, yields the CPU to first tries:
+		// each of its threads runs at nice 5.
+		nice := retryNice(t)
+		for _, n := range nice {
+			if n != 5 {
+				t.Errorf("the retry's threads run at nice %v, want 5", nice)
+				break
+			}
+		}
+	}
+	_, err = l.Load(bomb)
+	var again *cue.Retrying
+	if !errors.As(err, &again) || again != r {
+		t.Errorf("a load during the retry: %v, want the same Retrying", err)
+	}
+	<-r.Done
+	_, err = l.Load(bomb)
+	var errs cue.Errors
+	if !errors.As(err, &errs) || !strings.Contains(errs.Error(), "evaluation used more than 2s of CPU time") {
+		t.Fatalf("the load after the retry: %v, want the full budget's runaway", err)
+	}
+	if _, err := l.Load(bomb); !errors.As(err, &errs) {
+		t.Errorf("the bomb's next load: %v, want its remembered errors", err)
+	}
+	if n := pool.Started(); n != 3 {
+		t.Errorf("%d children started, want 3: the demo's, the bomb's first try and its retry", n)
+	}
+}
+
+// retryNice is the nice value of each thread of this process's one
+// evaluation child, read from /proc once the child has set them (or as
+// they were after 5 s).
+func retryNice(t *testing.T) []int {
+	t.Helper()
+	var last []int
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		ents, _ := os.ReadDir("/proc")
+		for _, e := range ents {
+			stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+			if err != nil {
+				continue
+			}
+			f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+			if len(f) < 17 || f[1] != strconv.Itoa(os.Getpid()) {
+				continue
+			}
+			var nice []int
+			tasks, _ := os.ReadDir(filepath.Join("/proc", e.Name(), "task"))
+			for _, task := range tasks {
+				b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "task", task.Name(), "stat"))
+				if err != nil {
+					continue
+				}
+				tf := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+				n, _ := strconv.Atoi(tf[16]) // field 19: nice
+				nice = append(nice, n)
+			}
+			if len(nice) > 0 && !slices.Contains(nice, 0) {
+				return nice
+			}
+			last = nice
+		}
+	}
+	if last == nil {
+		t.Fatal("no evaluation child found")
+	}
+	return last
 }

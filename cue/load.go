@@ -2,6 +2,7 @@ package cue
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"runtime"
@@ -10,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/berth-gpu/berth"
@@ -41,14 +43,24 @@ type Options struct {
 	// any other way, is not retried. Zero: one try with Timeout. berth
 	// serve sets it (DefaultFirstTimeout).
 	FirstTimeout time.Duration
-	// MaxMemory bounds the memory of an evaluation (default 512 MiB; berth
-	// serve runs up to three children, and deploy/'s memory limit of
-	// 2 GiB holds three of these and serve). In a child
-	// process it is the child's memory budget: its garbage collector aims
-	// at three quarters of it, its heap may not pass it, and the kernel
-	// refuses it address space beyond what it had mapped when it started
-	// plus twice MaxMemory (RLIMIT_AS; see isolate.go for why twice). In
-	// this process only the heap is watched.
+	// RetryLater makes a load whose first try was not enough return at
+	// once with a *Retrying error instead of waiting for its retry, which
+	// goes on in the background: a later load of the same tree gets the
+	// retry's outcome once Retrying.Done is closed (the same *Retrying
+	// before). berth serve's pull-request planner sets it, so that a pull
+	// request that waits for the retry lane holds no planner.
+	RetryLater bool
+	// Tracked marks the Loader of the tracked branch (berth serve's
+	// engine): its retries go before any other's in the Pool's retry lane.
+	Tracked bool
+	// MaxMemory bounds the memory of an evaluation (default
+	// DefaultMaxMemory; berth's --eval-memory). In a child process it is
+	// the child's memory budget: its garbage collector aims at half of
+	// it, and the kernel refuses it address space beyond what it had
+	// mapped when it started plus MaxMemory (RLIMIT_AS, limits_linux.go).
+	// A process whose Pool runs Pool.Children() children needs that many
+	// times MaxMemory besides its own memory (deploy/ says so). In this
+	// process only the heap is watched.
 	MaxMemory int64
 	// Parallelism is how many instances are evaluated at once (default
 	// GOMAXPROCS).
@@ -87,6 +99,22 @@ type Options struct {
 // 0.3 s; the 10,000-workload one needs a retry.
 const DefaultFirstTimeout = time.Second
 
+// DefaultMaxMemory is Options.MaxMemory's default: 512 MiB per child.
+const DefaultMaxMemory = 512 << 20
+
+// Retrying is the error of a load whose first try's CPU budget was not
+// enough, with Options.RetryLater: the tree is being evaluated again with
+// the full budget, and Done is closed when that ended. Neither the commit
+// nor berth is at fault yet.
+type Retrying struct {
+	First, Full time.Duration // the CPU budgets of the first try and of the retry
+	Done        <-chan struct{}
+}
+
+func (r *Retrying) Error() string {
+	return fmt.Sprintf("evaluation needs more than the first-try budget (%s of CPU time); retrying with the full budget (%s)", r.First, r.Full)
+}
+
 func (o Options) withDefaults() Options {
 	if o.MaxFileSize == 0 {
 		o.MaxFileSize = 1 << 20
@@ -98,7 +126,7 @@ func (o Options) withDefaults() Options {
 		o.Timeout = 60 * time.Second
 	}
 	if o.MaxMemory == 0 {
-		o.MaxMemory = 512 << 20
+		o.MaxMemory = DefaultMaxMemory
 	}
 	if o.Parallelism <= 0 {
 		o.Parallelism = runtime.GOMAXPROCS(0)
@@ -136,9 +164,24 @@ type Loader struct {
 	mu     sync.Mutex
 	cache  map[string][]*instanceResult // by instance directory, most recently used first
 	seq    uint64                       // loads so far, for evicting unused cache entries
-	failed failures
+	failed *lru.Cache[[32]byte, Errors] // the errors of the last invalid trees, by hash
 	stats  Stats
+	// retrying holds the trees being retried in the background
+	// (Options.RetryLater), retried their outcomes until a load takes
+	// them, by tree hash.
+	retrying map[[32]byte]*Retrying
+	retried  map[[32]byte]retried
 }
+
+// retried is the outcome of a retry in the background.
+type retried struct {
+	out loaded
+	err error
+}
+
+// maxRetried bounds the outcomes of background retries no load took yet
+// (a pull request closed while its tree was retried).
+const maxRetried = 64
 
 // cacheVersions is how many results the cache keeps per instance
 // directory: enough for the tracked branch and the pull requests being
@@ -169,8 +212,10 @@ type Result struct {
 
 // NewLoader returns a Loader with an empty cache.
 func NewLoader(opts Options) *Loader {
+	failed, _ := lru.New[[32]byte, Errors](maxFailures) // errs only for a size under 1
 	opts = opts.withDefaults()
-	return &Loader{opts: opts, disk: newDiskCache(opts), cache: map[string][]*instanceResult{}}
+	return &Loader{opts: opts, disk: newDiskCache(opts), cache: map[string][]*instanceResult{}, failed: failed,
+		retrying: map[[32]byte]*Retrying{}, retried: map[[32]byte]retried{}}
 }
 
 // Stats reports what the last Load that finished evaluated.
@@ -215,16 +260,61 @@ type loaded struct {
 
 func (l *Loader) loadTree(t *tree, sum [32]byte) (loaded, error) {
 	l.mu.Lock()
-	if errs, ok := l.failed.get(sum); ok {
+	if errs, ok := l.failed.Get(sum); ok {
 		l.stats = Stats{Instances: len(t.dirs)}
 		l.mu.Unlock()
 		return loaded{stats: l.stats}, errs
 	}
+	if r, ok := l.retrying[sum]; ok {
+		l.mu.Unlock()
+		return loaded{stats: Stats{Instances: len(t.dirs)}}, r
+	}
+	if r, ok := l.retried[sum]; ok {
+		delete(l.retried, sum)
+		l.mu.Unlock()
+		return r.out, r.err
+	}
 	l.mu.Unlock()
 
+	if !l.opts.RetryLater {
+		return l.finishTree(t, sum, escalate)
+	}
+	out, err := l.finishTree(t, sum, firstOnly)
+	var short *firstTryShort
+	if !errors.As(err, &short) {
+		return out, err
+	}
+	// The first try was not enough: retry in the background, and say so.
+	done := make(chan struct{})
+	r := &Retrying{First: l.opts.FirstTimeout, Full: l.opts.Timeout, Done: done}
+	l.mu.Lock()
+	l.retrying[sum] = r
+	l.mu.Unlock()
+	go func() {
+		defer close(done)
+		out, err := l.finishTree(t, sum, retryOnly)
+		out.stats.Processes++
+		out.stats.Retried = true
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		delete(l.retrying, sum)
+		if len(l.retried) >= maxRetried {
+			for k := range l.retried { // the outcome of a tree no one asked for again
+				delete(l.retried, k)
+				break
+			}
+		}
+		l.retried[sum] = retried{out: out, err: err}
+	}()
+	return out, r
+}
+
+// finishTree evaluates the tree's changed instances with the tries given,
+// merges them and checks the references between them.
+func (l *Loader) finishTree(t *tree, sum [32]byte, tries tries) (loaded, error) {
 	// Evaluate the instances that changed, within the time and memory
 	// bounds.
-	results, stats, err := l.evaluate(t)
+	results, stats, err := l.evaluate(t, tries)
 	if err == nil {
 		// Merge the instances and check the references between them.
 		// Objects that failed validation are remembered, so that a
@@ -249,14 +339,29 @@ func (l *Loader) loadTree(t *tree, sum [32]byte) (loaded, error) {
 	if errs, ok := err.(Errors); ok {
 		// The commit is at fault, and will be every time: never evaluate
 		// this tree again. Anything else (berth failed) is retried.
-		l.failed.put(sum, errs)
+		l.failed.Add(sum, errs)
 	}
 	return loaded{stats: stats}, err
 }
 
+// tries says which CPU budgets an evaluation in a child gets.
+type tries int
+
+const (
+	escalate  tries = iota // the first try's, then, if that was not enough, the full one
+	firstOnly              // the first try's only: *firstTryShort when that was not enough
+	retryOnly              // the full one, in the retry lane
+)
+
+// firstTryShort is the error of a first try whose CPU budget was not
+// enough (tries firstOnly).
+type firstTryShort struct{ errs Errors }
+
+func (e *firstTryShort) Error() string { return e.errs.Error() }
+
 // evaluate returns one result per instance directory, in directory order,
 // evaluating those the cache has no up-to-date result for.
-func (l *Loader) evaluate(t *tree) ([]*instanceResult, Stats, error) {
+func (l *Loader) evaluate(t *tree, tries tries) ([]*instanceResult, Stats, error) {
 	results := make([]*instanceResult, len(t.dirs))
 	var todo []int
 	l.mu.Lock()
@@ -291,7 +396,7 @@ func (l *Loader) evaluate(t *tree) ([]*instanceResult, Stats, error) {
 		for k, i := range todo {
 			dirs[k] = t.dirs[i]
 		}
-		rs, err := l.evaluateEscalating(t, dirs, &stats)
+		rs, err := l.evaluateEscalating(t, dirs, tries, &stats)
 		if err != nil {
 			return nil, stats, err
 		}
@@ -390,15 +495,20 @@ func (l *Loader) writeDisk(t *tree, todo []int, results []*instanceResult) {
 
 // evaluateEscalating evaluates dirs in a child process: first within
 // FirstTimeout of CPU time, and, when that is not enough, again within
-// Timeout in the Pool's retry lane.
-func (l *Loader) evaluateEscalating(t *tree, dirs []string, stats *Stats) ([]*instanceResult, error) {
+// Timeout in the Pool's retry lane (tries says which of the two).
+func (l *Loader) evaluateEscalating(t *tree, dirs []string, tries tries, stats *Stats) ([]*instanceResult, error) {
 	first := l.opts.FirstTimeout
 	if first <= 0 || first >= l.opts.Timeout {
 		return l.evaluateInChild(t, dirs, l.opts.Timeout, false)
 	}
+	if tries == retryOnly {
+		return l.evaluateInChild(t, dirs, l.opts.Timeout, true)
+	}
 	rs, err := l.evaluateInChild(t, dirs, first, false)
 	if errs, ok := err.(Errors); !ok || !errs.cpuRunaway(first) {
 		return rs, err
+	} else if tries == firstOnly {
+		return nil, &firstTryShort{errs}
 	}
 	stats.Processes++
 	stats.Retried = true
@@ -432,34 +542,8 @@ func (l *Loader) cached(dir string, t *tree) *instanceResult {
 	return nil
 }
 
-// failures remembers the errors of the last invalid trees, by hash.
-type failures struct {
-	byHash map[[32]byte]Errors
-	order  [][32]byte
-}
-
 // maxFailures is how many invalid trees a Loader remembers.
 const maxFailures = 256
-
-func (f *failures) get(sum [32]byte) (Errors, bool) {
-	errs, ok := f.byHash[sum]
-	return errs, ok
-}
-
-func (f *failures) put(sum [32]byte, errs Errors) {
-	if f.byHash == nil {
-		f.byHash = map[[32]byte]Errors{}
-	}
-	if _, ok := f.byHash[sum]; ok {
-		return
-	}
-	f.byHash[sum] = errs
-	f.order = append(f.order, sum)
-	if len(f.order) > maxFailures {
-		delete(f.byHash, f.order[0])
-		f.order = f.order[1:]
-	}
-}
 
 // evaluateHere evaluates the instances at the given indexes in this
 // process, and reports a runaway evaluation when it passes its bounds.

@@ -407,6 +407,14 @@ func TestIncrementalErrors(t *testing.T) {
 	if s := l.Stats(); s.Evaluated != 1 {
 		t.Errorf("evaluated %d, want 1", s.Evaluated)
 	}
+	// The same invalid tree again: its errors are remembered, nothing is
+	// evaluated.
+	if err := load(); !errors.As(err, &errs) || len(errs) != 1 || errs[0].Path != "workloads.vision.w.image" {
+		t.Fatalf("again: got %v, want one error at workloads.vision.w.image", err)
+	}
+	if s := l.Stats(); s.Evaluated != 0 {
+		t.Errorf("the remembered invalid tree evaluated %d instances, want 0", s.Evaluated)
+	}
 	m["teams/vision/w.cue"] = &fstest.MapFile{Data: []byte("package vision\n\nworkloads: vision: w: {kind: \"batch\", image: \"x\", command: [\"true\"]}\n")}
 	if err := load(); err != nil {
 		t.Fatal(err)

@@ -14,6 +14,14 @@ var CodeOwnersPaths = []string{".github/CODEOWNERS", "CODEOWNERS", "docs/CODEOWN
 
 // CodeOwners is a parsed CODEOWNERS file: rules of a path pattern and its
 // owners, the last matching rule winning, as GitHub reads it.
+//
+// The parser is berth's own, not github.com/hmarr/codeowners (v1.2.1, the
+// maintained one), which was tried against these tests and fuzz seeds: it
+// panics on the pattern "/" (an index out of range in its literal matcher)
+// and accepts a pattern with an empty segment ("//0") that then matches no
+// path, silently dropping its owners. The file comes from a pull request's
+// base branch, so neither is acceptable; TestCodeOwnersEdgePatterns keeps
+// both cases.
 type CodeOwners struct {
 	File  string
 	rules []codeOwnersRule

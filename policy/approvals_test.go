@@ -315,6 +315,26 @@ func TestCodeOwnersErrors(t *testing.T) {
 	}
 }
 
+// TestCodeOwnersEdgePatterns: the cases that keep berth's own parser
+// rather than hmarr/codeowners (see CodeOwners): "/" parses and owns no
+// path (hmarr's panics), and an empty path segment is an error at its line
+// (hmarr's accepts it and then matches nothing).
+func TestCodeOwnersEdgePatterns(t *testing.T) {
+	co, err := policy.ParseCodeOwners("CODEOWNERS", []byte("/ @a\n"))
+	if err != nil {
+		t.Fatalf(`"/": %v`, err)
+	}
+	for _, path := range []string{"x", "teams/vision/train.cue"} {
+		if owners, ok := co.Owners(path); ok {
+			t.Errorf(`"/" owns %s: %v`, path, owners)
+		}
+	}
+	_, err = policy.ParseCodeOwners("CODEOWNERS", []byte("* @b\nteams//vision @a\n"))
+	if err == nil || !strings.HasPrefix(err.Error(), "CODEOWNERS:2: ") {
+		t.Errorf("an empty segment: want an error at CODEOWNERS:2, got %v", err)
+	}
+}
+
 func TestTeamHandles(t *testing.T) {
 	reqs := []policy.Requirement{{Owners: []string{"@ana", "@Acme/Vision"}}, {Owners: []string{"@acme/platform", "@acme/vision"}}}
 	if diff := cmp.Diff([]string{"acme/platform", "acme/vision"}, policy.TeamHandles(reqs)); diff != "" {

@@ -3,6 +3,7 @@ package policy
 import (
 	"math"
 	"sort"
+	"strings"
 
 	"github.com/berth-gpu/berth"
 )
@@ -132,7 +133,7 @@ func NewQuotas(cfg *berth.Config, flavors []string) *Quotas {
 		if t.Weight > 0 {
 			x.weight = t.Weight
 		}
-		q.setQuota(x, t.Quota)
+		q.setQuota(x, t.Quotas())
 		if c, ok := q.cohorts[t.Cohort]; ok {
 			x.parent = c
 			c.children = append(c.children, x)
@@ -259,16 +260,74 @@ func (q *Quotas) Flavors() []string { return q.flavors }
 // use it).
 func (q *Quotas) Listed(team, flavor string) bool {
 	t, ok := q.teams[team]
-	f, fok := q.fidx[flavor]
-	return ok && fok && t.listed[f]
+	if !ok {
+		return false
+	}
+	_, listed, kok := q.keys(t, flavor)
+	return kok && listed
 }
 
-func (q *Quotas) key(flavor string, r int) (int, bool) {
-	f, ok := q.fidx[flavor]
-	if !ok {
-		return 0, false
+// key is the key of resource r of the flavor for team t (-1 and false
+// where none).
+func (q *Quotas) key(t *qnode, flavor string, r int) (int, bool) {
+	ks, _, ok := q.keys(t, flavor)
+	if !ok || ks[r] < 0 {
+		return -1, false
 	}
-	return f*NumResources + r, true
+	return ks[r], true
+}
+
+// keys resolves a flavor for team t to the key of each resource, -1 where
+// no flavor of it bounds the resource. A plain flavor keys every resource
+// to itself. A name joining one flavor per resource group
+// ("h100+cpu-nodes", berth.FlavorSeparator) keys each resource to the
+// flavor whose quota the team gives it in (a resource no group covers is
+// not limited, and is charged nowhere). listed is false when the team may
+// not use one of the flavors; ok is false when one is not of this tree.
+func (q *Quotas) keys(t *qnode, flavor string) (ks [NumResources]int, listed, ok bool) {
+	if f, found := q.fidx[flavor]; found {
+		for r := range ks {
+			ks[r] = f*NumResources + r
+		}
+		return ks, t.listed[f], true
+	}
+	if !strings.Contains(flavor, berth.FlavorSeparator) {
+		return ks, false, false
+	}
+	for r := range ks {
+		ks[r] = -1
+	}
+	listed = true
+	for rest := flavor; rest != ""; {
+		var name string
+		name, rest, _ = strings.Cut(rest, berth.FlavorSeparator)
+		f, found := q.fidx[name]
+		if !found {
+			return ks, false, false
+		}
+		listed = listed && t.listed[f]
+		for r := range ks {
+			if k := f*NumResources + r; t.defined[k] {
+				ks[r] = k
+			}
+		}
+	}
+	return ks, listed, true
+}
+
+// FlavorOf is the flavor of a name joining several (one per resource
+// group) that bounds resource r for the team: "h100" for gpu in
+// "h100+cpu-nodes". A plain flavor is its own; "" where none bounds it.
+func (q *Quotas) FlavorOf(team, flavor string, r berth.Resource) string {
+	t, ok := q.teams[team]
+	if !ok || !strings.Contains(flavor, berth.FlavorSeparator) {
+		return flavor
+	}
+	ks, _, ok := q.keys(t, flavor)
+	if !ok || ks[ResourceIndex(r)] < 0 {
+		return ""
+	}
+	return q.flavors[ks[ResourceIndex(r)]/NumResources]
 }
 
 // Available is how much more of a resource the team may use now, with
@@ -282,11 +341,15 @@ func (q *Quotas) Available(team, flavor string, r berth.Resource) int64 {
 // the resource.
 func (q *Quotas) bound(team, flavor string, r berth.Resource, f func(*qnode, int) int64) int64 {
 	t, ok := q.teams[team]
-	k, kok := q.key(flavor, ResourceIndex(r))
-	if !ok || !kok || !t.listed[k/NumResources] {
+	if !ok {
 		return 0
 	}
-	if !t.defined[k] {
+	ks, listed, kok := q.keys(t, flavor)
+	if !kok || !listed {
+		return 0
+	}
+	k := ks[ResourceIndex(r)]
+	if k < 0 || !t.defined[k] {
 		return Unlimited
 	}
 	return f(t, k)
@@ -341,16 +404,19 @@ type Shortfall struct {
 // and if not, the first resource (gpu, cpu, memory) that is short.
 func (q *Quotas) Fits(team, flavor string, d Demand) (bool, Shortfall) {
 	t, ok := q.teams[team]
-	f, fok := q.fidx[flavor]
-	if !ok || !fok || !t.listed[f] {
+	if !ok {
+		return false, Shortfall{Resource: berth.ResourceGPU, Asked: d[0], Need: d[0]}
+	}
+	ks, listed, kok := q.keys(t, flavor)
+	if !kok || !listed {
 		return false, Shortfall{Resource: berth.ResourceGPU, Asked: d[0], Need: d[0]}
 	}
 	for r := range NumResources {
 		if d[r] == 0 {
 			continue
 		}
-		k := f*NumResources + r
-		if !t.defined[k] {
+		k := ks[r]
+		if k < 0 || !t.defined[k] {
 			continue
 		}
 		avail := available(t, k)
@@ -369,13 +435,16 @@ func (q *Quotas) Fits(team, flavor string, d Demand) (bool, Shortfall) {
 // nominal quota in any resource of the flavor.
 func (q *Quotas) WouldBorrow(team, flavor string, d Demand) bool {
 	t, ok := q.teams[team]
-	f, fok := q.fidx[flavor]
-	if !ok || !fok {
+	if !ok {
+		return false
+	}
+	ks, _, kok := q.keys(t, flavor)
+	if !kok {
 		return false
 	}
 	for r := range NumResources {
-		k := f*NumResources + r
-		if t.defined[k] && d[r] > 0 && t.usage[k]+d[r] > t.nominal[k] {
+		k := ks[r]
+		if k >= 0 && t.defined[k] && d[r] > 0 && t.usage[k]+d[r] > t.nominal[k] {
 			return true
 		}
 	}
@@ -390,15 +459,18 @@ func (q *Quotas) Remove(team, flavor string, d Demand) { q.change(team, flavor, 
 
 func (q *Quotas) change(team, flavor string, d Demand, sign int64) {
 	t, ok := q.teams[team]
-	f, fok := q.fidx[flavor]
-	if !ok || !fok {
+	if !ok {
+		return
+	}
+	ks, _, kok := q.keys(t, flavor)
+	if !kok {
 		return
 	}
 	for r := range NumResources {
-		if d[r] == 0 {
+		k := ks[r]
+		if d[r] == 0 || k < 0 {
 			continue
 		}
-		k := f*NumResources + r
 		// Propagate the change of usage-in-parent up the tree.
 		delta := sign * d[r]
 		for x := t; x != nil && delta != 0; x = x.parent {
@@ -413,7 +485,10 @@ func (q *Quotas) change(team, flavor string, d Demand, sign int64) {
 // Used is the team's usage of a resource of a flavor.
 func (q *Quotas) Used(team, flavor string, r berth.Resource) int64 {
 	t, ok := q.teams[team]
-	k, kok := q.key(flavor, ResourceIndex(r))
+	if !ok {
+		return 0
+	}
+	k, kok := q.key(t, flavor, ResourceIndex(r))
 	if !ok || !kok {
 		return 0
 	}
@@ -424,7 +499,10 @@ func (q *Quotas) Used(team, flavor string, r berth.Resource) int64 {
 // whether the quota defines it.
 func (q *Quotas) Nominal(team, flavor string, r berth.Resource) (int64, bool) {
 	t, ok := q.teams[team]
-	k, kok := q.key(flavor, ResourceIndex(r))
+	if !ok {
+		return 0, false
+	}
+	k, kok := q.key(t, flavor, ResourceIndex(r))
 	if !ok || !kok {
 		return 0, false
 	}
@@ -434,7 +512,10 @@ func (q *Quotas) Nominal(team, flavor string, r berth.Resource) (int64, bool) {
 // BorrowingLimit is the team's borrowing limit, or Unlimited.
 func (q *Quotas) BorrowingLimit(team, flavor string, r berth.Resource) int64 {
 	t, ok := q.teams[team]
-	k, kok := q.key(flavor, ResourceIndex(r))
+	if !ok {
+		return 0
+	}
+	k, kok := q.key(t, flavor, ResourceIndex(r))
 	if !ok || !kok {
 		return 0
 	}
@@ -447,7 +528,10 @@ func (q *Quotas) BorrowingLimit(team, flavor string, r berth.Resource) int64 {
 // Borrowed is how much of a resource the team uses above its nominal quota.
 func (q *Quotas) Borrowed(team, flavor string, r berth.Resource) int64 {
 	t, ok := q.teams[team]
-	k, kok := q.key(flavor, ResourceIndex(r))
+	if !ok {
+		return 0
+	}
+	k, kok := q.key(t, flavor, ResourceIndex(r))
 	if !ok || !kok || !t.defined[k] {
 		return 0
 	}
@@ -522,16 +606,20 @@ func (q *Quotas) ShareWith(team, flavor string, d Demand, sign int64) int64 {
 func (q *Quotas) Short(team, flavor string, d Demand) [NumResources]bool {
 	var short [NumResources]bool
 	t, ok := q.teams[team]
-	f, fok := q.fidx[flavor]
-	if !ok || !fok || !t.listed[f] {
+	var ks [NumResources]int
+	listed, kok := false, false
+	if ok {
+		ks, listed, kok = q.keys(t, flavor)
+	}
+	if !kok || !listed {
 		for r := range short {
 			short[r] = d[r] > 0
 		}
 		return short
 	}
 	for r := range NumResources {
-		k := f*NumResources + r
-		if d[r] > 0 && t.defined[k] && d[r] > available(t, k) {
+		k := ks[r]
+		if d[r] > 0 && k >= 0 && t.defined[k] && d[r] > available(t, k) {
 			short[r] = true
 		}
 	}
@@ -543,8 +631,11 @@ func (q *Quotas) Short(team, flavor string, d Demand) [NumResources]bool {
 // would borrow preempt when it is (inside its team, or by reclaiming).
 func (q *Quotas) WithinNominalAlone(team, flavor string, r int, d Demand) bool {
 	t, ok := q.teams[team]
-	k, kok := q.key(flavor, r)
-	if !ok || !kok || !t.defined[k] {
+	if !ok {
+		return true
+	}
+	k, kok := q.key(t, flavor, r)
+	if !kok || !t.defined[k] {
 		return true
 	}
 	return d[r] <= t.nominal[k]
@@ -559,13 +650,16 @@ func (q *Quotas) WithinNominalAlone(team, flavor string, r int, d Demand) bool {
 // room.
 func (q *Quotas) BorrowLevel(team, flavor string, d Demand) (level int, mayReclaim [NumResources]bool) {
 	t, ok := q.teams[team]
-	f, fok := q.fidx[flavor]
-	if !ok || !fok {
+	if !ok {
+		return 0, mayReclaim
+	}
+	ks, _, kok := q.keys(t, flavor)
+	if !kok {
 		return 0, mayReclaim
 	}
 	for r := range NumResources {
-		k := f*NumResources + r
-		if d[r] == 0 || !t.defined[k] {
+		k := ks[r]
+		if d[r] == 0 || k < 0 || !t.defined[k] {
 			continue
 		}
 		l, m := lowestSubtreeThatFits(t, k, d[r])
@@ -603,17 +697,20 @@ func localAvailable(x *qnode, k int) int64 { return max(0, x.guaranteed[k]-x.usa
 // advantage over may be reclaimed whatever its priority.
 func (q *Quotas) Advantage(team, flavor string, d Demand) []bool {
 	t, ok := q.teams[team]
-	f, fok := q.fidx[flavor]
-	if !ok || !fok || t.parent == nil {
+	if !ok || t.parent == nil {
+		return nil
+	}
+	ks, _, kok := q.keys(t, flavor)
+	if !kok {
 		return nil
 	}
 	var out []bool
 	remaining := d
-	adv, rem := fitsInQuota(t, f, remaining)
+	adv, rem := fitsInQuota(t, ks, remaining)
 	remaining = rem
 	for x := t.parent; x != nil; x = x.parent {
 		out = append(out, adv)
-		fits, rem := fitsInQuota(x, f, remaining)
+		fits, rem := fitsInQuota(x, ks, remaining)
 		remaining = rem
 		adv = adv || fits
 	}
@@ -623,12 +720,12 @@ func (q *Quotas) Advantage(team, flavor string, d Demand) []bool {
 // fitsInQuota is Kueue's QuantitiesFitInQuota: whether the demand fits the
 // node's subtree quota on top of its usage, and what is left of it once the
 // node's unused guaranteed part is taken.
-func fitsInQuota(x *qnode, f int, d Demand) (bool, Demand) {
+func fitsInQuota(x *qnode, ks [NumResources]int, d Demand) (bool, Demand) {
 	fits := true
 	var rem Demand
 	for r := range NumResources {
-		k := f*NumResources + r
-		if d[r] == 0 || (x.team && !x.defined[k]) {
+		k := ks[r]
+		if d[r] == 0 || k < 0 || (x.team && !x.defined[k]) {
 			continue
 		}
 		if x.usage[k]+d[r] > x.subtree[k] {
@@ -666,11 +763,15 @@ func (q *Quotas) LCA(a, b string) int {
 func (q *Quotas) Reclaimable(cand, by, flavor string, res [NumResources]bool) bool {
 	c, ok1 := q.teams[cand]
 	b, ok2 := q.teams[by]
-	f, fok := q.fidx[flavor]
-	if !ok1 || !ok2 || !fok {
+	if !ok1 || !ok2 {
 		return false
 	}
-	if withinNominal(c, f, res) {
+	// The resources are those of the preemptor's flavors.
+	ks, _, kok := q.keys(b, flavor)
+	if !kok {
+		return false
+	}
+	if withinNominal(c, ks, res) {
 		return false
 	}
 	lca := map[*qnode]bool{}
@@ -678,7 +779,7 @@ func (q *Quotas) Reclaimable(cand, by, flavor string, res [NumResources]bool) bo
 		lca[x] = true
 	}
 	for x := c.parent; x != nil && !lca[x]; x = x.parent {
-		if withinNominal(x, f, res) {
+		if withinNominal(x, ks, res) {
 			return false
 		}
 	}
@@ -686,10 +787,10 @@ func (q *Quotas) Reclaimable(cand, by, flavor string, res [NumResources]bool) bo
 }
 
 // withinNominal is Kueue's IsWithinNominalInResources.
-func withinNominal(x *qnode, f int, res [NumResources]bool) bool {
+func withinNominal(x *qnode, ks [NumResources]int, res [NumResources]bool) bool {
 	for r := range NumResources {
-		k := f*NumResources + r
-		if res[r] && (!x.team || x.defined[k]) && x.usage[k] > x.subtree[k] {
+		k := ks[r]
+		if res[r] && k >= 0 && (!x.team || x.defined[k]) && x.usage[k] > x.subtree[k] {
 			return false
 		}
 	}
@@ -701,13 +802,16 @@ func withinNominal(x *qnode, f int, res [NumResources]bool) bool {
 // queueUnderNominalInResourcesNeedingPreemption).
 func (q *Quotas) UnderNominal(team, flavor string, res [NumResources]bool) bool {
 	t, ok := q.teams[team]
-	f, fok := q.fidx[flavor]
-	if !ok || !fok {
+	if !ok {
+		return false
+	}
+	ks, _, kok := q.keys(t, flavor)
+	if !kok {
 		return false
 	}
 	for r := range NumResources {
-		k := f*NumResources + r
-		if res[r] && t.defined[k] && t.usage[k] >= t.nominal[k] {
+		k := ks[r]
+		if res[r] && k >= 0 && t.defined[k] && t.usage[k] >= t.nominal[k] {
 			return false
 		}
 	}

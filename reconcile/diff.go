@@ -27,9 +27,9 @@ import (
 // forgotten too.
 func Diff(cfg *berth.Config, plan *berth.Plan, obs *Observed, revision string) []Change {
 	var out []Change
-	decided := map[string]bool{}
+	decided := map[berth.RunKey]bool{}
 	for _, d := range plan.Decisions {
-		decided[runKey(d.Workload, d.RunID)] = true
+		decided[d.Key()] = true
 		w, inGit := cfg.Workloads[d.Workload]
 		if !inGit {
 			w = berth.Workload{Team: d.Workload.Team(), Name: d.Workload.Name(), Kind: d.Kind}
@@ -42,7 +42,7 @@ func Diff(cfg *berth.Config, plan *berth.Plan, obs *Observed, revision string) [
 			}
 			return berth.SpecDigest(w)
 		}
-		run, known := obs.Run(d.Workload, d.RunID)
+		run, known := obs.Run(d.Key())
 		change := Change{Workload: w, RunID: d.RunID, Decision: d, Revision: revision}
 		switch d.Action {
 		case berth.ActionAdmit, berth.ActionPreempt:
@@ -115,7 +115,7 @@ func Diff(cfg *berth.Config, plan *berth.Plan, obs *Observed, revision string) [
 		out = append(out, change)
 	}
 	for _, r := range obs.Runs {
-		if r.Phase != PhaseQueued || decided[runKey(r.Workload, r.RunID)] {
+		if r.Phase != PhaseQueued || decided[r.Key()] {
 			continue
 		}
 		out = append(out, Change{
@@ -127,8 +127,6 @@ func Diff(cfg *berth.Config, plan *berth.Plan, obs *Observed, revision string) [
 	sortChanges(out)
 	return out
 }
-
-func runKey(id berth.WorkloadID, runID string) string { return string(id) + "@" + runID }
 
 func reasonText(d berth.Decision) string {
 	if d.Reason == nil {

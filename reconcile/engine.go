@@ -86,8 +86,6 @@ type Options struct {
 	Logger   *slog.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
-	// DryRun stops after the diff: nothing is applied (pull request plans).
-	DryRun bool
 	// Schedule tunes the decision step (its Backoff and TickDeadline
 	// included), as every other caller of schedule.Schedule may.
 	Schedule schedule.Options
@@ -262,12 +260,8 @@ func (e *Engine) reconcileCluster(ctx context.Context, cfg *berth.Config, rev Re
 		return cr
 	}
 
-	if cc, ok := c.(Configurable); ok && !e.opts.DryRun {
-		cc.SetConfig(cfg)
-	}
-
 	// 3. Observe.
-	obs, err := c.Observe(ctx)
+	obs, err := c.Observe(ctx, cfg)
 	if err != nil {
 		cr.Err = fmt.Errorf("cluster %s: observe: %w", c.Name(), err)
 		return cr
@@ -279,12 +273,12 @@ func (e *Engine) reconcileCluster(ctx context.Context, cfg *berth.Config, rev Re
 
 	// 5. Diff.
 	cr.Changes = Diff(cfg, cr.Plan, obs, rev.Name)
-	if e.opts.DryRun || len(cr.Changes) == 0 {
+	if len(cr.Changes) == 0 {
 		return cr
 	}
 
 	// 6. Apply.
-	results, err := c.Apply(ctx, cr.Changes)
+	results, err := c.Apply(ctx, cfg, cr.Changes)
 	cr.Results = results
 	if err != nil {
 		cr.Err = fmt.Errorf("cluster %s: apply: %w", c.Name(), err)
@@ -336,15 +330,15 @@ func Normalize(cfg *berth.Config, obs *Observed) berth.Snapshot {
 	}
 	snap.Queue = nil
 	snap.Finished = nil
-	queued := make(map[string]time.Time, len(obs.Runs))
+	queued := make(map[berth.RunKey]time.Time, len(obs.Runs))
 	for _, r := range obs.Runs {
 		if !r.QueuedSince.IsZero() {
-			queued[runKey(r.Workload, r.RunID)] = r.QueuedSince
+			queued[r.Key()] = r.QueuedSince
 		}
 	}
 	snap.Running = append([]berth.RunningWorkload(nil), snap.Running...)
 	for i, rw := range snap.Running {
-		if t, ok := queued[runKey(rw.Workload, rw.RunID)]; ok && rw.QueuedSince.IsZero() {
+		if t, ok := queued[rw.Key()]; ok && rw.QueuedSince.IsZero() {
 			snap.Running[i].QueuedSince = t
 		}
 	}

@@ -235,7 +235,7 @@ func runFidelity(t *testing.T, seed uint64, steps int) fidelityResult {
 
 		// The plans people would read for this revision, made from what
 		// the cluster reports now.
-		obs, err := c.Observe(ctx)
+		obs, err := c.Observe(ctx, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -290,7 +290,7 @@ func actions(p *berth.Plan) []string {
 		if d.Reason != nil {
 			code = string(d.Reason.Code)
 		}
-		out = append(out, fmt.Sprintf("%s@%s %s %s %s %v", d.Workload, d.RunID, d.Action, code, d.Flavor, d.Victims))
+		out = append(out, fmt.Sprintf("%s %s %s %s %v", d.Key(), d.Action, code, d.Flavor, d.Victims))
 	}
 	return out
 }
@@ -298,9 +298,8 @@ func actions(p *berth.Plan) []string {
 // compare says which predicted decisions the engine did not carry out.
 func compare(predicted *berth.Plan, cr reconcile.ClusterReport) []string {
 	type did struct{ started, preempted, stopped bool }
-	done := map[string]*did{}
-	at := func(id berth.WorkloadID, run string) *did {
-		k := string(id) + "@" + run
+	done := map[berth.RunKey]*did{}
+	at := func(k berth.RunKey) *did {
 		if done[k] == nil {
 			done[k] = &did{}
 		}
@@ -311,7 +310,7 @@ func compare(predicted *berth.Plan, cr reconcile.ClusterReport) []string {
 			continue
 		}
 		ch := res.Change
-		d := at(ch.Workload.ID(), ch.RunID)
+		d := at(ch.Key())
 		switch {
 		case ch.Op == reconcile.OpStart:
 			d.started = true
@@ -323,8 +322,8 @@ func compare(predicted *berth.Plan, cr reconcile.ClusterReport) []string {
 	}
 	var missed []string
 	for _, p := range predicted.Decisions {
-		d := at(p.Workload, p.RunID)
-		key := string(p.Workload) + "@" + p.RunID
+		d := at(p.Key())
+		key := p.Key().String()
 		switch {
 		case p.Starts() && !d.started:
 			missed = append(missed, key+": predicted "+string(p.Action)+", not started")
@@ -365,7 +364,7 @@ func settle(t *testing.T, c *local.Cluster, g genRepo) {
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		obs, err := c.Observe(context.Background())
+		obs, err := c.Observe(context.Background(), nil)
 		if err != nil {
 			t.Fatal(err)
 		}

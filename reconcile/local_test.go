@@ -43,7 +43,7 @@ func until(t *testing.T, e *reconcile.Engine, rev reconcile.Revision, id string,
 	for time.Now().Before(deadline) {
 		rep := e.ReconcileRevision(context.Background(), rev)
 		if c := rep.Clusters[0]; c.Err == nil && c.Observed != nil {
-			if r, ok := c.Observed.Run(berth.WorkloadID(id), "1"); ok {
+			if r, ok := c.Observed.Run(berth.RunKey{Workload: berth.WorkloadID(id), RunID: "1"}); ok {
 				last = r
 				if cond(r) {
 					return r

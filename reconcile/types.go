@@ -14,22 +14,18 @@ type Cluster interface {
 	Name() string
 	// Observe reports the cluster's state: nodes, what runs where, what is
 	// queued since when, what finished, and every run the cluster's ledger
-	// knows. It must not write anything.
-	Observe(ctx context.Context) (*Observed, error)
+	// knows. It must not write anything. cfg is the configuration being
+	// reconciled (nil: none is known): the Kubernetes backend renders a
+	// service with its flavor's node labels to tell whether someone else
+	// changed its objects.
+	Observe(ctx context.Context, cfg *berth.Config) (*Observed, error)
 	// Apply carries out changes and reports each one's result. It must be
 	// idempotent: applying a change that is already in effect changes
 	// nothing and reports OutcomeUnchanged. A change that fails does not
-	// stop the others.
-	Apply(ctx context.Context, changes []Change) ([]Result, error)
-}
-
-// Configurable is a Cluster that needs the configuration itself when it
-// applies (the Kubernetes backend renders each team's ResourceQuota and
-// each flavor's node labels). The engine hands it every configuration it
-// reconciles, before Observe; a dry-run engine (pull-request plans) never
-// does, so a plan cannot change what a cluster applies.
-type Configurable interface {
-	SetConfig(cfg *berth.Config)
+	// stop the others. cfg is the configuration the changes come from: the
+	// Kubernetes backend renders each team's ResourceQuota and each
+	// flavor's node labels from it.
+	Apply(ctx context.Context, cfg *berth.Config, changes []Change) ([]Result, error)
 }
 
 // Observed is what a cluster reports.
@@ -42,20 +38,20 @@ type Observed struct {
 	// retries.
 	Runs []RunState
 
-	// index maps workload@run to its place in Runs, built on first use
-	// (Runs must not change after).
-	index map[string]int
+	// index maps each run to its place in Runs, built on first use (Runs
+	// must not change after).
+	index map[berth.RunKey]int
 }
 
-// Run finds a run by workload and run id.
-func (o *Observed) Run(id berth.WorkloadID, runID string) (RunState, bool) {
+// Run finds a run.
+func (o *Observed) Run(k berth.RunKey) (RunState, bool) {
 	if o.index == nil || len(o.index) != len(o.Runs) {
-		o.index = make(map[string]int, len(o.Runs))
+		o.index = make(map[berth.RunKey]int, len(o.Runs))
 		for i, r := range o.Runs {
-			o.index[runKey(r.Workload, r.RunID)] = i
+			o.index[r.Key()] = i
 		}
 	}
-	if i, ok := o.index[runKey(id, runID)]; ok {
+	if i, ok := o.index[k]; ok {
 		return o.Runs[i], true
 	}
 	return RunState{}, false
@@ -125,6 +121,9 @@ type RunState struct {
 	Note string `json:"note,omitempty"`
 }
 
+// Key is the run.
+func (r RunState) Key() berth.RunKey { return berth.RunKey{Workload: r.Workload, RunID: r.RunID} }
+
 // Failures is how many attempts of the run failed: its starts less those
 // that ended in a preemption (and less the attempt running now).
 func (r RunState) Failures() int {
@@ -172,6 +171,9 @@ type Change struct {
 	// annotations ("main@sha1:...").
 	Revision string
 }
+
+// Key is the run the change is about.
+func (c Change) Key() berth.RunKey { return berth.RunKey{Workload: c.Workload.ID(), RunID: c.RunID} }
 
 // Outcome is what applying a change did.
 type Outcome string

@@ -76,7 +76,7 @@ func describeAction(d berth.Decision) string {
 	switch d.Action {
 	case berth.ActionAdmit, berth.ActionPreempt, berth.ActionKeep:
 		verb := map[berth.Action]string{berth.ActionAdmit: "admitted", berth.ActionPreempt: "admitted by preempting", berth.ActionKeep: "running"}[d.Action]
-		return fmt.Sprintf("%s on %s, %s", verb, d.Flavor, Where(d))
+		return fmt.Sprintf("%s on %s, %s", verb, FlavorText(d), Where(d))
 	case berth.ActionQueue:
 		return fmt.Sprintf("queued at position %d", d.Position)
 	case berth.ActionPreempted:

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/berth-gpu/berth"
+	"github.com/berth-gpu/berth/policy"
 )
 
 // actionOrder is the order plan text lists decisions in: what changes
@@ -159,11 +160,37 @@ func trimFloat(f float64) string {
 	return s
 }
 
+// FlavorText names where a run takes its resources: its flavor, or, for a
+// team with resource groups, each group's flavor and what it gives ("h100
+// for gpu, cpu-nodes for cpu and memory").
+func FlavorText(d berth.Decision) string {
+	if len(d.Flavors) == 0 {
+		return d.Flavor
+	}
+	var order []string
+	res := map[string][]string{}
+	for _, r := range berth.ResourceNames {
+		f, ok := d.Flavors[r]
+		if !ok {
+			continue
+		}
+		if _, seen := res[f]; !seen {
+			order = append(order, f)
+		}
+		res[f] = append(res[f], string(r))
+	}
+	parts := make([]string, len(order))
+	for i, f := range order {
+		parts[i] = f + " for " + policy.JoinAnd(res[f])
+	}
+	return strings.Join(parts, ", ")
+}
+
 // Detail is the one-line explanation of a decision.
 func Detail(d berth.Decision) string {
 	switch d.Action {
 	case berth.ActionAdmit, berth.ActionPreempt, berth.ActionKeep:
-		s := fmt.Sprintf("%s, %s", d.Flavor, Where(d))
+		s := fmt.Sprintf("%s, %s", FlavorText(d), Where(d))
 		if len(d.Roles) > 0 {
 			s = fmt.Sprintf("%s; %s", Roles(d), Where(d))
 		}

@@ -309,19 +309,17 @@ func WaitText(t, now time.Time) string {
 	return "in " + strings.Join(parts, " ")
 }
 
-func runKey(d berth.Decision) string { return string(d.Workload) + "@" + d.RunID }
-
 func blastRadius(in PlanInput, touched map[berth.WorkloadID]WorkloadChange) Blast {
 	var b Blast
-	base := map[string]berth.Decision{}
+	base := map[berth.RunKey]berth.Decision{}
 	for _, d := range in.BasePlan.Decisions {
-		base[runKey(d)] = d
+		base[d.Key()] = d
 	}
 	for _, d := range in.HeadPlan.Decisions {
 		if _, ok := touched[d.Workload]; ok {
 			continue
 		}
-		bd, ok := base[runKey(d)]
+		bd, ok := base[d.Key()]
 		if !ok || bd.Action == d.Action {
 			continue
 		}

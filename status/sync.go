@@ -82,10 +82,10 @@ func SyncWorkloads(cluster string, plan *berth.Plan, runs []reconcile.RunState, 
 	for _, id := range ids {
 		want[id] = true
 	}
-	byRun := map[string]berth.Decision{}
+	byRun := map[berth.RunKey]berth.Decision{}
 	if plan != nil {
 		for _, d := range plan.Decisions {
-			byRun[string(d.Workload)+"@"+d.RunID] = d
+			byRun[d.Key()] = d
 		}
 	}
 	// The plan's runs are the current ones; a run the plan does not
@@ -100,12 +100,12 @@ func SyncWorkloads(cluster string, plan *berth.Plan, runs []reconcile.RunState, 
 		if !want[ws.Workload] {
 			continue
 		}
-		if _, planned := byRun[string(ws.Workload)+"@"+ws.RunID]; !planned && inPlan[ws.Workload] {
+		if _, planned := byRun[ws.Key()]; !planned && inPlan[ws.Workload] {
 			continue
 		}
 		sw := SyncWorkload{ID: ws.Workload, RunID: ws.RunID, Kind: ws.Kind, State: ws.State, Reason: ws.Reason,
 			Position: ws.Position, Nodes: ws.Nodes, Flavor: ws.Flavor}
-		if d, ok := byRun[string(ws.Workload)+"@"+ws.RunID]; ok {
+		if d, ok := byRun[ws.Key()]; ok {
 			sw.PreemptedBy = d.PreemptedBy
 			sw.EstimatedStart = d.EstimatedStart
 			if d.Action == berth.ActionQueue && d.Reason != nil {

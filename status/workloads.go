@@ -33,18 +33,23 @@ type WorkloadStatus struct {
 	Reason   string     `json:"reason,omitempty"`
 }
 
+// Key is the run the status is of.
+func (ws WorkloadStatus) Key() berth.RunKey {
+	return berth.RunKey{Workload: ws.Workload, RunID: ws.RunID}
+}
+
 // Workloads merges a cluster's plan with its observed runs into one status
 // per workload run, sorted by workload.
 func Workloads(cluster string, plan *berth.Plan, runs []reconcile.RunState) []WorkloadStatus {
-	byRun := map[string]reconcile.RunState{}
+	byRun := map[berth.RunKey]reconcile.RunState{}
 	for _, r := range runs {
-		byRun[string(r.Workload)+"@"+r.RunID] = r
+		byRun[r.Key()] = r
 	}
 	var out []WorkloadStatus
-	seen := map[string]bool{}
+	seen := map[berth.RunKey]bool{}
 	if plan != nil {
 		for _, d := range plan.Decisions {
-			k := string(d.Workload) + "@" + d.RunID
+			k := d.Key()
 			seen[k] = true
 			run, known := byRun[k]
 			ws := WorkloadStatus{Cluster: cluster, Workload: d.Workload, RunID: d.RunID, Team: d.Team, Kind: d.Kind,
@@ -101,8 +106,7 @@ func Workloads(cluster string, plan *berth.Plan, runs []reconcile.RunState) []Wo
 	}
 	// Runs the plan does not mention: history (finished ticks, superseded runs).
 	for _, r := range runs {
-		k := string(r.Workload) + "@" + r.RunID
-		if seen[k] {
+		if seen[r.Key()] {
 			continue
 		}
 		out = append(out, WorkloadStatus{Cluster: cluster, Workload: r.Workload, RunID: r.RunID, Team: r.Workload.Team(),

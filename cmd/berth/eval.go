@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/berth-gpu/berth"
 	"github.com/berth-gpu/berth/cue"
@@ -37,26 +38,105 @@ func newEvalCmd() *cobra.Command {
 	}
 }
 
+// evalSlots is how many first tries the evaluation Pool runs at once;
+// with its retry lane, evalPool().Children() children run at most.
+const evalSlots = 2
+
 // evalPool is the one pool of evaluation processes of this berth: serve's
 // engine and its pull-request planner share it.
-var evalPool = sync.OnceValue(func() *cue.Pool { return cue.NewPool(2) })
+var evalPool = sync.OnceValue(func() *cue.Pool { return cue.NewPool(evalSlots) })
 
-// loadOptions are the options every command loads a repository with: in
-// a child process of this binary, bounded by the defaults (cue.Options
-// says what they are), keeping results in the evaluation cache cacheDir
-// (none when empty).
-func loadOptions(cacheDir string) cue.Options {
+// serveOwnMemory is what berth serve needs besides its evaluation
+// children (it peaks under 100 MiB with 20 bomb pull requests; the rest
+// is headroom). deploy/'s memory limit is serveOwnMemory plus
+// evalPool().Children() times --eval-memory (TestDeployMemoryLimit).
+const serveOwnMemory = 512 << 20
+
+// evalSettings are the bounds of every evaluation, the same for serve,
+// plan and validate: --eval-timeout and --eval-memory.
+type evalSettings struct {
+	timeout time.Duration // the full CPU budget; the first try gets cue.DefaultFirstTimeout
+	memory  int64         // per child: its RLIMIT_AS beyond what it mapped at start
+}
+
+// evalBounds are this process's evaluation bounds, set by the flags of
+// the command that runs.
+var evalBounds = evalSettings{timeout: 60 * time.Second, memory: cue.DefaultMaxMemory}
+
+// register adds --eval-timeout and --eval-memory.
+func (e *evalSettings) register(f *pflag.FlagSet) {
+	f.DurationVar(&e.timeout, "eval-timeout", e.timeout,
+		fmt.Sprintf("CPU time a revision's evaluation may use; every revision is first tried with %s, and retried with this, one at a time, when that is not enough", cue.DefaultFirstTimeout))
+	f.Var((*memoryValue)(&e.memory), "eval-memory",
+		fmt.Sprintf("memory one evaluation process may use (its address space beyond what it starts with); berth serve runs up to %d at once", evalPool().Children()))
+}
+
+// memoryValue is a flag of bytes written as a quantity ("512Mi", "1Gi").
+type memoryValue int64
+
+func (m *memoryValue) String() string {
+	return berth.MilliQuantity(int64(*m) * 1000).String()
+}
+
+func (m *memoryValue) Set(s string) error {
+	q, err := berth.ParseQuantity(s)
+	if err != nil {
+		return err
+	}
+	if q.Value() < 64<<20 {
+		return fmt.Errorf("%s is under 64Mi: too little for any evaluation", s)
+	}
+	*m = memoryValue(q.Value())
+	return nil
+}
+
+func (m *memoryValue) Type() string { return "quantity" }
+
+// loadRole says who loads: it decides how a load waits for a retry with
+// the full CPU budget, and whose retries go first.
+type loadRole int
+
+const (
+	// loadOnce is a command that loads once (validate, plan, snapshot,
+	// ledger): it waits for its retry.
+	loadOnce loadRole = iota
+	// loadTracked is serve's engine: it waits for its retry, which goes
+	// before any pull request's.
+	loadTracked
+	// loadPullRequests is serve's pull-request planner: a retry goes on
+	// in the background, and the pull request is planned again when it
+	// ended (cue.Options.RetryLater), so no planner waits for it.
+	loadPullRequests
+)
+
+// evalLoader is the one way berth makes a loader: in a child process of
+// this binary, in the shared Pool, first within cue.DefaultFirstTimeout
+// of CPU time and, when that is not enough, again within --eval-timeout,
+// each child bounded by --eval-memory. Every command gets the same
+// budgets; role only says how a retry is waited for. Results are kept in
+// the evaluation cache cacheDir (none when empty); warn is told when it
+// cannot be written.
+func evalLoader(role loadRole, cacheDir string, warn func(error)) *cue.Loader {
 	exe, err := os.Executable()
 	if err != nil {
 		exe = "/proc/self/exe"
 	}
-	opts := cue.Options{Child: []string{exe, evalCommand}, Pool: evalPool(), Profile: profilePrefix}
+	opts := cue.Options{
+		Child:        []string{exe, evalCommand},
+		Pool:         evalPool(),
+		Timeout:      evalBounds.timeout,
+		FirstTimeout: cue.DefaultFirstTimeout,
+		MaxMemory:    evalBounds.memory,
+		Tracked:      role == loadTracked,
+		RetryLater:   role == loadPullRequests,
+		Profile:      profilePrefix,
+	}
 	if cacheDir != "" {
 		opts.CacheDir = cacheDir
 		opts.CacheVersion = cacheVersion(exe)
-		opts.CacheWarn = func(err error) { fmt.Fprintf(os.Stderr, "berth: warning: %v\n", err) }
+		opts.CacheWarn = warn
 	}
-	return opts
+	return cue.NewLoader(opts)
 }
 
 // cacheEnv names the evaluation cache's directory; "off" turns it off.
@@ -80,6 +160,10 @@ func userCacheDir() string {
 	}
 }
 
+// serveCacheDir is berth serve's evaluation cache, in its state
+// directory, shared by its engine and its pull-request planner.
+func serveCacheDir(stateDir string) string { return filepath.Join(stateDir, "eval-cache") }
+
 // cacheVersion is what a cached evaluation depends on besides the files:
 // this berth. A released berth is its version; a build from a tree with
 // changes (or with no version) is also the size and time of its binary,
@@ -94,28 +178,20 @@ func cacheVersion(exe string) string {
 	return v
 }
 
+// warnStderr prints a warning on standard error.
+func warnStderr(err error) { fmt.Fprintf(os.Stderr, "berth: warning: %v\n", err) }
+
 // loadDir loads the repository in dir as the commands that read one do.
 func loadDir(dir string) (cue.Result, error) {
-	return cue.NewLoader(loadOptions(userCacheDir())).LoadResult(os.DirFS(dir))
+	return evalLoader(loadOnce, userCacheDir(), warnStderr).LoadResult(os.DirFS(dir))
 }
 
-// evalTimeout is the CPU budget of an evaluation by berth serve's loaders
-// (serve's --eval-timeout).
-var evalTimeout = 60 * time.Second
-
-// newLoader is the loader of berth serve's engine and pull-request
-// planner: isolated, keeping results in cacheDir (serve's state
-// directory), logging what it did not read, and trying every tree
-// first with a short CPU budget (cue.DefaultFirstTimeout), so that a
-// pull request that carries a CPU-only bomb holds a slot of the pool for
-// a second, not a minute; a tree that needs more is retried in the pool's
-// retry lane.
-func newLoader(log *slog.Logger, cacheDir string) *loggingLoader {
-	opts := loadOptions(cacheDir)
-	opts.CacheWarn = func(err error) { log.Warn("evaluation cache is read-only", "error", err) }
-	opts.Timeout = evalTimeout
-	opts.FirstTimeout = cue.DefaultFirstTimeout
-	return &loggingLoader{l: cue.NewLoader(opts), log: log}
+// newLoader is a loader of berth serve (or of `plan --github-pr`) that
+// logs what it did not read, keeping results in cacheDir.
+func newLoader(log *slog.Logger, role loadRole, cacheDir string) *loggingLoader {
+	return &loggingLoader{l: evalLoader(role, cacheDir, func(err error) {
+		log.Warn("evaluation cache is read-only", "error", err)
+	}), log: log}
 }
 
 // loggingLoader logs the warnings of every load: the engine and the

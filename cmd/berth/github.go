@@ -145,13 +145,9 @@ func newGitHubServe(o serveOptions, log *slog.Logger) (*githubServe, error) {
 		Workloads: func(ctx context.Context, pr gh.PR) (map[string][]berth.WorkloadID, error) {
 			return s.planner.MergedWorkloads(ctx, pr)
 		}})
-	s.planner = gh.NewPlanner(gh.PlannerOptions{API: c, Git: git, Loader: newLoader(log, filepath.Join(o.stateDir, "eval-cache")), Observe: s.observe,
+	s.planner = gh.NewPlanner(gh.PlannerOptions{API: c, Git: git, Loader: newLoader(log, loadPullRequests, serveCacheDir(o.stateDir)), Observe: s.observe,
 		Sync: s.sync, Logger: log})
 	if secret := os.Getenv(g.secretEnv); secret != "" {
-		// More planners than evaluation children: a pull request whose
-		// tree is retried with the full CPU budget (cue.Options.FirstTimeout)
-		// holds its planner while it waits for the one retry lane, and the
-		// pull requests behind it must still find a planner.
 		// Deliveries and the work they asked for, kept across restarts so
 		// that a replay plans nothing twice.
 		s.seen, err = webhook.OpenStore(filepath.Join(o.stateDir, "webhook-deliveries.db"), webhook.StoreOptions{})
@@ -341,7 +337,7 @@ func runGitHubPlan(ctx context.Context, w io.Writer, p planGitHubOptions, snapsh
 		return err
 	}
 	defer git.Close()
-	planner := gh.NewPlanner(gh.PlannerOptions{API: c, Git: git, Loader: newLoader(log, userCacheDir()), Schedule: sched, Logger: log,
+	planner := gh.NewPlanner(gh.PlannerOptions{API: c, Git: git, Loader: newLoader(log, loadOnce, userCacheDir()), Schedule: sched, Logger: log,
 		Observe: func(context.Context) (map[string]*berth.Snapshot, error) { return snaps, nil }})
 	res, err := planner.Plan(ctx, p.pr)
 	if res != nil {
@@ -390,5 +386,8 @@ func shortHash(s string) string {
 }
 
 // plannerWorkers is how many pull requests serve plans at once; the
-// evaluation Pool (two children and a retry lane) bounds the work.
+// evaluation Pool (two children and a retry lane) bounds the work. No
+// planner waits for a retry with the full CPU budget (loadPullRequests);
+// more planners than first-try slots keep the slots busy while others
+// fetch and post.
 const plannerWorkers = 8

@@ -56,6 +56,7 @@ func (o *ledgerOptions) register(cmd *cobra.Command) {
 	f.StringVar(&o.stateDir, "state-dir", defaultStateDir(), "berth serve's state directory")
 	f.StringArrayVar(&o.clusters, "cluster", nil, "a cluster (repeat; default: every local cluster in the state directory)")
 	f.StringVar(&o.repo, "repo", "", "the repository that defines --cluster, for clusters of backend kubernetes")
+	_ = cmd.RegisterFlagCompletionFunc("cluster", completeClusters(repoFlag))
 	o.kf.register(f, false)
 }
 

@@ -37,7 +37,8 @@ worker) unless --pod picks one. WORKLOAD is "team/name".
 
 Kubernetes workloads' logs are read with kubectl; berth's annotations name
 the run.`,
-		Args: cobra.ExactArgs(1),
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeWorkloads(currentDir),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !strings.Contains(args[0], "/") {
 				return usageError{fmt.Errorf("name the workload as team/name, not %q", args[0])}

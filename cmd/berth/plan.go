@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -16,7 +15,7 @@ import (
 
 func newPlanCmd() *cobra.Command {
 	var (
-		output    string
+		output    *outputFlag
 		snapshots []string
 		placement string
 		noBackfil bool
@@ -41,7 +40,8 @@ prepares what is pending (periodic ticks due, retries past their
 backoff, pipeline steps whose dependencies finished) and decides it.
 Nothing is changed anywhere: plan only reads.
 
-Output: text for people, or -o json (an array of plans; see the README).
+Output: text for people, or -o json or yaml (an array of plans; see the
+README).
 Exit status: 0 planned, 1 invalid repository or snapshot, 2 usage or
 internal error.
 
@@ -57,9 +57,6 @@ status failed (pending included), 1 when one did, 2 when berth failed.`,
 			dir := "."
 			if len(args) == 1 {
 				dir = args[0]
-			}
-			if output != "text" && output != "json" {
-				return usageError{fmt.Errorf("-o %s: want text or json", output)}
 			}
 			switch placement {
 			case "", berth.PlacementBerth, berth.PlacementFirstFit, berth.PlacementBestFit:
@@ -112,20 +109,19 @@ status failed (pending included), 1 when one did, 2 when berth failed.`,
 					schedule.Options{Placement: placement, NoBackfill: noBackfil}))
 			}
 			out := cmd.OutOrStdout()
-			if output == "json" {
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(plans)
+			if !output.text() {
+				return output.write(out, plans)
 			}
 			return status.WritePlanText(out, plans)
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	output = addOutputFlag(cmd, formatText, formatJSON, formatYAML)
 	cmd.Flags().StringArrayVar(&snapshots, "snapshot", nil, "a cluster snapshot to plan against (repeat for several clusters)")
 	cmd.Flags().StringVar(&server, "server", "", "plan against the clusters a running 'berth serve' at this address runs (http://127.0.0.1:8080)")
 	cmd.Flags().StringVar(&placement, "placement", "", "override policy.placement: berth, firstFit or bestFit")
 	cmd.Flags().BoolVar(&noBackfil, "no-backfill", false, "turn backfill off whatever the policy says")
 	ghPlan.register(cmd.Flags())
+	evalBounds.register(cmd.Flags())
 	return withProfile(cmd)
 }
 

@@ -89,7 +89,7 @@ workloads: t: flaky: {
 	check("plan --server", decisions(run("plan", e.repo, "--server", e.addr, "-o", "json")))
 
 	snap := filepath.Join(t.TempDir(), "box.json")
-	run("snapshot", e.repo, "--cluster", "box", "--state-dir", e.state, "-o", snap)
+	run("snapshot", e.repo, "--cluster", "box", "--state-dir", e.state, "--file", snap)
 	b, err := os.ReadFile(snap)
 	if err != nil {
 		t.Fatal(err)

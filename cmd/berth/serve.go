@@ -95,6 +95,7 @@ served on --webhook-listen, apart from the status API.`,
 	f.StringVar(&o.repo, "repo", "", "repository: a Git URL, a local Git repository, or a directory")
 	f.StringVar(&o.branch, "branch", "main", "branch to track")
 	f.StringArrayVar(&o.clusters, "cluster", nil, "a cluster of the repository to run (repeat; default: every cluster of backend local)")
+	_ = cmd.RegisterFlagCompletionFunc("cluster", completeClusters(repoFlag))
 	f.StringVar(&o.gpus, "gpus", "", `simulated GPUs when NVML finds none, e.g. "8xH100" or "7xH100,1xH100:1g.10gb" (default: the cluster's simulatedGPUs)`)
 	f.StringVar(&o.stateDir, "state-dir", defaultStateDir(), "where the run ledger, logs and Git cache live")
 	f.StringVar(&o.listen, "listen", "127.0.0.1:7420", "address for health, metrics and the status API (not loopback: needs --api-token-file or --insecure-api)")
@@ -108,7 +109,7 @@ served on --webhook-listen, apart from the status API.`,
 	f.StringVar(&o.knownHost, "known-hosts", "", "known_hosts file for an ssh repository")
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	f.BoolVar(&o.once, "once", false, "reconcile once and exit (for scripts and CI)")
-	f.DurationVar(&evalTimeout, "eval-timeout", 60*time.Second, "CPU time a revision's evaluation may use; every revision is first tried with 1s, and retried with this, one at a time, when 1s is not enough")
+	evalBounds.register(f)
 	o.kube.register(f, true) // kubernetes clusters (snapshot.go)
 	o.github.registerServe(f)
 	return cmd
@@ -441,7 +442,7 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 	}
 
 	// The first revision says which clusters exist.
-	loader := newLoader(log, filepath.Join(o.stateDir, "eval-cache"))
+	loader := newLoader(log, loadTracked, serveCacheDir(o.stateDir))
 	rev, err := src.Latest(ctx)
 	if err != nil {
 		return fmt.Errorf("first revision: %w", err)
@@ -610,10 +611,6 @@ func openClusters(cfg *berth.Config, o serveOptions, log *slog.Logger) ([]reconc
 			if err != nil {
 				return nil, nil, err
 			}
-			// The teams' quotas and flavors' labels for the namespaces'
-			// ResourceQuotas; the engine hands it every later configuration
-			// (reconcile.Configurable).
-			kc.SetConfig(cfg)
 			out = append(out, kc)
 		default:
 			return nil, nil, usageError{fmt.Errorf("cluster %s: backend %s is not supported by this serve yet", n, c.Backend)}

@@ -176,7 +176,7 @@ func (e *e2e) status() map[string]string {
 	out := map[string]string{}
 	for _, c := range s.Clusters {
 		for _, w := range c.Workloads {
-			out[string(w.Workload)+"@"+w.RunID] = w.State
+			out[w.Key().String()] = w.State
 		}
 	}
 	if len(s.Invalid) > 0 {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -19,7 +18,8 @@ func newSimulateCmd() *cobra.Command {
 	var (
 		nodesFile, podsFile string
 		policy, mode        string
-		seeds, output       string
+		seeds               string
+		output              *outputFlag
 		speedup             int64
 		nodeShare           float64
 		teams               int
@@ -56,14 +56,11 @@ one pod at a time, nothing departs) and reports the unallocated GPU % at
 comparison), a comma-separated list of them, or all (the default: firstFit,
 bestFit and berth; in paper mode paperFGD as well).
 
-Output: text for people, or -o json for programs. The same input gives the
+Output: text for people, or -o json or yaml for programs. The same input gives the
 same output, byte for byte. Exit status: 0 done, 1 a trace file is invalid
 (the message names file:line), 2 usage or internal error.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if output != "text" && output != "json" {
-				return usageError{fmt.Errorf("-o %s: want text or json", output)}
-			}
 			if mode != "replay" && mode != "paper" {
 				return usageError{fmt.Errorf("--mode %s: want replay or paper", mode)}
 			}
@@ -78,21 +75,26 @@ same output, byte for byte. Exit status: 0 done, 1 a trace file is invalid
 			if err != nil {
 				return usageError{fmt.Errorf("--seeds %s: %w", seeds, err)}
 			}
+			p := newProgress(cmd)
+			defer p.done()
+			p.show("simulate: reading the trace...")
 			tr, err := readTrace(nodesFile, podsFile)
 			if err != nil {
 				return err
 			}
 			out := cmd.OutOrStdout()
 			write := func(v any, text func() error) error {
-				if output == "json" {
-					enc := json.NewEncoder(out)
-					enc.SetIndent("", "  ")
-					return enc.Encode(v)
+				p.done()
+				if !output.text() {
+					return output.write(out, v)
 				}
 				return text()
 			}
 			if mode == "paper" {
-				rep, err := sim.Paper(tr, sim.PaperOptions{Policies: policies, Seeds: seedList, InflationPct: inflation, Workers: workers})
+				rep, err := sim.Paper(tr, sim.PaperOptions{Policies: policies, Seeds: seedList, InflationPct: inflation, Workers: workers,
+					Progress: func(done, total int) {
+						p.show("simulate: %d of %d seeds done (%d pods, %d nodes)", done, total, len(tr.Pods), len(tr.Nodes))
+					}})
 				if err != nil {
 					return usageError{err}
 				}
@@ -104,6 +106,9 @@ same output, byte for byte. Exit status: 0 done, 1 a trace file is invalid
 			rep, err := sim.Replay(tr, sim.ReplayOptions{
 				Setup:    sim.Setup{Teams: teams, TeamQuota: teamQuota, QoSPriority: qosPriority, FairSharing: fairSharing},
 				Policies: policies, SampleEvery: int64(sample / time.Second), Speedup: speedup, NodeShare: nodeShare,
+				Progress: func(policy string, i, n int) {
+					p.show("simulate: replaying %d pods with %s (%d of %d)", len(tr.Pods), policy, i, n)
+				},
 			})
 			if err != nil {
 				return usageError{err}
@@ -111,6 +116,7 @@ same output, byte for byte. Exit status: 0 done, 1 a trace file is invalid
 			return write(rep, func() error { return sim.WriteReplayText(out, rep) })
 		},
 	}
+	output = addOutputFlag(cmd, formatText, formatJSON, formatYAML)
 	f := cmd.Flags()
 	f.StringVar(&nodesFile, "nodes", "", "the node list (CSV)")
 	f.StringVar(&podsFile, "pods", "", "the pod list (CSV)")
@@ -119,7 +125,6 @@ same output, byte for byte. Exit status: 0 done, 1 a trace file is invalid
 	f.StringVar(&seeds, "seeds", "42-51", "paper mode: the seeds, as a range or a comma-separated list")
 	f.Int64Var(&inflation, "inflation", 130, "paper mode: inflate the pods to this % of the cluster's GPUs")
 	f.IntVar(&workers, "workers", runtime.GOMAXPROCS(0), "paper mode: seeds run at once (the result does not depend on it)")
-	f.StringVarP(&output, "output", "o", "text", "output format: text or json")
 	f.Int64Var(&speedup, "speedup", 1, "replay: pods arrive this many times faster (run times unchanged)")
 	f.Float64Var(&nodeShare, "node-share", 1, "replay: keep this evenly spread share of the nodes")
 	f.IntVar(&teams, "teams", sim.DefaultTeams, "replay: synthetic teams, assigned by a hash of the pod name")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -25,18 +26,20 @@ import (
 func newSnapshotCmd() *cobra.Command {
 	var (
 		cluster string
-		output  string
+		file    string
+		output  *outputFlag
 		kf      kubeFlags
 		client  clientOptions
 	)
 	cmd := &cobra.Command{
-		Use:   "snapshot [DIR] --cluster NAME [-o FILE]",
+		Use:   "snapshot [DIR] --cluster NAME [--file FILE] [-o json|yaml]",
 		Short: "Write a live cluster's state as a snapshot file for 'berth plan --snapshot'",
 		Long: `snapshot loads the repository in DIR (default: the current directory) to
 find the cluster NAME, reads that cluster (its GPU nodes, what berth runs on
 it and where, what waits since when, and which runs finished) and writes it
-in the snapshot format (#Snapshot in schema.cue) to FILE, or to standard
-output. Plans made from the file need no cluster access.
+in the snapshot format (#Snapshot in schema.cue) to --file FILE, or to
+standard output. Plans made from the file need no cluster access; 'berth
+plan --snapshot' reads the JSON (the default; -o yaml is for reading).
 
 Clusters of backend kubernetes are reached through --kubeconfig (default:
 $KUBECONFIG, then ~/.kube/config, then the pod's service account) and the
@@ -53,7 +56,11 @@ reads.`,
 			if cluster == "" {
 				return usageError{errors.New("snapshot needs --cluster NAME")}
 			}
+			p := newProgress(cmd)
+			defer p.done()
+			p.show("snapshot: reading the repository %s...", dir)
 			res, err := loadDir(dir)
+			p.done()
 			cfg := res.Config
 			if err != nil {
 				return printLoadError(cmd, err)
@@ -62,6 +69,7 @@ reads.`,
 			if !ok {
 				return usageError{fmt.Errorf("--cluster %s: the repository defines %v", cluster, cfg.ClusterNames())}
 			}
+			p.show("snapshot: reading cluster %s...", cluster)
 			var snap berth.Snapshot
 			if c.Backend != berth.BackendKubernetes || client.server != "" {
 				// A local cluster is this machine as the berth serve that
@@ -79,7 +87,7 @@ reads.`,
 					return err
 				}
 				defer kc.Close()
-				obs, err := kc.Observe(ctx)
+				obs, err := kc.Observe(ctx, cfg)
 				if err != nil {
 					return err
 				}
@@ -88,26 +96,28 @@ reads.`,
 				// waits).
 				snap = reconcile.Snapshot(cfg, cluster, obs, time.Now().UTC())
 			}
-			b, err := json.MarshalIndent(snap, "", "  ")
-			if err != nil {
+			p.done()
+			if file == "" || file == "-" {
+				return output.write(cmd.OutOrStdout(), snap)
+			}
+			var b bytes.Buffer
+			if err := output.write(&b, snap); err != nil {
 				return err
 			}
-			b = append(b, '\n')
-			if output == "" || output == "-" {
-				_, err = cmd.OutOrStdout().Write(b)
-				return err
-			}
-			if err := writeFileAtomic(output, b); err != nil {
-				return fmt.Errorf("-o %s: %w", output, err)
+			if err := writeFileAtomic(file, b.Bytes()); err != nil {
+				return fmt.Errorf("--file %s: %w", file, err)
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "snapshot of %s: %d nodes, %d running, %d queued, %d finished -> %s\n",
-				cluster, len(snap.Nodes), len(snap.Running), len(snap.Queue), len(snap.Finished), output)
+				cluster, len(snap.Nodes), len(snap.Running), len(snap.Queue), len(snap.Finished), file)
 			return nil
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&cluster, "cluster", "", "the repository's cluster to read")
-	f.StringVarP(&output, "output", "o", "", "file to write (default: standard output)")
+	f.StringVar(&file, "file", "", "file to write (default: standard output)")
+	output = addOutputFlag(cmd, formatJSON, formatYAML)
+	output.hint = "the file to write is --file FILE"
+	_ = cmd.RegisterFlagCompletionFunc("cluster", completeClusters(dirArg))
 	kf.register(f, false)
 	client.flags(cmd)
 	return cmd

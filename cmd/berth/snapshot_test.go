@@ -43,7 +43,7 @@ func TestSnapshotCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer kc.Close()
-	eng := reconcile.New(reconcile.Options{Clusters: []reconcile.Cluster{kc}, Loader: kube.ConfigLoader(cue.NewLoader(cue.Options{}), kc)})
+	eng := reconcile.New(reconcile.Options{Clusters: []reconcile.Cluster{kc}, Loader: cue.NewLoader(cue.Options{})})
 	rep := eng.ReconcileRevision(ctx, reconcile.Revision{Name: "main@sha1:c1", Commit: "c1", FS: os.DirFS(repo)})
 	if err := rep.Clusters[0].Err; err != nil {
 		t.Fatal(err)
@@ -51,7 +51,7 @@ func TestSnapshotCommand(t *testing.T) {
 
 	out := filepath.Join(t.TempDir(), "gpu.json")
 	var stdout, stderr bytes.Buffer
-	if code := run([]string{"snapshot", repo, "--cluster", "gpu", "--kubeconfig", env.Kubeconfig, "-o", out}, &stdout, &stderr); code != 0 {
+	if code := run([]string{"snapshot", repo, "--cluster", "gpu", "--kubeconfig", env.Kubeconfig, "--file", out}, &stdout, &stderr); code != 0 {
 		t.Fatalf("berth snapshot: exit %d\n%s", code, stderr.String())
 	}
 	if !strings.Contains(stderr.String(), "2 nodes") {

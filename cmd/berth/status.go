@@ -94,7 +94,7 @@ func (c *clientOptions) get(path string) ([]byte, int, error) {
 
 func newStatusCmd() *cobra.Command {
 	var c clientOptions
-	var output string
+	var output *outputFlag
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show every workload of every kind: state, GPUs, since when, and why",
@@ -104,9 +104,6 @@ running, succeeded, failed (with the reason), preempted, rejected or
 waiting (for a dependency, a backoff or the next cron tick).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if output != "text" && output != "json" {
-				return usageError{fmt.Errorf("-o %s: want text or json", output)}
-			}
 			b, code, err := c.get("/api/status")
 			if err != nil {
 				return err
@@ -114,9 +111,8 @@ waiting (for a dependency, a backoff or the next cron tick).`,
 			if code != http.StatusOK {
 				return fmt.Errorf("berth serve answered %d: %s", code, b)
 			}
-			if output == "json" {
-				_, err := cmd.OutOrStdout().Write(b)
-				return err
+			if !output.text() {
+				return output.writeJSON(cmd.OutOrStdout(), b)
 			}
 			var resp statusResponse
 			if err := json.Unmarshal(b, &resp); err != nil {
@@ -146,7 +142,7 @@ waiting (for a dependency, a backoff or the next cron tick).`,
 		},
 	}
 	c.flags(cmd)
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	output = addOutputFlag(cmd, formatText, formatJSON, formatYAML)
 	return cmd
 }
 
@@ -159,7 +155,8 @@ func newExplainCmd() *cobra.Command {
 a name unique across teams): its decision and the named reason, its place
 in line and estimated start, what it asks for, its team's quota, whom it
 would preempt, where it is defined, and what can be changed about it.`,
-		Args: cobra.ExactArgs(1),
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeWorkloads(currentDir),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			b, code, err := c.get("/api/explain?workload=" + url.QueryEscape(args[0]))
 			if err != nil {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,7 +18,7 @@ import (
 )
 
 func newValidateCmd() *cobra.Command {
-	var output string
+	var output *outputFlag
 	cmd := &cobra.Command{
 		Use:   "validate [DIR]",
 		Short: "Check a repository against the schema and report every error with its position",
@@ -29,17 +28,18 @@ prints what it found, or every error with its CUE path and file:line:col.
 
 Errors are sorted by position. In text, positions are relative to the
 current directory (DIR/path/file.cue:line:col, so a terminal or editor
-can open them); with -o json they are relative to DIR.
+can open them); with -o json or -o yaml they are relative to DIR.
 
 Files that could hold CUE but are not read (a .cue file whose name starts
 with '.' or '_', which CUE ignores; a fifo or other special file; a
 symlink leading outside the repository) are reported as warnings on
-stderr (in -o json, under "warnings"); they do not change the exit
+stderr (in -o json or yaml, under "warnings"); they do not change the exit
 status.
 
 The CUE is evaluated in a child process, bounded by the kernel in memory
-(512 MiB) and CPU time (60 s): a configuration that would run away is an
-error that points at what grows.
+(--eval-memory, 512Mi) and CPU time: first within 1 s, then, when that is
+not enough, again within --eval-timeout (60 s), as berth serve does. A
+configuration that would run away is an error that points at what grows.
 
 Exit status: 0 valid, 1 invalid, 2 usage or internal error.`,
 		Args: cobra.MaximumNArgs(1),
@@ -47,9 +47,6 @@ Exit status: 0 valid, 1 invalid, 2 usage or internal error.`,
 			dir := "."
 			if len(args) == 1 {
 				dir = args[0]
-			}
-			if output != "text" && output != "json" {
-				return usageError{fmt.Errorf("-o %s: want text or json", output)}
 			}
 			fi, err := os.Stat(dir)
 			if errors.Is(err, fs.ErrNotExist) {
@@ -61,15 +58,19 @@ Exit status: 0 valid, 1 invalid, 2 usage or internal error.`,
 			if !fi.IsDir() {
 				return usageError{fmt.Errorf("validate %s: not a directory", dir)}
 			}
+			p := newProgress(cmd)
+			p.show("validate %s: reading and evaluating the repository...", dir)
 			res, err := loadDir(dir)
+			p.done()
 			return printValidation(cmd.OutOrStdout(), cmd.ErrOrStderr(), output, dir, res, err)
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	output = addOutputFlag(cmd, formatText, formatJSON, formatYAML)
+	evalBounds.register(cmd.Flags())
 	return withProfile(cmd)
 }
 
-// validationJSON is what -o json prints.
+// validationJSON is what -o json (and yaml) prints.
 type validationJSON struct {
 	Valid     bool                      `json:"valid"`
 	Errors    cue.Errors                `json:"errors"`
@@ -79,7 +80,7 @@ type validationJSON struct {
 	Workloads map[string]map[string]int `json:"workloads,omitempty"` // team -> kind -> count
 }
 
-func printValidation(stdout, stderr io.Writer, output, dir string, res cue.Result, err error) error {
+func printValidation(stdout, stderr io.Writer, output *outputFlag, dir string, res cue.Result, err error) error {
 	cfg := res.Config
 	var errs cue.Errors
 	if err != nil {
@@ -87,7 +88,7 @@ func printValidation(stdout, stderr io.Writer, output, dir string, res cue.Resul
 			return err
 		}
 	}
-	if output == "json" {
+	if !output.text() {
 		out := validationJSON{Valid: err == nil, Errors: errs, Warnings: res.Warnings}
 		if out.Errors == nil {
 			out.Errors = cue.Errors{}
@@ -97,9 +98,7 @@ func printValidation(stdout, stderr io.Writer, output, dir string, res cue.Resul
 			out.Clusters = cfg.ClusterNames()
 			out.Workloads = countKinds(cfg)
 		}
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if e := enc.Encode(out); e != nil {
+		if e := output.write(stdout, out); e != nil {
 			return e
 		}
 		if err != nil {

@@ -55,7 +55,9 @@ const (
 )
 
 // runIndexKey is a run's key in the Jobs' run index: only the Jobs of a
-// workload with roles (several per run) are indexed.
+// workload with roles (several per run) are indexed. client-go indexes by
+// string, and the key holds the namespace, not the team: the index sees
+// the Jobs of every berth sharing the cluster, before ours filters them.
 func runIndexKey(ns, workload, runID string) string { return ns + "/" + workload + "@" + runID }
 
 func newObjects(client kubernetes.Interface) *objects {

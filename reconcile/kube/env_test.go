@@ -145,7 +145,7 @@ flavors: cpu: nodeLabels: "berth.dev/pool": %[1]q
 	s.cluster = c
 	s.engine = reconcile.New(reconcile.Options{
 		Clusters: []reconcile.Cluster{c},
-		Loader:   kube.ConfigLoader(cue.NewLoader(cue.Options{}), c),
+		Loader:   cue.NewLoader(cue.Options{}),
 	})
 	return s
 }
@@ -222,7 +222,7 @@ func (s *scenario) waitReadyNodes(n int) {
 	s.t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	for {
-		obs, err := s.cluster.Observe(s.ctx)
+		obs, err := s.cluster.Observe(s.ctx, nil)
 		ready := 0
 		if err == nil {
 			for _, node := range obs.Snapshot.Nodes {
@@ -282,7 +282,7 @@ func runsText(cr reconcile.ClusterReport) string {
 	}
 	var b strings.Builder
 	for _, r := range cr.Observed.Runs {
-		fmt.Fprintf(&b, "  %s@%s %s attempts=%d %s %s\n", r.Workload, r.RunID, r.Phase, r.Attempts, r.Reason, r.Note)
+		fmt.Fprintf(&b, "  %s %s attempts=%d %s %s\n", r.Key(), r.Phase, r.Attempts, r.Reason, r.Note)
 	}
 	if cr.Plan != nil {
 		for _, d := range cr.Plan.Decisions {
@@ -290,7 +290,7 @@ func runsText(cr reconcile.ClusterReport) string {
 			if d.Reason != nil {
 				reason = d.Reason.Message
 			}
-			fmt.Fprintf(&b, "  plan %s@%s %s %s\n", d.Workload, d.RunID, d.Action, reason)
+			fmt.Fprintf(&b, "  plan %s %s %s\n", d.Key(), d.Action, reason)
 		}
 	}
 	return b.String()

@@ -72,13 +72,14 @@ func Namespace(prefix, team string) string { return prefix + team }
 // JobName names a run's Job: the workload's name and its run id, shortened
 // with a hash when that would be too long (or the run id has characters a
 // name cannot).
-func JobName(w berth.WorkloadID, runID string) string {
+func JobName(k berth.RunKey) string {
+	w, runID := k.Workload, k.RunID
 	clean := strings.Trim(invalidName.ReplaceAllString(strings.ToLower(runID), "-"), "-")
 	name := w.Name() + "-" + clean
 	if clean == strings.ToLower(runID) && clean != "" && len(name) <= maxJobName {
 		return name
 	}
-	h := shortHash(string(w) + "@" + runID)
+	h := shortHash(k.String())
 	keep := maxJobName - len(h) - 1
 	if len(name) > keep {
 		name = strings.TrimRight(name[:keep], "-")
@@ -89,7 +90,8 @@ func JobName(w berth.WorkloadID, runID string) string {
 // RoleJobName names the Job of one role of a run of a workload with roles:
 // <workload>-<run>-<role>, shortened with a hash like JobName when that
 // would be too long. The run's headless Service is JobName.
-func RoleJobName(w berth.WorkloadID, runID, role string) string {
+func RoleJobName(k berth.RunKey, role string) string {
+	w, runID := k.Workload, k.RunID
 	cleanRun := strings.Trim(invalidName.ReplaceAllString(strings.ToLower(runID), "-"), "-")
 	cleanRole := strings.Trim(invalidName.ReplaceAllString(strings.ToLower(role), "-"), "-")
 	name := w.Name() + "-" + cleanRun + "-" + cleanRole
@@ -97,7 +99,7 @@ func RoleJobName(w berth.WorkloadID, runID, role string) string {
 		return name
 	}
 	// Shorten the workload and run, so the role stays readable.
-	h := shortHash(string(w) + "@" + runID + "/" + role)
+	h := shortHash(k.String() + "/" + role)
 	run := w.Name() + "-" + cleanRun
 	keep := maxJobName - len(h) - len(cleanRole) - 2
 	if keep < 8 {

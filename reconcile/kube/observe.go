@@ -24,8 +24,9 @@ const DriftDigest = "drifted"
 // Observe reports the cluster from the informers' caches: the nodes, every
 // run of berth's Jobs and Deployments, and the ledger's runs that have no
 // object (any more, or yet). It writes nothing; its only request is the
-// API server's /readyz.
-func (c *Cluster) Observe(ctx context.Context) (*reconcile.Observed, error) {
+// API server's /readyz. A service whose objects differ from what cfg's
+// flavor labels render (someone else changed them) gets DriftDigest.
+func (c *Cluster) Observe(ctx context.Context, cfg *berth.Config) (*reconcile.Observed, error) {
 	if err := c.Start(ctx); err != nil {
 		return nil, err
 	}
@@ -40,14 +41,16 @@ func (c *Cluster) Observe(ctx context.Context) (*reconcile.Observed, error) {
 		obs.Snapshot.Nodes = append(obs.Snapshot.Nodes, NodeFromKube(n, c.opts.Render))
 	}
 
-	seen := map[string]bool{}
+	// Every run below is of an object or ledger this cluster owns (ours):
+	// a team's runs live in its one namespace, so the run is key enough.
+	seen := map[berth.RunKey]bool{}
 	single, groups := roleGroups(c.objs().jobs())
 	for _, job := range single {
 		r, ok := c.jobRun(job)
 		if !ok {
 			continue
 		}
-		seen[runKey(job.Namespace, r.Workload.Name(), r.RunID)] = true
+		seen[r.Key()] = true
 		obs.Runs = append(obs.Runs, r)
 	}
 	for _, jobs := range groups {
@@ -55,7 +58,7 @@ func (c *Cluster) Observe(ctx context.Context) (*reconcile.Observed, error) {
 		if !ok {
 			continue
 		}
-		seen[runKey(jobs[0].Namespace, r.Workload.Name(), r.RunID)] = true
+		seen[r.Key()] = true
 		obs.Runs = append(obs.Runs, r)
 	}
 	for _, d := range c.objs().deployments() {
@@ -63,7 +66,11 @@ func (c *Cluster) Observe(ctx context.Context) (*reconcile.Observed, error) {
 		if !ok {
 			continue
 		}
-		seen[runKey(d.Namespace, r.Workload.Name(), r.RunID)] = true
+		if drift := c.drift.check(c, cfg, d); drift != "" {
+			r.Digest = DriftDigest
+			r.Note += "; changed outside berth: " + drift
+		}
+		seen[r.Key()] = true
 		obs.Runs = append(obs.Runs, r)
 	}
 	ledgers, errs := c.objs().ledgers()
@@ -76,10 +83,11 @@ func (c *Cluster) Observe(ctx context.Context) (*reconcile.Observed, error) {
 			continue
 		}
 		for _, e := range l.entries {
-			if seen[runKey(ns, e.Name, e.RunID)] {
+			id := berth.MakeWorkloadID(team, e.Name)
+			if seen[berth.RunKey{Workload: id, RunID: e.RunID}] {
 				continue
 			}
-			obs.Runs = append(obs.Runs, ledgerRun(berth.MakeWorkloadID(team, e.Name), e))
+			obs.Runs = append(obs.Runs, ledgerRun(id, e))
 		}
 	}
 	sort.Slice(obs.Runs, func(i, j int) bool {
@@ -92,8 +100,6 @@ func (c *Cluster) Observe(ctx context.Context) (*reconcile.Observed, error) {
 	fillSnapshot(obs)
 	return obs, nil
 }
-
-func runKey(ns, name, runID string) string { return ns + "/" + name + "@" + runID }
 
 // ours reports whether an object of a team in a namespace is this
 // cluster's: in the namespace its prefix gives the team. Another berth (or
@@ -218,10 +224,6 @@ func (c *Cluster) deploymentRun(d *appsv1.Deployment) (reconcile.RunState, bool)
 	if r.Kind == "" {
 		r.Kind = w.Kind
 	}
-	if drift := c.drift.check(c, d); drift != "" {
-		r.Digest = DriftDigest
-		r.Note += "; changed outside berth: " + drift
-	}
 	return r, true
 }
 
@@ -316,14 +318,14 @@ type driftResult struct {
 	drift             string
 }
 
-func (dc *driftCache) check(c *Cluster, d *appsv1.Deployment) string {
+func (dc *driftCache) check(c *Cluster, cfg *berth.Config, d *appsv1.Deployment) string {
 	svc := c.objs().service(d.Namespace, d.Name)
 	svcRV := ""
 	if svc != nil {
 		svcRV = svc.ResourceVersion
 	}
 	flavor := d.Annotations[AnnotationFlavor]
-	labels := c.flavorLabels(flavor)
+	labels := flavorLabels(cfg, flavor)
 	cfgKey := fmt.Sprint(labels)
 	key := d.Namespace + "/" + d.Name
 	dc.mu.Lock()

@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 
 	"github.com/berth-gpu/berth"
 	"github.com/berth-gpu/berth/reconcile"
@@ -70,6 +71,9 @@ type Run struct {
 	// (a queued run) has the count its spec asks.
 	Roles []RoleRun
 }
+
+// Key is the run.
+func (r Run) Key() berth.RunKey { return berth.RunKey{Workload: r.Workload.ID(), RunID: r.RunID} }
 
 // RoleRun is one role of a run of a workload with roles.
 type RoleRun struct {
@@ -163,7 +167,7 @@ func quotaHard(o RenderOptions, cfg *berth.Config, team string) corev1.ResourceL
 	}
 	sums := map[corev1.ResourceName]int64{}
 	add := func(name corev1.ResourceName, milli int64) { sums[name] += milli }
-	for _, fq := range t.Quota {
+	for _, fq := range t.Quotas() {
 		f := cfg.Flavors[fq.Flavor]
 		cpu, mem, gpu := admissible(cfg, t, fq.Flavor, berth.ResourceCPU), admissible(cfg, t, fq.Flavor, berth.ResourceMemory), admissible(cfg, t, fq.Flavor, berth.ResourceGPU)
 		add("requests.cpu", cpu)
@@ -253,7 +257,7 @@ func rootCohort(cfg *berth.Config, name string) string {
 
 func renderJob(o RenderOptions, r Run) *batchv1.Job {
 	w := r.Workload
-	name := JobName(w.ID(), r.RunID)
+	name := JobName(r.Key())
 	labels := runLabels(r)
 	job := jobBase(o, r, name, labels)
 	s := &job.Spec
@@ -265,8 +269,8 @@ func renderJob(o RenderOptions, r Run) *batchv1.Job {
 		if r.Started && len(r.Placements) > 0 {
 			n = int32(len(r.Placements))
 		}
-		s.CompletionMode = ptr(batchv1.IndexedCompletion)
-		s.Completions, s.Parallelism = ptr(n), ptr(n)
+		s.CompletionMode = ptr.To(batchv1.IndexedCompletion)
+		s.Completions, s.Parallelism = ptr.To(n), ptr.To(n)
 		master := fmt.Sprintf("%s-0.%s", name, name)
 		rank := corev1.EnvVar{Name: "BERTH_RANK", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{
 			FieldPath: "metadata.annotations['batch.kubernetes.io/job-completion-index']"}}}
@@ -282,8 +286,8 @@ func renderJob(o RenderOptions, r Run) *batchv1.Job {
 			corev1.EnvVar{Name: "MASTER_PORT", Value: strconv.Itoa(MasterPort)},
 		)
 	} else {
-		s.Parallelism = ptr(int32(max(w.Parallelism, 1)))
-		s.Completions = ptr(int32(max(w.Completions, 1)))
+		s.Parallelism = ptr.To(int32(max(w.Parallelism, 1)))
+		s.Completions = ptr.To(int32(max(w.Completions, 1)))
 	}
 	pod := podSpec(o, r, env)
 	pod.RestartPolicy = corev1.RestartPolicyNever
@@ -309,10 +313,10 @@ func jobBase(o RenderOptions, r Run, name string, labels map[string]string) *bat
 		},
 	}
 	s := &job.Spec
-	s.Suspend = ptr(!r.Started || r.Phase != "")
-	s.BackoffLimit = ptr(int32(w.Retries))
+	s.Suspend = ptr.To(!r.Started || r.Phase != "")
+	s.BackoffLimit = ptr.To(int32(w.Retries))
 	if d := w.MaxDuration.D(); d > 0 {
-		s.ActiveDeadlineSeconds = ptr(int64(math.Ceil(d.Seconds())))
+		s.ActiveDeadlineSeconds = ptr.To(int64(math.Ceil(d.Seconds())))
 	}
 	// Disruptions (eviction, the kube-scheduler's preemption, a drain) do
 	// not use up the workload's retries.
@@ -362,14 +366,14 @@ func renderDeployment(o RenderOptions, r Run) *appsv1.Deployment {
 			Strategy: appsv1.DeploymentStrategy{
 				Type: appsv1.RollingUpdateDeploymentStrategyType,
 				RollingUpdate: &appsv1.RollingUpdateDeployment{
-					MaxSurge: ptr(intstr.FromInt32(0)), MaxUnavailable: ptr(intstr.FromInt32(1)),
+					MaxSurge: ptr.To(intstr.FromInt32(0)), MaxUnavailable: ptr.To(intstr.FromInt32(1)),
 				},
 			},
 			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: pod},
 		},
 	}
 	if !r.OmitReplicas {
-		d.Spec.Replicas = ptr(int32(w.Pods()))
+		d.Spec.Replicas = ptr.To(int32(w.Pods()))
 	}
 	return d
 }
@@ -650,8 +654,6 @@ func affinity(r Run) *corev1.Affinity {
 		RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{NodeSelectorTerms: terms},
 	}}
 }
-
-func ptr[T any](v T) *T { return &v }
 
 // toUnstructured converts a typed object and drops the empty values the
 // typed structs carry (creationTimestamp: null, status: {}), so what is

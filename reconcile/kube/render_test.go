@@ -196,7 +196,7 @@ func TestJobName(t *testing.T) {
 		{"vision/train", "Run_2", "train-run-2-1fa2d0a3e4"},
 		{long, "1", "a-very-long-workload-name-that-goes-on-an-656908ea33"},
 	} {
-		got := JobName(tc.id, tc.runID)
+		got := JobName(berth.RunKey{Workload: tc.id, RunID: tc.runID})
 		if len(got) > maxJobName {
 			t.Errorf("JobName(%s, %s) = %q: %d characters", tc.id, tc.runID, got, len(got))
 		}

@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/utils/ptr"
 
 	"github.com/berth-gpu/berth"
 )
@@ -55,7 +56,7 @@ func roleCount(w berth.Workload, rr RoleRun) int {
 // order, then its headless Service.
 func renderRoles(o RenderOptions, r Run) []runtime.Object {
 	w := r.Workload
-	svc := JobName(w.ID(), r.RunID)
+	svc := JobName(r.Key())
 	roles := roleRuns(r)
 	counts := make([]int, len(roles))
 	sizes := make([]string, len(roles))
@@ -67,7 +68,7 @@ func renderRoles(o RenderOptions, r Run) []runtime.Object {
 	}
 	g := roleGang{
 		service: svc,
-		master:  fmt.Sprintf("%s-0.%s", RoleJobName(w.ID(), r.RunID, roles[0].Role), svc),
+		master:  fmt.Sprintf("%s-0.%s", RoleJobName(r.Key(), roles[0].Role), svc),
 		total:   total,
 		sizes:   strings.Join(sizes, ","),
 	}
@@ -97,13 +98,13 @@ type roleGang struct {
 func renderRoleJob(o RenderOptions, r Run, rr RoleRun, g roleGang, offset, count int) *batchv1.Job {
 	w := r.Workload
 	role := w.Roles[rr.Role]
-	name := RoleJobName(w.ID(), r.RunID, rr.Role)
+	name := RoleJobName(r.Key(), rr.Role)
 	labels := runLabels(r)
 	labels[LabelRole] = labelValue(rr.Role)
 	job := jobBase(o, r, name, labels)
 	s := &job.Spec
-	s.CompletionMode = ptr(batchv1.IndexedCompletion)
-	s.Completions, s.Parallelism = ptr(int32(count)), ptr(int32(count))
+	s.CompletionMode = ptr.To(batchv1.IndexedCompletion)
+	s.Completions, s.Parallelism = ptr.To(int32(count)), ptr.To(int32(count))
 
 	index := &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{
 		FieldPath: "metadata.annotations['batch.kubernetes.io/job-completion-index']"}}

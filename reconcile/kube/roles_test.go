@@ -151,7 +151,7 @@ func TestRoleJobName(t *testing.T) {
 		{"vision/mpi", "Run_2", "worker", "mpi-run-2-worker-"},
 		{long, "1", "launcher", "a-very-long-workload-name-that-g-launcher-"},
 	} {
-		got := RoleJobName(tc.id, tc.runID, tc.role)
+		got := RoleJobName(berth.RunKey{Workload: tc.id, RunID: tc.runID}, tc.role)
 		if len(got) > maxJobName {
 			t.Errorf("RoleJobName(%s, %s, %s) = %q: %d characters", tc.id, tc.runID, tc.role, got, len(got))
 		}
@@ -159,7 +159,7 @@ func TestRoleJobName(t *testing.T) {
 			t.Errorf("RoleJobName(%s, %s, %s) = %q, want %q...", tc.id, tc.runID, tc.role, got, tc.want)
 		}
 	}
-	if RoleJobName(long, "1", "launcher") == RoleJobName(long, "1", "worker") {
+	if RoleJobName(berth.RunKey{Workload: long, RunID: "1"}, "launcher") == RoleJobName(berth.RunKey{Workload: long, RunID: "1"}, "worker") {
 		t.Error("two roles of a long name share a Job name")
 	}
 }

@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/berth-gpu/berth"
 	"github.com/berth-gpu/berth/reconcile"
@@ -20,9 +21,9 @@ type jobB struct{ j *batchv1.Job }
 
 func job() *jobB {
 	return &jobB{&batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "j", Annotations: map[string]string{}},
-		Spec: batchv1.JobSpec{Suspend: ptr(false), BackoffLimit: ptr(int32(1)), ActiveDeadlineSeconds: ptr(int64(7200))}}}
+		Spec: batchv1.JobSpec{Suspend: ptr.To(false), BackoffLimit: ptr.To(int32(1)), ActiveDeadlineSeconds: ptr.To(int64(7200))}}}
 }
-func (b *jobB) suspended() *jobB { b.j.Spec.Suspend = ptr(true); return b }
+func (b *jobB) suspended() *jobB { b.j.Spec.Suspend = ptr.To(true); return b }
 func (b *jobB) annotate(k, v string) *jobB {
 	b.j.Annotations[k] = v
 	return b

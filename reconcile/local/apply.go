@@ -28,7 +28,9 @@ import (
 // After the changes, Apply records in the ledger the runs that have ended
 // since it last looked (from exit.json), those it stopped included: with
 // nothing new, it writes nothing.
-func (c *Cluster) Apply(ctx context.Context, changes []reconcile.Change) ([]reconcile.Result, error) {
+//
+// Each change carries all it needs: the configuration is not read.
+func (c *Cluster) Apply(ctx context.Context, _ *berth.Config, changes []reconcile.Change) ([]reconcile.Result, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	results := make([]reconcile.Result, len(changes))
@@ -176,7 +178,7 @@ func (c *Cluster) newRecord(ch reconcile.Change) *record {
 // queue returns the record to write (nil: nothing to write); Apply writes
 // the waiting records of one Apply together.
 func (c *Cluster) queue(ch reconcile.Change) (reconcile.Outcome, *record, error) {
-	r, ok := c.ledger.get(ch.Workload.ID(), ch.RunID)
+	r, ok := c.ledger.get(ch.Key())
 	if !ok {
 		r = c.newRecord(ch)
 		r.Waiting = true
@@ -201,12 +203,12 @@ func orKind(k, d berth.Kind) berth.Kind {
 }
 
 func (c *Cluster) forget(ch reconcile.Change) (reconcile.Outcome, error) {
-	r, ok := c.ledger.get(ch.Workload.ID(), ch.RunID)
+	r, ok := c.ledger.get(ch.Key())
 	if !ok || !r.Waiting {
 		return reconcile.OutcomeUnchanged, nil
 	}
 	if r.Attempts == 0 {
-		return reconcile.OutcomeDeleted, c.ledger.delete(r.key())
+		return reconcile.OutcomeDeleted, c.ledger.delete(r.Key())
 	}
 	// It ran before: its history stays, it just no longer waits.
 	r.Waiting = false
@@ -214,7 +216,7 @@ func (c *Cluster) forget(ch reconcile.Change) (reconcile.Outcome, error) {
 }
 
 func (c *Cluster) startChange(ch reconcile.Change) (reconcile.Outcome, error) {
-	r, ok := c.ledger.get(ch.Workload.ID(), ch.RunID)
+	r, ok := c.ledger.get(ch.Key())
 	if ok && c.view(r).live {
 		return reconcile.OutcomeUnchanged, nil
 	}
@@ -230,7 +232,7 @@ func (c *Cluster) startChange(ch reconcile.Change) (reconcile.Outcome, error) {
 }
 
 func (c *Cluster) restart(ctx context.Context, ch reconcile.Change) (reconcile.Outcome, error) {
-	r, ok := c.ledger.get(ch.Workload.ID(), ch.RunID)
+	r, ok := c.ledger.get(ch.Key())
 	if !ok {
 		r = c.newRecord(ch)
 		if err := c.start(r, ch.Workload); err != nil {
@@ -271,7 +273,7 @@ func (c *Cluster) restart(ctx context.Context, ch reconcile.Change) (reconcile.O
 // stop records the stop and signals the pods; the returned wait, when not
 // nil, waits for them to end.
 func (c *Cluster) stop(ch reconcile.Change) (reconcile.Outcome, func(context.Context) error, error) {
-	r, ok := c.ledger.get(ch.Workload.ID(), ch.RunID)
+	r, ok := c.ledger.get(ch.Key())
 	if !ok {
 		return reconcile.OutcomeUnchanged, nil, nil
 	}

@@ -78,7 +78,7 @@ func BenchmarkObserve10k(b *testing.B) {
 	cpu := cpuTime()
 	defer reportCPU(b, cpu)
 	for b.Loop() {
-		obs, err := c.Observe(ctx)
+		obs, err := c.Observe(ctx, nil)
 		if err != nil || len(obs.Runs) != 10_000 {
 			b.Fatal(err, len(obs.Runs))
 		}
@@ -116,7 +116,7 @@ func BenchmarkApplyUnchanged(b *testing.B) {
 	cpu := cpuTime()
 	defer reportCPU(b, cpu)
 	for b.Loop() {
-		res, err := c.Apply(ctx, changes)
+		res, err := c.Apply(ctx, nil, changes)
 		if err != nil {
 			b.Fatal(err)
 		}

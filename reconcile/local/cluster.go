@@ -125,7 +125,9 @@ func (c *Cluster) GPUs() ([]GPU, error) {
 //     succeeded, stopped, or failed with no retry left.
 //   - Runs: every run in the ledger, with its phase, reason, attempts,
 //     times and, in Note, its latest attempt's directory (the logs).
-func (c *Cluster) Observe(ctx context.Context) (*reconcile.Observed, error) {
+//
+// This machine needs nothing of the configuration to observe it.
+func (c *Cluster) Observe(ctx context.Context, _ *berth.Config) (*reconcile.Observed, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := ctx.Err(); err != nil {

@@ -89,7 +89,7 @@ func TestObserveWritesNothing(t *testing.T) {
 	if got := c.ledger.txID(); got != tx+1 {
 		t.Errorf("apply with nothing new: tx %d -> %d, want none", tx+1, got)
 	}
-	if r, _ := observe(t, c).Run(w.ID(), "1"); r.Phase != reconcile.PhaseSucceeded {
+	if r, _ := observe(t, c).Run(berth.RunKey{Workload: w.ID(), RunID: "1"}); r.Phase != reconcile.PhaseSucceeded {
 		t.Errorf("after settling: %s", r.Phase)
 	}
 }

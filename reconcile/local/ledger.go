@@ -96,9 +96,12 @@ type ending struct {
 	FinishedAt time.Time       `json:"finishedAt"`
 }
 
-func runKey(id berth.WorkloadID, runID string) string { return string(id) + "\x00" + runID }
+// Key is the run the record is of.
+func (r *record) Key() berth.RunKey { return berth.RunKey{Workload: r.Workload, RunID: r.RunID} }
 
-func (r *record) key() string { return runKey(r.Workload, r.RunID) }
+// dbKey is a run's key in the bucket: "team/name\x00runID", so the
+// bucket's byte order is the runs' order.
+func dbKey(k berth.RunKey) []byte { return []byte(string(k.Workload) + "\x00" + k.RunID) }
 
 func (r *record) clone() *record {
 	c := *r
@@ -120,7 +123,7 @@ func (r *record) clone() *record {
 // ledger is the bbolt database and its decoded copy.
 type ledger struct {
 	db     *bolt.DB
-	runs   map[string]*record
+	runs   map[berth.RunKey]*record
 	writes int // transactions committed, for tests
 	// stateDir is where the run record files go; warn notes a record file
 	// that could not be written.
@@ -138,7 +141,7 @@ func openLedger(stateDir string, warn func(msg string, args ...any)) (*ledger, e
 	runs, err := checkLedger(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		runs = map[string]*record{}
+		runs = map[berth.RunKey]*record{}
 	case err != nil:
 		return nil, err
 	}
@@ -178,7 +181,7 @@ func (l *ledger) put(rs ...*record) error {
 	}
 	l.writes++
 	for _, r := range rs {
-		l.runs[r.key()] = r.clone()
+		l.runs[r.Key()] = r.clone()
 	}
 	// Then each run's record file: the ledger is the truth, the files are
 	// what `berth ledger rebuild` rebuilds it from. A run's pods are
@@ -213,8 +216,8 @@ func writeRunRecord(stateDir string, r *record) error {
 	return writeFileAtomic(filepath.Join(dir, fileRunRecord), append(b, '\n'))
 }
 
-func (l *ledger) delete(key string) error {
-	err := l.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketRuns).Delete([]byte(key)) })
+func (l *ledger) delete(key berth.RunKey) error {
+	err := l.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketRuns).Delete(dbKey(key)) })
 	if err != nil {
 		return fmt.Errorf("ledger: %w", err)
 	}
@@ -224,8 +227,8 @@ func (l *ledger) delete(key string) error {
 }
 
 // get returns a copy of a record to change and put back.
-func (l *ledger) get(id berth.WorkloadID, runID string) (*record, bool) {
-	r, ok := l.runs[runKey(id, runID)]
+func (l *ledger) get(k berth.RunKey) (*record, bool) {
+	r, ok := l.runs[k]
 	if !ok {
 		return nil, false
 	}
@@ -248,7 +251,7 @@ func putRecords(b *bolt.Bucket, rs []*record) error {
 		if err != nil {
 			return err
 		}
-		if err := b.Put([]byte(r.key()), v); err != nil {
+		if err := b.Put(dbKey(r.Key()), v); err != nil {
 			return err
 		}
 	}

@@ -1,6 +1,7 @@
 package local
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -16,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/berth-gpu/berth"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -92,7 +94,7 @@ func CheckLedger(stateDir string) (LedgerCheck, error) {
 // bbolt's consistency check and every record, read-only. It returns the
 // decoded records, a *DamagedError, fs.ErrNotExist, or the error that kept
 // it from reading (errStateDirBusy).
-func checkLedger(path string) (runs map[string]*record, err error) {
+func checkLedger(path string) (runs map[berth.RunKey]*record, err error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -132,7 +134,7 @@ func checkLedger(path string) (runs map[string]*record, err error) {
 	}
 	defer db.Close()
 	var problems []string
-	runs = map[string]*record{}
+	runs = map[berth.RunKey]*record{}
 	err = db.View(func(tx *bolt.Tx) error {
 		for cerr := range tx.Check() {
 			if len(problems) < maxProblems {
@@ -150,10 +152,10 @@ func checkLedger(path string) (runs map[string]*record, err error) {
 			r := &record{}
 			if err := json.Unmarshal(v, r); err != nil {
 				problems = append(problems, fmt.Sprintf("run %q: %v", k, err))
-			} else if string(k) != r.key() {
+			} else if !bytes.Equal(k, dbKey(r.Key())) {
 				problems = append(problems, fmt.Sprintf("run %q: the record is of %s run %s", k, r.Workload, r.RunID))
 			} else {
-				runs[string(k)] = r
+				runs[r.Key()] = r
 			}
 			if len(problems) >= maxProblems {
 				return errors.New("too many problems")

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -165,7 +166,7 @@ func readRunRecords(stateDir string) ([]*record, []string, error) {
 			}
 		}
 	}
-	sort.Slice(recs, func(i, j int) bool { return recs[i].key() < recs[j].key() })
+	slices.SortFunc(recs, func(a, b *record) int { return a.Key().Compare(b.Key()) })
 	sort.Strings(unrecorded)
 	return recs, unrecorded, nil
 }

@@ -196,8 +196,8 @@ func TestLedgerCheckAndRebuildRunNothingTwice(t *testing.T) {
 	c2 := newCluster(t, dir)
 	after := observe(t, c2)
 	for _, w := range []berth.Workload{ok, bad, svc} {
-		b, _ := before.Run(w.ID(), "1")
-		a, _ := after.Run(w.ID(), "1")
+		b, _ := before.Run(berth.RunKey{Workload: w.ID(), RunID: "1"})
+		a, _ := after.Run(berth.RunKey{Workload: w.ID(), RunID: "1"})
 		if a.Phase != b.Phase || a.Attempts != b.Attempts || a.Reason != b.Reason {
 			t.Errorf("%s after the rebuild: %s, %d attempts (%s); before: %s, %d attempts (%s)",
 				w.ID(), a.Phase, a.Attempts, a.Reason, b.Phase, b.Attempts, b.Reason)

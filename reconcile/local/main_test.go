@@ -165,7 +165,7 @@ func stopChange(w berth.Workload, phase reconcile.Phase, reason string) reconcil
 // apply applies changes and fails the test on any failed result.
 func apply(t *testing.T, c *Cluster, changes ...reconcile.Change) []reconcile.Outcome {
 	t.Helper()
-	res, err := c.Apply(context.Background(), changes)
+	res, err := c.Apply(context.Background(), nil, changes)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +181,7 @@ func apply(t *testing.T, c *Cluster, changes ...reconcile.Change) []reconcile.Ou
 
 func observe(t *testing.T, c *Cluster) *reconcile.Observed {
 	t.Helper()
-	obs, err := c.Observe(context.Background())
+	obs, err := c.Observe(context.Background(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +194,7 @@ func waitPhase(t *testing.T, c *Cluster, id berth.WorkloadID, runID string, phas
 	deadline := time.Now().Add(timeout)
 	var last reconcile.RunState
 	for time.Now().Before(deadline) {
-		r, ok := observe(t, c).Run(id, runID)
+		r, ok := observe(t, c).Run(berth.RunKey{Workload: id, RunID: runID})
 		if ok && r.Phase == phase {
 			return r
 		}

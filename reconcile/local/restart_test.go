@@ -35,10 +35,10 @@ func TestNewClusterAdoptsRunsAndSeesExits(t *testing.T) {
 
 	c2 := newCluster(t, dir)
 	obs := observe(t, c2)
-	if r, _ := obs.Run(long.ID(), "1"); r.Phase != reconcile.PhaseRunning || r.Attempts != 1 {
+	if r, _ := obs.Run(berth.RunKey{Workload: long.ID(), RunID: "1"}); r.Phase != reconcile.PhaseRunning || r.Attempts != 1 {
 		t.Errorf("long after restart: %s attempts %d, want running 1", r.Phase, r.Attempts)
 	}
-	if r, _ := obs.Run(short.ID(), "1"); r.Phase != reconcile.PhaseSucceeded {
+	if r, _ := obs.Run(berth.RunKey{Workload: short.ID(), RunID: "1"}); r.Phase != reconcile.PhaseSucceeded {
 		t.Errorf("short after restart: %s (%s), want succeeded", r.Phase, r.Reason)
 	}
 	// Starting again what runs is a no-op; stopping it works from the new
@@ -47,7 +47,7 @@ func TestNewClusterAdoptsRunsAndSeesExits(t *testing.T) {
 		t.Errorf("start of an adopted run: %s", got[0])
 	}
 	apply(t, c2, stopChange(long, reconcile.PhaseStopped, "test over"))
-	if r, _ := observe(t, c2).Run(long.ID(), "1"); r.Phase != reconcile.PhaseStopped {
+	if r, _ := observe(t, c2).Run(berth.RunKey{Workload: long.ID(), RunID: "1"}); r.Phase != reconcile.PhaseStopped {
 		t.Errorf("long after stop: %s", r.Phase)
 	}
 }
@@ -112,7 +112,7 @@ func helperMain(dir, killAt string) int {
 		return 1
 	}
 	w := crashWorkload(filepath.Join(dir, "ran"))
-	res, err := c.Apply(context.Background(), []reconcile.Change{change(reconcile.OpStart, w, gpus(0), gpus(1))})
+	res, err := c.Apply(context.Background(), nil, []reconcile.Change{change(reconcile.OpStart, w, gpus(0), gpus(1))})
 	if err != nil || res[0].Err != nil {
 		os.Stderr.WriteString("apply failed\n")
 		return 1

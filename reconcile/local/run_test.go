@@ -142,7 +142,7 @@ func TestCrashIsRecorded(t *testing.T) {
 	}
 	deadline := time.Now().Add(timeout)
 	for {
-		r, _ := observe(t, c).Run(retried.ID(), "1")
+		r, _ := observe(t, c).Run(berth.RunKey{Workload: retried.ID(), RunID: "1"})
 		if r.Attempts == 2 && r.Phase == reconcile.PhaseFailed {
 			break
 		}
@@ -176,7 +176,7 @@ func TestStopKillsWhatIgnoresSIGTERM(t *testing.T) {
 		t.Errorf("stop: %s, want deleted", got[0])
 	}
 	// Apply waited for the end: the run no longer holds anything.
-	r, _ := observe(t, c).Run(w.ID(), "1")
+	r, _ := observe(t, c).Run(berth.RunKey{Workload: w.ID(), RunID: "1"})
 	if r.Phase != reconcile.PhasePreempted || r.Reason != "preempted by vision/urgent" {
 		t.Errorf("after stop: %s (%s)", r.Phase, r.Reason)
 	}
@@ -276,7 +276,7 @@ func TestServiceRestart(t *testing.T) {
 	waitFile(t, filepath.Join(c.StateDir(), podDir(svc.ID(), "1", 2, 0), fileStdout), "v2 2")
 	apply(t, c, stopChange(svc, reconcile.PhaseStopped, "left Git"))
 	obs := observe(t, c)
-	if r, _ := obs.Run(svc.ID(), "1"); r.Phase != reconcile.PhaseStopped || len(obs.Snapshot.Finished) != 0 || len(obs.Snapshot.Queue) != 0 {
+	if r, _ := obs.Run(berth.RunKey{Workload: svc.ID(), RunID: "1"}); r.Phase != reconcile.PhaseStopped || len(obs.Snapshot.Finished) != 0 || len(obs.Snapshot.Queue) != 0 {
 		t.Errorf("stopped service: %s; finished %v queue %v", r.Phase, obs.Snapshot.Finished, obs.Snapshot.Queue)
 	}
 }
@@ -289,7 +289,7 @@ func TestFailingChangeDoesNotStopOthers(t *testing.T) {
 	noCommand := batch("no-command", "").Obj()
 	noCommand.Command = nil
 	good := batch("good", "true").Obj()
-	res, err := c.Apply(context.Background(), []reconcile.Change{
+	res, err := c.Apply(context.Background(), nil, []reconcile.Change{
 		change(reconcile.OpStart, elsewhere, p),
 		change(reconcile.OpStart, noCommand, cpuOnly()),
 		change(reconcile.OpStart, good, cpuOnly()),

@@ -187,7 +187,7 @@ func (c *Cluster) podSpecs(r *record, w berth.Workload, n int) ([]podSpec, error
 		return nil, err
 	}
 	count := len(lp)
-	inUse := c.devicesInUse(r.key())
+	inUse := c.devicesInUse(r.Key())
 	var note string
 	if w.Image != "" {
 		note = "image " + w.Image + " not used: no container runtime is configured; the command runs as a process"
@@ -314,7 +314,7 @@ func (c *Cluster) devices(p berth.Placement, inUse map[string]bool) ([]string, e
 // devicesInUse is the MIG devices held by live pods of runs other than
 // skip. (Whole GPUs and fractions are the scheduler's to share out; MIG
 // devices are picked here, so here is where they are tracked.)
-func (c *Cluster) devicesInUse(skip string) map[string]bool {
+func (c *Cluster) devicesInUse(skip berth.RunKey) map[string]bool {
 	inUse := map[string]bool{}
 	for k, r := range c.ledger.runs {
 		if k == skip || r.Attempt == nil || r.Ended != nil || r.Waiting {

@@ -138,12 +138,30 @@ func (st *state) admit(r *req, f string, ps []berth.Placement, demand policy.Dem
 	})
 	d := &r.decision
 	d.Flavor = f
+	d.Flavors = st.flavorsOf(r.team, f, demand)
 	d.Placements = ps
 	d.Borrowed = borrowing
 	d.GPUs = float64(demand[0]) / wholeGPU
 	if d.PodsAsked > 0 {
 		d.Pods = len(ps)
 	}
+}
+
+// flavorsOf is, for a name joining one flavor per resource group, the
+// flavor of each resource the demand asks (nil for a plain flavor).
+func (st *state) flavorsOf(team, f string, demand policy.Demand) map[berth.Resource]string {
+	if !strings.Contains(f, berth.FlavorSeparator) {
+		return nil
+	}
+	out := map[berth.Resource]string{}
+	for i, res := range berth.ResourceNames {
+		if demand[i] > 0 {
+			if g := st.quotas.FlavorOf(team, f, res); g != "" {
+				out[res] = g
+			}
+		}
+	}
+	return out
 }
 
 // never returns why r can never start as written, or nil.
@@ -168,11 +186,26 @@ func (st *state) never(r *req) *berth.Reason {
 	if len(reasons) == 1 {
 		return reasons[0]
 	}
+	if allCode(reasons, berth.ReasonExceedsQuota) {
+		// Each says what the team can use of one flavor: the first, and
+		// which others fall short too (said once, not per flavor).
+		return &berth.Reason{Code: berth.ReasonExceedsQuota,
+			Message: reasons[0].Message + "; nor does any other flavor it may take (" + strings.Join(flavors[1:], ", ") + ")"}
+	}
 	msgs := make([]string, len(reasons))
 	for i, x := range reasons {
 		msgs[i] = x.Message
 	}
 	return &berth.Reason{Code: reasons[0].Code, Message: strings.Join(msgs, "; ")}
+}
+
+func allCode(reasons []*berth.Reason, code berth.ReasonCode) bool {
+	for _, r := range reasons {
+		if r.Code != code {
+			return false
+		}
+	}
+	return true
 }
 
 func (st *state) neverOn(r *req, f string) *berth.Reason {

@@ -52,6 +52,9 @@ func candidateFlavors(cfg *berth.Config, teamName string, r berth.Resources, sel
 	if !ok {
 		return nil
 	}
+	if len(team.ResourceGroups) > 0 {
+		return groupCandidates(cfg, team, r, sel)
+	}
 	var out, fallback []string
 	for _, q := range team.Quota {
 		f, ok := cfg.Flavors[q.Flavor]
@@ -85,6 +88,85 @@ func candidateFlavors(cfg *berth.Config, teamName string, r berth.Resources, sel
 		return fallback
 	}
 	return out
+}
+
+// groupCandidates is candidateFlavors for a team whose quota has resource
+// groups. Kueue's flavor assigner takes, for each group whose resources a
+// pod set asks, one flavor of that group, trying them in order; berth lists
+// every such choice, one flavor per group asked of, in the order the
+// assigner tries them (the first group's flavors outermost), each joined
+// into one name by berth.FlavorSeparator ("h100+cpu-nodes"). A choice whose
+// flavors cannot meet on one node is not one. A pod that asks nothing any
+// group covers may run on any one flavor of the groups (and is charged
+// nowhere: what no group covers is not limited).
+func groupCandidates(cfg *berth.Config, team berth.Team, r berth.Resources, sel map[string]string) []string {
+	asks := map[berth.Resource]bool{berth.ResourceGPU: r.UsesGPU(), berth.ResourceCPU: !r.CPU.IsZero(),
+		berth.ResourceMemory: !r.Memory.IsZero()}
+	var lists [][]string
+	var any []string
+	for _, g := range team.ResourceGroups {
+		asked, gpu := false, false
+		for _, res := range g.CoveredResources {
+			asked = asked || asks[res]
+			gpu = gpu || res == berth.ResourceGPU
+		}
+		pinned := false
+		for _, fr := range g.Flavors {
+			pinned = pinned || fr.Name == r.Flavor
+		}
+		var opts []string
+		for _, fr := range g.Flavors {
+			f, ok := cfg.Flavors[fr.Name]
+			if !ok || contradicts(f.NodeLabels, sel) || (pinned && f.Name != r.Flavor) {
+				continue
+			}
+			if gpu && r.UsesGPU() && !offersGPU(f, r) {
+				continue
+			}
+			opts = append(opts, f.Name)
+		}
+		if !asked {
+			any = append(any, opts...)
+			continue
+		}
+		if len(opts) == 0 {
+			return nil
+		}
+		lists = append(lists, opts)
+	}
+	if len(lists) == 0 {
+		return any
+	}
+	out := []string{""}
+	for _, opts := range lists {
+		next := make([]string, 0, len(out)*len(opts))
+		for _, prefix := range out {
+			for _, f := range opts {
+				if prefix == "" {
+					next = append(next, f)
+				} else {
+					next = append(next, prefix+berth.FlavorSeparator+f)
+				}
+			}
+		}
+		out = next
+	}
+	kept := out[:0]
+	for _, name := range out {
+		if f, ok := cfg.FlavorNamed(name); ok && !contradicts(f.NodeLabels, sel) && (!r.UsesGPU() || offersGPU(f, r)) {
+			kept = append(kept, name)
+		}
+	}
+	return kept
+}
+
+// offersGPU reports whether a flavor offers the GPUs r asks: its MIG
+// profile, or whole GPUs of its model.
+func offersGPU(f berth.Flavor, r berth.Resources) bool {
+	if r.MIG != "" {
+		return f.MIG == r.MIG && (r.GPUModel == "" || ModelMatches(r.GPUModel, f.GPUModel))
+	}
+	return f.GPUModel != "" && f.MIG == "" && (r.GPUModel == "" || ModelMatches(r.GPUModel, f.GPUModel) || r.GPUModel == f.GPUModel)
 }
 
 // contradicts reports whether a node selector asks for another value of a
@@ -131,10 +213,10 @@ func clusterOf(cfg *berth.Config, flavors []string) string {
 // this through Schedule, so none of them derives any part of it alone.
 func prepare(cfg *berth.Config, snap *berth.Snapshot, opts Options) ([]Request, []berth.Decision) {
 	running := map[berth.WorkloadID]bool{}
-	runningRun := map[runKey]bool{}
+	runningRun := map[berth.RunKey]bool{}
 	for _, r := range snap.Running {
 		running[r.Workload] = true
-		runningRun[runKey{r.Workload, r.RunID}] = true
+		runningRun[r.Key()] = true
 	}
 	queued := indexQueue(snap.Queue)
 	type result struct{ succeeded, failed bool }
@@ -200,7 +282,7 @@ func prepare(cfg *berth.Config, snap *berth.Snapshot, opts Options) ([]Request, 
 		// current run is running is kept. (A bumped runId while the old
 		// run still runs asks for a new run beside it.) The cycle keeps
 		// or stops it, on whichever cluster it runs.
-		if running[id] && w.Schedule == "" && (!w.Kind.RunsOnce() || runningRun[runKey{id, w.RunID}]) {
+		if running[id] && w.Schedule == "" && (!w.Kind.RunsOnce() || runningRun[w.Key()]) {
 			continue
 		}
 		flavors := CandidateFlavors(cfg, w)
@@ -246,9 +328,9 @@ func prepare(cfg *berth.Config, snap *berth.Snapshot, opts Options) ([]Request, 
 			// the snapshot does not know it yet, and the ticks waiting.
 			ticks := queued.of(id, nil)
 			if tick, ok := lastTick(w.Schedule, snap.Time, opts.tickDeadline()); ok {
-				k := runKey{id, TickRunID(w.RunID, tick)}
-				if !runningRun[k] && !hasRun(ticks, k.run) && !finishedRun(finished[id], k.run) {
-					ticks = append(ticks, berth.QueuedWorkload{Workload: id, RunID: k.run, Since: tick})
+				k := berth.RunKey{Workload: id, RunID: TickRunID(w.RunID, tick)}
+				if !runningRun[k] && !hasRun(ticks, k.RunID) && !finishedRun(finished[id], k.RunID) {
+					ticks = append(ticks, berth.QueuedWorkload{Workload: id, RunID: k.RunID, Since: tick})
 				}
 			}
 			if len(ticks) == 0 {
@@ -322,12 +404,6 @@ func hasRun(qs []berth.QueuedWorkload, runID string) bool {
 		}
 	}
 	return false
-}
-
-// runKey identifies a run within prepare.
-type runKey struct {
-	id  berth.WorkloadID
-	run string
 }
 
 func finishedRun(runs map[string]berth.FinishedRun, runID string) bool {

@@ -3,6 +3,7 @@ package schedule
 import (
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/berth-gpu/berth"
 	"github.com/berth-gpu/berth/policy"
@@ -85,7 +86,7 @@ func (st *state) targets(r *req, f string, n int, demand policy.Demand, need [po
 	var adv []bool
 	var hier, prio, same []candidate
 	for _, v := range st.runsOn(f) {
-		if v.gone || !v.running || !v.uses(f) || !v.preemptible || (v.id == r.id && v.runID == r.RunID) {
+		if v.gone || !v.running || !v.frees(st.quotas, r.team, f, need) || !v.preemptible || (v.id == r.id && v.runID == r.RunID) {
 			continue
 		}
 		if v.team == r.team {
@@ -270,9 +271,10 @@ func (st *state) preempt(r *req, o option) bool {
 	return true
 }
 
-// runsOn lists the runs running before this cycle on flavor f. The index
-// is built on first use in a cycle; runs that stop later in the cycle stay
-// in it, marked gone.
+// runsOn lists the runs running before this cycle on flavor f (on any of
+// the flavors a name joins, each run once). The index is built on first
+// use in a cycle; runs that stop later in the cycle stay in it, marked
+// gone.
 func (st *state) runsOn(f string) []*run {
 	if st.byFlavor == nil {
 		st.byFlavor = map[string][]*run{}
@@ -284,7 +286,20 @@ func (st *state) runsOn(f string) []*run {
 			}
 		}
 	}
-	return st.byFlavor[f]
+	if !strings.Contains(f, berth.FlavorSeparator) {
+		return st.byFlavor[f]
+	}
+	var out []*run
+	seen := map[*run]bool{}
+	for _, part := range berth.SplitFlavors(f) {
+		for _, r := range st.byFlavor[part] {
+			if !seen[r] {
+				seen[r] = true
+				out = append(out, r)
+			}
+		}
+	}
+	return out
 }
 
 // fairShareAllows reports whether preempting v for r leaves r's team with a

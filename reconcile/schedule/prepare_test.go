@@ -1,6 +1,7 @@
 package schedule_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -119,5 +120,17 @@ func TestRunningWithoutMaxDurationTakesTheSpecs(t *testing.T) {
 	expect(t, p, map[string]got{"v/slow": {Action: berth.ActionQueue, Code: berth.ReasonBehindHead}})
 	if h := decision(t, p, "v/head"); h.EstimatedStart == nil || !h.EstimatedStart.Equal(build.T0.Add(time.Hour)) {
 		t.Errorf("head estimate %v, want %v", h.EstimatedStart, build.T0.Add(time.Hour))
+	}
+}
+
+func TestDefaultBackoffDoublesToFiveMinutes(t *testing.T) {
+	var got []time.Duration
+	for failures := range 8 {
+		got = append(got, schedule.DefaultBackoff(failures))
+	}
+	s := time.Second
+	want := []time.Duration{10 * s, 10 * s, 20 * s, 40 * s, 80 * s, 160 * s, 300 * s, 300 * s}
+	if !slices.Equal(got, want) {
+		t.Errorf("backoffs after 0..7 failures: %v, want %v", got, want)
 	}
 }

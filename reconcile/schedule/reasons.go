@@ -47,6 +47,11 @@ func (st *state) amountParts(f string, r berth.Resource, n int64) (string, strin
 // amounts asked, used and available, so it is written once for each: a
 // plan with thousands of waiting runs of a few sizes writes a few.
 func (st *state) quotaReason(r *req, f string, sf policy.Shortfall) *berth.Reason {
+	// Of flavors joined from several resource groups, the one whose quota
+	// of the resource is short.
+	if g := st.quotas.FlavorOf(r.team, f, sf.Resource); g != "" {
+		f = g
+	}
 	key := quotaKey{team: r.team, flavor: f, res: sf.Resource, asked: sf.Asked,
 		used: st.quotas.Used(r.team, f, sf.Resource), avail: st.quotas.Available(r.team, f, sf.Resource)}
 	if reason, ok := st.quotaReasons[key]; ok {
@@ -100,6 +105,9 @@ func (st *state) writeQuotaReason(k quotaKey) *berth.Reason {
 }
 
 func (st *state) exceedsQuotaMessage(r *req, f string, res berth.Resource, asked, most int64) string {
+	if g := st.quotas.FlavorOf(r.team, f, res); g != "" {
+		f = g
+	}
 	nominal, _ := st.quotas.Nominal(r.team, f, res)
 	limit := st.quotas.BorrowingLimit(r.team, f, res)
 	how := "nominal " + berth.FormatAmount(res, nominal)
@@ -121,7 +129,7 @@ func (st *state) noQuotaReason(r *req) *berth.Reason {
 		return &berth.Reason{Code: berth.ReasonNoQuota, Message: fmt.Sprintf("team %s does not exist", r.team)}
 	}
 	var listed []string
-	for _, q := range team.Quota {
+	for _, q := range team.Quotas() {
 		listed = append(listed, q.Flavor)
 	}
 	lists := "it lists no flavor"

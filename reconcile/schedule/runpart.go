@@ -1,6 +1,8 @@
 package schedule
 
 import (
+	"strings"
+
 	"github.com/berth-gpu/berth"
 	"github.com/berth-gpu/berth/policy"
 )
@@ -50,26 +52,55 @@ func releaseRun(c *cluster, q *policy.Quotas, r *run) {
 	}
 }
 
-// uses reports whether any part of the run takes quota of flavor f.
-func (r *run) uses(f string) bool {
-	if r.flavor == f {
+// frees reports whether stopping the run frees quota that a request of
+// team on flavor f is short of (need): a part of it takes one of those
+// resources from the flavor the request would take it from. A name that
+// joins one flavor per resource group takes each resource from one of
+// them (Kueue looks for victims per flavor and resource).
+func (r *run) frees(q *policy.Quotas, team, f string, need [policy.NumResources]bool) bool {
+	part := func(flavor string, demand policy.Demand) bool {
+		for i, res := range berth.ResourceNames {
+			if !need[i] || demand[i] == 0 {
+				continue
+			}
+			want := q.FlavorOf(team, f, res)
+			if want != "" && q.FlavorOf(r.team, flavor, res) == want {
+				return true
+			}
+		}
+		return false
+	}
+	if part(r.flavor, r.demand) {
 		return true
 	}
 	for _, p := range r.more {
-		if p.flavor == f {
+		if part(p.flavor, p.demand) {
 			return true
 		}
 	}
 	return false
 }
 
-// flavors lists the flavors the run's parts take, each once.
+// flavors lists the flavors the run's parts take, each once (each of
+// those a name joins).
 func (r *run) flavors() []string {
-	out := []string{r.flavor}
-	for _, p := range r.more {
-		if !contains(out, p.flavor) {
-			out = append(out, p.flavor)
+	var out []string
+	add := func(name string) {
+		if !strings.Contains(name, berth.FlavorSeparator) {
+			if !contains(out, name) {
+				out = append(out, name)
+			}
+			return
 		}
+		for _, f := range berth.SplitFlavors(name) {
+			if !contains(out, f) {
+				out = append(out, f)
+			}
+		}
+	}
+	add(r.flavor)
+	for _, p := range r.more {
+		add(p.flavor)
 	}
 	return out
 }

@@ -3,6 +3,7 @@ package schedule
 import (
 	"cmp"
 	"container/heap"
+	"math"
 	"slices"
 	"sort"
 	"strings"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/berth-gpu/berth"
 	"github.com/berth-gpu/berth/policy"
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // Options tune a cycle. The zero value follows the configuration's policy.
@@ -37,11 +39,17 @@ type Options struct {
 // DefaultBackoff waits 10 s after the first failure, doubling with each
 // one, at most 5 minutes.
 func DefaultBackoff(failures int) time.Duration {
-	d := 10 * time.Second
-	for i := 1; i < failures && d < 5*time.Minute; i++ {
-		d *= 2
+	return nthDelay(wait.Backoff{Duration: 10 * time.Second, Factor: 2, Steps: math.MaxInt, Cap: 5 * time.Minute}, failures)
+}
+
+// nthDelay is b's delay after n failures (the first one's when n < 1).
+func nthDelay(b wait.Backoff, n int) time.Duration {
+	next := b.DelayFunc()
+	d := next()
+	for i := 1; i < n; i++ {
+		d = next()
 	}
-	return min(d, 5*time.Minute)
+	return d
 }
 
 func (o Options) backoff(failures int) time.Duration {
@@ -125,6 +133,7 @@ type req struct {
 	// own shape (roles.go); the request itself is then decided through
 	// them. A role's request has its role's name and node selector.
 	sets   []*req
+	parent *req // a role's: the workload's request
 	role   string
 	sel    map[string]string
 	selKey string
@@ -133,6 +142,15 @@ type req struct {
 }
 
 func (r *req) demand(pods int) policy.Demand { return r.perPod.Scale(int64(pods)) }
+
+// top is the workload's request: r, or for a role the request it is one
+// role of.
+func (r *req) top() *req {
+	if r.parent != nil {
+		return r.parent
+	}
+	return r
+}
 
 // state is one cycle's mutable state.
 type state struct {
@@ -215,15 +233,15 @@ func Schedule(in Input, opts Options) *berth.Plan {
 		by     berth.WorkloadID
 		reason berth.Reason
 	}
-	victims := map[runKey]victimOf{}
+	victims := map[berth.RunKey]victimOf{}
 	for _, d := range decisions[kept:] {
 		for _, v := range d.Victims {
-			victims[runKey{v.Workload, v.RunID}] = victimOf{d.Workload, v.Reason}
+			victims[v.Key()] = victimOf{d.Workload, v.Reason}
 		}
 	}
 	for i := 0; i < kept && len(victims) > 0; i++ {
 		d := &decisions[i]
-		if v, ok := victims[runKey{d.Workload, d.RunID}]; ok && d.Action == berth.ActionKeep {
+		if v, ok := victims[d.Key()]; ok && d.Action == berth.ActionKeep {
 			reason := v.reason
 			d.Action = berth.ActionPreempted
 			d.PreemptedBy = v.by
@@ -463,6 +481,13 @@ func newState(cfg *berth.Config, snap *berth.Snapshot, placement string, opts Op
 			names = append(names, name)
 		}
 	}
+	// The flavors of several resource groups a pod may take at once
+	// ("h100+cpu-nodes"): the nodes of every one of them.
+	for _, name := range joinedFlavors(cfg, snap) {
+		if f, ok := cfg.FlavorNamed(name); ok && allIn(flavors, name) {
+			flavors[name] = f
+		}
+	}
 	st := &state{
 		cfg:    cfg,
 		opts:   opts,
@@ -529,6 +554,60 @@ func newState(cfg *berth.Config, snap *berth.Snapshot, placement string, opts Op
 	return st
 }
 
+// joinedFlavors lists every name joining one flavor of each of several
+// resource groups that a team's pods may take, and those the snapshot's
+// runs hold.
+func joinedFlavors(cfg *berth.Config, snap *berth.Snapshot) []string {
+	seen := map[string]bool{}
+	var out []string
+	add := func(name string) {
+		if strings.Contains(name, berth.FlavorSeparator) && !seen[name] {
+			seen[name] = true
+			out = append(out, name)
+		}
+	}
+	for _, team := range cfg.TeamNames() {
+		groups := cfg.Teams[team].ResourceGroups
+		if len(groups) < 2 {
+			continue
+		}
+		// Every non-empty subset of the groups, a flavor of each.
+		var walk func(i int, prefix string)
+		walk = func(i int, prefix string) {
+			if i == len(groups) {
+				add(prefix)
+				return
+			}
+			walk(i+1, prefix)
+			for _, f := range groups[i].Flavors {
+				if prefix == "" {
+					walk(i+1, f.Name)
+				} else {
+					walk(i+1, prefix+berth.FlavorSeparator+f.Name)
+				}
+			}
+		}
+		walk(0, "")
+	}
+	for _, rw := range snap.Running {
+		add(rw.Flavor)
+		for _, rp := range rw.Roles {
+			add(rp.Flavor)
+		}
+	}
+	return out
+}
+
+// allIn reports whether every flavor a name joins is in flavors.
+func allIn(flavors map[string]berth.Flavor, name string) bool {
+	for _, f := range berth.SplitFlavors(name) {
+		if _, ok := flavors[f]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
 // demandOf is the quota demand of one pod.
 func demandOf(r berth.Resources) policy.Demand {
 	return policy.Demand{r.GPUMilli(), r.CPU.Milli(), r.Memory.Value()}
@@ -544,6 +623,9 @@ func (st *state) keepOrStop(r *run, snap *berth.Snapshot) berth.Decision {
 		Placements: r.placements, Since: r.since,
 		GPUs:     float64(r.gpuMilli()) / wholeGPU,
 		Borrowed: st.quotas.Borrowed(r.team, r.flavor, berth.ResourceGPU) > 0,
+	}
+	if r.role == "" {
+		d.Flavors = st.flavorsOf(r.team, r.flavor, r.demand)
 	}
 	if r.role != "" {
 		d.Roles, d.Placements = r.rolePlacements()
@@ -841,7 +923,7 @@ func cmpReq(a, b *req) int {
 func (st *state) quotaUse() []berth.QuotaUse {
 	var out []berth.QuotaUse
 	for _, team := range st.cfg.TeamNames() {
-		for _, fq := range st.cfg.Teams[team].Quota {
+		for _, fq := range st.cfg.Teams[team].Quotas() {
 			if _, ok := st.c.flavors[fq.Flavor]; !ok {
 				continue
 			}

@@ -4,6 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/utils/ptr"
+
 	"github.com/berth-gpu/berth"
 	"github.com/berth-gpu/berth/fixtures/build"
 )
@@ -179,16 +181,14 @@ func TestUpstreamKueuePreemption(t *testing.T) {
 			name: "preempt newer workloads with the same priority", from: kueuePreemptionTest + " TestPreemption",
 			teams: kueueDefaultCQs(),
 			running: []wl{{team: "preventstarvation", name: "wl1", prio: 2, cpu: "2"},
-				{team: "preventstarvation", name: "wl2", prio: 1, cpu: "2", queued: ptr(0)},
-				{team: "preventstarvation", name: "wl3", prio: 1, cpu: "2", queued: ptr(0)}},
+				{team: "preventstarvation", name: "wl2", prio: 1, cpu: "2", queued: ptr.To(time.Duration(0))},
+				{team: "preventstarvation", name: "wl3", prio: 1, cpu: "2", queued: ptr.To(time.Duration(0))}},
 			incoming: []wl{{team: "preventstarvation", name: "in", prio: 1, cpu: "2", at: -15 * time.Second}},
 			want:     map[string]outcome{"preventstarvation/in": preempts("preventstarvation/wl2" + inCQ)},
 		},
 	}
 	runUpstream(t, cases)
 }
-
-func ptr(d time.Duration) *time.Duration { return &d }
 
 // kh is a TestHierarchicalPreemptions case: nested cohorts, teams with no
 // quota of their own unless given.

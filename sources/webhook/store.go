@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -142,27 +143,16 @@ func orderKey(at time.Time, key string) []byte {
 	return append(b, key...)
 }
 
-// memorySeen is the default Seen: the last n keys, in memory.
-type memorySeen struct {
-	mu   sync.Mutex
-	n    int
-	seen map[string]bool
-	fifo []string
+// memorySeen is the default Seen: the last n keys, in memory (a key seen
+// again does not count as recent: the first sighting is what ages).
+type memorySeen struct{ keys *lru.Cache[string, struct{}] }
+
+func newMemorySeen(n int) *memorySeen {
+	keys, _ := lru.New[string, struct{}](max(n, 1)) // errs only for a size under 1
+	return &memorySeen{keys: keys}
 }
 
-func newMemorySeen(n int) *memorySeen { return &memorySeen{n: n, seen: map[string]bool{}} }
-
 func (m *memorySeen) Seen(key string) (bool, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.seen[key] {
-		return true, nil
-	}
-	m.seen[key] = true
-	m.fifo = append(m.fifo, key)
-	for len(m.fifo) > m.n {
-		delete(m.seen, m.fifo[0])
-		m.fifo = m.fifo[1:]
-	}
-	return false, nil
+	seen, _ := m.keys.ContainsOrAdd(key, struct{}{})
+	return seen, nil
 }

@@ -1,13 +1,15 @@
 // Package webhook receives GitHub (and Gitea) webhooks for berth: it
 // bounds what an unauthenticated sender can make it hold (a few bodies at
 // once, each at most MaxBody, refused from its headers when possible),
-// verifies each delivery's HMAC SHA-256 signature while the body streams
-// in, before anything in it is looked at, ignores events berth has no use
-// for and repositories it does not track, answers a redelivery or a replay
-// of the same event under a new delivery ID without acting on it twice
-// (Store remembers them across restarts), and turns the rest into work: a push to the tracked branch (the engine should look
-// now) or a pull request to plan or re-review, coalesced per pull request
-// so a burst of events becomes one plan.
+// verifies each delivery's HMAC SHA-256 signature (go-github's
+// ValidateSignature, over the bounded body) before anything in it is looked
+// at, ignores events berth has no use for and repositories it does not
+// track, answers a redelivery or a replay of the same event under a new
+// delivery ID without acting on it twice (Store remembers them across
+// restarts), and turns the rest into work: a push to the tracked branch
+// (the engine should look now) or a pull request to plan or re-review,
+// coalesced per pull request (client-go's workqueue) so a burst of events
+// becomes one plan.
 //
 // It owns no GitHub API calls and no planning: a Handler does the work
 // (status/gh's Planner, wired in cmd/berth). Payloads are decoded into the
@@ -31,17 +33,32 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/google/go-github/v60/github"
 )
 
 // Handler does the work the events ask for.
 type Handler interface {
 	// PullRequest plans or re-reviews one pull request. An error means
-	// berth failed; the receiver retries with backoff.
+	// berth failed; the receiver retries with backoff. A *Later is not a
+	// failure: the event is queued again when Later.Ready is closed.
 	PullRequest(ctx context.Context, ev Event) error
 	// Push says the tracked branch moved (Notifier.Trigger). It must not
 	// block.
 	Push(ev Push)
 }
+
+// Later is what a Handler returns when it cannot finish a pull request's
+// event before something it started is ready (an evaluation retried with
+// its full CPU budget): the worker goes on to the next pull request
+// instead of waiting, and the event is queued again, behind those already
+// waiting, when Ready is closed. It is not counted as a failed attempt.
+type Later struct {
+	Reason string
+	Ready  <-chan struct{}
+}
+
+func (l *Later) Error() string { return "waits: " + l.Reason }
 
 // Event is the work for one pull request, merged over a burst of
 // deliveries.
@@ -242,8 +259,8 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	// 1. The headers: a signature of the right shape, a delivery ID, a
 	// length within bounds.
-	mac, ok := parseSignature(req.Header.Get("X-Hub-Signature-256"))
-	if !ok {
+	sig := req.Header.Get("X-Hub-Signature-256")
+	if !sha256Signature(sig) {
 		r.refuse(w, "unauthorized", http.StatusUnauthorized, "missing or malformed X-Hub-Signature-256")
 		return
 	}
@@ -265,8 +282,8 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		r.refuse(w, "busy", http.StatusServiceUnavailable, "too many deliveries at once; retry")
 		return
 	}
-	// 3. The body, streamed through the HMAC into a bounded buffer.
-	body, status := r.read(req, mac)
+	// 3. The body, read into a bounded buffer, and its signature.
+	body, status := r.read(req, sig)
 	switch status {
 	case http.StatusRequestEntityTooLarge:
 		r.refuse(w, "too-large", status, fmt.Sprintf("body over %d bytes", r.opts.MaxBody))
@@ -333,57 +350,51 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	fmt.Fprintln(w, work.Outcome)
 }
 
-// read reads the body, at most MaxBody bytes, through the HMAC, and
-// checks the signature: 0 when it holds, else the HTTP status to answer.
+// read reads the body, at most MaxBody bytes, and checks its signature
+// with go-github's ValidateSignature: 0 when it holds, else the HTTP status
+// to answer. sig has the shape sha256Signature accepts ("sha256=" and 64 hex
+// digits: ValidateSignature alone would take a "sha1=" one too).
 //
-// The signature is computed while the body streams in (io.TeeReader into
-// the HMAC) rather than with go-github's github.ValidatePayloadFromBody or
-// ValidateSignature: those take the whole payload (ValidatePayloadFromBody
-// reads its reader with io.ReadAll, with no bound of its own) and hash it
-// in a second pass, cannot tell a body cut at the bound (413) from a
-// forged one (401), and accept a "sha1=" signature in place of SHA-256.
-func (r *Receiver) read(req *http.Request, want []byte) ([]byte, int) {
-	mac := hmac.New(sha256.New, r.opts.Secret)
+// The body is read into the bounded buffer first and checked after, not
+// with github.ValidatePayloadFromBody, which reads its reader with
+// io.ReadAll and no bound of its own and cannot tell a body cut at the
+// bound (413) from a forged one (401). Nothing in the body is looked at
+// before the signature holds.
+func (r *Receiver) read(req *http.Request, sig string) ([]byte, int) {
 	var buf bytes.Buffer
 	if req.ContentLength > 0 {
 		buf.Grow(int(req.ContentLength)) // at most MaxBody: checked before
 	}
-	n, err := io.Copy(&buf, io.TeeReader(io.LimitReader(req.Body, r.opts.MaxBody+1), mac))
+	n, err := io.Copy(&buf, io.LimitReader(req.Body, r.opts.MaxBody+1))
 	switch {
 	case n > r.opts.MaxBody:
 		return nil, http.StatusRequestEntityTooLarge
 	case err != nil:
 		return nil, http.StatusBadRequest
-	case !hmac.Equal(want, mac.Sum(nil)):
+	case github.ValidateSignature(sig, buf.Bytes(), r.opts.Secret) != nil:
 		return nil, http.StatusUnauthorized
 	}
 	return buf.Bytes(), 0
 }
 
-// parseSignature decodes a X-Hub-Signature-256 value: "sha256=" and the
-// hex HMAC.
-func parseSignature(header string) ([]byte, bool) {
+// sha256Signature reports whether a X-Hub-Signature-256 value has its
+// shape: "sha256=" and the hex HMAC.
+func sha256Signature(header string) bool {
 	hexSig, ok := strings.CutPrefix(header, "sha256=")
 	if !ok {
-		return nil, false
+		return false
 	}
 	got, err := hex.DecodeString(hexSig)
-	if err != nil || len(got) != sha256.Size {
-		return nil, false
-	}
-	return got, true
+	return err == nil && len(got) == sha256.Size
 }
 
 // Verify checks a X-Hub-Signature-256 value ("sha256=" and the hex HMAC of
 // the body) in constant time.
 func Verify(secret, body []byte, header string) bool {
-	got, ok := parseSignature(header)
-	if !ok {
+	if !sha256Signature(header) {
 		return false
 	}
-	mac := hmac.New(sha256.New, secret)
-	mac.Write(body)
-	return hmac.Equal(got, mac.Sum(nil))
+	return github.ValidateSignature(header, body, secret) == nil
 }
 
 // Sign is the X-Hub-Signature-256 value GitHub sends for body.

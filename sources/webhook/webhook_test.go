@@ -2,6 +2,9 @@ package webhook_test
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha1"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -68,8 +71,13 @@ func (r *recorder) snapshot() ([]webhook.Event, []webhook.Push) {
 
 func start(t *testing.T, h webhook.Handler, branch string, delay time.Duration) *webhook.Receiver {
 	t.Helper()
-	r, err := webhook.New(webhook.Options{Secret: secret, Repo: "Codertocat/Hello-World", Branch: branch, Handler: h,
+	return startWith(t, webhook.Options{Secret: secret, Repo: "Codertocat/Hello-World", Branch: branch, Handler: h,
 		Delay: delay, Backoff: 10 * time.Millisecond})
+}
+
+func startWith(t *testing.T, opts webhook.Options) *webhook.Receiver {
+	t.Helper()
+	r, err := webhook.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,6 +231,12 @@ func TestPushToTrackedBranch(t *testing.T) {
 
 // TestForgedAndUnsigned: a delivery without a valid signature is refused
 // and changes nothing, whatever it says.
+func sha1Sign(secret, body []byte) string {
+	mac := hmac.New(sha1.New, secret)
+	mac.Write(body)
+	return "sha1=" + hex.EncodeToString(mac.Sum(nil))
+}
+
 func TestForgedAndUnsigned(t *testing.T) {
 	rec := newRecorder()
 	r := start(t, rec, "master", -1)
@@ -241,6 +255,9 @@ func TestForgedAndUnsigned(t *testing.T) {
 		"truncated":         {body, good[:len(good)-2]},
 		"empty signature":   {body, "sha256="},
 		"signature of null": {body, webhook.Sign(secret, nil)},
+		// GitHub's older header, which go-github's ValidateSignature
+		// would accept: berth takes SHA-256 only.
+		"real sha1 HMAC": {body, sha1Sign(secret, body)},
 	}
 	for name, c := range cases {
 		w := deliver(r, "pull_request", "forged-"+name, c.body, c.sig)
@@ -441,5 +458,160 @@ func TestRetryAfterFailure(t *testing.T) {
 func TestNewNeedsSecret(t *testing.T) {
 	if _, err := webhook.New(webhook.Options{Repo: "a/b", Handler: newRecorder()}); err == nil {
 		t.Fatal("a receiver without a secret was made")
+	}
+}
+
+// waiter is a Handler that answers *webhook.Later for one pull request
+// until its ready channel is closed, and records every call.
+type waiter struct {
+	*recorder
+	number int
+	ready  chan struct{}
+}
+
+func (w *waiter) PullRequest(ctx context.Context, ev webhook.Event) error {
+	err := w.recorder.PullRequest(ctx, ev)
+	select {
+	case <-w.ready:
+	default:
+		if ev.Number == w.number {
+			return &webhook.Later{Reason: "its evaluation is retried", Ready: w.ready}
+		}
+	}
+	return err
+}
+
+// TestLaterFreesTheWorker: a pull request whose handler answers Later does
+// not hold the one worker: the next pull request is handled meanwhile, and
+// the first comes back once, when it is ready, as the same attempt.
+func TestLaterFreesTheWorker(t *testing.T) {
+	w := &waiter{recorder: newRecorder(), ready: make(chan struct{})}
+	r := startWith(t, webhook.Options{Secret: secret, Repo: "Codertocat/Hello-World", Branch: "master", Handler: w,
+		Delay: -1, Workers: 1})
+	opened := payload(t, "pull_request", "00-opened.json")
+	var first struct {
+		Number int `json:"number"`
+	}
+	if err := json.Unmarshal(opened, &first); err != nil {
+		t.Fatal(err)
+	}
+	w.number = first.Number
+	other := withNumber(t, opened, first.Number+1)
+	deliver(r, "pull_request", "l1", opened, webhook.Sign(secret, opened))
+	waitCalls(t, w.recorder, 1)
+	deliver(r, "pull_request", "l2", other, webhook.Sign(secret, other))
+	waitCalls(t, w.recorder, 1) // handled while the first waits
+	close(w.ready)
+	waitCalls(t, w.recorder, 1)
+	time.Sleep(50 * time.Millisecond) // no further call
+	evs, _ := w.snapshot()
+	var got []int
+	for _, ev := range evs {
+		got = append(got, ev.Number)
+		if ev.Attempt != 1 {
+			t.Errorf("pull request %d handled as attempt %d, want 1: waiting is not failing", ev.Number, ev.Attempt)
+		}
+	}
+	if d := cmp.Diff([]int{first.Number, first.Number + 1, first.Number}, got); d != "" {
+		t.Errorf("pull requests handled (-want +got):\n%s", d)
+	}
+}
+
+// withNumber is a pull_request payload of another pull request.
+func withNumber(t *testing.T, body []byte, n int) []byte {
+	t.Helper()
+	var p map[string]any
+	if err := json.Unmarshal(body, &p); err != nil {
+		t.Fatal(err)
+	}
+	p["number"] = n
+	p["pull_request"].(map[string]any)["number"] = n
+	b, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestRetriesGiveUp: a pull request that keeps failing is tried 1+Retries
+// times, waiting longer each time, and then left until its next event.
+func TestRetriesGiveUp(t *testing.T) {
+	rec := newRecorder()
+	rec.fail = 100
+	r, err := webhook.New(webhook.Options{Secret: secret, Repo: "Codertocat/Hello-World", Handler: rec,
+		Delay: -1, Backoff: time.Millisecond, Retries: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	r.Enqueue(webhook.Event{Number: 7, Plan: true})
+	waitCalls(t, rec, 3)
+	time.Sleep(100 * time.Millisecond) // a fourth try would come within 4 ms
+	evs, _ := rec.snapshot()
+	var attempts []int
+	for _, ev := range evs {
+		attempts = append(attempts, ev.Attempt)
+	}
+	if diff := cmp.Diff([]int{1, 2, 3}, attempts); diff != "" {
+		t.Fatalf("attempts (-want +got):\n%s", diff)
+	}
+	// A fresh event starts over.
+	r.Enqueue(webhook.Event{Number: 7, Plan: true})
+	waitCalls(t, rec, 1)
+	if evs, _ := rec.snapshot(); evs[3].Attempt != 1 {
+		t.Errorf("a fresh event after giving up is attempt %d, want 1", evs[3].Attempt)
+	}
+}
+
+// overlap is a Handler that records whether one pull request was ever
+// handled by two workers at once.
+type overlap struct {
+	mu      sync.Mutex
+	running map[int]bool
+	twice   []int
+	calls   chan struct{}
+}
+
+func (o *overlap) PullRequest(ctx context.Context, ev webhook.Event) error {
+	o.mu.Lock()
+	if o.running[ev.Number] {
+		o.twice = append(o.twice, ev.Number)
+	}
+	o.running[ev.Number] = true
+	o.mu.Unlock()
+	time.Sleep(time.Millisecond)
+	o.mu.Lock()
+	delete(o.running, ev.Number)
+	o.mu.Unlock()
+	o.calls <- struct{}{}
+	return nil
+}
+
+func (o *overlap) Push(webhook.Push) {}
+
+// TestOnePullRequestOneWorker: with many workers and events for a few pull
+// requests arriving all the time, no pull request is handled twice at once.
+func TestOnePullRequestOneWorker(t *testing.T) {
+	o := &overlap{running: map[int]bool{}, calls: make(chan struct{}, 1000)}
+	r, err := webhook.New(webhook.Options{Secret: secret, Repo: "a/b", Handler: o, Delay: -1, Workers: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	for i := range 300 {
+		r.Enqueue(webhook.Event{Number: 1 + i%3, Plan: true})
+		if i%30 == 0 {
+			<-o.calls
+		}
+	}
+	cancel()
+	<-done
+	if len(o.twice) > 0 {
+		t.Fatalf("pull requests handled by two workers at once: %v", o.twice)
 	}
 }

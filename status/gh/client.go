@@ -30,6 +30,10 @@ import (
 
 	"github.com/bradleyfalzon/ghinstallation/v2"
 	"github.com/google/go-github/v60/github"
+	lru "github.com/hashicorp/golang-lru/v2"
+	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/berth-gpu/berth/status"
 )
 
 // Forge is the kind of server the client talks to.
@@ -139,7 +143,7 @@ type Client struct {
 	botLogin string
 
 	mu       sync.Mutex
-	statuses *statusCache
+	statuses *lru.Cache[string, map[string]status.CommitStatus] // by commit
 	comments map[commentKey]*commentState
 	outbox   *outbox
 }
@@ -169,9 +173,10 @@ func New(opts Options) (*Client, error) {
 			base = c.Transport
 		}
 	}
+	statuses, _ := lru.New[string, map[string]status.CommitStatus](maxStatusCommits) // errs only for a size under 1
 	c := &Client{forge: opts.Forge, owner: owner, repo: repo, log: log.With("repo", opts.Repo),
 		retry: opts.Retry.withDefaults(), botLogin: opts.BotLogin,
-		statuses: newStatusCache(512), comments: map[commentKey]*commentState{}}
+		statuses: statuses, comments: map[commentKey]*commentState{}}
 	var tr http.RoundTripper = base
 	if opts.Forge == Gitea {
 		tr = giteaPaging{base: tr}
@@ -318,7 +323,7 @@ func (e *APIError) Unwrap() error { return e.Err }
 // comes within MaxWait. Other errors are returned at once.
 func (c *Client) call(ctx context.Context, op string, f func() (*github.Response, error)) error {
 	r := c.retry
-	wait := r.Backoff
+	backoff := wait.Backoff{Duration: r.Backoff, Factor: 2, Steps: r.Attempts}.DelayFunc()
 	var last error
 	var lastStatus int
 	for attempt := 1; attempt <= r.Attempts; attempt++ {
@@ -333,7 +338,7 @@ func (c *Client) call(ctx context.Context, op string, f func() (*github.Response
 		if resp != nil && resp.Response != nil {
 			lastStatus = resp.StatusCode
 		}
-		d, retry := c.retryAfter(err, resp, wait)
+		d, retry := c.retryAfter(err, resp, backoff())
 		if !retry {
 			return &APIError{Op: op, Repo: c.Repo(), Status: lastStatus, Err: c.redact(err)}
 		}
@@ -348,7 +353,6 @@ func (c *Client) call(ctx context.Context, op string, f func() (*github.Response
 		if err := r.Sleep(ctx, d); err != nil {
 			return &APIError{Op: op, Repo: c.Repo(), Err: err, Retryable: true}
 		}
-		wait *= 2
 	}
 	return &APIError{Op: op, Repo: c.Repo(), Status: lastStatus, Err: c.redact(last), Retryable: true}
 }

@@ -19,14 +19,21 @@ type Handler struct {
 
 // PullRequest plans the pull request (opened, pushed to, reopened,
 // "/berth plan"; a merged one is handed to the sync reporter), or checks
-// its policy again after a review.
+// its policy again after a review. A plan that waits for an evaluation's
+// retry (Result.Waiting) is a *webhook.Later.
 func (h Handler) PullRequest(ctx context.Context, ev webhook.Event) error {
+	var res *Result
 	var err error
 	switch {
 	case ev.Plan || ev.Closed:
-		_, err = h.Planner.Plan(ctx, ev.Number)
+		res, err = h.Planner.Plan(ctx, ev.Number)
 	case ev.Review:
-		_, err = h.Planner.Review(ctx, ev.Number)
+		res, err = h.Planner.Review(ctx, ev.Number)
+	}
+	if err == nil && res != nil && res.Waiting != nil {
+		// No planner waits for the retry: the queue brings the pull
+		// request back when it ended.
+		return &webhook.Later{Reason: "its evaluation is retried with the full CPU budget", Ready: res.Waiting}
 	}
 	if err != nil && h.Logger != nil {
 		h.Logger.Warn("pull request plan failed", "pr", ev.Number, "attempt", ev.Attempt, "err", err)

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
+
 	"github.com/berth-gpu/berth"
 	"github.com/berth-gpu/berth/cue"
 	"github.com/berth-gpu/berth/policy"
@@ -63,9 +65,8 @@ type Planner struct {
 	log  *slog.Logger
 
 	mu      sync.Mutex
-	configs map[string]*loaded // by commit
-	order   []string
-	last    map[int]*planned // by pull request
+	configs *lru.Cache[string, *loaded] // by commit, the last maxConfigs used
+	last    map[int]*planned            // by pull request
 }
 
 type loaded struct {
@@ -94,7 +95,8 @@ func NewPlanner(opts PlannerOptions) *Planner {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Planner{opts: opts, log: log, configs: map[string]*loaded{}, last: map[int]*planned{}}
+	configs, _ := lru.New[string, *loaded](maxConfigs) // errs only for a size under 1
+	return &Planner{opts: opts, log: log, configs: configs, last: map[int]*planned{}}
 }
 
 // Result is what one plan wrote.
@@ -104,6 +106,12 @@ type Result struct {
 	Comments []status.Comment
 	// Skipped says why nothing was planned ("closed").
 	Skipped string
+	// Waiting, when set, says that the plan could not be finished yet: an
+	// evaluation needed more than its first try's CPU budget and is
+	// retried in the background (cue.Options.RetryLater). berth/validate
+	// says so (pending), and the pull request is to be planned again when
+	// Waiting is closed; no planner waits for it.
+	Waiting <-chan struct{}
 	// Stages say how long each stage took, in order ("fetch", "load",
 	// "plan", "review", "write").
 	Stages []Stage
@@ -166,6 +174,11 @@ func (p *Planner) Plan(ctx context.Context, number int) (*Result, error) {
 	// 2. Load both.
 	bl, hl := p.load(base), p.load(head)
 	t = res.stage("load", t)
+	if r := retrying(hl.err, bl.err); r != nil {
+		res.Statuses = []status.CommitStatus{status.NewCommitStatus(status.ContextValidate, status.StatePending, r.Error())}
+		res.Waiting = r.Done
+		return res, p.opts.API.SetStatuses(ctx, pr.HeadSHA, res.Statuses)
+	}
 	var cerrs cue.Errors
 	if hl.err != nil && !errors.As(hl.err, &cerrs) {
 		st := status.ValidateStatus(nil, hl.err)
@@ -192,6 +205,18 @@ func (p *Planner) Plan(ctx context.Context, number int) (*Result, error) {
 
 	// 4. Review and write.
 	return p.write(ctx, pl, res)
+}
+
+// retrying is the first of errs that says an evaluation is being retried
+// with its full budget, or nil.
+func retrying(errs ...error) *cue.Retrying {
+	for _, err := range errs {
+		var r *cue.Retrying
+		if errors.As(err, &r) {
+			return r
+		}
+	}
+	return nil
 }
 
 // Review re-checks a pull request's policy after a review: the last plan
@@ -386,28 +411,16 @@ func (p *Planner) fetchBase(ctx context.Context, pr PR) (sources.Revision, error
 
 // load loads a revision's configuration, once per commit.
 func (p *Planner) load(rev sources.Revision) *loaded {
-	p.mu.Lock()
-	if l, ok := p.configs[rev.Hash]; ok {
-		p.mu.Unlock()
+	if l, ok := p.configs.Get(rev.Hash); ok {
 		return l
 	}
-	p.mu.Unlock()
 	cfg, err := p.opts.Loader.Load(rev.FS)
 	l := &loaded{cfg: cfg, err: err, fs: rev.FS}
 	var cerrs cue.Errors
 	if err != nil && !errors.As(err, &cerrs) {
 		return l // berth failed: do not remember it
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if _, ok := p.configs[rev.Hash]; !ok {
-		p.order = append(p.order, rev.Hash)
-		for len(p.order) > maxConfigs {
-			delete(p.configs, p.order[0])
-			p.order = p.order[1:]
-		}
-	}
-	p.configs[rev.Hash] = l
+	p.configs.Add(rev.Hash, l)
 	return l
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/berth-gpu/berth/cue"
 	"github.com/berth-gpu/berth/fixtures"
 	goldens "github.com/berth-gpu/berth/fixtures/golden"
+	"github.com/berth-gpu/berth/reconcile"
 	"github.com/berth-gpu/berth/sources"
 	"github.com/berth-gpu/berth/sources/webhook"
 	"github.com/berth-gpu/berth/status"
@@ -128,6 +129,11 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newEnvWith(t, cue.NewLoader(cue.Options{}))
+}
+
+func newEnvWith(t *testing.T, loader reconcile.Loader) *env {
+	t.Helper()
 	f := ghfake.New("Codertocat", "Hello-World")
 	t.Cleanup(f.Close)
 	f.AddPR(ghfake.PR{Number: 2, Author: "Codertocat", HeadSHA: headSHA, HeadRef: "changes", BaseSHA: baseSHA, BaseRef: "master",
@@ -139,7 +145,7 @@ func newEnv(t *testing.T) *env {
 		refs:  map[string]string{"refs/pull/2/head": headSHA, "master": baseSHA},
 	}
 	snap := demoSnapshot(t)
-	p := gh.NewPlanner(gh.PlannerOptions{API: c, Git: revs, Loader: cue.NewLoader(cue.Options{}),
+	p := gh.NewPlanner(gh.PlannerOptions{API: c, Git: revs, Loader: loader,
 		Observe: func(ctx context.Context) (map[string]*berth.Snapshot, error) {
 			return map[string]*berth.Snapshot{"box": snap}, nil
 		}})
@@ -225,7 +231,7 @@ func TestWebhookToStatusesAndComment(t *testing.T) {
 		"GET /user",
 		"POST /repos/Codertocat/Hello-World/issues/2/comments {body: see golden}",
 		statusURL + `{"context":"berth/plan: box","description":"everything fits: 1 admitted now (4 GPUs); 1 other decision changed, 1 team newly borrowing","state":"success"}`,
-		statusURL + `{"context":"berth/policy","description":"needs 2 approvals: team lead (@ana); team vision owner (@ana or @acme/vision)","state":"pending"}`,
+		statusURL + `{"context":"berth/policy","description":"needs 1 approval: team lead and team vision owner (@ana)","state":"pending"}`,
 		statusURL + `{"context":"berth/validate","description":"valid: 9 workloads, 3 teams, 1 cluster","state":"success"}`,
 	}
 	if diff := cmp.Diff(want, lines); diff != "" {

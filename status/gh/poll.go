@@ -56,15 +56,19 @@ func (p *Poller) Poll(ctx context.Context) {
 	open := map[int]bool{}
 	for _, pr := range prs {
 		open[pr.Number] = true
+		var res *Result
 		var err error
 		if p.heads[pr.Number] != pr.HeadSHA+pr.BaseSHA {
-			_, err = p.Planner.Plan(ctx, pr.Number)
+			res, err = p.Planner.Plan(ctx, pr.Number)
 		} else {
-			_, err = p.Planner.Review(ctx, pr.Number)
+			res, err = p.Planner.Review(ctx, pr.Number)
 		}
 		if err != nil {
 			log.Warn("pull request plan failed; retried next round", "pr", pr.Number, "err", err)
 			continue
+		}
+		if res != nil && res.Waiting != nil {
+			continue // its evaluation is retried: planned next round
 		}
 		p.heads[pr.Number] = pr.HeadSHA + pr.BaseSHA
 	}

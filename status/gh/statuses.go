@@ -11,35 +11,12 @@ import (
 	"github.com/berth-gpu/berth/status"
 )
 
-// statusCache remembers, per commit, the latest status of each context as
-// the server has it: listed once, then kept current by what berth posts.
-// It is bounded: the oldest commits are forgotten first (and listed again
-// if they come back).
-type statusCache struct {
-	max   int
-	order []string
-	bySHA map[string]map[string]status.CommitStatus
-}
-
-func newStatusCache(n int) *statusCache {
-	return &statusCache{max: n, bySHA: map[string]map[string]status.CommitStatus{}}
-}
-
-func (s *statusCache) get(sha string) (map[string]status.CommitStatus, bool) {
-	m, ok := s.bySHA[sha]
-	return m, ok
-}
-
-func (s *statusCache) put(sha string, m map[string]status.CommitStatus) {
-	if _, ok := s.bySHA[sha]; !ok {
-		s.order = append(s.order, sha)
-		for len(s.order) > s.max {
-			delete(s.bySHA, s.order[0])
-			s.order = s.order[1:]
-		}
-	}
-	s.bySHA[sha] = m
-}
+// maxStatusCommits is how many commits' statuses a Client remembers: each
+// commit's latest status of each context as the server has it, listed once
+// and then kept current by what berth posts (under Client.mu). The least
+// recently used commit is forgotten first, and listed again if it comes
+// back.
+const maxStatusCommits = 512
 
 // SetStatuses makes the commit's statuses what is given: the commit's
 // statuses are listed (once per commit), and only a status whose state,
@@ -92,7 +69,7 @@ func (c *Client) createStatus(ctx context.Context, sha string, st status.CommitS
 		return err
 	}
 	c.mu.Lock()
-	if m, ok := c.statuses.get(sha); ok {
+	if m, ok := c.statuses.Get(sha); ok {
 		m[st.Context] = st
 	}
 	c.mu.Unlock()
@@ -103,7 +80,7 @@ func (c *Client) createStatus(ctx context.Context, sha string, st status.CommitS
 // knownStatuses lists a commit's statuses once: the newest of each context.
 func (c *Client) knownStatuses(ctx context.Context, sha string) (map[string]status.CommitStatus, error) {
 	c.mu.Lock()
-	m, ok := c.statuses.get(sha)
+	m, ok := c.statuses.Get(sha)
 	c.mu.Unlock()
 	if ok {
 		return m, nil
@@ -138,7 +115,7 @@ func (c *Client) knownStatuses(ctx context.Context, sha string) (map[string]stat
 		}
 	}
 	c.mu.Lock()
-	c.statuses.put(sha, m)
+	c.statuses.Add(sha, m)
 	c.mu.Unlock()
 	return m, nil
 }
@@ -177,7 +154,7 @@ func (c *Client) listStatuses(ctx context.Context, sha string, opts *github.List
 // as the server has it (listed afresh).
 func (c *Client) CommitStatuses(ctx context.Context, sha string) (map[string]status.CommitStatus, error) {
 	c.mu.Lock()
-	delete(c.statuses.bySHA, sha)
+	c.statuses.Remove(sha)
 	c.mu.Unlock()
 	return c.knownStatuses(ctx, sha)
 }

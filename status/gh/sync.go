@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
+
 	"github.com/berth-gpu/berth"
 	"github.com/berth-gpu/berth/reconcile"
 	"github.com/berth-gpu/berth/redact"
@@ -59,9 +61,13 @@ type SyncReporter struct {
 
 	mu      sync.Mutex
 	tracked map[int]*trackedPR
-	seen    map[string]bool // applied commits already asked about
-	seenQ   []string
+	seen    *lru.Cache[string, struct{}] // the last maxSeenCommits applied commits already asked about
 }
+
+// maxSeenCommits is how many applied commits a SyncReporter remembers having
+// asked the forge about (a commit the tracked branch left long ago does not
+// come back).
+const maxSeenCommits = 256
 
 type trackedPR struct {
 	pr      PR
@@ -87,8 +93,9 @@ func NewSyncReporter(opts SyncOptions) *SyncReporter {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	seen, _ := lru.New[string, struct{}](maxSeenCommits) // errs only for a size under 1
 	return &SyncReporter{opts: opts, log: log, in: make(chan reconcile.Report, 1),
-		tracked: map[int]*trackedPR{}, seen: map[string]bool{}}
+		tracked: map[int]*trackedPR{}, seen: seen}
 }
 
 // Report hands a reconcile's report to Run. It never blocks: a report not
@@ -205,26 +212,14 @@ func (s *SyncReporter) Sync(ctx context.Context, r reconcile.Report) error {
 // discover asks the forge which merged pull requests an applied commit
 // came from, once per commit.
 func (s *SyncReporter) discover(ctx context.Context, rev reconcile.Revision) {
-	s.mu.Lock()
-	known := s.seen[rev.Commit]
-	if !known {
-		s.seen[rev.Commit] = true
-		s.seenQ = append(s.seenQ, rev.Commit)
-		if len(s.seenQ) > 256 {
-			delete(s.seen, s.seenQ[0])
-			s.seenQ = s.seenQ[1:]
-		}
-	}
-	s.mu.Unlock()
+	known, _ := s.seen.ContainsOrAdd(rev.Commit, struct{}{})
 	if known || s.opts.Workloads == nil {
 		return
 	}
 	prs, err := s.opts.API.PullRequestsOfCommit(ctx, rev.Commit)
 	if err != nil {
 		s.log.Warn("cannot find the pull request of an applied commit", "commit", short(rev.Commit), "err", err)
-		s.mu.Lock()
-		delete(s.seen, rev.Commit) // ask again next time
-		s.mu.Unlock()
+		s.seen.Remove(rev.Commit) // ask again next time
 		return
 	}
 	for _, pr := range prs {

@@ -3,7 +3,9 @@ package sim
 import (
 	"fmt"
 	"sort"
-	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/berth-gpu/berth"
 	"github.com/berth-gpu/berth/reconcile/schedule"
@@ -40,6 +42,10 @@ type PaperOptions struct {
 	// Workers run that many seeds at once (0 or 1: one after another).
 	// The result does not depend on it.
 	Workers int
+	// Progress, when set, is called after each seed's run with how many
+	// of the total are done (from the workers: it must be safe for
+	// concurrent use).
+	Progress func(done, total int)
 }
 
 // PaperReport is the result of the paper's experiment.
@@ -170,26 +176,23 @@ func Paper(tr *Trace, opts PaperOptions) (*PaperReport, error) {
 	// independent, so workers may run them at once; results are combined
 	// in seed order.
 	runs := make([][]*paperResult, len(seeds))
-	jobs := make(chan int)
-	var wg sync.WaitGroup
-	for range max(opts.Workers, 1) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for k := range jobs {
-				pods, order := PaperPods(tr, seeds[k], infl)
-				w := Build(nodes, pods, Setup{Teams: 1})
-				for _, policy := range policies {
-					runs[k] = append(runs[k], paperRun(w, pods, order, shapes, coverage, policy, capacity))
-				}
-			}
-		}()
-	}
+	var g errgroup.Group
+	g.SetLimit(max(opts.Workers, 1))
+	var done atomic.Int64
 	for k := range seeds {
-		jobs <- k
+		g.Go(func() error {
+			pods, order := PaperPods(tr, seeds[k], infl)
+			w := Build(nodes, pods, Setup{Teams: 1})
+			for _, policy := range policies {
+				runs[k] = append(runs[k], paperRun(w, pods, order, shapes, coverage, policy, capacity))
+			}
+			if opts.Progress != nil {
+				opts.Progress(int(done.Add(1)), len(seeds))
+			}
+			return nil
+		})
 	}
-	close(jobs)
-	wg.Wait()
+	_ = g.Wait() // the runs return no errors
 
 	type acc struct{ sum, n [levelsMax]float64 }
 	res := make([]PaperPolicy, len(policies))

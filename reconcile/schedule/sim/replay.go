@@ -32,6 +32,9 @@ type ReplayOptions struct {
 	// 0 or 1: all. With Speedup it makes a contended cluster out of a
 	// trace that does not contend for its own.
 	NodeShare float64
+	// Progress, when set, is called before each policy's replay with the
+	// policy and its place among them (1-based).
+	Progress func(policy string, i, n int)
 }
 
 // ReplayReport is the result of a replay.
@@ -204,7 +207,10 @@ func Replay(tr *Trace, opts ReplayOptions) (*ReplayReport, error) {
 		FairSharing: opts.FairSharing, Speedup: speedup, SampleEvery: every,
 		PeakDemandGPUs: peakDemand(tr.Pods, timeline),
 	}
-	for _, p := range policies {
+	for i, p := range policies {
+		if opts.Progress != nil {
+			opts.Progress(p, i+1, len(policies))
+		}
 		r := &replayer{w: w, pods: tr.Pods, times: timeline, capacity: capacity, every: every, setup: opts.Setup}
 		rep.Policies = append(rep.Policies, r.run(p, shapes, coverage))
 	}
