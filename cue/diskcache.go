@@ -49,7 +49,7 @@ type diskCache struct {
 
 // cacheFormat names the layout of an entry; a new layout is a new name,
 // and old entries are misses.
-const cacheFormat = "berth-eval-cache 1"
+const cacheFormat = "berth-eval-cache 2"
 
 func newDiskCache(opts Options) *diskCache {
 	if opts.CacheDir == "" {
