@@ -142,8 +142,10 @@ func (p *Pool) waitingRetries() int {
 }
 
 // evaluateInChild evaluates the instances in dirs in a child process with
-// a CPU budget of timeout, and returns their results in the same order. A
-// retry waits for the Pool's retry lane.
+// a CPU budget of timeout, and returns their results in the same order
+// (when the evaluation ran away: with the results of the instances that
+// were finished before, nil for the others). A retry waits for the
+// Pool's retry lane.
 func (l *Loader) evaluateInChild(t *tree, dirs []string, timeout time.Duration, retry bool) ([]*instanceResult, error) {
 	l.opts.Pool.acquire(retry, l.opts.Tracked)
 	defer l.opts.Pool.release(retry)
@@ -208,7 +210,7 @@ func (l *Loader) evaluateInChild(t *tree, dirs []string, timeout time.Duration, 
 
 	switch {
 	case a.runaway != nil:
-		return nil, a.runaway
+		return a.results, a.runaway
 	case a.fail != "":
 		return nil, fmt.Errorf("%s: %s", what, a.fail)
 	case a.end && waitErr == nil:
@@ -222,7 +224,7 @@ func (l *Loader) evaluateInChild(t *tree, dirs []string, timeout time.Duration, 
 	sig := exitSignal(st)
 	switch {
 	case timedOut && cpu >= timeout:
-		return nil, runaway(t, at, cpuMessage(timeout))
+		return a.results, runaway(t, at, cpuMessage(timeout))
 	case timedOut:
 		// CUE neither sleeps nor waits: a child that used little CPU in
 		// all that time was starved or stuck, which is not the commit's
@@ -234,7 +236,7 @@ func (l *Loader) evaluateInChild(t *tree, dirs []string, timeout time.Duration, 
 		// (by the kernel's count, which can run ahead of the exact time
 		// read here). A SIGKILL early in the evaluation is someone else's
 		// (the OOM killer's): berth's problem.
-		return nil, runaway(t, at, cpuMessage(timeout))
+		return a.results, runaway(t, at, cpuMessage(timeout))
 	case outOfMemory(stderr.String()):
 		return nil, runaway(t, at, memoryMessage(l.opts.MaxMemory))
 	case a.err != nil:

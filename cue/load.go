@@ -200,6 +200,9 @@ type Stats struct {
 	FromDisk  int  // instances whose result came from Options.CacheDir
 	Processes int  // child processes started for it (0, 1, or 2 with a retry)
 	Retried   bool // the first try's CPU budget was not enough (Options.FirstTimeout)
+	// EvaluatedAgain is how many instances the retry evaluated: those
+	// the first try had not finished.
+	EvaluatedAgain int
 }
 
 // Result is what a Load found: the configuration (nil when the repository
@@ -512,7 +515,30 @@ func (l *Loader) evaluateEscalating(t *tree, dirs []string, tries tries, stats *
 	}
 	stats.Processes++
 	stats.Retried = true
-	return l.evaluateInChild(t, dirs, l.opts.Timeout, true)
+	// The instances the first try finished (their results came whole
+	// before it was stopped) are not evaluated again: a large repository
+	// then pays for its first second once, not twice.
+	var rest []string
+	for k, r := range rs {
+		if r == nil {
+			rest = append(rest, dirs[k])
+		}
+	}
+	stats.EvaluatedAgain = len(rest)
+	if len(rest) == 0 {
+		return rs, nil
+	}
+	more, err := l.evaluateInChild(t, rest, l.opts.Timeout, true)
+	if err != nil {
+		return nil, err
+	}
+	for k, j := 0, 0; k < len(rs); k++ {
+		if rs[k] == nil {
+			rs[k] = more[j]
+			j++
+		}
+	}
+	return rs, nil
 }
 
 // cpuRunaway reports whether errs say that an evaluation used more than
