@@ -30,9 +30,6 @@ func ServeChild(in io.Reader, out io.Writer) int {
 		w.send(message{Fail: "set the evaluation's limits: " + err.Error()})
 		return 2
 	}
-	if req.Background {
-		lowerPriority()
-	}
 
 	if req.Profile != "" {
 		if f, err := os.Create(fmt.Sprintf("%s.eval-%d.cpu.pprof", req.Profile, os.Getpid())); err == nil {

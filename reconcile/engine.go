@@ -105,6 +105,9 @@ type Engine struct {
 	lastGood  *goodConfig
 	lastBad   *badRevision
 	lastPlans map[string]ClusterReport
+	// caches keep each cluster's scheduling state between reconciles, so
+	// a cycle costs what changed (schedule.Cache).
+	caches map[string]*schedule.Cache
 }
 
 type goodConfig struct {
@@ -132,7 +135,7 @@ func New(opts Options) *Engine {
 		opts.Redact = &redact.Live{}
 	}
 	opts.Logger = slog.New(redact.NewHandler(opts.Logger.Handler(), opts.Redact))
-	return &Engine{opts: opts, lastPlans: map[string]ClusterReport{}}
+	return &Engine{opts: opts, lastPlans: map[string]ClusterReport{}, caches: map[string]*schedule.Cache{}}
 }
 
 // Last returns the last report of each cluster (for status and explain).
@@ -269,7 +272,8 @@ func (e *Engine) reconcileCluster(ctx context.Context, cfg *berth.Config, rev Re
 	cr.Observed = obs
 
 	// 4. Decide: the one step every plan is made by.
-	cr.Plan = Plan(cfg, c.Name(), obs, e.opts.Now(), e.opts.Schedule)
+	snap := Snapshot(cfg, c.Name(), obs, e.opts.Now())
+	cr.Plan = e.cache(c.Name()).Schedule(schedule.Input{Config: cfg, Snapshot: &snap}, e.opts.Schedule)
 
 	// 5. Diff.
 	cr.Changes = Diff(cfg, cr.Plan, obs, rev.Name)
@@ -379,11 +383,24 @@ func Normalize(cfg *berth.Config, obs *Observed) berth.Snapshot {
 	return snap
 }
 
+// cache is the cluster's scheduling state kept between reconciles.
+func (e *Engine) cache(cluster string) *schedule.Cache {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	c, ok := e.caches[cluster]
+	if !ok {
+		c = schedule.NewCache()
+		e.caches[cluster] = c
+	}
+	return c
+}
+
 // Plan is the decision a cluster gets from what it reported, at time now:
 // the ledger's runs normalized into a snapshot (Normalize), then the one
-// decision step (schedule.Schedule). The engine decides with it before it
-// applies; `berth plan` and the pull-request planner call it (or
-// schedule.Schedule on a snapshot Normalize wrote) to predict the same.
+// decision step (schedule.Schedule). The engine decides the same through
+// the schedule.Cache it keeps for the cluster; `berth plan` and the
+// pull-request planner call this (or schedule.Schedule on a snapshot
+// Normalize wrote) to predict it.
 func Plan(cfg *berth.Config, cluster string, obs *Observed, now time.Time, opts schedule.Options) *berth.Plan {
 	snap := Snapshot(cfg, cluster, obs, now)
 	return schedule.Schedule(schedule.Input{Config: cfg, Snapshot: &snap}, opts)

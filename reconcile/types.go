@@ -78,26 +78,50 @@ func (p Phase) Final() bool { return p == PhaseSucceeded || p == PhaseFailed || 
 // Holds reports whether a run in this phase holds capacity.
 func (p Phase) Holds() bool { return p == PhaseAdmitted || p == PhaseRunning }
 
-// RunState is one run as the cluster's ledger records it.
-type RunState struct {
+// RunRecord is what every backend records of a run when it queues or
+// starts it: which run, of what spec, where, and how often it started.
+// RunState embeds it with what is observed now; the local ledger's records
+// embed it with their attempts' processes. (The Kubernetes backend keeps
+// it in its objects' annotations, and only a slimmer record in its ledger
+// ConfigMap, which has 1 MiB for all of a team's runs.)
+type RunRecord struct {
 	Workload berth.WorkloadID `json:"workload"`
 	RunID    string           `json:"runId"`
 	Kind     berth.Kind       `json:"kind"`
 	// Digest is berth.SpecDigest of the spec the run was started with.
-	Digest string `json:"digest"`
-	Phase  Phase  `json:"phase"`
-	// Reason says why a run failed or stopped ("OOMKilled", "exit code 2",
-	// "deadline exceeded", "preempted by vision/train").
-	Reason string `json:"reason,omitempty"`
+	Digest   string `json:"digest,omitempty"`
+	Flavor   string `json:"flavor,omitempty"`
+	Priority int    `json:"priority"`
+	// Resources is what one pod asked, as started (the workload may have
+	// changed or left Git since).
+	Resources   berth.Resources   `json:"resources"`
+	MaxDuration berth.Duration    `json:"maxDuration,omitempty"`
+	Placements  []berth.Placement `json:"placements,omitempty"`
+	// Roles are each role's flavor, resources and placements, for a run of
+	// a workload with roles (Placements then holds every role's).
+	Roles []berth.RolePlacement `json:"roles,omitempty"`
 	// QueuedSince is when the run was first seen waiting.
 	QueuedSince time.Time `json:"queuedSince,omitzero"`
-	StartedAt   time.Time `json:"startedAt,omitzero"`
-	FinishedAt  time.Time `json:"finishedAt,omitzero"`
 	// Attempts counts starts; Preemptions how many of them ended in a
 	// preemption. A failed run is retried while Failures() <= the
 	// workload's retries: a preemption does not use up a retry.
 	Attempts    int `json:"attempts"`
 	Preemptions int `json:"preemptions,omitempty"`
+}
+
+// Key is the run.
+func (r RunRecord) Key() berth.RunKey { return berth.RunKey{Workload: r.Workload, RunID: r.RunID} }
+
+// RunState is one run as the cluster reports it: its record, and its
+// phase, times and pods as observed.
+type RunState struct {
+	RunRecord
+	Phase Phase `json:"phase"`
+	// Reason says why a run failed or stopped ("OOMKilled", "exit code 2",
+	// "deadline exceeded", "preempted by vision/train").
+	Reason     string    `json:"reason,omitempty"`
+	StartedAt  time.Time `json:"startedAt,omitzero"`
+	FinishedAt time.Time `json:"finishedAt,omitzero"`
 	// Pods is how many pods (replicas, workers) the current attempt has;
 	// PodsRunning how many of them run. A running service with fewer pods
 	// running than it has is restarted; a gang that lost a worker fails.
@@ -105,24 +129,11 @@ type RunState struct {
 	Pods        int `json:"pods,omitempty"`
 	PodsRunning int `json:"podsRunning,omitempty"`
 	// PodFailed says why a pod that ended did so, while others run.
-	PodFailed  string            `json:"podFailed,omitempty"`
-	Flavor     string            `json:"flavor,omitempty"`
-	Priority   int               `json:"priority"`
-	Placements []berth.Placement `json:"placements,omitempty"`
-	// Roles are each role's flavor, resources and placements, for a run of
-	// a workload with roles (Placements then holds every role's).
-	Roles []berth.RolePlacement `json:"roles,omitempty"`
-	// Resources is what one pod asked, as started (the workload may have
-	// changed or left Git since).
-	Resources   berth.Resources `json:"resources"`
-	MaxDuration berth.Duration  `json:"maxDuration,omitempty"`
+	PodFailed string `json:"podFailed,omitempty"`
 	// Note is backend detail for people (a log path, a process id, the
 	// objects it owns).
 	Note string `json:"note,omitempty"`
 }
-
-// Key is the run.
-func (r RunState) Key() berth.RunKey { return berth.RunKey{Workload: r.Workload, RunID: r.RunID} }
 
 // Failures is how many attempts of the run failed: its starts less those
 // that ended in a preemption (and less the attempt running now).

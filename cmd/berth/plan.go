@@ -59,9 +59,9 @@ status failed (pending included), 1 when one did, 2 when berth failed.`,
 				dir = args[0]
 			}
 			switch placement {
-			case "", berth.PlacementBerth, berth.PlacementFirstFit, berth.PlacementBestFit:
+			case "", berth.PlacementBerth, berth.PlacementFirstFit, berth.PlacementTightestFit:
 			default:
-				return usageError{fmt.Errorf("--placement %s: want berth, firstFit or bestFit", placement)}
+				return usageError{fmt.Errorf("--placement %s: want berth, firstFit or tightestFit", placement)}
 			}
 			if ghPlan.pr > 0 {
 				return runGitHubPlan(cmd.Context(), cmd.OutOrStdout(), ghPlan, snapshots,
@@ -118,7 +118,7 @@ status failed (pending included), 1 when one did, 2 when berth failed.`,
 	output = addOutputFlag(cmd, formatText, formatJSON, formatYAML)
 	cmd.Flags().StringArrayVar(&snapshots, "snapshot", nil, "a cluster snapshot to plan against (repeat for several clusters)")
 	cmd.Flags().StringVar(&server, "server", "", "plan against the clusters a running 'berth serve' at this address runs (http://127.0.0.1:8080)")
-	cmd.Flags().StringVar(&placement, "placement", "", "override policy.placement: berth, firstFit or bestFit")
+	cmd.Flags().StringVar(&placement, "placement", "", "override policy.placement: berth, firstFit or tightestFit")
 	cmd.Flags().BoolVar(&noBackfil, "no-backfill", false, "turn backfill off whatever the policy says")
 	ghPlan.register(cmd.Flags())
 	evalBounds.register(cmd.Flags())

@@ -51,6 +51,11 @@ func (c *Cluster) Apply(ctx context.Context, cfg *berth.Config, changes []reconc
 	teamErrs := c.applyTeams(ctx, cfg, changes)
 	lap(0)
 	results, plans := c.applyChanges(ctx, cfg, changes, teamErrs, now)
+	// Pods of roles that wait for their global rank get it (also done as
+	// they appear, releaseRanks).
+	for _, err := range c.assignRanks(ctx) {
+		c.opts.Logger.Warn("giving a pod its rank failed", "cluster", c.opts.Name, "err", err)
+	}
 	lap(1)
 	ledgerErrs, release := c.applyLedger(ctx, plans, now)
 	lap(2)

@@ -112,6 +112,7 @@ func (c *Cluster) Start(ctx context.Context) error {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
+	go c.releaseRanks(c.ctx)
 	c.started = true
 	return nil
 }

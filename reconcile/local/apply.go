@@ -108,6 +108,9 @@ func (c *Cluster) Apply(ctx context.Context, _ *berth.Config, changes []reconcil
 	if err := c.settle(); err != nil {
 		c.log.Warn("cannot record ended runs", "err", err)
 	}
+	if err := c.ledger.flushQueue(); err != nil {
+		c.log.Warn("cannot write the queue file (berth ledger rebuild reads it)", "err", err)
+	}
 	return results, nil
 }
 
@@ -170,7 +173,7 @@ func fromChange(r *record, ch reconcile.Change) {
 }
 
 func (c *Cluster) newRecord(ch reconcile.Change) *record {
-	r := &record{Workload: ch.Workload.ID(), RunID: ch.RunID, QueuedSince: c.opts.Now()}
+	r := &record{RunRecord: reconcile.RunRecord{Workload: ch.Workload.ID(), RunID: ch.RunID, QueuedSince: c.opts.Now()}}
 	fromChange(r, ch)
 	return r
 }

@@ -198,13 +198,7 @@ func waitsToStart(r *record, v runView) bool {
 }
 
 func (c *Cluster) runState(r *record, v runView) reconcile.RunState {
-	s := reconcile.RunState{
-		Workload: r.Workload, RunID: r.RunID, Kind: r.Kind, Digest: r.Digest,
-		Phase: v.phase, Reason: v.reason,
-		QueuedSince: r.QueuedSince, StartedAt: v.startedAt, FinishedAt: v.finishedAt,
-		Attempts: r.Attempts, Preemptions: r.Preemptions, Flavor: r.Flavor, Priority: r.Priority, Placements: r.Placements, Roles: r.Roles,
-		Resources: r.Resources, MaxDuration: r.MaxDuration,
-	}
+	s := reconcile.RunState{RunRecord: r.RunRecord, Phase: v.phase, Reason: v.reason, StartedAt: v.startedAt, FinishedAt: v.finishedAt}
 	if v.phase == reconcile.PhasePreempted {
 		s.Preemptions++ // the latest attempt's, counted at its next start
 	}

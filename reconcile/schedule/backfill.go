@@ -78,12 +78,13 @@ func (st *state) shadowParts(parts []resPart, extra *run) (time.Time, []*run) {
 // flavor's nodes that its node selector picks; it leaves them as they were.
 func (st *state) partsFit(c *cluster, q *policy.Quotas, parts []resPart) bool {
 	type held struct {
-		p  resPart
-		ps []berth.Placement
+		p     resPart
+		ps    []berth.Placement
+		added bool
 	}
 	var done []held
 	ok := true
-	for _, p := range parts {
+	for i, p := range parts {
 		fi := st.flavorFor(p.r, p.flavor)
 		demand := p.r.demand(p.r.pods)
 		if fits, _ := q.Fits(p.r.team, p.flavor, demand); !fits || fi == nil {
@@ -95,13 +96,20 @@ func (st *state) partsFit(c *cluster, q *policy.Quotas, parts []resPart) bool {
 			ok = false
 			break
 		}
-		q.Add(p.r.team, p.flavor, demand)
-		done = append(done, held{p, ps})
+		last := i == len(parts)-1
+		if !last {
+			// Only a later part needs to see this one's quota (this is
+			// the hot loop of every shadow replay).
+			q.Add(p.r.team, p.flavor, demand)
+		}
+		done = append(done, held{p, ps, !last})
 	}
 	for i := len(done) - 1; i >= 0; i-- {
 		h := done[i]
 		c.release(h.p.r.shape, h.ps)
-		q.Remove(h.p.r.team, h.p.flavor, h.p.r.demand(h.p.r.pods))
+		if h.added {
+			q.Remove(h.p.r.team, h.p.flavor, h.p.r.demand(h.p.r.pods))
+		}
 	}
 	return ok
 }
