@@ -56,7 +56,7 @@
 // then the retries in the order they came. So a bomb that only burns CPU
 // holds a first-try slot for a second, and a valid pull request behind
 // twenty of them waits seconds, not twenty minutes; the bombs' retries
-// queue behind each other, at a lower CPU priority. With
+// queue behind each other. With
 // Options.RetryLater (berth serve's planner) a load does not wait for its
 // retry: it returns *Retrying, and the retry's outcome is what the next
 // load of the tree gets. A tree that passed its memory bound is not
