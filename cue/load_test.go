@@ -192,7 +192,10 @@ workloads: vision: {
 	}{
 		{"train", "t", berth.KindTraining, func(w *berth.Workload) { w.Workers = 1 }},
 		{"prep", "b", berth.KindBatch, func(w *berth.Workload) { w.Parallelism, w.Completions = 1, 1 }},
-		{"web", "s", berth.KindService, func(w *berth.Workload) { w.Replicas = 1; w.Resources.Flavor = "cpu" }},
+		{"web", "s", berth.KindService, func(w *berth.Workload) {
+			w.Replicas, w.Rollout = 1, &berth.Rollout{MaxSurge: 1} // surge one, never below the ready count
+			w.Resources.Flavor = "cpu"
+		}},
 	} {
 		x := base
 		x.Name, x.Image, x.Kind = w.name, w.image, w.kind
