@@ -269,6 +269,7 @@ func (ev *evaluator) object(r *instanceResult, inst cuelang.Value, p []string, o
 			"resources.gpuModel", "resources.mig", "resources.gpuFraction", "maxDuration", "schedule",
 			"replicas", "workers", "minWorkers", "parallelism", "completions", "runId")
 		ev.listPos(&obj, o, p, "dependsOn", len(w.DependsOn), "")
+		ev.servicePos(&obj, o, p, w)
 		for _, role := range w.RoleNames() {
 			ev.rolePos(&obj, o, p, role)
 		}
