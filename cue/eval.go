@@ -57,6 +57,9 @@ type instanceResult struct {
 	// used is the Loader's load count when a load last used the result
 	// (guarded by the Loader's mu).
 	used uint64
+	// frame is the Result frame a child sent it in, until the Loader
+	// has stored it in its disk cache.
+	frame []byte
 }
 
 // upToDate reports whether the instance's files and imports are unchanged

@@ -547,3 +547,20 @@ teams: vision: {
 		t.Errorf("got %v, want one error: field \"ewners\" is not allowed, did you mean \"owners\"", errs)
 	}
 }
+
+// TestRenamedPlacement: a repository written for an older berth, with the
+// placement "bestFit", is told the value's new name and why.
+func TestRenamedPlacement(t *testing.T) {
+	repo := newRepo().platform().file("platform/policy.cue", `package platform
+
+policy: placement: "bestFit"
+`).fs()
+	errs := loadErrors(t, repo, cue.Options{})
+	want := `invalid value "bestFit": want one of "berth", "firstFit", "tightestFit"; "bestFit" was renamed "tightestFit"`
+	if len(errs) != 1 || errs[0].Path != "policy.placement" || !strings.Contains(errs[0].Message, want) {
+		t.Errorf("got %v, want one error at policy.placement: %s", errs, want)
+	}
+	if len(errs) == 1 && (len(errs[0].Positions) == 0 || errs[0].Positions[0].Line != 3) {
+		t.Errorf("positions %v, want platform/policy.cue:3", errs[0].Positions)
+	}
+}
