@@ -68,8 +68,8 @@ func New(opts Options) (*Cluster, error) {
 		opts: opts, log: log, lib: lib, source: source, gpus: gpus, mig: migSlices(gpus),
 		node:   buildNode(opts.NodeName, gpus, *opts.CPU, *opts.Memory, log),
 		ledger: led, ended: map[string]podStatus{},
-		router: traffic.NewRouter(traffic.RouterOptions{Log: log, ListenHost: opts.ExposeHost}),
 	}
+	c.router = traffic.NewRouter(traffic.RouterOptions{Log: log, ListenHost: opts.ExposeHost, Unhealthy: c.unhealthy})
 	c.log.Info("local cluster ready", "node", c.node.Name, "gpus", len(gpus), "gpuModel", c.node.GPUModel,
 		"gpuSource", string(source), "stateDir", opts.StateDir, "runs", len(led.runs))
 	if err := c.recover(); err != nil {

@@ -163,3 +163,20 @@ func (c *Cluster) waitAttempt(ctx context.Context, a *attempt) error {
 		c.signalAttempt(a, signalled)
 	}
 }
+
+// unhealthy ends a pod whose liveness probe failed (the router calls it,
+// from its own goroutine): its shim is sent SIGTERM, and the run's pod
+// that ended is restarted as any service's whose process exits.
+func (c *Cluster) unhealthy(id berth.WorkloadID, pod, why string) {
+	dir := filepath.Join(c.opts.StateDir, pod)
+	st, err := probePod(dir)
+	if err != nil || st.state != podLive {
+		return
+	}
+	pid, err := readPID(dir)
+	if err != nil {
+		return
+	}
+	c.log.Warn("stopping a replica whose liveness failed", "workload", id, "pod", pod, "reason", why)
+	syscall.Kill(pid, syscall.SIGTERM)
+}

@@ -159,3 +159,20 @@ func getBody(c *http.Client, url string) (string, error) {
 	}
 	return string(b), nil
 }
+
+// TestLivenessFailureStopsThePod runs a replica that listens on nothing:
+// its liveness probe (a TCP check of its port) fails, and berth stops it
+// so that it is restarted.
+func TestLivenessFailureStopsThePod(t *testing.T) {
+	c := newCluster(t, t.TempDir())
+	w := batch("deaf", "exec sleep 60").Kind(berth.KindService).Obj()
+	w.Ports = []berth.Port{{Name: "http", Port: 8080, Protocol: "TCP"}}
+	w.Health = &berth.Health{Liveness: &berth.Probe{Period: berth.Duration(50 * time.Millisecond),
+		Timeout: berth.Duration(time.Second), FailureThreshold: 2}}
+	apply(t, c, change(reconcile.OpStart, w, cpuOnly()))
+	t.Cleanup(func() { apply(t, c, stopChange(w, reconcile.PhaseStopped, "test over")) })
+	got := waitFile(t, filepath.Join(c.StateDir(), podDir(w.ID(), "1", 1, 0), fileExit), "finishedAt")
+	if !strings.Contains(got, "SIGTERM") && !strings.Contains(got, "terminated") {
+		t.Errorf("exit.json %s, want the pod terminated", got)
+	}
+}

@@ -32,7 +32,8 @@ type Endpoint struct {
 // port, berth's proxy listening there. The backend tells it which pods run
 // (Sync) and, during a rollout, waits on it (Shift).
 type Router struct {
-	log *slog.Logger
+	log       *slog.Logger
+	unhealthy func(w berth.WorkloadID, pod, why string)
 	// Listen opens the proxy's listener for a host port (default: TCP on
 	// all interfaces).
 	listen func(port int) (net.Listener, error)
@@ -60,6 +61,9 @@ type watched struct {
 // RouterOptions configure a Router.
 type RouterOptions struct {
 	Log *slog.Logger
+	// Unhealthy is called, once, for a pod whose liveness probe failed
+	// failureThreshold times in a row: the backend restarts it.
+	Unhealthy func(w berth.WorkloadID, pod, why string)
 	// ListenHost is the address the proxies listen on (default: all
 	// interfaces, as a host port is for people to reach).
 	ListenHost string
@@ -71,8 +75,9 @@ func NewRouter(o RouterOptions) *Router {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
 	return &Router{
-		log:      o.Log,
-		services: map[berth.WorkloadID]*routed{},
+		log:       o.Log,
+		unhealthy: o.Unhealthy,
+		services:  map[berth.WorkloadID]*routed{},
 		listen: func(port int) (net.Listener, error) {
 			return net.Listen("tcp", net.JoinHostPort(o.ListenHost, strconv.Itoa(port)))
 		},
@@ -241,6 +246,9 @@ func (r *Router) add(s *routed, ep Endpoint) *watched {
 		s.pool.Add(ep.ID, net.JoinHostPort("127.0.0.1", strconv.Itoa(ep.Ports[idx])))
 	}
 	go r.probe(ctx, s, p)
+	if s.w.Health != nil && s.w.Health.Liveness != nil && r.unhealthy != nil {
+		go r.live(ctx, s.w, *s.w.Health.Liveness, p)
+	}
 	return p
 }
 
@@ -311,6 +319,41 @@ func (r *Router) probe(ctx context.Context, s *routed, p *watched) {
 		case <-ctx.Done():
 			return
 		case <-time.After(next):
+		}
+	}
+}
+
+// live runs a pod's liveness probe until ctx ends or the probe fails
+// failureThreshold times in a row past the start-up grace; then the pod
+// leaves the pool and the backend is told to restart it.
+func (r *Router) live(ctx context.Context, w berth.Workload, liveness berth.Probe, p *watched) {
+	tr := NewTracker(liveness, time.Now(), true)
+	client := &http.Client{}
+	target := Target{Host: "127.0.0.1", Env: p.Env, Dir: p.Dir}
+	if i := portIndex(w, liveness.Port); i >= 0 && i < len(p.Ports) {
+		target.Port = p.Ports[i]
+	}
+	period := max(liveness.Period.D(), 50*time.Millisecond)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(period):
+		}
+		err := Check(ctx, client, liveness, target)
+		if ctx.Err() != nil {
+			return
+		}
+		if tr.Observe(err, time.Now()) && !tr.Passing {
+			why := fmt.Sprintf("liveness failed %d times in a row: %v", tr.Threshold, err)
+			r.log.Warn("restarting a replica", "service", w.ID(), "pod", p.ID, "reason", why)
+			r.mu.Lock()
+			if s, ok := r.services[w.ID()]; ok {
+				s.pool.SetReady(p.ID, false)
+			}
+			r.mu.Unlock()
+			r.unhealthy(w.ID(), p.ID, why)
+			return
 		}
 	}
 }
