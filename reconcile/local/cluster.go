@@ -15,6 +15,7 @@ import (
 
 	"github.com/berth-gpu/berth"
 	"github.com/berth-gpu/berth/reconcile"
+	"github.com/berth-gpu/berth/reconcile/local/traffic"
 )
 
 // Cluster is this machine as a reconcile.Cluster.
@@ -32,6 +33,8 @@ type Cluster struct {
 	// ended caches pods that have ended (exit.json or lost), by directory
 	// relative to the state directory: an end never changes.
 	ended map[string]podStatus
+	// router probes the pods of services and proxies their host ports.
+	router *traffic.Router
 }
 
 var _ reconcile.Cluster = (*Cluster)(nil)
@@ -66,6 +69,7 @@ func New(opts Options) (*Cluster, error) {
 		node:   buildNode(opts.NodeName, gpus, *opts.CPU, *opts.Memory, log),
 		ledger: led, ended: map[string]podStatus{},
 	}
+	c.router = traffic.NewRouter(traffic.RouterOptions{Log: log, ListenHost: opts.ExposeHost, Unhealthy: c.unhealthy})
 	c.log.Info("local cluster ready", "node", c.node.Name, "gpus", len(gpus), "gpuModel", c.node.GPUModel,
 		"gpuSource", string(source), "stateDir", opts.StateDir, "runs", len(led.runs))
 	if err := c.recover(); err != nil {
@@ -80,6 +84,7 @@ func New(opts Options) (*Cluster, error) {
 func (c *Cluster) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.router.Close()
 	if c.lib != nil {
 		c.lib.Shutdown()
 		c.lib = nil
@@ -145,6 +150,7 @@ func (c *Cluster) Observe(ctx context.Context, _ *berth.Config) (*reconcile.Obse
 		Runs: make([]reconcile.RunState, 0, len(c.ledger.runs)),
 	}
 	snap := &obs.Snapshot
+	c.syncTraffic()
 	for _, r := range c.ledger.runs {
 		v := c.view(r)
 		obs.Runs = append(obs.Runs, c.runState(r, v))
