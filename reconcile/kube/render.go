@@ -284,6 +284,8 @@ func renderJob(o RenderOptions, r Run) *batchv1.Job {
 			corev1.EnvVar{Name: "WORLD_SIZE", Value: strconv.Itoa(int(n))},
 			corev1.EnvVar{Name: "MASTER_ADDR", Value: master},
 			corev1.EnvVar{Name: "MASTER_PORT", Value: strconv.Itoa(MasterPort)},
+			corev1.EnvVar{Name: berth.EnvLocalRank, Value: "0"},
+			corev1.EnvVar{Name: berth.EnvWorkerIndex, ValueFrom: rank.ValueFrom},
 		)
 	} else {
 		s.Parallelism = ptr.To(int32(max(w.Parallelism, 1)))

@@ -214,6 +214,17 @@ func (c *Cluster) podSpecs(r *record, w berth.Workload, n int) ([]podSpec, error
 			"BERTH_MASTER_ADDR=127.0.0.1",
 			"BERTH_MASTER_PORT=" + strconv.Itoa(r.MasterPort),
 		}
+		if w.Kind == berth.KindTraining || len(w.Roles) > 0 {
+			// A gang: PyTorch's names, with the values the Kubernetes
+			// backend gives them (berth.GangEnv).
+			berthEnv = append(berthEnv,
+				berth.EnvRank+"="+strconv.Itoa(i),
+				berth.EnvWorldSize+"="+strconv.Itoa(count),
+				berth.EnvLocalRank+"=0",
+				berth.EnvMasterAddr+"=127.0.0.1",
+				berth.EnvMasterPort+"="+strconv.Itoa(r.MasterPort),
+				berth.EnvWorkerIndex+"="+strconv.Itoa(i))
+		}
 		if lp[i].role != "" {
 			// A workload with roles: the role, the rank within it, and
 			// every role's size, so a launcher can find its workers; the
