@@ -460,6 +460,9 @@ func runAnnotations(o RenderOptions, r Run) map[string]string {
 	}
 	set(AnnotationFlavor, r.Flavor)
 	set(AnnotationQueuedSince, formatTime(r.QueuedSince))
+	if r.Workload.Checkpoint != nil {
+		a[AnnotationCheckpointClaim] = CheckpointClaimName(r.Key())
+	}
 	if r.Attempts > 0 || r.Started {
 		a[AnnotationAttempts] = strconv.Itoa(max(r.Attempts, 1))
 	}
