@@ -122,7 +122,7 @@ status failed (pending included), 1 when one did, 2 when berth failed.`,
 	cmd.Flags().BoolVar(&noBackfil, "no-backfill", false, "turn backfill off whatever the policy says")
 	ghPlan.register(cmd.Flags())
 	evalBounds.register(cmd.Flags())
-	return cmd
+	return withProfile(cmd)
 }
 
 // printLoadError prints CUE errors one per line with their positions and

@@ -136,7 +136,7 @@ same output, byte for byte. Exit status: 0 done, 1 a trace file is invalid
 	f.BoolVar(&qosPriority, "qos-priority", false, "replay: order the queue by qos (Guaranteed, LS, Burstable, BE)")
 	f.BoolVar(&fairSharing, "fair-sharing", false, "replay: between equal priorities, the team using less goes first")
 	f.DurationVar(&sample, "sample", 0, "replay: interval between GPU allocation samples (0: a day divided by --speedup)")
-	return cmd
+	return withProfile(cmd)
 }
 
 // readTrace reads the two CSV files; a bad row is the user's to fix.
