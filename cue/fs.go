@@ -279,15 +279,6 @@ func (t *tree) paths() []string {
 	return out
 }
 
-// size is the bytes of all files.
-func (t *tree) size() int64 {
-	n := int64(0)
-	for _, b := range t.files {
-		n += int64(len(b))
-	}
-	return n
-}
-
 // newTree makes a tree of files that were checked already (a child
 // process gets them from its parent).
 func newTree(files map[string][]byte) *tree {

@@ -351,9 +351,8 @@ func berthBinary(tb testing.TB) string { return testenv.BerthBinary(tb) }
 
 // serveProc is `berth serve` on a kubernetes cluster.
 type serveProc struct {
-	cmd  *exec.Cmd
-	log  string
-	addr string
+	cmd *exec.Cmd
+	log string
 }
 
 func startServe(tb testing.TB, repo, kubeconfig, cluster string, extra ...string) *serveProc {
@@ -511,8 +510,8 @@ func BenchmarkMemory10k(b *testing.B) {
 		deadline := time.Now().Add(20 * time.Minute)
 		var peak, rss float64
 		for {
-			r, pk := p.memory()
-			peak, rss = max(peak, pk), r
+			_, pk := p.memory()
+			peak = max(peak, pk)
 			log := p.logText()
 			if strings.Contains(log, "msg=change ") && settled(env) {
 				break

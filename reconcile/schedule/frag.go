@@ -144,20 +144,6 @@ func sortDesc(a []int16) {
 	}
 }
 
-// nodeFrag is the expected fragmented GPU capacity of x, in thousandths
-// times pods of the mix.
-func (m *fragModel) nodeFrag(x *node) int64 {
-	if g, ok := m.signature(x); ok {
-		return m.sigFrag(&g)
-	}
-	gpus := freeDesc(x)
-	mem := int64(0)
-	if m.usesMem {
-		mem = x.memFree
-	}
-	return m.frag(x.cpuFree, mem, gpus)
-}
-
 // freeDesc is x's GPUs' free thousandths outside MIG, descending.
 func freeDesc(x *node) []int16 {
 	var gpus []int16

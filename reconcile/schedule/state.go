@@ -132,37 +132,6 @@ func (x *node) fits(s shape) bool {
 	}
 }
 
-// capacityFor is how many pods of shape s the node could hold if empty.
-func (x *node) holdsEmpty(s shape) bool {
-	if !x.usable || s.cpu > x.cpuCap || s.mem > x.memCap {
-		return false
-	}
-	switch {
-	case s.mig != "":
-		for _, m := range x.mig {
-			if m.profile == s.mig {
-				return true
-			}
-		}
-		return false
-	case s.milli > 0:
-		for _, f := range x.gpuFree {
-			if f != migMode {
-				return true
-			}
-		}
-		return false
-	default:
-		n := 0
-		for _, f := range x.gpuFree {
-			if f != migMode {
-				n++
-			}
-		}
-		return n >= s.gpus
-	}
-}
-
 // take charges one pod of shape s to x, on the given GPUs (whole), GPU
 // (fraction) or MIG slot, and returns the placement.
 func (x *node) take(s shape, gpus []int, slot int) berth.Placement {
