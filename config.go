@@ -630,9 +630,9 @@ type PriorityTier struct {
 
 // Placement policies.
 const (
-	PlacementBerth    = "berth"
-	PlacementFirstFit = "firstFit"
-	PlacementBestFit  = "bestFit"
+	PlacementBerth       = "berth"
+	PlacementFirstFit    = "firstFit"
+	PlacementTightestFit = "tightestFit"
 )
 
 // Policy is the platform's rules.

@@ -104,11 +104,18 @@ func Amount(r Resource, q Quantity) int64 {
 }
 
 // FormatAmount prints an amount of a resource for people: GPUs as a number
-// ("8", "2.5"), cpu in cores ("4", "0.5"), memory in binary units ("16Gi").
+// ("8", "2.5"); cpu as Kubernetes writes it, whole cores ("4") or else
+// millicores ("500m", as a fraction of a core is written); memory in the
+// unit it was most likely written in ("16Gi", "1G").
 func FormatAmount(r Resource, n int64) string {
 	switch r {
 	case ResourceMemory:
 		return formatBytes(n)
+	case ResourceCPU:
+		if n%1000 != 0 {
+			return strconv.FormatInt(n, 10) + "m"
+		}
+		return formatMilli(n)
 	default:
 		return formatMilli(n)
 	}

@@ -8,7 +8,9 @@ import (
 
 // TestFormatAmountKeepsTheUnitWritten: an amount of memory reads in the
 // unit it was written in where that is exact (a quota of "1G" is not
-// "953.7Mi"), and to one decimal of a binary unit where nothing is exact.
+// "953.7Mi"), and to one decimal of a binary unit where nothing is exact;
+// a fraction of a cpu reads in millicores, as it is written ("500m", not
+// "0.5").
 func TestFormatAmountKeepsTheUnitWritten(t *testing.T) {
 	for _, tc := range []struct {
 		written string
@@ -39,8 +41,11 @@ func TestFormatAmountKeepsTheUnitWritten(t *testing.T) {
 		q    string
 		want string
 	}{
-		{berth.ResourceCPU, "500m", "0.5"},
+		{berth.ResourceCPU, "500m", "500m"},
+		{berth.ResourceCPU, "1500m", "1500m"},
+		{berth.ResourceCPU, "0.25", "250m"},
 		{berth.ResourceCPU, "4", "4"},
+		{berth.ResourceCPU, "4000m", "4"},
 		{berth.ResourceGPU, "2.5", "2.5"},
 	} {
 		if got := berth.FormatAmount(tc.r, berth.Amount(tc.r, berth.MustQuantity(tc.q))); got != tc.want {

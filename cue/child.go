@@ -29,6 +29,9 @@ func ServeChild(in io.Reader, out io.Writer) int {
 		w.send(message{Fail: "set the evaluation's limits: " + err.Error()})
 		return 2
 	}
+	if req.Background {
+		lowerPriority()
+	}
 
 	index := make(map[string]int, len(t.dirs))
 	for i, d := range t.dirs {

@@ -48,17 +48,23 @@
 // every file), an invalid tree's Errors are remembered so that it is never
 // evaluated again, and children run at most as many at a time as their
 // Pool allows (berth serve's engine and pull-request planner share one of
-// two). berth serve escalates (Options.FirstTimeout): every tree is first
-// evaluated within DefaultFirstTimeout (1 s) of CPU time, and only a tree
-// that used all of it is evaluated again with the full Timeout, in the
-// Pool's retry lane of one child, which first tries never wait for. So a
-// bomb that only burns CPU holds a first-try slot for a second, and a
-// valid pull request behind twenty of them waits seconds, not twenty
-// minutes; the bombs' retries queue behind each other. A tree that passed
-// its memory bound is not retried (the bound is the same), and the
-// outcome of the last try is what is remembered by the tree's hash. With
-// both lanes full, three children run: berth serve's memory limit must
-// hold three times MaxMemory and serve itself (deploy/ sets 2 GiB). Without Options.Child, evaluation happens in this process, bounded
+// two). Every berth command escalates (Options.FirstTimeout): every tree
+// is first evaluated within DefaultFirstTimeout (1 s) of CPU time, and
+// only a tree that used all of it is evaluated again with the full
+// Timeout, in the Pool's retry lane of one child, which first tries never
+// wait for and which serves the tracked branch (Options.Tracked) first,
+// then the retries in the order they came. So a bomb that only burns CPU
+// holds a first-try slot for a second, and a valid pull request behind
+// twenty of them waits seconds, not twenty minutes; the bombs' retries
+// queue behind each other, at a lower CPU priority. With
+// Options.RetryLater (berth serve's planner) a load does not wait for its
+// retry: it returns *Retrying, and the retry's outcome is what the next
+// load of the tree gets. A tree that passed its memory bound is not
+// retried (the bound is the same), and the outcome of the last try is
+// what is remembered by the tree's hash. With both lanes full,
+// Pool.Children() children run: berth serve's memory limit must hold that
+// many times MaxMemory and serve itself (deploy/ sets 2 GiB for three of
+// 512 MiB and serve's own 512 MiB). Without Options.Child, evaluation happens in this process, bounded
 // only by watching its CPU time and heap: a runaway evaluation is reported
 // the same way but abandoned, still running. That mode is for the loader's
 // own tests and fuzzing. Instances are evaluated in parallel, each batch in

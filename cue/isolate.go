@@ -191,7 +191,8 @@ func (l *Loader) evaluateInChild(t *tree, dirs []string, timeout time.Duration, 
 
 	go func() {
 		// A failed write shows as the child's failure below.
-		writeRequest(stdin, request{Timeout: timeout, MaxMemory: l.opts.MaxMemory, Parallelism: l.opts.Parallelism, Dirs: dirs}, t)
+		writeRequest(stdin, request{Timeout: timeout, MaxMemory: l.opts.MaxMemory, Parallelism: l.opts.Parallelism, Dirs: dirs,
+			Background: retry && !l.opts.Tracked}, t)
 		stdin.Close()
 	}()
 	a := readAnswer(stdout, t, dirs, resultBudget(l.opts))

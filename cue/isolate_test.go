@@ -6,6 +6,8 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -368,6 +370,17 @@ func TestRetryLater(t *testing.T) {
 	if !strings.Contains(r.Error(), "retrying with the full budget (2s)") {
 		t.Errorf("Retrying says %q", r.Error())
 	}
+	if runtime.GOOS == "linux" {
+		// The retry, a pull request's, yields the CPU to first tries:
+		// each of its threads runs at nice 5.
+		nice := retryNice(t)
+		for _, n := range nice {
+			if n != 5 {
+				t.Errorf("the retry's threads run at nice %v, want 5", nice)
+				break
+			}
+		}
+	}
 	_, err = l.Load(bomb)
 	var again *cue.Retrying
 	if !errors.As(err, &again) || again != r {
@@ -385,4 +398,44 @@ func TestRetryLater(t *testing.T) {
 	if n := pool.Started(); n != 3 {
 		t.Errorf("%d children started, want 3: the demo's, the bomb's first try and its retry", n)
 	}
+}
+
+// retryNice is the nice value of each thread of this process's one
+// evaluation child, read from /proc once the child has set them (or as
+// they were after 5 s).
+func retryNice(t *testing.T) []int {
+	t.Helper()
+	var last []int
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		ents, _ := os.ReadDir("/proc")
+		for _, e := range ents {
+			stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+			if err != nil {
+				continue
+			}
+			f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+			if len(f) < 17 || f[1] != strconv.Itoa(os.Getpid()) {
+				continue
+			}
+			var nice []int
+			tasks, _ := os.ReadDir(filepath.Join("/proc", e.Name(), "task"))
+			for _, task := range tasks {
+				b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "task", task.Name(), "stat"))
+				if err != nil {
+					continue
+				}
+				tf := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+				n, _ := strconv.Atoi(tf[16]) // field 19: nice
+				nice = append(nice, n)
+			}
+			if len(nice) > 0 && !slices.Contains(nice, 0) {
+				return nice
+			}
+			last = nice
+		}
+	}
+	if last == nil {
+		t.Fatal("no evaluation child found")
+	}
+	return last
 }

@@ -23,8 +23,11 @@ type request struct {
 	Timeout     time.Duration `json:"timeout"`
 	MaxMemory   int64         `json:"maxMemory"`
 	Parallelism int           `json:"parallelism"`
-	Dirs        []string      `json:"dirs"`  // the instances to evaluate
-	Files       int           `json:"files"` // how many files follow
+	// Background asks the child to yield the CPU to first tries: it is a
+	// pull request's retry with the full budget (see lowerPriority).
+	Background bool     `json:"background,omitempty"`
+	Dirs       []string `json:"dirs"`  // the instances to evaluate
+	Files      int      `json:"files"` // how many files follow
 }
 
 // message is one frame of a child's answer. A child sends Start and Done

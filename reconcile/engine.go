@@ -86,8 +86,6 @@ type Options struct {
 	Logger   *slog.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
-	// DryRun stops after the diff: nothing is applied (pull request plans).
-	DryRun bool
 	// Schedule tunes the decision step (its Backoff and TickDeadline
 	// included), as every other caller of schedule.Schedule may.
 	Schedule schedule.Options
@@ -107,6 +105,9 @@ type Engine struct {
 	lastGood  *goodConfig
 	lastBad   *badRevision
 	lastPlans map[string]ClusterReport
+	// caches keep each cluster's scheduling state between reconciles, so
+	// a cycle costs what changed (schedule.Cache).
+	caches map[string]*schedule.Cache
 }
 
 type goodConfig struct {
@@ -134,7 +135,7 @@ func New(opts Options) *Engine {
 		opts.Redact = &redact.Live{}
 	}
 	opts.Logger = slog.New(redact.NewHandler(opts.Logger.Handler(), opts.Redact))
-	return &Engine{opts: opts, lastPlans: map[string]ClusterReport{}}
+	return &Engine{opts: opts, lastPlans: map[string]ClusterReport{}, caches: map[string]*schedule.Cache{}}
 }
 
 // Last returns the last report of each cluster (for status and explain).
@@ -262,12 +263,8 @@ func (e *Engine) reconcileCluster(ctx context.Context, cfg *berth.Config, rev Re
 		return cr
 	}
 
-	if cc, ok := c.(Configurable); ok && !e.opts.DryRun {
-		cc.SetConfig(cfg)
-	}
-
 	// 3. Observe.
-	obs, err := c.Observe(ctx)
+	obs, err := c.Observe(ctx, cfg)
 	if err != nil {
 		cr.Err = fmt.Errorf("cluster %s: observe: %w", c.Name(), err)
 		return cr
@@ -275,16 +272,17 @@ func (e *Engine) reconcileCluster(ctx context.Context, cfg *berth.Config, rev Re
 	cr.Observed = obs
 
 	// 4. Decide: the one step every plan is made by.
-	cr.Plan = Plan(cfg, c.Name(), obs, e.opts.Now(), e.opts.Schedule)
+	snap := Snapshot(cfg, c.Name(), obs, e.opts.Now())
+	cr.Plan = e.cache(c.Name()).Schedule(schedule.Input{Config: cfg, Snapshot: &snap}, e.opts.Schedule)
 
 	// 5. Diff.
 	cr.Changes = Diff(cfg, cr.Plan, obs, rev.Name)
-	if e.opts.DryRun || len(cr.Changes) == 0 {
+	if len(cr.Changes) == 0 {
 		return cr
 	}
 
 	// 6. Apply.
-	results, err := c.Apply(ctx, cr.Changes)
+	results, err := c.Apply(ctx, cfg, cr.Changes)
 	cr.Results = results
 	if err != nil {
 		cr.Err = fmt.Errorf("cluster %s: apply: %w", c.Name(), err)
@@ -385,11 +383,24 @@ func Normalize(cfg *berth.Config, obs *Observed) berth.Snapshot {
 	return snap
 }
 
+// cache is the cluster's scheduling state kept between reconciles.
+func (e *Engine) cache(cluster string) *schedule.Cache {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	c, ok := e.caches[cluster]
+	if !ok {
+		c = schedule.NewCache()
+		e.caches[cluster] = c
+	}
+	return c
+}
+
 // Plan is the decision a cluster gets from what it reported, at time now:
 // the ledger's runs normalized into a snapshot (Normalize), then the one
-// decision step (schedule.Schedule). The engine decides with it before it
-// applies; `berth plan` and the pull-request planner call it (or
-// schedule.Schedule on a snapshot Normalize wrote) to predict the same.
+// decision step (schedule.Schedule). The engine decides the same through
+// the schedule.Cache it keeps for the cluster; `berth plan` and the
+// pull-request planner call this (or schedule.Schedule on a snapshot
+// Normalize wrote) to predict it.
 func Plan(cfg *berth.Config, cluster string, obs *Observed, now time.Time, opts schedule.Options) *berth.Plan {
 	snap := Snapshot(cfg, cluster, obs, now)
 	return schedule.Schedule(schedule.Input{Config: cfg, Snapshot: &snap}, opts)

@@ -235,7 +235,7 @@ func runFidelity(t *testing.T, seed uint64, steps int) fidelityResult {
 
 		// The plans people would read for this revision, made from what
 		// the cluster reports now.
-		obs, err := c.Observe(ctx)
+		obs, err := c.Observe(ctx, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -364,7 +364,7 @@ func settle(t *testing.T, c *local.Cluster, g genRepo) {
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		obs, err := c.Observe(context.Background())
+		obs, err := c.Observe(context.Background(), nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -14,22 +14,18 @@ type Cluster interface {
 	Name() string
 	// Observe reports the cluster's state: nodes, what runs where, what is
 	// queued since when, what finished, and every run the cluster's ledger
-	// knows. It must not write anything.
-	Observe(ctx context.Context) (*Observed, error)
+	// knows. It must not write anything. cfg is the configuration being
+	// reconciled (nil: none is known): the Kubernetes backend renders a
+	// service with its flavor's node labels to tell whether someone else
+	// changed its objects.
+	Observe(ctx context.Context, cfg *berth.Config) (*Observed, error)
 	// Apply carries out changes and reports each one's result. It must be
 	// idempotent: applying a change that is already in effect changes
 	// nothing and reports OutcomeUnchanged. A change that fails does not
-	// stop the others.
-	Apply(ctx context.Context, changes []Change) ([]Result, error)
-}
-
-// Configurable is a Cluster that needs the configuration itself when it
-// applies (the Kubernetes backend renders each team's ResourceQuota and
-// each flavor's node labels). The engine hands it every configuration it
-// reconciles, before Observe; a dry-run engine (pull-request plans) never
-// does, so a plan cannot change what a cluster applies.
-type Configurable interface {
-	SetConfig(cfg *berth.Config)
+	// stop the others. cfg is the configuration the changes come from: the
+	// Kubernetes backend renders each team's ResourceQuota and each
+	// flavor's node labels from it.
+	Apply(ctx context.Context, cfg *berth.Config, changes []Change) ([]Result, error)
 }
 
 // Observed is what a cluster reports.
@@ -82,26 +78,50 @@ func (p Phase) Final() bool { return p == PhaseSucceeded || p == PhaseFailed || 
 // Holds reports whether a run in this phase holds capacity.
 func (p Phase) Holds() bool { return p == PhaseAdmitted || p == PhaseRunning }
 
-// RunState is one run as the cluster's ledger records it.
-type RunState struct {
+// RunRecord is what every backend records of a run when it queues or
+// starts it: which run, of what spec, where, and how often it started.
+// RunState embeds it with what is observed now; the local ledger's records
+// embed it with their attempts' processes. (The Kubernetes backend keeps
+// it in its objects' annotations, and only a slimmer record in its ledger
+// ConfigMap, which has 1 MiB for all of a team's runs.)
+type RunRecord struct {
 	Workload berth.WorkloadID `json:"workload"`
 	RunID    string           `json:"runId"`
 	Kind     berth.Kind       `json:"kind"`
 	// Digest is berth.SpecDigest of the spec the run was started with.
-	Digest string `json:"digest"`
-	Phase  Phase  `json:"phase"`
-	// Reason says why a run failed or stopped ("OOMKilled", "exit code 2",
-	// "deadline exceeded", "preempted by vision/train").
-	Reason string `json:"reason,omitempty"`
+	Digest   string `json:"digest,omitempty"`
+	Flavor   string `json:"flavor,omitempty"`
+	Priority int    `json:"priority"`
+	// Resources is what one pod asked, as started (the workload may have
+	// changed or left Git since).
+	Resources   berth.Resources   `json:"resources"`
+	MaxDuration berth.Duration    `json:"maxDuration,omitempty"`
+	Placements  []berth.Placement `json:"placements,omitempty"`
+	// Roles are each role's flavor, resources and placements, for a run of
+	// a workload with roles (Placements then holds every role's).
+	Roles []berth.RolePlacement `json:"roles,omitempty"`
 	// QueuedSince is when the run was first seen waiting.
 	QueuedSince time.Time `json:"queuedSince,omitzero"`
-	StartedAt   time.Time `json:"startedAt,omitzero"`
-	FinishedAt  time.Time `json:"finishedAt,omitzero"`
 	// Attempts counts starts; Preemptions how many of them ended in a
 	// preemption. A failed run is retried while Failures() <= the
 	// workload's retries: a preemption does not use up a retry.
 	Attempts    int `json:"attempts"`
 	Preemptions int `json:"preemptions,omitempty"`
+}
+
+// Key is the run.
+func (r RunRecord) Key() berth.RunKey { return berth.RunKey{Workload: r.Workload, RunID: r.RunID} }
+
+// RunState is one run as the cluster reports it: its record, and its
+// phase, times and pods as observed.
+type RunState struct {
+	RunRecord
+	Phase Phase `json:"phase"`
+	// Reason says why a run failed or stopped ("OOMKilled", "exit code 2",
+	// "deadline exceeded", "preempted by vision/train").
+	Reason     string    `json:"reason,omitempty"`
+	StartedAt  time.Time `json:"startedAt,omitzero"`
+	FinishedAt time.Time `json:"finishedAt,omitzero"`
 	// Pods is how many pods (replicas, workers) the current attempt has;
 	// PodsRunning how many of them run. A running service with fewer pods
 	// running than it has is restarted; a gang that lost a worker fails.
@@ -109,24 +129,11 @@ type RunState struct {
 	Pods        int `json:"pods,omitempty"`
 	PodsRunning int `json:"podsRunning,omitempty"`
 	// PodFailed says why a pod that ended did so, while others run.
-	PodFailed  string            `json:"podFailed,omitempty"`
-	Flavor     string            `json:"flavor,omitempty"`
-	Priority   int               `json:"priority"`
-	Placements []berth.Placement `json:"placements,omitempty"`
-	// Roles are each role's flavor, resources and placements, for a run of
-	// a workload with roles (Placements then holds every role's).
-	Roles []berth.RolePlacement `json:"roles,omitempty"`
-	// Resources is what one pod asked, as started (the workload may have
-	// changed or left Git since).
-	Resources   berth.Resources `json:"resources"`
-	MaxDuration berth.Duration  `json:"maxDuration,omitempty"`
+	PodFailed string `json:"podFailed,omitempty"`
 	// Note is backend detail for people (a log path, a process id, the
 	// objects it owns).
 	Note string `json:"note,omitempty"`
 }
-
-// Key is the run.
-func (r RunState) Key() berth.RunKey { return berth.RunKey{Workload: r.Workload, RunID: r.RunID} }
 
 // Failures is how many attempts of the run failed: its starts less those
 // that ended in a preemption (and less the attempt running now).

@@ -142,38 +142,84 @@ func PolicyStatus(rev policy.Review) CommitStatus {
 		}
 		return NewCommitStatus(ContextPolicy, StateSuccess, "approved by "+policy.JoinAnd(by))
 	}
-	var parts []string
+	// Requirements that one approval may meet together are named
+	// together, with who may give it once: where one requirement's people
+	// are among another's (a lead who is also an owner), one approval from
+	// the narrower set meets both.
+	type group struct {
+		owners []string
+		roles  []string
+	}
+	var groups []*group
 	state := StatePending
 	for _, r := range missing {
 		if len(r.Owners) == 0 {
 			state = StateFailure
 		}
-		parts = append(parts, shortRequirement(r))
+		var into *group
+		for _, g := range groups {
+			switch {
+			case len(r.Owners) == 0 || len(g.owners) == 0:
+			case subset(g.owners, r.Owners):
+				into = g
+			case subset(r.Owners, g.owners):
+				g.owners, into = r.Owners, g
+			}
+			if into != nil {
+				break
+			}
+		}
+		if into == nil {
+			into = &group{owners: r.Owners}
+			groups = append(groups, into)
+		}
+		into.roles = appendUniq(into.roles, requirementRole(r))
 	}
-	prefix := fmt.Sprintf("needs %s: ", count(len(missing), "approval"))
+	parts := make([]string, len(groups))
+	for i, g := range groups {
+		who := policy.JoinOr(g.owners)
+		if who == "" {
+			who = "none configured"
+		}
+		parts[i] = policy.JoinAnd(g.roles) + " (" + who + ")"
+	}
+	prefix := fmt.Sprintf("needs %s: ", count(len(groups), "approval"))
 	if state == StateFailure {
 		prefix = "nobody may approve: "
 	}
 	return NewCommitStatus(ContextPolicy, state, prefix+strings.Join(parts, "; "))
 }
 
-// shortRequirement is "platform admin (@acme/platform)", "team vision owner
-// (@ana or @acme/vision)".
-func shortRequirement(r policy.Requirement) string {
-	who := policy.JoinOr(r.Owners)
-	if who == "" {
-		who = "none configured"
+// subset reports whether every one of a is in b.
+func subset(a, b []string) bool {
+	for _, x := range a {
+		found := false
+		for _, y := range b {
+			if strings.EqualFold(x, y) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
 	}
+	return true
+}
+
+// requirementRole is whose approval a requirement asks for: "platform
+// admin", "team lead", "team vision owner", "code owner".
+func requirementRole(r policy.Requirement) string {
 	switch r.Kind {
 	case policy.NeedAdmin:
-		return "platform admin (" + who + ")"
+		return "platform admin"
 	case policy.NeedTeamLead:
-		return "team lead (" + who + ")"
+		return "team lead"
 	case policy.NeedTeamOwner:
 		team := strings.TrimSuffix(strings.TrimPrefix(r.Subject, "team "), "'s workloads")
-		return "team " + team + " owner (" + who + ")"
+		return "team " + team + " owner"
 	}
-	return "code owner (" + who + ")"
+	return "code owner"
 }
 
 // PlanStatus is berth/plan: <cluster> for a pull request: failure when a

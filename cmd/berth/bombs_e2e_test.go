@@ -60,8 +60,11 @@ workloads: t: "bomb-%d": {
 // evaluation bomb, arrive as signed webhooks within a second, and a valid
 // one in the middle of them. serve's peak RSS stays under 300 MiB, each
 // evaluation child's under its limit; each bomb gets a failing
-// berth/validate status that names its file; the valid pull request gets
-// its plan (statuses and comment) behind the bombs' first tries only.
+// berth/validate status that names its file, a CPU-only one after a
+// pending one that says it is retried with the full budget (no planner
+// waits for a retry); the valid pull request gets its plan (statuses and
+// comment) behind the bombs' first tries only. How long that took is
+// logged, not asserted: it depends on the machine's load.
 func TestBombPullRequests(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts berth serve and evaluates twenty bombs")
@@ -154,6 +157,11 @@ func TestBombPullRequests(t *testing.T) {
 		if st.State != "failure" || !strings.Contains(st.Description+g.commentsOf(i), file) {
 			t.Errorf("pull request %d: berth/validate %s %q, want a failure naming %s; comment:\n%s", i, st.State, st.Description, file, g.commentsOf(i))
 		}
+		// A CPU-only bomb needs its full budget: while it is retried, no
+		// planner waits for it, and its berth/validate says why it waits.
+		if i%3 == 1 && !retryAnnounced(g.fake.Statuses(heads[i])) {
+			t.Errorf("pull request %d: no pending berth/validate saying it is retried with the full budget: %+v", i, g.fake.Statuses(heads[i]))
+		}
 	}
 	serve, children := mem.stop()
 	t.Logf("serve's peak RSS (VmHWM): %d MiB; evaluation children: %d seen, the largest peak %d MiB",
@@ -189,6 +197,17 @@ func validateStatus(sts []ghfake.Status) ghfake.Status {
 }
 
 func validateState(sts []ghfake.Status) string { return validateStatus(sts).State }
+
+// retryAnnounced reports whether a commit got a pending berth/validate
+// saying that its evaluation is retried with the full budget.
+func retryAnnounced(sts []ghfake.Status) bool {
+	for _, s := range sts {
+		if s.Context == "berth/validate" && s.State == "pending" && strings.Contains(s.Description, "retrying with the full budget") {
+			return true
+		}
+	}
+	return false
+}
 
 func maxOf(m map[int]int64) int64 {
 	var x int64

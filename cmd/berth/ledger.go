@@ -55,7 +55,7 @@ func (o *ledgerOptions) register(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&o.stateDir, "state-dir", defaultStateDir(), "berth serve's state directory")
 	f.StringArrayVar(&o.clusters, "cluster", nil, "a cluster (repeat; default: every local cluster in the state directory)")
-	f.StringVar(&o.repo, "repo", "", "the repository that defines --cluster, for clusters of backend kubernetes")
+	f.StringVar(&o.repo, "repo", "", "the repository that defines --cluster: for clusters of backend kubernetes; for local ones, rebuild also reads run directories from before the record files with it")
 	_ = cmd.RegisterFlagCompletionFunc("cluster", completeClusters(repoFlag))
 	o.kf.register(f, false)
 }
@@ -94,10 +94,13 @@ run's directory, STATE-DIR/clusters/NAME/runs/TEAM/NAME/RUN/. The old file
 is kept as berth.db.damaged-TIME.
 
 Runs that finished stay finished, so berth serve never starts them again;
-runs that still run are adopted. Runs that were only waiting are not in
-the new ledger: berth serve queues them again from Git, from now. Run
+runs that still run are adopted. Runs that were only waiting come from
+the cluster's queue file (queue.json), queued since when they were. Run
 directories without a record file (left by a berth older than the record
-files) are listed and left out.
+files) are rebuilt from their latest attempt's pod files and the
+workload's spec when --repo DIR gives the repository (its kind, priority,
+retries, resources and digest as DIR has them now); otherwise, or when
+DIR lacks the workload, they are listed and left out.
 
 With --force, a sound ledger is rebuilt too.
 
@@ -107,10 +110,17 @@ damaged one is first copied to berth-ledger-damaged-TIME, and entries
 nothing in the cluster can restore are listed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if o.repo != "" {
+			if o.repo == "" {
+				return ledgerRebuild(o, nil, cmd.OutOrStdout())
+			}
+			res, err := loadDir(o.repo)
+			if err != nil {
+				return printLoadError(cmd, err)
+			}
+			if !localClusters(res.Config, o.clusters) {
 				return kubeLedger(cmd, o, true)
 			}
-			return ledgerRebuild(o, cmd.OutOrStdout())
+			return ledgerRebuild(o, res.Config, cmd.OutOrStdout())
 		},
 	}
 	o.register(cmd)
@@ -182,14 +192,27 @@ func ledgerCheck(o ledgerOptions, w io.Writer) error {
 	return nil
 }
 
-func ledgerRebuild(o ledgerOptions, w io.Writer) error {
+// localClusters reports whether the clusters named (every one in the
+// state directory when none is) are of backend local in cfg.
+func localClusters(cfg *berth.Config, names []string) bool {
+	for _, n := range names {
+		if c, ok := cfg.Clusters[n]; !ok || c.Backend != berth.BackendLocal {
+			return false
+		}
+	}
+	return true
+}
+
+// ledgerRebuild rebuilds the local clusters' ledgers; cfg, when set, is
+// the repository, for run directories without a record file.
+func ledgerRebuild(o ledgerOptions, cfg *berth.Config, w io.Writer) error {
 	names, dirs, err := localClusterDirs(o)
 	if err != nil {
 		return err
 	}
 	var errs []error
 	for i, n := range names {
-		res, err := local.RebuildLedger(dirs[i], local.RebuildOptions{Force: o.force})
+		res, err := local.RebuildLedger(dirs[i], local.RebuildOptions{Force: o.force, Config: cfg})
 		switch {
 		case errors.Is(err, local.ErrLedgerSound):
 			fmt.Fprintf(w, "cluster %s: ledger %s is sound: nothing to rebuild (--force rebuilds it anyway)\n", n, res.Path)
@@ -198,11 +221,23 @@ func ledgerRebuild(o ledgerOptions, w io.Writer) error {
 			errs = append(errs, fmt.Errorf("cluster %s: %w", n, err))
 			continue
 		}
-		fmt.Fprintf(w, "cluster %s: rebuilt ledger %s from %d run records", n, res.Path, len(res.Runs))
+		waiting := 0
+		for _, r := range res.Runs {
+			if !r.QueuedSince.IsZero() {
+				waiting++
+			}
+		}
+		fmt.Fprintf(w, "cluster %s: rebuilt ledger %s from %d run records and %d waiting runs", n, res.Path, len(res.Runs)-waiting, waiting)
 		if res.Kept != "" {
 			fmt.Fprintf(w, "; the old file is kept as %s", res.Kept)
 		}
 		fmt.Fprintln(w)
+		if len(res.FromPods) > 0 {
+			fmt.Fprintf(w, "  %d run directories without a record file were rebuilt from their pods' files and %s:\n", len(res.FromPods), o.repo)
+			for _, u := range res.FromPods {
+				fmt.Fprintf(w, "    %s\n", filepath.Join(dirs[i], u))
+			}
+		}
 		if len(res.Unrecorded) > 0 {
 			fmt.Fprintf(w, "  %d run directories have no record file and are not in the ledger (a berth older than record files ran them):\n", len(res.Unrecorded))
 			for _, u := range res.Unrecorded {

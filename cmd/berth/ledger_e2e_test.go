@@ -77,7 +77,7 @@ workloads: t: svc: {
 		t.Fatalf("ledger check: exit %d, want %d and the ledger named damaged\n%s", code, exitInvalid, out)
 	}
 	code, out = e.berthRun("ledger", "rebuild", "--state-dir", e.state)
-	if code != 0 || !strings.Contains(out, "cluster box: rebuilt ledger "+path+" from 3 run records; the old file is kept as "+path+".damaged-") {
+	if code != 0 || !strings.Contains(out, "cluster box: rebuilt ledger "+path+" from 3 run records and 0 waiting runs; the old file is kept as "+path+".damaged-") {
 		t.Fatalf("ledger rebuild: exit %d, want 0 and 3 runs rebuilt\n%s", code, out)
 	}
 	if code, out = e.berthRun("ledger", "check", "--state-dir", e.state); code != 0 || !strings.Contains(out, "is sound (3 runs)") {

@@ -61,7 +61,7 @@ status failed (pending included), 1 when one did, 2 when berth failed.`,
 	o.output = addOutputFlag(cmd, formatText, formatJSON, formatYAML)
 	cmd.Flags().StringArrayVar(&o.snapshots, "snapshot", nil, "a cluster snapshot to plan against (repeat for several clusters)")
 	cmd.Flags().StringVar(&o.server, "server", "", "plan against the clusters a running 'berth serve' at this address runs (http://127.0.0.1:8080)")
-	cmd.Flags().StringVar(&o.placement, "placement", "", "override policy.placement: berth, firstFit or bestFit")
+	cmd.Flags().StringVar(&o.placement, "placement", "", "override policy.placement: berth, firstFit or tightestFit")
 	cmd.Flags().BoolVar(&o.noBackfil, "no-backfill", false, "turn backfill off whatever the policy says")
 	o.ghPlan.register(cmd.Flags())
 	evalBounds.register(cmd.Flags())
@@ -72,9 +72,9 @@ status failed (pending included), 1 when one did, 2 when berth failed.`,
 // request with --github-pr.
 func (o *planOptions) run(cmd *cobra.Command, dir string) error {
 	switch o.placement {
-	case "", berth.PlacementBerth, berth.PlacementFirstFit, berth.PlacementBestFit:
+	case "", berth.PlacementBerth, berth.PlacementFirstFit, berth.PlacementTightestFit:
 	default:
-		return usageError{fmt.Errorf("--placement %s: want berth, firstFit or bestFit", o.placement)}
+		return usageError{fmt.Errorf("--placement %s: want berth, firstFit or tightestFit", o.placement)}
 	}
 	opts := schedule.Options{Placement: o.placement, NoBackfill: o.noBackfil}
 	if o.ghPlan.pr > 0 {

@@ -611,10 +611,6 @@ func openClusters(cfg *berth.Config, o serveOptions, log *slog.Logger) ([]reconc
 			if err != nil {
 				return nil, nil, err
 			}
-			// The teams' quotas and flavors' labels for the namespaces'
-			// ResourceQuotas; the engine hands it every later configuration
-			// (reconcile.Configurable).
-			kc.SetConfig(cfg)
 			out = append(out, kc)
 		default:
 			return nil, nil, usageError{fmt.Errorf("cluster %s: backend %s is not supported by this serve yet", n, c.Backend)}

@@ -180,7 +180,7 @@ func (e *e2e) status() map[string]string {
 		}
 	}
 	if len(s.Invalid) > 0 {
-		out["invalid"] = s.Invalid[0].Message
+		out["invalid"] = s.Invalid[0].Error() // with its positions
 	}
 	return out
 }
@@ -275,6 +275,14 @@ workloads: t: svc: {
 	}
 	if e.status()["invalid"] == "" {
 		t.Fatalf("the broken commit was not reported: %v", e.status())
+	}
+	// The status API says where (its positions), as the log line does.
+	invalid := e.status()["invalid"]
+	if !strings.Contains(invalid, "\n    jobs/broken.cue:9:36") {
+		t.Errorf("/api/status's invalid entry has no file:line:col: %q", invalid)
+	}
+	if logs := e.logs(); !strings.Contains(logs, "first="+strconv.Quote(invalid)) {
+		t.Errorf("/api/status says %q; the log line says otherwise:\n%s", invalid, logs)
 	}
 	time.Sleep(time.Second)
 	if st := e.status(); st["t/svc@1"] != "running" {

@@ -55,9 +55,13 @@ that does not contend for its own.
 one pod at a time, nothing departs) and reports the unallocated GPU % at
 100% arrived beside the paper's published numbers.
 
---policy is berth, firstFit, bestFit, paperFGD (the paper's own scoring, for
-comparison), a comma-separated list of them, or all (the default: firstFit,
-bestFit and berth; in paper mode paperFGD as well).
+--policy is a comma-separated list, or all. berth's own: berth (the
+default placement), firstFit (the first node that fits) and tightestFit (the
+node with the least GPU, then cpu, left: not the paper's BestFit). The
+paper's baselines, scored as its artifact scores them: paperRandom,
+paperDotProd, paperClustering, paperPacking, paperBestFit and paperFGD. All
+is firstFit, tightestFit and berth in replay mode, and every policy in paper
+mode, so one run prints the paper's whole table.
 
 Output: text for people, or -o json or yaml for programs. The same input gives the
 same output, byte for byte. Exit status: 0 done, 1 a trace file is invalid
@@ -74,7 +78,7 @@ func (o *simulateOptions) register(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&o.nodesFile, "nodes", "", "the node list (CSV)")
 	f.StringVar(&o.podsFile, "pods", "", "the pod list (CSV)")
-	f.StringVar(&o.policy, "policy", "all", "berth, firstFit, bestFit, paperFGD, a comma-separated list, or all")
+	f.StringVar(&o.policy, "policy", "all", "berth, firstFit, tightestFit, paperRandom, paperDotProd, paperClustering, paperPacking, paperBestFit, paperFGD; a comma-separated list, or all")
 	f.StringVar(&o.mode, "mode", "replay", "replay (simulated time) or paper (the FGD paper's experiment)")
 	f.StringVar(&o.seeds, "seeds", "42-51", "paper mode: the seeds, as a range or a comma-separated list")
 	f.Int64Var(&o.inflation, "inflation", 130, "paper mode: inflate the pods to this % of the cluster's GPUs")

@@ -123,7 +123,7 @@ func (o *snapshotOptions) observe(ctx context.Context, cfg *berth.Config, c bert
 		return berth.Snapshot{}, err
 	}
 	defer kc.Close()
-	obs, err := kc.Observe(ctx)
+	obs, err := kc.Observe(ctx, cfg)
 	if err != nil {
 		return berth.Snapshot{}, err
 	}

@@ -43,7 +43,7 @@ func TestSnapshotCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer kc.Close()
-	eng := reconcile.New(reconcile.Options{Clusters: []reconcile.Cluster{kc}, Loader: kube.ConfigLoader(cue.NewLoader(cue.Options{}), kc)})
+	eng := reconcile.New(reconcile.Options{Clusters: []reconcile.Cluster{kc}, Loader: cue.NewLoader(cue.Options{})})
 	rep := eng.ReconcileRevision(ctx, reconcile.Revision{Name: "main@sha1:c1", Commit: "c1", FS: os.DirFS(repo)})
 	if err := rep.Clusters[0].Err; err != nil {
 		t.Fatal(err)

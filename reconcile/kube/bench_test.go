@@ -25,6 +25,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/yaml"
 
+	"github.com/berth-gpu/berth"
 	"github.com/berth-gpu/berth/cue"
 	"github.com/berth-gpu/berth/fixtures/gen"
 	"github.com/berth-gpu/berth/fixtures/testenv"
@@ -142,10 +143,10 @@ type timedCluster struct {
 	apply time.Duration
 }
 
-func (t *timedCluster) Apply(ctx context.Context, ch []reconcile.Change) ([]reconcile.Result, error) {
+func (t *timedCluster) Apply(ctx context.Context, cfg *berth.Config, ch []reconcile.Change) ([]reconcile.Result, error) {
 	start := time.Now()
 	defer func() { t.apply += time.Since(start) }()
-	return t.Cluster.Apply(ctx, ch)
+	return t.Cluster.Apply(ctx, cfg, ch)
 }
 
 // prodKubeconfig is env's kubeconfig with its context named prod (the
@@ -186,7 +187,7 @@ func BenchmarkApply1000(b *testing.B) {
 	}
 	defer kc.Close()
 	tc := &timedCluster{Cluster: kc}
-	eng := reconcile.New(reconcile.Options{Clusters: []reconcile.Cluster{tc}, Loader: kube.ConfigLoader(cue.NewLoader(cue.Options{}), kc)})
+	eng := reconcile.New(reconcile.Options{Clusters: []reconcile.Cluster{tc}, Loader: cue.NewLoader(cue.Options{})})
 	ctx := context.Background()
 	if err := kc.Start(ctx); err != nil {
 		b.Fatal(err)

@@ -36,6 +36,9 @@ type objects struct {
 	nodes                cache.SharedIndexInformer
 	pods                 cache.SharedIndexInformer
 
+	// gated is signalled when a pod waiting at RankGate appears.
+	gated chan struct{}
+
 	mu sync.Mutex
 	// decoded caches each ledger's entries by resourceVersion.
 	decoded map[string]decodedLedger
@@ -79,7 +82,20 @@ func newObjects(client kubernetes.Interface) *objects {
 		nodes:   nf.Core().V1().Nodes().Informer(),
 		pods:    f.Core().V1().Pods().Informer(),
 		decoded: map[string]decodedLedger{},
+		gated:   make(chan struct{}, 1),
 	}
+	signal := func(obj any) {
+		if p, ok := obj.(*corev1.Pod); ok && rankGated(p) {
+			select {
+			case o.gated <- struct{}{}:
+			default:
+			}
+		}
+	}
+	o.pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    signal,
+		UpdateFunc: func(_, obj any) { signal(obj) },
+	})
 	o.pods.AddIndexers(cache.Indexers{indexWorkload: func(obj any) ([]string, error) {
 		p := obj.(*corev1.Pod)
 		return []string{p.Namespace + "/" + p.Labels[LabelWorkload]}, nil

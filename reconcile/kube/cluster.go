@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -38,8 +37,6 @@ type Cluster struct {
 	started  bool
 	ctx      context.Context
 	cancel   context.CancelFunc
-	cfgMu    sync.Mutex
-	cfg      *berth.Config
 	stopOnce sync.Once
 }
 
@@ -115,6 +112,7 @@ func (c *Cluster) Start(ctx context.Context) error {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
+	go c.releaseRanks(c.ctx)
 	c.started = true
 	return nil
 }
@@ -147,24 +145,8 @@ func (e *NotLeaderError) Error() string {
 	return fmt.Sprintf("cluster %s: not the leader (Lease %s is held by %s): changes are left to the leader", e.Cluster, e.Lease, h)
 }
 
-// SetConfig gives the cluster the repository's configuration: the teams'
-// quotas (for the ResourceQuota backstops) and the flavors' node labels.
-// Change carries neither, so the engine's Loader is wrapped (ConfigLoader)
-// to pass every configuration it loads.
-func (c *Cluster) SetConfig(cfg *berth.Config) {
-	c.cfgMu.Lock()
-	defer c.cfgMu.Unlock()
-	c.cfg = cfg
-}
-
-func (c *Cluster) config() *berth.Config {
-	c.cfgMu.Lock()
-	defer c.cfgMu.Unlock()
-	return c.cfg
-}
-
-func (c *Cluster) flavorLabels(flavor string) map[string]string {
-	cfg := c.config()
+// flavorLabels are the node labels of a flavor in cfg (nil: none known).
+func flavorLabels(cfg *berth.Config, flavor string) map[string]string {
 	if cfg == nil {
 		return nil
 	}
@@ -174,29 +156,6 @@ func (c *Cluster) flavorLabels(flavor string) map[string]string {
 		return f.NodeLabels
 	}
 	return nil
-}
-
-// ConfigLoader wraps a loader so each valid configuration it loads reaches
-// the clusters (SetConfig). The engine already does this for the clusters
-// it applies to (reconcile.Configurable); tests that drive a cluster
-// without an engine use this.
-func ConfigLoader(l reconcile.Loader, clusters ...*Cluster) reconcile.Loader {
-	return configLoader{l, clusters}
-}
-
-type configLoader struct {
-	inner    reconcile.Loader
-	clusters []*Cluster
-}
-
-func (l configLoader) Load(fsys fs.FS) (*berth.Config, error) {
-	cfg, err := l.inner.Load(fsys)
-	if err == nil {
-		for _, c := range l.clusters {
-			c.SetConfig(cfg)
-		}
-	}
-	return cfg, err
 }
 
 func (c *Cluster) objs() *objects { return c.cache.Load() }

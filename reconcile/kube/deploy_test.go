@@ -59,10 +59,17 @@ func TestRBACIsEnough(t *testing.T) {
 workloads: ml: web: {kind: "service", image: "nginx:1.27", ports: [{port: 80}], resources: {cpu: "100m", memory: "64Mi", flavor: "cpu"}}
 workloads: ml: train: {kind: "training", image: "img:1", workers: 2, env: BERTH_SIMULATED_DURATION: "2s", resources: {gpu: 2, flavor: "h100"}}
 workloads: ml: big: {kind: "batch", image: "img:1", priority: "low", env: BERTH_SIMULATED_DURATION: "2s", resources: {gpu: 8, flavor: "h100"}}
+workloads: ml: mpi: {kind: "training", image: "img:1", env: BERTH_SIMULATED_DURATION: "2s", roles: {
+	launcher: resources: {cpu: 1, flavor: "cpu"}
+	worker: {count: 2, resources: {gpu: 1, flavor: "h100"}}
+}}
 `
 	s.team(8, services)
-	s.until("train succeeds and big runs", 2*time.Minute, func(cr reconcile.ClusterReport) bool {
-		return phase(cr, "ml/train") == reconcile.PhaseSucceeded && phase(cr, "ml/big").Holds()
+	// mpi's workers wait at berth's scheduling gate for their rank: the
+	// pod patch is in the ClusterRole too.
+	s.until("train and mpi succeed and big runs", 2*time.Minute, func(cr reconcile.ClusterReport) bool {
+		return phase(cr, "ml/train") == reconcile.PhaseSucceeded && phase(cr, "ml/mpi") == reconcile.PhaseSucceeded &&
+			phase(cr, "ml/big").Holds()
 	})
 	s.team(8, strings.Replace(services, `workloads: ml: web:`, `// web: gone`+"\n"+`_web:`, 1))
 	s.mustReconcile()

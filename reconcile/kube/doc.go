@@ -16,10 +16,15 @@
 //   - Observing (observe.go, status.go, nodes.go): GPU nodes (allocatable
 //     nvidia.com/gpu, MIG resources, nvidia.com/gpu.product), and every run
 //     from its objects, its pods and the run ledger.
-//   - Applying (apply.go): server-side apply under one field manager, with
-//     fluxcd/pkg/ssa's drift check (a dry-run apply compared with the live
-//     object; drift.go says why it is not ssa itself), in parallel with a
-//     bounded pool; deletes only what berth owns. Status comes from kstatus.
+//   - Applying (apply.go lists the stages, one file each: apply_teams.go,
+//     apply_change.go with apply_job.go, apply_service.go and
+//     roles_apply.go per kind of run, apply_ledger.go, apply_delete.go,
+//     apply_wait.go): server-side apply under one field manager
+//     (apply_object.go), with fluxcd/pkg/ssa's drift check (a dry-run apply
+//     compared with the live object; drift.go says why it is not ssa
+//     itself), in parallel with a bounded pool; deletes only what berth
+//     owns. Status comes from kstatus. The configuration each Apply and
+//     Observe is handed gives the teams' quotas and the flavors' labels.
 //   - The run ledger (ledger.go): what berth did and saw, durable in the
 //     cluster, never only in memory.
 //   - Leader election (leader.go): a coordination Lease; a replica that does

@@ -144,7 +144,7 @@ flavors: cpu: nodeLabels: "berth.dev/pool": %[1]q
 	s.cluster = c
 	s.engine = reconcile.New(reconcile.Options{
 		Clusters: []reconcile.Cluster{c},
-		Loader:   kube.ConfigLoader(cue.NewLoader(cue.Options{}), c),
+		Loader:   cue.NewLoader(cue.Options{}),
 	})
 	return s
 }
@@ -221,7 +221,7 @@ func (s *scenario) waitReadyNodes(n int) {
 	s.t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	for {
-		obs, err := s.cluster.Observe(s.ctx)
+		obs, err := s.cluster.Observe(s.ctx, nil)
 		ready := 0
 		if err == nil {
 			for _, node := range obs.Snapshot.Nodes {

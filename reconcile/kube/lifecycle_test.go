@@ -370,7 +370,7 @@ func TestLeaderElection(t *testing.T) {
 	if b.Leading() {
 		t.Fatal("two replicas lead at once")
 	}
-	_, err := b.Apply(ctx, []reconcile.Change{{Op: reconcile.OpQueue, Workload: berth.Workload{Team: "x", Name: "y", Kind: berth.KindBatch}}})
+	_, err := b.Apply(ctx, nil, []reconcile.Change{{Op: reconcile.OpQueue, Workload: berth.Workload{Team: "x", Name: "y", Kind: berth.KindBatch}}})
 	var nl *kube.NotLeaderError
 	if !errors.As(err, &nl) || nl.Holder != "replica-a" {
 		t.Fatalf("Apply on the replica that does not lead: %v, want NotLeaderError naming replica-a", err)
@@ -390,7 +390,7 @@ func TestPeriodicTicks(t *testing.T) {
 	now := time.Date(y, m, d, 3, 0, 30, 0, time.UTC)
 	s.engine = reconcile.New(reconcile.Options{
 		Clusters: []reconcile.Cluster{s.cluster},
-		Loader:   kube.ConfigLoader(cue.NewLoader(cue.Options{}), s.cluster),
+		Loader:   cue.NewLoader(cue.Options{}),
 		Now:      func() time.Time { return now },
 	})
 	s.team(8, `

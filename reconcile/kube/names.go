@@ -25,6 +25,10 @@ const (
 	LabelRole = "berth.dev/role"
 )
 
+// RankGate is the scheduling gate a role's pods wait at until berth gives
+// each its global rank (roles_rank.go).
+const RankGate = "berth.dev/rank"
+
 // Annotations berth writes. The first group leads `kubectl describe` back
 // to Git; the second is the run's state, read back by Observe.
 const (
@@ -46,6 +50,11 @@ const (
 	AnnotationPhase       = "berth.dev/phase"
 	AnnotationReason      = "berth.dev/reason"
 	AnnotationStoppedAt   = "berth.dev/stopped-at"
+	// AnnotationRank is a role's pod's global rank (BERTH_RANK), which
+	// berth writes while the pod waits at RankGate; AnnotationRankOffset,
+	// on the pod template, is the pods of the roles before it.
+	AnnotationRank       = "berth.dev/rank"
+	AnnotationRankOffset = "berth.dev/rank-offset"
 )
 
 // FinalizerLedger keeps a Job until its end is in the ledger.

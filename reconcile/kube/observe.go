@@ -24,8 +24,9 @@ const DriftDigest = "drifted"
 // Observe reports the cluster from the informers' caches: the nodes, every
 // run of berth's Jobs and Deployments, and the ledger's runs that have no
 // object (any more, or yet). It writes nothing; its only request is the
-// API server's /readyz.
-func (c *Cluster) Observe(ctx context.Context) (*reconcile.Observed, error) {
+// API server's /readyz. A service whose objects differ from what cfg's
+// flavor labels render (someone else changed them) gets DriftDigest.
+func (c *Cluster) Observe(ctx context.Context, cfg *berth.Config) (*reconcile.Observed, error) {
 	if err := c.Start(ctx); err != nil {
 		return nil, err
 	}
@@ -64,6 +65,10 @@ func (c *Cluster) Observe(ctx context.Context) (*reconcile.Observed, error) {
 		r, ok := c.deploymentRun(d)
 		if !ok {
 			continue
+		}
+		if drift := c.drift.check(c, cfg, d); drift != "" {
+			r.Digest = DriftDigest
+			r.Note += "; changed outside berth: " + drift
 		}
 		seen[r.Key()] = true
 		obs.Runs = append(obs.Runs, r)
@@ -199,30 +204,11 @@ func (c *Cluster) deploymentRun(d *appsv1.Deployment) (reconcile.RunState, bool)
 	w, _ := specOf(a)
 	pods := c.objs().workloadPods(d.Namespace, name)
 	phase, reason := DeploymentState(d, pods)
-	r := reconcile.RunState{
-		Workload:    berth.MakeWorkloadID(team, name),
-		RunID:       runID,
-		Kind:        berth.Kind(d.Labels[LabelKind]),
-		Digest:      a[AnnotationDigest],
-		Phase:       phase,
-		Reason:      reason,
-		QueuedSince: parseTime(a[AnnotationQueuedSince]),
-		StartedAt:   parseTime(a[AnnotationStartedAt]),
-		Attempts:    parseInt(a[AnnotationAttempts]),
-		Flavor:      a[AnnotationFlavor],
-		Priority:    parseInt(a[AnnotationPriority]),
-		Resources:   w.Resources,
-		MaxDuration: w.MaxDuration,
-		Placements:  observedPlacements(placementsOf(a), podNodes(pods)),
-		Note:        "deployment " + d.Namespace + "/" + d.Name,
-	}
-	if r.Kind == "" {
-		r.Kind = w.Kind
-	}
-	if drift := c.drift.check(c, d); drift != "" {
-		r.Digest = DriftDigest
-		r.Note += "; changed outside berth: " + drift
-	}
+	r := reconcile.RunState{RunRecord: annotatedRun(team, name, runID, d.Labels[LabelKind], a, w),
+		Phase: phase, Reason: reason, StartedAt: parseTime(a[AnnotationStartedAt]),
+		Note: "deployment " + d.Namespace + "/" + d.Name}
+	r.Resources = w.Resources
+	r.Placements = observedPlacements(placementsOf(a), podNodes(pods))
 	return r, true
 }
 
@@ -232,9 +218,8 @@ func (c *Cluster) deploymentRun(d *appsv1.Deployment) (reconcile.RunState, bool)
 // for berth: it is not started again.
 func ledgerRun(id berth.WorkloadID, e ledgerEntry) reconcile.RunState {
 	r := reconcile.RunState{
-		Workload: id, RunID: e.RunID, Kind: e.Kind, Digest: e.Digest, Phase: e.Phase, Reason: e.Reason,
-		QueuedSince: e.QueuedSince, StartedAt: e.StartedAt, FinishedAt: e.FinishedAt, Attempts: e.Attempts,
-		Note: "ledger",
+		RunRecord: reconcile.RunRecord{Workload: id, RunID: e.RunID, Kind: e.Kind, Digest: e.Digest, QueuedSince: e.QueuedSince, Attempts: e.Attempts},
+		Phase:     e.Phase, Reason: e.Reason, StartedAt: e.StartedAt, FinishedAt: e.FinishedAt, Note: "ledger",
 	}
 	if e.Phase.Holds() {
 		if e.Kind.RunsOnce() {
@@ -317,14 +302,14 @@ type driftResult struct {
 	drift             string
 }
 
-func (dc *driftCache) check(c *Cluster, d *appsv1.Deployment) string {
+func (dc *driftCache) check(c *Cluster, cfg *berth.Config, d *appsv1.Deployment) string {
 	svc := c.objs().service(d.Namespace, d.Name)
 	svcRV := ""
 	if svc != nil {
 		svcRV = svc.ResourceVersion
 	}
 	flavor := d.Annotations[AnnotationFlavor]
-	labels := c.flavorLabels(flavor)
+	labels := flavorLabels(cfg, flavor)
 	cfgKey := fmt.Sprint(labels)
 	key := d.Namespace + "/" + d.Name
 	dc.mu.Lock()
@@ -351,20 +336,16 @@ func sinceOrNow(t, now time.Time) time.Time {
 	return t.UTC().Truncate(time.Second)
 }
 
-// jobRunState is the run a Job (or the Jobs of a run of several roles)
-// records in its labels and annotations, in the phase observed.
-func jobRunState(team, name, runID, kindLabel string, a map[string]string, w berth.Workload,
-	phase reconcile.Phase, reason string, finished time.Time) reconcile.RunState {
-	r := reconcile.RunState{
+// annotatedRun is the run record an object of a run (a Job, the first Job
+// of a run of several roles, a Deployment) carries in its labels and
+// annotations; w is the spec it recorded.
+func annotatedRun(team, name, runID, kindLabel string, a map[string]string, w berth.Workload) reconcile.RunRecord {
+	r := reconcile.RunRecord{
 		Workload:    berth.MakeWorkloadID(team, name),
 		RunID:       runID,
 		Kind:        berth.Kind(kindLabel),
 		Digest:      a[AnnotationDigest],
-		Phase:       phase,
-		Reason:      reason,
 		QueuedSince: parseTime(a[AnnotationQueuedSince]),
-		StartedAt:   parseTime(a[AnnotationStartedAt]),
-		FinishedAt:  finished,
 		Attempts:    parseInt(a[AnnotationAttempts]),
 		Flavor:      a[AnnotationFlavor],
 		Priority:    parseInt(a[AnnotationPriority]),
@@ -374,4 +355,12 @@ func jobRunState(team, name, runID, kindLabel string, a map[string]string, w ber
 		r.Kind = w.Kind
 	}
 	return r
+}
+
+// jobRunState is the run a Job (or the Jobs of a run of several roles)
+// records in its labels and annotations, in the phase observed.
+func jobRunState(team, name, runID, kindLabel string, a map[string]string, w berth.Workload,
+	phase reconcile.Phase, reason string, finished time.Time) reconcile.RunState {
+	return reconcile.RunState{RunRecord: annotatedRun(team, name, runID, kindLabel, a, w),
+		Phase: phase, Reason: reason, StartedAt: parseTime(a[AnnotationStartedAt]), FinishedAt: finished}
 }

@@ -91,10 +91,12 @@ type roleGang struct {
 // renderRoleJob renders one role's indexed Job. Its pods get the names the
 // local backend gives a role's processes: BERTH_ROLE, BERTH_ROLE_RANK (the
 // completion index), BERTH_ROLE_SIZE, BERTH_ROLES, BERTH_RANK_OFFSET (the
-// pods of the roles before it), BERTH_WORLD_SIZE, BERTH_MASTER_ADDR and
-// BERTH_MASTER_PORT, and BERTH_RANK where Kubernetes can express it: the
-// downward API cannot add, so a role after the first with several pods
-// has no BERTH_RANK (it is BERTH_RANK_OFFSET + BERTH_ROLE_RANK).
+// pods of the roles before it), BERTH_WORLD_SIZE, BERTH_MASTER_ADDR,
+// BERTH_MASTER_PORT and BERTH_RANK, the global rank (BERTH_RANK_OFFSET +
+// BERTH_ROLE_RANK). The downward API cannot add, so the pods of a role
+// after the first with several pods wait at a scheduling gate until berth
+// writes each one's rank into its annotation (assignRanks), which
+// BERTH_RANK reads when the container starts.
 func renderRoleJob(o RenderOptions, r Run, rr RoleRun, g roleGang, offset, count int) *batchv1.Job {
 	w := r.Workload
 	role := w.Roles[rr.Role]
@@ -109,11 +111,16 @@ func renderRoleJob(o RenderOptions, r Run, rr RoleRun, g roleGang, offset, count
 	index := &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{
 		FieldPath: "metadata.annotations['batch.kubernetes.io/job-completion-index']"}}
 	env := baseEnv(r)
+	gated := false
 	switch {
 	case offset == 0:
 		env = append(env, corev1.EnvVar{Name: "BERTH_RANK", ValueFrom: index})
 	case count == 1:
 		env = append(env, corev1.EnvVar{Name: "BERTH_RANK", Value: strconv.Itoa(offset)})
+	default:
+		gated = true
+		env = append(env, corev1.EnvVar{Name: "BERTH_RANK", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{
+			FieldPath: "metadata.annotations['" + AnnotationRank + "']"}}})
 	}
 	env = append(env,
 		corev1.EnvVar{Name: "BERTH_RANK_OFFSET", Value: strconv.Itoa(offset)},
@@ -141,6 +148,10 @@ func renderRoleJob(o RenderOptions, r Run, rr RoleRun, g roleGang, offset, count
 		}
 	}
 	s.Template = corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: pod}
+	if gated {
+		s.Template.Annotations = map[string]string{AnnotationRankOffset: strconv.Itoa(offset)}
+		s.Template.Spec.SchedulingGates = []corev1.PodSchedulingGate{{Name: RankGate}}
+	}
 	return job
 }
 

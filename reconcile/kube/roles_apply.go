@@ -10,228 +10,239 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/berth-gpu/berth"
 	"github.com/berth-gpu/berth/reconcile"
 )
 
-// planRoles carries out step 2 of Apply for a run of a workload with
-// roles, as planJob does for a run of one Job: its Jobs are created
-// suspended together, started together (the Service first, then each
-// role's Job), and stopped together. The run has one ledger key.
-func (c *Cluster) planRoles(ctx context.Context, p *changePlan, ch reconcile.Change, now time.Time) error {
+// liveRoles is what Apply finds of a run of a workload with roles before
+// it acts: its namespace, headless Service name and ledger key, its Jobs
+// (sorted by role, and by name), what their annotations and states say of
+// the run, and its ledger record (nil: none).
+type liveRoles struct {
+	ns, svc, key string
+	jobs         []*batchv1.Job
+	byName       map[string]*batchv1.Job
+	prev         Run
+	havePrev     bool
+	st           reconcile.RunState
+	rec          *ledgerRecord
+}
+
+// planRoles carries out a change of a run of a workload with roles, as
+// planJob does for a run of one Job: its Jobs are created suspended
+// together, started together (the Service first, then each role's Job),
+// and stopped together. The run has one ledger key.
+func (c *Cluster) planRoles(ctx context.Context, cfg *berth.Config, p *changePlan, ch reconcile.Change, now time.Time) error {
 	w := ch.Workload
 	ns := Namespace(c.opts.Render.NamespacePrefix, w.Team)
-	key := LedgerKey(w.Name, ch.RunID)
-	svc := JobName(ch.Key())
-	live := c.objs().roleJobs(ns, w.Name, ch.RunID)
-	rec := c.ledgerRecord(ns, w.Name, ch.RunID)
-	var prev Run
-	var st reconcile.RunState
-	havePrev := false
-	if len(live) > 0 {
-		prev, havePrev = runFromAnnotations(live[0].Annotations)
-		st, _ = c.rolesRun(live)
+	l := liveRoles{ns: ns, svc: JobName(ch.Key()), key: LedgerKey(w.Name, ch.RunID),
+		jobs: c.objs().roleJobs(ns, w.Name, ch.RunID), rec: c.ledgerRecord(ns, w.Name, ch.RunID)}
+	if len(l.jobs) > 0 {
+		l.prev, l.havePrev = runFromAnnotations(l.jobs[0].Annotations)
+		l.st, _ = c.rolesRun(l.jobs)
 	}
-	liveByName := make(map[string]*batchv1.Job, len(live))
-	for _, j := range live {
-		liveByName[j.Name] = j
+	l.byName = make(map[string]*batchv1.Job, len(l.jobs))
+	for _, j := range l.jobs {
+		l.byName[j.Name] = j
 	}
-
 	switch ch.Op {
 	case reconcile.OpQueue:
-		if (rec != nil && rec.Phase != reconcile.PhaseQueued) || (len(live) > 0 && st.Phase != reconcile.PhaseQueued) {
-			return nil
-		}
-		objs, err := Render(c.opts.Render, c.baseRolesRun(ch, now))
-		if err != nil {
-			return err
-		}
-		// Every role's Job, suspended (those not created yet); the Service
-		// comes with the start.
-		var missing []*unstructured.Unstructured
-		for _, obj := range objs {
-			if obj.GetKind() == kindJob && liveByName[obj.GetName()] == nil {
-				missing = append(missing, obj)
-			}
-		}
-		p.outcome, err = c.applyObjects(ctx, missing)
-		return err
-
+		return c.queueRoles(ctx, cfg, p, ch, l, now)
 	case reconcile.OpStart, reconcile.OpRestart:
-		if len(live) > 0 && st.Phase.Holds() {
-			return nil
-		}
-		if len(live) == 0 && rec != nil && rec.Phase == reconcile.PhaseSucceeded {
-			return fmt.Errorf("run %s already succeeded; bump runId for a new run", ch.RunID)
-		}
-		r := c.baseRolesRun(ch, now)
-		r.Started, r.StartedAt = true, now
-		recreate := false
-		switch {
-		case len(live) > 0 && st.Phase.Final():
-			// A retry the engine decided on: new Jobs of the same spec.
-			recreate = true
-			r.Attempts = max(st.Attempts, parseInt(live[0].Annotations[AnnotationAttempts])) + 1
-			r.QueuedSince = sinceOrNow(parseTime(live[0].Annotations[AnnotationQueuedSince]), now)
-		case len(live) > 0:
-			neverStarted := true
-			for _, j := range live {
-				if j.Annotations[AnnotationAttempts] != "" || j.Status.StartTime != nil {
-					neverStarted = false
-				}
-			}
-			if havePrev && !(neverStarted && prev.Digest != ch.Digest) {
-				// A preempted run resumes with the spec it started with.
-				r.Workload, r.Digest, r.Path, r.Commit = prev.Workload, prev.Digest, prev.Path, prev.Commit
-			} else if neverStarted {
-				recreate = true
-			}
-			r.Attempts = nextAttempt(parseInt(live[0].Annotations[AnnotationAttempts]), prev.Phase) // prev is zero when !havePrev
-			r.QueuedSince = sinceOrNow(prev.QueuedSince, now)
-		case rec != nil:
-			r.Attempts = nextAttempt(rec.Attempts, rec.Phase)
-			r.QueuedSince = sinceOrNow(rec.QueuedSince, now)
-		default:
-			r.Attempts = 1
-		}
-		objs, err := Render(c.opts.Render, r)
-		if err != nil {
-			return err
-		}
-		if !recreate {
-			// A pod template cannot change, and a role's count is in its
-			// pods' env (BERTH_ROLE_SIZE, BERTH_ROLES): a run admitted
-			// with other counts than its Jobs have gets new Jobs.
-			for _, obj := range objs {
-				if j := liveByName[obj.GetName()]; j != nil && obj.GetKind() == kindJob {
-					n, _, _ := unstructured.NestedInt64(obj.Object, "spec", "completions")
-					if j.Spec.Completions == nil || int64(*j.Spec.Completions) != n {
-						recreate = true
-					}
-				}
-			}
-		}
-		if recreate {
-			var gone []writtenObj
-			for _, j := range live {
-				if err := c.recreateJob(ctx, j); err != nil {
-					return err
-				}
-				c.written.add(kindJob, ns, j.Name, "")
-				gone = append(gone, writtenObj{kindJob, ns, j.Name, ""})
-			}
-			if !c.objs().waitCaughtUp(ctx, gone, 30*time.Second) {
-				return fmt.Errorf("run %s: the cache still holds its Jobs after their deletion", ch.RunID)
-			}
-		}
-		// The Service first, so each pod's name resolves from its start;
-		// then every role's Job.
-		ordered := append([]*unstructured.Unstructured{objs[len(objs)-1]}, objs[:len(objs)-1]...)
-		out := reconcile.OutcomeUnchanged
-		for k, obj := range ordered {
-			o, err := c.applyObject(ctx, obj)
-			if err != nil {
-				// All or nothing: the roles started so far wait again.
-				c.suspendJobs(ctx, ns, ordered[1:k])
-				return err
-			}
-			if o == reconcile.OutcomeCreated || (o == reconcile.OutcomeConfigured && out == reconcile.OutcomeUnchanged) {
-				out = o
-			}
-		}
-		p.outcome = out
-		if len(live) > 0 && !recreate && p.outcome == reconcile.OutcomeCreated {
-			p.outcome = reconcile.OutcomeConfigured
-		}
-		p.record(key, &ledgerRecord{Kind: r.Workload.Kind, Phase: reconcile.PhaseAdmitted, Digest: r.Digest, Attempts: r.Attempts,
-			Retries: r.Workload.Retries, QueuedSince: r.QueuedSince, StartedAt: now})
-		return nil
-
+		return c.startRoles(ctx, cfg, p, ch, l, now)
 	case reconcile.OpStop:
-		if len(live) == 0 {
-			if rec != nil && rec.Phase.Holds() {
-				rec.Phase, rec.Reason, rec.FinishedAt = ch.Phase, ch.Reason, now
-				p.record(key, rec)
-				p.outcome = reconcile.OutcomeConfigured
-			}
-			return nil
-		}
-		if st.Phase.Final() || st.Phase == ch.Phase {
-			return nil
-		}
-		if !havePrev {
-			return fmt.Errorf("Job %s/%s has no readable %s annotation", ns, live[0].Name, AnnotationSpec)
-		}
-		// Every Job keeps its pod template (a started Job's cannot change):
-		// rendered from its own annotations and node affinity.
-		r := prev
-		r.Started = false
-		r.Phase, r.Reason, r.StoppedAt = ch.Phase, ch.Reason, now
-		r.Roles = roleRuns(prev)
-		for i, rr := range r.Roles {
-			if j := liveByName[RoleJobName(r.Key(), rr.Role)]; j != nil {
-				r.Roles[i].FlavorLabels = flavorLabelsOf(&j.Spec.Template.Spec)
-			}
-		}
-		objs, err := Render(c.opts.Render, r)
-		if err != nil {
-			return err
-		}
-		// Suspend each role's Job that has not ended and say why, before
-		// anything else.
-		for _, obj := range objs {
-			j := liveByName[obj.GetName()]
-			if obj.GetKind() != kindJob || j == nil || j.DeletionTimestamp != nil || conditionPhase(j) != "" {
-				continue
-			}
-			if _, err := c.applyObject(ctx, obj); err != nil {
-				return err
-			}
-		}
-		p.record(key, &ledgerRecord{Kind: r.Workload.Kind, Phase: ch.Phase, Reason: ch.Reason, Digest: r.Digest, Attempts: max(r.Attempts, st.Attempts),
-			Retries: r.Workload.Retries, QueuedSince: r.QueuedSince, StartedAt: prev.StartedAt, FinishedAt: now})
-		p.outcome = reconcile.OutcomeConfigured
-		if ch.Phase == reconcile.PhaseStopped {
-			c.removeRoles(p, live, ns, svc, w.Team)
-			p.outcome = reconcile.OutcomeDeleted
-		}
-		return nil
-
+		return c.stopRoles(ctx, p, ch, l, now)
 	case reconcile.OpForget:
-		if len(live) > 0 && st.Phase == reconcile.PhaseQueued {
-			c.removeRoles(p, live, ns, svc, w.Team)
-			p.outcome = reconcile.OutcomeDeleted
+		var queued []objRef
+		if len(l.jobs) > 0 && l.st.Phase == reconcile.PhaseQueued {
+			queued = c.rolesRefs(l, w.Team)
 		}
-		if rec != nil && rec.Phase == reconcile.PhaseQueued {
-			p.record(key, nil)
-			p.outcome = reconcile.OutcomeDeleted
-		}
-		return nil
+		p.forget(l.key, l.rec, queued)
 	}
 	return nil
 }
 
+// queueRoles creates every role's Job of a queued run that is not there
+// yet, suspended; the Service comes with the start.
+func (c *Cluster) queueRoles(ctx context.Context, cfg *berth.Config, p *changePlan, ch reconcile.Change, l liveRoles, now time.Time) error {
+	if (l.rec != nil && l.rec.Phase != reconcile.PhaseQueued) || (len(l.jobs) > 0 && l.st.Phase != reconcile.PhaseQueued) {
+		return nil
+	}
+	objs, err := Render(c.opts.Render, baseRolesRun(cfg, ch, now))
+	if err != nil {
+		return err
+	}
+	var missing []*unstructured.Unstructured
+	for _, obj := range objs {
+		if obj.GetKind() == kindJob && l.byName[obj.GetName()] == nil {
+			missing = append(missing, obj)
+		}
+	}
+	p.outcome, err = c.applyObjects(ctx, missing)
+	return err
+}
+
+// startRoles starts a run: the Service first, so each pod's name resolves
+// from its start, then every role's Job; all or nothing.
+func (c *Cluster) startRoles(ctx context.Context, cfg *berth.Config, p *changePlan, ch reconcile.Change, l liveRoles, now time.Time) error {
+	if len(l.jobs) > 0 && l.st.Phase.Holds() {
+		return nil
+	}
+	if len(l.jobs) == 0 && l.rec != nil && l.rec.Phase == reconcile.PhaseSucceeded {
+		return fmt.Errorf("run %s already succeeded; bump runId for a new run", ch.RunID)
+	}
+	r := baseRolesRun(cfg, ch, now)
+	r.Started, r.StartedAt = true, now
+	recreate := resumeRoles(&r, ch, l, now)
+	objs, err := Render(c.opts.Render, r)
+	if err != nil {
+		return err
+	}
+	if !recreate {
+		// A pod template cannot change, and a role's count is in its
+		// pods' env (BERTH_ROLE_SIZE, BERTH_ROLES): a run admitted with
+		// other counts than its Jobs have gets new Jobs.
+		for _, obj := range objs {
+			if j := l.byName[obj.GetName()]; j != nil && obj.GetKind() == kindJob {
+				n, _, _ := unstructured.NestedInt64(obj.Object, "spec", "completions")
+				if j.Spec.Completions == nil || int64(*j.Spec.Completions) != n {
+					recreate = true
+				}
+			}
+		}
+	}
+	if recreate {
+		if err := c.recreateJobs(ctx, l.jobs); err != nil {
+			return err
+		}
+	}
+	ordered := append([]*unstructured.Unstructured{objs[len(objs)-1]}, objs[:len(objs)-1]...)
+	out := reconcile.OutcomeUnchanged
+	for k, obj := range ordered {
+		o, err := c.applyObject(ctx, obj)
+		if err != nil {
+			// All or nothing: the roles started so far wait again.
+			c.suspendJobs(ctx, l.ns, ordered[1:k])
+			return err
+		}
+		if o == reconcile.OutcomeCreated || (o == reconcile.OutcomeConfigured && out == reconcile.OutcomeUnchanged) {
+			out = o
+		}
+	}
+	p.outcome = out
+	if len(l.jobs) > 0 && !recreate && p.outcome == reconcile.OutcomeCreated {
+		p.outcome = reconcile.OutcomeConfigured
+	}
+	p.started(l.key, r, now)
+	return nil
+}
+
+// resumeRoles fills in the attempt r starts from what the Jobs and the
+// ledger say of the earlier ones, and reports whether the Jobs must be
+// made anew.
+func resumeRoles(r *Run, ch reconcile.Change, l liveRoles, now time.Time) (recreate bool) {
+	switch {
+	case len(l.jobs) > 0 && l.st.Phase.Final():
+		// A retry the engine decided on: new Jobs of the same spec.
+		r.Attempts = max(l.st.Attempts, parseInt(l.jobs[0].Annotations[AnnotationAttempts])) + 1
+		r.QueuedSince = sinceOrNow(parseTime(l.jobs[0].Annotations[AnnotationQueuedSince]), now)
+		return true
+	case len(l.jobs) > 0:
+		neverStarted := true
+		for _, j := range l.jobs {
+			if j.Annotations[AnnotationAttempts] != "" || j.Status.StartTime != nil {
+				neverStarted = false
+			}
+		}
+		if l.havePrev && !(neverStarted && l.prev.Digest != ch.Digest) {
+			// A preempted run resumes with the spec it started with.
+			r.Workload, r.Digest, r.Path, r.Commit = l.prev.Workload, l.prev.Digest, l.prev.Path, l.prev.Commit
+		} else if neverStarted {
+			recreate = true
+		}
+		r.Attempts = nextAttempt(parseInt(l.jobs[0].Annotations[AnnotationAttempts]), l.prev.Phase) // prev is zero when !havePrev
+		r.QueuedSince = sinceOrNow(l.prev.QueuedSince, now)
+		return recreate
+	case l.rec != nil:
+		r.Attempts = nextAttempt(l.rec.Attempts, l.rec.Phase)
+		r.QueuedSince = sinceOrNow(l.rec.QueuedSince, now)
+	default:
+		r.Attempts = 1
+	}
+	return false
+}
+
+// stopRoles stops a run: each role's Job that has not ended is suspended
+// and says why, keeping its pod template (rendered from its own
+// annotations and node affinity); a run stopped for good loses its Jobs
+// and Service.
+func (c *Cluster) stopRoles(ctx context.Context, p *changePlan, ch reconcile.Change, l liveRoles, now time.Time) error {
+	if len(l.jobs) == 0 {
+		p.stoppedRecorded(l.key, l.rec, ch, now)
+		return nil
+	}
+	if l.st.Phase.Final() || l.st.Phase == ch.Phase {
+		return nil
+	}
+	if !l.havePrev {
+		return fmt.Errorf("Job %s/%s has no readable %s annotation", l.ns, l.jobs[0].Name, AnnotationSpec)
+	}
+	r := l.prev
+	r.Started = false
+	r.Phase, r.Reason, r.StoppedAt = ch.Phase, ch.Reason, now
+	r.Roles = roleRuns(l.prev)
+	for i, rr := range r.Roles {
+		if j := l.byName[RoleJobName(r.Key(), rr.Role)]; j != nil {
+			r.Roles[i].FlavorLabels = flavorLabelsOf(&j.Spec.Template.Spec)
+		}
+	}
+	objs, err := Render(c.opts.Render, r)
+	if err != nil {
+		return err
+	}
+	for _, obj := range objs {
+		j := l.byName[obj.GetName()]
+		if obj.GetKind() != kindJob || j == nil || j.DeletionTimestamp != nil || conditionPhase(j) != "" {
+			continue
+		}
+		if _, err := c.applyObject(ctx, obj); err != nil {
+			return err
+		}
+	}
+	end := endRecord(l.prev, ch, now)
+	end.Attempts = max(end.Attempts, l.st.Attempts)
+	var remove []objRef
+	if ch.Phase == reconcile.PhaseStopped {
+		remove = c.rolesRefs(l, ch.Workload.Team)
+	}
+	p.stopped(l.key, end, remove)
+	return nil
+}
+
+// rolesRefs are a run's Jobs and its Service.
+func (c *Cluster) rolesRefs(l liveRoles, team string) []objRef {
+	var refs []objRef
+	for _, j := range l.jobs {
+		refs = append(refs, objRef{kindJob, l.ns, j.Name, team})
+	}
+	if c.objs().service(l.ns, l.svc) != nil {
+		refs = append(refs, objRef{kindService, l.ns, l.svc, team})
+	}
+	return refs
+}
+
 // baseRolesRun is the Run a change of a workload with roles asks for:
 // each role's flavor, node labels and placements as decided.
-func (c *Cluster) baseRolesRun(ch reconcile.Change, now time.Time) Run {
-	r := c.baseRun(ch, now)
+func baseRolesRun(cfg *berth.Config, ch reconcile.Change, now time.Time) Run {
+	r := baseRun(cfg, ch, now)
 	r.Placements, r.FlavorLabels = nil, nil
 	for _, x := range ch.Decision.Roles {
-		r.Roles = append(r.Roles, RoleRun{Role: x.Role, Flavor: x.Flavor, FlavorLabels: c.flavorLabels(x.Flavor), Placements: x.Placements})
+		r.Roles = append(r.Roles, RoleRun{Role: x.Role, Flavor: x.Flavor, FlavorLabels: flavorLabels(cfg, x.Flavor), Placements: x.Placements})
 	}
 	if r.Flavor == "" && len(r.Roles) > 0 {
 		r.Flavor = r.Roles[0].Flavor
 	}
 	return r
-}
-
-// removeRoles plans the deletion of a run's Jobs and its Service.
-func (c *Cluster) removeRoles(p *changePlan, live []*batchv1.Job, ns, svc, team string) {
-	for _, j := range live {
-		p.remove = append(p.remove, objRef{kindJob, ns, j.Name, team})
-	}
-	if c.objs().service(ns, svc) != nil {
-		p.remove = append(p.remove, objRef{kindService, ns, svc, team})
-	}
 }
 
 // suspendJobs suspends Jobs a failed start left running, best effort: the

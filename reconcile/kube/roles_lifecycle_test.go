@@ -1,6 +1,7 @@
 package kube_test
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -117,6 +118,27 @@ func TestRolesRun(t *testing.T) {
 		}
 		return n == 5
 	})
+	// Every pod has its global rank, as the local backend gives it: the
+	// launcher's is its index (0); each worker's, written while it waited
+	// at berth's scheduling gate, is the launcher's one pod plus its index.
+	ranks := map[string]bool{}
+	for _, p := range s.pods("ml", "mpi") {
+		if len(p.Spec.SchedulingGates) > 0 {
+			t.Errorf("pod %s still waits at %v", p.Name, p.Spec.SchedulingGates)
+		}
+		idx := p.Annotations[batchv1.JobCompletionIndexAnnotation]
+		rank := idx
+		if p.Labels[kube.LabelRole] == "worker" {
+			i, _ := strconv.Atoi(idx)
+			if rank = p.Annotations[kube.AnnotationRank]; rank != strconv.Itoa(1+i) {
+				t.Errorf("worker pod %s of index %s has rank %q, want %d", p.Name, idx, rank, 1+i)
+			}
+		}
+		ranks[rank] = true
+	}
+	if len(ranks) != 5 || !ranks["0"] || !ranks["4"] {
+		t.Errorf("the ranks of the run's pods are %v, want 0 to 4, each once", ranks)
+	}
 	s.until("the run succeeds", 2*time.Minute, func(cr reconcile.ClusterReport) bool {
 		return phase(cr, "ml/mpi") == reconcile.PhaseSucceeded
 	})

@@ -94,7 +94,7 @@ func TestRoleEnv(t *testing.T) {
 	for i, want := range []map[string]string{
 		{"BERTH_RANK": "<index>", "BERTH_RANK_OFFSET": "0", "BERTH_ROLE": "launcher", "BERTH_ROLE_RANK": "<index>", "BERTH_ROLE_SIZE": "1",
 			"BERTH_ROLES": "launcher=1,worker=2", "BERTH_WORLD_SIZE": "3", "BERTH_MASTER_ADDR": "mpi-train-1-launcher-0.mpi-train-1", "NCCL_DEBUG": "WARN"},
-		{"BERTH_RANK": "", "BERTH_RANK_OFFSET": "1", "BERTH_ROLE": "worker", "BERTH_ROLE_RANK": "<index>", "BERTH_ROLE_SIZE": "2",
+		{"BERTH_RANK": "<rank>", "BERTH_RANK_OFFSET": "1", "BERTH_ROLE": "worker", "BERTH_ROLE_RANK": "<index>", "BERTH_ROLE_SIZE": "2",
 			"BERTH_ROLES": "launcher=1,worker=2", "BERTH_WORLD_SIZE": "3", "BERTH_MASTER_ADDR": "mpi-train-1-launcher-0.mpi-train-1", "NCCL_DEBUG": "INFO"},
 	} {
 		var j batchv1.Job
@@ -107,7 +107,17 @@ func TestRoleEnv(t *testing.T) {
 			env[e.Name] = e.Value
 			if e.ValueFrom != nil {
 				env[e.Name] = "<index>"
+				if strings.Contains(e.ValueFrom.FieldRef.FieldPath, AnnotationRank) {
+					env[e.Name] = "<rank>"
+				}
 			}
+		}
+		// The worker (after the launcher, two pods) waits at berth's gate
+		// until its pods have their rank; the launcher does not.
+		gated := len(j.Spec.Template.Spec.SchedulingGates) == 1 && j.Spec.Template.Spec.SchedulingGates[0].Name == RankGate &&
+			j.Spec.Template.Annotations[AnnotationRankOffset] == "1"
+		if gated != (i == 1) {
+			t.Errorf("%s: gated %v (gates %v, annotations %v), want %v", j.Name, gated, j.Spec.Template.Spec.SchedulingGates, j.Spec.Template.Annotations, i == 1)
 		}
 		for k, v := range want {
 			if env[k] != v {

@@ -88,7 +88,8 @@ func splitPath(p string) []string {
 func TestDemo(t *testing.T) {
 	s := newScenario(t, "demo", gpuNode(), migNode())
 	cr := s.mustReconcile()
-	obs, err := s.cluster.Observe(s.ctx)
+	cfg, _, _ := s.engine.LastConfig()
+	obs, err := s.cluster.Observe(s.ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

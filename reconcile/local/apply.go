@@ -28,7 +28,9 @@ import (
 // After the changes, Apply records in the ledger the runs that have ended
 // since it last looked (from exit.json), those it stopped included: with
 // nothing new, it writes nothing.
-func (c *Cluster) Apply(ctx context.Context, changes []reconcile.Change) ([]reconcile.Result, error) {
+//
+// Each change carries all it needs: the configuration is not read.
+func (c *Cluster) Apply(ctx context.Context, _ *berth.Config, changes []reconcile.Change) ([]reconcile.Result, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	results := make([]reconcile.Result, len(changes))
@@ -106,6 +108,9 @@ func (c *Cluster) Apply(ctx context.Context, changes []reconcile.Change) ([]reco
 	if err := c.settle(); err != nil {
 		c.log.Warn("cannot record ended runs", "err", err)
 	}
+	if err := c.ledger.flushQueue(); err != nil {
+		c.log.Warn("cannot write the queue file (berth ledger rebuild reads it)", "err", err)
+	}
 	return results, nil
 }
 
@@ -168,7 +173,7 @@ func fromChange(r *record, ch reconcile.Change) {
 }
 
 func (c *Cluster) newRecord(ch reconcile.Change) *record {
-	r := &record{Workload: ch.Workload.ID(), RunID: ch.RunID, QueuedSince: c.opts.Now()}
+	r := &record{RunRecord: reconcile.RunRecord{Workload: ch.Workload.ID(), RunID: ch.RunID, QueuedSince: c.opts.Now()}}
 	fromChange(r, ch)
 	return r
 }

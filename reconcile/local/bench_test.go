@@ -20,8 +20,8 @@ func fillLedger(b *testing.B, c *Cluster, n int) []reconcile.Change {
 	var queued []reconcile.Change
 	for i := range n {
 		w := batch(fmt.Sprintf("w%05d", i), "true").Obj()
-		r := &record{Workload: w.ID(), RunID: "1", Kind: w.Kind, Digest: berth.SpecDigest(w), Priority: 100,
-			QueuedSince: now, Resources: berth.Resources{GPU: 1}, Placements: []berth.Placement{gpus(i % 7)}}
+		r := &record{RunRecord: reconcile.RunRecord{Workload: w.ID(), RunID: "1", Kind: w.Kind, Digest: berth.SpecDigest(w), Priority: 100,
+			QueuedSince: now, Resources: berth.Resources{GPU: 1}, Placements: []berth.Placement{gpus(i % 7)}}}
 		if i%10 == 0 {
 			r.Waiting = true
 			queued = append(queued, change(reconcile.OpQueue, w))
@@ -78,7 +78,7 @@ func BenchmarkObserve10k(b *testing.B) {
 	cpu := cpuTime()
 	defer reportCPU(b, cpu)
 	for b.Loop() {
-		obs, err := c.Observe(ctx)
+		obs, err := c.Observe(ctx, nil)
 		if err != nil || len(obs.Runs) != 10_000 {
 			b.Fatal(err, len(obs.Runs))
 		}
@@ -116,7 +116,7 @@ func BenchmarkApplyUnchanged(b *testing.B) {
 	cpu := cpuTime()
 	defer reportCPU(b, cpu)
 	for b.Loop() {
-		res, err := c.Apply(ctx, changes)
+		res, err := c.Apply(ctx, nil, changes)
 		if err != nil {
 			b.Fatal(err)
 		}

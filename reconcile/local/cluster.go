@@ -125,7 +125,9 @@ func (c *Cluster) GPUs() ([]GPU, error) {
 //     succeeded, stopped, or failed with no retry left.
 //   - Runs: every run in the ledger, with its phase, reason, attempts,
 //     times and, in Note, its latest attempt's directory (the logs).
-func (c *Cluster) Observe(ctx context.Context) (*reconcile.Observed, error) {
+//
+// This machine needs nothing of the configuration to observe it.
+func (c *Cluster) Observe(ctx context.Context, _ *berth.Config) (*reconcile.Observed, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := ctx.Err(); err != nil {
@@ -196,13 +198,7 @@ func waitsToStart(r *record, v runView) bool {
 }
 
 func (c *Cluster) runState(r *record, v runView) reconcile.RunState {
-	s := reconcile.RunState{
-		Workload: r.Workload, RunID: r.RunID, Kind: r.Kind, Digest: r.Digest,
-		Phase: v.phase, Reason: v.reason,
-		QueuedSince: r.QueuedSince, StartedAt: v.startedAt, FinishedAt: v.finishedAt,
-		Attempts: r.Attempts, Preemptions: r.Preemptions, Flavor: r.Flavor, Priority: r.Priority, Placements: r.Placements, Roles: r.Roles,
-		Resources: r.Resources, MaxDuration: r.MaxDuration,
-	}
+	s := reconcile.RunState{RunRecord: r.RunRecord, Phase: v.phase, Reason: v.reason, StartedAt: v.startedAt, FinishedAt: v.finishedAt}
 	if v.phase == reconcile.PhasePreempted {
 		s.Preemptions++ // the latest attempt's, counted at its next start
 	}

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -25,36 +26,22 @@ var bucketRuns = []byte("runs")
 
 const dbFile = "berth.db"
 
-// record is what the ledger knows of one run.
+// record is what the ledger knows of one run: the run record every
+// backend keeps (its Preemptions count the attempts before the latest that
+// ended in a preemption), and this machine's processes.
 type record struct {
-	Workload berth.WorkloadID `json:"workload"`
-	RunID    string           `json:"runId"`
-	Kind     berth.Kind       `json:"kind"`
-	Digest   string           `json:"digest,omitempty"`
-	Flavor   string           `json:"flavor,omitempty"`
-	Priority int              `json:"priority"`
+	reconcile.RunRecord
 	// Retries is the workload's retries when it was last queued or started:
 	// a failed run with Attempts <= Retries waits to be retried.
-	Retries     int               `json:"retries"`
-	Resources   berth.Resources   `json:"resources"`
-	MaxDuration berth.Duration    `json:"maxDuration,omitempty"`
-	Placements  []berth.Placement `json:"placements,omitempty"`
-	// Roles are a run of a workload with roles, as admitted: each role's
-	// flavor, resources and placements (Placements holds them all).
-	Roles    []berth.RolePlacement `json:"roles,omitempty"`
-	Revision string                `json:"revision,omitempty"`
+	Retries  int    `json:"retries"`
+	Revision string `json:"revision,omitempty"`
 
 	// Waiting is true while the run is queued.
-	Waiting     bool      `json:"waiting,omitempty"`
-	QueuedSince time.Time `json:"queuedSince,omitzero"`
+	Waiting bool `json:"waiting,omitempty"`
 	// MasterPort is the run's BERTH_MASTER_PORT, kept across attempts.
 	MasterPort int `json:"masterPort,omitempty"`
-	// Attempts counts starts; Attempt is the latest. Preemptions counts
-	// the attempts before the latest that ended in a preemption: they do
-	// not use up a retry.
-	Attempts    int      `json:"attempts"`
-	Preemptions int      `json:"preemptions,omitempty"`
-	Attempt     *attempt `json:"attempt,omitempty"`
+	// Attempt is the latest attempt.
+	Attempt *attempt `json:"attempt,omitempty"`
 	// Stop is a stop Apply asked of the latest attempt: once its pods have
 	// ended, the run is in Stop.Phase.
 	Stop *stopRequest `json:"stop,omitempty"`
@@ -97,9 +84,6 @@ type ending struct {
 	FinishedAt time.Time       `json:"finishedAt"`
 }
 
-// Key is the run the record is of.
-func (r *record) Key() berth.RunKey { return berth.RunKey{Workload: r.Workload, RunID: r.RunID} }
-
 // dbKey is a run's key in the bucket: "team/name\x00runID", so the
 // bucket's byte order is the runs' order.
 func dbKey(k berth.RunKey) []byte { return []byte(string(k.Workload) + "\x00" + k.RunID) }
@@ -130,6 +114,9 @@ type ledger struct {
 	// that could not be written.
 	stateDir string
 	warn     func(msg string, args ...any)
+	// queueDirty: the runs that only wait changed since the queue file
+	// was written (flushQueue).
+	queueDirty bool
 }
 
 // errStateDirBusy means another process has the ledger open.
@@ -167,7 +154,8 @@ func openLedger(stateDir string, warn func(msg string, args ...any)) (*ledger, e
 		db.Close()
 		return nil, fmt.Errorf("ledger %s: %w", path, err)
 	}
-	return &ledger{db: db, runs: runs, stateDir: stateDir, warn: warn}, nil
+	// The first Apply writes the queue file, whatever wrote the ledger.
+	return &ledger{db: db, runs: runs, stateDir: stateDir, warn: warn, queueDirty: true}, nil
 }
 
 // put writes records in one transaction and, once it committed, into the
@@ -182,6 +170,9 @@ func (l *ledger) put(rs ...*record) error {
 	}
 	l.writes++
 	for _, r := range rs {
+		if prev := l.runs[r.Key()]; r.Attempts == 0 || prev != nil && prev.Attempts == 0 {
+			l.queueDirty = true
+		}
 		l.runs[r.Key()] = r.clone()
 	}
 	// Then each run's record file: the ledger is the truth, the files are
@@ -223,7 +214,42 @@ func (l *ledger) delete(key berth.RunKey) error {
 		return fmt.Errorf("ledger: %w", err)
 	}
 	l.writes++
+	if prev := l.runs[key]; prev != nil && prev.Attempts == 0 {
+		l.queueDirty = true
+	}
 	delete(l.runs, key)
+	return nil
+}
+
+// fileQueue is the queue file, in the cluster's state directory: the
+// ledger records of the runs that only wait (never started, so they have
+// no run directory), as a JSON array sorted by run, rewritten after an
+// Apply that changed them (one write however many a commit queues).
+// `berth ledger rebuild` reads it, so a rebuilt ledger keeps them, with
+// the time they were queued. It may be one Apply behind the ledger: a
+// run it lists that has since started has a record file, which wins.
+const fileQueue = "queue.json"
+
+// flushQueue writes the queue file when the runs that only wait changed.
+func (l *ledger) flushQueue() error {
+	if !l.queueDirty {
+		return nil
+	}
+	waiting := []*record{}
+	for _, r := range l.runs {
+		if r.Attempts == 0 {
+			waiting = append(waiting, r)
+		}
+	}
+	slices.SortFunc(waiting, func(a, b *record) int { return a.Key().Compare(b.Key()) })
+	b, err := json.MarshalIndent(waiting, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(filepath.Join(l.stateDir, fileQueue), append(b, '\n')); err != nil {
+		return err
+	}
+	l.queueDirty = false
 	return nil
 }
 

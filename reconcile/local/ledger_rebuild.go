@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,13 +18,19 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/berth-gpu/berth"
+	"github.com/berth-gpu/berth/reconcile"
 )
 
 // RebuildOptions configure RebuildLedger.
 type RebuildOptions struct {
-	// Force rebuilds a ledger that the check finds sound (it loses the
-	// records of runs that only wait; the engine queues them again).
+	// Force rebuilds a ledger that the check finds sound.
 	Force bool
+	// Config, when set, is the repository's configuration: a run
+	// directory without a record file (left by a berth older than the
+	// record files) is rebuilt from its latest attempt's pod files and its
+	// workload's spec in Config (recordFromPods). Without Config, or for
+	// a workload Config lacks, such a directory is only listed.
+	Config *berth.Config
 	// Now stamps the name the old file is kept under. Default time.Now.
 	Now func() time.Time
 }
@@ -33,11 +40,18 @@ type Rebuilt struct {
 	Path string
 	// Kept is where the old file went ("" when there was none).
 	Kept string
-	// Runs are the runs the new ledger holds, sorted.
+	// Runs are the runs the new ledger holds, sorted: those that started,
+	// from their record files, and those that only wait, from the queue
+	// file.
 	Runs []RebuiltRun
-	// Unrecorded are run directories (relative to the state directory)
-	// with no run record file: runs of a berth older than the record
-	// files, or whose file was removed. They are not in the new ledger.
+	// FromPods are the run directories (relative to the state directory)
+	// without a record file that were rebuilt from their pods' files and
+	// Config.
+	FromPods []string
+	// Unrecorded are run directories with no run record file that could
+	// not be rebuilt (why, for each): runs of a berth older than the
+	// record files, or whose file was removed. They are not in the new
+	// ledger.
 	Unrecorded []string
 }
 
@@ -46,11 +60,13 @@ type RebuiltRun struct {
 	Workload berth.WorkloadID
 	RunID    string
 	Attempts int
+	// QueuedSince is set for a run that waits.
+	QueuedSince time.Time
 }
 
 // ErrLedgerSound is returned by RebuildLedger for a ledger the check finds
 // sound, unless Force is set.
-var ErrLedgerSound = errors.New("the ledger is sound: nothing to rebuild (--force rebuilds it anyway, and forgets the runs that only wait)")
+var ErrLedgerSound = errors.New("the ledger is sound: nothing to rebuild (--force rebuilds it anyway)")
 
 // RebuildLedger rebuilds the ledger of a local cluster's state directory
 // from the run record files its run directories hold (run.json, written
@@ -61,8 +77,11 @@ var ErrLedgerSound = errors.New("the ledger is sound: nothing to rebuild (--forc
 // A run's record file is never behind what was done to its pods, and the
 // rebuilt Cluster reads each pod's exit.json and lock as it always does, so
 // a run that finished is finished in the new ledger and is never started
-// again. What is lost: runs that only waited (they had no directory); the
-// engine queues them again from Git, from the time of the rebuild.
+// again. Runs that only wait (they have no directory) come from the queue
+// file (queue.json), with the time they were queued; the queue file may
+// be one Apply behind, so a run it lists that has a record file is taken
+// from the record file. A run queued in the Apply before a crash may be
+// missing: the engine queues it again from Git.
 func RebuildLedger(stateDir string, opts RebuildOptions) (Rebuilt, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -97,7 +116,24 @@ func RebuildLedger(stateDir string, opts RebuildOptions) (Rebuilt, error) {
 	if err != nil {
 		return out, err
 	}
-	out.Unrecorded = unrecorded
+	for _, rel := range unrecorded {
+		if opts.Config == nil {
+			out.Unrecorded = append(out.Unrecorded, rel+": no record file (give the repository to rebuild it from its pods' files)")
+			continue
+		}
+		r, err := recordFromPods(stateDir, rel, opts.Config)
+		if err != nil {
+			out.Unrecorded = append(out.Unrecorded, rel+": "+err.Error())
+			continue
+		}
+		recs = append(recs, r)
+		out.FromPods = append(out.FromPods, rel)
+	}
+	waiting, err := readQueueFile(stateDir)
+	if err != nil {
+		return out, err
+	}
+	recs = withWaiting(recs, waiting)
 	tmp := path + ".rebuild"
 	os.Remove(tmp)
 	if err := writeLedger(tmp, recs); err != nil {
@@ -115,7 +151,11 @@ func RebuildLedger(stateDir string, opts RebuildOptions) (Rebuilt, error) {
 		return out, err
 	}
 	for _, r := range recs {
-		out.Runs = append(out.Runs, RebuiltRun{Workload: r.Workload, RunID: r.RunID, Attempts: r.Attempts})
+		run := RebuiltRun{Workload: r.Workload, RunID: r.RunID, Attempts: r.Attempts}
+		if r.Waiting {
+			run.QueuedSince = r.QueuedSince
+		}
+		out.Runs = append(out.Runs, run)
 	}
 	return out, nil
 }
@@ -169,6 +209,125 @@ func readRunRecords(stateDir string) ([]*record, []string, error) {
 	slices.SortFunc(recs, func(a, b *record) int { return a.Key().Compare(b.Key()) })
 	sort.Strings(unrecorded)
 	return recs, unrecorded, nil
+}
+
+// recordFromPods rebuilds the record of a run directory that has no
+// record file, from what an older berth left in it and the workload's
+// spec in the repository: the latest attempt's pods (their spec.json:
+// command, environment, and the devices in CUDA_VISIBLE_DEVICES) and the
+// workload's kind, priority, retries, resources and spec digest as the
+// repository has them now. The rebuilt Cluster reads each pod's exit.json
+// and lock as it always does, so a run that finished stays finished and
+// one that runs is adopted. Lost: the placement (which GPUs by index) of
+// a run that still runs, and the preemptions among its attempts.
+func recordFromPods(stateDir, rel string, cfg *berth.Config) (*record, error) {
+	parts := strings.Split(filepath.ToSlash(rel), "/")
+	if len(parts) != 4 {
+		return nil, errors.New("not a run directory")
+	}
+	var names [3]string
+	for i, p := range parts[1:] {
+		u, err := url.PathUnescape(p)
+		if err != nil {
+			return nil, fmt.Errorf("not a run directory berth names: %w", err)
+		}
+		names[i] = u
+	}
+	id, runID := berth.WorkloadID(names[0]+"/"+names[1]), names[2]
+	if runDir(id, runID) != filepath.ToSlash(rel) {
+		return nil, errors.New("not a run directory berth names")
+	}
+	w, ok := cfg.Workloads[id]
+	if !ok {
+		return nil, fmt.Errorf("workload %s is not in the repository, so its kind is unknown", id)
+	}
+	n := lastAttemptDir(filepath.Join(stateDir, rel))
+	if n == 0 {
+		return nil, errors.New("no attempt started")
+	}
+	a := &attempt{N: n}
+	masterPort := 0
+	for k := 0; ; k++ {
+		dir := podDir(id, runID, n, k)
+		b, err := os.ReadFile(filepath.Join(stateDir, dir, fileSpec))
+		if errors.Is(err, fs.ErrNotExist) {
+			if _, serr := os.Stat(filepath.Join(stateDir, dir)); serr == nil {
+				return nil, fmt.Errorf("%s has no %s", dir, fileSpec)
+			}
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		var spec shimSpec
+		if err := json.Unmarshal(b, &spec); err != nil {
+			return nil, fmt.Errorf("%s: %w", filepath.Join(dir, fileSpec), err)
+		}
+		p := podSpec{Dir: filepath.ToSlash(dir), Argv: spec.Argv, Env: spec.Env, Note: spec.Note}
+		for _, kv := range spec.Env {
+			switch k, v, _ := strings.Cut(kv, "="); k {
+			case "CUDA_VISIBLE_DEVICES":
+				if v != "" {
+					p.Devices = strings.Split(v, ",")
+				}
+			case "BERTH_MASTER_PORT":
+				masterPort, _ = strconv.Atoi(v)
+			}
+		}
+		if fi, err := os.Stat(filepath.Join(stateDir, dir, fileSpec)); err == nil && (a.StartedAt.IsZero() || fi.ModTime().Before(a.StartedAt)) {
+			a.StartedAt = fi.ModTime().UTC()
+		}
+		a.Pods = append(a.Pods, p)
+	}
+	if len(a.Pods) == 0 {
+		return nil, fmt.Errorf("attempt %d has no pod", n)
+	}
+	_, tier := cfg.Priority(w)
+	return &record{
+		RunRecord: reconcile.RunRecord{
+			Workload: id, RunID: runID, Kind: w.Kind, Digest: berth.SpecDigest(w), Priority: tier.Value,
+			Resources: w.Resources, MaxDuration: w.MaxDuration, Attempts: n,
+		},
+		Retries: w.Retries, Attempt: a, MasterPort: masterPort,
+	}, nil
+}
+
+// readQueueFile reads the records of the runs that only wait.
+func readQueueFile(stateDir string) ([]*record, error) {
+	b, err := os.ReadFile(filepath.Join(stateDir, fileQueue))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var recs []*record
+	if err := json.Unmarshal(b, &recs); err != nil {
+		return nil, fmt.Errorf("%s: %w (remove it to rebuild without the runs that only wait: berth serve queues them again from Git)", fileQueue, err)
+	}
+	for i, r := range recs {
+		if r == nil || r.Workload == "" || r.RunID == "" || r.Attempts != 0 || r.Attempt != nil {
+			return nil, fmt.Errorf("%s: entry %d is not a run that only waits (remove the file to rebuild without them)", fileQueue, i)
+		}
+	}
+	return recs, nil
+}
+
+// withWaiting adds the runs that only wait to the records of runs that
+// started, sorted; a run's record file wins over the queue file.
+func withWaiting(recs, waiting []*record) []*record {
+	have := make(map[berth.RunKey]bool, len(recs))
+	for _, r := range recs {
+		have[r.Key()] = true
+	}
+	for _, r := range waiting {
+		if !have[r.Key()] {
+			have[r.Key()] = true
+			recs = append(recs, r)
+		}
+	}
+	slices.SortFunc(recs, func(a, b *record) int { return a.Key().Compare(b.Key()) })
+	return recs
 }
 
 func lastAttemptDir(dir string) int {

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/berth-gpu/berth"
 	"github.com/berth-gpu/berth/reconcile"
 )
@@ -28,7 +30,7 @@ func ledgerFile(t *testing.T, n int) []byte {
 		var recs []*record
 		for j := i; j < i+50 && j < n; j++ {
 			w := batch(fmt.Sprintf("w%04d", j), "true").Obj()
-			recs = append(recs, &record{Workload: w.ID(), RunID: "1", Kind: w.Kind, Attempts: 1,
+			recs = append(recs, &record{RunRecord: reconcile.RunRecord{Workload: w.ID(), RunID: "1", Kind: w.Kind, Attempts: 1},
 				Attempt: &attempt{N: 1, StartedAt: now, Pods: []podSpec{{Dir: podDir(w.ID(), "1", 1, 0)}}},
 				Ended:   &ending{Phase: reconcile.PhaseSucceeded, FinishedAt: now}})
 		}
@@ -147,9 +149,11 @@ func TestLedgerCheckAndRebuildRunNothingTwice(t *testing.T) {
 	ok := batch("ok", `echo ran >> "$OUT"`).Env("OUT", ran("ok")).Obj()
 	bad := batch("bad", `echo ran >> "$OUT"; exit 3`).Env("OUT", ran("bad")).Retries(1).Obj()
 	svc := batch("svc", `echo ran >> "$OUT"; exec sleep 600`).Env("OUT", ran("svc")).Kind(berth.KindService).Obj()
+	wait := batch("wait", `echo ran >> "$OUT"`).Env("OUT", ran("wait")).Obj() // queued, never started
 
 	c := newClusterNoCleanup(t, dir)
-	apply(t, c, change(reconcile.OpStart, ok, cpuOnly()), change(reconcile.OpStart, bad, cpuOnly()), change(reconcile.OpStart, svc, cpuOnly()))
+	apply(t, c, change(reconcile.OpStart, ok, cpuOnly()), change(reconcile.OpStart, bad, cpuOnly()), change(reconcile.OpStart, svc, cpuOnly()),
+		change(reconcile.OpQueue, wait, cpuOnly()))
 	waitPhase(t, c, ok.ID(), "1", reconcile.PhaseSucceeded)
 	waitPhase(t, c, bad.ID(), "1", reconcile.PhaseFailed)
 	apply(t, c, change(reconcile.OpStart, bad, cpuOnly())) // its one retry
@@ -180,13 +184,13 @@ func TestLedgerCheckAndRebuildRunNothingTwice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := path + ".damaged-20261102T030405Z"; rebuilt.Kept != want || len(rebuilt.Runs) != 3 || len(rebuilt.Unrecorded) != 0 {
-		t.Fatalf("rebuilt %+v, want 3 runs and the old file kept as %s", rebuilt, want)
+	if want := path + ".damaged-20261102T030405Z"; rebuilt.Kept != want || len(rebuilt.Runs) != 4 || len(rebuilt.Unrecorded) != 0 {
+		t.Fatalf("rebuilt %+v, want 4 runs and the old file kept as %s", rebuilt, want)
 	}
 	if kept, _ := os.ReadFile(rebuilt.Kept); string(kept) != string(b) {
 		t.Error("the damaged file was not kept as it was")
 	}
-	if check, err := CheckLedger(dir); err != nil || check.Damaged != nil || check.Runs != 3 {
+	if check, err := CheckLedger(dir); err != nil || check.Damaged != nil || check.Runs != 4 {
 		t.Fatalf("check after the rebuild: %+v, %v", check, err)
 	}
 	if _, err := RebuildLedger(dir, RebuildOptions{}); !errors.Is(err, ErrLedgerSound) {
@@ -195,24 +199,25 @@ func TestLedgerCheckAndRebuildRunNothingTwice(t *testing.T) {
 
 	c2 := newCluster(t, dir)
 	after := observe(t, c2)
-	for _, w := range []berth.Workload{ok, bad, svc} {
+	for _, w := range []berth.Workload{ok, bad, svc, wait} {
 		b, _ := before.Run(berth.RunKey{Workload: w.ID(), RunID: "1"})
 		a, _ := after.Run(berth.RunKey{Workload: w.ID(), RunID: "1"})
-		if a.Phase != b.Phase || a.Attempts != b.Attempts || a.Reason != b.Reason {
-			t.Errorf("%s after the rebuild: %s, %d attempts (%s); before: %s, %d attempts (%s)",
-				w.ID(), a.Phase, a.Attempts, a.Reason, b.Phase, b.Attempts, b.Reason)
+		if a.Phase != b.Phase || a.Attempts != b.Attempts || a.Reason != b.Reason || !a.QueuedSince.Equal(b.QueuedSince) {
+			t.Errorf("%s after the rebuild: %s, %d attempts (%s), queued since %s; before: %s, %d attempts (%s), queued since %s",
+				w.ID(), a.Phase, a.Attempts, a.Reason, a.QueuedSince, b.Phase, b.Attempts, b.Reason, b.QueuedSince)
 		}
 	}
-	if len(after.Snapshot.Finished) != 2 || len(after.Snapshot.Running) != 1 || len(after.Snapshot.Queue) != 0 {
-		t.Errorf("after the rebuild: %d finished, %d running, %d queued; want 2, 1, 0",
+	if len(after.Snapshot.Finished) != 2 || len(after.Snapshot.Running) != 1 || len(after.Snapshot.Queue) != 1 {
+		t.Errorf("after the rebuild: %d finished, %d running, %d queued; want 2, 1, 1",
 			len(after.Snapshot.Finished), len(after.Snapshot.Running), len(after.Snapshot.Queue))
 	}
 	// What the engine would ask again is a no-op.
-	if got := apply(t, c2, change(reconcile.OpStart, svc, cpuOnly())); got[0] != reconcile.OutcomeUnchanged {
-		t.Errorf("start of the running service after the rebuild: %s", got[0])
+	got := apply(t, c2, change(reconcile.OpStart, svc, cpuOnly()), change(reconcile.OpQueue, wait, cpuOnly()))
+	if got[0] != reconcile.OutcomeUnchanged || got[1] != reconcile.OutcomeUnchanged {
+		t.Errorf("after the rebuild, the running service's start: %s, the waiting job's queue: %s; want both unchanged", got[0], got[1])
 	}
-	if count("ok") != 1 || count("bad") != 2 || count("svc") != 1 {
-		t.Errorf("runs: ok %d, bad %d, svc %d; want 1, 2, 1", count("ok"), count("bad"), count("svc"))
+	if count("ok") != 1 || count("bad") != 2 || count("svc") != 1 || count("wait") != 0 {
+		t.Errorf("runs: ok %d, bad %d, svc %d, wait %d; want 1, 2, 1, 0", count("ok"), count("bad"), count("svc"), count("wait"))
 	}
 }
 
@@ -225,4 +230,87 @@ func newClusterNoCleanup(t *testing.T, dir string) *Cluster {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// TestRebuildRunDirectoriesFromBeforeRecordFiles: run directories that a
+// berth older than the record files left (no run.json) are rebuilt from
+// their pods' files and the workloads' specs in the repository: a job
+// that succeeded stays succeeded and a service that runs is adopted with
+// its spec, and nothing runs twice. Without the repository they are
+// listed, with why.
+func TestRebuildRunDirectoriesFromBeforeRecordFiles(t *testing.T) {
+	dir, tmp := t.TempDir(), t.TempDir()
+	ran := func(name string) string { return filepath.Join(tmp, name) }
+	count := func(name string) int {
+		b, _ := os.ReadFile(ran(name))
+		return strings.Count(string(b), "\n")
+	}
+	ok := batch("ok", `echo ran >> "$OUT"`).Env("OUT", ran("ok")).Obj()
+	svc := batch("svc", `echo ran >> "$OUT"; exec sleep 600`).Env("OUT", ran("svc")).Kind(berth.KindService).Obj()
+	c := newClusterNoCleanup(t, dir)
+	apply(t, c, change(reconcile.OpStart, ok, cpuOnly()), change(reconcile.OpStart, svc, cpuOnly()))
+	waitPhase(t, c, ok.ID(), "1", reconcile.PhaseSucceeded)
+	waitPhase(t, c, svc.ID(), "1", reconcile.PhaseRunning)
+	apply(t, c)
+	c.Close()
+	// As an older berth left them: no record files, and no ledger.
+	for _, w := range []berth.Workload{ok, svc} {
+		if err := os.Remove(filepath.Join(dir, runDir(w.ID(), "1"), fileRunRecord)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Remove(filepath.Join(dir, dbFile)); err != nil {
+		t.Fatal(err)
+	}
+
+	without, err := RebuildLedger(dir, RebuildOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(without.Runs) != 0 || len(without.Unrecorded) != 2 || !strings.Contains(without.Unrecorded[0], "no record file (give the repository") {
+		t.Fatalf("without the repository: %+v, want both directories listed as unrecorded", without)
+	}
+	cfg := &berth.Config{Workloads: map[berth.WorkloadID]berth.Workload{ok.ID(): ok}} // svc is no longer in the repository
+	partial, err := RebuildLedger(dir, RebuildOptions{Force: true, Config: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(partial.FromPods) != 1 || len(partial.Unrecorded) != 1 || !strings.Contains(partial.Unrecorded[0], "workload vision/svc is not in the repository") {
+		t.Fatalf("with ok only in the repository: %+v", partial)
+	}
+	cfg.Workloads[svc.ID()] = svc
+	rebuilt, err := RebuildLedger(dir, RebuildOptions{Force: true, Config: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff([]string{runDir(ok.ID(), "1"), runDir(svc.ID(), "1")}, rebuilt.FromPods); d != "" || len(rebuilt.Unrecorded) != 0 {
+		t.Fatalf("rebuilt from the pods (-want +got):\n%s\nunrecorded: %v", d, rebuilt.Unrecorded)
+	}
+
+	c2 := newCluster(t, dir)
+	after := observe(t, c2)
+	for _, tc := range []struct {
+		w     berth.Workload
+		phase reconcile.Phase
+	}{{ok, reconcile.PhaseSucceeded}, {svc, reconcile.PhaseRunning}} {
+		a, _ := after.Run(berth.RunKey{Workload: tc.w.ID(), RunID: "1"})
+		if a.Phase != tc.phase || a.Attempts != 1 || a.Kind != tc.w.Kind || a.Digest != berth.SpecDigest(tc.w) {
+			t.Errorf("%s after the rebuild: %s, %d attempts, kind %q; want %s, 1 attempt, kind %s, its spec's digest",
+				tc.w.ID(), a.Phase, a.Attempts, a.Kind, tc.phase, tc.w.Kind)
+		}
+	}
+	// The engine sees the job finished (it never starts it again) and the
+	// service running with its spec (a restart for the same spec is a
+	// no-op).
+	if len(after.Snapshot.Finished) != 1 || after.Snapshot.Finished[0].Workload != ok.ID() ||
+		len(after.Snapshot.Running) != 1 || after.Snapshot.Running[0].Workload != svc.ID() {
+		t.Errorf("after the rebuild: finished %+v, running %+v; want ok finished, svc running", after.Snapshot.Finished, after.Snapshot.Running)
+	}
+	got := apply(t, c2, change(reconcile.OpStart, svc, cpuOnly()), change(reconcile.OpRestart, svc, cpuOnly()))
+	if got[0] != reconcile.OutcomeUnchanged || got[1] != reconcile.OutcomeUnchanged {
+		t.Errorf("the service's start and restart for the same spec after the rebuild: %v, want both unchanged", got)
+	}
+	if count("ok") != 1 || count("svc") != 1 {
+		t.Errorf("runs: ok %d, svc %d; want 1, 1", count("ok"), count("svc"))
+	}
 }

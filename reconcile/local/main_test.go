@@ -165,7 +165,7 @@ func stopChange(w berth.Workload, phase reconcile.Phase, reason string) reconcil
 // apply applies changes and fails the test on any failed result.
 func apply(t *testing.T, c *Cluster, changes ...reconcile.Change) []reconcile.Outcome {
 	t.Helper()
-	res, err := c.Apply(context.Background(), changes)
+	res, err := c.Apply(context.Background(), nil, changes)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +181,7 @@ func apply(t *testing.T, c *Cluster, changes ...reconcile.Change) []reconcile.Ou
 
 func observe(t *testing.T, c *Cluster) *reconcile.Observed {
 	t.Helper()
-	obs, err := c.Observe(context.Background())
+	obs, err := c.Observe(context.Background(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

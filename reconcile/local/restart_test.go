@@ -112,7 +112,7 @@ func helperMain(dir, killAt string) int {
 		return 1
 	}
 	w := crashWorkload(filepath.Join(dir, "ran"))
-	res, err := c.Apply(context.Background(), []reconcile.Change{change(reconcile.OpStart, w, gpus(0), gpus(1))})
+	res, err := c.Apply(context.Background(), nil, []reconcile.Change{change(reconcile.OpStart, w, gpus(0), gpus(1))})
 	if err != nil || res[0].Err != nil {
 		os.Stderr.WriteString("apply failed\n")
 		return 1

@@ -289,7 +289,7 @@ func TestFailingChangeDoesNotStopOthers(t *testing.T) {
 	noCommand := batch("no-command", "").Obj()
 	noCommand.Command = nil
 	good := batch("good", "true").Obj()
-	res, err := c.Apply(context.Background(), []reconcile.Change{
+	res, err := c.Apply(context.Background(), nil, []reconcile.Change{
 		change(reconcile.OpStart, elsewhere, p),
 		change(reconcile.OpStart, noCommand, cpuOnly()),
 		change(reconcile.OpStart, good, cpuOnly()),

@@ -163,7 +163,7 @@ func (st *state) evalFlavor(r *req, f string, n int) option {
 		key := failKey{flavor: f, sel: r.selKey, shape: r.shape, pods: n}
 		if !st.failed[key] {
 			if ps, ok := st.c.placeRun(fi, r.shape, n); ok {
-				if res := st.heads[f]; res != nil && res.head != r {
+				if res := st.heads[f]; res != nil && res.owner != r.top() {
 					if !st.backfillOK(r, f, ps, demand, res) {
 						// Reserved for the first in line: wait, do not
 						// preempt around it.

@@ -11,12 +11,21 @@ import (
 
 // reservation is the capacity the first blocked run of a flavor will get:
 // when it can start (its shadow time) if runs end at their maxDuration, and
-// which runs must end first.
+// which runs must end first. For a workload with roles it covers every
+// role, each on the flavor it waits for: the gang starts only when all fit.
 type reservation struct {
-	head     *req
+	head     *req // the request (or role) that blocked
+	owner    *req // the workload's request: its own roles do not wait for it
 	flavor   string
+	parts    []resPart
 	shadow   time.Time // zero: unknown (something it waits for never ends)
 	released []*run
+}
+
+// resPart is one pod set a reservation holds room for, on its flavor.
+type resPart struct {
+	r      *req
+	flavor string
 }
 
 // message says whom r would delay. When the head is due to start is r's
@@ -26,11 +35,17 @@ func (res *reservation) message() string {
 	return fmt.Sprintf("would delay %s, first in line for %s", res.head.id, res.flavor)
 }
 
-// reserve computes r's shadow time on flavor f: replay the running runs'
-// ends in order, in a copy of the state, until r fits.
+// reserve computes the shadow time of r on flavor f: replay the running
+// runs' ends in order, in a copy of the state, until r fits.
 func (st *state) reserve(r *req, f string) *reservation {
-	res := &reservation{head: r, flavor: f}
-	res.shadow, res.released = st.shadow(r, f, nil)
+	return st.reserveParts(r, r, f, []resPart{{r, f}})
+}
+
+// reserveParts is reserve for the parts of owner (every role of a
+// workload with roles), head the one that blocked on f.
+func (st *state) reserveParts(owner, head *req, f string, parts []resPart) *reservation {
+	res := &reservation{head: head, owner: owner, flavor: f, parts: parts}
+	res.shadow, res.released = st.shadowParts(parts, nil)
 	return res
 }
 
@@ -38,31 +53,65 @@ func (st *state) reserve(r *req, f string) *reservation {
 // runs that must end first. extra, if set, is a run assumed to be running
 // as well (a backfill candidate).
 func (st *state) shadow(r *req, f string, extra *run) (time.Time, []*run) {
+	return st.shadowParts([]resPart{{r, f}}, extra)
+}
+
+// shadowParts is shadow for pod sets that start together.
+func (st *state) shadowParts(parts []resPart, extra *run) (time.Time, []*run) {
 	ending := st.endingRuns()
 	c := st.c.scratch()
 	q := st.quotas.Clone()
-	fi := c.flavors[f]
-	demand := r.demand(r.pods)
-	fits := func() bool {
-		if ok, _ := q.Fits(r.team, f, demand); !ok {
-			return false
-		}
-		ps, ok := c.placeRun(fi, r.shape, r.pods)
-		if ok {
-			c.release(r.shape, ps)
-		}
-		return ok
-	}
 	for i, x := range ending {
 		if x == extra {
 			continue
 		}
 		releaseRun(c, q, x)
-		if fits() {
+		if st.partsFit(c, q, parts) {
 			return x.end(), ending[:i+1]
 		}
 	}
 	return time.Time{}, nil
+}
+
+// partsFit reports whether every part fits the quota and nodes of c and q
+// (copies of the state's) together, each seeing those before it, on its
+// flavor's nodes that its node selector picks; it leaves them as they were.
+func (st *state) partsFit(c *cluster, q *policy.Quotas, parts []resPart) bool {
+	type held struct {
+		p     resPart
+		ps    []berth.Placement
+		added bool
+	}
+	var done []held
+	ok := true
+	for i, p := range parts {
+		fi := st.flavorFor(p.r, p.flavor)
+		demand := p.r.demand(p.r.pods)
+		if fits, _ := q.Fits(p.r.team, p.flavor, demand); !fits || fi == nil {
+			ok = false
+			break
+		}
+		ps, fit := c.placeRun(fi, p.r.shape, p.r.pods)
+		if !fit {
+			ok = false
+			break
+		}
+		last := i == len(parts)-1
+		if !last {
+			// Only a later part needs to see this one's quota (this is
+			// the hot loop of every shadow replay).
+			q.Add(p.r.team, p.flavor, demand)
+		}
+		done = append(done, held{p, ps, !last})
+	}
+	for i := len(done) - 1; i >= 0; i-- {
+		h := done[i]
+		c.release(h.p.r.shape, h.ps)
+		if h.added {
+			q.Remove(h.p.r.team, h.p.flavor, h.p.r.demand(h.p.r.pods))
+		}
+	}
+	return ok
 }
 
 // endingRuns lists the live runs with a known end, soonest first.
@@ -106,19 +155,15 @@ func (st *state) backfillOK(b *req, f string, ps []berth.Placement, demand polic
 	if d := b.Workload.MaxDuration.D(); d > 0 && b.Workload.Kind.RunsOnce() && !st.now.Add(d).After(res.shadow) {
 		return true
 	}
-	// Does the head still fit at its shadow time with b running?
+	// Does the head (every part of it) still fit at its shadow time with
+	// b running?
 	c := st.c.scratch() // b's placement is already charged
 	q := st.quotas.Clone()
 	q.Add(b.team, f, demand)
 	for _, x := range res.released {
 		releaseRun(c, q, x)
 	}
-	h := res.head
-	if ok, _ := q.Fits(h.team, res.flavor, h.demand(h.pods)); !ok {
-		return false
-	}
-	_, ok := c.placeRun(c.flavors[res.flavor], h.shape, h.pods)
-	return ok
+	return st.partsFit(c, q, res.parts)
 }
 
 // estimate sets EstimatedStart for queued runs: the first EstimateLimit in

@@ -38,6 +38,14 @@ type cluster struct {
 	// shared marks, in a scratch copy, the nodes it still shares with
 	// the cluster it was copied from (nil: it owns every node).
 	shared []bool
+
+	// logMut has mut record each node it hands out in mutated: what a
+	// Cache rebuilds after a cycle.
+	logMut  bool
+	mutated []int
+
+	// rng is the generator of the paper's Random baseline (SetSeed).
+	rng splitMix64
 }
 
 // pickCache is one shape's pick on each node, valid while the node's
@@ -176,6 +184,9 @@ func (c *cluster) charge(s shape, ps []berth.Placement) {
 // mut is node i, to be changed: a scratch copy copies a node it shares
 // first.
 func (c *cluster) mut(i int) *node {
+	if c.logMut {
+		c.mutated = append(c.mutated, i)
+	}
 	if c.shared != nil && c.shared[i] {
 		c.nodes[i] = c.nodes[i].clone()
 		c.shared[i] = false
@@ -201,6 +212,7 @@ func (c *cluster) scratch() *cluster {
 	// Its own picks: its nodes' generations part from c's.
 	d.picks = nil
 	d.gangCands, d.gangOut = nil, nil
+	d.logMut, d.mutated = false, nil
 	return &d
 }
 
@@ -222,5 +234,6 @@ func (c *cluster) clone() *cluster {
 	d.picks = nil
 	d.gangCands, d.gangOut = nil, nil
 	d.shared = nil
+	d.logMut, d.mutated = false, nil
 	return &d
 }

@@ -1,4 +1,4 @@
 package schedule
 
-// Prepare exposes the prepare stage to the package's external tests.
-var Prepare = prepare
+// NotScheduled exposes the workload fields a Cache does not compare.
+var NotScheduled = notScheduled

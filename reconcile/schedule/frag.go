@@ -270,7 +270,7 @@ type fgd struct {
 func (p *fgd) pick(c *cluster, cands []int, s shape) (choice, bool) {
 	m := p.model
 	if s.mig != "" || len(m.shapes) == 0 {
-		return bestFit{}.pick(c, cands, s)
+		return tightestFit{}.pick(c, cands, s)
 	}
 	memo := m.picks[s]
 	if memo == nil {

@@ -2,6 +2,8 @@ package schedule
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -211,12 +213,18 @@ func clusterOf(cfg *berth.Config, flavors []string) string {
 // Running runs are neither: the cycle keeps or stops them. The engine,
 // `berth plan`, the pull-request planner and `berth snapshot` all reach
 // this through Schedule, so none of them derives any part of it alone.
-func prepare(cfg *berth.Config, snap *berth.Snapshot, opts Options) ([]Request, []berth.Decision) {
-	running := map[berth.WorkloadID]bool{}
-	runningRun := map[berth.RunKey]bool{}
-	for _, r := range snap.Running {
-		running[r.Workload] = true
-		runningRun[r.Key()] = true
+//
+// wls are the configuration's workloads and runs the snapshot's running
+// runs, both sorted by workload: prepare walks them side by side.
+func prepare(cfg *berth.Config, snap *berth.Snapshot, opts Options, wls []*wlInfo, runs []*run) ([]Request, []berth.Decision) {
+	// runsOf is the runs of workload id, for a dependency (any workload).
+	runsOf := func(id berth.WorkloadID) []*run {
+		i, _ := slices.BinarySearchFunc(runs, id, func(r *run, id berth.WorkloadID) int { return strings.Compare(string(r.id), string(id)) })
+		j := i
+		for j < len(runs) && runs[j].id == id {
+			j++
+		}
+		return runs[i:j]
 	}
 	queued := indexQueue(snap.Queue)
 	type result struct{ succeeded, failed bool }
@@ -235,7 +243,7 @@ func prepare(cfg *berth.Config, snap *berth.Snapshot, opts Options) ([]Request, 
 			return result{}
 		}
 		if !d.Kind.RunsOnce() {
-			return result{succeeded: running[id]}
+			return result{succeeded: len(runsOf(id)) > 0}
 		}
 		runs := finished[id]
 		if d.Schedule != "" {
@@ -274,22 +282,31 @@ func prepare(cfg *berth.Config, snap *berth.Snapshot, opts Options) ([]Request, 
 		reqs = append(reqs, Request{Workload: w, RunID: q.RunID, Since: q.Since, id: q.Workload, flavors: flavors})
 	}
 
-	reqs = make([]Request, 0, len(cfg.Workloads))
+	reqs = make([]Request, 0, max(len(wls)-len(runs), 16))
 	var buf []berth.QueuedWorkload
-	for _, id := range cfg.WorkloadIDs() {
-		w := cfg.Workloads[id]
+	next := 0 // runs[next:] are of this workload or later ones
+	for _, wl := range wls {
+		id, w := wl.id, &wl.w
+		for next < len(runs) && runs[next].id < id {
+			next++
+		}
+		end := next
+		for end < len(runs) && runs[end].id == id {
+			end++
+		}
+		mine := runs[next:end]
 		// A service runs whatever its run id; a run-once workload whose
 		// current run is running is kept. (A bumped runId while the old
 		// run still runs asks for a new run beside it.) The cycle keeps
 		// or stops it, on whichever cluster it runs.
-		if running[id] && w.Schedule == "" && (!w.Kind.RunsOnce() || runningRun[w.Key()]) {
+		if len(mine) > 0 && w.Schedule == "" && (!w.Kind.RunsOnce() || hasRunning(mine, w.RunID)) {
 			continue
 		}
-		flavors := CandidateFlavors(cfg, w)
-		if clusterOf(cfg, flavors) != snap.Cluster {
+		flavors := wl.flavors
+		if wl.cluster != snap.Cluster {
 			continue
 		}
-		base := baseDecision(cfg, w, id, w.RunID, snap.Cluster)
+		base := baseDecision(cfg, *w, id, w.RunID, snap.Cluster)
 		if w.Kind.RunsOnce() && w.Schedule == "" {
 			if f, ok := finished[id][w.RunID]; ok {
 				decisions = append(decisions, doneDecision(base, f))
@@ -329,7 +346,7 @@ func prepare(cfg *berth.Config, snap *berth.Snapshot, opts Options) ([]Request, 
 			ticks := queued.of(id, nil)
 			if tick, ok := lastTick(w.Schedule, snap.Time, opts.tickDeadline()); ok {
 				k := berth.RunKey{Workload: id, RunID: TickRunID(w.RunID, tick)}
-				if !runningRun[k] && !hasRun(ticks, k.RunID) && !finishedRun(finished[id], k.RunID) {
+				if !hasRunning(mine, k.RunID) && !hasRun(ticks, k.RunID) && !finishedRun(finished[id], k.RunID) {
 					ticks = append(ticks, berth.QueuedWorkload{Workload: id, RunID: k.RunID, Since: tick})
 				}
 			}
@@ -342,7 +359,7 @@ func prepare(cfg *berth.Config, snap *berth.Snapshot, opts Options) ([]Request, 
 			}
 			for _, q := range ticks {
 				q.RunID = orDefault(q.RunID, w.RunID)
-				ask(w, q, base, flavors)
+				ask(*w, q, base, flavors)
 			}
 			continue
 		}
@@ -354,7 +371,7 @@ func prepare(cfg *berth.Config, snap *berth.Snapshot, opts Options) ([]Request, 
 				q.RunID = w.RunID
 			}
 		}
-		ask(w, q, base, flavors)
+		ask(*w, q, base, flavors)
 	}
 	return reqs, decisions
 }
@@ -395,6 +412,16 @@ func (x queueIndex) of(id berth.WorkloadID, buf []berth.QueuedWorkload) []berth.
 		buf = append(buf, x.queue[i])
 	}
 	return buf
+}
+
+// hasRunning reports whether one of a workload's runs is run runID.
+func hasRunning(runs []*run, runID string) bool {
+	for _, r := range runs {
+		if r.runID == runID {
+			return true
+		}
+	}
+	return false
 }
 
 func hasRun(qs []berth.QueuedWorkload, runID string) bool {

@@ -30,10 +30,20 @@ func newPlacer(policy string, frag *fragModel) placer {
 	switch policy {
 	case berth.PlacementFirstFit:
 		return firstFit{}
-	case berth.PlacementBestFit:
-		return bestFit{}
+	case berth.PlacementTightestFit:
+		return tightestFit{}
 	case PlacementPaperFGD:
 		return &fgd{model: frag, paper: true}
+	case PlacementPaperBestFit:
+		return paperPlacer{bestFitScore}
+	case PlacementPaperDotProd:
+		return paperPlacer{dotProdScore}
+	case PlacementPaperPacking:
+		return paperPlacer{packingScore}
+	case PlacementPaperClustering:
+		return paperPlacer{clusteringScore}
+	case PlacementPaperRandom:
+		return paperRandom{}
 	default:
 		return &fgd{model: frag}
 	}
@@ -119,7 +129,7 @@ func (firstFit) pick(c *cluster, cands []int, s shape) (choice, bool) {
 	return choice{}, false
 }
 
-type bestFit struct{}
+type tightestFit struct{}
 
 // leftover scores what a node keeps free after taking s: GPU thousandths
 // first (for GPU pods), then cpu. Lower is a better fit.
@@ -141,7 +151,7 @@ func leftover(x *node, s shape) (int64, int64) {
 	return gpu, x.cpuFree - s.cpu
 }
 
-func (bestFit) pick(c *cluster, cands []int, s shape) (choice, bool) {
+func (tightestFit) pick(c *cluster, cands []int, s shape) (choice, bool) {
 	best := -1
 	var bg, bc int64
 	for _, i := range cands {

@@ -124,11 +124,11 @@ func TestPlacementPolicies(t *testing.T) {
 		return build.Snapshot().Node(build.Node("a").GPUs(2, "H100"), build.Node("b").GPUs(2, "H100")).
 			Running(build.Running(used, "h100", 100).OnFraction("a", 1, 0.5))
 	}
-	for _, pol := range []string{berth.PlacementFirstFit, berth.PlacementBestFit, berth.PlacementBerth} {
+	for _, pol := range []string{berth.PlacementFirstFit, berth.PlacementTightestFit, berth.PlacementBerth} {
 		p := planWith(t, cfg, snap(), pol)
 		d := decision(t, p, "s/half")
 		pl := d.Placements[0]
-		want := map[string]int{berth.PlacementFirstFit: 0, berth.PlacementBestFit: 1, berth.PlacementBerth: 1}[pol]
+		want := map[string]int{berth.PlacementFirstFit: 0, berth.PlacementTightestFit: 1, berth.PlacementBerth: 1}[pol]
 		if pl.Node != "a" || pl.GPUs[0] != want {
 			t.Errorf("%s: placed on %s GPU %v, want a GPU %d", pol, pl.Node, pl.GPUs, want)
 		}

@@ -263,21 +263,3 @@ func planJSON(t *testing.T, cfg *berth.Config, snap *berth.Snapshot) string {
 	}
 	return string(b)
 }
-
-func TestWhatIfLeavesStateAsItWas(t *testing.T) {
-	for seed := range uint64(60) {
-		cfg, snap := randomCase(seed)
-		reqs, _ := schedule.Prepare(cfg, snap, schedule.Options{})
-		fresh := schedule.NewScheduler(cfg, snap, schedule.Options{})
-		want := fresh.Decide(snap.Time, reqs)
-		s := schedule.NewScheduler(cfg, snap, schedule.Options{})
-		for range 3 {
-			if got := s.WhatIf(snap.Time, reqs); !cmp.Equal(got, want) {
-				t.Fatalf("seed %d: what-if differs from a fresh decision:\n%s", seed, cmp.Diff(want, got))
-			}
-		}
-		if got := s.Decide(snap.Time, reqs); !cmp.Equal(got, want) {
-			t.Fatalf("seed %d: state changed by what-if:\n%s", seed, cmp.Diff(want, got))
-		}
-	}
-}

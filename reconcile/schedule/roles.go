@@ -32,7 +32,7 @@ func (st *state) roleRequests(x *req) {
 			id:      x.id, team: x.team, prio: x.prio, tier: x.tier, canPreempt: x.canPreempt,
 			shape: shapeOf(ps.Resources), pods: ps.Count, minPods: ps.Min, perPod: demandOf(ps.Resources),
 			flavors: candidateFlavors(st.cfg, x.team, ps.Resources, ps.NodeSelector),
-			role:    ps.Role, sel: ps.NodeSelector, selKey: selectorKey(ps.NodeSelector),
+			role:    ps.Role, sel: ps.NodeSelector, selKey: selectorKey(ps.NodeSelector), parent: x,
 		}
 		x.sets = append(x.sets, v)
 		rp := berth.RolePlacement{Role: ps.Role, Resources: ps.Resources, PodsAsked: ps.Count}
@@ -137,6 +137,9 @@ func (st *state) assignRoles(r *req, counts []int, withinNominal bool) (ro roleO
 		ro.sets = append(ro.sets, o)
 		ro.mode = min(ro.mode, o.mode)
 	}
+	if len(out) > 1 {
+		st.minimizeRoleVictims(r, &ro, held, &out)
+	}
 	ro.withinNominal = true
 	for _, o := range ro.sets {
 		for _, res := range berth.ResourceNames {
@@ -146,6 +149,100 @@ func (st *state) assignRoles(r *req, counts []int, withinNominal bool) (ro roleO
 		}
 	}
 	return ro, block, blockFlavor, blockSet
+}
+
+// minimizeRoleVictims makes the victims minimal for the whole workload:
+// each role chose its own, so a victim taken for an earlier role may not
+// be needed once a later role's are gone. As Kueue's preemptor does for
+// one pod set, every victim is put back in turn, the last taken out first,
+// and stays back where every role still fits (quota, without borrowing
+// where the team did not borrow, and nodes). held are the roles' options
+// as charged now (all victims out); out the victims, which it narrows, with
+// each role's.
+func (st *state) minimizeRoleVictims(r *req, ro *roleOption, held []option, out *[]*run) {
+	borrowing := false
+	for _, o := range held {
+		for _, res := range berth.ResourceNames {
+			borrowing = borrowing || st.quotas.Borrowed(r.team, o.flavor, res) > 0
+		}
+	}
+	// The roles are judged afresh each time: release what they hold.
+	for i := len(held) - 1; i >= 0; i-- {
+		st.c.release(r.sets[i].shape, held[i].placements)
+		st.quotas.Remove(r.team, held[i].flavor, held[i].demand)
+	}
+	back := map[*run]bool{}
+	victims := *out
+	for i := len(victims) - 1; i >= 0; i-- {
+		v := victims[i]
+		v.gone = false
+		st.putBack(v)
+		if st.rolesFit(r, held, borrowing) {
+			back[v] = true
+			continue
+		}
+		st.takeOut(v)
+		v.gone = true
+	}
+	// Hold the roles again, where they now land.
+	for i := range held {
+		v := r.sets[i]
+		ps, _ := st.c.placeRun(st.flavorFor(v, held[i].flavor), v.shape, held[i].pods)
+		held[i].placements = ps
+		st.quotas.Add(r.team, held[i].flavor, held[i].demand)
+	}
+	if len(back) == 0 {
+		return
+	}
+	kept := victims[:0]
+	for _, v := range victims {
+		if !back[v] {
+			kept = append(kept, v)
+		}
+	}
+	*out = kept
+	for i := range ro.sets {
+		var vs []candidate
+		for _, c := range ro.sets[i].victims {
+			if !back[c.run] {
+				vs = append(vs, c)
+			}
+		}
+		ro.sets[i].victims = vs
+	}
+}
+
+// rolesFit reports whether every role fits now with its option's flavor
+// and pods (the team's quota, without borrowing unless borrow, and the
+// nodes), each seeing the earlier ones; it leaves the state as it was.
+func (st *state) rolesFit(r *req, sets []option, borrow bool) bool {
+	type taken struct {
+		i  int
+		ps []berth.Placement
+	}
+	var done []taken
+	ok := true
+	for i, o := range sets {
+		if fits, _ := st.quotas.Fits(r.team, o.flavor, o.demand); !fits ||
+			(!borrow && st.quotas.WouldBorrow(r.team, o.flavor, o.demand)) {
+			ok = false
+			break
+		}
+		v := r.sets[i]
+		ps, fit := st.c.placeRun(st.flavorFor(v, o.flavor), v.shape, o.pods)
+		if !fit {
+			ok = false
+			break
+		}
+		st.quotas.Add(r.team, o.flavor, o.demand)
+		done = append(done, taken{i, ps})
+	}
+	for j := len(done) - 1; j >= 0; j-- {
+		o := sets[done[j].i]
+		st.c.release(r.sets[done[j].i].shape, done[j].ps)
+		st.quotas.Remove(r.team, o.flavor, o.demand)
+	}
+	return ok
 }
 
 // decideRoles is decideWithinNominal (firstPass) and decide for a request
@@ -169,9 +266,7 @@ func (st *state) decideRoles(r *req, firstPass bool) bool {
 		if ((ro.mode == modeFit && !ro.borrows) || (ro.starts() && ro.mode != modeFit && ro.withinNominal)) && st.applyRoles(r, ro) {
 			return true
 		}
-		if blockSet != nil {
-			st.reserveHead(blockSet, block, blockFlavor)
-		}
+		st.reserveRolesHead(r, blockSet, block, blockFlavor)
 		return false
 	}
 	if ro.starts() && st.applyRoles(r, ro) {
@@ -182,10 +277,38 @@ func (st *state) decideRoles(r *req, firstPass bool) bool {
 	}
 	d.Action = berth.ActionQueue
 	d.Reason = roleReason(blockSet, block)
-	if blockSet != nil {
-		st.reserveHead(blockSet, block, blockFlavor)
-	}
+	st.reserveRolesHead(r, blockSet, block, blockFlavor)
 	return true
+}
+
+// reserveRolesHead is reserveHead for a workload with roles: blocked by
+// the nodes of one role's flavor, it reserves room for every role (each on
+// the flavor it waits for: the blocked role's, the first of each other's),
+// on every flavor none has reserved yet, so nothing later delays the gang.
+func (st *state) reserveRolesHead(r, blockSet *req, block *berth.Reason, f string) {
+	if blockSet == nil || block == nil || (block.Code != berth.ReasonCapacity && block.Code != berth.ReasonGang) || !st.backfillOn() {
+		return
+	}
+	if _, ok := st.heads[f]; ok {
+		return
+	}
+	parts := make([]resPart, 0, len(r.sets))
+	for _, v := range r.sets {
+		pf := f
+		if v != blockSet {
+			pf = firstFlavor(st, v)
+		}
+		if pf == "" {
+			return
+		}
+		parts = append(parts, resPart{v, pf})
+	}
+	res := st.reserveParts(r, blockSet, f, parts)
+	for _, p := range parts {
+		if _, ok := st.heads[p.flavor]; !ok {
+			st.heads[p.flavor] = res
+		}
+	}
 }
 
 // roleReason names the role a reason is about.
@@ -246,17 +369,18 @@ func (st *state) admitRolesPartial(r *req) bool {
 	return ro.starts() && st.applyRoles(r, ro)
 }
 
-// applyRoles carries out a choice for every role: each role's victims stop
-// and its pods are placed, in role order as assignRoles found them; then
-// the run starts as one, holding every role's pods. It reports whether it
+// applyRoles carries out a choice for every role: every role's victims
+// stop, then each role's pods are placed, in role order; then the run
+// starts as one, holding every role's pods. It reports whether it
 // did (never leaving victims stopped for nothing).
 func (st *state) applyRoles(r *req, ro roleOption) bool {
 	var out []candidate
 	seen := map[*run]bool{}
 	placed := make([][]berth.Placement, 0, len(ro.sets))
 	backfilled := false
-	for i, o := range ro.sets {
-		v := r.sets[i]
+	// Every victim stops first: they were chosen for the whole workload,
+	// so an earlier role may take the place of a later role's victim.
+	for _, o := range ro.sets {
 		for _, c := range o.victims {
 			if !seen[c.run] {
 				seen[c.run] = true
@@ -264,6 +388,9 @@ func (st *state) applyRoles(r *req, ro roleOption) bool {
 				out = append(out, c)
 			}
 		}
+	}
+	for i, o := range ro.sets {
+		v := r.sets[i]
 		ps, ok := st.c.placeRun(st.flavorFor(v, o.flavor), v.shape, o.pods)
 		if !ok {
 			for j := len(placed) - 1; j >= 0; j-- {

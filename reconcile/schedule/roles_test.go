@@ -3,6 +3,7 @@ package schedule_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/berth-gpu/berth"
 	"github.com/berth-gpu/berth/fixtures/build"
@@ -199,5 +200,59 @@ func TestRolesAllOrNothingOnNodes(t *testing.T) {
 		if q.Flavor == "cpu" && q.UsedAfter != 0 {
 			t.Errorf("the launcher took %d of the cpu flavor's %s", q.UsedAfter, q.Resource)
 		}
+	}
+}
+
+// TestRoleVictimsMinimalForTheWholeWorkload: the victims of a workload
+// with roles are minimal for the whole workload, not role by role. Role a
+// (1 GPU) alone would preempt the lowest-priority run s (2 GPUs); role b
+// (4 GPUs) then needs the big run (6 GPUs), which alone holds both roles:
+// s is put back.
+func TestRoleVictimsMinimalForTheWholeWorkload(t *testing.T) {
+	cfg := build.Config().GPUFlavor("h100", "H100").Tier("p-2", -2).Tier("p-1", -1).
+		Team(build.Team("vision").Quota("h100", build.GPU("8").Borrow("0")))
+	s := build.Workload("vision", "s").GPUs(2).Priority("p-2")
+	big := build.Workload("vision", "big").GPUs(6).Priority("p-1")
+	w := build.Workload("vision", "w").Roles(build.Role("a", 1).GPUs(1), build.Role("b", 1).GPUs(4))
+	cfg.Workload(s, big, w)
+	snap := h100Nodes(1).
+		Running(build.Running(s, "h100", -2).On("gpu-a", 0, 1)).
+		Running(build.Running(big, "h100", -1).On("gpu-a", 2, 3, 4, 5, 6, 7)).
+		Queued("vision/w", build.T0)
+	d := decision(t, plan(t, cfg, snap), "vision/w")
+	var victims []string
+	for _, v := range d.Victims {
+		victims = append(victims, string(v.Workload))
+	}
+	if d.Action != berth.ActionPreempt || strings.Join(victims, ",") != "vision/big" {
+		t.Errorf("got %s of %v, want preempt of vision/big alone", d.Action, victims)
+	}
+}
+
+// TestBlockedRolesReserveForEveryRole: a gang whose workers wait for GPU
+// nodes reserves room for its launcher as well: a long CPU job that would
+// take the launcher's node past the gang's shadow time waits behind it.
+func TestBlockedRolesReserveForEveryRole(t *testing.T) {
+	big := build.Workload("vision", "big").GPUs(8).MaxDuration("2h")
+	mpi := build.Workload("vision", "mpi").MaxDuration("4h").Roles(
+		build.Role("launcher", 1).CPU("4").Flavor("cpu"), build.Role("worker", 8).GPUs(1))
+	etl := build.Workload("vision", "etl").CPU("2").Flavor("cpu").MaxDuration("10h")
+	cfg := build.Config().GPUFlavor("h100", "H100").
+		Flavor(berth.Flavor{Name: "cpu", NodeLabels: map[string]string{"pool": "cpu"}}).
+		Team(build.Team("vision").Quota("h100", build.GPU("16")).Quota("cpu", build.CPU("16"))).
+		Workload(big, mpi, etl)
+	snap := build.Snapshot().
+		Node(build.Node("cpu-1").CPU("4").Label("pool", "cpu")).
+		Node(build.Node("gpu-a").GPUs(8, "NVIDIA-H100-80GB-HBM3")).
+		Running(build.Running(big, "h100", 100).Since(build.T0.Add(-time.Hour)).On("gpu-a", 0, 1, 2, 3, 4, 5, 6, 7)).
+		Queued("vision/mpi", build.T0.Add(-10*time.Minute)).
+		Queued("vision/etl", build.T0.Add(-5*time.Minute))
+	p := plan(t, cfg, snap)
+	if d := decision(t, p, "vision/mpi"); d.Action != berth.ActionQueue {
+		t.Fatalf("mpi: %s, want queued for the GPU node", d.Action)
+	}
+	d := decision(t, p, "vision/etl")
+	if d.Action != berth.ActionQueue || d.Reason == nil || d.Reason.Code != berth.ReasonBehindHead {
+		t.Errorf("etl: %s %+v, want queued behind vision/mpi (it would keep the launcher's node past the gang's start)", d.Action, d.Reason)
 	}
 }

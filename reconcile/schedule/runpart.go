@@ -42,6 +42,22 @@ func chargeRun(c *cluster, q *policy.Quotas, r *run) {
 	}
 }
 
+// chargeQuota charges every part of a run to the quota alone.
+func chargeQuota(q *policy.Quotas, r *run) {
+	q.Add(r.team, r.flavor, r.demand)
+	for _, p := range r.more {
+		q.Add(r.team, p.flavor, p.demand)
+	}
+}
+
+// releaseQuota frees every part of a run from the quota alone.
+func releaseQuota(q *policy.Quotas, r *run) {
+	q.Remove(r.team, r.flavor, r.demand)
+	for _, p := range r.more {
+		q.Remove(r.team, p.flavor, p.demand)
+	}
+}
+
 // releaseRun frees every part of a run from the nodes and the quota.
 func releaseRun(c *cluster, q *policy.Quotas, r *run) {
 	c.release(r.shape, r.placements)

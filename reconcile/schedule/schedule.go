@@ -16,7 +16,7 @@ import (
 
 // Options tune a cycle. The zero value follows the configuration's policy.
 type Options struct {
-	// Placement overrides policy.placement: berth, firstFit or bestFit.
+	// Placement overrides policy.placement: berth, firstFit or tightestFit.
 	Placement string
 	// NoBackfill turns EASY backfill off whatever the policy says.
 	NoBackfill bool
@@ -93,7 +93,10 @@ type run struct {
 	demand      policy.Demand // whole run (the first role's, with roles)
 	maxDuration time.Duration
 	running     bool // running before this cycle (only these may be preempted)
-	gone        bool // stopped or preempted in this cycle
+	// obs is the snapshot's record of a running run (nil for one admitted
+	// in this cycle): what a Cache compares the next snapshot with.
+	obs  *berth.RunningWorkload
+	gone bool // stopped or preempted in this cycle
 	// role is the first role of a run of a workload with roles (flavor,
 	// shape, placements and demand are then that role's); more holds
 	// the other roles.
@@ -133,6 +136,7 @@ type req struct {
 	// own shape (roles.go); the request itself is then decided through
 	// them. A role's request has its role's name and node selector.
 	sets   []*req
+	parent *req // a role's: the workload's request
 	role   string
 	sel    map[string]string
 	selKey string
@@ -141,6 +145,15 @@ type req struct {
 }
 
 func (r *req) demand(pods int) policy.Demand { return r.perPod.Scale(int64(pods)) }
+
+// top is the workload's request: r, or for a role the request it is one
+// role of.
+func (r *req) top() *req {
+	if r.parent != nil {
+		return r.parent
+	}
+	return r
+}
 
 // state is one cycle's mutable state.
 type state struct {
@@ -197,56 +210,12 @@ type failKey struct {
 // replay of a repository share. It prepares what is pending now (ticks
 // due, retries past their backoff, steps whose dependencies finished),
 // then keeps or stops what runs and decides each request in turn.
+//
+// It is a Cache used once: a caller that plans the same cluster again
+// keeps a Cache instead, and gets the same plan for less.
 func Schedule(in Input, opts Options) *berth.Plan {
-	cfg, snap := in.Config, in.Snapshot
-	reqs, extra := prepare(cfg, snap, opts)
-
-	// 1. The cluster state: nodes and quotas, with what runs charged.
-	s := NewScheduler(cfg, snap, opts)
-	st := s.st
-	plan := &berth.Plan{Cluster: snap.Cluster, Time: snap.Time, Placement: st.c.policy}
-	decisions := make([]berth.Decision, 0, len(extra)+len(st.runs)+len(reqs))
-	decisions = append(decisions, extra...)
-
-	// 2. Keep what runs; stop what left Git or the cluster.
-	for _, r := range st.runs {
-		decisions = append(decisions, st.keepOrStop(r, snap))
-	}
-	before := st.quotaUse()
-
-	// 3 and 4. Order the requests and decide each in turn.
-	kept := len(decisions)
-	decisions = s.cycleInto(snap.Time, reqs, decisions)
-
-	// Victims learn who preempted them.
-	type victimOf struct {
-		by     berth.WorkloadID
-		reason berth.Reason
-	}
-	victims := map[berth.RunKey]victimOf{}
-	for _, d := range decisions[kept:] {
-		for _, v := range d.Victims {
-			victims[v.Key()] = victimOf{d.Workload, v.Reason}
-		}
-	}
-	for i := 0; i < kept && len(victims) > 0; i++ {
-		d := &decisions[i]
-		if v, ok := victims[d.Key()]; ok && d.Action == berth.ActionKeep {
-			reason := v.reason
-			d.Action = berth.ActionPreempted
-			d.PreemptedBy = v.by
-			d.Reason = &reason
-		}
-	}
-	slices.SortStableFunc(decisions, func(a, b berth.Decision) int {
-		if c := strings.Compare(string(a.Workload), string(b.Workload)); c != 0 {
-			return c
-		}
-		return strings.Compare(a.RunID, b.RunID)
-	})
-	plan.Decisions = decisions
-	plan.Quota = mergeQuota(before, st.quotaUse())
-	return plan
+	c := Cache{oneShot: true}
+	return c.Schedule(in, opts)
 }
 
 // Scheduler keeps one cluster's state across cycles: the trace simulator
@@ -273,27 +242,6 @@ func NewScheduler(cfg *berth.Config, snap *berth.Snapshot, opts Options) *Schedu
 	return &Scheduler{st: newState(cfg, snap, placement, opts)}
 }
 
-// Clone returns an independent copy, so what-if questions leave the
-// original untouched.
-func (s *Scheduler) Clone() *Scheduler {
-	st := *s.st
-	st.c = s.st.c.clone()
-	st.quotas = s.st.quotas.Clone()
-	st.runs = make([]*run, 0, len(s.st.runs))
-	for _, r := range s.st.runs {
-		if !r.gone {
-			x := *r
-			st.runs = append(st.runs, &x)
-		}
-	}
-	st.heads = map[string]*reservation{}
-	st.resetFailed()
-	st.idle = map[failKey]int{}
-	st.quotaReasons = nil // the clone writes its own
-	st.ending = nil
-	return &Scheduler{st: &st, fixedFrag: s.fixedFrag}
-}
-
 // SetTypicalShapes fixes the workload mix berth's placement judges
 // fragmentation against, instead of deriving it each cycle from what waits
 // and runs. coverage keeps the most common shapes covering that share of
@@ -302,6 +250,10 @@ func (s *Scheduler) SetTypicalShapes(shapes []TypicalShape, coverage float64) {
 	s.st.c.setFrag(newFragModel(shapes, coverage))
 	s.fixedFrag = true
 }
+
+// SetSeed seeds the generator of the paper's Random baseline
+// (PlacementPaperRandom).
+func (s *Scheduler) SetSeed(seed uint64) { s.st.c.rng = splitMix64{seed} }
 
 // SetNodeOrder sets the order nodes are tried in and ties broken by, as
 // indexes into the snapshot's nodes sorted by name.
@@ -312,37 +264,6 @@ func (s *Scheduler) SetNodeOrder(order []int) { s.st.c.setOrder(order) }
 // one decision per request, in the order of reqs.
 func (s *Scheduler) Decide(now time.Time, reqs []Request) []berth.Decision {
 	return s.cycle(now, reqs)
-}
-
-// WhatIf decides reqs at time now against the current state and leaves the
-// state as it was: the incremental plan of a few new runs against a
-// cluster already holding many, without copying it.
-func (s *Scheduler) WhatIf(now time.Time, reqs []Request) []berth.Decision {
-	st := s.st
-	live := st.runs[:0]
-	for _, r := range st.runs {
-		if !r.gone {
-			live = append(live, r)
-		}
-	}
-	st.runs = live
-	n := len(st.runs) // the cycle appends what it admits
-	out := s.decideOnly(now, reqs, nil)
-	// Undo: release what was admitted, put victims back.
-	for _, r := range st.runs[n:] {
-		releaseRun(st.c, st.quotas, r)
-	}
-	for _, r := range st.runs[:n] {
-		if r.gone {
-			r.gone = false
-			st.putBack(r)
-		}
-	}
-	clear(st.runs[n:])
-	st.runs = st.runs[:n]
-	st.ending = nil
-	st.resetFailed()
-	return out
 }
 
 // Finish ends a run, freeing its capacity. It reports whether the run was
@@ -463,10 +384,28 @@ func (s *Scheduler) decideOnly(now time.Time, reqs []Request, dst []berth.Decisi
 }
 
 func newState(cfg *berth.Config, snap *berth.Snapshot, placement string, opts Options) *state {
+	st := newNodeState(cfg, snap, placement, opts)
+	st.now = snap.Time
+	order := runOrder(snap.Running)
+	st.runs = make([]*run, 0, len(order))
+	all := make([]run, len(order)) // one allocation for all
+	for k, i := range order {
+		r := &all[k]
+		initRun(r, cfg, &snap.Running[i])
+		chargeRun(st.c, st.quotas, r)
+		st.runs = append(st.runs, r)
+	}
+	return st
+}
+
+// newNodeState is the state of a snapshot's nodes and quotas with nothing
+// running.
+func newNodeState(cfg *berth.Config, snap *berth.Snapshot, placement string, opts Options) *state {
+	cluster := snap.Cluster
 	flavors := map[string]berth.Flavor{}
 	var names []string
 	for _, name := range cfg.FlavorNames() {
-		if cfg.FlavorCluster(name) == snap.Cluster {
+		if cfg.FlavorCluster(name) == cluster {
 			flavors[name] = cfg.Flavors[name]
 			names = append(names, name)
 		}
@@ -481,67 +420,78 @@ func newState(cfg *berth.Config, snap *berth.Snapshot, placement string, opts Op
 	st := &state{
 		cfg:    cfg,
 		opts:   opts,
-		now:    snap.Time,
-		c:      newCluster(snap.Cluster, snap.Nodes, flavors, placement),
+		c:      newCluster(cluster, snap.Nodes, flavors, placement),
 		quotas: policy.NewQuotas(cfg, names),
 		heads:  map[string]*reservation{},
 		failed: map[failKey]bool{},
 		idle:   map[failKey]int{},
 	}
 	st.c.setFrag(&fragModel{})
-	// By workload and run: sort their indexes, not the runs (large
-	// structs; a cluster may run 10,000).
-	order := make([]int, len(snap.Running))
+	return st
+}
+
+// runOrder is the order of a snapshot's runs by workload and run: their
+// indexes sorted, not the runs (large structs; a cluster may run 10,000).
+// A sorted snapshot (as the engine writes them) costs one pass.
+func runOrder(running []berth.RunningWorkload) []int {
+	order := make([]int, len(running))
 	for i := range order {
 		order[i] = i
 	}
+	sorted := true
+	for i := 1; i < len(running) && sorted; i++ {
+		sorted = cmpRunning(&running[i-1], &running[i]) <= 0
+	}
+	if sorted {
+		return order
+	}
 	slices.SortFunc(order, func(i, j int) int {
-		a, b := &snap.Running[i], &snap.Running[j]
-		if c := strings.Compare(string(a.Workload), string(b.Workload)); c != 0 {
-			return c
-		}
-		if c := strings.Compare(a.RunID, b.RunID); c != 0 {
+		if c := cmpRunning(&running[i], &running[j]); c != 0 {
 			return c
 		}
 		return cmp.Compare(i, j) // as a stable sort would
 	})
-	st.runs = make([]*run, 0, len(order))
-	all := make([]run, len(order)) // one allocation for all
-	for k, i := range order {
-		rw := &snap.Running[i]
-		r := &all[k]
-		*r = run{
-			id: rw.Workload, runID: rw.RunID, team: rw.Workload.Team(), kind: rw.Kind,
-			prio: rw.Priority, flavor: rw.Flavor, since: rw.Since, queued: rw.QueuedSince, shape: shapeOf(rw.Resources),
-			placements: rw.Placements, maxDuration: rw.MaxDuration.D(), running: true, preemptible: true,
-		}
-		if w, ok := cfg.Workloads[rw.Workload]; ok {
-			tier, pt := cfg.Priority(w)
-			r.tier, r.preemptible = tier, pt.Preemptible
-			if r.maxDuration <= 0 {
-				// A snapshot written by hand (or by an older berth) may
-				// leave it out: the run ends by the spec's bound, not never,
-				// so nothing is backfilled past a head it would delay.
-				r.maxDuration = w.MaxDuration.D()
-			}
-		} else {
-			for name, pt := range cfg.Policy.Priorities {
-				if pt.Value == rw.Priority && (r.tier == "" || name < r.tier) {
-					r.tier, r.preemptible = name, pt.Preemptible
-				}
-			}
-		}
-		if r.queued.IsZero() {
-			r.queued = r.since
-		}
-		r.demand = demandOf(rw.Resources).Scale(int64(max(len(rw.Placements), 1)))
-		if len(rw.Roles) > 0 {
-			setRoles(r, rw.Roles)
-		}
-		chargeRun(st.c, st.quotas, r)
-		st.runs = append(st.runs, r)
+	return order
+}
+
+func cmpRunning(a, b *berth.RunningWorkload) int {
+	if c := strings.Compare(string(a.Workload), string(b.Workload)); c != 0 {
+		return c
 	}
-	return st
+	return strings.Compare(a.RunID, b.RunID)
+}
+
+// initRun fills r from a snapshot's running run rw and the configuration.
+func initRun(r *run, cfg *berth.Config, rw *berth.RunningWorkload) {
+	*r = run{
+		id: rw.Workload, runID: rw.RunID, team: rw.Workload.Team(), kind: rw.Kind,
+		prio: rw.Priority, flavor: rw.Flavor, since: rw.Since, queued: rw.QueuedSince, shape: shapeOf(rw.Resources),
+		placements: rw.Placements, maxDuration: rw.MaxDuration.D(), running: true, preemptible: true,
+		obs: rw,
+	}
+	if w, ok := cfg.Workloads[rw.Workload]; ok {
+		tier, pt := cfg.Priority(w)
+		r.tier, r.preemptible = tier, pt.Preemptible
+		if r.maxDuration <= 0 {
+			// A snapshot written by hand (or by an older berth) may
+			// leave it out: the run ends by the spec's bound, not never,
+			// so nothing is backfilled past a head it would delay.
+			r.maxDuration = w.MaxDuration.D()
+		}
+	} else {
+		for name, pt := range cfg.Policy.Priorities {
+			if pt.Value == rw.Priority && (r.tier == "" || name < r.tier) {
+				r.tier, r.preemptible = name, pt.Preemptible
+			}
+		}
+	}
+	if r.queued.IsZero() {
+		r.queued = r.since
+	}
+	r.demand = demandOf(rw.Resources).Scale(int64(max(len(rw.Placements), 1)))
+	if len(rw.Roles) > 0 {
+		setRoles(r, rw.Roles)
+	}
 }
 
 // joinedFlavors lists every name joining one flavor of each of several
@@ -606,7 +556,8 @@ func demandOf(r berth.Resources) policy.Demand {
 // keepOrStop decides a running run: it keeps running unless its workload
 // left Git or moved to another cluster, in which case it stops and its
 // capacity is free for this cycle.
-func (st *state) keepOrStop(r *run, snap *berth.Snapshot) berth.Decision {
+// wl is the run's workload, nil when it left Git.
+func (st *state) keepOrStop(r *run, wl *wlInfo, snap *berth.Snapshot) berth.Decision {
 	d := berth.Decision{
 		Workload: r.id, RunID: r.runID, Team: r.team, Kind: r.kind, Cluster: snap.Cluster,
 		Action: berth.ActionKeep, Priority: r.prio, PriorityTier: r.tier, Flavor: r.flavor,
@@ -622,17 +573,16 @@ func (st *state) keepOrStop(r *run, snap *berth.Snapshot) berth.Decision {
 	} else {
 		d.MIG = r.shape.mig
 	}
-	w, ok := st.cfg.Workloads[r.id]
 	switch {
-	case !ok:
+	case wl == nil:
 		d.Action = berth.ActionStop
 		d.Reason = &berth.Reason{Code: berth.ReasonRemovedFromGit, Message: "the workload is no longer in the repository"}
-	case ClusterOf(st.cfg, w) != snap.Cluster:
+	case wl.cluster != snap.Cluster:
 		d.Action = berth.ActionStop
-		d.Reason = &berth.Reason{Code: berth.ReasonRemovedFromGit, Message: "the workload now runs on cluster " + ClusterOf(st.cfg, w)}
-	case w.Kind.RunsOnce() && w.MaxDuration > 0 && !r.since.IsZero() && snap.Time.Sub(r.since) > w.MaxDuration.D():
+		d.Reason = &berth.Reason{Code: berth.ReasonRemovedFromGit, Message: "the workload now runs on cluster " + wl.cluster}
+	case wl.w.Kind.RunsOnce() && wl.w.MaxDuration > 0 && !r.since.IsZero() && snap.Time.Sub(r.since) > wl.w.MaxDuration.D():
 		d.Action = berth.ActionStop
-		d.Reason = &berth.Reason{Code: berth.ReasonMaxDurationPassed, Message: "ran longer than its maxDuration " + w.MaxDuration.String()}
+		d.Reason = &berth.Reason{Code: berth.ReasonMaxDurationPassed, Message: "ran longer than its maxDuration " + wl.w.MaxDuration.String()}
 	}
 	if d.Action == berth.ActionStop {
 		st.stopRun(r)

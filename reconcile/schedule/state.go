@@ -27,6 +27,9 @@ type node struct {
 	gpuFree          []int32 // thousandths free per GPU, or migMode
 	wholeFree        int     // GPUs entirely free
 	mig              []migSlot
+	// tags counts the pods on the node by how they ask GPUs (affinityOf):
+	// what the paper's Clustering baseline groups by.
+	tags [10]int32
 }
 
 type migSlot struct {
@@ -135,6 +138,7 @@ func (x *node) fits(s shape) bool {
 // take charges one pod of shape s to x, on the given GPUs (whole), GPU
 // (fraction) or MIG slot, and returns the placement.
 func (x *node) take(s shape, gpus []int, slot int) berth.Placement {
+	x.tag(s, 1)
 	x.cpuFree -= s.cpu
 	x.memFree -= s.mem
 	p := berth.Placement{Node: x.name, GPUs: []int{}, MIG: []berth.MIGSlice{}}
@@ -159,6 +163,7 @@ func (x *node) take(s shape, gpus []int, slot int) berth.Placement {
 // release returns a placement's capacity to x. It tolerates placements that
 // do not match the node (a stale snapshot): what it cannot find it skips.
 func (x *node) release(s shape, p berth.Placement) {
+	x.tag(s, -1)
 	x.cpuFree = min(x.cpuCap, x.cpuFree+s.cpu)
 	x.memFree = min(x.memCap, x.memFree+s.mem)
 	switch {
@@ -189,6 +194,7 @@ func (x *node) release(s shape, p berth.Placement) {
 
 // charge applies a running placement to x (the inverse of release).
 func (x *node) charge(s shape, p berth.Placement) {
+	x.tag(s, 1)
 	x.cpuFree -= s.cpu
 	x.memFree -= s.mem
 	switch {
@@ -215,6 +221,13 @@ func (x *node) charge(s shape, p berth.Placement) {
 		}
 	}
 	x.recount()
+}
+
+// tag counts a pod of shape s on x (n = 1) or off it (n = -1).
+func (x *node) tag(s shape, n int32) {
+	if t := affinityOf(s); t >= 0 {
+		x.tags[t] = max(x.tags[t]+n, 0)
+	}
 }
 
 // ModelMatches reports whether a flavor's GPU model names a node's: equal,

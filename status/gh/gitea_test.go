@@ -286,7 +286,7 @@ func TestGiteaEndToEnd(t *testing.T) {
 	}
 	want := map[string]string{
 		"berth/validate":  "success: valid: 9 workloads, 3 teams, 1 cluster",
-		"berth/policy":    "pending: needs 2 approvals: team lead (@ana); team vision owner (@ana or @acme/vision)",
+		"berth/policy":    "pending: needs 1 approval: team lead and team vision owner (@ana)",
 		"berth/plan: box": "success: everything fits: 1 admitted now (4 GPUs); 1 other decision changed, 1 team newly borrowing",
 	}
 	for c, w := range want {

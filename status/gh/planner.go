@@ -67,6 +67,11 @@ type Planner struct {
 	mu      sync.Mutex
 	configs *lru.Cache[string, *loaded] // by commit, the last maxConfigs used
 	last    map[int]*planned            // by pull request
+	// caches keep each cluster's scheduling state between plans: the
+	// plans of every pull request (base and head) start from the same
+	// observed cluster, so each costs what its configuration changes
+	// (schedule.Cache).
+	caches map[string]*schedule.Cache
 }
 
 type loaded struct {
@@ -368,15 +373,31 @@ func (p *Planner) planClusters(ctx context.Context, pr PR, bl, hl *loaded) ([]st
 		s.Cluster = cluster
 		opts := p.opts.Schedule
 		opts.Estimate = estimate
-		in.HeadPlan = schedule.Schedule(schedule.Input{Config: hl.cfg, Snapshot: &s}, opts)
+		cache := p.cache(cluster)
+		in.HeadPlan = cache.Schedule(schedule.Input{Config: hl.cfg, Snapshot: &s}, opts)
 		if bl.cfg != nil {
 			if _, ok := bl.cfg.Clusters[cluster]; ok {
-				in.BasePlan = schedule.Schedule(schedule.Input{Config: bl.cfg, Snapshot: &s}, p.opts.Schedule)
+				in.BasePlan = cache.Schedule(schedule.Input{Config: bl.cfg, Snapshot: &s}, p.opts.Schedule)
 			}
 		}
 		views = append(views, status.NewPlanView(in))
 	}
 	return views, nil
+}
+
+// cache is the cluster's scheduling state kept between plans.
+func (p *Planner) cache(cluster string) *schedule.Cache {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.caches == nil {
+		p.caches = map[string]*schedule.Cache{}
+	}
+	c, ok := p.caches[cluster]
+	if !ok {
+		c = schedule.NewCache()
+		p.caches[cluster] = c
+	}
+	return c
 }
 
 // fetchHead fetches refs/pull/N/head; when it has moved past the head the

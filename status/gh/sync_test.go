@@ -23,7 +23,7 @@ func report(phase string) reconcile.Report {
 	t0 := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
 	id := berth.WorkloadID("vision/llama-ft")
 	d := berth.Decision{Workload: id, RunID: "1", Team: "vision", Kind: berth.KindTraining, Cluster: "box", GPUs: 4}
-	run := reconcile.RunState{Workload: id, RunID: "1", Kind: berth.KindTraining, Attempts: 1}
+	run := reconcile.RunState{RunRecord: reconcile.RunRecord{Workload: id, RunID: "1", Kind: berth.KindTraining, Attempts: 1}}
 	switch phase {
 	case "queued":
 		d.Action, d.Position = berth.ActionQueue, 1

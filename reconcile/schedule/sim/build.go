@@ -3,6 +3,7 @@ package sim
 import (
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -275,12 +276,14 @@ func TypicalShapes(pods []Pod) []schedule.TypicalShape {
 
 // Policies are the placement policies a replay compares by default, in
 // report order.
-var Policies = []string{berth.PlacementFirstFit, berth.PlacementBestFit, berth.PlacementBerth}
+var Policies = []string{berth.PlacementFirstFit, berth.PlacementTightestFit, berth.PlacementBerth}
 
-// PaperPolicies are those the paper's experiment compares by default: the
-// paper's own FGD scoring (schedule.PlacementPaperFGD) besides, to show its
-// published number is reproduced.
-var PaperPolicies = []string{berth.PlacementFirstFit, berth.PlacementBestFit, schedule.PlacementPaperFGD, berth.PlacementBerth}
+// PaperPolicies are those the paper's experiment compares by default, so
+// that one run prints the whole table: berth's first and tightest fit, the
+// paper's baselines and its FGD as its artifact scores them
+// (schedule.PaperPlacements), and berth's default.
+var PaperPolicies = append(append([]string{berth.PlacementFirstFit, berth.PlacementTightestFit},
+	schedule.PaperPlacements...), berth.PlacementBerth)
 
 // checkPolicies validates a list of policies (nil: def).
 func checkPolicies(ps, def []string) ([]string, error) {
@@ -289,10 +292,8 @@ func checkPolicies(ps, def []string) ([]string, error) {
 	}
 	seen := map[string]bool{}
 	for _, p := range ps {
-		switch p {
-		case berth.PlacementFirstFit, berth.PlacementBestFit, berth.PlacementBerth, schedule.PlacementPaperFGD:
-		default:
-			return nil, fmt.Errorf("policy %q: want berth, firstFit, bestFit or %s", p, schedule.PlacementPaperFGD)
+		if !slices.Contains(PaperPolicies, p) {
+			return nil, fmt.Errorf("policy %q: want one of %s", p, strings.Join(PaperPolicies, ", "))
 		}
 		if seen[p] {
 			return nil, fmt.Errorf("policy %q is listed twice", p)

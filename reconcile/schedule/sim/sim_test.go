@@ -184,9 +184,9 @@ func TestPoliciesDiffer(t *testing.T) {
 		nodes: []Node{node("a", 2, 64000), node("b", 1, 64000)},
 		pods:  []Pod{pod("half", 1, 500, 1000), pod("pair", 2, 1000, 1000)},
 		want: map[string][]string{
-			berth.PlacementFirstFit: {"a", ""},
-			berth.PlacementBestFit:  {"b", "a"},
-			berth.PlacementBerth:    {"b", "a"},
+			berth.PlacementFirstFit:    {"a", ""},
+			berth.PlacementTightestFit: {"b", "a"},
+			berth.PlacementBerth:       {"b", "a"},
 		},
 	}, {
 		// A CPU-only pod that takes all of a's 8 cores, then a GPU, then a
@@ -197,9 +197,9 @@ func TestPoliciesDiffer(t *testing.T) {
 		nodes: []Node{node("a", 2, 8000), node("b", 2, 64000)},
 		pods:  []Pod{pod("cpu", 0, 0, 8000), pod("one", 1, 1000, 4000), pod("pair", 2, 1000, 4000)},
 		want: map[string][]string{
-			berth.PlacementFirstFit: {"a", "b", ""},
-			berth.PlacementBestFit:  {"a", "b", ""},
-			berth.PlacementBerth:    {"b", "a", "b"},
+			berth.PlacementFirstFit:    {"a", "b", ""},
+			berth.PlacementTightestFit: {"a", "b", ""},
+			berth.PlacementBerth:       {"b", "a", "b"},
 		},
 	}}
 	for _, tt := range tests {

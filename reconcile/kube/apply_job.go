@@ -1,0 +1,175 @@
+package kube
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/berth-gpu/berth"
+	"github.com/berth-gpu/berth/reconcile"
+)
+
+// liveJob is what Apply finds of a run of one Job before it acts: the
+// Job's namespace and name, the Job (nil: none) and its state, and the
+// run's ledger key and record (nil: none).
+type liveJob struct {
+	ns, name, key string
+	job           *batchv1.Job
+	st            jobState
+	rec           *ledgerRecord
+}
+
+// planJob carries out a change of a run-once workload: a batch or
+// training run is one Job (and a headless Service for a gang), created
+// suspended when the run queues and unsuspended when it starts.
+func (c *Cluster) planJob(ctx context.Context, cfg *berth.Config, p *changePlan, ch reconcile.Change, now time.Time) error {
+	w := ch.Workload
+	ns := Namespace(c.opts.Render.NamespacePrefix, w.Team)
+	if len(w.Roles) > 0 || len(c.objs().roleJobs(ns, w.Name, ch.RunID)) > 0 {
+		// A stop of a run that left Git has no spec: its Jobs say it has
+		// roles.
+		return c.planRoles(ctx, cfg, p, ch, now)
+	}
+	j := liveJob{ns: ns, name: JobName(ch.Key()), key: LedgerKey(w.Name, ch.RunID), rec: c.ledgerRecord(ns, w.Name, ch.RunID)}
+	if j.job = c.objs().job(ns, j.name); j.job != nil {
+		j.st = JobState(j.job, c.objs().jobPods(j.job))
+	}
+	switch ch.Op {
+	case reconcile.OpQueue:
+		return c.queueJob(ctx, cfg, p, ch, j, now)
+	case reconcile.OpStart, reconcile.OpRestart:
+		return c.startJob(ctx, cfg, p, ch, j, now)
+	case reconcile.OpStop:
+		return c.stopJob(ctx, p, ch, j, now)
+	case reconcile.OpForget:
+		var queued []objRef
+		if j.job != nil && j.st.Phase == reconcile.PhaseQueued {
+			queued = []objRef{{kindJob, ns, j.name, w.Team}}
+		}
+		p.forget(j.key, j.rec, queued)
+	}
+	return nil
+}
+
+// queueJob creates a queued run's Job, suspended. A gang's Service comes
+// with its start.
+func (c *Cluster) queueJob(ctx context.Context, cfg *berth.Config, p *changePlan, ch reconcile.Change, j liveJob, now time.Time) error {
+	if j.job != nil || (j.rec != nil && j.rec.Phase != reconcile.PhaseQueued) {
+		return nil
+	}
+	objs, err := Render(c.opts.Render, baseRun(cfg, ch, now))
+	if err != nil {
+		return err
+	}
+	p.outcome, err = c.applyObjects(ctx, objs[:1])
+	return err
+}
+
+// startJob starts a run: its Job unsuspended at the decided placements, a
+// new Job where the old one's pod template cannot take the change.
+func (c *Cluster) startJob(ctx context.Context, cfg *berth.Config, p *changePlan, ch reconcile.Change, j liveJob, now time.Time) error {
+	if j.job != nil && j.st.Phase.Holds() {
+		return nil
+	}
+	if j.job == nil && j.rec != nil && j.rec.Phase == reconcile.PhaseSucceeded {
+		return fmt.Errorf("run %s already succeeded; bump runId for a new run", ch.RunID)
+	}
+	r := baseRun(cfg, ch, now)
+	r.Started, r.StartedAt = true, now
+	recreate := resumeJob(&r, ch, j, now)
+	objs, err := Render(c.opts.Render, r)
+	if err != nil {
+		return err
+	}
+	if j.job != nil && !recreate && j.job.Spec.Completions != nil {
+		// An indexed Job's count cannot change: a gang admitted with
+		// another number of workers than its Job has gets a new Job.
+		if want, _, _ := unstructured.NestedInt64(objs[0].Object, "spec", "completions"); want > 0 && int64(*j.job.Spec.Completions) != want {
+			recreate = true
+		}
+	}
+	if recreate {
+		if err := c.recreateJobs(ctx, []*batchv1.Job{j.job}); err != nil {
+			return err
+		}
+	}
+	if p.outcome, err = c.applyObjects(ctx, objs); err != nil {
+		return err
+	}
+	if j.job != nil && !recreate && p.outcome == reconcile.OutcomeCreated {
+		p.outcome = reconcile.OutcomeConfigured
+	}
+	p.started(j.key, r, now)
+	return nil
+}
+
+// resumeJob fills in the attempt r starts from what the Job and the ledger
+// say of the earlier ones, and reports whether the Job must be made anew.
+func resumeJob(r *Run, ch reconcile.Change, j liveJob, now time.Time) (recreate bool) {
+	switch {
+	case j.job != nil && (j.st.Phase == reconcile.PhaseFailed || j.st.Phase == reconcile.PhaseSucceeded || j.st.Phase == reconcile.PhaseStopped):
+		// A retry the engine decided on: a new Job of the same spec.
+		r.Attempts = max(parseInt(j.job.Annotations[AnnotationAttempts]), j.st.Failed) + 1
+		r.QueuedSince = sinceOrNow(parseTime(j.job.Annotations[AnnotationQueuedSince]), now)
+		return true
+	case j.job != nil:
+		prev, ok := runFromAnnotations(j.job.Annotations)
+		neverStarted := j.job.Annotations[AnnotationAttempts] == "" && j.job.Status.StartTime == nil
+		if ok && !(neverStarted && prev.Digest != ch.Digest) {
+			// A preempted run resumes with the spec it started with:
+			// a Job's pod template cannot change.
+			r.Workload, r.Digest, r.Path, r.Commit = prev.Workload, prev.Digest, prev.Path, prev.Commit
+		} else if neverStarted {
+			recreate = true
+		}
+		r.Attempts = nextAttempt(parseInt(j.job.Annotations[AnnotationAttempts]), prev.Phase) // prev is zero when !ok
+		r.QueuedSince = sinceOrNow(prev.QueuedSince, now)
+		return recreate
+	case j.rec != nil:
+		r.Attempts = nextAttempt(j.rec.Attempts, j.rec.Phase)
+		r.QueuedSince = sinceOrNow(j.rec.QueuedSince, now)
+	default:
+		r.Attempts = 1
+	}
+	return false
+}
+
+// stopJob stops a run: its Job is suspended and says why (the pod
+// template stays: the placements keep pinning it until it is resumed
+// elsewhere); a run stopped for good loses its Job and Service.
+func (c *Cluster) stopJob(ctx context.Context, p *changePlan, ch reconcile.Change, j liveJob, now time.Time) error {
+	if j.job == nil {
+		p.stoppedRecorded(j.key, j.rec, ch, now)
+		return nil
+	}
+	if j.st.Phase.Final() || j.st.Phase == ch.Phase || j.job.DeletionTimestamp != nil {
+		return nil
+	}
+	prev, ok := runFromAnnotations(j.job.Annotations)
+	if !ok {
+		return fmt.Errorf("Job %s/%s has no readable %s annotation", j.ns, j.name, AnnotationSpec)
+	}
+	r := prev
+	r.Started = false
+	r.Phase, r.Reason, r.StoppedAt = ch.Phase, ch.Reason, now
+	r.FlavorLabels = flavorLabelsOf(&j.job.Spec.Template.Spec)
+	objs, err := Render(c.opts.Render, r)
+	if err != nil {
+		return err
+	}
+	// Suspend it and say why, before anything else: the Job controller
+	// stops its pods, and a crash from here on leaves a Job that says it
+	// was stopped.
+	if _, err := c.applyObject(ctx, objs[0]); err != nil {
+		return err
+	}
+	var remove []objRef
+	if ch.Phase == reconcile.PhaseStopped {
+		remove = c.runRefs(kindJob, j.ns, j.name, ch.Workload.Team)
+	}
+	p.stopped(j.key, endRecord(prev, ch, now), remove)
+	return nil
+}

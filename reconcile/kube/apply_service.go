@@ -1,0 +1,95 @@
+package kube
+
+import (
+	"context"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+
+	"github.com/berth-gpu/berth"
+	"github.com/berth-gpu/berth/reconcile"
+)
+
+// planService carries out a change of a service, inference server or
+// notebook: a Deployment (and a Service when it has ports) while it runs;
+// only a ledger record while it waits or after it stopped.
+func (c *Cluster) planService(ctx context.Context, cfg *berth.Config, p *changePlan, ch reconcile.Change, now time.Time) error {
+	w := ch.Workload
+	ns := Namespace(c.opts.Render.NamespacePrefix, w.Team)
+	name := DeploymentName(w.ID())
+	key := LedgerKey(w.Name, ch.RunID)
+	live := c.objs().deployment(ns, name)
+	if live != nil && live.DeletionTimestamp != nil {
+		live = nil
+	}
+	rec := c.ledgerRecord(ns, w.Name, ch.RunID)
+
+	switch ch.Op {
+	case reconcile.OpQueue:
+		if live != nil || (rec != nil && rec.Phase == reconcile.PhaseQueued) {
+			return nil
+		}
+		p.record(key, &ledgerRecord{Kind: w.Kind, Phase: reconcile.PhaseQueued, QueuedSince: sinceOrNow(ch.Decision.Since, now)})
+		p.outcome = reconcile.OutcomeCreated
+	case reconcile.OpStart, reconcile.OpRestart:
+		if ch.Op == reconcile.OpStart && live != nil {
+			return nil
+		}
+		return c.startService(ctx, cfg, p, ch, live, rec, now)
+	case reconcile.OpStop:
+		if live == nil {
+			return nil
+		}
+		// The Deployment goes whatever the stop: the ledger holds the run
+		// until it starts again.
+		prev, _ := runFromAnnotations(live.Annotations)
+		end := endRecord(prev, ch, now)
+		end.Kind, end.Retries = w.Kind, 0 // a service is started again, never retried
+		p.stopped(key, end, c.runRefs(kindDeployment, ns, name, w.Team))
+	case reconcile.OpForget:
+		p.forget(key, rec, nil)
+	}
+	return nil
+}
+
+// startService applies a service's Deployment (and Service) for a start,
+// or a restart with a new spec; the ledger's record of it goes (the
+// Deployment is the record now).
+func (c *Cluster) startService(ctx context.Context, cfg *berth.Config, p *changePlan, ch reconcile.Change, live *appsv1.Deployment, rec *ledgerRecord, now time.Time) error {
+	w := ch.Workload
+	ns, name := Namespace(c.opts.Render.NamespacePrefix, w.Team), DeploymentName(w.ID())
+	r := baseRun(cfg, ch, now)
+	r.Started, r.StartedAt = true, now
+	switch {
+	case live != nil:
+		r.Attempts = parseInt(live.Annotations[AnnotationAttempts]) + 1
+		r.QueuedSince = sinceOrNow(parseTime(live.Annotations[AnnotationQueuedSince]), now)
+		r.OmitReplicas = replicasOwnedByOther(live)
+		if ch.Decision.Flavor == "" {
+			// A restart of a kept service: it stays where it is.
+			r.Flavor, r.Priority = live.Annotations[AnnotationFlavor], parseInt(live.Annotations[AnnotationPriority])
+			r.Placements = placementsOf(live.Annotations)
+			r.FlavorLabels = flavorLabels(cfg, r.Flavor)
+		}
+	case rec != nil:
+		r.Attempts = rec.Attempts + 1
+		r.QueuedSince = sinceOrNow(rec.QueuedSince, now)
+	default:
+		r.Attempts = 1
+	}
+	objs, err := Render(c.opts.Render, r)
+	if err != nil {
+		return err
+	}
+	if p.outcome, err = c.applyObjects(ctx, objs); err != nil {
+		return err
+	}
+	if len(objs) == 1 && c.objs().service(ns, name) != nil {
+		// Its ports are gone: so is its Service.
+		p.remove = append(p.remove, objRef{kindService, ns, name, w.Team})
+	}
+	if rec != nil {
+		p.record(LedgerKey(w.Name, ch.RunID), nil)
+	}
+	return nil
+}
