@@ -8,7 +8,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -176,7 +176,7 @@ func printSummary(w io.Writer, cfg *berth.Config) {
 			teams = append(teams, t)
 		}
 	}
-	sort.Strings(teams)
+	slices.Sort(teams)
 	for _, t := range teams {
 		var parts []string
 		gpus := 0.0
