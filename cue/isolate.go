@@ -297,7 +297,7 @@ func (a *answer) running() []string {
 			out = append(out, d)
 		}
 	}
-	sort.Strings(out)
+	slices.Sort(out)
 	return out
 }
 
