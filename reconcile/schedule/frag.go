@@ -1,9 +1,9 @@
 package schedule
 
 import (
+	"cmp"
 	"math"
 	"slices"
-	"sort"
 )
 
 // fragModel is the workload mix placement is judged against: the typical
@@ -41,21 +41,14 @@ type TypicalShape struct {
 // (0..1] of all pods, as the paper does (95%).
 func newFragModel(shapes []TypicalShape, coverage float64) *fragModel {
 	s := append([]TypicalShape(nil), shapes...)
-	sort.SliceStable(s, func(i, j int) bool {
-		if s[i].Count != s[j].Count {
-			return s[i].Count > s[j].Count
-		}
-		a, b := s[i], s[j]
-		if a.GPUs != b.GPUs {
-			return a.GPUs < b.GPUs
-		}
-		if a.GPUMilli != b.GPUMilli {
-			return a.GPUMilli < b.GPUMilli
-		}
-		if a.CPU != b.CPU {
-			return a.CPU < b.CPU
-		}
-		return a.Memory < b.Memory
+	slices.SortStableFunc(s, func(a, b TypicalShape) int {
+		return cmp.Or(
+			cmp.Compare(b.Count, a.Count), // the most common first
+			cmp.Compare(a.GPUs, b.GPUs),
+			cmp.Compare(a.GPUMilli, b.GPUMilli),
+			cmp.Compare(a.CPU, b.CPU),
+			cmp.Compare(a.Memory, b.Memory),
+		)
 	})
 	total := 0
 	for _, x := range s {

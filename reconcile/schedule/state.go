@@ -1,7 +1,8 @@
 package schedule
 
 import (
-	"sort"
+	"cmp"
+	"slices"
 	"strings"
 	"unicode"
 
@@ -55,7 +56,9 @@ func newNode(i int, n berth.Node) *node {
 			x.mig = append(x.mig, migSlot{gpu: m.GPU, profile: m.Profile})
 		}
 	}
-	sort.SliceStable(x.mig, func(i, j int) bool { return x.mig[i].gpu < x.mig[j].gpu })
+	slices.SortStableFunc(x.mig, func(a, b migSlot) int {
+		return cmp.Compare(a.gpu, b.gpu)
+	})
 	x.recount()
 	return x
 }
