@@ -3,6 +3,7 @@ package kube_test
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,7 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -487,7 +488,9 @@ func BenchmarkCommitToJob(b *testing.B) {
 		}
 		took = append(took, time.Since(start))
 	}
-	sort.Slice(took, func(i, j int) bool { return took[i] < took[j] })
+	slices.SortFunc(took, func(a, b time.Duration) int {
+		return cmp.Compare(a, b)
+	})
 	b.Logf("commit to Job created, %d commits: %v", len(took), took)
 	b.ReportMetric(float64(took[len(took)/2].Milliseconds()), "p50-ms")
 	b.ReportMetric(float64(took[len(took)*9/10].Milliseconds()), "p90-ms")

@@ -4,7 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -105,7 +105,7 @@ func subset(d, l any, path string) string {
 		for k := range dv {
 			keys = append(keys, k)
 		}
-		sort.Strings(keys)
+		slices.Sort(keys)
 		for _, k := range keys {
 			if p := subset(dv[k], lv[k], path+"."+k); p != "" {
 				return p
