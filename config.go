@@ -162,6 +162,9 @@ type Cluster struct {
 	FractionalResource string  `json:"fractionalResource,omitempty"`
 	SharesPerGPU       int     `json:"sharesPerGPU,omitempty"`
 	SimulatedGPUs      string  `json:"simulatedGPUs,omitempty"`
+	// Ingress is how services of a kubernetes cluster are reached from
+	// outside; nil: they are not, and expose.host is an error.
+	Ingress *Ingress `json:"ingress,omitempty"`
 }
 
 // Flavor is one kind of capacity: a GPU model, a MIG profile of a model, or
@@ -433,7 +436,10 @@ type Workload struct {
 	DependsOn   []string          `json:"dependsOn"`
 	RunID       string            `json:"runId"`
 	Ports       []Port            `json:"ports"`
-	Health      *HealthCheck      `json:"health,omitempty"`
+	Health      *Health           `json:"health,omitempty"`
+	Rollout     *Rollout          `json:"rollout,omitempty"`
+	Expose      *Expose           `json:"expose,omitempty"`
+	Autoscale   *Autoscale        `json:"autoscale,omitempty"`
 	// Roles are the pod sets of a workload of several shapes (a launcher
 	// and workers); empty for a workload of one shape.
 	Roles map[string]Role `json:"roles,omitempty"`
@@ -594,22 +600,6 @@ func (r Resources) UsesGPU() bool { return r.GPU > 0 || r.GPUFraction > 0 || r.M
 type Checkpoint struct {
 	Dir    string `json:"dir"`
 	Resume bool   `json:"resume"`
-}
-
-// Port is a port a service listens on.
-type Port struct {
-	Name     string `json:"name,omitempty"`
-	Port     int    `json:"port"`
-	Protocol string `json:"protocol"`
-}
-
-// HealthCheck is an HTTP GET (Path set) or TCP check of a service.
-type HealthCheck struct {
-	Path             string   `json:"path,omitempty"`
-	Port             int      `json:"port"`
-	InitialDelay     Duration `json:"initialDelay"`
-	Period           Duration `json:"period"`
-	FailureThreshold int      `json:"failureThreshold"`
 }
 
 // PriorityTier is one priority level.

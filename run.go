@@ -23,18 +23,19 @@ func (k RunKey) Compare(o RunKey) int {
 	return cmp.Or(cmp.Compare(k.Workload, o.Workload), cmp.Compare(k.RunID, o.RunID))
 }
 
-// ParseRunKey reads "team/name@run". The run id is what follows the last
-// "@" (a workload name, a DNS-1123 label, has none).
+// ParseRunKey reads "team/name@run". The run id is everything after the
+// first "@": team and workload names are DNS-1123 labels and have none,
+// a run id may.
 func ParseRunKey(s string) (RunKey, error) {
-	i := strings.LastIndex(s, "@")
-	if i < 0 {
+	w, run, ok := strings.Cut(s, "@")
+	if !ok {
 		return RunKey{}, fmt.Errorf("run %q: want team/name@run", s)
 	}
-	id := WorkloadID(s[:i])
-	if id.Team() == "" || id.Name() == "" || strings.Count(string(id), "/") != 1 {
-		return RunKey{}, fmt.Errorf("run %q: workload %q is not team/name", s, id)
+	id := WorkloadID(w)
+	if id.Team() == "" || id.Name() == "" || strings.Count(w, "/") != 1 {
+		return RunKey{}, fmt.Errorf("run %q: workload %q is not team/name", s, w)
 	}
-	return RunKey{Workload: id, RunID: s[i+1:]}, nil
+	return RunKey{Workload: id, RunID: run}, nil
 }
 
 // Key is the run the decision is about.

@@ -7,6 +7,7 @@ func TestRunKeyRoundTrip(t *testing.T) {
 		{"vision/train", "1"},
 		{"nlp/nightly", "1-20261122t0300"},
 		{"nlp/eval", ""},
+		{"nlp/eval", "v2@retry"},
 	} {
 		got, err := ParseRunKey(k.String())
 		if err != nil || got != k {

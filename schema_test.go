@@ -50,7 +50,9 @@ func TestSchemaMatchesGoTypes(t *testing.T) {
 		reflect.TypeFor[berth.Team](), reflect.TypeFor[berth.Workload](), reflect.TypeFor[berth.Resources](),
 		reflect.TypeFor[berth.Policy](), reflect.TypeFor[berth.PriorityTier](), reflect.TypeFor[berth.Node](),
 		reflect.TypeFor[berth.RunningWorkload](), reflect.TypeFor[berth.Placement](), reflect.TypeFor[berth.QueuedWorkload](),
-		reflect.TypeFor[berth.Role](),
+		reflect.TypeFor[berth.Role](), reflect.TypeFor[berth.Health](), reflect.TypeFor[berth.Probe](),
+		reflect.TypeFor[berth.Rollout](), reflect.TypeFor[berth.Expose](), reflect.TypeFor[berth.Autoscale](),
+		reflect.TypeFor[berth.Ingress](),
 	} {
 		if !w.seen[typ] {
 			t.Errorf("the walk never reached %s", typ)

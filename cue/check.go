@@ -273,6 +273,7 @@ func (c *checker) workloads() {
 		c.workloadStartable(p, w)
 		c.workloadShape(p, w)
 		c.workloadLimits(p, w)
+		c.service(p, w)
 		for i, d := range w.Dependencies() {
 			dp := fmt.Sprintf("%s.dependsOn.%d", p, i)
 			if d == id {

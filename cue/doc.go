@@ -44,6 +44,17 @@
 // when it is killed. Re-validating after one changed file evaluates one
 // instance in one child.
 //
+// With Options.CacheDir the results also go to disk, so that the next
+// process (berth validate in CI, a restarted berth serve) evaluates only
+// what changed since any process evaluated it. An entry is found by
+// berth's version and the content of the instance's own files, and used
+// only when the content of everything it imports is what it was; it is
+// written whole or not at all (a rename) and checked (a checksum) when it
+// is read, so a damaged or foreign entry is evaluated again, never
+// trusted. Reading one decodes the data a child wrote; nothing from disk
+// is evaluated in the parent. A cache that cannot be written (a full
+// disk) warns once and is read-only from then on (diskcache.go).
+//
 // Loads of the same tree share one evaluation (singleflight, by the hash of
 // every file), an invalid tree's Errors are remembered so that it is never
 // evaluated again, and children run at most as many at a time as their
@@ -56,7 +67,7 @@
 // then the retries in the order they came. So a bomb that only burns CPU
 // holds a first-try slot for a second, and a valid pull request behind
 // twenty of them waits seconds, not twenty minutes; the bombs' retries
-// queue behind each other, at a lower CPU priority. With
+// queue behind each other. With
 // Options.RetryLater (berth serve's planner) a load does not wait for its
 // retry: it returns *Retrying, and the retry's outcome is what the next
 // load of the tree gets. A tree that passed its memory bound is not

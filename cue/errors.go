@@ -328,8 +328,18 @@ func collapseDisjunction(path string, rest []rawError) (Error, bool) {
 	did := ""
 	if u, err := strconv.Unquote(common); err == nil && len(plain) == len(alts) {
 		did = suggest(u, plain)
+		if to, ok := renamedValues[u]; ok && slices.Contains(plain, to.name) {
+			did = fmt.Sprintf("; %q was renamed %q (%s)", u, to.name, to.why)
+		}
 	}
 	return Error{Path: path, Message: fmt.Sprintf("invalid value %s: want one of %s%s", common, strings.Join(alts, ", "), did), Positions: ps}, true
+}
+
+// renamedValues are values of the schema's enumerations that berth once
+// took under another name: the error says what the old one is called now,
+// and why it changed.
+var renamedValues = map[string]struct{ name, why string }{
+	"bestFit": {"tightestFit", "berth's tightest fit is not the FGD paper's BestFit, which berth simulate --mode paper runs as paperBestFit"},
 }
 
 func isTypeName(s string) bool {

@@ -63,25 +63,6 @@ func setChildLimits(opts Options) error {
 	return nil
 }
 
-// retryNice is the nice value of a pull request's retry with its full
-// CPU budget: a third of a first try's share of a busy CPU (Linux
-// weighs nice 5 at 335 against 1024), so that the first tries of the
-// pull requests behind it, valid ones among them, are not slowed by a
-// bomb's minute, while the retry still ends on a machine that is busy
-// with other work (at nice 19 it could get too little CPU to end within
-// its wall-clock bound).
-const retryNice = 5
-
-// lowerPriority makes the process yield the CPU (retryNice). On Linux
-// PRIO_PROCESS would change only the calling thread, and the Go runtime
-// has several; the child leads its own process group (ownProcessGroup),
-// so PRIO_PGRP changes each of its threads, and the threads made later
-// inherit it. Failing to is harmless: the retry runs at the parent's
-// priority.
-func lowerPriority() {
-	unix.Setpriority(unix.PRIO_PGRP, 0, retryNice)
-}
-
 // cpuLimitReached is signalled when the kernel says the process passed
 // its soft CPU time limit.
 func cpuLimitReached() <-chan os.Signal {

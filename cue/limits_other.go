@@ -16,8 +16,5 @@ func setChildLimits(opts Options) error {
 	return nil
 }
 
-// lowerPriority does nothing where berth does not know how to ask.
-func lowerPriority() {}
-
 // cpuLimitReached never fires: there is no kernel limit.
 func cpuLimitReached() <-chan os.Signal { return nil }

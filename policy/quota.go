@@ -64,8 +64,12 @@ func (d Demand) IsZero() bool { return d == Demand{} }
 //     already takes from the cohort.
 //
 // A resource a team's quota does not mention is not limited for it. A team
-// may use only the flavors its quota lists. Quotas is not safe for
-// concurrent use; Clone it for what-if questions.
+// may use only the flavors its quota lists. Where a team's quota has
+// resource groups, a pod takes each group's resources from one flavor: the
+// flavor a method is asked about may then join one flavor per group
+// ("h100+cpu-nodes"), and each resource is counted in the one whose quota
+// gives it. Quotas is not safe for concurrent use; Clone it for what-if
+// questions.
 type Quotas struct {
 	flavors []string
 	fidx    map[string]int

@@ -146,7 +146,7 @@ func newGitHubServe(o serveOptions, log *slog.Logger) (*githubServe, error) {
 		Workloads: func(ctx context.Context, pr gh.PR) (map[string][]berth.WorkloadID, error) {
 			return s.planner.MergedWorkloads(ctx, pr)
 		}})
-	s.planner = gh.NewPlanner(gh.PlannerOptions{API: c, Git: git, Loader: newLoader(log, loadPullRequests), Observe: s.observe,
+	s.planner = gh.NewPlanner(gh.PlannerOptions{API: c, Git: git, Loader: newLoader(log, loadPullRequests, serveCacheDir(o.stateDir)), Observe: s.observe,
 		Sync: s.sync, Logger: log})
 	if secret := os.Getenv(g.secretEnv); secret != "" {
 		// Deliveries and the work they asked for, kept across restarts so
@@ -338,7 +338,7 @@ func runGitHubPlan(ctx context.Context, w io.Writer, p planGitHubOptions, snapsh
 		return err
 	}
 	defer git.Close()
-	planner := gh.NewPlanner(gh.PlannerOptions{API: c, Git: git, Loader: newLoader(log, loadOnce), Schedule: sched, Logger: log,
+	planner := gh.NewPlanner(gh.PlannerOptions{API: c, Git: git, Loader: newLoader(log, loadOnce, userCacheDir()), Schedule: sched, Logger: log,
 		Observe: func(context.Context) (map[string]*berth.Snapshot, error) { return snaps, nil }})
 	res, err := planner.Plan(ctx, p.pr)
 	if res != nil {

@@ -65,7 +65,7 @@ status failed (pending included), 1 when one did, 2 when berth failed.`,
 	cmd.Flags().BoolVar(&o.noBackfil, "no-backfill", false, "turn backfill off whatever the policy says")
 	o.ghPlan.register(cmd.Flags())
 	evalBounds.register(cmd.Flags())
-	return cmd
+	return withProfile(cmd)
 }
 
 // run plans the repository in dir against every snapshot, or plans a pull

@@ -441,7 +441,7 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 	}
 
 	// The first revision says which clusters exist.
-	loader := newLoader(log, loadTracked)
+	loader := newLoader(log, loadTracked, serveCacheDir(o.stateDir))
 	rev, err := src.Latest(ctx)
 	if err != nil {
 		return fmt.Errorf("first revision: %w", err)

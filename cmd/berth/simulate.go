@@ -70,7 +70,7 @@ same output, byte for byte. Exit status: 0 done, 1 a trace file is invalid
 		RunE: func(cmd *cobra.Command, args []string) error { return o.run(cmd) },
 	}
 	o.register(cmd)
-	return cmd
+	return withProfile(cmd)
 }
 
 func (o *simulateOptions) register(cmd *cobra.Command) {

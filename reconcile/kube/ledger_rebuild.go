@@ -9,7 +9,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -171,7 +170,7 @@ func (c *Cluster) ledgerMaps() []*corev1.ConfigMap {
 			out = append(out, cm)
 		}
 	}
-	slices.SortFunc(out, func(a, b *v1.ConfigMap) int {
+	slices.SortFunc(out, func(a, b *corev1.ConfigMap) int {
 		return cmp.Compare(a.Namespace, b.Namespace)
 	})
 	return out

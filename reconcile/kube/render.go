@@ -538,8 +538,8 @@ func podSpec(o RenderOptions, r Run, berthEnv []corev1.EnvVar) corev1.PodSpec {
 		c.Ports = append(c.Ports, corev1.ContainerPort{Name: containerPortName(p), ContainerPort: int32(p.Port), Protocol: protocol(p.Protocol)})
 	}
 	if h := w.Health; h != nil {
-		c.ReadinessProbe = probe(h)
-		c.LivenessProbe = probe(h)
+		c.ReadinessProbe = probe(w, h.Readiness)
+		c.LivenessProbe = probe(w, h.Liveness)
 	}
 	spec := corev1.PodSpec{Containers: []corev1.Container{c}}
 	if a := affinity(r); a != nil {
@@ -560,16 +560,26 @@ func containerPortName(p berth.Port) string {
 	return ""
 }
 
-func probe(h *berth.HealthCheck) *corev1.Probe {
+// probe is the kubelet's form of a berth probe; nil for none. A port the
+// workload does not declare cannot pass validation.
+func probe(w berth.Workload, h *berth.Probe) *corev1.Probe {
+	if h == nil {
+		return nil
+	}
 	p := &corev1.Probe{
-		InitialDelaySeconds: int32(h.InitialDelay.D().Seconds()),
+		InitialDelaySeconds: int32(h.StartupGrace.D().Seconds()),
 		PeriodSeconds:       int32(max(h.Period.D().Seconds(), 1)),
+		TimeoutSeconds:      int32(max(h.Timeout.D().Seconds(), 1)),
 		FailureThreshold:    int32(max(h.FailureThreshold, 1)),
 	}
-	if h.Path != "" {
-		p.HTTPGet = &corev1.HTTPGetAction{Path: h.Path, Port: intstr.FromInt32(int32(h.Port))}
-	} else {
-		p.TCPSocket = &corev1.TCPSocketAction{Port: intstr.FromInt32(int32(h.Port))}
+	port, _ := w.Port(h.Port)
+	switch h.Kind() {
+	case berth.ProbeCommand:
+		p.Exec = &corev1.ExecAction{Command: h.Command}
+	case berth.ProbeHTTP:
+		p.HTTPGet = &corev1.HTTPGetAction{Path: h.Path, Port: intstr.FromInt32(int32(port.Port))}
+	default:
+		p.TCPSocket = &corev1.TCPSocketAction{Port: intstr.FromInt32(int32(port.Port))}
 	}
 	return p
 }

@@ -70,6 +70,10 @@ type podSpec struct {
 	Env     []string `json:"env"`
 	Devices []string `json:"devices,omitempty"` // GPU or MIG device UUIDs
 	Note    string   `json:"note,omitempty"`
+	// Ports are the ports on 127.0.0.1 this pod was told to listen on,
+	// one per port of the workload, in its order: every replica of a
+	// service gets its own.
+	Ports []int `json:"ports,omitempty"`
 }
 
 type stopRequest struct {

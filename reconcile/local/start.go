@@ -193,6 +193,7 @@ func (c *Cluster) podSpecs(r *record, w berth.Workload, n int) ([]podSpec, error
 		note = "image " + w.Image + " not used: no container runtime is configured; the command runs as a process"
 	}
 	pods := make([]podSpec, count)
+	taken := map[int]bool{r.MasterPort: true}
 	for i := range count {
 		p := lp[i].placement
 		if p.Node != "" && p.Node != c.node.Name {
@@ -223,6 +224,11 @@ func (c *Cluster) podSpecs(r *record, w berth.Workload, n int) ([]podSpec, error
 				"BERTH_RANK_OFFSET="+strconv.Itoa(i-lp[i].roleRank),
 				"BERTH_ROLE_SIZE="+strconv.Itoa(lp[i].roleSize), "BERTH_ROLES="+roleSizes(lp))
 		}
+		ports, portEnv, err := replicaPorts(w.Ports, taken)
+		if err != nil {
+			return nil, fmt.Errorf("pod %d: %w", i, err)
+		}
+		berthEnv = append(berthEnv, portEnv...)
 		if w.Checkpoint != nil {
 			berthEnv = append(berthEnv, "BERTH_CHECKPOINT_DIR="+filepath.Join(c.opts.StateDir, checkpointDir(r.Workload, r.RunID)))
 		}
@@ -232,6 +238,7 @@ func (c *Cluster) podSpecs(r *record, w berth.Workload, n int) ([]podSpec, error
 			Env:     mergeEnv(c.opts.Env, lp[i].env, berthEnv),
 			Devices: devices,
 			Note:    note,
+			Ports:   ports,
 		}
 	}
 	return pods, nil
@@ -335,6 +342,35 @@ func (c *Cluster) devicesInUse(skip berth.RunKey) map[string]bool {
 		}
 	}
 	return inUse
+}
+
+// replicaPorts gives one replica a free port on 127.0.0.1 for each of
+// the workload's ports, none of them in taken (which it extends: two
+// replicas of one start never share one), and the environment that tells
+// the replica: BERTH_PORT_<NAME> for each, and PORT for the first, which
+// is what most servers read. The replica listens where berth says, not on
+// the declared number, so that replicas and a rollout's new ones beside
+// the old never collide; berth's proxy listens on expose.hostPort.
+func replicaPorts(declared []berth.Port, taken map[int]bool) ([]int, []string, error) {
+	if len(declared) == 0 {
+		return nil, nil, nil
+	}
+	ports := make([]int, len(declared))
+	var env []string
+	for j, d := range declared {
+		for {
+			p, err := freePort()
+			if err != nil {
+				return nil, nil, fmt.Errorf("port %s: %w", berth.PortEnv(d), err)
+			}
+			if !taken[p] {
+				taken[p], ports[j] = true, p
+				break
+			}
+		}
+		env = append(env, berth.PortEnv(d)+"="+strconv.Itoa(ports[j]))
+	}
+	return ports, append(env, "PORT="+strconv.Itoa(ports[0])), nil
 }
 
 // freePort is a TCP port free now on the loopback address: the run's

@@ -169,6 +169,46 @@ func BenchmarkCacheOneNew(b *testing.B) {
 	cpu.report(b)
 }
 
+// BenchmarkCacheRunStarted is the engine's resync of one revision beside
+// 10,000 running runs: the configuration is the one the Cache saw last, and
+// each new snapshot (lists copied and sorted as reconcile.Snapshot writes
+// them) has one run more than the last (the one the last plan admitted) or,
+// every other cycle, one less.
+func BenchmarkCacheRunStarted(b *testing.B) {
+	cfg, snap := bigCase(200, 1000, 0, 10000)
+	w := build.Workload("team-007", "new-job").GPUs(4).MaxDuration("2h").Obj()
+	cfg.Workloads[w.ID()] = w
+	snap.Sort()
+	c := schedule.NewCache()
+	plan := c.Schedule(schedule.Input{Config: cfg, Snapshot: snap}, schedule.Options{})
+	d, _ := plan.Decision(w.ID())
+	started := *snap
+	started.Running = append(slices.Clone(snap.Running), berth.RunningWorkload{Workload: d.Workload, RunID: d.RunID,
+		Kind: d.Kind, Priority: d.Priority, Flavor: d.Flavor, Since: snap.Time, Resources: w.Resources,
+		Placements: d.Placements, MaxDuration: w.MaxDuration})
+	started.Sort()
+	cpu := startCPU()
+	i := 0
+	for b.Loop() {
+		from := snap
+		if i%2 == 0 {
+			from = &started
+		}
+		s := *from
+		s.Nodes = append([]berth.Node{}, from.Nodes...)
+		s.Running = append([]berth.RunningWorkload{}, from.Running...)
+		s.Queue = append([]berth.QueuedWorkload{}, from.Queue...)
+		s.Finished = append([]berth.FinishedRun{}, from.Finished...)
+		plan := c.Schedule(schedule.Input{Config: cfg, Snapshot: &s}, schedule.Options{})
+		if d, _ := plan.Decision(w.ID()); (i%2 == 0) != (d.Action == berth.ActionKeep) {
+			b.Fatalf("cycle %d: %+v", i, d)
+		}
+		i++
+		cpu.n++
+	}
+	cpu.report(b)
+}
+
 // decodedAgain copies cfg as a new decode of the same files would give it:
 // equal workloads that share no slice or map with cfg's.
 func decodedAgain(cfg *berth.Config) *berth.Config {

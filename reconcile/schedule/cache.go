@@ -111,6 +111,16 @@ func (c *Cache) rebuild(cfg *berth.Config, snap *berth.Snapshot, placement strin
 		all[i] = newWLInfo(cfg, id, cfg.Workloads[id])
 		c.wls[i] = &all[i]
 	}
+	// Link each run to its workload: runs and workloads are both sorted.
+	w := 0
+	for _, r := range c.st.runs {
+		for w < len(c.wls) && c.wls[w].id < r.id {
+			w++
+		}
+		if w < len(c.wls) && c.wls[w].id == r.id {
+			r.wl = c.wls[w]
+		}
+	}
 	if c.oneShot {
 		return
 	}
@@ -240,6 +250,7 @@ func (c *Cache) update(cfg *berth.Config, snap *berth.Snapshot) bool {
 		}
 		r := new(run)
 		initRun(r, cfg, rw)
+		r.wl = c.byID[r.id]
 		added = append(added, r)
 		runs = append(runs, r)
 	}
@@ -270,7 +281,15 @@ func (c *Cache) update(cfg *berth.Config, snap *berth.Snapshot) bool {
 		touched = appendNodes(touched, st.c, r)
 	}
 	c.resetNodes(touched)
-	st.ending, st.runShapes, st.byFlavor = nil, nil, nil
+	st.ending, st.byFlavor = nil, nil
+	if st.runShapes != nil {
+		for _, r := range gone {
+			countShapes(st.runShapes, r, -1)
+		}
+		for _, r := range added {
+			countShapes(st.runShapes, r, 1)
+		}
+	}
 	return true
 }
 
@@ -355,18 +374,9 @@ func (c *Cache) cycle(snap *berth.Snapshot) *berth.Plan {
 	plan := &berth.Plan{Cluster: snap.Cluster, Time: snap.Time, Placement: st.c.policy}
 	kept := make([]berth.Decision, 0, len(st.runs)+len(extra)+len(reqs))
 
-	// 2. Keep what runs; stop what left Git or the cluster. Runs and
-	// workloads are both sorted: walk them side by side.
-	w := 0
+	// 2. Keep what runs; stop what left Git or the cluster.
 	for _, r := range st.runs {
-		for w < len(c.wls) && c.wls[w].id < r.id {
-			w++
-		}
-		var wl *wlInfo
-		if w < len(c.wls) && c.wls[w].id == r.id {
-			wl = c.wls[w]
-		}
-		kept = append(kept, st.keepOrStop(r, wl, snap))
+		kept = append(kept, *st.keepOrStop(r, r.wl, snap))
 	}
 	before := st.quotaUse()
 
@@ -470,6 +480,7 @@ func (c *Cache) undo() {
 	c.resetNodes(cl.mutated)
 	cl.mutated = cl.mutated[:0]
 	st.ending, st.byFlavor = nil, nil
+	st.borrowMemo.ok = false
 	if stopped {
 		// The shapes of what runs were counted without what stopped.
 		st.runShapes = nil

@@ -185,7 +185,7 @@ func TestNotScheduledFieldsChangeNoDecision(t *testing.T) {
 		w.Image, w.Command, w.Args = "other", []string{"x"}, []string{"y"}
 		w.Env, w.Retries = map[string]string{"K": "V"}, w.Retries+3
 		w.Checkpoint, w.Ports = &berth.Checkpoint{Dir: "/c"}, []berth.Port{{Port: 1}}
-		w.Health, w.Pos = &berth.HealthCheck{Port: 2}, berth.Pos{File: "x.cue", Line: 9}
+		w.Health, w.Pos = &berth.Health{Readiness: &berth.Probe{Path: "/"}}, berth.Pos{File: "x.cue", Line: 9}
 		return []string{"Image", "Command", "Args", "Env", "Retries", "Checkpoint", "Ports", "Health", "Pos"}
 	}
 	if got := other(&berth.Workload{}); !slices.Equal(got, schedule.NotScheduled) {

@@ -218,25 +218,3 @@ func (c *cluster) scratch() *cluster {
 	d.logMut, d.mutated = false, nil
 	return &d
 }
-
-func (c *cluster) clone() *cluster {
-	d := *c
-	d.narrowed = nil // rebuilt on use: a clone may be used apart from the original
-	d.nodes = make([]*node, len(c.nodes))
-	for i, x := range c.nodes {
-		d.nodes[i] = x.clone()
-	}
-	// The clone scores with the same mix but memos of its own: a clone may
-	// be used apart from the original.
-	d.frag = c.frag.fresh()
-	d.placer = newPlacer(d.policy, d.frag)
-	d.sigs = append([]nodeSig(nil), c.sigs...)
-	d.sigOK = append([]bool(nil), c.sigOK...)
-	d.sigBig = append([]bool(nil), c.sigBig...)
-	d.gen = append([]uint32(nil), c.gen...)
-	d.picks = nil
-	d.gangCands, d.gangOut = nil, nil
-	d.shared = nil
-	d.logMut, d.mutated = false, nil
-	return &d
-}

@@ -7,6 +7,11 @@
 // snapshot's. Its output is deterministic: ties are broken by name, never by
 // map order or chance.
 //
+// A Cache keeps a cluster's state between cycles and updates it with what
+// changed (cache.go); Schedule is a Cache used once, so the two decide
+// alike, decision for decision. The engine and the pull-request planner
+// keep one per cluster.
+//
 // One scheduling cycle, in order:
 //  1. Build the cluster state: nodes and their free GPUs, MIG slices, cpu
 //     and memory; the quota tree with what is running charged to it.

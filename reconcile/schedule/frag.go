@@ -81,13 +81,6 @@ func (m *fragModel) sameMix(n *fragModel) bool {
 	return m.usesMem == n.usesMem && slices.Equal(m.shapes, n.shapes) && slices.Equal(m.weights, n.weights)
 }
 
-// fresh is a model with the same mix and empty memos, for a clone that may
-// be used apart from the original (the memos are not safe for concurrent
-// use).
-func (m *fragModel) fresh() *fragModel {
-	return &fragModel{shapes: m.shapes, weights: m.weights, usesMem: m.usesMem}
-}
-
 // sigGPUs is the most GPUs a node may have for its state to be memoised;
 // larger nodes are scored every time.
 const sigGPUs = 16

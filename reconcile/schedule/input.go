@@ -104,6 +104,9 @@ func candidateFlavors(cfg *berth.Config, teamName string, r berth.Resources, sel
 func groupCandidates(cfg *berth.Config, team berth.Team, r berth.Resources, sel map[string]string) []string {
 	asks := map[berth.Resource]bool{berth.ResourceGPU: r.UsesGPU(), berth.ResourceCPU: !r.CPU.IsZero(),
 		berth.ResourceMemory: !r.Memory.IsZero()}
+	if r.Flavor != "" && !inGroups(team, r.Flavor) {
+		return nil // it names a flavor the team has no quota of
+	}
 	var lists [][]string
 	var any []string
 	for _, g := range team.ResourceGroups {
@@ -160,6 +163,17 @@ func groupCandidates(cfg *berth.Config, team berth.Team, r berth.Resources, sel 
 		}
 	}
 	return kept
+}
+
+func inGroups(team berth.Team, flavor string) bool {
+	for _, g := range team.ResourceGroups {
+		for _, f := range g.Flavors {
+			if f.Name == flavor {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // offersGPU reports whether a flavor offers the GPUs r asks: its MIG

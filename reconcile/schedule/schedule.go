@@ -94,7 +94,11 @@ type run struct {
 	running     bool // running before this cycle (only these may be preempted)
 	// obs is the snapshot's record of a running run (nil for one admitted
 	// in this cycle): what a Cache compares the next snapshot with.
-	obs  *berth.RunningWorkload
+	obs *berth.RunningWorkload
+	// keep is the decision to keep it running, as last made.
+	keep *berth.Decision
+	// wl is its workload in a Cache (nil when it left Git).
+	wl   *wlInfo
 	gone bool // stopped or preempted in this cycle
 	// role is the first role of a run of a workload with roles (flavor,
 	// shape, placements and demand are then that role's); more holds
@@ -183,7 +187,10 @@ type state struct {
 	byFlavor map[string][]*run
 	// runShapes counts the pods of live runs by shape (for the typical
 	// workload mix); nil when runs changed.
-	runShapes map[shape]int
+	runShapes  map[shape]int
+	borrowMemo borrowMemo
+	// teamNames are the configuration's teams, sorted.
+	teamNames []string
 	// noPreempt remembers requests whose preemption failed in this cycle:
 	// candidates only go away within a cycle, so it would fail again.
 	noPreempt map[preemptKey]bool
@@ -556,13 +563,31 @@ func demandOf(r berth.Resources) policy.Demand {
 // left Git or moved to another cluster, in which case it stops and its
 // capacity is free for this cycle.
 // wl is the run's workload, nil when it left Git.
-func (st *state) keepOrStop(r *run, wl *wlInfo, snap *berth.Snapshot) berth.Decision {
+//
+// It returns the run's own keep decision (kept for the next cycle), or a
+// new one: the caller copies it.
+func (st *state) keepOrStop(r *run, wl *wlInfo, snap *berth.Snapshot) *berth.Decision {
+	var stop *berth.Reason
+	switch {
+	case wl == nil:
+		stop = &berth.Reason{Code: berth.ReasonRemovedFromGit, Message: "the workload is no longer in the repository"}
+	case wl.cluster != snap.Cluster:
+		stop = &berth.Reason{Code: berth.ReasonRemovedFromGit, Message: "the workload now runs on cluster " + wl.cluster}
+	case wl.w.Kind.RunsOnce() && wl.w.MaxDuration > 0 && !r.since.IsZero() && snap.Time.Sub(r.since) > wl.w.MaxDuration.D():
+		stop = &berth.Reason{Code: berth.ReasonMaxDurationPassed, Message: "ran longer than its maxDuration " + wl.w.MaxDuration.String()}
+	}
+	borrowed := st.borrowed(r.team, r.flavor)
+	if stop == nil && r.keep != nil && r.keep.Borrowed == borrowed && r.keep.Cluster == snap.Cluster {
+		// The decision a Cache made for it last cycle: nothing else it
+		// says can have changed while the run is the same.
+		return r.keep
+	}
 	d := berth.Decision{
 		Workload: r.id, RunID: r.runID, Team: r.team, Kind: r.kind, Cluster: snap.Cluster,
 		Action: berth.ActionKeep, Priority: r.prio, PriorityTier: r.tier, Flavor: r.flavor,
 		Placements: r.placements, Since: r.since,
 		GPUs:     float64(r.gpuMilli()) / wholeGPU,
-		Borrowed: st.quotas.Borrowed(r.team, r.flavor, berth.ResourceGPU) > 0,
+		Borrowed: borrowed,
 	}
 	if r.role == "" {
 		d.Flavors = st.flavorsOf(r.team, r.flavor, r.demand)
@@ -572,24 +597,35 @@ func (st *state) keepOrStop(r *run, wl *wlInfo, snap *berth.Snapshot) berth.Deci
 	} else {
 		d.MIG = r.shape.mig
 	}
-	switch {
-	case wl == nil:
-		d.Action = berth.ActionStop
-		d.Reason = &berth.Reason{Code: berth.ReasonRemovedFromGit, Message: "the workload is no longer in the repository"}
-	case wl.cluster != snap.Cluster:
-		d.Action = berth.ActionStop
-		d.Reason = &berth.Reason{Code: berth.ReasonRemovedFromGit, Message: "the workload now runs on cluster " + wl.cluster}
-	case wl.w.Kind.RunsOnce() && wl.w.MaxDuration > 0 && !r.since.IsZero() && snap.Time.Sub(r.since) > wl.w.MaxDuration.D():
-		d.Action = berth.ActionStop
-		d.Reason = &berth.Reason{Code: berth.ReasonMaxDurationPassed, Message: "ran longer than its maxDuration " + wl.w.MaxDuration.String()}
-	}
-	if d.Action == berth.ActionStop {
+	if stop != nil {
+		d.Action, d.Reason = berth.ActionStop, stop
 		st.stopRun(r)
+		return &d
 	}
-	return d
+	r.keep = &d
+	return &d
+}
+
+// borrowed reports whether a team borrows GPUs of a flavor. The runs are
+// kept or stopped in order of workload, so a team's runs come together: the
+// last answer is kept until a run stops.
+func (st *state) borrowed(team, flavor string) bool {
+	m := &st.borrowMemo
+	if !m.ok || m.team != team || m.flavor != flavor {
+		*m = borrowMemo{team: team, flavor: flavor, ok: true,
+			v: st.quotas.Borrowed(team, flavor, berth.ResourceGPU) > 0}
+	}
+	return m.v
+}
+
+// borrowMemo is the last answer of state.borrowed.
+type borrowMemo struct {
+	team, flavor string
+	v, ok        bool
 }
 
 func (st *state) stopRun(r *run) {
+	st.borrowMemo.ok = false
 	r.gone = true
 	st.ending = nil
 	st.runShapes = nil
@@ -638,13 +674,8 @@ func (st *state) setFragModel(rs []*req) {
 	if st.runShapes == nil {
 		st.runShapes = map[shape]int{}
 		for _, r := range st.runs {
-			if !r.gone && r.shape.mig == "" {
-				st.runShapes[r.shape] += len(r.placements)
-			}
-			for _, p := range r.more {
-				if !r.gone && p.shape.mig == "" {
-					st.runShapes[p.shape] += len(p.placements)
-				}
+			if !r.gone {
+				countShapes(st.runShapes, r, 1)
 			}
 		}
 	}
@@ -656,6 +687,23 @@ func (st *state) setFragModel(rs []*req) {
 		shapes = append(shapes, TypicalShape{CPU: s.cpu, Memory: s.mem, GPUs: s.gpus, GPUMilli: s.milli, Count: n})
 	}
 	st.c.setFrag(newFragModel(shapes, 0.95))
+}
+
+// countShapes adds (sign 1) or takes away (-1) the pods of a run to the
+// counts of shapes outside MIG.
+func countShapes(counts map[shape]int, r *run, sign int) {
+	add := func(s shape, n int) {
+		if s.mig != "" {
+			return
+		}
+		if counts[s] += sign * n; counts[s] == 0 {
+			delete(counts, s)
+		}
+	}
+	add(r.shape, len(r.placements))
+	for _, p := range r.more {
+		add(p.shape, len(p.placements))
+	}
 }
 
 // queue hands out requests in order: priority first; then, with fair
@@ -861,7 +909,10 @@ func cmpReq(a, b *req) int {
 // quotaUse reports every team's use of every flavor its quota lists.
 func (st *state) quotaUse() []berth.QuotaUse {
 	var out []berth.QuotaUse
-	for _, team := range st.cfg.TeamNames() {
+	if st.teamNames == nil {
+		st.teamNames = st.cfg.TeamNames() // the teams change only with a new state
+	}
+	for _, team := range st.teamNames {
 		for _, fq := range st.cfg.Teams[team].Quotas() {
 			if _, ok := st.c.flavors[fq.Flavor]; !ok {
 				continue

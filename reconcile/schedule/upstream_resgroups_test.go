@@ -221,6 +221,20 @@ func TestUpstreamResourceGroups(t *testing.T) {
 		running:  []groupRun{{build.Workload("cq", "cpu-user").CPU("6").Memory("1Gi").Priority(tierName(0)), "cpu-nodes", 0}},
 		incoming: groupWL("w", "4", "1Gi", 2),
 		action:   berth.ActionQueue, reason: "insufficient unused cpu-nodes quota in team cq: it asks 4 cpu; the team uses 6 of nominal 8",
+	}, {
+		name: "a pod that names its CPU flavor takes it, and a GPU flavor of the other group", from: "berth",
+		teams: []*build.TeamBuilder{build.Team("cq").
+			ResourceGroup(in("one", cpu("8")), in("two", cpu("8"))).
+			ResourceGroup(in("h100", gpu("8")))},
+		incoming: groupWL("w", "4", "0", 2).Flavor("two"),
+		action:   berth.ActionAdmit, flavor: "two+h100", flavors: "gpu=h100 cpu=two",
+	}, {
+		name: "a pod that names a flavor outside the team's groups has no quota", from: "berth",
+		teams: []*build.TeamBuilder{build.Team("cq").
+			ResourceGroup(in("one", cpu("8"))).
+			ResourceGroup(in("h100", gpu("8")))},
+		incoming: groupWL("w", "4", "0", 2).Flavor("spot"),
+		action:   berth.ActionReject, reason: "team cq has no quota for a flavor of cluster c1",
 	}}
 	seen := map[string]bool{}
 	for _, tc := range cases {

@@ -74,7 +74,7 @@ func WritePaperText(w io.Writer, r *PaperReport) error {
 		if bf, ok := r.policy(schedule.PlacementPaperBestFit); ok && bf.Unallocated > 0 {
 			p.f("\nberth leaves %.1f%% fewer unallocated GPUs than the paper's BestFit in this run", 100*(1-berth.Unallocated/bf.Unallocated))
 			if fgd, ok := r.policy(schedule.PlacementPaperFGD); ok && fgd.Unallocated > 0 {
-				p.f(", %.1f%% fewer than the paper's FGD", 100*(1-berth.Unallocated/fgd.Unallocated))
+				p.f(", and %.1f%% fewer than its FGD", 100*(1-berth.Unallocated/fgd.Unallocated))
 			}
 			p.f(".\n")
 		}
