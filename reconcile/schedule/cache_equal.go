@@ -31,12 +31,8 @@ func sameWorkload(a, b *berth.Workload) bool {
 		a.MaxDuration == b.MaxDuration && a.Schedule == b.Schedule && a.RunID == b.RunID &&
 		samePtr(a.Autoscale, b.Autoscale) &&
 		slices.Equal(a.DependsOn, b.DependsOn) && (a.DependsOn == nil) == (b.DependsOn == nil) &&
-		maps.EqualFunc(a.Roles, b.Roles, sameRole) && (a.Roles == nil) == (b.Roles == nil)
-}
-
-func sameRole(a, b berth.Role) bool {
-	return a.Name == b.Name && a.Count == b.Count && a.MinCount == b.MinCount && a.Resources == b.Resources &&
-		maps.Equal(a.NodeSelector, b.NodeSelector) && (a.NodeSelector == nil) == (b.NodeSelector == nil)
+		maps.EqualFunc(a.Roles, b.Roles, sameRole) && (a.Roles == nil) == (b.Roles == nil) &&
+		samePtr(a.Rollout, b.Rollout) && samePtr(a.Expose, b.Expose) && samePtr(a.Autoscale, b.Autoscale)
 }
 
 func samePtr[T comparable](a, b *T) bool {
@@ -44,6 +40,11 @@ func samePtr[T comparable](a, b *T) bool {
 		return a == b
 	}
 	return *a == *b
+}
+
+func sameRole(a, b berth.Role) bool {
+	return a.Name == b.Name && a.Count == b.Count && a.MinCount == b.MinCount && a.Resources == b.Resources &&
+		maps.Equal(a.NodeSelector, b.NodeSelector) && (a.NodeSelector == nil) == (b.NodeSelector == nil)
 }
 
 func sameRunning(a, b *berth.RunningWorkload) bool {
