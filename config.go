@@ -428,7 +428,7 @@ type Workload struct {
 	Team        string            `json:"team"`
 	Kind        Kind              `json:"kind"`
 	Priority    string            `json:"priority,omitempty"`
-	Image       string            `json:"image"`
+	Image       string            `json:"image,omitempty"`
 	Command     []string          `json:"command"`
 	Args        []string          `json:"args"`
 	Env         map[string]string `json:"env"`

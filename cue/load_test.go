@@ -402,18 +402,18 @@ func TestIncrementalErrors(t *testing.T) {
 	if err := load(); err != nil {
 		t.Fatal(err)
 	}
-	m["teams/vision/w.cue"] = &fstest.MapFile{Data: []byte("package vision\n\nworkloads: vision: w: {kind: \"batch\"}\n")}
+	m["teams/vision/w.cue"] = &fstest.MapFile{Data: []byte("package vision\n\nworkloads: vision: w: {kind: \"batch\", command: [\"true\"], retries: -1}\n")}
 	var errs cue.Errors
-	if err := load(); !errors.As(err, &errs) || len(errs) != 1 || errs[0].Path != "workloads.vision.w.image" {
-		t.Fatalf("got %v, want one error at workloads.vision.w.image", err)
+	if err := load(); !errors.As(err, &errs) || len(errs) != 1 || errs[0].Path != "workloads.vision.w.retries" {
+		t.Fatalf("got %v, want one error at workloads.vision.w.retries", err)
 	}
 	if s := l.Stats(); s.Evaluated != 1 {
 		t.Errorf("evaluated %d, want 1", s.Evaluated)
 	}
 	// The same invalid tree again: its errors are remembered, nothing is
 	// evaluated.
-	if err := load(); !errors.As(err, &errs) || len(errs) != 1 || errs[0].Path != "workloads.vision.w.image" {
-		t.Fatalf("again: got %v, want one error at workloads.vision.w.image", err)
+	if err := load(); !errors.As(err, &errs) || len(errs) != 1 || errs[0].Path != "workloads.vision.w.retries" {
+		t.Fatalf("again: got %v, want one error at workloads.vision.w.retries", err)
 	}
 	if s := l.Stats(); s.Evaluated != 0 {
 		t.Errorf("the remembered invalid tree evaluated %d instances, want 0", s.Evaluated)

@@ -210,9 +210,13 @@ type server struct {
 	engine *reconcile.Engine
 	// token, when set, is required of /api/ and /metrics.
 	token string
-	mu    sync.Mutex
-	last  reconcile.Report
-	ready bool
+	// stateDir is where local clusters keep their logs (the dashboard's
+	// log tails); repoURL the repository's web address, for links.
+	stateDir string
+	repoURL  string
+	mu       sync.Mutex
+	last     reconcile.Report
+	ready    bool
 }
 
 func (s *server) record(r reconcile.Report) {
@@ -336,6 +340,7 @@ func (s *server) handler(reg *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
 	api := http.NewServeMux()
 	mux.Handle("/api/", requireToken(s.token, api))
+	s.mountDashboard(mux) // dashboard.go
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
@@ -474,7 +479,10 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 	defer ghs.close()
 	engine := reconcile.New(reconcile.Options{Clusters: clusters, Loader: loader, Logger: log, Reporter: ghs.reporter(&logReporter{log: log}), Redact: live})
 	ghs.attach(engine, names)
-	srv := &server{engine: engine, token: token}
+	srv := &server{engine: engine, token: token, stateDir: o.stateDir}
+	if o.github.repo != "" {
+		srv.repoURL = "https://github.com/" + o.github.repo
+	}
 
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {

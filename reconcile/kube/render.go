@@ -284,6 +284,8 @@ func renderJob(o RenderOptions, r Run) *batchv1.Job {
 			corev1.EnvVar{Name: "WORLD_SIZE", Value: strconv.Itoa(int(n))},
 			corev1.EnvVar{Name: "MASTER_ADDR", Value: master},
 			corev1.EnvVar{Name: "MASTER_PORT", Value: strconv.Itoa(MasterPort)},
+			corev1.EnvVar{Name: berth.EnvLocalRank, Value: "0"},
+			corev1.EnvVar{Name: berth.EnvWorkerIndex, ValueFrom: rank.ValueFrom},
 		)
 	} else {
 		s.Parallelism = ptr.To(int32(max(w.Parallelism, 1)))
@@ -458,6 +460,9 @@ func runAnnotations(o RenderOptions, r Run) map[string]string {
 	}
 	set(AnnotationFlavor, r.Flavor)
 	set(AnnotationQueuedSince, formatTime(r.QueuedSince))
+	if r.Workload.Checkpoint != nil {
+		a[AnnotationCheckpointClaim] = CheckpointClaimName(r.Key())
+	}
 	if r.Attempts > 0 || r.Started {
 		a[AnnotationAttempts] = strconv.Itoa(max(r.Attempts, 1))
 	}

@@ -188,6 +188,10 @@ func (c *Cluster) podSpecs(r *record, w berth.Workload, n int) ([]podSpec, error
 	}
 	count := len(lp)
 	inUse := c.devicesInUse(r.Key())
+	ckptEnv, err := c.checkpointEnv(r, w, n)
+	if err != nil {
+		return nil, err
+	}
 	var note string
 	if w.Image != "" {
 		note = "image " + w.Image + " not used: no container runtime is configured; the command runs as a process"
@@ -215,6 +219,17 @@ func (c *Cluster) podSpecs(r *record, w berth.Workload, n int) ([]podSpec, error
 			"BERTH_MASTER_ADDR=127.0.0.1",
 			"BERTH_MASTER_PORT=" + strconv.Itoa(r.MasterPort),
 		}
+		if w.Kind == berth.KindTraining || len(w.Roles) > 0 {
+			// A gang: PyTorch's names, with the values the Kubernetes
+			// backend gives them (berth.GangEnv).
+			berthEnv = append(berthEnv,
+				berth.EnvRank+"="+strconv.Itoa(i),
+				berth.EnvWorldSize+"="+strconv.Itoa(count),
+				berth.EnvLocalRank+"=0",
+				berth.EnvMasterAddr+"=127.0.0.1",
+				berth.EnvMasterPort+"="+strconv.Itoa(r.MasterPort),
+				berth.EnvWorkerIndex+"="+strconv.Itoa(i))
+		}
 		if lp[i].role != "" {
 			// A workload with roles: the role, the rank within it, and
 			// every role's size, so a launcher can find its workers; the
@@ -229,9 +244,7 @@ func (c *Cluster) podSpecs(r *record, w berth.Workload, n int) ([]podSpec, error
 			return nil, fmt.Errorf("pod %d: %w", i, err)
 		}
 		berthEnv = append(berthEnv, portEnv...)
-		if w.Checkpoint != nil {
-			berthEnv = append(berthEnv, "BERTH_CHECKPOINT_DIR="+filepath.Join(c.opts.StateDir, checkpointDir(r.Workload, r.RunID)))
-		}
+		berthEnv = append(berthEnv, ckptEnv...)
 		pods[i] = podSpec{
 			Dir:     podDir(r.Workload, r.RunID, n, i),
 			Argv:    lp[i].argv,
@@ -242,6 +255,67 @@ func (c *Cluster) podSpecs(r *record, w berth.Workload, n int) ([]podSpec, error
 		}
 	}
 	return pods, nil
+}
+
+// checkpointEnv is what a pod of attempt n of r learns of its run's
+// checkpoints: the directory (one per run, kept across its attempts), and,
+// when an earlier attempt left a checkpoint there and the spec resumes,
+// BERTH_RESUME=1 with the newest one. It is decided once per attempt and
+// recorded with the attempt, so a pod started after a crash of berth reads
+// what the others read.
+func (c *Cluster) checkpointEnv(r *record, w berth.Workload, n int) ([]string, error) {
+	if w.Checkpoint == nil {
+		return nil, nil
+	}
+	dir := filepath.Join(c.opts.StateDir, checkpointDir(r.Workload, r.RunID))
+	env := []string{berth.EnvCheckpointDir + "=" + dir}
+	if n <= 1 || !w.Checkpoint.Resume {
+		return env, nil
+	}
+	latest, err := latestCheckpoint(dir)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint directory: %w", err)
+	}
+	if latest != "" {
+		env = append(env, berth.EnvResume+"=1", berth.EnvResumeFrom+"="+latest)
+	}
+	return env, nil
+}
+
+// latestCheckpoint is the newest entry of dir (a file or a directory; by
+// modification time, then by name), or "" when there is none. Names that
+// start with "." are left out: a checkpoint being written under a
+// temporary name and renamed when complete is never resumed from half
+// written.
+func latestCheckpoint(dir string) (string, error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	var best string
+	var bestTime time.Time
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		info, err := e.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // removed since the listing (a rotation of old checkpoints)
+		}
+		if err != nil {
+			return "", err
+		}
+		if t := info.ModTime(); best == "" || t.After(bestTime) || (t.Equal(bestTime) && e.Name() > best) {
+			best, bestTime = e.Name(), t
+		}
+	}
+	if best == "" {
+		return "", nil
+	}
+	return filepath.Join(dir, best), nil
 }
 
 // roleSizes is "launcher=1,worker=8": every role and its pods, in role
