@@ -137,8 +137,8 @@ func TestRollingUpdateThroughTheProxy(t *testing.T) {
 		t.Errorf("after the rollout the proxy answers %q, %v; want v2", body, err)
 	}
 	for pod := range 2 {
-		if st := c.podStatus(podDir(v1.ID(), "1", 1, pod)); st.state != podExited {
-			t.Errorf("old pod %d: state %d, want exited", pod, st.state)
+		if st, err := probePod(filepath.Join(c.StateDir(), podDir(v1.ID(), "1", 1, pod))); err != nil || st.state == podLive {
+			t.Errorf("old pod %d: state %d (%v), want ended", pod, st.state, err)
 		}
 	}
 	t.Logf("%d requests through the rollout, %d failed, by version %v", total.Load(), failed.Load(), versions)
