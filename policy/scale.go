@@ -48,7 +48,7 @@ func ServiceScaleRoom(q *Quotas, team, flavor string, replica Demand, running, m
 
 // String is the plan's line: "may scale to 4 replicas: 4 GPUs, within
 // nominal", "may scale to 6 replicas: 6 GPUs, 2 borrowed from the
-// cohort", "may scale to 3 of max 6 replicas: 3 GPUs, within nominal; a
+// cohort", "may scale to 3 of max 6 replicas: 3 GPUs, within nominal;
 // replica 4 needs 1 GPU more than the cohort can lend".
 func (r ScaleRoom) String() string {
 	s := fmt.Sprintf("may scale to %d replicas", r.Replicas)
