@@ -53,14 +53,7 @@ func (s *server) dashData() dash.Data {
 		d.Clusters = append(d.Clusters, dash.Cluster{Name: c.Name, Error: c.Error, Workloads: c.Workloads, Runs: c.Runs, Plan: resp.Plans[c.Name]})
 	}
 	if cfg, _, ok := s.engine.LastConfig(); ok {
-		d.Cohorts = make(map[string]string, len(cfg.Teams))
-		for n, t := range cfg.Teams {
-			d.Cohorts[n] = t.Cohort
-		}
-		d.Sources = make(map[berth.WorkloadID]berth.Pos, len(cfg.Workloads))
-		for id, w := range cfg.Workloads {
-			d.Sources[id] = w.Pos
-		}
+		d.Config = cfg
 	}
 	return d
 }

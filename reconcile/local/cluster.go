@@ -1,12 +1,13 @@
 package local
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -179,12 +180,11 @@ func (c *Cluster) Observe(ctx context.Context, _ *berth.Config) (*reconcile.Obse
 		}
 	}
 	snap.Sort()
-	sort.Slice(obs.Runs, func(i, j int) bool {
-		a, b := obs.Runs[i], obs.Runs[j]
-		if a.Workload != b.Workload {
-			return a.Workload < b.Workload
-		}
-		return a.RunID < b.RunID
+	slices.SortFunc(obs.Runs, func(a, b reconcile.RunState) int {
+		return cmp.Or(
+			cmp.Compare(a.Workload, b.Workload),
+			cmp.Compare(a.RunID, b.RunID),
+		)
 	})
 	return obs, nil
 }

@@ -9,7 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -338,7 +338,7 @@ func mergeEnv(base []string, spec map[string]string, berthEnv []string) []string
 	for k := range spec {
 		keys = append(keys, k)
 	}
-	sort.Strings(keys)
+	slices.Sort(keys)
 	all := append([]string{}, base...)
 	for _, k := range keys {
 		all = append(all, k+"="+spec[k])

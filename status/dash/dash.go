@@ -39,10 +39,26 @@ type Data struct {
 	// Now is the time the page is drawn at: ages and runtimes count to it.
 	Now      time.Time
 	Clusters []Cluster
-	// Cohorts is each team's cohort ("" or absent: none).
-	Cohorts map[string]string
-	// Sources is where each workload is defined.
-	Sources map[berth.WorkloadID]berth.Pos
+	// Config is the configuration in force (nil before one is loaded):
+	// teams' cohorts, and where each workload is defined. It is read, never
+	// changed.
+	Config *berth.Config
+}
+
+// cohort is the team's cohort, "" for none.
+func (d Data) cohort(team string) string {
+	if d.Config == nil {
+		return ""
+	}
+	return d.Config.Teams[team].Cohort
+}
+
+// pos is where the workload is defined, if known.
+func (d Data) pos(id berth.WorkloadID) berth.Pos {
+	if d.Config == nil {
+		return berth.Pos{}
+	}
+	return d.Config.Workloads[id].Pos
 }
 
 // Cluster is one cluster as /api/status reports it.

@@ -99,10 +99,12 @@ func demoData() Data {
 		Revision: "main@sha1:0123456789abcdef0123456789abcdef01234567", Applied: "main@sha1:0123456789abcdef0123456789abcdef01234567",
 		Commit: "0123456789abcdef0123456789abcdef01234567", RepoURL: "https://github.com/acme/gpus", Now: t0,
 		Clusters: []Cluster{lab.obj(), box.obj()}, // out of order: the pages sort
-		Cohorts:  map[string]string{"vision": "research", "nlp": "research"},
-		Sources: map[berth.WorkloadID]berth.Pos{
-			"vision/train": {File: "workloads/vision/train.cue", Line: 3, Col: 1},
-			"nlp/eval":     {File: "workloads/nlp/pipeline.cue", Line: 21, Col: 1},
+		Config: &berth.Config{
+			Teams: map[string]berth.Team{"vision": {Cohort: "research"}, "nlp": {Cohort: "research"}, "serving": {}},
+			Workloads: map[berth.WorkloadID]berth.Workload{
+				"vision/train": {Pos: berth.Pos{File: "workloads/vision/train.cue", Line: 3, Col: 1}},
+				"nlp/eval":     {Pos: berth.Pos{File: "workloads/nlp/pipeline.cue", Line: 21, Col: 1}},
+			},
 		},
 	}
 }
@@ -209,5 +211,23 @@ func TestWorkloadNobodyRuns(t *testing.T) {
 	var none ErrNoWorkload
 	if !errors.As(err, &none) || none.Workload != "vision/gone" {
 		t.Fatalf("err = %v, want ErrNoWorkload for vision/gone", err)
+	}
+}
+
+func TestQueuesListTheFirstInLine(t *testing.T) {
+	c := newCluster("box")
+	for i := range MaxPending + 5 {
+		c.decide(berth.Decision{Workload: berth.MakeWorkloadID("vision", fmt.Sprintf("job-%03d", i)), Kind: berth.KindBatch,
+			Action: berth.ActionQueue, Position: MaxPending + 5 - i, GPUs: 1})
+	}
+	page := draw(t, func(b *bytes.Buffer) error { return Queues(b, Data{Clusters: []Cluster{c.obj()}}) })
+	if n := strings.Count(page, `<td data-label="#">`); n != MaxPending {
+		t.Errorf("the pending table has %d rows, want %d", n, MaxPending)
+	}
+	if !strings.Contains(page, `<td data-label="#">#1</td>`) || strings.Contains(page, `>#101<`) {
+		t.Error("the pending table does not list the first in line")
+	}
+	if !strings.Contains(page, `and 5 more waiting: <a href="/?cluster=box&amp;state=queued">`) {
+		t.Error("the page does not say how many more wait, and where they are listed")
 	}
 }

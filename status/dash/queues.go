@@ -44,7 +44,15 @@ type clusterQueues struct {
 	Error   string
 	Cohorts []cohortView
 	Pending []pendingRow
+	// More is how many more wait than Pending lists; MoreHref the
+	// workloads page of every queued run of the cluster.
+	More     int
+	MoreHref string
 }
+
+// MaxPending is how many waiting runs the queues page lists per cluster,
+// the first in line; the workloads page lists them all.
+const MaxPending = 100
 
 type queuesView struct {
 	page
@@ -59,18 +67,22 @@ func Queues(w io.Writer, d Data) error {
 	for _, c := range sortedClusters(d.Clusters) {
 		cq := clusterQueues{Name: c.Name, Error: c.Error}
 		if c.Plan != nil {
-			cq.Cohorts = cohorts(c.Plan.Quota, d.Cohorts)
+			cq.Cohorts = cohorts(c.Plan.Quota, d.cohort)
 			cq.Pending = pending(c.Plan.Decisions)
+			if n := len(cq.Pending); n > MaxPending {
+				cq.Pending, cq.More = cq.Pending[:MaxPending], n-MaxPending
+				cq.MoreHref = Query{Cluster: c.Name, State: "queued"}.href(1)
+			}
 		}
 		v.Clusters = append(v.Clusters, cq)
 	}
 	return render(w, "queues", v)
 }
 
-func cohorts(quota []berth.QuotaUse, cohortOf map[string]string) []cohortView {
+func cohorts(quota []berth.QuotaUse, cohortOf func(team string) string) []cohortView {
 	byCohort := map[string]map[string][]quotaRow{}
 	for _, q := range quota {
-		co := cohortOf[q.Team]
+		co := cohortOf(q.Team)
 		if byCohort[co] == nil {
 			byCohort[co] = map[string][]quotaRow{}
 		}

@@ -270,8 +270,8 @@ func runtime(now time.Time, ws *status.WorkloadStatus, run *reconcile.RunState) 
 }
 
 func (d Data) source(id berth.WorkloadID) link {
-	p, ok := d.Sources[id]
-	if !ok || !p.IsValid() {
+	p := d.pos(id)
+	if !p.IsValid() {
 		return link{}
 	}
 	l := link{Text: p.File}
