@@ -31,8 +31,7 @@ func sameWorkload(a, b *berth.Workload) bool {
 		a.MaxDuration == b.MaxDuration && a.Schedule == b.Schedule && a.RunID == b.RunID &&
 		samePtr(a.Autoscale, b.Autoscale) &&
 		slices.Equal(a.DependsOn, b.DependsOn) && (a.DependsOn == nil) == (b.DependsOn == nil) &&
-		maps.EqualFunc(a.Roles, b.Roles, sameRole) && (a.Roles == nil) == (b.Roles == nil) &&
-		samePtr(a.Rollout, b.Rollout) && samePtr(a.Expose, b.Expose) && samePtr(a.Autoscale, b.Autoscale)
+		maps.EqualFunc(a.Roles, b.Roles, sameRole) && (a.Roles == nil) == (b.Roles == nil)
 }
 
 func samePtr[T comparable](a, b *T) bool {
