@@ -1,8 +1,8 @@
 package berth
 
 import (
+	"maps"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 )
@@ -51,16 +51,16 @@ func (c *Config) WorkloadIDs() []WorkloadID {
 }
 
 // TeamNames returns every team's name, sorted.
-func (c *Config) TeamNames() []string { return sortedKeys(c.Teams) }
+func (c *Config) TeamNames() []string { return slices.Sorted(maps.Keys(c.Teams)) }
 
 // FlavorNames returns every flavor's name, sorted.
-func (c *Config) FlavorNames() []string { return sortedKeys(c.Flavors) }
+func (c *Config) FlavorNames() []string { return slices.Sorted(maps.Keys(c.Flavors)) }
 
 // ClusterNames returns every cluster's name, sorted.
-func (c *Config) ClusterNames() []string { return sortedKeys(c.Clusters) }
+func (c *Config) ClusterNames() []string { return slices.Sorted(maps.Keys(c.Clusters)) }
 
 // CohortNames returns every cohort's name, sorted.
-func (c *Config) CohortNames() []string { return sortedKeys(c.Cohorts) }
+func (c *Config) CohortNames() []string { return slices.Sorted(maps.Keys(c.Cohorts)) }
 
 // DefaultCluster is the cluster flavors without a cluster belong to: the
 // only cluster, or the one marked default. Empty when there is none.
@@ -144,15 +144,6 @@ func (c *Config) Priority(w Workload) (string, PriorityTier) {
 	return name, c.Policy.Priorities[name]
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
 // Backend is how berth reaches a cluster.
 type Backend string
 
@@ -171,6 +162,9 @@ type Cluster struct {
 	FractionalResource string  `json:"fractionalResource,omitempty"`
 	SharesPerGPU       int     `json:"sharesPerGPU,omitempty"`
 	SimulatedGPUs      string  `json:"simulatedGPUs,omitempty"`
+	// Ingress is how services of a kubernetes cluster are reached from
+	// outside; nil: they are not, and expose.host is an error.
+	Ingress *Ingress `json:"ingress,omitempty"`
 }
 
 // Flavor is one kind of capacity: a GPU model, a MIG profile of a model, or
@@ -425,7 +419,7 @@ type Workload struct {
 	Team        string            `json:"team"`
 	Kind        Kind              `json:"kind"`
 	Priority    string            `json:"priority,omitempty"`
-	Image       string            `json:"image"`
+	Image       string            `json:"image,omitempty"`
 	Command     []string          `json:"command"`
 	Args        []string          `json:"args"`
 	Env         map[string]string `json:"env"`
@@ -442,7 +436,10 @@ type Workload struct {
 	DependsOn   []string          `json:"dependsOn"`
 	RunID       string            `json:"runId"`
 	Ports       []Port            `json:"ports"`
-	Health      *HealthCheck      `json:"health,omitempty"`
+	Health      *Health           `json:"health,omitempty"`
+	Rollout     *Rollout          `json:"rollout,omitempty"`
+	Expose      *Expose           `json:"expose,omitempty"`
+	Autoscale   *Autoscale        `json:"autoscale,omitempty"`
 	// Roles are the pod sets of a workload of several shapes (a launcher
 	// and workers); empty for a workload of one shape.
 	Roles map[string]Role `json:"roles,omitempty"`
@@ -491,7 +488,7 @@ type PodSet struct {
 
 // RoleNames returns the workload's role names, sorted: the order pod sets
 // are assigned flavors and placed in.
-func (w Workload) RoleNames() []string { return sortedKeys(w.Roles) }
+func (w Workload) RoleNames() []string { return slices.Sorted(maps.Keys(w.Roles)) }
 
 // PodSets returns the workload's pod sets: its roles by name, or one set
 // of all its pods.
@@ -603,22 +600,6 @@ func (r Resources) UsesGPU() bool { return r.GPU > 0 || r.GPUFraction > 0 || r.M
 type Checkpoint struct {
 	Dir    string `json:"dir"`
 	Resume bool   `json:"resume"`
-}
-
-// Port is a port a service listens on.
-type Port struct {
-	Name     string `json:"name,omitempty"`
-	Port     int    `json:"port"`
-	Protocol string `json:"protocol"`
-}
-
-// HealthCheck is an HTTP GET (Path set) or TCP check of a service.
-type HealthCheck struct {
-	Path             string   `json:"path,omitempty"`
-	Port             int      `json:"port"`
-	InitialDelay     Duration `json:"initialDelay"`
-	Period           Duration `json:"period"`
-	FailureThreshold int      `json:"failureThreshold"`
 }
 
 // PriorityTier is one priority level.

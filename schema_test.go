@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
-	"sort"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -50,7 +50,9 @@ func TestSchemaMatchesGoTypes(t *testing.T) {
 		reflect.TypeFor[berth.Team](), reflect.TypeFor[berth.Workload](), reflect.TypeFor[berth.Resources](),
 		reflect.TypeFor[berth.Policy](), reflect.TypeFor[berth.PriorityTier](), reflect.TypeFor[berth.Node](),
 		reflect.TypeFor[berth.RunningWorkload](), reflect.TypeFor[berth.Placement](), reflect.TypeFor[berth.QueuedWorkload](),
-		reflect.TypeFor[berth.Role](),
+		reflect.TypeFor[berth.Role](), reflect.TypeFor[berth.Health](), reflect.TypeFor[berth.Probe](),
+		reflect.TypeFor[berth.Rollout](), reflect.TypeFor[berth.Expose](), reflect.TypeFor[berth.Autoscale](),
+		reflect.TypeFor[berth.Ingress](),
 	} {
 		if !w.seen[typ] {
 			t.Errorf("the walk never reached %s", typ)
@@ -232,8 +234,8 @@ func (w *schemaWalker) structFields(v cuelang.Value, t reflect.Type, path string
 			onlyGo = append(onlyGo, name)
 		}
 	}
-	sort.Strings(onlyCUE)
-	sort.Strings(onlyGo)
+	slices.Sort(onlyCUE)
+	slices.Sort(onlyGo)
 	for _, name := range onlyCUE {
 		w.errorf("%s.%s is in schema.cue but Go type %s has no field with json name %q", path, name, t, name)
 	}
@@ -244,7 +246,7 @@ func (w *schemaWalker) structFields(v cuelang.Value, t reflect.Type, path string
 	for name := range goFields {
 		names = append(names, name)
 	}
-	sort.Strings(names)
+	slices.Sort(names)
 	for _, name := range names {
 		if cv, ok := cueFields[name]; ok {
 			w.walk(cv, goFields[name].Type, path+"."+name)

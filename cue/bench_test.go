@@ -74,3 +74,36 @@ func benchRevalidate(b *testing.B, opts cue.Options) {
 		}
 	}
 }
+
+// BenchmarkLoadDiskCacheOneFile is what a new process (berth validate in
+// CI with a kept cache) does after one workload file changed: a fresh
+// Loader on a filled evaluation cache, the changed instance evaluated in
+// a child process, the rest read from disk.
+func BenchmarkLoadDiskCacheOneFile(b *testing.B) {
+	repo := gen.Generate(benchOpts)
+	m := fstest.MapFS{}
+	for p, data := range repo {
+		m[p] = &fstest.MapFile{Data: data}
+	}
+	opts := benchChild(b)
+	opts.CacheDir = b.TempDir()
+	opts.CacheVersion = "bench"
+	if _, err := cue.NewLoader(opts).Load(m); err != nil {
+		b.Fatal(err)
+	}
+	target := gen.TeamDir(gen.TeamName(7)) + "/workloads-00.cue"
+	orig := m[target].Data
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		m[target] = &fstest.MapFile{Data: fmt.Appendf(append([]byte(nil), orig...), "\n// edit %d\n", i)}
+		l := cue.NewLoader(opts)
+		if _, err := l.Load(m); err != nil {
+			b.Fatal(err)
+		}
+		if s := l.Stats(); s.Evaluated != 1 || s.FromDisk != s.Instances-1 {
+			b.Fatalf("stats %+v after one changed file, want 1 evaluated and the rest from disk", s)
+		}
+	}
+}

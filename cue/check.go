@@ -2,7 +2,7 @@ package cue
 
 import (
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/berth-gpu/berth"
@@ -50,7 +50,7 @@ func keys[V any](m map[string]V) []string {
 	for k := range m {
 		out = append(out, k)
 	}
-	sort.Strings(out)
+	slices.Sort(out)
 	return out
 }
 
@@ -273,6 +273,7 @@ func (c *checker) workloads() {
 		c.workloadStartable(p, w)
 		c.workloadShape(p, w)
 		c.workloadLimits(p, w)
+		c.service(p, w)
 		for i, d := range w.Dependencies() {
 			dp := fmt.Sprintf("%s.dependsOn.%d", p, i)
 			if d == id {
@@ -365,7 +366,15 @@ func (c *checker) flavorModels() string {
 // workloadStartable refuses what its cluster's backend could never start,
 // which would otherwise validate and then fail at every apply.
 func (c *checker) workloadStartable(p string, w berth.Workload) {
-	if c.partial || len(w.Command) > 0 {
+	if c.partial {
+		return
+	}
+	name := schedule.ClusterOf(c.cfg, w)
+	cl, ok := c.cfg.Clusters[name]
+	if ok && cl.Backend == berth.BackendKubernetes && w.Image == "" {
+		c.errorf(p, "no image: cluster %s (backend kubernetes) runs each workload in a container; set image, e.g. image: \"ghcr.io/acme/train:1.4\"", name)
+	}
+	if len(w.Command) > 0 || !ok || cl.Backend != berth.BackendLocal {
 		return
 	}
 	// Each role may set its own command; one without needs the workload's.
@@ -378,12 +387,11 @@ func (c *checker) workloadStartable(p string, w berth.Workload) {
 			return
 		}
 	}
-	name := schedule.ClusterOf(c.cfg, w)
-	cl, ok := c.cfg.Clusters[name]
-	if !ok || cl.Backend != berth.BackendLocal {
-		return
+	entry := "an image's"
+	if w.Image != "" {
+		entry = "image " + w.Image + "'s"
 	}
-	c.errorf(p, "no command: cluster %s (backend local) runs each workload's command as a process, with no container runtime to run image %s's own entrypoint; set command, e.g. command: [\"python\", \"train.py\"]", name, w.Image)
+	c.errorf(p, "no command: cluster %s (backend local) runs each workload's command as a process, with no container runtime to run %s own entrypoint; set command, e.g. command: [\"python\", \"train.py\"]", name, entry)
 }
 
 func (c *checker) workloadShape(p string, w berth.Workload) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"sync"
 	"time"
 
@@ -28,6 +29,15 @@ func ServeChild(in io.Reader, out io.Writer) int {
 	if err := setChildLimits(opts); err != nil {
 		w.send(message{Fail: "set the evaluation's limits: " + err.Error()})
 		return 2
+	}
+
+	if req.Profile != "" {
+		if f, err := os.Create(fmt.Sprintf("%s.eval-%d.cpu.pprof", req.Profile, os.Getpid())); err == nil {
+			if pprof.StartCPUProfile(f) == nil {
+				defer pprof.StopCPUProfile()
+			}
+			defer f.Close()
+		}
 	}
 
 	index := make(map[string]int, len(t.dirs))

@@ -44,6 +44,17 @@
 // when it is killed. Re-validating after one changed file evaluates one
 // instance in one child.
 //
+// With Options.CacheDir the results also go to disk, so that the next
+// process (berth validate in CI, a restarted berth serve) evaluates only
+// what changed since any process evaluated it. An entry is found by
+// berth's version and the content of the instance's own files, and used
+// only when the content of everything it imports is what it was; it is
+// written whole or not at all (a rename) and checked (a checksum) when it
+// is read, so a damaged or foreign entry is evaluated again, never
+// trusted. Reading one decodes the data a child wrote; nothing from disk
+// is evaluated in the parent. A cache that cannot be written (a full
+// disk) warns once and is read-only from then on (diskcache.go).
+//
 // Loads of the same tree share one evaluation (singleflight, by the hash of
 // every file), an invalid tree's Errors are remembered so that it is never
 // evaluated again, and children run at most as many at a time as their

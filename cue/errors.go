@@ -1,8 +1,9 @@
 package cue
 
 import (
+	"cmp"
 	"fmt"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -68,22 +69,18 @@ func (es Errors) sort() Errors {
 	for i := range es {
 		sortPositions(es[i].Positions)
 	}
-	sort.SliceStable(es, func(i, j int) bool {
-		a, b := es[i], es[j]
+	slices.SortStableFunc(es, func(a, b Error) int {
 		if c := a.Pos().Compare(b.Pos()); c != 0 {
 			// errors without a position go last
 			if !a.Pos().IsValid() {
-				return false
+				return 1
 			}
 			if !b.Pos().IsValid() {
-				return true
+				return -1
 			}
-			return c < 0
+			return c
 		}
-		if a.Path != b.Path {
-			return a.Path < b.Path
-		}
-		return a.Message < b.Message
+		return cmp.Or(cmp.Compare(a.Path, b.Path), cmp.Compare(a.Message, b.Message))
 	})
 	out := es[:0]
 	for i, e := range es {
@@ -110,12 +107,16 @@ func sameError(a, b Error) bool {
 // sortPositions puts the user's positions first, each group sorted, and
 // drops duplicates.
 func sortPositions(ps []berth.Pos) {
-	sort.SliceStable(ps, func(i, j int) bool {
-		si, sj := ps[i].File == SchemaPosFile, ps[j].File == SchemaPosFile
-		if si != sj {
-			return sj
+	slices.SortStableFunc(ps, func(a, b berth.Pos) int {
+		// false before true: the user's positions before the schema's
+		sa, sb := a.File == SchemaPosFile, b.File == SchemaPosFile
+		if sa != sb {
+			if sb {
+				return -1
+			}
+			return 1
 		}
-		return ps[i].Compare(ps[j]) < 0
+		return a.Compare(b)
 	})
 }
 
@@ -327,8 +328,18 @@ func collapseDisjunction(path string, rest []rawError) (Error, bool) {
 	did := ""
 	if u, err := strconv.Unquote(common); err == nil && len(plain) == len(alts) {
 		did = suggest(u, plain)
+		if to, ok := renamedValues[u]; ok && slices.Contains(plain, to.name) {
+			did = fmt.Sprintf("; %q was renamed %q (%s)", u, to.name, to.why)
+		}
 	}
 	return Error{Path: path, Message: fmt.Sprintf("invalid value %s: want one of %s%s", common, strings.Join(alts, ", "), did), Positions: ps}, true
+}
+
+// renamedValues are values of the schema's enumerations that berth once
+// took under another name: the error says what the old one is called now,
+// and why it changed.
+var renamedValues = map[string]struct{ name, why string }{
+	"bestFit": {"tightestFit", "berth's tightest fit is not the FGD paper's BestFit, which berth simulate --mode paper runs as paperBestFit"},
 }
 
 func isTypeName(s string) bool {

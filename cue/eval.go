@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -57,6 +57,9 @@ type instanceResult struct {
 	// used is the Loader's load count when a load last used the result
 	// (guarded by the Loader's mu).
 	used uint64
+	// frame is the Result frame a child sent it in, until the Loader
+	// has stored it in its disk cache.
+	frame []byte
 }
 
 // upToDate reports whether the instance's files and imports are unchanged
@@ -266,6 +269,7 @@ func (ev *evaluator) object(r *instanceResult, inst cuelang.Value, p []string, o
 			"resources.gpuModel", "resources.mig", "resources.gpuFraction", "maxDuration", "schedule",
 			"replicas", "workers", "minWorkers", "parallelism", "completions", "runId")
 		ev.listPos(&obj, o, p, "dependsOn", len(w.DependsOn), "")
+		ev.servicePos(&obj, o, p, w)
 		for _, role := range w.RoleNames() {
 			ev.rolePos(&obj, o, p, role)
 		}
@@ -344,7 +348,7 @@ func explainNotAllowed(errs Errors, root cuelang.Value, rootPath, rootName strin
 		if len(allowed) == 0 {
 			continue
 		}
-		sort.Strings(allowed)
+		slices.Sort(allowed)
 		errs[i].Message = fmt.Sprintf("field %q is not allowed in %s%s (allowed: %s)", field, where, suggest(field, allowed), strings.Join(allowed, ", "))
 	}
 	return errs
@@ -580,6 +584,6 @@ func instanceDeps(dir string, inst *build.Instance) []string {
 		}
 		out = append(out, d)
 	}
-	sort.Strings(out)
+	slices.Sort(out)
 	return out
 }

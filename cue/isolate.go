@@ -142,8 +142,10 @@ func (p *Pool) waitingRetries() int {
 }
 
 // evaluateInChild evaluates the instances in dirs in a child process with
-// a CPU budget of timeout, and returns their results in the same order. A
-// retry waits for the Pool's retry lane.
+// a CPU budget of timeout, and returns their results in the same order
+// (when the evaluation ran away: with the results of the instances that
+// were finished before, nil for the others). A retry waits for the
+// Pool's retry lane.
 func (l *Loader) evaluateInChild(t *tree, dirs []string, timeout time.Duration, retry bool) ([]*instanceResult, error) {
 	l.opts.Pool.acquire(retry, l.opts.Tracked)
 	defer l.opts.Pool.release(retry)
@@ -191,7 +193,7 @@ func (l *Loader) evaluateInChild(t *tree, dirs []string, timeout time.Duration, 
 
 	go func() {
 		// A failed write shows as the child's failure below.
-		writeRequest(stdin, request{Timeout: timeout, MaxMemory: l.opts.MaxMemory, Parallelism: l.opts.Parallelism, Dirs: dirs}, t)
+		writeRequest(stdin, request{Timeout: timeout, MaxMemory: l.opts.MaxMemory, Parallelism: l.opts.Parallelism, Profile: l.opts.Profile, Dirs: dirs}, t)
 		stdin.Close()
 	}()
 	a := readAnswer(stdout, t, dirs, resultBudget(l.opts))
@@ -207,7 +209,7 @@ func (l *Loader) evaluateInChild(t *tree, dirs []string, timeout time.Duration, 
 
 	switch {
 	case a.runaway != nil:
-		return nil, a.runaway
+		return a.results, a.runaway
 	case a.fail != "":
 		return nil, fmt.Errorf("%s: %s", what, a.fail)
 	case a.end && waitErr == nil:
@@ -221,7 +223,7 @@ func (l *Loader) evaluateInChild(t *tree, dirs []string, timeout time.Duration, 
 	sig := exitSignal(st)
 	switch {
 	case timedOut && cpu >= timeout:
-		return nil, runaway(t, at, cpuMessage(timeout))
+		return a.results, runaway(t, at, cpuMessage(timeout))
 	case timedOut:
 		// CUE neither sleeps nor waits: a child that used little CPU in
 		// all that time was starved or stuck, which is not the commit's
@@ -233,7 +235,7 @@ func (l *Loader) evaluateInChild(t *tree, dirs []string, timeout time.Duration, 
 		// (by the kernel's count, which can run ahead of the exact time
 		// read here). A SIGKILL early in the evaluation is someone else's
 		// (the OOM killer's): berth's problem.
-		return nil, runaway(t, at, cpuMessage(timeout))
+		return a.results, runaway(t, at, cpuMessage(timeout))
 	case outOfMemory(stderr.String()):
 		return nil, runaway(t, at, memoryMessage(l.opts.MaxMemory))
 	case a.err != nil:
@@ -296,7 +298,7 @@ func (a *answer) running() []string {
 			out = append(out, d)
 		}
 	}
-	sort.Strings(out)
+	slices.Sort(out)
 	return out
 }
 
@@ -344,6 +346,7 @@ func readAnswer(r io.Reader, t *tree, dirs []string, budget int64) *answer {
 				a.err = err
 				return a
 			}
+			r.frame = b
 			a.results[k] = r
 			got++
 		case m.End:

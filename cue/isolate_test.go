@@ -386,3 +386,29 @@ func TestRetryLater(t *testing.T) {
 		t.Errorf("%d children started, want 3: the demo's, the bomb's first try and its retry", n)
 	}
 }
+
+// TestRetryOnlyUnfinished: when the first try's CPU budget runs out, the
+// instances it finished are not evaluated again; the retry takes the rest.
+func TestRetryOnlyUnfinished(t *testing.T) {
+	if testing.Short() {
+		t.Skip("evaluates a bomb for seconds")
+	}
+	m := cachedRepo() // its instances sort before zz
+	grid, err := os.ReadFile(filepath.Join(brokenDir, "comprehension-bomb", "workloads", "vision", "grid.cue"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m["zz/grid.cue"] = &fstest.MapFile{Data: []byte(strings.Replace(string(grid), "package vision", "package zz", 1))}
+	l := cue.NewLoader(isolated(t, cue.Options{Timeout: 4 * time.Second, FirstTimeout: time.Second, Parallelism: 1}))
+	_, err = l.Load(m)
+	var errs cue.Errors
+	if !errors.As(err, &errs) || !strings.Contains(errs.Error(), "evaluation used more than 4s of CPU time") ||
+		!strings.Contains(errs.Error(), "zz/grid.cue") {
+		t.Fatalf("got %v, want the bomb's runaway with the full budget", err)
+	}
+	// The bomb's batch may hold another small instance; the teams'
+	// come first, and are done.
+	if s := l.Stats(); !s.Retried || s.EvaluatedAgain < 1 || s.EvaluatedAgain > 2 {
+		t.Errorf("stats %+v: want a retry of the bomb's batch only", s)
+	}
+}

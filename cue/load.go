@@ -1,6 +1,7 @@
 package cue
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -75,6 +76,21 @@ type Options struct {
 	// Pool bounds how many children run at once, across every Loader
 	// given the same Pool (default: a Pool of 2 of this Loader's own).
 	Pool *Pool
+	// CacheDir, when set, is a directory where results of evaluations
+	// are kept across processes, by the content they were computed from
+	// (see diskCache): berth's commands use the user's cache directory,
+	// berth serve its state directory. Processes may share it.
+	CacheDir string
+	// CacheVersion is what, besides the files, a cached result depends
+	// on: berth's version, so that another berth never reads this one's
+	// results.
+	CacheVersion string
+	// Profile, when set, makes each child process write its CPU profile
+	// to Profile.eval-PID.cpu.pprof (berth's --profile).
+	Profile string
+	// CacheWarn, when set, is told once when the cache cannot be written
+	// (a full disk): it is read-only from then on, and loads go on.
+	CacheWarn func(error)
 }
 
 // DefaultFirstTimeout is the CPU budget of the first try that berth serve
@@ -143,6 +159,8 @@ type Loader struct {
 	inproc  sync.Mutex
 	running running // instances being evaluated in this process, for the runaway report
 
+	disk *diskCache // nil without Options.CacheDir
+
 	mu     sync.Mutex
 	cache  map[string][]*instanceResult // by instance directory, most recently used first
 	seq    uint64                       // loads so far, for evicting unused cache entries
@@ -178,9 +196,13 @@ const cacheIdle = 64
 // Stats counts the work a Load did.
 type Stats struct {
 	Instances int  // package instances in the repository
-	Evaluated int  // instances evaluated (the rest came from the cache)
+	Evaluated int  // instances evaluated (the rest came from the caches)
+	FromDisk  int  // instances whose result came from Options.CacheDir
 	Processes int  // child processes started for it (0, 1, or 2 with a retry)
 	Retried   bool // the first try's CPU budget was not enough (Options.FirstTimeout)
+	// EvaluatedAgain is how many instances the retry evaluated: those
+	// the first try had not finished.
+	EvaluatedAgain int
 }
 
 // Result is what a Load found: the configuration (nil when the repository
@@ -194,7 +216,8 @@ type Result struct {
 // NewLoader returns a Loader with an empty cache.
 func NewLoader(opts Options) *Loader {
 	failed, _ := lru.New[[32]byte, Errors](maxFailures) // errs only for a size under 1
-	return &Loader{opts: opts.withDefaults(), cache: map[string][]*instanceResult{}, failed: failed,
+	opts = opts.withDefaults()
+	return &Loader{opts: opts, disk: newDiskCache(opts), cache: map[string][]*instanceResult{}, failed: failed,
 		retrying: map[[32]byte]*Retrying{}, retried: map[[32]byte]retried{}}
 }
 
@@ -354,12 +377,23 @@ func (l *Loader) evaluate(t *tree, tries tries) ([]*instanceResult, Stats, error
 		todo = append(todo, i)
 	}
 	l.mu.Unlock()
-	stats := Stats{Instances: len(t.dirs), Evaluated: len(todo)}
-	if len(todo) == 0 {
-		return results, stats, nil
+	stats := Stats{Instances: len(t.dirs)}
+	fromDisk := l.readDisk(t, todo, results)
+	stats.FromDisk = len(fromDisk)
+	if len(fromDisk) > 0 {
+		rest := todo[:0]
+		for _, i := range todo {
+			if results[i] == nil {
+				rest = append(rest, i)
+			}
+		}
+		todo = rest
 	}
+	stats.Evaluated = len(todo)
 
-	if len(l.opts.Child) > 0 {
+	if len(todo) == 0 {
+		// Everything came from the caches.
+	} else if len(l.opts.Child) > 0 {
 		stats.Processes = 1
 		dirs := make([]string, len(todo))
 		for k, i := range todo {
@@ -376,9 +410,11 @@ func (l *Loader) evaluate(t *tree, tries tries) ([]*instanceResult, Stats, error
 		return nil, stats, err
 	}
 
+	l.writeDisk(t, todo, results)
+
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for _, i := range todo {
+	for _, i := range append(todo, fromDisk...) {
 		r := results[i]
 		r.used = l.seq
 		vs := append([]*instanceResult{r}, l.cache[r.dir]...)
@@ -401,6 +437,65 @@ func (l *Loader) evaluate(t *tree, tries tries) ([]*instanceResult, Stats, error
 	return results, stats, nil
 }
 
+// readDisk fills results[i], for the indexes in todo, with what the disk
+// cache holds for t's content, and returns the indexes it filled. Entries
+// are read and decoded in parallel: decoding is most of a warm load.
+func (l *Loader) readDisk(t *tree, todo []int, results []*instanceResult) []int {
+	if l.disk == nil || len(todo) == 0 {
+		return nil
+	}
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(l.opts.Parallelism, len(todo)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				results[i] = l.disk.get(t, t.dirs[i])
+			}
+		}()
+	}
+	for _, i := range todo {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	var hit []int
+	for _, i := range todo {
+		if results[i] != nil {
+			hit = append(hit, i)
+		}
+	}
+	return hit
+}
+
+// writeDisk stores the results just evaluated in the disk cache. A child's
+// result is stored as the child sent it; one evaluated in this process is
+// encoded as a child would have.
+func (l *Loader) writeDisk(t *tree, todo []int, results []*instanceResult) {
+	if l.disk == nil {
+		for _, i := range todo {
+			results[i].frame = nil
+		}
+		return
+	}
+	for _, i := range todo {
+		r := results[i]
+		frame := r.frame
+		r.frame = nil // the memory cache keeps the decoded result only
+		if frame == nil {
+			wr, _, err := toWire(r, resultBudget(l.opts))
+			if err != nil || wr == nil {
+				continue
+			}
+			if frame, err = json.Marshal(message{Result: wr}); err != nil {
+				continue
+			}
+		}
+		l.disk.put(t, r, frame)
+	}
+}
+
 // evaluateEscalating evaluates dirs in a child process: first within
 // FirstTimeout of CPU time, and, when that is not enough, again within
 // Timeout in the Pool's retry lane (tries says which of the two).
@@ -420,7 +515,30 @@ func (l *Loader) evaluateEscalating(t *tree, dirs []string, tries tries, stats *
 	}
 	stats.Processes++
 	stats.Retried = true
-	return l.evaluateInChild(t, dirs, l.opts.Timeout, true)
+	// The instances the first try finished (their results came whole
+	// before it was stopped) are not evaluated again: a large repository
+	// then pays for its first second once, not twice.
+	var rest []string
+	for k, r := range rs {
+		if r == nil {
+			rest = append(rest, dirs[k])
+		}
+	}
+	stats.EvaluatedAgain = len(rest)
+	if len(rest) == 0 {
+		return rs, nil
+	}
+	more, err := l.evaluateInChild(t, rest, l.opts.Timeout, true)
+	if err != nil {
+		return nil, err
+	}
+	for k, j := 0, 0; k < len(rs); k++ {
+		if rs[k] == nil {
+			rs[k] = more[j]
+			j++
+		}
+	}
+	return rs, nil
 }
 
 // cpuRunaway reports whether errs say that an evaluation used more than

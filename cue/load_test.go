@@ -6,7 +6,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -192,7 +192,10 @@ workloads: vision: {
 	}{
 		{"train", "t", berth.KindTraining, func(w *berth.Workload) { w.Workers = 1 }},
 		{"prep", "b", berth.KindBatch, func(w *berth.Workload) { w.Parallelism, w.Completions = 1, 1 }},
-		{"web", "s", berth.KindService, func(w *berth.Workload) { w.Replicas = 1; w.Resources.Flavor = "cpu" }},
+		{"web", "s", berth.KindService, func(w *berth.Workload) {
+			w.Replicas, w.Rollout = 1, &berth.Rollout{MaxSurge: 1} // surge one, never below the ready count
+			w.Resources.Flavor = "cpu"
+		}},
 	} {
 		x := base
 		x.Name, x.Image, x.Kind = w.name, w.image, w.kind
@@ -318,7 +321,7 @@ func sortedText(errs cue.Errors) []string {
 	for i, e := range errs {
 		out[i] = e.Error()
 	}
-	sort.Strings(out)
+	slices.Sort(out)
 	return out
 }
 
@@ -399,18 +402,18 @@ func TestIncrementalErrors(t *testing.T) {
 	if err := load(); err != nil {
 		t.Fatal(err)
 	}
-	m["teams/vision/w.cue"] = &fstest.MapFile{Data: []byte("package vision\n\nworkloads: vision: w: {kind: \"batch\"}\n")}
+	m["teams/vision/w.cue"] = &fstest.MapFile{Data: []byte("package vision\n\nworkloads: vision: w: {kind: \"batch\", command: [\"true\"], retries: -1}\n")}
 	var errs cue.Errors
-	if err := load(); !errors.As(err, &errs) || len(errs) != 1 || errs[0].Path != "workloads.vision.w.image" {
-		t.Fatalf("got %v, want one error at workloads.vision.w.image", err)
+	if err := load(); !errors.As(err, &errs) || len(errs) != 1 || errs[0].Path != "workloads.vision.w.retries" {
+		t.Fatalf("got %v, want one error at workloads.vision.w.retries", err)
 	}
 	if s := l.Stats(); s.Evaluated != 1 {
 		t.Errorf("evaluated %d, want 1", s.Evaluated)
 	}
 	// The same invalid tree again: its errors are remembered, nothing is
 	// evaluated.
-	if err := load(); !errors.As(err, &errs) || len(errs) != 1 || errs[0].Path != "workloads.vision.w.image" {
-		t.Fatalf("again: got %v, want one error at workloads.vision.w.image", err)
+	if err := load(); !errors.As(err, &errs) || len(errs) != 1 || errs[0].Path != "workloads.vision.w.retries" {
+		t.Fatalf("again: got %v, want one error at workloads.vision.w.retries", err)
 	}
 	if s := l.Stats(); s.Evaluated != 0 {
 		t.Errorf("the remembered invalid tree evaluated %d instances, want 0", s.Evaluated)
@@ -542,5 +545,22 @@ teams: vision: {
 	errs := loadErrors(t, repo, cue.Options{})
 	if len(errs) != 1 || errs[0].Path != "teams.vision.ewners" || !strings.Contains(errs[0].Message, `field "ewners" is not allowed in a team; did you mean "owners"?`) {
 		t.Errorf("got %v, want one error: field \"ewners\" is not allowed, did you mean \"owners\"", errs)
+	}
+}
+
+// TestRenamedPlacement: a repository written for an older berth, with the
+// placement "bestFit", is told the value's new name and why.
+func TestRenamedPlacement(t *testing.T) {
+	repo := newRepo().platform().file("platform/policy.cue", `package platform
+
+policy: placement: "bestFit"
+`).fs()
+	errs := loadErrors(t, repo, cue.Options{})
+	want := `invalid value "bestFit": want one of "berth", "firstFit", "tightestFit"; "bestFit" was renamed "tightestFit"`
+	if len(errs) != 1 || errs[0].Path != "policy.placement" || !strings.Contains(errs[0].Message, want) {
+		t.Errorf("got %v, want one error at policy.placement: %s", errs, want)
+	}
+	if len(errs) == 1 && (len(errs[0].Positions) == 0 || errs[0].Positions[0].Line != 3) {
+		t.Errorf("positions %v, want platform/policy.cue:3", errs[0].Positions)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -23,8 +25,9 @@ type request struct {
 	Timeout     time.Duration `json:"timeout"`
 	MaxMemory   int64         `json:"maxMemory"`
 	Parallelism int           `json:"parallelism"`
-	Dirs        []string      `json:"dirs"`  // the instances to evaluate
-	Files       int           `json:"files"` // how many files follow
+	Profile     string        `json:"profile,omitempty"` // Options.Profile
+	Dirs        []string      `json:"dirs"`              // the instances to evaluate
+	Files       int           `json:"files"`             // how many files follow
 }
 
 // message is one frame of a child's answer. A child sends Start and Done
@@ -47,14 +50,18 @@ type wireResult struct {
 	Errs    Errors       `json:"errs,omitempty"`
 	Objects []wireObject `json:"objects,omitempty"`
 	Invalid []string     `json:"invalid,omitempty"`
+	Files   []string     `json:"files,omitempty"` // the files Positions name, by index
 	Failed  bool         `json:"failed,omitempty"`
 }
 
 type wireObject struct {
-	Key       string               `json:"key"`
-	Pos       berth.Pos            `json:"pos"`
-	Value     json.RawMessage      `json:"value"`
-	Positions map[string]berth.Pos `json:"positions,omitempty"`
+	Key   string          `json:"key"`
+	Pos   berth.Pos       `json:"pos"`
+	Value json.RawMessage `json:"value"`
+	// Positions are the object's positions by path, compacted (see
+	// encodePositions): as a map, they were most of what a parent
+	// decoded, a child's answer or a cached one.
+	Positions string `json:"positions,omitempty"`
 }
 
 // maxMessage is the longest error message a child sends: CUE quotes
@@ -66,6 +73,8 @@ const maxMessage = 2000
 // objects take; it gives up (nil) when they take more than limit.
 func toWire(r *instanceResult, limit int64) (*wireResult, int64, error) {
 	w := &wireResult{Dir: r.dir, Deps: r.deps, Invalid: r.invalid, Failed: r.failed}
+	files := &fileTable{index: map[string]int{}}
+	defer func() { w.Files = files.names }()
 	size := int64(0)
 	for _, e := range r.errs {
 		if len(e.Message) > maxMessage {
@@ -81,7 +90,7 @@ func toWire(r *instanceResult, limit int64) (*wireResult, int64, error) {
 		if size += int64(len(b)); size > limit {
 			return nil, size, nil
 		}
-		w.Objects = append(w.Objects, wireObject{Key: o.key, Pos: o.pos, Value: b, Positions: o.positions})
+		w.Objects = append(w.Objects, wireObject{Key: o.key, Pos: o.pos, Value: b, Positions: encodePositions(o.key, o.positions, files)})
 	}
 	return w, size, nil
 }
@@ -90,12 +99,12 @@ func fromWire(w *wireResult, t *tree) (*instanceResult, error) {
 	r := &instanceResult{dir: w.Dir, deps: w.Deps, errs: w.Errs, invalid: w.Invalid, failed: w.Failed}
 	r.key = hashDeps(t, r.deps)
 	for _, wo := range w.Objects {
-		o := object{key: wo.Key, pos: wo.Pos, positions: wo.Positions}
-		if o.positions == nil {
-			o.positions = map[string]berth.Pos{}
+		positions, err := decodePositions(wo.Key, wo.Positions, w.Files)
+		if err != nil {
+			return nil, fmt.Errorf("decode %s from the evaluation process: %w", wo.Key, err)
 		}
+		o := object{key: wo.Key, pos: wo.Pos, positions: positions}
 		field, _, _ := strings.Cut(wo.Key, ".")
-		var err error
 		switch field {
 		case "clusters":
 			o.value, err = decodeAs[berth.Cluster](wo.Value)
@@ -121,6 +130,81 @@ func fromWire(w *wireResult, t *tree) (*instanceResult, error) {
 		r.objects = append(r.objects, o)
 	}
 	return r, nil
+}
+
+// fileTable numbers the files a result's positions name.
+type fileTable struct {
+	names []string
+	index map[string]int
+}
+
+func (f *fileTable) of(name string) int {
+	i, ok := f.index[name]
+	if !ok {
+		i = len(f.names)
+		f.index[name] = i
+		f.names = append(f.names, name)
+	}
+	return i
+}
+
+// encodePositions writes an object's positions one per line, sorted, as
+// "PATH\tFILE\tLINE\tCOL": PATH without the object's key when it starts
+// with it ("" for the object itself, ".image" for a field), quoted when
+// it holds a tab or a newline or starts with a quote; FILE an index into
+// files.
+func encodePositions(key string, ps map[string]berth.Pos, files *fileTable) string {
+	paths := make([]string, 0, len(ps))
+	for p := range ps {
+		paths = append(paths, p)
+	}
+	slices.Sort(paths)
+	var b strings.Builder
+	for _, p := range paths {
+		pos := ps[p]
+		rel, ok := strings.CutPrefix(p, key)
+		if !ok || strings.ContainsAny(rel, "\t\n") || strings.HasPrefix(rel, `"`) || strings.HasPrefix(rel, "!") {
+			rel = "!" + strconv.Quote(p) // the whole path, quoted
+		}
+		b.WriteString(rel)
+		b.WriteByte('\t')
+		b.WriteString(strconv.Itoa(files.of(pos.File)))
+		b.WriteByte('\t')
+		b.WriteString(strconv.Itoa(pos.Line))
+		b.WriteByte('\t')
+		b.WriteString(strconv.Itoa(pos.Col))
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// decodePositions reads what encodePositions wrote.
+func decodePositions(key, s string, files []string) (map[string]berth.Pos, error) {
+	out := make(map[string]berth.Pos, strings.Count(s, "\n"))
+	for s != "" {
+		line, rest, _ := strings.Cut(s, "\n")
+		s = rest
+		f := strings.Split(line, "\t")
+		if len(f) != 4 {
+			return nil, fmt.Errorf("position %q: want 4 fields", line)
+		}
+		p := key + f[0]
+		if q, ok := strings.CutPrefix(f[0], "!"); ok {
+			u, err := strconv.Unquote(q)
+			if err != nil {
+				return nil, fmt.Errorf("position %q: %w", line, err)
+			}
+			p = u
+		}
+		file, err1 := strconv.Atoi(f[1])
+		ln, err2 := strconv.Atoi(f[2])
+		col, err3 := strconv.Atoi(f[3])
+		if err := errors.Join(err1, err2, err3); err != nil || file < 0 || file >= len(files) {
+			return nil, fmt.Errorf("position %q: not a file, line and column", line)
+		}
+		out[p] = berth.Pos{File: files[file], Line: ln, Col: col}
+	}
+	return out, nil
 }
 
 func writeFrame(w *bufio.Writer, b []byte) error {

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/berth-gpu/berth"
 )
 
@@ -45,5 +47,31 @@ func TestResultBudget(t *testing.T) {
 	}
 	if budget <= 0 || budget > 1<<20 {
 		t.Errorf("budget left %d, want what two 1 MiB results and an error leave of 3 MiB", budget)
+	}
+}
+
+// TestPositionsRoundTrip: an object's positions come back from their
+// compact form as they were, odd paths and files included.
+func TestPositionsRoundTrip(t *testing.T) {
+	key := "workloads.vision.train"
+	ps := map[string]berth.Pos{
+		key:                     {File: "teams/vision/a.cue", Line: 3, Col: 8},
+		key + ".image":          {File: "templates/t.cue", Line: 6, Col: 15},
+		key + `.env."A\tB"`:     {File: "teams/vision/a b.cue", Line: 1, Col: 1},
+		key + ".roles.\"x\ny\"": {File: "teams/vision/a.cue", Line: 9, Col: 2},
+		"policy.priorities.low": {File: "p\t.cue", Line: 1, Col: 2},
+		key + "!":               {File: "teams/vision/a.cue", Line: 4, Col: 4},
+	}
+	files := &fileTable{index: map[string]int{}}
+	s := encodePositions(key, ps, files)
+	got, err := decodePositions(key, s, files.names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(ps, got); d != "" {
+		t.Errorf("(-sent +received):\n%s", d)
+	}
+	if _, err := decodePositions(key, ".image\t7\t1\t1\n", files.names); err == nil {
+		t.Error("a file index out of range was accepted")
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -111,13 +113,15 @@ const (
 // this binary, in the shared Pool, first within cue.DefaultFirstTimeout
 // of CPU time and, when that is not enough, again within --eval-timeout,
 // each child bounded by --eval-memory. Every command gets the same
-// budgets; role only says how a retry is waited for.
-func evalLoader(role loadRole) *cue.Loader {
+// budgets; role only says how a retry is waited for. Results are kept in
+// the evaluation cache cacheDir (none when empty); warn is told when it
+// cannot be written.
+func evalLoader(role loadRole, cacheDir string, warn func(error)) *cue.Loader {
 	exe, err := os.Executable()
 	if err != nil {
 		exe = "/proc/self/exe"
 	}
-	return cue.NewLoader(cue.Options{
+	opts := cue.Options{
 		Child:        []string{exe, evalCommand},
 		Pool:         evalPool(),
 		Timeout:      evalBounds.timeout,
@@ -125,18 +129,69 @@ func evalLoader(role loadRole) *cue.Loader {
 		MaxMemory:    evalBounds.memory,
 		Tracked:      role == loadTracked,
 		RetryLater:   role == loadPullRequests,
-	})
+		Profile:      profilePrefix,
+	}
+	if cacheDir != "" {
+		opts.CacheDir = cacheDir
+		opts.CacheVersion = cacheVersion(exe)
+		opts.CacheWarn = warn
+	}
+	return cue.NewLoader(opts)
 }
+
+// cacheEnv names the evaluation cache's directory; "off" turns it off.
+const cacheEnv = "BERTH_CACHE_DIR"
+
+// userCacheDir is where the commands a person or CI runs keep evaluation
+// results: $BERTH_CACHE_DIR, or berth/eval in the user's cache directory
+// (~/.cache/berth/eval on Linux). Empty: no cache.
+func userCacheDir() string {
+	switch d := os.Getenv(cacheEnv); d {
+	case "off":
+		return ""
+	case "":
+		base, err := os.UserCacheDir()
+		if err != nil {
+			return ""
+		}
+		return filepath.Join(base, "berth", "eval")
+	default:
+		return d
+	}
+}
+
+// serveCacheDir is berth serve's evaluation cache, in its state
+// directory, shared by its engine and its pull-request planner.
+func serveCacheDir(stateDir string) string { return filepath.Join(stateDir, "eval-cache") }
+
+// cacheVersion is what a cached evaluation depends on besides the files:
+// this berth. A released berth is its version; a build from a tree with
+// changes (or with no version) is also the size and time of its binary,
+// so that a rebuilt berth does not read its predecessor's results.
+func cacheVersion(exe string) string {
+	v := berth.Version
+	if v == "dev" || strings.HasSuffix(v, "-dirty") {
+		if fi, err := os.Stat(exe); err == nil {
+			v += fmt.Sprintf("+%d.%d", fi.Size(), fi.ModTime().UnixNano())
+		}
+	}
+	return v
+}
+
+// warnStderr prints a warning on standard error.
+func warnStderr(err error) { fmt.Fprintf(os.Stderr, "berth: warning: %v\n", err) }
 
 // loadDir loads the repository in dir as the commands that read one do.
 func loadDir(dir string) (cue.Result, error) {
-	return evalLoader(loadOnce).LoadResult(os.DirFS(dir))
+	return evalLoader(loadOnce, userCacheDir(), warnStderr).LoadResult(os.DirFS(dir))
 }
 
 // newLoader is a loader of berth serve (or of `plan --github-pr`) that
-// logs what it did not read.
-func newLoader(log *slog.Logger, role loadRole) *loggingLoader {
-	return &loggingLoader{l: evalLoader(role), log: log}
+// logs what it did not read, keeping results in cacheDir.
+func newLoader(log *slog.Logger, role loadRole, cacheDir string) *loggingLoader {
+	return &loggingLoader{l: evalLoader(role, cacheDir, func(err error) {
+		log.Warn("evaluation cache is read-only", "error", err)
+	}), log: log}
 }
 
 // loggingLoader logs the warnings of every load: the engine and the

@@ -7,6 +7,7 @@ package main
 // in status/gh and sources/webhook.
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -15,7 +16,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -145,7 +146,7 @@ func newGitHubServe(o serveOptions, log *slog.Logger) (*githubServe, error) {
 		Workloads: func(ctx context.Context, pr gh.PR) (map[string][]berth.WorkloadID, error) {
 			return s.planner.MergedWorkloads(ctx, pr)
 		}})
-	s.planner = gh.NewPlanner(gh.PlannerOptions{API: c, Git: git, Loader: newLoader(log, loadPullRequests), Observe: s.observe,
+	s.planner = gh.NewPlanner(gh.PlannerOptions{API: c, Git: git, Loader: newLoader(log, loadPullRequests, serveCacheDir(o.stateDir)), Observe: s.observe,
 		Sync: s.sync, Logger: log})
 	if secret := os.Getenv(g.secretEnv); secret != "" {
 		// Deliveries and the work they asked for, kept across restarts so
@@ -337,7 +338,7 @@ func runGitHubPlan(ctx context.Context, w io.Writer, p planGitHubOptions, snapsh
 		return err
 	}
 	defer git.Close()
-	planner := gh.NewPlanner(gh.PlannerOptions{API: c, Git: git, Loader: newLoader(log, loadOnce), Schedule: sched, Logger: log,
+	planner := gh.NewPlanner(gh.PlannerOptions{API: c, Git: git, Loader: newLoader(log, loadOnce, userCacheDir()), Schedule: sched, Logger: log,
 		Observe: func(context.Context) (map[string]*berth.Snapshot, error) { return snaps, nil }})
 	res, err := planner.Plan(ctx, p.pr)
 	if res != nil {
@@ -367,7 +368,9 @@ func writePlanResult(w io.Writer, res *gh.Result) {
 		return
 	}
 	sts := append([]status.CommitStatus(nil), res.Statuses...)
-	sort.SliceStable(sts, func(i, j int) bool { return sts[i].Context < sts[j].Context })
+	slices.SortStableFunc(sts, func(a, b status.CommitStatus) int {
+		return cmp.Compare(a.Context, b.Context)
+	})
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, st := range sts {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\n", st.Context, st.State, st.Description)

@@ -24,6 +24,12 @@ func TestMain(m *testing.M) {
 		// test binary).
 		os.Exit(Main())
 	}
+	// Tests that run berth in this process keep no evaluation cache (not
+	// the user's); the scripts each have their own (see TestScripts), and
+	// run this binary as berth with it in their environment.
+	if filepath.Base(os.Args[0]) != "berth" {
+		os.Setenv(cacheEnv, "off")
+	}
 	testscript.Main(m, map[string]func(){
 		"berth": func() { os.Exit(Main()) },
 	})
@@ -40,8 +46,13 @@ func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir:           "testdata/script",
 		UpdateScripts: *update,
+		// berth runs only through exec (or exits), as a user runs it, and
+		// a file of a script's archive is named once.
+		RequireExplicitExec: true,
+		RequireUniqueNames:  true,
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("FIXTURES", fixturesDir)
+			env.Setenv(cacheEnv, filepath.Join(env.WorkDir, ".cache", "berth"))
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){

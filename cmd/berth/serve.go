@@ -12,7 +12,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -448,7 +447,7 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 	}
 
 	// The first revision says which clusters exist.
-	loader := newLoader(log, loadTracked)
+	loader := newLoader(log, loadTracked, serveCacheDir(o.stateDir))
 	rev, err := src.Latest(ctx)
 	if err != nil {
 		return fmt.Errorf("first revision: %w", err)
@@ -711,7 +710,7 @@ func writeFileAtomic(path string, b []byte) error {
 	return os.Rename(tmp, path)
 }
 
-func sortStrings(s []string) { sort.Strings(s) }
+func sortStrings(s []string) { slices.Sort(s) }
 
 // resolveWorkload accepts "team/name", or a name unique across teams.
 func resolveWorkload(cfg *berth.Config, arg string) (berth.WorkloadID, error) {

@@ -8,7 +8,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -67,7 +67,7 @@ Exit status: 0 valid, 1 invalid, 2 usage or internal error.`,
 	}
 	output = addOutputFlag(cmd, formatText, formatJSON, formatYAML)
 	evalBounds.register(cmd.Flags())
-	return cmd
+	return withProfile(cmd)
 }
 
 // validationJSON is what -o json (and yaml) prints.
@@ -176,24 +176,24 @@ func printSummary(w io.Writer, cfg *berth.Config) {
 			teams = append(teams, t)
 		}
 	}
-	sort.Strings(teams)
+	slices.Sort(teams)
+	// GPUs asked per team, in thousandths, in one pass over the workloads
+	// (one pass per team was 2 s for 50,000 workloads in 200 teams).
+	milli := map[string]int64{}
+	for _, wl := range cfg.Workloads {
+		milli[wl.Team] += int64(wl.GPUMilli())
+	}
 	for _, t := range teams {
 		var parts []string
-		gpus := 0.0
 		for _, k := range berth.Kinds {
 			if n := counts[t][string(k)]; n > 0 {
 				parts = append(parts, fmt.Sprintf("%d %s", n, k))
 			}
 		}
-		for _, wl := range cfg.Workloads {
-			if wl.Team == t {
-				gpus += float64(wl.GPUMilli()) / 1000
-			}
-		}
 		if len(parts) == 0 {
 			parts = []string{"no workloads"}
 		}
-		fmt.Fprintf(w, "  team %-12s %s; %s GPUs asked\n", t, strings.Join(parts, ", "), trimFloat(gpus))
+		fmt.Fprintf(w, "  team %-12s %s; %s GPUs asked\n", t, strings.Join(parts, ", "), trimFloat(float64(milli[t])/1000))
 	}
 }
 

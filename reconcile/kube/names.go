@@ -50,6 +50,9 @@ const (
 	AnnotationPhase       = "berth.dev/phase"
 	AnnotationReason      = "berth.dev/reason"
 	AnnotationStoppedAt   = "berth.dev/stopped-at"
+	// AnnotationCheckpointClaim names the run's checkpoint claim
+	// (CheckpointClaimName), on a run whose spec has a checkpoint.
+	AnnotationCheckpointClaim = "berth.dev/checkpoint-claim"
 	// AnnotationRank is a role's pod's global rank (BERTH_RANK), which
 	// berth writes while the pod waits at RankGate; AnnotationRankOffset,
 	// on the pod template, is the pods of the roles before it.
@@ -94,6 +97,15 @@ func JobName(k berth.RunKey) string {
 		name = strings.TrimRight(name[:keep], "-")
 	}
 	return name + "-" + h
+}
+
+// CheckpointClaimName names the PersistentVolumeClaim of a run's
+// checkpoints: one per run (workload and runId), so every attempt of the
+// run, after a preemption or a retry and on whichever node, mounts the
+// same claim, and a new runId starts from none. A claim name may be longer
+// than a Job's, so JobName's stays whole.
+func CheckpointClaimName(k berth.RunKey) string {
+	return JobName(k) + "-checkpoints"
 }
 
 // RoleJobName names the Job of one role of a run of a workload with roles:

@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"sort"
+	"slices"
 	"strconv"
 	"time"
 
@@ -284,6 +284,8 @@ func renderJob(o RenderOptions, r Run) *batchv1.Job {
 			corev1.EnvVar{Name: "WORLD_SIZE", Value: strconv.Itoa(int(n))},
 			corev1.EnvVar{Name: "MASTER_ADDR", Value: master},
 			corev1.EnvVar{Name: "MASTER_PORT", Value: strconv.Itoa(MasterPort)},
+			corev1.EnvVar{Name: berth.EnvLocalRank, Value: "0"},
+			corev1.EnvVar{Name: berth.EnvWorkerIndex, ValueFrom: rank.ValueFrom},
 		)
 	} else {
 		s.Parallelism = ptr.To(int32(max(w.Parallelism, 1)))
@@ -458,6 +460,9 @@ func runAnnotations(o RenderOptions, r Run) map[string]string {
 	}
 	set(AnnotationFlavor, r.Flavor)
 	set(AnnotationQueuedSince, formatTime(r.QueuedSince))
+	if r.Workload.Checkpoint != nil {
+		a[AnnotationCheckpointClaim] = CheckpointClaimName(r.Key())
+	}
 	if r.Attempts > 0 || r.Started {
 		a[AnnotationAttempts] = strconv.Itoa(max(r.Attempts, 1))
 	}
@@ -524,7 +529,7 @@ func podSpec(o RenderOptions, r Run, berthEnv []corev1.EnvVar) corev1.PodSpec {
 	for k := range w.Env {
 		keys = append(keys, k)
 	}
-	sort.Strings(keys)
+	slices.Sort(keys)
 	for _, k := range keys {
 		c.Env = append(c.Env, corev1.EnvVar{Name: k, Value: w.Env[k]})
 	}
@@ -538,8 +543,8 @@ func podSpec(o RenderOptions, r Run, berthEnv []corev1.EnvVar) corev1.PodSpec {
 		c.Ports = append(c.Ports, corev1.ContainerPort{Name: containerPortName(p), ContainerPort: int32(p.Port), Protocol: protocol(p.Protocol)})
 	}
 	if h := w.Health; h != nil {
-		c.ReadinessProbe = probe(h)
-		c.LivenessProbe = probe(h)
+		c.ReadinessProbe = probe(w, h.Readiness)
+		c.LivenessProbe = probe(w, h.Liveness)
 	}
 	spec := corev1.PodSpec{Containers: []corev1.Container{c}}
 	if a := affinity(r); a != nil {
@@ -560,16 +565,26 @@ func containerPortName(p berth.Port) string {
 	return ""
 }
 
-func probe(h *berth.HealthCheck) *corev1.Probe {
+// probe is the kubelet's form of a berth probe; nil for none. A port the
+// workload does not declare cannot pass validation.
+func probe(w berth.Workload, h *berth.Probe) *corev1.Probe {
+	if h == nil {
+		return nil
+	}
 	p := &corev1.Probe{
-		InitialDelaySeconds: int32(h.InitialDelay.D().Seconds()),
+		InitialDelaySeconds: int32(h.StartupGrace.D().Seconds()),
 		PeriodSeconds:       int32(max(h.Period.D().Seconds(), 1)),
+		TimeoutSeconds:      int32(max(h.Timeout.D().Seconds(), 1)),
 		FailureThreshold:    int32(max(h.FailureThreshold, 1)),
 	}
-	if h.Path != "" {
-		p.HTTPGet = &corev1.HTTPGetAction{Path: h.Path, Port: intstr.FromInt32(int32(h.Port))}
-	} else {
-		p.TCPSocket = &corev1.TCPSocketAction{Port: intstr.FromInt32(int32(h.Port))}
+	port, _ := w.Port(h.Port)
+	switch h.Kind() {
+	case berth.ProbeCommand:
+		p.Exec = &corev1.ExecAction{Command: h.Command}
+	case berth.ProbeHTTP:
+		p.HTTPGet = &corev1.HTTPGetAction{Path: h.Path, Port: intstr.FromInt32(int32(port.Port))}
+	default:
+		p.TCPSocket = &corev1.TCPSocketAction{Port: intstr.FromInt32(int32(port.Port))}
 	}
 	return p
 }
@@ -623,7 +638,7 @@ func affinity(r Run) *corev1.Affinity {
 	for k := range r.FlavorLabels {
 		keys = append(keys, k)
 	}
-	sort.Strings(keys)
+	slices.Sort(keys)
 	for _, k := range keys {
 		labels = append(labels, corev1.NodeSelectorRequirement{
 			Key: k, Operator: corev1.NodeSelectorOpIn, Values: []string{r.FlavorLabels[k]}})
@@ -637,7 +652,7 @@ func affinity(r Run) *corev1.Affinity {
 			nodes = append(nodes, p.Node)
 		}
 	}
-	sort.Strings(nodes)
+	slices.Sort(nodes)
 	for _, n := range nodes {
 		terms = append(terms, corev1.NodeSelectorTerm{
 			MatchExpressions: labels,

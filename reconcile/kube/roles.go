@@ -112,17 +112,18 @@ func renderRoleJob(o RenderOptions, r Run, rr RoleRun, g roleGang, offset, count
 		FieldPath: "metadata.annotations['batch.kubernetes.io/job-completion-index']"}}
 	env := baseEnv(r)
 	gated := false
+	rank := corev1.EnvVar{Name: "BERTH_RANK"}
 	switch {
 	case offset == 0:
-		env = append(env, corev1.EnvVar{Name: "BERTH_RANK", ValueFrom: index})
+		rank.ValueFrom = index
 	case count == 1:
-		env = append(env, corev1.EnvVar{Name: "BERTH_RANK", Value: strconv.Itoa(offset)})
+		rank.Value = strconv.Itoa(offset)
 	default:
 		gated = true
-		env = append(env, corev1.EnvVar{Name: "BERTH_RANK", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{
-			FieldPath: "metadata.annotations['" + AnnotationRank + "']"}}})
+		rank.ValueFrom = &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{
+			FieldPath: "metadata.annotations['" + AnnotationRank + "']"}}
 	}
-	env = append(env,
+	env = append(env, rank,
 		corev1.EnvVar{Name: "BERTH_RANK_OFFSET", Value: strconv.Itoa(offset)},
 		corev1.EnvVar{Name: "BERTH_WORLD_SIZE", Value: strconv.Itoa(g.total)},
 		corev1.EnvVar{Name: "BERTH_MASTER_ADDR", Value: g.master},
@@ -131,6 +132,16 @@ func renderRoleJob(o RenderOptions, r Run, rr RoleRun, g roleGang, offset, count
 		corev1.EnvVar{Name: "BERTH_ROLE_RANK", ValueFrom: index},
 		corev1.EnvVar{Name: "BERTH_ROLE_SIZE", Value: strconv.Itoa(count)},
 		corev1.EnvVar{Name: "BERTH_ROLES", Value: g.sizes},
+	)
+	// PyTorch's names (berth.GangEnv), as a plain gang and the local
+	// backend give them: RANK and BERTH_WORKER_INDEX are the global rank.
+	env = append(env,
+		corev1.EnvVar{Name: berth.EnvRank, Value: rank.Value, ValueFrom: rank.ValueFrom},
+		corev1.EnvVar{Name: berth.EnvWorldSize, Value: strconv.Itoa(g.total)},
+		corev1.EnvVar{Name: berth.EnvLocalRank, Value: "0"},
+		corev1.EnvVar{Name: berth.EnvMasterAddr, Value: g.master},
+		corev1.EnvVar{Name: berth.EnvMasterPort, Value: strconv.Itoa(MasterPort)},
+		corev1.EnvVar{Name: berth.EnvWorkerIndex, Value: rank.Value, ValueFrom: rank.ValueFrom},
 	)
 
 	// The role's pods as a workload of one shape: its command, args, env

@@ -9,7 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -188,11 +188,16 @@ func (c *Cluster) podSpecs(r *record, w berth.Workload, n int) ([]podSpec, error
 	}
 	count := len(lp)
 	inUse := c.devicesInUse(r.Key())
+	ckptEnv, err := c.checkpointEnv(r, w, n)
+	if err != nil {
+		return nil, err
+	}
 	var note string
 	if w.Image != "" {
 		note = "image " + w.Image + " not used: no container runtime is configured; the command runs as a process"
 	}
 	pods := make([]podSpec, count)
+	taken := map[int]bool{r.MasterPort: true}
 	for i := range count {
 		p := lp[i].placement
 		if p.Node != "" && p.Node != c.node.Name {
@@ -214,6 +219,17 @@ func (c *Cluster) podSpecs(r *record, w berth.Workload, n int) ([]podSpec, error
 			"BERTH_MASTER_ADDR=127.0.0.1",
 			"BERTH_MASTER_PORT=" + strconv.Itoa(r.MasterPort),
 		}
+		if w.Kind == berth.KindTraining || len(w.Roles) > 0 {
+			// A gang: PyTorch's names, with the values the Kubernetes
+			// backend gives them (berth.GangEnv).
+			berthEnv = append(berthEnv,
+				berth.EnvRank+"="+strconv.Itoa(i),
+				berth.EnvWorldSize+"="+strconv.Itoa(count),
+				berth.EnvLocalRank+"=0",
+				berth.EnvMasterAddr+"=127.0.0.1",
+				berth.EnvMasterPort+"="+strconv.Itoa(r.MasterPort),
+				berth.EnvWorkerIndex+"="+strconv.Itoa(i))
+		}
 		if lp[i].role != "" {
 			// A workload with roles: the role, the rank within it, and
 			// every role's size, so a launcher can find its workers; the
@@ -223,18 +239,83 @@ func (c *Cluster) podSpecs(r *record, w berth.Workload, n int) ([]podSpec, error
 				"BERTH_RANK_OFFSET="+strconv.Itoa(i-lp[i].roleRank),
 				"BERTH_ROLE_SIZE="+strconv.Itoa(lp[i].roleSize), "BERTH_ROLES="+roleSizes(lp))
 		}
-		if w.Checkpoint != nil {
-			berthEnv = append(berthEnv, "BERTH_CHECKPOINT_DIR="+filepath.Join(c.opts.StateDir, checkpointDir(r.Workload, r.RunID)))
+		ports, portEnv, err := replicaPorts(w.Ports, taken)
+		if err != nil {
+			return nil, fmt.Errorf("pod %d: %w", i, err)
 		}
+		berthEnv = append(berthEnv, portEnv...)
+		berthEnv = append(berthEnv, ckptEnv...)
 		pods[i] = podSpec{
 			Dir:     podDir(r.Workload, r.RunID, n, i),
 			Argv:    lp[i].argv,
 			Env:     mergeEnv(c.opts.Env, lp[i].env, berthEnv),
 			Devices: devices,
 			Note:    note,
+			Ports:   ports,
 		}
 	}
 	return pods, nil
+}
+
+// checkpointEnv is what a pod of attempt n of r learns of its run's
+// checkpoints: the directory (one per run, kept across its attempts), and,
+// when an earlier attempt left a checkpoint there and the spec resumes,
+// BERTH_RESUME=1 with the newest one. It is decided once per attempt and
+// recorded with the attempt, so a pod started after a crash of berth reads
+// what the others read.
+func (c *Cluster) checkpointEnv(r *record, w berth.Workload, n int) ([]string, error) {
+	if w.Checkpoint == nil {
+		return nil, nil
+	}
+	dir := filepath.Join(c.opts.StateDir, checkpointDir(r.Workload, r.RunID))
+	env := []string{berth.EnvCheckpointDir + "=" + dir}
+	if n <= 1 || !w.Checkpoint.Resume {
+		return env, nil
+	}
+	latest, err := latestCheckpoint(dir)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint directory: %w", err)
+	}
+	if latest != "" {
+		env = append(env, berth.EnvResume+"=1", berth.EnvResumeFrom+"="+latest)
+	}
+	return env, nil
+}
+
+// latestCheckpoint is the newest entry of dir (a file or a directory; by
+// modification time, then by name), or "" when there is none. Names that
+// start with "." are left out: a checkpoint being written under a
+// temporary name and renamed when complete is never resumed from half
+// written.
+func latestCheckpoint(dir string) (string, error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	var best string
+	var bestTime time.Time
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		info, err := e.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // removed since the listing (a rotation of old checkpoints)
+		}
+		if err != nil {
+			return "", err
+		}
+		if t := info.ModTime(); best == "" || t.After(bestTime) || (t.Equal(bestTime) && e.Name() > best) {
+			best, bestTime = e.Name(), t
+		}
+	}
+	if best == "" {
+		return "", nil
+	}
+	return filepath.Join(dir, best), nil
 }
 
 // roleSizes is "launcher=1,worker=8": every role and its pods, in role
@@ -257,7 +338,7 @@ func mergeEnv(base []string, spec map[string]string, berthEnv []string) []string
 	for k := range spec {
 		keys = append(keys, k)
 	}
-	sort.Strings(keys)
+	slices.Sort(keys)
 	all := append([]string{}, base...)
 	for _, k := range keys {
 		all = append(all, k+"="+spec[k])
@@ -335,6 +416,35 @@ func (c *Cluster) devicesInUse(skip berth.RunKey) map[string]bool {
 		}
 	}
 	return inUse
+}
+
+// replicaPorts gives one replica a free port on 127.0.0.1 for each of
+// the workload's ports, none of them in taken (which it extends: two
+// replicas of one start never share one), and the environment that tells
+// the replica: BERTH_PORT_<NAME> for each, and PORT for the first, which
+// is what most servers read. The replica listens where berth says, not on
+// the declared number, so that replicas and a rollout's new ones beside
+// the old never collide; berth's proxy listens on expose.hostPort.
+func replicaPorts(declared []berth.Port, taken map[int]bool) ([]int, []string, error) {
+	if len(declared) == 0 {
+		return nil, nil, nil
+	}
+	ports := make([]int, len(declared))
+	var env []string
+	for j, d := range declared {
+		for {
+			p, err := freePort()
+			if err != nil {
+				return nil, nil, fmt.Errorf("port %s: %w", berth.PortEnv(d), err)
+			}
+			if !taken[p] {
+				taken[p], ports[j] = true, p
+				break
+			}
+		}
+		env = append(env, berth.PortEnv(d)+"="+strconv.Itoa(ports[j]))
+	}
+	return ports, append(env, "PORT="+strconv.Itoa(ports[0])), nil
 }
 
 // freePort is a TCP port free now on the loopback address: the run's
@@ -470,24 +580,7 @@ func (c *Cluster) signalPods(r *record, signalled map[int]bool) map[int]bool {
 	if r.Attempt == nil {
 		return signalled
 	}
-	for i, p := range r.Attempt.Pods {
-		if signalled[i] {
-			continue
-		}
-		dir := filepath.Join(c.opts.StateDir, p.Dir)
-		if st := c.podStatus(p.Dir); st.state != podLive {
-			continue
-		}
-		pid, err := readPID(dir)
-		if err != nil {
-			continue // the shim has not written it yet: try again later
-		}
-		// The lock is held, so pid is our shim and not a recycled pid.
-		if err := syscall.Kill(pid, syscall.SIGTERM); err == nil || errors.Is(err, syscall.ESRCH) {
-			signalled[i] = true
-		}
-	}
-	return signalled
+	return c.signalAttempt(r.Attempt, signalled)
 }
 
 // recover finishes what a crash interrupted: starts recorded but not
@@ -504,6 +597,17 @@ func (c *Cluster) recover() error {
 			c.log.Warn("finishing a start a crash interrupted", "workload", r.Workload, "run", r.RunID, "attempt", r.Attempt.N)
 			if err := c.finishStart(r); err != nil {
 				errs = append(errs, fmt.Errorf("workload %s run %s: %w", r.Workload, r.RunID, err))
+			}
+		case r.Retiring != nil:
+			// A rollout a crash interrupted: the new attempt may not be
+			// ready, but the old one was recorded as going; stop it (the
+			// new one is the run's now, and restarts if it fails).
+			c.log.Warn("stopping the old replicas of a rollout a crash interrupted", "workload", r.Workload, "run", r.RunID)
+			c.signalAttempt(r.Retiring, map[int]bool{})
+			r := r.clone()
+			r.Retiring = nil
+			if err := c.ledger.put(r); err != nil {
+				errs = append(errs, err)
 			}
 		case r.Stop != nil && r.Attempt != nil && r.Ended == nil:
 			if c.view(r).live {
