@@ -68,9 +68,9 @@ func Queues(w io.Writer, d Data) error {
 		cq := clusterQueues{Name: c.Name, Error: c.Error}
 		if c.Plan != nil {
 			cq.Cohorts = cohorts(c.Plan.Quota, d.cohort)
-			cq.Pending = pending(c.Plan.Decisions)
-			if n := len(cq.Pending); n > MaxPending {
-				cq.Pending, cq.More = cq.Pending[:MaxPending], n-MaxPending
+			var waiting int
+			cq.Pending, waiting = pending(c.Plan.Decisions, MaxPending)
+			if cq.More = waiting - len(cq.Pending); cq.More > 0 {
 				cq.MoreHref = Query{Cluster: c.Name, State: "queued"}.href(1)
 			}
 		}
@@ -125,7 +125,8 @@ func resourceOrder(r string) int {
 	return len(berth.ResourceNames)
 }
 
-func pending(ds []berth.Decision) []pendingRow {
+// pending is the first limit runs in line, and how many wait in all.
+func pending(ds []berth.Decision, limit int) ([]pendingRow, int) {
 	var queued []*berth.Decision
 	for i := range ds {
 		if ds[i].Action == berth.ActionQueue {
@@ -136,7 +137,7 @@ func pending(ds []berth.Decision) []pendingRow {
 		return cmp.Or(cmp.Compare(a.Position, b.Position), cmp.Compare(a.Workload, b.Workload))
 	})
 	var out []pendingRow
-	for _, d := range queued {
+	for _, d := range queued[:min(limit, len(queued))] {
 		r := pendingRow{Position: "-", Workload: string(d.Workload), Href: workloadHref(d.Workload, d.Cluster, d.RunID),
 			Team: d.Team, GPUs: status.DecisionGPUs(*d), Estimated: "unknown", Since: timeText(d.Since)}
 		if d.Position > 0 {
@@ -150,7 +151,7 @@ func pending(ds []berth.Decision) []pendingRow {
 		}
 		out = append(out, r)
 	}
-	return out
+	return out, len(queued)
 }
 
 func sortedKeys[V any](m map[string]V) []string {
