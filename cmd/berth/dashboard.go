@@ -12,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/berth-gpu/berth"
 	"github.com/berth-gpu/berth/reconcile/local"
@@ -37,10 +39,59 @@ func (s *server) mountDashboard(mux *http.ServeMux) {
 	}
 }
 
+// dashCache holds the dashboard's data between reconciles: a page is a
+// filter and a render over it, and the work of /api/status (every
+// workload's status, scrubbed) is done once per reconcile, not per
+// request, so pages under load take little from the reconcile loop.
+type dashCache struct {
+	mu   sync.Mutex
+	key  dashKey
+	data dash.Data
+	ok   bool
+}
+
+// dashKey names what the data was computed from: the reports recorded,
+// and the plans and observations of each cluster (the engine replaces
+// them at each reconcile).
+type dashKey struct {
+	gen      uint64
+	clusters string
+}
+
+func (s *server) dashKey() dashKey {
+	s.mu.Lock()
+	k := dashKey{gen: s.gen}
+	s.mu.Unlock()
+	var b strings.Builder
+	reports := s.engine.Last()
+	names := make([]string, 0, len(reports))
+	for n := range reports {
+		names = append(names, n)
+	}
+	sortStrings(names)
+	for _, n := range names {
+		fmt.Fprintf(&b, "%s %p %p\n", n, reports[n].Plan, reports[n].Observed)
+	}
+	k.clusters = b.String()
+	return k
+}
+
 // dashData is what the pages are drawn from: the status API's answer, with
-// the plans and runs, and what the configuration in force says of teams
-// and workloads.
+// the plans and runs, and the configuration in force; as of now. Pages
+// only read it: it is shared by the requests until the next reconcile.
 func (s *server) dashData() dash.Data {
+	key := s.dashKey()
+	s.dash.mu.Lock()
+	defer s.dash.mu.Unlock()
+	if !s.dash.ok || s.dash.key != key {
+		s.dash.data, s.dash.key, s.dash.ok = s.computeDashData(), key, true
+	}
+	d := s.dash.data
+	d.Now = time.Now().UTC()
+	return d
+}
+
+func (s *server) computeDashData() dash.Data {
 	resp := s.status(true)
 	s.mu.Lock()
 	commit := s.last.Applied.Commit

@@ -214,15 +214,21 @@ type server struct {
 	// log tails); repoURL the repository's web address, for links.
 	stateDir string
 	repoURL  string
-	mu       sync.Mutex
-	last     reconcile.Report
-	ready    bool
+	// dash keeps the dashboard's data from one reconcile to the next
+	// (dashboard.go).
+	dash  dashCache
+	mu    sync.Mutex
+	last  reconcile.Report
+	ready bool
+	// gen counts the reports recorded.
+	gen uint64
 }
 
 func (s *server) record(r reconcile.Report) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.last = r
+	s.gen++
 	if r.Err == nil && len(r.Clusters) > 0 {
 		s.ready = true
 	}
