@@ -358,7 +358,44 @@ func prepare(cfg *berth.Config, snap *berth.Snapshot, opts Options, wls []*wlInf
 			// A periodic job runs only as ticks: the latest one due, if
 			// the snapshot does not know it yet, and the ticks waiting.
 			ticks := queued.of(id, nil)
-			if tick, ok := lastTick(w.Schedule, snap.Time, opts.tickDeadline()); ok {
+			// The newest tick the snapshot knows (running, queued or
+			// finished): the ticks after it are due, as catchUp says.
+			var last time.Time
+			for _, r := range mine {
+				if t, ok := tickOf(r.runID, w.RunID); ok {
+					last = maxTime(last, t)
+				}
+			}
+			for _, q := range ticks {
+				if t, ok := tickOf(q.RunID, w.RunID); ok {
+					last = maxTime(last, t)
+				}
+			}
+			for runID := range finished[id] {
+				if t, ok := tickOf(runID, w.RunID); ok {
+					last = maxTime(last, t)
+				}
+			}
+			if w.Concurrency == berth.ConcurrencyForbid && len(mine) > 0 {
+				// Nothing new starts while a run of the job runs; the due
+				// ticks are decided again when it has ended.
+				d := base
+				d.Action = berth.ActionWait
+				d.Reason = &berth.Reason{Code: berth.ReasonTickWaits,
+					Message: fmt.Sprintf("run %s still runs: concurrency forbid starts no tick until it ends", mine[0].runID)}
+				decisions = append(decisions, d)
+				continue
+			}
+			deadline := opts.tickDeadline()
+			plan := planTicks(w, last, snap.Time, deadline)
+			if plan.missed > 0 {
+				d := base
+				d.RunID = TickRunID(w.RunID, plan.lastMissed)
+				d.Action = berth.ActionDone
+				d.Reason = &berth.Reason{Code: berth.ReasonTicksMissed, Message: missedMessage(w, plan, deadline)}
+				decisions = append(decisions, d)
+			}
+			for _, tick := range plan.run {
 				k := berth.RunKey{Workload: id, RunID: TickRunID(w.RunID, tick)}
 				if !hasRunning(mine, k.RunID) && !hasRun(ticks, k.RunID) && !finishedRun(finished[id], k.RunID) {
 					ticks = append(ticks, berth.QueuedWorkload{Workload: id, RunID: k.RunID, Since: tick})

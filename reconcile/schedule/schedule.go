@@ -576,6 +576,8 @@ func (st *state) keepOrStop(r *run, wl *wlInfo, snap *berth.Snapshot) *berth.Dec
 		stop = &berth.Reason{Code: berth.ReasonRemovedFromGit, Message: "the workload now runs on cluster " + wl.cluster}
 	case wl.w.Kind.RunsOnce() && wl.w.MaxDuration > 0 && !r.since.IsZero() && snap.Time.Sub(r.since) > wl.w.MaxDuration.D():
 		stop = &berth.Reason{Code: berth.ReasonMaxDurationPassed, Message: "ran longer than its maxDuration " + wl.w.MaxDuration.String()}
+	case wl.w.Schedule != "" && wl.w.Concurrency == berth.ConcurrencyReplace:
+		stop = supersededByTick(&wl.w, r.runID, snap.Time, st.opts.tickDeadline())
 	}
 	borrowed := st.borrowed(r.team, r.flavor)
 	if stop == nil && r.keep != nil && r.keep.Borrowed == borrowed && r.keep.Cluster == snap.Cluster {
