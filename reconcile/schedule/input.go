@@ -218,9 +218,12 @@ func clusterOf(cfg *berth.Config, flavors []string) string {
 //     says how many attempts it took);
 //   - a workload whose dependsOn has not succeeded waits (or, when one
 //     failed, the chain stops);
-//   - a periodic job runs only as ticks: the latest tick at or before now,
-//     not missed by more than the tick deadline, and not already known to
-//     the snapshot, is queued; between ticks it waits for the next one;
+//   - a periodic job runs only as ticks: the ticks after the newest one
+//     the snapshot knows are queued as its catchUp says (none: the latest,
+//     if missed by less than the tick deadline), and those that are not
+//     are reported (TicksMissed); with concurrency forbid nothing is
+//     queued while a run of it runs; between ticks it waits for the next
+//     one;
 //   - a run whose last attempt failed (or a service whose process ended)
 //     waits out its backoff before it asks again.
 //
@@ -513,23 +516,6 @@ func doneDecision(base berth.Decision, f berth.FinishedRun) berth.Decision {
 // and the tick time, "1-20261122t0300".
 func TickRunID(runID string, tick time.Time) string {
 	return runID + "-" + tick.UTC().Format("20060102t1504")
-}
-
-// lastTick is the latest time at or before now the schedule fired, if it is
-// within deadline of now.
-func lastTick(cron string, now time.Time, deadline time.Duration) (time.Time, bool) {
-	t, err := NextTick(cron, now.Add(-deadline).Add(-time.Second))
-	if err != nil || t.After(now) {
-		return time.Time{}, false
-	}
-	// The latest tick in the window.
-	for {
-		next, err := NextTick(cron, t)
-		if err != nil || next.After(now) {
-			return t, true
-		}
-		t = next
-	}
 }
 
 func orDefault(s, d string) string {

@@ -32,7 +32,8 @@ type Options struct {
 	// the same before it restarts.
 	Backoff func(failures int) time.Duration
 	// TickDeadline is how late a periodic job's tick may start; a tick
-	// missed by more (berth was down) is skipped (default 10 minutes).
+	// missed by more (berth was down) runs only as the workload's catchUp
+	// says, and is reported when it does not (default 10 minutes).
 	TickDeadline time.Duration
 }
 
