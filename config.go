@@ -1,8 +1,8 @@
 package berth
 
 import (
+	"maps"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 )
@@ -51,16 +51,16 @@ func (c *Config) WorkloadIDs() []WorkloadID {
 }
 
 // TeamNames returns every team's name, sorted.
-func (c *Config) TeamNames() []string { return sortedKeys(c.Teams) }
+func (c *Config) TeamNames() []string { return slices.Sorted(maps.Keys(c.Teams)) }
 
 // FlavorNames returns every flavor's name, sorted.
-func (c *Config) FlavorNames() []string { return sortedKeys(c.Flavors) }
+func (c *Config) FlavorNames() []string { return slices.Sorted(maps.Keys(c.Flavors)) }
 
 // ClusterNames returns every cluster's name, sorted.
-func (c *Config) ClusterNames() []string { return sortedKeys(c.Clusters) }
+func (c *Config) ClusterNames() []string { return slices.Sorted(maps.Keys(c.Clusters)) }
 
 // CohortNames returns every cohort's name, sorted.
-func (c *Config) CohortNames() []string { return sortedKeys(c.Cohorts) }
+func (c *Config) CohortNames() []string { return slices.Sorted(maps.Keys(c.Cohorts)) }
 
 // DefaultCluster is the cluster flavors without a cluster belong to: the
 // only cluster, or the one marked default. Empty when there is none.
@@ -142,15 +142,6 @@ func (c *Config) Priority(w Workload) (string, PriorityTier) {
 		name = c.Policy.DefaultPriority
 	}
 	return name, c.Policy.Priorities[name]
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // Backend is how berth reaches a cluster.
@@ -521,7 +512,7 @@ type PodSet struct {
 
 // RoleNames returns the workload's role names, sorted: the order pod sets
 // are assigned flavors and placed in.
-func (w Workload) RoleNames() []string { return sortedKeys(w.Roles) }
+func (w Workload) RoleNames() []string { return slices.Sorted(maps.Keys(w.Roles)) }
 
 // PodSets returns the workload's pod sets: its roles by name, or one set
 // of all its pods.

@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
-	"sort"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -234,8 +234,8 @@ func (w *schemaWalker) structFields(v cuelang.Value, t reflect.Type, path string
 			onlyGo = append(onlyGo, name)
 		}
 	}
-	sort.Strings(onlyCUE)
-	sort.Strings(onlyGo)
+	slices.Sort(onlyCUE)
+	slices.Sort(onlyGo)
 	for _, name := range onlyCUE {
 		w.errorf("%s.%s is in schema.cue but Go type %s has no field with json name %q", path, name, t, name)
 	}
@@ -246,7 +246,7 @@ func (w *schemaWalker) structFields(v cuelang.Value, t reflect.Type, path string
 	for name := range goFields {
 		names = append(names, name)
 	}
-	sort.Strings(names)
+	slices.Sort(names)
 	for _, name := range names {
 		if cv, ok := cueFields[name]; ok {
 			w.walk(cv, goFields[name].Type, path+"."+name)

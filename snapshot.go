@@ -1,7 +1,8 @@
 package berth
 
 import (
-	"sort"
+	"cmp"
+	"slices"
 	"time"
 )
 
@@ -22,27 +23,26 @@ type Snapshot struct {
 // Sort puts every list in a canonical order so a snapshot's encoding does
 // not depend on the order it was observed in.
 func (s *Snapshot) Sort() {
-	sort.Slice(s.Nodes, func(i, j int) bool { return s.Nodes[i].Name < s.Nodes[j].Name })
-	sort.Slice(s.Running, func(i, j int) bool {
-		a, b := s.Running[i], s.Running[j]
-		if a.Workload != b.Workload {
-			return a.Workload < b.Workload
-		}
-		return a.RunID < b.RunID
+	slices.SortFunc(s.Nodes, func(a, b Node) int {
+		return cmp.Compare(a.Name, b.Name)
 	})
-	sort.Slice(s.Queue, func(i, j int) bool {
-		a, b := s.Queue[i], s.Queue[j]
-		if a.Workload != b.Workload {
-			return a.Workload < b.Workload
-		}
-		return a.RunID < b.RunID
+	slices.SortFunc(s.Running, func(a, b RunningWorkload) int {
+		return cmp.Or(
+			cmp.Compare(a.Workload, b.Workload),
+			cmp.Compare(a.RunID, b.RunID),
+		)
 	})
-	sort.Slice(s.Finished, func(i, j int) bool {
-		a, b := s.Finished[i], s.Finished[j]
-		if a.Workload != b.Workload {
-			return a.Workload < b.Workload
-		}
-		return a.RunID < b.RunID
+	slices.SortFunc(s.Queue, func(a, b QueuedWorkload) int {
+		return cmp.Or(
+			cmp.Compare(a.Workload, b.Workload),
+			cmp.Compare(a.RunID, b.RunID),
+		)
+	})
+	slices.SortFunc(s.Finished, func(a, b FinishedRun) int {
+		return cmp.Or(
+			cmp.Compare(a.Workload, b.Workload),
+			cmp.Compare(a.RunID, b.RunID),
+		)
 	})
 }
 

@@ -1,9 +1,9 @@
 package cue
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -69,22 +69,18 @@ func (es Errors) sort() Errors {
 	for i := range es {
 		sortPositions(es[i].Positions)
 	}
-	sort.SliceStable(es, func(i, j int) bool {
-		a, b := es[i], es[j]
+	slices.SortStableFunc(es, func(a, b Error) int {
 		if c := a.Pos().Compare(b.Pos()); c != 0 {
 			// errors without a position go last
 			if !a.Pos().IsValid() {
-				return false
+				return 1
 			}
 			if !b.Pos().IsValid() {
-				return true
+				return -1
 			}
-			return c < 0
+			return c
 		}
-		if a.Path != b.Path {
-			return a.Path < b.Path
-		}
-		return a.Message < b.Message
+		return cmp.Or(cmp.Compare(a.Path, b.Path), cmp.Compare(a.Message, b.Message))
 	})
 	out := es[:0]
 	for i, e := range es {
@@ -111,12 +107,16 @@ func sameError(a, b Error) bool {
 // sortPositions puts the user's positions first, each group sorted, and
 // drops duplicates.
 func sortPositions(ps []berth.Pos) {
-	sort.SliceStable(ps, func(i, j int) bool {
-		si, sj := ps[i].File == SchemaPosFile, ps[j].File == SchemaPosFile
-		if si != sj {
-			return sj
+	slices.SortStableFunc(ps, func(a, b berth.Pos) int {
+		// false before true: the user's positions before the schema's
+		sa, sb := a.File == SchemaPosFile, b.File == SchemaPosFile
+		if sa != sb {
+			if sb {
+				return -1
+			}
+			return 1
 		}
-		return ps[i].Compare(ps[j]) < 0
+		return a.Compare(b)
 	})
 }
 

@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -348,7 +348,7 @@ func explainNotAllowed(errs Errors, root cuelang.Value, rootPath, rootName strin
 		if len(allowed) == 0 {
 			continue
 		}
-		sort.Strings(allowed)
+		slices.Sort(allowed)
 		errs[i].Message = fmt.Sprintf("field %q is not allowed in %s%s (allowed: %s)", field, where, suggest(field, allowed), strings.Join(allowed, ", "))
 	}
 	return errs
@@ -584,6 +584,6 @@ func instanceDeps(dir string, inst *build.Instance) []string {
 		}
 		out = append(out, d)
 	}
-	sort.Strings(out)
+	slices.Sort(out)
 	return out
 }

@@ -2,13 +2,14 @@ package cue
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"path"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -135,7 +136,7 @@ func readTree(fsys fs.FS, opts Options) (*tree, Errors, []Warning) {
 		}
 	}
 	walk(".", 0)
-	sort.SliceStable(warns, func(i, j int) bool { return warns[i].Pos.Compare(warns[j].Pos) < 0 })
+	slices.SortStableFunc(warns, func(a, b Warning) int { return a.Pos.Compare(b.Pos) })
 	return newTree(t.files), errs, warns
 }
 
@@ -275,17 +276,8 @@ func (t *tree) paths() []string {
 	for p := range t.files {
 		out = append(out, p)
 	}
-	sort.Strings(out)
+	slices.Sort(out)
 	return out
-}
-
-// size is the bytes of all files.
-func (t *tree) size() int64 {
-	n := int64(0)
-	for _, b := range t.files {
-		n += int64(len(b))
-	}
-	return n
 }
 
 // newTree makes a tree of files that were checked already (a child
@@ -301,12 +293,12 @@ func newTree(files map[string][]byte) *tree {
 		}
 	}
 	for _, fs := range t.filesOf {
-		sort.Strings(fs)
+		slices.Sort(fs)
 	}
 	for d := range dirs {
 		t.dirs = append(t.dirs, d)
 	}
-	sort.Strings(t.dirs)
+	slices.Sort(t.dirs)
 	return t
 }
 
@@ -379,7 +371,9 @@ func (t *tree) listing() map[string][]fs.DirEntry {
 			for _, e := range m {
 				out = append(out, e)
 			}
-			sort.Slice(out, func(i, j int) bool { return out[i].Name() < out[j].Name() })
+			slices.SortFunc(out, func(a, b fs.DirEntry) int {
+				return cmp.Compare(a.Name(), b.Name())
+			})
 			t.dirList[d] = out
 		}
 	})

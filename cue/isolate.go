@@ -298,7 +298,7 @@ func (a *answer) running() []string {
 			out = append(out, d)
 		}
 	}
-	sort.Strings(out)
+	slices.Sort(out)
 	return out
 }
 

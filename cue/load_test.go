@@ -6,7 +6,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -321,7 +321,7 @@ func sortedText(errs cue.Errors) []string {
 	for i, e := range errs {
 		out[i] = e.Error()
 	}
-	sort.Strings(out)
+	slices.Sort(out)
 	return out
 }
 

@@ -3,7 +3,7 @@ package cue
 import (
 	"encoding/json"
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 
 	cuelang "cuelang.org/go/cue"
@@ -109,7 +109,7 @@ func buildPolicy(fields map[string]json.RawMessage) (berth.Policy, error) {
 	for k := range fields {
 		keys = append(keys, k)
 	}
-	sort.Strings(keys)
+	slices.Sort(keys)
 	for _, k := range keys {
 		m[k] = fields[k]
 	}

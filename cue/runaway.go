@@ -2,7 +2,7 @@ package cue
 
 import (
 	"fmt"
-	"sort"
+	"slices"
 	"sync"
 
 	"cuelang.org/go/cue/ast"
@@ -57,7 +57,7 @@ func (r *running) list() []string {
 	for d := range r.dirs {
 		out = append(out, d)
 	}
-	sort.Strings(out)
+	slices.Sort(out)
 	return out
 }
 

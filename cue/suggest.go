@@ -2,7 +2,7 @@ package cue
 
 import (
 	"fmt"
-	"sort"
+	"slices"
 )
 
 // suggest returns `; did you mean "x"?` for the candidate closest to name,
@@ -10,7 +10,7 @@ import (
 func suggest(name string, candidates []string) string {
 	best, bestD := "", -1
 	sorted := append([]string(nil), candidates...)
-	sort.Strings(sorted)
+	slices.Sort(sorted)
 	for _, c := range sorted {
 		if c == name {
 			continue

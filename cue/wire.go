@@ -7,7 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -158,7 +158,7 @@ func encodePositions(key string, ps map[string]berth.Pos, files *fileTable) stri
 	for p := range ps {
 		paths = append(paths, p)
 	}
-	sort.Strings(paths)
+	slices.Sort(paths)
 	var b strings.Builder
 	for _, p := range paths {
 		pos := ps[p]

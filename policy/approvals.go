@@ -1,9 +1,11 @@
 package policy
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/berth-gpu/berth"
@@ -146,14 +148,14 @@ func Requirements(in ReviewInput) []Requirement {
 	// Platform objects: one requirement for all of them.
 	if len(ch.platform) > 0 {
 		out = append(out, Requirement{Kind: NeedAdmin, Subject: platformSubject(ch.platform),
-			Objects: sortedSet(ch.platform), Owners: normOwners(ap.Admins)})
+			Objects: slices.Sorted(maps.Keys(ch.platform)), Owners: normOwners(ap.Admins)})
 	}
 
 	// Workloads, per team: the team's owners; a team the base does not
 	// know has no owners yet, so its workloads need an admin.
 	if ap.RequireTeamOwner {
-		for _, team := range sortedKeys(ch.workloads) {
-			ids := sortedSet(ch.workloads[team])
+		for _, team := range slices.Sorted(maps.Keys(ch.workloads)) {
+			ids := slices.Sorted(maps.Keys(ch.workloads[team]))
 			if t, ok := base.Teams[team]; ok {
 				out = append(out, Requirement{Kind: NeedTeamOwner, Subject: "team " + team + "'s workloads",
 					Objects: ids, Owners: normOwners(t.Owners)})
@@ -179,7 +181,7 @@ func Requirements(in ReviewInput) []Requirement {
 				sizes = append(sizes, string(id)+" ("+what+")")
 			}
 		}
-		for _, team := range sortedKeys(large) {
+		for _, team := range slices.Sorted(maps.Keys(large)) {
 			ids := large[team]
 			var subj []string
 			for _, s := range sizes {
@@ -217,20 +219,19 @@ func Requirements(in ReviewInput) []Requirement {
 			byOwners[key] = append(byOwners[key], p)
 			owners[key] = who
 		}
-		for _, key := range sortedKeys(byOwners) {
+		for _, key := range slices.Sorted(maps.Keys(byOwners)) {
 			files := byOwners[key]
-			sort.Strings(files)
+			slices.Sort(files)
 			out = append(out, Requirement{Kind: NeedCodeOwner, Subject: JoinAnd(Abbrev(files, 3)),
 				Objects: files, Owners: owners[key]})
 		}
 	}
 
-	sort.SliceStable(out, func(i, j int) bool {
-		a, b := out[i], out[j]
-		if kindOrder[a.Kind] != kindOrder[b.Kind] {
-			return kindOrder[a.Kind] < kindOrder[b.Kind]
-		}
-		return a.Subject < b.Subject
+	slices.SortStableFunc(out, func(a, b Requirement) int {
+		return cmp.Or(
+			cmp.Compare(kindOrder[a.Kind], kindOrder[b.Kind]),
+			cmp.Compare(a.Subject, b.Subject),
+		)
 	})
 	return out
 }
@@ -240,7 +241,9 @@ func Requirements(in ReviewInput) []Requirement {
 // own approval never counts: a pull request cannot approve itself.
 func Judge(reqs []Requirement, author string, approvals []Approver) []Requirement {
 	apps := append([]Approver(nil), approvals...)
-	sort.Slice(apps, func(i, j int) bool { return strings.ToLower(apps[i].Login) < strings.ToLower(apps[j].Login) })
+	slices.SortFunc(apps, func(a, b Approver) int {
+		return cmp.Compare(strings.ToLower(a.Login), strings.ToLower(b.Login))
+	})
 	out := make([]Requirement, len(reqs))
 	for i, r := range reqs {
 		r.ApprovedBy = ""
@@ -270,7 +273,7 @@ func TeamHandles(reqs []Requirement) []string {
 			}
 		}
 	}
-	return sortedKeys(set)
+	return slices.Sorted(maps.Keys(set))
 }
 
 func isOwner(owners []string, a Approver) bool {
@@ -440,7 +443,7 @@ func sameJSON(a, b any) bool {
 
 // platformSubject is "team vision, cohort research and policy".
 func platformSubject(objs map[string]bool) string {
-	return JoinAnd(Abbrev(sortedSet(objs), 4))
+	return JoinAnd(Abbrev(slices.Sorted(maps.Keys(objs)), 4))
 }
 
 // Abbrev keeps the first n items and says how many more there are.
@@ -487,17 +490,6 @@ func normOwners(owners []string) []string {
 		seen[strings.ToLower(o)] = true
 		out = append(out, o)
 	}
-	return out
-}
-
-func sortedSet(m map[string]bool) []string { return sortedKeys(m) }
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
 	return out
 }
 

@@ -2,7 +2,7 @@ package policy
 
 import (
 	"math"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/berth-gpu/berth"
@@ -102,7 +102,7 @@ type qnode struct {
 // cluster) from a configuration.
 func NewQuotas(cfg *berth.Config, flavors []string) *Quotas {
 	fl := append([]string(nil), flavors...)
-	sort.Strings(fl)
+	slices.Sort(fl)
 	q := &Quotas{flavors: fl, fidx: map[string]int{}, teams: map[string]*qnode{}, cohorts: map[string]*qnode{}}
 	for i, f := range fl {
 		q.fidx[f] = i

@@ -1,8 +1,9 @@
 package reconcile
 
 import (
+	"cmp"
 	"fmt"
-	"sort"
+	"slices"
 
 	"github.com/berth-gpu/berth"
 )
@@ -140,15 +141,11 @@ func reasonText(d berth.Decision) string {
 var opOrder = map[Op]int{OpStop: 0, OpForget: 1, OpRestart: 2, OpStart: 3, OpQueue: 4}
 
 func sortChanges(cs []Change) {
-	sort.SliceStable(cs, func(i, j int) bool {
-		a, b := cs[i], cs[j]
-		if opOrder[a.Op] != opOrder[b.Op] {
-			return opOrder[a.Op] < opOrder[b.Op]
-		}
-		ai, bi := a.Workload.ID(), b.Workload.ID()
-		if ai != bi {
-			return ai < bi
-		}
-		return a.RunID < b.RunID
+	slices.SortStableFunc(cs, func(a, b Change) int {
+		return cmp.Or(
+			cmp.Compare(opOrder[a.Op], opOrder[b.Op]),
+			cmp.Compare(a.Workload.ID(), b.Workload.ID()),
+			cmp.Compare(a.RunID, b.RunID),
+		)
 	})
 }

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"sort"
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -337,7 +337,7 @@ func compare(predicted *berth.Plan, cr reconcile.ClusterReport) []string {
 			missed = append(missed, key+": predicted keep, but stopped")
 		}
 	}
-	sort.Strings(missed)
+	slices.Sort(missed)
 	return missed
 }
 

@@ -3,7 +3,6 @@ package status
 import (
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 	"unicode/utf8"
 
@@ -432,9 +431,4 @@ func appendUniq(xs []string, x string) []string {
 		}
 	}
 	return append(xs, x)
-}
-
-// sortStatuses orders statuses by context, for stable output.
-func sortStatuses(ss []CommitStatus) {
-	sort.SliceStable(ss, func(i, j int) bool { return ss[i].Context < ss[j].Context })
 }

@@ -1,9 +1,10 @@
 package status
 
 import (
+	"cmp"
 	"fmt"
 	"io"
-	"sort"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -30,18 +31,13 @@ var actionOrder = map[berth.Action]int{
 // position, then workload.
 func SortForPeople(ds []berth.Decision) []berth.Decision {
 	out := append([]berth.Decision(nil), ds...)
-	sort.SliceStable(out, func(i, j int) bool {
-		a, b := out[i], out[j]
-		if actionOrder[a.Action] != actionOrder[b.Action] {
-			return actionOrder[a.Action] < actionOrder[b.Action]
-		}
-		if a.Position != b.Position {
-			return a.Position < b.Position
-		}
-		if a.Workload != b.Workload {
-			return a.Workload < b.Workload
-		}
-		return a.RunID < b.RunID
+	slices.SortStableFunc(out, func(a, b berth.Decision) int {
+		return cmp.Or(
+			cmp.Compare(actionOrder[a.Action], actionOrder[b.Action]),
+			cmp.Compare(a.Position, b.Position),
+			cmp.Compare(a.Workload, b.Workload),
+			cmp.Compare(a.RunID, b.RunID),
+		)
 	})
 	return out
 }

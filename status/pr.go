@@ -1,8 +1,10 @@
 package status
 
 import (
+	"cmp"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -84,7 +86,9 @@ func ChangedWorkloads(base, head *berth.Config) []WorkloadChange {
 				Pos: bw.Pos, Diff: objectDiff(&bw, nil)})
 		}
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	slices.SortStableFunc(out, func(a, b WorkloadChange) int {
+		return cmp.Compare(a.ID, b.ID)
+	})
 	return out
 }
 
@@ -361,7 +365,7 @@ func blastRadius(in PlanInput, touched map[berth.WorkloadID]WorkloadChange) Blas
 		}
 	}
 	for _, l := range [][]string{b.OverQuota, b.Unadmittable, b.Preempted, b.Displaced, b.Exposed} {
-		sort.Strings(l)
+		slices.Sort(l)
 	}
 	return b
 }
@@ -422,15 +426,12 @@ func quotaRows(in PlanInput, touched map[berth.WorkloadID]WorkloadChange, blast 
 			out = append(out, QuotaRow{Team: k.team, Flavor: k.flavor, Resource: k.r, Before: useText(bq, false), After: "-", Changed: true})
 		}
 	}
-	sort.SliceStable(out, func(i, j int) bool {
-		a, b := out[i], out[j]
-		if a.Team != b.Team {
-			return a.Team < b.Team
-		}
-		if a.Flavor != b.Flavor {
-			return a.Flavor < b.Flavor
-		}
-		return resourceOrder(a.Resource) < resourceOrder(b.Resource)
+	slices.SortStableFunc(out, func(a, b QuotaRow) int {
+		return cmp.Or(
+			cmp.Compare(a.Team, b.Team),
+			cmp.Compare(a.Flavor, b.Flavor),
+			cmp.Compare(resourceOrder(a.Resource), resourceOrder(b.Resource)),
+		)
 	})
 	return out
 }
@@ -486,7 +487,7 @@ func gpuHours(in PlanInput, changes []WorkloadChange) ([]GPUHoursRow, []BudgetRo
 		perTeam[w.Team] += hours
 	}
 	var budgets []BudgetRow
-	for _, team := range sortedKeys(perTeam) {
+	for _, team := range slices.Sorted(maps.Keys(perTeam)) {
 		b := BudgetRow{Team: team, GPUHours: perTeam[team]}
 		// The base's budget: a pull request cannot raise its own.
 		if in.Base != nil {
@@ -500,13 +501,4 @@ func gpuHours(in PlanInput, changes []WorkloadChange) ([]GPUHoursRow, []BudgetRo
 		budgets = append(budgets, b)
 	}
 	return rows, budgets
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -179,7 +181,7 @@ func TestPlanComments(t *testing.T) {
 
 func TestStatusDescriptions(t *testing.T) {
 	var b strings.Builder
-	for _, name := range sortedNames(scenarios()) {
+	for _, name := range slices.Sorted(maps.Keys(scenarios())) {
 		v, rev := scenarios()[name]()
 		fmt.Fprintf(&b, "== %s\n", name)
 		write := func(s status.CommitStatus) {
@@ -211,21 +213,6 @@ func TestStatusDescriptions(t *testing.T) {
 	s := status.NewCommitStatus(status.PlanContext(strings.Repeat("c", 300)), status.StateSuccess, strings.Repeat("é", 200))
 	fmt.Fprintf(&b, "%d %d %s\n", len(s.Context), len(s.Description), s.Description[len(s.Description)-5:])
 	golden(t, "statuses.golden", b.String())
-}
-
-func sortedNames[V any](m map[string]V) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	for i := range out {
-		for j := i + 1; j < len(out); j++ {
-			if out[j] < out[i] {
-				out[i], out[j] = out[j], out[i]
-			}
-		}
-	}
-	return out
 }
 
 func invalidErrors() cue.Errors {

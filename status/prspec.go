@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/berth-gpu/berth"
@@ -115,7 +115,7 @@ func envChanges(b, h map[string]string) []string {
 		names []string
 	}{{"added", added}, {"changed", changed}, {"removed", removed}} {
 		if len(x.names) > 0 {
-			sort.Strings(x.names)
+			slices.Sort(x.names)
 			out = append(out, fmt.Sprintf("env %s %s", policy.JoinAnd(x.names), x.verb))
 		}
 	}

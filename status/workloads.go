@@ -1,9 +1,10 @@
 package status
 
 import (
+	"cmp"
 	"fmt"
 	"io"
-	"sort"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -113,11 +114,11 @@ func Workloads(cluster string, plan *berth.Plan, runs []reconcile.RunState) []Wo
 			Kind: r.Kind, State: string(r.Phase), Flavor: r.Flavor, Since: timePtr(r.FinishedAt), Attempts: r.Attempts,
 			Reason: r.Reason, GPUs: float64(r.Resources.GPUMilli()) / 1000 * float64(max(1, len(r.Placements))), MIG: r.Resources.MIG})
 	}
-	sort.SliceStable(out, func(i, j int) bool {
-		if out[i].Workload != out[j].Workload {
-			return out[i].Workload < out[j].Workload
-		}
-		return out[i].RunID < out[j].RunID
+	slices.SortStableFunc(out, func(a, b WorkloadStatus) int {
+		return cmp.Or(
+			cmp.Compare(a.Workload, b.Workload),
+			cmp.Compare(a.RunID, b.RunID),
+		)
 	})
 	return out
 }

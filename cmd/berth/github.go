@@ -7,6 +7,7 @@ package main
 // in status/gh and sources/webhook.
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -15,7 +16,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -367,7 +368,9 @@ func writePlanResult(w io.Writer, res *gh.Result) {
 		return
 	}
 	sts := append([]status.CommitStatus(nil), res.Statuses...)
-	sort.SliceStable(sts, func(i, j int) bool { return sts[i].Context < sts[j].Context })
+	slices.SortStableFunc(sts, func(a, b status.CommitStatus) int {
+		return cmp.Compare(a.Context, b.Context)
+	})
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, st := range sts {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\n", st.Context, st.State, st.Description)

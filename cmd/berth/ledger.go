@@ -8,7 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -147,7 +147,7 @@ func localClusterDirs(o ledgerOptions) ([]string, []string, error) {
 			return nil, nil, usageError{fmt.Errorf("%s holds no cluster: is --state-dir berth serve's?", root)}
 		}
 	}
-	sort.Strings(names)
+	slices.Sort(names)
 	dirs := make([]string, len(names))
 	for i, n := range names {
 		dirs[i] = filepath.Join(root, n)

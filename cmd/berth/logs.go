@@ -8,7 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -97,7 +97,7 @@ the run.`,
 // findLogs looks for the workload in every local cluster's state directory.
 func findLogs(stateDir string, id berth.WorkloadID, runID string, attempt int) (*local.RunLogs, error) {
 	dirs, _ := filepath.Glob(filepath.Join(stateDir, "clusters", "*"))
-	sort.Strings(dirs)
+	slices.Sort(dirs)
 	var firstErr error
 	for _, d := range dirs {
 		var logs *local.RunLogs

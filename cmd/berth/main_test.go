@@ -46,6 +46,10 @@ func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir:           "testdata/script",
 		UpdateScripts: *update,
+		// berth runs only through exec (or exits), as a user runs it, and
+		// a file of a script's archive is named once.
+		RequireExplicitExec: true,
+		RequireUniqueNames:  true,
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("FIXTURES", fixturesDir)
 			env.Setenv(cacheEnv, filepath.Join(env.WorkDir, ".cache", "berth"))

@@ -13,15 +13,18 @@ import (
 	"github.com/berth-gpu/berth/status"
 )
 
+// planOptions are plan's flags.
+type planOptions struct {
+	output    *outputFlag
+	snapshots []string
+	placement string
+	noBackfil bool
+	server    string
+	ghPlan    planGitHubOptions // --github-pr: see github.go
+}
+
 func newPlanCmd() *cobra.Command {
-	var (
-		output    *outputFlag
-		snapshots []string
-		placement string
-		noBackfil bool
-		server    string
-		ghPlan    planGitHubOptions // --github-pr: see github.go
-	)
+	var o planOptions
 	cmd := &cobra.Command{
 		Use:   "plan [DIR] (--snapshot FILE | --server URL)",
 		Short: "Decide what the repository would do on each cluster: admit, queue, preempt or reject",
@@ -53,76 +56,87 @@ berth/policy, berth/plan: CLUSTER) and one comment per cluster, as
 DIR is not read. Exit status: 0 when no
 status failed (pending included), 1 when one did, 2 when berth failed.`,
 		Args: cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			dir := "."
-			if len(args) == 1 {
-				dir = args[0]
-			}
-			switch placement {
-			case "", berth.PlacementBerth, berth.PlacementFirstFit, berth.PlacementTightestFit:
-			default:
-				return usageError{fmt.Errorf("--placement %s: want berth, firstFit or tightestFit", placement)}
-			}
-			if ghPlan.pr > 0 {
-				return runGitHubPlan(cmd.Context(), cmd.OutOrStdout(), ghPlan, snapshots,
-					schedule.Options{Placement: placement, NoBackfill: noBackfil})
-			}
-			if len(snapshots) == 0 && server == "" {
-				return usageError{fmt.Errorf("plan needs --snapshot FILE (write one with 'berth snapshot', or by hand: #Snapshot in schema.cue) or --server URL (a running 'berth serve')")}
-			}
-			res, err := loadDir(dir)
-			cfg := res.Config
-			if err != nil {
-				return printLoadError(cmd, err)
-			}
-			type source struct {
-				name string
-				snap *berth.Snapshot
-			}
-			var srcs []source
-			for _, file := range snapshots {
-				data, err := os.ReadFile(file)
-				if err != nil {
-					return usageError{err}
-				}
-				snap, err := cue.LoadSnapshot(filepath.ToSlash(file), data)
-				if err != nil {
-					return printLoadError(cmd, err)
-				}
-				srcs = append(srcs, source{"snapshot " + file, snap})
-			}
-			if server != "" {
-				snaps, err := serverSnapshots(&clientOptions{server: server}, "")
-				if err != nil {
-					return err
-				}
-				for i := range snaps {
-					srcs = append(srcs, source{"berth serve at " + server, &snaps[i]})
-				}
-			}
-			var plans []*berth.Plan
-			for _, src := range srcs {
-				if _, ok := cfg.Clusters[src.snap.Cluster]; !ok {
-					return invalidError{fmt.Errorf("%s: cluster %q is not in the repository (clusters: %v)", src.name, src.snap.Cluster, cfg.ClusterNames())}
-				}
-				plans = append(plans, schedule.Schedule(schedule.Input{Config: cfg, Snapshot: src.snap},
-					schedule.Options{Placement: placement, NoBackfill: noBackfil}))
-			}
-			out := cmd.OutOrStdout()
-			if !output.text() {
-				return output.write(out, plans)
-			}
-			return status.WritePlanText(out, plans)
-		},
+		RunE: func(cmd *cobra.Command, args []string) error { return o.run(cmd, dirArg(cmd, args)) },
 	}
-	output = addOutputFlag(cmd, formatText, formatJSON, formatYAML)
-	cmd.Flags().StringArrayVar(&snapshots, "snapshot", nil, "a cluster snapshot to plan against (repeat for several clusters)")
-	cmd.Flags().StringVar(&server, "server", "", "plan against the clusters a running 'berth serve' at this address runs (http://127.0.0.1:8080)")
-	cmd.Flags().StringVar(&placement, "placement", "", "override policy.placement: berth, firstFit or tightestFit")
-	cmd.Flags().BoolVar(&noBackfil, "no-backfill", false, "turn backfill off whatever the policy says")
-	ghPlan.register(cmd.Flags())
+	o.output = addOutputFlag(cmd, formatText, formatJSON, formatYAML)
+	cmd.Flags().StringArrayVar(&o.snapshots, "snapshot", nil, "a cluster snapshot to plan against (repeat for several clusters)")
+	cmd.Flags().StringVar(&o.server, "server", "", "plan against the clusters a running 'berth serve' at this address runs (http://127.0.0.1:8080)")
+	cmd.Flags().StringVar(&o.placement, "placement", "", "override policy.placement: berth, firstFit or tightestFit")
+	cmd.Flags().BoolVar(&o.noBackfil, "no-backfill", false, "turn backfill off whatever the policy says")
+	o.ghPlan.register(cmd.Flags())
 	evalBounds.register(cmd.Flags())
 	return withProfile(cmd)
+}
+
+// run plans the repository in dir against every snapshot, or plans a pull
+// request with --github-pr.
+func (o *planOptions) run(cmd *cobra.Command, dir string) error {
+	switch o.placement {
+	case "", berth.PlacementBerth, berth.PlacementFirstFit, berth.PlacementTightestFit:
+	default:
+		return usageError{fmt.Errorf("--placement %s: want berth, firstFit or tightestFit", o.placement)}
+	}
+	opts := schedule.Options{Placement: o.placement, NoBackfill: o.noBackfil}
+	if o.ghPlan.pr > 0 {
+		return runGitHubPlan(cmd.Context(), cmd.OutOrStdout(), o.ghPlan, o.snapshots, opts)
+	}
+	if len(o.snapshots) == 0 && o.server == "" {
+		return usageError{fmt.Errorf("plan needs --snapshot FILE (write one with 'berth snapshot', or by hand: #Snapshot in schema.cue) or --server URL (a running 'berth serve')")}
+	}
+	res, err := loadDir(dir)
+	cfg := res.Config
+	if err != nil {
+		return printLoadError(cmd, err)
+	}
+	srcs, err := o.sources(cmd)
+	if err != nil {
+		return err
+	}
+	var plans []*berth.Plan
+	for _, src := range srcs {
+		if _, ok := cfg.Clusters[src.snap.Cluster]; !ok {
+			return invalidError{fmt.Errorf("%s: cluster %q is not in the repository (clusters: %v)", src.name, src.snap.Cluster, cfg.ClusterNames())}
+		}
+		plans = append(plans, schedule.Schedule(schedule.Input{Config: cfg, Snapshot: src.snap}, opts))
+	}
+	out := cmd.OutOrStdout()
+	if !o.output.text() {
+		return o.output.write(out, plans)
+	}
+	return status.WritePlanText(out, plans)
+}
+
+// snapshotSource is a snapshot to plan against, and where it came from.
+type snapshotSource struct {
+	name string
+	snap *berth.Snapshot
+}
+
+// sources reads the snapshot files, then asks the berth serve for its
+// clusters'.
+func (o *planOptions) sources(cmd *cobra.Command) ([]snapshotSource, error) {
+	var srcs []snapshotSource
+	for _, file := range o.snapshots {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return nil, usageError{err}
+		}
+		snap, err := cue.LoadSnapshot(filepath.ToSlash(file), data)
+		if err != nil {
+			return nil, printLoadError(cmd, err)
+		}
+		srcs = append(srcs, snapshotSource{"snapshot " + file, snap})
+	}
+	if o.server != "" {
+		snaps, err := serverSnapshots(&clientOptions{server: o.server}, "")
+		if err != nil {
+			return nil, err
+		}
+		for i := range snaps {
+			srcs = append(srcs, snapshotSource{"berth serve at " + o.server, &snaps[i]})
+		}
+	}
+	return srcs, nil
 }
 
 // printLoadError prints CUE errors one per line with their positions and

@@ -12,7 +12,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -210,9 +209,13 @@ type server struct {
 	engine *reconcile.Engine
 	// token, when set, is required of /api/ and /metrics.
 	token string
-	mu    sync.Mutex
-	last  reconcile.Report
-	ready bool
+	// stateDir is where local clusters keep their logs (the dashboard's
+	// log tails); repoURL the repository's web address, for links.
+	stateDir string
+	repoURL  string
+	mu       sync.Mutex
+	last     reconcile.Report
+	ready    bool
 }
 
 func (s *server) record(r reconcile.Report) {
@@ -336,6 +339,7 @@ func (s *server) handler(reg *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
 	api := http.NewServeMux()
 	mux.Handle("/api/", requireToken(s.token, api))
+	s.mountDashboard(mux) // dashboard.go
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
@@ -474,7 +478,10 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 	defer ghs.close()
 	engine := reconcile.New(reconcile.Options{Clusters: clusters, Loader: loader, Logger: log, Reporter: ghs.reporter(&logReporter{log: log}), Redact: live})
 	ghs.attach(engine, names)
-	srv := &server{engine: engine, token: token}
+	srv := &server{engine: engine, token: token, stateDir: o.stateDir}
+	if o.github.repo != "" {
+		srv.repoURL = "https://github.com/" + o.github.repo
+	}
 
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
@@ -699,7 +706,7 @@ func writeFileAtomic(path string, b []byte) error {
 	return os.Rename(tmp, path)
 }
 
-func sortStrings(s []string) { sort.Strings(s) }
+func sortStrings(s []string) { slices.Sort(s) }
 
 // resolveWorkload accepts "team/name", or a name unique across teams.
 func resolveWorkload(cfg *berth.Config, arg string) (berth.WorkloadID, error) {

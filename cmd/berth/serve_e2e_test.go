@@ -2,13 +2,14 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -321,7 +322,9 @@ workloads: t: %q: {kind: "batch", image: "x", command: ["touch", %q], resources:
 		}
 		took = append(took, time.Since(start))
 	}
-	sort.Slice(took, func(i, j int) bool { return took[i] < took[j] })
+	slices.SortFunc(took, func(a, b time.Duration) int {
+		return cmp.Compare(a, b)
+	})
 	b.ReportMetric(float64(took[len(took)/2].Milliseconds()), "p50-ms")
 	b.ReportMetric(float64(took[len(took)*9/10].Milliseconds()), "p90-ms")
 }

@@ -14,22 +14,25 @@ import (
 	"github.com/berth-gpu/berth/reconcile/schedule/sim"
 )
 
+// simulateOptions are simulate's flags.
+type simulateOptions struct {
+	nodesFile, podsFile string
+	policy, mode        string
+	seeds               string
+	output              *outputFlag
+	speedup             int64
+	nodeShare           float64
+	teams               int
+	teamQuota           float64
+	qosPriority         bool
+	fairSharing         bool
+	sample              time.Duration
+	inflation           int64
+	workers             int
+}
+
 func newSimulateCmd() *cobra.Command {
-	var (
-		nodesFile, podsFile string
-		policy, mode        string
-		seeds               string
-		output              *outputFlag
-		speedup             int64
-		nodeShare           float64
-		teams               int
-		teamQuota           float64
-		qosPriority         bool
-		fairSharing         bool
-		sample              time.Duration
-		inflation           int64
-		workers             int
-	)
+	var o simulateOptions
 	cmd := &cobra.Command{
 		Use:   "simulate --nodes NODES.csv --pods PODS.csv",
 		Short: "Replay a GPU cluster trace through the scheduler and compare placement policies",
@@ -64,79 +67,105 @@ Output: text for people, or -o json or yaml for programs. The same input gives t
 same output, byte for byte. Exit status: 0 done, 1 a trace file is invalid
 (the message names file:line), 2 usage or internal error.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if mode != "replay" && mode != "paper" {
-				return usageError{fmt.Errorf("--mode %s: want replay or paper", mode)}
-			}
-			if nodesFile == "" || podsFile == "" {
-				return usageError{errors.New("simulate needs --nodes NODES.csv and --pods PODS.csv")}
-			}
-			var policies []string
-			if policy != "all" {
-				policies = strings.Split(policy, ",")
-			}
-			seedList, err := parseSeeds(seeds)
-			if err != nil {
-				return usageError{fmt.Errorf("--seeds %s: %w", seeds, err)}
-			}
-			p := newProgress(cmd)
-			defer p.done()
-			p.show("simulate: reading the trace...")
-			tr, err := readTrace(nodesFile, podsFile)
-			if err != nil {
-				return err
-			}
-			out := cmd.OutOrStdout()
-			write := func(v any, text func() error) error {
-				p.done()
-				if !output.text() {
-					return output.write(out, v)
-				}
-				return text()
-			}
-			if mode == "paper" {
-				rep, err := sim.Paper(tr, sim.PaperOptions{Policies: policies, Seeds: seedList, InflationPct: inflation, Workers: workers,
-					Progress: func(done, total int) {
-						p.show("simulate: %d of %d seeds done (%d pods, %d nodes)", done, total, len(tr.Pods), len(tr.Nodes))
-					}})
-				if err != nil {
-					return usageError{err}
-				}
-				return write(rep, func() error { return sim.WritePaperText(out, rep) })
-			}
-			if sample != 0 && sample < time.Second {
-				return usageError{fmt.Errorf("--sample %s: want at least 1s", sample)}
-			}
-			rep, err := sim.Replay(tr, sim.ReplayOptions{
-				Setup:    sim.Setup{Teams: teams, TeamQuota: teamQuota, QoSPriority: qosPriority, FairSharing: fairSharing},
-				Policies: policies, SampleEvery: int64(sample / time.Second), Speedup: speedup, NodeShare: nodeShare,
-				Progress: func(policy string, i, n int) {
-					p.show("simulate: replaying %d pods with %s (%d of %d)", len(tr.Pods), policy, i, n)
-				},
-			})
-			if err != nil {
-				return usageError{err}
-			}
-			return write(rep, func() error { return sim.WriteReplayText(out, rep) })
-		},
+		RunE: func(cmd *cobra.Command, args []string) error { return o.run(cmd) },
 	}
-	output = addOutputFlag(cmd, formatText, formatJSON, formatYAML)
-	f := cmd.Flags()
-	f.StringVar(&nodesFile, "nodes", "", "the node list (CSV)")
-	f.StringVar(&podsFile, "pods", "", "the pod list (CSV)")
-	f.StringVar(&policy, "policy", "all", "berth, firstFit, tightestFit, paperRandom, paperDotProd, paperClustering, paperPacking, paperBestFit, paperFGD; a comma-separated list, or all")
-	f.StringVar(&mode, "mode", "replay", "replay (simulated time) or paper (the FGD paper's experiment)")
-	f.StringVar(&seeds, "seeds", "42-51", "paper mode: the seeds, as a range or a comma-separated list")
-	f.Int64Var(&inflation, "inflation", 130, "paper mode: inflate the pods to this % of the cluster's GPUs")
-	f.IntVar(&workers, "workers", runtime.GOMAXPROCS(0), "paper mode: seeds run at once (the result does not depend on it)")
-	f.Int64Var(&speedup, "speedup", 1, "replay: pods arrive this many times faster (run times unchanged)")
-	f.Float64Var(&nodeShare, "node-share", 1, "replay: keep this evenly spread share of the nodes")
-	f.IntVar(&teams, "teams", sim.DefaultTeams, "replay: synthetic teams, assigned by a hash of the pod name")
-	f.Float64Var(&teamQuota, "team-quota", 0, "replay: cap each team at this share of the GPUs (0: no cap)")
-	f.BoolVar(&qosPriority, "qos-priority", false, "replay: order the queue by qos (Guaranteed, LS, Burstable, BE)")
-	f.BoolVar(&fairSharing, "fair-sharing", false, "replay: between equal priorities, the team using less goes first")
-	f.DurationVar(&sample, "sample", 0, "replay: interval between GPU allocation samples (0: a day divided by --speedup)")
+	o.register(cmd)
 	return withProfile(cmd)
+}
+
+func (o *simulateOptions) register(cmd *cobra.Command) {
+	o.output = addOutputFlag(cmd, formatText, formatJSON, formatYAML)
+	f := cmd.Flags()
+	f.StringVar(&o.nodesFile, "nodes", "", "the node list (CSV)")
+	f.StringVar(&o.podsFile, "pods", "", "the pod list (CSV)")
+	f.StringVar(&o.policy, "policy", "all", "berth, firstFit, tightestFit, paperRandom, paperDotProd, paperClustering, paperPacking, paperBestFit, paperFGD; a comma-separated list, or all")
+	f.StringVar(&o.mode, "mode", "replay", "replay (simulated time) or paper (the FGD paper's experiment)")
+	f.StringVar(&o.seeds, "seeds", "42-51", "paper mode: the seeds, as a range or a comma-separated list")
+	f.Int64Var(&o.inflation, "inflation", 130, "paper mode: inflate the pods to this % of the cluster's GPUs")
+	f.IntVar(&o.workers, "workers", runtime.GOMAXPROCS(0), "paper mode: seeds run at once (the result does not depend on it)")
+	f.Int64Var(&o.speedup, "speedup", 1, "replay: pods arrive this many times faster (run times unchanged)")
+	f.Float64Var(&o.nodeShare, "node-share", 1, "replay: keep this evenly spread share of the nodes")
+	f.IntVar(&o.teams, "teams", sim.DefaultTeams, "replay: synthetic teams, assigned by a hash of the pod name")
+	f.Float64Var(&o.teamQuota, "team-quota", 0, "replay: cap each team at this share of the GPUs (0: no cap)")
+	f.BoolVar(&o.qosPriority, "qos-priority", false, "replay: order the queue by qos (Guaranteed, LS, Burstable, BE)")
+	f.BoolVar(&o.fairSharing, "fair-sharing", false, "replay: between equal priorities, the team using less goes first")
+	f.DurationVar(&o.sample, "sample", 0, "replay: interval between GPU allocation samples (0: a day divided by --speedup)")
+}
+
+// run checks the flags, reads the trace and runs the mode asked for.
+func (o *simulateOptions) run(cmd *cobra.Command) error {
+	if o.mode != "replay" && o.mode != "paper" {
+		return usageError{fmt.Errorf("--mode %s: want replay or paper", o.mode)}
+	}
+	if o.nodesFile == "" || o.podsFile == "" {
+		return usageError{errors.New("simulate needs --nodes NODES.csv and --pods PODS.csv")}
+	}
+	var policies []string
+	if o.policy != "all" {
+		policies = strings.Split(o.policy, ",")
+	}
+	seeds, err := parseSeeds(o.seeds)
+	if err != nil {
+		return usageError{fmt.Errorf("--seeds %s: %w", o.seeds, err)}
+	}
+	p := newProgress(cmd)
+	defer p.done()
+	p.show("simulate: reading the trace...")
+	tr, err := readTrace(o.nodesFile, o.podsFile)
+	if err != nil {
+		return err
+	}
+	out := cmd.OutOrStdout()
+	if o.mode == "paper" {
+		rep, err := o.paper(tr, policies, seeds, p)
+		if err != nil {
+			return err
+		}
+		p.done()
+		if !o.output.text() {
+			return o.output.write(out, rep)
+		}
+		return sim.WritePaperText(out, rep)
+	}
+	rep, err := o.replay(tr, policies, p)
+	if err != nil {
+		return err
+	}
+	p.done()
+	if !o.output.text() {
+		return o.output.write(out, rep)
+	}
+	return sim.WriteReplayText(out, rep)
+}
+
+// paper runs the FGD paper's experiment.
+func (o *simulateOptions) paper(tr *sim.Trace, policies []string, seeds []uint64, p *progress) (*sim.PaperReport, error) {
+	rep, err := sim.Paper(tr, sim.PaperOptions{Policies: policies, Seeds: seeds, InflationPct: o.inflation, Workers: o.workers,
+		Progress: func(done, total int) {
+			p.show("simulate: %d of %d seeds done (%d pods, %d nodes)", done, total, len(tr.Pods), len(tr.Nodes))
+		}})
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return rep, nil
+}
+
+// replay replays the trace in simulated time.
+func (o *simulateOptions) replay(tr *sim.Trace, policies []string, p *progress) (*sim.ReplayReport, error) {
+	if o.sample != 0 && o.sample < time.Second {
+		return nil, usageError{fmt.Errorf("--sample %s: want at least 1s", o.sample)}
+	}
+	rep, err := sim.Replay(tr, sim.ReplayOptions{
+		Setup:    sim.Setup{Teams: o.teams, TeamQuota: o.teamQuota, QoSPriority: o.qosPriority, FairSharing: o.fairSharing},
+		Policies: policies, SampleEvery: int64(o.sample / time.Second), Speedup: o.speedup, NodeShare: o.nodeShare,
+		Progress: func(policy string, i, n int) {
+			p.show("simulate: replaying %d pods with %s (%d of %d)", len(tr.Pods), policy, i, n)
+		},
+	})
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return rep, nil
 }
 
 // readTrace reads the two CSV files; a bad row is the user's to fix.

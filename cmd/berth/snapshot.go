@@ -23,14 +23,17 @@ import (
 	"github.com/berth-gpu/berth/reconcile/kube"
 )
 
+// snapshotOptions are snapshot's flags.
+type snapshotOptions struct {
+	cluster string
+	file    string
+	output  *outputFlag
+	kf      kubeFlags
+	client  clientOptions
+}
+
 func newSnapshotCmd() *cobra.Command {
-	var (
-		cluster string
-		file    string
-		output  *outputFlag
-		kf      kubeFlags
-		client  clientOptions
-	)
+	var o snapshotOptions
 	cmd := &cobra.Command{
 		Use:   "snapshot [DIR] --cluster NAME [--file FILE] [-o json|yaml]",
 		Short: "Write a live cluster's state as a snapshot file for 'berth plan --snapshot'",
@@ -48,79 +51,85 @@ machine) is read from the 'berth serve' that runs it: --server, or the
 serve.json in --state-dir (or any cluster, with --server). snapshot only
 reads.`,
 		Args: cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			dir := "."
-			if len(args) == 1 {
-				dir = args[0]
-			}
-			if cluster == "" {
-				return usageError{errors.New("snapshot needs --cluster NAME")}
-			}
-			p := newProgress(cmd)
-			defer p.done()
-			p.show("snapshot: reading the repository %s...", dir)
-			res, err := loadDir(dir)
-			p.done()
-			cfg := res.Config
-			if err != nil {
-				return printLoadError(cmd, err)
-			}
-			c, ok := cfg.Clusters[cluster]
-			if !ok {
-				return usageError{fmt.Errorf("--cluster %s: the repository defines %v", cluster, cfg.ClusterNames())}
-			}
-			p.show("snapshot: reading cluster %s...", cluster)
-			var snap berth.Snapshot
-			if c.Backend != berth.BackendKubernetes || client.server != "" {
-				// A local cluster is this machine as the berth serve that
-				// runs it observes it.
-				snaps, err := serverSnapshots(&client, cluster)
-				if err != nil {
-					return err
-				}
-				snap = snaps[0]
-			} else {
-				ctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Minute)
-				defer cancel()
-				kc, err := kf.open(cluster, c, dir, slog.New(slog.DiscardHandler), false)
-				if err != nil {
-					return err
-				}
-				defer kc.Close()
-				obs, err := kc.Observe(ctx, cfg)
-				if err != nil {
-					return err
-				}
-				// The queue and the finished runs as the engine derives
-				// them from the ledger (a failed run with retries left
-				// waits).
-				snap = reconcile.Snapshot(cfg, cluster, obs, time.Now().UTC())
-			}
-			p.done()
-			if file == "" || file == "-" {
-				return output.write(cmd.OutOrStdout(), snap)
-			}
-			var b bytes.Buffer
-			if err := output.write(&b, snap); err != nil {
-				return err
-			}
-			if err := writeFileAtomic(file, b.Bytes()); err != nil {
-				return fmt.Errorf("--file %s: %w", file, err)
-			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "snapshot of %s: %d nodes, %d running, %d queued, %d finished -> %s\n",
-				cluster, len(snap.Nodes), len(snap.Running), len(snap.Queue), len(snap.Finished), file)
-			return nil
-		},
+		RunE: func(cmd *cobra.Command, args []string) error { return o.run(cmd, dirArg(cmd, args)) },
 	}
 	f := cmd.Flags()
-	f.StringVar(&cluster, "cluster", "", "the repository's cluster to read")
-	f.StringVar(&file, "file", "", "file to write (default: standard output)")
-	output = addOutputFlag(cmd, formatJSON, formatYAML)
-	output.hint = "the file to write is --file FILE"
+	f.StringVar(&o.cluster, "cluster", "", "the repository's cluster to read")
+	f.StringVar(&o.file, "file", "", "file to write (default: standard output)")
+	o.output = addOutputFlag(cmd, formatJSON, formatYAML)
+	o.output.hint = "the file to write is --file FILE"
 	_ = cmd.RegisterFlagCompletionFunc("cluster", completeClusters(dirArg))
-	kf.register(f, false)
-	client.flags(cmd)
+	o.kf.register(f, false)
+	o.client.flags(cmd)
 	return cmd
+}
+
+// run loads the repository in dir, reads the cluster and writes its
+// snapshot.
+func (o *snapshotOptions) run(cmd *cobra.Command, dir string) error {
+	if o.cluster == "" {
+		return usageError{errors.New("snapshot needs --cluster NAME")}
+	}
+	p := newProgress(cmd)
+	defer p.done()
+	p.show("snapshot: reading the repository %s...", dir)
+	res, err := loadDir(dir)
+	p.done()
+	cfg := res.Config
+	if err != nil {
+		return printLoadError(cmd, err)
+	}
+	c, ok := cfg.Clusters[o.cluster]
+	if !ok {
+		return usageError{fmt.Errorf("--cluster %s: the repository defines %v", o.cluster, cfg.ClusterNames())}
+	}
+	p.show("snapshot: reading cluster %s...", o.cluster)
+	snap, err := o.observe(cmd.Context(), cfg, c, dir)
+	if err != nil {
+		return err
+	}
+	p.done()
+	if o.file == "" || o.file == "-" {
+		return o.output.write(cmd.OutOrStdout(), snap)
+	}
+	var b bytes.Buffer
+	if err := o.output.write(&b, snap); err != nil {
+		return err
+	}
+	if err := writeFileAtomic(o.file, b.Bytes()); err != nil {
+		return fmt.Errorf("--file %s: %w", o.file, err)
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "snapshot of %s: %d nodes, %d running, %d queued, %d finished -> %s\n",
+		o.cluster, len(snap.Nodes), len(snap.Running), len(snap.Queue), len(snap.Finished), o.file)
+	return nil
+}
+
+// observe reads the cluster: a kubernetes one directly, a local one (or
+// any, with --server) from the berth serve that runs it.
+func (o *snapshotOptions) observe(ctx context.Context, cfg *berth.Config, c berth.Cluster, dir string) (berth.Snapshot, error) {
+	if c.Backend != berth.BackendKubernetes || o.client.server != "" {
+		// A local cluster is this machine as the berth serve that runs
+		// it observes it.
+		snaps, err := serverSnapshots(&o.client, o.cluster)
+		if err != nil {
+			return berth.Snapshot{}, err
+		}
+		return snaps[0], nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	kc, err := o.kf.open(o.cluster, c, dir, slog.New(slog.DiscardHandler), false)
+	if err != nil {
+		return berth.Snapshot{}, err
+	}
+	defer kc.Close()
+	obs, err := kc.Observe(ctx, cfg)
+	if err != nil {
+		return berth.Snapshot{}, err
+	}
+	// The queue and the finished runs as the engine derives them from the
+	// ledger (a failed run with retries left waits).
+	return reconcile.Snapshot(cfg, o.cluster, obs, time.Now().UTC()), nil
 }
 
 // serverSnapshots asks a running berth serve for its clusters' snapshots

@@ -8,7 +8,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -176,7 +176,7 @@ func printSummary(w io.Writer, cfg *berth.Config) {
 			teams = append(teams, t)
 		}
 	}
-	sort.Strings(teams)
+	slices.Sort(teams)
 	// GPUs asked per team, in thousandths, in one pass over the workloads
 	// (one pass per team was 2 s for 50,000 workloads in 200 teams).
 	milli := map[string]int64{}

@@ -2,7 +2,7 @@ package kube
 
 import (
 	"context"
-	"sort"
+	"slices"
 	"sync"
 	"time"
 
@@ -35,7 +35,7 @@ func (c *Cluster) applyLedger(ctx context.Context, plans []*changePlan, now time
 	for t := range updates {
 		teams = append(teams, t)
 	}
-	sort.Strings(teams)
+	slices.Sort(teams)
 	var mu sync.Mutex
 	c.parallel(len(teams), func(i int) {
 		if err := c.writeLedger(ctx, teams[i], updates[teams[i]]); err != nil {

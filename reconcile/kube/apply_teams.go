@@ -3,7 +3,7 @@ package kube
 import (
 	"context"
 	"fmt"
-	"sort"
+	"slices"
 	"sync"
 
 	"github.com/berth-gpu/berth"
@@ -22,7 +22,7 @@ func (c *Cluster) applyTeams(ctx context.Context, cfg *berth.Config, changes []r
 			teams = append(teams, t)
 		}
 	}
-	sort.Strings(teams)
+	slices.Sort(teams)
 	errs := map[string]error{}
 	var mu sync.Mutex
 	c.parallel(len(teams), func(i int) {

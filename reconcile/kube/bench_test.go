@@ -3,6 +3,7 @@ package kube_test
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,7 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -352,9 +353,8 @@ func berthBinary(tb testing.TB) string { return testenv.BerthBinary(tb) }
 
 // serveProc is `berth serve` on a kubernetes cluster.
 type serveProc struct {
-	cmd  *exec.Cmd
-	log  string
-	addr string
+	cmd *exec.Cmd
+	log string
 }
 
 func startServe(tb testing.TB, repo, kubeconfig, cluster string, extra ...string) *serveProc {
@@ -488,7 +488,9 @@ func BenchmarkCommitToJob(b *testing.B) {
 		}
 		took = append(took, time.Since(start))
 	}
-	sort.Slice(took, func(i, j int) bool { return took[i] < took[j] })
+	slices.SortFunc(took, func(a, b time.Duration) int {
+		return cmp.Compare(a, b)
+	})
 	b.Logf("commit to Job created, %d commits: %v", len(took), took)
 	b.ReportMetric(float64(took[len(took)/2].Milliseconds()), "p50-ms")
 	b.ReportMetric(float64(took[len(took)*9/10].Milliseconds()), "p90-ms")
@@ -512,8 +514,8 @@ func BenchmarkMemory10k(b *testing.B) {
 		deadline := time.Now().Add(20 * time.Minute)
 		var peak, rss float64
 		for {
-			r, pk := p.memory()
-			peak, rss = max(peak, pk), r
+			_, pk := p.memory()
+			peak = max(peak, pk)
 			log := p.logText()
 			if strings.Contains(log, "msg=change ") && settled(env) {
 				break

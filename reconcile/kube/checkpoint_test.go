@@ -25,12 +25,11 @@ func TestCheckpointClaimPerRun(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		env := map[string]string{}
 		for _, o := range objs {
 			if o.GetKind() == "Job" {
 				var j batchv1.Job
 				fromUnstructured(t, o.Object, &j)
-				env = gangEnv(t, j)
+				env := gangEnv(t, j)
 				return o.GetAnnotations()[AnnotationCheckpointClaim], env["BERTH_CHECKPOINT_DIR"]
 			}
 		}

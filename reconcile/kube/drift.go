@@ -4,7 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -105,7 +105,7 @@ func subset(d, l any, path string) string {
 		for k := range dv {
 			keys = append(keys, k)
 		}
-		sort.Strings(keys)
+		slices.Sort(keys)
 		for _, k := range keys {
 			if p := subset(dv[k], lv[k], path+"."+k); p != "" {
 				return p
@@ -275,13 +275,13 @@ func flavorLabelsOf(spec *corev1.PodSpec) map[string]string {
 		return nil
 	}
 	out := map[string]string{}
-	for _, t := range a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms {
-		for _, e := range t.MatchExpressions {
+	// Every term carries the same labels: the first says them.
+	if terms := a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms; len(terms) > 0 {
+		for _, e := range terms[0].MatchExpressions {
 			if e.Operator == corev1.NodeSelectorOpIn && len(e.Values) == 1 {
 				out[e.Key] = e.Values[0]
 			}
 		}
-		break // every term carries the same labels
 	}
 	return out
 }

@@ -55,7 +55,6 @@ const h100 = "NVIDIA-H100-80GB-HBM3"
 type writeCounter struct {
 	rt     http.RoundTripper
 	writes *atomic.Int64
-	log    *atomic.Pointer[[]string]
 }
 
 func (w writeCounter) RoundTrip(r *http.Request) (*http.Response, error) {

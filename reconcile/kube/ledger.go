@@ -4,7 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -54,7 +54,7 @@ func decodeLedger(cm *corev1.ConfigMap) ([]ledgerEntry, []error) {
 	for k := range cm.Data {
 		keys = append(keys, k)
 	}
-	sort.Strings(keys)
+	slices.Sort(keys)
 	var out []ledgerEntry
 	var errs []error
 	for _, k := range keys {

@@ -1,9 +1,10 @@
 package kube
 
 import (
+	"cmp"
 	"context"
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -113,7 +114,7 @@ func (c *Cluster) RebuildLedger(ctx context.Context, now time.Time) ([]LedgerReb
 	for ns := range teams {
 		namespaces = append(namespaces, ns)
 	}
-	sort.Strings(namespaces)
+	slices.Sort(namespaces)
 	var out []LedgerRebuilt
 	for _, ns := range namespaces {
 		res := LedgerRebuilt{Namespace: ns}
@@ -135,7 +136,7 @@ func (c *Cluster) RebuildLedger(ctx context.Context, now time.Time) ([]LedgerReb
 						res.Lost = append(res.Lost, k)
 					}
 				}
-				sort.Strings(res.Lost)
+				slices.Sort(res.Lost)
 				res.Copy = LedgerName + "-damaged-" + strings.ToLower(now.UTC().Format("20060102t150405z"))
 				cp := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: res.Copy, Namespace: ns,
 					Labels: map[string]string{LabelTeam: teams[ns]}}, Data: cm.Data}
@@ -169,7 +170,9 @@ func (c *Cluster) ledgerMaps() []*corev1.ConfigMap {
 			out = append(out, cm)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Namespace < out[j].Namespace })
+	slices.SortFunc(out, func(a, b *corev1.ConfigMap) int {
+		return cmp.Compare(a.Namespace, b.Namespace)
+	})
 	return out
 }
 

@@ -1,7 +1,7 @@
 package kube
 
 import (
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -51,7 +51,7 @@ func NodeFromKube(n *corev1.Node, o RenderOptions) berth.Node {
 			profiles = append(profiles, p)
 		}
 	}
-	sort.Strings(profiles)
+	slices.Sort(profiles)
 	for _, p := range profiles {
 		left := quantityInt(alloc[corev1.ResourceName(ResourceMIGPrefix+p)])
 		per := berth.MIGSlicesPerGPU(p)

@@ -1,10 +1,11 @@
 package kube
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
-	"sort"
+	"slices"
 	"sync"
 	"time"
 
@@ -90,12 +91,11 @@ func (c *Cluster) Observe(ctx context.Context, cfg *berth.Config) (*reconcile.Ob
 			obs.Runs = append(obs.Runs, ledgerRun(id, e))
 		}
 	}
-	sort.Slice(obs.Runs, func(i, j int) bool {
-		a, b := obs.Runs[i], obs.Runs[j]
-		if a.Workload != b.Workload {
-			return a.Workload < b.Workload
-		}
-		return a.RunID < b.RunID
+	slices.SortFunc(obs.Runs, func(a, b reconcile.RunState) int {
+		return cmp.Or(
+			cmp.Compare(a.Workload, b.Workload),
+			cmp.Compare(a.RunID, b.RunID),
+		)
 	})
 	fillSnapshot(obs)
 	return obs, nil
@@ -246,7 +246,7 @@ func podNodes(pods []*corev1.Pod) []string {
 		}
 		out = append(out, p.Spec.NodeName)
 	}
-	sort.Strings(out)
+	slices.Sort(out)
 	return out
 }
 

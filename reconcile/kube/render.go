@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"sort"
+	"slices"
 	"strconv"
 	"time"
 
@@ -529,7 +529,7 @@ func podSpec(o RenderOptions, r Run, berthEnv []corev1.EnvVar) corev1.PodSpec {
 	for k := range w.Env {
 		keys = append(keys, k)
 	}
-	sort.Strings(keys)
+	slices.Sort(keys)
 	for _, k := range keys {
 		c.Env = append(c.Env, corev1.EnvVar{Name: k, Value: w.Env[k]})
 	}
@@ -638,7 +638,7 @@ func affinity(r Run) *corev1.Affinity {
 	for k := range r.FlavorLabels {
 		keys = append(keys, k)
 	}
-	sort.Strings(keys)
+	slices.Sort(keys)
 	for _, k := range keys {
 		labels = append(labels, corev1.NodeSelectorRequirement{
 			Key: k, Operator: corev1.NodeSelectorOpIn, Values: []string{r.FlavorLabels[k]}})
@@ -652,7 +652,7 @@ func affinity(r Run) *corev1.Affinity {
 			nodes = append(nodes, p.Node)
 		}
 	}
-	sort.Strings(nodes)
+	slices.Sort(nodes)
 	for _, n := range nodes {
 		terms = append(terms, corev1.NodeSelectorTerm{
 			MatchExpressions: labels,

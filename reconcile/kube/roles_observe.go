@@ -1,7 +1,8 @@
 package kube
 
 import (
-	"sort"
+	"cmp"
+	"slices"
 	"strings"
 	"time"
 
@@ -164,7 +165,7 @@ func conditionTime(j *batchv1.Job) time.Time {
 
 // sortByRole orders a run's Jobs by their role.
 func sortByRole(jobs []*batchv1.Job) {
-	sort.Slice(jobs, func(a, b int) bool { return jobs[a].Labels[LabelRole] < jobs[b].Labels[LabelRole] })
+	slices.SortFunc(jobs, func(a, b *batchv1.Job) int { return cmp.Compare(a.Labels[LabelRole], b.Labels[LabelRole]) })
 }
 
 // roleGroups groups the Jobs of workloads with roles by run; the other
@@ -183,7 +184,7 @@ func roleGroups(jobs []*batchv1.Job) (single []*batchv1.Job, groups [][]*batchv1
 		}
 		byRun[k] = append(byRun[k], j)
 	}
-	sort.Strings(keys)
+	slices.Sort(keys)
 	for _, k := range keys {
 		sortByRole(byRun[k])
 		groups = append(groups, byRun[k])

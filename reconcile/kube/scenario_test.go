@@ -3,7 +3,7 @@ package kube_test
 import (
 	"encoding/json"
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -147,7 +147,7 @@ func TestDemo(t *testing.T) {
 				ns = append(ns, p.Node)
 			}
 		}
-		sort.Strings(ns)
+		slices.Sort(ns)
 		var terms []string
 		for _, n := range ns {
 			terms = append(terms, `{"matchExpressions":[{"key":"berth.dev/pool","operator":"In","values":["demo"]}],"matchFields":[{"key":"metadata.name","operator":"In","values":["`+n+`"]}]}`)

@@ -2,7 +2,7 @@ package kube
 
 import (
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -110,7 +110,7 @@ func failureReason(job *batchv1.Job, c batchv1.JobCondition, pods []*corev1.Pod)
 			reasons = append(reasons, r)
 		}
 	}
-	sort.Strings(reasons)
+	slices.Sort(reasons)
 	switch {
 	case len(reasons) > 0:
 		s := strings.Join(reasons, "; ")
@@ -139,7 +139,7 @@ func podsReason(pods []*corev1.Pod) string {
 	if len(reasons) == 0 {
 		return ""
 	}
-	sort.Strings(reasons)
+	slices.Sort(reasons)
 	return reasons[0]
 }
 

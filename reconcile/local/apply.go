@@ -7,6 +7,7 @@ import (
 
 	"github.com/berth-gpu/berth"
 	"github.com/berth-gpu/berth/reconcile"
+	"github.com/berth-gpu/berth/reconcile/local/traffic"
 )
 
 // Apply carries out changes in order and reports each one's outcome:
@@ -105,6 +106,7 @@ func (c *Cluster) Apply(ctx context.Context, _ *berth.Config, changes []reconcil
 	}
 	flush()
 	writeWaiting()
+	c.syncTraffic()
 	if err := c.settle(); err != nil {
 		c.log.Warn("cannot record ended runs", "err", err)
 	}
@@ -169,6 +171,12 @@ func fromChange(r *record, ch reconcile.Change) {
 	}
 	if ch.Revision != "" {
 		r.Revision = ch.Revision
+	}
+	if len(w.Command) > 0 || len(w.Roles) > 0 {
+		r.Service = nil
+		if traffic.Routed(w) && !w.Kind.RunsOnce() {
+			r.Service = &serviceSpec{Ports: w.Ports, Health: w.Health, Rollout: w.Rollout, Expose: w.Expose}
+		}
 	}
 }
 
@@ -250,6 +258,12 @@ func (c *Cluster) restart(ctx context.Context, ch reconcile.Change) (reconcile.O
 	}
 	if v.allLive && r.Digest == digest {
 		return reconcile.OutcomeUnchanged, nil
+	}
+	if v.live && r.Service != nil && traffic.Routed(ch.Workload) && !ch.Workload.Kind.RunsOnce() && r.Attempt != nil && !r.Attempt.Starting {
+		if err := c.roll(ctx, r, ch); err != nil {
+			return reconcile.OutcomeFailed, err
+		}
+		return reconcile.OutcomeConfigured, nil
 	}
 	if v.live {
 		reason := "restarting"

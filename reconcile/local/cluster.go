@@ -1,12 +1,13 @@
 package local
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/berth-gpu/berth"
 	"github.com/berth-gpu/berth/reconcile"
+	"github.com/berth-gpu/berth/reconcile/local/traffic"
 )
 
 // Cluster is this machine as a reconcile.Cluster.
@@ -32,6 +34,8 @@ type Cluster struct {
 	// ended caches pods that have ended (exit.json or lost), by directory
 	// relative to the state directory: an end never changes.
 	ended map[string]podStatus
+	// router probes the pods of services and proxies their host ports.
+	router *traffic.Router
 }
 
 var _ reconcile.Cluster = (*Cluster)(nil)
@@ -66,6 +70,7 @@ func New(opts Options) (*Cluster, error) {
 		node:   buildNode(opts.NodeName, gpus, *opts.CPU, *opts.Memory, log),
 		ledger: led, ended: map[string]podStatus{},
 	}
+	c.router = traffic.NewRouter(traffic.RouterOptions{Log: log, ListenHost: opts.ExposeHost, Unhealthy: c.unhealthy})
 	c.log.Info("local cluster ready", "node", c.node.Name, "gpus", len(gpus), "gpuModel", c.node.GPUModel,
 		"gpuSource", string(source), "stateDir", opts.StateDir, "runs", len(led.runs))
 	if err := c.recover(); err != nil {
@@ -80,6 +85,7 @@ func New(opts Options) (*Cluster, error) {
 func (c *Cluster) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.router.Close()
 	if c.lib != nil {
 		c.lib.Shutdown()
 		c.lib = nil
@@ -145,6 +151,7 @@ func (c *Cluster) Observe(ctx context.Context, _ *berth.Config) (*reconcile.Obse
 		Runs: make([]reconcile.RunState, 0, len(c.ledger.runs)),
 	}
 	snap := &obs.Snapshot
+	c.syncTraffic()
 	for _, r := range c.ledger.runs {
 		v := c.view(r)
 		obs.Runs = append(obs.Runs, c.runState(r, v))
@@ -173,12 +180,11 @@ func (c *Cluster) Observe(ctx context.Context, _ *berth.Config) (*reconcile.Obse
 		}
 	}
 	snap.Sort()
-	sort.Slice(obs.Runs, func(i, j int) bool {
-		a, b := obs.Runs[i], obs.Runs[j]
-		if a.Workload != b.Workload {
-			return a.Workload < b.Workload
-		}
-		return a.RunID < b.RunID
+	slices.SortFunc(obs.Runs, func(a, b reconcile.RunState) int {
+		return cmp.Or(
+			cmp.Compare(a.Workload, b.Workload),
+			cmp.Compare(a.RunID, b.RunID),
+		)
 	})
 	return obs, nil
 }

@@ -19,6 +19,11 @@
 //     the flocks, so Observe reads and never writes. A damaged ledger file
 //     is a *DamagedError, never a panic (ledger_check.go), and
 //     RebuildLedger makes a new one from the runs' record files.
+//   - Services' traffic: each replica's own ports (PORT, BERTH_PORT_<NAME>),
+//     and a traffic.Router fed with the live pods after every Apply and
+//     Observe, which probes them and proxies expose.hostPort; a restart
+//     of a running service is a rollout (rollout.go): new attempt beside
+//     the old, traffic moved once it is ready, old stopped last.
 //
 // What it does not own: deciding (reconcile/schedule), diffing and retries
 // policy (reconcile), images (there is no container runtime here: the image

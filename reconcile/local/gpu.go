@@ -1,9 +1,10 @@
 package local
 
 import (
+	"cmp"
 	"fmt"
 	"math"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
@@ -151,7 +152,9 @@ func migSlices(gpus []GPU) map[int]map[string][]MIGDevice {
 	}
 	for _, byProfile := range out {
 		for _, ms := range byProfile {
-			sort.Slice(ms, func(i, j int) bool { return ms[i].Index < ms[j].Index })
+			slices.SortFunc(ms, func(a, b MIGDevice) int {
+				return cmp.Compare(a.Index, b.Index)
+			})
 		}
 	}
 	return out

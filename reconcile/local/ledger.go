@@ -11,6 +11,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/berth-gpu/berth"
 	"github.com/berth-gpu/berth/reconcile"
@@ -48,6 +49,22 @@ type record struct {
 	// folded in), so an ended run needs no file read and survives its run
 	// directory being cleaned up.
 	Ended *ending `json:"ended,omitempty"`
+	// Service is how the run's replicas are reached (a service, inference
+	// server or notebook with ports): berth's proxy and probes read it.
+	Service *serviceSpec `json:"service,omitempty"`
+	// Retiring is the attempt a rolling update replaces while the new one
+	// becomes ready; recorded so that a crash in between leaves no pod
+	// unaccounted for (recover stops it).
+	Retiring *attempt `json:"retiring,omitempty"`
+}
+
+// serviceSpec is the part of a workload's spec that says how its replicas
+// are reached.
+type serviceSpec struct {
+	Ports   []berth.Port   `json:"ports"`
+	Health  *berth.Health  `json:"health,omitempty"`
+	Rollout *berth.Rollout `json:"rollout,omitempty"`
+	Expose  *berth.Expose  `json:"expose,omitempty"`
 }
 
 // attempt is one start of a run: one pod per replica or worker.
@@ -137,7 +154,7 @@ func openLedger(stateDir string, warn func(msg string, args ...any)) (*ledger, e
 		return nil, err
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
-	if errors.Is(err, bolt.ErrTimeout) {
+	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("ledger %s: %w", path, errStateDirBusy)
 	}
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/berth-gpu/berth"
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // A damaged ledger must never take berth down with a panic: bbolt trusts
@@ -126,7 +127,7 @@ func checkLedger(path string) (runs map[berth.RunKey]*record, err error) {
 	}()
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 2 * time.Second})
-	if errors.Is(err, bolt.ErrTimeout) {
+	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("ledger %s: %w", path, errStateDirBusy)
 	}
 	if err != nil {

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -207,7 +206,7 @@ func readRunRecords(stateDir string) ([]*record, []string, error) {
 		}
 	}
 	slices.SortFunc(recs, func(a, b *record) int { return a.Key().Compare(b.Key()) })
-	sort.Strings(unrecorded)
+	slices.Sort(unrecorded)
 	return recs, unrecorded, nil
 }
 

@@ -1,12 +1,13 @@
 package local
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -120,7 +121,9 @@ func Logs(stateDir string, id berth.WorkloadID, runID string, attempt int) (*Run
 		}
 		out.Pods = append(out.Pods, p)
 	}
-	sort.Slice(out.Pods, func(i, j int) bool { return out.Pods[i].Pod < out.Pods[j].Pod })
+	slices.SortFunc(out.Pods, func(a, b PodLogs) int {
+		return cmp.Compare(a.Pod, b.Pod)
+	})
 	return out, nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/berth-gpu/berth"
+	"github.com/berth-gpu/berth/fixtures/replica"
 	"github.com/berth-gpu/berth/reconcile"
 )
 
@@ -22,6 +23,9 @@ import (
 func TestMain(m *testing.M) {
 	if len(os.Args) == 3 && os.Args[1] == "shim" {
 		os.Exit(RunShim(os.Args[2], os.Stderr))
+	}
+	if len(os.Args) == 2 && os.Args[1] == "replica" {
+		os.Exit(replica.Main())
 	}
 	if dir := os.Getenv(helperEnv); dir != "" {
 		os.Exit(helperMain(dir, os.Getenv(helperKillEnv)))

@@ -5,8 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -120,15 +121,11 @@ func buildNode(name string, gpus []GPU, cpu, mem berth.Quantity, log *slog.Logge
 	n.Labels[LabelGPUProduct] = strings.ReplaceAll(n.GPUModel, " ", "-")
 	n.Labels[LabelGPUCount] = strconv.Itoa(len(gpus))
 	n.Labels[LabelGPUMemory] = strconv.FormatUint(gpus[0].MemoryMiB, 10)
-	slices := migSlices(gpus)
+	migs := migSlices(gpus)
 	for _, g := range gpus {
-		profiles := make([]string, 0, len(slices[g.Index]))
-		for p := range slices[g.Index] {
-			profiles = append(profiles, p)
-		}
-		sort.Strings(profiles)
+		profiles := slices.Sorted(maps.Keys(migs[g.Index]))
 		for _, p := range profiles {
-			n.MIG = append(n.MIG, berth.MIGSlices{GPU: g.Index, Profile: p, Count: len(slices[g.Index][p])})
+			n.MIG = append(n.MIG, berth.MIGSlices{GPU: g.Index, Profile: p, Count: len(migs[g.Index][p])})
 		}
 	}
 	return n

@@ -53,6 +53,14 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// ExposeHost is the address berth's proxies listen on for services
+	// with expose.hostPort. Default 127.0.0.1 ("0.0.0.0": every
+	// interface).
+	ExposeHost string
+	// ReadyTimeout bounds how long a rolling update waits for the new
+	// replicas to pass readiness before it gives up and keeps the old
+	// ones. Default 2 minutes.
+	ReadyTimeout time.Duration
 }
 
 const (
@@ -118,6 +126,12 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.ExposeHost == "" {
+		o.ExposeHost = "127.0.0.1"
+	}
+	if o.ReadyTimeout <= 0 {
+		o.ReadyTimeout = 2 * time.Minute
 	}
 	return o, nil
 }

@@ -6,7 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -147,7 +147,7 @@ func TestSIGKILLDuringStartRunsOnce(t *testing.T) {
 			// and an identical start of a live run would be unchanged.
 			b, _ := os.ReadFile(filepath.Join(dir, "ran"))
 			ranks := strings.Fields(string(b))
-			sort.Strings(ranks)
+			slices.Sort(ranks)
 			if strings.Join(ranks, ",") != "0,1" {
 				t.Errorf("pods ran %q, want ranks 0 and 1 once each", b)
 			}

@@ -9,7 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -338,7 +338,7 @@ func mergeEnv(base []string, spec map[string]string, berthEnv []string) []string
 	for k := range spec {
 		keys = append(keys, k)
 	}
-	sort.Strings(keys)
+	slices.Sort(keys)
 	all := append([]string{}, base...)
 	for _, k := range keys {
 		all = append(all, k+"="+spec[k])
@@ -580,24 +580,7 @@ func (c *Cluster) signalPods(r *record, signalled map[int]bool) map[int]bool {
 	if r.Attempt == nil {
 		return signalled
 	}
-	for i, p := range r.Attempt.Pods {
-		if signalled[i] {
-			continue
-		}
-		dir := filepath.Join(c.opts.StateDir, p.Dir)
-		if st := c.podStatus(p.Dir); st.state != podLive {
-			continue
-		}
-		pid, err := readPID(dir)
-		if err != nil {
-			continue // the shim has not written it yet: try again later
-		}
-		// The lock is held, so pid is our shim and not a recycled pid.
-		if err := syscall.Kill(pid, syscall.SIGTERM); err == nil || errors.Is(err, syscall.ESRCH) {
-			signalled[i] = true
-		}
-	}
-	return signalled
+	return c.signalAttempt(r.Attempt, signalled)
 }
 
 // recover finishes what a crash interrupted: starts recorded but not
@@ -614,6 +597,17 @@ func (c *Cluster) recover() error {
 			c.log.Warn("finishing a start a crash interrupted", "workload", r.Workload, "run", r.RunID, "attempt", r.Attempt.N)
 			if err := c.finishStart(r); err != nil {
 				errs = append(errs, fmt.Errorf("workload %s run %s: %w", r.Workload, r.RunID, err))
+			}
+		case r.Retiring != nil:
+			// A rollout a crash interrupted: the new attempt may not be
+			// ready, but the old one was recorded as going; stop it (the
+			// new one is the run's now, and restarts if it fails).
+			c.log.Warn("stopping the old replicas of a rollout a crash interrupted", "workload", r.Workload, "run", r.RunID)
+			c.signalAttempt(r.Retiring, map[int]bool{})
+			r := r.clone()
+			r.Retiring = nil
+			if err := c.ledger.put(r); err != nil {
+				errs = append(errs, err)
 			}
 		case r.Stop != nil && r.Attempt != nil && r.Ended == nil:
 			if c.view(r).live {

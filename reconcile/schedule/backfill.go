@@ -1,8 +1,9 @@
 package schedule
 
 import (
+	"cmp"
 	"fmt"
-	"sort"
+	"slices"
 	"time"
 
 	"github.com/berth-gpu/berth"
@@ -129,14 +130,8 @@ func (st *state) endingRuns() []*run {
 			items = append(items, item{x, e})
 		}
 	}
-	sort.SliceStable(items, func(i, j int) bool {
-		if !items[i].end.Equal(items[j].end) {
-			return items[i].end.Before(items[j].end)
-		}
-		if items[i].r.id != items[j].r.id {
-			return items[i].r.id < items[j].r.id
-		}
-		return items[i].r.runID < items[j].r.runID
+	slices.SortStableFunc(items, func(a, b item) int {
+		return cmp.Or(a.end.Compare(b.end), cmp.Compare(a.r.id, b.r.id), cmp.Compare(a.r.runID, b.r.runID))
 	})
 	st.ending = make([]*run, len(items))
 	for i, it := range items {

@@ -14,11 +14,12 @@ import (
 // the same instant in another location is a change of output.
 
 // notScheduled are the fields of a workload that no decision reads: what
-// runs (image, command, env, ports, health, checkpoints), how often a
+// runs (image, command, env, ports, health, checkpoints), how a service's
+// change is rolled out and how it is reached (rollout, expose), how often a
 // failed run is retried (the engine's normalization reads it, before the
 // snapshot), and where it is written. A change of only these keeps the
 // workload's state.
-var notScheduled = []string{"Image", "Command", "Args", "Env", "Retries", "Checkpoint", "Ports", "Health", "Pos"}
+var notScheduled = []string{"Image", "Command", "Args", "Env", "Retries", "Checkpoint", "Ports", "Health", "Rollout", "Expose", "Pos"}
 
 // notScheduledRole are the fields of a role that no decision reads.
 var notScheduledRole = []string{"Command", "Args", "Env"}
@@ -29,13 +30,10 @@ func sameWorkload(a, b *berth.Workload) bool {
 		a.MinWorkers == b.MinWorkers && a.Parallelism == b.Parallelism && a.Completions == b.Completions &&
 		a.MaxDuration == b.MaxDuration && a.Schedule == b.Schedule && a.RunID == b.RunID &&
 		a.CatchUp == b.CatchUp && a.CatchUpLimit == b.CatchUpLimit && a.Concurrency == b.Concurrency &&
+		samePtr(a.Autoscale, b.Autoscale) &&
 		slices.Equal(a.DependsOn, b.DependsOn) && (a.DependsOn == nil) == (b.DependsOn == nil) &&
-		maps.EqualFunc(a.Roles, b.Roles, sameRole) && (a.Roles == nil) == (b.Roles == nil)
-}
-
-func sameRole(a, b berth.Role) bool {
-	return a.Name == b.Name && a.Count == b.Count && a.MinCount == b.MinCount && a.Resources == b.Resources &&
-		maps.Equal(a.NodeSelector, b.NodeSelector) && (a.NodeSelector == nil) == (b.NodeSelector == nil)
+		maps.EqualFunc(a.Roles, b.Roles, sameRole) && (a.Roles == nil) == (b.Roles == nil) &&
+		samePtr(a.Rollout, b.Rollout) && samePtr(a.Expose, b.Expose) && samePtr(a.Autoscale, b.Autoscale)
 }
 
 func samePtr[T comparable](a, b *T) bool {
@@ -43,6 +41,11 @@ func samePtr[T comparable](a, b *T) bool {
 		return a == b
 	}
 	return *a == *b
+}
+
+func sameRole(a, b berth.Role) bool {
+	return a.Name == b.Name && a.Count == b.Count && a.MinCount == b.MinCount && a.Resources == b.Resources &&
+		maps.Equal(a.NodeSelector, b.NodeSelector) && (a.NodeSelector == nil) == (b.NodeSelector == nil)
 }
 
 func sameRunning(a, b *berth.RunningWorkload) bool {

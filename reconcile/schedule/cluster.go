@@ -1,7 +1,8 @@
 package schedule
 
 import (
-	"sort"
+	"cmp"
+	"slices"
 
 	"github.com/berth-gpu/berth"
 )
@@ -71,7 +72,9 @@ type flavorInfo struct {
 
 func newCluster(name string, snapNodes []berth.Node, flavors map[string]berth.Flavor, policy string) *cluster {
 	ns := append([]berth.Node(nil), snapNodes...)
-	sort.SliceStable(ns, func(i, j int) bool { return ns[i].Name < ns[j].Name })
+	slices.SortStableFunc(ns, func(a, b berth.Node) int {
+		return cmp.Compare(a.Name, b.Name)
+	})
 	c := &cluster{name: name, byName: map[string]int{}, flavors: map[string]*flavorInfo{}, policy: policy}
 	for i, n := range ns {
 		c.nodes = append(c.nodes, newNode(i, n))
@@ -88,7 +91,7 @@ func newCluster(name string, snapNodes []berth.Node, flavors map[string]berth.Fl
 	for n := range flavors {
 		names = append(names, n)
 	}
-	sort.Strings(names)
+	slices.Sort(names)
 	for _, fn := range names {
 		f := flavors[fn]
 		fi := &flavorInfo{flavor: f}
@@ -110,7 +113,7 @@ func (c *cluster) setOrder(order []int) {
 		rank[i] = r
 	}
 	for _, fi := range c.flavors {
-		sort.SliceStable(fi.nodes, func(a, b int) bool { return rank[fi.nodes[a]] < rank[fi.nodes[b]] })
+		slices.SortStableFunc(fi.nodes, func(a, b int) int { return cmp.Compare(rank[a], rank[b]) })
 	}
 	c.narrowed = nil
 }
@@ -212,28 +215,6 @@ func (c *cluster) scratch() *cluster {
 	// Its own picks: its nodes' generations part from c's.
 	d.picks = nil
 	d.gangCands, d.gangOut = nil, nil
-	d.logMut, d.mutated = false, nil
-	return &d
-}
-
-func (c *cluster) clone() *cluster {
-	d := *c
-	d.narrowed = nil // rebuilt on use: a clone may be used apart from the original
-	d.nodes = make([]*node, len(c.nodes))
-	for i, x := range c.nodes {
-		d.nodes[i] = x.clone()
-	}
-	// The clone scores with the same mix but memos of its own: a clone may
-	// be used apart from the original.
-	d.frag = c.frag.fresh()
-	d.placer = newPlacer(d.policy, d.frag)
-	d.sigs = append([]nodeSig(nil), c.sigs...)
-	d.sigOK = append([]bool(nil), c.sigOK...)
-	d.sigBig = append([]bool(nil), c.sigBig...)
-	d.gen = append([]uint32(nil), c.gen...)
-	d.picks = nil
-	d.gangCands, d.gangOut = nil, nil
-	d.shared = nil
 	d.logMut, d.mutated = false, nil
 	return &d
 }

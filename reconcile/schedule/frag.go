@@ -1,9 +1,9 @@
 package schedule
 
 import (
+	"cmp"
 	"math"
 	"slices"
-	"sort"
 )
 
 // fragModel is the workload mix placement is judged against: the typical
@@ -41,21 +41,14 @@ type TypicalShape struct {
 // (0..1] of all pods, as the paper does (95%).
 func newFragModel(shapes []TypicalShape, coverage float64) *fragModel {
 	s := append([]TypicalShape(nil), shapes...)
-	sort.SliceStable(s, func(i, j int) bool {
-		if s[i].Count != s[j].Count {
-			return s[i].Count > s[j].Count
-		}
-		a, b := s[i], s[j]
-		if a.GPUs != b.GPUs {
-			return a.GPUs < b.GPUs
-		}
-		if a.GPUMilli != b.GPUMilli {
-			return a.GPUMilli < b.GPUMilli
-		}
-		if a.CPU != b.CPU {
-			return a.CPU < b.CPU
-		}
-		return a.Memory < b.Memory
+	slices.SortStableFunc(s, func(a, b TypicalShape) int {
+		return cmp.Or(
+			cmp.Compare(b.Count, a.Count), // the most common first
+			cmp.Compare(a.GPUs, b.GPUs),
+			cmp.Compare(a.GPUMilli, b.GPUMilli),
+			cmp.Compare(a.CPU, b.CPU),
+			cmp.Compare(a.Memory, b.Memory),
+		)
 	})
 	total := 0
 	for _, x := range s {
@@ -86,13 +79,6 @@ func newFragModel(shapes []TypicalShape, coverage float64) *fragModel {
 // sameMix reports whether n judges fragmentation exactly as m does.
 func (m *fragModel) sameMix(n *fragModel) bool {
 	return m.usesMem == n.usesMem && slices.Equal(m.shapes, n.shapes) && slices.Equal(m.weights, n.weights)
-}
-
-// fresh is a model with the same mix and empty memos, for a clone that may
-// be used apart from the original (the memos are not safe for concurrent
-// use).
-func (m *fragModel) fresh() *fragModel {
-	return &fragModel{shapes: m.shapes, weights: m.weights, usesMem: m.usesMem}
 }
 
 // sigGPUs is the most GPUs a node may have for its state to be memoised;
@@ -142,20 +128,6 @@ func sortDesc(a []int16) {
 		}
 		a[j] = v
 	}
-}
-
-// nodeFrag is the expected fragmented GPU capacity of x, in thousandths
-// times pods of the mix.
-func (m *fragModel) nodeFrag(x *node) int64 {
-	if g, ok := m.signature(x); ok {
-		return m.sigFrag(&g)
-	}
-	gpus := freeDesc(x)
-	mem := int64(0)
-	if m.usesMem {
-		mem = x.memFree
-	}
-	return m.frag(x.cpuFree, mem, gpus)
 }
 
 // freeDesc is x's GPUs' free thousandths outside MIG, descending.

@@ -3,7 +3,6 @@ package schedule
 import (
 	"cmp"
 	"slices"
-	"sort"
 
 	"github.com/berth-gpu/berth"
 )
@@ -281,7 +280,7 @@ func (c *cluster) gangOrder(f *flavorInfo, s shape, count int) []int {
 		for g := range groups {
 			names = append(names, g)
 		}
-		sort.Strings(names)
+		slices.Sort(names)
 		for _, g := range names {
 			if groups[g] >= count && (!have || groups[g] < groups[chosen]) {
 				chosen, have = g, true

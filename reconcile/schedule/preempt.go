@@ -1,8 +1,9 @@
 package schedule
 
 import (
+	"cmp"
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/berth-gpu/berth"
@@ -122,7 +123,15 @@ func (st *state) targets(r *req, f string, n int, demand policy.Demand, need [po
 		return nil, false, false
 	}
 	for _, g := range [][]candidate{hier, prio, same} {
-		sort.Slice(g, func(i, j int) bool { return candidateLess(g[i].run, g[j].run) })
+		slices.SortFunc(g, func(a, b candidate) int {
+			switch {
+			case candidateLess(a.run, b.run):
+				return -1
+			case candidateLess(b.run, a.run):
+				return 1
+			}
+			return 0
+		})
 	}
 	all := make([]candidate, 0, len(hier)+len(prio)+len(same))
 	all = append(append(append(all, hier...), prio...), same...)
@@ -252,11 +261,11 @@ func (st *state) preempt(r *req, o option) bool {
 	d := &r.decision
 	d.Action = berth.ActionPreempt
 	victims := append([]candidate(nil), o.victims...)
-	sort.Slice(victims, func(i, j int) bool {
-		if victims[i].run.id != victims[j].run.id {
-			return victims[i].run.id < victims[j].run.id
-		}
-		return victims[i].run.runID < victims[j].run.runID
+	slices.SortFunc(victims, func(a, b candidate) int {
+		return cmp.Or(
+			cmp.Compare(a.run.id, b.run.id),
+			cmp.Compare(a.run.runID, b.run.runID),
+		)
 	})
 	st.ending = nil
 	for _, v := range victims {

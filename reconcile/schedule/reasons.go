@@ -2,7 +2,7 @@ package schedule
 
 import (
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/berth-gpu/berth"
@@ -246,7 +246,7 @@ func describeFlavorNodes(f berth.Flavor) string {
 	for k := range f.NodeLabels {
 		keys = append(keys, k)
 	}
-	sort.Strings(keys)
+	slices.Sort(keys)
 	for _, k := range keys {
 		parts = append(parts, k+"="+f.NodeLabels[k])
 	}

@@ -1,6 +1,8 @@
 package schedule
 
 import (
+	"cmp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -64,7 +66,7 @@ func selectorKey(sel map[string]string) string {
 	for k, v := range sel {
 		kv = append(kv, k+"="+v)
 	}
-	sort.Strings(kv)
+	slices.Sort(kv)
 	return strings.Join(kv, ",")
 }
 
@@ -442,11 +444,11 @@ func (st *state) applyRoles(r *req, ro roleOption) bool {
 		return true
 	}
 	d.Action = berth.ActionPreempt
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].run.id != out[j].run.id {
-			return out[i].run.id < out[j].run.id
-		}
-		return out[i].run.runID < out[j].run.runID
+	slices.SortFunc(out, func(a, b candidate) int {
+		return cmp.Or(
+			cmp.Compare(a.run.id, b.run.id),
+			cmp.Compare(a.run.runID, b.run.runID),
+		)
 	})
 	for _, c := range out {
 		c.run.gone = true

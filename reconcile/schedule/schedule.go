@@ -5,7 +5,6 @@ import (
 	"container/heap"
 	"math"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -756,7 +755,7 @@ func (st *state) newQueue(rs []*req, byTeam bool) *queue {
 		}
 		tq.reqs = append(tq.reqs, r)
 	}
-	sort.Strings(names)
+	slices.Sort(names)
 	for _, t := range names {
 		tq := q.teams[t]
 		tq.index = len(q.heap)

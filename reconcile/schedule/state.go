@@ -1,7 +1,8 @@
 package schedule
 
 import (
-	"sort"
+	"cmp"
+	"slices"
 	"strings"
 	"unicode"
 
@@ -55,7 +56,9 @@ func newNode(i int, n berth.Node) *node {
 			x.mig = append(x.mig, migSlot{gpu: m.GPU, profile: m.Profile})
 		}
 	}
-	sort.SliceStable(x.mig, func(i, j int) bool { return x.mig[i].gpu < x.mig[j].gpu })
+	slices.SortStableFunc(x.mig, func(a, b migSlot) int {
+		return cmp.Compare(a.gpu, b.gpu)
+	})
 	x.recount()
 	return x
 }
@@ -132,37 +135,6 @@ func (x *node) fits(s shape) bool {
 		return false
 	default:
 		return x.wholeFree >= s.gpus
-	}
-}
-
-// capacityFor is how many pods of shape s the node could hold if empty.
-func (x *node) holdsEmpty(s shape) bool {
-	if !x.usable || s.cpu > x.cpuCap || s.mem > x.memCap {
-		return false
-	}
-	switch {
-	case s.mig != "":
-		for _, m := range x.mig {
-			if m.profile == s.mig {
-				return true
-			}
-		}
-		return false
-	case s.milli > 0:
-		for _, f := range x.gpuFree {
-			if f != migMode {
-				return true
-			}
-		}
-		return false
-	default:
-		n := 0
-		for _, f := range x.gpuFree {
-			if f != migMode {
-				n++
-			}
-		}
-		return n >= s.gpus
 	}
 }
 

@@ -2,7 +2,7 @@ package schedule_test
 
 import (
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 	"testing"
 
@@ -98,7 +98,7 @@ func (tc groupCase) run(t *testing.T) {
 	for _, v := range d.Victims {
 		vs = append(vs, string(v.Workload)+" "+string(v.Reason.Code))
 	}
-	sort.Strings(vs)
+	slices.Sort(vs)
 	got.victims = strings.Join(vs, ", ")
 	reason := ""
 	if d.Reason != nil {

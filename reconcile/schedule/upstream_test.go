@@ -2,7 +2,7 @@ package schedule_test
 
 import (
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -195,8 +195,8 @@ func (tc upstreamCase) run(t *testing.T) {
 		for _, v := range d.Victims {
 			got.victims = append(got.victims, string(v.Workload)+" "+string(v.Reason.Code))
 		}
-		sort.Strings(got.victims)
-		sort.Strings(want.victims)
+		slices.Sort(got.victims)
+		slices.Sort(want.victims)
 		if diff := cmp.Diff(want, got, cmp.AllowUnexported(outcome{})); diff != "" {
 			reason := ""
 			if d.Reason != nil {

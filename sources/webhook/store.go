@@ -9,6 +9,7 @@ import (
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // StoreOptions bound a Store.
@@ -52,7 +53,7 @@ func OpenStore(path string, opts StoreOptions) (*Store, error) {
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, bolterrors.ErrTimeout) {
 			return nil, fmt.Errorf("webhook deliveries %s: another berth serve holds it; give each serve its own --state-dir", path)
 		}
 		return nil, fmt.Errorf("webhook deliveries %s: %w (remove the file to start afresh: redeliveries of the last days are then handled again)", path, err)
@@ -121,7 +122,7 @@ func (s *Store) prune(tx *bolt.Tx) error {
 	keys, order := tx.Bucket(bucketKeys), tx.Bucket(bucketOrder)
 	cutoff := s.opts.Now().Add(-s.opts.Retention)
 	c := order.Cursor()
-	for k, _ := c.First(); k != nil && len(k) >= 8; k, _ = c.First() {
+	for k, _ := c.First(); len(k) >= 8; k, _ = c.First() {
 		at := time.Unix(0, int64(binary.BigEndian.Uint64(k[:8])))
 		if s.count <= s.opts.Max && !at.Before(cutoff) {
 			break

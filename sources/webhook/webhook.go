@@ -250,7 +250,8 @@ func (r *Receiver) refuse(w http.ResponseWriter, outcome string, code int, msg s
 
 // ServeHTTP verifies and dispatches one delivery. Everything that can be
 // decided from the headers is decided before the body is read; the body
-// is read once, into a buffer of at most MaxBody bytes, through the HMAC.
+// is read once, into a buffer of at most MaxBody bytes, and its signature
+// checked before anything in it is looked at.
 func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if req.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
@@ -259,18 +260,8 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	// 1. The headers: a signature of the right shape, a delivery ID, a
 	// length within bounds.
-	sig := req.Header.Get("X-Hub-Signature-256")
-	if !sha256Signature(sig) {
-		r.refuse(w, "unauthorized", http.StatusUnauthorized, "missing or malformed X-Hub-Signature-256")
-		return
-	}
-	delivery := req.Header.Get("X-GitHub-Delivery")
-	if delivery == "" || len(delivery) > 200 {
-		r.refuse(w, "no-delivery", http.StatusBadRequest, "missing X-GitHub-Delivery")
-		return
-	}
-	if req.ContentLength > r.opts.MaxBody {
-		r.refuse(w, "too-large", http.StatusRequestEntityTooLarge, fmt.Sprintf("body over %d bytes", r.opts.MaxBody))
+	sig, delivery, ok := r.checkHeaders(w, req)
+	if !ok {
 		return
 	}
 	// 2. A slot to read a body in, or come back later.
@@ -283,34 +274,87 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	// 3. The body, read into a bounded buffer, and its signature.
+	body, ok := r.readSigned(w, req, sig)
+	if !ok {
+		return
+	}
+	// 4. A redelivery is answered, not acted on twice; so is a replay of
+	// the same event under another delivery ID (in dispatch).
+	if !r.firstTime(w, "delivery/"+delivery, seenBefore{"duplicate", "duplicate delivery: already handled", ""}, "delivery", delivery) {
+		return
+	}
+	// 5. What it asks for.
+	r.dispatch(w, req.Header.Get("X-GitHub-Event"), delivery, body)
+}
+
+// checkHeaders refuses a delivery whose headers already say no: a
+// missing or malformed signature, no delivery ID, a declared length over
+// MaxBody.
+func (r *Receiver) checkHeaders(w http.ResponseWriter, req *http.Request) (sig, delivery string, ok bool) {
+	sig = req.Header.Get("X-Hub-Signature-256")
+	if !sha256Signature(sig) {
+		r.refuse(w, "unauthorized", http.StatusUnauthorized, "missing or malformed X-Hub-Signature-256")
+		return "", "", false
+	}
+	delivery = req.Header.Get("X-GitHub-Delivery")
+	if delivery == "" || len(delivery) > 200 {
+		r.refuse(w, "no-delivery", http.StatusBadRequest, "missing X-GitHub-Delivery")
+		return "", "", false
+	}
+	if req.ContentLength > r.opts.MaxBody {
+		r.refuse(w, "too-large", http.StatusRequestEntityTooLarge, fmt.Sprintf("body over %d bytes", r.opts.MaxBody))
+		return "", "", false
+	}
+	return sig, delivery, true
+}
+
+// readSigned reads the body and answers when it is too large, unreadable
+// or not what the signature signed.
+func (r *Receiver) readSigned(w http.ResponseWriter, req *http.Request, sig string) ([]byte, bool) {
 	body, status := r.read(req, sig)
 	switch status {
 	case http.StatusRequestEntityTooLarge:
 		r.refuse(w, "too-large", status, fmt.Sprintf("body over %d bytes", r.opts.MaxBody))
-		return
+		return nil, false
 	case http.StatusUnauthorized:
 		r.log.Warn("webhook with a bad signature rejected", "remote", req.RemoteAddr)
 		r.refuse(w, "unauthorized", status, "bad signature")
-		return
+		return nil, false
 	case http.StatusBadRequest:
 		r.refuse(w, "bad-body", status, "cannot read the body")
-		return
+		return nil, false
 	}
+	return body, true
+}
 
-	// 4. A redelivery is answered, not acted on twice; so is a replay of
-	// the same event under another delivery ID (below).
-	event := req.Header.Get("X-GitHub-Event")
-	if seen, err := r.opts.Seen.Seen("delivery/" + delivery); err != nil {
-		r.log.Error("cannot record a webhook delivery", "delivery", delivery, "err", err)
+// seenBefore names what a delivery asks that was seen before: the
+// outcome counted, the answer, and what is logged (nothing when empty).
+type seenBefore struct{ outcome, answer, log string }
+
+// firstTime records key and reports whether it is new; when it is not,
+// or cannot be recorded, the delivery is answered here (logArgs name it
+// in the log).
+func (r *Receiver) firstTime(w http.ResponseWriter, key string, before seenBefore, logArgs ...any) bool {
+	seen, err := r.opts.Seen.Seen(key)
+	if err != nil {
+		r.log.Error("cannot record a webhook delivery", append(logArgs, "key", key, "err", err)...)
 		http.Error(w, "cannot record the delivery; redeliver it later", http.StatusInternalServerError)
-		return
-	} else if seen {
-		r.count("duplicate")
-		fmt.Fprintln(w, "duplicate delivery: already handled")
-		return
+		return false
 	}
+	if seen {
+		r.count(before.outcome)
+		if before.log != "" {
+			r.log.Info(before.log, logArgs...)
+		}
+		fmt.Fprintln(w, before.answer)
+		return false
+	}
+	return true
+}
 
-	// 5. What it asks for.
+// dispatch parses what a verified delivery asks for and hands it on: a
+// push to the Handler, a pull request's event to the queue.
+func (r *Receiver) dispatch(w http.ResponseWriter, event, delivery string, body []byte) {
 	work, err := Parse(event, body, r.opts.Repo, r.opts.Branch)
 	if err != nil {
 		r.count("bad-payload")
@@ -318,19 +362,10 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "bad payload: "+err.Error(), http.StatusBadRequest)
 		return
 	}
-	if work.Key != "" {
-		seen, err := r.opts.Seen.Seen("work/" + work.Key)
-		if err != nil {
-			r.log.Error("cannot record a webhook's work", "delivery", delivery, "err", err)
-			http.Error(w, "cannot record the delivery; redeliver it later", http.StatusInternalServerError)
-			return
-		}
-		if seen {
-			r.count("replayed")
-			r.log.Info("webhook asks for work already done; ignored", "event", event, "delivery", delivery, "work", work.Key)
-			fmt.Fprintln(w, "duplicate event: already handled")
-			return
-		}
+	if work.Key != "" && !r.firstTime(w, "work/"+work.Key,
+		seenBefore{"replayed", "duplicate event: already handled", "webhook asks for work already done; ignored"},
+		"event", event, "delivery", delivery, "work", work.Key) {
+		return
 	}
 	switch {
 	case work.Push != nil:
@@ -495,28 +530,9 @@ func Parse(event string, body []byte, repo, branch string) (Work, error) {
 		}
 		return Work{Outcome: "accepted", Key: key, Push: &Push{Ref: p.Ref, After: p.After}}, nil
 	case "pull_request":
-		action := p.Action
-		switch action {
-		case "opened", "reopened", "synchronize", "synchronized", "ready_for_review":
-			ev.Plan = true
-			if action == "synchronized" { // Gitea's word
-				action = "synchronize"
-			}
-		case "edited":
-			if p.Changes == nil || p.Changes.Base == nil {
-				return ignored, nil // a title or body edit
-			}
-			ev.Plan = true
-		case "closed":
-			ev.Closed = true
-			if p.PullRequest != nil && p.PullRequest.Merged {
-				ev.Merged, ev.MergeSHA = true, p.PullRequest.MergeCommitSHA
-			}
-		default:
+		var ok bool
+		if key, ok = pullRequestEvent(p, &ev); !ok {
 			return ignored, nil
-		}
-		if pr := p.PullRequest; pr != nil && pr.Head.SHA != "" && pr.Base.SHA != "" {
-			key = fmt.Sprintf("pr/%d/%s/%s/%s", number, pr.Head.SHA, pr.Base.SHA, action)
 		}
 	case "pull_request_review", "pull_request_approved", "pull_request_rejected":
 		switch p.Action {
@@ -543,6 +559,36 @@ func Parse(event string, body []byte, repo, branch string) (Work, error) {
 		return Work{}, errors.New("no pull request number")
 	}
 	return Work{Outcome: "accepted", Key: key, Event: &ev}, nil
+}
+
+// pullRequestEvent fills ev from a pull_request event and returns its
+// work key; false when the action asks nothing of berth (a title or body
+// edit, a label, an assignment).
+func pullRequestEvent(p payload, ev *Event) (key string, ok bool) {
+	action := p.Action
+	switch action {
+	case "opened", "reopened", "synchronize", "synchronized", "ready_for_review":
+		ev.Plan = true
+		if action == "synchronized" { // Gitea's word
+			action = "synchronize"
+		}
+	case "edited":
+		if p.Changes == nil || p.Changes.Base == nil {
+			return "", false // a title or body edit
+		}
+		ev.Plan = true
+	case "closed":
+		ev.Closed = true
+		if p.PullRequest != nil && p.PullRequest.Merged {
+			ev.Merged, ev.MergeSHA = true, p.PullRequest.MergeCommitSHA
+		}
+	default:
+		return "", false
+	}
+	if pr := p.PullRequest; pr != nil && pr.Head.SHA != "" && pr.Base.SHA != "" {
+		key = fmt.Sprintf("pr/%d/%s/%s/%s", ev.Number, pr.Head.SHA, pr.Base.SHA, action)
+	}
+	return key, true
 }
 
 // isPlanCommand reports whether a comment asks berth to plan: a line that

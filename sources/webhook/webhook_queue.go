@@ -42,14 +42,7 @@ func newQueue(opts Options, log *slog.Logger) *queue {
 // Delay. A fresh event resets the pull request's retries and does not wait
 // for a retry's backoff: AddAfter keeps the sooner of two times.
 func (q *queue) add(ev Event) {
-	q.mu.Lock()
-	if p, ok := q.pending[ev.Number]; ok {
-		p.merge(ev)
-	} else {
-		e := ev
-		q.pending[ev.Number] = &e
-	}
-	q.mu.Unlock()
+	q.hold(ev)
 	q.wq.Forget(ev.Number)
 	q.wq.AddAfter(ev.Number, q.opts.Delay)
 }
@@ -57,15 +50,21 @@ func (q *queue) add(ev Event) {
 // requeue merges ev into the pull request's pending event and queues it at
 // once (a plan that waited for its tree's retry, now ready).
 func (q *queue) requeue(ev Event) {
+	q.hold(ev)
+	q.wq.Add(ev.Number)
+}
+
+// hold merges ev into the pull request's pending event, or makes it the
+// pending one.
+func (q *queue) hold(ev Event) {
 	q.mu.Lock()
+	defer q.mu.Unlock()
 	if p, ok := q.pending[ev.Number]; ok {
 		p.merge(ev)
-	} else {
-		e := ev
-		q.pending[ev.Number] = &e
+		return
 	}
-	q.mu.Unlock()
-	q.wq.Add(ev.Number)
+	e := ev
+	q.pending[ev.Number] = &e
 }
 
 // run works the queue with opts.Workers goroutines until ctx is done; work

@@ -12,7 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -385,7 +385,7 @@ func TestGiteaShapes(t *testing.T) {
 	}
 	waitCalls(t, rec, 3)
 	evs, _ := rec.snapshot()
-	sort.Slice(evs, func(i, j int) bool { return evs[i].Number < evs[j].Number })
+	slices.SortFunc(evs, func(a, b webhook.Event) int { return a.Number - b.Number })
 	got := []string{}
 	for _, e := range evs {
 		got = append(got, fmt.Sprintf("%d plan=%v review=%v", e.Number, e.Plan, e.Review))

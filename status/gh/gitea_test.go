@@ -7,6 +7,7 @@ package gh_test
 // missing Gitea fails these tests; elsewhere they skip.
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io/fs"
@@ -15,7 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -433,10 +434,14 @@ func BenchmarkGiteaWebhookToPosted(b *testing.B) {
 	b.StopTimer()
 	for _, name := range names {
 		d := stages[name]
-		sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+		slices.SortFunc(d, func(a, b time.Duration) int {
+			return cmp.Compare(a, b)
+		})
 		b.Logf("stage %-7s p50 %v", name, d[len(d)/2])
 	}
-	sort.Slice(took, func(i, j int) bool { return took[i] < took[j] })
+	slices.SortFunc(took, func(a, b time.Duration) int {
+		return cmp.Compare(a, b)
+	})
 	if len(took) > 0 {
 		p := func(q float64) time.Duration { return took[min(len(took)-1, int(q*float64(len(took))))] }
 		b.ReportMetric(float64(p(0.5).Milliseconds()), "p50-ms")

@@ -1,6 +1,7 @@
 package gh
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,7 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"sync"
 
 	"github.com/berth-gpu/berth/status"
@@ -132,8 +133,12 @@ func (o *outbox) snapshot() ([]outboxStatus, []outboxComment) {
 	for _, c := range o.comments {
 		cs = append(cs, c)
 	}
-	sort.Slice(ss, func(i, j int) bool { return ss[i].Seq < ss[j].Seq })
-	sort.Slice(cs, func(i, j int) bool { return cs[i].Seq < cs[j].Seq })
+	slices.SortFunc(ss, func(a, b outboxStatus) int {
+		return cmp.Compare(a.Seq, b.Seq)
+	})
+	slices.SortFunc(cs, func(a, b outboxComment) int {
+		return cmp.Compare(a.Seq, b.Seq)
+	})
 	return ss, cs
 }
 

@@ -10,7 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -220,7 +220,7 @@ func TestWebhookToStatusesAndComment(t *testing.T) {
 	}
 	// Requests of the statuses and the comment run concurrently: compare
 	// them sorted; each one's content is exact.
-	sort.Strings(lines)
+	slices.Sort(lines)
 	statusURL := "POST /repos/Codertocat/Hello-World/statuses/" + headSHA + " "
 	want := []string{
 		"GET /repos/Codertocat/Hello-World/commits/" + headSHA + "/statuses?page=1&per_page=100",
@@ -277,7 +277,7 @@ func TestWebhookToStatusesAndComment(t *testing.T) {
 			writes = append(writes, r.Method+" "+r.Path)
 		}
 	}
-	sort.Strings(writes)
+	slices.Sort(writes)
 	wantWrites := []string{
 		fmt.Sprintf("PATCH /repos/Codertocat/Hello-World/issues/comments/%d", e.fake.Comments(2)[0].ID),
 		"POST /repos/Codertocat/Hello-World/statuses/" + headSHA,

@@ -1,11 +1,12 @@
 package gh
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/http"
 	"net/url"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -129,7 +130,7 @@ func (c *Client) ChangedFiles(ctx context.Context, number int) ([]string, error)
 			break
 		}
 	}
-	sort.Strings(out)
+	slices.Sort(out)
 	return out, nil
 }
 
@@ -204,7 +205,9 @@ func (c *Client) Approvers(ctx context.Context, number int, teams []string) ([]p
 		}
 		out = append(out, a)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Login < out[j].Login })
+	slices.SortFunc(out, func(a, b policy.Approver) int {
+		return cmp.Compare(a.Login, b.Login)
+	})
 	return out, nil
 }
 

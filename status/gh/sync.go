@@ -1,10 +1,11 @@
 package gh
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -162,7 +163,7 @@ func (s *SyncReporter) Tracked() []int {
 	for n := range s.tracked {
 		out = append(out, n)
 	}
-	sort.Ints(out)
+	slices.Sort(out)
 	return out
 }
 
@@ -190,7 +191,9 @@ func (s *SyncReporter) Sync(ctx context.Context, r reconcile.Report) error {
 		}
 	}
 	s.mu.Unlock()
-	sort.Slice(work, func(i, j int) bool { return work[i].pr.Number < work[j].pr.Number })
+	slices.SortFunc(work, func(a, b *trackedPR) int {
+		return cmp.Compare(a.pr.Number, b.pr.Number)
+	})
 
 	var errs []error
 	for _, t := range work {
@@ -259,7 +262,7 @@ func (s *SyncReporter) syncPR(ctx context.Context, t *trackedPR, r reconcile.Rep
 	for c := range t.ids {
 		clusters = append(clusters, c)
 	}
-	sort.Strings(clusters)
+	slices.Sort(clusters)
 	for _, cluster := range clusters {
 		cr, ok := byName[cluster]
 		if !ok {

@@ -18,6 +18,11 @@
 //     restarts a replica whose liveness fails or whose process exits, and
 //     rolls out a new spec within its rollout's maxSurge and
 //     maxUnavailable.
+//   - The Router (router.go): the same pools and proxies for the local
+//     backend, fed with its pods; Shift moves traffic during its rollouts.
+//   - Recommend (autoscale.go): the replica count autoscale asks for from
+//     the proxy's request rate, with a scale-down stabilisation window;
+//     pure. Acting on it (admitting the replicas) is the scheduler's.
 //
 // What it does not own: starting and stopping processes (a Starter does:
 // the local backend's pods, or a test's), ports (the local backend gives

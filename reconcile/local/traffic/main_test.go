@@ -2,13 +2,11 @@ package traffic
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"os/signal"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -17,48 +15,16 @@ import (
 	"time"
 
 	"github.com/berth-gpu/berth"
+	"github.com/berth-gpu/berth/fixtures/replica"
 )
 
 // TestMain makes the test binary a replica when BERTH_TEST_REPLICA is set:
 // a real process serving real HTTP, started by procStarter.
 func TestMain(m *testing.M) {
 	if os.Getenv("BERTH_TEST_REPLICA") == "1" {
-		os.Exit(replicaMain())
+		os.Exit(replica.Main())
 	}
 	os.Exit(m.Run())
-}
-
-// replicaMain serves "v<VERSION>" on $PORT, and /healthz, which fails
-// until READY_AFTER has passed since the start (a model loading). On
-// SIGTERM it finishes the requests in flight and exits.
-func replicaMain() int {
-	readyAfter, _ := time.ParseDuration(os.Getenv("READY_AFTER"))
-	start := time.Now()
-	mux := http.NewServeMux()
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
-		if time.Since(start) < readyAfter {
-			http.Error(w, "loading", http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ok")
-	})
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprint(w, "v"+os.Getenv("VERSION"))
-	})
-	srv := &http.Server{Addr: "127.0.0.1:" + os.Getenv("PORT"), Handler: mux}
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM)
-	go func() {
-		<-sig
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	}()
-	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return 0
 }
 
 // procStarter starts replicas as processes of this test binary, each on a

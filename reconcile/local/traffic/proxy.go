@@ -22,6 +22,8 @@ type Pool struct {
 	cond     *sync.Cond
 	replicas []*member
 	next     int
+	// requests counts the requests sent to a replica.
+	requests uint64
 }
 
 type member struct {
@@ -125,6 +127,9 @@ func (p *Pool) pick(tried map[*member]bool) *member {
 		p.next++
 		if m.ready && !tried[m] {
 			m.active++
+			if len(tried) == 0 {
+				p.requests++
+			}
 			return m
 		}
 	}

@@ -1,10 +1,10 @@
 package sim
 
 import (
+	"cmp"
 	"fmt"
 	"hash/fnv"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -119,7 +119,7 @@ func Build(nodes []Node, pods []Pod, s Setup) *World {
 	for k := range specs {
 		specKeys = append(specKeys, k)
 	}
-	sort.Strings(specKeys)
+	slices.Sort(specKeys)
 	specFlavor := map[string]string{}
 
 	cfg := &berth.Config{
@@ -258,18 +258,13 @@ func TypicalShapes(pods []Pod) []schedule.TypicalShape {
 	for k, n := range count {
 		out = append(out, schedule.TypicalShape{CPU: k.cpu, GPUs: k.gpus, GPUMilli: k.milli, Count: n})
 	}
-	sort.Slice(out, func(i, j int) bool {
-		a, b := out[i], out[j]
-		if a.Count != b.Count {
-			return a.Count > b.Count
-		}
-		if a.GPUs != b.GPUs {
-			return a.GPUs < b.GPUs
-		}
-		if a.GPUMilli != b.GPUMilli {
-			return a.GPUMilli < b.GPUMilli
-		}
-		return a.CPU < b.CPU
+	slices.SortFunc(out, func(a, b schedule.TypicalShape) int {
+		return cmp.Or(
+			cmp.Compare(b.Count, a.Count),
+			cmp.Compare(a.GPUs, b.GPUs),
+			cmp.Compare(a.GPUMilli, b.GPUMilli),
+			cmp.Compare(a.CPU, b.CPU),
+		)
 	})
 	return out
 }

@@ -1,8 +1,9 @@
 package sim
 
 import (
+	"cmp"
 	"fmt"
-	"sort"
+	"slices"
 	"sync/atomic"
 
 	"golang.org/x/sync/errgroup"
@@ -100,7 +101,9 @@ type PaperLevel struct {
 // the pods. Drawn copies are named NAME-xN (N counts the draws from 1).
 func PaperPods(tr *Trace, seed uint64, inflationPct int64) (pods []Pod, nodeOrder []int) {
 	sorted := append([]Pod(nil), tr.Pods...)
-	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
+	slices.SortStableFunc(sorted, func(a, b Pod) int {
+		return cmp.Compare(a.Name, b.Name)
+	})
 	rng := NewSplitMix64(seed)
 	pods = append([]Pod(nil), sorted...)
 	rng.Shuffle(len(pods), func(i, j int) { pods[i], pods[j] = pods[j], pods[i] })
@@ -302,7 +305,7 @@ func typicalCount(shapes []schedule.TypicalShape, coverage float64) int {
 // scheduler indexes them in, so a node order means the same to both.
 func sortedNodes(nodes []Node) []Node {
 	out := append([]Node(nil), nodes...)
-	sort.SliceStable(out, func(a, b int) bool { return out[a].Name < out[b].Name })
+	slices.SortStableFunc(out, func(a, b Node) int { return cmp.Compare(a.Name, b.Name) })
 	return out
 }
 

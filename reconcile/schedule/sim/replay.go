@@ -1,10 +1,11 @@
 package sim
 
 import (
+	"cmp"
 	"container/heap"
 	"fmt"
 	"math"
-	"sort"
+	"slices"
 
 	"github.com/berth-gpu/berth"
 	"github.com/berth-gpu/berth/reconcile/schedule"
@@ -257,11 +258,8 @@ func peakDemand(pods []Pod, ts []podTimes) float64 {
 		}
 		evs = append(evs, ev{ts[i].arrive, p.GPURequest()}, ev{end, -p.GPURequest()})
 	}
-	sort.Slice(evs, func(a, b int) bool {
-		if evs[a].t != evs[b].t {
-			return evs[a].t < evs[b].t
-		}
-		return evs[a].g < evs[b].g // departures first
+	slices.SortFunc(evs, func(a, b ev) int {
+		return cmp.Or(cmp.Compare(a.t, b.t), cmp.Compare(a.g, b.g)) // departures first
 	})
 	var cur, peak int64
 	for _, e := range evs {
@@ -322,14 +320,14 @@ func (r *replayer) run(policy string, shapes []schedule.TypicalShape, coverage f
 	for i := range arrivals {
 		arrivals[i] = i
 	}
-	sort.SliceStable(arrivals, func(a, b int) bool { return r.times[arrivals[a]].arrive < r.times[arrivals[b]].arrive })
+	slices.SortStableFunc(arrivals, func(a, b int) int { return cmp.Compare(r.times[a].arrive, r.times[b].arrive) })
 	var abandons []int
 	for i, t := range r.times {
 		if t.run < 0 {
 			abandons = append(abandons, i)
 		}
 	}
-	sort.SliceStable(abandons, func(a, b int) bool { return r.times[abandons[a]].abandon < r.times[abandons[b]].abandon })
+	slices.SortStableFunc(abandons, func(a, b int) int { return cmp.Compare(r.times[a].abandon, r.times[b].abandon) })
 
 	if n > 0 {
 		r.firstArrival = r.times[arrivals[0]].arrive
@@ -571,7 +569,11 @@ func (r *replayer) waits() (Wait, Fairness) {
 	return w, f
 }
 
-func sortInts(a []int64) { sort.Slice(a, func(i, j int) bool { return a[i] < a[j] }) }
+func sortInts(a []int64) {
+	slices.SortFunc(a, func(a, b int64) int {
+		return cmp.Compare(a, b)
+	})
+}
 
 // pct is the nearest-rank p-th percentile of sorted a.
 func pct(a []int64, p int) int64 {

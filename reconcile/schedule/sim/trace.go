@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -236,7 +236,7 @@ func ReadPods(file string, r io.Reader) ([]Pod, error) {
 					p.GPUSpec = append(p.GPUSpec, m)
 				}
 			}
-			sort.Strings(p.GPUSpec)
+			slices.Sort(p.GPUSpec)
 		}
 		if p.Creation, err = parseInt("creation_time", f[8]); err != nil {
 			return err

@@ -18,7 +18,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -350,7 +350,8 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, name string, m [
 		for n := range s.prs {
 			ns = append(ns, n)
 		}
-		sort.Sort(sort.Reverse(sort.IntSlice(ns)))
+		slices.Sort(ns)
+		slices.Reverse(ns) // newest first
 		for _, n := range ns {
 			if p := s.prs[n]; r.URL.Query().Get("state") == "" || p.State == r.URL.Query().Get("state") {
 				list = append(list, s.prJSON(p))

@@ -1,0 +1,290 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/berth-gpu/berth/fixtures/testenv"
+)
+
+// These tests drive the dashboard in a real headless Chromium (Debian's
+// chromium package) against a real berth serve on the demo repository.
+// They skip where chromium is missing, except under CI=true.
+
+var screenshots = flag.Bool("screenshots", false, "rewrite status/dash/screenshots/*.png from the browser test")
+
+// chromiumPath is the browser: $BERTH_CHROMIUM, else chromium on $PATH.
+func chromiumPath() (string, error) {
+	if p := os.Getenv("BERTH_CHROMIUM"); p != "" {
+		return p, nil
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p, nil
+		}
+	}
+	return "", &testenv.MissingError{Component: "chromium (apt-get install chromium)", Looked: "$BERTH_CHROMIUM and $PATH"}
+}
+
+// newBrowser starts a headless Chromium and returns a tab's context.
+func newBrowser(t *testing.T) context.Context {
+	t.Helper()
+	path, err := chromiumPath()
+	testenv.SkipOrFail(t, err)
+	opts := append(slices.Clone(chromedp.DefaultExecAllocatorOptions[:]),
+		chromedp.ExecPath(path), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.Headless,
+		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 900),
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.Flag("no-first-run", true))
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 2*time.Minute)
+	t.Cleanup(func() { cancelTimeout(); cancel(); cancelAlloc() })
+	if err := chromedp.Run(ctx); err != nil { // starts the browser
+		t.Fatalf("start %s: %v", path, err)
+	}
+	return ctx
+}
+
+// newDemoServe runs berth serve on a Git repository made from
+// fixtures/repos/demo, and a second commit that queues vision/big-sweep.
+func newDemoServe(t *testing.T) *e2e {
+	t.Helper()
+	root := t.TempDir()
+	e := &e2e{t: t, bin: berthBinary(t), repo: filepath.Join(root, "repo"), state: filepath.Join(root, "state"), out: filepath.Join(root, "out")}
+	t.Cleanup(e.cleanup)
+	if out, err := exec.Command("cp", "-r", "../../fixtures/repos/demo", e.repo).CombinedOutput(); err != nil {
+		t.Fatalf("copy the demo repository: %v\n%s", err, out)
+	}
+	e.git("init", "-q", "-b", "main")
+	e.commit("demo")
+	e.start()
+	e.waitState("vision/resnet-train@1", "running")
+	e.waitState("nlp/prepare-data@1", "succeeded")
+	// As make demo does: a sweep larger than the quota left waits.
+	e.write("workloads/vision/sweeps.cue", `package vision
+
+import "example.com/gpu-platform/templates"
+
+workloads: vision: "big-sweep": templates.#Job & {
+	command: ["sh", "-c", "echo big sweep; sleep 30"]
+	resources: {gpu: 5, cpu: 16, memory: "128Gi"}
+	maxDuration: "2h"
+}
+`)
+	e.commit("vision: a sweep")
+	e.waitState("vision/big-sweep@1", "queued")
+	return e
+}
+
+// apiRuns are the runs /api/status lists, as "team/name run", with their
+// teams.
+func apiRuns(t *testing.T, addr string) (runs []string, team map[string]string) {
+	t.Helper()
+	resp, err := http.Get(addr + "/api/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var s statusResponse
+	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
+		t.Fatal(err)
+	}
+	team = map[string]string{}
+	for _, c := range s.Clusters {
+		for _, w := range c.Workloads {
+			k := string(w.Workload) + " " + w.RunID
+			runs = append(runs, k)
+			team[k] = w.Team
+		}
+	}
+	return runs, team
+}
+
+// tableRows reads the workloads table as "team/name run" lines, and the
+// count line above it.
+func tableRows(t *testing.T, ctx context.Context) ([]string, string) {
+	t.Helper()
+	var rows []string
+	var count string
+	err := chromedp.Run(ctx,
+		chromedp.WaitVisible("#workloads", chromedp.ByQuery),
+		chromedp.Evaluate(`Array.from(document.querySelectorAll("#workloads tbody tr")).map(r => r.cells[0].innerText + " " + r.cells[1].innerText)`, &rows),
+		chromedp.Text("#count", &count, chromedp.ByQuery))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rows, count
+}
+
+func TestDashboardInBrowser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts berth serve and a browser")
+	}
+	ctx := newBrowser(t)
+	e := newDemoServe(t)
+	shots := map[string][]byte{}
+
+	// Every run the API lists is a row, once, in the API's order.
+	if err := chromedp.Run(ctx, chromedp.Navigate(e.addr+"/")); err != nil {
+		t.Fatal(err)
+	}
+	rows, count := tableRows(t, ctx)
+	want, teams := apiRuns(t, e.addr)
+	if !slices.Equal(rows, want) {
+		t.Errorf("the table's rows:\n%v\nthe API's runs:\n%v", rows, want)
+	}
+	if wantCount := fmt.Sprintf("runs 1–%d of %d", len(want), len(want)); count != wantCount {
+		t.Errorf("count %q, want %q", count, wantCount)
+	}
+	var sweep string
+	if err := chromedp.Run(ctx, chromedp.Text(`//tr[td/a[text()="vision/big-sweep"]]/td[@data-label="Queue or reason"]`, &sweep, chromedp.BySearch)); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(sweep, "#1: ") || !strings.Contains(sweep, "quota") {
+		t.Errorf("vision/big-sweep's queue cell = %q, want its place (#1) and the quota it waits for", sweep)
+	}
+	shots["workloads"] = fullScreenshot(t, ctx)
+
+	// A filter chosen in the form: only vision's runs, and all of them.
+	var url string
+	if err := chromedp.Run(ctx,
+		chromedp.SetValue("#filter-team", "vision", chromedp.ByQuery),
+		chromedp.Click("#apply", chromedp.ByQuery),
+		chromedp.WaitVisible(`//p[@id="count"][contains(., "in all")]`, chromedp.BySearch),
+		chromedp.Location(&url)); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(url, "team=vision") {
+		t.Errorf("after filtering, the address is %s", url)
+	}
+	rows, _ = tableRows(t, ctx)
+	var vision []string
+	for _, k := range want {
+		if teams[k] == "vision" {
+			vision = append(vision, k)
+		}
+	}
+	if !slices.Equal(rows, vision) || len(vision) == 0 {
+		t.Errorf("filtered to team vision, the rows are %v; want %v", rows, vision)
+	}
+
+	// Pages of 3: the next link shows the next three, then the rest.
+	if err := chromedp.Run(ctx, chromedp.Navigate(e.addr+"/?per=3")); err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	for page := 1; ; page++ {
+		rows, count := tableRows(t, ctx)
+		if len(rows) == 0 || len(rows) > 3 {
+			t.Fatalf("page %d has %d rows, want 1 to 3", page, len(rows))
+		}
+		if wantCount := fmt.Sprintf("runs %d–%d of %d", len(seen)+1, len(seen)+len(rows), len(want)); count != wantCount {
+			t.Errorf("page %d: count %q, want %q", page, count, wantCount)
+		}
+		seen = append(seen, rows...)
+		var hasNext bool
+		if err := chromedp.Run(ctx, chromedp.Evaluate(`document.getElementById("next") !== null`, &hasNext)); err != nil {
+			t.Fatal(err)
+		}
+		if !hasNext {
+			break
+		}
+		if err := chromedp.Run(ctx, chromedp.Click("#next", chromedp.ByQuery), chromedp.WaitVisible(fmt.Sprintf(`//nav[@class="pages"]/span[text()="page %d of %d"]`, page+1, (len(want)+2)/3), chromedp.BySearch)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !slices.Equal(seen, want) {
+		t.Errorf("the pages together list %v; want %v", seen, want)
+	}
+
+	// A workload's page: its history and its output.
+	var life, logs string
+	if err := chromedp.Run(ctx,
+		chromedp.Navigate(e.addr+"/"),
+		chromedp.Click(`//a[text()="vision/resnet-train"]`, chromedp.BySearch),
+		chromedp.WaitVisible(".lifecycle", chromedp.ByQuery),
+		chromedp.Text(".run.selected .lifecycle", &life, chromedp.ByQuery),
+		chromedp.Text("#logs", &logs, chromedp.ByQuery)); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{"queued", "started", "attempt 1", "running"} {
+		if !strings.Contains(life, w) {
+			t.Errorf("vision/resnet-train's lifecycle does not say %q:\n%s", w, life)
+		}
+	}
+	if !strings.Contains(logs, "worker 0 of") {
+		t.Errorf("vision/resnet-train's log tail = %q, want what it printed", logs)
+	}
+	shots["workload"] = fullScreenshot(t, ctx)
+
+	// The queues page: the line, and each team's quota.
+	var pending []string
+	var quotaTeams []string
+	if err := chromedp.Run(ctx,
+		chromedp.Navigate(e.addr+"/queues"),
+		chromedp.WaitVisible(".pending", chromedp.ByQuery),
+		chromedp.Evaluate(`Array.from(document.querySelectorAll(".pending tbody tr")).map(r => r.cells[0].innerText + " " + r.cells[1].innerText)`, &pending),
+		chromedp.Evaluate(`[...new Set(Array.from(document.querySelectorAll(".quota tbody tr")).map(r => r.cells[0].innerText))]`, &quotaTeams)); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(pending, "#1 vision/big-sweep") {
+		t.Errorf("the pending table is %v; want vision/big-sweep first in line", pending)
+	}
+	if !slices.Equal(quotaTeams, []string{"nlp", "vision", "serving"}) {
+		t.Errorf("the quota tables list teams %v; want the research cohort's nlp and vision, then serving", quotaTeams)
+	}
+	shots["queues"] = fullScreenshot(t, ctx)
+
+	// At a phone's width nothing is wider than the screen.
+	for _, page := range []string{"/", "/workloads/vision/resnet-train", "/queues"} {
+		var fits bool
+		if err := chromedp.Run(ctx,
+			chromedp.EmulateViewport(390, 844),
+			chromedp.Navigate(e.addr+page),
+			chromedp.WaitVisible("main", chromedp.ByQuery),
+			chromedp.Evaluate(`document.documentElement.scrollWidth <= window.innerWidth`, &fits)); err != nil {
+			t.Fatal(err)
+		}
+		if !fits {
+			t.Errorf("%s is wider than a 390px screen", page)
+		}
+	}
+	if err := chromedp.Run(ctx, chromedp.Navigate(e.addr+"/")); err != nil {
+		t.Fatal(err)
+	}
+	shots["workloads-phone"] = fullScreenshot(t, ctx)
+
+	if *screenshots {
+		dir := "../../status/dash/screenshots"
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for name, png := range shots {
+			if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+func fullScreenshot(t *testing.T, ctx context.Context) []byte {
+	t.Helper()
+	var png []byte
+	if err := chromedp.Run(ctx, chromedp.FullScreenshot(&png, 100)); err != nil {
+		t.Fatal(err)
+	}
+	return png
+}
