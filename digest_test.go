@@ -75,3 +75,40 @@ func TestSpecDigestStable(t *testing.T) {
 		t.Error("the digest depends on map order")
 	}
 }
+
+// TestSpecDigestOfEarlierReleases: a service started by berth before
+// SpecDigest covered every field (its digest 91ff4af517d4, computed by
+// 8e5fb62's SpecDigest for this spec) is not restarted by the upgrade,
+// and is when its spec changes.
+func TestSpecDigestOfEarlierReleases(t *testing.T) {
+	w := berth.Workload{Name: "chat", Team: "nlp", Kind: berth.KindService, Image: "img:1", Command: []string{"serve"},
+		Args: []string{"--x"}, Env: map[string]string{"A": "1"}, Replicas: 2,
+		Resources: berth.Resources{CPU: berth.MustQuantity("500m"), Memory: berth.MustQuantity("16Gi"), GPU: 2, Flavor: "h100"},
+		Ports:     []berth.Port{{Name: "http", Port: 8080, Protocol: "TCP"}}, Checkpoint: &berth.Checkpoint{Dir: "/ckpt"}}
+	const recorded = "91ff4af517d4"
+	if berth.SpecDigest(w) == recorded {
+		t.Fatal("the test needs a digest of the earlier form")
+	}
+	if !berth.SpecDigestMatches(recorded, w) {
+		t.Error("a run recorded by an earlier berth would restart on upgrade")
+	}
+	changed := w
+	changed.Image = "img:2"
+	if berth.SpecDigestMatches(recorded, changed) {
+		t.Error("a changed image matches the earlier digest")
+	}
+	if !berth.SpecDigestMatches(berth.SpecDigest(w), w) {
+		t.Error("a digest does not match its own spec")
+	}
+}
+
+// TestAutoscaleDoesNotRestart: min and max replicas are decisions, not a
+// new spec for the replicas that run.
+func TestAutoscaleDoesNotRestart(t *testing.T) {
+	w := berth.Workload{Kind: berth.KindService, Image: "img:1"}
+	scaled := w
+	scaled.Autoscale = &berth.Autoscale{Min: 1, Max: 4, TargetRPS: 50}
+	if berth.SpecDigest(w) != berth.SpecDigest(scaled) {
+		t.Error("an autoscale change restarts the service")
+	}
+}

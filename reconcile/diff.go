@@ -82,7 +82,8 @@ func Diff(cfg *berth.Config, plan *berth.Plan, obs *Observed, revision string) [
 			if run.Digest == "" {
 				continue
 			}
-			if dg := digest(); run.Digest != dg {
+			if !berth.SpecDigestMatches(run.Digest, w) {
+				dg := digest()
 				change.Op = OpRestart
 				change.Reason = "spec changed (digest " + run.Digest + " -> " + dg + ")"
 			} else {

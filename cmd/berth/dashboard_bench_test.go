@@ -63,7 +63,7 @@ func dashServer(b *testing.B, n int) *server {
 // BenchmarkDashboard10k serves dashboard pages from a berth serve's
 // handler (the status listener's mux, token check and all) with 10,000
 // workloads: the first page of the workloads table, a filtered page deep
-// in it, a workload's page and the queues page. It reports the median
+// in it, the last page and the queues page, and /api/status for scale. It reports the median
 // (p50-ms) and p99 of the requests besides the mean.
 func BenchmarkDashboard10k(b *testing.B) {
 	s := dashServer(b, 10000)
@@ -77,6 +77,8 @@ func BenchmarkDashboard10k(b *testing.B) {
 		{"workloads-filtered", "/?team=" + team + "&state=queued&page=1&per=20"},
 		{"workloads-last-page", "/?page=200"},
 		{"queues", "/queues"},
+		// The JSON the pages are drawn from, for scale.
+		{"api-status", "/api/status"},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			var took []time.Duration

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/prometheus/common/expfmt"
 
 	"github.com/berth-gpu/berth/fixtures/testenv"
 )
@@ -43,9 +44,23 @@ func newBrowser(t *testing.T) context.Context {
 	t.Helper()
 	path, err := chromiumPath()
 	testenv.SkipOrFail(t, err)
+	// Not t.TempDir: Chromium's helpers may still write into the profile
+	// just after the browser is gone, and its removal is best effort.
+	profile, err := os.MkdirTemp("", "berth-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for range 20 {
+			if os.RemoveAll(profile) == nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
 	opts := append(slices.Clone(chromedp.DefaultExecAllocatorOptions[:]),
 		chromedp.ExecPath(path), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.Headless,
-		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 900),
+		chromedp.UserDataDir(profile), chromedp.WindowSize(1280, 900),
 		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true), chromedp.Flag("no-first-run", true))
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
@@ -136,6 +151,20 @@ func TestDashboardInBrowser(t *testing.T) {
 	ctx := newBrowser(t)
 	e := newDemoServe(t)
 	shots := map[string][]byte{}
+
+	// The same serve's /metrics, parsed: vision's sweep waits, and its
+	// team's quota and GPUs are there by flavor.
+	metrics := scrapeServe(t, e.addr)
+	for _, m := range []string{
+		`berth_queue_length{cluster="box",team="vision"} 1`,
+		`berth_quota_nominal{cluster="box",flavor="h100",resource="gpu",team="vision"} 3`,
+		`berth_admitted_gpus{cluster="box",flavor="h100",team="vision"} 2`,
+	} {
+		name, value, _ := strings.Cut(m, " ")
+		if got, ok := metrics[name]; !ok || fmt.Sprint(got) != value {
+			t.Errorf("/metrics: %s = %v (present %v), want %s", name, got, ok, value)
+		}
+	}
 
 	// Every run the API lists is a row, once, in the API's order.
 	if err := chromedp.Run(ctx, chromedp.Navigate(e.addr+"/")); err != nil {
@@ -287,4 +316,31 @@ func fullScreenshot(t *testing.T, ctx context.Context) []byte {
 		t.Fatal(err)
 	}
 	return png
+}
+
+// scrapeServe reads a serve's /metrics with the Prometheus text parser:
+// each gauge as name{label="value",...} (labels sorted) -> value.
+func scrapeServe(t *testing.T, addr string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get(addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var p expfmt.TextParser
+	families, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("parse /metrics: %v", err)
+	}
+	out := map[string]float64{}
+	for name, f := range families {
+		for _, m := range f.Metric {
+			var labels []string
+			for _, l := range m.Label {
+				labels = append(labels, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
+			}
+			out[name+"{"+strings.Join(labels, ",")+"}"] = m.GetGauge().GetValue()
+		}
+	}
+	return out
 }

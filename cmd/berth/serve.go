@@ -75,9 +75,10 @@ Workloads run on in their own processes when serve stops; a restarted serve
 adopts them.
 
 serve listens on --listen (loopback by default) for /healthz, /readyz,
-/metrics (Prometheus) and /api/status (what 'berth status' and 'berth
-explain' read). On another address the status API and /metrics require
-the token of --api-token-file (clients send it as a bearer token), or
+/metrics (Prometheus), /api/status (what 'berth status' and 'berth
+explain' read) and the dashboard (/, /queues, /workloads/TEAM/NAME). On
+another address the status API, the dashboard and /metrics require the
+token of --api-token-file (clients send it as a bearer token), or
 --insecure-api. With --github and a webhook secret, POST /webhook is
 served on --webhook-listen, apart from the status API.`,
 		Args: cobra.NoArgs,
@@ -478,6 +479,9 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 	defer ghs.close()
 	engine := reconcile.New(reconcile.Options{Clusters: clusters, Loader: loader, Logger: log, Reporter: ghs.reporter(&logReporter{log: log}), Redact: live})
 	ghs.attach(engine, names)
+	// Quota, queue and admitted GPUs per team, read from the last plans
+	// at each scrape.
+	reg.MustRegister(reconcile.NewPlanCollector(engine.Last))
 	srv := &server{engine: engine, token: token, stateDir: o.stateDir}
 	if o.github.repo != "" {
 		srv.repoURL = "https://github.com/" + o.github.repo

@@ -32,8 +32,7 @@ func sameWorkload(a, b *berth.Workload) bool {
 		a.CatchUp == b.CatchUp && a.CatchUpLimit == b.CatchUpLimit && a.Concurrency == b.Concurrency &&
 		samePtr(a.Autoscale, b.Autoscale) &&
 		slices.Equal(a.DependsOn, b.DependsOn) && (a.DependsOn == nil) == (b.DependsOn == nil) &&
-		maps.EqualFunc(a.Roles, b.Roles, sameRole) && (a.Roles == nil) == (b.Roles == nil) &&
-		samePtr(a.Rollout, b.Rollout) && samePtr(a.Expose, b.Expose) && samePtr(a.Autoscale, b.Autoscale)
+		maps.EqualFunc(a.Roles, b.Roles, sameRole) && (a.Roles == nil) == (b.Roles == nil)
 }
 
 func samePtr[T comparable](a, b *T) bool {
