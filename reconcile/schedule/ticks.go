@@ -37,20 +37,21 @@ func planTicks(w *berth.Workload, last, now time.Time, deadline time.Duration) t
 	// Scan the ticks in (from, now], keeping the newest keep+1: those
 	// that run, and the newest of those that do not.
 	var p tickPlan
-	var recent []time.Time
+	ring := make([]time.Time, keep+1) // tick i at ring[i%len(ring)]
 	total := 0
 	for t, err := NextTick(w.Schedule, from); err == nil && !t.After(now); t, err = NextTick(w.Schedule, t) {
 		if total == 0 {
 			p.firstMissed = t
 		}
+		ring[total%len(ring)] = t
 		total++
-		if len(recent) == keep+1 {
-			recent = append(recent[:0], recent[1:]...)
-		}
-		recent = append(recent, t)
 	}
 	if total == 0 {
 		return p
+	}
+	recent := make([]time.Time, 0, min(total, len(ring)))
+	for i := max(total-len(ring), 0); i < total; i++ {
+		recent = append(recent, ring[i%len(ring)])
 	}
 	p.run = recent[max(len(recent)-keep, 0):]
 	if w.CatchUp == "" || w.CatchUp == berth.CatchUpNone {
