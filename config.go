@@ -433,13 +433,18 @@ type Workload struct {
 	Retries     int               `json:"retries"`
 	Checkpoint  *Checkpoint       `json:"checkpoint,omitempty"`
 	Schedule    string            `json:"schedule,omitempty"`
-	DependsOn   []string          `json:"dependsOn"`
-	RunID       string            `json:"runId"`
-	Ports       []Port            `json:"ports"`
-	Health      *Health           `json:"health,omitempty"`
-	Rollout     *Rollout          `json:"rollout,omitempty"`
-	Expose      *Expose           `json:"expose,omitempty"`
-	Autoscale   *Autoscale        `json:"autoscale,omitempty"`
+	// CatchUp and Concurrency say what a periodic job does with missed and
+	// overlapping ticks ("" is CatchUpNone and ConcurrencyAllow).
+	CatchUp      CatchUp     `json:"catchUp,omitempty"`
+	CatchUpLimit int         `json:"catchUpLimit,omitempty"`
+	Concurrency  Concurrency `json:"concurrency,omitempty"`
+	DependsOn    []string    `json:"dependsOn"`
+	RunID        string      `json:"runId"`
+	Ports        []Port      `json:"ports"`
+	Health       *Health     `json:"health,omitempty"`
+	Rollout      *Rollout    `json:"rollout,omitempty"`
+	Expose       *Expose     `json:"expose,omitempty"`
+	Autoscale    *Autoscale  `json:"autoscale,omitempty"`
 	// Roles are the pod sets of a workload of several shapes (a launcher
 	// and workers); empty for a workload of one shape.
 	Roles map[string]Role `json:"roles,omitempty"`
@@ -447,6 +452,25 @@ type Workload struct {
 	// Pos is where the workload is defined.
 	Pos Pos `json:"-"`
 }
+
+// CatchUp is what a periodic job does with the ticks it missed.
+type CatchUp string
+
+const (
+	CatchUpNone   CatchUp = "none"   // only a tick missed by less than the tick deadline
+	CatchUpLatest CatchUp = "latest" // the latest tick, however late
+	CatchUpAll    CatchUp = "all"    // every missed tick, the newest CatchUpLimit
+)
+
+// Concurrency is what a periodic job's tick does while a run of an earlier
+// tick still runs.
+type Concurrency string
+
+const (
+	ConcurrencyAllow   Concurrency = "allow"   // both run
+	ConcurrencyForbid  Concurrency = "forbid"  // the new tick waits for the earlier run to end
+	ConcurrencyReplace Concurrency = "replace" // the earlier run is stopped
+)
 
 // ID is "team/name".
 func (w Workload) ID() WorkloadID { return MakeWorkloadID(w.Team, w.Name) }

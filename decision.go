@@ -45,6 +45,8 @@ const (
 	ReasonSchedule      ReasonCode = "WaitingForSchedule" // a periodic job between ticks
 	ReasonNotPreemptive ReasonCode = "CannotPreempt"      // it could fit by preempting, but policy forbids it
 	ReasonBackoff       ReasonCode = "RetryBackoff"       // a failed run waits before its next attempt
+	ReasonTickWaits     ReasonCode = "TickWaitsForRun"    // a periodic job's tick waits for its running one (concurrency forbid)
+	ReasonTicksMissed   ReasonCode = "TicksMissed"        // a periodic job's missed ticks that will not run (catchUp)
 
 	// Never: the spec must change.
 	ReasonExceedsQuota     ReasonCode = "ExceedsQuota"       // more than nominal plus borrowing limit
@@ -63,6 +65,7 @@ const (
 	ReasonPreemptedFair     ReasonCode = "PreemptedForFairShare" // its team's share was above the preemptor's
 	ReasonRemovedFromGit    ReasonCode = "RemovedFromGit"        // the workload left the repository
 	ReasonMaxDurationPassed ReasonCode = "MaxDurationExceeded"   // ran longer than maxDuration
+	ReasonSupersededByTick  ReasonCode = "SupersededByTick"      // a newer tick of its periodic job is due (concurrency replace)
 )
 
 // Never reports whether the code means the spec must change: waiting will

@@ -395,6 +395,19 @@ func (c *checker) workloadStartable(p string, w berth.Workload) {
 }
 
 func (c *checker) workloadShape(p string, w berth.Workload) {
+	if w.CatchUp == berth.CatchUpAll && w.CatchUpLimit == 0 {
+		c.errorf(p+".catchUp", "catchUp all needs catchUpLimit: without one, a job that missed a year of ticks would start every one of them; set e.g. catchUpLimit: 24")
+	}
+	if w.Schedule == "" {
+		for _, f := range []struct {
+			name string
+			set  bool
+		}{{"catchUp", w.CatchUp != ""}, {"catchUpLimit", w.CatchUpLimit != 0}, {"concurrency", w.Concurrency != ""}} {
+			if f.set {
+				c.errorf(p+"."+f.name, "%s is for a periodic job: this workload has no schedule", f.name)
+			}
+		}
+	}
 	for _, name := range w.RoleNames() {
 		r := w.Roles[name]
 		if r.MinCount > r.Count {

@@ -266,7 +266,7 @@ func (ev *evaluator) object(r *instanceResult, inst cuelang.Value, p []string, o
 		w.Pos = obj.pos
 		obj.value = w
 		ev.refPos(&obj, o, p, "kind", "priority", "image", "resources", "resources.gpu", "resources.flavor",
-			"resources.gpuModel", "resources.mig", "resources.gpuFraction", "maxDuration", "schedule",
+			"resources.gpuModel", "resources.mig", "resources.gpuFraction", "maxDuration", "schedule", "catchUp", "catchUpLimit", "concurrency",
 			"replicas", "workers", "minWorkers", "parallelism", "completions", "runId")
 		ev.listPos(&obj, o, p, "dependsOn", len(w.DependsOn), "")
 		ev.servicePos(&obj, o, p, w)

@@ -67,7 +67,7 @@ func TestPlanPredictsWhatTheEngineDoes(t *testing.T) {
 		}
 	}
 	t.Logf("predictions: %v", seen)
-	for _, k := range []string{"admit", "preempt", "preempted", "stop", "queue", "reject", "done", "wait RetryBackoff", "wait WaitingForSchedule", "tick admitted"} {
+	for _, k := range []string{"admit", "preempt", "preempted", "stop", "queue", "reject", "done", "wait RetryBackoff", "wait WaitingForSchedule", "wait TickWaitsForRun", "tick admitted"} {
 		if seen[k] == 0 && total >= 500 {
 			t.Errorf("no step predicted %q: the generator does not reach it", k)
 		}
@@ -93,6 +93,7 @@ type fidelityResult struct {
 // genWorkload is one workload of a generated repository.
 type genWorkload struct {
 	team, name, kind, prio, cmd, dep, cron string
+	catchUp, concurrency                   string
 	gpus, retries, runID                   int
 }
 
@@ -138,6 +139,12 @@ teams: b: {owners: ["@b"], cohort: "all", quota: [{flavor: "h100", gpu: {nominal
 		}
 		if w.cron != "" {
 			fmt.Fprintf(&b, "\tschedule: %q\n", w.cron)
+			if w.catchUp != "" {
+				fmt.Fprintf(&b, "\tcatchUp: %q, catchUpLimit: 3\n", w.catchUp)
+			}
+			if w.concurrency != "" {
+				fmt.Fprintf(&b, "\tconcurrency: %q\n", w.concurrency)
+			}
 		}
 		b.WriteString("}\n")
 	}
@@ -164,6 +171,13 @@ func (g *genRepo) mutate(r *rand.Rand, serial *int) time.Duration {
 		}
 		if w.kind == "batch" && r.IntN(5) == 0 {
 			w.cron, w.cmd = "*/10 * * * *", "quick"
+			// Missed and overlapping ticks: the clock jumps up to 12
+			// minutes a step, and a long tick outlives the next.
+			w.catchUp = []string{"", "latest", "all"}[r.IntN(3)]
+			w.concurrency = []string{"", "forbid", "replace"}[r.IntN(3)]
+			if r.IntN(2) == 0 {
+				w.cmd = "long"
+			}
 		}
 		if w.kind != "service" && w.cron == "" && r.IntN(4) == 0 {
 			for _, d := range g.workloads {

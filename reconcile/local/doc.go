@@ -43,5 +43,6 @@
 //	    stdout.log, stdout.log.1, stderr.log, stderr.log.1
 //	    exit.json    how the process ended, written last and atomically
 //	    work/        the process's working directory
-//	checkpoints/<team>/<name>/<runID>/          BERTH_CHECKPOINT_DIR
+//	checkpoints/<team>/<name>/<runID>/          BERTH_CHECKPOINT_DIR, kept across attempts;
+//	                                            its newest entry is BERTH_RESUME_FROM
 package local

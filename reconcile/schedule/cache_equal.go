@@ -29,6 +29,7 @@ func sameWorkload(a, b *berth.Workload) bool {
 		a.Resources == b.Resources && a.Replicas == b.Replicas && a.Workers == b.Workers &&
 		a.MinWorkers == b.MinWorkers && a.Parallelism == b.Parallelism && a.Completions == b.Completions &&
 		a.MaxDuration == b.MaxDuration && a.Schedule == b.Schedule && a.RunID == b.RunID &&
+		a.CatchUp == b.CatchUp && a.CatchUpLimit == b.CatchUpLimit && a.Concurrency == b.Concurrency &&
 		samePtr(a.Autoscale, b.Autoscale) &&
 		slices.Equal(a.DependsOn, b.DependsOn) && (a.DependsOn == nil) == (b.DependsOn == nil) &&
 		maps.EqualFunc(a.Roles, b.Roles, sameRole) && (a.Roles == nil) == (b.Roles == nil)

@@ -218,9 +218,12 @@ func clusterOf(cfg *berth.Config, flavors []string) string {
 //     says how many attempts it took);
 //   - a workload whose dependsOn has not succeeded waits (or, when one
 //     failed, the chain stops);
-//   - a periodic job runs only as ticks: the latest tick at or before now,
-//     not missed by more than the tick deadline, and not already known to
-//     the snapshot, is queued; between ticks it waits for the next one;
+//   - a periodic job runs only as ticks: the ticks after the newest one
+//     the snapshot knows are queued as its catchUp says (none: the latest,
+//     if missed by less than the tick deadline), and those that are not
+//     are reported (TicksMissed); with concurrency forbid nothing is
+//     queued while a run of it runs; between ticks it waits for the next
+//     one;
 //   - a run whose last attempt failed (or a service whose process ended)
 //     waits out its backoff before it asks again.
 //
@@ -358,7 +361,44 @@ func prepare(cfg *berth.Config, snap *berth.Snapshot, opts Options, wls []*wlInf
 			// A periodic job runs only as ticks: the latest one due, if
 			// the snapshot does not know it yet, and the ticks waiting.
 			ticks := queued.of(id, nil)
-			if tick, ok := lastTick(w.Schedule, snap.Time, opts.tickDeadline()); ok {
+			// The newest tick the snapshot knows (running, queued or
+			// finished): the ticks after it are due, as catchUp says.
+			var last time.Time
+			for _, r := range mine {
+				if t, ok := tickOf(r.runID, w.RunID); ok {
+					last = maxTime(last, t)
+				}
+			}
+			for _, q := range ticks {
+				if t, ok := tickOf(q.RunID, w.RunID); ok {
+					last = maxTime(last, t)
+				}
+			}
+			for runID := range finished[id] {
+				if t, ok := tickOf(runID, w.RunID); ok {
+					last = maxTime(last, t)
+				}
+			}
+			if w.Concurrency == berth.ConcurrencyForbid && len(mine) > 0 {
+				// Nothing new starts while a run of the job runs; the due
+				// ticks are decided again when it has ended.
+				d := base
+				d.Action = berth.ActionWait
+				d.Reason = &berth.Reason{Code: berth.ReasonTickWaits,
+					Message: fmt.Sprintf("run %s still runs: concurrency forbid starts no tick until it ends", mine[0].runID)}
+				decisions = append(decisions, d)
+				continue
+			}
+			deadline := opts.tickDeadline()
+			plan := planTicks(w, last, snap.Time, deadline)
+			if plan.missed > 0 {
+				d := base
+				d.RunID = TickRunID(w.RunID, plan.lastMissed)
+				d.Action = berth.ActionDone
+				d.Reason = &berth.Reason{Code: berth.ReasonTicksMissed, Message: missedMessage(w, plan, deadline)}
+				decisions = append(decisions, d)
+			}
+			for _, tick := range plan.run {
 				k := berth.RunKey{Workload: id, RunID: TickRunID(w.RunID, tick)}
 				if !hasRunning(mine, k.RunID) && !hasRun(ticks, k.RunID) && !finishedRun(finished[id], k.RunID) {
 					ticks = append(ticks, berth.QueuedWorkload{Workload: id, RunID: k.RunID, Since: tick})
@@ -476,23 +516,6 @@ func doneDecision(base berth.Decision, f berth.FinishedRun) berth.Decision {
 // and the tick time, "1-20261122t0300".
 func TickRunID(runID string, tick time.Time) string {
 	return runID + "-" + tick.UTC().Format("20060102t1504")
-}
-
-// lastTick is the latest time at or before now the schedule fired, if it is
-// within deadline of now.
-func lastTick(cron string, now time.Time, deadline time.Duration) (time.Time, bool) {
-	t, err := NextTick(cron, now.Add(-deadline).Add(-time.Second))
-	if err != nil || t.After(now) {
-		return time.Time{}, false
-	}
-	// The latest tick in the window.
-	for {
-		next, err := NextTick(cron, t)
-		if err != nil || next.After(now) {
-			return t, true
-		}
-		t = next
-	}
 }
 
 func orDefault(s, d string) string {

@@ -31,7 +31,8 @@ type Options struct {
 	// the same before it restarts.
 	Backoff func(failures int) time.Duration
 	// TickDeadline is how late a periodic job's tick may start; a tick
-	// missed by more (berth was down) is skipped (default 10 minutes).
+	// missed by more (berth was down) runs only as the workload's catchUp
+	// says, and is reported when it does not (default 10 minutes).
 	TickDeadline time.Duration
 }
 
@@ -575,6 +576,8 @@ func (st *state) keepOrStop(r *run, wl *wlInfo, snap *berth.Snapshot) *berth.Dec
 		stop = &berth.Reason{Code: berth.ReasonRemovedFromGit, Message: "the workload now runs on cluster " + wl.cluster}
 	case wl.w.Kind.RunsOnce() && wl.w.MaxDuration > 0 && !r.since.IsZero() && snap.Time.Sub(r.since) > wl.w.MaxDuration.D():
 		stop = &berth.Reason{Code: berth.ReasonMaxDurationPassed, Message: "ran longer than its maxDuration " + wl.w.MaxDuration.String()}
+	case wl.w.Schedule != "" && wl.w.Concurrency == berth.ConcurrencyReplace:
+		stop = supersededByTick(&wl.w, r.runID, snap.Time, st.opts.tickDeadline())
 	}
 	borrowed := st.borrowed(r.team, r.flavor)
 	if stop == nil && r.keep != nil && r.keep.Borrowed == borrowed && r.keep.Cluster == snap.Cluster {

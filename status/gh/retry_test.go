@@ -52,7 +52,7 @@ func TestPlanWaitsForRetry(t *testing.T) {
 		return out
 	}
 	waitUntil(t, "the pending berth/validate", func() bool { return len(validate()) == 1 })
-	const pending = "pending: evaluation needs more than the first-try budget (1s of CPU time); retrying with the full budget (1m0s)"
+	const pending = "pending: evaluation needs more than the first-try budget (at most 1s of CPU time); retrying with the full budget (1m0s)"
 	if got := validate()[0]; got != pending {
 		t.Errorf("berth/validate while the retry runs:\n got %q\nwant %q", got, pending)
 	}
