@@ -227,7 +227,7 @@ func (ev *evaluator) object(r *instanceResult, inst cuelang.Value, p []string, o
 	key := strings.Join(p, ".")
 	userPos := func(ep []string) []berth.Pos { return lookupPos(inst, ep) }
 	if err := o.Validate(cuelang.Concrete(true)); err != nil {
-		r.errs = append(r.errs, explainNotAllowed(fromCUEAt(err, p[0], userPos), o, key, kindNames[p[0]])...)
+		r.errs = append(r.errs, explainNotAllowed(fromCUEAt(err, p[0], userPos), o, cuePath(p), kindNames[p[0]])...)
 		r.invalid = append(r.invalid, key)
 		return
 	}
@@ -287,6 +287,20 @@ func (ev *evaluator) object(r *instanceResult, inst cuelang.Value, p []string, o
 var kindNames = map[string]string{
 	"clusters": "a cluster", "flavors": "a flavor", "cohorts": "a cohort",
 	"teams": "a team", "workloads": "a workload",
+}
+
+// earlierHealthFields are the fields of health when it was one check
+// (berth before readiness and liveness probes).
+var earlierHealthFields = []string{"path", "port", "initialDelay", "period", "failureThreshold"}
+
+// cuePath is p as CUE writes it in an error's path: a label that is not an
+// identifier quoted (workloads.serving."chat-api").
+func cuePath(p []string) string {
+	sels := make([]cuelang.Selector, len(p))
+	for i, l := range p {
+		sels[i] = cuelang.Str(l)
+	}
+	return cuelang.MakePath(sels...).String()
 }
 
 // explainNotAllowed rewrites CUE's "field not allowed" (a field the schema
@@ -349,6 +363,11 @@ func explainNotAllowed(errs Errors, root cuelang.Value, rootPath, rootName strin
 			continue
 		}
 		slices.Sort(allowed)
+		if where == "health" && slices.Contains(earlierHealthFields, field) {
+			// A repository written for a berth whose health was one check.
+			errs[i].Message = fmt.Sprintf("field %q is not allowed in health: health holds a readiness and a liveness probe now (health: readiness: {%s: ...}); readiness gates traffic, liveness restarts", field, field)
+			continue
+		}
 		errs[i].Message = fmt.Sprintf("field %q is not allowed in %s%s (allowed: %s)", field, where, suggest(field, allowed), strings.Join(allowed, ", "))
 	}
 	return errs

@@ -564,3 +564,37 @@ policy: placement: "bestFit"
 		t.Errorf("positions %v, want platform/policy.cue:3", errs[0].Positions)
 	}
 }
+
+// TestNotAllowedInDashedName: a misspelled field of a workload whose name
+// CUE quotes in paths ("resnet-train") still names the field meant.
+func TestNotAllowedInDashedName(t *testing.T) {
+	repo := newRepo().platform().file("teams/vision/team.cue", `package vision
+
+teams: vision: {owners: ["@ana"], quota: [{flavor: "h100", gpu: nominal: 8}]}
+workloads: vision: "resnet-train": {kind: "training", image: "img", command: ["train"], workers: 2, replicaz: 1, resources: gpu: 1}
+`).fs()
+	errs := loadErrors(t, repo, cue.Options{})
+	want := `field "replicaz" is not allowed in a workload; did you mean "replicas"?`
+	if len(errs) != 1 || !strings.Contains(errs[0].Message, want) {
+		t.Errorf("got %v, want one error: %s", errs, want)
+	}
+}
+
+// TestHealthOfEarlierReleases: health written as one check, as berth took
+// it before readiness and liveness probes, says what it is now.
+func TestHealthOfEarlierReleases(t *testing.T) {
+	repo := newRepo().platform().file("teams/serving/team.cue", `package serving
+
+teams: serving: {owners: ["@ana"], quota: [{flavor: "h100", gpu: nominal: 8}]}
+workloads: serving: api: {kind: "service", image: "img", command: ["serve"], ports: [{name: "http", port: 8080}], health: {path: "/healthz", port: 8080}}
+`).fs()
+	errs := loadErrors(t, repo, cue.Options{})
+	if len(errs) != 2 {
+		t.Fatalf("got %v, want two errors (path and port)", errs)
+	}
+	for _, e := range errs {
+		if !strings.Contains(e.Message, "health holds a readiness and a liveness probe now") || len(e.Positions) == 0 || e.Positions[0].Line != 4 {
+			t.Errorf("%s: %s at %v, want the probes named, at line 4", e.Path, e.Message, e.Positions)
+		}
+	}
+}
