@@ -35,18 +35,29 @@ func TestAPIListenNeedsToken(t *testing.T) {
 		}
 	}
 
-	srv := (&server{token: "s3cret-token"}).handler(nil)
-	for _, tt := range []struct {
-		path, auth string
-		code       int
-	}{
+	checkTokenGate(t, []gateCase{
 		{"/api/status", "", http.StatusUnauthorized},
 		{"/api/status", "Bearer wrong", http.StatusUnauthorized},
 		{"/api/explain?workload=x", "Bearer s3cret-tok", http.StatusUnauthorized},
 		{"/metrics", "", http.StatusUnauthorized},
 		{"/healthz", "", http.StatusOK},
 		{"/readyz", "", http.StatusServiceUnavailable},
-	} {
+	})
+}
+
+// gateCase is a GET of path with an Authorization header (none when
+// empty) and the status it must answer.
+type gateCase struct {
+	path, auth string
+	code       int
+}
+
+// checkTokenGate sends each case to the status listener's handler of a
+// serve whose API token is "s3cret-token".
+func checkTokenGate(t *testing.T, cases []gateCase) {
+	t.Helper()
+	srv := (&server{token: "s3cret-token"}).handler(nil)
+	for _, tt := range cases {
 		req := httptest.NewRequest(http.MethodGet, tt.path, nil)
 		if tt.auth != "" {
 			req.Header.Set("Authorization", tt.auth)

@@ -21,11 +21,7 @@ import (
 )
 
 func TestDashboardNeedsTheToken(t *testing.T) {
-	srv := (&server{token: "s3cret-token"}).handler(nil)
-	for _, tt := range []struct {
-		path, auth string
-		code       int
-	}{
+	checkTokenGate(t, []gateCase{
 		{"/", "", http.StatusUnauthorized},
 		{"/?team=vision", "Bearer wrong", http.StatusUnauthorized},
 		{"/queues", "", http.StatusUnauthorized},
@@ -33,17 +29,7 @@ func TestDashboardNeedsTheToken(t *testing.T) {
 		{"/assets/style.css", "", http.StatusUnauthorized},
 		{"/assets/style.css", "Bearer s3cret-token", http.StatusOK},
 		{"/no-such-page", "Bearer s3cret-token", http.StatusNotFound},
-	} {
-		req := httptest.NewRequest(http.MethodGet, tt.path, nil)
-		if tt.auth != "" {
-			req.Header.Set("Authorization", tt.auth)
-		}
-		w := httptest.NewRecorder()
-		srv.ServeHTTP(w, req)
-		if w.Code != tt.code {
-			t.Errorf("GET %s with %q: %d, want %d", tt.path, tt.auth, w.Code, tt.code)
-		}
-	}
+	})
 }
 
 func TestTailFile(t *testing.T) {
