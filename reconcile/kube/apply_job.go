@@ -118,23 +118,38 @@ func resumeJob(r *Run, ch reconcile.Change, j liveJob, now time.Time) (recreate 
 	case j.job != nil:
 		prev, ok := runFromAnnotations(j.job.Annotations)
 		neverStarted := j.job.Annotations[AnnotationAttempts] == "" && j.job.Status.StartTime == nil
-		if ok && !(neverStarted && prev.Digest != ch.Digest) {
-			// A preempted run resumes with the spec it started with:
-			// a Job's pod template cannot change.
-			r.Workload, r.Digest, r.Path, r.Commit = prev.Workload, prev.Digest, prev.Path, prev.Commit
-		} else if neverStarted {
-			recreate = true
-		}
-		r.Attempts = nextAttempt(parseInt(j.job.Annotations[AnnotationAttempts]), prev.Phase) // prev is zero when !ok
-		r.QueuedSince = sinceOrNow(prev.QueuedSince, now)
-		return recreate
-	case j.rec != nil:
-		r.Attempts = nextAttempt(j.rec.Attempts, j.rec.Phase)
-		r.QueuedSince = sinceOrNow(j.rec.QueuedSince, now)
+		return resumeLive(r, ch, prev, ok, neverStarted, j.job.Annotations[AnnotationAttempts], now)
 	default:
-		r.Attempts = 1
+		resumeRecorded(r, j.rec, now)
+		return false
 	}
-	return false
+}
+
+// resumeLive fills in the attempt r starts for a run whose Jobs are there
+// and have not ended: a preempted run resumes with the spec it started
+// with (prev, from the Jobs' annotations; a Job's pod template cannot
+// change), unless it never started and its spec changed since, when its
+// Jobs must be made anew. attempts is the Jobs' attempts annotation.
+func resumeLive(r *Run, ch reconcile.Change, prev Run, havePrev, neverStarted bool, attempts string, now time.Time) (recreate bool) {
+	if havePrev && !(neverStarted && prev.Digest != ch.Digest) {
+		r.Workload, r.Digest, r.Path, r.Commit = prev.Workload, prev.Digest, prev.Path, prev.Commit
+	} else if neverStarted {
+		recreate = true
+	}
+	r.Attempts = nextAttempt(parseInt(attempts), prev.Phase) // prev is zero when !havePrev
+	r.QueuedSince = sinceOrNow(prev.QueuedSince, now)
+	return recreate
+}
+
+// resumeRecorded fills in the attempt r starts for a run without Jobs:
+// from its ledger record, or the first attempt when it has none.
+func resumeRecorded(r *Run, rec *ledgerRecord, now time.Time) {
+	if rec == nil {
+		r.Attempts = 1
+		return
+	}
+	r.Attempts = nextAttempt(rec.Attempts, rec.Phase)
+	r.QueuedSince = sinceOrNow(rec.QueuedSince, now)
 }
 
 // stopJob stops a run: its Job is suspended and says why (the pod

@@ -154,22 +154,11 @@ func resumeRoles(r *Run, ch reconcile.Change, l liveRoles, now time.Time) (recre
 				neverStarted = false
 			}
 		}
-		if l.havePrev && !(neverStarted && l.prev.Digest != ch.Digest) {
-			// A preempted run resumes with the spec it started with.
-			r.Workload, r.Digest, r.Path, r.Commit = l.prev.Workload, l.prev.Digest, l.prev.Path, l.prev.Commit
-		} else if neverStarted {
-			recreate = true
-		}
-		r.Attempts = nextAttempt(parseInt(l.jobs[0].Annotations[AnnotationAttempts]), l.prev.Phase) // prev is zero when !havePrev
-		r.QueuedSince = sinceOrNow(l.prev.QueuedSince, now)
-		return recreate
-	case l.rec != nil:
-		r.Attempts = nextAttempt(l.rec.Attempts, l.rec.Phase)
-		r.QueuedSince = sinceOrNow(l.rec.QueuedSince, now)
+		return resumeLive(r, ch, l.prev, l.havePrev, neverStarted, l.jobs[0].Annotations[AnnotationAttempts], now)
 	default:
-		r.Attempts = 1
+		resumeRecorded(r, l.rec, now)
+		return false
 	}
-	return false
 }
 
 // stopRoles stops a run: each role's Job that has not ended is suspended
