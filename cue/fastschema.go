@@ -128,7 +128,7 @@ func (s sv) pos() {
 // rather than the schema's. CUE's Value.Pos is the position of the
 // concrete value where there is one (a scalar the user or a template
 // wrote), and otherwise that of the value's last conjunct: the schema's
-// for a struct, a list and a template's default, except a default a
+// for a struct, a list and a default, except a template's default that a
 // definition took from another definition (#Batch: #Job & {...}), whose
 // conjunct comes after the schema's. TestFastPathAgrees holds this to
 // CUE on the fixture repositories.
@@ -136,7 +136,10 @@ func (s sv) posRecorded() bool {
 	if s.v.kind == fStruct || s.v.kind == fList {
 		return false
 	}
-	return s.v.user || !s.dflt || s.v.nested
+	if s.dflt {
+		return !s.v.user && s.v.nested
+	}
+	return true
 }
 
 // out builds the JSON the object decodes from.
@@ -330,6 +333,11 @@ func (o *objSrc) check() (object, error) {
 	root.v, root.dflt = resolve(o.v)
 	if root.v.kind != fStruct || root.dflt {
 		return obj, notFast("%s is not a struct", key)
+	}
+	if hasClosed(root.v) {
+		// A definition's struct without "...": the schema's defaults are
+		// fields it does not allow, which CUE reports.
+		return obj, notFast("%s holds a closed struct", key)
 	}
 	out := jobj{}
 	var err error
@@ -696,4 +704,22 @@ func fastTeam(s sv, o jobj, name string) {
 	s.at("cohort").pos()
 	s.atPath("preemption.borrowWithinCohort.maxPriorityThreshold").pos()
 	s.listPos("quota", "flavor")
+}
+
+// hasClosed reports whether v holds a closed struct.
+func hasClosed(v *fval) bool {
+	if v.closed {
+		return true
+	}
+	for _, f := range v.fields {
+		if hasClosed(f.v) {
+			return true
+		}
+	}
+	for _, e := range v.elems {
+		if hasClosed(e) {
+			return true
+		}
+	}
+	return v.rest != nil && hasClosed(v.rest)
 }
