@@ -6,7 +6,12 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
+
+	cuelang "cuelang.org/go/cue"
+	"cuelang.org/go/cue/cuecontext"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -95,6 +100,47 @@ func TestFastPathAnswers(t *testing.T) {
 			if _, err := f.instance(d); err != nil {
 				t.Errorf("%+v: %s: %v", opts, d, err)
 			}
+		}
+	}
+}
+
+// TestFastFieldsCoverTheSchema: every field of every struct of schema.cue
+// the fast path checks is either checked (fastFields) or left to CUE
+// (fastRefused). A field added to the schema without either would be
+// missing, or its default unfilled, in what the fast path answers.
+func TestFastFieldsCoverTheSchema(t *testing.T) {
+	ctx := cuecontext.New()
+	schema := ctx.CompileBytes(berth.Schema)
+	if err := schema.Err(); err != nil {
+		t.Fatal(err)
+	}
+	for def, known := range fastFields {
+		parts := strings.Split(def, ".")
+		v := schema.LookupPath(cuelang.MakePath(cuelang.Def(parts[0])))
+		for _, p := range parts[1:] {
+			f := v.LookupPath(cuelang.MakePath(cuelang.Str(p)))
+			if !f.Exists() { // an optional field
+				f = v.LookupPath(cuelang.MakePath(cuelang.Str(p).Optional()))
+			}
+			v = f
+		}
+		if !v.Exists() {
+			t.Errorf("%s is not in the schema", def)
+			continue
+		}
+		var got []string
+		it, err := v.Fields(cuelang.Optional(true))
+		if err != nil {
+			t.Fatalf("%s: %v", def, err)
+		}
+		for it.Next() {
+			got = append(got, it.Selector().Unquoted())
+		}
+		want := append(slices.Clone(known), fastRefused[def]...)
+		slices.Sort(got)
+		slices.Sort(want)
+		if d := cmp.Diff(want, got); d != "" {
+			t.Errorf("%s: fields (-fast path +schema.cue):\n%s", def, d)
 		}
 	}
 }

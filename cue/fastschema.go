@@ -87,8 +87,40 @@ func resolve(v *fval) (*fval, bool) {
 
 func (s sv) present() bool { return s.v != nil }
 
-// only fails unless s is a struct whose fields are among names.
-func (s sv) only(names ...string) {
+// fastFields are the fields of each struct of the schema that the fast
+// path checks, and fastRefused those it leaves to CUE (an instance that
+// sets one is evaluated by CUE). TestFastFieldsCoverTheSchema holds them
+// to schema.cue: a field added there must be added to one of them.
+var (
+	fastFields = map[string][]string{
+		"#Workload": {"name", "team", "kind", "priority", "image", "command", "args", "env", "resources",
+			"replicas", "workers", "minWorkers", "parallelism", "completions", "maxDuration", "retries",
+			"checkpoint", "schedule", "catchUp", "catchUpLimit", "concurrency", "dependsOn", "runId",
+			"ports", "health", "rollout"},
+		"#Workload.checkpoint":                {"dir", "resume"},
+		"#Resources":                          {"cpu", "memory", "gpu", "flavor", "gpuModel", "gpuFraction", "mig"},
+		"#Port":                               {"name", "port", "protocol"},
+		"#Health":                             {"readiness", "liveness"},
+		"#Probe":                              {"path", "port", "period", "timeout", "failureThreshold", "startupGrace"},
+		"#Rollout":                            {"maxSurge", "maxUnavailable"},
+		"#Team":                               {"name", "owners", "leads", "cohort", "weight", "quota", "gpuHoursBudget", "preemption", "flavorFungibility"},
+		"#Team.preemption":                    {"withinTeam", "reclaimWithinCohort", "borrowWithinCohort"},
+		"#Team.preemption.borrowWithinCohort": {"policy", "maxPriorityThreshold"},
+		"#Team.flavorFungibility":             {"whenCanBorrow", "whenCanPreempt"},
+		"#FlavorQuota":                        {"flavor", "gpu", "cpu", "memory"},
+		"#ResourceQuota":                      {"nominal", "borrowingLimit", "lendingLimit"},
+	}
+	fastRefused = map[string][]string{
+		"#Workload": {"roles", "expose", "autoscale"},
+		"#Probe":    {"command"},
+		"#Team":     {"resourceGroups"},
+	}
+)
+
+// only fails unless s is a struct whose fields are among those the fast
+// path checks in the schema's struct def.
+func (s sv) only(def string) {
+	names := fastFields[def]
 	if s.v == nil {
 		return
 	}
@@ -378,10 +410,7 @@ func decodeJSON(o jobj, x any) error {
 
 // fastWorkload is #Workload & {team: team, name: name}.
 func fastWorkload(s sv, o jobj, team, name string) {
-	s.only("name", "team", "kind", "priority", "image", "command", "args", "env", "resources",
-		"replicas", "workers", "minWorkers", "parallelism", "completions", "maxDuration", "retries",
-		"checkpoint", "schedule", "catchUp", "catchUpLimit", "concurrency", "dependsOn", "runId",
-		"ports", "health", "rollout")
+	s.only("#Workload")
 	if !isName(team) || !isName(name) {
 		s.c.fail("a name")
 		return
@@ -404,7 +433,7 @@ func fastWorkload(s sv, o jobj, team, name string) {
 	s.str(o, "maxDuration", reDuration.MatchString, false, "")
 	s.integer(o, "retries", 0, 1<<53, false, "0")
 	if cp := s.at("checkpoint"); cp.present() {
-		cp.only("dir", "resume")
+		cp.only("#Workload.checkpoint")
 		co := jobj{}
 		cp.str(co, "dir", func(v string) bool { return v != "" }, true, "")
 		cp.boolean(co, "resume", "true")
@@ -418,7 +447,7 @@ func fastWorkload(s sv, o jobj, team, name string) {
 	s.str(o, "runId", reRunID.MatchString, false, "1")
 	fastPorts(s, o)
 	if h := s.at("health"); h.present() {
-		h.only("readiness", "liveness")
+		h.only("#Health")
 		ho := jobj{}
 		for _, p := range []string{"readiness", "liveness"} {
 			if pr := h.at(p); pr.present() {
@@ -428,7 +457,7 @@ func fastWorkload(s sv, o jobj, team, name string) {
 		o["health"] = ho
 	}
 	if r := s.at("rollout"); r.present() {
-		r.only("maxSurge", "maxUnavailable")
+		r.only("#Rollout")
 		ro := jobj{}
 		r.integer(ro, "maxSurge", 0, 1<<53, false, "1")
 		r.integer(ro, "maxUnavailable", 0, 1<<53, false, "0")
@@ -542,7 +571,7 @@ func (s sv) env(o jobj) {
 
 // fastResources is #Resources.
 func fastResources(s sv, o jobj) {
-	s.only("cpu", "memory", "gpu", "flavor", "gpuModel", "gpuFraction", "mig")
+	s.only("#Resources")
 	ro := jobj{}
 	o["resources"] = ro
 	s.quantity(ro, "cpu", false, "1")
@@ -591,7 +620,7 @@ func fastPorts(s sv, o jobj) {
 			s.c.fail("a port is not a struct")
 			return
 		}
-		es.only("name", "port", "protocol")
+		es.only("#Port")
 		po := jobj{}
 		es.str(po, "name", isName, false, "")
 		es.integer(po, "port", 1, 65535, true, "")
@@ -604,7 +633,7 @@ func fastPorts(s sv, o jobj) {
 // fastProbe is #Probe without command (a command probe goes to CUE: its
 // conditional errors are CUE's).
 func fastProbe(s sv) jobj {
-	s.only("path", "port", "period", "timeout", "failureThreshold", "startupGrace")
+	s.only("#Probe")
 	po := jobj{}
 	s.str(po, "path", reProbePath.MatchString, false, "")
 	if p := s.at("port"); p.present() {
@@ -624,7 +653,7 @@ func fastProbe(s sv) jobj {
 
 // fastTeam is #Team & {name: name}, without resourceGroups.
 func fastTeam(s sv, o jobj, name string) {
-	s.only("name", "owners", "leads", "cohort", "weight", "quota", "gpuHoursBudget", "preemption", "flavorFungibility")
+	s.only("#Team")
 	if !isName(name) {
 		s.c.fail("a name")
 		return
@@ -660,7 +689,7 @@ func fastTeam(s sv, o jobj, name string) {
 				s.c.fail("a quota is not a struct")
 				return
 			}
-			es.only("flavor", "gpu", "cpu", "memory")
+			es.only("#FlavorQuota")
 			fo := jobj{}
 			es.str(fo, "flavor", isName, true, "")
 			for _, r := range []string{"gpu", "cpu", "memory"} {
@@ -668,7 +697,7 @@ func fastTeam(s sv, o jobj, name string) {
 				if !rq.present() {
 					continue
 				}
-				rq.only("nominal", "borrowingLimit", "lendingLimit")
+				rq.only("#ResourceQuota")
 				ro := jobj{}
 				rq.quantity(ro, "nominal", true, "")
 				rq.quantity(ro, "borrowingLimit", false, "")
@@ -680,21 +709,21 @@ func fastTeam(s sv, o jobj, name string) {
 	}
 	o["quota"] = qs
 	p := s.at("preemption")
-	p.only("withinTeam", "reclaimWithinCohort", "borrowWithinCohort")
+	p.only("#Team.preemption")
 	po := jobj{}
 	p.str(po, "withinTeam", func(v string) bool {
 		return v == "lowerPriority" || v == "never" || v == "lowerOrNewerEqualPriority"
 	}, false, "lowerPriority")
 	p.str(po, "reclaimWithinCohort", func(v string) bool { return v == "any" || v == "never" || v == "lowerPriority" }, false, "any")
 	b := p.at("borrowWithinCohort")
-	b.only("policy", "maxPriorityThreshold")
+	b.only("#Team.preemption.borrowWithinCohort")
 	bo := jobj{}
 	b.str(bo, "policy", func(v string) bool { return v == "never" || v == "lowerPriority" }, false, "never")
 	b.integer(bo, "maxPriorityThreshold", -1<<53, 1<<53, false, "")
 	po["borrowWithinCohort"] = bo
 	o["preemption"] = po
 	ff := s.at("flavorFungibility")
-	ff.only("whenCanBorrow", "whenCanPreempt")
+	ff.only("#Team.flavorFungibility")
 	fo := jobj{}
 	ff.str(fo, "whenCanBorrow", func(v string) bool { return v == "Borrow" || v == "TryNextFlavor" }, false, "Borrow")
 	ff.str(fo, "whenCanPreempt", func(v string) bool { return v == "TryNextFlavor" || v == "Preempt" }, false, "TryNextFlavor")
