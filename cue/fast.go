@@ -527,9 +527,12 @@ func newFastEval(t *tree) *fastEval {
 	return f
 }
 
-// parse parses one file of the tree; it must be in package pkg (any
-// package when pkg is "") and hold no attributes.
+// parse parses one file of the tree. A test or tool file (x_test.cue,
+// x_tool.cue), which cue/load leaves out of an instance, goes to CUE.
 func (f *fastEval) parse(p string) (*ast.File, error) {
+	if strings.HasSuffix(p, "_test.cue") || strings.HasSuffix(p, "_tool.cue") {
+		return nil, notFast("%s: a test or tool file", p)
+	}
 	file, err := parser.ParseFile(p, f.t.files[p])
 	if err != nil {
 		return nil, notFast("%s does not parse", p)
