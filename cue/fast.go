@@ -248,6 +248,7 @@ type builder struct {
 	// resolves pkg.#Name in the instance's files.
 	defs    func(name string) (*fval, error)
 	imports map[string]*templatePkg
+	used    map[string]bool // the imports referred to
 	inDef   bool // inside a definition: struct literals close
 }
 
@@ -322,6 +323,7 @@ func (b *builder) expr(x ast.Expr) (*fval, error) {
 		sel, ok2 := x.Sel.(*ast.Ident)
 		if ok && ok2 && b.imports != nil && strings.HasPrefix(sel.Name, "#") {
 			if t := b.imports[pkg.Name]; t != nil {
+				b.used[pkg.Name] = true
 				return t.def(sel.Name)
 			}
 		}
@@ -628,7 +630,7 @@ func (f *fastEval) instance(dir string) (*instanceResult, error) {
 			return nil, notFast("package clauses")
 		}
 		pkg = name
-		b := &builder{user: true, imports: map[string]*templatePkg{}}
+		b := &builder{user: true, imports: map[string]*templatePkg{}, used: map[string]bool{}}
 		labels := map[string]bool{}
 		for _, d := range file.Decls {
 			switch d := d.(type) {
@@ -661,6 +663,9 @@ func (f *fastEval) instance(dir string) (*instanceResult, error) {
 		for ident := range b.imports {
 			if labels[ident] {
 				return nil, notFast("a label named as an import")
+			}
+			if !b.used[ident] {
+				return nil, notFast("an import %s does not use", p)
 			}
 		}
 	}
