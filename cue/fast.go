@@ -249,7 +249,7 @@ type builder struct {
 	defs    func(name string) (*fval, error)
 	imports map[string]*templatePkg
 	used    map[string]bool // the imports referred to
-	inDef   bool // inside a definition: struct literals close
+	inDef   bool            // inside a definition: struct literals close
 }
 
 var (
