@@ -1,6 +1,7 @@
 package cue
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -147,6 +148,18 @@ func TestFastFieldsCoverTheSchema(t *testing.T) {
 		slices.Sort(want)
 		if d := cmp.Diff(want, got); d != "" {
 			t.Errorf("%s: fields (-fast path +schema.cue):\n%s", def, d)
+		}
+	}
+}
+
+// TestAppendJSONString: what the fast path's encoder writes decodes to the
+// string it was given, for every kind of character a CUE string holds.
+func TestAppendJSONString(t *testing.T) {
+	for _, s := range []string{"", "plain", `q"uote`, `back\slash`, "tab\tnl\ncr\r", "\x00\x01\x1f\x7f",
+		"<>&", "é ü 中 🙂", "\u2028\u2029", `\u0041`} {
+		var got string
+		if err := json.Unmarshal(appendJSONString(nil, s), &got); err != nil || got != s {
+			t.Errorf("%q: decoded %q, %v", s, got, err)
 		}
 	}
 }

@@ -2,8 +2,10 @@ package cue
 
 import (
 	"encoding/json"
+	"fmt"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -398,12 +400,75 @@ func (o *objSrc) check() (object, error) {
 	return obj, nil
 }
 
+// decodeJSON decodes o into x as encoding/json does: the CUE path's
+// decode hands the types that decode themselves their JSON too.
 func decodeJSON(o jobj, x any) error {
-	b, err := json.Marshal(o)
+	b, err := appendJSON(make([]byte, 0, 1024), o)
 	if err != nil {
 		return err
 	}
 	return json.Unmarshal(b, x)
+}
+
+// appendJSON encodes the values the checks build; it is json.Marshal
+// without reflection (which was a fifth of the fast path's time).
+func appendJSON(b []byte, v any) ([]byte, error) {
+	var err error
+	switch v := v.(type) {
+	case jobj:
+		return appendJSON(b, map[string]any(v))
+	case map[string]any:
+		b = append(b, '{')
+		first := true
+		for k, e := range v {
+			if !first {
+				b = append(b, ',')
+			}
+			first = false
+			b = appendJSONString(b, k)
+			b = append(b, ':')
+			if b, err = appendJSON(b, e); err != nil {
+				return nil, err
+			}
+		}
+		return append(b, '}'), nil
+	case []any:
+		b = append(b, '[')
+		for i, e := range v {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			if b, err = appendJSON(b, e); err != nil {
+				return nil, err
+			}
+		}
+		return append(b, ']'), nil
+	case string:
+		return appendJSONString(b, v), nil
+	case json.Number:
+		return append(b, v...), nil
+	case bool:
+		return strconv.AppendBool(b, v), nil
+	}
+	return nil, fmt.Errorf("encode %T", v)
+}
+
+// appendJSONString quotes s as JSON does (the files are valid UTF-8).
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\':
+			b = append(b, '\\', c)
+		case c < 0x20:
+			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		default:
+			b = append(b, c)
+		}
+	}
+	return append(b, '"')
 }
 
 // fastWorkload is #Workload & {team: team, name: name}.
