@@ -153,7 +153,7 @@ func (s revisionSource) Latest(ctx context.Context) (reconcile.Revision, error) 
 	if r.Kind == sources.WorkingDir {
 		commit = ""
 	}
-	return reconcile.Revision{Name: r.String(), Commit: commit, Time: r.Time, FS: r.FS}, nil
+	return reconcile.Revision{Name: r.String(), Commit: commit, Time: r.Time, Subject: r.Subject, Author: r.Author, FS: r.FS}, nil
 }
 
 // openSource picks the source for --repo and the watchers that signal it.
