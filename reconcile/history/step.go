@@ -140,8 +140,10 @@ type Outcome struct {
 // marks of before: lifecycle events of runs whose phase or attempt
 // changed, decisions that changed, changes applied, and the GPU time each
 // run held since it was last billed. now is when the clusters were
-// observed. It reads marks and does not change them.
-func Step(marks map[string]Mark, rep reconcile.Report, now time.Time) Outcome {
+// observed. A run that goes on is billed when billEvery has passed since
+// its last bill (each bill is a write; 0: every time); one that ended is
+// billed at once. It reads marks and does not change them.
+func Step(marks map[string]Mark, rep reconcile.Report, now time.Time, billEvery time.Duration) Outcome {
 	out := Outcome{Marks: map[string]Mark{}, Usage: map[UsageKey]int64{}}
 	rev := RevisionOf(rep.Applied)
 	stamp := func(e Event) Event {
@@ -168,7 +170,7 @@ func Step(marks map[string]Mark, rep reconcile.Report, now time.Time) Outcome {
 					out.Events = append(out.Events, stamp(ev))
 					m.Phase, m.Attempt = r.Phase, r.Attempts
 				}
-				m = bill(m, r, now, out.Usage)
+				m = bill(m, r, now, billEvery, out.Usage)
 				out.Marks[m.Key()] = m
 			}
 		}
@@ -301,7 +303,7 @@ func runMilli(r reconcile.RunState) int64 {
 // the pieces of an attempt always add up to milli x its duration exactly,
 // however many reconciles, restarts and days it spans. A run seen holding
 // its GPUs past the end it reports later is billed back to that end.
-func bill(m Mark, r reconcile.RunState, now time.Time, usage map[UsageKey]int64) Mark {
+func bill(m Mark, r reconcile.RunState, now time.Time, every time.Duration, usage map[UsageKey]int64) Mark {
 	if r.StartedAt.IsZero() {
 		return m
 	}
@@ -313,6 +315,9 @@ func bill(m Mark, r reconcile.RunState, now time.Time, usage map[UsageKey]int64)
 	var end time.Time
 	switch {
 	case r.Phase.Holds():
+		if now.Sub(m.Billed) < every {
+			return m
+		}
 		end = now
 	case !r.FinishedAt.IsZero():
 		end = r.FinishedAt

@@ -124,11 +124,11 @@ func (s *Store) Close() error { return s.db.Close() }
 func (s *Store) Record(rep reconcile.Report, now time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := Step(s.marks, rep, now)
+	out := Step(s.marks, rep, now, s.opts.BillEvery)
 	changed := map[string]Mark{}
 	for k, m := range out.Marks {
 		prev, ok := s.marks[k]
-		if ok && !s.worthWriting(prev, m, now) {
+		if ok && !worthWriting(prev, m) {
 			continue
 		}
 		changed[k] = m
@@ -165,24 +165,14 @@ func (s *Store) Record(rep reconcile.Report, now time.Time) error {
 	return nil
 }
 
-// worthWriting says whether a mark changed enough to be written: a new
-// phase, attempt or decision, a bill of a run that ended, or one that goes
-// on and was last billed BillEvery ago. Anything else is recomputed from
-// the run after a restart (billing resumes where the stored mark stops).
-func (s *Store) worthWriting(prev, next Mark, now time.Time) bool {
+// worthWriting says whether a mark changed enough to be written: in
+// anything but when it was last seen, or seen a day later. (A bill always
+// moves Billed: the usage it adds and the mark are written together, so
+// nothing is billed twice after a restart.)
+func worthWriting(prev, next Mark) bool {
 	p, n := prev, next
-	p.Seen, n.Seen, p.Billed, n.Billed = time.Time{}, time.Time{}, time.Time{}, time.Time{}
-	if p != n {
-		return true
-	}
-	if next.Phase.Holds() {
-		if next.Billed.Sub(prev.Billed) >= s.opts.BillEvery {
-			return true
-		}
-	} else if !next.Billed.Equal(prev.Billed) {
-		return true
-	}
-	return next.Seen.Sub(prev.Seen) >= 24*time.Hour
+	p.Seen, n.Seen = time.Time{}, time.Time{}
+	return p != n || next.Seen.Sub(prev.Seen) >= 24*time.Hour
 }
 
 func eventKey(t time.Time, seq uint64) []byte {
