@@ -5,6 +5,7 @@ package main
 // /api/events, 'berth usage' and 'berth status -o json'.
 
 import (
+	"context"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -31,7 +32,7 @@ const sampleEvery = 10 * time.Second
 // recordHistory adds a reconcile's outcome to the history, and every
 // sampleEvery the local clusters' GPU readings. A failure is logged: the
 // history is for people, and reconciling goes on without it.
-func (s *server) recordHistory(rep reconcile.Report, clusters []reconcile.Cluster, now time.Time, log *slog.Logger) {
+func (s *server) recordHistory(ctx context.Context, rep reconcile.Report, clusters []reconcile.Cluster, now time.Time, log *slog.Logger) {
 	if s.hist == nil {
 		return
 	}
@@ -48,7 +49,7 @@ func (s *server) recordHistory(rep reconcile.Report, clusters []reconcile.Cluste
 		if !ok {
 			continue
 		}
-		gpus, err := lc.GPUs()
+		gpus, err := lc.GPUs(ctx)
 		if err != nil {
 			log.Warn("GPU readings not taken", "cluster", c.Name(), "err", err)
 			continue

@@ -579,7 +579,7 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 			}
 			metrics.Observe(rep, time.Since(start))
 			srv.record(rep)
-			srv.recordHistory(rep, clusters, time.Now(), log)
+			srv.recordHistory(ctx, rep, clusters, time.Now(), log)
 			if o.once {
 				return reportExit(rep)
 			}
