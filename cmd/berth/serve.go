@@ -51,6 +51,9 @@ type serveOptions struct {
 	knownHost     string
 	logFormat     string
 	once          bool
+	// notebookCommand is --notebook-command: the Jupyter server of
+	// notebooks without a command (default: found on first use).
+	notebookCommand string
 	github        githubOptions // --github: see github.go
 	// kube: clusters of backend kubernetes (snapshot.go).
 	kube kubeFlags
@@ -109,6 +112,7 @@ served on --webhook-listen, apart from the status API.`,
 	f.StringVar(&o.knownHost, "known-hosts", "", "known_hosts file for an ssh repository")
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	f.BoolVar(&o.once, "once", false, "reconcile once and exit (for scripts and CI)")
+	f.StringVar(&o.notebookCommand, "notebook-command", "", `the Jupyter server a notebook without a command runs on a local cluster, e.g. "jupyter-lab" (default: jupyter-lab, jupyter-server, or python3 -m jupyterlab or jupyter_server, whichever is found first)`)
 	evalBounds.register(f)
 	o.kube.register(f, true) // kubernetes clusters (snapshot.go)
 	o.github.registerServe(f)
@@ -612,7 +616,16 @@ func openClusters(cfg *berth.Config, o serveOptions, log *slog.Logger) ([]reconc
 					return nil, nil, usageError{fmt.Errorf("--gpus: %w", err)}
 				}
 			}
-			lc, err := local.New(local.Options{Name: n, StateDir: filepath.Join(o.stateDir, "clusters", n), SimulatedGPUs: gpus, Logger: log})
+			lo := local.Options{Name: n, StateDir: filepath.Join(o.stateDir, "clusters", n), SimulatedGPUs: gpus, Logger: log,
+				FindNotebookCommand: findJupyter}
+			if o.notebookCommand != "" {
+				cmd, err := notebookCommand(o.notebookCommand)
+				if err != nil {
+					return nil, nil, err
+				}
+				lo.NotebookCommand = cmd
+			}
+			lc, err := local.New(lo)
 			var damaged *local.DamagedError
 			if errors.As(err, &damaged) {
 				return nil, nil, damagedLedgerError(damaged, o.stateDir, n)
