@@ -54,7 +54,7 @@ type serveOptions struct {
 	// notebookCommand is --notebook-command: the Jupyter server of
 	// notebooks without a command (default: found on first use).
 	notebookCommand string
-	github        githubOptions // --github: see github.go
+	github          githubOptions // --github: see github.go
 	// kube: clusters of backend kubernetes (snapshot.go).
 	kube kubeFlags
 }
