@@ -13,8 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/NVIDIA/go-nvml/pkg/nvml"
-
 	"github.com/berth-gpu/berth"
 	"github.com/berth-gpu/berth/reconcile"
 	"github.com/berth-gpu/berth/reconcile/local/traffic"
@@ -24,7 +22,6 @@ import (
 type Cluster struct {
 	opts   Options
 	log    *slog.Logger
-	lib    nvml.Interface // nil on a CPU-only node
 	source gpuSource
 	gpus   []GPU
 	mig    map[int]map[string][]MIGDevice
@@ -70,7 +67,7 @@ func New(opts Options) (*Cluster, error) {
 		return nil, fmt.Errorf("local cluster %s: %w", opts.Name, err)
 	}
 	opts.Logger = log
-	gpus, lib, source, err := findGPUs(opts)
+	gpus, source, err := findGPUs(context.Background(), opts)
 	if err != nil {
 		led.close()
 		return nil, fmt.Errorf("local cluster %s: GPUs: %w", opts.Name, err)
@@ -79,7 +76,7 @@ func New(opts Options) (*Cluster, error) {
 		opts = opts.simulatedServer(cpuSet, memSet, len(gpus))
 	}
 	c := &Cluster{
-		opts: opts, log: log, lib: lib, source: source, gpus: gpus, mig: migSlices(gpus),
+		opts: opts, log: log, source: source, gpus: gpus, mig: migSlices(gpus),
 		node:   buildNode(opts.NodeName, gpus, *opts.CPU, *opts.Memory, log),
 		ledger: led, ended: map[string]podStatus{},
 	}
@@ -97,7 +94,7 @@ func New(opts Options) (*Cluster, error) {
 	return c, nil
 }
 
-// Close closes the ledger and NVML. Running pods go on: their shims do not
+// Close closes the ledger. Running pods go on: their shims do not
 // need berth, and the next Cluster on the state directory adopts them.
 func (c *Cluster) Close() error {
 	c.endIdle()
@@ -105,10 +102,6 @@ func (c *Cluster) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.router.Close()
-	if c.lib != nil {
-		c.lib.Shutdown()
-		c.lib = nil
-	}
 	return c.ledger.close()
 }
 
@@ -124,14 +117,17 @@ func (c *Cluster) Simulated() bool { return c.source == sourceSimulated }
 // StateDir is the absolute state directory.
 func (c *Cluster) StateDir() string { return c.opts.StateDir }
 
-// GPUs discovers the GPUs again, with their current utilisation.
-func (c *Cluster) GPUs() ([]GPU, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.lib == nil {
-		return nil, nil
+// GPUs discovers the GPUs again, with their current utilisation: berth-nvml
+// runs once more. A simulated inventory is idle; a CPU-only node has none.
+func (c *Cluster) GPUs(ctx context.Context) ([]GPU, error) {
+	if c.source != sourceNVML {
+		return slices.Clone(c.gpus), nil
 	}
-	return discover(c.lib)
+	r, err := probeGPUs(ctx, c.opts.NVMLCommand)
+	if err != nil {
+		return nil, err
+	}
+	return r.GPUs, nil
 }
 
 // Observe reports the node, the runs and the queue. It writes nothing: it

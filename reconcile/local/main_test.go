@@ -46,13 +46,9 @@ const (
 // testOptions are the options every test starts from: a simulated box of
 // eight H100s (the last in MIG mode), a short grace period.
 func testOptions(stateDir string, log *slog.Logger) Options {
-	sim, err := Simulated(inventory)
-	if err != nil {
-		panic(err)
-	}
 	cpu, mem := berth.MustQuantity("64"), berth.MustQuantity("512Gi")
 	return Options{
-		Name: "box", StateDir: stateDir, NVML: sim, NodeName: node,
+		Name: "box", StateDir: stateDir, SimulatedGPUs: inventory, NodeName: node,
 		CPU: &cpu, Memory: &mem, GracePeriod: time.Second, Logger: log,
 	}
 }

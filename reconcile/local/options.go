@@ -7,8 +7,6 @@ import (
 	"runtime"
 	"time"
 
-	"github.com/NVIDIA/go-nvml/pkg/nvml"
-
 	"github.com/berth-gpu/berth"
 )
 
@@ -24,10 +22,12 @@ type Options struct {
 	// "7xH100,1xH100:1g.10gb"; see berth.ParseGPUInventory). Empty: a
 	// machine without NVML is a CPU-only node.
 	SimulatedGPUs string
-	// NVML is the library to discover GPUs with. Default: the real one
-	// (libnvidia-ml, loaded at run time). Tests pass Simulated(...) or a
-	// go-nvml mock.
-	NVML nvml.Interface
+	// NVMLCommand runs berth-nvml, which prints this machine's GPUs as
+	// JSON (gpuinfo.Report): its path, then any arguments. berth itself
+	// does not link NVML (see cmd/berth-nvml). Empty: NVML is not
+	// available, and the node has SimulatedGPUs or none; cmd/berth looks
+	// for berth-nvml beside its executable, then on PATH.
+	NVMLCommand []string
 	// NodeName names the node. Default: the host name.
 	NodeName string
 	// CPU and Memory override what the node offers. Default: the machine's
