@@ -40,6 +40,7 @@ type Cluster struct {
 
 	// The idle checks of notebooks (notebook.go): one at a time, under
 	// idleMu, which guards lastActivity (by run and attempt).
+	findJupyter  sync.Once // Options.FindNotebookCommand, under mu
 	idleMu       sync.Mutex
 	lastActivity map[string]time.Time
 	idleClient   *http.Client
