@@ -255,6 +255,9 @@ type statusResponse struct {
 	Time     time.Time              `json:"time"`
 	Clusters []clusterStatus        `json:"clusters"`
 	Plans    map[string]*berth.Plan `json:"plans,omitempty"`
+	// Usage is the GPU-hours each team used this month (UTC), as 'berth
+	// usage' gives them.
+	Usage *usageResponse `json:"usage,omitempty"`
 }
 
 type clusterStatus struct {
@@ -316,6 +319,11 @@ func (s *server) status(withPlans bool) statusResponse {
 			resp.Plans[n] = cr.Plan
 		}
 		resp.Clusters = append(resp.Clusters, cs)
+	}
+	if s.hist != nil {
+		if u, err := s.usage(history.MonthStart(resp.Time), history.Day(resp.Time)); err == nil {
+			resp.Usage = &u
+		}
 	}
 	return resp
 }
