@@ -233,6 +233,8 @@ type server struct {
 	// read into it (by the reconcile loop only).
 	hist    *history.Store
 	sampled time.Time
+	// metrics are serve's own (metrics.go).
+	metrics *serveMetrics
 }
 
 func (s *server) record(r reconcile.Report) {
@@ -498,6 +500,8 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := reconcile.NewMetrics(reg)
+	sm := newServeMetrics(reg)
+	o.github.transport = sm.githubTransport(http.DefaultTransport)
 	ghs, err := newGitHubServe(o, log) // nil without --github
 	if err != nil {
 		return err
@@ -507,13 +511,13 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 	ghs.attach(engine, names)
 	// Quota, queue and admitted GPUs per team, read from the last plans
 	// at each scrape.
-	reg.MustRegister(reconcile.NewPlanCollector(engine.Last))
+	reg.MustRegister(reconcile.NewPlanCollector(reconcile.PlanCollectorOptions{Last: engine.Last, Ready: readyReplicas(clusters)}))
 	hist, err := history.Open(filepath.Join(o.stateDir, historyFile), history.Options{Retention: o.historyRetention, BillEvery: o.historyBillEvery})
 	if err != nil {
 		return err
 	}
 	defer hist.Close()
-	srv := &server{engine: engine, token: token, stateDir: o.stateDir, hist: hist}
+	srv := &server{engine: engine, token: token, stateDir: o.stateDir, hist: hist, metrics: sm}
 	if o.github.repo != "" {
 		srv.repoURL = "https://github.com/" + o.github.repo
 	}

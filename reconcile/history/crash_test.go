@@ -52,7 +52,7 @@ func writeUntilKilled(path string) int {
 	fmt.Println("ready")
 	for {
 		now = now.Add(7*time.Minute + 13*time.Millisecond) // crosses midnights
-		if err := st.Record(report(runs...), now); err != nil {
+		if _, err := st.Record(report(runs...), now); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
