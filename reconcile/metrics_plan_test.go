@@ -98,7 +98,7 @@ func TestPlanCollector(t *testing.T) {
 		"berth_service_replicas{cluster=box,state=desired,team=serving,workload=serving/nb}":   1,
 		"berth_service_replicas{cluster=box,state=running,team=serving,workload=serving/nb}":   1,
 		"berth_service_replicas{cluster=box,state=ready,team=serving,workload=serving/nb}":     1,
-		"berth_admitted_gpus{cluster=box,flavor=h100,team=serving}":                             3,
+		"berth_admitted_gpus{cluster=box,flavor=h100,team=serving}":                            3,
 
 		"berth_admitted_gpus{cluster=box,flavor=h100,team=vision}":    6,
 		"berth_admitted_gpus{cluster=box,flavor=h100-1g,team=vision}": 1,
