@@ -394,3 +394,12 @@ func podDir(id berth.WorkloadID, runID string, n, pod int) string {
 func checkpointDir(id berth.WorkloadID, runID string) string {
 	return filepath.Join("checkpoints", pathSafe(id.Team()), pathSafe(id.Name()), pathSafe(runID))
 }
+
+// ReadyReplicas is how many pods of a service pass readiness; ok is false
+// for a service berth does not route (no ports: no probe results).
+func (c *Cluster) ReadyReplicas(id berth.WorkloadID) (n int, ok bool) {
+	if !slices.Contains(c.router.Services(), id) {
+		return 0, false
+	}
+	return len(c.router.Ready(id)), true
+}
