@@ -152,6 +152,30 @@ type Ingress struct {
 	// Gateway is a Gateway API gateway, "namespace/name": HTTPRoutes
 	// instead of Ingresses.
 	Gateway string `json:"gateway,omitempty"`
+	// TLS serves every exposed host over HTTPS: an Ingress's tls; with a
+	// gateway, which terminates TLS on its own listeners, only that its
+	// URLs are https. nil: plain HTTP.
+	TLS *IngressTLS `json:"tls,omitempty"`
+	// Annotations are put on every Ingress (an ingress controller's
+	// settings, cert-manager's issuer).
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// IngressTLS is where an Ingress's certificate comes from.
+type IngressTLS struct {
+	// SecretName is the Secret, in each team's namespace, holding the
+	// certificate of every host (a wildcard certificate); empty: one
+	// Secret per service, "<name>-tls", as cert-manager fills it in when
+	// the annotations name an issuer.
+	SecretName string `json:"secretName,omitempty"`
+}
+
+// Scheme is "https" when the ingress serves TLS, else "http".
+func (i Ingress) Scheme() string {
+	if i.TLS != nil {
+		return "https"
+	}
+	return "http"
 }
 
 // PortEnv is the environment variable that tells a replica the port it
