@@ -88,6 +88,7 @@ Shell completion: source <(berth completion bash) in bash; see
 		newServeCmd(),
 		newStatusCmd(),
 		newExplainCmd(),
+		newOpenCmd(),
 		newLogsCmd(),
 		newShimCmd(),
 		newEvalCmd(),
