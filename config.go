@@ -592,6 +592,11 @@ func (w Workload) Pods() int {
 	case KindBatch:
 		return max(w.Parallelism, 1)
 	default:
+		if w.Autoscale != nil {
+			// The run holds the minimum; each replica above it is a
+			// run of its own (ScaleRunID).
+			return max(w.Autoscale.Min, 1)
+		}
 		return max(w.Replicas, 1)
 	}
 }
