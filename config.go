@@ -309,7 +309,9 @@ type Team struct {
 	// the other groups'.
 	ResourceGroups []ResourceGroup `json:"resourceGroups,omitempty"`
 	GPUHoursBudget float64         `json:"gpuHoursBudget,omitempty"`
-	Preemption     Preemption      `json:"preemption"`
+	// GPUHoursPerMonth is the team's monthly budget of GPU-hours (0: none).
+	GPUHoursPerMonth float64    `json:"gpuHoursPerMonth,omitempty"`
+	Preemption       Preemption `json:"preemption"`
 	// FlavorFungibility says when a workload tries the team's next flavor
 	// instead of borrowing or preempting on this one.
 	FlavorFungibility FlavorFungibility `json:"flavorFungibility"`
