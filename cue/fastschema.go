@@ -96,14 +96,14 @@ var (
 		"#Workload": {"name", "team", "kind", "priority", "image", "command", "args", "env", "resources",
 			"replicas", "workers", "minWorkers", "parallelism", "completions", "maxDuration", "retries",
 			"checkpoint", "schedule", "catchUp", "catchUpLimit", "concurrency", "dependsOn", "runId",
-			"ports", "health", "rollout"},
+			"ports", "health", "rollout", "idle"},
 		"#Workload.checkpoint":                {"dir", "resume"},
 		"#Resources":                          {"cpu", "memory", "gpu", "flavor", "gpuModel", "gpuFraction", "mig"},
 		"#Port":                               {"name", "port", "protocol"},
 		"#Health":                             {"readiness", "liveness"},
 		"#Probe":                              {"path", "port", "period", "timeout", "failureThreshold", "startupGrace"},
 		"#Rollout":                            {"maxSurge", "maxUnavailable"},
-		"#Team":                               {"name", "owners", "leads", "cohort", "weight", "quota", "gpuHoursBudget", "preemption", "flavorFungibility"},
+		"#Team":                               {"name", "owners", "leads", "cohort", "weight", "quota", "gpuHoursBudget", "gpuHoursPerMonth", "preemption", "flavorFungibility"},
 		"#Team.preemption":                    {"withinTeam", "reclaimWithinCohort", "borrowWithinCohort"},
 		"#Team.preemption.borrowWithinCohort": {"policy", "maxPriorityThreshold"},
 		"#Team.flavorFungibility":             {"whenCanBorrow", "whenCanPreempt"},
@@ -508,6 +508,7 @@ func fastWorkload(s sv, o jobj, team, name string) {
 	s.str(o, "concurrency", func(v string) bool { return v == "allow" || v == "forbid" || v == "replace" }, false, "")
 	s.strList(o, "dependsOn", reDependsOn.MatchString, 0)
 	s.str(o, "runId", reRunID.MatchString, false, "1")
+	s.str(o, "idle", reDuration.MatchString, false, "")
 	fastPorts(s, o)
 	if h := s.at("health"); h.present() {
 		h.only("#Health")
@@ -534,6 +535,9 @@ func fastWorkload(s sv, o jobj, team, name string) {
 				s.c.fail("%s of a %s", f, kind)
 			}
 		}
+	}
+	if kind != "notebook" {
+		not("idle")
 	}
 	switch kind {
 	case "service", "inference", "notebook":
@@ -567,7 +571,7 @@ func fastWorkload(s sv, o jobj, team, name string) {
 	// Positions, as the CUE path records them (evaluator.object).
 	for _, f := range []string{"kind", "priority", "image", "resources", "maxDuration", "schedule", "catchUp",
 		"catchUpLimit", "concurrency", "replicas", "workers", "minWorkers", "parallelism", "completions", "runId",
-		"ports", "health", "rollout", "rollout.maxSurge"} {
+		"ports", "health", "rollout", "rollout.maxSurge", "idle"} {
 		s.atPath(f).pos()
 	}
 	for _, f := range []string{"gpu", "flavor", "gpuModel", "mig", "gpuFraction"} {
@@ -735,8 +739,10 @@ func fastTeam(s sv, o jobj, name string) {
 	}
 	s.str(o, "cohort", isName, false, "")
 	s.positive(o, "weight", "1")
-	if s.at("gpuHoursBudget").present() {
-		s.positive(o, "gpuHoursBudget", "")
+	for _, f := range []string{"gpuHoursBudget", "gpuHoursPerMonth"} {
+		if s.at(f).present() {
+			s.positive(o, f, "")
+		}
 	}
 	q := s.at("quota")
 	qs := []any{}
