@@ -5,6 +5,7 @@ package main
 // /api/events, 'berth usage' and 'berth status -o json'.
 
 import (
+	"context"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -32,7 +33,7 @@ const sampleEvery = 10 * time.Second
 // metrics, and every sampleEvery the local clusters' GPU readings. A
 // failure is logged: the history is for people, and reconciling goes on
 // without it.
-func (s *server) recordHistory(rep reconcile.Report, clusters []reconcile.Cluster, now time.Time, log *slog.Logger) {
+func (s *server) recordHistory(ctx context.Context, rep reconcile.Report, clusters []reconcile.Cluster, now time.Time, log *slog.Logger) {
 	if s.hist == nil {
 		return
 	}
@@ -56,7 +57,7 @@ func (s *server) recordHistory(rep reconcile.Report, clusters []reconcile.Cluste
 		if !ok {
 			continue
 		}
-		gpus, err := lc.GPUs()
+		gpus, err := lc.GPUs(ctx)
 		if err != nil {
 			log.Warn("GPU readings not taken", "cluster", c.Name(), "err", err)
 			continue

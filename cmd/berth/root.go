@@ -89,6 +89,7 @@ Shell completion: source <(berth completion bash) in bash; see
 		newStatusCmd(),
 		newUsageCmd(),
 		newExplainCmd(),
+		newOpenCmd(),
 		newLogsCmd(),
 		newShimCmd(),
 		newEvalCmd(),

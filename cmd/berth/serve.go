@@ -52,6 +52,9 @@ type serveOptions struct {
 	knownHost     string
 	logFormat     string
 	once          bool
+	// notebookCommand is --notebook-command: the Jupyter server of
+	// notebooks without a command (default: found on first use).
+	notebookCommand string
 	// historyRetention is how long the history keeps events and hourly
 	// GPU readings (history.go).
 	historyRetention time.Duration
@@ -114,6 +117,7 @@ served on --webhook-listen, apart from the status API.`,
 	f.StringVar(&o.knownHost, "known-hosts", "", "known_hosts file for an ssh repository")
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	f.BoolVar(&o.once, "once", false, "reconcile once and exit (for scripts and CI)")
+	f.StringVar(&o.notebookCommand, "notebook-command", "", `the Jupyter server a notebook without a command runs on a local cluster, e.g. "jupyter-lab" (default: jupyter-lab, jupyter-server, or python3 -m jupyterlab or jupyter_server, whichever is found first)`)
 	f.DurationVar(&o.historyBillEvery, "history-bill-every", time.Minute, "how often a run that goes on is billed in the history (a write each time; what it held is billed exactly either way)")
 	f.DurationVar(&o.historyRetention, "history-retention", 30*24*time.Hour, "how long the history keeps lifecycle events, decisions and hourly GPU readings (GPU-hours per day: 400 days)")
 	evalBounds.register(f)
@@ -594,7 +598,7 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 			}
 			metrics.Observe(rep, time.Since(start))
 			srv.record(rep)
-			srv.recordHistory(rep, clusters, time.Now(), log)
+			srv.recordHistory(ctx, rep, clusters, time.Now(), log)
 			if o.once {
 				return reportExit(rep)
 			}
@@ -645,7 +649,16 @@ func openClusters(cfg *berth.Config, o serveOptions, log *slog.Logger) ([]reconc
 					return nil, nil, usageError{fmt.Errorf("--gpus: %w", err)}
 				}
 			}
-			lc, err := local.New(local.Options{Name: n, StateDir: filepath.Join(o.stateDir, "clusters", n), SimulatedGPUs: gpus, Logger: log})
+			lo := local.Options{Name: n, StateDir: filepath.Join(o.stateDir, "clusters", n), SimulatedGPUs: gpus,
+				NVMLCommand: nvmlHelper(), Logger: log, FindNotebookCommand: findJupyter}
+			if o.notebookCommand != "" {
+				cmd, err := notebookCommand(o.notebookCommand)
+				if err != nil {
+					return nil, nil, err
+				}
+				lo.NotebookCommand = cmd
+			}
+			lc, err := local.New(lo)
 			var damaged *local.DamagedError
 			if errors.As(err, &damaged) {
 				return nil, nil, damagedLedgerError(damaged, o.stateDir, n)
