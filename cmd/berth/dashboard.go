@@ -5,6 +5,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -136,7 +137,9 @@ func (s *server) addHistory(d *dash.Data, now time.Time) {
 		if !ok {
 			continue
 		}
-		gpus, err := lc.GPUs()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		gpus, err := lc.GPUs(ctx)
+		cancel()
 		if err != nil {
 			continue
 		}
