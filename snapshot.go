@@ -3,6 +3,8 @@ package berth
 import (
 	"cmp"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -100,6 +102,30 @@ type RunningWorkload struct {
 	// role's flavor, resources and placements. Flavor is then the first
 	// role's, and Resources and Placements are empty.
 	Roles []RolePlacement `json:"roles,omitempty"`
+	// DesiredReplicas is, for an autoscaled service's run, the replicas its
+	// autoscaler asks for now (0: none asked). Each replica above the
+	// spec's replicas is a run of its own (ReplicaRunID), admitted within
+	// quota like any other.
+	DesiredReplicas int `json:"desiredReplicas,omitempty"`
+}
+
+// ReplicaRunID is the run of an autoscaled service's replica k of run
+// runID, where k counts all the service's replicas, so it is above the
+// spec's replicas (which run in runID itself): "1-r3".
+func ReplicaRunID(runID string, k int) string { return runID + "-r" + strconv.Itoa(k) }
+
+// ParseReplicaRunID splits a replica's run id into its service's run id
+// and its index; ok is false for a run id of no replica.
+func ParseReplicaRunID(runID string) (base string, k int, ok bool) {
+	i := strings.LastIndex(runID, "-r")
+	if i <= 0 {
+		return "", 0, false
+	}
+	k, err := strconv.Atoi(runID[i+2:])
+	if err != nil || k < 1 || strconv.Itoa(k) != runID[i+2:] {
+		return "", 0, false
+	}
+	return runID[:i], k, true
 }
 
 // RolePlacement is one role of a run of a workload with roles: the flavor

@@ -374,7 +374,9 @@ func (c *Cache) cycle(snap *berth.Snapshot) *berth.Plan {
 	plan := &berth.Plan{Cluster: snap.Cluster, Time: snap.Time, Placement: st.c.policy}
 	kept := make([]berth.Decision, 0, len(st.runs)+len(extra)+len(reqs))
 
-	// 2. Keep what runs; stop what left Git or the cluster.
+	// 2. Keep what runs; stop what left Git or the cluster, and replicas
+	// an autoscaler no longer asks for.
+	st.asks = scaleAsks(c.cfg, snap)
 	for _, r := range st.runs {
 		kept = append(kept, *st.keepOrStop(r, r.wl, snap))
 	}

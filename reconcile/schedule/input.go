@@ -244,6 +244,7 @@ func prepare(cfg *berth.Config, snap *berth.Snapshot, opts Options, wls []*wlInf
 		return runs[i:j]
 	}
 	queued := indexQueue(snap.Queue)
+	asks := scaleAsks(cfg, snap)
 	type result struct{ succeeded, failed bool }
 	finished := map[berth.WorkloadID]map[string]berth.FinishedRun{}
 	for _, f := range snap.Finished {
@@ -316,7 +317,29 @@ func prepare(cfg *berth.Config, snap *berth.Snapshot, opts Options, wls []*wlInf
 		// current run is running is kept. (A bumped runId while the old
 		// run still runs asks for a new run beside it.) The cycle keeps
 		// or stops it, on whichever cluster it runs.
-		if len(mine) > 0 && w.Schedule == "" && (!w.Kind.RunsOnce() || hasRunning(mine, w.RunID)) {
+		if w.Autoscale != nil && wl.cluster == snap.Cluster && !w.Kind.RunsOnce() && hasBaseRun(mine) {
+			// An autoscaled service that runs: each replica its
+			// autoscaler wants above the spec's, as a run of one pod.
+			for k := w.Replicas + 1; k <= scaleWant(w, asks[id]); k++ {
+				runID := berth.ReplicaRunID(w.RunID, k)
+				if hasRunning(mine, runID) {
+					continue
+				}
+				q := berth.QueuedWorkload{Workload: id, RunID: runID, Since: snap.Time}
+				buf = queued.of(id, buf[:0])
+				for _, x := range buf {
+					if x.RunID == runID {
+						q = x
+					}
+				}
+				one := *w
+				one.Replicas = 1
+				ask(one, q, baseDecision(cfg, one, id, runID, snap.Cluster), wl.flavors)
+			}
+			continue
+		}
+		if len(mine) > 0 && w.Schedule == "" && (!w.Kind.RunsOnce() || hasRunning(mine, w.RunID)) &&
+			(w.Autoscale == nil || hasBaseRun(mine)) {
 			continue
 		}
 		flavors := wl.flavors

@@ -161,6 +161,8 @@ func (r *req) top() *req {
 
 // state is one cycle's mutable state.
 type state struct {
+	// asks are the autoscalers' asks of this cycle (scaleAsks).
+	asks   map[berth.WorkloadID]int
 	cfg    *berth.Config
 	opts   Options
 	now    time.Time
@@ -578,6 +580,8 @@ func (st *state) keepOrStop(r *run, wl *wlInfo, snap *berth.Snapshot) *berth.Dec
 		stop = &berth.Reason{Code: berth.ReasonMaxDurationPassed, Message: "ran longer than its maxDuration " + wl.w.MaxDuration.String()}
 	case wl.w.Schedule != "" && wl.w.Concurrency == berth.ConcurrencyReplace:
 		stop = supersededByTick(&wl.w, r.runID, snap.Time, st.opts.tickDeadline())
+	case wl.w.Autoscale != nil:
+		stop = scaledDown(&wl.w, r.runID, st.asks, r.id)
 	}
 	borrowed := st.borrowed(r.team, r.flavor)
 	if stop == nil && r.keep != nil && r.keep.Borrowed == borrowed && r.keep.Cluster == snap.Cluster {
