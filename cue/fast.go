@@ -248,7 +248,8 @@ type builder struct {
 	// resolves pkg.#Name in the instance's files.
 	defs    func(name string) (*fval, error)
 	imports map[string]*templatePkg
-	inDef   bool // inside a definition: struct literals close
+	used    map[string]bool // the imports referred to
+	inDef   bool            // inside a definition: struct literals close
 }
 
 var (
@@ -322,6 +323,7 @@ func (b *builder) expr(x ast.Expr) (*fval, error) {
 		sel, ok2 := x.Sel.(*ast.Ident)
 		if ok && ok2 && b.imports != nil && strings.HasPrefix(sel.Name, "#") {
 			if t := b.imports[pkg.Name]; t != nil {
+				b.used[pkg.Name] = true
 				return t.def(sel.Name)
 			}
 		}
@@ -527,9 +529,12 @@ func newFastEval(t *tree) *fastEval {
 	return f
 }
 
-// parse parses one file of the tree; it must be in package pkg (any
-// package when pkg is "") and hold no attributes.
+// parse parses one file of the tree. A test or tool file (x_test.cue,
+// x_tool.cue), which cue/load leaves out of an instance, goes to CUE.
 func (f *fastEval) parse(p string) (*ast.File, error) {
+	if strings.HasSuffix(p, "_test.cue") || strings.HasSuffix(p, "_tool.cue") {
+		return nil, notFast("%s: a test or tool file", p)
+	}
 	file, err := parser.ParseFile(p, f.t.files[p])
 	if err != nil {
 		return nil, notFast("%s does not parse", p)
@@ -625,7 +630,7 @@ func (f *fastEval) instance(dir string) (*instanceResult, error) {
 			return nil, notFast("package clauses")
 		}
 		pkg = name
-		b := &builder{user: true, imports: map[string]*templatePkg{}}
+		b := &builder{user: true, imports: map[string]*templatePkg{}, used: map[string]bool{}}
 		labels := map[string]bool{}
 		for _, d := range file.Decls {
 			switch d := d.(type) {
@@ -658,6 +663,9 @@ func (f *fastEval) instance(dir string) (*instanceResult, error) {
 		for ident := range b.imports {
 			if labels[ident] {
 				return nil, notFast("a label named as an import")
+			}
+			if !b.used[ident] {
+				return nil, notFast("an import %s does not use", p)
 			}
 		}
 	}

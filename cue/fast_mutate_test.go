@@ -221,6 +221,9 @@ func mutations() []map[string][]byte {
 			add(mutWorkloads[:j]+"\t"+f+"\n"+mutWorkloads[j:], mutTeam, mutTemplates)
 		}
 	}
+	add(strings.Replace(mutWorkloads, "\"job\": templates.#Job & {", "\"job\": {kind: \"batch\"} & {", 1), mutTeam, mutTemplates)
+	add(strings.Replace(mutWorkloads, `import "example.com/m/templates"`,
+		"import (\n\t\"example.com/m/templates\"\n\tu \"example.com/m/templates\"\n)", 1), mutTeam, mutTemplates) // an import not used
 	for _, w := range []string{
 		"workloads: vision: \"job2\": templates.#Closed & {command: [\"a\"]}\n",
 		"workloads: vision: \"job3\": templates.#Closed & {command: [\"a\"], image: \"i\"}\n",

@@ -54,6 +54,12 @@ func TestFastPathAgrees(t *testing.T) {
 		fsys := gen.Generate(opts).FS()
 		repos = append(repos, repo{fmt.Sprintf("gen %+v", opts), func() (*berth.Config, error) { return Load(fsys, Options{}) }})
 	}
+	// Files cue/load leaves out of an instance: the fast path must too.
+	extra := gen.Generate(gen.Options{Teams: 2, Workloads: 20, Seed: 4})
+	team := gen.TeamDir(gen.TeamName(1))
+	extra[team+"/more_test.cue"] = []byte("package " + strings.ReplaceAll(gen.TeamName(1), "-", "_") + "\n\nworkloads: \"" + gen.TeamName(1) + "\": t: {kind: \"batch\"}\n")
+	extra[team+"/more_tool.cue"] = []byte("package " + strings.ReplaceAll(gen.TeamName(1), "-", "_") + "\n\nworkloads: \"" + gen.TeamName(1) + "\": u: {kind: \"batch\"}\n")
+	repos = append(repos, repo{"gen with test and tool files", func() (*berth.Config, error) { return Load(extra.FS(), Options{}) }})
 	dirs, _ := filepath.Glob("../fixtures/repos/*")
 	broken, _ := filepath.Glob("../fixtures/repos/broken/*")
 	dirs = append(dirs, broken...)

@@ -43,10 +43,8 @@ type sv struct {
 	c    *schemaCheck
 	path string // the full path, "workloads.t.n.resources.gpu"
 	v    *fval  // nil: absent
-	// dflt is set when the value is a template's default.
+	// dflt is set when the value is a disjunction's default.
 	dflt bool
-	// depth is how deep below the object the value is (the object: 0).
-	depth int
 }
 
 // schemaCheck checks one object and collects its positions.
@@ -63,7 +61,7 @@ func (c *schemaCheck) fail(format string, args ...any) {
 
 // at returns the field name of s.
 func (s sv) at(name string) sv {
-	out := sv{c: s.c, path: s.path + "." + name, depth: s.depth + 1}
+	out := sv{c: s.c, path: s.path + "." + name}
 	if s.v == nil || s.v.kind != fStruct {
 		return out
 	}
@@ -328,7 +326,7 @@ func (s sv) strList(o jobj, name string, valid func(string) bool, minItems int) 
 			return nil
 		}
 		for i, e := range f.v.elems {
-			es := sv{c: s.c, path: f.path + "." + itoa(i), depth: f.depth + 1}
+			es := sv{c: s.c, path: f.path + "." + itoa(i)}
 			es.v, es.dflt = resolve(e)
 			v, ok := es.scalar(skString)
 			if !ok {
@@ -537,7 +535,7 @@ func (s sv) listPos(list, field string) {
 		return
 	}
 	for i, e := range l.v.elems {
-		es := sv{c: s.c, path: l.path + "." + itoa(i), depth: l.depth + 1}
+		es := sv{c: s.c, path: l.path + "." + itoa(i)}
 		es.v, es.dflt = resolve(e)
 		if field != "" {
 			es = es.at(field)
@@ -614,7 +612,7 @@ func fastPorts(s sv, o jobj) {
 		return
 	}
 	for i, e := range f.v.elems {
-		es := sv{c: s.c, path: f.path + "." + itoa(i), depth: f.depth + 1}
+		es := sv{c: s.c, path: f.path + "." + itoa(i)}
 		es.v, es.dflt = resolve(e)
 		if es.v.kind != fStruct {
 			s.c.fail("a port is not a struct")
@@ -683,7 +681,7 @@ func fastTeam(s sv, o jobj, name string) {
 			return
 		}
 		for i, e := range q.v.elems {
-			es := sv{c: s.c, path: q.path + "." + itoa(i), depth: q.depth + 1}
+			es := sv{c: s.c, path: q.path + "." + itoa(i)}
 			es.v, es.dflt = resolve(e)
 			if es.v.kind != fStruct {
 				s.c.fail("a quota is not a struct")

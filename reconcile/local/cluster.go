@@ -423,3 +423,12 @@ func (c *Cluster) askReplicas(snap *berth.Snapshot) {
 		rw.DesiredReplicas = c.desiredReplicas(rw.Workload, running[rw.Workload], snap.Time)
 	}
 }
+
+// ReadyReplicas is how many pods of a service pass readiness; ok is false
+// for a service berth does not route (no ports: no probe results).
+func (c *Cluster) ReadyReplicas(id berth.WorkloadID) (n int, ok bool) {
+	if !slices.Contains(c.router.Services(), id) {
+		return 0, false
+	}
+	return len(c.router.Ready(id)), true
+}
