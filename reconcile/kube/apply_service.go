@@ -84,6 +84,11 @@ func (c *Cluster) startService(ctx context.Context, cfg *berth.Config, p *change
 	if p.outcome, err = c.applyObjects(ctx, objs); err != nil {
 		return err
 	}
+	if w.Kind == berth.KindNotebook {
+		if err := c.ensureNotebookToken(ctx, w.ID(), ns); err != nil {
+			return err
+		}
+	}
 	if len(objs) == 1 && c.objs().service(ns, name) != nil {
 		// Its ports are gone: so is its Service.
 		p.remove = append(p.remove, objRef{kindService, ns, name, w.Team})
