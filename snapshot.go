@@ -3,8 +3,6 @@ package berth
 import (
 	"cmp"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 )
 
@@ -20,6 +18,28 @@ type Snapshot struct {
 	// Finished runs of run-once workloads: they are not started again, and
 	// their success or failure decides whether dependents may start.
 	Finished []FinishedRun `json:"finished"`
+	// Scale is, per autoscaled service run, how many replicas its
+	// autoscaler asks for now: each replica above the minimum is a run the
+	// scheduler admits within quota or queues.
+	Scale []ScaleWant `json:"scale,omitempty"`
+}
+
+// ScaleWant is how many replicas an autoscaler asks of a service run.
+type ScaleWant struct {
+	Workload WorkloadID `json:"workload"`
+	RunID    string     `json:"runId"`
+	Replicas int        `json:"replicas"`
+}
+
+// ScaleOf is how many replicas the snapshot says an autoscaler asks of a
+// service run; ok is false when it says nothing.
+func (s *Snapshot) ScaleOf(k RunKey) (int, bool) {
+	for _, sw := range s.Scale {
+		if sw.Workload == k.Workload && sw.RunID == k.RunID {
+			return sw.Replicas, true
+		}
+	}
+	return 0, false
 }
 
 // Sort puts every list in a canonical order so a snapshot's encoding does
@@ -41,6 +61,12 @@ func (s *Snapshot) Sort() {
 		)
 	})
 	slices.SortFunc(s.Finished, func(a, b FinishedRun) int {
+		return cmp.Or(
+			cmp.Compare(a.Workload, b.Workload),
+			cmp.Compare(a.RunID, b.RunID),
+		)
+	})
+	slices.SortFunc(s.Scale, func(a, b ScaleWant) int {
 		return cmp.Or(
 			cmp.Compare(a.Workload, b.Workload),
 			cmp.Compare(a.RunID, b.RunID),
@@ -102,30 +128,6 @@ type RunningWorkload struct {
 	// role's flavor, resources and placements. Flavor is then the first
 	// role's, and Resources and Placements are empty.
 	Roles []RolePlacement `json:"roles,omitempty"`
-	// DesiredReplicas is, for an autoscaled service's run, the replicas its
-	// autoscaler asks for now (0: none asked). Each replica above the
-	// spec's replicas is a run of its own (ReplicaRunID), admitted within
-	// quota like any other.
-	DesiredReplicas int `json:"desiredReplicas,omitempty"`
-}
-
-// ReplicaRunID is the run of an autoscaled service's replica k of run
-// runID, where k counts all the service's replicas, so it is above the
-// spec's replicas (which run in runID itself): "1-r3".
-func ReplicaRunID(runID string, k int) string { return runID + "-r" + strconv.Itoa(k) }
-
-// ParseReplicaRunID splits a replica's run id into its service's run id
-// and its index; ok is false for a run id of no replica.
-func ParseReplicaRunID(runID string) (base string, k int, ok bool) {
-	i := strings.LastIndex(runID, "-r")
-	if i <= 0 {
-		return "", 0, false
-	}
-	k, err := strconv.Atoi(runID[i+2:])
-	if err != nil || k < 1 || strconv.Itoa(k) != runID[i+2:] {
-		return "", 0, false
-	}
-	return runID[:i], k, true
 }
 
 // RolePlacement is one role of a run of a workload with roles: the flavor

@@ -111,8 +111,8 @@ workloads: t: api: {
 	loadStart := time.Now()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		second, _ := serveWorkload(e.state, "t/api", "1-r2")
-		third, _ = serveWorkload(e.state, "t/api", "1-r3")
+		second, _ := serveWorkload(e.state, "t/api", "1.replica-2")
+		third, _ = serveWorkload(e.state, "t/api", "1.replica-3")
 		if second.State == "running" && third.State == "queued" {
 			break
 		}
@@ -141,11 +141,11 @@ workloads: t: api: {
 	// no longer waits.
 	deadline = time.Now().Add(60 * time.Second)
 	for {
-		second, _ := serveWorkload(e.state, "t/api", "1-r2")
-		third, _ := serveWorkload(e.state, "t/api", "1-r3")
+		second, _ := serveWorkload(e.state, "t/api", "1.replica-2")
+		third, _ := serveWorkload(e.state, "t/api", "1.replica-3")
 		if second.State == "stopped" && third.State != "queued" {
 			t.Logf("load ended -> replica 2 stopped: %s (scale-down window 4s)", time.Since(loadEnd).Round(100*time.Millisecond))
-			if !strings.HasPrefix(second.Reason, "scaled down to 1 replicas") {
+			if second.Reason != "its autoscaler asks for 1 replicas now" {
 				t.Errorf("replica 2 stopped for %q, want scaled down", second.Reason)
 			}
 			break

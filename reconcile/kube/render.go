@@ -89,7 +89,8 @@ type RoleRun struct {
 // Render returns the objects of one run, in apply order: a Job (and a
 // headless Service for a gang) for batch and training, one Job per role and
 // a headless Service for a workload with roles, a Deployment (and a Service
-// when it has ports) for the others. It is pure.
+// when it has ports, and an Ingress or HTTPRoute when it is exposed on a
+// host) for the others. It is pure.
 func Render(o RenderOptions, r Run) ([]*unstructured.Unstructured, error) {
 	o = o.withDefaults()
 	if r.Workload.Kind == berth.KindNotebook {
@@ -108,6 +109,9 @@ func Render(o RenderOptions, r Run) ([]*unstructured.Unstructured, error) {
 		objs = append(objs, renderDeployment(o, r))
 		if svc := renderService(o, r); svc != nil {
 			objs = append(objs, svc)
+			if ex := renderExpose(o, r); ex != nil {
+				objs = append(objs, ex)
+			}
 		}
 	}
 	out := make([]*unstructured.Unstructured, 0, len(objs))

@@ -20,13 +20,11 @@ func desired(t *testing.T, c *Cluster, cfg *berth.Config, w berth.Workload) int 
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, rw := range obs.Snapshot.Running {
-		if rw.Workload == w.ID() && rw.RunID == w.RunID {
-			return rw.DesiredReplicas
-		}
+	n, ok := obs.Snapshot.ScaleOf(berth.RunKey{Workload: w.ID(), RunID: w.RunID})
+	if !ok {
+		t.Fatalf("%s: the snapshot says nothing of its autoscaler", w.ID())
 	}
-	t.Fatalf("%s is not running", w.ID())
-	return 0
+	return n
 }
 
 // TestAutoscalerAsksFromTheProxysRate: the run of an autoscaled service

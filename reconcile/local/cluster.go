@@ -402,9 +402,10 @@ func checkpointDir(id berth.WorkloadID, runID string) string {
 	return filepath.Join("checkpoints", pathSafe(id.Team()), pathSafe(id.Name()), pathSafe(runID))
 }
 
-// askReplicas writes into each autoscaled service's run of its spec's
-// replicas what its autoscaler asks for now; the replicas that run are
-// its pods and its replica runs' ("1-r2").
+// askReplicas writes into the snapshot what the autoscaler of each
+// autoscaled service's run asks for now (Snapshot.Scale); the replicas
+// that run are that run's pods and its replicas' runs
+// (berth.ScaleRunID: "1.replica-2").
 func (c *Cluster) askReplicas(snap *berth.Snapshot) {
 	if len(c.autoscale) == 0 {
 		return
@@ -417,10 +418,11 @@ func (c *Cluster) askReplicas(snap *berth.Snapshot) {
 	}
 	for i := range snap.Running {
 		rw := &snap.Running[i]
-		if _, _, replica := berth.ParseReplicaRunID(rw.RunID); replica || running[rw.Workload] == 0 {
+		if _, _, replica := berth.ParseScaleRunID(rw.RunID); replica || running[rw.Workload] == 0 {
 			continue
 		}
-		rw.DesiredReplicas = c.desiredReplicas(rw.Workload, running[rw.Workload], snap.Time)
+		snap.Scale = append(snap.Scale, berth.ScaleWant{Workload: rw.Workload, RunID: rw.RunID,
+			Replicas: c.desiredReplicas(rw.Workload, running[rw.Workload], snap.Time)})
 	}
 }
 

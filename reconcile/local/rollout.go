@@ -87,9 +87,9 @@ func serviceWorkload(r *record) berth.Workload {
 
 // syncTraffic tells the router which pods of each service run now: the
 // live pods of the latest attempt of each of its runs (the run of its
-// spec's replicas and those of its autoscaled replicas, "1-r2"), and of
-// an attempt being retired, which a rollout drains itself. A service that
-// no longer runs leaves it.
+// autoscale minimum and those of its replicas above it, "1.replica-2"),
+// and of an attempt being retired, which a rollout drains itself. A
+// service that no longer runs leaves it.
 func (c *Cluster) syncTraffic() {
 	var runs []*record
 	for _, r := range c.ledger.runs {

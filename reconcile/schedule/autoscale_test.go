@@ -2,73 +2,87 @@ package schedule_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/berth-gpu/berth"
 	"github.com/berth-gpu/berth/fixtures/build"
 )
 
-func runDecision(t *testing.T, p *berth.Plan, id, runID string) berth.Decision {
-	t.Helper()
-	for _, d := range p.Decisions {
-		if string(d.Workload) == id && d.RunID == runID {
-			return d
-		}
+// An autoscaled service's run holds its minimum; each replica its
+// autoscaler asks for above that is a run of one replica, admitted within
+// the team's quota or queued with the reason, and stopped when the
+// autoscaler asks for fewer again.
+func TestAutoscaleReplicasWithinQuota(t *testing.T) {
+	web := build.Workload("v", "web").Service(1).GPUs(1).Autoscale(1, 6)
+	batch := build.Workload("v", "batch").GPUs(1)
+	// Quota 3 GPUs: web's run and a batch job take 2.
+	cfg := build.Config().GPUFlavor("h100", "H100").Team(build.Team("v").Quota("h100", build.GPU("3"))).Workload(web, batch)
+	running := func() *build.SnapshotBuilder {
+		return h100Nodes(1).Running(build.Running(web, "h100", 100).On("gpu-a", 0), build.Running(batch, "h100", 100).On("gpu-a", 1))
 	}
-	t.Fatalf("no decision for %s@%s; decisions: %+v", id, runID, p.Decisions)
-	return berth.Decision{}
-}
+	r := func(n int) string { return berth.ScaleRunID("1", n) }
 
-// TestAutoscaledReplicasAreAdmittedWithinQuota: the replicas an
-// autoscaler asks for above the spec's are each a run of one pod,
-// admitted while the team's quota holds them; the one that does not fit
-// waits with the quota's reason, and nothing is asked beyond max.
-func TestAutoscaledReplicasAreAdmittedWithinQuota(t *testing.T) {
-	api := build.Workload("v", "api").Service(1).GPUs(1).Autoscale(1, 4, 10)
-	cfg := build.Config().GPUFlavor("h100", "H100").Team(build.Team("v").Quota("h100", build.GPU("2"))).Workload(api)
-	snap := h100Nodes(1).Running(build.Running(api, "h100", 100).On("gpu-a", 0).Desired(9))
-	p := plan(t, cfg, snap)
-	for runID, want := range map[string]got{
-		"1":    {Action: berth.ActionKeep, Flavor: "h100"},
-		"1-r2": {Action: berth.ActionAdmit, Flavor: "h100"},
-		"1-r3": {Action: berth.ActionQueue, Code: berth.ReasonQuota},
-		"1-r4": {Action: berth.ActionQueue, Code: berth.ReasonQuota},
-	} {
-		if g := summary(runDecision(t, p, "v/api", runID)); g != want {
-			t.Errorf("v/api@%s: %+v, want %+v", runID, g, want)
+	// The autoscaler asks for 4: replica 2 fits the last GPU of quota,
+	// replicas 3 and 4 wait, in their order, as one line first seen when
+	// the first of them was (replica 4, a minute ago).
+	p := plan(t, cfg, running().Scale("v/web", "1", 4).QueuedRun("v/web", r(4), build.T0.Add(-time.Minute)))
+	got := map[string]berth.Decision{}
+	for _, d := range runsOf(p, "v/web") {
+		got[d.RunID] = d
+	}
+	if len(got) != 4 {
+		t.Fatalf("decisions of v/web: %v, want the run and replicas 2-4", got)
+	}
+	if d := got["1"]; d.Action != berth.ActionKeep {
+		t.Errorf("web's run: %s, want keep", d.Action)
+	}
+	if d := got[r(2)]; d.Action != berth.ActionAdmit || d.GPUs != 1 || d.Flavor != "h100" || len(d.Placements) != 1 {
+		t.Errorf("replica 2: %s on %s with %v GPUs, %d placements; want admitted, one GPU on h100", d.Action, d.Flavor, d.GPUs, len(d.Placements))
+	}
+	for _, n := range []int{3, 4} {
+		d := got[r(n)]
+		if d.Action != berth.ActionQueue || d.Reason == nil || d.Reason.Code != berth.ReasonQuota {
+			t.Errorf("replica %d: %s %+v, want queued for quota", n, d.Action, d.Reason)
 		}
 	}
-	for _, d := range p.Decisions {
-		if d.RunID == "1-r5" {
-			t.Errorf("a replica above max 4 is asked for: %+v", d)
-		}
+	if p3, p4 := got[r(3)].Position, got[r(4)].Position; p3 != 1 || p4 != 2 {
+		t.Errorf("replicas 3 and 4 at positions %d and %d, want 1 and 2", p3, p4)
 	}
-	if d := runDecision(t, p, "v/api", "1-r2"); len(d.Placements) != 1 {
-		t.Errorf("replica 2 has %d placements, want 1 pod", len(d.Placements))
+	if s := got[r(3)].Since; !s.Before(build.T0) {
+		t.Errorf("replica 3 first seen %v: the line's wait (a minute) is lost", s)
 	}
-}
+	if msg := got[r(3)].Reason.Message; msg != "insufficient unused h100 quota in team v: it asks 1 GPU; the team uses 3 of nominal 3 and has no cohort to borrow from, so it is short by 1 GPU" {
+		t.Errorf("replica 3 waits: %s", msg)
+	}
 
-// TestAutoscaledReplicasScaleDown: a replica above what the autoscaler
-// asks for now is stopped with the reason; without an ask (a backend that
-// does not measure), the replicas that run are kept.
-func TestAutoscaledReplicasScaleDown(t *testing.T) {
-	api := build.Workload("v", "api").Service(1).GPUs(1).Autoscale(1, 4, 10)
-	cfg := build.Config().GPUFlavor("h100", "H100").Team(build.Team("v").Quota("h100", build.GPU("4"))).Workload(api)
-	running := func(desired int) *build.SnapshotBuilder {
-		return h100Nodes(1).Running(build.Running(api, "h100", 100).On("gpu-a", 0).Desired(desired),
-			build.Running(api, "h100", 100).RunID("1-r2").On("gpu-a", 1),
-			build.Running(api, "h100", 100).RunID("1-r3").On("gpu-a", 2))
+	// Beyond max the autoscaler is not followed.
+	p = plan(t, cfg, running().Scale("v/web", "1", 60))
+	if n := len(runsOf(p, "v/web")); n != 6 {
+		t.Errorf("asked for 60 replicas, max 6: %d decisions, want 6", n)
 	}
-	p := plan(t, cfg, running(2))
-	if g := summary(runDecision(t, p, "v/api", "1-r2")); g != (got{Action: berth.ActionKeep, Flavor: "h100"}) {
-		t.Errorf("1-r2: %+v, want kept", g)
+
+	// Replicas 2 and 3 run; the autoscaler asks for 2 now: 3 stops.
+	scaled := running().Running(build.Running(web, "h100", 100).RunID(r(2)).On("gpu-a", 2), build.Running(web, "h100", 100).RunID(r(3)).On("gpu-a", 3))
+	p = plan(t, cfg, scaled.Scale("v/web", "1", 2))
+	for _, d := range runsOf(p, "v/web") {
+		want := berth.ActionKeep
+		if d.RunID == r(3) {
+			want = berth.ActionStop
+			if d.Reason == nil || d.Reason.Code != berth.ReasonScaledDown || d.Reason.Message != "its autoscaler asks for 2 replicas now" {
+				t.Errorf("replica 3 stops with %+v", d.Reason)
+			}
+		}
+		if d.Action != want {
+			t.Errorf("%s: %s, want %s", d.RunID, d.Action, want)
+		}
 	}
-	d := runDecision(t, p, "v/api", "1-r3")
-	if d.Action != berth.ActionStop || d.Reason == nil || d.Reason.Code != berth.ReasonScaledDown ||
-		d.Reason.Message != "scaled down to 2 replicas: its autoscaler asks for 2" {
-		t.Errorf("1-r3: %s %+v, want stopped: scaled down", d.Action, d.Reason)
-	}
-	p = plan(t, cfg, running(0))
-	if d := runDecision(t, p, "v/api", "1-r3"); d.Action != berth.ActionKeep {
-		t.Errorf("with no ask, 1-r3 is %s, want kept", d.Action)
+
+	// No autoscaler reported (a backend without one): nothing more asked,
+	// nothing stopped.
+	p = plan(t, cfg, running().Running(build.Running(web, "h100", 100).RunID(r(2)).On("gpu-a", 2)))
+	for _, d := range runsOf(p, "v/web") {
+		if d.Action != berth.ActionKeep {
+			t.Errorf("%s without an autoscaler: %s, want keep", d.RunID, d.Action)
+		}
 	}
 }

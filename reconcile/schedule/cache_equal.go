@@ -53,7 +53,6 @@ func sameRunning(a, b *berth.RunningWorkload) bool {
 		a.Flavor == b.Flavor && a.Since == b.Since && a.QueuedSince == b.QueuedSince &&
 		a.Resources == b.Resources && slices.EqualFunc(a.Placements, b.Placements, samePlacement) &&
 		a.MaxDuration == b.MaxDuration && slices.EqualFunc(a.Roles, b.Roles, sameRolePlacement) &&
-		a.DesiredReplicas == b.DesiredReplicas &&
 		(a.Placements == nil) == (b.Placements == nil) && (a.Roles == nil) == (b.Roles == nil)
 }
 
