@@ -21,6 +21,8 @@ type ScaleRoom struct {
 	Borrowed int64
 	// Short is why one more replica would not fit, when fewer than Max do.
 	Short *Shortfall
+	// NoCohort: the team is in no cohort, so it cannot borrow at all.
+	NoCohort bool
 }
 
 // ServiceScaleRoom adds replicas of demand replica, one at a time, to the
@@ -28,7 +30,7 @@ type ScaleRoom struct {
 // until the next does not fit or max is reached. q is not changed.
 func ServiceScaleRoom(q *Quotas, team, flavor string, replica Demand, running, most int) ScaleRoom {
 	c := q.Clone()
-	room := ScaleRoom{Replicas: running, Max: most}
+	room := ScaleRoom{Replicas: running, Max: most, NoCohort: !q.InCohort(team)}
 	for room.Replicas < most {
 		ok, sf := c.Fits(team, flavor, replica)
 		if !ok {
@@ -64,6 +66,7 @@ func (r ScaleRoom) String() string {
 	if sf := r.Short; sf != nil {
 		what := "the team's quota has"
 		switch {
+		case r.NoCohort:
 		case sf.AtLimit:
 			what = "its borrowing limit allows"
 		case sf.Borrowing:
