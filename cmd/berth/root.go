@@ -87,6 +87,7 @@ Shell completion: source <(berth completion bash) in bash; see
 		newSnapshotCmd(),
 		newServeCmd(),
 		newStatusCmd(),
+		newUsageCmd(),
 		newExplainCmd(),
 		newOpenCmd(),
 		newLogsCmd(),

@@ -237,6 +237,11 @@ type server struct {
 	// read into it (by the reconcile loop only).
 	hist    *history.Store
 	sampled time.Time
+	// metrics are serve's own (metrics.go).
+	metrics *serveMetrics
+	// clusters are the clusters this serve runs (the dashboard reads the
+	// local ones' GPUs).
+	clusters []reconcile.Cluster
 }
 
 func (s *server) record(r reconcile.Report) {
@@ -259,6 +264,9 @@ type statusResponse struct {
 	Time     time.Time              `json:"time"`
 	Clusters []clusterStatus        `json:"clusters"`
 	Plans    map[string]*berth.Plan `json:"plans,omitempty"`
+	// Usage is the GPU-hours each team used this month (UTC), as 'berth
+	// usage' gives them.
+	Usage *usageResponse `json:"usage,omitempty"`
 }
 
 type clusterStatus struct {
@@ -320,6 +328,11 @@ func (s *server) status(withPlans bool) statusResponse {
 			resp.Plans[n] = cr.Plan
 		}
 		resp.Clusters = append(resp.Clusters, cs)
+	}
+	if s.hist != nil {
+		if u, err := s.usage(history.MonthStart(resp.Time), history.Day(resp.Time)); err == nil {
+			resp.Usage = &u
+		}
 	}
 	return resp
 }
@@ -494,6 +507,8 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := reconcile.NewMetrics(reg)
+	sm := newServeMetrics(reg)
+	o.github.transport = sm.githubTransport(http.DefaultTransport)
 	ghs, err := newGitHubServe(o, log) // nil without --github
 	if err != nil {
 		return err
@@ -503,13 +518,13 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 	ghs.attach(engine, names)
 	// Quota, queue and admitted GPUs per team, read from the last plans
 	// at each scrape.
-	reg.MustRegister(reconcile.NewPlanCollector(engine.Last))
+	reg.MustRegister(reconcile.NewPlanCollector(reconcile.PlanCollectorOptions{Last: engine.Last, Ready: readyReplicas(clusters)}))
 	hist, err := history.Open(filepath.Join(o.stateDir, historyFile), history.Options{Retention: o.historyRetention, BillEvery: o.historyBillEvery})
 	if err != nil {
 		return err
 	}
 	defer hist.Close()
-	srv := &server{engine: engine, token: token, stateDir: o.stateDir, hist: hist}
+	srv := &server{engine: engine, token: token, stateDir: o.stateDir, hist: hist, metrics: sm, clusters: clusters}
 	if o.github.repo != "" {
 		srv.repoURL = "https://github.com/" + o.github.repo
 	}

@@ -98,6 +98,11 @@ func (c *Cluster) startService(ctx context.Context, cfg *berth.Config, p *change
 	if p.outcome, err = c.applyObjects(ctx, objs); err != nil {
 		return err
 	}
+	if w.Kind == berth.KindNotebook {
+		if err := c.ensureNotebookToken(ctx, w.ID(), ns); err != nil {
+			return err
+		}
+	}
 	// What the spec no longer asks for goes: its Service when its ports
 	// are gone, its Ingress or HTTPRoute when it is no longer exposed (or
 	// the cluster's ingress changed between the two).

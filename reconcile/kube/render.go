@@ -96,6 +96,9 @@ type RoleRun struct {
 // a HorizontalPodAutoscaler when it autoscales) for the others. It is pure.
 func Render(o RenderOptions, r Run) ([]*unstructured.Unstructured, error) {
 	o = o.withDefaults()
+	if r.Workload.Kind == berth.KindNotebook {
+		r.Workload.Ports = r.Workload.ServedPorts() // Jupyter's 8888 where it declares none
+	}
 	var objs []runtime.Object
 	if len(r.Workload.Roles) > 0 {
 		objs = renderRoles(o, r)
@@ -531,6 +534,9 @@ func baseEnv(r Run) []corev1.EnvVar {
 		env = append(env,
 			corev1.EnvVar{Name: "BERTH_CHECKPOINT_DIR", Value: w.Checkpoint.Dir},
 			corev1.EnvVar{Name: "BERTH_CHECKPOINT_RESUME", Value: strconv.FormatBool(w.Checkpoint.Resume)})
+	}
+	if w.Kind == berth.KindNotebook {
+		env = append(env, notebookEnv(w)...)
 	}
 	return env
 }
