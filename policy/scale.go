@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"strconv"
 
 	"github.com/berth-gpu/berth"
 )
@@ -81,11 +82,13 @@ func (r ScaleRoom) String() string {
 	return s
 }
 
+// plural is n thousandths of a unit as people count them: "1 GPU", "0.5
+// GPUs", "4 GPUs".
 func plural(n int64, unit string) string {
 	if n == 1000 {
 		return "1 " + unit
 	}
-	return milli(n) + " " + unit + "s"
+	return strconv.FormatFloat(float64(n)/1000, 'f', -1, 64) + " " + unit + "s"
 }
 
 func milli(n int64) string { return berth.MilliQuantity(n).String() }
