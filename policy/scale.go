@@ -60,7 +60,7 @@ func (r ScaleRoom) String() string {
 	}
 	s += ": " + plural(r.GPUs, "GPU")
 	if r.Borrowed > 0 {
-		s += ", " + milli(r.Borrowed) + " borrowed from the cohort"
+		s += ", " + strconv.FormatFloat(float64(r.Borrowed)/1000, 'f', -1, 64) + " borrowed from the cohort"
 	} else {
 		s += ", within nominal"
 	}
