@@ -73,6 +73,12 @@ func (c *Cluster) Observe(ctx context.Context, cfg *berth.Config) (*reconcile.Ob
 			r.Digest = DriftDigest
 			r.Note += "; changed outside berth: " + drift
 		}
+		if r.Phase == reconcile.PhaseRunning {
+			// Running is every replica ready: now it answers there.
+			if w, ok := specOf(d.Annotations); ok {
+				r.URL = ServiceURL(c.renderOptions(cfg).Ingress, w)
+			}
+		}
 		seen[r.Key()] = true
 		obs.Runs = append(obs.Runs, r)
 		if h := c.objs().hpa(d.Namespace, d.Name); h != nil && r.Phase.Holds() {
