@@ -122,7 +122,8 @@ func (s *server) computeDashData() dash.Data {
 
 // addHistory adds what the pages read from the history and this
 // machine's GPUs: this month's GPU-hours, each GPU's readings over the
-// last two hours, and NVML's figures now.
+// last two hours, and NVML's last figures (read every sampleEvery by the
+// reconcile loop: NVML runs in a helper process, not once per page).
 func (s *server) addHistory(d *dash.Data, now time.Time) {
 	if s.hist == nil {
 		return
@@ -131,27 +132,13 @@ func (s *server) addHistory(d *dash.Data, now time.Time) {
 		d.Usage = u
 	}
 	d.Series = map[dash.DeviceKey][]history.Point{}
-	for _, c := range s.clusters {
-		lc, ok := c.(*local.Cluster)
-		if !ok {
-			continue
-		}
-		gpus, err := lc.GPUs()
-		if err != nil {
-			continue
-		}
-		node := lc.Node().Name
-		for _, g := range gpus {
-			dv := dash.Device{Cluster: lc.Name(), Node: node, Index: g.Index, Name: g.Name, UUID: g.UUID, MemoryMiB: g.MemoryMiB,
-				Utilization: g.Utilization, MemoryUtilization: g.MemoryUtilization, MIGEnabled: g.MIGEnabled}
-			for _, m := range g.MIG {
-				dv.MIG = append(dv.MIG, m.Profile)
-			}
-			d.Devices = append(d.Devices, dv)
-			dev := history.Device(node, g.Index)
-			if pts, err := s.hist.Series(lc.Name(), dev, now.Add(-2*time.Hour), now); err == nil && len(pts) > 0 {
-				d.Series[dash.DeviceKey{Cluster: lc.Name(), Device: dev}] = pts
-			}
+	s.mu.Lock()
+	d.Devices = s.devices
+	s.mu.Unlock()
+	for _, dv := range d.Devices {
+		dev := history.Device(dv.Node, dv.Index)
+		if pts, err := s.hist.Series(dv.Cluster, dev, now.Add(-2*time.Hour), now); err == nil && len(pts) > 0 {
+			d.Series[dash.DeviceKey{Cluster: dv.Cluster, Device: dev}] = pts
 		}
 	}
 }
