@@ -37,9 +37,15 @@ func (s *server) mountDashboard(mux *http.ServeMux) {
 	pages.HandleFunc("GET /teams", s.dashTeams)
 	pages.HandleFunc("GET /audit", s.dashAudit)
 	pages.HandleFunc("GET /audit/export", s.serveEvents) // history.go: ?format=json|csv
-	pages.Handle("GET /assets/", http.StripPrefix("/assets/", http.FileServerFS(dash.Assets())))
-	guarded := requireToken(s.token, pages)
-	for _, p := range []string{"GET /{$}", "GET /queues", "GET /workloads/", "GET /gpus", "GET /teams", "GET /audit", "GET /audit/", "GET /assets/"} {
+	if s.sessions == nil {
+		s.sessions = newSessions(s.token)
+	}
+	guarded := guardPages(s.token, s.sessions, pages) // session.go
+	s.mountLogin(mux)
+	// The stylesheet is open: the sign-in page needs it, and it holds
+	// nothing of this serve's.
+	mux.Handle("GET /assets/", http.StripPrefix("/assets/", http.FileServerFS(dash.Assets())))
+	for _, p := range []string{"GET /{$}", "GET /queues", "GET /workloads/", "GET /gpus", "GET /teams", "GET /audit", "GET /audit/"} {
 		mux.Handle(p, guarded)
 	}
 }

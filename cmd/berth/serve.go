@@ -240,6 +240,8 @@ type server struct {
 	sampled time.Time
 	// metrics are serve's own (metrics.go).
 	metrics *serveMetrics
+	// sessions sign the dashboard's session cookies (session.go).
+	sessions *sessions
 	// devices are the local clusters' GPUs as last read (history.go).
 	devices []dash.Device
 }
