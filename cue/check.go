@@ -274,6 +274,7 @@ func (c *checker) workloads() {
 		c.workloadShape(p, w)
 		c.workloadLimits(p, w)
 		c.service(p, w)
+		c.volumes(p, w)
 		for i, d := range w.Dependencies() {
 			dp := fmt.Sprintf("%s.dependsOn.%d", p, i)
 			if d == id {

@@ -366,5 +366,5 @@ func podDir(id berth.WorkloadID, runID string, n, pod int) string {
 }
 
 func checkpointDir(id berth.WorkloadID, runID string) string {
-	return filepath.Join("checkpoints", pathSafe(id.Team()), pathSafe(id.Name()), pathSafe(runID))
+	return filepath.FromSlash(berth.LocalCheckpointDir(id, runID))
 }
