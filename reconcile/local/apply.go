@@ -136,7 +136,15 @@ func (c *Cluster) settle() error {
 		n.Ended = &ending{Phase: v.phase, Reason: v.reason, FinishedAt: v.finishedAt}
 		ended = append(ended, n)
 	}
-	return c.ledger.put(ended...)
+	if err := c.ledger.put(ended...); err != nil {
+		return err
+	}
+	// Only once the ledger says they ended (a crash in between leaves the
+	// directories behind, unread).
+	for _, r := range ended {
+		c.cleanEnded(r)
+	}
+	return nil
 }
 
 // fromChange fills a record's spec fields from a change: what the run is

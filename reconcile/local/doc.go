@@ -44,5 +44,9 @@
 //	    exit.json    how the process ended, written last and atomically
 //	    work/        the process's working directory
 //	checkpoints/<team>/<name>/<runID>/          BERTH_CHECKPOINT_DIR, kept across attempts;
-//	                                            its newest entry is BERTH_RESUME_FROM
+//	                                            its newest entry is BERTH_RESUME_FROM; removed
+//	                                            when the run succeeds or is stopped for good,
+//	                                            unless checkpoint.keep
+//	volumes/                                    the default volume root (Options.VolumeRoot;
+//	                                            volumes.go says what lives under it)
 package local
