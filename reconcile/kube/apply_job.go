@@ -96,6 +96,9 @@ func (c *Cluster) startJob(ctx context.Context, cfg *berth.Config, p *changePlan
 			return err
 		}
 	}
+	if err := c.ensureClaims(ctx, r); err != nil {
+		return err
+	}
 	if p.outcome, err = c.applyObjects(ctx, objs); err != nil {
 		return err
 	}
@@ -114,6 +117,7 @@ func resumeJob(r *Run, ch reconcile.Change, j liveJob, now time.Time) (recreate 
 		// A retry the engine decided on: a new Job of the same spec.
 		r.Attempts = max(parseInt(j.job.Annotations[AnnotationAttempts]), j.st.Failed) + 1
 		r.QueuedSince = sinceOrNow(parseTime(j.job.Annotations[AnnotationQueuedSince]), now)
+		r.Resume = true
 		return true
 	case j.job != nil:
 		prev, ok := runFromAnnotations(j.job.Annotations)
@@ -138,6 +142,9 @@ func resumeLive(r *Run, ch reconcile.Change, prev Run, havePrev, neverStarted bo
 	}
 	r.Attempts = nextAttempt(parseInt(attempts), prev.Phase) // prev is zero when !havePrev
 	r.QueuedSince = sinceOrNow(prev.QueuedSince, now)
+	// Started before and stopped (preempted, or its node lost): the
+	// next pods resume from the run's checkpoints.
+	r.Resume = prev.Resume || prev.Phase == reconcile.PhasePreempted
 	return recreate
 }
 
@@ -150,6 +157,7 @@ func resumeRecorded(r *Run, rec *ledgerRecord, now time.Time) {
 	}
 	r.Attempts = nextAttempt(rec.Attempts, rec.Phase)
 	r.QueuedSince = sinceOrNow(rec.QueuedSince, now)
+	r.Resume = rec.Attempts > 0
 }
 
 // stopJob stops a run: its Job is suspended and says why (the pod
@@ -183,7 +191,7 @@ func (c *Cluster) stopJob(ctx context.Context, p *changePlan, ch reconcile.Chang
 	}
 	var remove []objRef
 	if ch.Phase == reconcile.PhaseStopped {
-		remove = c.runRefs(kindJob, j.ns, j.name, ch.Workload.Team)
+		remove = append(c.runRefs(kindJob, j.ns, j.name, ch.Workload.Team), checkpointRefs(j.ns, prev.Workload, prev.RunID)...)
 	}
 	p.stopped(j.key, endRecord(prev, ch, now), remove)
 	return nil

@@ -74,6 +74,10 @@ func (c *Cluster) foldFinished(updates map[string]ledgerUpdate, now time.Time) [
 			w, _ := specOf(job.Annotations)
 			updates[team][key] = &ledgerRecord{Kind: r.Kind, Phase: r.Phase, Reason: r.Reason, Digest: r.Digest, Attempts: r.Attempts,
 				Retries: w.Retries, QueuedSince: r.QueuedSince, StartedAt: r.StartedAt, FinishedAt: sinceOrNow(r.FinishedAt, now)}
+			if r.Phase == reconcile.PhaseSucceeded && job.Annotations[AnnotationCheckpointClaim] != "" {
+				// Its checkpoints go once the ledger holds its end.
+				release = append(release, checkpointRefs(job.Namespace, w, r.RunID)...)
+			}
 		}
 		for _, j := range jobs {
 			if j.DeletionTimestamp != nil && hasFinalizer(j) {

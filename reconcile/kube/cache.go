@@ -24,6 +24,7 @@ const (
 	kindConfigMap     = "ConfigMap"
 	kindNamespace     = "Namespace"
 	kindResourceQuota = "ResourceQuota"
+	kindClaim         = "PersistentVolumeClaim"
 )
 
 // objects is the informers' view of the cluster: every node, and the
@@ -78,6 +79,7 @@ func newObjects(client kubernetes.Interface) *objects {
 			kindConfigMap:     f.Core().V1().ConfigMaps().Informer(),
 			kindNamespace:     f.Core().V1().Namespaces().Informer(),
 			kindResourceQuota: f.Core().V1().ResourceQuotas().Informer(),
+			kindClaim:         f.Core().V1().PersistentVolumeClaims().Informer(),
 		},
 		nodes:   nf.Core().V1().Nodes().Informer(),
 		pods:    f.Core().V1().Pods().Informer(),

@@ -53,6 +53,10 @@ const (
 	// AnnotationCheckpointClaim names the run's checkpoint claim
 	// (CheckpointClaimName), on a run whose spec has a checkpoint.
 	AnnotationCheckpointClaim = "berth.dev/checkpoint-claim"
+	// AnnotationResume is "1" on a run's Job and pod template when the run
+	// started before (it was preempted, lost its node, or is retried) and
+	// its spec resumes from checkpoints: pods read it as BERTH_RESUME.
+	AnnotationResume = "berth.dev/resume"
 	// AnnotationRank is a role's pod's global rank (BERTH_RANK), which
 	// berth writes while the pod waits at RankGate; AnnotationRankOffset,
 	// on the pod template, is the pods of the roles before it.

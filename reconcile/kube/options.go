@@ -50,6 +50,9 @@ type RenderOptions struct {
 	// GPUToleration lets berth's GPU pods onto nodes tainted
 	// nvidia.com/gpu:NoSchedule (the usual taint of GPU pools).
 	GPUToleration bool
+	// StorageClass is the class of the claims berth creates (empty: the
+	// cluster's default class).
+	StorageClass string
 }
 
 // FromCluster returns the render options of a repository's cluster, with
@@ -61,6 +64,7 @@ func FromCluster(c berth.Cluster, repository string) RenderOptions {
 		SharesPerGPU:       c.SharesPerGPU,
 		Repository:         repository,
 		GPUToleration:      true,
+		StorageClass:       c.StorageClass,
 	}
 	return o.withDefaults()
 }
