@@ -65,7 +65,7 @@ type Run struct {
 	// (AnnotationResume, BERTH_RESUME).
 	Resume      bool
 	QueuedSince time.Time
-	StartedAt    time.Time
+	StartedAt   time.Time
 	// OmitReplicas leaves a Deployment's replicas to the manager that owns
 	// them (a HorizontalPodAutoscaler).
 	OmitReplicas bool
