@@ -6,7 +6,10 @@ import (
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/berth-gpu/berth"
 	"github.com/berth-gpu/berth/reconcile"
@@ -98,6 +101,11 @@ func (c *Cluster) startJob(ctx context.Context, cfg *berth.Config, p *changePlan
 	}
 	if err := c.ensureClaims(ctx, r); err != nil {
 		return err
+	}
+	if j.job != nil && !recreate {
+		if err := c.resetStartTime(ctx, j.job); err != nil {
+			return err
+		}
 	}
 	if p.outcome, err = c.applyObjects(ctx, objs); err != nil {
 		return err
@@ -194,5 +202,24 @@ func (c *Cluster) stopJob(ctx context.Context, p *changePlan, ch reconcile.Chang
 		remove = append(c.runRefs(kindJob, j.ns, j.name, ch.Workload.Team), checkpointRefs(j.ns, prev.Workload, prev.RunID)...)
 	}
 	p.stopped(j.key, endRecord(prev, ch, now), remove)
+	return nil
+}
+
+// resetStartTime clears the start time of a suspended Job that ran
+// before, as Kueue does (its BatchJob.ResetStatus): the API server lets a
+// suspended Job's pod template take new node affinity and annotations only
+// while the Job has no start time, and the Job controller keeps it through
+// a suspension. Without it a preempted run could resume only on the nodes
+// it ran on, and without its resume mark.
+func (c *Cluster) resetStartTime(ctx context.Context, job *batchv1.Job) error {
+	if job.Spec.Suspend == nil || !*job.Spec.Suspend || job.Status.StartTime == nil {
+		return nil
+	}
+	patch := []byte(`{"status":{"startTime":null}}`)
+	_, err := c.client.BatchV1().Jobs(job.Namespace).Patch(ctx, job.Name, types.MergePatchType, patch,
+		metav1.PatchOptions{FieldManager: FieldManager}, "status")
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("Job %s/%s: reset its start time: %w", job.Namespace, job.Name, err)
+	}
 	return nil
 }

@@ -119,6 +119,13 @@ func (c *Cluster) startRoles(ctx context.Context, cfg *berth.Config, p *changePl
 	if err := c.ensureClaims(ctx, r); err != nil {
 		return err
 	}
+	if !recreate {
+		for _, j := range l.jobs {
+			if err := c.resetStartTime(ctx, j); err != nil {
+				return err
+			}
+		}
+	}
 	ordered := append([]*unstructured.Unstructured{objs[len(objs)-1]}, objs[:len(objs)-1]...)
 	out := reconcile.OutcomeUnchanged
 	for k, obj := range ordered {
