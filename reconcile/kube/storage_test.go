@@ -171,4 +171,3 @@ func mapsEqual(a, b map[string]string) bool {
 	}
 	return true
 }
-
