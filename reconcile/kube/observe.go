@@ -298,8 +298,8 @@ type driftCache struct {
 }
 
 type driftResult struct {
-	depRV, svcRV, cfg string
-	drift             string
+	depRV, svcRV, ingRV, cfg string
+	drift                    string
 }
 
 func (dc *driftCache) check(c *Cluster, cfg *berth.Config, d *appsv1.Deployment) string {
@@ -308,22 +308,31 @@ func (dc *driftCache) check(c *Cluster, cfg *berth.Config, d *appsv1.Deployment)
 	if svc != nil {
 		svcRV = svc.ResourceVersion
 	}
+	ing := c.objs().ingress(d.Namespace, d.Name)
+	ingRV := ""
+	if ing != nil {
+		ingRV = ing.ResourceVersion
+	}
 	flavor := d.Annotations[AnnotationFlavor]
 	labels := flavorLabels(cfg, flavor)
-	cfgKey := fmt.Sprint(labels)
+	o := c.renderOptions(cfg)
+	cfgKey := fmt.Sprint(labels, o.Ingress)
+	if o.Ingress != nil {
+		cfgKey = fmt.Sprint(labels, *o.Ingress, o.Ingress.TLS)
+	}
 	key := d.Namespace + "/" + d.Name
 	dc.mu.Lock()
-	if r, ok := dc.m[key]; ok && r.depRV == d.ResourceVersion && r.svcRV == svcRV && r.cfg == cfgKey {
+	if r, ok := dc.m[key]; ok && r.depRV == d.ResourceVersion && r.svcRV == svcRV && r.ingRV == ingRV && r.cfg == cfgKey {
 		dc.mu.Unlock()
 		return r.drift
 	}
 	dc.mu.Unlock()
-	drift := deploymentDrift(c.opts.Render, d, svc, labels)
+	drift := deploymentDrift(o, d, svc, ing, labels)
 	dc.mu.Lock()
 	if dc.m == nil {
 		dc.m = map[string]driftResult{}
 	}
-	dc.m[key] = driftResult{depRV: d.ResourceVersion, svcRV: svcRV, cfg: cfgKey, drift: drift}
+	dc.m[key] = driftResult{depRV: d.ResourceVersion, svcRV: svcRV, ingRV: ingRV, cfg: cfgKey, drift: drift}
 	dc.mu.Unlock()
 	return drift
 }
