@@ -490,6 +490,10 @@ type Workload struct {
 	Roles map[string]Role `json:"roles,omitempty"`
 	// Volumes are the storage the workload mounts, by name.
 	Volumes map[string]Volume `json:"volumes,omitempty"`
+	// Outputs is what a pipeline step leaves for later steps; Inputs are
+	// the steps (same team) whose outputs it reads.
+	Outputs *Outputs `json:"outputs,omitempty"`
+	Inputs  []string `json:"inputs,omitempty"`
 
 	// Pos is where the workload is defined.
 	Pos Pos `json:"-"`

@@ -113,8 +113,8 @@ func LocalVolumeRoot(c Cluster) string {
 	return "{state-dir}/volumes"
 }
 
-// Mounts lists what run runID of the workload mounts on cluster c, by
-// name (the checkpoint volume first).
+// Mounts lists what run runID of the workload mounts on cluster c: its
+// checkpoints, its outputs, the inputs it reads, then its volumes by name.
 func (w Workload) Mounts(c Cluster, runID string) []Mount {
 	var out []Mount
 	kube := c.Backend == BackendKubernetes
@@ -131,6 +131,27 @@ func (w Workload) Mounts(c Cluster, runID string) []Mount {
 		}
 		if !cp.Keep {
 			m.Source += ", deleted when it ends"
+		}
+		out = append(out, m)
+	}
+	if o := w.Outputs; o != nil {
+		m := Mount{Name: "outputs", Kind: MountOutput, Path: path.Join("{state-dir}", LocalOutputDir(w.ID(), runID)),
+			Source: "a directory of the run, kept " + o.Retention.String() + " after it succeeds"}
+		if kube {
+			size := o.Size
+			if size.IsZero() {
+				size = DefaultCheckpointSize
+			}
+			m.Path = KubeOutputDir
+			m.Source = "new claim of " + size.String() + " per run, kept " + o.Retention.String() + " after it succeeds"
+		}
+		out = append(out, m)
+	}
+	for _, step := range w.Inputs {
+		m := Mount{Name: step, Kind: MountInput, ReadOnly: true, Source: "the outputs of " + step + "'s current run",
+			Path: path.Join("{BERTH_INPUTS_DIR}", step)}
+		if kube {
+			m.Path = path.Join(KubeInputsDir, step)
 		}
 		out = append(out, m)
 	}
@@ -198,3 +219,39 @@ func PathSafe(s string) string {
 	}
 	return out
 }
+
+// Outputs is what a pipeline step leaves for the steps that read it.
+type Outputs struct {
+	// Retention is how long the outputs stay after the step succeeded.
+	Retention Duration `json:"retention"`
+	// Size is the size of the run's claim on Kubernetes (zero:
+	// DefaultCheckpointSize).
+	Size Quantity `json:"size,omitzero"`
+}
+
+// Environment of pipeline steps.
+const (
+	// EnvOutputDir is where a step with outputs writes them.
+	EnvOutputDir = "BERTH_OUTPUT_DIR"
+	// EnvInputsDir holds one directory per step whose outputs a step
+	// reads, named after the step.
+	EnvInputsDir = "BERTH_INPUTS_DIR"
+)
+
+// Mount kinds of pipelines.
+const (
+	MountOutput = "output"
+	MountInput  = "input"
+)
+
+// LocalOutputDir is a step run's output directory on one machine,
+// relative to berth's state directory.
+func LocalOutputDir(id WorkloadID, runID string) string {
+	return path.Join("outputs", PathSafe(id.Team()), PathSafe(id.Name()), PathSafe(runID))
+}
+
+// Where a container finds a pipeline's outputs and inputs on Kubernetes.
+const (
+	KubeOutputDir = "/berth/outputs"
+	KubeInputsDir = "/berth/inputs"
+)

@@ -1,6 +1,8 @@
 package cue
 
 import (
+	"fmt"
+
 	"github.com/berth-gpu/berth"
 	"github.com/berth-gpu/berth/reconcile/schedule"
 )
@@ -53,3 +55,51 @@ func (c *checker) volumes(p string, w berth.Workload) {
 }
 
 func isAbs(p string) bool { return len(p) > 0 && p[0] == '/' }
+
+// pipelineInputs checks that every step a workload reads the outputs of
+// exists in its team, has outputs, and is one it depends on (directly or
+// through other steps): otherwise it could start before they are written.
+func (c *checker) pipelineInputs(p string, w berth.Workload) {
+	if c.partial || len(w.Inputs) == 0 {
+		return
+	}
+	deps := c.dependsOn(w)
+	for i, step := range w.Inputs {
+		ip := fmt.Sprintf("%s.inputs.%d", p, i)
+		id := berth.MakeWorkloadID(w.Team, step)
+		producer, ok := c.cfg.Workloads[id]
+		switch {
+		case !ok && c.invalid["workloads."+w.Team+"."+step]:
+		case !ok:
+			var same []string
+			for other := range c.cfg.Workloads {
+				if other.Team() == w.Team {
+					same = append(same, other.Name())
+				}
+			}
+			c.errorf(ip, "step %q does not exist in team %s: inputs name steps of the workload's own team%s", step, w.Team, suggest(step, same))
+		case producer.Outputs == nil:
+			c.errorf(ip, "step %s has no outputs to read: give it outputs: {} (it writes them to BERTH_OUTPUT_DIR)", step)
+		case !deps[id]:
+			c.errorf(ip, "reads the outputs of %s but does not depend on it, so it could start before they are written: add %q to dependsOn", step, step)
+		}
+	}
+}
+
+// dependsOn is every workload w depends on, directly or through others.
+func (c *checker) dependsOn(w berth.Workload) map[berth.WorkloadID]bool {
+	seen := map[berth.WorkloadID]bool{}
+	todo := w.Dependencies()
+	for len(todo) > 0 {
+		id := todo[len(todo)-1]
+		todo = todo[:len(todo)-1]
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		if d, ok := c.cfg.Workloads[id]; ok {
+			todo = append(todo, d.Dependencies()...)
+		}
+	}
+	return seen
+}

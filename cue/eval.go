@@ -273,7 +273,8 @@ func (ev *evaluator) object(r *instanceResult, inst cuelang.Value, p []string, o
 		for _, role := range w.RoleNames() {
 			ev.rolePos(&obj, o, p, role)
 		}
-		ev.refPos(&obj, o, p, "checkpoint", "checkpoint.dir")
+		ev.refPos(&obj, o, p, "checkpoint", "checkpoint.dir", "outputs")
+		ev.listPos(&obj, o, p, "inputs", len(w.Inputs), "")
 		for _, v := range w.VolumeNames() {
 			ev.volumePos(&obj, o, p, v)
 		}

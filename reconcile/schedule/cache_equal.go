@@ -34,6 +34,7 @@ func sameWorkload(a, b *berth.Workload) bool {
 		a.CatchUp == b.CatchUp && a.CatchUpLimit == b.CatchUpLimit && a.Concurrency == b.Concurrency &&
 		samePtr(a.Autoscale, b.Autoscale) && samePtr(a.Checkpoint, b.Checkpoint) &&
 		maps.Equal(a.Volumes, b.Volumes) && (a.Volumes == nil) == (b.Volumes == nil) &&
+		samePtr(a.Outputs, b.Outputs) && slices.Equal(a.Inputs, b.Inputs) && (a.Inputs == nil) == (b.Inputs == nil) &&
 		slices.Equal(a.DependsOn, b.DependsOn) && (a.DependsOn == nil) == (b.DependsOn == nil) &&
 		maps.EqualFunc(a.Roles, b.Roles, sameRole) && (a.Roles == nil) == (b.Roles == nil)
 }
