@@ -37,6 +37,9 @@ type Cluster struct {
 	// idleLimits are the notebooks' idle limits of the configuration
 	// Observe was last given (under mu).
 	idleLimits map[berth.WorkloadID]time.Duration
+	// cfg is the configuration Apply was last given (under mu): a
+	// pipeline step's inputs are the current runs of the steps it names.
+	cfg *berth.Config
 
 	// The idle checks of notebooks (notebook.go): one at a time, under
 	// idleMu, which guards lastActivity (by run and attempt).

@@ -60,6 +60,10 @@ type record struct {
 	// checkpoints: they are removed when the run succeeds or is stopped
 	// for good.
 	DropCheckpoints bool `json:"dropCheckpoints,omitempty"`
+	// OutputsRetention is how long a step's outputs stay after its run
+	// succeeded (zero: it has none); OutputsRemoved says they are gone.
+	OutputsRetention berth.Duration `json:"outputsRetention,omitempty"`
+	OutputsRemoved   bool           `json:"outputsRemoved,omitempty"`
 	// Idle is a notebook's idle limit when it was started: berth stops it
 	// once it has been idle that long (the configuration's newer limit,
 	// where Observe has seen one, wins).

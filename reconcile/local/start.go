@@ -43,6 +43,10 @@ func (c *Cluster) start(r *record, w berth.Workload) error {
 		return err
 	}
 	r.DropCheckpoints = w.Checkpoint != nil && !w.Checkpoint.Keep
+	r.OutputsRetention = 0
+	if w.Outputs != nil {
+		r.OutputsRetention = w.Outputs.Retention
+	}
 	if w.Checkpoint != nil {
 		if err := os.MkdirAll(filepath.Join(c.opts.StateDir, checkpointDir(r.Workload, r.RunID)), 0o755); err != nil {
 			return fmt.Errorf("checkpoint directory: %w", err)
@@ -202,6 +206,10 @@ func (c *Cluster) podSpecs(r *record, w berth.Workload, n int) ([]podSpec, strin
 	if err != nil {
 		return nil, "", err
 	}
+	pipeEnv, err := c.pipelineEnv(r, w, n)
+	if err != nil {
+		return nil, "", err
+	}
 	var note string
 	if w.Image != "" {
 		note = "image " + w.Image + " not used: no container runtime is configured; the command runs as a process"
@@ -260,6 +268,7 @@ func (c *Cluster) podSpecs(r *record, w berth.Workload, n int) ([]podSpec, strin
 			return nil, "", fmt.Errorf("pod %d: %w", i, err)
 		}
 		berthEnv = append(berthEnv, volEnv...)
+		berthEnv = append(berthEnv, pipeEnv...)
 		argv, workDir := lp[i].argv, ""
 		if w.Kind == berth.KindNotebook {
 			nb, err := c.notebookPod(r.Workload, argv, ports[0])

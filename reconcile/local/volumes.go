@@ -137,3 +137,68 @@ func (c *Cluster) cleanEnded(r *record) {
 		}
 	}
 }
+
+// pipelineEnv makes a step's output directory (one per run, kept across
+// its attempts) and the attempt's inputs directory, which holds a link
+// named after each step it reads to that step's current run's outputs.
+// One machine cannot mount them read-only: the links are a promise.
+func (c *Cluster) pipelineEnv(r *record, w berth.Workload, n int) ([]string, error) {
+	var env []string
+	if w.Outputs != nil {
+		dir := filepath.Join(c.opts.StateDir, filepath.FromSlash(berth.LocalOutputDir(r.Workload, r.RunID)))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("outputs: %w", err)
+		}
+		env = append(env, berth.EnvOutputDir+"="+dir)
+	}
+	if len(w.Inputs) == 0 {
+		return env, nil
+	}
+	inputs := filepath.Join(c.opts.StateDir, attemptDir(r.Workload, r.RunID, n), "inputs")
+	if err := os.RemoveAll(inputs); err != nil {
+		return nil, fmt.Errorf("inputs: %w", err)
+	}
+	if err := os.MkdirAll(inputs, 0o755); err != nil {
+		return nil, fmt.Errorf("inputs: %w", err)
+	}
+	for _, step := range w.Inputs {
+		id := berth.MakeWorkloadID(r.Workload.Team(), step)
+		var producer berth.Workload
+		ok := c.cfg != nil
+		if ok {
+			producer, ok = c.cfg.Workloads[id]
+		}
+		if !ok {
+			return nil, fmt.Errorf("inputs: step %s is not in the configuration", id)
+		}
+		dir := filepath.Join(c.opts.StateDir, filepath.FromSlash(berth.LocalOutputDir(id, producer.RunID)))
+		if _, err := os.Stat(dir); err != nil {
+			return nil, fmt.Errorf("inputs: the outputs of %s run %s: %w (past their retention, or never written)", id, producer.RunID, err)
+		}
+		if err := os.Symlink(dir, filepath.Join(inputs, step)); err != nil {
+			return nil, fmt.Errorf("inputs: %w", err)
+		}
+	}
+	return append(env, berth.EnvInputsDir+"="+inputs), nil
+}
+
+// expireOutputs removes the outputs of every step run that succeeded
+// longer ago than its retention, and records that they are gone.
+func (c *Cluster) expireOutputs() error {
+	now := c.opts.Now()
+	var gone []*record
+	for _, r := range c.ledger.runs {
+		if r.OutputsRetention <= 0 || r.OutputsRemoved || r.Ended == nil || r.Ended.Phase != reconcile.PhaseSucceeded ||
+			now.Before(r.Ended.FinishedAt.Add(r.OutputsRetention.D())) {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(c.opts.StateDir, filepath.FromSlash(berth.LocalOutputDir(r.Workload, r.RunID)))); err != nil {
+			c.log.Warn("cannot remove expired outputs", "run", r.Key().String(), "err", err)
+			continue
+		}
+		n := r.clone()
+		n.OutputsRemoved = true
+		gone = append(gone, n)
+	}
+	return c.ledger.put(gone...)
+}

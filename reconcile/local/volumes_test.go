@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/berth-gpu/berth"
 	"github.com/berth-gpu/berth/reconcile"
@@ -130,5 +131,63 @@ func TestVolumeThatCannotBeHadFailsTheStart(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(outside); len(entries) > 0 {
 		t.Errorf("berth made %v outside the volume root", entries)
+	}
+}
+
+// TestPipelineOutputsReachTheNextStep, with real processes: prepare writes
+// its outputs to BERTH_OUTPUT_DIR; train, which reads them, finds them at
+// BERTH_INPUTS_DIR/prepare. Once prepare's retention has passed, its
+// outputs are gone, and a step that would read them fails to start saying
+// so.
+func TestPipelineOutputsReachTheNextStep(t *testing.T) {
+	opts := testOptions(t.TempDir(), testLogger(t))
+	now := time.Now()
+	opts.Now = func() time.Time { return now }
+	c, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stopAll(c); c.Close() })
+
+	prepare := batch("prepare", `echo tokens > "$BERTH_OUTPUT_DIR/data.txt"`).Obj()
+	prepare.Outputs = &berth.Outputs{Retention: berth.Duration(time.Hour)}
+	train := batch("train", `cat "$BERTH_INPUTS_DIR/prepare/data.txt"`).Obj()
+	train.DependsOn, train.Inputs = []string{"prepare"}, []string{"prepare"}
+	cfg := &berth.Config{Workloads: map[berth.WorkloadID]berth.Workload{prepare.ID(): prepare, train.ID(): train}}
+	run := func(w berth.Workload) error {
+		t.Helper()
+		res, err := c.Apply(context.Background(), cfg, []reconcile.Change{change(reconcile.OpStart, w, cpuOnly())})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res[0].Err
+	}
+
+	if err := run(prepare); err != nil {
+		t.Fatal(err)
+	}
+	waitPhase(t, c, prepare.ID(), "1", reconcile.PhaseSucceeded)
+	if err := run(train); err != nil {
+		t.Fatal(err)
+	}
+	waitPhase(t, c, train.ID(), "1", reconcile.PhaseSucceeded)
+	if got := strings.TrimSpace(stdout(t, c, train.ID(), "1", 0)); got != "tokens" {
+		t.Errorf("train read %q from prepare's outputs, want tokens", got)
+	}
+
+	out := filepath.Join(c.StateDir(), "outputs", "vision", "prepare", "1")
+	apply(t, c)
+	if _, err := os.Stat(out); err != nil {
+		t.Fatalf("prepare's outputs within their retention: %v", err)
+	}
+	now = now.Add(2 * time.Hour)
+	apply(t, c)
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("prepare's outputs after their retention: %v, want them gone", err)
+	}
+	again := train
+	again.RunID = "2"
+	if err := run(again); err == nil || !strings.Contains(err.Error(), "past their retention") {
+		t.Errorf("a step reading expired outputs: %v, want an error that says so", err)
 	}
 }
