@@ -144,7 +144,7 @@ func resumeJob(r *Run, ch reconcile.Change, j liveJob, now time.Time) (recreate 
 // Jobs must be made anew. attempts is the Jobs' attempts annotation.
 func resumeLive(r *Run, ch reconcile.Change, prev Run, havePrev, neverStarted bool, attempts string, now time.Time) (recreate bool) {
 	if havePrev && !(neverStarted && prev.Digest != ch.Digest) {
-		r.Workload, r.Digest, r.Path, r.Commit = prev.Workload, prev.Digest, prev.Path, prev.Commit
+		r.Workload, r.Digest, r.Path, r.Commit, r.Inputs = prev.Workload, prev.Digest, prev.Path, prev.Commit, prev.Inputs
 	} else if neverStarted {
 		recreate = true
 	}
@@ -199,7 +199,7 @@ func (c *Cluster) stopJob(ctx context.Context, p *changePlan, ch reconcile.Chang
 	}
 	var remove []objRef
 	if ch.Phase == reconcile.PhaseStopped {
-		remove = append(c.runRefs(kindJob, j.ns, j.name, ch.Workload.Team), checkpointRefs(j.ns, prev.Workload, prev.RunID)...)
+		remove = append(c.runRefs(kindJob, j.ns, j.name, ch.Workload.Team), stoppedRefs(j.ns, prev.Workload, prev.RunID)...)
 	}
 	p.stopped(j.key, endRecord(prev, ch, now), remove)
 	return nil

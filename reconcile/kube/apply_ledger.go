@@ -29,7 +29,7 @@ func (c *Cluster) applyLedger(ctx context.Context, plans []*changePlan, now time
 			updates[p.team][k] = r
 		}
 	}
-	release := c.foldFinished(updates, now)
+	release := append(c.foldFinished(updates, now), c.expiredOutputs(now)...)
 	errs := map[string]error{}
 	teams := make([]string, 0, len(updates))
 	for t := range updates {

@@ -252,6 +252,11 @@ func runFromAnnotations(a map[string]string) (Run, bool) {
 			return Run{}, false
 		}
 	}
+	if p := a[AnnotationInputs]; p != "" {
+		if err := json.Unmarshal([]byte(p), &r.Inputs); err != nil {
+			return Run{}, false
+		}
+	}
 	if p := a[AnnotationRoles]; p != "" {
 		if err := json.Unmarshal([]byte(p), &r.Roles); err != nil {
 			return Run{}, false

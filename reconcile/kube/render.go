@@ -63,7 +63,11 @@ type Run struct {
 	// Resume: the run started before (a preemption, a lost node, a
 	// retry), so a spec that resumes from checkpoints is told to
 	// (AnnotationResume, BERTH_RESUME).
-	Resume      bool
+	Resume bool
+	// Inputs are, for a pipeline step that reads others' outputs, each
+	// step's outputs claim (that step's current run when this one
+	// started; AnnotationInputs).
+	Inputs      map[string]string
 	QueuedSince time.Time
 	StartedAt   time.Time
 	// OmitReplicas leaves a Deployment's replicas to the manager that owns
@@ -481,6 +485,10 @@ func runAnnotations(o RenderOptions, r Run) map[string]string {
 	}
 	if resumes(r) {
 		a[AnnotationResume] = "1"
+	}
+	if len(r.Inputs) > 0 {
+		b, _ := json.Marshal(r.Inputs)
+		a[AnnotationInputs] = string(b)
 	}
 	if r.Attempts > 0 || r.Started {
 		a[AnnotationAttempts] = strconv.Itoa(max(r.Attempts, 1))

@@ -1,6 +1,7 @@
 package kube
 
 import (
+	"path"
 	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
@@ -23,7 +24,11 @@ import (
 //     per team namespace and volume name (VolumeClaimName) and never
 //     deletes;
 //   - scratch: a generic ephemeral volume, a claim per pod that Kubernetes
-//     makes with the pod and deletes with it.
+//     makes with the pod and deletes with it;
+//   - a pipeline step's outputs: one claim per run (OutputsClaimName),
+//     mounted at /berth/outputs, and read-only at /berth/inputs/<step> by
+//     the steps that read it; deleted once its retention has passed after
+//     the run succeeded (at an Apply), or when it is stopped for good.
 //
 // Claims berth makes take the cluster's storageClass (absent: the
 // cluster's default class).
@@ -32,8 +37,11 @@ import (
 // from the checkpoint volume's name).
 func volumeName(name string) string { return "v-" + name }
 
-// checkpointVolume is the pod volume of the run's checkpoint claim.
-const checkpointVolume = "berth-checkpoints"
+// The pod volumes of the run's checkpoint and outputs claims.
+const (
+	checkpointVolume = "berth-checkpoints"
+	outputsVolume    = "berth-outputs"
+)
 
 // resumes reports whether r's pods are told to resume from checkpoints.
 func resumes(r Run) bool {
@@ -62,6 +70,12 @@ func storageEnv(w berth.Workload) []corev1.EnvVar {
 			corev1.EnvVar{Name: berth.EnvResume, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{
 				FieldPath: "metadata.annotations['" + AnnotationResume + "']"}}})
 	}
+	if w.Outputs != nil {
+		env = append(env, corev1.EnvVar{Name: berth.EnvOutputDir, Value: berth.KubeOutputDir})
+	}
+	if len(w.Inputs) > 0 {
+		env = append(env, corev1.EnvVar{Name: berth.EnvInputsDir, Value: berth.KubeInputsDir})
+	}
 	for _, name := range w.VolumeNames() {
 		env = append(env, corev1.EnvVar{Name: berth.VolumeEnv(name), Value: w.Volumes[name].MountPath})
 	}
@@ -77,6 +91,21 @@ func mountStorage(o RenderOptions, r Run, spec *corev1.PodSpec) {
 		spec.Volumes = append(spec.Volumes, corev1.Volume{Name: checkpointVolume, VolumeSource: corev1.VolumeSource{
 			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: CheckpointClaimName(r.Key())}}})
 		c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: checkpointVolume, MountPath: cp.Dir})
+	}
+	if w.Outputs != nil {
+		spec.Volumes = append(spec.Volumes, corev1.Volume{Name: outputsVolume, VolumeSource: corev1.VolumeSource{
+			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: OutputsClaimName(r.Key())}}})
+		c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: outputsVolume, MountPath: berth.KubeOutputDir})
+	}
+	for _, step := range w.Inputs {
+		claim, ok := r.Inputs[step]
+		if !ok {
+			continue // Apply fills every input in; a render without them mounts none
+		}
+		name := "in-" + step
+		spec.Volumes = append(spec.Volumes, corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{
+			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claim, ReadOnly: true}}})
+		c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: name, MountPath: path.Join(berth.KubeInputsDir, step), ReadOnly: true})
 	}
 	for _, name := range w.VolumeNames() {
 		v := w.Volumes[name]
@@ -133,6 +162,21 @@ func RenderClaims(o RenderOptions, r Run) ([]*unstructured.Unstructured, error) 
 			ObjectMeta: metav1.ObjectMeta{Name: CheckpointClaimName(r.Key()), Namespace: ns,
 				Labels: runLabels(r), Annotations: gitAnnotations(o, r)},
 			Spec: claimSpec(o, size, mode),
+		})
+	}
+	if out := w.Outputs; out != nil {
+		size := out.Size
+		if size.IsZero() {
+			size = berth.DefaultCheckpointSize
+		}
+		a := gitAnnotations(o, r)
+		a[AnnotationRetention] = out.Retention.String()
+		objs = append(objs, &corev1.PersistentVolumeClaim{
+			TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: kindClaim},
+			ObjectMeta: metav1.ObjectMeta{Name: OutputsClaimName(r.Key()), Namespace: ns,
+				Labels: runLabels(r), Annotations: a},
+			// Read by the steps after it, on whichever nodes.
+			Spec: claimSpec(o, size, corev1.ReadWriteMany),
 		})
 	}
 	for _, name := range w.VolumeNames() {

@@ -171,3 +171,63 @@ func mapsEqual(a, b map[string]string) bool {
 	}
 	return true
 }
+
+// TestPipelineOutputsOnKubernetes, on the real control plane: prepare's
+// run has an outputs claim mounted at /berth/outputs; train, which reads
+// it, mounts that claim read-only at /berth/inputs/prepare; once
+// prepare's retention has passed after it succeeded, the claim goes at
+// berth's next Apply.
+func TestPipelineOutputsOnKubernetes(t *testing.T) {
+	s := newScenario(t, "pipe", gpuNode())
+	pipeline := `workloads: ml: prepare: {kind: "batch", image: "img:1", env: BERTH_SIMULATED_DURATION: "1s",
+	resources: {cpu: 1, flavor: "cpu"}, outputs: {retention: "2s", size: "1Gi"}}
+workloads: ml: train: {kind: "batch", image: "img:1", env: BERTH_SIMULATED_DURATION: "1s",
+	resources: {cpu: 1, flavor: "cpu"}, dependsOn: ["prepare"], inputs: ["prepare"]}
+`
+	s.team(8, pipeline)
+	s.until("train succeeds", 2*time.Minute, func(cr reconcile.ClusterReport) bool { return phase(cr, "ml/train") == reconcile.PhaseSucceeded })
+	mounts := func(workload string) map[string]string {
+		pods := s.pods("ml", workload)
+		if len(pods) == 0 {
+			t.Fatalf("%s has no pod", workload)
+		}
+		out := map[string]string{}
+		for _, m := range pods[0].Spec.Containers[0].VolumeMounts {
+			for _, v := range pods[0].Spec.Volumes {
+				if v.Name == m.Name && v.PersistentVolumeClaim != nil {
+					out[m.MountPath] = v.PersistentVolumeClaim.ClaimName
+					if m.ReadOnly != v.PersistentVolumeClaim.ReadOnly {
+						t.Errorf("%s mounts %s with readOnly %v, claim readOnly %v", workload, m.MountPath, m.ReadOnly, v.PersistentVolumeClaim.ReadOnly)
+					}
+					if m.ReadOnly {
+						out[m.MountPath] += " (read-only)"
+					}
+				}
+			}
+		}
+		return out
+	}
+	if got, want := mounts("prepare"), map[string]string{"/berth/outputs": "prepare-1-outputs"}; !mapsEqual(got, want) {
+		t.Errorf("prepare mounts %v, want %v", got, want)
+	}
+	if got, want := mounts("train"), map[string]string{"/berth/inputs/prepare": "prepare-1-outputs (read-only)"}; !mapsEqual(got, want) {
+		t.Errorf("train mounts %v, want %v", got, want)
+	}
+	// Past the retention, the next Apply (a commit gives it one) lets the
+	// outputs go.
+	time.Sleep(2 * time.Second)
+	s.team(8, pipeline+`workloads: ml: next: {kind: "batch", image: "img:1", env: BERTH_SIMULATED_DURATION: "1s", resources: {cpu: 1, flavor: "cpu"}}
+`)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		s.mustReconcile()
+		c, err := s.env.Client.CoreV1().PersistentVolumeClaims(s.ns("ml")).Get(s.ctx, "prepare-1-outputs", metav1.GetOptions{})
+		if apierrors.IsNotFound(err) || (err == nil && c.DeletionTimestamp != nil) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("prepare's outputs claim is still there past its retention (%v)", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
