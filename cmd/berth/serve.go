@@ -31,6 +31,7 @@ import (
 	"github.com/berth-gpu/berth/redact"
 	"github.com/berth-gpu/berth/sources"
 	"github.com/berth-gpu/berth/status"
+	"github.com/berth-gpu/berth/status/dash"
 )
 
 type serveOptions struct {
@@ -239,6 +240,10 @@ type server struct {
 	sampled time.Time
 	// metrics are serve's own (metrics.go).
 	metrics *serveMetrics
+	// sessions sign the dashboard's session cookies (session.go).
+	sessions *sessions
+	// devices are the local clusters' GPUs as last read (history.go).
+	devices []dash.Device
 }
 
 func (s *server) record(r reconcile.Report) {
