@@ -153,6 +153,7 @@ func (s *server) addHistory(d *dash.Data, now time.Time) {
 	if u, err := s.hist.Usage(history.MonthStart(now), history.Day(now)); err == nil {
 		d.Usage = u
 	}
+	d.Origins = s.hist.Origins()
 	d.Series = map[dash.DeviceKey][]history.Point{}
 	s.mu.Lock()
 	d.Devices = s.devices

@@ -120,6 +120,9 @@ func demoData() Data {
 			{UsageKey: history.UsageKey{Day: "2026-03-01", Team: "vision", Cluster: "lab", Flavor: "h100"}, MilliGPUMillis: hour / 2},
 		},
 		Series: series,
+		Origins: map[string]map[berth.RunKey]history.Origin{"box": {
+			{Workload: "vision/train", RunID: "1"}: {Commit: "fedcba9876543210fedcba9876543210fedcba98", PR: 12},
+		}},
 		Devices: []Device{
 			{Cluster: "box", Node: "box", Index: 0, Name: "NVIDIA H100 80GB HBM3", MemoryMiB: 81559, Utilization: 19, MemoryUtilization: 5},
 			{Cluster: "box", Node: "box", Index: 3, Name: "NVIDIA H100 80GB HBM3", MemoryMiB: 81559, Utilization: -1, MemoryUtilization: -1, MIGEnabled: true, MIG: []string{"1g.10gb", "1g.10gb"}},
