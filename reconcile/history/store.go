@@ -320,8 +320,9 @@ func (s *Store) Events(q Query) ([]Event, error) {
 		if q.Until.IsZero() {
 			k, v = c.Last()
 		} else {
-			k, v = c.Seek(eventKey(q.Until, 0))
-			if k == nil {
+			// The last event before Until: the one before the first at or
+			// after it, or the last of all.
+			if k, _ = c.Seek(eventKey(q.Until, 0)); k == nil {
 				k, v = c.Last()
 			} else {
 				k, v = c.Prev()
