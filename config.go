@@ -384,7 +384,9 @@ type Team struct {
 	// the other groups'.
 	ResourceGroups []ResourceGroup `json:"resourceGroups,omitempty"`
 	GPUHoursBudget float64         `json:"gpuHoursBudget,omitempty"`
-	Preemption     Preemption      `json:"preemption"`
+	// GPUHoursPerMonth is the team's monthly budget of GPU-hours (0: none).
+	GPUHoursPerMonth float64    `json:"gpuHoursPerMonth,omitempty"`
+	Preemption       Preemption `json:"preemption"`
 	// FlavorFungibility says when a workload tries the team's next flavor
 	// instead of borrowing or preempting on this one.
 	FlavorFungibility FlavorFungibility `json:"flavorFungibility"`
@@ -667,6 +669,11 @@ func (w Workload) Pods() int {
 	case KindBatch:
 		return max(w.Parallelism, 1)
 	default:
+		if w.Autoscale != nil {
+			// The run holds the minimum; each replica above it is a
+			// run of its own (ScaleRunID).
+			return max(w.Autoscale.Min, 1)
+		}
 		return max(w.Replicas, 1)
 	}
 }

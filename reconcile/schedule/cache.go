@@ -442,6 +442,7 @@ func (c *Cache) cycle(snap *berth.Snapshot) *berth.Plan {
 	}
 	plan.Decisions = mergeDecisions(extra, kept, decided)
 	plan.Quota = mergeQuota(before, st.quotaUse())
+	st.scaleRooms(plan.Decisions)
 	return plan
 }
 
