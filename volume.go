@@ -130,7 +130,7 @@ func (w Workload) Mounts(c Cluster, runID string) []Mount {
 			m.Source = "new claim of " + size.String() + " per run, kept across its attempts"
 		}
 		if !cp.Keep {
-			m.Source += ", deleted when it ends"
+			m.Source += ", deleted once it succeeds"
 		}
 		out = append(out, m)
 	}

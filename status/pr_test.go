@@ -105,6 +105,18 @@ func scenarios() map[string]func() (status.PlanView, *policy.Review) {
 			})
 			return s.view(), s.review(policy.Approver{Login: "carl", Teams: []string{"acme/vision"}})
 		},
+		"mounts": func() (status.PlanView, *policy.Review) {
+			// On Kubernetes: the run's checkpoint claim, a dataset's
+			// existing claim (read-only), a team claim berth makes, and
+			// scratch per pod.
+			s := newScenario(func(b *build.ConfigBuilder) {
+				b.Backend(berth.BackendKubernetes)
+				b.Workload(build.Workload("vision", "llama-ft").Training(2).GPUs(2).MaxDuration("24h").Checkpoint("/ckpt").
+					Volume("imagenet", berth.VolumeDataset, "imagenet-2012", "").Volume("results", berth.VolumeTeam, "", "500Gi").
+					Volume("tmp", berth.VolumeScratch, "", "100Gi"))
+			})
+			return s.view(), s.review(policy.Approver{Login: "carl", Teams: []string{"acme/vision"}})
+		},
 		"queued": func() (status.PlanView, *policy.Review) {
 			s := newScenario(func(b *build.ConfigBuilder) {
 				b.Workload(build.Workload("vision", "big-train").Training(2).GPUs(4).MaxDuration("12h"))
