@@ -109,12 +109,3 @@ func ingressURL(in *berth.Ingress, w berth.Workload) string {
 	}
 	return in.Scheme() + "://" + w.Expose.Host + "/"
 }
-
-// exposeKind is the kind of object renderExpose makes on a cluster with
-// this ingress.
-func exposeKind(in *berth.Ingress) string {
-	if in != nil && in.Gateway != "" {
-		return kindHTTPRoute
-	}
-	return kindIngress
-}
