@@ -62,8 +62,9 @@ func (c *Cluster) Observe(ctx context.Context, cfg *berth.Config) (*reconcile.Ob
 		seen[r.Key()] = true
 		obs.Runs = append(obs.Runs, r)
 	}
+	ingress := c.renderOptions(cfg).Ingress
 	for _, d := range c.objs().deployments() {
-		r, ok := c.deploymentRun(d)
+		r, ok := c.deploymentRun(d, ingress)
 		if !ok {
 			continue
 		}
@@ -194,8 +195,9 @@ func (c *Cluster) jobRun(job *batchv1.Job) (reconcile.RunState, bool) {
 	return r, true
 }
 
-// deploymentRun is the run a service's Deployment carries.
-func (c *Cluster) deploymentRun(d *appsv1.Deployment) (reconcile.RunState, bool) {
+// deploymentRun is the run a service's Deployment carries, with where it
+// is reached through the cluster's ingress, if any.
+func (c *Cluster) deploymentRun(d *appsv1.Deployment, ingress *berth.Ingress) (reconcile.RunState, bool) {
 	a := d.Annotations
 	team, name, runID := d.Labels[LabelTeam], d.Labels[LabelWorkload], a[AnnotationRunID]
 	if !c.ours(d.Namespace, team) || name == "" || runID == "" || d.DeletionTimestamp != nil {
@@ -209,7 +211,7 @@ func (c *Cluster) deploymentRun(d *appsv1.Deployment) (reconcile.RunState, bool)
 		Note: "deployment " + d.Namespace + "/" + d.Name}
 	r.Resources = w.Resources
 	r.Placements = observedPlacements(placementsOf(a), podNodes(pods))
-	r.URL = serviceURL(w, d.Namespace)
+	r.URL = serviceURL(ingress, w, d.Namespace)
 	return r, true
 }
 
