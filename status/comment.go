@@ -276,6 +276,9 @@ func syncText(w SyncWorkload) string {
 		if len(w.Nodes) > 0 {
 			s += " (" + strings.Join(policy.Abbrev(w.Nodes, 4), ", ") + ")"
 		}
+		if w.URL != "" && w.State == SyncRunning {
+			s += ", at " + w.URL
+		}
 	case SyncPreempted:
 		switch {
 		case strings.HasPrefix(w.Reason, "preempted by "):

@@ -255,7 +255,7 @@ func syncViews() []status.SyncView {
 		{PR: pr, Cluster: "c1", MergeSHA: "3333333333333333333333333333333333333333", Time: at(600), Workloads: []status.SyncWorkload{
 			{ID: "vision/llama-ft", RunID: "1", Kind: berth.KindTraining, State: status.SyncSucceeded,
 				History: []status.Transition{{State: status.SyncQueued, At: at(0)}, {State: status.SyncAdmitted, At: at(2)}, {State: status.SyncRunning, At: at(3)}, {State: status.SyncSucceeded, At: at(400)}}},
-			{ID: "nlp/serve", RunID: "1", Kind: berth.KindService, State: status.SyncRunning,
+			{ID: "nlp/serve", RunID: "1", Kind: berth.KindService, State: status.SyncRunning, URL: "https://serve.acme.example/",
 				History: []status.Transition{{State: status.SyncRunning, At: at(0)}}},
 		}},
 		{PR: pr, Cluster: "c1", MergeSHA: "3333333333333333333333333333333333333333", Time: at(600), Workloads: []status.SyncWorkload{
