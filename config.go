@@ -41,6 +41,43 @@ type Config struct {
 	Packages map[string]Package `json:"-"`
 }
 
+// ChangedWorkloads lists, sorted, the workloads that may differ between
+// from and c, two Configs the loader made: those of the package instances
+// whose digest changed, or that came or went (Config.Packages). Every
+// other workload is the same in both, field for field. ok is false when
+// either has no packages or their packages do not account for every
+// workload added or removed: then every workload may differ.
+func (c *Config) ChangedWorkloads(from *Config) (ids []WorkloadID, ok bool) {
+	if from == nil || c.Packages == nil || from.Packages == nil {
+		return nil, false
+	}
+	for dir, p := range c.Packages {
+		q, had := from.Packages[dir]
+		if !had || q.Digest != p.Digest {
+			ids = append(append(ids, p.Workloads...), q.Workloads...)
+		}
+	}
+	for dir, q := range from.Packages {
+		if _, has := c.Packages[dir]; !has {
+			ids = append(ids, q.Workloads...)
+		}
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	n := len(from.Workloads)
+	for _, id := range ids {
+		_, inC := c.Workloads[id]
+		_, inFrom := from.Workloads[id]
+		switch {
+		case inC && !inFrom:
+			n++
+		case inFrom && !inC:
+			n--
+		}
+	}
+	return ids, n == len(c.Workloads)
+}
+
 // Package is one package instance of a loaded repository (see
 // Config.Packages).
 type Package struct {

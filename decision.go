@@ -172,6 +172,10 @@ type Decision struct {
 	MIG  string  `json:"mig,omitempty"`
 	// Since is when the run started (keep) or was first seen waiting.
 	Since time.Time `json:"since,omitzero"`
+	// ScaleRoom says, for an autoscaled service's run that is admitted or
+	// kept, how far it may scale inside its team's quota after this plan:
+	// "may scale to 4 replicas: 4 GPUs, within nominal".
+	ScaleRoom string `json:"scaleRoom,omitempty"`
 }
 
 // Nodes counts the distinct nodes of the placements.

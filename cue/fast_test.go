@@ -213,3 +213,18 @@ func TestFastSchemaUnchanged(t *testing.T) {
 		t.Errorf("schema.cue's definitions that fastschema.go copies changed (digest %s, was %s): check the rules in fastschema.go against them, then set fastSchemaDigest to %q", got, fastSchemaDigest, got)
 	}
 }
+
+// TestInParallelRecovers: a panic on one of the fast path's goroutines
+// sends the instance to CUE instead of killing the evaluation process.
+func TestInParallelRecovers(t *testing.T) {
+	err := inParallel(100, func(i int) error {
+		if i == 57 {
+			panic("boom")
+		}
+		return nil
+	})
+	var nf *errNotFast
+	if !errors.As(err, &nf) {
+		t.Fatalf("got %v, want the fast path to give up", err)
+	}
+}

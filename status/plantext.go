@@ -75,9 +75,16 @@ func writePlan(w io.Writer, p *berth.Plan) error {
 
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, d := range SortForPeople(p.Decisions) {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", actionLabel(d), d.Workload, d.Kind, DecisionGPUs(d), Detail(d))
+		id := string(d.Workload)
+		if _, _, replica := berth.ParseScaleRunID(d.RunID); replica {
+			id += RunSuffix(d.RunID)
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", actionLabel(d), id, d.Kind, DecisionGPUs(d), Detail(d))
 		for _, v := range d.Victims {
 			fmt.Fprintf(tw, "  \t  stops %s\t\t\t%s\n", v.Workload, v.Reason.Message)
+		}
+		if d.ScaleRoom != "" {
+			fmt.Fprintf(tw, "  \t\t\t\t%s\n", d.ScaleRoom)
 		}
 	}
 	if err := tw.Flush(); err != nil {

@@ -243,9 +243,9 @@ func NewPlanView(in PlanInput) PlanView {
 func DecisionText(d berth.Decision, now time.Time) string {
 	switch d.Action {
 	case berth.ActionAdmit:
-		return "admitted now on " + Detail(d)
+		return "admitted now on " + Detail(d) + scaleRoom(d)
 	case berth.ActionPreempt:
-		return "admitted now on " + Detail(d) + " by preempting " + VictimsText(d.Victims)
+		return "admitted now on " + Detail(d) + " by preempting " + VictimsText(d.Victims) + scaleRoom(d)
 	case berth.ActionQueue:
 		s := fmt.Sprintf("queued at position %d: %s", d.Position, reasonText(d.Reason))
 		if d.EstimatedStart != nil {
@@ -259,7 +259,7 @@ func DecisionText(d berth.Decision, now time.Time) string {
 	case berth.ActionWait:
 		return "waiting: " + reasonText(d.Reason)
 	case berth.ActionKeep:
-		return "keeps running on " + Detail(d)
+		return "keeps running on " + Detail(d) + scaleRoom(d)
 	case berth.ActionPreempted:
 		return "would be preempted by " + string(d.PreemptedBy) + ": " + reasonText(d.Reason)
 	case berth.ActionStop:
@@ -268,6 +268,32 @@ func DecisionText(d berth.Decision, now time.Time) string {
 		return "not run again: " + Detail(d)
 	}
 	return string(d.Action)
+}
+
+// scaleRoom is how far an autoscaled service may scale, after its
+// decision: "; may scale to 4 replicas: 4 GPUs, within nominal".
+func scaleRoom(d berth.Decision) string {
+	if d.ScaleRoom == "" {
+		return ""
+	}
+	return "; " + d.ScaleRoom
+}
+
+// RunSuffix names a run after its workload where it is not the first
+// ("run 2", a periodic job's tick), and a replica of an autoscaled service
+// above its minimum by its number ("replica 3"); empty for run "1".
+func RunSuffix(runID string) string {
+	if svc, n, ok := berth.ParseScaleRunID(runID); ok {
+		s := fmt.Sprintf(" replica %d", n)
+		if svc != "1" {
+			s += " of run " + svc
+		}
+		return s
+	}
+	if runID == "1" {
+		return ""
+	}
+	return " run " + runID
 }
 
 // VictimsText names victims with their priorities, those that share a

@@ -155,6 +155,19 @@ func scenarios() map[string]func() (status.PlanView, *policy.Review) {
 			s.pr.Fork = true
 			return s.view(), s.review()
 		},
+		"autoscaled": func() (status.PlanView, *policy.Review) {
+			// nlp/serve starts to autoscale (2 GPUs a replica, min 1, max
+			// 6); its autoscaler asks for 3. nlp has 8 GPUs and may not
+			// borrow: replica 2 fits beside what runs, replica 3 (a
+			// production replica like any other) preempts nlp's low
+			// sweep, and the plan says how far serve may scale.
+			serve := build.Workload("nlp", "serve").Service(1).GPUs(2).Priority("production").Autoscale(1, 6)
+			s := newScenario(func(b *build.ConfigBuilder) { b.Workload(serve) })
+			s.snap.Running[0].Resources.GPU = 2
+			s.snap.Running[0].Placements[0].GPUs = []int{0, 1}
+			s.snap.Scale = []berth.ScaleWant{{Workload: "nlp/serve", RunID: "1", Replicas: 3}}
+			return s.view(), s.review(policy.Approver{Login: "ben"})
+		},
 		"cluster-error": func() (status.PlanView, *policy.Review) {
 			s := newScenario(nil)
 			return status.NewPlanView(status.PlanInput{PR: s.pr, Cluster: "c1", Err: errors.New("cluster c1: observe: connection refused")}), nil
@@ -255,8 +268,23 @@ func syncViews() []status.SyncView {
 		{PR: pr, Cluster: "c1", MergeSHA: "3333333333333333333333333333333333333333", Time: at(600), Workloads: []status.SyncWorkload{
 			{ID: "vision/llama-ft", RunID: "1", Kind: berth.KindTraining, State: status.SyncSucceeded,
 				History: []status.Transition{{State: status.SyncQueued, At: at(0)}, {State: status.SyncAdmitted, At: at(2)}, {State: status.SyncRunning, At: at(3)}, {State: status.SyncSucceeded, At: at(400)}}},
+			{ID: "nlp/serve", RunID: "1", Kind: berth.KindService, State: status.SyncRunning,
+				History: []status.Transition{{State: status.SyncRunning, At: at(0)}}},
+		}},
+		// Services and a notebook once ready, with their URLs (each
+		// once); an autoscaled service's replica waits for quota.
+		{PR: pr, Cluster: "c1", MergeSHA: "3333333333333333333333333333333333333333", Time: at(600), Workloads: []status.SyncWorkload{
 			{ID: "nlp/serve", RunID: "1", Kind: berth.KindService, State: status.SyncRunning, URL: "https://serve.acme.example/",
 				History: []status.Transition{{State: status.SyncRunning, At: at(0)}}},
+			{ID: "nlp/serve", RunID: berth.ScaleRunID("1", 2), Kind: berth.KindService, State: status.SyncRunning, URL: "https://serve.acme.example/",
+				History: []status.Transition{{State: status.SyncRunning, At: at(10)}}},
+			{ID: "nlp/serve", RunID: berth.ScaleRunID("1", 3), Kind: berth.KindService, State: status.SyncQueued, Position: 1,
+				Reason:  "insufficient unused h100 quota in team nlp: it asks 1 GPU; the team uses 8 of nominal 8 and has no cohort to borrow from, so it is short by 1 GPU",
+				History: []status.Transition{{State: status.SyncQueued, At: at(10)}}},
+			{ID: "vision/explore", RunID: "1", Kind: berth.KindNotebook, State: status.SyncRunning, URL: "https://explore.acme.example/",
+				History: []status.Transition{{State: status.SyncRunning, At: at(1)}}},
+			{ID: "vision/stats", RunID: "1", Kind: berth.KindService, State: status.SyncAdmitted,
+				History: []status.Transition{{State: status.SyncAdmitted, At: at(5)}}},
 		}},
 		{PR: pr, Cluster: "c1", MergeSHA: "3333333333333333333333333333333333333333", Time: at(600), Workloads: []status.SyncWorkload{
 			{ID: "vision/llama-ft", RunID: "2", Kind: berth.KindTraining, State: status.SyncFailed, Reason: "OOMKilled (exit code 137)",

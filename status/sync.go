@@ -50,7 +50,8 @@ type SyncWorkload struct {
 	EstimatedStart *time.Time
 	Nodes          []string
 	Flavor         string
-	// URL is where a running service or notebook is reached (no token).
+	// URL is where a service or notebook is reached, once it runs (every
+	// replica ready); never with a token.
 	URL string
 	// History is every state seen, oldest first.
 	History []Transition
@@ -106,7 +107,10 @@ func SyncWorkloads(cluster string, plan *berth.Plan, runs []reconcile.RunState, 
 			continue
 		}
 		sw := SyncWorkload{ID: ws.Workload, RunID: ws.RunID, Kind: ws.Kind, State: ws.State, Reason: ws.Reason,
-			Position: ws.Position, Nodes: ws.Nodes, Flavor: ws.Flavor, URL: ws.URL}
+			Position: ws.Position, Nodes: ws.Nodes, Flavor: ws.Flavor}
+		if ws.State == SyncRunning {
+			sw.URL = ws.URL
+		}
 		if d, ok := byRun[ws.Key()]; ok {
 			sw.PreemptedBy = d.PreemptedBy
 			sw.EstimatedStart = d.EstimatedStart

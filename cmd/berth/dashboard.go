@@ -5,7 +5,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -38,9 +37,15 @@ func (s *server) mountDashboard(mux *http.ServeMux) {
 	pages.HandleFunc("GET /teams", s.dashTeams)
 	pages.HandleFunc("GET /audit", s.dashAudit)
 	pages.HandleFunc("GET /audit/export", s.serveEvents) // history.go: ?format=json|csv
-	pages.Handle("GET /assets/", http.StripPrefix("/assets/", http.FileServerFS(dash.Assets())))
-	guarded := requireToken(s.token, pages)
-	for _, p := range []string{"GET /{$}", "GET /queues", "GET /workloads/", "GET /gpus", "GET /teams", "GET /audit", "GET /audit/", "GET /assets/"} {
+	if s.sessions == nil {
+		s.sessions = newSessions(s.token)
+	}
+	guarded := guardPages(s.token, s.sessions, pages) // session.go
+	s.mountLogin(mux)
+	// The stylesheet is open: the sign-in page needs it, and it holds
+	// nothing of this serve's.
+	mux.Handle("GET /assets/", http.StripPrefix("/assets/", http.FileServerFS(dash.Assets())))
+	for _, p := range []string{"GET /{$}", "GET /queues", "GET /workloads/", "GET /gpus", "GET /teams", "GET /audit", "GET /audit/"} {
 		mux.Handle(p, guarded)
 	}
 }
@@ -123,7 +128,8 @@ func (s *server) computeDashData() dash.Data {
 
 // addHistory adds what the pages read from the history and this
 // machine's GPUs: this month's GPU-hours, each GPU's readings over the
-// last two hours, and NVML's figures now.
+// last two hours, and NVML's last figures (read every sampleEvery by the
+// reconcile loop: NVML runs in a helper process, not once per page).
 func (s *server) addHistory(d *dash.Data, now time.Time) {
 	if s.hist == nil {
 		return
@@ -132,29 +138,13 @@ func (s *server) addHistory(d *dash.Data, now time.Time) {
 		d.Usage = u
 	}
 	d.Series = map[dash.DeviceKey][]history.Point{}
-	for _, c := range s.clusters {
-		lc, ok := c.(*local.Cluster)
-		if !ok {
-			continue
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		gpus, err := lc.GPUs(ctx)
-		cancel()
-		if err != nil {
-			continue
-		}
-		node := lc.Node().Name
-		for _, g := range gpus {
-			dv := dash.Device{Cluster: lc.Name(), Node: node, Index: g.Index, Name: g.Name, UUID: g.UUID, MemoryMiB: g.MemoryMiB,
-				Utilization: g.Utilization, MemoryUtilization: g.MemoryUtilization, MIGEnabled: g.MIGEnabled}
-			for _, m := range g.MIG {
-				dv.MIG = append(dv.MIG, m.Profile)
-			}
-			d.Devices = append(d.Devices, dv)
-			dev := history.Device(node, g.Index)
-			if pts, err := s.hist.Series(lc.Name(), dev, now.Add(-2*time.Hour), now); err == nil && len(pts) > 0 {
-				d.Series[dash.DeviceKey{Cluster: lc.Name(), Device: dev}] = pts
-			}
+	s.mu.Lock()
+	d.Devices = s.devices
+	s.mu.Unlock()
+	for _, dv := range d.Devices {
+		dev := history.Device(dv.Node, dv.Index)
+		if pts, err := s.hist.Series(dv.Cluster, dev, now.Add(-2*time.Hour), now); err == nil && len(pts) > 0 {
+			d.Series[dash.DeviceKey{Cluster: dv.Cluster, Device: dev}] = pts
 		}
 	}
 }

@@ -98,7 +98,7 @@ func (c *Cluster) RebuildLedger(ctx context.Context, now time.Time) ([]LedgerReb
 		}
 	}
 	for _, d := range c.objs().deployments() {
-		if r, ok := c.deploymentRun(d, nil); ok {
+		if r, ok := c.deploymentRun(d); ok {
 			w, _ := specOf(d.Annotations)
 			add(d.Namespace, r, w.Retries)
 		}

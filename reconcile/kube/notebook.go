@@ -74,7 +74,7 @@ func (c *Cluster) ensureNotebookToken(ctx context.Context, id berth.WorkloadID, 
 // cluster (kubectl port-forward reaches it from outside). "" without
 // ports.
 func serviceURL(in *berth.Ingress, w berth.Workload, ns string) string {
-	if u := ServiceURL(berth.Cluster{Ingress: in}, w); u != "" {
+	if u := ServiceURL(in, w); u != "" {
 		return u
 	}
 	ports := w.ServedPorts()

@@ -66,13 +66,19 @@ func (c *Cluster) Observe(ctx context.Context, cfg *berth.Config) (*reconcile.Ob
 	}
 	ingress := c.renderOptions(cfg).Ingress
 	for _, d := range c.objs().deployments() {
-		r, ok := c.deploymentRun(d, ingress)
+		r, ok := c.deploymentRun(d)
 		if !ok {
 			continue
 		}
 		if drift := c.drift.check(c, cfg, d); drift != "" {
 			r.Digest = DriftDigest
 			r.Note += "; changed outside berth: " + drift
+		}
+		if r.Phase == reconcile.PhaseRunning {
+			// Running is every replica ready: now it answers there.
+			if w, ok := specOf(d.Annotations); ok {
+				r.URL = serviceURL(ingress, w, d.Namespace)
+			}
 		}
 		seen[r.Key()] = true
 		obs.Runs = append(obs.Runs, r)
@@ -221,9 +227,8 @@ func (c *Cluster) jobRun(job *batchv1.Job) (reconcile.RunState, bool) {
 	return r, true
 }
 
-// deploymentRun is the run a service's Deployment carries, with where it
-// is reached through the cluster's ingress, if any.
-func (c *Cluster) deploymentRun(d *appsv1.Deployment, ingress *berth.Ingress) (reconcile.RunState, bool) {
+// deploymentRun is the run a service's Deployment carries.
+func (c *Cluster) deploymentRun(d *appsv1.Deployment) (reconcile.RunState, bool) {
 	a := d.Annotations
 	team, name, runID := d.Labels[LabelTeam], d.Labels[LabelWorkload], a[AnnotationRunID]
 	if !c.ours(d.Namespace, team) || name == "" || runID == "" || d.DeletionTimestamp != nil {
@@ -237,7 +242,6 @@ func (c *Cluster) deploymentRun(d *appsv1.Deployment, ingress *berth.Ingress) (r
 		Note: "deployment " + d.Namespace + "/" + d.Name}
 	r.Resources = w.Resources
 	r.Placements = observedPlacements(placementsOf(a), podNodes(pods))
-	r.URL = serviceURL(ingress, w, d.Namespace)
 	return r, true
 }
 
