@@ -261,6 +261,12 @@ type Cluster struct {
 	// Ingress is how services of a kubernetes cluster are reached from
 	// outside; nil: they are not, and expose.host is an error.
 	Ingress *Ingress `json:"ingress,omitempty"`
+	// StorageClass is the class of the claims berth creates on a
+	// kubernetes cluster (empty: the cluster's default).
+	StorageClass string `json:"storageClass,omitempty"`
+	// VolumeRoot is the directory a local cluster's volumes live under
+	// (empty: volumes/ in berth's state directory).
+	VolumeRoot string `json:"volumeRoot,omitempty"`
 	// Notebooks is what the cluster asks of notebooks; nil: nothing.
 	Notebooks *NotebookPolicy `json:"notebooks,omitempty"`
 }
@@ -557,6 +563,12 @@ type Workload struct {
 	// Roles are the pod sets of a workload of several shapes (a launcher
 	// and workers); empty for a workload of one shape.
 	Roles map[string]Role `json:"roles,omitempty"`
+	// Volumes are the storage the workload mounts, by name.
+	Volumes map[string]Volume `json:"volumes,omitempty"`
+	// Outputs is what a pipeline step leaves for later steps; Inputs are
+	// the steps (same team) whose outputs it reads.
+	Outputs *Outputs `json:"outputs,omitempty"`
+	Inputs  []string `json:"inputs,omitempty"`
 
 	// Pos is where the workload is defined.
 	Pos Pos `json:"-"`
@@ -738,6 +750,11 @@ func (r Resources) UsesGPU() bool { return r.GPU > 0 || r.GPUFraction > 0 || r.M
 type Checkpoint struct {
 	Dir    string `json:"dir"`
 	Resume bool   `json:"resume"`
+	// Size is the size of a run's claim on Kubernetes (zero:
+	// DefaultCheckpointSize).
+	Size Quantity `json:"size,omitzero"`
+	// Keep keeps the checkpoints after the run ended.
+	Keep bool `json:"keep,omitempty"`
 }
 
 // PriorityTier is one priority level.

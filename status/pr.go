@@ -128,6 +128,8 @@ type DecisionRow struct {
 	Text   string // what happens, in a sentence
 	Pos    berth.Pos
 	Hint   string
+	// Mounts is what the run mounts (MountsText), empty for none.
+	Mounts string
 }
 
 // QuotaRow is one team's use of one resource of one flavor, without and
@@ -219,8 +221,11 @@ func NewPlanView(in PlanInput) PlanView {
 		if !ok {
 			continue
 		}
-		v.Rows = append(v.Rows, DecisionRow{Decision: d, Change: c.Change, Text: DecisionText(d, v.Time),
-			Pos: c.Pos, Hint: Hint(in.Head, d)})
+		row := DecisionRow{Decision: d, Change: c.Change, Text: DecisionText(d, v.Time), Pos: c.Pos, Hint: Hint(in.Head, d)}
+		if showsMounts(d) {
+			row.Mounts = MountsText(d.Mounts)
+		}
+		v.Rows = append(v.Rows, row)
 		v.Counts[d.Action]++
 	}
 

@@ -105,6 +105,18 @@ func scenarios() map[string]func() (status.PlanView, *policy.Review) {
 			})
 			return s.view(), s.review(policy.Approver{Login: "carl", Teams: []string{"acme/vision"}})
 		},
+		"mounts": func() (status.PlanView, *policy.Review) {
+			// On Kubernetes: the run's checkpoint claim, a dataset's
+			// existing claim (read-only), a team claim berth makes, and
+			// scratch per pod.
+			s := newScenario(func(b *build.ConfigBuilder) {
+				b.Backend(berth.BackendKubernetes)
+				b.Workload(build.Workload("vision", "llama-ft").Training(2).GPUs(2).MaxDuration("24h").Checkpoint("/ckpt").
+					Volume("imagenet", berth.VolumeDataset, "imagenet-2012", "").Volume("results", berth.VolumeTeam, "", "500Gi").
+					Volume("tmp", berth.VolumeScratch, "", "100Gi"))
+			})
+			return s.view(), s.review(policy.Approver{Login: "carl", Teams: []string{"acme/vision"}})
+		},
 		"queued": func() (status.PlanView, *policy.Review) {
 			s := newScenario(func(b *build.ConfigBuilder) {
 				b.Workload(build.Workload("vision", "big-train").Training(2).GPUs(4).MaxDuration("12h"))
@@ -436,5 +448,24 @@ func TestTemplatesParsedAtStart(t *testing.T) {
 	v := status.PlanView{Cluster: "c1"}
 	if _, err := status.PlanComment(v, nil, status.CommentOptions{}); err != nil {
 		t.Fatalf("an empty view renders: %v", err)
+	}
+}
+
+// TestSyncWaitsNotForReplicas: a merged autoscaled service runs; one
+// replica above its minimum waits for quota. The merge took: the status
+// says so, and the replica is named, not waited for.
+func TestSyncWaitsNotForReplicas(t *testing.T) {
+	v := status.SyncView{Cluster: "c1", Workloads: []status.SyncWorkload{
+		{ID: "nlp/serve", RunID: "1", Kind: berth.KindService, State: status.SyncRunning},
+		{ID: "nlp/serve", RunID: berth.ScaleRunID("1", 2), Kind: berth.KindService, State: status.SyncQueued},
+	}}
+	got := status.SyncStatus(v)
+	if got.State != status.StateSuccess || got.Description != "1 running, 1 autoscaled replica waiting for quota" {
+		t.Errorf("%s %q, want success naming the waiting replica", got.State, got.Description)
+	}
+	for _, w := range v.Workloads {
+		if !w.Final() {
+			t.Errorf("%s run %s is followed until it runs", w.ID, w.RunID)
+		}
 	}
 }

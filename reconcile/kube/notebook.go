@@ -70,11 +70,11 @@ func (c *Cluster) ensureNotebookToken(ctx context.Context, id berth.WorkloadID, 
 }
 
 // serviceURL is where a running service or notebook is reached: its
-// host on the cluster's ingress (ServiceURL), else its Service inside the
-// cluster (kubectl port-forward reaches it from outside). "" without
-// ports.
+// host on the cluster's ingress (https where the ingress has tls), else its
+// Service inside the cluster (kubectl port-forward reaches it from
+// outside). "" without ports.
 func serviceURL(in *berth.Ingress, w berth.Workload, ns string) string {
-	if u := ServiceURL(in, w); u != "" {
+	if u := ingressURL(in, w); u != "" {
 		return u
 	}
 	ports := w.ServedPorts()

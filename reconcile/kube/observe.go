@@ -64,7 +64,6 @@ func (c *Cluster) Observe(ctx context.Context, cfg *berth.Config) (*reconcile.Ob
 		seen[r.Key()] = true
 		obs.Runs = append(obs.Runs, r)
 	}
-	ingress := c.renderOptions(cfg).Ingress
 	for _, d := range c.objs().deployments() {
 		r, ok := c.deploymentRun(d)
 		if !ok {
@@ -74,11 +73,10 @@ func (c *Cluster) Observe(ctx context.Context, cfg *berth.Config) (*reconcile.Ob
 			r.Digest = DriftDigest
 			r.Note += "; changed outside berth: " + drift
 		}
-		if r.Phase == reconcile.PhaseRunning {
-			// Running is every replica ready: now it answers there.
-			if w, ok := specOf(d.Annotations); ok {
-				r.URL = serviceURL(ingress, w, d.Namespace)
-			}
+		if w, ok := specOf(d.Annotations); ok {
+			// People are shown it once the run holds (status) or runs:
+			// every replica ready (a merged pull request's comment).
+			r.URL = serviceURL(c.renderOptions(cfg).Ingress, w, d.Namespace)
 		}
 		seen[r.Key()] = true
 		obs.Runs = append(obs.Runs, r)

@@ -100,10 +100,10 @@ func renderHTTPRoute(o RenderOptions, meta metav1.ObjectMeta, host string, port 
 	}
 }
 
-// ServiceURL is where people reach a workload exposed on a Kubernetes
+// ingressURL is where people reach a workload exposed on a Kubernetes
 // cluster's ingress ("https://chat.example.com/"); empty when it names no
 // host or the cluster has no ingress.
-func ServiceURL(in *berth.Ingress, w berth.Workload) string {
+func ingressURL(in *berth.Ingress, w berth.Workload) string {
 	if w.Expose == nil || w.Expose.Host == "" || in == nil {
 		return ""
 	}

@@ -595,6 +595,9 @@ func (st *state) keepOrStop(r *run, wl *wlInfo, snap *berth.Snapshot) *berth.Dec
 		GPUs:     float64(r.gpuMilli()) / wholeGPU,
 		Borrowed: borrowed,
 	}
+	if wl != nil {
+		d.Mounts = wl.w.Mounts(st.cfg.Clusters[snap.Cluster], r.runID)
+	}
 	if r.role == "" {
 		d.Flavors = st.flavorsOf(r.team, r.flavor, r.demand)
 	}
