@@ -329,7 +329,8 @@ func (e *ClusterNotInRepoError) Error() string {
 //     failures so far and when the last one failed (the scheduler's
 //     prepare step holds them back for their backoff);
 //   - finished are run-once runs that succeeded, were stopped, or failed
-//     with no retry left.
+//     with no retry left, and runs the backend says are over (a notebook
+//     stopped for being idle).
 //
 // cfg may be nil (nothing is in Git).
 func Normalize(cfg *berth.Config, obs *Observed) berth.Snapshot {
@@ -380,7 +381,7 @@ func Normalize(cfg *berth.Config, obs *Observed) berth.Snapshot {
 			snap.Queue = append(snap.Queue, waiting)
 		case r.Phase == PhaseFailed && runsOnce && inGit && r.Failures() <= w.Retries:
 			snap.Queue = append(snap.Queue, waiting)
-		case runsOnce && (r.Phase == PhaseSucceeded || r.Phase == PhaseFailed || r.Phase == PhaseStopped):
+		case (runsOnce || r.Over) && (r.Phase == PhaseSucceeded || r.Phase == PhaseFailed || r.Phase == PhaseStopped):
 			snap.Finished = append(snap.Finished, berth.FinishedRun{Workload: r.Workload, RunID: r.RunID,
 				Succeeded: r.Phase == PhaseSucceeded, Reason: r.Reason, Attempts: r.Attempts - r.Preemptions, At: r.FinishedAt})
 		}

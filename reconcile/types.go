@@ -136,6 +136,10 @@ type RunState struct {
 	// URL is where people reach a running service or notebook (its
 	// proxy, ingress host or notebook server), never with a token.
 	URL string `json:"url,omitempty"`
+	// Over: the run of a kind that keeps running (a notebook stopped for
+	// being idle) is over like a finished batch run: it is not started
+	// again until its runId changes.
+	Over bool `json:"over,omitempty"`
 }
 
 // Failures is how many attempts of the run failed: its starts less those

@@ -180,3 +180,48 @@ var heySummaryLines = regexp.MustCompile(`(?m)^\s*(Requests/sec:.*|Total:.*|\s*5
 func heySummary(out string) string {
 	return strings.Join(heySummaryLines.FindAllString(out, -1), "\n")
 }
+
+// TestIdleNotebookThroughServe: berth serve stops a notebook that nobody
+// used for its idle limit, and the engine does not start it again: it
+// stays stopped, with the reason, and its GPU is free for a job that needs
+// every GPU of the box.
+func TestIdleNotebookThroughServe(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs berth serve and real processes")
+	}
+	e := newE2E(t)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.args = []string{"--notebook-command", exe + " notebook", "--notebook-idle-check", "200ms"}
+	e.write("jobs/work.cue", `package jobs
+
+workloads: t: explore: {
+	kind: "notebook"
+	idle: "2s"
+	resources: {gpu: 1, flavor: "h100"}
+}
+`)
+	e.commit("a notebook with an idle limit")
+	e.start()
+	e.waitState("t/explore@1", "running")
+	e.waitState("t/explore@1", "stopped")
+	if ws, _ := serveWorkload(e.state, "t/explore", "1"); !strings.HasPrefix(ws.Reason, "idle for ") {
+		t.Errorf("stopped for %q, want idle", ws.Reason)
+	}
+	// Its GPU is free: a job of all four GPUs runs.
+	e.write("jobs/all.cue", `package jobs
+
+workloads: t: all: {
+	kind: "batch"
+	command: ["true"]
+	resources: {gpu: 4, flavor: "h100"}
+}
+`)
+	e.commit("a job of every GPU")
+	e.waitState("t/all@1", "succeeded")
+	if ws, _ := serveWorkload(e.state, "t/explore", "1"); ws.State != "stopped" || ws.Attempts > 1 {
+		t.Errorf("the idle notebook is %s after %d attempts, want stopped after 1: not started again", ws.State, ws.Attempts)
+	}
+}

@@ -31,6 +31,10 @@ func TestMain(m *testing.M) {
 		// A service's replica for the end-to-end tests.
 		os.Exit(replica.Main())
 	}
+	if len(os.Args) > 1 && os.Args[1] == "notebook" {
+		// A Jupyter stand-in for the end-to-end tests.
+		os.Exit(notebook.Main(os.Args[2:]))
+	}
 	if len(os.Args) > 1 && os.Args[1] == evalCommand {
 		// berth re-executing itself to evaluate (os.Executable is this
 		// test binary).

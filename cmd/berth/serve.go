@@ -56,6 +56,9 @@ type serveOptions struct {
 	// notebookCommand is --notebook-command: the Jupyter server of
 	// notebooks without a command (default: found on first use).
 	notebookCommand string
+	// notebookIdleCheck is how often notebooks with an idle limit are
+	// asked for their last activity.
+	notebookIdleCheck time.Duration
 	// historyRetention is how long the history keeps events and hourly
 	// GPU readings (history.go).
 	historyRetention time.Duration
@@ -118,6 +121,7 @@ served on --webhook-listen, apart from the status API.`,
 	f.StringVar(&o.knownHost, "known-hosts", "", "known_hosts file for an ssh repository")
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	f.BoolVar(&o.once, "once", false, "reconcile once and exit (for scripts and CI)")
+	f.DurationVar(&o.notebookIdleCheck, "notebook-idle-check", 30*time.Second, "how often a local cluster asks its notebooks with an idle limit for their last activity")
 	f.StringVar(&o.notebookCommand, "notebook-command", "", `the Jupyter server a notebook without a command runs on a local cluster, e.g. "jupyter-lab" (default: jupyter-lab, jupyter-server, or python3 -m jupyterlab or jupyter_server, whichever is found first)`)
 	f.DurationVar(&o.historyBillEvery, "history-bill-every", time.Minute, "how often a run that goes on is billed in the history (a write each time; what it held is billed exactly either way)")
 	f.DurationVar(&o.historyRetention, "history-retention", 30*24*time.Hour, "how long the history keeps lifecycle events, decisions and hourly GPU readings (GPU-hours per day: 400 days)")
@@ -652,7 +656,7 @@ func openClusters(cfg *berth.Config, o serveOptions, log *slog.Logger) ([]reconc
 				}
 			}
 			lo := local.Options{Name: n, StateDir: filepath.Join(o.stateDir, "clusters", n), VolumeRoot: c.VolumeRoot, SimulatedGPUs: gpus,
-				NVMLCommand: nvmlHelper(), Logger: log, FindNotebookCommand: findJupyter}
+				NVMLCommand: nvmlHelper(), Logger: log, FindNotebookCommand: findJupyter, IdleCheckEvery: o.notebookIdleCheck}
 			if o.notebookCommand != "" {
 				cmd, err := notebookCommand(o.notebookCommand)
 				if err != nil {

@@ -14,15 +14,30 @@ import (
 // runs its image's Jupyter with a token of its own (a Secret berth
 // creates once, owned by the notebook's Deployment, handed to the
 // container as JUPYTER_TOKEN) behind a Service on 8888, and its run says
-// where it is reached.
+// where it is reached; one exposed on a host gets the cluster's Ingress
+// to that port, and that host is its URL.
 func TestNotebookOnKubernetes(t *testing.T) {
 	s := newScenario(t, "nb", gpuNode())
+	s.set(map[string]string{"platform/clusters.cue": `package platform
+clusters: gpu: {backend: "kubernetes", ingress: {className: "nginx", tls: {}}}
+`})
 	s.team(8, `
 workloads: ml: explore: {kind: "notebook", image: "jupyter/base-notebook:2024-10", idle: "2h", resources: {cpu: "100m", memory: "64Mi", flavor: "cpu"}}
+workloads: ml: lab: {kind: "notebook", image: "jupyter/base-notebook:2024-10", expose: host: "lab.acme.example", resources: {cpu: "100m", memory: "64Mi", flavor: "cpu"}}
 `)
-	cr := s.until("the notebook runs", time.Minute, func(cr reconcile.ClusterReport) bool {
-		return phase(cr, "ml/explore") == reconcile.PhaseRunning
+	cr := s.until("the notebooks run", time.Minute, func(cr reconcile.ClusterReport) bool {
+		return phase(cr, "ml/explore") == reconcile.PhaseRunning && phase(cr, "ml/lab") == reconcile.PhaseRunning
 	})
+	if u := run(cr, "ml/lab").URL; u != "https://lab.acme.example/" {
+		t.Errorf("exposed notebook's URL %q, want its host on the ingress", u)
+	}
+	ing, err := s.env.Client.NetworkingV1().Ingresses(s.ns("ml")).Get(s.ctx, "lab", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("the exposed notebook's Ingress: %v", err)
+	}
+	if b := ing.Spec.Rules[0].HTTP.Paths[0].Backend.Service; b.Name != "lab" || b.Port.Name != "http" {
+		t.Errorf("Ingress backend %+v, want Service lab, port http (8888)", b)
+	}
 	ns := s.ns("ml")
 	if u := run(cr, "ml/explore").URL; u != "http://explore."+ns+".svc:8888/" {
 		t.Errorf("URL %q, want its Service's", u)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -41,7 +42,7 @@ func TestAutoscalerAsksFromTheProxysRate(t *testing.T) {
 	w := webService("1", 0, hostPort)
 	w.Replicas = 1
 	window := 2500 * time.Millisecond
-	w.Autoscale = &berth.Autoscale{Min: 1, Max: 3, TargetRPS: 20, ScaleDownWindow: berth.Duration(window)}
+	w.Autoscale = &berth.Autoscale{Min: 1, Max: 3, TargetRPS: 5, ScaleDownWindow: berth.Duration(window)}
 	cfg := &berth.Config{Workloads: map[berth.WorkloadID]berth.Workload{w.ID(): w}}
 	apply(t, c, change(reconcile.OpStart, w, cpuOnly()))
 	t.Cleanup(func() { apply(t, c, stopChange(w, reconcile.PhaseStopped, "test over")) })
@@ -60,13 +61,24 @@ func TestAutoscalerAsksFromTheProxysRate(t *testing.T) {
 	if got := desired(t, c, cfg, w); got != 1 {
 		t.Fatalf("before a rate is known: asks %d, want the 1 that runs", got)
 	}
-	// About 100 requests a second for 1.5 s: 5 replicas' worth, max 3.
-	for end := time.Now().Add(1500 * time.Millisecond); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
-		if resp, err := http.Get(url); err == nil {
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-		}
+	// Four clients for 1.5 s: even on a loaded machine, far more than
+	// the 10 requests a second of 2 replicas (max 3).
+	var wg sync.WaitGroup
+	end := time.Now().Add(1500 * time.Millisecond)
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(end) {
+				if resp, err := http.Get(url); err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		}()
 	}
+	wg.Wait()
 	if got := desired(t, c, cfg, w); got < 2 {
 		t.Fatalf("under load: asks %d, want at least 2", got)
 	}

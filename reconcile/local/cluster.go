@@ -247,6 +247,7 @@ func (c *Cluster) runState(r *record, v runView) reconcile.RunState {
 	if v.live {
 		s.URL = c.url(r)
 	}
+	s.Over = r.Stop != nil && r.Stop.Idle && v.phase.Final()
 	if v.live && len(v.pods) > 0 {
 		s.Pods = len(v.pods)
 		for _, p := range v.pods {

@@ -138,7 +138,7 @@ func TestNotebookTokenURLAndFilesAcrossRestarts(t *testing.T) {
 // not started again until its runId changes).
 func TestIdleNotebookIsStoppedAndItsGPUFreed(t *testing.T) {
 	c := notebookCluster(t)
-	limit := 1500 * time.Millisecond
+	limit := 2 * time.Second
 	w := explore(limit)
 	apply(t, c, change(reconcile.OpStart, w, gpus(0)))
 	token, _ := notebook.Store{Root: c.StateDir()}.ReadToken(w.ID())
@@ -151,7 +151,7 @@ func TestIdleNotebookIsStoppedAndItsGPUFreed(t *testing.T) {
 		t.Fatalf("a notebook in use is %s (%s), want running", r.Phase, r.Reason)
 	}
 	r := waitPhase(t, c, w.ID(), "1", reconcile.PhaseStopped)
-	if !strings.HasPrefix(r.Reason, "idle for ") || !strings.Contains(r.Reason, "(limit 1.5s): stopped and its GPUs freed") {
+	if !strings.HasPrefix(r.Reason, "idle for ") || !strings.Contains(r.Reason, "(limit 2s): stopped and its GPUs freed") {
 		t.Errorf("reason %q", r.Reason)
 	}
 	obs := observe(t, c)
