@@ -170,10 +170,7 @@ func Requirements(in ReviewInput) []Requirement {
 	if in.Head != nil {
 		large := map[string][]string{}
 		var sizes []string
-		for _, id := range in.Head.WorkloadIDs() {
-			if !ch.changedWorkload[id] {
-				continue
-			}
+		for _, id := range slices.Sorted(maps.Keys(ch.changedWorkload)) {
 			w := in.Head.Workloads[id]
 			gpus, hours := WorkloadSize(w)
 			if over, what := isLarge(ap.LargeWorkload, gpus, hours); over {

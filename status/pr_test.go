@@ -450,3 +450,22 @@ func TestTemplatesParsedAtStart(t *testing.T) {
 		t.Fatalf("an empty view renders: %v", err)
 	}
 }
+
+// TestSyncWaitsNotForReplicas: a merged autoscaled service runs; one
+// replica above its minimum waits for quota. The merge took: the status
+// says so, and the replica is named, not waited for.
+func TestSyncWaitsNotForReplicas(t *testing.T) {
+	v := status.SyncView{Cluster: "c1", Workloads: []status.SyncWorkload{
+		{ID: "nlp/serve", RunID: "1", Kind: berth.KindService, State: status.SyncRunning},
+		{ID: "nlp/serve", RunID: berth.ScaleRunID("1", 2), Kind: berth.KindService, State: status.SyncQueued},
+	}}
+	got := status.SyncStatus(v)
+	if got.State != status.StateSuccess || got.Description != "1 running, 1 autoscaled replica waiting for quota" {
+		t.Errorf("%s %q, want success naming the waiting replica", got.State, got.Description)
+	}
+	for _, w := range v.Workloads {
+		if !w.Final() {
+			t.Errorf("%s run %s is followed until it runs", w.ID, w.RunID)
+		}
+	}
+}

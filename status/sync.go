@@ -65,9 +65,22 @@ type Transition struct {
 	Note  string
 }
 
+// Replica reports whether the run is a replica of an autoscaled service
+// above its minimum (berth.ScaleRunID).
+func (w SyncWorkload) Replica() bool {
+	_, _, ok := berth.ParseScaleRunID(w.RunID)
+	return ok
+}
+
 // Final reports whether the workload will not move on by itself: a run
 // that ended, or a service that runs.
 func (w SyncWorkload) Final() bool {
+	if w.Replica() {
+		// An autoscaled service's replica above its minimum comes and
+		// goes with its autoscaler: the service's own run says whether
+		// the merge took.
+		return true
+	}
 	switch w.State {
 	case SyncSucceeded, SyncFailed, SyncRejected, SyncStopped:
 		return true
