@@ -99,8 +99,8 @@ type Mount struct {
 	// container (Kubernetes), the directory (one machine).
 	Path     string `json:"path"`
 	ReadOnly bool   `json:"readOnly,omitempty"`
-	// Source is what backs it: "claim imagenet", "new claim of 10Gi per
-	// pod", "directory".
+	// Source is what backs it: "claim imagenet", "an ephemeral 10Gi
+	// claim per pod", "directory".
 	Source string `json:"source"`
 }
 
@@ -127,7 +127,7 @@ func (w Workload) Mounts(c Cluster, runID string) []Mount {
 			if size.IsZero() {
 				size = DefaultCheckpointSize
 			}
-			m.Source = "new claim of " + size.String() + " per run, kept across its attempts"
+			m.Source = "a " + size.String() + " claim of the run, kept across its attempts"
 		}
 		if !cp.Keep {
 			m.Source += ", deleted once it succeeds"
@@ -143,7 +143,7 @@ func (w Workload) Mounts(c Cluster, runID string) []Mount {
 				size = DefaultCheckpointSize
 			}
 			m.Path = KubeOutputDir
-			m.Source = "new claim of " + size.String() + " per run, kept " + o.Retention.String() + " after it succeeds"
+			m.Source = "a " + size.String() + " claim of the run, kept " + o.Retention.String() + " after it succeeds"
 		}
 		out = append(out, m)
 	}
@@ -163,11 +163,11 @@ func (w Workload) Mounts(c Cluster, runID string) []Mount {
 			m.Path = v.MountPath
 			switch {
 			case v.Kind == VolumeScratch:
-				m.Source = "new claim of " + v.Size.String() + " per pod"
+				m.Source = "an ephemeral " + v.Size.String() + " claim per pod"
 			case v.Claim != "":
 				m.Source = "claim " + v.Claim
 			default:
-				m.Source = "claim " + VolumeClaimName(v) + " of " + v.Size.String() + " (made once, kept)"
+				m.Source = "claim " + VolumeClaimName(v) + " (" + v.Size.String() + ", made once, kept)"
 			}
 		case v.Kind == VolumeScratch:
 			m.Path = path.Join(LocalVolumeRoot(c), "scratch", w.Team, w.Name)

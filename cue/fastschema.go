@@ -17,7 +17,8 @@ import (
 // The schema's rules for teams and workloads, in Go, for the fast path.
 // They say yes only where schema.cue says yes and fill the same defaults;
 // anything they do not know (roles, resource groups, expose, autoscale, a
-// command probe) or refuse sends the instance to CUE, which then reports
+// command probe, volumes, pipeline outputs and inputs, a checkpoint's size
+// or keep) or refuse sends the instance to CUE, which then reports
 // what is wrong. TestFastPathAgrees and TestFastSchemaRefusesWhatCUERefuses
 // hold them to schema.cue.
 
@@ -113,9 +114,10 @@ var (
 		"#ResourceQuota":                      {"nominal", "borrowingLimit", "lendingLimit"},
 	}
 	fastRefused = map[string][]string{
-		"#Workload": {"roles", "expose", "autoscale"},
-		"#Probe":    {"command"},
-		"#Team":     {"resourceGroups"},
+		"#Workload":            {"roles", "expose", "autoscale", "volumes", "outputs", "inputs"},
+		"#Workload.checkpoint": {"size", "keep"},
+		"#Probe":               {"command"},
+		"#Team":                {"resourceGroups"},
 	}
 )
 
@@ -678,7 +680,7 @@ func fastWorkload(s sv, o jobj, team, name string) {
 	// Positions, as the CUE path records them (evaluator.object).
 	for _, f := range []string{"kind", "priority", "image", "resources", "maxDuration", "schedule", "catchUp",
 		"catchUpLimit", "concurrency", "replicas", "workers", "minWorkers", "parallelism", "completions", "runId",
-		"ports", "health", "rollout", "rollout.maxSurge", "idle"} {
+		"ports", "health", "rollout", "rollout.maxSurge", "idle", "checkpoint", "checkpoint.dir"} {
 		s.atPath(f).pos()
 	}
 	for _, f := range []string{"gpu", "flavor", "gpuModel", "mig", "gpuFraction"} {

@@ -450,7 +450,7 @@ func mountText(m berth.Mount) string {
 }
 
 // MountsText is what a run mounts, in a sentence: "checkpoints
-// (checkpoint) at /ckpt: new claim of 10Gi per run, ...; imagenet
+// (checkpoint) at /ckpt: a 10Gi claim of the run, ...; imagenet
 // (dataset) at /data, read-only: claim imagenet". Empty for none.
 func MountsText(ms []berth.Mount) string {
 	parts := make([]string, len(ms))

@@ -15,6 +15,11 @@
 //     autoscales (render_autoscale.go). Every object is labelled app.kubernetes.io/managed-by=berth
 //     and annotated with the repository, the workload's file and line, the
 //     commit, the run id and the spec digest.
+//   - Storage (render_storage.go, apply_claims.go): a run's checkpoint
+//     claim, a pipeline step's outputs claim, the claims of team volumes
+//     and datasets that name none, and ephemeral scratch; made before the
+//     pods that mount them, deleted as render_storage.go says. Never a
+//     hostPath.
 //   - Observing (observe.go, status.go, nodes.go): GPU nodes (allocatable
 //     nvidia.com/gpu, MIG resources, nvidia.com/gpu.product), and every run
 //     from its objects, its pods and the run ledger.
