@@ -1,6 +1,7 @@
 package berth
 
 import (
+	"iter"
 	"maps"
 	"slices"
 	"strings"
@@ -20,8 +21,14 @@ type Config struct {
 	Policy    Policy                  `json:"policy"`
 
 	// Positions maps a CUE path ("workloads.vision.train.resources.flavor")
-	// to where it is defined, for every object and every reference field.
+	// to where it is defined, in a Config made in code.
 	Positions map[string]Pos `json:"-"`
+	// Fields, in a Config the loader made, says where every object and
+	// every reference field is defined. It decodes an object's positions
+	// the first time one of its paths is asked for: a 50,000-workload
+	// repository has about 750,000 of them, and most loads ask for none.
+	// Read positions with Pos and AllPositions, which see both.
+	Fields PositionIndex `json:"-"`
 
 	// Packages, in a Config the loader made, lists each package instance
 	// of the repository by directory, with a digest of what its result
@@ -32,6 +39,43 @@ type Config struct {
 	// other way; a Config whose workloads are changed after loading must
 	// drop it.
 	Packages map[string]Package `json:"-"`
+}
+
+// ChangedWorkloads lists, sorted, the workloads that may differ between
+// from and c, two Configs the loader made: those of the package instances
+// whose digest changed, or that came or went (Config.Packages). Every
+// other workload is the same in both, field for field. ok is false when
+// either has no packages or their packages do not account for every
+// workload added or removed: then every workload may differ.
+func (c *Config) ChangedWorkloads(from *Config) (ids []WorkloadID, ok bool) {
+	if from == nil || c.Packages == nil || from.Packages == nil {
+		return nil, false
+	}
+	for dir, p := range c.Packages {
+		q, had := from.Packages[dir]
+		if !had || q.Digest != p.Digest {
+			ids = append(append(ids, p.Workloads...), q.Workloads...)
+		}
+	}
+	for dir, q := range from.Packages {
+		if _, has := c.Packages[dir]; !has {
+			ids = append(ids, q.Workloads...)
+		}
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	n := len(from.Workloads)
+	for _, id := range ids {
+		_, inC := c.Workloads[id]
+		_, inFrom := from.Workloads[id]
+		switch {
+		case inC && !inFrom:
+			n++
+		case inFrom && !inC:
+			n--
+		}
+	}
+	return ids, n == len(c.Workloads)
 }
 
 // Package is one package instance of a loaded repository (see
@@ -45,12 +89,43 @@ type Package struct {
 	Workloads []WorkloadID
 }
 
+// PositionIndex says where the paths of a loaded configuration are
+// defined (Config.Fields).
+type PositionIndex interface {
+	// Lookup returns where path is defined; ok is false when nothing
+	// says.
+	Lookup(path string) (p Pos, ok bool)
+	// All calls yield with every path and its position, in no order,
+	// until it returns false.
+	All(yield func(path string, p Pos) bool)
+}
+
+// AllPositions yields every path with a position and its position, in no
+// order: those of Positions, then those of Fields.
+func (c *Config) AllPositions() iter.Seq2[string, Pos] {
+	return func(yield func(string, Pos) bool) {
+		for k, p := range c.Positions {
+			if !yield(k, p) {
+				return
+			}
+		}
+		if c.Fields != nil {
+			c.Fields.All(yield)
+		}
+	}
+}
+
 // Pos returns where the CUE path is defined, or the nearest enclosing path
 // that has a position.
 func (c *Config) Pos(path string) Pos {
 	for path != "" {
 		if p, ok := c.Positions[path]; ok {
 			return p
+		}
+		if c.Fields != nil {
+			if p, ok := c.Fields.Lookup(path); ok {
+				return p
+			}
 		}
 		i := strings.LastIndexByte(path, '.')
 		if i < 0 {
@@ -186,6 +261,12 @@ type Cluster struct {
 	// Ingress is how services of a kubernetes cluster are reached from
 	// outside; nil: they are not, and expose.host is an error.
 	Ingress *Ingress `json:"ingress,omitempty"`
+	// StorageClass is the class of the claims berth creates on a
+	// kubernetes cluster (empty: the cluster's default).
+	StorageClass string `json:"storageClass,omitempty"`
+	// VolumeRoot is the directory a local cluster's volumes live under
+	// (empty: volumes/ in berth's state directory).
+	VolumeRoot string `json:"volumeRoot,omitempty"`
 	// Notebooks is what the cluster asks of notebooks; nil: nothing.
 	Notebooks *NotebookPolicy `json:"notebooks,omitempty"`
 }
@@ -482,6 +563,12 @@ type Workload struct {
 	// Roles are the pod sets of a workload of several shapes (a launcher
 	// and workers); empty for a workload of one shape.
 	Roles map[string]Role `json:"roles,omitempty"`
+	// Volumes are the storage the workload mounts, by name.
+	Volumes map[string]Volume `json:"volumes,omitempty"`
+	// Outputs is what a pipeline step leaves for later steps; Inputs are
+	// the steps (same team) whose outputs it reads.
+	Outputs *Outputs `json:"outputs,omitempty"`
+	Inputs  []string `json:"inputs,omitempty"`
 
 	// Pos is where the workload is defined.
 	Pos Pos `json:"-"`
@@ -663,6 +750,11 @@ func (r Resources) UsesGPU() bool { return r.GPU > 0 || r.GPUFraction > 0 || r.M
 type Checkpoint struct {
 	Dir    string `json:"dir"`
 	Resume bool   `json:"resume"`
+	// Size is the size of a run's claim on Kubernetes (zero:
+	// DefaultCheckpointSize).
+	Size Quantity `json:"size,omitzero"`
+	// Keep keeps the checkpoints after the run ended.
+	Keep bool `json:"keep,omitempty"`
 }
 
 // PriorityTier is one priority level.

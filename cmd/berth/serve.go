@@ -651,7 +651,7 @@ func openClusters(cfg *berth.Config, o serveOptions, log *slog.Logger) ([]reconc
 					return nil, nil, usageError{fmt.Errorf("--gpus: %w", err)}
 				}
 			}
-			lo := local.Options{Name: n, StateDir: filepath.Join(o.stateDir, "clusters", n), SimulatedGPUs: gpus,
+			lo := local.Options{Name: n, StateDir: filepath.Join(o.stateDir, "clusters", n), VolumeRoot: c.VolumeRoot, SimulatedGPUs: gpus,
 				NVMLCommand: nvmlHelper(), Logger: log, FindNotebookCommand: findJupyter}
 			if o.notebookCommand != "" {
 				cmd, err := notebookCommand(o.notebookCommand)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
@@ -245,9 +246,15 @@ func runFromAnnotations(a map[string]string) (Run, bool) {
 		Phase:       reconcile.Phase(a[AnnotationPhase]),
 		Reason:      a[AnnotationReason],
 		StoppedAt:   parseTime(a[AnnotationStoppedAt]),
+		Resume:      a[AnnotationResume] == "1",
 	}
 	if p := a[AnnotationPlacements]; p != "" {
 		if err := json.Unmarshal([]byte(p), &r.Placements); err != nil {
+			return Run{}, false
+		}
+	}
+	if p := a[AnnotationInputs]; p != "" {
+		if err := json.Unmarshal([]byte(p), &r.Inputs); err != nil {
 			return Run{}, false
 		}
 	}
@@ -318,7 +325,7 @@ func ownsSpecReplicas(raw []byte) bool {
 // deploymentDrift renders a service's Deployment, Service and Ingress again
 // from their annotations and compares them with the live objects. (An
 // HTTPRoute is not watched: its kind may not exist on the cluster.)
-func deploymentDrift(o RenderOptions, d *appsv1.Deployment, svc *corev1.Service, ing *networkingv1.Ingress, flavorLabels map[string]string) string {
+func deploymentDrift(o RenderOptions, d *appsv1.Deployment, svc *corev1.Service, ing *networkingv1.Ingress, hpa *autoscalingv2.HorizontalPodAutoscaler, flavorLabels map[string]string) string {
 	r, ok := runFromAnnotations(d.Annotations)
 	if !ok {
 		return ""
@@ -332,6 +339,9 @@ func deploymentDrift(o RenderOptions, d *appsv1.Deployment, svc *corev1.Service,
 		r.FlavorLabels = flavorLabelsOf(&d.Spec.Template.Spec)
 	}
 	r.OmitReplicas = replicasOwnedByOther(d)
+	if hpa != nil {
+		r.Scale = scaleOf(hpa.Annotations)
+	}
 	objs, err := Render(o, r)
 	if err != nil {
 		return ""
@@ -352,6 +362,11 @@ func deploymentDrift(o RenderOptions, d *appsv1.Deployment, svc *corev1.Service,
 				return "Ingress " + obj.GetName() + " is missing"
 			}
 			ingAsked, live = true, liveMap(ing)
+		case kindHPA:
+			if hpa == nil {
+				return "HorizontalPodAutoscaler " + obj.GetName() + " is missing"
+			}
+			live = liveMap(hpa)
 		default:
 			continue
 		}
