@@ -173,4 +173,12 @@ workloads: t: a: {
 	if out, err := exec.Command(e.bin, "usage", "--from", "2026-13-01", "--server", e.addr).CombinedOutput(); err == nil || !strings.Contains(string(out), `--from "2026-13-01" is not a day`) {
 		t.Errorf("usage --from 2026-13-01: %v\n%s", err, out)
 	}
+
+	// With serve stopped, usage reads the history it left.
+	e.kill()
+	os.Remove(filepath.Join(e.state, "serve.json")) // SIGKILL left it
+	out, err := exec.Command(e.bin, "usage", "-o", "csv", "--state-dir", e.state).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), csvLine) {
+		t.Errorf("usage -o csv with no serve: %v\n%s\nwant the row %s", err, out, csvLine)
+	}
 }

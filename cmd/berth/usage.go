@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"text/tabwriter"
 	"time"
@@ -34,7 +36,8 @@ from --from to --to (UTC days, both included; default: this month so far).
 A run is billed the GPUs it held (whole GPUs, fractions, MIG slices as their
 share of a GPU) for the time its cluster measured it held them, split at
 UTC midnight; runs that go on are billed every --history-bill-every of the
-serve (a minute by default), runs that ended up to their end.
+serve (a minute by default), runs that ended up to their end. With no serve
+running on --state-dir, usage reads the history file it left there.
 
 -o text is a table per team (per team and day with --daily), -o csv the
 full table (day, team, cluster, flavor), -o json and -o yaml both, with
@@ -51,19 +54,26 @@ exact figures (milliGpuMillis: thousandths of a GPU times milliseconds).`,
 				}
 				q.Set(k, v)
 			}
-			b, code, err := c.get("/api/usage?" + q.Encode())
-			if err != nil {
-				return err
-			}
-			if code == http.StatusBadRequest {
-				return usageError{fmt.Errorf("%s", trimNL(b))}
-			}
-			if code != http.StatusOK {
-				return fmt.Errorf("berth serve answered %d: %s", code, trimNL(b))
-			}
 			var resp usageResponse
-			if err := json.Unmarshal(b, &resp); err != nil {
-				return err
+			if _, err := c.find(); err != nil && c.server == "" {
+				// No serve runs on the state directory: read its history.
+				if resp, err = usageFromFile(filepath.Join(c.stateDir, historyFile), q); err != nil {
+					return err
+				}
+			} else {
+				b, code, err := c.get("/api/usage?" + q.Encode())
+				if err != nil {
+					return err
+				}
+				if code == http.StatusBadRequest {
+					return usageError{fmt.Errorf("%s", trimNL(b))}
+				}
+				if code != http.StatusOK {
+					return fmt.Errorf("berth serve answered %d: %s", code, trimNL(b))
+				}
+				if err := json.Unmarshal(b, &resp); err != nil {
+					return err
+				}
 			}
 			switch output.value {
 			case formatText:
@@ -80,6 +90,23 @@ exact figures (milliGpuMillis: thousandths of a GPU times milliseconds).`,
 	cmd.Flags().BoolVar(&daily, "daily", false, "a row per team and day")
 	output = addOutputFlag(cmd, formatText, formatCSV, formatJSON, formatYAML)
 	return cmd
+}
+
+// usageFromFile reads GPU-hours from a history no serve holds open.
+func usageFromFile(path string, q url.Values) (usageResponse, error) {
+	if _, err := os.Stat(path); err != nil {
+		return usageResponse{}, fmt.Errorf("no 'berth serve' is running and there is no history at %s (pass --server or --state-dir)", path)
+	}
+	from, to, err := usageRange(q, time.Now())
+	if err != nil {
+		return usageResponse{}, usageError{err}
+	}
+	st, err := history.OpenReadOnly(path)
+	if err != nil {
+		return usageResponse{}, err
+	}
+	defer st.Close()
+	return (&server{hist: st}).usage(from, to)
 }
 
 // gpuHoursText writes GPU-hours with three decimals (3.6 GPU-seconds).

@@ -39,7 +39,16 @@ type Mark struct {
 	PR     int    `json:"pr,omitempty"`
 }
 
-// Key is the mark's key: the cluster and the run.
+// MarkKey names a mark: the cluster and the run.
+type MarkKey struct {
+	Cluster string
+	Run     berth.RunKey
+}
+
+// ID is the mark's key.
+func (m Mark) ID() MarkKey { return MarkKey{m.Cluster, m.Run()} }
+
+// Key is the mark's key in the store's file.
 func (m Mark) Key() string { return m.Cluster + "\x00" + m.Run().String() }
 
 // Run is the run the mark is about.
@@ -135,7 +144,7 @@ func PullRequest(subject string) int {
 // Outcome is what one reconcile adds to the history.
 type Outcome struct {
 	// Marks are the marks that changed, by key.
-	Marks  map[string]Mark
+	Marks  map[MarkKey]Mark
 	Events []Event
 	Usage  map[UsageKey]int64
 }
@@ -147,8 +156,8 @@ type Outcome struct {
 // observed. A run that goes on is billed when billEvery has passed since
 // its last bill (each bill is a write; 0: every time); one that ended is
 // billed at once. It reads marks and does not change them.
-func Step(marks map[string]Mark, rep reconcile.Report, now time.Time, billEvery time.Duration) Outcome {
-	out := Outcome{Marks: map[string]Mark{}, Usage: map[UsageKey]int64{}}
+func Step(marks map[MarkKey]Mark, rep reconcile.Report, now time.Time, billEvery time.Duration) Outcome {
+	out := Outcome{Marks: map[MarkKey]Mark{}, Usage: map[UsageKey]int64{}}
 	rev := RevisionOf(rep.Applied)
 	stamp := func(e Event) Event {
 		e.Revision, e.Commit, e.PR, e.MergedBy = rev.Name, rev.Commit, rev.PR, rev.MergedBy
@@ -157,10 +166,11 @@ func Step(marks map[string]Mark, rep reconcile.Report, now time.Time, billEvery 
 	}
 	get := func(cluster string, k berth.RunKey) Mark {
 		m := Mark{Cluster: cluster, Workload: k.Workload, RunID: k.RunID, Commit: rev.Commit, PR: rev.PR}
-		if prev, ok := out.Marks[m.Key()]; ok {
+		id := MarkKey{cluster, k}
+		if prev, ok := out.Marks[id]; ok {
 			return prev
 		}
-		if prev, ok := marks[m.Key()]; ok {
+		if prev, ok := marks[id]; ok {
 			return prev
 		}
 		return m
@@ -175,7 +185,7 @@ func Step(marks map[string]Mark, rep reconcile.Report, now time.Time, billEvery 
 					m.Phase, m.Attempt = r.Phase, r.Attempts
 				}
 				m = bill(m, r, now, billEvery, out.Usage)
-				out.Marks[m.Key()] = m
+				out.Marks[m.ID()] = m
 			}
 		}
 		if c.Plan != nil {
@@ -190,7 +200,7 @@ func Step(marks map[string]Mark, rep reconcile.Report, now time.Time, billEvery 
 					out.Events = append(out.Events, stamp(Event{Time: now, Type: EventDecision, Cluster: c.Name,
 						Workload: d.Workload, RunID: d.RunID, What: string(d.Action), Reason: decisionReason(d), GPUs: d.GPUs, Flavor: d.Flavor}))
 				}
-				out.Marks[m.Key()] = m
+				out.Marks[m.ID()] = m
 			}
 		}
 		for _, res := range c.Results {

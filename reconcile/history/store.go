@@ -64,7 +64,7 @@ type Store struct {
 	opts Options
 
 	mu     sync.Mutex
-	marks  map[string]Mark
+	marks  map[MarkKey]Mark
 	pruned time.Time
 }
 
@@ -80,7 +80,7 @@ func Open(path string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("history %s: %w", path, err)
 	}
-	s := &Store{db: db, opts: opts.withDefaults(), marks: map[string]Mark{}}
+	s := &Store{db: db, opts: opts.withDefaults(), marks: map[MarkKey]Mark{}}
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketMarks, bucketEvents, bucketUsage, bucketMinutes, bucketHours} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
@@ -92,7 +92,7 @@ func Open(path string, opts Options) (*Store, error) {
 			if err := json.Unmarshal(v, &m); err != nil {
 				return fmt.Errorf("mark %q: %w", k, err)
 			}
-			s.marks[string(k)] = m
+			s.marks[m.ID()] = m
 			return nil
 		})
 	})
@@ -113,7 +113,7 @@ func OpenReadOnly(path string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("history %s: %w", path, err)
 	}
-	return &Store{db: db, opts: Options{}.withDefaults(), marks: map[string]Mark{}}, nil
+	return &Store{db: db, opts: Options{}.withDefaults(), marks: map[MarkKey]Mark{}}, nil
 }
 
 // Origin is the revision in force when a run was first seen.
@@ -149,13 +149,16 @@ func (s *Store) Record(rep reconcile.Report, now time.Time) (Outcome, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := Step(s.marks, rep, now, s.opts.BillEvery)
-	changed := map[string]Mark{}
+	changed := map[MarkKey]Mark{}
 	for k, m := range out.Marks {
 		prev, ok := s.marks[k]
 		if ok && !worthWriting(prev, m) {
 			continue
 		}
 		changed[k] = m
+	}
+	if len(changed) == 0 && len(out.Events) == 0 && len(out.Usage) == 0 {
+		return out, s.maybePrune(now) // nothing to write: no transaction (each is an fsync)
 	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		if err := putEvents(tx, out.Events); err != nil {
@@ -165,12 +168,12 @@ func (s *Store) Record(rep reconcile.Report, now time.Time) (Outcome, error) {
 			return err
 		}
 		b := tx.Bucket(bucketMarks)
-		for _, k := range slices.Sorted(maps.Keys(changed)) {
-			v, err := json.Marshal(changed[k])
+		for _, m := range changed {
+			v, err := json.Marshal(m)
 			if err != nil {
 				return err
 			}
-			if err := b.Put([]byte(k), v); err != nil {
+			if err := b.Put([]byte(m.Key()), v); err != nil {
 				return err
 			}
 		}
@@ -180,13 +183,19 @@ func (s *Store) Record(rep reconcile.Report, now time.Time) (Outcome, error) {
 		return Outcome{}, fmt.Errorf("history: %w", err)
 	}
 	maps.Copy(s.marks, changed)
-	if now.Sub(s.pruned) >= 24*time.Hour {
-		if err := s.prune(now); err != nil {
-			return out, err
-		}
-		s.pruned = now
+	return out, s.maybePrune(now)
+}
+
+// maybePrune prunes once a day.
+func (s *Store) maybePrune(now time.Time) error {
+	if now.Sub(s.pruned) < 24*time.Hour {
+		return nil
 	}
-	return out, nil
+	if err := s.prune(now); err != nil {
+		return err
+	}
+	s.pruned = now
+	return nil
 }
 
 // worthWriting says whether a mark changed enough to be written: in
@@ -371,9 +380,9 @@ func (s *Store) prune(now time.Time) error {
 			return err
 		}
 		b := tx.Bucket(bucketMarks)
-		for k, m := range s.marks {
+		for _, m := range s.marks {
 			if m.Seen.Before(cut) {
-				if err := b.Delete([]byte(k)); err != nil {
+				if err := b.Delete([]byte(m.Key())); err != nil {
 					return err
 				}
 			}
@@ -383,7 +392,7 @@ func (s *Store) prune(now time.Time) error {
 	if err != nil {
 		return fmt.Errorf("history: prune: %w", err)
 	}
-	maps.DeleteFunc(s.marks, func(_ string, m Mark) bool { return m.Seen.Before(cut) })
+	maps.DeleteFunc(s.marks, func(_ MarkKey, m Mark) bool { return m.Seen.Before(cut) })
 	return nil
 }
 
