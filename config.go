@@ -162,6 +162,9 @@ type Cluster struct {
 	FractionalResource string  `json:"fractionalResource,omitempty"`
 	SharesPerGPU       int     `json:"sharesPerGPU,omitempty"`
 	SimulatedGPUs      string  `json:"simulatedGPUs,omitempty"`
+	// SecretsDir is where a local cluster reads env secrets: a file per
+	// key, TEAM/NAME/KEY under it, outside the repository.
+	SecretsDir string `json:"secretsDir,omitempty"`
 	// Ingress is how services of a kubernetes cluster are reached from
 	// outside; nil: they are not, and expose.host is an error.
 	Ingress *Ingress `json:"ingress,omitempty"`
@@ -415,24 +418,24 @@ func (id WorkloadID) Name() string {
 
 // Workload is one thing to run.
 type Workload struct {
-	Name        string            `json:"name"`
-	Team        string            `json:"team"`
-	Kind        Kind              `json:"kind"`
-	Priority    string            `json:"priority,omitempty"`
-	Image       string            `json:"image,omitempty"`
-	Command     []string          `json:"command"`
-	Args        []string          `json:"args"`
-	Env         map[string]string `json:"env"`
-	Resources   Resources         `json:"resources"`
-	Replicas    int               `json:"replicas,omitempty"`
-	Workers     int               `json:"workers,omitempty"`
-	MinWorkers  int               `json:"minWorkers,omitempty"`
-	Parallelism int               `json:"parallelism,omitempty"`
-	Completions int               `json:"completions,omitempty"`
-	MaxDuration Duration          `json:"maxDuration,omitempty"`
-	Retries     int               `json:"retries"`
-	Checkpoint  *Checkpoint       `json:"checkpoint,omitempty"`
-	Schedule    string            `json:"schedule,omitempty"`
+	Name        string      `json:"name"`
+	Team        string      `json:"team"`
+	Kind        Kind        `json:"kind"`
+	Priority    string      `json:"priority,omitempty"`
+	Image       string      `json:"image,omitempty"`
+	Command     []string    `json:"command"`
+	Args        []string    `json:"args"`
+	Env         Env         `json:"env"`
+	Resources   Resources   `json:"resources"`
+	Replicas    int         `json:"replicas,omitempty"`
+	Workers     int         `json:"workers,omitempty"`
+	MinWorkers  int         `json:"minWorkers,omitempty"`
+	Parallelism int         `json:"parallelism,omitempty"`
+	Completions int         `json:"completions,omitempty"`
+	MaxDuration Duration    `json:"maxDuration,omitempty"`
+	Retries     int         `json:"retries"`
+	Checkpoint  *Checkpoint `json:"checkpoint,omitempty"`
+	Schedule    string      `json:"schedule,omitempty"`
 	// CatchUp and Concurrency say what a periodic job does with missed and
 	// overlapping ticks ("" is CatchUpNone and ConcurrencyAllow).
 	CatchUp      CatchUp     `json:"catchUp,omitempty"`
@@ -487,7 +490,7 @@ type Role struct {
 	Command []string `json:"command,omitempty"`
 	Args    []string `json:"args,omitempty"`
 	// Env is added to the workload's.
-	Env map[string]string `json:"env"`
+	Env Env `json:"env"`
 }
 
 // MinPods is the fewest pods of the role that may start.

@@ -182,7 +182,7 @@ workloads: vision: {
 `).fs()
 	cfg := mustLoad(t, repo, cue.Options{})
 	res := berth.Resources{CPU: berth.MustQuantity("1"), Memory: berth.MustQuantity("1Gi")}
-	base := berth.Workload{Team: "vision", Command: []string{"c"}, Args: []string{}, Env: map[string]string{},
+	base := berth.Workload{Team: "vision", Command: []string{"c"}, Args: []string{}, Env: berth.EnvOf(map[string]string{}),
 		DependsOn: []string{}, RunID: "1", Ports: []berth.Port{}, Resources: res}
 	want := map[berth.WorkloadID]berth.Workload{}
 	for _, w := range []struct {
@@ -515,9 +515,9 @@ workloads: vision: mpi: {
 	}
 	want := map[string]berth.Role{
 		"launcher": {Name: "launcher", Count: 1, Resources: res(0, "cpu"), NodeSelector: map[string]string{},
-			Command: []string{"mpirun"}, Env: map[string]string{}},
+			Command: []string{"mpirun"}, Env: berth.EnvOf(map[string]string{})},
 		"worker": {Name: "worker", Count: 4, MinCount: 2, Resources: res(1, ""), NodeSelector: map[string]string{"zone": "a"},
-			Env: map[string]string{"RANK_FROM": "worker"}},
+			Env: berth.EnvOf(map[string]string{"RANK_FROM": "worker"})},
 	}
 	if d := cmp.Diff(want, w.Roles, quantityEqual); d != "" {
 		t.Errorf("roles (-want +got):\n%s", d)

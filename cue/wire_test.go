@@ -22,7 +22,7 @@ func TestResultBudget(t *testing.T) {
 	}
 	tr := newTree(files)
 	result := func(dir string, padding int) *instanceResult {
-		w := berth.Workload{Name: dir, Team: "t", Env: map[string]string{"PADDING": strings.Repeat("x", padding)}}
+		w := berth.Workload{Name: dir, Team: "t", Env: berth.EnvOf(map[string]string{"PADDING": strings.Repeat("x", padding)})}
 		return &instanceResult{dir: dir, deps: []string{dir}, objects: []object{{key: "workloads.t." + dir, value: w}}}
 	}
 	budget := int64(3 << 20)

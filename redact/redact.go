@@ -99,8 +99,13 @@ func FromConfigs(cfgs ...*berth.Config) *Scrubber {
 			continue
 		}
 		for _, w := range c.Workloads {
-			for _, v := range w.Env {
+			for _, v := range w.Env.Values() {
 				values = append(values, v)
+			}
+			for _, r := range w.Roles {
+				for _, v := range r.Env.Values() {
+					values = append(values, v)
+				}
 			}
 		}
 	}

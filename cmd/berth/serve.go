@@ -156,6 +156,19 @@ func (s revisionSource) Latest(ctx context.Context) (reconcile.Revision, error) 
 	return reconcile.Revision{Name: r.String(), Commit: commit, Time: r.Time, FS: r.FS}, nil
 }
 
+// localRepoDir is --repo's directory when it is one on this machine (a
+// secretsDir inside it is refused), "" for a URL.
+func localRepoDir(repo string) string {
+	if strings.Contains(repo, "://") || (strings.Contains(repo, "@") && strings.Contains(repo, ":")) {
+		return ""
+	}
+	abs, err := filepath.Abs(repo)
+	if err != nil {
+		return ""
+	}
+	return abs
+}
+
 // openSource picks the source for --repo and the watchers that signal it.
 func openSource(ctx context.Context, o serveOptions, log *slog.Logger) (reconcile.Source, []<-chan sources.Change, error) {
 	repo := o.repo
@@ -612,7 +625,8 @@ func openClusters(cfg *berth.Config, o serveOptions, log *slog.Logger) ([]reconc
 					return nil, nil, usageError{fmt.Errorf("--gpus: %w", err)}
 				}
 			}
-			lc, err := local.New(local.Options{Name: n, StateDir: filepath.Join(o.stateDir, "clusters", n), SimulatedGPUs: gpus, Logger: log})
+			lc, err := local.New(local.Options{Name: n, StateDir: filepath.Join(o.stateDir, "clusters", n), SimulatedGPUs: gpus,
+				RepoDir: localRepoDir(o.repo), Logger: log})
 			var damaged *local.DamagedError
 			if errors.As(err, &damaged) {
 				return nil, nil, damagedLedgerError(damaged, o.stateDir, n)

@@ -30,10 +30,14 @@ import (
 // since it last looked (from exit.json), those it stopped included: with
 // nothing new, it writes nothing.
 //
-// Each change carries all it needs: the configuration is not read.
-func (c *Cluster) Apply(ctx context.Context, _ *berth.Config, changes []reconcile.Change) ([]reconcile.Result, error) {
+// Each change carries all it needs; of the configuration only the
+// cluster's secretsDir is read (where env secrets are files).
+func (c *Cluster) Apply(ctx context.Context, cfg *berth.Config, changes []reconcile.Change) ([]reconcile.Result, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if cfg != nil {
+		c.secretsDir = cfg.Clusters[c.opts.Name].SecretsDir
+	}
 	results := make([]reconcile.Result, len(changes))
 	type pendingStop struct {
 		i    int

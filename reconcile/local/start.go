@@ -107,7 +107,7 @@ type localPod struct {
 	roleRank  int
 	roleSize  int
 	argv      []string
-	env       map[string]string
+	env       berth.Env
 	placement berth.Placement
 }
 
@@ -153,13 +153,7 @@ func podsOf(r *record, w berth.Workload) ([]localPod, error) {
 		if len(command) == 0 {
 			return nil, fmt.Errorf("role %s: no command: the local backend runs the command as a process and cannot use an image's entrypoint", name)
 		}
-		env := map[string]string{}
-		for k, v := range w.Env {
-			env[k] = v
-		}
-		for k, v := range role.Env {
-			env[k] = v
-		}
+		env := w.Env.With(role.Env)
 		ps := placed[name]
 		count := len(ps)
 		if count == 0 {
@@ -189,6 +183,10 @@ func (c *Cluster) podSpecs(r *record, w berth.Workload, n int) ([]podSpec, error
 	count := len(lp)
 	inUse := c.devicesInUse(r.Key())
 	ckptEnv, err := c.checkpointEnv(r, w, n)
+	if err != nil {
+		return nil, err
+	}
+	secrets, err := c.secretFiles(r.Workload, lp)
 	if err != nil {
 		return nil, err
 	}
@@ -248,7 +246,8 @@ func (c *Cluster) podSpecs(r *record, w berth.Workload, n int) ([]podSpec, error
 		pods[i] = podSpec{
 			Dir:     podDir(r.Workload, r.RunID, n, i),
 			Argv:    lp[i].argv,
-			Env:     mergeEnv(c.opts.Env, lp[i].env, berthEnv),
+			Env:     mergeEnv(c.opts.Env, lp[i].env.Values(), berthEnv),
+			Secrets: secrets[i],
 			Devices: devices,
 			Note:    note,
 			Ports:   ports,
@@ -475,7 +474,7 @@ func (c *Cluster) spawnPod(p podSpec) (adopted bool, err error) {
 		return false, err
 	}
 	spec := shimSpec{
-		Argv: p.Argv, Env: p.Env, Dir: filepath.Join(dir, dirWork),
+		Argv: p.Argv, Env: p.Env, Secrets: p.Secrets, Dir: filepath.Join(dir, dirWork),
 		GracePeriod: berth.Duration(c.opts.GracePeriod), LogMaxBytes: c.opts.LogMaxBytes, Note: p.Note,
 	}
 	if r := c.recordOfPod(p.Dir); r != nil {
