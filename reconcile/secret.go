@@ -26,6 +26,8 @@ type SecretError struct {
 	Problem string
 }
 
+// Error does not name the workload: the backends wrap it in the change's
+// error, which does.
 func (e *SecretError) Error() string {
-	return fmt.Sprintf("workload %s: env %s: secret %s key %s (%s): %s; not started", e.Workload, e.Var, e.Secret.Name, e.Secret.Key, e.Where, e.Problem)
+	return fmt.Sprintf("env %s: secret %s key %s (%s): %s; not started", e.Var, e.Secret.Name, e.Secret.Key, e.Where, e.Problem)
 }

@@ -2,6 +2,7 @@ package kube
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -77,6 +78,9 @@ func (c *Cluster) startJob(ctx context.Context, cfg *berth.Config, p *changePlan
 	if j.job == nil && j.rec != nil && j.rec.Phase == reconcile.PhaseSucceeded {
 		return fmt.Errorf("run %s already succeeded; bump runId for a new run", ch.RunID)
 	}
+	if err := c.checkSecrets(ctx, j.ns, ch.Workload); err != nil {
+		return c.holdJob(ctx, cfg, ch, j, now, err)
+	}
 	r := baseRun(cfg, ch, now)
 	r.Started, r.StartedAt = true, now
 	recreate := resumeJob(&r, ch, j, now)
@@ -104,6 +108,27 @@ func (c *Cluster) startJob(ctx context.Context, cfg *berth.Config, p *changePlan
 	}
 	p.started(j.key, r, now)
 	return nil
+}
+
+// holdJob keeps a run that cannot start (err, a *reconcile.SecretError)
+// waiting: its Job suspended, created if it is not there yet, with why on
+// it for Observe to report. A Job berth stopped (preempted) keeps its
+// record as it is. It returns err, so the change reports it.
+func (c *Cluster) holdJob(ctx context.Context, cfg *berth.Config, ch reconcile.Change, j liveJob, now time.Time, err error) error {
+	var se *reconcile.SecretError
+	if !errors.As(err, &se) || (j.job != nil && j.st.Phase != reconcile.PhaseQueued) {
+		return err
+	}
+	r := baseRun(cfg, ch, now)
+	r.NotStarted = se.Error()
+	objs, rerr := Render(c.opts.Render, r)
+	if rerr != nil {
+		return errors.Join(err, rerr)
+	}
+	if _, aerr := c.applyObjects(ctx, objs[:1]); aerr != nil {
+		return errors.Join(err, aerr)
+	}
+	return err
 }
 
 // resumeJob fills in the attempt r starts from what the Job and the ledger

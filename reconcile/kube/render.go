@@ -53,6 +53,9 @@ type Run struct {
 	Phase     reconcile.Phase
 	Reason    string
 	StoppedAt time.Time
+	// NotStarted says why a run berth was to start waits suspended (see
+	// AnnotationNotStarted).
+	NotStarted string
 
 	Flavor string
 	// FlavorLabels are the node labels of the run's flavor.
@@ -460,6 +463,7 @@ func runAnnotations(o RenderOptions, r Run) map[string]string {
 	}
 	set(AnnotationFlavor, r.Flavor)
 	set(AnnotationQueuedSince, formatTime(r.QueuedSince))
+	set(AnnotationNotStarted, r.NotStarted)
 	if r.Workload.Checkpoint != nil {
 		a[AnnotationCheckpointClaim] = CheckpointClaimName(r.Key())
 	}

@@ -126,7 +126,10 @@ func TestSecretRefused(t *testing.T) {
 				t.Fatalf("outcome %s, err %v; want failed with a SecretError", res[0].Outcome, res[0].Err)
 			}
 			msg := se.Error()
-			if !strings.Contains(msg, tt.want) || !strings.HasPrefix(msg, "workload vision/fetch: env HF_TOKEN: secret hf key token (") {
+			if !strings.HasPrefix(res[0].Err.Error(), "workload vision/fetch run 1: start: env HF_TOKEN") {
+				t.Errorf("the change's error does not name the workload first: %v", res[0].Err)
+			}
+			if !strings.Contains(msg, tt.want) || !strings.HasPrefix(msg, "env HF_TOKEN: secret hf key token (") {
 				t.Errorf("error %q does not say %q", msg, tt.want)
 			}
 			for _, r := range observe(t, c).Runs {
