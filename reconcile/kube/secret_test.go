@@ -75,7 +75,9 @@ workloads: ml: fetch: {kind: "batch", image: "img:1", resources: {gpu: 1, flavor
 	if _, err := secrets.Update(s.ctx, sec, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	cr := s.until("fetch runs", time.Minute, func(cr reconcile.ClusterReport) bool { return phase(cr, "ml/fetch").Holds() || phase(cr, "ml/fetch") == reconcile.PhaseSucceeded })
+	cr := s.until("fetch runs", time.Minute, func(cr reconcile.ClusterReport) bool {
+		return phase(cr, "ml/fetch").Holds() || phase(cr, "ml/fetch") == reconcile.PhaseSucceeded
+	})
 	j := s.job("fetch-1")
 	if _, ok := j.Annotations[kube.AnnotationNotStarted]; ok {
 		t.Errorf("the started Job still says it did not start: %v", j.Annotations)
