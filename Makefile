@@ -6,6 +6,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/berth-gpu/berth.Version=$(VERSION)
 BERTH   := bin/berth
+NVML    := bin/berth-nvml
 
 # Where tools and benchmark repositories go (git-ignored).
 CACHE   := .cache
@@ -22,9 +23,12 @@ TEST_DEPS ?=
 
 all: build
 
-## build: bin/berth, with its version from git describe
+## build: bin/berth, with its version from git describe, and beside it
+## bin/berth-nvml, the helper that reads the GPUs with NVML (cgo) for the
+## local backend; berth itself does not link NVML (cmd/berth-nvml says why)
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BERTH) ./cmd/berth
+	CGO_ENABLED=1 $(GO) build -o $(NVML) ./cmd/berth-nvml
 
 ## test: every test; never rewrites the tree (make golden does)
 test: $(TEST_DEPS)

@@ -168,6 +168,14 @@ type Cluster struct {
 	// Ingress is how services of a kubernetes cluster are reached from
 	// outside; nil: they are not, and expose.host is an error.
 	Ingress *Ingress `json:"ingress,omitempty"`
+	// Notebooks is what the cluster asks of notebooks; nil: nothing.
+	Notebooks *NotebookPolicy `json:"notebooks,omitempty"`
+}
+
+// NotebookPolicy is what a cluster asks of the notebooks it runs.
+type NotebookPolicy struct {
+	// RequireIdle: every notebook must set an idle limit.
+	RequireIdle bool `json:"requireIdle"`
 }
 
 // Flavor is one kind of capacity: a GPU model, a MIG profile of a model, or
@@ -448,6 +456,9 @@ type Workload struct {
 	Rollout      *Rollout    `json:"rollout,omitempty"`
 	Expose       *Expose     `json:"expose,omitempty"`
 	Autoscale    *Autoscale  `json:"autoscale,omitempty"`
+	// Idle is how long a notebook may go without activity before it is
+	// stopped and its GPUs freed (zero: never).
+	Idle Duration `json:"idle,omitempty"`
 	// Roles are the pod sets of a workload of several shapes (a launcher
 	// and workers); empty for a workload of one shape.
 	Roles map[string]Role `json:"roles,omitempty"`

@@ -66,6 +66,7 @@ const (
 	ReasonRemovedFromGit    ReasonCode = "RemovedFromGit"        // the workload left the repository
 	ReasonMaxDurationPassed ReasonCode = "MaxDurationExceeded"   // ran longer than maxDuration
 	ReasonSupersededByTick  ReasonCode = "SupersededByTick"      // a newer tick of its periodic job is due (concurrency replace)
+	ReasonIdleStopped       ReasonCode = "IdleStopped"           // a notebook idle past its limit was stopped: bump runId
 )
 
 // Never reports whether the code means the spec must change: waiting will

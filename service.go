@@ -163,3 +163,16 @@ func PortEnv(p Port) string {
 	}
 	return "BERTH_PORT_" + strings.ToUpper(strings.ReplaceAll(p.Name, "-", "_"))
 }
+
+// NotebookPort is the port a notebook that declares none listens on:
+// Jupyter's.
+var NotebookPort = Port{Name: "http", Port: 8888, Protocol: "TCP"}
+
+// ServedPorts are the ports the workload listens on: its ports, or, for a
+// notebook that declares none, NotebookPort.
+func (w Workload) ServedPorts() []Port {
+	if len(w.Ports) == 0 && w.Kind == KindNotebook {
+		return []Port{NotebookPort}
+	}
+	return w.Ports
+}

@@ -138,7 +138,7 @@ func TestDiskCacheUntrusted(t *testing.T) {
 		{"a byte changed", func(t *testing.T, p string) {
 			b, _ := os.ReadFile(p)
 			// A digit of a number in a workload: valid JSON, other data.
-			i := strings.LastIndex(string(b), `"line":`) + len(`"line":`)
+			i := strings.LastIndex(string(b), `"retries":`) + len(`"retries":`)
 			b[i] = '0' + (b[i]-'0'+1)%10
 			os.WriteFile(p, b, 0o600)
 		}, "test"},

@@ -26,6 +26,7 @@ import (
 	"github.com/berth-gpu/berth"
 	"github.com/berth-gpu/berth/cue"
 	"github.com/berth-gpu/berth/reconcile"
+	"github.com/berth-gpu/berth/reconcile/history"
 	"github.com/berth-gpu/berth/reconcile/local"
 	"github.com/berth-gpu/berth/redact"
 	"github.com/berth-gpu/berth/sources"
@@ -51,7 +52,11 @@ type serveOptions struct {
 	knownHost     string
 	logFormat     string
 	once          bool
-	github        githubOptions // --github: see github.go
+	// historyRetention is how long the history keeps events and hourly
+	// GPU readings (history.go).
+	historyRetention time.Duration
+	historyBillEvery time.Duration
+	github           githubOptions // --github: see github.go
 	// kube: clusters of backend kubernetes (snapshot.go).
 	kube kubeFlags
 }
@@ -109,6 +114,8 @@ served on --webhook-listen, apart from the status API.`,
 	f.StringVar(&o.knownHost, "known-hosts", "", "known_hosts file for an ssh repository")
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	f.BoolVar(&o.once, "once", false, "reconcile once and exit (for scripts and CI)")
+	f.DurationVar(&o.historyBillEvery, "history-bill-every", time.Minute, "how often a run that goes on is billed in the history (a write each time; what it held is billed exactly either way)")
+	f.DurationVar(&o.historyRetention, "history-retention", 30*24*time.Hour, "how long the history keeps lifecycle events, decisions and hourly GPU readings (GPU-hours per day: 400 days)")
 	evalBounds.register(f)
 	o.kube.register(f, true) // kubernetes clusters (snapshot.go)
 	o.github.registerServe(f)
@@ -153,7 +160,7 @@ func (s revisionSource) Latest(ctx context.Context) (reconcile.Revision, error) 
 	if r.Kind == sources.WorkingDir {
 		commit = ""
 	}
-	return reconcile.Revision{Name: r.String(), Commit: commit, Time: r.Time, FS: r.FS}, nil
+	return reconcile.Revision{Name: r.String(), Commit: commit, Time: r.Time, Subject: r.Subject, Author: r.Author, FS: r.FS}, nil
 }
 
 // localRepoDir is --repo's directory when it is one on this machine (a
@@ -235,6 +242,10 @@ type server struct {
 	ready bool
 	// gen counts the reports recorded.
 	gen uint64
+	// hist is the history (history.go); sampled when the GPUs were last
+	// read into it (by the reconcile loop only).
+	hist    *history.Store
+	sampled time.Time
 }
 
 func (s *server) record(r reconcile.Report) {
@@ -360,6 +371,7 @@ func (s *server) handler(reg *prometheus.Registry) http.Handler {
 	api := http.NewServeMux()
 	mux.Handle("/api/", requireToken(s.token, api))
 	s.mountDashboard(mux) // dashboard.go
+	s.mountHistory(api)   // history.go
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
@@ -501,7 +513,12 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 	// Quota, queue and admitted GPUs per team, read from the last plans
 	// at each scrape.
 	reg.MustRegister(reconcile.NewPlanCollector(engine.Last))
-	srv := &server{engine: engine, token: token, stateDir: o.stateDir}
+	hist, err := history.Open(filepath.Join(o.stateDir, historyFile), history.Options{Retention: o.historyRetention, BillEvery: o.historyBillEvery})
+	if err != nil {
+		return err
+	}
+	defer hist.Close()
+	srv := &server{engine: engine, token: token, stateDir: o.stateDir, hist: hist}
 	if o.github.repo != "" {
 		srv.repoURL = "https://github.com/" + o.github.repo
 	}
@@ -575,6 +592,7 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 			}
 			metrics.Observe(rep, time.Since(start))
 			srv.record(rep)
+			srv.recordHistory(ctx, rep, clusters, time.Now(), log)
 			if o.once {
 				return reportExit(rep)
 			}
@@ -625,8 +643,10 @@ func openClusters(cfg *berth.Config, o serveOptions, log *slog.Logger) ([]reconc
 					return nil, nil, usageError{fmt.Errorf("--gpus: %w", err)}
 				}
 			}
-			lc, err := local.New(local.Options{Name: n, StateDir: filepath.Join(o.stateDir, "clusters", n), SimulatedGPUs: gpus,
-				RepoDir: localRepoDir(o.repo), Logger: log})
+			lc, err := local.New(local.Options{
+				Name: n, StateDir: filepath.Join(o.stateDir, "clusters", n), SimulatedGPUs: gpus,
+				NVMLCommand: nvmlHelper(), RepoDir: localRepoDir(o.repo), Logger: log,
+			})
 			var damaged *local.DamagedError
 			if errors.As(err, &damaged) {
 				return nil, nil, damagedLedgerError(damaged, o.stateDir, n)

@@ -5,14 +5,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
 	"time"
-
-	"github.com/NVIDIA/go-nvml/pkg/nvml"
 
 	"github.com/berth-gpu/berth"
 	"github.com/berth-gpu/berth/reconcile"
@@ -23,7 +22,6 @@ import (
 type Cluster struct {
 	opts   Options
 	log    *slog.Logger
-	lib    nvml.Interface // nil on a CPU-only node
 	source gpuSource
 	gpus   []GPU
 	mig    map[int]map[string][]MIGDevice
@@ -39,6 +37,17 @@ type Cluster struct {
 	// secretsDir is the cluster's secretsDir in the configuration Apply
 	// was last given (see secret.go).
 	secretsDir string
+	// idleLimits are the notebooks' idle limits of the configuration
+	// Observe was last given (under mu).
+	idleLimits map[berth.WorkloadID]time.Duration
+
+	// The idle checks of notebooks (notebook.go): one at a time, under
+	// idleMu, which guards lastActivity (by run and attempt).
+	idleMu       sync.Mutex
+	lastActivity map[string]time.Time
+	idleClient   *http.Client
+	endIdle      context.CancelFunc
+	idleDone     chan struct{}
 }
 
 var _ reconcile.Cluster = (*Cluster)(nil)
@@ -60,7 +69,7 @@ func New(opts Options) (*Cluster, error) {
 		return nil, fmt.Errorf("local cluster %s: %w", opts.Name, err)
 	}
 	opts.Logger = log
-	gpus, lib, source, err := findGPUs(opts)
+	gpus, source, err := findGPUs(context.Background(), opts)
 	if err != nil {
 		led.close()
 		return nil, fmt.Errorf("local cluster %s: GPUs: %w", opts.Name, err)
@@ -69,11 +78,15 @@ func New(opts Options) (*Cluster, error) {
 		opts = opts.simulatedServer(cpuSet, memSet, len(gpus))
 	}
 	c := &Cluster{
-		opts: opts, log: log, lib: lib, source: source, gpus: gpus, mig: migSlices(gpus),
+		opts: opts, log: log, source: source, gpus: gpus, mig: migSlices(gpus),
 		node:   buildNode(opts.NodeName, gpus, *opts.CPU, *opts.Memory, log),
 		ledger: led, ended: map[string]podStatus{},
 	}
 	c.router = traffic.NewRouter(traffic.RouterOptions{Log: log, ListenHost: opts.ExposeHost, Unhealthy: c.unhealthy})
+	c.lastActivity, c.idleClient, c.idleDone = map[string]time.Time{}, newIdleClient(), make(chan struct{})
+	var idleCtx context.Context
+	idleCtx, c.endIdle = context.WithCancel(context.Background())
+	go func() { defer close(c.idleDone); c.watchIdle(idleCtx) }()
 	c.log.Info("local cluster ready", "node", c.node.Name, "gpus", len(gpus), "gpuModel", c.node.GPUModel,
 		"gpuSource", string(source), "stateDir", opts.StateDir, "runs", len(led.runs))
 	if err := c.recover(); err != nil {
@@ -83,16 +96,14 @@ func New(opts Options) (*Cluster, error) {
 	return c, nil
 }
 
-// Close closes the ledger and NVML. Running pods go on: their shims do not
+// Close closes the ledger. Running pods go on: their shims do not
 // need berth, and the next Cluster on the state directory adopts them.
 func (c *Cluster) Close() error {
+	c.endIdle()
+	<-c.idleDone
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.router.Close()
-	if c.lib != nil {
-		c.lib.Shutdown()
-		c.lib = nil
-	}
 	return c.ledger.close()
 }
 
@@ -108,14 +119,17 @@ func (c *Cluster) Simulated() bool { return c.source == sourceSimulated }
 // StateDir is the absolute state directory.
 func (c *Cluster) StateDir() string { return c.opts.StateDir }
 
-// GPUs discovers the GPUs again, with their current utilisation.
-func (c *Cluster) GPUs() ([]GPU, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.lib == nil {
-		return nil, nil
+// GPUs discovers the GPUs again, with their current utilisation: berth-nvml
+// runs once more. A simulated inventory is idle; a CPU-only node has none.
+func (c *Cluster) GPUs(ctx context.Context) ([]GPU, error) {
+	if c.source != sourceNVML {
+		return slices.Clone(c.gpus), nil
 	}
-	return discover(c.lib)
+	r, err := probeGPUs(ctx, c.opts.NVMLCommand)
+	if err != nil {
+		return nil, err
+	}
+	return r.GPUs, nil
 }
 
 // Observe reports the node, the runs and the queue. It writes nothing: it
@@ -135,8 +149,9 @@ func (c *Cluster) GPUs() ([]GPU, error) {
 //   - Runs: every run in the ledger, with its phase, reason, attempts,
 //     times and, in Note, its latest attempt's directory (the logs).
 //
-// This machine needs nothing of the configuration to observe it.
-func (c *Cluster) Observe(ctx context.Context, _ *berth.Config) (*reconcile.Observed, error) {
+// Of the configuration it reads only the notebooks' idle limits (a
+// change of the limit alone restarts nothing); cfg may be nil.
+func (c *Cluster) Observe(ctx context.Context, cfg *berth.Config) (*reconcile.Observed, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := ctx.Err(); err != nil {
@@ -154,6 +169,7 @@ func (c *Cluster) Observe(ctx context.Context, _ *berth.Config) (*reconcile.Obse
 		Runs: make([]reconcile.RunState, 0, len(c.ledger.runs)),
 	}
 	snap := &obs.Snapshot
+	c.noteIdleLimits(cfg)
 	c.syncTraffic()
 	for _, r := range c.ledger.runs {
 		v := c.view(r)
@@ -169,6 +185,12 @@ func (c *Cluster) Observe(ctx context.Context, _ *berth.Config) (*reconcile.Obse
 				run := &snap.Running[len(snap.Running)-1]
 				run.Resources, run.Placements = berth.Resources{}, []berth.Placement{}
 			}
+		case r.Stop != nil && r.Stop.Idle && v.phase.Final():
+			// A notebook stopped for being idle is over, like a finished
+			// batch run: it starts again when its runId changes.
+			snap.Finished = append(snap.Finished, berth.FinishedRun{
+				Workload: r.Workload, RunID: r.RunID, Succeeded: true, Reason: v.reason, At: v.finishedAt,
+			})
 		case waitsToStart(r, v):
 			since := r.QueuedSince
 			if since.IsZero() {
@@ -213,6 +235,9 @@ func (c *Cluster) runState(r *record, v runView) reconcile.RunState {
 	}
 	if r.Attempt != nil {
 		s.Note = c.opts.StateDir + string(filepath.Separator) + attemptDir(r.Workload, r.RunID, r.Attempt.N)
+	}
+	if v.live {
+		s.URL = c.url(r)
 	}
 	if v.live && len(v.pods) > 0 {
 		s.Pods = len(v.pods)

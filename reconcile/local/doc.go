@@ -1,12 +1,15 @@
 // Package local is the Cluster of this machine, berth's embedded default
-// backend: it finds the GPUs with NVML (go-nvml), runs each pod of a
+// backend: it finds the GPUs with NVML (through berth-nvml), runs each pod of a
 // workload run as a process under its own shim, and keeps the run ledger in
 // an embedded bbolt database under a state directory.
 //
 // What it owns:
-//   - GPU discovery, written once against nvml.Interface. Where NVML cannot
-//     start (no driver), the same code runs against a simulated inventory
-//     built from go-nvml's mock devices ("7xH100,1xH100:1g.10gb").
+//   - Running GPU discovery: berth-nvml (cmd/berth-nvml, the one binary
+//     that links go-nvml) prints the GPUs as JSON (gpuinfo.Report); the
+//     backend runs it at start and to sample utilisation. Where NVML cannot
+//     start (no helper, no driver), the node has the simulated inventory
+//     (gpuinfo.Simulated, "7xH100,1xH100:1g.10gb": what NVML discovery
+//     reports for those GPUs) or none.
 //   - The node it reports: one berth.Node with the GPUs, MIG slices, cpu and
 //     memory of this machine.
 //   - Processes: every pod runs under `berth shim` (RunShim), re-executed in

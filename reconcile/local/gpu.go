@@ -1,145 +1,103 @@
 package local
 
 import (
+	"bytes"
 	"cmp"
+	"context"
+	"encoding/json"
 	"fmt"
-	"math"
+	"os/exec"
 	"slices"
 	"strings"
+	"time"
 
-	"github.com/NVIDIA/go-nvml/pkg/nvml"
+	"github.com/berth-gpu/berth/reconcile/local/gpuinfo"
 )
 
-// GPU is one GPU as NVML reports it.
-type GPU struct {
-	Index     int    `json:"index"`
-	UUID      string `json:"uuid"`
-	Name      string `json:"name"` // the product name, e.g. "NVIDIA H100 80GB HBM3"
-	MemoryMiB uint64 `json:"memoryMiB"`
-	// MIGEnabled is the current MIG mode; MIG lists its MIG devices.
-	MIGEnabled bool        `json:"migEnabled"`
-	MIG        []MIGDevice `json:"mig,omitempty"`
-	// Utilization is the GPU's busy percentage over NVML's last sample
-	// period, or -1 where NVML does not report one (MIG mode).
-	Utilization       int `json:"utilization"`
-	MemoryUtilization int `json:"memoryUtilization"`
-}
+// GPU is one GPU as NVML reports it (through berth-nvml).
+type GPU = gpuinfo.GPU
 
 // MIGDevice is one MIG device (a GPU instance with its compute instance).
-type MIGDevice struct {
-	Index     int    `json:"index"`
-	UUID      string `json:"uuid"`
-	Profile   string `json:"profile"` // "1g.10gb"
-	MemoryMiB uint64 `json:"memoryMiB"`
+type MIGDevice = gpuinfo.MIGDevice
+
+// SimulatedUUID is the UUID a simulated GPU gets: derived from its index so
+// tests and demos see the same devices on every run.
+func SimulatedUUID(gpu int) string { return gpuinfo.SimulatedUUID(gpu) }
+
+// SimulatedMIGUUID is the UUID of MIG device dev of simulated GPU gpu.
+func SimulatedMIGUUID(gpu, dev int) string { return gpuinfo.SimulatedMIGUUID(gpu, dev) }
+
+// probeTimeout bounds one run of berth-nvml: NVML answers in well under a
+// second; a driver that hangs must not hang berth.
+const probeTimeout = 30 * time.Second
+
+// probeOutputLimit bounds what berth reads of berth-nvml's stdout and
+// stderr: a report of 16 GPUs with 7 MIG devices each is about 20 KB.
+const probeOutputLimit = 1 << 20
+
+// probeGPUs runs berth-nvml (command, with its arguments) and reads its
+// report. No command, or one that cannot be started, is NVML that is not
+// available, with why; a command that ran and failed is an error: NVML
+// started and could not list the GPUs.
+func probeGPUs(ctx context.Context, command []string) (gpuinfo.Report, error) {
+	if len(command) == 0 {
+		return gpuinfo.Report{Source: gpuinfo.SourceNone, Code: "no berth-nvml",
+			Why: "berth-nvml (berth's NVML helper) was not found beside berth or on PATH"}, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	var stdout, stderr limitedBuffer
+	stdout.max, stderr.max = probeOutputLimit, probeOutputLimit
+	cmd := exec.CommandContext(ctx, command[0], command[1:]...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		return gpuinfo.Report{Source: gpuinfo.SourceNone, Code: "no berth-nvml",
+			Why: fmt.Sprintf("berth-nvml cannot start: %v", err)}, nil
+	}
+	if err := cmd.Wait(); err != nil {
+		msg := strings.TrimSpace(stderr.String())
+		if ctx.Err() != nil {
+			msg = fmt.Sprintf("no answer in %s", probeTimeout)
+		}
+		if msg == "" {
+			msg = err.Error()
+		}
+		return gpuinfo.Report{}, fmt.Errorf("%s: %s", command[0], msg)
+	}
+	if stdout.full {
+		return gpuinfo.Report{}, fmt.Errorf("%s: report larger than %d bytes", command[0], probeOutputLimit)
+	}
+	var r gpuinfo.Report
+	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
+		return gpuinfo.Report{}, fmt.Errorf("%s: report: %w", command[0], err)
+	}
+	switch r.Source {
+	case gpuinfo.SourceNVML, gpuinfo.SourceMock, gpuinfo.SourceNone:
+	default:
+		return gpuinfo.Report{}, fmt.Errorf("%s: report: unknown source %q", command[0], r.Source)
+	}
+	return r, nil
 }
 
-// nvmlError is an NVML call that failed, with its return code.
-type nvmlError struct {
-	call string
-	ret  nvml.Return
+// limitedBuffer keeps the first max bytes written to it and notes that
+// more came.
+type limitedBuffer struct {
+	bytes.Buffer
+	max  int
+	full bool
 }
 
-func (e nvmlError) Error() string {
-	return fmt.Sprintf("nvml: %s: %s", e.call, nvml.ErrorString(e.ret))
+func (b *limitedBuffer) Write(p []byte) (int, error) {
+	if room := b.max - b.Len(); len(p) > room {
+		b.full = true
+		b.Buffer.Write(p[:max(room, 0)])
+		return len(p), nil
+	}
+	return b.Buffer.Write(p)
 }
 
-// discover lists the GPUs of an initialised NVML library. It is the only
-// discovery code: the real library and the simulated inventory both go
-// through it.
-func discover(lib nvml.Interface) ([]GPU, error) {
-	n, ret := lib.DeviceGetCount()
-	if ret != nvml.SUCCESS {
-		return nil, nvmlError{"DeviceGetCount", ret}
-	}
-	gpus := make([]GPU, 0, n)
-	for i := range n {
-		dev, ret := lib.DeviceGetHandleByIndex(i)
-		if ret != nvml.SUCCESS {
-			return nil, nvmlError{fmt.Sprintf("DeviceGetHandleByIndex(%d)", i), ret}
-		}
-		g, err := describe(i, dev)
-		if err != nil {
-			return nil, err
-		}
-		gpus = append(gpus, g)
-	}
-	return gpus, nil
-}
-
-func describe(i int, dev nvml.Device) (GPU, error) {
-	g := GPU{Index: i, Utilization: -1, MemoryUtilization: -1}
-	var ret nvml.Return
-	if g.UUID, ret = dev.GetUUID(); ret != nvml.SUCCESS {
-		return g, nvmlError{fmt.Sprintf("GPU %d: GetUUID", i), ret}
-	}
-	if g.Name, ret = dev.GetName(); ret != nvml.SUCCESS {
-		return g, nvmlError{fmt.Sprintf("GPU %d: GetName", i), ret}
-	}
-	if mem, ret := dev.GetMemoryInfo(); ret == nvml.SUCCESS {
-		g.MemoryMiB = mem.Total / (1 << 20)
-	}
-	if u, ret := dev.GetUtilizationRates(); ret == nvml.SUCCESS {
-		g.Utilization, g.MemoryUtilization = int(u.Gpu), int(u.Memory)
-	}
-	// Not every GPU supports MIG: NOT_SUPPORTED means MIG is off.
-	current, _, ret := dev.GetMigMode()
-	if ret != nvml.SUCCESS || current != nvml.DEVICE_MIG_ENABLE {
-		return g, nil
-	}
-	g.MIGEnabled = true
-	max, ret := dev.GetMaxMigDeviceCount()
-	if ret != nvml.SUCCESS {
-		return g, nvmlError{fmt.Sprintf("GPU %d: GetMaxMigDeviceCount", i), ret}
-	}
-	for j := range max {
-		mig, ret := dev.GetMigDeviceHandleByIndex(j)
-		if ret == nvml.ERROR_NOT_FOUND || ret == nvml.ERROR_INVALID_ARGUMENT {
-			continue // an index with no MIG device created
-		}
-		if ret != nvml.SUCCESS {
-			return g, nvmlError{fmt.Sprintf("GPU %d: GetMigDeviceHandleByIndex(%d)", i, j), ret}
-		}
-		m := MIGDevice{Index: j}
-		if m.UUID, ret = mig.GetUUID(); ret != nvml.SUCCESS {
-			return g, nvmlError{fmt.Sprintf("GPU %d MIG %d: GetUUID", i, j), ret}
-		}
-		attr, attrRet := mig.GetAttributes()
-		if attrRet == nvml.SUCCESS {
-			m.MemoryMiB = attr.MemorySizeMB
-		}
-		// The driver names a MIG device "<product> MIG 1g.10gb"; older
-		// drivers do not, so the profile is derived from the attributes as
-		// NVIDIA's device plugin does.
-		if name, ret := mig.GetName(); ret == nvml.SUCCESS {
-			if _, p, ok := strings.Cut(name, " MIG "); ok {
-				m.Profile = strings.TrimSpace(p)
-			}
-		}
-		if m.Profile == "" && attrRet == nvml.SUCCESS {
-			m.Profile = fmt.Sprintf("%dg.%dgb", attr.GpuInstanceSliceCount, migMemoryGB(g.MemoryMiB<<20, attr.MemorySizeMB))
-		}
-		if m.Profile == "" {
-			return g, nvmlError{fmt.Sprintf("GPU %d MIG %d: GetAttributes", i, j), attrRet}
-		}
-		g.MIG = append(g.MIG, m)
-	}
-	return g, nil
-}
-
-// migMemoryGB is the memory in a MIG profile's name: the device's share of
-// the GPU's memory rounded up to eighths, times the GPU's memory in GB.
-func migMemoryGB(totalBytes, migMB uint64) uint64 {
-	if totalBytes == 0 {
-		return (migMB + 1023) / 1024
-	}
-	const gb = 1 << 30
-	frac := float64(migMB<<20) / float64(totalBytes)
-	frac = math.Ceil(frac*8) / 8
-	return uint64(math.Round(frac * float64((totalBytes+gb-1)/gb)))
-}
-
-// migInventory groups a GPU list's MIG devices per GPU and profile, in
-// GPU then profile order, as a snapshot's node lists them.
+// migSlices groups a GPU list's MIG devices per GPU and profile, in GPU
+// then profile order, as a snapshot's node lists them.
 func migSlices(gpus []GPU) map[int]map[string][]MIGDevice {
 	out := map[int]map[string][]MIGDevice{}
 	for _, g := range gpus {

@@ -1,13 +1,13 @@
 package local
 
 import (
+	"context"
 	"log/slog"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/NVIDIA/go-nvml/pkg/nvml"
-	"github.com/NVIDIA/go-nvml/pkg/nvml/mock"
-	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/dgxa100"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/berth-gpu/berth"
@@ -35,7 +35,7 @@ func TestSimulatedNode(t *testing.T) {
 	if !c.Simulated() {
 		t.Error("not reported as simulated")
 	}
-	gpus, err := c.GPUs()
+	gpus, err := c.GPUs(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,33 +45,57 @@ func TestSimulatedNode(t *testing.T) {
 	}
 }
 
-// failingNVML is the real library's answer on a machine with no driver.
-func failingNVML() nvml.Interface {
-	return &mock.Interface{
-		InitFunc:     func() nvml.Return { return nvml.ERROR_LIBRARY_NOT_FOUND },
-		ShutdownFunc: func() nvml.Return { return nvml.SUCCESS },
+// buildNVMLHelper builds cmd/berth-nvml, as make build does, into a
+// temporary directory.
+func buildNVMLHelper(t *testing.T) string {
+	t.Helper()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command to build berth-nvml with")
 	}
+	bin := filepath.Join(t.TempDir(), "berth-nvml")
+	out, err := exec.Command(goBin, "build", "-o", bin, "github.com/berth-gpu/berth/cmd/berth-nvml").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build berth-nvml: %v\n%s", err, out)
+	}
+	return bin
 }
 
-func TestNVMLMissingFallsBackToSimulation(t *testing.T) {
+// The real berth-nvml, as berth runs it: NVML through the helper's JSON,
+// the fallback to the simulated inventory when NVML cannot start, and a
+// helper that fails.
+func TestNVMLHelper(t *testing.T) {
+	helper := buildNVMLHelper(t)
+	var nvmlWorks bool
+	if out, err := exec.Command(helper).Output(); err == nil && !strings.Contains(string(out), `"source": "none"`) {
+		nvmlWorks = true
+	}
+	const inv = "2xA100,1xA100:3g.20gb"
+	wantNode := func(t *testing.T, n berth.Node) {
+		t.Helper()
+		if n.GPUs != 3 || n.GPUModel != "NVIDIA A100-SXM4-40GB" || len(n.MIG) != 1 || n.MIG[0] != (berth.MIGSlices{GPU: 2, Profile: "3g.20gb", Count: 2}) {
+			t.Errorf("node: %+v", n)
+		}
+	}
 	for _, tc := range []struct {
-		name, inventory string
-		lib             nvml.Interface
+		name    string
+		command []string
+		// logged: what the log must say (NVML not available, why, what
+		// instead); "" when NVML answered.
+		logged []string
 	}{
-		{"mock without driver", "2xA100,1xA100:3g.20gb", failingNVML()},
-		// The real library: no driver here, so it fails as the mock does.
-		{"real library", "2xA100,1xA100:3g.20gb", nil},
+		{"no helper", nil, []string{"NVML is not available", "not found beside berth or on PATH", "simulated GPU inventory " + inv}},
+		{"helper missing", []string{filepath.Join(t.TempDir(), "berth-nvml")}, []string{"NVML is not available", "berth-nvml cannot start", "simulated GPU inventory " + inv}},
+		{"helper, no driver", []string{helper}, []string{"NVML is not available", "ERROR_LIBRARY_NOT_FOUND", "no NVIDIA driver", "simulated GPU inventory " + inv}},
+		{"helper, mock devices", []string{helper, "--mock", inv}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.lib == nil {
-				if ret := nvml.Init(); ret == nvml.SUCCESS {
-					nvml.Shutdown()
-					t.Skip("this machine has NVML: nothing to fall back from")
-				}
+			if nvmlWorks && len(tc.command) == 1 && tc.command[0] == helper {
+				t.Skip("this machine has NVML: nothing to fall back from")
 			}
 			var logs syncBuffer
 			opts := testOptions(t.TempDir(), slog.New(slog.NewTextHandler(&logs, nil)))
-			opts.NVML, opts.SimulatedGPUs = tc.lib, tc.inventory
+			opts.NVMLCommand, opts.SimulatedGPUs = tc.command, inv
 			c, err := New(opts)
 			if err != nil {
 				t.Fatal(err)
@@ -79,15 +103,52 @@ func TestNVMLMissingFallsBackToSimulation(t *testing.T) {
 			defer c.Close()
 			observe(t, c)
 			observe(t, c)
+			wantNode(t, c.Node())
+			if !c.Simulated() {
+				t.Error("not reported as simulated")
+			}
+			if tc.logged == nil {
+				if strings.Contains(logs.String(), "NVML is not available") {
+					t.Errorf("NVML answered, yet the log says:\n%s", logs.String())
+				}
+				gpus, err := c.GPUs(context.Background())
+				if err != nil || len(gpus) != 3 || gpus[2].MIG[1].UUID != SimulatedMIGUUID(2, 1) {
+					t.Errorf("GPUs through the helper: %+v, %v", gpus, err)
+				}
+				return
+			}
 			if n := strings.Count(logs.String(), "NVML is not available"); n != 1 {
 				t.Errorf("NVML failure logged %d times, want once:\n%s", n, logs.String())
 			}
-			if !strings.Contains(logs.String(), "ERROR_LIBRARY_NOT_FOUND") || !strings.Contains(logs.String(), "simulated GPU inventory "+tc.inventory) {
-				t.Errorf("log does not say why and what:\n%s", logs.String())
+			for _, want := range tc.logged {
+				if !strings.Contains(logs.String(), want) {
+					t.Errorf("log does not say %q:\n%s", want, logs.String())
+				}
 			}
-			n := c.Node()
-			if n.GPUs != 3 || n.GPUModel != "NVIDIA A100-SXM4-40GB" || len(n.MIG) != 1 || n.MIG[0] != (berth.MIGSlices{GPU: 2, Profile: "3g.20gb", Count: 2}) {
-				t.Errorf("node: %+v", n)
+		})
+	}
+}
+
+// A helper that started NVML and then failed stops the cluster from
+// starting, with the helper's words; so does one that prints nonsense.
+func TestNVMLHelperFails(t *testing.T) {
+	for _, tc := range []struct {
+		name, script, want string
+	}{
+		{"exit 1", "echo 'berth-nvml: nvml: GPU 0: GetName: ERROR_GPU_IS_LOST' >&2; exit 1", "/bin/sh: berth-nvml: nvml: GPU 0: GetName: ERROR_GPU_IS_LOST"},
+		{"not JSON", "echo GPUs: 8", "/bin/sh: report: invalid character"},
+		{"unknown source", `echo '{"source": "cuda", "gpus": []}'`, `/bin/sh: report: unknown source "cuda"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := testOptions(t.TempDir(), testLogger(t))
+			opts.NVMLCommand = []string{"/bin/sh", "-c", tc.script}
+			c, err := New(opts)
+			if err == nil {
+				c.Close()
+				t.Fatal("New succeeded")
+			}
+			if want := "local cluster box: GPUs: " + tc.want; !strings.HasPrefix(err.Error(), want) {
+				t.Errorf("error %q, want it to start %q", err, want)
 			}
 		})
 	}
@@ -96,7 +157,7 @@ func TestNVMLMissingFallsBackToSimulation(t *testing.T) {
 func TestNoGPUNoSimulationIsCPUOnly(t *testing.T) {
 	var logs syncBuffer
 	opts := testOptions(t.TempDir(), slog.New(slog.NewTextHandler(&logs, nil)))
-	opts.NVML, opts.SimulatedGPUs = failingNVML(), ""
+	opts.SimulatedGPUs = ""
 	c, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -108,72 +169,4 @@ func TestNoGPUNoSimulationIsCPUOnly(t *testing.T) {
 	if !strings.Contains(logs.String(), "CPU-only") {
 		t.Errorf("log: %s", logs.String())
 	}
-}
-
-// NVIDIA's own fake DGX A100 goes through the same discovery.
-func TestDiscoverDGXA100(t *testing.T) {
-	srv := dgxa100.New()
-	for _, d := range srv.Devices {
-		d.(*dgxa100.Device).GetUtilizationRatesFunc = func() (nvml.Utilization, nvml.Return) {
-			return nvml.Utilization{Gpu: 42, Memory: 7}, nvml.SUCCESS
-		}
-	}
-	gpus, err := discover(srv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(gpus) != 8 {
-		t.Fatalf("%d GPUs, want 8", len(gpus))
-	}
-	g := gpus[3]
-	if g.Name != "Mock NVIDIA A100-SXM4-40GB" || g.MemoryMiB != 40960 || !strings.HasPrefix(g.UUID, "GPU-") ||
-		g.MIGEnabled || g.Utilization != 42 || g.MemoryUtilization != 7 {
-		t.Errorf("GPU 3: %+v", g)
-	}
-}
-
-// A driver that does not put the profile in a MIG device's name: the
-// profile comes from its attributes.
-func TestMIGProfileFromAttributes(t *testing.T) {
-	for _, tc := range []struct {
-		totalMiB, migMB uint64
-		slices          uint32
-		want            string
-	}{
-		{81559, 9856, 1, "1g.10gb"},
-		{81559, 40192, 3, "3g.40gb"},
-		{40960, 4864, 1, "1g.5gb"},
-		{40960, 19968, 4, "4g.20gb"},
-	} {
-		got := migProfileOf(tc.totalMiB, tc.slices, tc.migMB)
-		if got != tc.want {
-			t.Errorf("%d MiB GPU, %d slices of %d MB: %s, want %s", tc.totalMiB, tc.slices, tc.migMB, got, tc.want)
-		}
-	}
-}
-
-func migProfileOf(totalMiB uint64, slices uint32, migMB uint64) string {
-	mig := &mock.Device{
-		GetUUIDFunc: func() (string, nvml.Return) { return "MIG-x", nvml.SUCCESS },
-		GetNameFunc: func() (string, nvml.Return) { return "NVIDIA GPU", nvml.SUCCESS },
-		GetAttributesFunc: func() (nvml.DeviceAttributes, nvml.Return) {
-			return nvml.DeviceAttributes{GpuInstanceSliceCount: slices, MemorySizeMB: migMB}, nvml.SUCCESS
-		},
-	}
-	dev := &mock.Device{
-		GetUUIDFunc:              func() (string, nvml.Return) { return "GPU-x", nvml.SUCCESS },
-		GetNameFunc:              func() (string, nvml.Return) { return "NVIDIA GPU", nvml.SUCCESS },
-		GetMemoryInfoFunc:        func() (nvml.Memory, nvml.Return) { return nvml.Memory{Total: totalMiB << 20}, nvml.SUCCESS },
-		GetUtilizationRatesFunc:  func() (nvml.Utilization, nvml.Return) { return nvml.Utilization{}, nvml.ERROR_NOT_SUPPORTED },
-		GetMigModeFunc:           func() (int, int, nvml.Return) { return nvml.DEVICE_MIG_ENABLE, nvml.DEVICE_MIG_ENABLE, nvml.SUCCESS },
-		GetMaxMigDeviceCountFunc: func() (int, nvml.Return) { return 1, nvml.SUCCESS },
-		GetMigDeviceHandleByIndexFunc: func(int) (nvml.Device, nvml.Return) {
-			return mig, nvml.SUCCESS
-		},
-	}
-	g, err := describe(0, dev)
-	if err != nil || len(g.MIG) != 1 {
-		return "error"
-	}
-	return g.MIG[0].Profile
 }

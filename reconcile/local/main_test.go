@@ -13,19 +13,23 @@ import (
 	"time"
 
 	"github.com/berth-gpu/berth"
+	"github.com/berth-gpu/berth/fixtures/notebook"
 	"github.com/berth-gpu/berth/fixtures/replica"
 	"github.com/berth-gpu/berth/reconcile"
 )
 
 // TestMain lets the test binary be the shim (the default ShimCommand is
-// this executable with "shim"), and the helper process the crash tests
-// kill.
+// this executable with "shim"), a service's replica, a notebook's Jupyter
+// stand-in, and the helper process the crash tests kill.
 func TestMain(m *testing.M) {
 	if len(os.Args) == 3 && os.Args[1] == "shim" {
 		os.Exit(RunShim(os.Args[2], os.Stderr))
 	}
 	if len(os.Args) == 2 && os.Args[1] == "replica" {
 		os.Exit(replica.Main())
+	}
+	if len(os.Args) >= 2 && os.Args[1] == "notebook" {
+		os.Exit(notebook.Main(os.Args[2:]))
 	}
 	if dir := os.Getenv(helperEnv); dir != "" {
 		os.Exit(helperMain(dir, os.Getenv(helperKillEnv)))
@@ -42,13 +46,9 @@ const (
 // testOptions are the options every test starts from: a simulated box of
 // eight H100s (the last in MIG mode), a short grace period.
 func testOptions(stateDir string, log *slog.Logger) Options {
-	sim, err := Simulated(inventory)
-	if err != nil {
-		panic(err)
-	}
 	cpu, mem := berth.MustQuantity("64"), berth.MustQuantity("512Gi")
 	return Options{
-		Name: "box", StateDir: stateDir, NVML: sim, NodeName: node,
+		Name: "box", StateDir: stateDir, SimulatedGPUs: inventory, NodeName: node,
 		CPU: &cpu, Memory: &mem, GracePeriod: time.Second, Logger: log,
 	}
 }

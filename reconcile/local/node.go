@@ -2,6 +2,7 @@ package local
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,9 +12,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/NVIDIA/go-nvml/pkg/nvml"
-
 	"github.com/berth-gpu/berth"
+	"github.com/berth-gpu/berth/reconcile/local/gpuinfo"
 )
 
 // Node labels the local node carries, named as NVIDIA's GPU feature
@@ -34,64 +34,38 @@ const (
 	sourceNone      gpuSource = "none"
 )
 
-// findGPUs discovers the GPUs: with the given or real NVML library, or,
-// when it cannot start, with the simulated inventory. It logs once why it
-// falls back.
-func findGPUs(opts Options) ([]GPU, nvml.Interface, gpuSource, error) {
-	lib := opts.NVML
-	if lib == nil {
-		lib = nvml.New()
-	}
+// findGPUs discovers the GPUs with berth-nvml or, when NVML cannot start
+// (no helper, no driver), with the simulated inventory. It logs once why
+// it falls back.
+func findGPUs(ctx context.Context, opts Options) ([]GPU, gpuSource, error) {
 	log := opts.Logger
-	ret := lib.Init()
-	if ret == nvml.SUCCESS {
-		gpus, err := discover(lib)
-		if err != nil {
-			lib.Shutdown()
-			return nil, nil, "", err
-		}
-		if opts.SimulatedGPUs != "" && len(gpus) > 0 {
+	r, err := probeGPUs(ctx, opts.NVMLCommand)
+	if err != nil {
+		return nil, "", err
+	}
+	if r.Source != gpuinfo.SourceNone {
+		if opts.SimulatedGPUs != "" && len(r.GPUs) > 0 {
 			log.Info("GPUs found with NVML; the simulated inventory is not used",
-				"gpus", len(gpus), "simulatedGPUs", opts.SimulatedGPUs)
+				"gpus", len(r.GPUs), "simulatedGPUs", opts.SimulatedGPUs)
 		}
 		source := sourceNVML
-		if _, ok := lib.(*simulated); ok {
+		if r.Source == gpuinfo.SourceMock {
 			source = sourceSimulated
 		}
-		return gpus, lib, source, nil
+		return r.GPUs, source, nil
 	}
-	why := nvmlFailure(ret)
 	if opts.SimulatedGPUs == "" {
-		log.Warn("NVML is not available ("+why+"): no GPUs; this node runs CPU-only workloads. "+
-			"Set simulatedGPUs (e.g. --gpus 8xH100) to simulate GPUs", "nvml", nvml.ErrorString(ret))
-		return nil, nil, sourceNone, nil
+		log.Warn("NVML is not available ("+r.Why+"): no GPUs; this node runs CPU-only workloads. "+
+			"Set simulatedGPUs (e.g. --gpus 8xH100) to simulate GPUs", "nvml", r.Code)
+		return nil, sourceNone, nil
 	}
-	sim, err := Simulated(opts.SimulatedGPUs)
+	gpus, err := gpuinfo.Simulated(opts.SimulatedGPUs)
 	if err != nil {
-		return nil, nil, "", err
+		return nil, "", err
 	}
-	if ret := sim.Init(); ret != nvml.SUCCESS {
-		return nil, nil, "", nvmlError{"Init (simulated)", ret}
-	}
-	gpus, err := discover(sim)
-	if err != nil {
-		return nil, nil, "", err
-	}
-	log.Warn("NVML is not available ("+why+"): using the simulated GPU inventory "+opts.SimulatedGPUs,
-		"nvml", nvml.ErrorString(ret), "gpus", len(gpus))
-	return gpus, sim, sourceSimulated, nil
-}
-
-func nvmlFailure(ret nvml.Return) string {
-	switch ret {
-	case nvml.ERROR_LIBRARY_NOT_FOUND:
-		return "libnvidia-ml.so.1 not found: no NVIDIA driver on this machine"
-	case nvml.ERROR_DRIVER_NOT_LOADED:
-		return "the NVIDIA driver is not loaded"
-	case nvml.ERROR_NO_PERMISSION:
-		return "no permission to use the NVIDIA driver"
-	}
-	return "Init: " + nvml.ErrorString(ret)
+	log.Warn("NVML is not available ("+r.Why+"): using the simulated GPU inventory "+opts.SimulatedGPUs,
+		"nvml", r.Code, "gpus", len(gpus))
+	return gpus, sourceSimulated, nil
 }
 
 // buildNode is the one node this cluster reports.

@@ -7,8 +7,6 @@ import (
 	"runtime"
 	"time"
 
-	"github.com/NVIDIA/go-nvml/pkg/nvml"
-
 	"github.com/berth-gpu/berth"
 )
 
@@ -24,10 +22,12 @@ type Options struct {
 	// "7xH100,1xH100:1g.10gb"; see berth.ParseGPUInventory). Empty: a
 	// machine without NVML is a CPU-only node.
 	SimulatedGPUs string
-	// NVML is the library to discover GPUs with. Default: the real one
-	// (libnvidia-ml, loaded at run time). Tests pass Simulated(...) or a
-	// go-nvml mock.
-	NVML nvml.Interface
+	// NVMLCommand runs berth-nvml, which prints this machine's GPUs as
+	// JSON (gpuinfo.Report): its path, then any arguments. berth itself
+	// does not link NVML (see cmd/berth-nvml). Empty: NVML is not
+	// available, and the node has SimulatedGPUs or none; cmd/berth looks
+	// for berth-nvml beside its executable, then on PATH.
+	NVMLCommand []string
 	// NodeName names the node. Default: the host name.
 	NodeName string
 	// CPU and Memory override what the node offers. Default: the machine's
@@ -65,6 +65,14 @@ type Options struct {
 	// replicas to pass readiness before it gives up and keeps the old
 	// ones. Default 2 minutes.
 	ReadyTimeout time.Duration
+	// NotebookCommand is the Jupyter server a notebook without a command
+	// of its own runs, before the arguments berth adds (port, base URL,
+	// directory): ["jupyter-lab"], ["python3", "-m", "jupyter_server"].
+	// Empty: such a notebook fails to start with ErrNoJupyter.
+	NotebookCommand []string
+	// IdleCheckEvery is how often the notebooks with an idle limit are
+	// asked for their last activity. Default 30 s.
+	IdleCheckEvery time.Duration
 }
 
 const (
@@ -133,6 +141,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.ExposeHost == "" {
 		o.ExposeHost = "127.0.0.1"
+	}
+	if o.IdleCheckEvery <= 0 {
+		o.IdleCheckEvery = 30 * time.Second
 	}
 	if o.ReadyTimeout <= 0 {
 		o.ReadyTimeout = 2 * time.Minute

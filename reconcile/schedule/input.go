@@ -324,7 +324,7 @@ func prepare(cfg *berth.Config, snap *berth.Snapshot, opts Options, wls []*wlInf
 			continue
 		}
 		base := baseDecision(cfg, *w, id, w.RunID, snap.Cluster)
-		if w.Kind.RunsOnce() && w.Schedule == "" {
+		if (w.Kind.RunsOnce() || w.Kind == berth.KindNotebook) && w.Schedule == "" {
 			if f, ok := finished[id][w.RunID]; ok {
 				decisions = append(decisions, doneDecision(base, f))
 				continue
@@ -493,11 +493,20 @@ func finishedRun(runs map[string]berth.FinishedRun, runID string) bool {
 }
 
 // doneDecision is the decision about a run-once workload whose current run
-// finished: it is not started again.
+// finished, or a notebook whose run was stopped for being idle: it is not
+// started again.
 func doneDecision(base berth.Decision, f berth.FinishedRun) berth.Decision {
 	d := base
 	d.Action = berth.ActionDone
 	d.Since = f.At
+	if base.Kind == berth.KindNotebook {
+		msg := "stopped"
+		if f.Reason != "" {
+			msg = f.Reason
+		}
+		d.Reason = &berth.Reason{Code: berth.ReasonIdleStopped, Message: msg + "; bump runId to start it again"}
+		return d
+	}
 	if f.Succeeded {
 		return d
 	}
