@@ -152,6 +152,11 @@ func fill(v reflect.Value, depth int) {
 	case v.Type() == reflect.TypeFor[berth.PortRef]():
 		v.Set(reflect.ValueOf(berth.PortRef{Name: "http"}))
 		return
+	case v.Type() == reflect.TypeFor[berth.EnvVar]():
+		// One of its two forms: the reference (a plain value is the
+		// demo's).
+		v.Set(reflect.ValueOf(berth.SecretEnv("hf", "token")))
+		return
 	}
 	switch v.Kind() {
 	case reflect.String:
