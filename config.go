@@ -165,6 +165,9 @@ type Cluster struct {
 	// SecretsDir is where a local cluster reads env secrets: a file per
 	// key, TEAM/NAME/KEY under it, outside the repository.
 	SecretsDir string `json:"secretsDir,omitempty"`
+	// NodeLostAfter is how long a node may be not ready before the runs
+	// on it are requeued (zero: DefaultNodeLostAfter).
+	NodeLostAfter Duration `json:"nodeLostAfter,omitempty"`
 	// Ingress is how services of a kubernetes cluster are reached from
 	// outside; nil: they are not, and expose.host is an error.
 	Ingress *Ingress `json:"ingress,omitempty"`
@@ -717,4 +720,16 @@ func (d *Duration) UnmarshalText(b []byte) error {
 	}
 	*d = Duration(v)
 	return nil
+}
+
+// DefaultNodeLostAfter is the schema's nodeLostAfter.
+const DefaultNodeLostAfter = 5 * time.Minute
+
+// NodeLostGrace is how long a node of the cluster may be not ready before
+// its runs are requeued.
+func (c Cluster) NodeLostGrace() time.Duration {
+	if c.NodeLostAfter > 0 {
+		return c.NodeLostAfter.D()
+	}
+	return DefaultNodeLostAfter
 }

@@ -3,6 +3,7 @@ package schedule
 import (
 	"cmp"
 	"container/heap"
+	"fmt"
 	"math"
 	"slices"
 	"strings"
@@ -568,7 +569,7 @@ func demandOf(r berth.Resources) policy.Demand {
 // It returns the run's own keep decision (kept for the next cycle), or a
 // new one: the caller copies it.
 func (st *state) keepOrStop(r *run, wl *wlInfo, snap *berth.Snapshot) *berth.Decision {
-	var stop *berth.Reason
+	var stop, lost *berth.Reason
 	switch {
 	case wl == nil:
 		stop = &berth.Reason{Code: berth.ReasonRemovedFromGit, Message: "the workload is no longer in the repository"}
@@ -579,8 +580,11 @@ func (st *state) keepOrStop(r *run, wl *wlInfo, snap *berth.Snapshot) *berth.Dec
 	case wl.w.Schedule != "" && wl.w.Concurrency == berth.ConcurrencyReplace:
 		stop = supersededByTick(&wl.w, r.runID, snap.Time, st.opts.tickDeadline())
 	}
+	if stop == nil {
+		lost = st.lostNode(r, snap)
+	}
 	borrowed := st.borrowed(r.team, r.flavor)
-	if stop == nil && r.keep != nil && r.keep.Borrowed == borrowed && r.keep.Cluster == snap.Cluster {
+	if stop == nil && lost == nil && r.keep != nil && r.keep.Borrowed == borrowed && r.keep.Cluster == snap.Cluster {
 		// The decision a Cache made for it last cycle: nothing else it
 		// says can have changed while the run is the same.
 		return r.keep
@@ -605,8 +609,55 @@ func (st *state) keepOrStop(r *run, wl *wlInfo, snap *berth.Snapshot) *berth.Dec
 		st.stopRun(r)
 		return &d
 	}
+	if lost != nil {
+		// A preemption by nobody: the run waits again in its place
+		// (its queued-since is kept), uses up no retry, and resumes
+		// from its checkpoint when it starts elsewhere.
+		d.Action, d.Reason = berth.ActionPreempted, lost
+		st.stopRun(r)
+		return &d
+	}
 	r.keep = &d
 	return &d
+}
+
+// lostNode says why a running run's node is lost, or nil: a node it is
+// placed on is no longer in the cluster, or has not been ready for the
+// cluster's nodeLostAfter. A node not ready for less, or since a time not
+// known, is not lost yet.
+func (st *state) lostNode(r *run, snap *berth.Snapshot) *berth.Reason {
+	grace := berth.DefaultNodeLostAfter
+	if st.cfg != nil {
+		grace = st.cfg.Clusters[snap.Cluster].NodeLostGrace()
+	}
+	check := func(ps []berth.Placement) *berth.Reason {
+		for _, p := range ps {
+			if p.Node == "" {
+				continue
+			}
+			i, ok := st.c.byName[p.Node]
+			if !ok {
+				return &berth.Reason{Code: berth.ReasonNodeLost,
+					Message: "node " + p.Node + " is gone; requeued in its place, no retry used"}
+			}
+			n := st.c.nodes[i]
+			if !n.ready && !n.notReady.IsZero() && snap.Time.Sub(n.notReady) >= grace {
+				return &berth.Reason{Code: berth.ReasonNodeLost, Message: fmt.Sprintf(
+					"node %s not ready since %s, past nodeLostAfter %s; requeued in its place, no retry used",
+					p.Node, n.notReady.UTC().Format("2006-01-02 15:04:05 UTC"), berth.Duration(grace))}
+			}
+		}
+		return nil
+	}
+	if why := check(r.placements); why != nil {
+		return why
+	}
+	for _, p := range r.more {
+		if why := check(p.placements); why != nil {
+			return why
+		}
+	}
+	return nil
 }
 
 // borrowed reports whether a team borrows GPUs of a flavor. The runs are
