@@ -7,6 +7,7 @@ import (
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/berth-gpu/berth"
@@ -94,6 +95,14 @@ func (c *Cluster) startJob(ctx context.Context, cfg *berth.Config, p *changePlan
 		if want, _, _ := unstructured.NestedInt64(objs[0].Object, "spec", "completions"); want > 0 && int64(*j.job.Spec.Completions) != want {
 			recreate = true
 		}
+	}
+	if j.job != nil && !recreate && j.job.Status.StartTime != nil &&
+		!equality.Semantic.DeepEqual(j.job.Spec.Template.Spec.Affinity, affinity(r)) {
+		// A Job that has run cannot be pinned to other nodes (only a
+		// Job never started may change its scheduling directives): a
+		// run resumed elsewhere, its node lost or preempted and placed
+		// anew, gets a new Job of the same attempt.
+		recreate = true
 	}
 	if recreate {
 		if err := c.recreateJobs(ctx, []*batchv1.Job{j.job}); err != nil {
