@@ -68,6 +68,7 @@ const (
 	ReasonSupersededByTick  ReasonCode = "SupersededByTick"      // a newer tick of its periodic job is due (concurrency replace)
 	ReasonIdleStopped       ReasonCode = "IdleStopped"           // a notebook idle past its limit was stopped: bump runId
 	ReasonNodeLost          ReasonCode = "NodeLost"              // its node is gone or not ready past nodeLostAfter: requeued, no retry used
+	ReasonScaledDown        ReasonCode = "ScaledDown"            // an autoscaled service's replica its autoscaler no longer asks for
 )
 
 // Never reports whether the code means the spec must change: waiting will

@@ -356,7 +356,8 @@ func (r *frameReader) frame() []byte {
 func writeEntry(name string, head, body []byte) error {
 	var err error
 	for range 3 {
-		if err = writeEntryOnce(name, head, body); !errors.Is(err, fs.ErrNotExist) {
+		err = writeEntryOnce(name, head, body)
+		if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, fs.ErrExist) {
 			return err
 		}
 	}

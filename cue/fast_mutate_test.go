@@ -68,6 +68,7 @@ teams: vision: {
 		{flavor: "h100", gpu: {nominal: 16, borrowingLimit: 8}, cpu: nominal: 128, memory: nominal: "1Ti"},
 		{flavor: "cpu", cpu: nominal: "500m"},
 	]
+	gpuHoursPerMonth: 5000
 	preemption: withinTeam: "lowerOrNewerEqualPriority"
 }
 `
@@ -214,13 +215,16 @@ func mutations() []map[string][]byte {
 		"kind: \"training\"", "image: \"\"", "image: \"i\"", "env: {\"1x\": \"a\"}", "env: {A: 1}", "maxDuration: \"1h\"",
 		"retries: 0", "runId: \"1\"", "resources: gpu: 2", "resources: mig: \"1g.10gb\"", "checkpoint: {}",
 		"ports: [{name: \"http\", port: 8080}]", "command: [\"a\"]", "#x: 1", "_h: 1", "let y = 1",
-		"priority: \"low\"", "dependsOn: [\"x/y\", \"Z\"]", "catchUpLimit: 1001"} {
+		"priority: \"low\"", "dependsOn: [\"x/y\", \"Z\"]", "catchUpLimit: 1001", "idle: \"2h\"", "idle: \"x\""} {
 		for _, name := range []string{`"train": `, `"prep": `, `"job": `, `"api": `, `"nb": `, `"plain": `} {
 			i := strings.Index(mutWorkloads, name)
 			j := i + strings.Index(mutWorkloads[i:], "{\n") + 2
 			add(mutWorkloads[:j]+"\t"+f+"\n"+mutWorkloads[j:], mutTeam, mutTemplates)
 		}
 	}
+	add(strings.Replace(mutWorkloads, "\"job\": templates.#Job & {", "\"job\": {kind: \"batch\"} & {", 1), mutTeam, mutTemplates)
+	add(strings.Replace(mutWorkloads, `import "example.com/m/templates"`,
+		"import (\n\t\"example.com/m/templates\"\n\tu \"example.com/m/templates\"\n)", 1), mutTeam, mutTemplates) // an import not used
 	for _, w := range []string{
 		"workloads: vision: \"job2\": templates.#Closed & {command: [\"a\"]}\n",
 		"workloads: vision: \"job3\": templates.#Closed & {command: [\"a\"], image: \"i\"}\n",

@@ -425,6 +425,9 @@ func (l *Loader) evaluate(t *tree, tries tries) ([]*instanceResult, Stats, error
 	}
 
 	l.writeDisk(t, todo, results)
+	if l.disk != nil {
+		l.disk.maybePrune(time.Now())
+	}
 
 	l.mu.Lock()
 	defer l.mu.Unlock()

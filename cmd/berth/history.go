@@ -29,21 +29,29 @@ const historyFile = "history.db"
 // for the utilisation history.
 const sampleEvery = 10 * time.Second
 
-// recordHistory adds a reconcile's outcome to the history, and every
-// sampleEvery the local clusters' GPU readings. A failure is logged: the
-// history is for people, and reconciling goes on without it.
+// recordHistory adds a reconcile's outcome to the history and the
+// metrics, and every sampleEvery the local clusters' GPU readings. A
+// failure is logged: the history is for people, and reconciling goes on
+// without it.
 func (s *server) recordHistory(ctx context.Context, rep reconcile.Report, clusters []reconcile.Cluster, now time.Time, log *slog.Logger) {
 	if s.hist == nil {
 		return
 	}
-	if err := s.hist.Record(rep, now); err != nil {
+	out, err := s.hist.Record(rep, now)
+	if err != nil {
 		log.Warn("history not written", "err", err)
+	}
+	if s.metrics != nil {
+		s.metrics.recorded(out)
 	}
 	if now.Sub(s.sampled) < sampleEvery {
 		return
 	}
 	s.sampled = now
 	var samples []history.DeviceSample
+	models := map[string]string{}
+	runs := map[string][]reconcile.RunState{}
+	dirs := map[string]string{}
 	for _, c := range clusters {
 		lc, ok := c.(*local.Cluster)
 		if !ok {
@@ -54,7 +62,20 @@ func (s *server) recordHistory(ctx context.Context, rep reconcile.Report, cluste
 			log.Warn("GPU readings not taken", "cluster", c.Name(), "err", err)
 			continue
 		}
-		samples = append(samples, deviceSamples(lc.Name(), lc.Node().Name, gpus, rep)...)
+		node := lc.Node().Name
+		for _, g := range gpus {
+			models[lc.Name()+"\x00"+deviceName(node, g.Index, -1)] = g.Name
+		}
+		samples = append(samples, deviceSamples(lc.Name(), node, gpus, rep)...)
+		dirs[lc.Name()] = lc.StateDir()
+		for _, cr := range rep.Clusters {
+			if cr.Name == lc.Name() && cr.Observed != nil {
+				runs[cr.Name] = cr.Observed.Runs
+			}
+		}
+	}
+	if s.metrics != nil {
+		s.metrics.sampled(samples, models, runs, dirs, now)
 	}
 	if len(samples) == 0 {
 		return

@@ -2,9 +2,12 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -112,5 +115,62 @@ workloads: t: train: {
 	}
 	if g := strings.Join(got, ", "); !strings.HasSuffix(g, "running #7, succeeded #7") {
 		t.Errorf("lifecycle %q, want it to end running #7, succeeded #7", g)
+	}
+}
+
+// berth usage prints the same figures as a table, CSV and JSON, and
+// berth status -o json carries them.
+func TestUsageCommand(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts berth serve and real processes")
+	}
+	e := newE2E(t)
+	e.write("jobs/a.cue", `package jobs
+workloads: t: a: {
+	kind: "batch", image: "x", command: ["sleep", "1"]
+	resources: {cpu: 1, memory: "1Gi", gpu: 2, flavor: "h100"}
+	maxDuration: "10m"
+}
+`)
+	e.commit("a")
+	e.start()
+	e.waitState("t/a@1", "succeeded")
+	var want usageResponse
+	deadline := time.Now().Add(10 * time.Second)
+	for len(want.Rows) == 0 && time.Now().Before(deadline) {
+		if err := e.getJSON("/api/usage", &want); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if len(want.Rows) != 1 || want.Rows[0].MilliGPUMillis < 2000*1000 {
+		t.Fatalf("usage %+v: want one row of at least 2 GPU-seconds", want)
+	}
+	run := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(e.bin, append(args, "--server", e.addr)...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("berth %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	r := want.Rows[0]
+	csvLine := fmt.Sprintf("%s,t,box,h100,%s,%d", r.Day, strconv.FormatFloat(r.GPUHours, 'f', -1, 64), r.MilliGPUMillis)
+	if got := run("usage", "-o", "csv"); got != "day,team,cluster,flavor,gpu_hours,milli_gpu_millis\n"+csvLine+"\n" {
+		t.Errorf("usage -o csv:\n%s\nwant the row %s", got, csvLine)
+	}
+	if got := run("usage"); !regexp.MustCompile(`(?m)^t +` + regexp.QuoteMeta(gpuHoursText(r.GPUHours)) + ` +1$`).MatchString(got) {
+		t.Errorf("usage:\n%s\nwant team t with %s", got, gpuHoursText(r.GPUHours))
+	}
+	var st statusResponse
+	if err := json.Unmarshal([]byte(run("status", "-o", "json")), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Usage == nil || len(st.Usage.Teams) != 1 || st.Usage.Teams[0].MilliGPUMillis != r.MilliGPUMillis {
+		t.Errorf("status -o json usage %+v, want team t's %d", st.Usage, r.MilliGPUMillis)
+	}
+	if out, err := exec.Command(e.bin, "usage", "--from", "2026-13-01", "--server", e.addr).CombinedOutput(); err == nil || !strings.Contains(string(out), `--from "2026-13-01" is not a day`) {
+		t.Errorf("usage --from 2026-13-01: %v\n%s", err, out)
 	}
 }

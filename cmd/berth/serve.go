@@ -52,6 +52,9 @@ type serveOptions struct {
 	knownHost     string
 	logFormat     string
 	once          bool
+	// notebookCommand is --notebook-command: the Jupyter server of
+	// notebooks without a command (default: found on first use).
+	notebookCommand string
 	// historyRetention is how long the history keeps events and hourly
 	// GPU readings (history.go).
 	historyRetention time.Duration
@@ -114,6 +117,7 @@ served on --webhook-listen, apart from the status API.`,
 	f.StringVar(&o.knownHost, "known-hosts", "", "known_hosts file for an ssh repository")
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	f.BoolVar(&o.once, "once", false, "reconcile once and exit (for scripts and CI)")
+	f.StringVar(&o.notebookCommand, "notebook-command", "", `the Jupyter server a notebook without a command runs on a local cluster, e.g. "jupyter-lab" (default: jupyter-lab, jupyter-server, or python3 -m jupyterlab or jupyter_server, whichever is found first)`)
 	f.DurationVar(&o.historyBillEvery, "history-bill-every", time.Minute, "how often a run that goes on is billed in the history (a write each time; what it held is billed exactly either way)")
 	f.DurationVar(&o.historyRetention, "history-retention", 30*24*time.Hour, "how long the history keeps lifecycle events, decisions and hourly GPU readings (GPU-hours per day: 400 days)")
 	evalBounds.register(f)
@@ -246,6 +250,11 @@ type server struct {
 	// read into it (by the reconcile loop only).
 	hist    *history.Store
 	sampled time.Time
+	// metrics are serve's own (metrics.go).
+	metrics *serveMetrics
+	// clusters are the clusters this serve runs (the dashboard reads the
+	// local ones' GPUs).
+	clusters []reconcile.Cluster
 }
 
 func (s *server) record(r reconcile.Report) {
@@ -268,6 +277,9 @@ type statusResponse struct {
 	Time     time.Time              `json:"time"`
 	Clusters []clusterStatus        `json:"clusters"`
 	Plans    map[string]*berth.Plan `json:"plans,omitempty"`
+	// Usage is the GPU-hours each team used this month (UTC), as 'berth
+	// usage' gives them.
+	Usage *usageResponse `json:"usage,omitempty"`
 }
 
 type clusterStatus struct {
@@ -329,6 +341,11 @@ func (s *server) status(withPlans bool) statusResponse {
 			resp.Plans[n] = cr.Plan
 		}
 		resp.Clusters = append(resp.Clusters, cs)
+	}
+	if s.hist != nil {
+		if u, err := s.usage(history.MonthStart(resp.Time), history.Day(resp.Time)); err == nil {
+			resp.Usage = &u
+		}
 	}
 	return resp
 }
@@ -503,6 +520,8 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := reconcile.NewMetrics(reg)
+	sm := newServeMetrics(reg)
+	o.github.transport = sm.githubTransport(http.DefaultTransport)
 	ghs, err := newGitHubServe(o, log) // nil without --github
 	if err != nil {
 		return err
@@ -512,13 +531,13 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 	ghs.attach(engine, names)
 	// Quota, queue and admitted GPUs per team, read from the last plans
 	// at each scrape.
-	reg.MustRegister(reconcile.NewPlanCollector(engine.Last))
+	reg.MustRegister(reconcile.NewPlanCollector(reconcile.PlanCollectorOptions{Last: engine.Last, Ready: readyReplicas(clusters)}))
 	hist, err := history.Open(filepath.Join(o.stateDir, historyFile), history.Options{Retention: o.historyRetention, BillEvery: o.historyBillEvery})
 	if err != nil {
 		return err
 	}
 	defer hist.Close()
-	srv := &server{engine: engine, token: token, stateDir: o.stateDir, hist: hist}
+	srv := &server{engine: engine, token: token, stateDir: o.stateDir, hist: hist, metrics: sm, clusters: clusters}
 	if o.github.repo != "" {
 		srv.repoURL = "https://github.com/" + o.github.repo
 	}
@@ -643,10 +662,16 @@ func openClusters(cfg *berth.Config, o serveOptions, log *slog.Logger) ([]reconc
 					return nil, nil, usageError{fmt.Errorf("--gpus: %w", err)}
 				}
 			}
-			lc, err := local.New(local.Options{
-				Name: n, StateDir: filepath.Join(o.stateDir, "clusters", n), SimulatedGPUs: gpus,
-				NVMLCommand: nvmlHelper(), RepoDir: localRepoDir(o.repo), Logger: log,
-			})
+			lo := local.Options{Name: n, StateDir: filepath.Join(o.stateDir, "clusters", n), SimulatedGPUs: gpus,
+				NVMLCommand: nvmlHelper(), RepoDir: localRepoDir(o.repo), Logger: log, FindNotebookCommand: findJupyter}
+			if o.notebookCommand != "" {
+				cmd, err := notebookCommand(o.notebookCommand)
+				if err != nil {
+					return nil, nil, err
+				}
+				lo.NotebookCommand = cmd
+			}
+			lc, err := local.New(lo)
 			var damaged *local.DamagedError
 			if errors.As(err, &damaged) {
 				return nil, nil, damagedLedgerError(damaged, o.stateDir, n)

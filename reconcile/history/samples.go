@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -144,3 +145,6 @@ func deleteSamples(b *bolt.Bucket, cut time.Time) error {
 	}
 	return nil
 }
+
+// Device names a GPU of a node as the samples do: "box/0".
+func Device(node string, gpu int) string { return node + "/" + strconv.Itoa(gpu) }

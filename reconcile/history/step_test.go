@@ -64,7 +64,7 @@ func TestBillingIsExactAcrossRestartsAndDays(t *testing.T) {
 		{end.Add(9 * time.Second), run(reconcile.PhaseSucceeded, 2, start, end)},
 	}
 	for i, s := range steps {
-		if err := st.Record(report(s.run), s.at); err != nil {
+		if _, err := st.Record(report(s.run), s.at); err != nil {
 			t.Fatal(err)
 		}
 		if i == 1 { // berth restarts

@@ -119,9 +119,9 @@ func OpenReadOnly(path string) (*Store, error) {
 func (s *Store) Close() error { return s.db.Close() }
 
 // Record adds what one reconcile's report says to the history, as of now
-// (when the clusters were observed), in one transaction; and, once a
-// day, drops what is past its retention.
-func (s *Store) Record(rep reconcile.Report, now time.Time) error {
+// (when the clusters were observed), in one transaction, and returns it;
+// once a day it drops what is past its retention.
+func (s *Store) Record(rep reconcile.Report, now time.Time) (Outcome, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := Step(s.marks, rep, now, s.opts.BillEvery)
@@ -153,16 +153,16 @@ func (s *Store) Record(rep reconcile.Report, now time.Time) error {
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("history: %w", err)
+		return Outcome{}, fmt.Errorf("history: %w", err)
 	}
 	maps.Copy(s.marks, changed)
 	if now.Sub(s.pruned) >= 24*time.Hour {
 		if err := s.prune(now); err != nil {
-			return err
+			return out, err
 		}
 		s.pruned = now
 	}
-	return nil
+	return out, nil
 }
 
 // worthWriting says whether a mark changed enough to be written: in

@@ -8,8 +8,10 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -24,6 +26,9 @@ const (
 	kindConfigMap     = "ConfigMap"
 	kindNamespace     = "Namespace"
 	kindResourceQuota = "ResourceQuota"
+	kindIngress       = "Ingress"
+	kindHTTPRoute     = "HTTPRoute"
+	kindHPA           = "HorizontalPodAutoscaler"
 )
 
 // objects is the informers' view of the cluster: every node, and the
@@ -78,6 +83,8 @@ func newObjects(client kubernetes.Interface) *objects {
 			kindConfigMap:     f.Core().V1().ConfigMaps().Informer(),
 			kindNamespace:     f.Core().V1().Namespaces().Informer(),
 			kindResourceQuota: f.Core().V1().ResourceQuotas().Informer(),
+			kindIngress:       f.Networking().V1().Ingresses().Informer(),
+			kindHPA:           f.Autoscaling().V2().HorizontalPodAutoscalers().Informer(),
 		},
 		nodes:   nf.Core().V1().Nodes().Informer(),
 		pods:    f.Core().V1().Pods().Informer(),
@@ -161,7 +168,11 @@ func (o *objects) get(kind, ns, name string) (any, bool) {
 	if ns != "" {
 		key = ns + "/" + name
 	}
-	obj, ok, err := o.informers[kind].GetStore().GetByKey(key)
+	inf, watched := o.informers[kind]
+	if !watched {
+		return nil, false // a kind berth does not watch (HTTPRoute)
+	}
+	obj, ok, err := inf.GetStore().GetByKey(key)
 	return obj, ok && err == nil
 }
 
@@ -175,6 +186,20 @@ func (o *objects) job(ns, name string) *batchv1.Job {
 func (o *objects) deployment(ns, name string) *appsv1.Deployment {
 	if obj, ok := o.get(kindDeployment, ns, name); ok {
 		return obj.(*appsv1.Deployment)
+	}
+	return nil
+}
+
+func (o *objects) ingress(ns, name string) *networkingv1.Ingress {
+	if v, ok := o.get(kindIngress, ns, name); ok {
+		return v.(*networkingv1.Ingress)
+	}
+	return nil
+}
+
+func (o *objects) hpa(ns, name string) *autoscalingv2.HorizontalPodAutoscaler {
+	if v, ok := o.get(kindHPA, ns, name); ok {
+		return v.(*autoscalingv2.HorizontalPodAutoscaler)
 	}
 	return nil
 }

@@ -9,7 +9,9 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -314,9 +316,10 @@ func ownsSpecReplicas(raw []byte) bool {
 	return ok
 }
 
-// deploymentDrift renders a service's Deployment and Service again from
-// their annotations and compares them with the live objects.
-func deploymentDrift(o RenderOptions, d *appsv1.Deployment, svc *corev1.Service, flavorLabels map[string]string) string {
+// deploymentDrift renders a service's Deployment, Service and Ingress again
+// from their annotations and compares them with the live objects. (An
+// HTTPRoute is not watched: its kind may not exist on the cluster.)
+func deploymentDrift(o RenderOptions, d *appsv1.Deployment, svc *corev1.Service, ing *networkingv1.Ingress, hpa *autoscalingv2.HorizontalPodAutoscaler, flavorLabels map[string]string) string {
 	r, ok := runFromAnnotations(d.Annotations)
 	if !ok {
 		return ""
@@ -330,10 +333,14 @@ func deploymentDrift(o RenderOptions, d *appsv1.Deployment, svc *corev1.Service,
 		r.FlavorLabels = flavorLabelsOf(&d.Spec.Template.Spec)
 	}
 	r.OmitReplicas = replicasOwnedByOther(d)
+	if hpa != nil {
+		r.Scale = scaleOf(hpa.Annotations)
+	}
 	objs, err := Render(o, r)
 	if err != nil {
 		return ""
 	}
+	ingAsked := false
 	for _, obj := range objs {
 		var live map[string]any
 		switch obj.GetKind() {
@@ -344,10 +351,26 @@ func deploymentDrift(o RenderOptions, d *appsv1.Deployment, svc *corev1.Service,
 				return "Service " + obj.GetName() + " is missing"
 			}
 			live = liveMap(svc)
+		case kindIngress:
+			if ing == nil {
+				return "Ingress " + obj.GetName() + " is missing"
+			}
+			ingAsked, live = true, liveMap(ing)
+		case kindHPA:
+			if hpa == nil {
+				return "HorizontalPodAutoscaler " + obj.GetName() + " is missing"
+			}
+			live = liveMap(hpa)
+		default:
+			continue
 		}
 		if p := Drift(obj, live); p != "" {
 			return obj.GetKind() + " " + p
 		}
+	}
+	if ing != nil && !ingAsked {
+		// The cluster's ingress became a gateway, or went.
+		return "Ingress " + ing.Name + " is no longer asked for"
 	}
 	return ""
 }

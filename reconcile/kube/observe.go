@@ -10,6 +10,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 
@@ -45,6 +46,7 @@ func (c *Cluster) Observe(ctx context.Context, cfg *berth.Config) (*reconcile.Ob
 	// Every run below is of an object or ledger this cluster owns (ours):
 	// a team's runs live in its one namespace, so the run is key enough.
 	seen := map[berth.RunKey]bool{}
+	var scale []berth.ScaleWant
 	single, groups := roleGroups(c.objs().jobs())
 	for _, job := range single {
 		r, ok := c.jobRun(job)
@@ -73,6 +75,13 @@ func (c *Cluster) Observe(ctx context.Context, cfg *berth.Config) (*reconcile.Ob
 		}
 		seen[r.Key()] = true
 		obs.Runs = append(obs.Runs, r)
+		if h := c.objs().hpa(d.Namespace, d.Name); h != nil && r.Phase.Holds() {
+			for _, sr := range scaleRuns(r, h) {
+				seen[sr.Key()] = true
+				obs.Runs = append(obs.Runs, sr)
+			}
+			scale = append(scale, berth.ScaleWant{Workload: r.Workload, RunID: r.RunID, Replicas: scaleWant(h)})
+		}
 	}
 	ledgers, errs := c.objs().ledgers()
 	for _, err := range errs {
@@ -97,8 +106,25 @@ func (c *Cluster) Observe(ctx context.Context, cfg *berth.Config) (*reconcile.Ob
 			cmp.Compare(a.RunID, b.RunID),
 		)
 	})
+	obs.Snapshot.Scale = scale
 	fillSnapshot(obs)
 	return obs, nil
+}
+
+// scaleRuns are the replicas above the minimum of a running autoscaled
+// service that berth admitted, as its HorizontalPodAutoscaler lists them:
+// each a run of its own, charged where the scheduler placed it. They
+// carry no digest: a replica follows its service's spec.
+func scaleRuns(svc reconcile.RunState, h *autoscalingv2.HorizontalPodAutoscaler) []reconcile.RunState {
+	var out []reconcile.RunState
+	for _, s := range scaleOf(h.Annotations) {
+		r := reconcile.RunState{RunRecord: svc.RunRecord, Phase: svc.Phase, StartedAt: s.StartedAt,
+			Note: fmt.Sprintf("replica %d of %s, admitted on HorizontalPodAutoscaler %s/%s", s.N, svc.RunID, h.Namespace, h.Name)}
+		r.RunID, r.Digest, r.Attempts, r.Preemptions = berth.ScaleRunID(svc.RunID, s.N), "", 1, 0
+		r.Flavor, r.Placements, r.QueuedSince = s.Flavor, s.Placements, time.Time{}
+		out = append(out, r)
+	}
+	return out
 }
 
 // ours reports whether an object of a team in a namespace is this
@@ -209,6 +235,7 @@ func (c *Cluster) deploymentRun(d *appsv1.Deployment) (reconcile.RunState, bool)
 		Note: "deployment " + d.Namespace + "/" + d.Name}
 	r.Resources = w.Resources
 	r.Placements = observedPlacements(placementsOf(a), podNodes(pods))
+	r.URL = serviceURL(w, d.Namespace)
 	return r, true
 }
 
@@ -298,8 +325,8 @@ type driftCache struct {
 }
 
 type driftResult struct {
-	depRV, svcRV, cfg string
-	drift             string
+	depRV, svcRV, ingRV, cfg string
+	drift                    string
 }
 
 func (dc *driftCache) check(c *Cluster, cfg *berth.Config, d *appsv1.Deployment) string {
@@ -308,22 +335,35 @@ func (dc *driftCache) check(c *Cluster, cfg *berth.Config, d *appsv1.Deployment)
 	if svc != nil {
 		svcRV = svc.ResourceVersion
 	}
+	ing := c.objs().ingress(d.Namespace, d.Name)
+	ingRV := ""
+	if ing != nil {
+		ingRV = ing.ResourceVersion
+	}
+	hpa := c.objs().hpa(d.Namespace, d.Name)
+	if hpa != nil {
+		ingRV += "/" + hpa.ResourceVersion
+	}
 	flavor := d.Annotations[AnnotationFlavor]
 	labels := flavorLabels(cfg, flavor)
-	cfgKey := fmt.Sprint(labels)
+	o := c.renderOptions(cfg)
+	cfgKey := fmt.Sprint(labels, o.Ingress)
+	if o.Ingress != nil {
+		cfgKey = fmt.Sprint(labels, *o.Ingress, o.Ingress.TLS)
+	}
 	key := d.Namespace + "/" + d.Name
 	dc.mu.Lock()
-	if r, ok := dc.m[key]; ok && r.depRV == d.ResourceVersion && r.svcRV == svcRV && r.cfg == cfgKey {
+	if r, ok := dc.m[key]; ok && r.depRV == d.ResourceVersion && r.svcRV == svcRV && r.ingRV == ingRV && r.cfg == cfgKey {
 		dc.mu.Unlock()
 		return r.drift
 	}
 	dc.mu.Unlock()
-	drift := deploymentDrift(c.opts.Render, d, svc, labels)
+	drift := deploymentDrift(o, d, svc, ing, hpa, labels)
 	dc.mu.Lock()
 	if dc.m == nil {
 		dc.m = map[string]driftResult{}
 	}
-	dc.m[key] = driftResult{depRV: d.ResourceVersion, svcRV: svcRV, cfg: cfgKey, drift: drift}
+	dc.m[key] = driftResult{depRV: d.ResourceVersion, svcRV: svcRV, ingRV: ingRV, cfg: cfgKey, drift: drift}
 	dc.mu.Unlock()
 	return drift
 }

@@ -103,6 +103,12 @@ func TestRender(t *testing.T) {
 	r.Placements = []berth.Placement{{Node: "kwok-gpu-0000", GPUs: []int{}, MIG: []berth.MIGSlice{{GPU: 8, Profile: "1g.10gb"}}}}
 	cases["notebook-mig"] = r
 
+	// A notebook that names no port and no command: the image's Jupyter
+	// on 8888, behind a Service.
+	r.Workload.Name, r.Workload.Ports, r.Workload.Command = "explore", nil, nil
+	r.Digest = berth.SpecDigest(r.Workload)
+	cases["notebook-jupyter"] = r
+
 	roles := rolesRun(t0)
 	cases["roles-queued"] = roles
 
@@ -120,9 +126,23 @@ func TestRender(t *testing.T) {
 	r.Phase, r.Reason, r.StoppedAt = reconcile.PhasePreempted, "preempted by vision/resnet-train (PreemptedWithinTeam)", t0.Add(2*time.Minute)
 	cases["roles-preempted"] = r
 
+	// chat-api exposed: an Ingress as the cluster's ingress says, or an
+	// HTTPRoute on its gateway.
+	exposed := run("serving/chat-api")
+	exposed.Priority, exposed.Flavor, exposed.Started, exposed.StartedAt, exposed.Attempts = 1000, "h100", true, t0, 1
+	ingressOpts, gatewayOpts := renderOpts, renderOpts
+	ingressOpts.Ingress = cfg.Clusters["gpu"].Ingress
+	gatewayOpts.Ingress = &berth.Ingress{Gateway: "infra/public"}
+	opts := map[string]RenderOptions{"service-ingress": ingressOpts, "service-httproute": gatewayOpts}
+	cases["service-ingress"], cases["service-httproute"] = exposed, exposed
+
 	for name, r := range cases {
 		t.Run(name, func(t *testing.T) {
-			objs, err := Render(renderOpts, r)
+			o, ok := opts[name]
+			if !ok {
+				o = renderOpts
+			}
+			objs, err := Render(o, r)
 			if err != nil {
 				t.Fatal(err)
 			}

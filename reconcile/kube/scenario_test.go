@@ -126,6 +126,8 @@ func TestDemo(t *testing.T) {
 			obj, err = cs.AppsV1().Deployments(ns).Get(s.ctx, name, metav1.GetOptions{})
 		case "Service":
 			obj, err = cs.CoreV1().Services(ns).Get(s.ctx, name, metav1.GetOptions{})
+		case "Ingress":
+			obj, err = cs.NetworkingV1().Ingresses(ns).Get(s.ctx, name, metav1.GetOptions{})
 		case "ResourceQuota":
 			obj, err = cs.CoreV1().ResourceQuotas(ns).Get(s.ctx, name, metav1.GetOptions{})
 		case "Namespace":
@@ -203,6 +205,11 @@ func TestDemo(t *testing.T) {
 	expect(t, get("Service", "serving", "chat-api"), map[string]string{
 		"spec.type": "ClusterIP", "spec.ports.0.port": "8080", "spec.ports.0.targetPort": "http",
 		"spec.selector": `{"app.kubernetes.io/managed-by":"berth","berth.dev/workload":"chat-api"}`,
+	})
+	expect(t, get("Ingress", "serving", "chat-api"), map[string]string{
+		"spec.ingressClassName":                     "nginx",
+		"spec.rules.0.host":                         "chat.acme.example",
+		"spec.rules.0.http.paths.0.backend.service": `{"name":"chat-api","port":{"name":"http"}}`,
 	})
 	// docs-site: its two named ports, a liveness check with a start-up
 	// grace (a startup probe of grace / period + threshold checks), and its
@@ -287,6 +294,8 @@ func gvk(kind string) schema.GroupVersionKind {
 		return batchv1.SchemeGroupVersion.WithKind(kind)
 	case "Deployment":
 		return schema.GroupVersionKind{Group: "apps", Version: "v1", Kind: kind}
+	case "Ingress":
+		return schema.GroupVersionKind{Group: "networking.k8s.io", Version: "v1", Kind: kind}
 	}
 	return corev1.SchemeGroupVersion.WithKind(kind)
 }

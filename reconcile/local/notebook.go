@@ -41,6 +41,12 @@ func (c *Cluster) notebookPod(id berth.WorkloadID, argv []string, port int) (not
 	}
 	env := []string{notebook.EnvTokenFile + "=" + st.TokenFile(id), notebook.EnvDir + "=" + dir, notebook.EnvBaseURL + "=" + notebook.BaseURL}
 	if len(argv) == 0 {
+		c.findJupyter.Do(func() {
+			if len(c.opts.NotebookCommand) == 0 && c.opts.FindNotebookCommand != nil {
+				c.opts.NotebookCommand = c.opts.FindNotebookCommand()
+				c.log.Info("Jupyter for notebooks without a command", "command", c.opts.NotebookCommand)
+			}
+		})
 		if len(c.opts.NotebookCommand) == 0 {
 			return notebookPodSpec{}, ErrNoJupyter
 		}

@@ -68,8 +68,13 @@ type Options struct {
 	// NotebookCommand is the Jupyter server a notebook without a command
 	// of its own runs, before the arguments berth adds (port, base URL,
 	// directory): ["jupyter-lab"], ["python3", "-m", "jupyter_server"].
-	// Empty: such a notebook fails to start with ErrNoJupyter.
+	// Empty: FindNotebookCommand's.
 	NotebookCommand []string
+	// FindNotebookCommand finds the Jupyter server on this machine; it is
+	// called once, when the first notebook without a command starts and
+	// NotebookCommand is empty (finding it runs Python). Nil, or nothing
+	// found: such a notebook fails to start with ErrNoJupyter.
+	FindNotebookCommand func() []string
 	// IdleCheckEvery is how often the notebooks with an idle limit are
 	// asked for their last activity. Default 30 s.
 	IdleCheckEvery time.Duration
