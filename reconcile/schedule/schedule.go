@@ -102,6 +102,10 @@ type run struct {
 	// wl is its workload in a Cache (nil when it left Git).
 	wl   *wlInfo
 	gone bool // stopped or preempted in this cycle
+	// nodesOK: lostNode found every node the run is placed on in the
+	// cluster. A cluster's nodes change only in a rebuild, which makes
+	// the runs anew, and initRun clears it.
+	nodesOK bool
 	// role is the first role of a run of a workload with roles (flavor,
 	// shape, placements and demand are then that role's); more holds
 	// the other roles.
@@ -628,6 +632,9 @@ func (st *state) keepOrStop(r *run, wl *wlInfo, snap *berth.Snapshot) *berth.Dec
 // cluster's nodeLostAfter. A node not ready for less, or since a time not
 // known, is not lost yet.
 func (st *state) lostNode(r *run, snap *berth.Snapshot) *berth.Reason {
+	if r.nodesOK && !st.c.notReady {
+		return nil // the usual case, without a lookup per run and cycle
+	}
 	grace := berth.DefaultNodeLostAfter
 	if st.cfg != nil {
 		grace = st.cfg.Clusters[snap.Cluster].NodeLostGrace()
@@ -651,15 +658,16 @@ func (st *state) lostNode(r *run, snap *berth.Snapshot) *berth.Reason {
 		}
 		return nil
 	}
-	if why := check(r.placements); why != nil {
-		return why
-	}
+	why := check(r.placements)
 	for _, p := range r.more {
-		if why := check(p.placements); why != nil {
-			return why
+		if why == nil {
+			why = check(p.placements)
 		}
 	}
-	return nil
+	if why == nil {
+		r.nodesOK = true
+	}
+	return why
 }
 
 // scaledDown is why a replica of an autoscaled service (a run named by
