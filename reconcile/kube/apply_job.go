@@ -7,8 +7,10 @@ import (
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/berth-gpu/berth"
 	"github.com/berth-gpu/berth/reconcile"
@@ -96,12 +98,7 @@ func (c *Cluster) startJob(ctx context.Context, cfg *berth.Config, p *changePlan
 			recreate = true
 		}
 	}
-	if j.job != nil && !recreate && j.job.Status.StartTime != nil &&
-		!equality.Semantic.DeepEqual(j.job.Spec.Template.Spec.Affinity, affinity(r)) {
-		// A Job that has run cannot be pinned to other nodes (only a
-		// Job never started may change its scheduling directives): a
-		// run resumed elsewhere, its node lost or preempted and placed
-		// anew, gets a new Job of the same attempt.
+	if j.job != nil && !recreate && movedNodes(j.job, objs[0]) {
 		recreate = true
 	}
 	if recreate {
@@ -117,6 +114,25 @@ func (c *Cluster) startJob(ctx context.Context, cfg *berth.Config, p *changePlan
 	}
 	p.started(j.key, r, now)
 	return nil
+}
+
+// movedNodes reports whether a Job that has run is to run on other nodes
+// than its pod template pins it to (its node lost, or preempted and placed
+// anew): only a Job never started may change its scheduling directives,
+// so it gets a new Job of the same attempt.
+func movedNodes(live *batchv1.Job, want *unstructured.Unstructured) bool {
+	if live == nil || live.Status.StartTime == nil || want.GetKind() != kindJob {
+		return false
+	}
+	m, _, _ := unstructured.NestedMap(want.Object, "spec", "template", "spec", "affinity")
+	var aff *corev1.Affinity
+	if m != nil {
+		aff = &corev1.Affinity{}
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(m, aff); err != nil {
+			return true
+		}
+	}
+	return !equality.Semantic.DeepEqual(live.Spec.Template.Spec.Affinity, aff)
 }
 
 // holdJob keeps a run that cannot start (err, a *reconcile.SecretError)

@@ -108,7 +108,7 @@ func (c *Cluster) startRoles(ctx context.Context, cfg *berth.Config, p *changePl
 		for _, obj := range objs {
 			if j := l.byName[obj.GetName()]; j != nil && obj.GetKind() == kindJob {
 				n, _, _ := unstructured.NestedInt64(obj.Object, "spec", "completions")
-				if j.Spec.Completions == nil || int64(*j.Spec.Completions) != n {
+				if j.Spec.Completions == nil || int64(*j.Spec.Completions) != n || movedNodes(j, obj) {
 					recreate = true
 				}
 			}
