@@ -9,16 +9,20 @@
 //     batch or training run (an indexed Job and a headless Service for a
 //     gang; one indexed Job per role and one headless Service for a
 //     workload with roles, observed and stopped as one run, roles.go); a
-//     Deployment and a Service for services, inference and
-//     notebooks. Every object is labelled app.kubernetes.io/managed-by=berth
+//     Deployment and a Service for services, inference and notebooks, with
+//     an Ingress or a Gateway API HTTPRoute where one is exposed on a host
+//     (render_expose.go) and a HorizontalPodAutoscaler where one
+//     autoscales (render_autoscale.go). Every object is labelled app.kubernetes.io/managed-by=berth
 //     and annotated with the repository, the workload's file and line, the
 //     commit, the run id and the spec digest.
 //   - Observing (observe.go, status.go, nodes.go): GPU nodes (allocatable
 //     nvidia.com/gpu, MIG resources, nvidia.com/gpu.product), and every run
 //     from its objects, its pods and the run ledger.
 //   - Applying (apply.go lists the stages, one file each: apply_teams.go,
-//     apply_change.go with apply_job.go, apply_service.go and
-//     roles_apply.go per kind of run, apply_ledger.go, apply_delete.go,
+//     apply_change.go with apply_job.go, apply_service.go, apply_scale.go
+//     (a replica of an autoscaled service above its minimum: one more or
+//     less on its autoscaler's maxReplicas) and roles_apply.go per kind of
+//     run, apply_ledger.go, apply_delete.go,
 //     apply_wait.go): server-side apply under one field manager
 //     (apply_object.go), with fluxcd/pkg/ssa's drift check (a dry-run apply
 //     compared with the live object; drift.go says why it is not ssa

@@ -30,13 +30,15 @@ import (
 // since it last looked (from exit.json), those it stopped included: with
 // nothing new, it writes nothing.
 //
-// Each change carries all it needs; of the configuration only the
-// cluster's secretsDir is read (where env secrets are files).
+// Each change carries all it needs, but for a pipeline step's inputs: the
+// configuration says which run of each step it reads is current. The
+// cluster's secretsDir is read from it too (where env secrets are files).
 func (c *Cluster) Apply(ctx context.Context, cfg *berth.Config, changes []reconcile.Change) ([]reconcile.Result, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if cfg != nil {
 		c.secretsDir = cfg.Clusters[c.opts.Name].SecretsDir
+		c.cfg = cfg
 	}
 	results := make([]reconcile.Result, len(changes))
 	type pendingStop struct {
@@ -140,7 +142,15 @@ func (c *Cluster) settle() error {
 		n.Ended = &ending{Phase: v.phase, Reason: v.reason, FinishedAt: v.finishedAt}
 		ended = append(ended, n)
 	}
-	return c.ledger.put(ended...)
+	if err := c.ledger.put(ended...); err != nil {
+		return err
+	}
+	// Only once the ledger says they ended (a crash in between leaves the
+	// directories behind, unread).
+	for _, r := range ended {
+		c.cleanEnded(r)
+	}
+	return c.expireOutputs()
 }
 
 // fromChange fills a record's spec fields from a change: what the run is
