@@ -258,6 +258,12 @@ type Cluster struct {
 	FractionalResource string  `json:"fractionalResource,omitempty"`
 	SharesPerGPU       int     `json:"sharesPerGPU,omitempty"`
 	SimulatedGPUs      string  `json:"simulatedGPUs,omitempty"`
+	// SecretsDir is where a local cluster reads env secrets: a file per
+	// key, TEAM/NAME/KEY under it, outside the repository.
+	SecretsDir string `json:"secretsDir,omitempty"`
+	// NodeLostAfter is how long a node may be not ready before the runs
+	// on it are requeued (zero: DefaultNodeLostAfter).
+	NodeLostAfter Duration `json:"nodeLostAfter,omitempty"`
 	// Ingress is how services of a kubernetes cluster are reached from
 	// outside; nil: they are not, and expose.host is an error.
 	Ingress *Ingress `json:"ingress,omitempty"`
@@ -527,24 +533,24 @@ func (id WorkloadID) Name() string {
 
 // Workload is one thing to run.
 type Workload struct {
-	Name        string            `json:"name"`
-	Team        string            `json:"team"`
-	Kind        Kind              `json:"kind"`
-	Priority    string            `json:"priority,omitempty"`
-	Image       string            `json:"image,omitempty"`
-	Command     []string          `json:"command"`
-	Args        []string          `json:"args"`
-	Env         map[string]string `json:"env"`
-	Resources   Resources         `json:"resources"`
-	Replicas    int               `json:"replicas,omitempty"`
-	Workers     int               `json:"workers,omitempty"`
-	MinWorkers  int               `json:"minWorkers,omitempty"`
-	Parallelism int               `json:"parallelism,omitempty"`
-	Completions int               `json:"completions,omitempty"`
-	MaxDuration Duration          `json:"maxDuration,omitempty"`
-	Retries     int               `json:"retries"`
-	Checkpoint  *Checkpoint       `json:"checkpoint,omitempty"`
-	Schedule    string            `json:"schedule,omitempty"`
+	Name        string      `json:"name"`
+	Team        string      `json:"team"`
+	Kind        Kind        `json:"kind"`
+	Priority    string      `json:"priority,omitempty"`
+	Image       string      `json:"image,omitempty"`
+	Command     []string    `json:"command"`
+	Args        []string    `json:"args"`
+	Env         Env         `json:"env"`
+	Resources   Resources   `json:"resources"`
+	Replicas    int         `json:"replicas,omitempty"`
+	Workers     int         `json:"workers,omitempty"`
+	MinWorkers  int         `json:"minWorkers,omitempty"`
+	Parallelism int         `json:"parallelism,omitempty"`
+	Completions int         `json:"completions,omitempty"`
+	MaxDuration Duration    `json:"maxDuration,omitempty"`
+	Retries     int         `json:"retries"`
+	Checkpoint  *Checkpoint `json:"checkpoint,omitempty"`
+	Schedule    string      `json:"schedule,omitempty"`
 	// CatchUp and Concurrency say what a periodic job does with missed and
 	// overlapping ticks ("" is CatchUpNone and ConcurrencyAllow).
 	CatchUp      CatchUp     `json:"catchUp,omitempty"`
@@ -608,7 +614,7 @@ type Role struct {
 	Command []string `json:"command,omitempty"`
 	Args    []string `json:"args,omitempty"`
 	// Env is added to the workload's.
-	Env map[string]string `json:"env"`
+	Env Env `json:"env"`
 }
 
 // MinPods is the fewest pods of the role that may start.
@@ -834,4 +840,16 @@ func (d *Duration) UnmarshalText(b []byte) error {
 	}
 	*d = Duration(v)
 	return nil
+}
+
+// DefaultNodeLostAfter is the schema's nodeLostAfter.
+const DefaultNodeLostAfter = 5 * time.Minute
+
+// NodeLostGrace is how long a node of the cluster may be not ready before
+// its runs are requeued.
+func (c Cluster) NodeLostGrace() time.Duration {
+	if c.NodeLostAfter > 0 {
+		return c.NodeLostAfter.D()
+	}
+	return DefaultNodeLostAfter
 }

@@ -67,6 +67,7 @@ const (
 	ReasonMaxDurationPassed ReasonCode = "MaxDurationExceeded"   // ran longer than maxDuration
 	ReasonSupersededByTick  ReasonCode = "SupersededByTick"      // a newer tick of its periodic job is due (concurrency replace)
 	ReasonIdleStopped       ReasonCode = "IdleStopped"           // a notebook idle past its limit was stopped: bump runId
+	ReasonNodeLost          ReasonCode = "NodeLost"              // its node is gone or not ready past nodeLostAfter: requeued, no retry used
 	ReasonScaledDown        ReasonCode = "ScaledDown"            // an autoscaled service's replica its autoscaler no longer asks for
 )
 

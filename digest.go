@@ -69,7 +69,7 @@ func SpecDigestMatches(recorded string, w Workload) bool {
 // HTTP check of those releases; a workload with readiness or liveness
 // probes never matches it (its spec changed form).
 func legacySpecDigest(w Workload) string {
-	if w.Health != nil || w.Rollout != nil || w.Expose != nil || len(w.Roles) > 0 {
+	if w.Health != nil || w.Rollout != nil || w.Expose != nil || len(w.Roles) > 0 || len(w.Env.Secrets()) > 0 {
 		return ""
 	}
 	spec := struct {
@@ -87,7 +87,7 @@ func legacySpecDigest(w Workload) string {
 		Checkpoint  *Checkpoint       `json:"checkpoint"`
 		Ports       []Port            `json:"ports"`
 		Health      *struct{}         `json:"health"`
-	}{w.Kind, w.Image, w.Command, w.Args, w.Env, w.Resources, w.Replicas, w.Workers, w.MinWorkers,
+	}{w.Kind, w.Image, w.Command, w.Args, w.Env.Values(), w.Resources, w.Replicas, w.Workers, w.MinWorkers,
 		w.Parallelism, w.Completions, w.Checkpoint, w.Ports, nil}
 	b, err := json.Marshal(spec)
 	if err != nil {

@@ -68,9 +68,9 @@ func setNonZero(v reflect.Value) {
 // TestSpecDigestStable: the same spec gives the same digest whatever the
 // order its env was written in.
 func TestSpecDigestStable(t *testing.T) {
-	a := berth.Workload{Kind: berth.KindService, Image: "img:1", Env: map[string]string{"A": "1", "B": "2"}}
+	a := berth.Workload{Kind: berth.KindService, Image: "img:1", Env: berth.EnvOf(map[string]string{"A": "1", "B": "2"})}
 	b := a
-	b.Env = map[string]string{"B": "2", "A": "1"}
+	b.Env = berth.EnvOf(map[string]string{"B": "2", "A": "1"})
 	if berth.SpecDigest(a) != berth.SpecDigest(b) {
 		t.Error("the digest depends on map order")
 	}
@@ -82,7 +82,7 @@ func TestSpecDigestStable(t *testing.T) {
 // and is when its spec changes.
 func TestSpecDigestOfEarlierReleases(t *testing.T) {
 	w := berth.Workload{Name: "chat", Team: "nlp", Kind: berth.KindService, Image: "img:1", Command: []string{"serve"},
-		Args: []string{"--x"}, Env: map[string]string{"A": "1"}, Replicas: 2,
+		Args: []string{"--x"}, Env: berth.EnvOf(map[string]string{"A": "1"}), Replicas: 2,
 		Resources: berth.Resources{CPU: berth.MustQuantity("500m"), Memory: berth.MustQuantity("16Gi"), GPU: 2, Flavor: "h100"},
 		Ports:     []berth.Port{{Name: "http", Port: 8080, Protocol: "TCP"}}, Checkpoint: &berth.Checkpoint{Dir: "/ckpt"}}
 	const recorded = "91ff4af517d4"

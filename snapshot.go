@@ -76,15 +76,19 @@ func (s *Snapshot) Sort() {
 
 // Node is one machine.
 type Node struct {
-	Name          string            `json:"name"`
-	Labels        map[string]string `json:"labels"`
-	Ready         bool              `json:"ready"`
-	Unschedulable bool              `json:"unschedulable"`
-	CPU           Quantity          `json:"cpu"`
-	Memory        Quantity          `json:"memory"`
-	GPUs          int               `json:"gpus"`
-	GPUModel      string            `json:"gpuModel,omitempty"`
-	MIG           []MIGSlices       `json:"mig"`
+	Name   string            `json:"name"`
+	Labels map[string]string `json:"labels"`
+	Ready  bool              `json:"ready"`
+	// NotReadySince is when a node that is not Ready became so (zero:
+	// ready, or not known). Past the cluster's NodeLostAfter its runs are
+	// requeued.
+	NotReadySince time.Time   `json:"notReadySince,omitzero"`
+	Unschedulable bool        `json:"unschedulable"`
+	CPU           Quantity    `json:"cpu"`
+	Memory        Quantity    `json:"memory"`
+	GPUs          int         `json:"gpus"`
+	GPUModel      string      `json:"gpuModel,omitempty"`
+	MIG           []MIGSlices `json:"mig"`
 }
 
 // MIGSlices are Count slices of one profile carved out of GPU.

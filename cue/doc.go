@@ -9,7 +9,9 @@
 // one bad workload does not hide the rest, merges the instances, and checks
 // the references between them. It never writes into the tree. What it does
 // not read although it could hold CUE (a .cue file CUE ignores for its
-// name, a fifo, a symlink it does not follow) comes back as Warnings.
+// name, a fifo, a symlink it does not follow) comes back as Warnings, and
+// so does an env value of a valid configuration that looks like a
+// credential (WarnCredential, at the value's position, without the value).
 //
 // Every problem is an Error with the CUE path (empty when a whole file is
 // the problem) and every position in the repository CUE knows, and Load

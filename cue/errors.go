@@ -314,8 +314,13 @@ func collapseDisjunction(path string, rest []rawError) (Error, bool) {
 		}
 		if isTypeName(alt) {
 			// "two" against int: the type is what was wanted; a default
-			// of that type is not worth a mention.
-			return Error{Path: path, Message: c.message(), Positions: ps}, true
+			// of that type is not worth a mention. (An env value is not
+			// quoted: explain says it without the value.)
+			msg := c.message()
+			if isEnvPath(c.path) {
+				msg = explain(c)
+			}
+			return Error{Path: path, Message: msg, Positions: ps}, true
 		}
 		alts = append(alts, alt)
 	}
@@ -364,11 +369,17 @@ var patterns = []struct{ piece, want string }{
 	{`=~"^/"`, `a health check path starts with "/"`},
 }
 
+// isEnvPath reports whether a path is one env value's:
+// workloads.TEAM.NAME.env.KEY, or TEAM.NAME.env.KEY when the error was
+// found against the workloads' definition.
+func isEnvPath(path []string) bool {
+	n := len(path)
+	return n >= 4 && path[n-2] == "env" && (n == 4 || (n == 5 && path[0] == "workloads"))
+}
+
 // explain is a CUE error's message, said so a person knows what to do.
 func explain(r rawError) string {
-	// The path is workloads.TEAM.NAME.env.KEY, or TEAM.NAME.env.KEY when
-	// the error was found against the workloads' definition.
-	if n := len(r.path); n >= 4 && r.path[n-2] == "env" && (n == 4 || (n == 5 && r.path[0] == "workloads")) {
+	if isEnvPath(r.path) {
 		// An env value may be a secret, and this message is printed by
 		// validate, logged by serve and served by its status API: it
 		// never quotes the values, of any length.
@@ -377,7 +388,7 @@ func explain(r rawError) string {
 			!isTypeName(r.args[0]) && !isTypeName(r.args[1]):
 			return "set to two different values (not shown: env values may be secret); set it in one place"
 		case strings.HasPrefix(r.format, "conflicting values %s and %s"):
-			return "not a string (not shown: env values may be secret); an env value is a string: quote it"
+			return "not a string (not shown: env values may be secret); an env value is a string (quote it) or {secret: {name, key}}"
 		case r.format == "incomplete value %v":
 			return "has no value; set it to a string"
 		}

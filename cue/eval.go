@@ -275,8 +275,11 @@ func (ev *evaluator) object(r *instanceResult, inst cuelang.Value, p []string, o
 			"replicas", "workers", "minWorkers", "parallelism", "completions", "runId")
 		ev.listPos(&obj, o, p, "dependsOn", len(w.DependsOn), "")
 		ev.servicePos(&obj, o, p, w)
+		ev.envPos(&obj, o, strings.Join(p, "."), w.Env)
 		for _, role := range w.RoleNames() {
 			ev.rolePos(&obj, o, p, role)
+			rv := o.LookupPath(cuelang.MakePath(cuelang.Str("roles"), cuelang.Str(role)))
+			ev.envPos(&obj, rv, strings.Join(p, ".")+".roles."+role, w.Roles[role].Env)
 		}
 		ev.refPos(&obj, o, p, "checkpoint", "checkpoint.dir", "outputs")
 		ev.listPos(&obj, o, p, "inputs", len(w.Inputs), "")
@@ -393,6 +396,20 @@ func (ev *evaluator) refPos(obj *object, o cuelang.Value, p []string, fields ...
 		}
 		if pos, ok := convertPos(fv.Pos()); ok && pos.File != SchemaPosFile {
 			obj.positions[strings.Join(p, ".")+"."+f] = pos
+		}
+	}
+}
+
+// envPos records where each plain env value of o (a workload or a role,
+// at path prefix) is written, for the credential warnings.
+func (ev *evaluator) envPos(obj *object, o cuelang.Value, prefix string, env berth.Env) {
+	for name, v := range env {
+		if v.Secret != nil {
+			continue
+		}
+		fv := o.LookupPath(cuelang.MakePath(cuelang.Str("env"), cuelang.Str(name)))
+		if pos, ok := convertPos(fv.Pos()); ok && pos.File != SchemaPosFile {
+			obj.positions[prefix+".env."+name] = pos
 		}
 	}
 }

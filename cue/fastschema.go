@@ -30,6 +30,7 @@ var (
 	reDuration  = regexp.MustCompile(`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`)
 	reCron      = regexp.MustCompile(`^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|@every [0-9hms.]+|([^ ]+ ){4}[^ ]+)$`)
 	reEnvName   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	reSecretKey = regexp.MustCompile(`^[-._a-zA-Z0-9]+$`)
 	reDependsOn = regexp.MustCompile(`^([a-z0-9]([-a-z0-9]*[a-z0-9])?/)?[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
 	reRunID     = regexp.MustCompile(`^[A-Za-z0-9._-]{1,63}$`)
 	reProbePath = regexp.MustCompile(`^/`)
@@ -739,10 +740,38 @@ func (s sv) env(o jobj) {
 			return
 		}
 		e := f.at(fl.name)
+		if e.v != nil && e.v.kind == fStruct {
+			if ref, ok := e.envSecret(); ok {
+				eo[fl.name] = map[string]any{"secret": ref}
+			}
+			continue
+		}
 		if v, ok := e.scalar(skString); ok {
 			eo[fl.name] = v
+			e.pos() // for the credential warnings, as the CUE path records it
 		}
 	}
+}
+
+// envSecret is #EnvSecret: {secret: {name, key}} and nothing else.
+func (s sv) envSecret() (map[string]any, bool) {
+	sec := s.at("secret")
+	if len(s.v.fields) != 1 || !sec.present() || sec.v.kind != fStruct || len(sec.v.fields) != 2 {
+		s.c.fail("%s is not a secret reference", s.path)
+		return nil, false
+	}
+	name, ok := sec.at("name").scalar(skString)
+	if ok && !isName(name) {
+		s.c.fail("%s.secret.name %q", s.path, name)
+	}
+	key, ok2 := sec.at("key").scalar(skString)
+	if ok2 && (!reSecretKey.MatchString(key) || key == "." || key == ".." || utf8.RuneCountInString(key) > 253) {
+		s.c.fail("%s.secret.key %q", s.path, key)
+	}
+	if s.c.err != nil || !ok || !ok2 {
+		return nil, false
+	}
+	return map[string]any{"name": name, "key": key}, true
 }
 
 // fastResources is #Resources.

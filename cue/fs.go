@@ -44,13 +44,32 @@ func skipDir(name string) bool {
 // is not a regular file, a symlink berth does not follow. It does not make
 // the repository invalid; it says why something the user wrote has no
 // effect.
+//
+// A warning with Code WarnCredential is of another sort: an env value in
+// Git that looks like a credential (credential.go).
 type Warning struct {
-	Pos     berth.Pos `json:"pos"`
-	Message string    `json:"message"`
+	Pos berth.Pos `json:"pos"`
+	// Path is the CUE path the warning is about, when it is about a value.
+	Path    string `json:"path,omitempty"`
+	Message string `json:"message"`
+	Code    string `json:"code,omitempty"`
 }
 
-// String is "file: message".
-func (w Warning) String() string { return w.Pos.String() + ": " + w.Message }
+// String is "file: message", or "file:line:col: path: message".
+func (w Warning) String() string { return w.Pos.String() + ": " + w.Text() }
+
+// Text is the message with the path before it, if there is one.
+func (w Warning) Text() string {
+	if w.Path != "" {
+		return w.Path + ": " + w.Message
+	}
+	return w.Message
+}
+
+// Error is the warning as an error (validate --strict).
+func (w Warning) Error() Error {
+	return Error{Path: w.Path, Message: w.Message, Positions: []berth.Pos{w.Pos}}
+}
 
 // readTree walks fsys and reads every file CUE may load. It returns what
 // it skipped as warnings, sorted by file.

@@ -265,6 +265,9 @@ func (l *Loader) LoadResult(fsys fs.FS) (Result, error) {
 		return l.loadTree(t, sum)
 	})
 	o := v.(loaded)
+	if o.cfg != nil {
+		warns = append(warns, credentialWarnings(o.cfg)...)
+	}
 	return Result{Config: o.cfg, Warnings: warns, Stats: o.stats}, err
 }
 

@@ -95,8 +95,20 @@ func loadErrors(t testing.TB, fsys fs.FS, opts cue.Options) cue.Errors {
 
 func TestLoadDemo(t *testing.T) {
 	cfg := mustLoad(t, fixtures.Demo(), cue.Options{})
-	if got, want := len(cfg.Workloads), 8; got != want {
+	if got, want := len(cfg.Workloads), 12; got != want {
 		t.Errorf("workloads: got %d, want %d", got, want)
+	}
+	// The sweep: a comprehension over a 2 x 2 grid, each point a workload
+	// of its own with the point in its env, defined in the sweep's file.
+	for _, p := range []struct{ name, lr, batch string }{
+		{"sweep-lr1e-4-bs32", "1e-4", "32"}, {"sweep-lr1e-4-bs64", "1e-4", "64"},
+		{"sweep-lr3e-4-bs32", "3e-4", "32"}, {"sweep-lr3e-4-bs64", "3e-4", "64"},
+	} {
+		w, ok := cfg.Workloads[berth.MakeWorkloadID("vision", p.name)]
+		if !ok || w.Env["LR"].Value != p.lr || w.Env["BATCH"].Value != p.batch || w.Env["PYTHONUNBUFFERED"].Value != "1" ||
+			w.Pos.File != "workloads/vision/grid-sweep.cue" || w.Resources.MIG != "1g.10gb" {
+			t.Errorf("sweep point %s: %v %+v", p.name, ok, w)
+		}
 	}
 	// Every kind, a pipeline, a periodic job, a fraction and a MIG slice.
 	kinds := map[berth.Kind]int{}
@@ -191,7 +203,7 @@ workloads: vision: {
 `).fs()
 	cfg := mustLoad(t, repo, cue.Options{})
 	res := berth.Resources{CPU: berth.MustQuantity("1"), Memory: berth.MustQuantity("1Gi")}
-	base := berth.Workload{Team: "vision", Command: []string{"c"}, Args: []string{}, Env: map[string]string{},
+	base := berth.Workload{Team: "vision", Command: []string{"c"}, Args: []string{}, Env: berth.EnvOf(map[string]string{}),
 		DependsOn: []string{}, RunID: "1", Ports: []berth.Port{}, Resources: res}
 	want := map[berth.WorkloadID]berth.Workload{}
 	for _, w := range []struct {
@@ -534,9 +546,9 @@ workloads: vision: mpi: {
 	}
 	want := map[string]berth.Role{
 		"launcher": {Name: "launcher", Count: 1, Resources: res(0, "cpu"), NodeSelector: map[string]string{},
-			Command: []string{"mpirun"}, Env: map[string]string{}},
+			Command: []string{"mpirun"}, Env: berth.EnvOf(map[string]string{})},
 		"worker": {Name: "worker", Count: 4, MinCount: 2, Resources: res(1, ""), NodeSelector: map[string]string{"zone": "a"},
-			Env: map[string]string{"RANK_FROM": "worker"}},
+			Env: berth.EnvOf(map[string]string{"RANK_FROM": "worker"})},
 	}
 	if d := cmp.Diff(want, w.Roles, quantityEqual); d != "" {
 		t.Errorf("roles (-want +got):\n%s", d)

@@ -24,7 +24,7 @@ func TestResultBudget(t *testing.T) {
 	}
 	tr := newTree(files)
 	result := func(dir string, padding int) *instanceResult {
-		w := berth.Workload{Name: dir, Team: "t", Env: map[string]string{"PADDING": strings.Repeat("x", padding)}}
+		w := berth.Workload{Name: dir, Team: "t", Env: berth.EnvOf(map[string]string{"PADDING": strings.Repeat("x", padding)})}
 		return &instanceResult{dir: dir, deps: []string{dir}, objects: []object{{key: "workloads.t." + dir, value: w}}}
 	}
 	budget := int64(3 << 20)
@@ -151,6 +151,11 @@ func fill(v reflect.Value, depth int) {
 		return
 	case v.Type() == reflect.TypeFor[berth.PortRef]():
 		v.Set(reflect.ValueOf(berth.PortRef{Name: "http"}))
+		return
+	case v.Type() == reflect.TypeFor[berth.EnvVar]():
+		// One of its two forms: the reference (a plain value is the
+		// demo's).
+		v.Set(reflect.ValueOf(berth.SecretEnv("hf", "token")))
 		return
 	}
 	switch v.Kind() {

@@ -95,6 +95,9 @@ func Diff(cfg *berth.Config, plan *berth.Plan, obs *Observed, revision string) [
 			// The ledger keeps who preempted it with why: the plan's
 			// reason says only why.
 			change.Reason = "preempted by " + string(d.PreemptedBy) + ": " + reasonText(d)
+			if d.PreemptedBy == "" {
+				change.Reason = "preempted: " + reasonText(d) // its node was lost
+			}
 		case berth.ActionStop:
 			change.Op = OpStop
 			change.Phase = PhaseStopped

@@ -10,6 +10,10 @@
 // own (tokens are redacted by the clients that hold them) and no positions
 // of errors: a CUE error about an env value is formed without the value in
 // the cue package.
+//
+// Credential (credential.go) says whether a value written in Git looks
+// like a credential, for `berth validate`'s warnings; it is a heuristic of
+// known token formats and entropy, not a scrubber.
 package redact
 
 import (
@@ -99,8 +103,13 @@ func FromConfigs(cfgs ...*berth.Config) *Scrubber {
 			continue
 		}
 		for _, w := range c.Workloads {
-			for _, v := range w.Env {
+			for _, v := range w.Env.Values() {
 				values = append(values, v)
+			}
+			for _, r := range w.Roles {
+				for _, v := range r.Env.Values() {
+					values = append(values, v)
+				}
 			}
 		}
 	}

@@ -54,7 +54,7 @@ func TestStringCut(t *testing.T) {
 
 func TestFromConfigsAndErr(t *testing.T) {
 	cfg := &berth.Config{Workloads: map[berth.WorkloadID]berth.Workload{
-		"t/a": {Env: map[string]string{"API_KEY": "xyz", "TOKEN": "sk-long-value"}},
+		"t/a": {Env: berth.EnvOf(map[string]string{"API_KEY": "xyz", "TOKEN": "sk-long-value"})},
 	}}
 	s := redact.FromConfigs(nil, cfg)
 	cause := fs.ErrPermission

@@ -80,7 +80,7 @@ func describeAction(d berth.Decision) string {
 	case berth.ActionQueue:
 		return fmt.Sprintf("queued at position %d", d.Position)
 	case berth.ActionPreempted:
-		return "preempted by " + string(d.PreemptedBy)
+		return preemptedBy(d, "preempted")
 	}
 	return ActionPhrase(d.Action)
 }
@@ -159,4 +159,14 @@ func Hint(cfg *berth.Config, d berth.Decision) string {
 		return "wait: it is retried by itself once its backoff has passed"
 	}
 	return ""
+}
+
+// preemptedBy is verb and who preempts the run: "preempted by
+// serving/chat-api", or the verb alone for a run preempted by nobody (its
+// node was lost: the reason says which).
+func preemptedBy(d berth.Decision, verb string) string {
+	if d.PreemptedBy == "" {
+		return verb
+	}
+	return verb + " by " + string(d.PreemptedBy)
 }

@@ -222,7 +222,7 @@ func Detail(d berth.Decision) string {
 		}
 		return s
 	case berth.ActionPreempted:
-		return "preempted by " + string(d.PreemptedBy) + ": " + reasonText(d.Reason)
+		return preemptedBy(d, "preempted") + ": " + reasonText(d.Reason)
 	case berth.ActionDone:
 		if d.Reason != nil {
 			return d.Reason.Message

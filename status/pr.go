@@ -266,7 +266,7 @@ func DecisionText(d berth.Decision, now time.Time) string {
 	case berth.ActionKeep:
 		return "keeps running on " + Detail(d) + scaleRoom(d)
 	case berth.ActionPreempted:
-		return "would be preempted by " + string(d.PreemptedBy) + ": " + reasonText(d.Reason)
+		return preemptedBy(d, "would be preempted") + ": " + reasonText(d.Reason)
 	case berth.ActionStop:
 		return "stops: " + reasonText(d.Reason)
 	case berth.ActionDone:
@@ -363,7 +363,11 @@ func blastRadius(in PlanInput, touched map[berth.WorkloadID]WorkloadChange) Blas
 		case d.Action == berth.ActionReject:
 			b.Unadmittable = append(b.Unadmittable, id+": "+reasonText(d.Reason))
 		case d.Action == berth.ActionPreempted:
-			b.Preempted = append(b.Preempted, id+" (team "+d.Team+") by `"+string(d.PreemptedBy)+"`: "+reasonText(d.Reason))
+			by := " by `" + string(d.PreemptedBy) + "`"
+			if d.PreemptedBy == "" {
+				by = "" // its node was lost
+			}
+			b.Preempted = append(b.Preempted, id+" (team "+d.Team+")"+by+": "+reasonText(d.Reason))
 		case d.Action == berth.ActionStop && bd.Action == berth.ActionKeep:
 			b.Preempted = append(b.Preempted, id+" (team "+d.Team+") stops: "+reasonText(d.Reason))
 		case bd.Starts() && !d.Starts():

@@ -95,12 +95,12 @@ func specChanges(base, head *berth.Config, b, h berth.Workload) []string {
 
 // envChanges names env variables added, changed and removed, never their
 // values.
-func envChanges(b, h map[string]string) []string {
+func envChanges(b, h berth.Env) []string {
 	var added, changed, removed []string
 	for k, v := range h {
 		if old, ok := b[k]; !ok {
 			added = append(added, k)
-		} else if old != v {
+		} else if !old.Equal(v) {
 			changed = append(changed, k)
 		}
 	}
@@ -169,13 +169,17 @@ func durOrEmpty(d berth.Duration) string {
 }
 
 // RedactEnv returns a copy of w with every env value replaced by Redacted.
+// A reference to a secret stays: its name and key are not the secret.
 func RedactEnv(w berth.Workload) berth.Workload {
 	if len(w.Env) == 0 {
 		return w
 	}
-	env := make(map[string]string, len(w.Env))
-	for k := range w.Env {
-		env[k] = Redacted
+	env := make(berth.Env, len(w.Env))
+	for k, v := range w.Env {
+		if v.Secret == nil {
+			v = berth.Val(Redacted)
+		}
+		env[k] = v
 	}
 	w.Env = env
 	return w
@@ -196,8 +200,8 @@ func objectDiff(b, h *berth.Workload) []string {
 		x := RedactEnv(*w)
 		if other != nil {
 			for k, v := range w.Env {
-				if ov, ok := other.Env[k]; ok && ov != v {
-					x.Env[k] = Redacted + " (changed)"
+				if ov, ok := other.Env[k]; ok && !ov.Equal(v) && v.Secret == nil {
+					x.Env[k] = berth.Val(Redacted + " (changed)")
 				}
 			}
 		}

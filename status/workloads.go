@@ -70,6 +70,11 @@ func Workloads(cluster string, plan *berth.Plan, runs []reconcile.RunState) []Wo
 			switch d.Action {
 			case berth.ActionAdmit, berth.ActionPreempt:
 				ws.State = "admitted"
+				if known && run.Phase == reconcile.PhaseQueued && run.Reason != "" {
+					// admitted, and the backend says why it did not start
+					// (a Secret its env needs is missing)
+					ws.Reason = run.Reason
+				}
 				if d.Action == berth.ActionPreempt {
 					var vs []string
 					for _, v := range d.Victims {

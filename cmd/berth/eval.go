@@ -204,6 +204,10 @@ type loggingLoader struct {
 func (ll *loggingLoader) Load(fsys fs.FS) (*berth.Config, error) {
 	r, err := ll.l.LoadResult(fsys)
 	for _, w := range r.Warnings {
+		if w.Code == cue.WarnCredential {
+			ll.log.Warn("env value in Git looks like a credential", "path", w.Path, "pos", w.Pos.String(), "reason", w.Message)
+			continue
+		}
 		ll.log.Warn("file not read", "file", w.Pos.File, "reason", w.Message)
 	}
 	return r.Config, err

@@ -172,6 +172,19 @@ func (s revisionSource) Latest(ctx context.Context) (reconcile.Revision, error) 
 	return reconcile.Revision{Name: r.String(), Commit: commit, Time: r.Time, Subject: r.Subject, Author: r.Author, FS: r.FS}, nil
 }
 
+// localRepoDir is --repo's directory when it is one on this machine (a
+// secretsDir inside it is refused), "" for a URL.
+func localRepoDir(repo string) string {
+	if strings.Contains(repo, "://") || (strings.Contains(repo, "@") && strings.Contains(repo, ":")) {
+		return ""
+	}
+	abs, err := filepath.Abs(repo)
+	if err != nil {
+		return ""
+	}
+	return abs
+}
+
 // openSource picks the source for --repo and the watchers that signal it.
 func openSource(ctx context.Context, o serveOptions, log *slog.Logger) (reconcile.Source, []<-chan sources.Change, error) {
 	repo := o.repo
@@ -656,7 +669,7 @@ func openClusters(cfg *berth.Config, o serveOptions, log *slog.Logger) ([]reconc
 				}
 			}
 			lo := local.Options{Name: n, StateDir: filepath.Join(o.stateDir, "clusters", n), VolumeRoot: c.VolumeRoot, SimulatedGPUs: gpus,
-				NVMLCommand: nvmlHelper(), Logger: log, FindNotebookCommand: findJupyter, IdleCheckEvery: o.notebookIdleCheck}
+				NVMLCommand: nvmlHelper(), RepoDir: localRepoDir(o.repo), Logger: log, FindNotebookCommand: findJupyter, IdleCheckEvery: o.notebookIdleCheck}
 			if o.notebookCommand != "" {
 				cmd, err := notebookCommand(o.notebookCommand)
 				if err != nil {

@@ -19,6 +19,7 @@ import (
 
 func newValidateCmd() *cobra.Command {
 	var output *outputFlag
+	var strict bool
 	cmd := &cobra.Command{
 		Use:   "validate [DIR]",
 		Short: "Check a repository against the schema and report every error with its position",
@@ -35,6 +36,13 @@ with '.' or '_', which CUE ignores; a fifo or other special file; a
 symlink leading outside the repository) are reported as warnings on
 stderr (in -o json or yaml, under "warnings"); they do not change the exit
 status.
+
+An env value that looks like a credential (a known token prefix such as
+ghp_, github_pat_, xoxb-, AKIA, sk-, glpat- or hf_; a PEM private key; a
+URL with a password; a long random-looking value) is a warning with its
+file:line:col, naming the variable but never the value: keep it in a
+Secret instead (env: NAME: secret: {name, key}). --strict makes each such
+warning an error (exit 1).
 
 The CUE is evaluated in a child process, bounded by the kernel in memory
 (--eval-memory, 512Mi) and CPU time: first within 1 s, then, when that is
@@ -62,10 +70,14 @@ Exit status: 0 valid, 1 invalid, 2 usage or internal error.`,
 			p.show("validate %s: reading and evaluating the repository...", dir)
 			res, err := loadDir(dir)
 			p.done()
+			if strict {
+				res, err = strictCredentials(res, err)
+			}
 			return printValidation(cmd.OutOrStdout(), cmd.ErrOrStderr(), output, dir, res, err)
 		},
 	}
 	output = addOutputFlag(cmd, formatText, formatJSON, formatYAML)
+	cmd.Flags().BoolVar(&strict, "strict", false, "an env value that looks like a credential is an error, not a warning")
 	evalBounds.register(cmd.Flags())
 	return withProfile(cmd)
 }
@@ -107,7 +119,7 @@ func printValidation(stdout, stderr io.Writer, output *outputFlag, dir string, r
 		return nil
 	}
 	for _, w := range res.Warnings {
-		fmt.Fprintf(stderr, "warning: %s: %s\n", posUnderDir(w.Pos, dir), w.Message)
+		fmt.Fprintf(stderr, "warning: %s: %s\n", posUnderDir(w.Pos, dir), w.Text())
 	}
 	if err != nil {
 		for _, e := range errs {
@@ -118,6 +130,30 @@ func printValidation(stdout, stderr io.Writer, output *outputFlag, dir string, r
 	}
 	printSummary(stdout, cfg)
 	return nil
+}
+
+// strictCredentials makes the credential warnings of a load errors, in
+// position order with any others: the repository is then invalid.
+func strictCredentials(res cue.Result, err error) (cue.Result, error) {
+	var errs cue.Errors
+	if err != nil && !asErrors(err, &errs) {
+		return res, err
+	}
+	var warns []cue.Warning
+	n := len(errs)
+	for _, w := range res.Warnings {
+		if w.Code == cue.WarnCredential {
+			errs = append(errs, w.Error())
+		} else {
+			warns = append(warns, w)
+		}
+	}
+	if len(errs) == n {
+		return res, err
+	}
+	slices.SortStableFunc(errs, func(a, b cue.Error) int { return a.Pos().Compare(b.Pos()) })
+	res.Warnings, res.Config = warns, nil
+	return res, errs
 }
 
 // underDir makes an error's positions relative to the current directory

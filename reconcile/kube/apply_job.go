@@ -2,13 +2,17 @@ package kube
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/berth-gpu/berth"
@@ -80,6 +84,9 @@ func (c *Cluster) startJob(ctx context.Context, cfg *berth.Config, p *changePlan
 	if j.job == nil && j.rec != nil && j.rec.Phase == reconcile.PhaseSucceeded {
 		return fmt.Errorf("run %s already succeeded; bump runId for a new run", ch.RunID)
 	}
+	if err := c.checkSecrets(ctx, j.ns, ch.Workload); err != nil {
+		return c.holdJob(ctx, cfg, ch, j, now, err)
+	}
 	r := baseRun(cfg, ch, now)
 	r.Started, r.StartedAt = true, now
 	recreate := resumeJob(&r, ch, j, now)
@@ -93,6 +100,9 @@ func (c *Cluster) startJob(ctx context.Context, cfg *berth.Config, p *changePlan
 		if want, _, _ := unstructured.NestedInt64(objs[0].Object, "spec", "completions"); want > 0 && int64(*j.job.Spec.Completions) != want {
 			recreate = true
 		}
+	}
+	if j.job != nil && !recreate && movedNodes(j.job, objs[0]) {
+		recreate = true
 	}
 	if recreate {
 		if err := c.recreateJobs(ctx, []*batchv1.Job{j.job}); err != nil {
@@ -115,6 +125,46 @@ func (c *Cluster) startJob(ctx context.Context, cfg *berth.Config, p *changePlan
 	}
 	p.started(j.key, r, now)
 	return nil
+}
+
+// movedNodes reports whether a Job that has run is to run on other nodes
+// than its pod template pins it to (its node lost, or preempted and placed
+// anew): only a Job never started may change its scheduling directives,
+// so it gets a new Job of the same attempt.
+func movedNodes(live *batchv1.Job, want *unstructured.Unstructured) bool {
+	if live == nil || live.Status.StartTime == nil || want.GetKind() != kindJob {
+		return false
+	}
+	m, _, _ := unstructured.NestedMap(want.Object, "spec", "template", "spec", "affinity")
+	var aff *corev1.Affinity
+	if m != nil {
+		aff = &corev1.Affinity{}
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(m, aff); err != nil {
+			return true
+		}
+	}
+	return !equality.Semantic.DeepEqual(live.Spec.Template.Spec.Affinity, aff)
+}
+
+// holdJob keeps a run that cannot start (err, a *reconcile.SecretError)
+// waiting: its Job suspended, created if it is not there yet, with why on
+// it for Observe to report. A Job berth stopped (preempted) keeps its
+// record as it is. It returns err, so the change reports it.
+func (c *Cluster) holdJob(ctx context.Context, cfg *berth.Config, ch reconcile.Change, j liveJob, now time.Time, err error) error {
+	var se *reconcile.SecretError
+	if !errors.As(err, &se) || (j.job != nil && j.st.Phase != reconcile.PhaseQueued) {
+		return err
+	}
+	r := baseRun(cfg, ch, now)
+	r.NotStarted = se.Error()
+	objs, rerr := Render(c.opts.Render, r)
+	if rerr != nil {
+		return errors.Join(err, rerr)
+	}
+	if _, aerr := c.applyObjects(ctx, objs[:1]); aerr != nil {
+		return errors.Join(err, aerr)
+	}
+	return err
 }
 
 // resumeJob fills in the attempt r starts from what the Job and the ledger

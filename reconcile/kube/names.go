@@ -50,6 +50,10 @@ const (
 	AnnotationPhase       = "berth.dev/phase"
 	AnnotationReason      = "berth.dev/reason"
 	AnnotationStoppedAt   = "berth.dev/stopped-at"
+	// AnnotationNotStarted is on a suspended Job that berth was to start
+	// and did not: why (a Secret or key its env needs is missing). Observe
+	// reports it as the queued run's reason.
+	AnnotationNotStarted = "berth.dev/not-started"
 	// AnnotationCheckpointClaim names the run's checkpoint claim
 	// (CheckpointClaimName), on a run whose spec has a checkpoint.
 	AnnotationCheckpointClaim = "berth.dev/checkpoint-claim"

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -29,6 +30,7 @@ func NodeFromKube(n *corev1.Node, o RenderOptions) berth.Node {
 		Name:          n.Name,
 		Labels:        map[string]string{},
 		Ready:         nodeReady(n),
+		NotReadySince: notReadySince(n),
 		Unschedulable: n.Spec.Unschedulable || !tolerated(n.Spec.Taints, o),
 		CPU:           berthQuantity(alloc[corev1.ResourceCPU]),
 		Memory:        berthQuantity(alloc[corev1.ResourceMemory]),
@@ -73,6 +75,18 @@ func nodeReady(n *corev1.Node) bool {
 		}
 	}
 	return false
+}
+
+// notReadySince is when a node that is not ready stopped being so: its
+// Ready condition's last transition (zero when it is ready, or has no
+// Ready condition yet: a node not known to have been lost).
+func notReadySince(n *corev1.Node) time.Time {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady && c.Status != corev1.ConditionTrue {
+			return c.LastTransitionTime.Time.UTC()
+		}
+	}
+	return time.Time{}
 }
 
 // tolerated reports whether berth's pods may be scheduled despite the

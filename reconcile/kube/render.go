@@ -53,6 +53,9 @@ type Run struct {
 	Phase     reconcile.Phase
 	Reason    string
 	StoppedAt time.Time
+	// NotStarted says why a run berth was to start waits suspended (see
+	// AnnotationNotStarted).
+	NotStarted string
 
 	Flavor string
 	// FlavorLabels are the node labels of the run's flavor.
@@ -491,6 +494,7 @@ func runAnnotations(o RenderOptions, r Run) map[string]string {
 	}
 	set(AnnotationFlavor, r.Flavor)
 	set(AnnotationQueuedSince, formatTime(r.QueuedSince))
+	set(AnnotationNotStarted, r.NotStarted)
 	if r.Workload.Checkpoint != nil {
 		a[AnnotationCheckpointClaim] = CheckpointClaimName(r.Key())
 	}
@@ -552,6 +556,15 @@ func baseEnv(r Run) []corev1.EnvVar {
 	return env
 }
 
+// envVar is one variable of the workload's env in a container.
+func envVar(name string, v berth.EnvVar) corev1.EnvVar {
+	if s := v.Secret; s != nil {
+		return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{
+			SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: s.Name}, Key: s.Key}}}
+	}
+	return corev1.EnvVar{Name: name, Value: v.Value}
+}
+
 func podSpec(o RenderOptions, r Run, berthEnv []corev1.EnvVar) corev1.PodSpec {
 	w := r.Workload
 	c := corev1.Container{
@@ -562,13 +575,10 @@ func podSpec(o RenderOptions, r Run, berthEnv []corev1.EnvVar) corev1.PodSpec {
 	}
 	// The workload's env first, sorted; berth's own names after, unless the
 	// workload sets them itself.
-	keys := make([]string, 0, len(w.Env))
-	for k := range w.Env {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		c.Env = append(c.Env, corev1.EnvVar{Name: k, Value: w.Env[k]})
+	// A secret is a secretKeyRef: the kubelet reads it, berth never
+	// writes its value into an object.
+	for _, k := range w.Env.Names() {
+		c.Env = append(c.Env, envVar(k, w.Env[k]))
 	}
 	for _, e := range berthEnv {
 		if _, ok := w.Env[e.Name]; !ok {

@@ -182,13 +182,7 @@ func roleWorkload(w berth.Workload, role berth.Role) berth.Workload {
 	if role.Args != nil {
 		v.Args = role.Args
 	}
-	v.Env = make(map[string]string, len(w.Env)+len(role.Env))
-	for k, val := range w.Env {
-		v.Env[k] = val
-	}
-	for k, val := range role.Env {
-		v.Env[k] = val
-	}
+	v.Env = w.Env.With(role.Env)
 	v.Resources = role.Resources
 	return v
 }

@@ -91,6 +91,9 @@ func (c *Cluster) startRoles(ctx context.Context, cfg *berth.Config, p *changePl
 	if len(l.jobs) == 0 && l.rec != nil && l.rec.Phase == reconcile.PhaseSucceeded {
 		return fmt.Errorf("run %s already succeeded; bump runId for a new run", ch.RunID)
 	}
+	if err := c.checkSecrets(ctx, l.ns, ch.Workload); err != nil {
+		return err // its Jobs, if any, stay suspended
+	}
 	r := baseRolesRun(cfg, ch, now)
 	r.Started, r.StartedAt = true, now
 	recreate := resumeRoles(&r, ch, l, now)
@@ -105,7 +108,7 @@ func (c *Cluster) startRoles(ctx context.Context, cfg *berth.Config, p *changePl
 		for _, obj := range objs {
 			if j := l.byName[obj.GetName()]; j != nil && obj.GetKind() == kindJob {
 				n, _, _ := unstructured.NestedInt64(obj.Object, "spec", "completions")
-				if j.Spec.Completions == nil || int64(*j.Spec.Completions) != n {
+				if j.Spec.Completions == nil || int64(*j.Spec.Completions) != n || movedNodes(j, obj) {
 					recreate = true
 				}
 			}

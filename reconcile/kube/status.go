@@ -79,6 +79,7 @@ func JobState(job *batchv1.Job, pods []*corev1.Pod) jobState {
 	}
 	if job.Spec.Suspend != nil && *job.Spec.Suspend {
 		st.Phase = reconcile.PhaseQueued
+		st.Reason = a[AnnotationNotStarted]
 		return st
 	}
 	st.Phase = reconcile.PhaseAdmitted

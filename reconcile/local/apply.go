@@ -31,11 +31,13 @@ import (
 // nothing new, it writes nothing.
 //
 // Each change carries all it needs, but for a pipeline step's inputs: the
-// configuration says which run of each step it reads is current.
+// configuration says which run of each step it reads is current. The
+// cluster's secretsDir is read from it too (where env secrets are files).
 func (c *Cluster) Apply(ctx context.Context, cfg *berth.Config, changes []reconcile.Change) ([]reconcile.Result, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if cfg != nil {
+		c.secretsDir = cfg.Clusters[c.opts.Name].SecretsDir
 		c.cfg = cfg
 	}
 	results := make([]reconcile.Result, len(changes))

@@ -34,6 +34,9 @@ type Cluster struct {
 	ended map[string]podStatus
 	// router probes the pods of services and proxies their host ports.
 	router *traffic.Router
+	// secretsDir is the cluster's secretsDir in the configuration Apply
+	// was last given (see secret.go).
+	secretsDir string
 	// idleLimits are the notebooks' idle limits of the configuration
 	// Observe was last given (under mu).
 	idleLimits map[berth.WorkloadID]time.Duration

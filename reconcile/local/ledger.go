@@ -96,11 +96,14 @@ type attempt struct {
 // podSpec is everything a pod's shim needs, so an interrupted start can be
 // finished from the ledger alone.
 type podSpec struct {
-	Dir     string   `json:"dir"` // relative to the state directory
-	Argv    []string `json:"argv"`
-	Env     []string `json:"env"`
-	Devices []string `json:"devices,omitempty"` // GPU or MIG device UUIDs
-	Note    string   `json:"note,omitempty"`
+	Dir  string   `json:"dir"` // relative to the state directory
+	Argv []string `json:"argv"`
+	Env  []string `json:"env"`
+	// Secrets are env variables the shim reads from files when it starts
+	// the process: their values are never in the ledger or spec.json.
+	Secrets []secretFile `json:"secrets,omitempty"`
+	Devices []string     `json:"devices,omitempty"` // GPU or MIG device UUIDs
+	Note    string       `json:"note,omitempty"`
 	// Ports are the ports on 127.0.0.1 this pod was told to listen on,
 	// one per port of the workload, in its order: every replica of a
 	// service gets its own.

@@ -262,7 +262,7 @@ func recordFromPods(stateDir, rel string, cfg *berth.Config) (*record, error) {
 		if err := json.Unmarshal(b, &spec); err != nil {
 			return nil, fmt.Errorf("%s: %w", filepath.Join(dir, fileSpec), err)
 		}
-		p := podSpec{Dir: filepath.ToSlash(dir), Argv: spec.Argv, Env: spec.Env, Note: spec.Note}
+		p := podSpec{Dir: filepath.ToSlash(dir), Argv: spec.Argv, Env: spec.Env, Secrets: spec.Secrets, Note: spec.Note}
 		for _, kv := range spec.Env {
 			switch k, v, _ := strings.Cut(kv, "="); k {
 			case "CUDA_VISIBLE_DEVICES":

@@ -127,11 +127,11 @@ func (b *wl) Checkpoint() *wl {
 }
 func (b *wl) Obj() berth.Workload  { return b.w }
 func (b *wl) ID() berth.WorkloadID { return b.w.ID() }
-func merge(m map[string]string, k, v string) map[string]string {
+func merge(m berth.Env, k, v string) berth.Env {
 	if m == nil {
-		m = map[string]string{}
+		m = berth.Env{}
 	}
-	m[k] = v
+	m[k] = berth.Val(v)
 	return m
 }
 

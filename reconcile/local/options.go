@@ -61,6 +61,10 @@ type Options struct {
 	// with expose.hostPort. Default 127.0.0.1 ("0.0.0.0": every
 	// interface).
 	ExposeHost string
+	// RepoDir is the repository's directory when berth serves one from
+	// this machine's disk: a secretsDir inside it is refused. Empty: not
+	// known (a remote repository).
+	RepoDir string
 	// ReadyTimeout bounds how long a rolling update waits for the new
 	// replicas to pass readiness before it gives up and keeps the old
 	// ones. Default 2 minutes.

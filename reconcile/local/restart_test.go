@@ -57,7 +57,7 @@ func TestLostShimFailsTheRun(t *testing.T) {
 	c := newCluster(t, dir)
 	w := batch("rebooted", `echo $$ > "$PIDFILE"; exec sleep 600`).Env("PIDFILE", filepath.Join(t.TempDir(), "pid")).Obj()
 	apply(t, c, change(reconcile.OpStart, w, cpuOnly()))
-	b := waitFile(t, w.Env["PIDFILE"], "\n")
+	b := waitFile(t, w.Env["PIDFILE"].Value, "\n")
 	// A machine restart kills the shim and its process at once: SIGKILL
 	// them both, so no exit.json is written.
 	pd := filepath.Join(dir, podDir(w.ID(), "1", 1, 0))

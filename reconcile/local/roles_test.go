@@ -23,7 +23,7 @@ func rolesChange(w berth.Workload) reconcile.Change {
 func mpiWorkload(script, launcher string) berth.Workload {
 	w := batch("mpi", script).Kind(berth.KindTraining).Env("GREETING", "hi").Obj()
 	w.Roles = map[string]berth.Role{
-		"launcher": {Name: "launcher", Count: 1, Command: []string{"sh", "-c", launcher}, Env: map[string]string{"GREETING": "launch"}},
+		"launcher": {Name: "launcher", Count: 1, Command: []string{"sh", "-c", launcher}, Env: berth.EnvOf(map[string]string{"GREETING": "launch"})},
 		"worker":   {Name: "worker", Count: 2, Resources: berth.Resources{GPU: 1}},
 	}
 	return w

@@ -24,7 +24,7 @@ func TestReplicasGetPortsOfTheirOwn(t *testing.T) {
 	c := newCluster(t, t.TempDir())
 	w := batch("api", `echo "$PORT $BERTH_PORT_HTTP $BERTH_PORT_METRICS"; sleep 60`).Kind(berth.KindService).Obj()
 	w.Replicas = 2
-	w.Env = map[string]string{"PORT": "8080"} // berth's own wins
+	w.Env = berth.EnvOf(map[string]string{"PORT": "8080"}) // berth's own wins
 	w.Ports = []berth.Port{{Name: "http", Port: 8080, Protocol: "TCP"}, {Name: "metrics", Port: 9090, Protocol: "TCP"}}
 	apply(t, c, change(reconcile.OpStart, w, cpuOnly(), cpuOnly()))
 	t.Cleanup(func() { apply(t, c, stopChange(w, reconcile.PhaseStopped, "test over")) })
@@ -53,7 +53,7 @@ func webService(version string, readyAfter time.Duration, hostPort int) berth.Wo
 	w := batch("web", "").Kind(berth.KindService).Obj()
 	w.Command = []string{os.Args[0], "replica"}
 	w.Replicas = 2
-	w.Env = map[string]string{"VERSION": version, "READY_AFTER": readyAfter.String()}
+	w.Env = berth.EnvOf(map[string]string{"VERSION": version, "READY_AFTER": readyAfter.String()})
 	w.Ports = []berth.Port{{Name: "http", Port: 8080, Protocol: "TCP"}}
 	w.Health = &berth.Health{Readiness: &berth.Probe{Path: "/healthz", Period: berth.Duration(100 * time.Millisecond),
 		Timeout: berth.Duration(time.Second), FailureThreshold: 1}}

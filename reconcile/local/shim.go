@@ -22,7 +22,8 @@ import (
 type shimSpec struct {
 	Argv        []string       `json:"argv"`
 	Env         []string       `json:"env"`
-	Dir         string         `json:"dir"` // the working directory
+	Secrets     []secretFile   `json:"secrets,omitempty"` // read at start, set over Env
+	Dir         string         `json:"dir"`               // the working directory
 	MaxDuration berth.Duration `json:"maxDuration,omitempty"`
 	GracePeriod berth.Duration `json:"gracePeriod"`
 	LogMaxBytes int64          `json:"logMaxBytes"`
@@ -149,11 +150,15 @@ func runPod(dir string, spec shimSpec, notef func(string, ...any)) Exit {
 	}
 	defer stderr.Close()
 
+	env, err := withSecrets(spec.Env, spec.Secrets)
+	if err != nil {
+		return fail(err)
+	}
 	path, err := lookPath(spec.Argv[0], spec.Env, spec.Dir)
 	if err != nil {
 		return fail(err)
 	}
-	cmd := &exec.Cmd{Path: path, Args: spec.Argv, Env: spec.Env, Dir: spec.Dir,
+	cmd := &exec.Cmd{Path: path, Args: spec.Argv, Env: env, Dir: spec.Dir,
 		SysProcAttr: &syscall.SysProcAttr{Setpgid: true}}
 	outR, outW, err := os.Pipe()
 	if err != nil {

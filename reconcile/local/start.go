@@ -112,7 +112,7 @@ type localPod struct {
 	roleRank  int
 	roleSize  int
 	argv      []string
-	env       map[string]string
+	env       berth.Env
 	placement berth.Placement
 }
 
@@ -161,13 +161,7 @@ func podsOf(r *record, w berth.Workload) ([]localPod, error) {
 		if len(command) == 0 {
 			return nil, fmt.Errorf("role %s: no command: the local backend runs the command as a process and cannot use an image's entrypoint", name)
 		}
-		env := map[string]string{}
-		for k, v := range w.Env {
-			env[k] = v
-		}
-		for k, v := range role.Env {
-			env[k] = v
-		}
+		env := w.Env.With(role.Env)
 		ps := placed[name]
 		count := len(ps)
 		if count == 0 {
@@ -207,6 +201,10 @@ func (c *Cluster) podSpecs(r *record, w berth.Workload, n int) ([]podSpec, strin
 		return nil, "", err
 	}
 	pipeEnv, err := c.pipelineEnv(r, w, n)
+	if err != nil {
+		return nil, "", err
+	}
+	secrets, err := c.secretFiles(r.Workload, lp)
 	if err != nil {
 		return nil, "", err
 	}
@@ -281,7 +279,8 @@ func (c *Cluster) podSpecs(r *record, w berth.Workload, n int) ([]podSpec, strin
 		pods[i] = podSpec{
 			Dir:     podDir(r.Workload, r.RunID, n, i),
 			Argv:    argv,
-			Env:     mergeEnv(c.opts.Env, lp[i].env, berthEnv),
+			Env:     mergeEnv(c.opts.Env, lp[i].env.Values(), berthEnv),
+			Secrets: secrets[i],
 			Devices: devices,
 			Note:    note,
 			Ports:   ports,
@@ -511,7 +510,7 @@ func (c *Cluster) spawnPod(p podSpec) (adopted bool, err error) {
 		}
 	}
 	spec := shimSpec{
-		Argv: p.Argv, Env: p.Env, Dir: p.workDir(c.opts.StateDir),
+		Argv: p.Argv, Env: p.Env, Secrets: p.Secrets, Dir: p.workDir(c.opts.StateDir),
 		GracePeriod: berth.Duration(c.opts.GracePeriod), LogMaxBytes: c.opts.LogMaxBytes, Note: p.Note,
 	}
 	if r := c.recordOfPod(p.Dir); r != nil {

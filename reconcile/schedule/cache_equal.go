@@ -71,7 +71,7 @@ func sameRolePlacement(a, b berth.RolePlacement) bool {
 }
 
 func sameNode(a, b berth.Node) bool {
-	return a.Name == b.Name && maps.Equal(a.Labels, b.Labels) && a.Ready == b.Ready &&
+	return a.Name == b.Name && maps.Equal(a.Labels, b.Labels) && a.Ready == b.Ready && a.NotReadySince.Equal(b.NotReadySince) &&
 		a.Unschedulable == b.Unschedulable && a.CPU == b.CPU && a.Memory == b.Memory && a.GPUs == b.GPUs &&
 		a.GPUModel == b.GPUModel && slices.Equal(a.MIG, b.MIG)
 }

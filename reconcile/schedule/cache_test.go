@@ -219,7 +219,7 @@ func asJSON(t *testing.T, p *berth.Plan) string {
 func TestNotScheduledFieldsChangeNoDecision(t *testing.T) {
 	other := func(w *berth.Workload) []string {
 		w.Image, w.Command, w.Args = "other", []string{"x"}, []string{"y"}
-		w.Env, w.Retries = map[string]string{"K": "V"}, w.Retries+3
+		w.Env, w.Retries = berth.Env{"K": berth.Val("V")}, w.Retries+3
 		w.Ports = []berth.Port{{Port: 1}}
 		w.Health, w.Pos = &berth.Health{Readiness: &berth.Probe{Path: "/"}}, berth.Pos{File: "x.cue", Line: 9}
 		w.Rollout, w.Expose = &berth.Rollout{MaxSurge: 2}, &berth.Expose{Host: "x.example.com"}

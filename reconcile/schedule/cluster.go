@@ -9,10 +9,12 @@ import (
 
 // cluster is the node-level state of one cluster during a cycle.
 type cluster struct {
-	name    string
-	nodes   []*node
-	byName  map[string]int
-	flavors map[string]*flavorInfo
+	name   string
+	nodes  []*node
+	byName map[string]int
+	// notReady: some node is not ready (its runs may be lost).
+	notReady bool
+	flavors  map[string]*flavorInfo
 	// narrowed holds flavors' nodes narrowed by a role's node selector.
 	narrowed map[string]*flavorInfo
 	policy   string
@@ -79,6 +81,7 @@ func newCluster(name string, snapNodes []berth.Node, flavors map[string]berth.Fl
 	for i, n := range ns {
 		c.nodes = append(c.nodes, newNode(i, n))
 		c.byName[n.Name] = i
+		c.notReady = c.notReady || !n.Ready
 	}
 	c.sigs = make([]nodeSig, len(c.nodes))
 	c.sigOK = make([]bool, len(c.nodes))

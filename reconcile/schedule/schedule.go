@@ -102,6 +102,10 @@ type run struct {
 	// wl is its workload in a Cache (nil when it left Git).
 	wl   *wlInfo
 	gone bool // stopped or preempted in this cycle
+	// nodesOK: lostNode found every node the run is placed on in the
+	// cluster. A cluster's nodes change only in a rebuild, which makes
+	// the runs anew, and initRun clears it.
+	nodesOK bool
 	// role is the first role of a run of a workload with roles (flavor,
 	// shape, placements and demand are then that role's); more holds
 	// the other roles.
@@ -569,7 +573,7 @@ func demandOf(r berth.Resources) policy.Demand {
 // It returns the run's own keep decision (kept for the next cycle), or a
 // new one: the caller copies it.
 func (st *state) keepOrStop(r *run, wl *wlInfo, snap *berth.Snapshot) *berth.Decision {
-	var stop *berth.Reason
+	var stop, lost *berth.Reason
 	switch {
 	case wl == nil:
 		stop = &berth.Reason{Code: berth.ReasonRemovedFromGit, Message: "the workload is no longer in the repository"}
@@ -582,8 +586,11 @@ func (st *state) keepOrStop(r *run, wl *wlInfo, snap *berth.Snapshot) *berth.Dec
 	default:
 		stop = scaledDown(&wl.w, r.runID, snap)
 	}
+	if stop == nil {
+		lost = st.lostNode(r, snap)
+	}
 	borrowed := st.borrowed(r.team, r.flavor)
-	if stop == nil && r.keep != nil && r.keep.Borrowed == borrowed && r.keep.Cluster == snap.Cluster {
+	if stop == nil && lost == nil && r.keep != nil && r.keep.Borrowed == borrowed && r.keep.Cluster == snap.Cluster {
 		// The decision a Cache made for it last cycle: nothing else it
 		// says can have changed while the run is the same.
 		return r.keep
@@ -611,8 +618,59 @@ func (st *state) keepOrStop(r *run, wl *wlInfo, snap *berth.Snapshot) *berth.Dec
 		st.stopRun(r)
 		return &d
 	}
+	if lost != nil {
+		// A preemption by nobody: the run waits again in its place
+		// (its queued-since is kept), uses up no retry, and resumes
+		// from its checkpoint when it starts elsewhere.
+		d.Action, d.Reason = berth.ActionPreempted, lost
+		st.stopRun(r)
+		return &d
+	}
 	r.keep = &d
 	return &d
+}
+
+// lostNode says why a running run's node is lost, or nil: a node it is
+// placed on is no longer in the cluster, or has not been ready for the
+// cluster's nodeLostAfter. A node not ready for less, or since a time not
+// known, is not lost yet.
+func (st *state) lostNode(r *run, snap *berth.Snapshot) *berth.Reason {
+	if r.nodesOK && !st.c.notReady {
+		return nil // the usual case, without a lookup per run and cycle
+	}
+	grace := berth.DefaultNodeLostAfter
+	if st.cfg != nil {
+		grace = st.cfg.Clusters[snap.Cluster].NodeLostGrace()
+	}
+	check := func(ps []berth.Placement) *berth.Reason {
+		for _, p := range ps {
+			if p.Node == "" {
+				continue
+			}
+			i, ok := st.c.byName[p.Node]
+			if !ok {
+				return &berth.Reason{Code: berth.ReasonNodeLost,
+					Message: "node " + p.Node + " is gone; requeued in its place, no retry used"}
+			}
+			n := st.c.nodes[i]
+			if !n.ready && !n.notReady.IsZero() && snap.Time.Sub(n.notReady) >= grace {
+				return &berth.Reason{Code: berth.ReasonNodeLost, Message: fmt.Sprintf(
+					"node %s not ready since %s, past nodeLostAfter %s; requeued in its place, no retry used",
+					p.Node, n.notReady.UTC().Format("2006-01-02 15:04:05 UTC"), berth.Duration(grace))}
+			}
+		}
+		return nil
+	}
+	why := check(r.placements)
+	for _, p := range r.more {
+		if why == nil {
+			why = check(p.placements)
+		}
+	}
+	if why == nil {
+		r.nodesOK = true
+	}
+	return why
 }
 
 // scaledDown is why a replica of an autoscaled service (a run named by

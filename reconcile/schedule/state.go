@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"slices"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/berth-gpu/berth"
@@ -22,6 +23,10 @@ type node struct {
 	labels map[string]string
 	model  string
 	usable bool // ready and schedulable
+	// notReady is when the node stopped being ready (zero: ready, or
+	// not known): past the cluster's grace its runs are lost.
+	notReady time.Time
+	ready    bool
 
 	cpuCap, memCap   int64 // millicores, bytes
 	cpuFree, memFree int64
@@ -41,7 +46,7 @@ type migSlot struct {
 
 func newNode(i int, n berth.Node) *node {
 	x := &node{idx: i, name: n.Name, labels: n.Labels, model: n.GPUModel,
-		usable: n.Ready && !n.Unschedulable,
+		usable: n.Ready && !n.Unschedulable, ready: n.Ready, notReady: n.NotReadySince,
 		cpuCap: n.CPU.Milli(), memCap: n.Memory.Value()}
 	x.cpuFree, x.memFree = x.cpuCap, x.memCap
 	x.gpuFree = make([]int32, n.GPUs)

@@ -288,7 +288,7 @@ func TestGiteaEndToEnd(t *testing.T) {
 		got[c] = string(s.State) + ": " + s.Description
 	}
 	want := map[string]string{
-		"berth/validate":  "success: valid: 9 workloads, 3 teams, 1 cluster",
+		"berth/validate":  "success: valid: 13 workloads, 3 teams, 1 cluster",
 		"berth/policy":    "pending: needs 1 approval: team lead and team vision owner (@ana)",
 		"berth/plan: box": "success: everything fits: 1 admitted now (4 GPUs); 1 other decision changed, 1 team newly borrowing",
 	}

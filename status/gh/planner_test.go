@@ -232,7 +232,7 @@ func TestWebhookToStatusesAndComment(t *testing.T) {
 		"POST /repos/Codertocat/Hello-World/issues/2/comments {body: see golden}",
 		statusURL + `{"context":"berth/plan: box","description":"everything fits: 1 admitted now (4 GPUs); 1 other decision changed, 1 team newly borrowing","state":"success"}`,
 		statusURL + `{"context":"berth/policy","description":"needs 1 approval: team lead and team vision owner (@ana)","state":"pending"}`,
-		statusURL + `{"context":"berth/validate","description":"valid: 9 workloads, 3 teams, 1 cluster","state":"success"}`,
+		statusURL + `{"context":"berth/validate","description":"valid: 13 workloads, 3 teams, 1 cluster","state":"success"}`,
 	}
 	if diff := cmp.Diff(want, lines); diff != "" {
 		t.Errorf("requests (-want +got):\n%s", diff)

@@ -60,7 +60,7 @@ func (s *procStarter) Start(ctx context.Context, w berth.Workload) (Replica, err
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), "BERTH_TEST_REPLICA=1", "PORT="+strconv.Itoa(port))
 	for k, v := range w.Env {
-		cmd.Env = append(cmd.Env, k+"="+v)
+		cmd.Env = append(cmd.Env, k+"="+v.Value)
 	}
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {

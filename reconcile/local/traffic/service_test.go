@@ -14,7 +14,7 @@ import (
 func service(version string, readyAfter time.Duration) berth.Workload {
 	return berth.Workload{
 		Name: "chat-api", Team: "serving", Kind: berth.KindService, Replicas: 2,
-		Env:   map[string]string{"VERSION": version, "READY_AFTER": readyAfter.String()},
+		Env:   berth.EnvOf(map[string]string{"VERSION": version, "READY_AFTER": readyAfter.String()}),
 		Ports: []berth.Port{{Name: "http", Port: 8080, Protocol: "TCP"}},
 		Health: &berth.Health{
 			Readiness: &berth.Probe{Path: "/healthz", Period: berth.Duration(50 * time.Millisecond),

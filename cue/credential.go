@@ -1,0 +1,47 @@
+package cue
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/berth-gpu/berth"
+	"github.com/berth-gpu/berth/redact"
+)
+
+// WarnCredential is the Code of a warning about an env value in Git that
+// looks like a credential. `berth validate --strict` makes it an error.
+const WarnCredential = "credential"
+
+// credentialWarnings warns of every plain env value of a workload or a
+// role that looks like a credential (redact.Credential), at the value's
+// position, sorted by position. The message names the variable and the
+// kind of credential, never the value.
+func credentialWarnings(cfg *berth.Config) []Warning {
+	var out []Warning
+	check := func(path string, env berth.Env) {
+		for _, name := range env.Names() {
+			v := env[name]
+			if v.Secret != nil {
+				continue
+			}
+			kind, ok := redact.Credential(v.Value)
+			if !ok {
+				continue
+			}
+			p := path + ".env." + name
+			out = append(out, Warning{Pos: cfg.Pos(p), Path: p, Code: WarnCredential, Message: fmt.Sprintf(
+				"looks like a credential: %s; whoever can read the repository can read it. Keep it in a Secret and refer to it: env: %s: secret: {name: ..., key: ...}",
+				kind, name)})
+		}
+	}
+	for _, id := range cfg.WorkloadIDs() {
+		w := cfg.Workloads[id]
+		prefix := "workloads." + w.Team + "." + w.Name
+		check(prefix, w.Env)
+		for _, role := range w.RoleNames() {
+			check(prefix+".roles."+role, w.Roles[role].Env)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b Warning) int { return a.Pos.Compare(b.Pos) })
+	return out
+}

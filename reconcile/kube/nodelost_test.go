@@ -1,0 +1,98 @@
+package kube_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/berth-gpu/berth"
+	"github.com/berth-gpu/berth/fixtures/testenv"
+	"github.com/berth-gpu/berth/reconcile"
+	"github.com/berth-gpu/berth/reconcile/kube"
+)
+
+// TestNodeLostRequeues (real control plane): a running Job's KWOK node
+// stops being ready (KWOK lets go of it, its Ready condition turns False);
+// past the cluster's nodeLostAfter berth requeues the run as a preemption
+// naming the node, and starts it again on the other node: the same Job,
+// no retry used (attempt 1, no failures), its queued-since kept.
+func TestNodeLostRequeues(t *testing.T) {
+	s := newScenario(t, "nodelost", gpuNode(), gpuNode())
+	s.files["platform/clusters.cue"] = `package platform
+clusters: gpu: {backend: "kubernetes", nodeLostAfter: "2s"}
+`
+	s.team(16, `
+workloads: ml: train: {kind: "batch", image: "img:1", env: BERTH_SIMULATED_DURATION: "10m", resources: {gpu: 8, flavor: "h100"}, retries: 0}
+`)
+	s.waitReadyNodes(2)
+	cr := s.until("train runs", time.Minute, func(cr reconcile.ClusterReport) bool { return phase(cr, "ml/train") == reconcile.PhaseRunning })
+	before := run(cr, "ml/train")
+	var lost string
+	for _, p := range s.pods("ml", "train") {
+		if p.Spec.NodeName != "" {
+			lost = p.Spec.NodeName
+		}
+	}
+	if lost == "" {
+		t.Fatal("the running Job has no pod on a node")
+	}
+
+	// KWOK stops managing the node; its Ready condition turns False.
+	nodes := s.env.Client.CoreV1().Nodes()
+	n, err := nodes.Get(s.ctx, lost, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Annotations[testenv.AnnotationKWOKNode] = "lost"
+	if n, err = nodes.Update(s.ctx, n, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			n.Status.Conditions[i].Status = corev1.ConditionFalse
+			n.Status.Conditions[i].Reason = "KubeletStopped"
+			n.Status.Conditions[i].LastTransitionTime = metav1.Now()
+			n.Status.Conditions[i].LastHeartbeatTime = metav1.Now()
+		}
+	}
+	if _, err := nodes.UpdateStatus(s.ctx, n, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	cr = s.until("train is requeued for its node", time.Minute, func(cr reconcile.ClusterReport) bool {
+		r := run(cr, "ml/train")
+		return r.Phase == reconcile.PhasePreempted || (r.Phase.Holds() && r.Placements[0].Node != lost)
+	})
+	// (The reconcile that observes it preempted may start it again at
+	// once: the Job is then already the new one.)
+	if r := run(cr, "ml/train"); r.Phase == reconcile.PhasePreempted && !strings.Contains(r.Reason, "node "+lost+" not ready since") {
+		t.Errorf("requeued: %q; want preempted naming node %s", r.Reason, lost)
+	}
+	cr = s.until("train runs on the other node", time.Minute, func(cr reconcile.ClusterReport) bool {
+		r := run(cr, "ml/train")
+		return r.Phase == reconcile.PhaseRunning && len(r.Placements) > 0 && r.Placements[0].Node != lost
+	})
+	r := run(cr, "ml/train")
+	if r.Attempts != before.Attempts || r.Failures() != 0 || !r.QueuedSince.Equal(before.QueuedSince) {
+		t.Errorf("after the move: attempt %d (was %d), %d failures, queued since %v (was %v); want the same attempt, none, its place kept",
+			r.Attempts, before.Attempts, r.Failures(), r.QueuedSince, before.QueuedSince)
+	}
+	if j := s.job("train-1"); j.Annotations[kube.AnnotationPhase] != "" || strings.Contains(j.Annotations[kube.AnnotationPlacements], lost) {
+		t.Errorf("the running Job still says %v", j.Annotations)
+	}
+	if d := decision(cr, "ml/train"); d.Action != berth.ActionKeep {
+		t.Errorf("decision after the move: %s", d.Action)
+	}
+	running := 0
+	for _, p := range s.pods("ml", "train") {
+		if p.Spec.NodeName != lost && p.Status.Phase == corev1.PodRunning {
+			running++
+		}
+	}
+	if running != 1 {
+		t.Errorf("%d pods run on the other node, want 1", running)
+	}
+}
