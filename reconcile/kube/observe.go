@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -24,9 +26,11 @@ const DriftDigest = "drifted"
 
 // Observe reports the cluster from the informers' caches: the nodes, every
 // run of berth's Jobs and Deployments, and the ledger's runs that have no
-// object (any more, or yet). It writes nothing; its only request is the
-// API server's /readyz. A service whose objects differ from what cfg's
-// flavor labels render (someone else changed them) gets DriftDigest.
+// object (any more, or yet). It writes nothing; its requests are the API
+// server's /readyz and, for a service whose objects changed since it last
+// looked, fluxcd/pkg/ssa's dry-run drift check. A service whose objects
+// differ from what cfg's flavor labels render (someone else changed them)
+// gets DriftDigest.
 func (c *Cluster) Observe(ctx context.Context, cfg *berth.Config) (*reconcile.Observed, error) {
 	if err := c.Start(ctx); err != nil {
 		return nil, err
@@ -62,14 +66,21 @@ func (c *Cluster) Observe(ctx context.Context, cfg *berth.Config) (*reconcile.Ob
 		seen[r.Key()] = true
 		obs.Runs = append(obs.Runs, r)
 	}
+	var deps []*appsv1.Deployment
+	var depRuns []reconcile.RunState
 	for _, d := range c.objs().deployments() {
-		r, ok := c.deploymentRun(d)
-		if !ok {
-			continue
+		if r, ok := c.deploymentRun(d); ok {
+			deps, depRuns = append(deps, d), append(depRuns, r)
 		}
-		if drift := c.drift.check(c, cfg, d); drift != "" {
+	}
+	// Drift checks are requests (dry runs) when a service changed: in
+	// parallel, bounded like Apply's.
+	drifts := make([]string, len(deps))
+	c.parallel(len(deps), func(i int) { drifts[i] = c.drift.check(ctx, c, cfg, deps[i]) })
+	for i, r := range depRuns {
+		if drifts[i] != "" {
 			r.Digest = DriftDigest
-			r.Note += "; changed outside berth: " + drift
+			r.Note += "; changed outside berth: " + drifts[i]
 		}
 		seen[r.Key()] = true
 		obs.Runs = append(obs.Runs, r)
@@ -289,41 +300,53 @@ func observedPlacements(decided []berth.Placement, nodes []string) []berth.Place
 	return out
 }
 
-// driftCache remembers each Deployment's drift check by the
-// resourceVersions it was made at, so an unchanged cluster costs no
-// rendering.
+// driftCache remembers each Deployment's drift check (a dry run per
+// object, serviceDrift) by what it was made at: the Deployment's
+// generation, labels and annotations (its status changes often and says
+// nothing of drift), the Service's resourceVersion and the flavor's
+// labels. An unchanged service costs no request.
 type driftCache struct {
 	mu sync.Mutex
 	m  map[string]driftResult
 }
 
 type driftResult struct {
-	depRV, svcRV, cfg string
-	drift             string
+	at    string
+	drift string
 }
 
-func (dc *driftCache) check(c *Cluster, cfg *berth.Config, d *appsv1.Deployment) string {
-	svc := c.objs().service(d.Namespace, d.Name)
+func (dc *driftCache) check(ctx context.Context, c *Cluster, cfg *berth.Config, d *appsv1.Deployment) string {
+	labels := flavorLabels(cfg, d.Annotations[AnnotationFlavor])
 	svcRV := ""
-	if svc != nil {
+	if svc := c.objs().service(d.Namespace, d.Name); svc != nil {
 		svcRV = svc.ResourceVersion
 	}
-	flavor := d.Annotations[AnnotationFlavor]
-	labels := flavorLabels(cfg, flavor)
-	cfgKey := fmt.Sprint(labels)
+	h := fnv.New64a()
+	for _, m := range []map[string]string{d.Labels, d.Annotations, labels} {
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			fmt.Fprintf(h, "%q=%q,", k, m[k])
+		}
+		h.Write([]byte{0})
+	}
+	at := fmt.Sprintf("%d/%s/%x", d.Generation, svcRV, h.Sum64())
 	key := d.Namespace + "/" + d.Name
 	dc.mu.Lock()
-	if r, ok := dc.m[key]; ok && r.depRV == d.ResourceVersion && r.svcRV == svcRV && r.cfg == cfgKey {
+	if r, ok := dc.m[key]; ok && r.at == at {
 		dc.mu.Unlock()
 		return r.drift
 	}
 	dc.mu.Unlock()
-	drift := deploymentDrift(c.opts.Render, d, svc, labels)
+	drift, err := c.serviceDrift(ctx, d, labels)
+	if err != nil {
+		// Not remembered: the next Observe asks again.
+		c.opts.Logger.Debug("drift check failed", "cluster", c.opts.Name, "deployment", key, "err", err)
+		return ""
+	}
 	dc.mu.Lock()
 	if dc.m == nil {
 		dc.m = map[string]driftResult{}
 	}
-	dc.m[key] = driftResult{depRV: d.ResourceVersion, svcRV: svcRV, cfg: cfgKey, drift: drift}
+	dc.m[key] = driftResult{at: at, drift: drift}
 	dc.mu.Unlock()
 	return drift
 }
