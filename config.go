@@ -22,6 +22,27 @@ type Config struct {
 	// Positions maps a CUE path ("workloads.vision.train.resources.flavor")
 	// to where it is defined, for every object and every reference field.
 	Positions map[string]Pos `json:"-"`
+
+	// Packages, in a Config the loader made, lists each package instance
+	// of the repository by directory, with a digest of what its result
+	// was computed from and the workloads it defines. Two Configs whose
+	// instance has the same digest got the same workloads from it, field
+	// for field, so a scheduling cache compares two revisions package by
+	// package instead of workload by workload. Nil in a Config made any
+	// other way; a Config whose workloads are changed after loading must
+	// drop it.
+	Packages map[string]Package `json:"-"`
+}
+
+// Package is one package instance of a loaded repository (see
+// Config.Packages).
+type Package struct {
+	// Digest is the hash of the files of the instance and of every
+	// package it imports, as the loader read them.
+	Digest [32]byte
+	// Workloads are the IDs of the workloads the instance defines,
+	// sorted.
+	Workloads []WorkloadID
 }
 
 // Pos returns where the CUE path is defined, or the nearest enclosing path
@@ -165,6 +186,14 @@ type Cluster struct {
 	// Ingress is how services of a kubernetes cluster are reached from
 	// outside; nil: they are not, and expose.host is an error.
 	Ingress *Ingress `json:"ingress,omitempty"`
+	// Notebooks is what the cluster asks of notebooks; nil: nothing.
+	Notebooks *NotebookPolicy `json:"notebooks,omitempty"`
+}
+
+// NotebookPolicy is what a cluster asks of the notebooks it runs.
+type NotebookPolicy struct {
+	// RequireIdle: every notebook must set an idle limit.
+	RequireIdle bool `json:"requireIdle"`
 }
 
 // Flavor is one kind of capacity: a GPU model, a MIG profile of a model, or
@@ -280,7 +309,9 @@ type Team struct {
 	// the other groups'.
 	ResourceGroups []ResourceGroup `json:"resourceGroups,omitempty"`
 	GPUHoursBudget float64         `json:"gpuHoursBudget,omitempty"`
-	Preemption     Preemption      `json:"preemption"`
+	// GPUHoursPerMonth is the team's monthly budget of GPU-hours (0: none).
+	GPUHoursPerMonth float64    `json:"gpuHoursPerMonth,omitempty"`
+	Preemption       Preemption `json:"preemption"`
 	// FlavorFungibility says when a workload tries the team's next flavor
 	// instead of borrowing or preempting on this one.
 	FlavorFungibility FlavorFungibility `json:"flavorFungibility"`
@@ -445,6 +476,9 @@ type Workload struct {
 	Rollout      *Rollout    `json:"rollout,omitempty"`
 	Expose       *Expose     `json:"expose,omitempty"`
 	Autoscale    *Autoscale  `json:"autoscale,omitempty"`
+	// Idle is how long a notebook may go without activity before it is
+	// stopped and its GPUs freed (zero: never).
+	Idle Duration `json:"idle,omitempty"`
 	// Roles are the pod sets of a workload of several shapes (a launcher
 	// and workers); empty for a workload of one shape.
 	Roles map[string]Role `json:"roles,omitempty"`
@@ -560,6 +594,11 @@ func (w Workload) Pods() int {
 	case KindBatch:
 		return max(w.Parallelism, 1)
 	default:
+		if w.Autoscale != nil {
+			// The run holds the minimum; each replica above it is a
+			// run of its own (ScaleRunID).
+			return max(w.Autoscale.Min, 1)
+		}
 		return max(w.Replicas, 1)
 	}
 }

@@ -66,6 +66,8 @@ const (
 	ReasonRemovedFromGit    ReasonCode = "RemovedFromGit"        // the workload left the repository
 	ReasonMaxDurationPassed ReasonCode = "MaxDurationExceeded"   // ran longer than maxDuration
 	ReasonSupersededByTick  ReasonCode = "SupersededByTick"      // a newer tick of its periodic job is due (concurrency replace)
+	ReasonIdleStopped       ReasonCode = "IdleStopped"           // a notebook idle past its limit was stopped: bump runId
+	ReasonScaledDown        ReasonCode = "ScaledDown"            // an autoscaled service's replica its autoscaler no longer asks for
 )
 
 // Never reports whether the code means the spec must change: waiting will

@@ -14,8 +14,9 @@ import (
 // Every other field is in the digest, so a field added to Workload restarts
 // a service when it changes unless it is named here.
 // Autoscale is out too: the replicas it asks for are decisions of their
-// own, not a new spec for the replicas that run.
-var NotInSpecDigest = []string{"name", "team", "priority", "maxDuration", "retries", "schedule", "dependsOn", "runId", "autoscale"}
+// own, not a new spec for the replicas that run; so is a notebook's idle
+// limit, which berth enforces from outside the notebook.
+var NotInSpecDigest = []string{"name", "team", "priority", "maxDuration", "retries", "schedule", "dependsOn", "runId", "autoscale", "idle"}
 
 // notInSpecDigest are the indexes in Workload of NotInSpecDigest's fields.
 var notInSpecDigest = func() []int {

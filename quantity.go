@@ -1,6 +1,7 @@
 package berth
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -79,7 +80,9 @@ func (q Quantity) MarshalJSON() ([]byte, error) { return json.Marshal(q.String()
 // UnmarshalJSON accepts a JSON number or string.
 func (q *Quantity) UnmarshalJSON(b []byte) error {
 	var s string
-	if len(b) > 0 && b[0] == '"' {
+	if len(b) > 1 && b[0] == '"' && b[len(b)-1] == '"' && !bytes.ContainsAny(b[1:len(b)-1], `"\\`) {
+		s = string(b[1 : len(b)-1]) // no escapes: the usual "16Gi", without a decoder
+	} else if len(b) > 0 && b[0] == '"' {
 		if err := json.Unmarshal(b, &s); err != nil {
 			return err
 		}

@@ -152,6 +152,30 @@ type Ingress struct {
 	// Gateway is a Gateway API gateway, "namespace/name": HTTPRoutes
 	// instead of Ingresses.
 	Gateway string `json:"gateway,omitempty"`
+	// TLS serves every exposed host over HTTPS: an Ingress's tls; with a
+	// gateway, which terminates TLS on its own listeners, only that its
+	// URLs are https. nil: plain HTTP.
+	TLS *IngressTLS `json:"tls,omitempty"`
+	// Annotations are put on every Ingress (an ingress controller's
+	// settings, cert-manager's issuer).
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// IngressTLS is where an Ingress's certificate comes from.
+type IngressTLS struct {
+	// SecretName is the Secret, in each team's namespace, holding the
+	// certificate of every host (a wildcard certificate); empty: one
+	// Secret per service, "<name>-tls", as cert-manager fills it in when
+	// the annotations name an issuer.
+	SecretName string `json:"secretName,omitempty"`
+}
+
+// Scheme is "https" when the ingress serves TLS, else "http".
+func (i Ingress) Scheme() string {
+	if i.TLS != nil {
+		return "https"
+	}
+	return "http"
 }
 
 // PortEnv is the environment variable that tells a replica the port it
@@ -163,3 +187,44 @@ func PortEnv(p Port) string {
 	}
 	return "BERTH_PORT_" + strings.ToUpper(strings.ReplaceAll(p.Name, "-", "_"))
 }
+
+// NotebookPort is the port a notebook that declares none listens on:
+// Jupyter's.
+var NotebookPort = Port{Name: "http", Port: 8888, Protocol: "TCP"}
+
+// ServedPorts are the ports the workload listens on: its ports, or, for a
+// notebook that declares none, NotebookPort.
+func (w Workload) ServedPorts() []Port {
+	if len(w.Ports) == 0 && w.Kind == KindNotebook {
+		return []Port{NotebookPort}
+	}
+	return w.Ports
+}
+
+// A replica of an autoscaled service above its autoscale minimum is a run
+// of its own, admitted within the team's quota like any other: the
+// service's run id and the replica's number, "1.replica-3". The service's
+// run holds the minimum.
+const scaleSep = ".replica-"
+
+// ScaleRunID is the run of replica n (counted from 1; above the minimum) of
+// the service run runID.
+func ScaleRunID(runID string, n int) string { return runID + scaleSep + strconv.Itoa(n) }
+
+// ParseScaleRunID splits a replica's run into the service's run and the
+// replica's number; ok is false for a run that is not a replica's.
+func ParseScaleRunID(runID string) (service string, n int, ok bool) {
+	i := strings.LastIndex(runID, scaleSep)
+	if i < 0 {
+		return "", 0, false
+	}
+	n, err := strconv.Atoi(runID[i+len(scaleSep):])
+	if err != nil || n < 1 {
+		return "", 0, false
+	}
+	return runID[:i], n, true
+}
+
+// Replicas bounds the replicas an autoscaler asks for (want) to the
+// autoscale's min and max.
+func (a Autoscale) Replicas(want int) int { return min(max(want, a.Min, 1), max(a.Max, a.Min, 1)) }

@@ -18,6 +18,28 @@ type Snapshot struct {
 	// Finished runs of run-once workloads: they are not started again, and
 	// their success or failure decides whether dependents may start.
 	Finished []FinishedRun `json:"finished"`
+	// Scale is, per autoscaled service run, how many replicas its
+	// autoscaler asks for now: each replica above the minimum is a run the
+	// scheduler admits within quota or queues.
+	Scale []ScaleWant `json:"scale,omitempty"`
+}
+
+// ScaleWant is how many replicas an autoscaler asks of a service run.
+type ScaleWant struct {
+	Workload WorkloadID `json:"workload"`
+	RunID    string     `json:"runId"`
+	Replicas int        `json:"replicas"`
+}
+
+// ScaleOf is how many replicas the snapshot says an autoscaler asks of a
+// service run; ok is false when it says nothing.
+func (s *Snapshot) ScaleOf(k RunKey) (int, bool) {
+	for _, sw := range s.Scale {
+		if sw.Workload == k.Workload && sw.RunID == k.RunID {
+			return sw.Replicas, true
+		}
+	}
+	return 0, false
 }
 
 // Sort puts every list in a canonical order so a snapshot's encoding does
@@ -39,6 +61,12 @@ func (s *Snapshot) Sort() {
 		)
 	})
 	slices.SortFunc(s.Finished, func(a, b FinishedRun) int {
+		return cmp.Or(
+			cmp.Compare(a.Workload, b.Workload),
+			cmp.Compare(a.RunID, b.RunID),
+		)
+	})
+	slices.SortFunc(s.Scale, func(a, b ScaleWant) int {
 		return cmp.Or(
 			cmp.Compare(a.Workload, b.Workload),
 			cmp.Compare(a.RunID, b.RunID),

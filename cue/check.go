@@ -274,6 +274,7 @@ func (c *checker) workloads() {
 		c.workloadShape(p, w)
 		c.workloadLimits(p, w)
 		c.service(p, w)
+		c.notebook(p, w)
 		for i, d := range w.Dependencies() {
 			dp := fmt.Sprintf("%s.dependsOn.%d", p, i)
 			if d == id {
@@ -376,6 +377,9 @@ func (c *checker) workloadStartable(p string, w berth.Workload) {
 	}
 	if len(w.Command) > 0 || !ok || cl.Backend != berth.BackendLocal {
 		return
+	}
+	if w.Kind == berth.KindNotebook {
+		return // berth starts a Jupyter server for a notebook without a command
 	}
 	// Each role may set its own command; one without needs the workload's.
 	if len(w.Roles) > 0 {

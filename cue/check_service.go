@@ -14,7 +14,7 @@ import (
 func (ev *evaluator) servicePos(obj *object, o cuelang.Value, p []string, w berth.Workload) {
 	ev.refPos(obj, o, p, "ports", "health", "health.readiness", "health.readiness.path", "health.readiness.port",
 		"health.liveness", "health.liveness.path", "health.liveness.port", "rollout", "rollout.maxSurge",
-		"expose", "expose.host", "expose.hostPort", "expose.port", "autoscale", "autoscale.min", "autoscale.max")
+		"expose", "expose.host", "expose.hostPort", "expose.port", "autoscale", "autoscale.min", "autoscale.max", "idle")
 	ev.listPos(obj, o, p, "ports", len(w.Ports), "name")
 	ev.listPos(obj, o, p, "ports", len(w.Ports), "port")
 }
@@ -122,4 +122,15 @@ func portList(ports []berth.Port) string {
 		}
 	}
 	return out
+}
+
+// notebook checks a notebook against what its cluster asks of notebooks.
+func (c *checker) notebook(p string, w berth.Workload) {
+	if w.Kind != berth.KindNotebook || w.Idle != 0 || c.partial {
+		return
+	}
+	name := schedule.ClusterOf(c.cfg, w)
+	if cl, ok := c.cfg.Clusters[name]; ok && cl.Notebooks != nil && cl.Notebooks.RequireIdle {
+		c.errorf(p, "no idle limit: cluster %s requires one of every notebook (clusters.%s.notebooks.requireIdle), so that a forgotten notebook does not hold its GPUs; set idle, e.g. idle: \"2h\"", name, name)
+	}
 }

@@ -3,15 +3,19 @@ package cue
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/berth-gpu/berth"
 )
@@ -33,15 +37,22 @@ import (
 // processes that share the directory see a whole entry or none. An entry
 // starts with a checksum of the rest: a torn, truncated or altered entry,
 // or one written by another version of berth, is a miss, re-evaluated and
-// rewritten, never trusted. Reading an entry only decodes data (the JSON
-// a child process wrote); nothing in it is evaluated. The first write that
+// rewritten, never trusted. Reading an entry only decodes data (what a
+// child process sent); nothing in it is evaluated. The first write that
 // fails (a full disk, a read-only directory) makes the cache read-only for
 // the rest of the Loader's life, with one warning; loads go on.
+//
+// Each version of berth keeps its entries in a directory of its own, and
+// a hit marks its entry used (its modification time, at most once an
+// hour), so the cache can be pruned by names and times alone (see prune).
 type diskCache struct {
 	dir     string
 	version string // everything besides the files that a result depends on
+	sub     string // the directory of this version's entries, in dir
 	limit   int64  // the largest entry read
 	warn    func(error)
+	maxSize int64
+	maxAge  time.Duration
 
 	mu       sync.Mutex
 	readOnly bool
@@ -49,22 +60,38 @@ type diskCache struct {
 
 // cacheFormat names the layout of an entry; a new layout is a new name,
 // and old entries are misses.
-const cacheFormat = "berth-eval-cache 2"
+const cacheFormat = "berth-eval-cache 3"
+
+// DefaultCacheMaxSize and DefaultCacheMaxAge are the defaults of
+// Options.CacheMaxSize and CacheMaxAge: a 50,000-workload repository's
+// entries take about 40 MB.
+const (
+	DefaultCacheMaxSize = 1 << 30
+	DefaultCacheMaxAge  = 30 * 24 * time.Hour
+)
 
 func newDiskCache(opts Options) *diskCache {
 	if opts.CacheDir == "" {
 		return nil
 	}
 	schema := sha256.Sum256(berth.Schema)
+	// The result budget decides which results are replaced by "too
+	// large", so it is part of what a result depends on.
+	version := fmt.Sprintf("%s\x00%s\x00%x\x00%d", cacheFormat, opts.CacheVersion, schema, resultBudget(opts))
+	sum := sha256.Sum256([]byte(version))
 	return &diskCache{
-		dir: opts.CacheDir,
-		// The result budget decides which results are replaced by "too
-		// large", so it is part of what a result depends on.
-		version: fmt.Sprintf("%s\x00%x\x00%d", opts.CacheVersion, schema, resultBudget(opts)),
+		dir:     opts.CacheDir,
+		version: version,
+		sub:     versionPrefix + hex.EncodeToString(sum[:8]),
 		limit:   resultBudget(opts) + 1<<20,
 		warn:    opts.CacheWarn,
+		maxSize: opts.CacheMaxSize,
+		maxAge:  opts.CacheMaxAge,
 	}
 }
+
+// versionPrefix starts the name of a version's directory in the cache.
+const versionPrefix = "v-"
 
 // name is the file an instance's entry is stored in.
 func (c *diskCache) name(t *tree, dir string) string {
@@ -76,7 +103,7 @@ func (c *diskCache) name(t *tree, dir string) string {
 	h.Write([]byte{0})
 	h.Write(own[:])
 	sum := hex.EncodeToString(h.Sum(nil))
-	return filepath.Join(c.dir, sum[:2], sum[2:])
+	return filepath.Join(c.dir, c.sub, sum[:2], sum[2:])
 }
 
 // ownFiles are the files any result for dir depends on, whatever it
@@ -90,26 +117,49 @@ func ownFiles(t *tree, dir string) []string {
 	return files
 }
 
-// entryHeader is the first line of an entry's body.
+// entryHeader is the first line of an entry's body: what decides whether
+// the entry is the result for the tree at hand, before its objects are
+// decoded.
 type entryHeader struct {
-	Version string `json:"version"`
-	Dir     string `json:"dir"`
-	Key     string `json:"key"` // hex of the hash of the files of the result's deps
+	Version string   `json:"version"`
+	Dir     string   `json:"dir"`
+	Deps    []string `json:"deps"`
+	Key     string   `json:"key"` // hex of the hash of the files of Deps
 }
 
-// get returns the result for dir stored for t's content, or nil.
-func (c *diskCache) get(t *tree, dir string) *instanceResult {
-	f, err := os.Open(c.name(t, dir))
+// cacheEntry is an entry read, checked and found to be the result for the
+// tree at hand, its objects not yet decoded.
+type cacheEntry struct {
+	dir     string
+	deps    []string
+	key     [32]byte
+	payload []byte
+}
+
+// touchAfter is how old an entry's modification time may grow before a
+// hit renews it: the mark prune goes by, written at most once an hour.
+const touchAfter = time.Hour
+
+// lookup returns the entry for dir stored for t's content, or nil.
+func (c *diskCache) lookup(t *tree, dir string) *cacheEntry {
+	name := c.name(t, dir)
+	f, err := os.Open(name)
 	if err != nil {
 		return nil
 	}
 	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, c.limit+1))
-	if err != nil || int64(len(b)) > c.limit {
+	fi, err := f.Stat()
+	if err != nil || fi.Size() > c.limit {
 		return nil
 	}
+	b := make([]byte, fi.Size()+1) // +1: a file that grew since is read short, not cut
+	n, err := io.ReadFull(f, b)
+	if err != io.ErrUnexpectedEOF {
+		return nil
+	}
+	b = b[:n]
 	// cacheFormat, the checksum of the body, the body: a header line and
-	// the child's Result frame.
+	// the result (encodeEntry).
 	format, rest, _ := bytes.Cut(b, []byte{'\n'})
 	sum, body, _ := bytes.Cut(rest, []byte{'\n'})
 	if string(format) != cacheFormat {
@@ -119,36 +169,63 @@ func (c *diskCache) get(t *tree, dir string) *instanceResult {
 	if got := sha256.Sum256(body); err != nil || !bytes.Equal(want, got[:]) {
 		return nil
 	}
-	line, frame, _ := bytes.Cut(body, []byte{'\n'})
+	line, payload, _ := bytes.Cut(body, []byte{'\n'})
 	var h entryHeader
 	if json.Unmarshal(line, &h) != nil || h.Version != c.version || h.Dir != dir {
 		return nil
 	}
-	var m message
-	if json.Unmarshal(frame, &m) != nil || m.Result == nil || m.Result.Dir != dir {
+	key := hashDeps(t, h.Deps)
+	if hex.EncodeToString(key[:]) != h.Key {
+		return nil // an import changed since
+	}
+	if now := time.Now(); now.Sub(fi.ModTime()) > touchAfter {
+		os.Chtimes(name, now, now) // a read-only cache stays as it is
+	}
+	return &cacheEntry{dir: dir, deps: h.Deps, key: key, payload: payload}
+}
+
+// decode decodes the entry's result, or says why it cannot (an entry that
+// passed its checksum but is not what this berth writes).
+func (e *cacheEntry) decode() (*instanceResult, error) {
+	r, err := decodeEntry(e.payload)
+	if err != nil {
+		return nil, err
+	}
+	r.dir, r.deps, r.key = e.dir, e.deps, e.key
+	return r, nil
+}
+
+// get returns the result for dir stored for t's content, or nil.
+func (c *diskCache) get(t *tree, dir string) *instanceResult {
+	e := c.lookup(t, dir)
+	if e == nil {
 		return nil
 	}
-	r, err := fromWire(m.Result, t)
-	if err != nil || hex.EncodeToString(r.key[:]) != h.Key {
-		return nil // an import changed since, or the entry is not what it says
+	r, err := e.decode()
+	if err != nil {
+		return nil
 	}
 	return r
 }
 
-// put stores r, whose Result frame is frame, for t's content.
-func (c *diskCache) put(t *tree, r *instanceResult, frame []byte) {
+// put stores r, whose result as a child sends it is w, for t's content.
+func (c *diskCache) put(t *tree, r *instanceResult, w *wireResult) {
 	c.mu.Lock()
 	ro := c.readOnly
 	c.mu.Unlock()
 	if ro {
 		return
 	}
-	h, err := json.Marshal(entryHeader{Version: c.version, Dir: r.dir, Key: hex.EncodeToString(r.key[:])})
+	h, err := json.Marshal(entryHeader{Version: c.version, Dir: r.dir, Deps: r.deps, Key: hex.EncodeToString(r.key[:])})
 	if err != nil {
 		return
 	}
-	body := make([]byte, 0, len(h)+1+len(frame))
-	body = append(append(append(body, h...), '\n'), frame...)
+	payload, err := encodeEntry(w)
+	if err != nil {
+		return
+	}
+	body := make([]byte, 0, len(h)+1+len(payload))
+	body = append(append(append(body, h...), '\n'), payload...)
 	sum := sha256.Sum256(body)
 	if err := writeEntry(c.name(t, r.dir), []byte(cacheFormat+"\n"+hex.EncodeToString(sum[:])+"\n"), body); err != nil {
 		c.mu.Lock()
@@ -162,14 +239,136 @@ func (c *diskCache) put(t *tree, r *instanceResult, frame []byte) {
 	}
 }
 
+// entryMeta is what an entry holds of a result besides its objects.
+type entryMeta struct {
+	Errs    Errors   `json:"errs,omitempty"`
+	Invalid []string `json:"invalid,omitempty"`
+	Files   []string `json:"files,omitempty"` // the files positions name, by index
+	Failed  bool     `json:"failed,omitempty"`
+	Objects int      `json:"objects"`
+}
+
+// encodeEntry writes a result as an entry holds it: the meta data as a
+// JSON frame, then each object as frames of its key, its position (file
+// index, line, column), its positions (encodePositions) and its value as
+// JSON. A frame is a uvarint length and that many bytes. The objects are
+// not one JSON document, so reading an entry does not scan every value
+// twice (once to find where it ends, once to decode it): JSON framing was
+// a third of a warm load.
+func encodeEntry(w *wireResult) ([]byte, error) {
+	files := &fileTable{index: map[string]int{}}
+	for _, f := range w.Files {
+		files.of(f)
+	}
+	var objs []byte
+	for _, o := range w.Objects {
+		objs = appendFrame(objs, []byte(o.Key))
+		objs = binary.AppendUvarint(objs, uint64(files.of(o.Pos.File)))
+		objs = binary.AppendUvarint(objs, uint64(max(o.Pos.Line, 0)))
+		objs = binary.AppendUvarint(objs, uint64(max(o.Pos.Col, 0)))
+		objs = appendFrame(objs, []byte(o.Positions))
+		objs = appendFrame(objs, o.Value)
+	}
+	meta, err := json.Marshal(entryMeta{Errs: w.Errs, Invalid: w.Invalid, Files: files.names, Failed: w.Failed, Objects: len(w.Objects)})
+	if err != nil {
+		return nil, err
+	}
+	return append(appendFrame(nil, meta), objs...), nil
+}
+
+// decodeEntry reads what encodeEntry wrote, decoding every object.
+func decodeEntry(b []byte) (*instanceResult, error) {
+	rd := &frameReader{b: b}
+	var m entryMeta
+	if err := json.Unmarshal(rd.frame(), &m); err != nil {
+		return nil, fmt.Errorf("cache entry: %w", err)
+	}
+	if m.Objects < 0 || m.Objects > len(b) {
+		return nil, errors.New("cache entry: not an object count")
+	}
+	r := &instanceResult{errs: m.Errs, invalid: m.Invalid, failed: m.Failed, objects: make([]object, 0, m.Objects)}
+	for range m.Objects {
+		key := string(rd.frame())
+		file, line, col := rd.uvarint(), rd.uvarint(), rd.uvarint()
+		positions := string(rd.frame())
+		value := rd.frame()
+		if rd.err != nil {
+			return nil, rd.err
+		}
+		if file >= uint64(len(m.Files)) || line > 1<<31 || col > 1<<31 {
+			return nil, fmt.Errorf("cache entry: %s: not a position", key)
+		}
+		if strings.HasPrefix(key, "policy.") { // policy fields stay JSON: keep a copy, not the entry
+			value = bytes.Clone(value)
+		}
+		wo := wireObject{Key: key, Pos: berth.Pos{File: m.Files[file], Line: int(line), Col: int(col)}, Value: value, Positions: positions}
+		o, err := decodeObject(wo, m.Files)
+		if err != nil {
+			return nil, fmt.Errorf("cache entry: %s: %w", key, err)
+		}
+		r.objects = append(r.objects, o)
+	}
+	if len(rd.b) != 0 {
+		return nil, errors.New("cache entry: data after the last object")
+	}
+	return r, nil
+}
+
+func appendFrame(b, data []byte) []byte {
+	return append(binary.AppendUvarint(b, uint64(len(data))), data...)
+}
+
+// frameReader reads frames and uvarints from b; the first error sticks.
+type frameReader struct {
+	b   []byte
+	err error
+}
+
+var errShortEntry = errors.New("cache entry: cut short")
+
+func (r *frameReader) uvarint() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.err = errShortEntry
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *frameReader) frame() []byte {
+	n := r.uvarint()
+	if r.err != nil || n > uint64(len(r.b)) {
+		r.err = errShortEntry
+		return nil
+	}
+	f := r.b[:n:n]
+	r.b = r.b[n:]
+	return f
+}
+
 // writeEntry writes head and body to name through a temporary file in the
 // same directory and a rename, so that a reader sees the whole entry or
-// none.
+// none. A directory a pruning process removed in between is made again.
 func writeEntry(name string, head, body []byte) error {
+	var err error
+	for range 3 {
+		err = writeEntryOnce(name, head, body)
+		if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, fs.ErrExist) {
+			return err
+		}
+	}
+	return err
+}
+
+func writeEntryOnce(name string, head, body []byte) error {
 	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(filepath.Dir(name), ".tmp-"+strconv.Itoa(os.Getpid())+"-*")
+	f, err := os.CreateTemp(filepath.Dir(name), tempPrefix+strconv.Itoa(os.Getpid())+"-*")
 	if err != nil {
 		return err
 	}
@@ -186,3 +385,6 @@ func writeEntry(name string, head, body []byte) error {
 	}
 	return err
 }
+
+// tempPrefix starts the name of an entry being written.
+const tempPrefix = ".tmp-"

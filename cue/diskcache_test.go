@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/berth-gpu/berth"
 	"github.com/berth-gpu/berth/cue"
 	"github.com/berth-gpu/berth/fixtures/gen"
 )
@@ -34,12 +35,13 @@ func loadFresh(t *testing.T, m fs.FS, opts cue.Options) (cue.Result, error) {
 	return l.LoadResult(m)
 }
 
-// entries lists the files of the disk cache in dir.
+// entries lists the entries of the disk cache in dir (not the file that
+// says when it was last pruned).
 func entries(t *testing.T, dir string) []string {
 	t.Helper()
 	var out []string
 	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
+		if err == nil && !d.IsDir() && filepath.Dir(p) != dir {
 			out = append(out, p)
 		}
 		return nil
@@ -88,6 +90,23 @@ func TestDiskCache(t *testing.T) {
 			}
 			if s := got.Stats; s.Evaluated != step.evaluated || s.FromDisk != s.Instances-step.evaluated {
 				t.Errorf("stats %+v: want %d evaluated, the rest from disk", s, step.evaluated)
+			}
+			// The package digests differ from the first load's where
+			// the package was evaluated again (every step but one goes
+			// back to the first load's files first), and list every
+			// workload.
+			changed, listed := 0, map[berth.WorkloadID]bool{}
+			for dir, p := range got.Config.Packages {
+				if p.Digest != first.Config.Packages[dir].Digest {
+					changed++
+				}
+				for _, id := range p.Workloads {
+					listed[id] = true
+				}
+			}
+			if changed != step.evaluated || len(listed) != len(got.Config.Workloads) {
+				t.Errorf("%d package digests changed, want %d; %d workloads listed in packages, want %d",
+					changed, step.evaluated, len(listed), len(got.Config.Workloads))
 			}
 			want := mustLoad(t, m, cue.Options{})
 			if d := cmp.Diff(want, got.Config, quantityEqual); d != "" {
@@ -138,7 +157,7 @@ func TestDiskCacheUntrusted(t *testing.T) {
 		{"a byte changed", func(t *testing.T, p string) {
 			b, _ := os.ReadFile(p)
 			// A digit of a number in a workload: valid JSON, other data.
-			i := strings.LastIndex(string(b), `"line":`) + len(`"line":`)
+			i := strings.LastIndex(string(b), `"retries":`) + len(`"retries":`)
 			b[i] = '0' + (b[i]-'0'+1)%10
 			os.WriteFile(p, b, 0o600)
 		}, "test"},

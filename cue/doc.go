@@ -33,6 +33,25 @@
 // that is killed for another reason, or is late without having used its CPU
 // time, is berth's error, not the commit's.
 //
+// # The fast path
+//
+// Most of a repository is plain data: workload files that write concrete
+// values, at most unified with a template of a shared package
+// (templates.#Training & {...}). For an instance made only of such files,
+// the child does not run CUE's evaluator: it parses the files with CUE's
+// parser, evaluates the few forms it knows (literals, "*default | type",
+// "&" of those and of definitions built the same way) and checks each team
+// and workload against the schema's rules written in Go (fastschema.go),
+// with the defaults and positions CUE gives. Anything it does not know or
+// that the rules refuse sends the instance to CUE as before, so every
+// error a user sees is CUE's. TestFastPathAgrees (every fixture and
+// generated repository through both paths), TestFastPathMutations and
+// FuzzFastPath (an instance changed in thousands of ways: where the fast
+// path answers, CUE must answer the same) and TestFastFieldsCoverTheSchema
+// (every field of the schema is checked or refused) hold the two to each
+// other. It made a cold `berth validate` of 10,000 workloads about five
+// times cheaper.
+//
 // The cache stays in the parent: a Loader keeps the result of each instance
 // keyed by the content of its files and imports, and sends a child only the
 // instances that changed (with the whole tree, for imports); the child

@@ -57,9 +57,9 @@ type instanceResult struct {
 	// used is the Loader's load count when a load last used the result
 	// (guarded by the Loader's mu).
 	used uint64
-	// frame is the Result frame a child sent it in, until the Loader
-	// has stored it in its disk cache.
-	frame []byte
+	// wire is the result as a child sent it, until the Loader has stored
+	// it in its disk cache.
+	wire *wireResult
 }
 
 // upToDate reports whether the instance's files and imports are unchanged

@@ -346,7 +346,7 @@ func readAnswer(r io.Reader, t *tree, dirs []string, budget int64) *answer {
 				a.err = err
 				return a
 			}
-			r.frame = b
+			r.wire = m.Result
 			a.results[k] = r
 			got++
 		case m.End:

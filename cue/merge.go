@@ -34,6 +34,7 @@ func merge(results []*instanceResult) (*berth.Config, map[string]bool, Errors) {
 		Workloads: make(map[berth.WorkloadID]berth.Workload, objects),
 		Positions: make(map[string]berth.Pos, positions),
 	}
+	cfg.Packages = make(map[string]berth.Package, len(results))
 	var errs Errors
 	seen := make(map[string]berth.Pos, objects)
 	invalid := map[string]bool{}
@@ -43,6 +44,14 @@ func merge(results []*instanceResult) (*berth.Config, map[string]bool, Errors) {
 		for _, k := range r.invalid {
 			invalid[k] = true
 		}
+		pkg := berth.Package{Digest: r.key}
+		for _, o := range r.objects {
+			if w, ok := o.value.(berth.Workload); ok {
+				pkg.Workloads = append(pkg.Workloads, w.ID())
+			}
+		}
+		slices.Sort(pkg.Workloads)
+		cfg.Packages[r.dir] = pkg
 		for _, o := range r.objects {
 			if prev, dup := seen[o.key]; dup {
 				if prev != o.pos {

@@ -2,6 +2,8 @@ package cue
 
 import (
 	"encoding/json"
+	"os"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -73,5 +75,114 @@ func TestPositionsRoundTrip(t *testing.T) {
 	}
 	if _, err := decodePositions(key, ".image\t7\t1\t1\n", files.names); err == nil {
 		t.Error("a file index out of range was accepted")
+	}
+}
+
+// TestDecodersAgree: the decoder of cached and child results
+// (decodeObject) decodes what encoding/json wrote as encoding/json does,
+// nil and empty lists and maps included (a workload's spec digest is its
+// JSON): for every object of the example repositories, and for every
+// type's value with every field set, recursively.
+func TestDecodersAgree(t *testing.T) {
+	var objs []wireObject
+	add := func(key string, v any) {
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		objs = append(objs, wireObject{Key: key, Value: b})
+	}
+	for _, dir := range []string{"../fixtures/repos/demo", "../fixtures/repos/kube-demo"} {
+		cfg, err := Load(os.DirFS(dir), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range cfg.Workloads {
+			add("workloads."+w.Team+"."+w.Name, w)
+		}
+		for _, v := range cfg.Teams {
+			add("teams."+v.Name, v)
+		}
+		for _, v := range cfg.Clusters {
+			add("clusters."+v.Name, v)
+		}
+		for _, v := range cfg.Flavors {
+			add("flavors."+v.Name, v)
+		}
+		for _, v := range cfg.Cohorts {
+			add("cohorts."+v.Name, v)
+		}
+	}
+	add("workloads.t.full", filled[berth.Workload]())
+	add("teams.full", filled[berth.Team]())
+	add("clusters.full", filled[berth.Cluster]())
+	add("flavors.full", filled[berth.Flavor]())
+	add("cohorts.full", filled[berth.Cohort]())
+	for _, wo := range objs {
+		got, err := decodeObject(wo, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", wo.Key, err)
+		}
+		want := reflect.New(reflect.TypeOf(got.value))
+		if err := json.Unmarshal(wo.Value, want.Interface()); err != nil {
+			t.Fatalf("%s: %v", wo.Key, err)
+		}
+		if !reflect.DeepEqual(want.Elem().Interface(), got.value) {
+			t.Errorf("%s: decoded differently from encoding/json:\n%#v\n%#v", wo.Key, want.Elem().Interface(), got.value)
+		}
+	}
+}
+
+// filled returns a T with every field set, recursively: one element in
+// every list and map, every pointer set.
+func filled[T any]() T {
+	var v T
+	fill(reflect.ValueOf(&v).Elem(), 0)
+	return v
+}
+
+func fill(v reflect.Value, depth int) {
+	if depth > 6 {
+		return
+	}
+	switch {
+	case v.Type() == reflect.TypeFor[berth.Quantity]():
+		v.Set(reflect.ValueOf(berth.MustQuantity("1500m")))
+		return
+	case v.Type() == reflect.TypeFor[berth.PortRef]():
+		v.Set(reflect.ValueOf(berth.PortRef{Name: "http"}))
+		return
+	}
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString("x")
+	case reflect.Int, reflect.Int64, reflect.Int32:
+		v.SetInt(3)
+	case reflect.Float64:
+		v.SetFloat(0.5)
+	case reflect.Bool:
+		v.SetBool(true)
+	case reflect.Slice:
+		e := reflect.New(v.Type().Elem()).Elem()
+		fill(e, depth+1)
+		v.Set(reflect.Append(reflect.MakeSlice(v.Type(), 0, 1), e))
+	case reflect.Map:
+		k := reflect.New(v.Type().Key()).Elem()
+		fill(k, depth+1)
+		e := reflect.New(v.Type().Elem()).Elem()
+		fill(e, depth+1)
+		m := reflect.MakeMap(v.Type())
+		m.SetMapIndex(k, e)
+		v.Set(m)
+	case reflect.Pointer:
+		p := reflect.New(v.Type().Elem())
+		fill(p.Elem(), depth+1)
+		v.Set(p)
+	case reflect.Struct:
+		for i := range v.NumField() {
+			if v.Type().Field(i).IsExported() {
+				fill(v.Field(i), depth+1)
+			}
+		}
 	}
 }

@@ -120,10 +120,14 @@ func Diff(cfg *berth.Config, plan *berth.Plan, obs *Observed, revision string) [
 		if r.Phase != PhaseQueued || decided[r.Key()] {
 			continue
 		}
+		why := "the workload is no longer in the repository"
+		if _, _, ok := berth.ParseScaleRunID(r.RunID); ok {
+			why = "its autoscaler no longer asks for this replica"
+		}
 		out = append(out, Change{
 			Op:       OpForget,
 			Workload: berth.Workload{Team: r.Workload.Team(), Name: r.Workload.Name(), Kind: r.Kind},
-			RunID:    r.RunID, Reason: "the workload is no longer in the repository", Revision: revision,
+			RunID:    r.RunID, Reason: why, Revision: revision,
 		})
 	}
 	sortChanges(out)

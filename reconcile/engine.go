@@ -20,7 +20,12 @@ type Revision struct {
 	// Commit is the commit's hash, empty for a working directory.
 	Commit string
 	Time   time.Time
-	FS     fs.FS
+	// Subject is the commit's first line and Author its author ("Name
+	// <email>"): the history reads the pull request and who merged it
+	// from them.
+	Subject string
+	Author  string
+	FS      fs.FS
 }
 
 // Source gives the revision to reconcile.

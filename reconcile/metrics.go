@@ -16,6 +16,8 @@ type Metrics struct {
 	workloads  *prometheus.GaugeVec
 	gpus       *prometheus.GaugeVec
 	lastGood   prometheus.Gauge
+	clusters   *prometheus.CounterVec
+	waited     *prometheus.HistogramVec
 }
 
 // NewMetrics registers berth's metrics with reg.
@@ -40,8 +42,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		lastGood: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "berth_last_valid_revision_timestamp_seconds", Help: "Commit time of the last valid revision reconciled.",
 		}),
+		clusters: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "berth_cluster_reconciles_total", Help: "Reconciles of each cluster by outcome: ok, or error (the cluster failed to observe or apply).",
+		}, []string{"cluster", "outcome"}),
+		waited: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "berth_admission_wait_seconds", Help: "How long runs waited in line before they started, by cluster, team and flavor.",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 10), // 1 s to 3 days
+		}, []string{"cluster", "team", "flavor"}),
 	}
-	reg.MustRegister(m.reconciles, m.duration, m.changes, m.workloads, m.gpus, m.lastGood)
+	reg.MustRegister(m.reconciles, m.duration, m.changes, m.workloads, m.gpus, m.lastGood, m.clusters, m.waited)
 	return m
 }
 
@@ -65,8 +74,20 @@ func (m *Metrics) Observe(r Report, took time.Duration) {
 		m.lastGood.Set(float64(r.Applied.Time.Unix()))
 	}
 	for _, c := range r.Clusters {
+		co := "ok"
+		if c.Err != nil {
+			co = "error"
+		}
+		m.clusters.WithLabelValues(c.Name, co).Inc()
 		for _, res := range c.Results {
 			m.changes.WithLabelValues(c.Name, string(res.Change.Op), string(res.Outcome)).Inc()
+			if res.Change.Op != OpStart || res.Err != nil || c.Observed == nil {
+				continue
+			}
+			if run, ok := c.Observed.Run(res.Change.Key()); ok && !run.QueuedSince.IsZero() {
+				d := res.Change.Decision
+				m.waited.WithLabelValues(c.Name, d.Team, d.Flavor).Observe(time.Since(run.QueuedSince).Seconds())
+			}
 		}
 		if c.Plan == nil {
 			continue

@@ -4,6 +4,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
@@ -58,13 +59,46 @@ func TestPlanCollector(t *testing.T) {
 			{Team: "serving", Flavor: "h100", Resource: berth.ResourceGPU, Nominal: 1000},
 		},
 	}
-	last := map[string]reconcile.ClusterReport{"box": {Name: "box", Plan: plan}, "down": {Name: "down"}}
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	obs := &reconcile.Observed{Runs: []reconcile.RunState{
+		{RunRecord: reconcile.RunRecord{Workload: "nlp/eval", RunID: "1", QueuedSince: now.Add(-90 * time.Minute)}, Phase: reconcile.PhaseQueued},
+		{RunRecord: reconcile.RunRecord{Workload: "nlp/big", RunID: "1", QueuedSince: now.Add(-5 * time.Minute)}, Phase: reconcile.PhaseQueued},
+		{RunRecord: reconcile.RunRecord{Workload: "serving/chat", RunID: "1"}, Phase: reconcile.PhaseRunning, Pods: 3, PodsRunning: 2},
+		{RunRecord: reconcile.RunRecord{Workload: "serving/nb", RunID: "1"}, Phase: reconcile.PhaseRunning, Pods: 1, PodsRunning: 1},
+	}}
+	plan.Decisions = append(plan.Decisions,
+		berth.Decision{Workload: "serving/chat", RunID: "1", Team: "serving", Kind: berth.KindService, Action: berth.ActionKeep, Flavor: "h100", GPUs: 3, Pods: 3},
+		berth.Decision{Workload: "serving/nb", RunID: "1", Team: "serving", Kind: berth.KindNotebook, Action: berth.ActionKeep, Flavor: "h100"})
+	for i := range plan.Decisions {
+		if plan.Decisions[i].RunID == "" {
+			plan.Decisions[i].RunID = "1"
+		}
+	}
+	last := map[string]reconcile.ClusterReport{"box": {Name: "box", Plan: plan, Observed: obs}, "down": {Name: "down"}}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(reconcile.NewPlanCollector(func() map[string]reconcile.ClusterReport { return last }))
+	reg.MustRegister(reconcile.NewPlanCollector(reconcile.PlanCollectorOptions{
+		Last: func() map[string]reconcile.ClusterReport { return last },
+		Now:  func() time.Time { return now },
+		Ready: func(cluster string, id berth.WorkloadID) (int, bool) {
+			return 1, id == "serving/chat" // probes: 1 of its 2 running replicas is ready
+		},
+	}))
 	want := map[string]float64{
-		"berth_queue_length{cluster=box,team=vision}":  1,
-		"berth_queue_length{cluster=box,team=nlp}":     2,
-		"berth_queue_length{cluster=box,team=serving}": 0,
+		"berth_queue_length{cluster=box,flavor=,team=vision}":  1,
+		"berth_queue_length{cluster=box,flavor=,team=nlp}":     2,
+		"berth_queue_length{cluster=box,flavor=,team=serving}": 0,
+
+		"berth_queue_wait_seconds{cluster=box,flavor=,team=vision}":  0, // its run is not recorded yet
+		"berth_queue_wait_seconds{cluster=box,flavor=,team=nlp}":     90 * 60,
+		"berth_queue_wait_seconds{cluster=box,flavor=,team=serving}": 0,
+
+		"berth_service_replicas{cluster=box,state=desired,team=serving,workload=serving/chat}": 3,
+		"berth_service_replicas{cluster=box,state=running,team=serving,workload=serving/chat}": 2,
+		"berth_service_replicas{cluster=box,state=ready,team=serving,workload=serving/chat}":   1,
+		"berth_service_replicas{cluster=box,state=desired,team=serving,workload=serving/nb}":   1,
+		"berth_service_replicas{cluster=box,state=running,team=serving,workload=serving/nb}":   1,
+		"berth_service_replicas{cluster=box,state=ready,team=serving,workload=serving/nb}":     1,
+		"berth_admitted_gpus{cluster=box,flavor=h100,team=serving}":                            3,
 
 		"berth_admitted_gpus{cluster=box,flavor=h100,team=vision}":    6,
 		"berth_admitted_gpus{cluster=box,flavor=h100-1g,team=vision}": 1,

@@ -133,6 +133,9 @@ type RunState struct {
 	// Note is backend detail for people (a log path, a process id, the
 	// objects it owns).
 	Note string `json:"note,omitempty"`
+	// URL is where people reach a running service or notebook (its
+	// proxy, ingress host or notebook server), never with a token.
+	URL string `json:"url,omitempty"`
 }
 
 // Failures is how many attempts of the run failed: its starts less those

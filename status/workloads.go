@@ -32,6 +32,9 @@ type WorkloadStatus struct {
 	Position int        `json:"position,omitempty"`
 	Attempts int        `json:"attempts,omitempty"`
 	Reason   string     `json:"reason,omitempty"`
+	// URL is where a running service or notebook is reached, without a
+	// token ('berth open' adds a notebook's for its owner).
+	URL string `json:"url,omitempty"`
 }
 
 // Key is the run the status is of.
@@ -60,6 +63,9 @@ func Workloads(cluster string, plan *berth.Plan, runs []reconcile.RunState) []Wo
 			}
 			if known {
 				ws.Attempts = run.Attempts
+				if run.Phase.Holds() {
+					ws.URL = run.URL
+				}
 			}
 			switch d.Action {
 			case berth.ActionAdmit, berth.ActionPreempt:
@@ -173,6 +179,31 @@ func WriteWorkloadsText(w io.Writer, ws []WorkloadStatus, now time.Time) error {
 			reason = "on " + strings.Join(s.Nodes, ", ")
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Workload, s.RunID, s.Kind, state, gpus, since, reason)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return writeURLs(w, ws)
+}
+
+// writeURLs lists where the running services and notebooks are reached,
+// after the table, when any is.
+func writeURLs(w io.Writer, ws []WorkloadStatus) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	n := 0
+	for _, s := range ws {
+		if s.URL == "" {
+			continue
+		}
+		if n == 0 {
+			fmt.Fprintln(tw, "\nWORKLOAD\tURL")
+		}
+		n++
+		note := ""
+		if s.Kind == berth.KindNotebook {
+			note = "\t(berth open " + string(s.Workload) + " adds its token)"
+		}
+		fmt.Fprintf(tw, "%s\t%s%s\n", s.Workload, s.URL, note)
 	}
 	return tw.Flush()
 }

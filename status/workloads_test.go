@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/berth-gpu/berth"
+	"github.com/berth-gpu/berth/fixtures/build"
+	"github.com/berth-gpu/berth/reconcile"
 	"github.com/berth-gpu/berth/status"
 )
 
@@ -27,4 +29,30 @@ func TestStatusShowsAMIGSliceAsItsProfile(t *testing.T) {
 			t.Errorf("status does not show %q:\n%s", want, b.String())
 		}
 	}
+}
+
+// TestStatusListsURLs: `berth status` lists where the running services
+// and notebooks are reached, below the table, and only theirs: a run that
+// no longer runs has no URL, and a notebook's line says how its owner
+// gets its token.
+func TestStatusListsURLs(t *testing.T) {
+	plan := &berth.Plan{Cluster: "box", Decisions: []berth.Decision{
+		{Workload: "serving/chat-api", RunID: "1", Kind: berth.KindService, Action: berth.ActionKeep, Since: build.T0},
+		{Workload: "vision/explore", RunID: "1", Kind: berth.KindNotebook, Action: berth.ActionKeep, GPUs: 1, Since: build.T0},
+		{Workload: "vision/label", RunID: "1", Kind: berth.KindNotebook, Action: berth.ActionDone, GPUs: 1, Since: build.T0,
+			Reason: &berth.Reason{Code: berth.ReasonIdleStopped, Message: "idle for 2h0m0s (limit 2h): stopped and its GPUs freed; bump runId to start it again"}},
+		{Workload: "vision/train", RunID: "1", Kind: berth.KindTraining, Action: berth.ActionKeep, GPUs: 2, Since: build.T0},
+	}}
+	runs := []reconcile.RunState{
+		{RunRecord: reconcile.RunRecord{Workload: "serving/chat-api", RunID: "1"}, Phase: reconcile.PhaseRunning, URL: "http://127.0.0.1:8480/"},
+		{RunRecord: reconcile.RunRecord{Workload: "vision/explore", RunID: "1"}, Phase: reconcile.PhaseRunning, URL: "http://127.0.0.1:41234/"},
+		{RunRecord: reconcile.RunRecord{Workload: "vision/label", RunID: "1"}, Phase: reconcile.PhaseStopped, URL: "http://127.0.0.1:41235/",
+			Reason: "idle for 2h0m0s (limit 2h): stopped and its GPUs freed", FinishedAt: build.T0.Add(3 * time.Hour)},
+		{RunRecord: reconcile.RunRecord{Workload: "vision/train", RunID: "1"}, Phase: reconcile.PhaseRunning},
+	}
+	var b strings.Builder
+	if err := status.WriteWorkloadsText(&b, status.Workloads("box", plan, runs), time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "status-urls.golden", b.String())
 }

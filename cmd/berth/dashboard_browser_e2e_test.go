@@ -156,7 +156,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	// team's quota and GPUs are there by flavor.
 	metrics := scrapeServe(t, e.addr)
 	for _, m := range []string{
-		`berth_queue_length{cluster="box",team="vision"} 1`,
+		`berth_queue_length{cluster="box",flavor="",team="vision"} 1`,
 		`berth_quota_nominal{cluster="box",flavor="h100",resource="gpu",team="vision"} 3`,
 		`berth_admitted_gpus{cluster="box",flavor="h100",team="vision"} 2`,
 	} {

@@ -36,7 +36,9 @@ import (
 
 // githubOptions are the flags that reach GitHub (or Gitea).
 type githubOptions struct {
-	enabled        bool
+	enabled bool
+	// transport, when set, carries the API's requests (serve's counts them).
+	transport      http.RoundTripper
 	repo           string
 	apiURL         string
 	forge          string
@@ -75,6 +77,9 @@ func (g *githubOptions) client(log *slog.Logger, outbox string) (*gh.Client, err
 		return nil, usageError{errors.New("--github needs the repository: --github-repo owner/name (in CI: --repo, or $GITHUB_REPOSITORY)")}
 	}
 	opts := gh.Options{Repo: g.repo, BaseURL: g.apiURL, Forge: gh.Forge(g.forge), BotLogin: g.botLogin, Logger: log, OutboxFile: outbox}
+	if g.transport != nil {
+		opts.HTTPClient = &http.Client{Timeout: 30 * time.Second, Transport: g.transport}
+	}
 	switch {
 	case g.appID != 0:
 		key, err := os.ReadFile(g.appKeyFile)

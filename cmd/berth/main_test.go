@@ -5,14 +5,21 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/berth-gpu/berth"
+	"github.com/berth-gpu/berth/fixtures/notebook"
+	"github.com/berth-gpu/berth/status"
 )
 
 var update = flag.Bool("update", false, "rewrite the expected output in testdata/script")
@@ -32,6 +39,8 @@ func TestMain(m *testing.M) {
 	}
 	testscript.Main(m, map[string]func(){
 		"berth": func() { os.Exit(Main()) },
+		// A Jupyter server's stand-in, for berth serve --notebook-command.
+		"notebook-standin": func() { os.Exit(notebook.Main(os.Args[1:])) },
 	})
 }
 
@@ -53,9 +62,31 @@ func TestScripts(t *testing.T) {
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("FIXTURES", fixturesDir)
 			env.Setenv(cacheEnv, filepath.Join(env.WorkDir, ".cache", "berth"))
+			// What a script's berth serve started runs under shims that
+			// outlive it.
+			env.Defer(func() { killShims(env.WorkDir) })
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			// waitstate STATEDIR WORKLOAD STATE: wait until the berth serve
+			// of STATEDIR says the workload is in STATE (a running service
+			// or notebook: with its URL).
+			"waitstate": func(ts *testscript.TestScript, neg bool, args []string) {
+				if neg || len(args) != 3 {
+					ts.Fatalf("usage: waitstate STATEDIR WORKLOAD STATE")
+				}
+				deadline := time.Now().Add(60 * time.Second)
+				var last string
+				for time.Now().Before(deadline) {
+					ws, ok := serveWorkload(args[0], args[1])
+					if ok && ws.State == args[2] && (ws.State != "running" || ws.URL != "" || ws.Kind == berth.KindBatch) {
+						return
+					}
+					last = ws.State + " " + ws.Reason
+					time.Sleep(50 * time.Millisecond)
+				}
+				ts.Fatalf("%s is %q after 60s, want %s", args[1], last, args[2])
+			},
 			"exits": func(ts *testscript.TestScript, neg bool, args []string) {
 				if neg || len(args) < 2 {
 					ts.Fatalf("usage: exits CODE command [args...]")
@@ -136,4 +167,43 @@ func TestBrokenGoldens(t *testing.T) {
 			}
 		})
 	}
+}
+
+// serveWorkload is the workload's status from the berth serve of
+// stateDir, if it answers and knows it.
+func serveWorkload(stateDir, id string) (status.WorkloadStatus, bool) {
+	var info serveInfo
+	if b, err := os.ReadFile(filepath.Join(stateDir, "serve.json")); err != nil || json.Unmarshal(b, &info) != nil {
+		return status.WorkloadStatus{}, false
+	}
+	resp, err := http.Get(info.Address + "/api/status")
+	if err != nil {
+		return status.WorkloadStatus{}, false
+	}
+	defer resp.Body.Close()
+	var s statusResponse
+	if json.NewDecoder(resp.Body).Decode(&s) != nil {
+		return status.WorkloadStatus{}, false
+	}
+	for _, c := range s.Clusters {
+		for _, w := range c.Workloads {
+			if string(w.Workload) == id {
+				return w, true
+			}
+		}
+	}
+	return status.WorkloadStatus{}, false
+}
+
+// killShims ends every workload under dir that a berth serve started:
+// each runs under a shim that leads its own session.
+func killShims(dir string) {
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.Name() == "shim.pid" {
+			if b, err := os.ReadFile(p); err == nil {
+				exec.Command("pkill", "-KILL", "-s", strings.TrimSpace(string(b))).Run()
+			}
+		}
+		return nil
+	})
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/berth-gpu/berth"
 	"github.com/berth-gpu/berth/cue"
 	"github.com/berth-gpu/berth/reconcile"
+	"github.com/berth-gpu/berth/reconcile/history"
 	"github.com/berth-gpu/berth/reconcile/local"
 	"github.com/berth-gpu/berth/redact"
 	"github.com/berth-gpu/berth/sources"
@@ -51,7 +52,14 @@ type serveOptions struct {
 	knownHost     string
 	logFormat     string
 	once          bool
-	github        githubOptions // --github: see github.go
+	// notebookCommand is --notebook-command: the Jupyter server of
+	// notebooks without a command (default: found on first use).
+	notebookCommand string
+	// historyRetention is how long the history keeps events and hourly
+	// GPU readings (history.go).
+	historyRetention time.Duration
+	historyBillEvery time.Duration
+	github           githubOptions // --github: see github.go
 	// kube: clusters of backend kubernetes (snapshot.go).
 	kube kubeFlags
 }
@@ -109,6 +117,9 @@ served on --webhook-listen, apart from the status API.`,
 	f.StringVar(&o.knownHost, "known-hosts", "", "known_hosts file for an ssh repository")
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	f.BoolVar(&o.once, "once", false, "reconcile once and exit (for scripts and CI)")
+	f.StringVar(&o.notebookCommand, "notebook-command", "", `the Jupyter server a notebook without a command runs on a local cluster, e.g. "jupyter-lab" (default: jupyter-lab, jupyter-server, or python3 -m jupyterlab or jupyter_server, whichever is found first)`)
+	f.DurationVar(&o.historyBillEvery, "history-bill-every", time.Minute, "how often a run that goes on is billed in the history (a write each time; what it held is billed exactly either way)")
+	f.DurationVar(&o.historyRetention, "history-retention", 30*24*time.Hour, "how long the history keeps lifecycle events, decisions and hourly GPU readings (GPU-hours per day: 400 days)")
 	evalBounds.register(f)
 	o.kube.register(f, true) // kubernetes clusters (snapshot.go)
 	o.github.registerServe(f)
@@ -153,7 +164,7 @@ func (s revisionSource) Latest(ctx context.Context) (reconcile.Revision, error) 
 	if r.Kind == sources.WorkingDir {
 		commit = ""
 	}
-	return reconcile.Revision{Name: r.String(), Commit: commit, Time: r.Time, FS: r.FS}, nil
+	return reconcile.Revision{Name: r.String(), Commit: commit, Time: r.Time, Subject: r.Subject, Author: r.Author, FS: r.FS}, nil
 }
 
 // openSource picks the source for --repo and the watchers that signal it.
@@ -222,6 +233,12 @@ type server struct {
 	ready bool
 	// gen counts the reports recorded.
 	gen uint64
+	// hist is the history (history.go); sampled when the GPUs were last
+	// read into it (by the reconcile loop only).
+	hist    *history.Store
+	sampled time.Time
+	// metrics are serve's own (metrics.go).
+	metrics *serveMetrics
 }
 
 func (s *server) record(r reconcile.Report) {
@@ -244,6 +261,9 @@ type statusResponse struct {
 	Time     time.Time              `json:"time"`
 	Clusters []clusterStatus        `json:"clusters"`
 	Plans    map[string]*berth.Plan `json:"plans,omitempty"`
+	// Usage is the GPU-hours each team used this month (UTC), as 'berth
+	// usage' gives them.
+	Usage *usageResponse `json:"usage,omitempty"`
 }
 
 type clusterStatus struct {
@@ -306,6 +326,11 @@ func (s *server) status(withPlans bool) statusResponse {
 		}
 		resp.Clusters = append(resp.Clusters, cs)
 	}
+	if s.hist != nil {
+		if u, err := s.usage(history.MonthStart(resp.Time), history.Day(resp.Time)); err == nil {
+			resp.Usage = &u
+		}
+	}
 	return resp
 }
 
@@ -347,6 +372,7 @@ func (s *server) handler(reg *prometheus.Registry) http.Handler {
 	api := http.NewServeMux()
 	mux.Handle("/api/", requireToken(s.token, api))
 	s.mountDashboard(mux) // dashboard.go
+	s.mountHistory(api)   // history.go
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
@@ -478,6 +504,8 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := reconcile.NewMetrics(reg)
+	sm := newServeMetrics(reg)
+	o.github.transport = sm.githubTransport(http.DefaultTransport)
 	ghs, err := newGitHubServe(o, log) // nil without --github
 	if err != nil {
 		return err
@@ -487,8 +515,13 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 	ghs.attach(engine, names)
 	// Quota, queue and admitted GPUs per team, read from the last plans
 	// at each scrape.
-	reg.MustRegister(reconcile.NewPlanCollector(engine.Last))
-	srv := &server{engine: engine, token: token, stateDir: o.stateDir}
+	reg.MustRegister(reconcile.NewPlanCollector(reconcile.PlanCollectorOptions{Last: engine.Last, Ready: readyReplicas(clusters)}))
+	hist, err := history.Open(filepath.Join(o.stateDir, historyFile), history.Options{Retention: o.historyRetention, BillEvery: o.historyBillEvery})
+	if err != nil {
+		return err
+	}
+	defer hist.Close()
+	srv := &server{engine: engine, token: token, stateDir: o.stateDir, hist: hist, metrics: sm}
 	if o.github.repo != "" {
 		srv.repoURL = "https://github.com/" + o.github.repo
 	}
@@ -562,6 +595,7 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 			}
 			metrics.Observe(rep, time.Since(start))
 			srv.record(rep)
+			srv.recordHistory(ctx, rep, clusters, time.Now(), log)
 			if o.once {
 				return reportExit(rep)
 			}
@@ -612,10 +646,16 @@ func openClusters(cfg *berth.Config, o serveOptions, log *slog.Logger) ([]reconc
 					return nil, nil, usageError{fmt.Errorf("--gpus: %w", err)}
 				}
 			}
-			lc, err := local.New(local.Options{
-				Name: n, StateDir: filepath.Join(o.stateDir, "clusters", n), SimulatedGPUs: gpus,
-				NVMLCommand: nvmlHelper(), Logger: log,
-			})
+			lo := local.Options{Name: n, StateDir: filepath.Join(o.stateDir, "clusters", n), SimulatedGPUs: gpus,
+				NVMLCommand: nvmlHelper(), Logger: log, FindNotebookCommand: findJupyter}
+			if o.notebookCommand != "" {
+				cmd, err := notebookCommand(o.notebookCommand)
+				if err != nil {
+					return nil, nil, err
+				}
+				lo.NotebookCommand = cmd
+			}
+			lc, err := local.New(lo)
 			var damaged *local.DamagedError
 			if errors.As(err, &damaged) {
 				return nil, nil, damagedLedgerError(damaged, o.stateDir, n)

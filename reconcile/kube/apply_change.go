@@ -126,6 +126,21 @@ func (c *Cluster) runRefs(kind, ns, name, team string) []objRef {
 	return refs
 }
 
+// serviceRefs are a service's Deployment and the objects that go with it:
+// its Service, Ingress, and HTTPRoute where the cluster has a gateway
+// (elsewhere the kind may not exist; it is read before it is deleted, as
+// every removal is).
+func (c *Cluster) serviceRefs(o RenderOptions, ns, name, team string) []objRef {
+	refs := c.runRefs(kindDeployment, ns, name, team)
+	if c.objs().ingress(ns, name) != nil {
+		refs = append(refs, objRef{kindIngress, ns, name, team})
+	}
+	if o.Ingress != nil && o.Ingress.Gateway != "" {
+		refs = append(refs, objRef{kindHTTPRoute, ns, name, team})
+	}
+	return refs
+}
+
 // baseRun is the Run a change asks for, before the live state is folded in.
 func baseRun(cfg *berth.Config, ch reconcile.Change, now time.Time) Run {
 	d := ch.Decision

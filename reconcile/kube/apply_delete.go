@@ -10,12 +10,14 @@ import (
 
 	"github.com/berth-gpu/berth/reconcile"
 	batchv1 "k8s.io/api/batch/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
 
 // applyDeletions is Apply's stage 4: the objects the changes remove (a
@@ -160,6 +162,10 @@ func gvkOf(kind string) schema.GroupVersionKind {
 		return batchv1.SchemeGroupVersion.WithKind(kind)
 	case kindDeployment:
 		return schema.GroupVersionKind{Group: "apps", Version: "v1", Kind: kind}
+	case kindIngress:
+		return networkingv1.SchemeGroupVersion.WithKind(kind)
+	case kindHTTPRoute:
+		return gatewayv1.SchemeGroupVersion.WithKind(kind)
 	default:
 		return schema.GroupVersionKind{Version: "v1", Kind: kind}
 	}

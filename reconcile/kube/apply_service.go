@@ -45,7 +45,7 @@ func (c *Cluster) planService(ctx context.Context, cfg *berth.Config, p *changeP
 		prev, _ := runFromAnnotations(live.Annotations)
 		end := endRecord(prev, ch, now)
 		end.Kind, end.Retries = w.Kind, 0 // a service is started again, never retried
-		p.stopped(key, end, c.runRefs(kindDeployment, ns, name, w.Team))
+		p.stopped(key, end, c.serviceRefs(c.renderOptions(cfg), ns, name, w.Team))
 	case reconcile.OpForget:
 		p.forget(key, rec, nil)
 	}
@@ -77,16 +77,25 @@ func (c *Cluster) startService(ctx context.Context, cfg *berth.Config, p *change
 	default:
 		r.Attempts = 1
 	}
-	objs, err := Render(c.opts.Render, r)
+	o := c.renderOptions(cfg)
+	objs, err := Render(o, r)
 	if err != nil {
 		return err
 	}
 	if p.outcome, err = c.applyObjects(ctx, objs); err != nil {
 		return err
 	}
-	if len(objs) == 1 && c.objs().service(ns, name) != nil {
-		// Its ports are gone: so is its Service.
-		p.remove = append(p.remove, objRef{kindService, ns, name, w.Team})
+	// What the spec no longer asks for goes: its Service when its ports
+	// are gone, its Ingress or HTTPRoute when it is no longer exposed (or
+	// the cluster's ingress changed between the two).
+	rendered := map[string]bool{}
+	for _, obj := range objs {
+		rendered[obj.GetKind()] = true
+	}
+	for _, ref := range c.serviceRefs(o, ns, name, w.Team)[1:] {
+		if !rendered[ref.kind] {
+			p.remove = append(p.remove, ref)
+		}
 	}
 	if rec != nil {
 		p.record(LedgerKey(w.Name, ch.RunID), nil)

@@ -10,6 +10,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -24,6 +25,8 @@ const (
 	kindConfigMap     = "ConfigMap"
 	kindNamespace     = "Namespace"
 	kindResourceQuota = "ResourceQuota"
+	kindIngress       = "Ingress"
+	kindHTTPRoute     = "HTTPRoute"
 )
 
 // objects is the informers' view of the cluster: every node, and the
@@ -78,6 +81,7 @@ func newObjects(client kubernetes.Interface) *objects {
 			kindConfigMap:     f.Core().V1().ConfigMaps().Informer(),
 			kindNamespace:     f.Core().V1().Namespaces().Informer(),
 			kindResourceQuota: f.Core().V1().ResourceQuotas().Informer(),
+			kindIngress:       f.Networking().V1().Ingresses().Informer(),
 		},
 		nodes:   nf.Core().V1().Nodes().Informer(),
 		pods:    f.Core().V1().Pods().Informer(),
@@ -161,7 +165,11 @@ func (o *objects) get(kind, ns, name string) (any, bool) {
 	if ns != "" {
 		key = ns + "/" + name
 	}
-	obj, ok, err := o.informers[kind].GetStore().GetByKey(key)
+	inf, watched := o.informers[kind]
+	if !watched {
+		return nil, false // a kind berth does not watch (HTTPRoute)
+	}
+	obj, ok, err := inf.GetStore().GetByKey(key)
 	return obj, ok && err == nil
 }
 
@@ -175,6 +183,13 @@ func (o *objects) job(ns, name string) *batchv1.Job {
 func (o *objects) deployment(ns, name string) *appsv1.Deployment {
 	if obj, ok := o.get(kindDeployment, ns, name); ok {
 		return obj.(*appsv1.Deployment)
+	}
+	return nil
+}
+
+func (o *objects) ingress(ns, name string) *networkingv1.Ingress {
+	if v, ok := o.get(kindIngress, ns, name); ok {
+		return v.(*networkingv1.Ingress)
 	}
 	return nil
 }

@@ -6,6 +6,9 @@ import (
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 
 	"github.com/berth-gpu/berth/reconcile"
@@ -48,6 +51,7 @@ func TestDeployManifests(t *testing.T) {
 // records runs (the ledger), and its writes all succeed.
 func TestRBACIsEnough(t *testing.T) {
 	testenvSkip(t)
+	installGatewayAPI(t)
 	for _, f := range []string{"namespace.yaml", "serviceaccount.yaml", "rbac.yaml"} {
 		kubectl(t, kenv.Kubeconfig, "apply", "-f", deployDir+"/"+f)
 	}
@@ -56,7 +60,7 @@ func TestRBACIsEnough(t *testing.T) {
 		Groups: []string{"system:serviceaccounts", "system:serviceaccounts:berth-system", "system:authenticated"}}
 	s := newScenarioAs(t, kenv, as, "rbac", gpuNode())
 	services := `
-workloads: ml: web: {kind: "service", image: "nginx:1.27", ports: [{port: 80}], resources: {cpu: "100m", memory: "64Mi", flavor: "cpu"}}
+workloads: ml: web: {kind: "service", image: "nginx:1.27", ports: [{port: 80}], expose: host: "web.acme.example", resources: {cpu: "100m", memory: "64Mi", flavor: "cpu"}}
 workloads: ml: train: {kind: "training", image: "img:1", workers: 2, env: BERTH_SIMULATED_DURATION: "2s", resources: {gpu: 2, flavor: "h100"}}
 workloads: ml: big: {kind: "batch", image: "img:1", priority: "low", env: BERTH_SIMULATED_DURATION: "2s", resources: {gpu: 8, flavor: "h100"}}
 workloads: ml: mpi: {kind: "training", image: "img:1", env: BERTH_SIMULATED_DURATION: "2s", roles: {
@@ -71,10 +75,22 @@ workloads: ml: mpi: {kind: "training", image: "img:1", env: BERTH_SIMULATED_DURA
 		return phase(cr, "ml/train") == reconcile.PhaseSucceeded && phase(cr, "ml/mpi") == reconcile.PhaseSucceeded &&
 			phase(cr, "ml/big").Holds()
 	})
+	// web's Ingress gives way to an HTTPRoute on a gateway: both kinds
+	// are applied and pruned as berth's ServiceAccount.
+	s.set(map[string]string{"platform/clusters.cue": `package platform
+clusters: gpu: {backend: "kubernetes", ingress: gateway: "infra/public"}
+`})
+	dyn := dynamic.NewForConfigOrDie(s.env.Config)
+	s.until("web's HTTPRoute replaces its Ingress", time.Minute, func(cr reconcile.ClusterReport) bool {
+		_, ingErr := s.env.Client.NetworkingV1().Ingresses(s.ns("ml")).Get(s.ctx, "web", metav1.GetOptions{})
+		_, err := dyn.Resource(httpRoutes).Namespace(s.ns("ml")).Get(s.ctx, "web", metav1.GetOptions{})
+		return apierrors.IsNotFound(ingErr) && err == nil
+	})
 	s.team(8, strings.Replace(services, `workloads: ml: web:`, `// web: gone`+"\n"+`_web:`, 1))
 	s.mustReconcile()
 	cr := s.until("web is pruned", time.Minute, func(cr reconcile.ClusterReport) bool {
-		return phase(cr, "ml/web") == reconcile.PhaseStopped
+		_, err := dyn.Resource(httpRoutes).Namespace(s.ns("ml")).Get(s.ctx, "web", metav1.GetOptions{})
+		return phase(cr, "ml/web") == reconcile.PhaseStopped && apierrors.IsNotFound(err)
 	})
 	for _, r := range cr.Results {
 		if r.Err != nil {

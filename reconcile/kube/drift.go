@@ -11,6 +11,7 @@ import (
 	"github.com/fluxcd/pkg/ssa/jsondiff"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/berth-gpu/berth"
@@ -110,21 +111,22 @@ func ownsSpecReplicas(raw []byte) bool {
 	return ok
 }
 
-// serviceDrift renders a service's Deployment and Service again from
-// the Deployment's annotations and asks fluxcd/pkg/ssa whether applying
-// them would change the live objects (a server-side dry-run apply
-// compared with each object as it is: labels, annotations and everything
-// outside metadata and status). It names the first object and field that
-// would change: "Deployment /spec/template/spec/containers/0/image", or
-// "Service chat-api is missing"; "" when nothing would. A Deployment of an
-// earlier berth without the annotations is not checked.
-func (c *Cluster) serviceDrift(ctx context.Context, d *appsv1.Deployment, flavorLabels map[string]string) (string, error) {
+// serviceDrift renders a service's Deployment, Service and Ingress again
+// from the Deployment's annotations and asks fluxcd/pkg/ssa whether
+// applying them would change the live objects (a server-side dry-run
+// apply compared with each object as it is: labels, annotations and
+// everything outside metadata and status). It names the first object and
+// field that would change: "Deployment
+// /spec/template/spec/containers/0/image", or "Service chat-api is
+// missing"; "" when nothing would. A Deployment of an earlier berth
+// without the annotations is not checked. (An HTTPRoute is not checked:
+// its kind may not exist on the cluster, and berth does not watch it.)
+func (c *Cluster) serviceDrift(ctx context.Context, o RenderOptions, d *appsv1.Deployment, ing *networkingv1.Ingress, flavorLabels map[string]string) (string, error) {
 	r, ok := runFromAnnotations(d.Annotations)
 	if !ok {
 		return "", nil
 	}
 	r.Started = true
-	o := c.opts.Render
 	// The repository berth was started with may be spelt differently
 	// today: what the object says is what it was rendered with.
 	o.Repository = d.Annotations[AnnotationRepository]
@@ -137,7 +139,15 @@ func (c *Cluster) serviceDrift(ctx context.Context, d *appsv1.Deployment, flavor
 	if err != nil {
 		return "", nil
 	}
+	ingAsked := false
 	for _, obj := range objs {
+		switch obj.GetKind() {
+		case kindDeployment, kindService:
+		case kindIngress:
+			ingAsked = true
+		default:
+			continue
+		}
 		e, live, merged, err := c.ssa.Diff(ctx, obj, ssa.DefaultDiffOptions())
 		if err != nil {
 			return "", err
@@ -148,6 +158,10 @@ func (c *Cluster) serviceDrift(ctx context.Context, d *appsv1.Deployment, flavor
 		case ssa.ConfiguredAction:
 			return obj.GetKind() + " " + firstChange(live, merged), nil
 		}
+	}
+	if ing != nil && !ingAsked {
+		// The cluster's ingress became a gateway, or went.
+		return "Ingress " + ing.Name + " is no longer asked for", nil
 	}
 	return "", nil
 }

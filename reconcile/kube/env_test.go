@@ -122,7 +122,7 @@ func newScenarioAs(t *testing.T, kenv *testenv.KubeEnv, berthCfg *rest.Config, n
 	// The schema's namespacePrefix is a #Name, which cannot end in "-":
 	// the test's prefix is given to the cluster directly.
 	s.files["platform/clusters.cue"] = `package platform
-clusters: gpu: backend: "kubernetes"
+clusters: gpu: {backend: "kubernetes", ingress: className: "nginx"}
 `
 	s.files["platform/flavors.cue"] = fmt.Sprintf(`package platform
 flavors: h100: {gpuModel: "H100", nodeLabels: "berth.dev/pool": %[1]q}

@@ -303,8 +303,9 @@ func observedPlacements(decided []berth.Placement, nodes []string) []berth.Place
 // driftCache remembers each Deployment's drift check (a dry run per
 // object, serviceDrift) by what it was made at: the Deployment's
 // generation, labels and annotations (its status changes often and says
-// nothing of drift), the Service's resourceVersion and the flavor's
-// labels. An unchanged service costs no request.
+// nothing of drift), the Service's and Ingress's resourceVersions, the
+// flavor's labels and the cluster's ingress. An unchanged service costs
+// no request.
 type driftCache struct {
 	mu sync.Mutex
 	m  map[string]driftResult
@@ -317,9 +318,14 @@ type driftResult struct {
 
 func (dc *driftCache) check(ctx context.Context, c *Cluster, cfg *berth.Config, d *appsv1.Deployment) string {
 	labels := flavorLabels(cfg, d.Annotations[AnnotationFlavor])
-	svcRV := ""
+	o := c.renderOptions(cfg)
+	svcRV, ingRV := "", ""
 	if svc := c.objs().service(d.Namespace, d.Name); svc != nil {
 		svcRV = svc.ResourceVersion
+	}
+	ing := c.objs().ingress(d.Namespace, d.Name)
+	if ing != nil {
+		ingRV = ing.ResourceVersion
 	}
 	h := fnv.New64a()
 	for _, m := range []map[string]string{d.Labels, d.Annotations, labels} {
@@ -328,7 +334,10 @@ func (dc *driftCache) check(ctx context.Context, c *Cluster, cfg *berth.Config, 
 		}
 		h.Write([]byte{0})
 	}
-	at := fmt.Sprintf("%d/%s/%x", d.Generation, svcRV, h.Sum64())
+	if o.Ingress != nil {
+		fmt.Fprint(h, *o.Ingress, o.Ingress.TLS)
+	}
+	at := fmt.Sprintf("%d/%s/%s/%x", d.Generation, svcRV, ingRV, h.Sum64())
 	key := d.Namespace + "/" + d.Name
 	dc.mu.Lock()
 	if r, ok := dc.m[key]; ok && r.at == at {
@@ -336,7 +345,7 @@ func (dc *driftCache) check(ctx context.Context, c *Cluster, cfg *berth.Config, 
 		return r.drift
 	}
 	dc.mu.Unlock()
-	drift, err := c.serviceDrift(ctx, d, labels)
+	drift, err := c.serviceDrift(ctx, o, d, ing, labels)
 	if err != nil {
 		// Not remembered: the next Observe asks again.
 		c.opts.Logger.Debug("drift check failed", "cluster", c.opts.Name, "deployment", key, "err", err)

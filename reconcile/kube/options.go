@@ -50,6 +50,9 @@ type RenderOptions struct {
 	// GPUToleration lets berth's GPU pods onto nodes tainted
 	// nvidia.com/gpu:NoSchedule (the usual taint of GPU pools).
 	GPUToleration bool
+	// Ingress is the cluster's ingress: how an exposed host is reached
+	// (nil: none). Apply takes it from the configuration it is handed.
+	Ingress *berth.Ingress
 }
 
 // FromCluster returns the render options of a repository's cluster, with
@@ -61,6 +64,7 @@ func FromCluster(c berth.Cluster, repository string) RenderOptions {
 		SharesPerGPU:       c.SharesPerGPU,
 		Repository:         repository,
 		GPUToleration:      true,
+		Ingress:            c.Ingress,
 	}
 	return o.withDefaults()
 }
@@ -91,6 +95,19 @@ func (o Options) withDefaults() Options {
 	}
 	if o.SyncTimeout <= 0 {
 		o.SyncTimeout = 2 * time.Minute
+	}
+	return o
+}
+
+// renderOptions are the cluster's render options with what the
+// configuration being applied says of the cluster (its ingress), so a
+// commit that changes it takes effect without a restart of berth.
+func (c *Cluster) renderOptions(cfg *berth.Config) RenderOptions {
+	o := c.opts.Render
+	if cfg != nil {
+		if cl, ok := cfg.Clusters[c.opts.Name]; ok {
+			o.Ingress = cl.Ingress
+		}
 	}
 	return o
 }

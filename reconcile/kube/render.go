@@ -89,7 +89,8 @@ type RoleRun struct {
 // Render returns the objects of one run, in apply order: a Job (and a
 // headless Service for a gang) for batch and training, one Job per role and
 // a headless Service for a workload with roles, a Deployment (and a Service
-// when it has ports) for the others. It is pure.
+// when it has ports, and an Ingress or HTTPRoute when it is exposed on a
+// host) for the others. It is pure.
 func Render(o RenderOptions, r Run) ([]*unstructured.Unstructured, error) {
 	o = o.withDefaults()
 	var objs []runtime.Object
@@ -105,6 +106,9 @@ func Render(o RenderOptions, r Run) ([]*unstructured.Unstructured, error) {
 		objs = append(objs, renderDeployment(o, r))
 		if svc := renderService(o, r); svc != nil {
 			objs = append(objs, svc)
+			if ex := renderExpose(o, r); ex != nil {
+				objs = append(objs, ex)
+			}
 		}
 	}
 	out := make([]*unstructured.Unstructured, 0, len(objs))
@@ -363,14 +367,7 @@ func renderDeployment(o RenderOptions, r Run) *appsv1.Deployment {
 		},
 		Spec: appsv1.DeploymentSpec{
 			Selector: &metav1.LabelSelector{MatchLabels: selector},
-			// Replace replicas one at a time without a surge: berth
-			// admitted exactly Replicas pods' worth of capacity.
-			Strategy: appsv1.DeploymentStrategy{
-				Type: appsv1.RollingUpdateDeploymentStrategyType,
-				RollingUpdate: &appsv1.RollingUpdateDeployment{
-					MaxSurge: ptr.To(intstr.FromInt32(0)), MaxUnavailable: ptr.To(intstr.FromInt32(1)),
-				},
-			},
+			Strategy: strategy(w.RolloutOrDefault()),
 			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: pod},
 		},
 	}
@@ -378,6 +375,21 @@ func renderDeployment(o RenderOptions, r Run) *appsv1.Deployment {
 		d.Spec.Replicas = ptr.To(int32(w.Pods()))
 	}
 	return d
+}
+
+// strategy is the workload's rollout as a rolling update: maxSurge new
+// replicas start above the count asked for while old ones still serve, and
+// at most maxUnavailable replicas may be unready (the default, surge 1 and
+// none unavailable, never drops below the ready count asked for). A surge
+// replica of a GPU service needs a free GPU for as long as the rollout
+// lasts: berth admitted the replicas, not the surge.
+func strategy(r berth.Rollout) appsv1.DeploymentStrategy {
+	return appsv1.DeploymentStrategy{
+		Type: appsv1.RollingUpdateDeploymentStrategyType,
+		RollingUpdate: &appsv1.RollingUpdateDeployment{
+			MaxSurge: ptr.To(intstr.FromInt32(int32(r.MaxSurge))), MaxUnavailable: ptr.To(intstr.FromInt32(int32(r.MaxUnavailable))),
+		},
+	}
 }
 
 func renderService(o RenderOptions, r Run) *corev1.Service {
@@ -398,7 +410,7 @@ func renderService(o RenderOptions, r Run) *corev1.Service {
 	}
 	for _, p := range w.Ports {
 		svc.Spec.Ports = append(svc.Spec.Ports, corev1.ServicePort{
-			Name: portName(p), Port: int32(p.Port), TargetPort: intstr.FromInt32(int32(p.Port)),
+			Name: portName(p), Port: int32(p.Port), TargetPort: targetPort(p),
 			Protocol: protocol(p.Protocol),
 		})
 	}
@@ -545,6 +557,7 @@ func podSpec(o RenderOptions, r Run, berthEnv []corev1.EnvVar) corev1.PodSpec {
 	if h := w.Health; h != nil {
 		c.ReadinessProbe = probe(w, h.Readiness)
 		c.LivenessProbe = probe(w, h.Liveness)
+		c.StartupProbe = startupProbe(w, h.Liveness)
 	}
 	spec := corev1.PodSpec{Containers: []corev1.Container{c}}
 	if a := affinity(r); a != nil {
@@ -565,29 +578,62 @@ func containerPortName(p berth.Port) string {
 	return ""
 }
 
+// targetPort names a container port where it has a name (a Service, a
+// probe, an Ingress follow the name if the number changes), else its
+// number.
+func targetPort(p berth.Port) intstr.IntOrString {
+	if n := containerPortName(p); n != "" {
+		return intstr.FromString(n)
+	}
+	return intstr.FromInt32(int32(p.Port))
+}
+
 // probe is the kubelet's form of a berth probe; nil for none. A port the
-// workload does not declare cannot pass validation.
+// workload does not declare cannot pass validation. The start-up grace is
+// not a delay here (that would hold readiness back for as long even when
+// the replica is ready sooner): see startupProbe.
 func probe(w berth.Workload, h *berth.Probe) *corev1.Probe {
 	if h == nil {
 		return nil
 	}
 	p := &corev1.Probe{
-		InitialDelaySeconds: int32(h.StartupGrace.D().Seconds()),
-		PeriodSeconds:       int32(max(h.Period.D().Seconds(), 1)),
-		TimeoutSeconds:      int32(max(h.Timeout.D().Seconds(), 1)),
-		FailureThreshold:    int32(max(h.FailureThreshold, 1)),
+		PeriodSeconds:    seconds(h.Period.D()),
+		TimeoutSeconds:   seconds(h.Timeout.D()),
+		FailureThreshold: int32(max(h.FailureThreshold, 1)),
 	}
 	port, _ := w.Port(h.Port)
 	switch h.Kind() {
 	case berth.ProbeCommand:
 		p.Exec = &corev1.ExecAction{Command: h.Command}
 	case berth.ProbeHTTP:
-		p.HTTPGet = &corev1.HTTPGetAction{Path: h.Path, Port: intstr.FromInt32(int32(port.Port))}
+		p.HTTPGet = &corev1.HTTPGetAction{Path: h.Path, Port: targetPort(port)}
 	default:
-		p.TCPSocket = &corev1.TCPSocketAction{Port: intstr.FromInt32(int32(port.Port))}
+		p.TCPSocket = &corev1.TCPSocketAction{Port: targetPort(port)}
 	}
 	return p
 }
+
+// startupProbe carries a liveness probe's start-up grace: the kubelet runs
+// it (the liveness check, every period) until it first passes, and only
+// then readiness and liveness; it restarts the replica only when it has
+// not passed within the grace and then the liveness threshold's failures
+// more, as berth restarts one on one machine (failures do not count until
+// the grace is over). An initial delay would also keep a replica that is
+// ready early out of traffic. A readiness grace
+// needs nothing: a replica that is not ready yet gets no traffic anyway.
+func startupProbe(w berth.Workload, h *berth.Probe) *corev1.Probe {
+	if h == nil || h.StartupGrace.D() <= 0 {
+		return nil
+	}
+	p := probe(w, h)
+	period := time.Duration(p.PeriodSeconds) * time.Second
+	p.FailureThreshold += int32((h.StartupGrace.D() + period - 1) / period)
+	return p
+}
+
+// seconds is a probe's period or timeout in the kubelet's whole seconds,
+// at least one.
+func seconds(d time.Duration) int32 { return int32(max((d+time.Second-1)/time.Second, 1)) }
 
 // containerResources requests cpu and memory, limits memory (so a pod
 // that outgrows it is OOMKilled rather than starving its neighbours), and

@@ -120,9 +120,23 @@ func TestRender(t *testing.T) {
 	r.Phase, r.Reason, r.StoppedAt = reconcile.PhasePreempted, "preempted by vision/resnet-train (PreemptedWithinTeam)", t0.Add(2*time.Minute)
 	cases["roles-preempted"] = r
 
+	// chat-api exposed: an Ingress as the cluster's ingress says, or an
+	// HTTPRoute on its gateway.
+	exposed := run("serving/chat-api")
+	exposed.Priority, exposed.Flavor, exposed.Started, exposed.StartedAt, exposed.Attempts = 1000, "h100", true, t0, 1
+	ingressOpts, gatewayOpts := renderOpts, renderOpts
+	ingressOpts.Ingress = cfg.Clusters["gpu"].Ingress
+	gatewayOpts.Ingress = &berth.Ingress{Gateway: "infra/public"}
+	opts := map[string]RenderOptions{"service-ingress": ingressOpts, "service-httproute": gatewayOpts}
+	cases["service-ingress"], cases["service-httproute"] = exposed, exposed
+
 	for name, r := range cases {
 		t.Run(name, func(t *testing.T) {
-			objs, err := Render(renderOpts, r)
+			o, ok := opts[name]
+			if !ok {
+				o = renderOpts
+			}
+			objs, err := Render(o, r)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -126,6 +126,8 @@ func TestDemo(t *testing.T) {
 			obj, err = cs.AppsV1().Deployments(ns).Get(s.ctx, name, metav1.GetOptions{})
 		case "Service":
 			obj, err = cs.CoreV1().Services(ns).Get(s.ctx, name, metav1.GetOptions{})
+		case "Ingress":
+			obj, err = cs.NetworkingV1().Ingresses(ns).Get(s.ctx, name, metav1.GetOptions{})
 		case "ResourceQuota":
 			obj, err = cs.CoreV1().ResourceQuotas(ns).Get(s.ctx, name, metav1.GetOptions{})
 		case "Namespace":
@@ -194,13 +196,33 @@ func TestDemo(t *testing.T) {
 		"spec.replicas": "2",
 		"spec.template.spec.containers.0.resources.limits":                   `{"memory":"16Gi","nvidia.com/gpu.shared":"5"}`,
 		"spec.template.spec.containers.0.readinessProbe.httpGet.path":        "/healthz",
-		"spec.template.spec.containers.0.readinessProbe.httpGet.port":        "8080",
-		"spec.template.spec.containers.0.readinessProbe.initialDelaySeconds": "10",
+		"spec.template.spec.containers.0.readinessProbe.httpGet.port":        "http",
+		"spec.template.spec.containers.0.readinessProbe.initialDelaySeconds": "<nil>",
+		"spec.template.spec.containers.0.startupProbe":                       "<nil>",
+		"spec.strategy.rollingUpdate":                                        `{"maxSurge":1,"maxUnavailable":0}`,
 		"metadata.annotations.[berth.dev/path]":                              "workloads/serving/services.cue:6:21",
 	})
 	expect(t, get("Service", "serving", "chat-api"), map[string]string{
-		"spec.type": "ClusterIP", "spec.ports.0.port": "8080", "spec.ports.0.targetPort": "8080",
+		"spec.type": "ClusterIP", "spec.ports.0.port": "8080", "spec.ports.0.targetPort": "http",
 		"spec.selector": `{"app.kubernetes.io/managed-by":"berth","berth.dev/workload":"chat-api"}`,
+	})
+	expect(t, get("Ingress", "serving", "chat-api"), map[string]string{
+		"spec.ingressClassName":                     "nginx",
+		"spec.rules.0.host":                         "chat.acme.example",
+		"spec.rules.0.http.paths.0.backend.service": `{"name":"chat-api","port":{"name":"http"}}`,
+	})
+	// docs-site: its two named ports, a liveness check with a start-up
+	// grace (a startup probe of grace / period + threshold checks), and its
+	// rollout, as the API server keeps them.
+	expect(t, get("Deployment", "serving", "docs-site"), map[string]string{
+		"spec.replicas":                                 "2",
+		"spec.strategy.rollingUpdate":                   `{"maxSurge":2,"maxUnavailable":1}`,
+		"spec.template.spec.containers.0.ports":         `[{"containerPort":8080,"name":"http","protocol":"TCP"},{"containerPort":9090,"name":"metrics","protocol":"TCP"}]`,
+		"spec.template.spec.containers.0.livenessProbe": `{"failureThreshold":3,"periodSeconds":20,"successThreshold":1,"tcpSocket":{"port":"http"},"timeoutSeconds":1}`,
+		"spec.template.spec.containers.0.startupProbe":  `{"failureThreshold":6,"periodSeconds":20,"successThreshold":1,"tcpSocket":{"port":"http"},"timeoutSeconds":1}`,
+	})
+	expect(t, get("Service", "serving", "docs-site"), map[string]string{
+		"spec.ports": `[{"name":"http","port":8080,"protocol":"TCP","targetPort":"http"},{"name":"metrics","port":9090,"protocol":"TCP","targetPort":"metrics"}]`,
 	})
 	expect(t, get("Deployment", "vision", "label-notebook"), map[string]string{
 		"spec.template.spec.containers.0.resources.limits": `{"memory":"8Gi","nvidia.com/mig-1g.10gb":"1"}`,
@@ -272,6 +294,8 @@ func gvk(kind string) schema.GroupVersionKind {
 		return batchv1.SchemeGroupVersion.WithKind(kind)
 	case "Deployment":
 		return schema.GroupVersionKind{Group: "apps", Version: "v1", Kind: kind}
+	case "Ingress":
+		return schema.GroupVersionKind{Group: "networking.k8s.io", Version: "v1", Kind: kind}
 	}
 	return corev1.SchemeGroupVersion.WithKind(kind)
 }

@@ -47,6 +47,7 @@ var cachedKinds = map[string]schema.GroupVersion{
 	kindConfigMap:     {Version: "v1"},
 	kindNamespace:     {Version: "v1"},
 	kindResourceQuota: {Version: "v1"},
+	kindIngress:       {Group: "networking.k8s.io", Version: "v1"},
 }
 
 func (s ssaClient) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {

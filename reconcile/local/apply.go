@@ -172,11 +172,12 @@ func fromChange(r *record, ch reconcile.Change) {
 	if ch.Revision != "" {
 		r.Revision = ch.Revision
 	}
-	if len(w.Command) > 0 || len(w.Roles) > 0 {
+	if len(w.Command) > 0 || len(w.Roles) > 0 || w.Kind == berth.KindNotebook {
 		r.Service = nil
-		if traffic.Routed(w) && !w.Kind.RunsOnce() {
-			r.Service = &serviceSpec{Ports: w.Ports, Health: w.Health, Rollout: w.Rollout, Expose: w.Expose}
+		if ports := w.ServedPorts(); len(ports) > 0 && !w.Kind.RunsOnce() {
+			r.Service = &serviceSpec{Ports: ports, Health: w.Health, Rollout: w.Rollout, Expose: w.Expose}
 		}
+		r.Idle = w.Idle
 	}
 }
 
@@ -259,7 +260,10 @@ func (c *Cluster) restart(ctx context.Context, ch reconcile.Change) (reconcile.O
 	if v.allLive && r.Digest == digest {
 		return reconcile.OutcomeUnchanged, nil
 	}
-	if v.live && r.Service != nil && traffic.Routed(ch.Workload) && !ch.Workload.Kind.RunsOnce() && r.Attempt != nil && !r.Attempt.Starting {
+	// A notebook is not rolled: it has one owner, and two servers on its
+	// one directory would write over each other.
+	if v.live && r.Service != nil && traffic.Routed(ch.Workload) && !ch.Workload.Kind.RunsOnce() &&
+		ch.Workload.Kind != berth.KindNotebook && r.Attempt != nil && !r.Attempt.Starting {
 		if err := c.roll(ctx, r, ch); err != nil {
 			return reconcile.OutcomeFailed, err
 		}

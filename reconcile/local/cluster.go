@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -33,6 +34,18 @@ type Cluster struct {
 	ended map[string]podStatus
 	// router probes the pods of services and proxies their host ports.
 	router *traffic.Router
+	// idleLimits are the notebooks' idle limits of the configuration
+	// Observe was last given (under mu).
+	idleLimits map[berth.WorkloadID]time.Duration
+
+	// The idle checks of notebooks (notebook.go): one at a time, under
+	// idleMu, which guards lastActivity (by run and attempt).
+	findJupyter  sync.Once // Options.FindNotebookCommand, under mu
+	idleMu       sync.Mutex
+	lastActivity map[string]time.Time
+	idleClient   *http.Client
+	endIdle      context.CancelFunc
+	idleDone     chan struct{}
 }
 
 var _ reconcile.Cluster = (*Cluster)(nil)
@@ -68,6 +81,10 @@ func New(opts Options) (*Cluster, error) {
 		ledger: led, ended: map[string]podStatus{},
 	}
 	c.router = traffic.NewRouter(traffic.RouterOptions{Log: log, ListenHost: opts.ExposeHost, Unhealthy: c.unhealthy})
+	c.lastActivity, c.idleClient, c.idleDone = map[string]time.Time{}, newIdleClient(), make(chan struct{})
+	var idleCtx context.Context
+	idleCtx, c.endIdle = context.WithCancel(context.Background())
+	go func() { defer close(c.idleDone); c.watchIdle(idleCtx) }()
 	c.log.Info("local cluster ready", "node", c.node.Name, "gpus", len(gpus), "gpuModel", c.node.GPUModel,
 		"gpuSource", string(source), "stateDir", opts.StateDir, "runs", len(led.runs))
 	if err := c.recover(); err != nil {
@@ -80,6 +97,8 @@ func New(opts Options) (*Cluster, error) {
 // Close closes the ledger. Running pods go on: their shims do not
 // need berth, and the next Cluster on the state directory adopts them.
 func (c *Cluster) Close() error {
+	c.endIdle()
+	<-c.idleDone
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.router.Close()
@@ -128,8 +147,9 @@ func (c *Cluster) GPUs(ctx context.Context) ([]GPU, error) {
 //   - Runs: every run in the ledger, with its phase, reason, attempts,
 //     times and, in Note, its latest attempt's directory (the logs).
 //
-// This machine needs nothing of the configuration to observe it.
-func (c *Cluster) Observe(ctx context.Context, _ *berth.Config) (*reconcile.Observed, error) {
+// Of the configuration it reads only the notebooks' idle limits (a
+// change of the limit alone restarts nothing); cfg may be nil.
+func (c *Cluster) Observe(ctx context.Context, cfg *berth.Config) (*reconcile.Observed, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := ctx.Err(); err != nil {
@@ -147,6 +167,7 @@ func (c *Cluster) Observe(ctx context.Context, _ *berth.Config) (*reconcile.Obse
 		Runs: make([]reconcile.RunState, 0, len(c.ledger.runs)),
 	}
 	snap := &obs.Snapshot
+	c.noteIdleLimits(cfg)
 	c.syncTraffic()
 	for _, r := range c.ledger.runs {
 		v := c.view(r)
@@ -162,6 +183,12 @@ func (c *Cluster) Observe(ctx context.Context, _ *berth.Config) (*reconcile.Obse
 				run := &snap.Running[len(snap.Running)-1]
 				run.Resources, run.Placements = berth.Resources{}, []berth.Placement{}
 			}
+		case r.Stop != nil && r.Stop.Idle && v.phase.Final():
+			// A notebook stopped for being idle is over, like a finished
+			// batch run: it starts again when its runId changes.
+			snap.Finished = append(snap.Finished, berth.FinishedRun{
+				Workload: r.Workload, RunID: r.RunID, Succeeded: true, Reason: v.reason, At: v.finishedAt,
+			})
 		case waitsToStart(r, v):
 			since := r.QueuedSince
 			if since.IsZero() {
@@ -206,6 +233,9 @@ func (c *Cluster) runState(r *record, v runView) reconcile.RunState {
 	}
 	if r.Attempt != nil {
 		s.Note = c.opts.StateDir + string(filepath.Separator) + attemptDir(r.Workload, r.RunID, r.Attempt.N)
+	}
+	if v.live {
+		s.URL = c.url(r)
 	}
 	if v.live && len(v.pods) > 0 {
 		s.Pods = len(v.pods)
@@ -363,4 +393,13 @@ func podDir(id berth.WorkloadID, runID string, n, pod int) string {
 
 func checkpointDir(id berth.WorkloadID, runID string) string {
 	return filepath.Join("checkpoints", pathSafe(id.Team()), pathSafe(id.Name()), pathSafe(runID))
+}
+
+// ReadyReplicas is how many pods of a service pass readiness; ok is false
+// for a service berth does not route (no ports: no probe results).
+func (c *Cluster) ReadyReplicas(id berth.WorkloadID) (n int, ok bool) {
+	if !slices.Contains(c.router.Services(), id) {
+		return 0, false
+	}
+	return len(c.router.Ready(id)), true
 }

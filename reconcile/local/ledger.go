@@ -56,6 +56,10 @@ type record struct {
 	// becomes ready; recorded so that a crash in between leaves no pod
 	// unaccounted for (recover stops it).
 	Retiring *attempt `json:"retiring,omitempty"`
+	// Idle is a notebook's idle limit when it was started: berth stops it
+	// once it has been idle that long (the configuration's newer limit,
+	// where Observe has seen one, wins).
+	Idle berth.Duration `json:"idle,omitempty"`
 }
 
 // serviceSpec is the part of a workload's spec that says how its replicas
@@ -90,12 +94,27 @@ type podSpec struct {
 	// one per port of the workload, in its order: every replica of a
 	// service gets its own.
 	Ports []int `json:"ports,omitempty"`
+	// WorkDir is the process's working directory when it is not the
+	// pod's own work/ (a notebook's directory, kept across restarts);
+	// absolute.
+	WorkDir string `json:"workDir,omitempty"`
+}
+
+// workDir is the pod's working directory, absolute.
+func (p podSpec) workDir(stateDir string) string {
+	if p.WorkDir != "" {
+		return p.WorkDir
+	}
+	return filepath.Join(stateDir, p.Dir, dirWork)
 }
 
 type stopRequest struct {
 	Phase  reconcile.Phase `json:"phase"`
 	Reason string          `json:"reason"`
 	At     time.Time       `json:"at"`
+	// Idle: berth stopped a notebook that was idle past its limit; the
+	// run is over (Observe reports it finished) until its runId changes.
+	Idle bool `json:"idle,omitempty"`
 }
 
 type ending struct {

@@ -13,19 +13,23 @@ import (
 	"time"
 
 	"github.com/berth-gpu/berth"
+	"github.com/berth-gpu/berth/fixtures/notebook"
 	"github.com/berth-gpu/berth/fixtures/replica"
 	"github.com/berth-gpu/berth/reconcile"
 )
 
 // TestMain lets the test binary be the shim (the default ShimCommand is
-// this executable with "shim"), and the helper process the crash tests
-// kill.
+// this executable with "shim"), a service's replica, a notebook's Jupyter
+// stand-in, and the helper process the crash tests kill.
 func TestMain(m *testing.M) {
 	if len(os.Args) == 3 && os.Args[1] == "shim" {
 		os.Exit(RunShim(os.Args[2], os.Stderr))
 	}
 	if len(os.Args) == 2 && os.Args[1] == "replica" {
 		os.Exit(replica.Main())
+	}
+	if len(os.Args) >= 2 && os.Args[1] == "notebook" {
+		os.Exit(notebook.Main(os.Args[2:]))
 	}
 	if dir := os.Getenv(helperEnv); dir != "" {
 		os.Exit(helperMain(dir, os.Getenv(helperKillEnv)))

@@ -61,6 +61,19 @@ type Options struct {
 	// replicas to pass readiness before it gives up and keeps the old
 	// ones. Default 2 minutes.
 	ReadyTimeout time.Duration
+	// NotebookCommand is the Jupyter server a notebook without a command
+	// of its own runs, before the arguments berth adds (port, base URL,
+	// directory): ["jupyter-lab"], ["python3", "-m", "jupyter_server"].
+	// Empty: FindNotebookCommand's.
+	NotebookCommand []string
+	// FindNotebookCommand finds the Jupyter server on this machine; it is
+	// called once, when the first notebook without a command starts and
+	// NotebookCommand is empty (finding it runs Python). Nil, or nothing
+	// found: such a notebook fails to start with ErrNoJupyter.
+	FindNotebookCommand func() []string
+	// IdleCheckEvery is how often the notebooks with an idle limit are
+	// asked for their last activity. Default 30 s.
+	IdleCheckEvery time.Duration
 }
 
 const (
@@ -129,6 +142,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.ExposeHost == "" {
 		o.ExposeHost = "127.0.0.1"
+	}
+	if o.IdleCheckEvery <= 0 {
+		o.IdleCheckEvery = 30 * time.Second
 	}
 	if o.ReadyTimeout <= 0 {
 		o.ReadyTimeout = 2 * time.Minute

@@ -69,8 +69,7 @@ func (c *Cluster) endpoints(a *attempt) []traffic.Endpoint {
 	}
 	out := make([]traffic.Endpoint, 0, len(a.Pods))
 	for _, p := range a.Pods {
-		out = append(out, traffic.Endpoint{ID: p.Dir, Ports: p.Ports, Env: p.Env,
-			Dir: filepath.Join(c.opts.StateDir, p.Dir, dirWork)})
+		out = append(out, traffic.Endpoint{ID: p.Dir, Ports: p.Ports, Env: p.Env, Dir: p.workDir(c.opts.StateDir)})
 	}
 	return out
 }

@@ -116,10 +116,13 @@ type localPod struct {
 // workload's).
 func podsOf(r *record, w berth.Workload) ([]localPod, error) {
 	if len(w.Roles) == 0 {
-		if len(w.Command) == 0 {
+		var argv []string // a notebook without a command: Jupyter, filled in by podSpecs
+		switch {
+		case len(w.Command) > 0:
+			argv = append(append([]string{}, w.Command...), w.Args...)
+		case w.Kind != berth.KindNotebook:
 			return nil, errors.New("no command: the local backend runs the command as a process and cannot use an image's entrypoint")
 		}
-		argv := append(append([]string{}, w.Command...), w.Args...)
 		count := len(r.Placements)
 		if count == 0 {
 			if w.Resources.UsesGPU() {
@@ -239,19 +242,29 @@ func (c *Cluster) podSpecs(r *record, w berth.Workload, n int) ([]podSpec, error
 				"BERTH_RANK_OFFSET="+strconv.Itoa(i-lp[i].roleRank),
 				"BERTH_ROLE_SIZE="+strconv.Itoa(lp[i].roleSize), "BERTH_ROLES="+roleSizes(lp))
 		}
-		ports, portEnv, err := replicaPorts(w.Ports, taken)
+		ports, portEnv, err := replicaPorts(w.ServedPorts(), taken)
 		if err != nil {
 			return nil, fmt.Errorf("pod %d: %w", i, err)
 		}
 		berthEnv = append(berthEnv, portEnv...)
 		berthEnv = append(berthEnv, ckptEnv...)
+		argv, workDir := lp[i].argv, ""
+		if w.Kind == berth.KindNotebook {
+			nb, err := c.notebookPod(r.Workload, argv, ports[0])
+			if err != nil {
+				return nil, err
+			}
+			argv, workDir = nb.argv, nb.dir
+			berthEnv = append(berthEnv, nb.env...)
+		}
 		pods[i] = podSpec{
 			Dir:     podDir(r.Workload, r.RunID, n, i),
-			Argv:    lp[i].argv,
+			Argv:    argv,
 			Env:     mergeEnv(c.opts.Env, lp[i].env, berthEnv),
 			Devices: devices,
 			Note:    note,
 			Ports:   ports,
+			WorkDir: workDir,
 		}
 	}
 	return pods, nil
@@ -471,11 +484,13 @@ func (c *Cluster) spawnPod(p podSpec) (adopted bool, err error) {
 	if st.state != podNotStarted {
 		return true, nil
 	}
-	if err := os.MkdirAll(filepath.Join(dir, dirWork), 0o755); err != nil {
-		return false, err
+	for _, d := range []string{dir, p.workDir(c.opts.StateDir)} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return false, err
+		}
 	}
 	spec := shimSpec{
-		Argv: p.Argv, Env: p.Env, Dir: filepath.Join(dir, dirWork),
+		Argv: p.Argv, Env: p.Env, Dir: p.workDir(c.opts.StateDir),
 		GracePeriod: berth.Duration(c.opts.GracePeriod), LogMaxBytes: c.opts.LogMaxBytes, Note: p.Note,
 	}
 	if r := c.recordOfPod(p.Dir); r != nil {

@@ -137,12 +137,14 @@ func BenchmarkScheduleOneNew(b *testing.B) {
 // other cycle, one less), decoded anew (no slice or map shared with the
 // last one), and a new snapshot of the same cluster, its lists copied and
 // sorted as reconcile.Snapshot writes them, and returns the whole plan
-// (10,001 decisions).
+// (10,001 decisions). Both revisions have a package per team, as loaded
+// ones have (the new workload's package has a new digest).
 func BenchmarkCacheOneNew(b *testing.B) {
 	cfg, snap := bigCase(200, 1000, 0, 10000)
 	w := build.Workload("team-007", "new-job").GPUs(4).MaxDuration("2h").Obj()
 	with := decodedAgain(cfg)
 	with.Workloads[w.ID()] = w
+	cfg.Packages, with.Packages = packagesByTeam(cfg), packagesByTeam(with)
 	snap.Sort()
 	c := schedule.NewCache()
 	c.Schedule(schedule.Input{Config: cfg, Snapshot: snap}, schedule.Options{})

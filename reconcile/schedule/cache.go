@@ -170,31 +170,15 @@ func (c *Cache) index(r *run, add bool) {
 // changed).
 func (c *Cache) update(cfg *berth.Config, snap *berth.Snapshot) bool {
 	// 1. Workloads added, changed, removed (none when the configuration
-	// is the last one: the engine's resyncs of one revision). The known
-	// ones are walked in order (they lie side by side in memory), each
-	// looked up once; the configuration's keys are read only when it has
-	// workloads the cache does not know.
+	// is the last one: the engine's resyncs of one revision).
 	var dirty []berth.WorkloadID
 	if cfg != c.cfg {
-		found := 0
-		for _, wl := range c.wls {
-			w, ok := cfg.Workloads[wl.id]
-			if ok {
-				found++
-			}
-			if !ok || !sameWorkload(&wl.w, &w) {
-				dirty = append(dirty, wl.id)
-				if len(dirty) > len(c.wls)/4+16 {
-					return false
-				}
-			}
+		var ok bool
+		if dirty, ok = c.changedByPackage(cfg); !ok {
+			dirty = c.changedByWorkload(cfg)
 		}
-		if found < len(cfg.Workloads) {
-			for id := range cfg.Workloads {
-				if _, ok := c.byID[id]; !ok {
-					dirty = append(dirty, id)
-				}
-			}
+		if len(dirty) > len(c.wls)/4+16 {
+			return false
 		}
 	}
 	for _, id := range dirty {
@@ -291,6 +275,81 @@ func (c *Cache) update(cfg *berth.Config, snap *berth.Snapshot) bool {
 		}
 	}
 	return true
+}
+
+// changedByPackage lists the workloads that differ between the last
+// configuration and cfg, comparing only those of the package instances
+// whose digest changed, or that came or went (Config.Packages): one
+// changed file of a 10,000-workload repository is one package's
+// workloads to compare, not 10,000. ok is false when either
+// configuration has no packages, or its packages do not account for
+// every workload.
+func (c *Cache) changedByPackage(cfg *berth.Config) (dirty []berth.WorkloadID, ok bool) {
+	last := c.cfg
+	if last == nil || last.Packages == nil || cfg.Packages == nil {
+		return nil, false
+	}
+	var maybe []berth.WorkloadID
+	for dir, p := range cfg.Packages {
+		q, had := last.Packages[dir]
+		if !had || q.Digest != p.Digest {
+			maybe = append(append(maybe, p.Workloads...), q.Workloads...)
+		}
+	}
+	for dir, q := range last.Packages {
+		if _, has := cfg.Packages[dir]; !has {
+			maybe = append(maybe, q.Workloads...)
+		}
+	}
+	slices.Sort(maybe)
+	n := len(c.wls) // the workloads cfg has, if the packages say all
+	for _, id := range slices.Compact(maybe) {
+		w, inCfg := cfg.Workloads[id]
+		wl, known := c.byID[id]
+		switch {
+		case inCfg && known:
+			if !sameWorkload(&wl.w, &w) {
+				dirty = append(dirty, id)
+			}
+		case inCfg:
+			dirty = append(dirty, id)
+			n++
+		case known:
+			dirty = append(dirty, id)
+			n--
+		}
+	}
+	return dirty, n == len(cfg.Workloads)
+}
+
+// changedByWorkload lists the workloads that differ between the last
+// configuration and cfg, comparing every one. The known ones are walked
+// in order (they lie side by side in memory), each looked up once; the
+// configuration's keys are read only when it has workloads the cache
+// does not know.
+func (c *Cache) changedByWorkload(cfg *berth.Config) []berth.WorkloadID {
+	var dirty []berth.WorkloadID
+	found := 0
+	for _, wl := range c.wls {
+		w, ok := cfg.Workloads[wl.id]
+		if ok {
+			found++
+		}
+		if !ok || !sameWorkload(&wl.w, &w) {
+			dirty = append(dirty, wl.id)
+			if len(dirty) > len(c.wls)/4+16 {
+				return dirty // a rebuild anyway
+			}
+		}
+	}
+	if found < len(cfg.Workloads) {
+		for id := range cfg.Workloads {
+			if _, ok := c.byID[id]; !ok {
+				dirty = append(dirty, id)
+			}
+		}
+	}
+	return dirty
 }
 
 // joined reports whether a run takes a flavor joining several resource

@@ -15,11 +15,12 @@ import (
 
 // notScheduled are the fields of a workload that no decision reads: what
 // runs (image, command, env, ports, health, checkpoints), how a service's
-// change is rolled out and how it is reached (rollout, expose), how often a
+// change is rolled out and how it is reached (rollout, expose), when an
+// idle notebook is stopped (the backend watches it), how often a
 // failed run is retried (the engine's normalization reads it, before the
 // snapshot), and where it is written. A change of only these keeps the
 // workload's state.
-var notScheduled = []string{"Image", "Command", "Args", "Env", "Retries", "Checkpoint", "Ports", "Health", "Rollout", "Expose", "Pos"}
+var notScheduled = []string{"Image", "Command", "Args", "Env", "Retries", "Checkpoint", "Ports", "Health", "Rollout", "Expose", "Idle", "Pos"}
 
 // notScheduledRole are the fields of a role that no decision reads.
 var notScheduledRole = []string{"Command", "Args", "Env"}

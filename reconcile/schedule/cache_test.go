@@ -1,6 +1,7 @@
 package schedule_test
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -21,7 +22,9 @@ import (
 // them, ended, changed; nodes changed; quotas changed; time passing; lists
 // reordered; the base and head of a pull request in turn) and compares
 // each of its plans with a fresh Schedule of the same input, decision by
-// decision.
+// decision. Every other sequence has package digests, as a loaded
+// configuration has (the cache then compares package by package), one
+// package per team.
 func TestCacheDecidesAsSchedule(t *testing.T) {
 	seen := map[string]int{}
 	for seed := range uint64(120) {
@@ -29,10 +32,17 @@ func TestCacheDecidesAsSchedule(t *testing.T) {
 		r := rand.New(rand.NewPCG(seed, 3))
 		c := schedule.NewCache()
 		opts := schedule.Options{}
+		packages := seed%2 == 0
+		if packages {
+			cfg.Packages = packagesByTeam(cfg)
+		}
 		base := cfg // a pull request's base, planned beside its head
 		for step := range 25 {
 			cfg, snap = cloneConfig(cfg), cloneSnapshot(snap)
 			what := change(r, cfg, snap)
+			if packages {
+				cfg.Packages = packagesByTeam(cfg)
+			}
 			seen[what]++
 			in := schedule.Input{Config: cfg, Snapshot: snap}
 			if what == "pull request base" {
@@ -152,6 +162,32 @@ func applyPlan(r *rand.Rand, cfg *berth.Config, snap *berth.Snapshot, p *berth.P
 
 // cloneConfig copies what change may change: the cache keeps the last
 // configuration to compare with, so a change is a new one.
+// packagesByTeam gives cfg a package per team, as the loader would for a
+// repository with a directory per team: its digest is the hash of its
+// workloads.
+func packagesByTeam(cfg *berth.Config) map[string]berth.Package {
+	out := map[string]berth.Package{}
+	for _, id := range cfg.WorkloadIDs() {
+		dir := "teams/" + cfg.Workloads[id].Team
+		p := out[dir]
+		p.Workloads = append(p.Workloads, id)
+		out[dir] = p
+	}
+	for dir, p := range out {
+		ws := make([]berth.Workload, len(p.Workloads))
+		for i, id := range p.Workloads {
+			ws[i] = cfg.Workloads[id]
+		}
+		b, err := json.Marshal(ws)
+		if err != nil {
+			panic(err)
+		}
+		p.Digest = sha256.Sum256(b)
+		out[dir] = p
+	}
+	return out
+}
+
 func cloneConfig(cfg *berth.Config) *berth.Config {
 	c := *cfg
 	c.Workloads = maps.Clone(cfg.Workloads)
@@ -187,7 +223,8 @@ func TestNotScheduledFieldsChangeNoDecision(t *testing.T) {
 		w.Checkpoint, w.Ports = &berth.Checkpoint{Dir: "/c"}, []berth.Port{{Port: 1}}
 		w.Health, w.Pos = &berth.Health{Readiness: &berth.Probe{Path: "/"}}, berth.Pos{File: "x.cue", Line: 9}
 		w.Rollout, w.Expose = &berth.Rollout{MaxSurge: 2}, &berth.Expose{Host: "x.example.com"}
-		return []string{"Image", "Command", "Args", "Env", "Retries", "Checkpoint", "Ports", "Health", "Rollout", "Expose", "Pos"}
+		w.Idle = berth.Duration(time.Hour)
+		return []string{"Image", "Command", "Args", "Env", "Retries", "Checkpoint", "Ports", "Health", "Rollout", "Expose", "Idle", "Pos"}
 	}
 	if got := other(&berth.Workload{}); !slices.Equal(got, schedule.NotScheduled) {
 		t.Fatalf("the test changes %v, the cache does not compare %v", got, schedule.NotScheduled)

@@ -317,6 +317,9 @@ func prepare(cfg *berth.Config, snap *berth.Snapshot, opts Options, wls []*wlInf
 		// run still runs asks for a new run beside it.) The cycle keeps
 		// or stops it, on whichever cluster it runs.
 		if len(mine) > 0 && w.Schedule == "" && (!w.Kind.RunsOnce() || hasRunning(mine, w.RunID)) {
+			if w.Autoscale != nil && wl.cluster == snap.Cluster {
+				reqs = scaleRequests(reqs, w, id, mine, snap, queued)
+			}
 			continue
 		}
 		flavors := wl.flavors
@@ -324,7 +327,7 @@ func prepare(cfg *berth.Config, snap *berth.Snapshot, opts Options, wls []*wlInf
 			continue
 		}
 		base := baseDecision(cfg, *w, id, w.RunID, snap.Cluster)
-		if w.Kind.RunsOnce() && w.Schedule == "" {
+		if (w.Kind.RunsOnce() || w.Kind == berth.KindNotebook) && w.Schedule == "" {
 			if f, ok := finished[id][w.RunID]; ok {
 				decisions = append(decisions, doneDecision(base, f))
 				continue
@@ -430,6 +433,49 @@ func prepare(cfg *berth.Config, snap *berth.Snapshot, opts Options, wls []*wlInf
 	return reqs, decisions
 }
 
+// scaleRequests asks for the replicas of a running autoscaled service
+// between its minimum (its run's) and what its autoscaler asks for now,
+// each a run of one replica (berth.ScaleRunID) on the service's flavor,
+// decided like any other request: admitted within the team's quota, or
+// queued with the reason. A service whose cluster reports no autoscaler
+// asks for nothing more.
+func scaleRequests(reqs []Request, w *berth.Workload, id berth.WorkloadID, mine []*run, snap *berth.Snapshot, queued queueIndex) []Request {
+	var svc *run
+	for _, r := range mine {
+		if _, _, ok := berth.ParseScaleRunID(r.runID); !ok {
+			svc = r
+			break
+		}
+	}
+	if svc == nil {
+		return reqs
+	}
+	want, ok := snap.ScaleOf(berth.RunKey{Workload: id, RunID: svc.runID})
+	if !ok {
+		return reqs
+	}
+	one := *w
+	one.Autoscale, one.Replicas = nil, 1
+	// The replicas wait as one line, in their order: each is first seen
+	// when the first of them was, plus its number in nanoseconds, so
+	// replica 10 never starts before replica 2 (their names would sort
+	// the other way) and a scale-down stops the last started.
+	since := snap.Time
+	for _, q := range queued.of(id, nil) {
+		if _, _, ok := berth.ParseScaleRunID(q.RunID); ok && q.Since.Before(since) {
+			since = q.Since
+		}
+	}
+	for n := w.Autoscale.Min + 1; n <= w.Autoscale.Replicas(want); n++ {
+		runID := berth.ScaleRunID(svc.runID, n)
+		if hasRunning(mine, runID) {
+			continue
+		}
+		reqs = append(reqs, Request{Workload: one, RunID: runID, Since: since.Add(time.Duration(n)), id: id, flavors: []string{svc.flavor}})
+	}
+	return reqs
+}
+
 // queueIndex finds a snapshot's queue entries by workload, in the order
 // the snapshot lists them, without a slice per workload.
 type queueIndex struct {
@@ -493,11 +539,20 @@ func finishedRun(runs map[string]berth.FinishedRun, runID string) bool {
 }
 
 // doneDecision is the decision about a run-once workload whose current run
-// finished: it is not started again.
+// finished, or a notebook whose run was stopped for being idle: it is not
+// started again.
 func doneDecision(base berth.Decision, f berth.FinishedRun) berth.Decision {
 	d := base
 	d.Action = berth.ActionDone
 	d.Since = f.At
+	if base.Kind == berth.KindNotebook {
+		msg := "stopped"
+		if f.Reason != "" {
+			msg = f.Reason
+		}
+		d.Reason = &berth.Reason{Code: berth.ReasonIdleStopped, Message: msg + "; bump runId to start it again"}
+		return d
+	}
 	if f.Succeeded {
 		return d
 	}

@@ -134,3 +134,20 @@ func TestDefaultBackoffDoublesToFiveMinutes(t *testing.T) {
 		t.Errorf("backoffs after 0..7 failures: %v, want %v", got, want)
 	}
 }
+
+// TestIdleStoppedNotebookStaysStopped: a notebook the backend stopped for
+// being idle is reported finished; it is not started again (its GPU stays
+// free) until its runId changes.
+func TestIdleStoppedNotebookStaysStopped(t *testing.T) {
+	nb := func() *build.WorkloadBuilder {
+		return build.Workload("v", "explore").Service(1).Kind(berth.KindNotebook).GPUs(1)
+	}
+	stopped := h100Nodes(1).FinishedAfter("v/explore", "1", true, 1, "idle for 2h0m0s (limit 2h): stopped and its GPUs freed")
+	p := plan(t, prepCfg(nb()), stopped)
+	expect(t, p, map[string]got{"v/explore": {Action: berth.ActionDone, Code: berth.ReasonIdleStopped}})
+	if d := decision(t, p, "v/explore"); d.Reason.Message != "idle for 2h0m0s (limit 2h): stopped and its GPUs freed; bump runId to start it again" {
+		t.Errorf("message %q", d.Reason.Message)
+	}
+	p = plan(t, prepCfg(nb().RunID("2")), stopped)
+	expect(t, p, map[string]got{"v/explore": {Action: berth.ActionAdmit, Flavor: "h100"}})
+}

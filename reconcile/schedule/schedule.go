@@ -3,6 +3,7 @@ package schedule
 import (
 	"cmp"
 	"container/heap"
+	"fmt"
 	"math"
 	"slices"
 	"strings"
@@ -578,6 +579,8 @@ func (st *state) keepOrStop(r *run, wl *wlInfo, snap *berth.Snapshot) *berth.Dec
 		stop = &berth.Reason{Code: berth.ReasonMaxDurationPassed, Message: "ran longer than its maxDuration " + wl.w.MaxDuration.String()}
 	case wl.w.Schedule != "" && wl.w.Concurrency == berth.ConcurrencyReplace:
 		stop = supersededByTick(&wl.w, r.runID, snap.Time, st.opts.tickDeadline())
+	default:
+		stop = scaledDown(&wl.w, r.runID, snap)
 	}
 	borrowed := st.borrowed(r.team, r.flavor)
 	if stop == nil && r.keep != nil && r.keep.Borrowed == borrowed && r.keep.Cluster == snap.Cluster {
@@ -607,6 +610,25 @@ func (st *state) keepOrStop(r *run, wl *wlInfo, snap *berth.Snapshot) *berth.Dec
 	}
 	r.keep = &d
 	return &d
+}
+
+// scaledDown is why a replica of an autoscaled service (a run named by
+// berth.ScaleRunID) stops: its service no longer autoscales, or its
+// autoscaler asks for fewer replicas now. nil for any other run, and for a
+// replica whose cluster reports no autoscaler this time.
+func scaledDown(w *berth.Workload, runID string, snap *berth.Snapshot) *berth.Reason {
+	svc, n, ok := berth.ParseScaleRunID(runID)
+	if !ok || w.Kind.RunsOnce() {
+		return nil
+	}
+	if w.Autoscale == nil {
+		return &berth.Reason{Code: berth.ReasonScaledDown, Message: "the service no longer autoscales: it runs its replicas only"}
+	}
+	want, ok := snap.ScaleOf(berth.RunKey{Workload: w.ID(), RunID: svc})
+	if !ok || n <= w.Autoscale.Replicas(want) {
+		return nil
+	}
+	return &berth.Reason{Code: berth.ReasonScaledDown, Message: fmt.Sprintf("its autoscaler asks for %d replicas now", w.Autoscale.Replicas(want))}
 }
 
 // borrowed reports whether a team borrows GPUs of a flavor. The runs are

@@ -17,6 +17,7 @@ import (
 
 	"github.com/berth-gpu/berth"
 	"github.com/berth-gpu/berth/reconcile"
+	"github.com/berth-gpu/berth/reconcile/history"
 	"github.com/berth-gpu/berth/status"
 )
 
@@ -43,6 +44,27 @@ type Data struct {
 	// teams' cohorts, and where each workload is defined. It is read, never
 	// changed.
 	Config *berth.Config
+
+	// From the history, read by the caller: Usage is the GPU time billed
+	// this month (UTC), per day, team, cluster and flavor; Series each
+	// GPU's readings per minute over the last two hours.
+	Usage  []history.Usage
+	Series map[DeviceKey][]history.Point
+	// Devices are this machine's GPUs as NVML reads them now.
+	Devices []Device
+}
+
+// Device is one GPU of a machine berth runs, as NVML reports it.
+type Device struct {
+	Cluster, Node string
+	Index         int
+	Name, UUID    string
+	MemoryMiB     uint64
+	// Utilization and MemoryUtilization are percent (-1: NVML gives none,
+	// as in MIG mode).
+	Utilization, MemoryUtilization int
+	MIGEnabled                     bool
+	MIG                            []string // the MIG devices' profiles
 }
 
 // cohort is the team's cohort, "" for none.
@@ -63,8 +85,12 @@ func (d Data) pos(id berth.WorkloadID) berth.Pos {
 
 // Cluster is one cluster as /api/status reports it.
 type Cluster struct {
-	Name      string
-	Error     string
+	Name  string
+	Error string
+	// Nodes are the cluster's nodes as last observed, and Running the
+	// runs that hold capacity on them (the snapshot's).
+	Nodes     []berth.Node
+	Running   []berth.RunningWorkload
 	Workloads []status.WorkloadStatus
 	Runs      []reconcile.RunState
 	Plan      *berth.Plan

@@ -14,6 +14,7 @@ import (
 	"github.com/berth-gpu/berth"
 	"github.com/berth-gpu/berth/fixtures/golden"
 	"github.com/berth-gpu/berth/reconcile"
+	"github.com/berth-gpu/berth/reconcile/history"
 	"github.com/berth-gpu/berth/status"
 )
 
@@ -24,9 +25,11 @@ var t0 = time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
 // cluster builds a cluster's plan and runs; Workloads is then computed by
 // status.Workloads, as /api/status computes it.
 type clusterBuilder struct {
-	name string
-	plan berth.Plan
-	runs []reconcile.RunState
+	name    string
+	plan    berth.Plan
+	runs    []reconcile.RunState
+	nodes   []berth.Node
+	running []berth.RunningWorkload
 }
 
 func newCluster(name string) *clusterBuilder {
@@ -57,7 +60,7 @@ func (b *clusterBuilder) quota(q berth.QuotaUse) *clusterBuilder {
 }
 
 func (b *clusterBuilder) obj() Cluster {
-	return Cluster{Name: b.name, Workloads: status.Workloads(b.name, &b.plan, b.runs), Runs: b.runs, Plan: &b.plan}
+	return Cluster{Name: b.name, Workloads: status.Workloads(b.name, &b.plan, b.runs), Runs: b.runs, Plan: &b.plan, Nodes: b.nodes, Running: b.running}
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -85,27 +88,69 @@ func demoData() Data {
 		run(reconcile.RunState{RunRecord: reconcile.RunRecord{Workload: "nlp/prep", Kind: berth.KindBatch, Flavor: "cpu", Attempts: 3,
 			QueuedSince: t0.Add(-90 * time.Minute)}, Phase: reconcile.PhaseFailed, Reason: "exit code 2",
 			StartedAt: t0.Add(-80 * time.Minute), FinishedAt: t0.Add(-70 * time.Minute)}).
-		quota(berth.QuotaUse{Team: "vision", Flavor: "h100", Resource: berth.ResourceGPU, Nominal: 4, BorrowingLimit: ptr[int64](2), UsedBefore: 4, UsedAfter: 4}).
-		quota(berth.QuotaUse{Team: "nlp", Flavor: "h100", Resource: berth.ResourceGPU, Nominal: 2, UsedAfter: 3, BorrowedAfter: 1}).
+		quota(berth.QuotaUse{Team: "vision", Flavor: "h100", Resource: berth.ResourceGPU, Nominal: 4000, BorrowingLimit: ptr[int64](2000), UsedBefore: 4000, UsedAfter: 4000}).
+		quota(berth.QuotaUse{Team: "nlp", Flavor: "h100", Resource: berth.ResourceGPU, Nominal: 2000, UsedAfter: 3000, BorrowedAfter: 1000}).
 		quota(berth.QuotaUse{Team: "nlp", Flavor: "h100", Resource: berth.ResourceMemory, Nominal: 64 << 30, UsedAfter: 16 << 30}).
-		quota(berth.QuotaUse{Team: "serving", Flavor: "h100-1g", Resource: berth.ResourceGPU, Nominal: 2, UsedAfter: 1})
+		quota(berth.QuotaUse{Team: "serving", Flavor: "h100-1g", Resource: berth.ResourceGPU, Nominal: 2000, UsedAfter: 1000})
 	lab := newCluster("lab").
 		decide(berth.Decision{Workload: "vision/notebook", Kind: berth.KindNotebook, Action: berth.ActionWait,
 			Reason: &berth.Reason{Code: berth.ReasonSchedule, Message: "next tick at 2026-03-01 12:00 UTC"}}).
 		decide(berth.Decision{Workload: "nlp/eval", Kind: berth.KindBatch, Action: berth.ActionDone, Since: t0.Add(-time.Hour)}).
 		run(reconcile.RunState{RunRecord: reconcile.RunRecord{Workload: "nlp/eval", Kind: berth.KindBatch, Flavor: "cpu", Attempts: 1},
 			Phase: reconcile.PhaseSucceeded, StartedAt: t0.Add(-2 * time.Hour), FinishedAt: t0.Add(-time.Hour)})
+	box.nodes = []berth.Node{{Name: "box", Ready: true, GPUs: 4, GPUModel: "NVIDIA H100 80GB HBM3", MIG: []berth.MIGSlices{{GPU: 3, Profile: "1g.10gb", Count: 7}}}}
+	box.running = []berth.RunningWorkload{
+		{Workload: "vision/train", RunID: "1", Placements: []berth.Placement{{Node: "box", GPUs: []int{0, 1}}}},
+		{Workload: "serving/api", RunID: "1", Placements: []berth.Placement{{Node: "box", MIG: []berth.MIGSlice{{GPU: 3, Profile: "1g.10gb"}}}, {Node: "box", MIG: []berth.MIGSlice{{GPU: 3, Profile: "1g.10gb"}}}}},
+	}
+	box.runs[0].Placements = []berth.Placement{{Node: "box", GPUs: []int{0, 1}}}
+	hour := int64(1000 * 3600e3)
+	series := map[DeviceKey][]history.Point{}
+	for m := range 10 { // vision/train's two GPUs, barely busy; GPU 2 idle
+		at := t0.Add(time.Duration(m-10) * time.Minute)
+		series[DeviceKey{"box", "box/0"}] = append(series[DeviceKey{"box", "box/0"}], history.Point{Time: at, Utilization: float64(10 + m), Memory: 5, Allocated: 1000})
+		series[DeviceKey{"box", "box/1"}] = append(series[DeviceKey{"box", "box/1"}], history.Point{Time: at, Utilization: 4, Memory: 5, Allocated: 1000})
+		series[DeviceKey{"box", "box/2"}] = append(series[DeviceKey{"box", "box/2"}], history.Point{Time: at, Utilization: 0, Memory: 0})
+	}
 	return Data{
+		Usage: []history.Usage{
+			{UsageKey: history.UsageKey{Day: "2026-02-28", Team: "vision", Cluster: "box", Flavor: "h100"}, MilliGPUMillis: 99 * hour},
+			{UsageKey: history.UsageKey{Day: "2026-03-01", Team: "nlp", Cluster: "box", Flavor: "h100"}, MilliGPUMillis: 3 * hour},
+			{UsageKey: history.UsageKey{Day: "2026-03-01", Team: "vision", Cluster: "box", Flavor: "h100"}, MilliGPUMillis: 18 * hour},
+			{UsageKey: history.UsageKey{Day: "2026-03-01", Team: "vision", Cluster: "lab", Flavor: "h100"}, MilliGPUMillis: hour / 2},
+		},
+		Series: series,
+		Devices: []Device{
+			{Cluster: "box", Node: "box", Index: 0, Name: "NVIDIA H100 80GB HBM3", MemoryMiB: 81559, Utilization: 19, MemoryUtilization: 5},
+			{Cluster: "box", Node: "box", Index: 3, Name: "NVIDIA H100 80GB HBM3", MemoryMiB: 81559, Utilization: -1, MemoryUtilization: -1, MIGEnabled: true, MIG: []string{"1g.10gb", "1g.10gb"}},
+		},
 		Revision: "main@sha1:0123456789abcdef0123456789abcdef01234567", Applied: "main@sha1:0123456789abcdef0123456789abcdef01234567",
 		Commit: "0123456789abcdef0123456789abcdef01234567", RepoURL: "https://github.com/acme/gpus", Now: t0,
 		Clusters: []Cluster{lab.obj(), box.obj()}, // out of order: the pages sort
 		Config: &berth.Config{
-			Teams: map[string]berth.Team{"vision": {Cohort: "research"}, "nlp": {Cohort: "research"}, "serving": {}},
+			Teams: map[string]berth.Team{"vision": {Cohort: "research", GPUHoursPerMonth: 20}, "nlp": {Cohort: "research"}, "serving": {}},
 			Workloads: map[berth.WorkloadID]berth.Workload{
 				"vision/train": {Pos: berth.Pos{File: "workloads/vision/train.cue", Line: 3, Col: 1}},
 				"nlp/eval":     {Pos: berth.Pos{File: "workloads/nlp/pipeline.cue", Line: 21, Col: 1}},
 			},
 		},
+	}
+}
+
+// auditEvents are a run's life and the decisions about it, as the history
+// returns them (oldest first).
+func auditEvents() []history.Event {
+	rev := func(e history.Event) history.Event {
+		e.Revision, e.Commit, e.PR, e.MergedBy = "main@sha1:0123456789abcdef0123456789abcdef01234567", "0123456789abcdef0123456789abcdef01234567", 12, "Ana <ana@example.com>"
+		e.Team, e.Cluster, e.Workload, e.RunID = "vision", "box", "vision/train", "1"
+		return e
+	}
+	return []history.Event{
+		rev(history.Event{Time: t0.Add(-3 * time.Hour), Type: history.EventDecision, What: "queue", Reason: "insufficient unused h100 quota in team vision: <2 more> needed", GPUs: 2}),
+		rev(history.Event{Time: t0.Add(-3 * time.Hour), Type: history.EventLifecycle, What: "queued"}),
+		rev(history.Event{Time: t0.Add(-2 * time.Hour), Type: history.EventDecision, What: "admit", GPUs: 2, Flavor: "h100"}),
+		rev(history.Event{Time: t0.Add(-2 * time.Hour), Type: history.EventChange, What: "start created", GPUs: 2, Flavor: "h100"}),
+		rev(history.Event{Time: t0.Add(-2 * time.Hour), Type: history.EventLifecycle, What: "running", Attempt: 2, GPUs: 2, Flavor: "h100"}),
 	}
 }
 
@@ -135,6 +180,9 @@ func TestPagesGolden(t *testing.T) {
 			return Workload(b, d, WorkloadPage{Workload: "nlp/eval", Cluster: "lab"}, LogTail{Missing: "no run of it has started on this machine yet"})
 		}},
 		{"queues", func(b *bytes.Buffer) error { return Queues(b, d) }},
+		{"gpus", func(b *bytes.Buffer) error { return GPUs(b, d) }},
+		{"teams", func(b *bytes.Buffer) error { return Teams(b, d) }},
+		{"audit", func(b *bytes.Buffer) error { return Audit(b, d, AuditQuery{Team: "vision"}, auditEvents()) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := draw(t, tc.draw)

@@ -17,7 +17,7 @@ var templates embed.FS
 // pages are parsed once: each page's template with the shared layout.
 var pages = func() map[string]*template.Template {
 	out := map[string]*template.Template{}
-	for _, name := range []string{"workloads", "workload", "queues"} {
+	for _, name := range []string{"workloads", "workload", "queues", "gpus", "teams", "audit"} {
 		out[name] = template.Must(template.New("layout.html").ParseFS(templates, "templates/layout.html", "templates/"+name+".html"))
 	}
 	return out

@@ -1,0 +1,152 @@
+package cue
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	cuelang "cuelang.org/go/cue"
+	"cuelang.org/go/cue/cuecontext"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/berth-gpu/berth"
+	"github.com/berth-gpu/berth/fixtures/gen"
+)
+
+// loadWith loads dir (or fsys) with the fast path on or off and returns
+// what a user sees: the configuration or the errors.
+func loadWith(t *testing.T, fast bool, load func() (*berth.Config, error)) (*berth.Config, string) {
+	t.Helper()
+	defer func(was bool) { fastEnabled = was }(fastEnabled)
+	fastEnabled = fast
+	cfg, err := load()
+	if err != nil {
+		var errs Errors
+		if !errors.As(err, &errs) {
+			t.Fatalf("berth failed: %v", err)
+		}
+		return nil, err.Error()
+	}
+	return cfg, ""
+}
+
+// TestFastPathAgrees is the fast path's differential test: every fixture
+// repository and generated repositories of several shapes give the same
+// configuration (every workload, team and position) or the same errors
+// with the fast path as with CUE alone.
+func TestFastPathAgrees(t *testing.T) {
+	type repo struct {
+		name string
+		load func() (*berth.Config, error)
+	}
+	var repos []repo
+	for _, opts := range []gen.Options{
+		{Teams: 3, Workloads: 300, Seed: 1},
+		{Teams: 7, Workloads: 500, Seed: 2, FilesPerTeam: 3},
+		{Teams: 4, Workloads: 200, Seed: 3, FilesPerTeam: 9, OnePackage: true},
+	} {
+		fsys := gen.Generate(opts).FS()
+		repos = append(repos, repo{fmt.Sprintf("gen %+v", opts), func() (*berth.Config, error) { return Load(fsys, Options{}) }})
+	}
+	// Files cue/load leaves out of an instance: the fast path must too.
+	extra := gen.Generate(gen.Options{Teams: 2, Workloads: 20, Seed: 4})
+	team := gen.TeamDir(gen.TeamName(1))
+	extra[team+"/more_test.cue"] = []byte("package " + strings.ReplaceAll(gen.TeamName(1), "-", "_") + "\n\nworkloads: \"" + gen.TeamName(1) + "\": t: {kind: \"batch\"}\n")
+	extra[team+"/more_tool.cue"] = []byte("package " + strings.ReplaceAll(gen.TeamName(1), "-", "_") + "\n\nworkloads: \"" + gen.TeamName(1) + "\": u: {kind: \"batch\"}\n")
+	repos = append(repos, repo{"gen with test and tool files", func() (*berth.Config, error) { return Load(extra.FS(), Options{}) }})
+	dirs, _ := filepath.Glob("../fixtures/repos/*")
+	broken, _ := filepath.Glob("../fixtures/repos/broken/*")
+	dirs = append(dirs, broken...)
+	for _, d := range dirs {
+		if filepath.Base(d) == "broken" {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(d, "options.json")); err == nil {
+			continue // runaway and size cases: no data for the fast path
+		}
+		repos = append(repos, repo{d, func() (*berth.Config, error) { return Load(os.DirFS(d), Options{}) }})
+	}
+	for _, r := range repos {
+		t.Run(r.name, func(t *testing.T) {
+			slowCfg, slowErr := loadWith(t, false, r.load)
+			fastCfg, fastErr := loadWith(t, true, r.load)
+			if d := cmp.Diff(slowErr, fastErr); d != "" {
+				t.Errorf("errors (-CUE +fast):\n%s", d)
+			}
+			if d := cmp.Diff(slowCfg, fastCfg, cmp.Exporter(func(reflect.Type) bool { return true })); d != "" {
+				t.Errorf("configuration (-CUE +fast):\n%s", d)
+			}
+		})
+	}
+}
+
+// TestFastPathAnswers: the fast path answers for every team instance of
+// a generated repository (else the differential test would prove little
+// and the speed would be CUE's).
+func TestFastPathAnswers(t *testing.T) {
+	for _, opts := range []gen.Options{
+		{Teams: 3, Workloads: 300, Seed: 1},
+		{Teams: 4, Workloads: 200, Seed: 3, FilesPerTeam: 9, OnePackage: true},
+	} {
+		tr, errs, _ := readTree(gen.Generate(opts).FS(), Options{}.withDefaults())
+		if len(errs) > 0 {
+			t.Fatal(errs)
+		}
+		f := newFastEval(tr)
+		for _, d := range tr.dirs {
+			if d == "platform" || d == "templates" {
+				continue
+			}
+			if _, err := f.instance(d); err != nil {
+				t.Errorf("%+v: %s: %v", opts, d, err)
+			}
+		}
+	}
+}
+
+// TestFastFieldsCoverTheSchema: every field of every struct of schema.cue
+// the fast path checks is either checked (fastFields) or left to CUE
+// (fastRefused). A field added to the schema without either would be
+// missing, or its default unfilled, in what the fast path answers.
+func TestFastFieldsCoverTheSchema(t *testing.T) {
+	ctx := cuecontext.New()
+	schema := ctx.CompileBytes(berth.Schema)
+	if err := schema.Err(); err != nil {
+		t.Fatal(err)
+	}
+	for def, known := range fastFields {
+		parts := strings.Split(def, ".")
+		v := schema.LookupPath(cuelang.MakePath(cuelang.Def(parts[0])))
+		for _, p := range parts[1:] {
+			f := v.LookupPath(cuelang.MakePath(cuelang.Str(p)))
+			if !f.Exists() { // an optional field
+				f = v.LookupPath(cuelang.MakePath(cuelang.Str(p).Optional()))
+			}
+			v = f
+		}
+		if !v.Exists() {
+			t.Errorf("%s is not in the schema", def)
+			continue
+		}
+		var got []string
+		it, err := v.Fields(cuelang.Optional(true))
+		if err != nil {
+			t.Fatalf("%s: %v", def, err)
+		}
+		for it.Next() {
+			got = append(got, it.Selector().Unquoted())
+		}
+		want := append(slices.Clone(known), fastRefused[def]...)
+		slices.Sort(got)
+		slices.Sort(want)
+		if d := cmp.Diff(want, got); d != "" {
+			t.Errorf("%s: fields (-fast path +schema.cue):\n%s", def, d)
+		}
+	}
+}
