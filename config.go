@@ -1,6 +1,7 @@
 package berth
 
 import (
+	"iter"
 	"maps"
 	"slices"
 	"strings"
@@ -20,8 +21,14 @@ type Config struct {
 	Policy    Policy                  `json:"policy"`
 
 	// Positions maps a CUE path ("workloads.vision.train.resources.flavor")
-	// to where it is defined, for every object and every reference field.
+	// to where it is defined, in a Config made in code.
 	Positions map[string]Pos `json:"-"`
+	// Fields, in a Config the loader made, says where every object and
+	// every reference field is defined. It decodes an object's positions
+	// the first time one of its paths is asked for: a 50,000-workload
+	// repository has about 750,000 of them, and most loads ask for none.
+	// Read positions with Pos and AllPositions, which see both.
+	Fields PositionIndex `json:"-"`
 
 	// Packages, in a Config the loader made, lists each package instance
 	// of the repository by directory, with a digest of what its result
@@ -45,12 +52,43 @@ type Package struct {
 	Workloads []WorkloadID
 }
 
+// PositionIndex says where the paths of a loaded configuration are
+// defined (Config.Fields).
+type PositionIndex interface {
+	// Lookup returns where path is defined; ok is false when nothing
+	// says.
+	Lookup(path string) (p Pos, ok bool)
+	// All calls yield with every path and its position, in no order,
+	// until it returns false.
+	All(yield func(path string, p Pos) bool)
+}
+
+// AllPositions yields every path with a position and its position, in no
+// order: those of Positions, then those of Fields.
+func (c *Config) AllPositions() iter.Seq2[string, Pos] {
+	return func(yield func(string, Pos) bool) {
+		for k, p := range c.Positions {
+			if !yield(k, p) {
+				return
+			}
+		}
+		if c.Fields != nil {
+			c.Fields.All(yield)
+		}
+	}
+}
+
 // Pos returns where the CUE path is defined, or the nearest enclosing path
 // that has a position.
 func (c *Config) Pos(path string) Pos {
 	for path != "" {
 		if p, ok := c.Positions[path]; ok {
 			return p
+		}
+		if c.Fields != nil {
+			if p, ok := c.Fields.Lookup(path); ok {
+				return p
+			}
 		}
 		i := strings.LastIndexByte(path, '.')
 		if i < 0 {

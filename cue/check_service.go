@@ -23,8 +23,12 @@ func (ev *evaluator) servicePos(obj *object, o cuelang.Value, p []string, w bert
 // health checks, rollout, expose and autoscale: references to its own
 // ports, duplicates, bounds between fields and what its cluster offers.
 func (c *checker) service(p string, w berth.Workload) {
+	// A notebook that declares no port has Jupyter's: its probes and
+	// expose refer to that.
+	declared := len(w.Ports)
+	w.Ports = w.ServedPorts()
 	names, numbers := map[string]int{}, map[string]int{}
-	for i, port := range w.Ports {
+	for i, port := range w.Ports[:declared] {
 		if port.Name != "" {
 			if j, dup := names[port.Name]; dup {
 				c.errorf(fmt.Sprintf("%s.ports.%d.name", p, i), "port name %s is used twice (ports %d and %d): name each port once", port.Name, j, i)

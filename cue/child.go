@@ -33,10 +33,12 @@ func ServeChild(in io.Reader, out io.Writer) int {
 
 	if req.Profile != "" {
 		if f, err := os.Create(fmt.Sprintf("%s.eval-%d.cpu.pprof", req.Profile, os.Getpid())); err == nil {
+			// Deferred calls run last first: the profile is written,
+			// then the file closed (the other way round left it empty).
+			defer f.Close()
 			if pprof.StartCPUProfile(f) == nil {
 				defer pprof.StopCPUProfile()
 			}
-			defer f.Close()
 		}
 	}
 

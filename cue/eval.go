@@ -37,8 +37,13 @@ type object struct {
 	key   string // "teams.vision", "workloads.vision.train", "policy.priorities"
 	pos   berth.Pos
 	value any // the decoded berth type, or json.RawMessage for policy fields
-	// positions of the object's reference fields, by full path.
+	// positions of the object's reference fields, by full path; or, for
+	// an object decoded from a child's answer or the disk cache, not yet
+	// decoded: enc, as encodePositions wrote it, with the file table its
+	// indexes refer to.
 	positions map[string]berth.Pos
+	enc       string
+	files     []string
 }
 
 // instanceResult is what one instance contributed, and what it depends on.

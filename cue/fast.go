@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"path"
 	"regexp"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"cuelang.org/go/cue/ast"
 	"cuelang.org/go/cue/literal"
@@ -607,7 +609,9 @@ func ancestorsFree(t *tree, dir string) bool {
 	return true
 }
 
-// instance evaluates the instance in dir on the fast path.
+// instance evaluates the instance in dir on the fast path. The files are
+// read, and the objects checked, by as many goroutines as there are
+// CPUs: one package may hold thousands of files.
 func (f *fastEval) instance(dir string) (*instanceResult, error) {
 	if !ancestorsFree(f.t, dir) {
 		return nil, notFast("files above %s", dir)
@@ -616,82 +620,154 @@ func (f *fastEval) instance(dir string) (*instanceResult, error) {
 	if len(files) == 0 {
 		return nil, notFast("no files")
 	}
-	pkg := ""
-	deps := map[string]bool{dir: true, "cue.mod": true}
-	objects := map[string]*objSrc{}
-	var order []string
-	for _, p := range files {
-		file, err := f.parse(p)
-		if err != nil {
-			return nil, err
-		}
-		name := file.PackageName()
-		if name == "" || (pkg != "" && name != pkg) || name == "_" {
+	read := make([]fileObjects, len(files))
+	if err := inParallel(len(files), func(i int) error {
+		var err error
+		read[i], err = f.file(files[i])
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	deps := []string{dir, "cue.mod"}
+	seen := map[string]bool{}
+	var objs []*objSrc
+	pkg := read[0].pkg
+	for i, fo := range read {
+		if fo.pkg != pkg {
 			return nil, notFast("package clauses")
 		}
-		pkg = name
-		b := &builder{user: true, imports: map[string]*templatePkg{}, used: map[string]bool{}}
-		labels := map[string]bool{}
-		for _, d := range file.Decls {
-			switch d := d.(type) {
-			case *ast.Package, *ast.CommentGroup:
-			case *ast.ImportDecl:
-				for _, s := range d.Specs {
-					ip, err := literal.Unquote(s.Path.Value)
-					if err != nil {
-						return nil, notFast("an import path")
-					}
-					ident := path.Base(ip)
-					if s.Name != nil {
-						ident = s.Name.Name
-					}
-					t := f.templates(ip)
-					if t.err != nil {
-						return nil, t.err
-					}
-					b.imports[ident] = t
-					deps[t.dir] = true
-				}
-			case *ast.Field:
-				if err := collect(d, nil, b, labels, objects, &order); err != nil {
-					return nil, err
-				}
-			default:
-				return nil, notFast("the declaration %T", d)
+		deps = append(deps, fo.deps...)
+		for _, o := range fo.objects {
+			if seen[o.key] {
+				return nil, notFast("%s written twice", o.key)
 			}
+			seen[o.key] = true
+			objs = append(objs, o)
 		}
-		for ident := range b.imports {
-			if labels[ident] {
-				return nil, notFast("a label named as an import")
-			}
-			if !b.used[ident] {
-				return nil, notFast("an import %s does not use", p)
-			}
-		}
-	}
-	r := &instanceResult{dir: dir}
-	for d := range deps {
-		r.deps = append(r.deps, d)
+		read[i] = fileObjects{}
 	}
 	for d := dir; d != "."; {
 		d = path.Dir(d)
-		r.deps = append(r.deps, d)
+		deps = append(deps, d)
 	}
-	r.deps = sortedUnique(r.deps)
+	r := &instanceResult{dir: dir, deps: sortedUnique(deps)}
 	r.key = hashDeps(f.t, r.deps)
-	for _, key := range order {
-		o := objects[key]
-		obj, err := o.check()
-		if err != nil {
-			return nil, err
-		}
-		r.objects = append(r.objects, obj)
+	r.objects = make([]object, len(objs))
+	if err := inParallel(len(objs), func(i int) error {
+		var err error
+		r.objects[i], err = objs[i].check()
+		return err
+	}); err != nil {
+		return nil, err
 	}
 	return r, nil
 }
 
+// fileObjects is what one file of an instance holds.
+type fileObjects struct {
+	pkg     string
+	deps    []string // the directories of the packages it imports
+	objects []*objSrc
+}
+
+// file reads one file of an instance.
+func (f *fastEval) file(p string) (fileObjects, error) {
+	var out fileObjects
+	file, err := f.parse(p)
+	if err != nil {
+		return out, err
+	}
+	out.pkg = file.PackageName()
+	if out.pkg == "" || out.pkg == "_" {
+		return out, notFast("package clauses")
+	}
+	b := &builder{user: true, imports: map[string]*templatePkg{}, used: map[string]bool{}}
+	labels := map[string]bool{}
+	objects := map[string]*objSrc{}
+	for _, d := range file.Decls {
+		switch d := d.(type) {
+		case *ast.Package, *ast.CommentGroup:
+		case *ast.ImportDecl:
+			for _, s := range d.Specs {
+				ip, err := literal.Unquote(s.Path.Value)
+				if err != nil {
+					return out, notFast("an import path")
+				}
+				ident := path.Base(ip)
+				if s.Name != nil {
+					ident = s.Name.Name
+				}
+				t := f.templates(ip)
+				if t.err != nil {
+					return out, t.err
+				}
+				b.imports[ident] = t
+				out.deps = append(out.deps, t.dir)
+			}
+		case *ast.Field:
+			if err := collect(d, nil, b, labels, objects, &out.objects); err != nil {
+				return out, err
+			}
+		default:
+			return out, notFast("the declaration %T", d)
+		}
+	}
+	for ident := range b.imports {
+		if labels[ident] {
+			return out, notFast("a label named as an import")
+		}
+		if !b.used[ident] {
+			return out, notFast("an import %s does not use", p)
+		}
+	}
+	return out, nil
+}
+
+// inParallel calls do(i) for every i below n, on as many goroutines as
+// there are CPUs, and returns the first error.
+func inParallel(n int, do func(i int) error) error {
+	workers := min(runtime.GOMAXPROCS(0), n/16+1)
+	if workers <= 1 {
+		for i := range n {
+			if err := do(i); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var next atomic.Int64
+	var failed atomic.Bool
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !failed.Load() {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				if err := do(i); err != nil {
+					errs[w] = err
+					failed.Store(true)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // objSrc is one object an instance defines: its path and value.
 type objSrc struct {
+	key  string   // the path joined with NUL
 	path []string // ["workloads", team, name] or ["teams", name]
 	v    *fval
 	pos  token.Pos // the position of the object's label
@@ -699,7 +775,7 @@ type objSrc struct {
 
 // collect walks a top-level field down to the objects it defines
 // (workloads.<team>.<name>, teams.<name>).
-func collect(f *ast.Field, prefix []string, b *builder, labels map[string]bool, objects map[string]*objSrc, order *[]string) error {
+func collect(f *ast.Field, prefix []string, b *builder, labels map[string]bool, objects map[string]*objSrc, order *[]*objSrc) error {
 	name, err := fieldName(f)
 	if err != nil {
 		return err
@@ -719,8 +795,9 @@ func collect(f *ast.Field, prefix []string, b *builder, labels map[string]bool, 
 		if _, dup := objects[key]; dup {
 			return notFast("%s written twice", strings.Join(p, "."))
 		}
-		objects[key] = &objSrc{path: p, v: v, pos: f.Label.Pos()}
-		*order = append(*order, key)
+		o := &objSrc{key: key, path: p, v: v, pos: f.Label.Pos()}
+		objects[key] = o
+		*order = append(*order, o)
 		return nil
 	}
 	s, ok := f.Value.(*ast.StructLit)

@@ -68,6 +68,7 @@ teams: vision: {
 		{flavor: "h100", gpu: {nominal: 16, borrowingLimit: 8}, cpu: nominal: 128, memory: nominal: "1Ti"},
 		{flavor: "cpu", cpu: nominal: "500m"},
 	]
+	gpuHoursPerMonth: 5000
 	preemption: withinTeam: "lowerOrNewerEqualPriority"
 }
 `
@@ -214,7 +215,7 @@ func mutations() []map[string][]byte {
 		"kind: \"training\"", "image: \"\"", "image: \"i\"", "env: {\"1x\": \"a\"}", "env: {A: 1}", "maxDuration: \"1h\"",
 		"retries: 0", "runId: \"1\"", "resources: gpu: 2", "resources: mig: \"1g.10gb\"", "checkpoint: {}",
 		"ports: [{name: \"http\", port: 8080}]", "command: [\"a\"]", "#x: 1", "_h: 1", "let y = 1",
-		"priority: \"low\"", "dependsOn: [\"x/y\", \"Z\"]", "catchUpLimit: 1001"} {
+		"priority: \"low\"", "dependsOn: [\"x/y\", \"Z\"]", "catchUpLimit: 1001", "idle: \"2h\"", "idle: \"x\""} {
 		for _, name := range []string{`"train": `, `"prep": `, `"job": `, `"api": `, `"nb": `, `"plain": `} {
 			i := strings.Index(mutWorkloads, name)
 			j := i + strings.Index(mutWorkloads[i:], "{\n") + 2

@@ -1,6 +1,9 @@
 package cue
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -11,7 +14,10 @@ import (
 	"testing"
 
 	cuelang "cuelang.org/go/cue"
+	"cuelang.org/go/cue/ast"
 	"cuelang.org/go/cue/cuecontext"
+	"cuelang.org/go/cue/format"
+	"cuelang.org/go/cue/parser"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -148,5 +154,62 @@ func TestFastFieldsCoverTheSchema(t *testing.T) {
 		if d := cmp.Diff(want, got); d != "" {
 			t.Errorf("%s: fields (-fast path +schema.cue):\n%s", def, d)
 		}
+	}
+}
+
+// TestAppendJSONString: what the fast path's encoder writes decodes to the
+// string it was given, for every kind of character a CUE string holds.
+func TestAppendJSONString(t *testing.T) {
+	for _, s := range []string{"", "plain", `q"uote`, `back\slash`, "tab\tnl\ncr\r", "\x00\x01\x1f\x7f",
+		"<>&", "é ü 中 🙂", "\u2028\u2029", `\u0041`} {
+		var got string
+		if err := json.Unmarshal(appendJSONString(nil, s), &got); err != nil || got != s {
+			t.Errorf("%q: decoded %q, %v", s, got, err)
+		}
+	}
+}
+
+// fastSchemaDigest is the digest of the definitions of schema.cue whose
+// rules fastschema.go writes in Go, as they were when the rules were last
+// checked against them.
+const fastSchemaDigest = "1350977bb181df50"
+
+// TestFastSchemaUnchanged fails when a definition the fast path's rules
+// copy changes in schema.cue (a default, a pattern, a bound, a new
+// condition): the Go rules must then be checked against it, since
+// the fixtures may not exercise the change. Then set fastSchemaDigest to
+// the digest this test prints.
+func TestFastSchemaUnchanged(t *testing.T) {
+	f, err := parser.ParseFile("schema.cue", berth.Schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copied := map[string]bool{"#Name": true, "#Owner": true, "#Quantity": true, "#Duration": true, "#Cron": true,
+		"#MIGProfile": true, "#Workloads": true, "#Teams": true, "#Team": true, "#FlavorQuota": true,
+		"#ResourceQuota": true, "#Resources": true, "#Workload": true, "#Port": true, "#PortRef": true,
+		"#Health": true, "#Probe": true, "#Rollout": true}
+	h := sha256.New()
+	found := 0
+	for _, d := range f.Decls {
+		fd, ok := d.(*ast.Field)
+		if !ok {
+			continue
+		}
+		name, _, _ := ast.LabelName(fd.Label)
+		if !copied[name] {
+			continue
+		}
+		found++
+		b, err := format.Node(fd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Write(b)
+	}
+	if found != len(copied) {
+		t.Fatalf("found %d of the %d definitions the fast path copies in schema.cue", found, len(copied))
+	}
+	if got := hex.EncodeToString(h.Sum(nil))[:16]; got != fastSchemaDigest {
+		t.Errorf("schema.cue's definitions that fastschema.go copies changed (digest %s, was %s): check the rules in fastschema.go against them, then set fastSchemaDigest to %q", got, fastSchemaDigest, got)
 	}
 }

@@ -65,6 +65,15 @@ var quantityEqual = cmp.Comparer(func(a, b berth.Quantity) bool {
 	return a.Milli() == b.Milli() && a.String() == b.String()
 })
 
+// allPositions is every position of cfg, in one map.
+func allPositions(cfg *berth.Config) map[string]berth.Pos {
+	out := map[string]berth.Pos{}
+	for p, pos := range cfg.AllPositions() {
+		out[p] = pos
+	}
+	return out
+}
+
 func mustLoad(t testing.TB, fsys fs.FS, opts cue.Options) *berth.Config {
 	t.Helper()
 	cfg, err := cue.Load(fsys, opts)
@@ -279,10 +288,15 @@ func TestDeterministic(t *testing.T) {
 			want := mustLoad(t, repo, cue.Options{Parallelism: 1})
 			ren, back := renamed(t, repo, reverseName)
 			got := mustLoad(t, ren, cue.Options{Parallelism: 4})
-			for k, p := range got.Positions {
+			gotPos := allPositions(got)
+			for k, p := range gotPos {
 				p.File = back[p.File]
-				got.Positions[k] = p
+				gotPos[k] = p
 			}
+			if d := cmp.Diff(allPositions(want), gotPos); d != "" {
+				t.Errorf("renamed files give other positions (-want +got):\n%s", d)
+			}
+			got.Fields, want.Fields = nil, nil
 			for id, w := range got.Workloads {
 				w.Pos.File = back[w.Pos.File]
 				got.Workloads[id] = w

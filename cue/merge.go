@@ -19,20 +19,18 @@ import (
 func merge(results []*instanceResult) (*berth.Config, map[string]bool, Errors) {
 	// Size the maps first: growing them cost most of a re-validation's
 	// merge (10,000 workloads, 150,000 positions).
-	objects, positions := 0, 0
+	objects := 0
 	for _, r := range results {
 		objects += len(r.objects)
-		for _, o := range r.objects {
-			positions += len(o.positions)
-		}
 	}
+	fields := newPositionIndex(objects)
 	cfg := &berth.Config{
 		Clusters:  map[string]berth.Cluster{},
 		Flavors:   map[string]berth.Flavor{},
 		Cohorts:   map[string]berth.Cohort{},
 		Teams:     map[string]berth.Team{},
 		Workloads: make(map[berth.WorkloadID]berth.Workload, objects),
-		Positions: make(map[string]berth.Pos, positions),
+		Fields:    fields,
 	}
 	cfg.Packages = make(map[string]berth.Package, len(results))
 	var errs Errors
@@ -52,7 +50,8 @@ func merge(results []*instanceResult) (*berth.Config, map[string]bool, Errors) {
 		}
 		slices.Sort(pkg.Workloads)
 		cfg.Packages[r.dir] = pkg
-		for _, o := range r.objects {
+		for i := range r.objects {
+			o := &r.objects[i]
 			if prev, dup := seen[o.key]; dup {
 				if prev != o.pos {
 					errs = append(errs, Error{
@@ -64,9 +63,7 @@ func merge(results []*instanceResult) (*berth.Config, map[string]bool, Errors) {
 				continue
 			}
 			seen[o.key] = o.pos
-			for k, p := range o.positions {
-				cfg.Positions[k] = p
-			}
+			fields.add(o)
 			parts := strings.SplitN(o.key, ".", 3)
 			switch v := o.value.(type) {
 			case berth.Cluster:

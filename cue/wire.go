@@ -120,12 +120,12 @@ func fromWire(w *wireResult, t *tree) (*instanceResult, error) {
 // encoding/json's time. What it is given was written by encoding/json
 // from the same types (exact field names, no duplicates, valid UTF-8), so
 // the two decode it alike; TestDecodersAgree holds them to that.
+//
+// Its positions are left as they came, decoded only when a path of the
+// object is asked for (see positionIndex).
 func decodeObject(wo wireObject, files []string) (object, error) {
-	positions, err := decodePositions(wo.Key, wo.Positions, files)
-	if err != nil {
-		return object{}, err
-	}
-	o := object{key: wo.Key, pos: wo.Pos, positions: positions}
+	o := object{key: wo.Key, pos: wo.Pos, enc: wo.Positions, files: files}
+	var err error
 	field, _, _ := strings.Cut(wo.Key, ".")
 	switch field {
 	case "clusters":

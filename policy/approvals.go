@@ -396,7 +396,7 @@ func attributeByFile(base *berth.Config, changed []string, ch *change, addWorklo
 			seen[f] = true
 		}
 	}
-	for path, pos := range base.Positions {
+	for path, pos := range base.AllPositions() {
 		if !files[pos.File] {
 			continue
 		}

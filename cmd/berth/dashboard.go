@@ -5,6 +5,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/berth-gpu/berth"
+	"github.com/berth-gpu/berth/reconcile/history"
 	"github.com/berth-gpu/berth/reconcile/local"
 	"github.com/berth-gpu/berth/status/dash"
 )
@@ -32,9 +34,13 @@ func (s *server) mountDashboard(mux *http.ServeMux) {
 	pages.HandleFunc("GET /{$}", s.dashWorkloads)
 	pages.HandleFunc("GET /queues", s.dashQueues)
 	pages.HandleFunc("GET /workloads/{team}/{name}", s.dashWorkload)
+	pages.HandleFunc("GET /gpus", s.dashGPUs)
+	pages.HandleFunc("GET /teams", s.dashTeams)
+	pages.HandleFunc("GET /audit", s.dashAudit)
+	pages.HandleFunc("GET /audit/export", s.serveEvents) // history.go: ?format=json|csv
 	pages.Handle("GET /assets/", http.StripPrefix("/assets/", http.FileServerFS(dash.Assets())))
 	guarded := requireToken(s.token, pages)
-	for _, p := range []string{"GET /{$}", "GET /queues", "GET /workloads/", "GET /assets/"} {
+	for _, p := range []string{"GET /{$}", "GET /queues", "GET /workloads/", "GET /gpus", "GET /teams", "GET /audit", "GET /audit/", "GET /assets/"} {
 		mux.Handle(p, guarded)
 	}
 }
@@ -100,13 +106,75 @@ func (s *server) computeDashData() dash.Data {
 	for _, e := range resp.Invalid {
 		d.Invalid = append(d.Invalid, e.Error())
 	}
+	reports := s.engine.Last()
 	for _, c := range resp.Clusters {
-		d.Clusters = append(d.Clusters, dash.Cluster{Name: c.Name, Error: c.Error, Workloads: c.Workloads, Runs: c.Runs, Plan: resp.Plans[c.Name]})
+		dc := dash.Cluster{Name: c.Name, Error: c.Error, Workloads: c.Workloads, Runs: c.Runs, Plan: resp.Plans[c.Name]}
+		if obs := reports[c.Name].Observed; obs != nil {
+			dc.Nodes, dc.Running = obs.Snapshot.Nodes, obs.Snapshot.Running
+		}
+		d.Clusters = append(d.Clusters, dc)
 	}
 	if cfg, _, ok := s.engine.LastConfig(); ok {
 		d.Config = cfg
 	}
+	s.addHistory(&d, resp.Time)
 	return d
+}
+
+// addHistory adds what the pages read from the history and this
+// machine's GPUs: this month's GPU-hours, each GPU's readings over the
+// last two hours, and NVML's figures now.
+func (s *server) addHistory(d *dash.Data, now time.Time) {
+	if s.hist == nil {
+		return
+	}
+	if u, err := s.hist.Usage(history.MonthStart(now), history.Day(now)); err == nil {
+		d.Usage = u
+	}
+	d.Series = map[dash.DeviceKey][]history.Point{}
+	for _, c := range s.clusters {
+		lc, ok := c.(*local.Cluster)
+		if !ok {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		gpus, err := lc.GPUs(ctx)
+		cancel()
+		if err != nil {
+			continue
+		}
+		node := lc.Node().Name
+		for _, g := range gpus {
+			dv := dash.Device{Cluster: lc.Name(), Node: node, Index: g.Index, Name: g.Name, UUID: g.UUID, MemoryMiB: g.MemoryMiB,
+				Utilization: g.Utilization, MemoryUtilization: g.MemoryUtilization, MIGEnabled: g.MIGEnabled}
+			for _, m := range g.MIG {
+				dv.MIG = append(dv.MIG, m.Profile)
+			}
+			d.Devices = append(d.Devices, dv)
+			dev := history.Device(node, g.Index)
+			if pts, err := s.hist.Series(lc.Name(), dev, now.Add(-2*time.Hour), now); err == nil && len(pts) > 0 {
+				d.Series[dash.DeviceKey{Cluster: lc.Name(), Device: dev}] = pts
+			}
+		}
+	}
+}
+
+func (s *server) dashGPUs(w http.ResponseWriter, r *http.Request) {
+	writePage(w, func(out io.Writer) error { return dash.GPUs(out, s.dashData()) })
+}
+
+func (s *server) dashTeams(w http.ResponseWriter, r *http.Request) {
+	writePage(w, func(out io.Writer) error { return dash.Teams(out, s.dashData()) })
+}
+
+func (s *server) dashAudit(w http.ResponseWriter, r *http.Request) {
+	q := dash.ParseAuditQuery(r.URL.Query())
+	evs, err := s.events(q.History(dash.MaxAudit))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	writePage(w, func(out io.Writer) error { return dash.Audit(out, s.dashData(), q, evs) })
 }
 
 func (s *server) dashWorkloads(w http.ResponseWriter, r *http.Request) {
@@ -120,6 +188,7 @@ func (s *server) dashQueues(w http.ResponseWriter, r *http.Request) {
 func (s *server) dashWorkload(w http.ResponseWriter, r *http.Request) {
 	id := berth.MakeWorkloadID(r.PathValue("team"), r.PathValue("name"))
 	p := dash.WorkloadPage{Workload: id, Cluster: r.URL.Query().Get("cluster"), RunID: r.URL.Query().Get("run")}
+	p.History, _ = s.events(history.Query{Workload: string(id), Limit: 1000}) // none: the run's own times
 	d := s.dashData()
 	tail := s.logTail(p, d)
 	var buf bytes.Buffer

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -65,7 +67,7 @@ func newBrowser(t *testing.T) context.Context {
 		chromedp.Flag("disable-sync", true), chromedp.Flag("no-first-run", true))
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 2*time.Minute)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 5*time.Minute) // loaded CI machines
 	t.Cleanup(func() { cancelTimeout(); cancel(); cancelAlloc() })
 	if err := chromedp.Run(ctx); err != nil { // starts the browser
 		t.Fatalf("start %s: %v", path, err)
@@ -85,6 +87,7 @@ func newDemoServe(t *testing.T) *e2e {
 	}
 	e.git("init", "-q", "-b", "main")
 	e.commit("demo")
+	e.args = []string{"--history-bill-every", "1s"} // GPU-hours show at once
 	e.start()
 	e.waitState("vision/resnet-train@1", "running")
 	e.waitState("nlp/prepare-data@1", "succeeded")
@@ -249,7 +252,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		chromedp.Text("#logs", &logs, chromedp.ByQuery)); err != nil {
 		t.Fatal(err)
 	}
-	for _, w := range []string{"queued", "started", "attempt 1", "running"} {
+	for _, w := range []string{"decided: admit", "running", "attempt 1"} { // from the history
 		if !strings.Contains(life, w) {
 			t.Errorf("vision/resnet-train's lifecycle does not say %q:\n%s", w, life)
 		}
@@ -277,8 +280,10 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	shots["queues"] = fullScreenshot(t, ctx)
 
+	checkHistoryPages(t, ctx, e, shots)
+
 	// At a phone's width nothing is wider than the screen.
-	for _, page := range []string{"/", "/workloads/vision/resnet-train", "/queues"} {
+	for _, page := range []string{"/", "/workloads/vision/resnet-train", "/queues", "/gpus", "/teams", "/audit"} {
 		var fits bool
 		if err := chromedp.Run(ctx,
 			chromedp.EmulateViewport(390, 844),
@@ -306,6 +311,96 @@ func TestDashboardInBrowser(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+	}
+}
+
+// checkHistoryPages: the GPUs page says which run holds which GPU and
+// plots the node; the teams page bills vision's running GPUs; the audit
+// page lists the runs' events, its filter keeps only what it names, and
+// its exports hold the same events.
+func checkHistoryPages(t *testing.T, ctx context.Context, e *e2e, shots map[string][]byte) {
+	t.Helper()
+	// resnet-train is billed and sampled by now: the serve bills every
+	// second and reads the GPUs at its first reconcile.
+	time.Sleep(2 * time.Second)
+	var held []string
+	var plots int
+	if err := chromedp.Run(ctx,
+		chromedp.Navigate(e.addr+"/gpus"),
+		chromedp.WaitVisible("table.gpus", chromedp.ByQuery),
+		chromedp.Evaluate(`Array.from(document.querySelectorAll("table.gpus tbody tr")).map(r => r.cells[0].innerText + " " + r.cells[3].innerText)`, &held),
+		chromedp.Evaluate(`document.querySelectorAll("svg.chart polyline").length`, &plots)); err != nil {
+		t.Fatal(err)
+	}
+	resnet := 0
+	for _, h := range held {
+		if strings.Contains(h, "vision/resnet-train@1 (whole)") {
+			resnet++
+		}
+	}
+	if resnet != 2 || plots != 2 {
+		t.Errorf("GPUs page: %d GPUs held by vision/resnet-train@1 (want 2) in %v; %d plot lines (want allocation and utilisation)", resnet, held, plots)
+	}
+	shots["gpus"] = fullScreenshot(t, ctx)
+
+	var month string
+	var bars int
+	if err := chromedp.Run(ctx,
+		chromedp.Navigate(e.addr+"/teams"),
+		chromedp.WaitVisible("#team-vision", chromedp.ByQuery),
+		chromedp.Text("#team-vision .month", &month, chromedp.ByQuery),
+		chromedp.Evaluate(`document.querySelectorAll("#usage-vision rect").length`, &bars)); err != nil {
+		t.Fatal(err)
+	}
+	if h, err := strconv.ParseFloat(strings.Fields(month)[0], 64); err != nil || h <= 0 || !strings.Contains(month, "of a budget of 2000") {
+		t.Errorf("vision this month: %q, want GPU-hours billed, of its budget of 2000", month)
+	}
+	if _, _, day := time.Now().UTC().Date(); bars != day {
+		t.Errorf("vision's chart has %d bars, want one per day of the month so far (%d)", bars, day)
+	}
+	shots["teams"] = fullScreenshot(t, ctx)
+
+	var types []string
+	var jsonHref, csvHref string
+	var ok bool
+	if err := chromedp.Run(ctx,
+		chromedp.Navigate(e.addr+"/audit"),
+		chromedp.WaitVisible("#audit", chromedp.ByQuery),
+		chromedp.Evaluate(`Array.from(document.querySelectorAll("#audit tbody tr")).some(r => r.cells[2].innerText == "vision/resnet-train@1" && r.cells[3].innerText == "running")`, &ok)); err != nil {
+		t.Fatal(err)
+	}
+	if !ok {
+		t.Error("the audit page does not show vision/resnet-train@1 running")
+	}
+	shots["audit"] = fullScreenshot(t, ctx)
+	if err := chromedp.Run(ctx,
+		chromedp.SetValue("#filter-type", "lifecycle", chromedp.ByQuery),
+		chromedp.SetValue("#filter-team", "vision", chromedp.ByQuery),
+		chromedp.Click("#apply", chromedp.ByQuery),
+		chromedp.WaitReady(`//select[@id="filter-type"]/option[@value="lifecycle"][@selected]`, chromedp.BySearch),
+		chromedp.Evaluate(`Array.from(document.querySelectorAll("#audit tbody tr")).map(r => r.cells[1].innerText + " " + r.cells[2].innerText.split("/")[0])`, &types),
+		chromedp.AttributeValue("#export-json", "href", &jsonHref, nil, chromedp.ByQuery),
+		chromedp.AttributeValue("#export-csv", "href", &csvHref, nil, chromedp.ByQuery)); err != nil {
+		t.Fatal(err)
+	}
+	if len(types) == 0 || slices.ContainsFunc(types, func(s string) bool { return s != "lifecycle vision" }) {
+		t.Errorf("filtered to vision's lifecycle, the audit rows are %v", types)
+	}
+	var evs []map[string]any
+	if err := e.getJSON(jsonHref, &evs); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get(e.addr + csvHref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	records, err := csv.NewReader(resp.Body).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) < len(types) || len(records) != len(evs)+1 || !slices.Equal(records[0], eventColumns) {
+		t.Errorf("exports: %d JSON events, %d CSV lines (header %v) for the %d rows shown", len(evs), len(records), records[0], len(types))
 	}
 }
 

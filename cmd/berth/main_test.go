@@ -19,6 +19,7 @@ import (
 
 	"github.com/berth-gpu/berth"
 	"github.com/berth-gpu/berth/fixtures/notebook"
+	"github.com/berth-gpu/berth/fixtures/replica"
 	"github.com/berth-gpu/berth/status"
 )
 
@@ -26,6 +27,10 @@ var update = flag.Bool("update", false, "rewrite the expected output in testdata
 
 // TestMain lets testscript run this test binary as the berth command.
 func TestMain(m *testing.M) {
+	if len(os.Args) == 2 && os.Args[1] == "replica" {
+		// A service's replica for the end-to-end tests.
+		os.Exit(replica.Main())
+	}
 	if len(os.Args) > 1 && os.Args[1] == evalCommand {
 		// berth re-executing itself to evaluate (os.Executable is this
 		// test binary).
@@ -169,9 +174,10 @@ func TestBrokenGoldens(t *testing.T) {
 	}
 }
 
-// serveWorkload is the workload's status from the berth serve of
-// stateDir, if it answers and knows it.
-func serveWorkload(stateDir, id string) (status.WorkloadStatus, bool) {
+// serveWorkload is the status of the workload's run (its latest, when
+// no runID is given) from the berth serve of stateDir, if it answers and
+// knows it.
+func serveWorkload(stateDir, id string, runID ...string) (status.WorkloadStatus, bool) {
 	var info serveInfo
 	if b, err := os.ReadFile(filepath.Join(stateDir, "serve.json")); err != nil || json.Unmarshal(b, &info) != nil {
 		return status.WorkloadStatus{}, false
@@ -187,7 +193,7 @@ func serveWorkload(stateDir, id string) (status.WorkloadStatus, bool) {
 	}
 	for _, c := range s.Clusters {
 		for _, w := range c.Workloads {
-			if string(w.Workload) == id {
+			if string(w.Workload) == id && (len(runID) == 0 || w.RunID == runID[0]) {
 				return w, true
 			}
 		}

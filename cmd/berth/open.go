@@ -120,7 +120,10 @@ func withNotebookToken(u string, c clientOptions, ws status.WorkloadStatus) (str
 	tok, err := store.ReadToken(ws.Workload)
 	if err != nil {
 		hint := "run berth open on the serve's machine, as the user berth serve runs as (the token is kept 0600), or pass its --state-dir"
-		if errors.Is(err, os.ErrNotExist) && c.server != "" {
+		switch {
+		case errors.Is(err, os.ErrNotExist) && strings.Contains(u, ".svc:"):
+			hint = "on Kubernetes the token is the Secret " + ws.Workload.Name() + "-token in the team's namespace (kubectl get secret NAME-token -o jsonpath='{.data.token}' | base64 -d)"
+		case errors.Is(err, os.ErrNotExist) && c.server != "":
 			hint = "the token is kept on the serve's machine; run berth open there"
 		}
 		return "", fmt.Errorf("notebook %s: cannot read its token at %s: %s", ws.Workload, store.TokenFile(ws.Workload), hint)

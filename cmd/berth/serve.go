@@ -239,6 +239,9 @@ type server struct {
 	sampled time.Time
 	// metrics are serve's own (metrics.go).
 	metrics *serveMetrics
+	// clusters are the clusters this serve runs (the dashboard reads the
+	// local ones' GPUs).
+	clusters []reconcile.Cluster
 }
 
 func (s *server) record(r reconcile.Report) {
@@ -521,7 +524,7 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 		return err
 	}
 	defer hist.Close()
-	srv := &server{engine: engine, token: token, stateDir: o.stateDir, hist: hist, metrics: sm}
+	srv := &server{engine: engine, token: token, stateDir: o.stateDir, hist: hist, metrics: sm, clusters: clusters}
 	if o.github.repo != "" {
 		srv.repoURL = "https://github.com/" + o.github.repo
 	}

@@ -127,13 +127,16 @@ func (c *Cluster) runRefs(kind, ns, name, team string) []objRef {
 }
 
 // serviceRefs are a service's Deployment and the objects that go with it:
-// its Service, Ingress, and HTTPRoute where the cluster has a gateway
+// its Service, Ingress, HorizontalPodAutoscaler, and HTTPRoute where the cluster has a gateway
 // (elsewhere the kind may not exist; it is read before it is deleted, as
 // every removal is).
 func (c *Cluster) serviceRefs(o RenderOptions, ns, name, team string) []objRef {
 	refs := c.runRefs(kindDeployment, ns, name, team)
 	if c.objs().ingress(ns, name) != nil {
 		refs = append(refs, objRef{kindIngress, ns, name, team})
+	}
+	if c.objs().hpa(ns, name) != nil {
+		refs = append(refs, objRef{kindHPA, ns, name, team})
 	}
 	if o.Ingress != nil && o.Ingress.Gateway != "" {
 		refs = append(refs, objRef{kindHTTPRoute, ns, name, team})

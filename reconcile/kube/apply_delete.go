@@ -164,6 +164,8 @@ func gvkOf(kind string) schema.GroupVersionKind {
 		return schema.GroupVersionKind{Group: "apps", Version: "v1", Kind: kind}
 	case kindIngress:
 		return networkingv1.SchemeGroupVersion.WithKind(kind)
+	case kindHPA:
+		return schema.GroupVersionKind{Group: "autoscaling", Version: "v2", Kind: kind}
 	case kindHTTPRoute:
 		return gatewayv1.SchemeGroupVersion.WithKind(kind)
 	default:

@@ -15,6 +15,9 @@ import (
 // only a ledger record while it waits or after it stopped.
 func (c *Cluster) planService(ctx context.Context, cfg *berth.Config, p *changePlan, ch reconcile.Change, now time.Time) error {
 	w := ch.Workload
+	if _, n, ok := berth.ParseScaleRunID(ch.RunID); ok {
+		return c.planScale(ctx, cfg, p, ch, n, now)
+	}
 	ns := Namespace(c.opts.Render.NamespacePrefix, w.Team)
 	name := DeploymentName(w.ID())
 	key := LedgerKey(w.Name, ch.RunID)
@@ -77,6 +80,16 @@ func (c *Cluster) startService(ctx context.Context, cfg *berth.Config, p *change
 	default:
 		r.Attempts = 1
 	}
+	if w.Autoscale != nil {
+		// The replicas above the minimum stay admitted across a restart.
+		c.scaleMu.Lock()
+		defer c.scaleMu.Unlock()
+		scale, err := c.liveScale(ctx, ns, name)
+		if err != nil {
+			return err
+		}
+		r.Scale = scale
+	}
 	o := c.renderOptions(cfg)
 	objs, err := Render(o, r)
 	if err != nil {
@@ -84,6 +97,11 @@ func (c *Cluster) startService(ctx context.Context, cfg *berth.Config, p *change
 	}
 	if p.outcome, err = c.applyObjects(ctx, objs); err != nil {
 		return err
+	}
+	if w.Kind == berth.KindNotebook {
+		if err := c.ensureNotebookToken(ctx, w.ID(), ns); err != nil {
+			return err
+		}
 	}
 	// What the spec no longer asks for goes: its Service when its ports
 	// are gone, its Ingress or HTTPRoute when it is no longer exposed (or

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -27,6 +28,7 @@ const (
 	kindResourceQuota = "ResourceQuota"
 	kindIngress       = "Ingress"
 	kindHTTPRoute     = "HTTPRoute"
+	kindHPA           = "HorizontalPodAutoscaler"
 )
 
 // objects is the informers' view of the cluster: every node, and the
@@ -82,6 +84,7 @@ func newObjects(client kubernetes.Interface) *objects {
 			kindNamespace:     f.Core().V1().Namespaces().Informer(),
 			kindResourceQuota: f.Core().V1().ResourceQuotas().Informer(),
 			kindIngress:       f.Networking().V1().Ingresses().Informer(),
+			kindHPA:           f.Autoscaling().V2().HorizontalPodAutoscalers().Informer(),
 		},
 		nodes:   nf.Core().V1().Nodes().Informer(),
 		pods:    f.Core().V1().Pods().Informer(),
@@ -190,6 +193,13 @@ func (o *objects) deployment(ns, name string) *appsv1.Deployment {
 func (o *objects) ingress(ns, name string) *networkingv1.Ingress {
 	if v, ok := o.get(kindIngress, ns, name); ok {
 		return v.(*networkingv1.Ingress)
+	}
+	return nil
+}
+
+func (o *objects) hpa(ns, name string) *autoscalingv2.HorizontalPodAutoscaler {
+	if v, ok := o.get(kindHPA, ns, name); ok {
+		return v.(*autoscalingv2.HorizontalPodAutoscaler)
 	}
 	return nil
 }

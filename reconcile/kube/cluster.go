@@ -36,6 +36,9 @@ type Cluster struct {
 
 	written written
 	drift   driftCache
+	// scaleMu orders the writes of autoscaled services' admitted replicas
+	// (apply_scale.go).
+	scaleMu sync.Mutex
 	elector *elector
 
 	startMu  sync.Mutex

@@ -60,7 +60,7 @@ func TestRBACIsEnough(t *testing.T) {
 		Groups: []string{"system:serviceaccounts", "system:serviceaccounts:berth-system", "system:authenticated"}}
 	s := newScenarioAs(t, kenv, as, "rbac", gpuNode())
 	services := `
-workloads: ml: web: {kind: "service", image: "nginx:1.27", ports: [{port: 80}], expose: host: "web.acme.example", resources: {cpu: "100m", memory: "64Mi", flavor: "cpu"}}
+workloads: ml: web: {kind: "service", image: "nginx:1.27", ports: [{port: 80}], expose: host: "web.acme.example", autoscale: {max: 2, targetRPS: 10}, resources: {cpu: "100m", memory: "64Mi", flavor: "cpu"}}
 workloads: ml: train: {kind: "training", image: "img:1", workers: 2, env: BERTH_SIMULATED_DURATION: "2s", resources: {gpu: 2, flavor: "h100"}}
 workloads: ml: big: {kind: "batch", image: "img:1", priority: "low", env: BERTH_SIMULATED_DURATION: "2s", resources: {gpu: 8, flavor: "h100"}}
 workloads: ml: mpi: {kind: "training", image: "img:1", env: BERTH_SIMULATED_DURATION: "2s", roles: {

@@ -10,6 +10,7 @@ import (
 	"github.com/fluxcd/pkg/ssa"
 	"github.com/fluxcd/pkg/ssa/jsondiff"
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -111,17 +112,18 @@ func ownsSpecReplicas(raw []byte) bool {
 	return ok
 }
 
-// serviceDrift renders a service's Deployment, Service and Ingress again
-// from the Deployment's annotations and asks fluxcd/pkg/ssa whether
-// applying them would change the live objects (a server-side dry-run
-// apply compared with each object as it is: labels, annotations and
-// everything outside metadata and status). It names the first object and
-// field that would change: "Deployment
-// /spec/template/spec/containers/0/image", or "Service chat-api is
-// missing"; "" when nothing would. A Deployment of an earlier berth
-// without the annotations is not checked. (An HTTPRoute is not checked:
-// its kind may not exist on the cluster, and berth does not watch it.)
-func (c *Cluster) serviceDrift(ctx context.Context, o RenderOptions, d *appsv1.Deployment, ing *networkingv1.Ingress, flavorLabels map[string]string) (string, error) {
+// serviceDrift renders a service's Deployment, Service, Ingress and
+// HorizontalPodAutoscaler again from the Deployment's annotations (and the
+// autoscaler's) and asks fluxcd/pkg/ssa whether applying them would
+// change the live objects (a server-side dry-run apply compared with each
+// object as it is: labels, annotations and everything outside metadata
+// and status). It names the first object and field that would change:
+// "Deployment /spec/template/spec/containers/0/image", or "Service
+// chat-api is missing"; "" when nothing would. A Deployment of an earlier
+// berth without the annotations is not checked. (An HTTPRoute is not
+// checked: its kind may not exist on the cluster, and berth does not
+// watch it.)
+func (c *Cluster) serviceDrift(ctx context.Context, o RenderOptions, d *appsv1.Deployment, ing *networkingv1.Ingress, hpa *autoscalingv2.HorizontalPodAutoscaler, flavorLabels map[string]string) (string, error) {
 	r, ok := runFromAnnotations(d.Annotations)
 	if !ok {
 		return "", nil
@@ -135,6 +137,9 @@ func (c *Cluster) serviceDrift(ctx context.Context, o RenderOptions, d *appsv1.D
 		r.FlavorLabels = flavorLabelsOf(&d.Spec.Template.Spec)
 	}
 	r.OmitReplicas = replicasOwnedByOther(d)
+	if hpa != nil {
+		r.Scale = scaleOf(hpa.Annotations)
+	}
 	objs, err := Render(o, r)
 	if err != nil {
 		return "", nil
@@ -145,6 +150,7 @@ func (c *Cluster) serviceDrift(ctx context.Context, o RenderOptions, d *appsv1.D
 		case kindDeployment, kindService:
 		case kindIngress:
 			ingAsked = true
+		case kindHPA:
 		default:
 			continue
 		}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 
@@ -49,6 +50,7 @@ func (c *Cluster) Observe(ctx context.Context, cfg *berth.Config) (*reconcile.Ob
 	// Every run below is of an object or ledger this cluster owns (ours):
 	// a team's runs live in its one namespace, so the run is key enough.
 	seen := map[berth.RunKey]bool{}
+	var scale []berth.ScaleWant
 	single, groups := roleGroups(c.objs().jobs())
 	for _, job := range single {
 		r, ok := c.jobRun(job)
@@ -78,12 +80,20 @@ func (c *Cluster) Observe(ctx context.Context, cfg *berth.Config) (*reconcile.Ob
 	drifts := make([]string, len(deps))
 	c.parallel(len(deps), func(i int) { drifts[i] = c.drift.check(ctx, c, cfg, deps[i]) })
 	for i, r := range depRuns {
+		d := deps[i]
 		if drifts[i] != "" {
 			r.Digest = DriftDigest
 			r.Note += "; changed outside berth: " + drifts[i]
 		}
 		seen[r.Key()] = true
 		obs.Runs = append(obs.Runs, r)
+		if h := c.objs().hpa(d.Namespace, d.Name); h != nil && r.Phase.Holds() {
+			for _, sr := range scaleRuns(r, h) {
+				seen[sr.Key()] = true
+				obs.Runs = append(obs.Runs, sr)
+			}
+			scale = append(scale, berth.ScaleWant{Workload: r.Workload, RunID: r.RunID, Replicas: scaleWant(h)})
+		}
 	}
 	ledgers, errs := c.objs().ledgers()
 	for _, err := range errs {
@@ -108,8 +118,25 @@ func (c *Cluster) Observe(ctx context.Context, cfg *berth.Config) (*reconcile.Ob
 			cmp.Compare(a.RunID, b.RunID),
 		)
 	})
+	obs.Snapshot.Scale = scale
 	fillSnapshot(obs)
 	return obs, nil
+}
+
+// scaleRuns are the replicas above the minimum of a running autoscaled
+// service that berth admitted, as its HorizontalPodAutoscaler lists them:
+// each a run of its own, charged where the scheduler placed it. They
+// carry no digest: a replica follows its service's spec.
+func scaleRuns(svc reconcile.RunState, h *autoscalingv2.HorizontalPodAutoscaler) []reconcile.RunState {
+	var out []reconcile.RunState
+	for _, s := range scaleOf(h.Annotations) {
+		r := reconcile.RunState{RunRecord: svc.RunRecord, Phase: svc.Phase, StartedAt: s.StartedAt,
+			Note: fmt.Sprintf("replica %d of %s, admitted on HorizontalPodAutoscaler %s/%s", s.N, svc.RunID, h.Namespace, h.Name)}
+		r.RunID, r.Digest, r.Attempts, r.Preemptions = berth.ScaleRunID(svc.RunID, s.N), "", 1, 0
+		r.Flavor, r.Placements, r.QueuedSince = s.Flavor, s.Placements, time.Time{}
+		out = append(out, r)
+	}
+	return out
 }
 
 // ours reports whether an object of a team in a namespace is this
@@ -220,6 +247,7 @@ func (c *Cluster) deploymentRun(d *appsv1.Deployment) (reconcile.RunState, bool)
 		Note: "deployment " + d.Namespace + "/" + d.Name}
 	r.Resources = w.Resources
 	r.Placements = observedPlacements(placementsOf(a), podNodes(pods))
+	r.URL = serviceURL(w, d.Namespace)
 	return r, true
 }
 
@@ -304,7 +332,8 @@ func observedPlacements(decided []berth.Placement, nodes []string) []berth.Place
 // object, serviceDrift) by what it was made at: the Deployment's
 // generation, labels and annotations (its status changes often and says
 // nothing of drift), the Service's and Ingress's resourceVersions, the
-// flavor's labels and the cluster's ingress. An unchanged service costs
+// autoscaler's generation, labels and annotations, the flavor's labels
+// and the cluster's ingress. An unchanged service costs
 // no request.
 type driftCache struct {
 	mu sync.Mutex
@@ -327,8 +356,16 @@ func (dc *driftCache) check(ctx context.Context, c *Cluster, cfg *berth.Config, 
 	if ing != nil {
 		ingRV = ing.ResourceVersion
 	}
+	// An autoscaler's status changes with every metrics sample: its
+	// generation, labels and annotations (berth's scale) are what count.
+	hpa := c.objs().hpa(d.Namespace, d.Name)
 	h := fnv.New64a()
-	for _, m := range []map[string]string{d.Labels, d.Annotations, labels} {
+	metas := []map[string]string{d.Labels, d.Annotations, labels}
+	if hpa != nil {
+		fmt.Fprintf(h, "hpa %d,", hpa.Generation)
+		metas = append(metas, hpa.Labels, hpa.Annotations)
+	}
+	for _, m := range metas {
 		for _, k := range slices.Sorted(maps.Keys(m)) {
 			fmt.Fprintf(h, "%q=%q,", k, m[k])
 		}
@@ -345,7 +382,7 @@ func (dc *driftCache) check(ctx context.Context, c *Cluster, cfg *berth.Config, 
 		return r.drift
 	}
 	dc.mu.Unlock()
-	drift, err := c.serviceDrift(ctx, o, d, ing, labels)
+	drift, err := c.serviceDrift(ctx, o, d, ing, hpa, labels)
 	if err != nil {
 		// Not remembered: the next Observe asks again.
 		c.opts.Logger.Debug("drift check failed", "cluster", c.opts.Name, "deployment", key, "err", err)

@@ -65,6 +65,9 @@ type Run struct {
 	// OmitReplicas leaves a Deployment's replicas to the manager that owns
 	// them (a HorizontalPodAutoscaler).
 	OmitReplicas bool
+	// Scale are the replicas of an autoscaled service above its minimum
+	// that berth admitted (each a run of its own).
+	Scale []ScaleReplica
 	// Roles are, for a workload with roles, each role's flavor and
 	// placements, in role order (Flavor is then the first role's, and
 	// FlavorLabels and Placements are unused). A role without placements
@@ -89,10 +92,13 @@ type RoleRun struct {
 // Render returns the objects of one run, in apply order: a Job (and a
 // headless Service for a gang) for batch and training, one Job per role and
 // a headless Service for a workload with roles, a Deployment (and a Service
-// when it has ports, and an Ingress or HTTPRoute when it is exposed on a
-// host) for the others. It is pure.
+// when it has ports, an Ingress or HTTPRoute when it is exposed on a host,
+// a HorizontalPodAutoscaler when it autoscales) for the others. It is pure.
 func Render(o RenderOptions, r Run) ([]*unstructured.Unstructured, error) {
 	o = o.withDefaults()
+	if r.Workload.Kind == berth.KindNotebook {
+		r.Workload.Ports = r.Workload.ServedPorts() // Jupyter's 8888 where it declares none
+	}
 	var objs []runtime.Object
 	if len(r.Workload.Roles) > 0 {
 		objs = renderRoles(o, r)
@@ -109,6 +115,9 @@ func Render(o RenderOptions, r Run) ([]*unstructured.Unstructured, error) {
 			if ex := renderExpose(o, r); ex != nil {
 				objs = append(objs, ex)
 			}
+		}
+		if h := renderHPA(o, r); h != nil {
+			objs = append(objs, h)
 		}
 	}
 	out := make([]*unstructured.Unstructured, 0, len(objs))
@@ -371,7 +380,9 @@ func renderDeployment(o RenderOptions, r Run) *appsv1.Deployment {
 			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: pod},
 		},
 	}
-	if !r.OmitReplicas {
+	if !r.OmitReplicas && w.Autoscale == nil {
+		// An autoscaled service's replicas are its autoscaler's (it
+		// starts at one, and the autoscaler raises it to its minimum).
 		d.Spec.Replicas = ptr.To(int32(w.Pods()))
 	}
 	return d
@@ -523,6 +534,9 @@ func baseEnv(r Run) []corev1.EnvVar {
 		env = append(env,
 			corev1.EnvVar{Name: "BERTH_CHECKPOINT_DIR", Value: w.Checkpoint.Dir},
 			corev1.EnvVar{Name: "BERTH_CHECKPOINT_RESUME", Value: strconv.FormatBool(w.Checkpoint.Resume)})
+	}
+	if w.Kind == berth.KindNotebook {
+		env = append(env, notebookEnv(w)...)
 	}
 	return env
 }
@@ -692,7 +706,14 @@ func affinity(r Run) *corev1.Affinity {
 	var terms []corev1.NodeSelectorTerm
 	seen := map[string]bool{}
 	var nodes []string
-	for _, p := range r.Placements {
+	placements := r.Placements
+	if r.Workload.Autoscale != nil {
+		// The autoscaler adds and removes its pods: pinning them to the
+		// nodes of the minimum's placements would leave the rest nowhere
+		// to go. The flavor's labels keep them on its nodes.
+		placements = nil
+	}
+	for _, p := range placements {
 		if !seen[p.Node] {
 			seen[p.Node] = true
 			nodes = append(nodes, p.Node)

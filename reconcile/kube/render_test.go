@@ -103,6 +103,12 @@ func TestRender(t *testing.T) {
 	r.Placements = []berth.Placement{{Node: "kwok-gpu-0000", GPUs: []int{}, MIG: []berth.MIGSlice{{GPU: 8, Profile: "1g.10gb"}}}}
 	cases["notebook-mig"] = r
 
+	// A notebook that names no port and no command: the image's Jupyter
+	// on 8888, behind a Service.
+	r.Workload.Name, r.Workload.Ports, r.Workload.Command = "explore", nil, nil
+	r.Digest = berth.SpecDigest(r.Workload)
+	cases["notebook-jupyter"] = r
+
 	roles := rolesRun(t0)
 	cases["roles-queued"] = roles
 

@@ -48,6 +48,7 @@ var cachedKinds = map[string]schema.GroupVersion{
 	kindNamespace:     {Version: "v1"},
 	kindResourceQuota: {Version: "v1"},
 	kindIngress:       {Group: "networking.k8s.io", Version: "v1"},
+	kindHPA:           {Group: "autoscaling", Version: "v2"},
 }
 
 func (s ssaClient) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {

@@ -37,6 +37,11 @@ type Cluster struct {
 	// idleLimits are the notebooks' idle limits of the configuration
 	// Observe was last given (under mu).
 	idleLimits map[berth.WorkloadID]time.Duration
+	// autoscale are the services autoscaled on their request rate, as the
+	// configuration Observe was last given says, and scalers what their
+	// autoscalers keep between Observes (autoscale.go; under mu).
+	autoscale map[berth.WorkloadID]berth.Autoscale
+	scalers   map[berth.WorkloadID]*scaler
 
 	// The idle checks of notebooks (notebook.go): one at a time, under
 	// idleMu, which guards lastActivity (by run and attempt).
@@ -78,7 +83,7 @@ func New(opts Options) (*Cluster, error) {
 	c := &Cluster{
 		opts: opts, log: log, source: source, gpus: gpus, mig: migSlices(gpus),
 		node:   buildNode(opts.NodeName, gpus, *opts.CPU, *opts.Memory, log),
-		ledger: led, ended: map[string]podStatus{},
+		ledger: led, ended: map[string]podStatus{}, scalers: map[berth.WorkloadID]*scaler{},
 	}
 	c.router = traffic.NewRouter(traffic.RouterOptions{Log: log, ListenHost: opts.ExposeHost, Unhealthy: c.unhealthy})
 	c.lastActivity, c.idleClient, c.idleDone = map[string]time.Time{}, newIdleClient(), make(chan struct{})
@@ -168,6 +173,7 @@ func (c *Cluster) Observe(ctx context.Context, cfg *berth.Config) (*reconcile.Ob
 	}
 	snap := &obs.Snapshot
 	c.noteIdleLimits(cfg)
+	c.noteAutoscale(cfg)
 	c.syncTraffic()
 	for _, r := range c.ledger.runs {
 		v := c.view(r)
@@ -202,6 +208,7 @@ func (c *Cluster) Observe(ctx context.Context, cfg *berth.Config) (*reconcile.Ob
 			})
 		}
 	}
+	c.askReplicas(snap)
 	snap.Sort()
 	slices.SortFunc(obs.Runs, func(a, b reconcile.RunState) int {
 		return cmp.Or(
@@ -393,6 +400,30 @@ func podDir(id berth.WorkloadID, runID string, n, pod int) string {
 
 func checkpointDir(id berth.WorkloadID, runID string) string {
 	return filepath.Join("checkpoints", pathSafe(id.Team()), pathSafe(id.Name()), pathSafe(runID))
+}
+
+// askReplicas writes into the snapshot what the autoscaler of each
+// autoscaled service's run asks for now (Snapshot.Scale); the replicas
+// that run are that run's pods and its replicas' runs
+// (berth.ScaleRunID: "1.replica-2").
+func (c *Cluster) askReplicas(snap *berth.Snapshot) {
+	if len(c.autoscale) == 0 {
+		return
+	}
+	running := map[berth.WorkloadID]int{}
+	for _, rw := range snap.Running {
+		if _, ok := c.autoscale[rw.Workload]; ok {
+			running[rw.Workload] += max(len(rw.Placements), 1)
+		}
+	}
+	for i := range snap.Running {
+		rw := &snap.Running[i]
+		if _, _, replica := berth.ParseScaleRunID(rw.RunID); replica || running[rw.Workload] == 0 {
+			continue
+		}
+		snap.Scale = append(snap.Scale, berth.ScaleWant{Workload: rw.Workload, RunID: rw.RunID,
+			Replicas: c.desiredReplicas(rw.Workload, running[rw.Workload], snap.Time)})
+	}
 }
 
 // ReadyReplicas is how many pods of a service pass readiness; ok is false

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -173,4 +174,52 @@ func portOf(t *testing.T, url string) int {
 		port = port*10 + int(ch-'0')
 	}
 	return port
+}
+
+// TestNotebookRunsRealJupyter: where a Jupyter server is installed
+// (Debian's python3-jupyter-server, or pip install jupyterlab), a notebook
+// without a command runs it through the shim, reachable with its token
+// from the token file, its files in the notebook's directory. Skips
+// elsewhere.
+func TestNotebookRunsRealJupyter(t *testing.T) {
+	var prefix []string
+	for _, py := range []string{"/usr/bin/python3", "python3"} {
+		if exec.Command(py, "-c", "import jupyter_server").Run() == nil {
+			prefix = []string{py, "-m", "jupyter_server"}
+			break
+		}
+	}
+	if prefix == nil {
+		t.Skip("no Jupyter server here (python3 -m jupyter_server)")
+	}
+	if os.Geteuid() == 0 {
+		prefix = append(prefix, "--allow-root")
+	}
+	o := testOptions(t.TempDir(), testLogger(t))
+	o.NotebookCommand = prefix
+	o.Env = []string{defaultPath, "HOME=" + t.TempDir()}
+	c, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stopAll(c); c.Close() })
+	w := explore(0)
+	apply(t, c, change(reconcile.OpStart, w, gpus(1)))
+	token, err := notebook.Store{Root: c.StateDir()}.ReadToken(w.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := waitURL(t, c, w, token)
+	body, _ := json.Marshal(map[string]string{"type": "file", "format": "text", "content": "cell 1"})
+	if code, msg := nbRequest(t, http.MethodPut, url+"api/contents/analysis.txt", token, string(body)); code/100 != 2 {
+		t.Fatalf("saving a file through Jupyter: %d %s", code, msg)
+	}
+	dir, _ := notebook.Store{Root: c.StateDir()}.Dir(w.ID())
+	if b, err := os.ReadFile(filepath.Join(dir, "analysis.txt")); err != nil || string(b) != "cell 1" {
+		t.Errorf("the file in the notebook's directory: %q, %v", b, err)
+	}
+	if code, _ := nbRequest(t, http.MethodGet, url+"api/status", "", ""); code != http.StatusForbidden {
+		t.Errorf("Jupyter without the token: %d, want 403", code)
+	}
+	apply(t, c, stopChange(w, reconcile.PhaseStopped, "test over"))
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"time"
 
@@ -85,34 +86,53 @@ func serviceWorkload(r *record) berth.Workload {
 }
 
 // syncTraffic tells the router which pods of each service run now: the
-// live pods of its latest attempt (and of one being retired, which a
-// rollout drains itself). A service that no longer runs leaves it.
+// live pods of the latest attempt of each of its runs (the run of its
+// autoscale minimum and those of its replicas above it, "1.replica-2"),
+// and of an attempt being retired, which a rollout drains itself. A
+// service that no longer runs leaves it.
 func (c *Cluster) syncTraffic() {
-	seen := map[berth.WorkloadID]bool{}
+	var runs []*record
 	for _, r := range c.ledger.runs {
-		if r.Service == nil || r.Attempt == nil || r.Stop != nil {
-			continue
+		if r.Service != nil && r.Attempt != nil && r.Stop == nil {
+			runs = append(runs, r)
 		}
+	}
+	// By run, so the service's spec is its first run's and the pods are
+	// added in one order.
+	slices.SortFunc(runs, func(a, b *record) int { return a.Key().Compare(b.Key()) })
+	type service struct {
+		w   berth.Workload
+		eps []traffic.Endpoint
+	}
+	var order []berth.WorkloadID
+	services := map[berth.WorkloadID]*service{}
+	for _, r := range runs {
 		v := c.view(r)
 		if !v.live {
 			continue
 		}
-		var eps []traffic.Endpoint
+		s, ok := services[r.Workload]
+		if !ok {
+			s = &service{w: serviceWorkload(r)}
+			services[r.Workload] = s
+			order = append(order, r.Workload)
+		}
 		for i, ep := range c.endpoints(r.Attempt) {
 			if i < len(v.pods) && v.pods[i].state == podLive {
-				eps = append(eps, ep)
+				s.eps = append(s.eps, ep)
 			}
 		}
 		if r.Retiring != nil {
-			eps = append(eps, c.endpoints(r.Retiring)...)
+			s.eps = append(s.eps, c.endpoints(r.Retiring)...)
 		}
-		seen[r.Workload] = true
-		if err := c.router.Sync(serviceWorkload(r), eps); err != nil {
-			c.log.Warn("cannot route to a service", "workload", r.Workload, "err", err)
+	}
+	for _, id := range order {
+		if err := c.router.Sync(services[id].w, services[id].eps); err != nil {
+			c.log.Warn("cannot route to a service", "workload", id, "err", err)
 		}
 	}
 	for _, id := range c.router.Services() {
-		if !seen[id] {
+		if _, ok := services[id]; !ok {
 			c.router.Remove(id)
 		}
 	}

@@ -2,8 +2,10 @@ package dash
 
 import (
 	"io"
+	"math"
 	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/berth-gpu/berth/reconcile/history"
 )
@@ -80,14 +82,15 @@ func Audit(w io.Writer, d Data, q AuditQuery, events []history.Event) error {
 	}
 	for i := len(events) - 1; i >= 0; i-- {
 		e := events[i]
-		r := auditRow{Time: timeText(e.Time), Type: string(e.Type), Cluster: e.Cluster, Team: e.Team, What: e.What, Reason: e.Reason,
-			Run: link{Text: string(e.Workload), URL: "/workloads/" + string(e.Workload)}, MergedBy: e.MergedBy}
+		name, _, _ := strings.Cut(e.MergedBy, " <") // the author's name, not their address
+		r := auditRow{Time: e.Time.UTC().Format("2006-01-02 15:04:05 UTC"), Type: string(e.Type), Cluster: e.Cluster, Team: e.Team, What: e.What, Reason: e.Reason,
+			Run: link{Text: string(e.Workload), URL: "/workloads/" + string(e.Workload)}, MergedBy: name}
 		if e.RunID != "" {
 			r.Run.Text += "@" + e.RunID
 			r.Run.URL += "?cluster=" + url.QueryEscape(e.Cluster) + "&run=" + url.QueryEscape(e.RunID)
 		}
 		if e.GPUs > 0 {
-			r.GPUs = strconv.FormatFloat(e.GPUs, 'f', -1, 64)
+			r.GPUs = strconv.FormatFloat(math.Round(e.GPUs*100)/100, 'f', -1, 64)
 		}
 		r.Revision = link{Text: shortHash(e.Commit)}
 		if r.Revision.Text == "" {

@@ -173,7 +173,7 @@ func TestPagesGolden(t *testing.T) {
 		{"workloads-filtered", func(b *bytes.Buffer) error { return Workloads(b, d, Query{Team: "nlp", Kind: "batch", Page: 1}) }},
 		{"workloads-page2", func(b *bytes.Buffer) error { return Workloads(b, d, Query{Page: 2, PerPage: 3}) }},
 		{"workload", func(b *bytes.Buffer) error {
-			return Workload(b, d, WorkloadPage{Workload: "vision/train", Cluster: "box", RunID: "1"},
+			return Workload(b, d, WorkloadPage{Workload: "vision/train", Cluster: "box", RunID: "1", History: auditEvents()},
 				LogTail{Source: "run 1 attempt 2 pod 0, standard output", Lines: []string{"step 100 loss 0.31", "step 200 <loss> 0.27"}, Truncated: true})
 		}},
 		{"workload-two-clusters", func(b *bytes.Buffer) error {

@@ -18,7 +18,9 @@ import (
 // holder is a run that holds (part of) a GPU.
 type holder struct {
 	Run   link
-	Share string // "whole", "0.5", "MIG 1g.10gb"
+	Share string // "whole", "0.5 of it", "2 x MIG 1g.10gb"
+	share string // one pod's
+	n     int    // how many pods hold it so
 }
 
 type gpuRow struct {
@@ -134,14 +136,27 @@ func gpuHolders(running []berth.RunningWorkload) map[gpuAt][]holder {
 				if p.GPUFraction > 0 {
 					share = strconv.FormatFloat(p.GPUFraction, 'f', -1, 64) + " of it"
 				}
-				out[gpuAt{p.Node, g}] = append(out[gpuAt{p.Node, g}], holder{Run: l, Share: share})
+				out[gpuAt{p.Node, g}] = addHolder(out[gpuAt{p.Node, g}], l, share)
 			}
 			for _, m := range p.MIG {
-				out[gpuAt{p.Node, m.GPU}] = append(out[gpuAt{p.Node, m.GPU}], holder{Run: l, Share: "MIG " + m.Profile})
+				out[gpuAt{p.Node, m.GPU}] = addHolder(out[gpuAt{p.Node, m.GPU}], l, "MIG "+m.Profile)
 			}
 		}
 	}
 	return out
+}
+
+// addHolder adds a run's share of a GPU, counting a share its pods hold
+// more than once ("2 x 0.5 of it").
+func addHolder(hs []holder, run link, share string) []holder {
+	for i := range hs {
+		if hs[i].Run == run && hs[i].share == share {
+			hs[i].n++
+			hs[i].Share = strconv.Itoa(hs[i].n) + " x " + share
+			return hs
+		}
+	}
+	return append(hs, holder{Run: run, Share: share, share: share, n: 1})
 }
 
 func nodeState(n berth.Node) string {

@@ -5,6 +5,7 @@ import (
 	"html"
 	"html/template"
 	"math"
+	"strconv"
 	"strings"
 )
 
@@ -44,6 +45,7 @@ func barChart(id string, bars []bar, limit float64, aria string) template.HTML {
 			fmt.Fprintf(&sb, `<text x="%.1f" y="%.0f" class="tick">%s</text>`, x, h+pad-4, html.EscapeString(b.Label))
 		}
 	}
+	fmt.Fprintf(&sb, `<text x="%.0f" y="12" class="tick end">%s</text>`, w, html.EscapeString("max "+hoursText(top)))
 	if limit > 0 {
 		y := h - limit/top*(h-4)
 		fmt.Fprintf(&sb, `<line x1="0" y1="%.1f" x2="%.0f" y2="%.1f" class="limit"><title>%s</title></line>`, y, w, y, html.EscapeString(fmt.Sprintf("budget %s", hoursText(limit))))
@@ -80,14 +82,12 @@ func lineChart(id string, ss []series, from, to, aria string) template.HTML {
 			if math.IsNaN(v) {
 				continue
 			}
-			x := w / 2
-			if n > 1 {
-				x = float64(i) / float64(n-1) * w
+			y := h - math.Min(math.Max(v, 0), 100)/100*(h-4)
+			if n == 1 { // one reading: a level line across
+				pts = append(pts, fmt.Sprintf("0,%.1f", y), fmt.Sprintf("%.0f,%.1f", w, y))
+				continue
 			}
-			pts = append(pts, fmt.Sprintf("%.1f,%.1f", x, h-math.Min(math.Max(v, 0), 100)/100*(h-4)))
-		}
-		if len(pts) == 1 {
-			pts = append(pts, pts[0])
+			pts = append(pts, fmt.Sprintf("%.1f,%.1f", float64(i)/float64(n-1)*w, y))
 		}
 		fmt.Fprintf(&sb, `<polyline points="%s" class="%s"><title>%s</title></polyline>`, strings.Join(pts, " "), html.EscapeString(s.Class), html.EscapeString(s.Name))
 	}
@@ -97,10 +97,14 @@ func lineChart(id string, ss []series, from, to, aria string) template.HTML {
 	return template.HTML(sb.String())
 }
 
-// hoursText writes GPU-hours for people: one decimal from 10 up, else two.
+// hoursText writes GPU-hours for people: one decimal from 10 up, two
+// from 1, three below (3.6 GPU-seconds).
 func hoursText(h float64) string {
-	if h >= 10 {
-		return fmt.Sprintf("%.1f", h)
+	switch {
+	case h >= 10:
+		return strconv.FormatFloat(math.Round(h*10)/10, 'f', -1, 64)
+	case h >= 1:
+		return fmt.Sprintf("%.2f", h)
 	}
-	return fmt.Sprintf("%.2f", h)
+	return fmt.Sprintf("%.3f", h)
 }

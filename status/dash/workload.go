@@ -7,6 +7,7 @@ import (
 
 	"github.com/berth-gpu/berth"
 	"github.com/berth-gpu/berth/reconcile"
+	"github.com/berth-gpu/berth/reconcile/history"
 	"github.com/berth-gpu/berth/status"
 )
 
@@ -52,6 +53,10 @@ type WorkloadPage struct {
 	Workload berth.WorkloadID
 	Cluster  string
 	RunID    string
+	// History is what the history holds of the workload, oldest first:
+	// where it has a run's lifecycle, the page shows it (every attempt,
+	// preemption and decision) instead of the run's latest times.
+	History []history.Event
 }
 
 // ErrNoWorkload is returned by Workload for a workload no cluster knows.
@@ -93,7 +98,10 @@ func Workload(w io.Writer, d Data, p WorkloadPage, logs LogTail) error {
 			rv := runView{Cluster: c.Name, RunID: ws.RunID, State: ws.State, GPUs: gpusText(ws), Flavor: ws.Flavor,
 				Nodes: strings.Join(ws.Nodes, ", "), Attempts: ws.Attempts, Runtime: runtime(d.Now, ws, run),
 				Selected: (p.Cluster == "" || p.Cluster == c.Name) && (p.RunID == "" || p.RunID == ws.RunID)}
-			rv.Events = lifecycle(ws, run)
+			rv.Events = recorded(p.History, c.Name, ws.RunID)
+			if len(rv.Events) == 0 {
+				rv.Events = lifecycle(ws, run)
+			}
 			rv.Decision = decisionFields(decisions[ws.Key()])
 			v.Runs = append(v.Runs, rv)
 		}
@@ -102,6 +110,33 @@ func Workload(w io.Writer, d Data, p WorkloadPage, logs LogTail) error {
 		return ErrNoWorkload{p.Workload}
 	}
 	return render(w, "workload", v)
+}
+
+// recorded is a run's lifecycle and the decisions about it as the history
+// kept them, oldest first.
+func recorded(evs []history.Event, cluster, runID string) []event {
+	var out []event
+	lastPR := 0
+	for _, e := range evs {
+		if e.Cluster != cluster || e.RunID != runID || e.Type == history.EventChange {
+			continue
+		}
+		ev := event{Time: timeText(e.Time), What: e.What, Detail: e.Reason}
+		if e.Type == history.EventDecision {
+			ev.What = "decided: " + e.What
+		}
+		if e.Type == history.EventLifecycle && e.Attempt > 0 && e.What != string(reconcile.PhaseQueued) {
+			ev.Detail = strings.TrimPrefix(fmt.Sprintf("attempt %d; %s", e.Attempt, e.Reason), "; ")
+			ev.Detail = strings.TrimSuffix(ev.Detail, "; ")
+		}
+		// The pull request the revision in force came from, when it changes.
+		if e.PR > 0 && e.PR != lastPR {
+			ev.Detail = strings.TrimPrefix(ev.Detail+fmt.Sprintf(" (pull request #%d)", e.PR), " ")
+		}
+		lastPR = e.PR
+		out = append(out, ev)
+	}
+	return out
 }
 
 // lifecycle lists what berth recorded of a run, oldest first: when it

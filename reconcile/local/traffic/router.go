@@ -195,6 +195,18 @@ func (r *Router) Ready(id berth.WorkloadID) []string {
 	return s.pool.Ready()
 }
 
+// Requests is how many requests the proxy of service id has sent to its
+// replicas so far; ok is false for a service it does not route.
+func (r *Router) Requests(id berth.WorkloadID) (n uint64, ok bool) {
+	r.mu.Lock()
+	s, ok := r.services[id]
+	r.mu.Unlock()
+	if !ok {
+		return 0, false
+	}
+	return s.pool.Requests(), true
+}
+
 // Close removes every service.
 func (r *Router) Close() {
 	for _, id := range r.Services() {
