@@ -3,6 +3,7 @@ package kube
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -154,6 +155,27 @@ func (c *Cluster) serviceDrift(ctx context.Context, o RenderOptions, d *appsv1.D
 		default:
 			continue
 		}
+		drift, err := c.diffObject(ctx, obj)
+		if drift != "" || err != nil {
+			return drift, err
+		}
+	}
+	if ing != nil && !ingAsked {
+		// The cluster's ingress became a gateway, or went.
+		return "Ingress " + ing.Name + " is no longer asked for", nil
+	}
+	return "", nil
+}
+
+// diffObject is ssa's Diff of one object: "" when applying it would change
+// nothing, else what would change. ssa reads the object, then dry-runs
+// the apply: an object that another writer changed in between (the
+// Deployment controller writes its revision annotation as a rollout
+// starts) would look drifted, so a result whose live and dry-run
+// resourceVersions differ is made again, and after three such tries is an
+// error (the caller asks again at its next Observe).
+func (c *Cluster) diffObject(ctx context.Context, obj *unstructured.Unstructured) (string, error) {
+	for range 3 {
 		e, live, merged, err := c.ssa.Diff(ctx, obj, ssa.DefaultDiffOptions())
 		if err != nil {
 			return "", err
@@ -162,14 +184,14 @@ func (c *Cluster) serviceDrift(ctx context.Context, o RenderOptions, d *appsv1.D
 		case ssa.CreatedAction:
 			return obj.GetKind() + " " + obj.GetName() + " is missing", nil
 		case ssa.ConfiguredAction:
+			if live.GetResourceVersion() != merged.GetResourceVersion() {
+				continue
+			}
 			return obj.GetKind() + " " + firstChange(live, merged), nil
 		}
+		return "", nil
 	}
-	if ing != nil && !ingAsked {
-		// The cluster's ingress became a gateway, or went.
-		return "Ingress " + ing.Name + " is no longer asked for", nil
-	}
-	return "", nil
+	return "", fmt.Errorf("%s %s/%s: changed while it was compared, three times", obj.GetKind(), obj.GetNamespace(), obj.GetName())
 }
 
 // firstChange is the first path (a JSON pointer, in sorted order) at which
