@@ -5,10 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path"
 	"path/filepath"
+	"strconv"
+	"strings"
 
 	cuelang "cuelang.org/go/cue"
 	"cuelang.org/go/cue/cuecontext"
+	"cuelang.org/go/encoding/yaml"
 
 	"github.com/berth-gpu/berth"
 )
@@ -17,31 +21,46 @@ import (
 // 1,000 nodes and 10,000 runs is about 5 MB.
 const MaxSnapshotSize = 64 << 20
 
-// LoadSnapshot parses a cluster snapshot (JSON), checks it against the
-// schema's #Snapshot, and decodes it. name is the file name errors carry.
-// An invalid snapshot is reported as Errors.
+// LoadSnapshot parses a cluster snapshot (JSON or YAML), checks it
+// against the schema's #Snapshot, and decodes it. name is the file name
+// errors carry; it also says which of the two the snapshot is: ".yaml"
+// and ".yml" are YAML, ".json" is JSON, and any other name is JSON when
+// its first character is "{" and YAML otherwise (`berth snapshot -o yaml`
+// writes YAML). An invalid snapshot is reported as Errors, with the line
+// and column in the file.
 //
 // A snapshot is data, and may come from anywhere (any CI job can write
-// one), so it is read as JSON only: CUE would also evaluate comprehensions
-// and references, whose cost its author chooses. Unified with the schema,
-// plain data costs what its size does, and the size is bounded.
+// one), so it is read as data only: JSON, or YAML through CUE's YAML
+// decoder, which yields literals and bounds what aliases expand to. CUE
+// itself would also evaluate comprehensions and references, whose cost
+// its author chooses. Unified with the schema, plain data costs what its
+// size does, and the size is bounded.
 func LoadSnapshot(name string, data []byte) (*berth.Snapshot, error) {
 	name = filepath.ToSlash(name)
 	if len(data) > MaxSnapshotSize {
 		return nil, Errors{{Message: fmt.Sprintf("snapshot is larger than %d MiB, the most berth reads", MaxSnapshotSize>>20),
 			Positions: []berth.Pos{{File: name}}}}
 	}
-	if err := jsonSyntax(name, data); err != nil {
-		return nil, err
-	}
 	ctx := cuecontext.New()
 	schema := ctx.CompileBytes(berth.Schema, cuelang.Filename(schemaVirtualFile))
 	if err := schema.Err(); err != nil {
 		return nil, err
 	}
-	// Valid JSON is CUE without comprehensions or references: compiled
-	// as CUE, it keeps CUE's positions.
-	v := ctx.CompileBytes(data, cuelang.Filename(name))
+	var v cuelang.Value
+	if isYAML(name, data) {
+		f, err := yaml.Extract(name, data)
+		if err != nil {
+			return nil, yamlErrors(name, err)
+		}
+		v = ctx.BuildFile(f)
+	} else {
+		if err := jsonSyntax(name, data); err != nil {
+			return nil, err
+		}
+		// Valid JSON is CUE without comprehensions or references:
+		// compiled as CUE, it keeps CUE's positions.
+		v = ctx.CompileBytes(data, cuelang.Filename(name))
+	}
 	if err := v.Err(); err != nil {
 		return nil, fromCUE(err, nil).sort()
 	}
@@ -60,6 +79,41 @@ func LoadSnapshot(name string, data []byte) (*berth.Snapshot, error) {
 	}
 	s.Sort()
 	return &s, nil
+}
+
+// isYAML says whether a snapshot named name is YAML (see LoadSnapshot).
+func isYAML(name string, data []byte) bool {
+	switch strings.ToLower(path.Ext(name)) {
+	case ".yaml", ".yml":
+		return true
+	case ".json":
+		return false
+	}
+	trimmed := bytes.TrimLeft(data, " \t\r\n")
+	return len(trimmed) > 0 && trimmed[0] != '{'
+}
+
+// yamlErrors are the errors of CUE's YAML decoder, each at its file and
+// line: its syntax errors are plain text ("snap.yaml:2: did not find
+// expected node content"), not CUE errors with positions.
+func yamlErrors(name string, err error) Errors {
+	errs := fromCUE(err, nil)
+	for i, e := range errs {
+		if len(e.Positions) > 0 {
+			continue
+		}
+		pos := berth.Pos{File: name}
+		if rest, ok := strings.CutPrefix(e.Message, name+":"); ok {
+			if l, msg, ok := strings.Cut(rest, ": "); ok {
+				if n, err := strconv.Atoi(l); err == nil {
+					pos.Line, e.Message = n, msg
+				}
+			}
+		}
+		e.Positions = []berth.Pos{pos}
+		errs[i] = e
+	}
+	return errs.sort()
 }
 
 // jsonSyntax reports data that is not JSON at the line and column where

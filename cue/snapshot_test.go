@@ -1,9 +1,15 @@
 package cue_test
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
+	"os"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"sigs.k8s.io/yaml"
 
 	"github.com/berth-gpu/berth/cue"
 )
@@ -22,4 +28,70 @@ func TestSnapshotIsJSONOnly(t *testing.T) {
 	if p := errs[0].Pos(); p.File != "snap.json" || p.Line != 2 || p.Col != 13 {
 		t.Errorf("error at %v, want snap.json:2:13", p)
 	}
+}
+
+// TestSnapshotYAML: a snapshot written as YAML (`berth snapshot -o yaml`)
+// reads as the same snapshot as its JSON, and its errors carry the YAML's
+// lines and columns. A YAML name, or any name whose content does not
+// start with "{", is YAML.
+func TestSnapshotYAML(t *testing.T) {
+	js, err := os.ReadFile("../fixtures/snapshots/demo-box.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The YAML fixture is the JSON one as sigs.k8s.io/yaml writes it.
+	y, err := os.ReadFile("../fixtures/snapshots/demo-box.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if conv, err := yaml.JSONToYAML(js); err != nil || !bytes.Equal(conv, y) {
+		t.Fatalf("fixtures/snapshots/demo-box.yaml is not demo-box.json in YAML (%v)", err)
+	}
+	want, err := cue.LoadSnapshot("demo-box.json", js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"demo-box.yaml", "demo-box.yml", "demo-box"} {
+		got, err := cue.LoadSnapshot(name, y)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if d := cmp.Diff(want, got, quantityEqual); d != "" {
+			t.Errorf("%s (-json +yaml):\n%s", name, d)
+		}
+	}
+
+	for _, tc := range []struct {
+		name, data, msg string
+		line, col       int
+	}{
+		{"bad.yaml", "cluster: box\ntime: 2026-11-21T09:00:00Z\nnodes:\n  - name: n\n    cpu: 4\n    memory: 8Gi\n    gpus: -1\n",
+			"nodes.0.gpus: invalid value -1 (out of bound >=0)", 7, 5},
+		{"bad.yaml", "cluster: box\nnodes: [\n", "did not find expected node content", 2, 0},
+		// Aliases that double forty times are cut off, not expanded.
+		{"bomb.yaml", "cluster: box\na0: &a0 [x, x]\n" + aliasBomb(40), "aliases expand to more than", 0, 0},
+	} {
+		_, err := cue.LoadSnapshot(tc.name, []byte(tc.data))
+		var errs cue.Errors
+		if !errors.As(err, &errs) || len(errs) == 0 {
+			t.Errorf("%q: got %v, want cue.Errors", tc.data, err)
+			continue
+		}
+		e := errs[0]
+		if !strings.Contains(e.Error(), tc.msg) {
+			t.Errorf("%q: %q, want it to say %q", tc.data, e.Error(), tc.msg)
+		}
+		if p := e.Pos(); p.File != tc.name || (tc.line > 0 && p.Line != tc.line) || (tc.col > 0 && p.Col != tc.col) {
+			t.Errorf("%q: error at %v, want %s:%d:%d", tc.data, p, tc.name, tc.line, tc.col)
+		}
+	}
+}
+
+// aliasBomb is YAML whose anchor n doubles anchor n-1, n times.
+func aliasBomb(n int) string {
+	var b strings.Builder
+	for i := 1; i <= n; i++ {
+		fmt.Fprintf(&b, "a%d: &a%d [*a%d, *a%d]\n", i, i, i-1, i-1)
+	}
+	return b.String()
 }

@@ -20,6 +20,7 @@ type planOptions struct {
 	placement string
 	noBackfil bool
 	server    string
+	team      *string
 	ghPlan    planGitHubOptions // --github-pr: see github.go
 }
 
@@ -43,6 +44,9 @@ prepares what is pending (periodic ticks due, retries past their
 backoff, pipeline steps whose dependencies finished) and decides it.
 Nothing is changed anywhere: plan only reads.
 
+--team T shows only team T's decisions and quota; they are decided as
+without it, against every team's workloads.
+
 Output: text for people, or -o json or yaml (an array of plans; see the
 README).
 Exit status: 0 planned, 1 invalid repository or snapshot, 2 usage or
@@ -59,10 +63,11 @@ status failed (pending included), 1 when one did, 2 when berth failed.`,
 		RunE: func(cmd *cobra.Command, args []string) error { return o.run(cmd, dirArg(cmd, args)) },
 	}
 	o.output = addOutputFlag(cmd, formatText, formatJSON, formatYAML)
-	cmd.Flags().StringArrayVar(&o.snapshots, "snapshot", nil, "a cluster snapshot to plan against (repeat for several clusters)")
+	cmd.Flags().StringArrayVar(&o.snapshots, "snapshot", nil, "a cluster snapshot, JSON or YAML, to plan against (repeat for several clusters)")
 	cmd.Flags().StringVar(&o.server, "server", "", "plan against the clusters a running 'berth serve' at this address runs (http://127.0.0.1:8080)")
 	cmd.Flags().StringVar(&o.placement, "placement", "", "override policy.placement: berth, firstFit or tightestFit")
 	cmd.Flags().BoolVar(&o.noBackfil, "no-backfill", false, "turn backfill off whatever the policy says")
+	o.team = addTeamFlag(cmd, dirArg)
 	o.ghPlan.register(cmd.Flags())
 	evalBounds.register(cmd.Flags())
 	return withProfile(cmd)
@@ -88,6 +93,9 @@ func (o *planOptions) run(cmd *cobra.Command, dir string) error {
 	if err != nil {
 		return printLoadError(cmd, err)
 	}
+	if err := checkTeam(cfg, *o.team); err != nil {
+		return err
+	}
 	srcs, err := o.sources(cmd)
 	if err != nil {
 		return err
@@ -97,7 +105,11 @@ func (o *planOptions) run(cmd *cobra.Command, dir string) error {
 		if _, ok := cfg.Clusters[src.snap.Cluster]; !ok {
 			return invalidError{fmt.Errorf("%s: cluster %q is not in the repository (clusters: %v)", src.name, src.snap.Cluster, cfg.ClusterNames())}
 		}
-		plans = append(plans, schedule.Schedule(schedule.Input{Config: cfg, Snapshot: src.snap}, opts))
+		p := schedule.Schedule(schedule.Input{Config: cfg, Snapshot: src.snap}, opts)
+		if *o.team != "" {
+			p = planOfTeam(p, *o.team)
+		}
+		plans = append(plans, p)
 	}
 	out := cmd.OutOrStdout()
 	if !o.output.text() {

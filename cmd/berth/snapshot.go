@@ -42,7 +42,7 @@ find the cluster NAME, reads that cluster (its GPU nodes, what berth runs on
 it and where, what waits since when, and which runs finished) and writes it
 in the snapshot format (#Snapshot in schema.cue) to --file FILE, or to
 standard output. Plans made from the file need no cluster access; 'berth
-plan --snapshot' reads the JSON (the default; -o yaml is for reading).
+plan --snapshot' reads either (JSON is the default).
 
 Clusters of backend kubernetes are reached through --kubeconfig (default:
 $KUBECONFIG, then ~/.kube/config, then the pod's service account) and the

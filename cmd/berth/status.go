@@ -95,13 +95,16 @@ func (c *clientOptions) get(path string) ([]byte, int, error) {
 func newStatusCmd() *cobra.Command {
 	var c clientOptions
 	var output *outputFlag
+	var team *string
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show every workload of every kind: state, GPUs, since when, and why",
 		Long: `status asks the running 'berth serve' for the state of every workload
 run on the clusters it runs: queued (with its place in line), admitted,
 running, succeeded, failed (with the reason), preempted, rejected or
-waiting (for a dependency, a backoff or the next cron tick).`,
+waiting (for a dependency, a backoff or the next cron tick). --team T
+shows only team T's workloads (its names complete from the repository in
+the current directory).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			b, code, err := c.get("/api/status")
@@ -111,12 +114,18 @@ waiting (for a dependency, a backoff or the next cron tick).`,
 			if code != http.StatusOK {
 				return fmt.Errorf("berth serve answered %d: %s", code, b)
 			}
-			if !output.text() {
+			if !output.text() && *team == "" {
 				return output.writeJSON(cmd.OutOrStdout(), b)
 			}
 			var resp statusResponse
 			if err := json.Unmarshal(b, &resp); err != nil {
 				return err
+			}
+			if *team != "" {
+				resp = statusOfTeam(resp, *team)
+			}
+			if !output.text() {
+				return output.write(cmd.OutOrStdout(), resp)
 			}
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "revision %s\n", resp.Revision)
@@ -143,6 +152,7 @@ waiting (for a dependency, a backoff or the next cron tick).`,
 	}
 	c.flags(cmd)
 	output = addOutputFlag(cmd, formatText, formatJSON, formatYAML)
+	team = addTeamFlag(cmd, currentDir)
 	return cmd
 }
 

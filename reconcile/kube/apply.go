@@ -15,14 +15,14 @@ import (
 // parallel where the objects are independent:
 //
 //  1. teams (apply_teams.go): the namespace and ResourceQuota of every team
-//     a change starts or queues a run of, rendered from cfg (skipped when
-//     the cache shows them as rendered);
+//     a change starts or queues a run of, rendered from cfg (written only
+//     if they drifted);
 //  2. changes (apply_change.go, and by kind of run apply_job.go,
 //     apply_service.go, roles_apply.go): each change's objects, with
-//     server-side apply (apply_object.go): an object the cache does not
-//     have is created in one request; one it has goes through a dry-run
-//     drift check (fluxcd/pkg/ssa's, see drifted) and is written only if
-//     it drifted;
+//     fluxcd/pkg/ssa (apply_object.go, ssa.go): a dry-run apply compared
+//     with the object as the informers hold it, then server-side apply of
+//     what drifted (a new object: a dry run and an apply; an unchanged one:
+//     a dry run);
 //  3. the ledger (apply_ledger.go), one merge patch per team: what stage 2
 //     started, stopped or queued, and the ends of finished Jobs not
 //     recorded yet;

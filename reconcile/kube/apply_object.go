@@ -2,54 +2,44 @@ package kube
 
 import (
 	"context"
-	"fmt"
+	"slices"
 
+	"github.com/fluxcd/pkg/ssa"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/berth-gpu/berth/reconcile"
 )
 
-// applyObject applies one object with server-side apply under berth's
-// field manager, taking fields from other managers (a hand edit) back.
-// An object the cache holds as rendered is not sent at all; one it holds
-// otherwise goes through the dry-run drift check first (drift.go).
+// applyOptions are ssa's defaults: no force (an immutable field berth
+// changes gets a new object from berth itself, recreateJobs), no
+// exclusions.
+var applyOptions = ssa.DefaultApplyOptions()
+
+// applyObject applies one object with fluxcd/pkg/ssa: a server-side
+// dry-run apply compared with the object as it is, then, only if it
+// drifted, server-side apply under berth's field manager, taking fields
+// from other managers (a hand edit) back. ssa's errors start with the
+// object ("Job/team-a/train-1 apply failed: ...").
 func (c *Cluster) applyObject(ctx context.Context, obj *unstructured.Unstructured) (reconcile.Outcome, error) {
-	kind, ns, name := obj.GetKind(), obj.GetNamespace(), obj.GetName()
-	live, exists := c.objs().get(kind, ns, name)
-	if exists {
-		if Drift(obj, liveMap(live.(runtime.Object))) == "" {
-			return reconcile.OutcomeUnchanged, nil
-		}
-		drifted, err := c.drifted(ctx, obj)
-		if err != nil {
-			return reconcile.OutcomeFailed, fmt.Errorf("%s %s/%s: %w", kind, ns, name, err)
-		}
-		if !drifted {
-			return reconcile.OutcomeUnchanged, nil
-		}
+	e, err := c.ssa.Apply(ctx, obj, applyOptions)
+	if err != nil {
+		return reconcile.OutcomeFailed, err
 	}
-	applied := obj.DeepCopy()
-	if err := c.crc.Patch(ctx, applied, client.Apply, client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
-		return reconcile.OutcomeFailed, fmt.Errorf("%s %s/%s: apply: %w", kind, ns, name, err)
-	}
-	c.written.add(kind, ns, name, applied.GetResourceVersion())
-	if exists {
-		return reconcile.OutcomeConfigured, nil
-	}
-	return reconcile.OutcomeCreated, nil
+	return outcomeOf(e.Action), nil
 }
 
-// applyObjects applies a run's objects in order; the outcome is the
-// strongest of theirs (created over configured over unchanged).
+// applyObjects applies a run's objects with ssa's ApplyAll (in its kind
+// order: a Service before the Jobs or Deployment that use it); the outcome
+// is the strongest of theirs (created over configured over unchanged).
 func (c *Cluster) applyObjects(ctx context.Context, objs []*unstructured.Unstructured) (reconcile.Outcome, error) {
+	// ApplyAll sorts what it is given: the caller's order stays.
+	cs, err := c.ssa.ApplyAll(ctx, slices.Clone(objs), applyOptions)
+	if err != nil {
+		return reconcile.OutcomeFailed, err
+	}
 	out := reconcile.OutcomeUnchanged
-	for _, obj := range objs {
-		o, err := c.applyObject(ctx, obj)
-		if err != nil {
-			return reconcile.OutcomeFailed, err
-		}
+	for _, e := range cs.Entries {
+		o := outcomeOf(e.Action)
 		if o == reconcile.OutcomeCreated || (o == reconcile.OutcomeConfigured && out == reconcile.OutcomeUnchanged) {
 			out = o
 		}

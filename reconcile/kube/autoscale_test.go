@@ -56,8 +56,8 @@ workloads: ml: other: {kind: "service", image: "img:1", resources: {gpu: 1, flav
 		t.Fatal(err)
 	}
 	for _, mf := range dep.ManagedFields {
-		if mf.Manager == "berth" && strings.Contains(string(mf.FieldsV1.Raw), `"f:replicas"`) {
-			t.Errorf("berth owns the autoscaled Deployment's replicas: %s", mf.FieldsV1.Raw)
+		if mf.Manager == "berth" && strings.Contains(mf.FieldsV1.GetRawString(), `"f:replicas"`) {
+			t.Errorf("berth owns the autoscaled Deployment's replicas: %s", mf.FieldsV1.GetRawString())
 		}
 	}
 

@@ -9,10 +9,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fluxcd/pkg/ssa"
+	"github.com/go-logr/logr"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/berth-gpu/berth"
 	"github.com/berth-gpu/berth/reconcile"
@@ -24,6 +27,8 @@ type Cluster struct {
 	opts   Options
 	client kubernetes.Interface
 	crc    client.Client
+	// ssa applies, checks drift and diffs (fluxcd/pkg/ssa, ssa.go).
+	ssa *ssa.ResourceManager
 	// cache is the informers' view; replaced by a fresh one when the API
 	// server comes back after an outage (see healthy).
 	cache atomic.Pointer[objects]
@@ -44,6 +49,8 @@ type Cluster struct {
 }
 
 var _ reconcile.Cluster = (*Cluster)(nil)
+
+var setCtrlLogger sync.Once
 
 // New returns a Cluster. It does not contact the API server.
 func New(opts Options) (*Cluster, error) {
@@ -72,11 +79,16 @@ func New(opts Options) (*Cluster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s: %w", opts.Name, err)
 	}
+	// controller-runtime's client logs through its package logger, and
+	// prints a stack trace if none was ever set: the first cluster's
+	// logger is it.
+	setCtrlLogger.Do(func() { ctrllog.SetLogger(logr.FromSlogHandler(opts.Logger.Handler())) })
 	crc, err := client.New(cfg, client.Options{HTTPClient: hc, Mapper: mapper})
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s: %w", opts.Name, err)
 	}
 	c := &Cluster{opts: opts, client: cs, crc: crc}
+	c.ssa = newResourceManager(c)
 	c.cache.Store(newObjects(cs))
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if opts.LeaderElection != nil {

@@ -28,11 +28,13 @@
 //     (a replica of an autoscaled service above its minimum: one more or
 //     less on its autoscaler's maxReplicas) and roles_apply.go per kind of
 //     run, apply_ledger.go, apply_delete.go,
-//     apply_wait.go): server-side apply under one field manager
-//     (apply_object.go), with fluxcd/pkg/ssa's drift check (a dry-run apply
-//     compared with the live object; drift.go says why it is not ssa
-//     itself), in parallel with a bounded pool; deletes only what berth
-//     owns. Status comes from kstatus. The configuration each Apply and
+//     apply_wait.go): fluxcd/pkg/ssa's ResourceManager (ssa.go,
+//     apply_object.go): server-side apply under one field manager of what
+//     a dry-run apply shows has drifted, in parallel with a bounded pool;
+//     deletes only what berth owns. ssa reads objects from the informers'
+//     cache and its writes are waited for there (apply_wait.go), not with
+//     its WaitForSet: Apply does not wait for readiness, Observe reports
+//     it. Status comes from kstatus. The configuration each Apply and
 //     Observe is handed gives the teams' quotas and the flavors' labels.
 //   - The run ledger (ledger.go): what berth did and saw, durable in the
 //     cluster, never only in memory.
@@ -92,10 +94,16 @@
 // # Drift
 //
 // A Deployment or Service carries the spec it was rendered from
-// (berth.dev/spec). Observe renders it again and compares it with the live
-// object (only the fields berth sets); a run whose objects drifted (a
-// kubectl edit) is reported with a digest that is not the spec's, so the
-// engine asks for a restart and Apply takes the fields back. Fields berth
-// does not set, and spec.replicas once another manager (an autoscaler)
-// owns it, are left alone.
+// (berth.dev/spec). Observe renders it again and asks fluxcd/pkg/ssa's
+// Diff (a server-side dry-run apply compared with the live object) whether
+// applying it would change anything: the API server's defaults are not
+// drift, a kubectl edit of a field berth sets is. A run whose objects
+// drifted is reported with a digest that is not the spec's and a note
+// naming the field ("changed outside berth: Deployment
+// /spec/template/spec/containers/0/image"), so the engine asks for a
+// restart and Apply takes the fields back. Fields berth does not set, and
+// spec.replicas once another manager (an autoscaler) owns it, are left
+// alone. The check is remembered per Deployment generation, labels and
+// annotations and Service resourceVersion: an unchanged service costs no
+// request.
 package kube

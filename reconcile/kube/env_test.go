@@ -51,14 +51,14 @@ const kubeDemoDir = "../../fixtures/repos/kube-demo"
 const h100 = "NVIDIA-H100-80GB-HBM3"
 
 // writeCounter counts the requests that may write: every verb but GET
-// (watches and lists are GETs too).
+// (watches and lists are GETs too), and not a dry run (ssa's drift check).
 type writeCounter struct {
 	rt     http.RoundTripper
 	writes *atomic.Int64
 }
 
 func (w writeCounter) RoundTrip(r *http.Request) (*http.Response, error) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead && !r.URL.Query().Has("dryRun") {
 		w.writes.Add(1)
 	}
 	return w.rt.RoundTrip(r)

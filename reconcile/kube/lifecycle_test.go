@@ -197,6 +197,11 @@ workloads: ml: api: {kind: "service", image: "api:1", ports: [{port: 8080}], res
 			t.Fatalf("revert: %s %s: %s %v", r.Change.Op, r.Change.Workload.ID(), r.Outcome, r.Err)
 		}
 	}
+	// fluxcd/pkg/ssa's dry run names what changed.
+	const edited = "changed outside berth: Deployment /spec/template/spec/containers/0/image"
+	if r := run(cr, "ml/web"); !strings.Contains(r.Note, edited) {
+		t.Errorf("ml/web's note %q does not say %q", r.Note, edited)
+	}
 	dep, err := s.env.Client.AppsV1().Deployments(s.ns("ml")).Get(s.ctx, "web", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -206,7 +211,7 @@ workloads: ml: api: {kind: "service", image: "api:1", ports: [{port: 8080}], res
 	}
 	before := s.writes.Load()
 	if cr := s.mustReconcile(); len(cr.Changes) != 0 || s.writes.Load() != before {
-		t.Fatalf("after the revert a reconcile still changes %+v (%d writes)", cr.Changes, s.writes.Load()-before)
+		t.Fatalf("after the revert a reconcile still changes %+v (%d writes); ml/web: %s", cr.Changes, s.writes.Load()-before, run(cr, "ml/web").Note)
 	}
 
 	// An autoscaler (the scale subresource, another manager) owns replicas:

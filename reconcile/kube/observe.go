@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -25,9 +27,11 @@ const DriftDigest = "drifted"
 
 // Observe reports the cluster from the informers' caches: the nodes, every
 // run of berth's Jobs and Deployments, and the ledger's runs that have no
-// object (any more, or yet). It writes nothing; its only request is the
-// API server's /readyz. A service whose objects differ from what cfg's
-// flavor labels render (someone else changed them) gets DriftDigest.
+// object (any more, or yet). It writes nothing; its requests are the API
+// server's /readyz and, for a service whose objects changed since it last
+// looked, fluxcd/pkg/ssa's dry-run drift check. A service whose objects
+// differ from what cfg's flavor labels render (someone else changed them)
+// gets DriftDigest.
 func (c *Cluster) Observe(ctx context.Context, cfg *berth.Config) (*reconcile.Observed, error) {
 	if err := c.Start(ctx); err != nil {
 		return nil, err
@@ -64,14 +68,22 @@ func (c *Cluster) Observe(ctx context.Context, cfg *berth.Config) (*reconcile.Ob
 		seen[r.Key()] = true
 		obs.Runs = append(obs.Runs, r)
 	}
+	var deps []*appsv1.Deployment
+	var depRuns []reconcile.RunState
 	for _, d := range c.objs().deployments() {
-		r, ok := c.deploymentRun(d)
-		if !ok {
-			continue
+		if r, ok := c.deploymentRun(d); ok {
+			deps, depRuns = append(deps, d), append(depRuns, r)
 		}
-		if drift := c.drift.check(c, cfg, d); drift != "" {
+	}
+	// Drift checks are requests (dry runs) when a service changed: in
+	// parallel, bounded like Apply's.
+	drifts := make([]string, len(deps))
+	c.parallel(len(deps), func(i int) { drifts[i] = c.drift.check(ctx, c, cfg, deps[i]) })
+	for i, r := range depRuns {
+		d := deps[i]
+		if drifts[i] != "" {
 			r.Digest = DriftDigest
-			r.Note += "; changed outside berth: " + drift
+			r.Note += "; changed outside berth: " + drifts[i]
 		}
 		if w, ok := specOf(d.Annotations); ok {
 			// People are shown it once the run holds (status) or runs:
@@ -320,54 +332,71 @@ func observedPlacements(decided []berth.Placement, nodes []string) []berth.Place
 	return out
 }
 
-// driftCache remembers each Deployment's drift check by the
-// resourceVersions it was made at, so an unchanged cluster costs no
-// rendering.
+// driftCache remembers each Deployment's drift check (a dry run per
+// object, serviceDrift) by what it was made at: the Deployment's
+// generation, labels and annotations (its status changes often and says
+// nothing of drift), the Service's and Ingress's resourceVersions, the
+// autoscaler's generation, labels and annotations, the flavor's labels
+// and the cluster's ingress. An unchanged service costs
+// no request.
 type driftCache struct {
 	mu sync.Mutex
 	m  map[string]driftResult
 }
 
 type driftResult struct {
-	depRV, svcRV, ingRV, cfg string
-	drift                    string
+	at    string
+	drift string
 }
 
-func (dc *driftCache) check(c *Cluster, cfg *berth.Config, d *appsv1.Deployment) string {
-	svc := c.objs().service(d.Namespace, d.Name)
-	svcRV := ""
-	if svc != nil {
+func (dc *driftCache) check(ctx context.Context, c *Cluster, cfg *berth.Config, d *appsv1.Deployment) string {
+	labels := flavorLabels(cfg, d.Annotations[AnnotationFlavor])
+	o := c.renderOptions(cfg)
+	svcRV, ingRV := "", ""
+	if svc := c.objs().service(d.Namespace, d.Name); svc != nil {
 		svcRV = svc.ResourceVersion
 	}
 	ing := c.objs().ingress(d.Namespace, d.Name)
-	ingRV := ""
 	if ing != nil {
 		ingRV = ing.ResourceVersion
 	}
+	// An autoscaler's status changes with every metrics sample: its
+	// generation, labels and annotations (berth's scale) are what count.
 	hpa := c.objs().hpa(d.Namespace, d.Name)
+	h := fnv.New64a()
+	metas := []map[string]string{d.Labels, d.Annotations, labels}
 	if hpa != nil {
-		ingRV += "/" + hpa.ResourceVersion
+		fmt.Fprintf(h, "hpa %d,", hpa.Generation)
+		metas = append(metas, hpa.Labels, hpa.Annotations)
 	}
-	flavor := d.Annotations[AnnotationFlavor]
-	labels := flavorLabels(cfg, flavor)
-	o := c.renderOptions(cfg)
-	cfgKey := fmt.Sprint(labels, o.Ingress)
+	for _, m := range metas {
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			fmt.Fprintf(h, "%q=%q,", k, m[k])
+		}
+		h.Write([]byte{0})
+	}
 	if o.Ingress != nil {
-		cfgKey = fmt.Sprint(labels, *o.Ingress, o.Ingress.TLS)
+		fmt.Fprint(h, *o.Ingress, o.Ingress.TLS)
 	}
+	at := fmt.Sprintf("%d/%s/%s/%x", d.Generation, svcRV, ingRV, h.Sum64())
 	key := d.Namespace + "/" + d.Name
 	dc.mu.Lock()
-	if r, ok := dc.m[key]; ok && r.depRV == d.ResourceVersion && r.svcRV == svcRV && r.ingRV == ingRV && r.cfg == cfgKey {
+	if r, ok := dc.m[key]; ok && r.at == at {
 		dc.mu.Unlock()
 		return r.drift
 	}
 	dc.mu.Unlock()
-	drift := deploymentDrift(o, d, svc, ing, hpa, labels)
+	drift, err := c.serviceDrift(ctx, o, d, ing, hpa, labels)
+	if err != nil {
+		// Not remembered: the next Observe asks again.
+		c.opts.Logger.Debug("drift check failed", "cluster", c.opts.Name, "deployment", key, "err", err)
+		return ""
+	}
 	dc.mu.Lock()
 	if dc.m == nil {
 		dc.m = map[string]driftResult{}
 	}
-	dc.m[key] = driftResult{depRV: d.ResourceVersion, svcRV: svcRV, ingRV: ingRV, cfg: cfgKey, drift: drift}
+	dc.m[key] = driftResult{at: at, drift: drift}
 	dc.mu.Unlock()
 	return drift
 }

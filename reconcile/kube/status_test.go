@@ -176,33 +176,3 @@ func TestObservedPlacements(t *testing.T) {
 		})
 	}
 }
-
-func TestDrift(t *testing.T) {
-	cfg := kubeDemo(t)
-	wl := cfg.Workloads["serving/chat-api"]
-	objs, err := Render(renderOpts, Run{Workload: wl, RunID: "1", Digest: "d", Started: true, Attempts: 1, Flavor: "h100"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	live := objs[0].DeepCopy().Object
-	// What the API server adds is not drift.
-	live["status"] = map[string]any{"replicas": int64(2)}
-	spec := live["spec"].(map[string]any)
-	spec["revisionHistoryLimit"] = int64(10)
-	c := spec["template"].(map[string]any)["spec"].(map[string]any)["containers"].([]any)[0].(map[string]any)
-	c["terminationMessagePath"] = "/dev/termination-log"
-	c["resources"].(map[string]any)["requests"].(map[string]any)["memory"] = "17179869184" // 16Gi, spelt out
-	if p := Drift(objs[0], live); p != "" {
-		t.Fatalf("defaults are drift at %s", p)
-	}
-	// A hand edit is.
-	c["image"] = "ghcr.io/acme/chat-api:hacked"
-	if p := Drift(objs[0], live); p != "spec.template.spec.containers[main].image" {
-		t.Fatalf("an edited image: drift at %q", p)
-	}
-	c["image"] = wl.Image
-	c["command"] = []any{"sh"}
-	if p := Drift(objs[0], live); p != "spec.template.spec.containers[main].command[1]" {
-		t.Fatalf("a shortened command: drift at %q", p)
-	}
-}
