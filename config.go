@@ -41,6 +41,43 @@ type Config struct {
 	Packages map[string]Package `json:"-"`
 }
 
+// ChangedWorkloads lists, sorted, the workloads that may differ between
+// from and c, two Configs the loader made: those of the package instances
+// whose digest changed, or that came or went (Config.Packages). Every
+// other workload is the same in both, field for field. ok is false when
+// either has no packages or their packages do not account for every
+// workload added or removed: then every workload may differ.
+func (c *Config) ChangedWorkloads(from *Config) (ids []WorkloadID, ok bool) {
+	if from == nil || c.Packages == nil || from.Packages == nil {
+		return nil, false
+	}
+	for dir, p := range c.Packages {
+		q, had := from.Packages[dir]
+		if !had || q.Digest != p.Digest {
+			ids = append(append(ids, p.Workloads...), q.Workloads...)
+		}
+	}
+	for dir, q := range from.Packages {
+		if _, has := c.Packages[dir]; !has {
+			ids = append(ids, q.Workloads...)
+		}
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	n := len(from.Workloads)
+	for _, id := range ids {
+		_, inC := c.Workloads[id]
+		_, inFrom := from.Workloads[id]
+		switch {
+		case inC && !inFrom:
+			n++
+		case inFrom && !inC:
+			n--
+		}
+	}
+	return ids, n == len(c.Workloads)
+}
+
 // Package is one package instance of a loaded repository (see
 // Config.Packages).
 type Package struct {
@@ -224,6 +261,12 @@ type Cluster struct {
 	// Ingress is how services of a kubernetes cluster are reached from
 	// outside; nil: they are not, and expose.host is an error.
 	Ingress *Ingress `json:"ingress,omitempty"`
+	// StorageClass is the class of the claims berth creates on a
+	// kubernetes cluster (empty: the cluster's default).
+	StorageClass string `json:"storageClass,omitempty"`
+	// VolumeRoot is the directory a local cluster's volumes live under
+	// (empty: volumes/ in berth's state directory).
+	VolumeRoot string `json:"volumeRoot,omitempty"`
 	// Notebooks is what the cluster asks of notebooks; nil: nothing.
 	Notebooks *NotebookPolicy `json:"notebooks,omitempty"`
 }
@@ -520,6 +563,12 @@ type Workload struct {
 	// Roles are the pod sets of a workload of several shapes (a launcher
 	// and workers); empty for a workload of one shape.
 	Roles map[string]Role `json:"roles,omitempty"`
+	// Volumes are the storage the workload mounts, by name.
+	Volumes map[string]Volume `json:"volumes,omitempty"`
+	// Outputs is what a pipeline step leaves for later steps; Inputs are
+	// the steps (same team) whose outputs it reads.
+	Outputs *Outputs `json:"outputs,omitempty"`
+	Inputs  []string `json:"inputs,omitempty"`
 
 	// Pos is where the workload is defined.
 	Pos Pos `json:"-"`
@@ -701,6 +750,11 @@ func (r Resources) UsesGPU() bool { return r.GPU > 0 || r.GPUFraction > 0 || r.M
 type Checkpoint struct {
 	Dir    string `json:"dir"`
 	Resume bool   `json:"resume"`
+	// Size is the size of a run's claim on Kubernetes (zero:
+	// DefaultCheckpointSize).
+	Size Quantity `json:"size,omitzero"`
+	// Keep keeps the checkpoints after the run ended.
+	Keep bool `json:"keep,omitempty"`
 }
 
 // PriorityTier is one priority level.

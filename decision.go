@@ -170,8 +170,15 @@ type Decision struct {
 	// for, if any: then GPUs counts slices of that profile.
 	GPUs float64 `json:"gpus"`
 	MIG  string  `json:"mig,omitempty"`
+	// Mounts is the storage the run mounts (its checkpoints and volumes),
+	// as the cluster backs it.
+	Mounts []Mount `json:"mounts,omitempty"`
 	// Since is when the run started (keep) or was first seen waiting.
 	Since time.Time `json:"since,omitzero"`
+	// ScaleRoom says, for an autoscaled service's run that is admitted or
+	// kept, how far it may scale inside its team's quota after this plan:
+	// "may scale to 4 replicas: 4 GPUs, within nominal".
+	ScaleRoom string `json:"scaleRoom,omitempty"`
 }
 
 // Nodes counts the distinct nodes of the placements.

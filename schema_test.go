@@ -52,7 +52,7 @@ func TestSchemaMatchesGoTypes(t *testing.T) {
 		reflect.TypeFor[berth.RunningWorkload](), reflect.TypeFor[berth.Placement](), reflect.TypeFor[berth.QueuedWorkload](),
 		reflect.TypeFor[berth.Role](), reflect.TypeFor[berth.Health](), reflect.TypeFor[berth.Probe](),
 		reflect.TypeFor[berth.Rollout](), reflect.TypeFor[berth.Expose](), reflect.TypeFor[berth.Autoscale](),
-		reflect.TypeFor[berth.Ingress](),
+		reflect.TypeFor[berth.Ingress](), reflect.TypeFor[berth.Volume](), reflect.TypeFor[berth.Checkpoint](),
 	} {
 		if !w.seen[typ] {
 			t.Errorf("the walk never reached %s", typ)
@@ -66,6 +66,7 @@ var variants = map[reflect.Type][]string{
 	reflect.TypeFor[berth.Cluster](): {`{backend: "local"}`, `{backend: "kubernetes"}`},
 	reflect.TypeFor[berth.Workload](): {`{kind: "training"}`, `{kind: "batch"}`, `{kind: "service"}`,
 		`{kind: "inference"}`, `{kind: "notebook"}`},
+	reflect.TypeFor[berth.Volume](): {`{kind: "dataset"}`, `{kind: "team"}`, `{kind: "scratch"}`},
 }
 
 type schemaWalker struct {

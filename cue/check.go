@@ -274,6 +274,8 @@ func (c *checker) workloads() {
 		c.workloadShape(p, w)
 		c.workloadLimits(p, w)
 		c.service(p, w)
+		c.volumes(p, w)
+		c.pipelineInputs(p, w)
 		c.notebook(p, w)
 		for i, d := range w.Dependencies() {
 			dp := fmt.Sprintf("%s.dependsOn.%d", p, i)

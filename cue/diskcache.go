@@ -195,19 +195,6 @@ func (e *cacheEntry) decode() (*instanceResult, error) {
 	return r, nil
 }
 
-// get returns the result for dir stored for t's content, or nil.
-func (c *diskCache) get(t *tree, dir string) *instanceResult {
-	e := c.lookup(t, dir)
-	if e == nil {
-		return nil
-	}
-	r, err := e.decode()
-	if err != nil {
-		return nil
-	}
-	return r
-}
-
 // put stores r, whose result as a child sends it is w, for t's content.
 func (c *diskCache) put(t *tree, r *instanceResult, w *wireResult) {
 	c.mu.Lock()

@@ -278,6 +278,11 @@ func (ev *evaluator) object(r *instanceResult, inst cuelang.Value, p []string, o
 		for _, role := range w.RoleNames() {
 			ev.rolePos(&obj, o, p, role)
 		}
+		ev.refPos(&obj, o, p, "checkpoint", "checkpoint.dir", "outputs")
+		ev.listPos(&obj, o, p, "inputs", len(w.Inputs), "")
+		for _, v := range w.VolumeNames() {
+			ev.volumePos(&obj, o, p, v)
+		}
 	}
 	if derr != nil {
 		r.errs = append(r.errs, Error{Path: key, Message: "decode: " + derr.Error(), Positions: []berth.Pos{obj.pos}})
@@ -413,6 +418,29 @@ func (ev *evaluator) rolePos(obj *object, o cuelang.Value, p []string, role stri
 		if pos, ok := convertPos(fv.Pos()); ok && pos.File != SchemaPosFile {
 			obj.positions[prefix+"."+f] = pos
 		}
+	}
+}
+
+// volumePos records the positions of one volume of a workload and of the
+// fields its checks point at. Volume names may hold "-", so the path is
+// built from selectors, not parsed.
+func (ev *evaluator) volumePos(obj *object, o cuelang.Value, p []string, name string) {
+	vv := o.LookupPath(cuelang.MakePath(cuelang.Str("volumes"), cuelang.Str(name)))
+	if !vv.Exists() {
+		return
+	}
+	prefix := strings.Join(p, ".") + ".volumes." + name
+	for _, f := range []string{"kind", "mountPath", "readOnly", "claim", "size", "path"} {
+		if pos, ok := convertPos(vv.LookupPath(parsePath(f)).Pos()); ok && pos.File != SchemaPosFile {
+			obj.positions[prefix+"."+f] = pos
+		}
+	}
+	// The volume's own position; where CUE has none of the user's (a
+	// value unified from the schema's pattern), its kind's.
+	if pos, ok := convertPos(vv.Pos()); ok && pos.File != SchemaPosFile {
+		obj.positions[prefix] = pos
+	} else if pos, ok := obj.positions[prefix+".kind"]; ok {
+		obj.positions[prefix] = pos
 	}
 }
 

@@ -724,8 +724,10 @@ func (f *fastEval) file(p string) (fileObjects, error) {
 }
 
 // inParallel calls do(i) for every i below n, on as many goroutines as
-// there are CPUs, and returns the first error.
+// there are CPUs, and returns the first error. A panic is an error: the
+// instance goes to CUE rather than the process dying.
 func inParallel(n int, do func(i int) error) error {
+	do = recovering(do)
 	workers := min(runtime.GOMAXPROCS(0), n/16+1)
 	if workers <= 1 {
 		for i := range n {
@@ -856,4 +858,16 @@ func (f *fastEval) try(dir string) (r *instanceResult) {
 		return nil
 	}
 	return r
+}
+
+// recovering is do with a panic turned into an error.
+func recovering(do func(i int) error) func(i int) error {
+	return func(i int) (err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				err = notFast("panic: %v", p)
+			}
+		}()
+		return do(i)
+	}
 }

@@ -20,6 +20,7 @@ import (
 	"cuelang.org/go/cue/parser"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/berth-gpu/berth"
 	"github.com/berth-gpu/berth/fixtures/gen"
@@ -85,11 +86,27 @@ func TestFastPathAgrees(t *testing.T) {
 			if d := cmp.Diff(slowErr, fastErr); d != "" {
 				t.Errorf("errors (-CUE +fast):\n%s", d)
 			}
-			if d := cmp.Diff(slowCfg, fastCfg, cmp.Exporter(func(reflect.Type) bool { return true })); d != "" {
+			if d := cmp.Diff(slowCfg, fastCfg, cmp.Exporter(func(reflect.Type) bool { return true }),
+				cmpopts.IgnoreFields(berth.Config{}, "Fields")); d != "" {
 				t.Errorf("configuration (-CUE +fast):\n%s", d)
+			}
+			if d := cmp.Diff(allPositions(slowCfg), allPositions(fastCfg)); d != "" {
+				t.Errorf("positions (-CUE +fast):\n%s", d)
 			}
 		})
 	}
+}
+
+// allPositions is every position a configuration holds.
+func allPositions(cfg *berth.Config) map[string]berth.Pos {
+	if cfg == nil {
+		return nil
+	}
+	out := map[string]berth.Pos{}
+	for k, p := range cfg.AllPositions() {
+		out[k] = p
+	}
+	return out
 }
 
 // TestFastPathAnswers: the fast path answers for every team instance of
@@ -211,5 +228,20 @@ func TestFastSchemaUnchanged(t *testing.T) {
 	}
 	if got := hex.EncodeToString(h.Sum(nil))[:16]; got != fastSchemaDigest {
 		t.Errorf("schema.cue's definitions that fastschema.go copies changed (digest %s, was %s): check the rules in fastschema.go against them, then set fastSchemaDigest to %q", got, fastSchemaDigest, got)
+	}
+}
+
+// TestInParallelRecovers: a panic on one of the fast path's goroutines
+// sends the instance to CUE instead of killing the evaluation process.
+func TestInParallelRecovers(t *testing.T) {
+	err := inParallel(100, func(i int) error {
+		if i == 57 {
+			panic("boom")
+		}
+		return nil
+	})
+	var nf *errNotFast
+	if !errors.As(err, &nf) {
+		t.Fatalf("got %v, want the fast path to give up", err)
 	}
 }

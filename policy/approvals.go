@@ -170,10 +170,7 @@ func Requirements(in ReviewInput) []Requirement {
 	if in.Head != nil {
 		large := map[string][]string{}
 		var sizes []string
-		for _, id := range in.Head.WorkloadIDs() {
-			if !ch.changedWorkload[id] {
-				continue
-			}
+		for _, id := range slices.Sorted(maps.Keys(ch.changedWorkload)) {
 			w := in.Head.Workloads[id]
 			gpus, hours := WorkloadSize(w)
 			if over, what := isLarge(ap.LargeWorkload, gpus, hours); over {
@@ -361,15 +358,26 @@ func diffConfigs(base, head *berth.Config, changed []string) change {
 	if !sameJSON(base.Policy, head.Policy) {
 		ch.platform["policy"] = true
 	}
-	for id, hw := range head.Workloads {
-		bw, ok := base.Workloads[id]
-		if !ok || !sameJSON(bw, hw) {
-			addWorkload(id)
-			ch.changedWorkload[id] = true
+	// Two loaded revisions are compared package by package: a 50,000
+	// workload repository's every workload encoded twice was most of a
+	// pull request's review.
+	ids, ok := head.ChangedWorkloads(base)
+	if !ok {
+		ids = slices.Collect(maps.Keys(head.Workloads))
+		for id := range base.Workloads {
+			if _, ok := head.Workloads[id]; !ok {
+				ids = append(ids, id)
+			}
 		}
 	}
-	for id := range base.Workloads {
-		if _, ok := head.Workloads[id]; !ok {
+	for _, id := range ids {
+		hw, inHead := head.Workloads[id]
+		bw, inBase := base.Workloads[id]
+		switch {
+		case inHead && (!inBase || !sameJSON(bw, hw)):
+			addWorkload(id)
+			ch.changedWorkload[id] = true
+		case inBase && !inHead:
 			addWorkload(id)
 		}
 	}

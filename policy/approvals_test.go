@@ -1,6 +1,9 @@
 package policy_test
 
 import (
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -81,6 +84,14 @@ func TestRequirements(t *testing.T) {
 		author: "zoe",
 		want: []req{{Kind: policy.NeedTeamOwner,
 			Msg: "a change to team vision's workloads needs an approval from @ana or @acme/vision"}},
+	}, {
+		name: "an edited workload needs a team owner",
+		head: func() *berth.Config {
+			return withWorkload(base, build.Workload("nlp", "eval").GPUs(2))
+		},
+		author: "zoe",
+		want: []req{{Kind: policy.NeedTeamOwner,
+			Msg: "a change to team nlp's workloads needs an approval from @ben"}},
 	}, {
 		name: "an owner's approval meets it",
 		head: func() *berth.Config {
@@ -205,18 +216,52 @@ func TestRequirements(t *testing.T) {
 		want: []req{{Kind: policy.NeedAdmin, Msg: "a change to cohort research needs an approval from a platform admin: @acme/platform"}},
 	}}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			rev := policy.ReviewChange(policy.ReviewInput{Base: base, Head: tt.head(), Changed: tt.changed,
-				Author: tt.author, Approvals: tt.approvals})
-			var got []req
-			for _, r := range rev.Requirements {
-				got = append(got, req{Kind: r.Kind, Msg: r.Message(), Met: r.ApprovedBy, Author: r.AuthorIsOwner})
-			}
-			if diff := cmp.Diff(tt.want, got); diff != "" {
-				t.Errorf("requirements (-want +got):\n%s", diff)
-			}
-		})
+		// Loaded revisions carry package digests, and are compared
+		// package by package: the same requirements either way.
+		for _, packages := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/packages=%v", tt.name, packages), func(t *testing.T) {
+				b, head := base, tt.head()
+				if packages {
+					b, head = withPackages(base), withPackages(head)
+				}
+				rev := policy.ReviewChange(policy.ReviewInput{Base: b, Head: head, Changed: tt.changed,
+					Author: tt.author, Approvals: tt.approvals})
+				var got []req
+				for _, r := range rev.Requirements {
+					got = append(got, req{Kind: r.Kind, Msg: r.Message(), Met: r.ApprovedBy, Author: r.AuthorIsOwner})
+				}
+				if diff := cmp.Diff(tt.want, got); diff != "" {
+					t.Errorf("requirements (-want +got):\n%s", diff)
+				}
+			})
+		}
 	}
+}
+
+// withPackages is a copy of c with a package per team, as the loader
+// gives a repository with a directory per team: its digest is the hash of
+// its workloads.
+func withPackages(c *berth.Config) *berth.Config {
+	out := *c
+	out.Packages = map[string]berth.Package{}
+	for _, id := range c.WorkloadIDs() {
+		p := out.Packages[id.Team()]
+		p.Workloads = append(p.Workloads, id)
+		out.Packages[id.Team()] = p
+	}
+	for dir, p := range out.Packages {
+		ws := make([]berth.Workload, len(p.Workloads))
+		for i, id := range p.Workloads {
+			ws[i] = c.Workloads[id]
+		}
+		b, err := json.Marshal(ws)
+		if err != nil {
+			panic(err)
+		}
+		p.Digest = sha256.Sum256(b)
+		out.Packages[dir] = p
+	}
+	return &out
 }
 
 func TestRequirementsWithoutAdmins(t *testing.T) {

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"strconv"
 
 	"github.com/berth-gpu/berth"
 )
@@ -21,6 +22,8 @@ type ScaleRoom struct {
 	Borrowed int64
 	// Short is why one more replica would not fit, when fewer than Max do.
 	Short *Shortfall
+	// NoCohort: the team is in no cohort, so it cannot borrow at all.
+	NoCohort bool
 }
 
 // ServiceScaleRoom adds replicas of demand replica, one at a time, to the
@@ -28,7 +31,7 @@ type ScaleRoom struct {
 // until the next does not fit or max is reached. q is not changed.
 func ServiceScaleRoom(q *Quotas, team, flavor string, replica Demand, running, most int) ScaleRoom {
 	c := q.Clone()
-	room := ScaleRoom{Replicas: running, Max: most}
+	room := ScaleRoom{Replicas: running, Max: most, NoCohort: !q.InCohort(team)}
 	for room.Replicas < most {
 		ok, sf := c.Fits(team, flavor, replica)
 		if !ok {
@@ -57,13 +60,14 @@ func (r ScaleRoom) String() string {
 	}
 	s += ": " + plural(r.GPUs, "GPU")
 	if r.Borrowed > 0 {
-		s += ", " + milli(r.Borrowed) + " borrowed from the cohort"
+		s += ", " + strconv.FormatFloat(float64(r.Borrowed)/1000, 'f', -1, 64) + " borrowed from the cohort"
 	} else {
 		s += ", within nominal"
 	}
 	if sf := r.Short; sf != nil {
 		what := "the team's quota has"
 		switch {
+		case r.NoCohort:
 		case sf.AtLimit:
 			what = "its borrowing limit allows"
 		case sf.Borrowing:
@@ -78,11 +82,13 @@ func (r ScaleRoom) String() string {
 	return s
 }
 
+// plural is n thousandths of a unit as people count them: "1 GPU", "0.5
+// GPUs", "4 GPUs".
 func plural(n int64, unit string) string {
 	if n == 1000 {
 		return "1 " + unit
 	}
-	return milli(n) + " " + unit + "s"
+	return strconv.FormatFloat(float64(n)/1000, 'f', -1, 64) + " " + unit + "s"
 }
 
 func milli(n int64) string { return berth.MilliQuantity(n).String() }

@@ -212,6 +212,23 @@ var templateFuncs = template.FuncMap{
 	"fence":    fence,
 	"syncText": syncText,
 	"history":  historyText,
+	"reached":  reached,
+	"run":      RunSuffix,
+}
+
+// reached are the workloads that can be reached now (a URL), in the
+// table's order, each once (a service's replicas above its minimum share
+// its URL).
+func reached(ws []SyncWorkload) []SyncWorkload {
+	var out []SyncWorkload
+	seen := map[berth.WorkloadID]bool{}
+	for _, w := range ws {
+		if w.URL != "" && !seen[w.ID] {
+			seen[w.ID] = true
+			out = append(out, w)
+		}
+	}
+	return out
 }
 
 func stateIcon(s State) string {

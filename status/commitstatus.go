@@ -358,7 +358,16 @@ func SyncStatus(v SyncView) CommitStatus {
 	}
 	counts := map[string]int{}
 	var failed []SyncWorkload
+	replicasWaiting := 0
 	for _, w := range v.Workloads {
+		if w.Replica() {
+			// Its service's run decides the status; a replica that
+			// waits for quota is said, not waited for.
+			if w.State == SyncQueued {
+				replicasWaiting++
+			}
+			continue
+		}
 		counts[w.State]++
 		if w.State == SyncRunning && !w.Kind.RunsOnce() {
 			counts[SyncServing]++
@@ -372,6 +381,9 @@ func SyncStatus(v SyncView) CommitStatus {
 		if n := counts[s]; n > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", n, s))
 		}
+	}
+	if replicasWaiting > 0 {
+		parts = append(parts, fmt.Sprintf("%d autoscaled %s waiting for quota", replicasWaiting, map[bool]string{true: "replica", false: "replicas"}[replicasWaiting == 1]))
 	}
 	summary := strings.Join(parts, ", ")
 	if summary == "" {

@@ -75,9 +75,21 @@ func writePlan(w io.Writer, p *berth.Plan) error {
 
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, d := range SortForPeople(p.Decisions) {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", actionLabel(d), d.Workload, d.Kind, DecisionGPUs(d), Detail(d))
+		id := string(d.Workload)
+		if _, _, replica := berth.ParseScaleRunID(d.RunID); replica {
+			id += RunSuffix(d.RunID)
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", actionLabel(d), id, d.Kind, DecisionGPUs(d), Detail(d))
 		for _, v := range d.Victims {
 			fmt.Fprintf(tw, "  \t  stops %s\t\t\t%s\n", v.Workload, v.Reason.Message)
+		}
+		if showsMounts(d) {
+			for _, m := range d.Mounts {
+				fmt.Fprintf(tw, "  \t  mounts\t\t\t%s (%s) at %s\n", m.Name, m.Kind, mountText(m))
+			}
+		}
+		if d.ScaleRoom != "" {
+			fmt.Fprintf(tw, "  \t\t\t\t%s\n", d.ScaleRoom)
 		}
 	}
 	if err := tw.Flush(); err != nil {
@@ -415,4 +427,35 @@ func QuotaChange(q berth.QuotaUse) string {
 // FormatTime is how times read in berth's output: UTC, to the minute.
 func FormatTime(t time.Time) string {
 	return t.UTC().Format("2006-01-02 15:04 UTC")
+}
+
+// showsMounts reports whether plan text lists what the run mounts: for a
+// run that starts, runs or waits to, not for one that stops or is done.
+func showsMounts(d berth.Decision) bool {
+	switch d.Action {
+	case berth.ActionAdmit, berth.ActionPreempt, berth.ActionKeep, berth.ActionQueue, berth.ActionWait:
+		return true
+	}
+	return false
+}
+
+// mountText is where one mount is and what backs it: "/data, read-only:
+// claim imagenet".
+func mountText(m berth.Mount) string {
+	s := m.Path
+	if m.ReadOnly {
+		s += ", read-only"
+	}
+	return s + ": " + m.Source
+}
+
+// MountsText is what a run mounts, in a sentence: "checkpoints
+// (checkpoint) at /ckpt: new claim of 10Gi per run, ...; imagenet
+// (dataset) at /data, read-only: claim imagenet". Empty for none.
+func MountsText(ms []berth.Mount) string {
+	parts := make([]string, len(ms))
+	for i, m := range ms {
+		parts[i] = fmt.Sprintf("%s (%s) at %s", m.Name, m.Kind, mountText(m))
+	}
+	return strings.Join(parts, "; ")
 }

@@ -128,6 +128,8 @@ type DecisionRow struct {
 	Text   string // what happens, in a sentence
 	Pos    berth.Pos
 	Hint   string
+	// Mounts is what the run mounts (MountsText), empty for none.
+	Mounts string
 }
 
 // QuotaRow is one team's use of one resource of one flavor, without and
@@ -219,8 +221,11 @@ func NewPlanView(in PlanInput) PlanView {
 		if !ok {
 			continue
 		}
-		v.Rows = append(v.Rows, DecisionRow{Decision: d, Change: c.Change, Text: DecisionText(d, v.Time),
-			Pos: c.Pos, Hint: Hint(in.Head, d)})
+		row := DecisionRow{Decision: d, Change: c.Change, Text: DecisionText(d, v.Time), Pos: c.Pos, Hint: Hint(in.Head, d)}
+		if showsMounts(d) {
+			row.Mounts = MountsText(d.Mounts)
+		}
+		v.Rows = append(v.Rows, row)
 		v.Counts[d.Action]++
 	}
 
@@ -243,9 +248,9 @@ func NewPlanView(in PlanInput) PlanView {
 func DecisionText(d berth.Decision, now time.Time) string {
 	switch d.Action {
 	case berth.ActionAdmit:
-		return "admitted now on " + Detail(d)
+		return "admitted now on " + Detail(d) + scaleRoom(d)
 	case berth.ActionPreempt:
-		return "admitted now on " + Detail(d) + " by preempting " + VictimsText(d.Victims)
+		return "admitted now on " + Detail(d) + " by preempting " + VictimsText(d.Victims) + scaleRoom(d)
 	case berth.ActionQueue:
 		s := fmt.Sprintf("queued at position %d: %s", d.Position, reasonText(d.Reason))
 		if d.EstimatedStart != nil {
@@ -259,7 +264,7 @@ func DecisionText(d berth.Decision, now time.Time) string {
 	case berth.ActionWait:
 		return "waiting: " + reasonText(d.Reason)
 	case berth.ActionKeep:
-		return "keeps running on " + Detail(d)
+		return "keeps running on " + Detail(d) + scaleRoom(d)
 	case berth.ActionPreempted:
 		return "would be preempted by " + string(d.PreemptedBy) + ": " + reasonText(d.Reason)
 	case berth.ActionStop:
@@ -268,6 +273,32 @@ func DecisionText(d berth.Decision, now time.Time) string {
 		return "not run again: " + Detail(d)
 	}
 	return string(d.Action)
+}
+
+// scaleRoom is how far an autoscaled service may scale, after its
+// decision: "; may scale to 4 replicas: 4 GPUs, within nominal".
+func scaleRoom(d berth.Decision) string {
+	if d.ScaleRoom == "" {
+		return ""
+	}
+	return "; " + d.ScaleRoom
+}
+
+// RunSuffix names a run after its workload where it is not the first
+// ("run 2", a periodic job's tick), and a replica of an autoscaled service
+// above its minimum by its number ("replica 3"); empty for run "1".
+func RunSuffix(runID string) string {
+	if svc, n, ok := berth.ParseScaleRunID(runID); ok {
+		s := fmt.Sprintf(" replica %d", n)
+		if svc != "1" {
+			s += " of run " + svc
+		}
+		return s
+	}
+	if runID == "1" {
+		return ""
+	}
+	return " run " + runID
 }
 
 // VictimsText names victims with their priorities, those that share a

@@ -105,6 +105,18 @@ func scenarios() map[string]func() (status.PlanView, *policy.Review) {
 			})
 			return s.view(), s.review(policy.Approver{Login: "carl", Teams: []string{"acme/vision"}})
 		},
+		"mounts": func() (status.PlanView, *policy.Review) {
+			// On Kubernetes: the run's checkpoint claim, a dataset's
+			// existing claim (read-only), a team claim berth makes, and
+			// scratch per pod.
+			s := newScenario(func(b *build.ConfigBuilder) {
+				b.Backend(berth.BackendKubernetes)
+				b.Workload(build.Workload("vision", "llama-ft").Training(2).GPUs(2).MaxDuration("24h").Checkpoint("/ckpt").
+					Volume("imagenet", berth.VolumeDataset, "imagenet-2012", "").Volume("results", berth.VolumeTeam, "", "500Gi").
+					Volume("tmp", berth.VolumeScratch, "", "100Gi"))
+			})
+			return s.view(), s.review(policy.Approver{Login: "carl", Teams: []string{"acme/vision"}})
+		},
 		"queued": func() (status.PlanView, *policy.Review) {
 			s := newScenario(func(b *build.ConfigBuilder) {
 				b.Workload(build.Workload("vision", "big-train").Training(2).GPUs(4).MaxDuration("12h"))
@@ -154,6 +166,19 @@ func scenarios() map[string]func() (status.PlanView, *policy.Review) {
 			})
 			s.pr.Fork = true
 			return s.view(), s.review()
+		},
+		"autoscaled": func() (status.PlanView, *policy.Review) {
+			// nlp/serve starts to autoscale (2 GPUs a replica, min 1, max
+			// 6); its autoscaler asks for 3. nlp has 8 GPUs and may not
+			// borrow: replica 2 fits beside what runs, replica 3 (a
+			// production replica like any other) preempts nlp's low
+			// sweep, and the plan says how far serve may scale.
+			serve := build.Workload("nlp", "serve").Service(1).GPUs(2).Priority("production").Autoscale(1, 6)
+			s := newScenario(func(b *build.ConfigBuilder) { b.Workload(serve) })
+			s.snap.Running[0].Resources.GPU = 2
+			s.snap.Running[0].Placements[0].GPUs = []int{0, 1}
+			s.snap.Scale = []berth.ScaleWant{{Workload: "nlp/serve", RunID: "1", Replicas: 3}}
+			return s.view(), s.review(policy.Approver{Login: "ben"})
 		},
 		"cluster-error": func() (status.PlanView, *policy.Review) {
 			s := newScenario(nil)
@@ -257,6 +282,21 @@ func syncViews() []status.SyncView {
 				History: []status.Transition{{State: status.SyncQueued, At: at(0)}, {State: status.SyncAdmitted, At: at(2)}, {State: status.SyncRunning, At: at(3)}, {State: status.SyncSucceeded, At: at(400)}}},
 			{ID: "nlp/serve", RunID: "1", Kind: berth.KindService, State: status.SyncRunning,
 				History: []status.Transition{{State: status.SyncRunning, At: at(0)}}},
+		}},
+		// Services and a notebook once ready, with their URLs (each
+		// once); an autoscaled service's replica waits for quota.
+		{PR: pr, Cluster: "c1", MergeSHA: "3333333333333333333333333333333333333333", Time: at(600), Workloads: []status.SyncWorkload{
+			{ID: "nlp/serve", RunID: "1", Kind: berth.KindService, State: status.SyncRunning, URL: "https://serve.acme.example/",
+				History: []status.Transition{{State: status.SyncRunning, At: at(0)}}},
+			{ID: "nlp/serve", RunID: berth.ScaleRunID("1", 2), Kind: berth.KindService, State: status.SyncRunning, URL: "https://serve.acme.example/",
+				History: []status.Transition{{State: status.SyncRunning, At: at(10)}}},
+			{ID: "nlp/serve", RunID: berth.ScaleRunID("1", 3), Kind: berth.KindService, State: status.SyncQueued, Position: 1,
+				Reason:  "insufficient unused h100 quota in team nlp: it asks 1 GPU; the team uses 8 of nominal 8 and has no cohort to borrow from, so it is short by 1 GPU",
+				History: []status.Transition{{State: status.SyncQueued, At: at(10)}}},
+			{ID: "vision/explore", RunID: "1", Kind: berth.KindNotebook, State: status.SyncRunning, URL: "https://explore.acme.example/",
+				History: []status.Transition{{State: status.SyncRunning, At: at(1)}}},
+			{ID: "vision/stats", RunID: "1", Kind: berth.KindService, State: status.SyncAdmitted,
+				History: []status.Transition{{State: status.SyncAdmitted, At: at(5)}}},
 		}},
 		{PR: pr, Cluster: "c1", MergeSHA: "3333333333333333333333333333333333333333", Time: at(600), Workloads: []status.SyncWorkload{
 			{ID: "vision/llama-ft", RunID: "2", Kind: berth.KindTraining, State: status.SyncFailed, Reason: "OOMKilled (exit code 137)",
@@ -408,5 +448,24 @@ func TestTemplatesParsedAtStart(t *testing.T) {
 	v := status.PlanView{Cluster: "c1"}
 	if _, err := status.PlanComment(v, nil, status.CommentOptions{}); err != nil {
 		t.Fatalf("an empty view renders: %v", err)
+	}
+}
+
+// TestSyncWaitsNotForReplicas: a merged autoscaled service runs; one
+// replica above its minimum waits for quota. The merge took: the status
+// says so, and the replica is named, not waited for.
+func TestSyncWaitsNotForReplicas(t *testing.T) {
+	v := status.SyncView{Cluster: "c1", Workloads: []status.SyncWorkload{
+		{ID: "nlp/serve", RunID: "1", Kind: berth.KindService, State: status.SyncRunning},
+		{ID: "nlp/serve", RunID: berth.ScaleRunID("1", 2), Kind: berth.KindService, State: status.SyncQueued},
+	}}
+	got := status.SyncStatus(v)
+	if got.State != status.StateSuccess || got.Description != "1 running, 1 autoscaled replica waiting for quota" {
+		t.Errorf("%s %q, want success naming the waiting replica", got.State, got.Description)
+	}
+	for _, w := range v.Workloads {
+		if !w.Final() {
+			t.Errorf("%s run %s is followed until it runs", w.ID, w.RunID)
+		}
 	}
 }

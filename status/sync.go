@@ -50,6 +50,9 @@ type SyncWorkload struct {
 	EstimatedStart *time.Time
 	Nodes          []string
 	Flavor         string
+	// URL is where a service or notebook is reached, once it runs (every
+	// replica ready); never with a token.
+	URL string
 	// History is every state seen, oldest first.
 	History []Transition
 }
@@ -62,9 +65,22 @@ type Transition struct {
 	Note  string
 }
 
+// Replica reports whether the run is a replica of an autoscaled service
+// above its minimum (berth.ScaleRunID).
+func (w SyncWorkload) Replica() bool {
+	_, _, ok := berth.ParseScaleRunID(w.RunID)
+	return ok
+}
+
 // Final reports whether the workload will not move on by itself: a run
 // that ended, or a service that runs.
 func (w SyncWorkload) Final() bool {
+	if w.Replica() {
+		// An autoscaled service's replica above its minimum comes and
+		// goes with its autoscaler: the service's own run says whether
+		// the merge took.
+		return true
+	}
 	switch w.State {
 	case SyncSucceeded, SyncFailed, SyncRejected, SyncStopped:
 		return true
@@ -105,6 +121,9 @@ func SyncWorkloads(cluster string, plan *berth.Plan, runs []reconcile.RunState, 
 		}
 		sw := SyncWorkload{ID: ws.Workload, RunID: ws.RunID, Kind: ws.Kind, State: ws.State, Reason: ws.Reason,
 			Position: ws.Position, Nodes: ws.Nodes, Flavor: ws.Flavor}
+		if ws.State == SyncRunning {
+			sw.URL = ws.URL
+		}
 		if d, ok := byRun[ws.Key()]; ok {
 			sw.PreemptedBy = d.PreemptedBy
 			sw.EstimatedStart = d.EstimatedStart

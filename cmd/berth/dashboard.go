@@ -5,7 +5,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -38,9 +37,15 @@ func (s *server) mountDashboard(mux *http.ServeMux) {
 	pages.HandleFunc("GET /teams", s.dashTeams)
 	pages.HandleFunc("GET /audit", s.dashAudit)
 	pages.HandleFunc("GET /audit/export", s.serveEvents) // history.go: ?format=json|csv
-	pages.Handle("GET /assets/", http.StripPrefix("/assets/", http.FileServerFS(dash.Assets())))
-	guarded := requireToken(s.token, pages)
-	for _, p := range []string{"GET /{$}", "GET /queues", "GET /workloads/", "GET /gpus", "GET /teams", "GET /audit", "GET /audit/", "GET /assets/"} {
+	if s.sessions == nil {
+		s.sessions = newSessions(s.token)
+	}
+	guarded := guardPages(s.token, s.sessions, pages) // session.go
+	s.mountLogin(mux)
+	// The stylesheet is open: the sign-in page needs it, and it holds
+	// nothing of this serve's.
+	mux.Handle("GET /assets/", http.StripPrefix("/assets/", http.FileServerFS(dash.Assets())))
+	for _, p := range []string{"GET /{$}", "GET /queues", "GET /workloads/", "GET /gpus", "GET /teams", "GET /audit", "GET /audit/"} {
 		mux.Handle(p, guarded)
 	}
 }
@@ -54,7 +59,16 @@ type dashCache struct {
 	key  dashKey
 	data dash.Data
 	ok   bool
+	// pages are the pages drawn from data, by path and query: the same
+	// page asked again before the next reconcile is the same bytes (its
+	// "as of" the first request's), so a dashboard refreshed by many
+	// people costs one render per page and reconcile, not one per request.
+	pages map[string][]byte
 }
+
+// maxCachedPages bounds the pages kept between reconciles (a variable for
+// the benchmark that measures what they save).
+var maxCachedPages = 64
 
 // dashKey names what the data was computed from: the reports recorded,
 // and the plans and observations of each cluster (the engine replaces
@@ -86,15 +100,22 @@ func (s *server) dashKey() dashKey {
 // the plans and runs, and the configuration in force; as of now. Pages
 // only read it: it is shared by the requests until the next reconcile.
 func (s *server) dashData() dash.Data {
+	d, _ := s.dashDataKey()
+	return d
+}
+
+// dashDataKey is dashData and the key it was computed for.
+func (s *server) dashDataKey() (dash.Data, dashKey) {
 	key := s.dashKey()
 	s.dash.mu.Lock()
 	defer s.dash.mu.Unlock()
 	if !s.dash.ok || s.dash.key != key {
 		s.dash.data, s.dash.key, s.dash.ok = s.computeDashData(), key, true
+		s.dash.pages = map[string][]byte{}
 	}
 	d := s.dash.data
 	d.Now = time.Now().UTC()
-	return d
+	return d, key
 }
 
 func (s *server) computeDashData() dash.Data {
@@ -123,7 +144,8 @@ func (s *server) computeDashData() dash.Data {
 
 // addHistory adds what the pages read from the history and this
 // machine's GPUs: this month's GPU-hours, each GPU's readings over the
-// last two hours, and NVML's figures now.
+// last two hours, and NVML's last figures (read every sampleEvery by the
+// reconcile loop: NVML runs in a helper process, not once per page).
 func (s *server) addHistory(d *dash.Data, now time.Time) {
 	if s.hist == nil {
 		return
@@ -131,40 +153,25 @@ func (s *server) addHistory(d *dash.Data, now time.Time) {
 	if u, err := s.hist.Usage(history.MonthStart(now), history.Day(now)); err == nil {
 		d.Usage = u
 	}
+	d.Origins = s.hist.Origins()
 	d.Series = map[dash.DeviceKey][]history.Point{}
-	for _, c := range s.clusters {
-		lc, ok := c.(*local.Cluster)
-		if !ok {
-			continue
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		gpus, err := lc.GPUs(ctx)
-		cancel()
-		if err != nil {
-			continue
-		}
-		node := lc.Node().Name
-		for _, g := range gpus {
-			dv := dash.Device{Cluster: lc.Name(), Node: node, Index: g.Index, Name: g.Name, UUID: g.UUID, MemoryMiB: g.MemoryMiB,
-				Utilization: g.Utilization, MemoryUtilization: g.MemoryUtilization, MIGEnabled: g.MIGEnabled}
-			for _, m := range g.MIG {
-				dv.MIG = append(dv.MIG, m.Profile)
-			}
-			d.Devices = append(d.Devices, dv)
-			dev := history.Device(node, g.Index)
-			if pts, err := s.hist.Series(lc.Name(), dev, now.Add(-2*time.Hour), now); err == nil && len(pts) > 0 {
-				d.Series[dash.DeviceKey{Cluster: lc.Name(), Device: dev}] = pts
-			}
+	s.mu.Lock()
+	d.Devices = s.devices
+	s.mu.Unlock()
+	for _, dv := range d.Devices {
+		dev := history.Device(dv.Node, dv.Index)
+		if pts, err := s.hist.Series(dv.Cluster, dev, now.Add(-2*time.Hour), now); err == nil && len(pts) > 0 {
+			d.Series[dash.DeviceKey{Cluster: dv.Cluster, Device: dev}] = pts
 		}
 	}
 }
 
 func (s *server) dashGPUs(w http.ResponseWriter, r *http.Request) {
-	writePage(w, func(out io.Writer) error { return dash.GPUs(out, s.dashData()) })
+	s.cachedPage(w, r, func(out io.Writer, d dash.Data) error { return dash.GPUs(out, d) })
 }
 
 func (s *server) dashTeams(w http.ResponseWriter, r *http.Request) {
-	writePage(w, func(out io.Writer) error { return dash.Teams(out, s.dashData()) })
+	s.cachedPage(w, r, func(out io.Writer, d dash.Data) error { return dash.Teams(out, d) })
 }
 
 func (s *server) dashAudit(w http.ResponseWriter, r *http.Request) {
@@ -178,11 +185,40 @@ func (s *server) dashAudit(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) dashWorkloads(w http.ResponseWriter, r *http.Request) {
-	writePage(w, func(out io.Writer) error { return dash.Workloads(out, s.dashData(), dash.ParseQuery(r.URL.Query())) })
+	s.cachedPage(w, r, func(out io.Writer, d dash.Data) error { return dash.Workloads(out, d, dash.ParseQuery(r.URL.Query())) })
 }
 
 func (s *server) dashQueues(w http.ResponseWriter, r *http.Request) {
-	writePage(w, func(out io.Writer) error { return dash.Queues(out, s.dashData()) })
+	s.cachedPage(w, r, func(out io.Writer, d dash.Data) error { return dash.Queues(out, d) })
+}
+
+// cachedPage writes the page r asks for as drawn from the data of the
+// last reconcile: drawn once, then kept until the next (dashCache.pages).
+func (s *server) cachedPage(w http.ResponseWriter, r *http.Request, draw func(io.Writer, dash.Data) error) {
+	d, gen := s.dashDataKey()
+	key := r.URL.Path + "?" + r.URL.Query().Encode() // sorted: the same query, the same key
+	s.dash.mu.Lock()
+	b, ok := s.dash.pages[key]
+	if s.dash.key != gen {
+		ok = false
+	}
+	s.dash.mu.Unlock()
+	if !ok {
+		var buf bytes.Buffer
+		if err := draw(&buf, d); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		b = buf.Bytes()
+		s.dash.mu.Lock()
+		if s.dash.key == gen && len(s.dash.pages) < maxCachedPages {
+			s.dash.pages[key] = b
+		}
+		s.dash.mu.Unlock()
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Write(b)
 }
 
 func (s *server) dashWorkload(w http.ResponseWriter, r *http.Request) {

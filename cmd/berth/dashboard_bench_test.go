@@ -6,7 +6,9 @@ import (
 	"net/http/httptest"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -110,4 +112,96 @@ func BenchmarkDashboard10k(b *testing.B) {
 			b.ReportMetric(float64(size)/1024, "page-KiB")
 		})
 	}
+}
+
+// BenchmarkReconcileUnderDashboardLoad reconciles the 10,000-workload
+// repository again and again as serve's resyncs do (the same revision,
+// runs unchanged, a pause between reconciles), alone and while pages are
+// requested at 10 a second (the workloads page, the queues page and a
+// filtered page in turn). Its figure, reconcile-ms, is the median time
+// one reconcile takes with what the serve loop does after it (record the
+// report); compare the two in the same run.
+func BenchmarkReconcileUnderDashboardLoad(b *testing.B) {
+	s := dashServer(b, 10000)
+	h := s.handler(prometheus.NewRegistry())
+	rev := reconcile.Revision{Name: "main@sha1:1", Commit: "1", FS: s.last.Revision.FS}
+	for _, load := range []int{0, 10} {
+		b.Run("pages-per-second="+strconv.Itoa(load), func(b *testing.B) {
+			stop := make(chan struct{})
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				if load == 0 {
+					return
+				}
+				paths := []string{"/", "/queues", "/?state=queued&page=3"}
+				tick := time.NewTicker(time.Second / time.Duration(load))
+				defer tick.Stop()
+				for i := 0; ; i++ {
+					select {
+					case <-stop:
+						return
+					case <-tick.C:
+						w := httptest.NewRecorder()
+						h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, paths[i%len(paths)], nil))
+					}
+				}
+			}()
+			var took []time.Duration
+			for b.Loop() {
+				start := time.Now()
+				s.record(s.engine.ReconcileRevision(context.Background(), rev))
+				took = append(took, time.Since(start))
+				time.Sleep(500 * time.Millisecond) // the resync's pause: pages are drawn here
+			}
+			close(stop)
+			<-done
+			slices.Sort(took)
+			b.ReportMetric(float64(took[len(took)/2])/1e6, "reconcile-ms")
+		})
+	}
+}
+
+// BenchmarkPagesBetweenReconciles is the dashboard's share of the CPU in
+// one resync interval: a reconcile's report is recorded, then 20 requests
+// come (10 pages a second for serve's 2 s resync), the workloads page, the
+// queues page and a filtered page in turn; with the pages drawn once per
+// reconcile and kept (cached) and drawn for every request (uncached).
+// cpu-ms is the process's CPU time per interval; B/op what it allocated
+// (what the garbage collector must then scan while the reconcile runs).
+func BenchmarkPagesBetweenReconciles(b *testing.B) {
+	s := dashServer(b, 10000)
+	h := s.handler(prometheus.NewRegistry())
+	last := s.last
+	paths := []string{"/", "/queues", "/?state=queued&page=3"}
+	for _, kept := range []int{0, 64} {
+		name := "uncached"
+		if kept > 0 {
+			name = "cached"
+		}
+		b.Run(name, func(b *testing.B) {
+			defer func(n int) { maxCachedPages = n }(maxCachedPages)
+			maxCachedPages = kept
+			b.ReportAllocs()
+			cpu0 := cpuTime()
+			for b.Loop() {
+				s.record(last) // a reconcile: the data is computed again
+				for i := range 20 {
+					w := httptest.NewRecorder()
+					h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, paths[i%len(paths)], nil))
+					if w.Code != http.StatusOK {
+						b.Fatalf("%d %s", w.Code, w.Body)
+					}
+				}
+			}
+			b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N)/1e6, "cpu-ms")
+		})
+	}
+}
+
+// cpuTime is the process's user and system CPU time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

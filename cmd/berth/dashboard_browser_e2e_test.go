@@ -439,3 +439,43 @@ func scrapeServe(t *testing.T, addr string) map[string]float64 {
 	}
 	return out
 }
+
+// Off loopback the pages need the token: a browser is sent to sign in,
+// signs in with the token in the form, and reads the page it asked for
+// with the session cookie it got.
+func TestDashboardSignInInBrowser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts berth serve and a browser")
+	}
+	ctx := newBrowser(t)
+	e := newE2E(t)
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte("s3cret-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.write("jobs/a.cue", "package jobs\n"+e.job("a", 1))
+	e.commit("a")
+	e.args = []string{"--api-token-file", tokenFile}
+	e.start()
+	var loc, title string
+	if err := chromedp.Run(ctx,
+		chromedp.Navigate(e.addr+"/teams"),
+		chromedp.WaitVisible("#token", chromedp.ByQuery),
+		chromedp.Location(&loc)); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(loc, "/login?next=%2Fteams") {
+		t.Errorf("without a session /teams went to %s, want the sign-in page", loc)
+	}
+	if err := chromedp.Run(ctx,
+		chromedp.SendKeys("#token", "s3cret-token", chromedp.ByQuery),
+		chromedp.Click("#sign-in", chromedp.ByQuery),
+		chromedp.WaitVisible("#team-t", chromedp.ByQuery),
+		chromedp.Location(&loc),
+		chromedp.Title(&title)); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(loc, "/teams") || title != "Teams · berth" {
+		t.Errorf("after signing in: %s %q, want the teams page", loc, title)
+	}
+}

@@ -26,8 +26,11 @@ func TestDashboardNeedsTheToken(t *testing.T) {
 		{"/?team=vision", "Bearer wrong", http.StatusUnauthorized},
 		{"/queues", "", http.StatusUnauthorized},
 		{"/workloads/vision/train", "", http.StatusUnauthorized},
-		{"/assets/style.css", "", http.StatusUnauthorized},
-		{"/assets/style.css", "Bearer s3cret-token", http.StatusOK},
+		{"/gpus", "", http.StatusUnauthorized},
+		{"/teams", "", http.StatusUnauthorized},
+		{"/audit", "", http.StatusUnauthorized},
+		{"/audit/export?format=csv", "", http.StatusUnauthorized},
+		{"/assets/style.css", "", http.StatusOK}, // the sign-in page's; nothing of the serve's
 		{"/no-such-page", "Bearer s3cret-token", http.StatusNotFound},
 	})
 }

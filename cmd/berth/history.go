@@ -20,6 +20,7 @@ import (
 	"github.com/berth-gpu/berth/reconcile"
 	"github.com/berth-gpu/berth/reconcile/history"
 	"github.com/berth-gpu/berth/reconcile/local"
+	"github.com/berth-gpu/berth/status/dash"
 )
 
 // historyFile is the history's file in the state directory.
@@ -49,6 +50,7 @@ func (s *server) recordHistory(ctx context.Context, rep reconcile.Report, cluste
 	}
 	s.sampled = now
 	var samples []history.DeviceSample
+	var devices []dash.Device
 	models := map[string]string{}
 	runs := map[string][]reconcile.RunState{}
 	dirs := map[string]string{}
@@ -65,6 +67,12 @@ func (s *server) recordHistory(ctx context.Context, rep reconcile.Report, cluste
 		node := lc.Node().Name
 		for _, g := range gpus {
 			models[lc.Name()+"\x00"+deviceName(node, g.Index, -1)] = g.Name
+			dv := dash.Device{Cluster: lc.Name(), Node: node, Index: g.Index, Name: g.Name, UUID: g.UUID, MemoryMiB: g.MemoryMiB,
+				Utilization: g.Utilization, MemoryUtilization: g.MemoryUtilization, MIGEnabled: g.MIGEnabled}
+			for _, m := range g.MIG {
+				dv.MIG = append(dv.MIG, m.Profile)
+			}
+			devices = append(devices, dv)
 		}
 		samples = append(samples, deviceSamples(lc.Name(), node, gpus, rep)...)
 		dirs[lc.Name()] = lc.StateDir()
@@ -74,6 +82,9 @@ func (s *server) recordHistory(ctx context.Context, rep reconcile.Report, cluste
 			}
 		}
 	}
+	s.mu.Lock()
+	s.devices = devices // the GPUs page's figures: NVML is read here only
+	s.mu.Unlock()
 	if s.metrics != nil {
 		s.metrics.sampled(samples, models, runs, dirs, now)
 	}

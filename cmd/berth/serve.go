@@ -31,6 +31,7 @@ import (
 	"github.com/berth-gpu/berth/redact"
 	"github.com/berth-gpu/berth/sources"
 	"github.com/berth-gpu/berth/status"
+	"github.com/berth-gpu/berth/status/dash"
 )
 
 type serveOptions struct {
@@ -239,9 +240,10 @@ type server struct {
 	sampled time.Time
 	// metrics are serve's own (metrics.go).
 	metrics *serveMetrics
-	// clusters are the clusters this serve runs (the dashboard reads the
-	// local ones' GPUs).
-	clusters []reconcile.Cluster
+	// sessions sign the dashboard's session cookies (session.go).
+	sessions *sessions
+	// devices are the local clusters' GPUs as last read (history.go).
+	devices []dash.Device
 }
 
 func (s *server) record(r reconcile.Report) {
@@ -524,7 +526,7 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 		return err
 	}
 	defer hist.Close()
-	srv := &server{engine: engine, token: token, stateDir: o.stateDir, hist: hist, metrics: sm, clusters: clusters}
+	srv := &server{engine: engine, token: token, stateDir: o.stateDir, hist: hist, metrics: sm}
 	if o.github.repo != "" {
 		srv.repoURL = "https://github.com/" + o.github.repo
 	}
@@ -649,7 +651,7 @@ func openClusters(cfg *berth.Config, o serveOptions, log *slog.Logger) ([]reconc
 					return nil, nil, usageError{fmt.Errorf("--gpus: %w", err)}
 				}
 			}
-			lo := local.Options{Name: n, StateDir: filepath.Join(o.stateDir, "clusters", n), SimulatedGPUs: gpus,
+			lo := local.Options{Name: n, StateDir: filepath.Join(o.stateDir, "clusters", n), VolumeRoot: c.VolumeRoot, SimulatedGPUs: gpus,
 				NVMLCommand: nvmlHelper(), Logger: log, FindNotebookCommand: findJupyter}
 			if o.notebookCommand != "" {
 				cmd, err := notebookCommand(o.notebookCommand)

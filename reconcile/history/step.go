@@ -33,6 +33,10 @@ type Mark struct {
 	// Seen is the last time a reconcile reported the run (its plan or its
 	// cluster): a mark not seen for the retention is dropped.
 	Seen time.Time `json:"seen"`
+	// Commit and PR name the revision in force when the run was first
+	// seen: where it came from.
+	Commit string `json:"commit,omitempty"`
+	PR     int    `json:"pr,omitempty"`
 }
 
 // Key is the mark's key: the cluster and the run.
@@ -152,7 +156,7 @@ func Step(marks map[string]Mark, rep reconcile.Report, now time.Time, billEvery 
 		return e
 	}
 	get := func(cluster string, k berth.RunKey) Mark {
-		m := Mark{Cluster: cluster, Workload: k.Workload, RunID: k.RunID}
+		m := Mark{Cluster: cluster, Workload: k.Workload, RunID: k.RunID, Commit: rev.Commit, PR: rev.PR}
 		if prev, ok := out.Marks[m.Key()]; ok {
 			return prev
 		}

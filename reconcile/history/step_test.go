@@ -1,6 +1,7 @@
 package history
 
 import (
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -114,6 +115,54 @@ func TestPullRequest(t *testing.T) {
 	} {
 		if got := PullRequest(subject); got != want {
 			t.Errorf("PullRequest(%q) = %d, want %d", subject, got, want)
+		}
+	}
+}
+
+// Events selects by time, type and run, newest kept when limited.
+func TestEventsQuery(t *testing.T) {
+	st, err := Open(filepath.Join(t.TempDir(), "history.db"), Options{BillEvery: time.Nanosecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	start := t0
+	for i, ph := range []reconcile.Phase{reconcile.PhaseRunning, reconcile.PhasePreempted, reconcile.PhaseRunning, reconcile.PhaseSucceeded} {
+		r := run(ph, 2, start, time.Time{})
+		r.Attempts = 1 + i/2
+		if ph == reconcile.PhasePreempted || ph == reconcile.PhaseSucceeded {
+			r.FinishedAt = start.Add(time.Minute)
+		}
+		if _, err := st.Record(report(r), start.Add(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		start = start.Add(time.Hour)
+	}
+	whats := func(q Query) string {
+		evs, err := st.Events(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, e := range evs {
+			out = append(out, e.What)
+		}
+		return fmt.Sprint(out)
+	}
+	for _, c := range []struct {
+		q    Query
+		want string
+	}{
+		{Query{}, "[running preempted running succeeded]"},
+		{Query{Limit: 2}, "[running succeeded]"},
+		{Query{Until: t0.Add(2 * time.Hour)}, "[running preempted]"},
+		{Query{Since: t0.Add(2 * time.Hour)}, "[running succeeded]"},
+		{Query{Match: "preempt"}, "[preempted]"},
+		{Query{Team: "nlp"}, "[]"},
+		{Query{Workload: "vision/train", Types: []EventType{EventDecision}}, "[]"},
+	} {
+		if got := whats(c.q); got != c.want {
+			t.Errorf("%+v: %s, want %s", c.q, got, c.want)
 		}
 	}
 }

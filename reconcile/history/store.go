@@ -15,6 +15,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 
+	"github.com/berth-gpu/berth"
 	"github.com/berth-gpu/berth/reconcile"
 )
 
@@ -113,6 +114,29 @@ func OpenReadOnly(path string) (*Store, error) {
 		return nil, fmt.Errorf("history %s: %w", path, err)
 	}
 	return &Store{db: db, opts: Options{}.withDefaults(), marks: map[string]Mark{}}, nil
+}
+
+// Origin is the revision in force when a run was first seen.
+type Origin struct {
+	Commit string
+	PR     int
+}
+
+// Origins are where each run of each cluster came from, by cluster and run.
+func (s *Store) Origins() map[string]map[berth.RunKey]Origin {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]map[berth.RunKey]Origin{}
+	for _, m := range s.marks {
+		if m.Commit == "" && m.PR == 0 {
+			continue
+		}
+		if out[m.Cluster] == nil {
+			out[m.Cluster] = map[berth.RunKey]Origin{}
+		}
+		out[m.Cluster][m.Run()] = Origin{Commit: m.Commit, PR: m.PR}
+	}
+	return out
 }
 
 // Close closes the file.
@@ -296,8 +320,9 @@ func (s *Store) Events(q Query) ([]Event, error) {
 		if q.Until.IsZero() {
 			k, v = c.Last()
 		} else {
-			k, v = c.Seek(eventKey(q.Until, 0))
-			if k == nil {
+			// The last event before Until: the one before the first at or
+			// after it, or the last of all.
+			if k, _ = c.Seek(eventKey(q.Until, 0)); k == nil {
 				k, v = c.Last()
 			} else {
 				k, v = c.Prev()

@@ -158,6 +158,7 @@ func baseRun(cfg *berth.Config, ch reconcile.Change, now time.Time) Run {
 		Priority:     d.Priority,
 		Placements:   d.Placements,
 		QueuedSince:  sinceOrNow(d.Since, now),
+		Inputs:       inputClaims(cfg, ch.Workload),
 	}
 }
 

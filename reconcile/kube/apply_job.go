@@ -6,7 +6,10 @@ import (
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/berth-gpu/berth"
 	"github.com/berth-gpu/berth/reconcile"
@@ -96,6 +99,14 @@ func (c *Cluster) startJob(ctx context.Context, cfg *berth.Config, p *changePlan
 			return err
 		}
 	}
+	if err := c.ensureClaims(ctx, r); err != nil {
+		return err
+	}
+	if j.job != nil && !recreate {
+		if err := c.resetStartTime(ctx, j.job); err != nil {
+			return err
+		}
+	}
 	if p.outcome, err = c.applyObjects(ctx, objs); err != nil {
 		return err
 	}
@@ -114,6 +125,7 @@ func resumeJob(r *Run, ch reconcile.Change, j liveJob, now time.Time) (recreate 
 		// A retry the engine decided on: a new Job of the same spec.
 		r.Attempts = max(parseInt(j.job.Annotations[AnnotationAttempts]), j.st.Failed) + 1
 		r.QueuedSince = sinceOrNow(parseTime(j.job.Annotations[AnnotationQueuedSince]), now)
+		r.Resume = true
 		return true
 	case j.job != nil:
 		prev, ok := runFromAnnotations(j.job.Annotations)
@@ -132,12 +144,15 @@ func resumeJob(r *Run, ch reconcile.Change, j liveJob, now time.Time) (recreate 
 // Jobs must be made anew. attempts is the Jobs' attempts annotation.
 func resumeLive(r *Run, ch reconcile.Change, prev Run, havePrev, neverStarted bool, attempts string, now time.Time) (recreate bool) {
 	if havePrev && !(neverStarted && prev.Digest != ch.Digest) {
-		r.Workload, r.Digest, r.Path, r.Commit = prev.Workload, prev.Digest, prev.Path, prev.Commit
+		r.Workload, r.Digest, r.Path, r.Commit, r.Inputs = prev.Workload, prev.Digest, prev.Path, prev.Commit, prev.Inputs
 	} else if neverStarted {
 		recreate = true
 	}
 	r.Attempts = nextAttempt(parseInt(attempts), prev.Phase) // prev is zero when !havePrev
 	r.QueuedSince = sinceOrNow(prev.QueuedSince, now)
+	// Started before and stopped (preempted, or its node lost): the
+	// next pods resume from the run's checkpoints.
+	r.Resume = prev.Resume || prev.Phase == reconcile.PhasePreempted
 	return recreate
 }
 
@@ -150,6 +165,7 @@ func resumeRecorded(r *Run, rec *ledgerRecord, now time.Time) {
 	}
 	r.Attempts = nextAttempt(rec.Attempts, rec.Phase)
 	r.QueuedSince = sinceOrNow(rec.QueuedSince, now)
+	r.Resume = rec.Attempts > 0
 }
 
 // stopJob stops a run: its Job is suspended and says why (the pod
@@ -183,8 +199,27 @@ func (c *Cluster) stopJob(ctx context.Context, p *changePlan, ch reconcile.Chang
 	}
 	var remove []objRef
 	if ch.Phase == reconcile.PhaseStopped {
-		remove = c.runRefs(kindJob, j.ns, j.name, ch.Workload.Team)
+		remove = append(c.runRefs(kindJob, j.ns, j.name, ch.Workload.Team), stoppedRefs(j.ns, prev.Workload, prev.RunID)...)
 	}
 	p.stopped(j.key, endRecord(prev, ch, now), remove)
+	return nil
+}
+
+// resetStartTime clears the start time of a suspended Job that ran
+// before, as Kueue does (its BatchJob.ResetStatus): the API server lets a
+// suspended Job's pod template take new node affinity and annotations only
+// while the Job has no start time, and the Job controller keeps it through
+// a suspension. Without it a preempted run could resume only on the nodes
+// it ran on, and without its resume mark.
+func (c *Cluster) resetStartTime(ctx context.Context, job *batchv1.Job) error {
+	if job.Spec.Suspend == nil || !*job.Spec.Suspend || job.Status.StartTime == nil {
+		return nil
+	}
+	patch := []byte(`{"status":{"startTime":null}}`)
+	_, err := c.client.BatchV1().Jobs(job.Namespace).Patch(ctx, job.Name, types.MergePatchType, patch,
+		metav1.PatchOptions{FieldManager: FieldManager}, "status")
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("Job %s/%s: reset its start time: %w", job.Namespace, job.Name, err)
+	}
 	return nil
 }

@@ -95,6 +95,9 @@ func (c *Cluster) startService(ctx context.Context, cfg *berth.Config, p *change
 	if err != nil {
 		return err
 	}
+	if err := c.ensureClaims(ctx, r); err != nil {
+		return err
+	}
 	if p.outcome, err = c.applyObjects(ctx, objs); err != nil {
 		return err
 	}

@@ -113,7 +113,7 @@ workloads: ml: other: {kind: "service", image: "img:1", resources: {gpu: 1, flav
 
 	// The autoscaler asks for 2: replica 3 stops, 4 and 5 no longer wait.
 	desire(2)
-	cr = s.until("scaled down to 2", time.Minute, func(cr reconcile.ClusterReport) bool {
+	s.until("scaled down to 2", time.Minute, func(cr reconcile.ClusterReport) bool {
 		return hpa().Spec.MaxReplicas == 2 && !runOf(cr, replica(3)).Phase.Holds()
 	})
 	cr = s.mustReconcile()

@@ -26,6 +26,7 @@ const (
 	kindConfigMap     = "ConfigMap"
 	kindNamespace     = "Namespace"
 	kindResourceQuota = "ResourceQuota"
+	kindClaim         = "PersistentVolumeClaim"
 	kindIngress       = "Ingress"
 	kindHTTPRoute     = "HTTPRoute"
 	kindHPA           = "HorizontalPodAutoscaler"
@@ -83,6 +84,7 @@ func newObjects(client kubernetes.Interface) *objects {
 			kindConfigMap:     f.Core().V1().ConfigMaps().Informer(),
 			kindNamespace:     f.Core().V1().Namespaces().Informer(),
 			kindResourceQuota: f.Core().V1().ResourceQuotas().Informer(),
+			kindClaim:         f.Core().V1().PersistentVolumeClaims().Informer(),
 			kindIngress:       f.Networking().V1().Ingresses().Informer(),
 			kindHPA:           f.Autoscaling().V2().HorizontalPodAutoscalers().Informer(),
 		},

@@ -61,8 +61,9 @@ func TestRBACIsEnough(t *testing.T) {
 	s := newScenarioAs(t, kenv, as, "rbac", gpuNode())
 	services := `
 workloads: ml: web: {kind: "service", image: "nginx:1.27", ports: [{port: 80}], expose: host: "web.acme.example", autoscale: {max: 2, targetRPS: 10}, resources: {cpu: "100m", memory: "64Mi", flavor: "cpu"}}
-workloads: ml: train: {kind: "training", image: "img:1", workers: 2, env: BERTH_SIMULATED_DURATION: "2s", resources: {gpu: 2, flavor: "h100"}}
-workloads: ml: big: {kind: "batch", image: "img:1", priority: "low", env: BERTH_SIMULATED_DURATION: "2s", resources: {gpu: 8, flavor: "h100"}}
+workloads: ml: train: {kind: "training", image: "img:1", workers: 2, env: BERTH_SIMULATED_DURATION: "2s", resources: {gpu: 2, flavor: "h100"},
+	checkpoint: dir: "/ckpt", outputs: {}, volumes: {shared: {kind: "team", size: "1Gi"}, tmp: {kind: "scratch"}}}
+workloads: ml: big: {kind: "batch", image: "img:1", priority: "low", env: BERTH_SIMULATED_DURATION: "60s", resources: {gpu: 8, flavor: "h100"}}
 workloads: ml: mpi: {kind: "training", image: "img:1", env: BERTH_SIMULATED_DURATION: "2s", roles: {
 	launcher: resources: {cpu: 1, flavor: "cpu"}
 	worker: {count: 2, resources: {gpu: 1, flavor: "h100"}}
@@ -96,6 +97,11 @@ clusters: gpu: {backend: "kubernetes", ingress: gateway: "infra/public"}
 		if r.Err != nil {
 			t.Errorf("%s %s: %v", r.Change.Op, r.Change.Workload.ID(), r.Err)
 		}
+	}
+	// train's claims were made by the ServiceAccount (its pods ran), and
+	// its checkpoints, once it succeeded, deleted by it.
+	if c, err := kenv.Client.CoreV1().PersistentVolumeClaims(s.ns("ml")).Get(s.ctx, "train-1-checkpoints", metav1.GetOptions{}); err == nil && c.DeletionTimestamp == nil {
+		t.Error("train succeeded and its checkpoint claim is still there")
 	}
 
 	// Leader election with the Role in berth-system.

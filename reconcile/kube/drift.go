@@ -43,9 +43,15 @@ func runFromAnnotations(a map[string]string) (Run, bool) {
 		Phase:       reconcile.Phase(a[AnnotationPhase]),
 		Reason:      a[AnnotationReason],
 		StoppedAt:   parseTime(a[AnnotationStoppedAt]),
+		Resume:      a[AnnotationResume] == "1",
 	}
 	if p := a[AnnotationPlacements]; p != "" {
 		if err := json.Unmarshal([]byte(p), &r.Placements); err != nil {
+			return Run{}, false
+		}
+	}
+	if p := a[AnnotationInputs]; p != "" {
+		if err := json.Unmarshal([]byte(p), &r.Inputs); err != nil {
 			return Run{}, false
 		}
 	}

@@ -69,7 +69,10 @@ clusters: gpu: {backend: "kubernetes", ingress: {className: "nginx", tls: {}, an
 `
 	s.set(map[string]string{"platform/clusters.cue": ingressCluster})
 	s.team(8, web)
-	s.until("web runs", time.Minute, func(cr reconcile.ClusterReport) bool { return phase(cr, "ml/web").Holds() })
+	// Once every replica is ready, the run says where it is reached.
+	s.until("web runs, reached at its host", time.Minute, func(cr reconcile.ClusterReport) bool {
+		return phase(cr, "ml/web") == reconcile.PhaseRunning && run(cr, "ml/web").URL == "https://web.acme.example/"
+	})
 
 	ing, err := s.env.Client.NetworkingV1().Ingresses(s.ns("ml")).Get(s.ctx, "web", metav1.GetOptions{})
 	if err != nil {

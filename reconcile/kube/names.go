@@ -53,6 +53,16 @@ const (
 	// AnnotationCheckpointClaim names the run's checkpoint claim
 	// (CheckpointClaimName), on a run whose spec has a checkpoint.
 	AnnotationCheckpointClaim = "berth.dev/checkpoint-claim"
+	// AnnotationResume is "1" on a run's Job and pod template when the run
+	// started before (it was preempted, lost its node, or is retried) and
+	// its spec resumes from checkpoints: pods read it as BERTH_RESUME.
+	AnnotationResume = "berth.dev/resume"
+	// AnnotationInputs is, on a pipeline step's Job, the claim of each
+	// step whose outputs it reads (JSON: step -> claim).
+	AnnotationInputs = "berth.dev/inputs"
+	// AnnotationRetention is, on a step's outputs claim, how long it stays
+	// after the step's run succeeded.
+	AnnotationRetention = "berth.dev/retention"
 	// AnnotationRank is a role's pod's global rank (BERTH_RANK), which
 	// berth writes while the pod waits at RankGate; AnnotationRankOffset,
 	// on the pod template, is the pods of the roles before it.
@@ -154,4 +164,10 @@ func labelValue(v string) string {
 func shortHash(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:5])
+}
+
+// OutputsClaimName names the PersistentVolumeClaim of a pipeline step's
+// outputs: one per run of the step, which the steps reading it mount.
+func OutputsClaimName(k berth.RunKey) string {
+	return JobName(k) + "-outputs"
 }

@@ -70,11 +70,12 @@ func (c *Cluster) ensureNotebookToken(ctx context.Context, id berth.WorkloadID, 
 }
 
 // serviceURL is where a running service or notebook is reached: its
-// host on the cluster's ingress, else its Service inside the cluster
-// (kubectl port-forward reaches it from outside). "" without ports.
-func serviceURL(w berth.Workload, ns string) string {
-	if w.Expose != nil && w.Expose.Host != "" {
-		return "http://" + w.Expose.Host + "/"
+// host on the cluster's ingress (https where the ingress has tls), else its
+// Service inside the cluster (kubectl port-forward reaches it from
+// outside). "" without ports.
+func serviceURL(in *berth.Ingress, w berth.Workload, ns string) string {
+	if u := ingressURL(in, w); u != "" {
+		return u
 	}
 	ports := w.ServedPorts()
 	if len(ports) == 0 {

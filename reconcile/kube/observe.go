@@ -85,6 +85,11 @@ func (c *Cluster) Observe(ctx context.Context, cfg *berth.Config) (*reconcile.Ob
 			r.Digest = DriftDigest
 			r.Note += "; changed outside berth: " + drifts[i]
 		}
+		if w, ok := specOf(d.Annotations); ok {
+			// People are shown it once the run holds (status) or runs:
+			// every replica ready (a merged pull request's comment).
+			r.URL = serviceURL(c.renderOptions(cfg).Ingress, w, d.Namespace)
+		}
 		seen[r.Key()] = true
 		obs.Runs = append(obs.Runs, r)
 		if h := c.objs().hpa(d.Namespace, d.Name); h != nil && r.Phase.Holds() {
@@ -247,7 +252,6 @@ func (c *Cluster) deploymentRun(d *appsv1.Deployment) (reconcile.RunState, bool)
 		Note: "deployment " + d.Namespace + "/" + d.Name}
 	r.Resources = w.Resources
 	r.Placements = observedPlacements(placementsOf(a), podNodes(pods))
-	r.URL = serviceURL(w, d.Namespace)
 	return r, true
 }
 

@@ -50,6 +50,9 @@ type RenderOptions struct {
 	// GPUToleration lets berth's GPU pods onto nodes tainted
 	// nvidia.com/gpu:NoSchedule (the usual taint of GPU pools).
 	GPUToleration bool
+	// StorageClass is the class of the claims berth creates (empty: the
+	// cluster's default class).
+	StorageClass string
 	// Ingress is the cluster's ingress: how an exposed host is reached
 	// (nil: none). Apply takes it from the configuration it is handed.
 	Ingress *berth.Ingress
@@ -64,6 +67,7 @@ func FromCluster(c berth.Cluster, repository string) RenderOptions {
 		SharesPerGPU:       c.SharesPerGPU,
 		Repository:         repository,
 		GPUToleration:      true,
+		StorageClass:       c.StorageClass,
 		Ingress:            c.Ingress,
 	}
 	return o.withDefaults()

@@ -60,8 +60,16 @@ type Run struct {
 	Priority     int
 	Placements   []berth.Placement
 	Attempts     int
-	QueuedSince  time.Time
-	StartedAt    time.Time
+	// Resume: the run started before (a preemption, a lost node, a
+	// retry), so a spec that resumes from checkpoints is told to
+	// (AnnotationResume, BERTH_RESUME).
+	Resume bool
+	// Inputs are, for a pipeline step that reads others' outputs, each
+	// step's outputs claim (that step's current run when this one
+	// started; AnnotationInputs).
+	Inputs      map[string]string
+	QueuedSince time.Time
+	StartedAt   time.Time
 	// OmitReplicas leaves a Deployment's replicas to the manager that owns
 	// them (a HorizontalPodAutoscaler).
 	OmitReplicas bool
@@ -309,7 +317,7 @@ func renderJob(o RenderOptions, r Run) *batchv1.Job {
 	if w.Kind == berth.KindTraining {
 		pod.Subdomain = name
 	}
-	s.Template = corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: pod}
+	s.Template = corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: templateAnnotations(r)}, Spec: pod}
 	return job
 }
 
@@ -486,6 +494,13 @@ func runAnnotations(o RenderOptions, r Run) map[string]string {
 	if r.Workload.Checkpoint != nil {
 		a[AnnotationCheckpointClaim] = CheckpointClaimName(r.Key())
 	}
+	if resumes(r) {
+		a[AnnotationResume] = "1"
+	}
+	if len(r.Inputs) > 0 {
+		b, _ := json.Marshal(r.Inputs)
+		a[AnnotationInputs] = string(b)
+	}
 	if r.Attempts > 0 || r.Started {
 		a[AnnotationAttempts] = strconv.Itoa(max(r.Attempts, 1))
 	}
@@ -530,11 +545,7 @@ func baseEnv(r Run) []corev1.EnvVar {
 		{Name: "BERTH_WORKLOAD", Value: string(w.ID())},
 		{Name: "BERTH_RUN_ID", Value: r.RunID},
 	}
-	if w.Checkpoint != nil {
-		env = append(env,
-			corev1.EnvVar{Name: "BERTH_CHECKPOINT_DIR", Value: w.Checkpoint.Dir},
-			corev1.EnvVar{Name: "BERTH_CHECKPOINT_RESUME", Value: strconv.FormatBool(w.Checkpoint.Resume)})
-	}
+	env = append(env, storageEnv(w)...)
 	if w.Kind == berth.KindNotebook {
 		env = append(env, notebookEnv(w)...)
 	}
@@ -574,6 +585,7 @@ func podSpec(o RenderOptions, r Run, berthEnv []corev1.EnvVar) corev1.PodSpec {
 		c.StartupProbe = startupProbe(w, h.Liveness)
 	}
 	spec := corev1.PodSpec{Containers: []corev1.Container{c}}
+	mountStorage(o, r, &spec)
 	if a := affinity(r); a != nil {
 		spec.Affinity = a
 	}

@@ -100,21 +100,12 @@ func renderHTTPRoute(o RenderOptions, meta metav1.ObjectMeta, host string, port 
 	}
 }
 
-// ServiceURL is where people reach a workload exposed on a Kubernetes
+// ingressURL is where people reach a workload exposed on a Kubernetes
 // cluster's ingress ("https://chat.example.com/"); empty when it names no
 // host or the cluster has no ingress.
-func ServiceURL(c berth.Cluster, w berth.Workload) string {
-	if w.Expose == nil || w.Expose.Host == "" || c.Ingress == nil {
+func ingressURL(in *berth.Ingress, w berth.Workload) string {
+	if w.Expose == nil || w.Expose.Host == "" || in == nil {
 		return ""
 	}
-	return c.Ingress.Scheme() + "://" + w.Expose.Host + "/"
-}
-
-// exposeKind is the kind of object renderExpose makes on a cluster with
-// this ingress.
-func exposeKind(in *berth.Ingress) string {
-	if in != nil && in.Gateway != "" {
-		return kindHTTPRoute
-	}
-	return kindIngress
+	return in.Scheme() + "://" + w.Expose.Host + "/"
 }

@@ -3,6 +3,7 @@ package kube
 import (
 	"bytes"
 	"flag"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	"os"
 	"path/filepath"
 	"testing"
@@ -266,5 +267,28 @@ func TestRenderPartialGang(t *testing.T) {
 	r.Placements = []berth.Placement{{Node: "a", GPUs: []int{0}, MIG: []berth.MIGSlice{}}, {Node: "a", GPUs: []int{1}, MIG: []berth.MIGSlice{}}}
 	if n, ws := count(r); n != 2 || ws != "2" {
 		t.Errorf("admitted with 2 of 4 workers: completions %d, WORLD_SIZE %q; want 2 and 2", n, ws)
+	}
+}
+
+// TestScaleWant: what a HorizontalPodAutoscaler asks for is its desired
+// count, or one more than its max while it is held there.
+func TestScaleWant(t *testing.T) {
+	limited := autoscalingv2.HorizontalPodAutoscalerCondition{Type: autoscalingv2.ScalingLimited, Status: "True", Reason: "TooManyReplicas"}
+	for _, tc := range []struct {
+		name         string
+		max, desired int32
+		conds        []autoscalingv2.HorizontalPodAutoscalerCondition
+		want         int
+	}{
+		{"below its max", 4, 3, nil, 3},
+		{"at its max, not limited", 4, 4, nil, 4},
+		{"held at its max", 4, 4, []autoscalingv2.HorizontalPodAutoscalerCondition{limited}, 5},
+		{"limited by its min", 4, 1, []autoscalingv2.HorizontalPodAutoscalerCondition{{Type: autoscalingv2.ScalingLimited, Status: "True", Reason: "TooFewReplicas"}}, 1},
+	} {
+		h := &autoscalingv2.HorizontalPodAutoscaler{Spec: autoscalingv2.HorizontalPodAutoscalerSpec{MaxReplicas: tc.max},
+			Status: autoscalingv2.HorizontalPodAutoscalerStatus{DesiredReplicas: tc.desired, Conditions: tc.conds}}
+		if got := scaleWant(h); got != tc.want {
+			t.Errorf("%s: %d, want %d", tc.name, got, tc.want)
+		}
 	}
 }

@@ -158,9 +158,12 @@ func renderRoleJob(o RenderOptions, r Run, rr RoleRun, g roleGang, offset, count
 			pod.NodeSelector[k] = v
 		}
 	}
-	s.Template = corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: pod}
+	s.Template = corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: templateAnnotations(r)}, Spec: pod}
 	if gated {
-		s.Template.Annotations = map[string]string{AnnotationRankOffset: strconv.Itoa(offset)}
+		if s.Template.Annotations == nil {
+			s.Template.Annotations = map[string]string{}
+		}
+		s.Template.Annotations[AnnotationRankOffset] = strconv.Itoa(offset)
 		s.Template.Spec.SchedulingGates = []corev1.PodSchedulingGate{{Name: RankGate}}
 	}
 	return job

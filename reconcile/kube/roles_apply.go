@@ -116,6 +116,16 @@ func (c *Cluster) startRoles(ctx context.Context, cfg *berth.Config, p *changePl
 			return err
 		}
 	}
+	if err := c.ensureClaims(ctx, r); err != nil {
+		return err
+	}
+	if !recreate {
+		for _, j := range l.jobs {
+			if err := c.resetStartTime(ctx, j); err != nil {
+				return err
+			}
+		}
+	}
 	ordered := append([]*unstructured.Unstructured{objs[len(objs)-1]}, objs[:len(objs)-1]...)
 	out := reconcile.OutcomeUnchanged
 	for k, obj := range ordered {
@@ -202,7 +212,7 @@ func (c *Cluster) stopRoles(ctx context.Context, p *changePlan, ch reconcile.Cha
 	end.Attempts = max(end.Attempts, l.st.Attempts)
 	var remove []objRef
 	if ch.Phase == reconcile.PhaseStopped {
-		remove = c.rolesRefs(l, ch.Workload.Team)
+		remove = append(c.rolesRefs(l, ch.Workload.Team), stoppedRefs(l.ns, l.prev.Workload, l.prev.RunID)...)
 	}
 	p.stopped(l.key, end, remove)
 	return nil

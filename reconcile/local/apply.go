@@ -30,10 +30,14 @@ import (
 // since it last looked (from exit.json), those it stopped included: with
 // nothing new, it writes nothing.
 //
-// Each change carries all it needs: the configuration is not read.
-func (c *Cluster) Apply(ctx context.Context, _ *berth.Config, changes []reconcile.Change) ([]reconcile.Result, error) {
+// Each change carries all it needs, but for a pipeline step's inputs: the
+// configuration says which run of each step it reads is current.
+func (c *Cluster) Apply(ctx context.Context, cfg *berth.Config, changes []reconcile.Change) ([]reconcile.Result, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if cfg != nil {
+		c.cfg = cfg
+	}
 	results := make([]reconcile.Result, len(changes))
 	type pendingStop struct {
 		i    int
@@ -136,7 +140,15 @@ func (c *Cluster) settle() error {
 		n.Ended = &ending{Phase: v.phase, Reason: v.reason, FinishedAt: v.finishedAt}
 		ended = append(ended, n)
 	}
-	return c.ledger.put(ended...)
+	if err := c.ledger.put(ended...); err != nil {
+		return err
+	}
+	// Only once the ledger says they ended (a crash in between leaves the
+	// directories behind, unread).
+	for _, r := range ended {
+		c.cleanEnded(r)
+	}
+	return c.expireOutputs()
 }
 
 // fromChange fills a record's spec fields from a change: what the run is

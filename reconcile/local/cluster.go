@@ -37,6 +37,9 @@ type Cluster struct {
 	// idleLimits are the notebooks' idle limits of the configuration
 	// Observe was last given (under mu).
 	idleLimits map[berth.WorkloadID]time.Duration
+	// cfg is the configuration Apply was last given (under mu): a
+	// pipeline step's inputs are the current runs of the steps it names.
+	cfg *berth.Config
 	// autoscale are the services autoscaled on their request rate, as the
 	// configuration Observe was last given says, and scalers what their
 	// autoscalers keep between Observes (autoscale.go; under mu).
@@ -399,7 +402,7 @@ func podDir(id berth.WorkloadID, runID string, n, pod int) string {
 }
 
 func checkpointDir(id berth.WorkloadID, runID string) string {
-	return filepath.Join("checkpoints", pathSafe(id.Team()), pathSafe(id.Name()), pathSafe(runID))
+	return filepath.FromSlash(berth.LocalCheckpointDir(id, runID))
 }
 
 // askReplicas writes into the snapshot what the autoscaler of each

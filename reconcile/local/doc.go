@@ -47,5 +47,12 @@
 //	    exit.json    how the process ended, written last and atomically
 //	    work/        the process's working directory
 //	checkpoints/<team>/<name>/<runID>/          BERTH_CHECKPOINT_DIR, kept across attempts;
-//	                                            its newest entry is BERTH_RESUME_FROM
+//	                                            its newest entry is BERTH_RESUME_FROM; removed
+//	                                            when the run succeeds or is stopped for good,
+//	                                            unless checkpoint.keep
+//	outputs/<team>/<name>/<runID>/              BERTH_OUTPUT_DIR of a pipeline step, removed once
+//	                                            its retention has passed after the run succeeded
+//	runs/.../attempt-<n>/inputs/<step>          BERTH_INPUTS_DIR: a link to each read step's outputs
+//	volumes/                                    the default volume root (Options.VolumeRoot;
+//	                                            volumes.go says what lives under it)
 package local

@@ -56,6 +56,14 @@ type record struct {
 	// becomes ready; recorded so that a crash in between leaves no pod
 	// unaccounted for (recover stops it).
 	Retiring *attempt `json:"retiring,omitempty"`
+	// DropCheckpoints is set when the spec does not keep the run's
+	// checkpoints: they are removed when the run succeeds or is stopped
+	// for good.
+	DropCheckpoints bool `json:"dropCheckpoints,omitempty"`
+	// OutputsRetention is how long a step's outputs stay after its run
+	// succeeded (zero: it has none); OutputsRemoved says they are gone.
+	OutputsRetention berth.Duration `json:"outputsRetention,omitempty"`
+	OutputsRemoved   bool           `json:"outputsRemoved,omitempty"`
 	// Idle is a notebook's idle limit when it was started: berth stops it
 	// once it has been idle that long (the configuration's newer limit,
 	// where Observe has seen one, wins).
@@ -80,6 +88,9 @@ type attempt struct {
 	// finishes the start (pods that started are adopted, never restarted).
 	Starting  bool      `json:"starting,omitempty"`
 	StartedAt time.Time `json:"startedAt,omitzero"`
+	// Scratch is the attempt's scratch directory, relative to the volume
+	// root: removed when the attempt ends.
+	Scratch string `json:"scratch,omitempty"`
 }
 
 // podSpec is everything a pod's shim needs, so an interrupted start can be

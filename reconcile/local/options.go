@@ -18,6 +18,10 @@ type Options struct {
 	// StateDir holds the ledger, the run directories and checkpoints.
 	// Default: "berth-state" in the working directory.
 	StateDir string
+	// VolumeRoot is the directory the workloads' volumes live under (the
+	// cluster's volumeRoot): datasets and team volumes at their paths
+	// relative to it, scratch below scratch/. Default: StateDir/volumes.
+	VolumeRoot string
 	// SimulatedGPUs is the inventory used when NVML cannot start ("8xH100",
 	// "7xH100,1xH100:1g.10gb"; see berth.ParseGPUInventory). Empty: a
 	// machine without NVML is a CPU-only node.
@@ -105,6 +109,12 @@ func (o Options) withDefaults() (Options, error) {
 		return o, err
 	}
 	o.StateDir = abs
+	if o.VolumeRoot == "" {
+		o.VolumeRoot = filepath.Join(o.StateDir, "volumes")
+	}
+	if o.VolumeRoot, err = filepath.Abs(o.VolumeRoot); err != nil {
+		return o, err
+	}
 	if o.NodeName == "" {
 		if o.NodeName, err = os.Hostname(); err != nil || o.NodeName == "" {
 			o.NodeName = "localhost"

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/berth-gpu/berth"
 )
 
 // Files in a pod directory.
@@ -166,29 +168,5 @@ func writeFileAtomic(path string, data []byte) error {
 	return nil
 }
 
-// pathSafe makes a name safe as one path element: team, workload and run
-// names are already [A-Za-z0-9._-], but a run id from elsewhere may not be.
-func pathSafe(s string) string {
-	safe := s != "" && s != "." && s != ".."
-	for i := 0; safe && i < len(s); i++ {
-		c := s[i]
-		safe = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.'
-	}
-	if safe {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_', c == '.':
-			b.WriteByte(c)
-		default:
-			fmt.Fprintf(&b, "%%%02x", c)
-		}
-	}
-	out := b.String()
-	if out == "" || out == "." || out == ".." {
-		out = "%" + out
-	}
-	return out
-}
+// pathSafe makes a name safe as one path element (berth.PathSafe).
+func pathSafe(s string) string { return berth.PathSafe(s) }

@@ -97,6 +97,7 @@ func TestGangGetsRanks(t *testing.T) {
 	c := newCluster(t, t.TempDir())
 	w := batch("train", `echo "$BERTH_RANK/$BERTH_WORLD_SIZE $BERTH_MASTER_ADDR:$BERTH_MASTER_PORT $BERTH_CHECKPOINT_DIR"`).
 		Kind(berth.KindTraining).Workers(2).Resources(berth.Resources{GPU: 1}).Checkpoint().Obj()
+	w.Checkpoint.Keep = true // so the directory is still there to look at
 	apply(t, c, change(reconcile.OpStart, w, gpus(0), gpus(1)))
 	waitPhase(t, c, w.ID(), "1", reconcile.PhaseSucceeded)
 	out0, out1 := stdout(t, c, w.ID(), "1", 0), stdout(t, c, w.ID(), "1", 1)

@@ -38,9 +38,14 @@ func (c *Cluster) start(r *record, w berth.Workload) error {
 		}
 		r.MasterPort = port
 	}
-	pods, err := c.podSpecs(r, w, n)
+	pods, scratch, err := c.podSpecs(r, w, n)
 	if err != nil {
 		return err
+	}
+	r.DropCheckpoints = w.Checkpoint != nil && !w.Checkpoint.Keep
+	r.OutputsRetention = 0
+	if w.Outputs != nil {
+		r.OutputsRetention = w.Outputs.Retention
 	}
 	if w.Checkpoint != nil {
 		if err := os.MkdirAll(filepath.Join(c.opts.StateDir, checkpointDir(r.Workload, r.RunID)), 0o755); err != nil {
@@ -55,7 +60,7 @@ func (c *Cluster) start(r *record, w berth.Workload) error {
 		r.Preemptions++
 	}
 	r.Attempts = n
-	r.Attempt = &attempt{N: n, Pods: pods, Starting: true}
+	r.Attempt = &attempt{N: n, Pods: pods, Starting: true, Scratch: scratch}
 	r.Waiting, r.Stop, r.Ended = false, nil, nil
 	if err := c.ledger.put(r); err != nil {
 		return err
@@ -183,17 +188,27 @@ func podsOf(r *record, w berth.Workload) ([]localPod, error) {
 	return out, nil
 }
 
-// podSpecs decides every pod's directory, argv, environment and devices.
-func (c *Cluster) podSpecs(r *record, w berth.Workload, n int) ([]podSpec, error) {
+// podSpecs decides every pod's directory, argv, environment and devices,
+// and makes the attempt's volumes; it returns the attempt's scratch
+// directory.
+func (c *Cluster) podSpecs(r *record, w berth.Workload, n int) ([]podSpec, string, error) {
 	lp, err := podsOf(r, w)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	count := len(lp)
 	inUse := c.devicesInUse(r.Key())
 	ckptEnv, err := c.checkpointEnv(r, w, n)
 	if err != nil {
-		return nil, err
+		return nil, "", err
+	}
+	vols, err := c.planVolumes(r, w, n)
+	if err != nil {
+		return nil, "", err
+	}
+	pipeEnv, err := c.pipelineEnv(r, w, n)
+	if err != nil {
+		return nil, "", err
 	}
 	var note string
 	if w.Image != "" {
@@ -204,11 +219,11 @@ func (c *Cluster) podSpecs(r *record, w berth.Workload, n int) ([]podSpec, error
 	for i := range count {
 		p := lp[i].placement
 		if p.Node != "" && p.Node != c.node.Name {
-			return nil, fmt.Errorf("pod %d is placed on node %q, but this cluster's node is %q", i, p.Node, c.node.Name)
+			return nil, "", fmt.Errorf("pod %d is placed on node %q, but this cluster's node is %q", i, p.Node, c.node.Name)
 		}
 		devices, err := c.devices(p, inUse)
 		if err != nil {
-			return nil, fmt.Errorf("pod %d: %w", i, err)
+			return nil, "", fmt.Errorf("pod %d: %w", i, err)
 		}
 		visible := strings.Join(devices, ",")
 		berthEnv := []string{
@@ -244,15 +259,21 @@ func (c *Cluster) podSpecs(r *record, w berth.Workload, n int) ([]podSpec, error
 		}
 		ports, portEnv, err := replicaPorts(w.ServedPorts(), taken)
 		if err != nil {
-			return nil, fmt.Errorf("pod %d: %w", i, err)
+			return nil, "", fmt.Errorf("pod %d: %w", i, err)
 		}
 		berthEnv = append(berthEnv, portEnv...)
 		berthEnv = append(berthEnv, ckptEnv...)
+		volEnv, err := c.podVolumeEnv(vols, i)
+		if err != nil {
+			return nil, "", fmt.Errorf("pod %d: %w", i, err)
+		}
+		berthEnv = append(berthEnv, volEnv...)
+		berthEnv = append(berthEnv, pipeEnv...)
 		argv, workDir := lp[i].argv, ""
 		if w.Kind == berth.KindNotebook {
 			nb, err := c.notebookPod(r.Workload, argv, ports[0])
 			if err != nil {
-				return nil, err
+				return nil, "", err
 			}
 			argv, workDir = nb.argv, nb.dir
 			berthEnv = append(berthEnv, nb.env...)
@@ -267,7 +288,7 @@ func (c *Cluster) podSpecs(r *record, w berth.Workload, n int) ([]podSpec, error
 			WorkDir: workDir,
 		}
 	}
-	return pods, nil
+	return pods, vols.scratchDir, nil
 }
 
 // checkpointEnv is what a pod of attempt n of r learns of its run's

@@ -33,8 +33,8 @@ func TestAutoscaleReplicasWithinQuota(t *testing.T) {
 	if len(got) != 4 {
 		t.Fatalf("decisions of v/web: %v, want the run and replicas 2-4", got)
 	}
-	if d := got["1"]; d.Action != berth.ActionKeep {
-		t.Errorf("web's run: %s, want keep", d.Action)
+	if d := got["1"]; d.Action != berth.ActionKeep || d.ScaleRoom != "may scale to 2 of max 6 replicas: 2 GPUs, within nominal; replica 3 needs 1 GPU more than the team's quota has" {
+		t.Errorf("web's run: %s, %q; want kept, with how far it may scale", d.Action, d.ScaleRoom)
 	}
 	if d := got[r(2)]; d.Action != berth.ActionAdmit || d.GPUs != 1 || d.Flavor != "h100" || len(d.Placements) != 1 {
 		t.Errorf("replica 2: %s on %s with %v GPUs, %d placements; want admitted, one GPU on h100", d.Action, d.Flavor, d.GPUs, len(d.Placements))
@@ -59,6 +59,12 @@ func TestAutoscaleReplicasWithinQuota(t *testing.T) {
 	p = plan(t, cfg, running().Scale("v/web", "1", 60))
 	if n := len(runsOf(p, "v/web")); n != 6 {
 		t.Errorf("asked for 60 replicas, max 6: %d decisions, want 6", n)
+	}
+	// With quota for all of them, the plan says so.
+	roomy := build.Config().GPUFlavor("h100", "H100").Team(build.Team("v").Quota("h100", build.GPU("8"))).Workload(web, batch)
+	p = plan(t, roomy, running())
+	if d := decision(t, p, "v/web"); d.ScaleRoom != "may scale to 6 replicas: 6 GPUs, within nominal" {
+		t.Errorf("web with quota to spare: %q", d.ScaleRoom)
 	}
 
 	// Replicas 2 and 3 run; the autoscaler asks for 2 now: 3 stops.

@@ -137,14 +137,22 @@ func BenchmarkScheduleOneNew(b *testing.B) {
 // other cycle, one less), decoded anew (no slice or map shared with the
 // last one), and a new snapshot of the same cluster, its lists copied and
 // sorted as reconcile.Snapshot writes them, and returns the whole plan
-// (10,001 decisions). Both revisions have a package per team, as loaded
-// ones have (the new workload's package has a new digest).
+// (10,001 decisions). With packages, both revisions have a package per
+// team, as loaded ones have (the new workload's package has a new
+// digest); without, as Configs made in code, every workload is compared.
 func BenchmarkCacheOneNew(b *testing.B) {
+	b.Run("packages", func(b *testing.B) { benchCacheOneNew(b, true) })
+	b.Run("no-packages", func(b *testing.B) { benchCacheOneNew(b, false) })
+}
+
+func benchCacheOneNew(b *testing.B, packages bool) {
 	cfg, snap := bigCase(200, 1000, 0, 10000)
 	w := build.Workload("team-007", "new-job").GPUs(4).MaxDuration("2h").Obj()
 	with := decodedAgain(cfg)
 	with.Workloads[w.ID()] = w
-	cfg.Packages, with.Packages = packagesByTeam(cfg), packagesByTeam(with)
+	if packages {
+		cfg.Packages, with.Packages = packagesByTeam(cfg), packagesByTeam(with)
+	}
 	snap.Sort()
 	c := schedule.NewCache()
 	c.Schedule(schedule.Input{Config: cfg, Snapshot: snap}, schedule.Options{})

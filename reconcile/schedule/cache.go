@@ -285,41 +285,18 @@ func (c *Cache) update(cfg *berth.Config, snap *berth.Snapshot) bool {
 // configuration has no packages, or its packages do not account for
 // every workload.
 func (c *Cache) changedByPackage(cfg *berth.Config) (dirty []berth.WorkloadID, ok bool) {
-	last := c.cfg
-	if last == nil || last.Packages == nil || cfg.Packages == nil {
+	maybe, ok := cfg.ChangedWorkloads(c.cfg)
+	if !ok {
 		return nil, false
 	}
-	var maybe []berth.WorkloadID
-	for dir, p := range cfg.Packages {
-		q, had := last.Packages[dir]
-		if !had || q.Digest != p.Digest {
-			maybe = append(append(maybe, p.Workloads...), q.Workloads...)
-		}
-	}
-	for dir, q := range last.Packages {
-		if _, has := cfg.Packages[dir]; !has {
-			maybe = append(maybe, q.Workloads...)
-		}
-	}
-	slices.Sort(maybe)
-	n := len(c.wls) // the workloads cfg has, if the packages say all
-	for _, id := range slices.Compact(maybe) {
+	for _, id := range maybe {
 		w, inCfg := cfg.Workloads[id]
 		wl, known := c.byID[id]
-		switch {
-		case inCfg && known:
-			if !sameWorkload(&wl.w, &w) {
-				dirty = append(dirty, id)
-			}
-		case inCfg:
+		if !inCfg || !known || !sameWorkload(&wl.w, &w) {
 			dirty = append(dirty, id)
-			n++
-		case known:
-			dirty = append(dirty, id)
-			n--
 		}
 	}
-	return dirty, n == len(cfg.Workloads)
+	return dirty, true
 }
 
 // changedByWorkload lists the workloads that differ between the last
@@ -465,6 +442,7 @@ func (c *Cache) cycle(snap *berth.Snapshot) *berth.Plan {
 	}
 	plan.Decisions = mergeDecisions(extra, kept, decided)
 	plan.Quota = mergeQuota(before, st.quotaUse())
+	st.scaleRooms(plan.Decisions)
 	return plan
 }
 

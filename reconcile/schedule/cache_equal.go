@@ -14,13 +14,14 @@ import (
 // the same instant in another location is a change of output.
 
 // notScheduled are the fields of a workload that no decision reads: what
-// runs (image, command, env, ports, health, checkpoints), how a service's
+// runs (image, command, env, ports, health), how a service's
 // change is rolled out and how it is reached (rollout, expose), when an
 // idle notebook is stopped (the backend watches it), how often a
 // failed run is retried (the engine's normalization reads it, before the
 // snapshot), and where it is written. A change of only these keeps the
-// workload's state.
-var notScheduled = []string{"Image", "Command", "Args", "Env", "Retries", "Checkpoint", "Ports", "Health", "Rollout", "Expose", "Idle", "Pos"}
+// workload's state. Checkpoint and volumes are compared: a decision says
+// what its run mounts.
+var notScheduled = []string{"Image", "Command", "Args", "Env", "Retries", "Ports", "Health", "Rollout", "Expose", "Idle", "Pos"}
 
 // notScheduledRole are the fields of a role that no decision reads.
 var notScheduledRole = []string{"Command", "Args", "Env"}
@@ -31,7 +32,9 @@ func sameWorkload(a, b *berth.Workload) bool {
 		a.MinWorkers == b.MinWorkers && a.Parallelism == b.Parallelism && a.Completions == b.Completions &&
 		a.MaxDuration == b.MaxDuration && a.Schedule == b.Schedule && a.RunID == b.RunID &&
 		a.CatchUp == b.CatchUp && a.CatchUpLimit == b.CatchUpLimit && a.Concurrency == b.Concurrency &&
-		samePtr(a.Autoscale, b.Autoscale) &&
+		samePtr(a.Autoscale, b.Autoscale) && samePtr(a.Checkpoint, b.Checkpoint) &&
+		maps.Equal(a.Volumes, b.Volumes) && (a.Volumes == nil) == (b.Volumes == nil) &&
+		samePtr(a.Outputs, b.Outputs) && slices.Equal(a.Inputs, b.Inputs) && (a.Inputs == nil) == (b.Inputs == nil) &&
 		slices.Equal(a.DependsOn, b.DependsOn) && (a.DependsOn == nil) == (b.DependsOn == nil) &&
 		maps.EqualFunc(a.Roles, b.Roles, sameRole) && (a.Roles == nil) == (b.Roles == nil)
 }

@@ -220,11 +220,11 @@ func TestNotScheduledFieldsChangeNoDecision(t *testing.T) {
 	other := func(w *berth.Workload) []string {
 		w.Image, w.Command, w.Args = "other", []string{"x"}, []string{"y"}
 		w.Env, w.Retries = map[string]string{"K": "V"}, w.Retries+3
-		w.Checkpoint, w.Ports = &berth.Checkpoint{Dir: "/c"}, []berth.Port{{Port: 1}}
+		w.Ports = []berth.Port{{Port: 1}}
 		w.Health, w.Pos = &berth.Health{Readiness: &berth.Probe{Path: "/"}}, berth.Pos{File: "x.cue", Line: 9}
 		w.Rollout, w.Expose = &berth.Rollout{MaxSurge: 2}, &berth.Expose{Host: "x.example.com"}
 		w.Idle = berth.Duration(time.Hour)
-		return []string{"Image", "Command", "Args", "Env", "Retries", "Checkpoint", "Ports", "Health", "Rollout", "Expose", "Idle", "Pos"}
+		return []string{"Image", "Command", "Args", "Env", "Retries", "Ports", "Health", "Rollout", "Expose", "Idle", "Pos"}
 	}
 	if got := other(&berth.Workload{}); !slices.Equal(got, schedule.NotScheduled) {
 		t.Fatalf("the test changes %v, the cache does not compare %v", got, schedule.NotScheduled)

@@ -655,5 +655,6 @@ func baseDecision(cfg *berth.Config, w berth.Workload, id berth.WorkloadID, runI
 		PriorityTier: tier,
 		GPUs:         float64(w.GPUMilli()) / wholeGPU,
 		MIG:          migOf(w),
+		Mounts:       w.Mounts(cfg.Clusters[cluster], runID),
 	}
 }

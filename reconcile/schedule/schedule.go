@@ -595,6 +595,9 @@ func (st *state) keepOrStop(r *run, wl *wlInfo, snap *berth.Snapshot) *berth.Dec
 		GPUs:     float64(r.gpuMilli()) / wholeGPU,
 		Borrowed: borrowed,
 	}
+	if wl != nil {
+		d.Mounts = wl.w.Mounts(st.cfg.Clusters[snap.Cluster], r.runID)
+	}
 	if r.role == "" {
 		d.Flavors = st.flavorsOf(r.team, r.flavor, r.demand)
 	}
@@ -629,6 +632,38 @@ func scaledDown(w *berth.Workload, runID string, snap *berth.Snapshot) *berth.Re
 		return nil
 	}
 	return &berth.Reason{Code: berth.ReasonScaledDown, Message: fmt.Sprintf("its autoscaler asks for %d replicas now", w.Autoscale.Replicas(want))}
+}
+
+// scaleRooms says, on the decision about each autoscaled service's own run
+// that holds capacity after the cycle, how far it may scale inside its
+// team's quota as the cycle leaves it (policy.ServiceScaleRoom): its
+// running replicas (the minimum and each replica run kept or admitted)
+// and one replica more at a time up to its max. A pull request's plan
+// shows it beside the service.
+func (st *state) scaleRooms(ds []berth.Decision) {
+	for i := range ds {
+		d := &ds[i]
+		if d.Kind.RunsOnce() || !(d.Action == berth.ActionKeep || d.Starts()) {
+			continue
+		}
+		if _, _, replica := berth.ParseScaleRunID(d.RunID); replica {
+			continue
+		}
+		w, ok := st.cfg.Workloads[d.Workload]
+		if !ok || w.Autoscale == nil {
+			continue
+		}
+		// The decisions are sorted by workload: its replicas' are beside.
+		running := w.Pods()
+		for j := i + 1; j < len(ds) && ds[j].Workload == d.Workload; j++ {
+			o := &ds[j]
+			if svc, _, ok := berth.ParseScaleRunID(o.RunID); ok && svc == d.RunID && (o.Action == berth.ActionKeep || o.Starts()) {
+				running++
+			}
+		}
+		room := policy.ServiceScaleRoom(st.quotas, d.Team, d.Flavor, demandOf(w.Resources), running, max(w.Autoscale.Max, running))
+		d.ScaleRoom = room.String()
+	}
 }
 
 // borrowed reports whether a team borrows GPUs of a flavor. The runs are

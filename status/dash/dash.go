@@ -52,6 +52,9 @@ type Data struct {
 	Series map[DeviceKey][]history.Point
 	// Devices are this machine's GPUs as NVML reads them now.
 	Devices []Device
+	// Origins are the commit and pull request each run of each cluster
+	// came from (the revision in force when it was first seen).
+	Origins map[string]map[berth.RunKey]history.Origin
 }
 
 // Device is one GPU of a machine berth runs, as NVML reports it.

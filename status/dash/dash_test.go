@@ -120,6 +120,9 @@ func demoData() Data {
 			{UsageKey: history.UsageKey{Day: "2026-03-01", Team: "vision", Cluster: "lab", Flavor: "h100"}, MilliGPUMillis: hour / 2},
 		},
 		Series: series,
+		Origins: map[string]map[berth.RunKey]history.Origin{"box": {
+			{Workload: "vision/train", RunID: "1"}: {Commit: "fedcba9876543210fedcba9876543210fedcba98", PR: 12},
+		}},
 		Devices: []Device{
 			{Cluster: "box", Node: "box", Index: 0, Name: "NVIDIA H100 80GB HBM3", MemoryMiB: 81559, Utilization: 19, MemoryUtilization: 5},
 			{Cluster: "box", Node: "box", Index: 3, Name: "NVIDIA H100 80GB HBM3", MemoryMiB: 81559, Utilization: -1, MemoryUtilization: -1, MIGEnabled: true, MIG: []string{"1g.10gb", "1g.10gb"}},
@@ -277,5 +280,36 @@ func TestQueuesListTheFirstInLine(t *testing.T) {
 	}
 	if !strings.Contains(page, `and 5 more waiting: <a href="/?cluster=box&amp;state=queued">`) {
 		t.Error("the page does not say how many more wait, and where they are listed")
+	}
+}
+
+// What a cohort's team borrows is shown as lent by the teams that leave
+// quota unused, in proportion to what each may lend (its unused nominal
+// within its lending limit).
+func TestQueuesShowLentQuota(t *testing.T) {
+	lim := berth.MustQuantity("2")
+	c := newCluster("box").
+		quota(berth.QuotaUse{Team: "a", Flavor: "h100", Resource: berth.ResourceGPU, Nominal: 2000, UsedAfter: 5000, BorrowedAfter: 3000}).
+		quota(berth.QuotaUse{Team: "b", Flavor: "h100", Resource: berth.ResourceGPU, Nominal: 4000}).
+		quota(berth.QuotaUse{Team: "c", Flavor: "h100", Resource: berth.ResourceGPU, Nominal: 4000, UsedAfter: 2000}).
+		quota(berth.QuotaUse{Team: "solo", Flavor: "h100", Resource: berth.ResourceGPU, Nominal: 4000})
+	d := Data{Clusters: []Cluster{c.obj()}, Config: &berth.Config{Teams: map[string]berth.Team{
+		"a": {Cohort: "r"}, "c": {Cohort: "r"}, "solo": {},
+		"b": {Cohort: "r", Quota: []berth.FlavorQuota{{Flavor: "h100", GPU: &berth.ResourceQuota{Nominal: berth.MustQuantity("4"), LendingLimit: &lim}}}},
+	}}}
+	page := draw(t, func(b *bytes.Buffer) error { return Queues(b, d) })
+	got := map[string]string{}
+	for _, row := range strings.Split(page, "<tr>")[1:] {
+		if !strings.Contains(row, `<td data-label="Lent"`) {
+			continue
+		}
+		team, _, _ := strings.Cut(strings.SplitN(row, `<td data-label="Team">`, 2)[1], "<")
+		lent, _, _ := strings.Cut(strings.SplitN(row, `<td data-label="Lent" class="num">`, 2)[1], "<")
+		got[team] = lent
+	}
+	// b may lend 2 (its limit), c 2 (its unused): a's 3 borrowed, half each.
+	want := map[string]string{"a": "0", "b": "1.5", "c": "1.5", "solo": "-"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("lent: %v, want %v", got, want)
 	}
 }

@@ -14,8 +14,13 @@ import (
 type quotaRow struct {
 	Flavor, Resource               string
 	Nominal, Limit, Used, Borrowed string
-	Percent                        int // used of nominal, for the bar (capped at 100)
-	Over                           bool
+	// Lent is the team's share of what its cohort's teams borrow of this
+	// flavor and resource: the cohort's borrowing, divided among the
+	// teams that leave quota unused in proportion to what each may lend
+	// (its unused nominal, within its lending limit); "-" out of a cohort.
+	Lent    string
+	Percent int // used of nominal, for the bar (capped at 100)
+	Over    bool
 }
 
 type teamQuota struct {
@@ -67,7 +72,7 @@ func Queues(w io.Writer, d Data) error {
 	for _, c := range sortedClusters(d.Clusters) {
 		cq := clusterQueues{Name: c.Name, Error: c.Error}
 		if c.Plan != nil {
-			cq.Cohorts = cohorts(c.Plan.Quota, d.cohort)
+			cq.Cohorts = cohorts(c.Plan.Quota, d.cohort, d.lendingLimit)
 			var waiting int
 			cq.Pending, waiting = pending(c.Plan.Decisions, MaxPending)
 			if cq.More = waiting - len(cq.Pending); cq.More > 0 {
@@ -79,9 +84,68 @@ func Queues(w io.Writer, d Data) error {
 	return render(w, "queues", v)
 }
 
-func cohorts(quota []berth.QuotaUse, cohortOf func(team string) string) []cohortView {
+// lendingLimit is a team's lending limit of a resource of a flavor, in
+// the plan's units (false: none).
+func (d Data) lendingLimit(team, flavor string, r berth.Resource) (int64, bool) {
+	if d.Config == nil {
+		return 0, false
+	}
+	fq, ok := d.Config.Teams[team].FlavorQuota(flavor)
+	if !ok {
+		return 0, false
+	}
+	rq := fq.Resource(r)
+	if rq == nil || rq.LendingLimit == nil {
+		return 0, false
+	}
+	return berth.Amount(r, *rq.LendingLimit), true
+}
+
+// lent divides each cohort's borrowing of a flavor and resource among its
+// teams that leave quota unused, in proportion to what each may lend: the
+// amount lent by each team's quota row (by its index in quota).
+func lent(quota []berth.QuotaUse, cohortOf func(team string) string, limit func(team, flavor string, r berth.Resource) (int64, bool)) map[int]int64 {
+	type cell struct {
+		cohort, flavor string
+		r              berth.Resource
+	}
+	borrowed := map[cell]int64{}
+	lendable := map[cell]int64{}
+	each := map[int]int64{}
+	for i, q := range quota {
+		co := cohortOf(q.Team)
+		if co == "" {
+			continue
+		}
+		c := cell{co, q.Flavor, q.Resource}
+		borrowed[c] += q.BorrowedAfter
+		l := max(0, q.Nominal-q.UsedAfter)
+		if lim, ok := limit(q.Team, q.Flavor, q.Resource); ok {
+			l = min(l, lim)
+		}
+		each[i] = l
+		lendable[c] += l
+	}
+	out := map[int]int64{}
+	for i, q := range quota {
+		co := cohortOf(q.Team)
+		if co == "" {
+			continue
+		}
+		c := cell{co, q.Flavor, q.Resource}
+		if lendable[c] > 0 {
+			out[i] = min(borrowed[c], lendable[c]) * each[i] / lendable[c]
+		} else {
+			out[i] = 0
+		}
+	}
+	return out
+}
+
+func cohorts(quota []berth.QuotaUse, cohortOf func(team string) string, limit func(team, flavor string, r berth.Resource) (int64, bool)) []cohortView {
 	byCohort := map[string]map[string][]quotaRow{}
-	for _, q := range quota {
+	lentBy := lent(quota, cohortOf, limit)
+	for i, q := range quota {
 		co := cohortOf(q.Team)
 		if byCohort[co] == nil {
 			byCohort[co] = map[string][]quotaRow{}
@@ -90,6 +154,10 @@ func cohorts(quota []berth.QuotaUse, cohortOf func(team string) string) []cohort
 			Used: berth.FormatAmount(q.Resource, q.UsedAfter), Borrowed: berth.FormatAmount(q.Resource, q.BorrowedAfter), Limit: "none"}
 		if q.BorrowingLimit != nil {
 			r.Limit = berth.FormatAmount(q.Resource, *q.BorrowingLimit)
+		}
+		r.Lent = "-"
+		if n, ok := lentBy[i]; ok {
+			r.Lent = berth.FormatAmount(q.Resource, n)
 		}
 		if q.Nominal > 0 {
 			r.Percent = int(min(100, q.UsedAfter*100/q.Nominal))

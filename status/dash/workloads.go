@@ -11,6 +11,7 @@ import (
 
 	"github.com/berth-gpu/berth"
 	"github.com/berth-gpu/berth/reconcile"
+	"github.com/berth-gpu/berth/reconcile/history"
 	"github.com/berth-gpu/berth/status"
 )
 
@@ -93,6 +94,7 @@ type row struct {
 	Runtime  string
 	Source   link
 	Commit   link
+	PR       link
 }
 
 type link struct{ Text, URL string }
@@ -216,6 +218,9 @@ func (d Data) row(cluster string, ws *status.WorkloadStatus, run *reconcile.RunS
 	r := row{Cluster: cluster, Workload: string(ws.Workload), Href: workloadHref(ws.Workload, cluster, ws.RunID),
 		RunID: ws.RunID, Team: ws.Team, Kind: string(ws.Kind), State: ws.State, GPUs: gpusText(ws),
 		Runtime: runtime(d.Now, ws, run), Source: d.source(ws.Workload), Commit: d.commit()}
+	if o, ok := d.Origins[cluster][ws.Key()]; ok {
+		r.Commit, r.PR = d.originLinks(o)
+	}
 	switch {
 	case ws.State == "queued" && ws.Position > 0:
 		r.Queue = fmt.Sprintf("#%d", ws.Position)
@@ -285,6 +290,23 @@ func (d Data) source(id berth.WorkloadID) link {
 		}
 	}
 	return l
+}
+
+// originLinks are the commit and pull request a run came from.
+func (d Data) originLinks(o history.Origin) (commit, pr link) {
+	if o.Commit != "" {
+		commit = link{Text: shortHash(o.Commit)}
+		if d.RepoURL != "" {
+			commit.URL = d.RepoURL + "/commit/" + o.Commit
+		}
+	}
+	if o.PR > 0 {
+		pr = link{Text: "#" + strconv.Itoa(o.PR)}
+		if d.RepoURL != "" {
+			pr.URL = d.RepoURL + "/pull/" + strconv.Itoa(o.PR)
+		}
+	}
+	return commit, pr
 }
 
 func (d Data) commit() link {

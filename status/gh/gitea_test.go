@@ -41,6 +41,8 @@ type forge struct {
 	planner *gh.Planner
 	recv    *webhook.Receiver
 	hookURL string
+	// wait bounds each wait for a plan (default 2 minutes).
+	wait time.Duration
 	// done receives each pull request event berth finished, with how long
 	// it took from the webhook's arrival.
 	done chan handled
@@ -388,18 +390,30 @@ func genSnapshot() *berth.Snapshot {
 	return s.Obj()
 }
 
-// BenchmarkGiteaWebhookToPosted measures, on a 1,000-workload repository
-// (fixtures/gen), the time from a pull request webhook's arrival at berth
-// to both statuses and the comment posted to Gitea. Each iteration pushes
-// a new commit to the pull request's branch (one workload's GPUs change);
-// Gitea delivers its pull_request webhook. The first plan (cold caches)
-// is reported apart: run with -benchtime=20x.
+// BenchmarkGiteaWebhookToPosted measures, on repositories of 1,000 and of
+// 50,000 workloads (fixtures/gen, 20 and 200 teams), the time from a pull
+// request webhook's arrival at berth to both statuses and the comment
+// posted to Gitea. Each iteration pushes a new commit to the pull
+// request's branch (one workload's spec changes); Gitea delivers its
+// pull_request webhook. The first plan (cold caches) is reported apart;
+// the rest find the planner's caches warm (every package but the changed
+// one evaluated, the base's plan kept): run with -benchtime=20x.
 //
 //	go test ./status/gh -run '^$' -bench GiteaWebhookToPosted -benchtime=20x
+//	go test ./status/gh -run '^$' -bench 'GiteaWebhookToPosted/workloads=50000' -benchtime=5x -timeout 30m
 func BenchmarkGiteaWebhookToPosted(b *testing.B) {
-	repo := gen.Generate(gen.Options{Teams: 20, Workloads: 1000, Seed: 1})
+	for _, size := range []struct{ teams, workloads int }{{20, 1000}, {200, 50000}} {
+		b.Run(fmt.Sprintf("workloads=%d", size.workloads), func(b *testing.B) {
+			benchWebhookToPosted(b, gen.Options{Teams: size.teams, Workloads: size.workloads, Seed: 1})
+		})
+	}
+}
+
+func benchWebhookToPosted(b *testing.B, opts gen.Options) {
+	repo := gen.Generate(opts)
 	snap := genSnapshot()
 	f := newForge(b, repo.FS(), map[string]*berth.Snapshot{"prod": snap})
+	f.wait = 15 * time.Minute // a cold evaluation of 50,000 workloads on a loaded machine
 	target := gen.TeamDir(gen.TeamName(3)) + "/workloads-00.cue"
 	orig := string(repo[target])
 	i := 0
@@ -461,7 +475,7 @@ func firstWorkload(src string) string {
 
 func (f *forge) waitPlannedCluster(t testing.TB, n int, sha, cluster string) handled {
 	t.Helper()
-	deadline := time.After(120 * time.Second)
+	deadline := time.After(cmp.Or(f.wait, 120*time.Second))
 	for {
 		select {
 		case h := <-f.done:
