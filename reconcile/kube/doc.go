@@ -27,15 +27,16 @@
 //     apply_change.go with apply_job.go, apply_service.go, apply_scale.go
 //     (a replica of an autoscaled service above its minimum: one more or
 //     less on its autoscaler's maxReplicas) and roles_apply.go per kind of
-//     run, apply_ledger.go, apply_delete.go,
-//     apply_wait.go): fluxcd/pkg/ssa's ResourceManager (ssa.go,
-//     apply_object.go): server-side apply under one field manager of what
-//     a dry-run apply shows has drifted, in parallel with a bounded pool;
-//     deletes only what berth owns. ssa reads objects from the informers'
-//     cache and its writes are waited for there (apply_wait.go), not with
-//     its WaitForSet: Apply does not wait for readiness, Observe reports
-//     it. Status comes from kstatus. The configuration each Apply and
-//     Observe is handed gives the teams' quotas and the flavors' labels.
+//     run, apply_ledger.go, apply_delete.go, apply_wait.go):
+//     fluxcd/pkg/ssa's ResourceManager (ssa.go, apply_object.go):
+//     server-side apply under one field manager of what a dry-run apply
+//     shows has drifted, in parallel with a bounded pool; deletes only what
+//     berth owns. An object the informers do not hold is new to ssa
+//     without a read, and its writes are waited for in the informers
+//     (apply_wait.go), not with its WaitForSet: Apply does not wait for
+//     readiness, Observe reports it. Status comes from kstatus. The
+//     configuration each Apply and Observe is handed gives the teams'
+//     quotas and the flavors' labels.
 //   - The run ledger (ledger.go): what berth did and saw, durable in the
 //     cluster, never only in memory.
 //   - Leader election (leader.go): a coordination Lease; a replica that does
