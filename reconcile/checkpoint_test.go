@@ -15,6 +15,8 @@ import (
 // higher-priority run that needs the whole box, and checks that when it
 // is admitted again it starts with BERTH_RESUME=1 and BERTH_RESUME_FROM
 // naming the checkpoint its first attempt wrote, in the same directory.
+// (A run's checkpoints are removed when it succeeds unless it keeps them;
+// the local backend's TestCheckpointsKeptWhenTheSpecSays tests that.)
 func TestCheckpointSurvivesPreemption(t *testing.T) {
 	// The script: resume when told to (record what from, and finish);
 	// otherwise write step-100 under a temporary name, rename it complete,
@@ -31,7 +33,7 @@ while true; do sleep 1; done`
 	kind: "training", priority: "low", workers: 2
 	command: ["sh", "-c", ` + quote(script) + `]
 	resources: {gpu: 2, cpu: 1, memory: "1Gi"}
-	checkpoint: dir: "/checkpoints"
+	checkpoint: {dir: "/checkpoints", keep: true} // kept to read the trace after success
 }
 `
 	e, c, rev := localEngine(t, train)
