@@ -234,72 +234,15 @@ func clusterOf(cfg *berth.Config, flavors []string) string {
 // wls are the configuration's workloads and runs the snapshot's running
 // runs, both sorted by workload: prepare walks them side by side.
 func prepare(cfg *berth.Config, snap *berth.Snapshot, opts Options, wls []*wlInfo, runs []*run) ([]Request, []berth.Decision) {
-	// runsOf is the runs of workload id, for a dependency (any workload).
-	runsOf := func(id berth.WorkloadID) []*run {
-		i, _ := slices.BinarySearchFunc(runs, id, func(r *run, id berth.WorkloadID) int { return strings.Compare(string(r.id), string(id)) })
-		j := i
-		for j < len(runs) && runs[j].id == id {
-			j++
-		}
-		return runs[i:j]
-	}
-	queued := indexQueue(snap.Queue)
-	type result struct{ succeeded, failed bool }
-	finished := map[berth.WorkloadID]map[string]berth.FinishedRun{}
+	p := &preparer{cfg: cfg, snap: snap, opts: opts, runs: runs, queued: indexQueue(snap.Queue),
+		finished: map[berth.WorkloadID]map[string]berth.FinishedRun{}}
 	for _, f := range snap.Finished {
-		if finished[f.Workload] == nil {
-			finished[f.Workload] = map[string]berth.FinishedRun{}
+		if p.finished[f.Workload] == nil {
+			p.finished[f.Workload] = map[string]berth.FinishedRun{}
 		}
-		finished[f.Workload][f.RunID] = f
+		p.finished[f.Workload][f.RunID] = f
 	}
-	// depState says whether a dependency is satisfied: its current run
-	// succeeded (a periodic job: any run succeeded; a service: running).
-	depState := func(id berth.WorkloadID) result {
-		d, ok := cfg.Workloads[id]
-		if !ok {
-			return result{}
-		}
-		if !d.Kind.RunsOnce() {
-			return result{succeeded: len(runsOf(id)) > 0}
-		}
-		runs := finished[id]
-		if d.Schedule != "" {
-			for _, f := range runs {
-				if f.Succeeded {
-					return result{succeeded: true}
-				}
-			}
-			return result{}
-		}
-		if f, ok := runs[d.RunID]; ok {
-			return result{succeeded: f.Succeeded, failed: !f.Succeeded}
-		}
-		return result{}
-	}
-	// ask is the request for one waiting run, or the decision to hold it
-	// back while its backoff runs.
-	var reqs []Request
-	var decisions []berth.Decision
-	ask := func(w berth.Workload, q berth.QueuedWorkload, base berth.Decision, flavors []string) {
-		if q.Failures > 0 && !q.FailedAt.IsZero() {
-			if at := q.FailedAt.Add(opts.backoff(q.Failures)); at.After(snap.Time) {
-				what := "retrying"
-				if !w.Kind.RunsOnce() {
-					what = "restarting"
-				}
-				d := base
-				d.RunID = q.RunID
-				d.Action = berth.ActionWait
-				d.Reason = &berth.Reason{Code: berth.ReasonBackoff, Message: fmt.Sprintf("%s at %s (attempt %d failed: %s)",
-					what, at.UTC().Format("15:04:05 UTC"), q.Failures, orDefault(q.Failure, "no reason given"))}
-				decisions = append(decisions, d)
-				return
-			}
-		}
-		reqs = append(reqs, Request{Workload: w, RunID: q.RunID, Since: q.Since, id: q.Workload, flavors: flavors})
-	}
-
-	reqs = make([]Request, 0, max(len(wls)-len(runs), 16))
+	p.reqs = make([]Request, 0, max(len(wls)-len(runs), 16))
 	var buf []berth.QueuedWorkload
 	next := 0 // runs[next:] are of this workload or later ones
 	for _, wl := range wls {
@@ -318,119 +261,199 @@ func prepare(cfg *berth.Config, snap *berth.Snapshot, opts Options, wls []*wlInf
 		// or stops it, on whichever cluster it runs.
 		if len(mine) > 0 && w.Schedule == "" && (!w.Kind.RunsOnce() || hasRunning(mine, w.RunID)) {
 			if w.Autoscale != nil && wl.cluster == snap.Cluster {
-				reqs = scaleRequests(reqs, w, id, mine, snap, queued)
+				p.reqs = scaleRequests(p.reqs, w, id, mine, snap, p.queued)
 			}
 			continue
 		}
-		flavors := wl.flavors
 		if wl.cluster != snap.Cluster {
 			continue
 		}
 		base := baseDecision(cfg, *w, id, w.RunID, snap.Cluster)
 		if (w.Kind.RunsOnce() || w.Kind == berth.KindNotebook) && w.Schedule == "" {
-			if f, ok := finished[id][w.RunID]; ok {
-				decisions = append(decisions, doneDecision(base, f))
+			if f, ok := p.finished[id][w.RunID]; ok {
+				p.decisions = append(p.decisions, doneDecision(base, f))
 				continue
 			}
 		}
-		// Dependencies, in the order written.
-		var pending, failed []string
-		for _, dep := range w.Dependencies() {
-			st := depState(dep)
-			switch {
-			case st.failed:
-				failed = append(failed, string(dep))
-			case !st.succeeded:
-				pending = append(pending, string(dep))
-			}
-		}
-		if len(failed) > 0 {
-			d := base
-			d.Action = berth.ActionWait
-			d.Reason = &berth.Reason{Code: berth.ReasonDependencyFailed,
-				Message: fmt.Sprintf("dependency %s failed: the pipeline stops here until it succeeds", joinList(failed))}
-			decisions = append(decisions, d)
-			continue
-		}
-		if len(pending) > 0 {
-			d := base
-			d.Action = berth.ActionWait
-			d.Reason = &berth.Reason{Code: berth.ReasonDependency,
-				Message: fmt.Sprintf("waiting for %s to succeed", joinList(pending))}
-			decisions = append(decisions, d)
+		if d, wait := p.dependencies(w, base); wait {
+			p.decisions = append(p.decisions, d)
 			continue
 		}
 		if w.Schedule != "" {
-			// A periodic job runs only as ticks: the latest one due, if
-			// the snapshot does not know it yet, and the ticks waiting.
-			ticks := queued.of(id, nil)
-			// The newest tick the snapshot knows (running, queued or
-			// finished): the ticks after it are due, as catchUp says.
-			var last time.Time
-			for _, r := range mine {
-				if t, ok := tickOf(r.runID, w.RunID); ok {
-					last = maxTime(last, t)
-				}
-			}
-			for _, q := range ticks {
-				if t, ok := tickOf(q.RunID, w.RunID); ok {
-					last = maxTime(last, t)
-				}
-			}
-			for runID := range finished[id] {
-				if t, ok := tickOf(runID, w.RunID); ok {
-					last = maxTime(last, t)
-				}
-			}
-			if w.Concurrency == berth.ConcurrencyForbid && len(mine) > 0 {
-				// Nothing new starts while a run of the job runs; the due
-				// ticks are decided again when it has ended.
-				d := base
-				d.Action = berth.ActionWait
-				d.Reason = &berth.Reason{Code: berth.ReasonTickWaits,
-					Message: fmt.Sprintf("run %s still runs: concurrency forbid starts no tick until it ends", mine[0].runID)}
-				decisions = append(decisions, d)
-				continue
-			}
-			deadline := opts.tickDeadline()
-			plan := planTicks(w, last, snap.Time, deadline)
-			if plan.missed > 0 {
-				d := base
-				d.RunID = TickRunID(w.RunID, plan.lastMissed)
-				d.Action = berth.ActionDone
-				d.Reason = &berth.Reason{Code: berth.ReasonTicksMissed, Message: missedMessage(w, plan, deadline)}
-				decisions = append(decisions, d)
-			}
-			for _, tick := range plan.run {
-				k := berth.RunKey{Workload: id, RunID: TickRunID(w.RunID, tick)}
-				if !hasRunning(mine, k.RunID) && !hasRun(ticks, k.RunID) && !finishedRun(finished[id], k.RunID) {
-					ticks = append(ticks, berth.QueuedWorkload{Workload: id, RunID: k.RunID, Since: tick})
-				}
-			}
-			if len(ticks) == 0 {
-				d := base
-				d.Action = berth.ActionWait
-				d.Reason = &berth.Reason{Code: berth.ReasonSchedule, Message: nextTickMessage(w.Schedule, snap.Time)}
-				decisions = append(decisions, d)
-				continue
-			}
-			for _, q := range ticks {
-				q.RunID = orDefault(q.RunID, w.RunID)
-				ask(*w, q, base, flavors)
-			}
+			p.periodic(w, id, mine, base, wl.flavors)
 			continue
 		}
 		q := berth.QueuedWorkload{Workload: id, RunID: w.RunID, Since: snap.Time}
-		buf = queued.of(id, buf[:0])
+		buf = p.queued.of(id, buf[:0])
 		for _, x := range buf {
 			if x.RunID == "" || x.RunID == w.RunID {
 				q = x
 				q.RunID = w.RunID
 			}
 		}
-		ask(*w, q, base, flavors)
+		p.ask(*w, q, base, wl.flavors)
 	}
-	return reqs, decisions
+	return p.reqs, p.decisions
+}
+
+// preparer is prepare's state while it walks the workloads: what the
+// snapshot holds, and the requests and decisions made so far.
+type preparer struct {
+	cfg       *berth.Config
+	snap      *berth.Snapshot
+	opts      Options
+	runs      []*run // the snapshot's running runs, sorted by workload
+	queued    queueIndex
+	finished  map[berth.WorkloadID]map[string]berth.FinishedRun
+	reqs      []Request
+	decisions []berth.Decision
+}
+
+// runsOf is the running runs of workload id, for a dependency (any
+// workload).
+func (p *preparer) runsOf(id berth.WorkloadID) []*run {
+	i, _ := slices.BinarySearchFunc(p.runs, id, func(r *run, id berth.WorkloadID) int { return strings.Compare(string(r.id), string(id)) })
+	j := i
+	for j < len(p.runs) && p.runs[j].id == id {
+		j++
+	}
+	return p.runs[i:j]
+}
+
+// depState says whether a dependency is satisfied: its current run
+// succeeded (a periodic job: any run succeeded; a service: running), or
+// failed.
+func (p *preparer) depState(id berth.WorkloadID) (succeeded, failed bool) {
+	d, ok := p.cfg.Workloads[id]
+	if !ok {
+		return false, false
+	}
+	if !d.Kind.RunsOnce() {
+		return len(p.runsOf(id)) > 0, false
+	}
+	runs := p.finished[id]
+	if d.Schedule != "" {
+		for _, f := range runs {
+			if f.Succeeded {
+				return true, false
+			}
+		}
+		return false, false
+	}
+	if f, ok := runs[d.RunID]; ok {
+		return f.Succeeded, !f.Succeeded
+	}
+	return false, false
+}
+
+// dependencies is the decision to hold w back while its dependencies, in
+// the order written, have not succeeded (or the chain stops where one
+// failed); wait is false when all have succeeded.
+func (p *preparer) dependencies(w *berth.Workload, base berth.Decision) (d berth.Decision, wait bool) {
+	var pending, failed []string
+	for _, dep := range w.Dependencies() {
+		switch ok, bad := p.depState(dep); {
+		case bad:
+			failed = append(failed, string(dep))
+		case !ok:
+			pending = append(pending, string(dep))
+		}
+	}
+	d = base
+	d.Action = berth.ActionWait
+	switch {
+	case len(failed) > 0:
+		d.Reason = &berth.Reason{Code: berth.ReasonDependencyFailed,
+			Message: fmt.Sprintf("dependency %s failed: the pipeline stops here until it succeeds", joinList(failed))}
+	case len(pending) > 0:
+		d.Reason = &berth.Reason{Code: berth.ReasonDependency,
+			Message: fmt.Sprintf("waiting for %s to succeed", joinList(pending))}
+	default:
+		return berth.Decision{}, false
+	}
+	return d, true
+}
+
+// periodic asks for a periodic job's ticks: the latest one due, if the
+// snapshot does not know it yet, and the ticks waiting; mine are its
+// running runs.
+func (p *preparer) periodic(w *berth.Workload, id berth.WorkloadID, mine []*run, base berth.Decision, flavors []string) {
+	ticks := p.queued.of(id, nil)
+	// The newest tick the snapshot knows (running, queued or finished):
+	// the ticks after it are due, as catchUp says.
+	var last time.Time
+	for _, r := range mine {
+		if t, ok := tickOf(r.runID, w.RunID); ok {
+			last = maxTime(last, t)
+		}
+	}
+	for _, q := range ticks {
+		if t, ok := tickOf(q.RunID, w.RunID); ok {
+			last = maxTime(last, t)
+		}
+	}
+	for runID := range p.finished[id] {
+		if t, ok := tickOf(runID, w.RunID); ok {
+			last = maxTime(last, t)
+		}
+	}
+	if w.Concurrency == berth.ConcurrencyForbid && len(mine) > 0 {
+		// Nothing new starts while a run of the job runs; the due ticks
+		// are decided again when it has ended.
+		d := base
+		d.Action = berth.ActionWait
+		d.Reason = &berth.Reason{Code: berth.ReasonTickWaits,
+			Message: fmt.Sprintf("run %s still runs: concurrency forbid starts no tick until it ends", mine[0].runID)}
+		p.decisions = append(p.decisions, d)
+		return
+	}
+	deadline := p.opts.tickDeadline()
+	plan := planTicks(w, last, p.snap.Time, deadline)
+	if plan.missed > 0 {
+		d := base
+		d.RunID = TickRunID(w.RunID, plan.lastMissed)
+		d.Action = berth.ActionDone
+		d.Reason = &berth.Reason{Code: berth.ReasonTicksMissed, Message: missedMessage(w, plan, deadline)}
+		p.decisions = append(p.decisions, d)
+	}
+	for _, tick := range plan.run {
+		k := berth.RunKey{Workload: id, RunID: TickRunID(w.RunID, tick)}
+		if !hasRunning(mine, k.RunID) && !hasRun(ticks, k.RunID) && !finishedRun(p.finished[id], k.RunID) {
+			ticks = append(ticks, berth.QueuedWorkload{Workload: id, RunID: k.RunID, Since: tick})
+		}
+	}
+	if len(ticks) == 0 {
+		d := base
+		d.Action = berth.ActionWait
+		d.Reason = &berth.Reason{Code: berth.ReasonSchedule, Message: nextTickMessage(w.Schedule, p.snap.Time)}
+		p.decisions = append(p.decisions, d)
+		return
+	}
+	for _, q := range ticks {
+		q.RunID = orDefault(q.RunID, w.RunID)
+		p.ask(*w, q, base, flavors)
+	}
+}
+
+// ask adds the request for one waiting run, or the decision to hold it
+// back while its backoff runs.
+func (p *preparer) ask(w berth.Workload, q berth.QueuedWorkload, base berth.Decision, flavors []string) {
+	if q.Failures > 0 && !q.FailedAt.IsZero() {
+		if at := q.FailedAt.Add(p.opts.backoff(q.Failures)); at.After(p.snap.Time) {
+			what := "retrying"
+			if !w.Kind.RunsOnce() {
+				what = "restarting"
+			}
+			d := base
+			d.RunID = q.RunID
+			d.Action = berth.ActionWait
+			d.Reason = &berth.Reason{Code: berth.ReasonBackoff, Message: fmt.Sprintf("%s at %s (attempt %d failed: %s)",
+				what, at.UTC().Format("15:04:05 UTC"), q.Failures, orDefault(q.Failure, "no reason given"))}
+			p.decisions = append(p.decisions, d)
+			return
+		}
+	}
+	p.reqs = append(p.reqs, Request{Workload: w, RunID: q.RunID, Since: q.Since, id: q.Workload, flavors: flavors})
 }
 
 // scaleRequests asks for the replicas of a running autoscaled service
