@@ -2,8 +2,10 @@ package dash
 
 import (
 	"io"
+	"maps"
 	"math"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -125,7 +127,7 @@ func options(name, label string, seen map[string]bool, chosen string) filter {
 	if chosen != "" {
 		seen[chosen] = true
 	}
-	for _, v := range sortedKeys(seen) {
+	for _, v := range slices.Sorted(maps.Keys(seen)) {
 		f.Options = append(f.Options, option{Value: v, Selected: v == chosen})
 	}
 	return f

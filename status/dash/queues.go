@@ -3,6 +3,7 @@ package dash
 import (
 	"cmp"
 	"io"
+	"maps"
 	"slices"
 	"strconv"
 
@@ -168,9 +169,9 @@ func cohorts(quota []berth.QuotaUse, cohortOf func(team string) string, limit fu
 		byCohort[co][q.Team] = append(byCohort[co][q.Team], r)
 	}
 	var out []cohortView
-	for _, co := range sortedKeys(byCohort) {
+	for _, co := range slices.Sorted(maps.Keys(byCohort)) {
 		cv := cohortView{Name: co}
-		for _, t := range sortedKeys(byCohort[co]) {
+		for _, t := range slices.Sorted(maps.Keys(byCohort[co])) {
 			rows := byCohort[co][t]
 			slices.SortStableFunc(rows, func(a, b quotaRow) int {
 				return cmp.Or(cmp.Compare(a.Flavor, b.Flavor), cmp.Compare(resourceOrder(a.Resource), resourceOrder(b.Resource)))
@@ -220,15 +221,6 @@ func pending(ds []berth.Decision, limit int) ([]pendingRow, int) {
 		out = append(out, r)
 	}
 	return out, len(queued)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 func noCohort(c cohortView) int {

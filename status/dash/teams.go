@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -77,7 +78,7 @@ func Teams(w io.Writer, d Data) error {
 	notices := quotaNotices(d)
 	hints := rightSizing(d)
 	_, _, day := d.Now.UTC().Date()
-	for _, team := range sortedKeys(names) {
+	for _, team := range slices.Sorted(maps.Keys(names)) {
 		tv := teamView{Team: team}
 		var total int64
 		var bars []bar

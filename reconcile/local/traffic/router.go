@@ -5,9 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
-	"sort"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -176,12 +177,7 @@ func (r *Router) Remove(id berth.WorkloadID) {
 func (r *Router) Services() []berth.WorkloadID {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := make([]berth.WorkloadID, 0, len(r.services))
-	for id := range r.services {
-		out = append(out, id)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
-	return out
+	return slices.Sorted(maps.Keys(r.services))
 }
 
 // Ready lists the pods of a service that pass readiness.
