@@ -4,6 +4,7 @@ import (
 	"encoding"
 	"encoding/json"
 	"fmt"
+	"iter"
 	"reflect"
 	"regexp"
 	"slices"
@@ -327,31 +328,52 @@ func (s sv) strList(o jobj, name string, valid func(string) bool, minItems int) 
 	f := s.at(name)
 	out := []any{}
 	var got []string
-	if f.present() {
-		if f.v.kind != fList {
-			s.c.fail("%s is not a list", f.path)
+	if !f.list() {
+		return nil
+	}
+	for es := range f.elems() {
+		v, ok := es.scalar(skString)
+		if !ok {
 			return nil
 		}
-		for i, e := range f.v.elems {
-			es := sv{c: s.c, path: f.path + "." + itoa(i)}
-			es.v, es.dflt = resolve(e)
-			v, ok := es.scalar(skString)
-			if !ok {
-				return nil
-			}
-			if valid != nil && !valid(v) {
-				s.c.fail("%s: %q is not valid", es.path, v)
-				return nil
-			}
-			out = append(out, v)
-			got = append(got, v)
+		if valid != nil && !valid(v) {
+			s.c.fail("%s: %q is not valid", es.path, v)
+			return nil
 		}
+		out = append(out, v)
+		got = append(got, v)
 	}
 	if len(out) < minItems {
 		s.c.fail("%s: too few items", f.path)
 	}
 	o[name] = out
 	return got
+}
+
+// list fails unless s is absent or a list.
+func (s sv) list() bool {
+	if s.v != nil && s.v.kind != fList {
+		s.c.fail("%s is not a list", s.path)
+		return false
+	}
+	return true
+}
+
+// elems yields the elements of the list s, each at its path ("….ports.0")
+// with its default picked; nothing when s is absent or not a list.
+func (s sv) elems() iter.Seq[sv] {
+	return func(yield func(sv) bool) {
+		if s.v == nil || s.v.kind != fList {
+			return
+		}
+		for i, e := range s.v.elems {
+			es := sv{c: s.c, path: s.path + "." + itoa(i)}
+			es.v, es.dflt = resolve(e)
+			if !yield(es) {
+				return
+			}
+		}
+	}
 }
 
 func itoa(i int) string {
@@ -418,22 +440,8 @@ func decodeFast(v any, x reflect.Value, path string) error {
 	if o, ok := v.(jobj); ok {
 		v = map[string]any(o)
 	}
-	if x.CanAddr() {
-		p := x.Addr()
-		switch {
-		case p.Type().Implements(jsonUnmarshaler):
-			b, err := appendJSON(nil, v)
-			if err != nil {
-				return wrapPath(path, err)
-			}
-			return wrapPath(path, p.Interface().(json.Unmarshaler).UnmarshalJSON(b))
-		case p.Type().Implements(textUnmarshaler):
-			s, ok := v.(string)
-			if !ok {
-				return fmt.Errorf("%s: %T is not a string", path, v)
-			}
-			return wrapPath(path, p.Interface().(encoding.TextUnmarshaler).UnmarshalText([]byte(s)))
-		}
+	if done, err := decodeUnmarshaler(v, x, path); done {
+		return err
 	}
 	switch x.Kind() {
 	case reflect.Pointer:
@@ -442,46 +450,95 @@ func decodeFast(v any, x reflect.Value, path string) error {
 			return err
 		}
 		x.Set(e)
+		return nil
 	case reflect.Struct:
-		m, ok := v.(map[string]any)
-		if !ok {
-			return fmt.Errorf("%s: %T is not a struct", path, v)
-		}
-		for _, f := range structFields(x.Type()) {
-			fv, ok := m[f.name]
-			if !ok {
-				continue
-			}
-			if err := decodeFast(fv, x.Field(f.index), joinPath(path, f.name)); err != nil {
-				return err
-			}
-		}
+		return decodeFastStruct(v, x, path)
 	case reflect.Map:
-		m, ok := v.(map[string]any)
-		if !ok {
-			return fmt.Errorf("%s: %T is not a struct", path, v)
-		}
-		out := reflect.MakeMapWithSize(x.Type(), len(m))
-		for k, ev := range m {
-			e := reflect.New(x.Type().Elem()).Elem()
-			if err := decodeFast(ev, e, joinPath(path, k)); err != nil {
-				return err
-			}
-			out.SetMapIndex(reflect.ValueOf(k).Convert(x.Type().Key()), e)
-		}
-		x.Set(out)
+		return decodeFastMap(v, x, path)
 	case reflect.Slice:
-		l, ok := v.([]any)
+		return decodeFastSlice(v, x, path)
+	}
+	return decodeFastScalar(v, x, path)
+}
+
+// decodeUnmarshaler decodes into a type with its own UnmarshalJSON or
+// UnmarshalText; done is false for any other type.
+func decodeUnmarshaler(v any, x reflect.Value, path string) (done bool, err error) {
+	if !x.CanAddr() {
+		return false, nil
+	}
+	p := x.Addr()
+	switch {
+	case p.Type().Implements(jsonUnmarshaler):
+		b, err := appendJSON(nil, v)
+		if err != nil {
+			return true, wrapPath(path, err)
+		}
+		return true, wrapPath(path, p.Interface().(json.Unmarshaler).UnmarshalJSON(b))
+	case p.Type().Implements(textUnmarshaler):
+		s, ok := v.(string)
 		if !ok {
-			return fmt.Errorf("%s: %T is not a list", path, v)
+			return true, fmt.Errorf("%s: %T is not a string", path, v)
 		}
-		out := reflect.MakeSlice(x.Type(), len(l), len(l))
-		for i, ev := range l {
-			if err := decodeFast(ev, out.Index(i), fmt.Sprintf("%s.%d", path, i)); err != nil {
-				return err
-			}
+		return true, wrapPath(path, p.Interface().(encoding.TextUnmarshaler).UnmarshalText([]byte(s)))
+	}
+	return false, nil
+}
+
+// decodeFastStruct decodes an object into a struct, field by field by
+// the json tags.
+func decodeFastStruct(v any, x reflect.Value, path string) error {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return fmt.Errorf("%s: %T is not a struct", path, v)
+	}
+	for _, f := range structFields(x.Type()) {
+		fv, ok := m[f.name]
+		if !ok {
+			continue
 		}
-		x.Set(out)
+		if err := decodeFast(fv, x.Field(f.index), joinPath(path, f.name)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func decodeFastMap(v any, x reflect.Value, path string) error {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return fmt.Errorf("%s: %T is not a struct", path, v)
+	}
+	out := reflect.MakeMapWithSize(x.Type(), len(m))
+	for k, ev := range m {
+		e := reflect.New(x.Type().Elem()).Elem()
+		if err := decodeFast(ev, e, joinPath(path, k)); err != nil {
+			return err
+		}
+		out.SetMapIndex(reflect.ValueOf(k).Convert(x.Type().Key()), e)
+	}
+	x.Set(out)
+	return nil
+}
+
+func decodeFastSlice(v any, x reflect.Value, path string) error {
+	l, ok := v.([]any)
+	if !ok {
+		return fmt.Errorf("%s: %T is not a list", path, v)
+	}
+	out := reflect.MakeSlice(x.Type(), len(l), len(l))
+	for i, ev := range l {
+		if err := decodeFast(ev, out.Index(i), fmt.Sprintf("%s.%d", path, i)); err != nil {
+			return err
+		}
+	}
+	x.Set(out)
+	return nil
+}
+
+// decodeFastScalar decodes a string, a bool or a number.
+func decodeFastScalar(v any, x reflect.Value, path string) error {
+	switch x.Kind() {
 	case reflect.String:
 		s, ok := v.(string)
 		if !ok {
@@ -605,13 +662,7 @@ func fastWorkload(s sv, o jobj, team, name string) {
 	}
 	s.str(o, "maxDuration", reDuration.MatchString, false, "")
 	s.integer(o, "retries", 0, 1<<53, false, "0")
-	if cp := s.at("checkpoint"); cp.present() {
-		cp.only("#Workload.checkpoint")
-		co := jobj{}
-		cp.str(co, "dir", func(v string) bool { return v != "" }, true, "")
-		cp.boolean(co, "resume", "true")
-		o["checkpoint"] = co
-	}
+	fastCheckpoint(s.at("checkpoint"), o)
 	s.str(o, "schedule", reCron.MatchString, false, "")
 	s.str(o, "catchUp", func(v string) bool { return v == "none" || v == "latest" || v == "all" }, false, "")
 	s.integer(o, "catchUpLimit", 1, 1000, false, "")
@@ -620,25 +671,55 @@ func fastWorkload(s sv, o jobj, team, name string) {
 	s.str(o, "runId", reRunID.MatchString, false, "1")
 	s.str(o, "idle", reDuration.MatchString, false, "")
 	fastPorts(s, o)
-	if h := s.at("health"); h.present() {
-		h.only("#Health")
-		ho := jobj{}
-		for _, p := range []string{"readiness", "liveness"} {
-			if pr := h.at(p); pr.present() {
-				ho[p] = fastProbe(pr)
-			}
-		}
-		o["health"] = ho
-	}
-	if r := s.at("rollout"); r.present() {
-		r.only("#Rollout")
-		ro := jobj{}
-		r.integer(ro, "maxSurge", 0, 1<<53, false, "1")
-		r.integer(ro, "maxUnavailable", 0, 1<<53, false, "0")
-		o["rollout"] = ro
-	}
+	fastHealth(s.at("health"), o)
+	fastRollout(s.at("rollout"), o)
+	fastShape(s, o, kind)
+	workloadPositions(s)
+}
 
-	// The shape of each kind (the "if kind == ..." of #Workload).
+// fastCheckpoint is #Workload.checkpoint, when set.
+func fastCheckpoint(cp sv, o jobj) {
+	if !cp.present() {
+		return
+	}
+	cp.only("#Workload.checkpoint")
+	co := jobj{}
+	cp.str(co, "dir", func(v string) bool { return v != "" }, true, "")
+	cp.boolean(co, "resume", "true")
+	o["checkpoint"] = co
+}
+
+// fastHealth is #Health, when set.
+func fastHealth(h sv, o jobj) {
+	if !h.present() {
+		return
+	}
+	h.only("#Health")
+	ho := jobj{}
+	for _, p := range []string{"readiness", "liveness"} {
+		if pr := h.at(p); pr.present() {
+			ho[p] = fastProbe(pr)
+		}
+	}
+	o["health"] = ho
+}
+
+// fastRollout is #Rollout, when set.
+func fastRollout(r sv, o jobj) {
+	if !r.present() {
+		return
+	}
+	r.only("#Rollout")
+	ro := jobj{}
+	r.integer(ro, "maxSurge", 0, 1<<53, false, "1")
+	r.integer(ro, "maxUnavailable", 0, 1<<53, false, "0")
+	o["rollout"] = ro
+}
+
+// fastShape is the shape of each kind (the "if kind == ..." of
+// #Workload): the defaults of its shape fields, and no field of another
+// kind's shape.
+func fastShape(s sv, o jobj, kind string) {
 	not := func(fields ...string) {
 		for _, f := range fields {
 			if s.at(f).present() {
@@ -677,8 +758,11 @@ func fastWorkload(s sv, o jobj, team, name string) {
 		}
 		not("replicas", "workers", "minWorkers", "health", "rollout")
 	}
+}
 
-	// Positions, as the CUE path records them (evaluator.object).
+// workloadPositions records a workload's positions, as the CUE path
+// records them (evaluator.object).
+func workloadPositions(s sv) {
 	for _, f := range []string{"kind", "priority", "image", "resources", "maxDuration", "schedule", "catchUp",
 		"catchUpLimit", "concurrency", "replicas", "workers", "minWorkers", "parallelism", "completions", "runId",
 		"ports", "health", "rollout", "rollout.maxSurge", "idle", "checkpoint", "checkpoint.dir"} {
@@ -709,13 +793,7 @@ func (s sv) atPath(p string) sv {
 // listPos records the positions of a list's elements, or of one field of
 // each.
 func (s sv) listPos(list, field string) {
-	l := s.at(list)
-	if l.v == nil || l.v.kind != fList {
-		return
-	}
-	for i, e := range l.v.elems {
-		es := sv{c: s.c, path: l.path + "." + itoa(i)}
-		es.v, es.dflt = resolve(e)
+	for es := range s.at(list).elems() {
 		if field != "" {
 			es = es.at(field)
 		}
@@ -811,16 +889,10 @@ func fastPorts(s sv, o jobj) {
 	f := s.at("ports")
 	out := []any{}
 	o["ports"] = out
-	if !f.present() {
+	if !f.list() {
 		return
 	}
-	if f.v.kind != fList {
-		s.c.fail("ports is not a list")
-		return
-	}
-	for i, e := range f.v.elems {
-		es := sv{c: s.c, path: f.path + "." + itoa(i)}
-		es.v, es.dflt = resolve(e)
+	for es := range f.elems() {
 		if es.v.kind != fStruct {
 			s.c.fail("a port is not a struct")
 			return
@@ -882,40 +954,52 @@ func fastTeam(s sv, o jobj, name string) {
 			s.positive(o, f, "")
 		}
 	}
-	q := s.at("quota")
+	if !fastQuota(s.at("quota"), o) {
+		return
+	}
+	fastPreemption(s.at("preemption"), o)
+	fastFungibility(s.at("flavorFungibility"), o)
+
+	// Positions, as evaluator.object records them.
+	s.at("cohort").pos()
+	s.atPath("preemption.borrowWithinCohort.maxPriorityThreshold").pos()
+	s.listPos("quota", "flavor")
+}
+
+// fastQuota is quota: [...#FlavorQuota]; false when it is not that.
+func fastQuota(q sv, o jobj) bool {
 	qs := []any{}
-	if q.present() {
-		if q.v.kind != fList {
-			s.c.fail("quota is not a list")
-			return
+	if !q.list() {
+		return false
+	}
+	for es := range q.elems() {
+		if es.v.kind != fStruct {
+			q.c.fail("a quota is not a struct")
+			return false
 		}
-		for i, e := range q.v.elems {
-			es := sv{c: s.c, path: q.path + "." + itoa(i)}
-			es.v, es.dflt = resolve(e)
-			if es.v.kind != fStruct {
-				s.c.fail("a quota is not a struct")
-				return
+		es.only("#FlavorQuota")
+		fo := jobj{}
+		es.str(fo, "flavor", isName, true, "")
+		for _, r := range []string{"gpu", "cpu", "memory"} {
+			rq := es.at(r)
+			if !rq.present() {
+				continue
 			}
-			es.only("#FlavorQuota")
-			fo := jobj{}
-			es.str(fo, "flavor", isName, true, "")
-			for _, r := range []string{"gpu", "cpu", "memory"} {
-				rq := es.at(r)
-				if !rq.present() {
-					continue
-				}
-				rq.only("#ResourceQuota")
-				ro := jobj{}
-				rq.quantity(ro, "nominal", true, "")
-				rq.quantity(ro, "borrowingLimit", false, "")
-				rq.quantity(ro, "lendingLimit", false, "")
-				fo[r] = ro
-			}
-			qs = append(qs, fo)
+			rq.only("#ResourceQuota")
+			ro := jobj{}
+			rq.quantity(ro, "nominal", true, "")
+			rq.quantity(ro, "borrowingLimit", false, "")
+			rq.quantity(ro, "lendingLimit", false, "")
+			fo[r] = ro
 		}
+		qs = append(qs, fo)
 	}
 	o["quota"] = qs
-	p := s.at("preemption")
+	return true
+}
+
+// fastPreemption is #Team.preemption, defaults included.
+func fastPreemption(p sv, o jobj) {
 	p.only("#Team.preemption")
 	po := jobj{}
 	p.str(po, "withinTeam", func(v string) bool {
@@ -929,17 +1013,15 @@ func fastTeam(s sv, o jobj, name string) {
 	b.integer(bo, "maxPriorityThreshold", -1<<53, 1<<53, false, "")
 	po["borrowWithinCohort"] = bo
 	o["preemption"] = po
-	ff := s.at("flavorFungibility")
+}
+
+// fastFungibility is #Team.flavorFungibility, defaults included.
+func fastFungibility(ff sv, o jobj) {
 	ff.only("#Team.flavorFungibility")
 	fo := jobj{}
 	ff.str(fo, "whenCanBorrow", func(v string) bool { return v == "Borrow" || v == "TryNextFlavor" }, false, "Borrow")
 	ff.str(fo, "whenCanPreempt", func(v string) bool { return v == "TryNextFlavor" || v == "Preempt" }, false, "TryNextFlavor")
 	o["flavorFungibility"] = fo
-
-	// Positions, as evaluator.object records them.
-	s.at("cohort").pos()
-	s.atPath("preemption.borrowWithinCohort.maxPriorityThreshold").pos()
-	s.listPos("quota", "flavor")
 }
 
 // hasClosed reports whether v holds a closed struct.

@@ -150,78 +150,14 @@ func Requirements(in ReviewInput) []Requirement {
 		out = append(out, Requirement{Kind: NeedAdmin, Subject: platformSubject(ch.platform),
 			Objects: slices.Sorted(maps.Keys(ch.platform)), Owners: normOwners(ap.Admins)})
 	}
-
-	// Workloads, per team: the team's owners; a team the base does not
-	// know has no owners yet, so its workloads need an admin.
 	if ap.RequireTeamOwner {
-		for _, team := range slices.Sorted(maps.Keys(ch.workloads)) {
-			ids := slices.Sorted(maps.Keys(ch.workloads[team]))
-			if t, ok := base.Teams[team]; ok {
-				out = append(out, Requirement{Kind: NeedTeamOwner, Subject: "team " + team + "'s workloads",
-					Objects: ids, Owners: normOwners(t.Owners)})
-			} else {
-				out = append(out, Requirement{Kind: NeedAdmin, Subject: "team " + team + "'s workloads (a team the base does not define)",
-					Objects: ids, Owners: normOwners(ap.Admins)})
-			}
-		}
+		out = append(out, teamOwnerRequirements(base, ch)...)
 	}
-
-	// Large workloads, per team: a lead.
 	if in.Head != nil {
-		large := map[string][]string{}
-		var sizes []string
-		for _, id := range slices.Sorted(maps.Keys(ch.changedWorkload)) {
-			w := in.Head.Workloads[id]
-			gpus, hours := WorkloadSize(w)
-			if over, what := isLarge(ap.LargeWorkload, gpus, hours); over {
-				large[w.Team] = append(large[w.Team], string(id))
-				sizes = append(sizes, string(id)+" ("+what+")")
-			}
-		}
-		for _, team := range slices.Sorted(maps.Keys(large)) {
-			ids := large[team]
-			var subj []string
-			for _, s := range sizes {
-				if strings.HasPrefix(s, team+"/") {
-					subj = append(subj, s)
-				}
-			}
-			threshold := thresholdText(ap.LargeWorkload)
-			owners := []string(nil)
-			if t, ok := base.Teams[team]; ok {
-				owners = t.Leads
-				if len(owners) == 0 {
-					owners = t.Owners
-				}
-			} else {
-				owners = ap.Admins
-			}
-			out = append(out, Requirement{Kind: NeedTeamLead,
-				Subject: "a workload at or above " + threshold + " (" + strings.Join(subj, ", ") + ")",
-				Objects: ids, Owners: normOwners(owners)})
-		}
+		out = append(out, largeWorkloadRequirements(base, in.Head, ch)...)
 	}
-
-	// CODEOWNERS: one requirement per distinct set of owners.
 	if in.CodeOwners != nil {
-		byOwners := map[string][]string{}
-		owners := map[string][]string{}
-		for _, p := range uniq(in.Changed) {
-			who, ok := in.CodeOwners.Owners(p)
-			if !ok || len(who) == 0 {
-				continue
-			}
-			who = normOwners(who)
-			key := strings.Join(who, " ")
-			byOwners[key] = append(byOwners[key], p)
-			owners[key] = who
-		}
-		for _, key := range slices.Sorted(maps.Keys(byOwners)) {
-			files := byOwners[key]
-			slices.Sort(files)
-			out = append(out, Requirement{Kind: NeedCodeOwner, Subject: JoinAnd(Abbrev(files, 3)),
-				Objects: files, Owners: owners[key]})
-		}
+		out = append(out, codeOwnerRequirements(in.CodeOwners, in.Changed)...)
 	}
 
 	slices.SortStableFunc(out, func(a, b Requirement) int {
@@ -230,6 +166,89 @@ func Requirements(in ReviewInput) []Requirement {
 			cmp.Compare(a.Subject, b.Subject),
 		)
 	})
+	return out
+}
+
+// teamOwnerRequirements are the workloads changed, per team: the team's
+// owners; a team the base does not know has no owners yet, so its
+// workloads need an admin.
+func teamOwnerRequirements(base *berth.Config, ch change) []Requirement {
+	var out []Requirement
+	for _, team := range slices.Sorted(maps.Keys(ch.workloads)) {
+		ids := slices.Sorted(maps.Keys(ch.workloads[team]))
+		if t, ok := base.Teams[team]; ok {
+			out = append(out, Requirement{Kind: NeedTeamOwner, Subject: "team " + team + "'s workloads",
+				Objects: ids, Owners: normOwners(t.Owners)})
+		} else {
+			out = append(out, Requirement{Kind: NeedAdmin, Subject: "team " + team + "'s workloads (a team the base does not define)",
+				Objects: ids, Owners: normOwners(base.Policy.Approvals.Admins)})
+		}
+	}
+	return out
+}
+
+// largeWorkloadRequirements are the large workloads changed, per team: a
+// lead (an admin for a team the base does not define).
+func largeWorkloadRequirements(base, head *berth.Config, ch change) []Requirement {
+	ap := base.Policy.Approvals
+	large := map[string][]string{}
+	var sizes []string
+	for _, id := range slices.Sorted(maps.Keys(ch.changedWorkload)) {
+		w := head.Workloads[id]
+		gpus, hours := WorkloadSize(w)
+		if over, what := isLarge(ap.LargeWorkload, gpus, hours); over {
+			large[w.Team] = append(large[w.Team], string(id))
+			sizes = append(sizes, string(id)+" ("+what+")")
+		}
+	}
+	var out []Requirement
+	for _, team := range slices.Sorted(maps.Keys(large)) {
+		ids := large[team]
+		var subj []string
+		for _, s := range sizes {
+			if strings.HasPrefix(s, team+"/") {
+				subj = append(subj, s)
+			}
+		}
+		threshold := thresholdText(ap.LargeWorkload)
+		owners := []string(nil)
+		if t, ok := base.Teams[team]; ok {
+			owners = t.Leads
+			if len(owners) == 0 {
+				owners = t.Owners
+			}
+		} else {
+			owners = ap.Admins
+		}
+		out = append(out, Requirement{Kind: NeedTeamLead,
+			Subject: "a workload at or above " + threshold + " (" + strings.Join(subj, ", ") + ")",
+			Objects: ids, Owners: normOwners(owners)})
+	}
+	return out
+}
+
+// codeOwnerRequirements are the changed files CODEOWNERS names: one
+// requirement per distinct set of owners.
+func codeOwnerRequirements(co *CodeOwners, changed []string) []Requirement {
+	byOwners := map[string][]string{}
+	owners := map[string][]string{}
+	for _, p := range uniq(changed) {
+		who, ok := co.Owners(p)
+		if !ok || len(who) == 0 {
+			continue
+		}
+		who = normOwners(who)
+		key := strings.Join(who, " ")
+		byOwners[key] = append(byOwners[key], p)
+		owners[key] = who
+	}
+	var out []Requirement
+	for _, key := range slices.Sorted(maps.Keys(byOwners)) {
+		files := byOwners[key]
+		slices.Sort(files)
+		out = append(out, Requirement{Kind: NeedCodeOwner, Subject: JoinAnd(Abbrev(files, 3)),
+			Objects: files, Owners: owners[key]})
+	}
 	return out
 }
 

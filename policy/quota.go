@@ -107,20 +107,41 @@ func NewQuotas(cfg *berth.Config, flavors []string) *Quotas {
 	for i, f := range fl {
 		q.fidx[f] = i
 	}
-	n := len(fl) * NumResources
-	newNode := func(name string, team bool) *qnode {
-		x := &qnode{name: name, team: team, weight: 1,
-			defined: make([]bool, n), listed: make([]bool, len(fl)),
-			nominal: make([]int64, n), borrow: make([]int64, n), lend: make([]int64, n),
-			subtree: make([]int64, n), lendable: make([]int64, n), guaranteed: make([]int64, n), usage: make([]int64, n)}
-		for i := range x.borrow {
-			x.borrow[i] = Unlimited
-			x.lend[i] = Unlimited
-		}
-		return x
+	q.addCohorts(cfg)
+	q.addTeams(cfg)
+	for _, name := range cfg.TeamNames() {
+		q.nodes = append(q.nodes, q.teams[name])
 	}
 	for _, name := range cfg.CohortNames() {
-		c := newNode(name, false)
+		q.nodes = append(q.nodes, q.cohorts[name])
+	}
+	q.computeStatic()
+	for _, x := range q.nodes {
+		x.height = nodeHeight(x)
+	}
+	return q
+}
+
+// newNode is a team's or a cohort's node with no quota: nothing
+// nominal, borrowing and lending unlimited.
+func (q *Quotas) newNode(name string, team bool) *qnode {
+	n := len(q.flavors) * NumResources
+	x := &qnode{name: name, team: team, weight: 1,
+		defined: make([]bool, n), listed: make([]bool, len(q.flavors)),
+		nominal: make([]int64, n), borrow: make([]int64, n), lend: make([]int64, n),
+		subtree: make([]int64, n), lendable: make([]int64, n), guaranteed: make([]int64, n), usage: make([]int64, n)}
+	for i := range x.borrow {
+		x.borrow[i] = Unlimited
+		x.lend[i] = Unlimited
+	}
+	return x
+}
+
+// addCohorts adds the cohorts with their quotas, then links each to its
+// parent (a parent that would make a cycle is left out).
+func (q *Quotas) addCohorts(cfg *berth.Config) {
+	for _, name := range cfg.CohortNames() {
+		c := q.newNode(name, false)
 		q.setQuota(c, cfg.Cohorts[name].Quota)
 		q.cohorts[name] = c
 	}
@@ -131,9 +152,14 @@ func NewQuotas(cfg *berth.Config, flavors []string) *Quotas {
 			p.children = append(p.children, c)
 		}
 	}
+}
+
+// addTeams adds the teams with their weights and quotas, each under its
+// cohort.
+func (q *Quotas) addTeams(cfg *berth.Config) {
 	for _, name := range cfg.TeamNames() {
 		t := cfg.Teams[name]
-		x := newNode(name, true)
+		x := q.newNode(name, true)
 		if t.Weight > 0 {
 			x.weight = t.Weight
 		}
@@ -144,13 +170,11 @@ func NewQuotas(cfg *berth.Config, flavors []string) *Quotas {
 		}
 		q.teams[name] = x
 	}
-	for _, name := range cfg.TeamNames() {
-		q.nodes = append(q.nodes, q.teams[name])
-	}
-	for _, name := range cfg.CohortNames() {
-		q.nodes = append(q.nodes, q.cohorts[name])
-	}
-	// Static quantities, children before parents.
+}
+
+// computeStatic computes the static quantities of every node (subtree,
+// lendable, guaranteed), children before parents.
+func (q *Quotas) computeStatic() {
 	done := map[*qnode]bool{}
 	var compute func(x *qnode)
 	compute = func(x *qnode) {
@@ -177,10 +201,6 @@ func NewQuotas(cfg *berth.Config, flavors []string) *Quotas {
 	for _, x := range q.nodes {
 		compute(x)
 	}
-	for _, x := range q.nodes {
-		x.height = nodeHeight(x)
-	}
-	return q
 }
 
 // nodeHeight is Kueue's getNodeHeight: 1 for a cohort of teams only, one

@@ -31,94 +31,114 @@ func Diff(cfg *berth.Config, plan *berth.Plan, obs *Observed, revision string) [
 	decided := map[berth.RunKey]bool{}
 	for _, d := range plan.Decisions {
 		decided[d.Key()] = true
-		w, inGit := cfg.Workloads[d.Workload]
-		if !inGit {
-			w = berth.Workload{Team: d.Workload.Team(), Name: d.Workload.Name(), Kind: d.Kind}
+		if change, ok := decisionChange(cfg, obs, d, revision); ok {
+			out = append(out, change)
 		}
-		// The digest is computed only where a change may need it: most
-		// decisions of a large plan change nothing.
-		digest := func() string {
-			if !inGit {
-				return ""
-			}
-			return berth.SpecDigest(w)
-		}
-		run, known := obs.Run(d.Key())
-		change := Change{Workload: w, RunID: d.RunID, Decision: d, Revision: revision}
-		switch d.Action {
-		case berth.ActionAdmit, berth.ActionPreempt:
-			if known && run.Phase.Holds() {
-				continue
-			}
-			change.Op = OpStart
-		case berth.ActionKeep:
-			if !inGit || !known {
-				continue
-			}
-			// A gang is all or nothing: when a worker fails, the others
-			// cannot go on; the run fails (and is retried whole). Every
-			// role of a workload with roles is part of its gang.
-			if (w.Kind == berth.KindTraining || len(w.Roles) > 0) && run.Pods > 1 && run.PodFailed != "" {
-				change.Op = OpStop
-				change.Phase = PhaseFailed
-				change.Reason = "a worker of the gang failed (" + run.PodFailed + "); the gang stops"
-				if len(w.Roles) > 0 {
-					change.Reason = "the gang cannot go on (" + run.PodFailed + "); every role stops"
-				}
-				break
-			}
-			if w.Kind.RunsOnce() {
-				continue
-			}
-			// A service keeps all its replicas.
-			if run.Pods > 0 && run.PodsRunning < run.Pods && run.PodsRunning > 0 {
-				change.Op = OpRestart
-				change.Reason = fmt.Sprintf("%d of %d replicas ended", run.Pods-run.PodsRunning, run.Pods)
-				if run.PodFailed != "" {
-					change.Reason += " (" + run.PodFailed + ")"
-				}
-				break
-			}
-			if run.Digest == "" {
-				continue
-			}
-			if !berth.SpecDigestMatches(run.Digest, w) {
-				dg := digest()
-				change.Op = OpRestart
-				change.Reason = "spec changed (digest " + run.Digest + " -> " + dg + ")"
-			} else {
-				continue
-			}
-		case berth.ActionPreempted:
-			change.Op = OpStop
-			change.Phase = PhasePreempted
-			// The ledger keeps who preempted it with why: the plan's
-			// reason says only why.
-			change.Reason = "preempted by " + string(d.PreemptedBy) + ": " + reasonText(d)
-			if d.PreemptedBy == "" {
-				change.Reason = "preempted: " + reasonText(d) // its node was lost
-			}
-		case berth.ActionStop:
-			change.Op = OpStop
-			change.Phase = PhaseStopped
-			change.Reason = reasonText(d)
-		case berth.ActionQueue:
-			if known && (run.Phase == PhaseQueued || run.Phase == PhasePreempted || run.Phase == PhaseFailed) {
-				continue
-			}
-			change.Op = OpQueue
-		default: // reject, wait, done
-			if !known || run.Phase != PhaseQueued {
-				continue
-			}
-			change.Op = OpForget
-			change.Reason = reasonText(d)
-		}
-		if change.Op != OpStop && change.Op != OpForget {
-			change.Digest = digest()
-		}
-		out = append(out, change)
 	}
+	out = append(out, forgetUndecided(obs, decided, revision)...)
+	sortChanges(out)
+	return out
+}
+
+// decisionChange is what one decision changes in the cluster; ok is
+// false when the run already is as decided.
+func decisionChange(cfg *berth.Config, obs *Observed, d berth.Decision, revision string) (change Change, ok bool) {
+	w, inGit := cfg.Workloads[d.Workload]
+	if !inGit {
+		w = berth.Workload{Team: d.Workload.Team(), Name: d.Workload.Name(), Kind: d.Kind}
+	}
+	// The digest is computed only where a change may need it: most
+	// decisions of a large plan change nothing.
+	digest := func() string {
+		if !inGit {
+			return ""
+		}
+		return berth.SpecDigest(w)
+	}
+	run, known := obs.Run(d.Key())
+	change = Change{Workload: w, RunID: d.RunID, Decision: d, Revision: revision}
+	switch d.Action {
+	case berth.ActionAdmit, berth.ActionPreempt:
+		if known && run.Phase.Holds() {
+			return Change{}, false
+		}
+		change.Op = OpStart
+	case berth.ActionKeep:
+		if !inGit || !known || !keepChange(&change, w, run, digest) {
+			return Change{}, false
+		}
+	case berth.ActionPreempted:
+		change.Op = OpStop
+		change.Phase = PhasePreempted
+		// The ledger keeps who preempted it with why: the plan's
+		// reason says only why.
+		change.Reason = "preempted by " + string(d.PreemptedBy) + ": " + reasonText(d)
+		if d.PreemptedBy == "" {
+			change.Reason = "preempted: " + reasonText(d) // its node was lost
+		}
+	case berth.ActionStop:
+		change.Op = OpStop
+		change.Phase = PhaseStopped
+		change.Reason = reasonText(d)
+	case berth.ActionQueue:
+		if known && (run.Phase == PhaseQueued || run.Phase == PhasePreempted || run.Phase == PhaseFailed) {
+			return Change{}, false
+		}
+		change.Op = OpQueue
+	default: // reject, wait, done
+		if !known || run.Phase != PhaseQueued {
+			return Change{}, false
+		}
+		change.Op = OpForget
+		change.Reason = reasonText(d)
+	}
+	if change.Op != OpStop && change.Op != OpForget {
+		change.Digest = digest()
+	}
+	return change, true
+}
+
+// keepChange sets what a run the plan keeps needs: a stop when its gang
+// broke, a restart when replicas of a service ended or its spec changed.
+// It reports false when the run needs nothing.
+func keepChange(change *Change, w berth.Workload, run RunState, digest func() string) bool {
+	// A gang is all or nothing: when a worker fails, the others
+	// cannot go on; the run fails (and is retried whole). Every
+	// role of a workload with roles is part of its gang.
+	if (w.Kind == berth.KindTraining || len(w.Roles) > 0) && run.Pods > 1 && run.PodFailed != "" {
+		change.Op = OpStop
+		change.Phase = PhaseFailed
+		change.Reason = "a worker of the gang failed (" + run.PodFailed + "); the gang stops"
+		if len(w.Roles) > 0 {
+			change.Reason = "the gang cannot go on (" + run.PodFailed + "); every role stops"
+		}
+		return true
+	}
+	if w.Kind.RunsOnce() {
+		return false
+	}
+	// A service keeps all its replicas.
+	if run.Pods > 0 && run.PodsRunning < run.Pods && run.PodsRunning > 0 {
+		change.Op = OpRestart
+		change.Reason = fmt.Sprintf("%d of %d replicas ended", run.Pods-run.PodsRunning, run.Pods)
+		if run.PodFailed != "" {
+			change.Reason += " (" + run.PodFailed + ")"
+		}
+		return true
+	}
+	if run.Digest == "" || berth.SpecDigestMatches(run.Digest, w) {
+		return false
+	}
+	change.Op = OpRestart
+	change.Reason = "spec changed (digest " + run.Digest + " -> " + digest() + ")"
+	return true
+}
+
+// forgetUndecided forgets the queued runs no decision names: their
+// workload left the repository, or their autoscaler no longer asks for
+// them.
+func forgetUndecided(obs *Observed, decided map[berth.RunKey]bool, revision string) []Change {
+	var out []Change
 	for _, r := range obs.Runs {
 		if r.Phase != PhaseQueued || decided[r.Key()] {
 			continue
@@ -133,7 +153,6 @@ func Diff(cfg *berth.Config, plan *berth.Plan, obs *Observed, revision string) [
 			RunID:    r.RunID, Reason: why, Revision: revision,
 		})
 	}
-	sortChanges(out)
 	return out
 }
 

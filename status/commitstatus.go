@@ -232,81 +232,11 @@ func PlanStatus(v PlanView) CommitStatus {
 	if v.Err != nil {
 		return NewCommitStatus(ctx, StateError, "could not plan (retrying): "+v.Err.Error())
 	}
-	var rejected, queued, waiting, admitted, preempting, kept, stopping []DecisionRow
-	for _, r := range v.Rows {
-		switch r.Decision.Action {
-		case berth.ActionReject:
-			rejected = append(rejected, r)
-		case berth.ActionQueue:
-			queued = append(queued, r)
-		case berth.ActionWait:
-			waiting = append(waiting, r)
-		case berth.ActionAdmit:
-			admitted = append(admitted, r)
-		case berth.ActionPreempt:
-			preempting = append(preempting, r)
-		case berth.ActionKeep, berth.ActionDone:
-			kept = append(kept, r)
-		case berth.ActionStop, berth.ActionPreempted:
-			stopping = append(stopping, r)
-		}
+	g := groupRows(v.Rows)
+	if st, ok := g.notFitting(ctx, v); ok {
+		return st
 	}
-	others := len(v.Blast.Unadmittable)
-	switch {
-	case len(rejected) > 0:
-		r := rejected[0]
-		msg := fmt.Sprintf("%s can never fit: %s", r.Decision.Workload, reasonText(r.Decision.Reason))
-		if n := len(rejected) - 1 + others; n > 0 {
-			msg = fmt.Sprintf("%s rejected; %s", count(len(rejected)+others, "workload"), msg)
-		}
-		return NewCommitStatus(ctx, StateFailure, msg)
-	case others > 0:
-		return NewCommitStatus(ctx, StateFailure, fmt.Sprintf("would make %s unadmittable: %s",
-			count(others, "other workload"), stripTicks(v.Blast.Unadmittable[0])))
-	case len(queued) > 0:
-		q := queued[0]
-		wait := "no estimate yet"
-		if q.Decision.EstimatedStart != nil {
-			wait = "estimated start " + WaitText(*q.Decision.EstimatedStart, v.Time)
-		}
-		msg := fmt.Sprintf("%s would queue at #%d, %s", q.Decision.Workload, q.Decision.Position, wait)
-		if len(queued) > 1 {
-			msg = fmt.Sprintf("%s would queue; first: %s at #%d, %s", count(len(queued), "workload"), q.Decision.Workload, q.Decision.Position, wait)
-		}
-		if n := len(admitted) + len(preempting); n > 0 {
-			msg = fmt.Sprintf("%d fit now; %s", n, msg)
-		}
-		return NewCommitStatus(ctx, StatePending, msg)
-	case len(waiting) > 0 && len(admitted)+len(preempting) == 0:
-		w := waiting[0]
-		return NewCommitStatus(ctx, StatePending, fmt.Sprintf("%s waits: %s", w.Decision.Workload, reasonText(w.Decision.Reason)))
-	}
-	var parts []string
-	if n := len(admitted); n > 0 {
-		if g := sumGPUs(admitted); g > 0 {
-			parts = append(parts, fmt.Sprintf("%d admitted now (%s)", n, gpuText(g)))
-		} else {
-			parts = append(parts, fmt.Sprintf("%d admitted now", n))
-		}
-	}
-	if n := len(preempting); n > 0 {
-		var victims []string
-		for _, r := range preempting {
-			for _, vic := range r.Decision.Victims {
-				victims = appendUniq(victims, string(vic.Workload))
-			}
-		}
-		parts = append(parts, fmt.Sprintf("%d admitted by preempting %s", n, policy.JoinAnd(policy.Abbrev(victims, 2))))
-	}
-	if n := len(waiting); n > 0 {
-		parts = append(parts, fmt.Sprintf("%d waiting on dependencies or schedules", n))
-	}
-	if n := len(kept); n > 0 {
-		parts = append(parts, fmt.Sprintf("%d running or done as before (a new spec applies to its next run)", n))
-	}
-	if n := len(stopping); n > 0 {
-		parts = append(parts, fmt.Sprintf("%d stopping", n))
-	}
+	parts := g.fitting()
 	if len(parts) == 0 {
 		if !v.Blast.Empty() {
 			return NewCommitStatus(ctx, StateSuccess, "no workload of this pull request runs here; "+blastSummary(v.Blast))
@@ -318,6 +248,104 @@ func PlanStatus(v PlanView) CommitStatus {
 		msg += "; " + blastSummary(v.Blast)
 	}
 	return NewCommitStatus(ctx, StateSuccess, msg)
+}
+
+// planRows are a plan's rows by what their decision does.
+type planRows struct {
+	rejected, queued, waiting, admitted, preempting, kept, stopping []DecisionRow
+}
+
+func groupRows(rows []DecisionRow) planRows {
+	var g planRows
+	for _, r := range rows {
+		switch r.Decision.Action {
+		case berth.ActionReject:
+			g.rejected = append(g.rejected, r)
+		case berth.ActionQueue:
+			g.queued = append(g.queued, r)
+		case berth.ActionWait:
+			g.waiting = append(g.waiting, r)
+		case berth.ActionAdmit:
+			g.admitted = append(g.admitted, r)
+		case berth.ActionPreempt:
+			g.preempting = append(g.preempting, r)
+		case berth.ActionKeep, berth.ActionDone:
+			g.kept = append(g.kept, r)
+		case berth.ActionStop, berth.ActionPreempted:
+			g.stopping = append(g.stopping, r)
+		}
+	}
+	return g
+}
+
+// notFitting is the status of a plan where not everything fits: a
+// failure when a workload can never fit (its own or one the change makes
+// unadmittable), pending when one would queue or wait. ok is false when
+// everything fits.
+func (g planRows) notFitting(ctx string, v PlanView) (st CommitStatus, ok bool) {
+	others := len(v.Blast.Unadmittable)
+	switch {
+	case len(g.rejected) > 0:
+		r := g.rejected[0]
+		msg := fmt.Sprintf("%s can never fit: %s", r.Decision.Workload, reasonText(r.Decision.Reason))
+		if n := len(g.rejected) - 1 + others; n > 0 {
+			msg = fmt.Sprintf("%s rejected; %s", count(len(g.rejected)+others, "workload"), msg)
+		}
+		return NewCommitStatus(ctx, StateFailure, msg), true
+	case others > 0:
+		return NewCommitStatus(ctx, StateFailure, fmt.Sprintf("would make %s unadmittable: %s",
+			count(others, "other workload"), stripTicks(v.Blast.Unadmittable[0]))), true
+	case len(g.queued) > 0:
+		q := g.queued[0]
+		wait := "no estimate yet"
+		if q.Decision.EstimatedStart != nil {
+			wait = "estimated start " + WaitText(*q.Decision.EstimatedStart, v.Time)
+		}
+		msg := fmt.Sprintf("%s would queue at #%d, %s", q.Decision.Workload, q.Decision.Position, wait)
+		if len(g.queued) > 1 {
+			msg = fmt.Sprintf("%s would queue; first: %s at #%d, %s", count(len(g.queued), "workload"), q.Decision.Workload, q.Decision.Position, wait)
+		}
+		if n := len(g.admitted) + len(g.preempting); n > 0 {
+			msg = fmt.Sprintf("%d fit now; %s", n, msg)
+		}
+		return NewCommitStatus(ctx, StatePending, msg), true
+	case len(g.waiting) > 0 && len(g.admitted)+len(g.preempting) == 0:
+		w := g.waiting[0]
+		return NewCommitStatus(ctx, StatePending, fmt.Sprintf("%s waits: %s", w.Decision.Workload, reasonText(w.Decision.Reason))), true
+	}
+	return CommitStatus{}, false
+}
+
+// fitting says what a plan where everything fits does, one part per
+// kind of decision it has.
+func (g planRows) fitting() []string {
+	var parts []string
+	if n := len(g.admitted); n > 0 {
+		if gpus := sumGPUs(g.admitted); gpus > 0 {
+			parts = append(parts, fmt.Sprintf("%d admitted now (%s)", n, gpuText(gpus)))
+		} else {
+			parts = append(parts, fmt.Sprintf("%d admitted now", n))
+		}
+	}
+	if n := len(g.preempting); n > 0 {
+		var victims []string
+		for _, r := range g.preempting {
+			for _, vic := range r.Decision.Victims {
+				victims = appendUniq(victims, string(vic.Workload))
+			}
+		}
+		parts = append(parts, fmt.Sprintf("%d admitted by preempting %s", n, policy.JoinAnd(policy.Abbrev(victims, 2))))
+	}
+	if n := len(g.waiting); n > 0 {
+		parts = append(parts, fmt.Sprintf("%d waiting on dependencies or schedules", n))
+	}
+	if n := len(g.kept); n > 0 {
+		parts = append(parts, fmt.Sprintf("%d running or done as before (a new spec applies to its next run)", n))
+	}
+	if n := len(g.stopping); n > 0 {
+		parts = append(parts, fmt.Sprintf("%d stopping", n))
+	}
+	return parts
 }
 
 func blastSummary(b Blast) string {

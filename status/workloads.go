@@ -56,64 +56,7 @@ func Workloads(cluster string, plan *berth.Plan, runs []reconcile.RunState) []Wo
 			k := d.Key()
 			seen[k] = true
 			run, known := byRun[k]
-			ws := WorkloadStatus{Cluster: cluster, Workload: d.Workload, RunID: d.RunID, Team: d.Team, Kind: d.Kind,
-				GPUs: d.GPUs, MIG: d.MIG, Flavor: d.Flavor, Position: d.Position, Nodes: NodePlacementNames(d.Placements)}
-			if d.Reason != nil {
-				ws.Reason = d.Reason.Message
-			}
-			if known {
-				ws.Attempts = run.Attempts
-				if run.Phase.Holds() {
-					ws.URL = run.URL
-				}
-			}
-			switch d.Action {
-			case berth.ActionAdmit, berth.ActionPreempt:
-				ws.State = "admitted"
-				if known && run.Phase == reconcile.PhaseQueued && run.Reason != "" {
-					// admitted, and the backend says why it did not start
-					// (a Secret its env needs is missing)
-					ws.Reason = run.Reason
-				}
-				if d.Action == berth.ActionPreempt {
-					var vs []string
-					for _, v := range d.Victims {
-						vs = append(vs, string(v.Workload))
-					}
-					ws.Reason = "preempting " + strings.Join(vs, ", ")
-				}
-			case berth.ActionKeep:
-				ws.State = "running"
-				ws.Since = timePtr(d.Since)
-			case berth.ActionQueue:
-				ws.State = "queued"
-				ws.Since = timePtr(d.Since)
-				if d.EstimatedStart != nil {
-					ws.Reason += "; estimated start " + FormatTime(*d.EstimatedStart)
-				}
-			case berth.ActionReject:
-				ws.State = "rejected"
-			case berth.ActionWait:
-				ws.State = "waiting"
-			case berth.ActionPreempted:
-				ws.State = "preempted"
-			case berth.ActionStop:
-				ws.State = "stopping"
-			case berth.ActionDone:
-				ws.State = "succeeded"
-				if d.Reason != nil {
-					ws.State = "failed"
-				}
-				ws.Since = timePtr(d.Since)
-			}
-			if known && run.Phase.Final() && (d.Action == berth.ActionDone || d.Action == berth.ActionStop) {
-				ws.State = string(run.Phase)
-				ws.Since = timePtr(run.FinishedAt)
-				if run.Reason != "" {
-					ws.Reason = run.Reason
-				}
-			}
-			out = append(out, ws)
+			out = append(out, decisionStatus(cluster, d, run, known))
 		}
 	}
 	// Runs the plan does not mention: history (finished ticks, superseded runs).
@@ -132,6 +75,70 @@ func Workloads(cluster string, plan *berth.Plan, runs []reconcile.RunState) []Wo
 		)
 	})
 	return out
+}
+
+// decisionStatus is the status of the run a decision is about, what the
+// backend observed of it (known) overriding the plan where it knows
+// better: why an admitted run did not start, how a run ended.
+func decisionStatus(cluster string, d berth.Decision, run reconcile.RunState, known bool) WorkloadStatus {
+	ws := WorkloadStatus{Cluster: cluster, Workload: d.Workload, RunID: d.RunID, Team: d.Team, Kind: d.Kind,
+		GPUs: d.GPUs, MIG: d.MIG, Flavor: d.Flavor, Position: d.Position, Nodes: NodePlacementNames(d.Placements)}
+	if d.Reason != nil {
+		ws.Reason = d.Reason.Message
+	}
+	if known {
+		ws.Attempts = run.Attempts
+		if run.Phase.Holds() {
+			ws.URL = run.URL
+		}
+	}
+	switch d.Action {
+	case berth.ActionAdmit, berth.ActionPreempt:
+		ws.State = "admitted"
+		if known && run.Phase == reconcile.PhaseQueued && run.Reason != "" {
+			// admitted, and the backend says why it did not start
+			// (a Secret its env needs is missing)
+			ws.Reason = run.Reason
+		}
+		if d.Action == berth.ActionPreempt {
+			var vs []string
+			for _, v := range d.Victims {
+				vs = append(vs, string(v.Workload))
+			}
+			ws.Reason = "preempting " + strings.Join(vs, ", ")
+		}
+	case berth.ActionKeep:
+		ws.State = "running"
+		ws.Since = timePtr(d.Since)
+	case berth.ActionQueue:
+		ws.State = "queued"
+		ws.Since = timePtr(d.Since)
+		if d.EstimatedStart != nil {
+			ws.Reason += "; estimated start " + FormatTime(*d.EstimatedStart)
+		}
+	case berth.ActionReject:
+		ws.State = "rejected"
+	case berth.ActionWait:
+		ws.State = "waiting"
+	case berth.ActionPreempted:
+		ws.State = "preempted"
+	case berth.ActionStop:
+		ws.State = "stopping"
+	case berth.ActionDone:
+		ws.State = "succeeded"
+		if d.Reason != nil {
+			ws.State = "failed"
+		}
+		ws.Since = timePtr(d.Since)
+	}
+	if known && run.Phase.Final() && (d.Action == berth.ActionDone || d.Action == berth.ActionStop) {
+		ws.State = string(run.Phase)
+		ws.Since = timePtr(run.FinishedAt)
+		if run.Reason != "" {
+			ws.Reason = run.Reason
+		}
+	}
+	return ws
 }
 
 func timePtr(t time.Time) *time.Time {

@@ -149,26 +149,10 @@ func runPod(dir string, spec shimSpec, notef func(string, ...any)) Exit {
 		return fail(err)
 	}
 	defer stderr.Close()
-
-	env, err := withSecrets(spec.Env, spec.Secrets)
+	cmd, err := podCommand(spec)
 	if err != nil {
 		return fail(err)
 	}
-	path, err := lookPath(spec.Argv[0], spec.Env, spec.Dir)
-	if err != nil {
-		return fail(err)
-	}
-	cmd := &exec.Cmd{Path: path, Args: spec.Argv, Env: env, Dir: spec.Dir,
-		SysProcAttr: &syscall.SysProcAttr{Setpgid: true}}
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		return fail(err)
-	}
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		return fail(err)
-	}
-	cmd.Stdout, cmd.Stderr = outW, errW
 
 	// Signals are caught before the process starts, so a stop that comes
 	// at once is not lost.
@@ -176,24 +160,74 @@ func runPod(dir string, spec shimSpec, notef func(string, ...any)) Exit {
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 
+	p, err := startPodProcess(cmd, stdout, stderr)
+	if err != nil {
+		return fail(err)
+	}
+	notef("started pid %d: %s", p.pgid, strings.Join(spec.Argv, " "))
+	waitErr, reason := p.supervise(spec, sigs, notef)
+	p.drain()
+	return podExit(started, waitErr, reason)
+}
+
+// podProcess is a started pod's process group and the copies of its
+// output into the logs.
+type podProcess struct {
+	cmd        *exec.Cmd
+	pgid       int
+	outR, errR *os.File
+	copying    sync.WaitGroup
+}
+
+// podCommand is the pod's command, its secrets read into its
+// environment, to run in a process group of its own.
+func podCommand(spec shimSpec) (*exec.Cmd, error) {
+	env, err := withSecrets(spec.Env, spec.Secrets)
+	if err != nil {
+		return nil, err
+	}
+	path, err := lookPath(spec.Argv[0], spec.Env, spec.Dir)
+	if err != nil {
+		return nil, err
+	}
+	return &exec.Cmd{Path: path, Args: spec.Argv, Env: env, Dir: spec.Dir,
+		SysProcAttr: &syscall.SysProcAttr{Setpgid: true}}, nil
+}
+
+// startPodProcess starts cmd, its output copied into stdout and stderr.
+func startPodProcess(cmd *exec.Cmd, stdout, stderr io.Writer) (*podProcess, error) {
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = outW, errW
 	if err := cmd.Start(); err != nil {
 		outW.Close()
 		errW.Close()
 		outR.Close()
 		errR.Close()
-		return fail(err)
+		return nil, err
 	}
 	outW.Close()
 	errW.Close()
-	var copying sync.WaitGroup
-	copying.Add(2)
-	go func() { defer copying.Done(); io.Copy(stdout, outR) }()
-	go func() { defer copying.Done(); io.Copy(stderr, errR) }()
-	pgid := cmd.Process.Pid
-	notef("started pid %d: %s", pgid, strings.Join(spec.Argv, " "))
+	p := &podProcess{cmd: cmd, pgid: cmd.Process.Pid, outR: outR, errR: errR}
+	p.copying.Add(2)
+	go func() { defer p.copying.Done(); io.Copy(stdout, outR) }()
+	go func() { defer p.copying.Done(); io.Copy(stderr, errR) }()
+	return p, nil
+}
 
+// supervise waits for the process, terminating its group at
+// maxDuration or on a signal to the shim (SIGTERM, then SIGKILL after
+// the grace period). reason says why it was terminated ("" when it
+// ended by itself).
+func (p *podProcess) supervise(spec shimSpec, sigs <-chan os.Signal, notef func(string, ...any)) (waitErr error, reason string) {
 	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	go func() { done <- p.cmd.Wait() }()
 	var deadline <-chan time.Time
 	if spec.MaxDuration > 0 {
 		t := time.NewTimer(spec.MaxDuration.D())
@@ -204,49 +238,53 @@ func runPod(dir string, spec shimSpec, notef func(string, ...any)) Exit {
 	if grace <= 0 {
 		grace = defaultGrace
 	}
-	var reason string
 	var kill <-chan time.Time
 	terminate := func(why string) {
 		if reason != "" {
 			return
 		}
 		reason = why
-		notef("%s: SIGTERM to process group %d, SIGKILL in %s", why, pgid, grace)
-		syscall.Kill(-pgid, syscall.SIGTERM)
+		notef("%s: SIGTERM to process group %d, SIGKILL in %s", why, p.pgid, grace)
+		syscall.Kill(-p.pgid, syscall.SIGTERM)
 		kill = time.After(grace)
 	}
-	var waitErr error
-wait:
 	for {
 		select {
 		case waitErr = <-done:
-			break wait
+			return waitErr, reason
 		case <-deadline:
 			terminate("killed: maxDuration " + spec.MaxDuration.String() + " exceeded")
 		case s := <-sigs:
 			notef("received %s", signalName(s.(syscall.Signal)))
 			terminate("terminated")
 		case <-kill:
-			notef("grace period over: SIGKILL to process group %d", pgid)
-			syscall.Kill(-pgid, syscall.SIGKILL)
+			notef("grace period over: SIGKILL to process group %d", p.pgid)
+			syscall.Kill(-p.pgid, syscall.SIGKILL)
 		}
 	}
-	// What the process left behind in its group goes with it, as a
-	// container's processes do; then the pipes close and the copies end.
-	syscall.Kill(-pgid, syscall.SIGKILL)
+}
+
+// drain kills what the process left behind in its group, as a
+// container's processes go with it; then the pipes close and the copies
+// end.
+func (p *podProcess) drain() {
+	syscall.Kill(-p.pgid, syscall.SIGKILL)
 	finished := make(chan struct{})
-	go func() { copying.Wait(); close(finished) }()
+	go func() { p.copying.Wait(); close(finished) }()
 	select {
 	case <-finished:
 	case <-time.After(5 * time.Second):
 		// A process outside the group still holds the pipes open.
-		outR.Close()
-		errR.Close()
+		p.outR.Close()
+		p.errR.Close()
 		<-finished
 	}
-	outR.Close()
-	errR.Close()
+	p.outR.Close()
+	p.errR.Close()
+}
 
+// podExit is how the pod ended: its exit code or signal, and why.
+func podExit(started time.Time, waitErr error, reason string) Exit {
 	e := Exit{StartedAt: started, FinishedAt: time.Now().UTC()}
 	var ee *exec.ExitError
 	switch {

@@ -223,38 +223,7 @@ func (c *Cluster) podSpecs(r *record, w berth.Workload, n int) ([]podSpec, strin
 		if err != nil {
 			return nil, "", fmt.Errorf("pod %d: %w", i, err)
 		}
-		visible := strings.Join(devices, ",")
-		berthEnv := []string{
-			"CUDA_VISIBLE_DEVICES=" + visible,
-			"NVIDIA_VISIBLE_DEVICES=" + visible,
-			"BERTH_WORKLOAD=" + string(r.Workload),
-			"BERTH_RUN_ID=" + r.RunID,
-			"BERTH_ATTEMPT=" + strconv.Itoa(n),
-			"BERTH_RANK=" + strconv.Itoa(i),
-			"BERTH_WORLD_SIZE=" + strconv.Itoa(count),
-			"BERTH_MASTER_ADDR=127.0.0.1",
-			"BERTH_MASTER_PORT=" + strconv.Itoa(r.MasterPort),
-		}
-		if w.Kind == berth.KindTraining || len(w.Roles) > 0 {
-			// A gang: PyTorch's names, with the values the Kubernetes
-			// backend gives them (berth.GangEnv).
-			berthEnv = append(berthEnv,
-				berth.EnvRank+"="+strconv.Itoa(i),
-				berth.EnvWorldSize+"="+strconv.Itoa(count),
-				berth.EnvLocalRank+"=0",
-				berth.EnvMasterAddr+"=127.0.0.1",
-				berth.EnvMasterPort+"="+strconv.Itoa(r.MasterPort),
-				berth.EnvWorkerIndex+"="+strconv.Itoa(i))
-		}
-		if lp[i].role != "" {
-			// A workload with roles: the role, the rank within it, and
-			// every role's size, so a launcher can find its workers; the
-			// pods of the roles before it (the Kubernetes backend cannot
-			// always say BERTH_RANK, but always says this).
-			berthEnv = append(berthEnv, "BERTH_ROLE="+lp[i].role, "BERTH_ROLE_RANK="+strconv.Itoa(lp[i].roleRank),
-				"BERTH_RANK_OFFSET="+strconv.Itoa(i-lp[i].roleRank),
-				"BERTH_ROLE_SIZE="+strconv.Itoa(lp[i].roleSize), "BERTH_ROLES="+roleSizes(lp))
-		}
+		berthEnv := rankEnv(r, w, lp, i, n, devices)
 		ports, portEnv, err := replicaPorts(w.ServedPorts(), taken)
 		if err != nil {
 			return nil, "", fmt.Errorf("pod %d: %w", i, err)
@@ -288,6 +257,45 @@ func (c *Cluster) podSpecs(r *record, w berth.Workload, n int) ([]podSpec, strin
 		}
 	}
 	return pods, vols.scratchDir, nil
+}
+
+// rankEnv is what pod i of attempt n of r learns of itself: its
+// devices, its run, and its rank in the run, in a gang and in its role.
+func rankEnv(r *record, w berth.Workload, lp []localPod, i, n int, devices []string) []string {
+	visible := strings.Join(devices, ",")
+	count := len(lp)
+	berthEnv := []string{
+		"CUDA_VISIBLE_DEVICES=" + visible,
+		"NVIDIA_VISIBLE_DEVICES=" + visible,
+		"BERTH_WORKLOAD=" + string(r.Workload),
+		"BERTH_RUN_ID=" + r.RunID,
+		"BERTH_ATTEMPT=" + strconv.Itoa(n),
+		"BERTH_RANK=" + strconv.Itoa(i),
+		"BERTH_WORLD_SIZE=" + strconv.Itoa(count),
+		"BERTH_MASTER_ADDR=127.0.0.1",
+		"BERTH_MASTER_PORT=" + strconv.Itoa(r.MasterPort),
+	}
+	if w.Kind == berth.KindTraining || len(w.Roles) > 0 {
+		// A gang: PyTorch's names, with the values the Kubernetes
+		// backend gives them (berth.GangEnv).
+		berthEnv = append(berthEnv,
+			berth.EnvRank+"="+strconv.Itoa(i),
+			berth.EnvWorldSize+"="+strconv.Itoa(count),
+			berth.EnvLocalRank+"=0",
+			berth.EnvMasterAddr+"=127.0.0.1",
+			berth.EnvMasterPort+"="+strconv.Itoa(r.MasterPort),
+			berth.EnvWorkerIndex+"="+strconv.Itoa(i))
+	}
+	if lp[i].role != "" {
+		// A workload with roles: the role, the rank within it, and
+		// every role's size, so a launcher can find its workers; the
+		// pods of the roles before it (the Kubernetes backend cannot
+		// always say BERTH_RANK, but always says this).
+		berthEnv = append(berthEnv, "BERTH_ROLE="+lp[i].role, "BERTH_ROLE_RANK="+strconv.Itoa(lp[i].roleRank),
+			"BERTH_RANK_OFFSET="+strconv.Itoa(i-lp[i].roleRank),
+			"BERTH_ROLE_SIZE="+strconv.Itoa(lp[i].roleSize), "BERTH_ROLES="+roleSizes(lp))
+	}
+	return berthEnv
 }
 
 // checkpointEnv is what a pod of attempt n of r learns of its run's

@@ -181,6 +181,32 @@ func (c *Cache) update(cfg *berth.Config, snap *berth.Snapshot) bool {
 			return false
 		}
 	}
+	c.updateWorkloads(cfg, dirty)
+	// 2. Runs started, ended, changed (or of a workload that changed: a
+	// run takes its tier and bounds from the spec).
+	slices.Sort(dirty)
+	runs, gone, added, ok := c.diffRuns(cfg, snap, dirty)
+	if !ok || len(gone)+len(added) > len(runs)/4+16 {
+		return false
+	}
+	for _, r := range slices.Concat(gone, added) {
+		if joined(r) {
+			return false // the flavors of resource groups a run joins are the cluster's while it runs
+		}
+	}
+	c.st.runs = runs
+	if len(gone)+len(added) == 0 {
+		return true
+	}
+	// 3. Charge the quotas with the difference; rebuild the nodes it
+	// touched.
+	c.recharge(gone, added)
+	return true
+}
+
+// updateWorkloads replaces, adds and removes the dirty workloads'
+// entries, keeping c.wls sorted by id.
+func (c *Cache) updateWorkloads(cfg *berth.Config, dirty []berth.WorkloadID) {
 	for _, id := range dirty {
 		w, inCfg := cfg.Workloads[id]
 		wl, known := c.byID[id]
@@ -197,25 +223,28 @@ func (c *Cache) update(cfg *berth.Config, snap *berth.Snapshot) bool {
 			delete(c.byID, id)
 		}
 	}
-	// 2. Runs started, ended, changed (or of a workload that changed: a
-	// run takes its tier and bounds from the spec). Both lists are sorted
-	// by workload and run: walk them side by side.
-	slices.Sort(dirty)
+}
+
+// diffRuns is the snapshot's runs, reusing the cached run of each that
+// did not change (and whose workload is not dirty, which is sorted),
+// with the cached runs that went and the runs that came. Both lists are
+// sorted by workload and run: it walks them side by side. ok is false
+// when the snapshot has a run twice: only a rebuild orders them as
+// Schedule does.
+func (c *Cache) diffRuns(cfg *berth.Config, snap *berth.Snapshot, dirty []berth.WorkloadID) (runs, gone, added []*run, ok bool) {
 	isDirty := func(id berth.WorkloadID) bool {
 		_, ok := slices.BinarySearch(dirty, id)
 		return ok
 	}
-	st := c.st
 	order := runOrder(snap.Running)
-	var gone, added []*run
-	runs := make([]*run, 0, len(order))
-	old := st.runs
+	runs = make([]*run, 0, len(order))
+	old := c.st.runs
 	j := 0
 	var prev *berth.RunningWorkload
 	for _, i := range order {
 		rw := &snap.Running[i]
 		if prev != nil && prev.Workload == rw.Workload && prev.RunID == rw.RunID {
-			return false // the same run twice: only a rebuild orders them as Schedule does
+			return nil, nil, nil, false
 		}
 		prev = rw
 		for j < len(old) && cmpRunKey(old[j], rw) < 0 {
@@ -239,20 +268,14 @@ func (c *Cache) update(cfg *berth.Config, snap *berth.Snapshot) bool {
 		runs = append(runs, r)
 	}
 	gone = append(gone, old[j:]...)
-	if len(gone)+len(added) > len(runs)/4+16 {
-		return false
-	}
-	for _, r := range slices.Concat(gone, added) {
-		if joined(r) {
-			return false // the flavors of resource groups a run joins are the cluster's while it runs
-		}
-	}
-	st.runs = runs
-	if len(gone)+len(added) == 0 {
-		return true
-	}
-	// 3. Charge the quotas with the difference; rebuild the nodes it
-	// touched.
+	return runs, gone, added, true
+}
+
+// recharge releases the quota of the runs gone and charges the runs
+// added, rebuilds the nodes they touched, and forgets what was derived
+// from the old runs.
+func (c *Cache) recharge(gone, added []*run) {
+	st := c.st
 	var touched []int
 	for _, r := range gone {
 		releaseQuota(st.quotas, r)
@@ -274,7 +297,6 @@ func (c *Cache) update(cfg *berth.Config, snap *berth.Snapshot) bool {
 			countShapes(st.runShapes, r, 1)
 		}
 	}
-	return true
 }
 
 // changedByPackage lists the workloads that differ between the last

@@ -84,41 +84,7 @@ func (st *state) targets(r *req, f string, n int, demand policy.Demand, need [po
 	pol := st.cfg.Teams[r.team].Preemption
 	fair := st.cfg.Policy.FairSharing
 	bwcForbidden := pol.BorrowWithinCohort.Policy != berth.PreemptLowerPriority
-	var adv []bool
-	var hier, prio, same []candidate
-	for _, v := range st.runsOn(f) {
-		if v.gone || !v.running || !v.frees(st.quotas, r.team, f, need) || !v.preemptible || (v.id == r.id && v.runID == r.RunID) {
-			continue
-		}
-		if v.team == r.team {
-			if policyAllows(pol.WithinTeam, r, v) {
-				same = append(same, candidate{v, inTeam})
-			}
-			continue
-		}
-		if !policyAllows(pol.ReclaimWithinCohort, r, v) {
-			continue
-		}
-		lca := st.quotas.LCA(r.team, v.team)
-		if lca < 0 || !st.quotas.Reclaimable(v.team, r.team, f, need) {
-			continue
-		}
-		if adv == nil {
-			adv = st.quotas.Advantage(r.team, f, demand)
-		}
-		switch {
-		case adv[lca]:
-			hier = append(hier, candidate{v, hierarchical})
-		case bwcForbidden || aboveThreshold(v.prio, r.prio, pol.BorrowWithinCohort.MaxPriorityThreshold):
-			if fair {
-				prio = append(prio, candidate{v, fairShare})
-			} else {
-				prio = append(prio, candidate{v, reclaimNoBorrow})
-			}
-		default:
-			prio = append(prio, candidate{v, reclaimWhileBorrow})
-		}
-	}
+	hier, prio, same := st.candidates(r, f, demand, need)
 	if len(hier)+len(prio)+len(same) == 0 {
 		return nil, false, false
 	}
@@ -153,34 +119,87 @@ func (st *state) targets(r *req, f string, n int, demand policy.Demand, need [po
 	}
 	fi := st.flavorFor(r, f)
 	for _, borrow := range attempts {
-		var chosen []candidate
-		for _, c := range all {
-			if !st.validCandidate(r, f, demand, need, c, borrow) {
-				continue
-			}
-			st.takeOut(c.run)
-			chosen = append(chosen, c)
-			if !st.fitsNow(r, fi, n, demand, borrow) {
-				continue
-			}
-			// Put back every victim not needed, the last taken out kept.
-			for i := len(chosen) - 2; i >= 0; i-- {
-				st.putBack(chosen[i].run)
-				if st.fitsNow(r, fi, n, demand, borrow) {
-					chosen = append(chosen[:i], chosen[i+1:]...)
-				} else {
-					st.takeOut(chosen[i].run)
-				}
-			}
-			within := !st.quotas.WouldBorrow(r.team, f, demand)
-			for _, c := range chosen {
-				st.putBack(c.run)
-			}
+		if chosen, within, ok := st.attempt(r, f, fi, n, demand, need, all, borrow); ok {
 			return chosen, within, true
 		}
+	}
+	return nil, false, false
+}
+
+// candidates are the runs on flavor f that r may preempt, in Kueue's
+// three groups: hierarchical reclaim (r's cohort subtree is owed the
+// quota), reclaim by priority (or fair share), and within r's own team.
+func (st *state) candidates(r *req, f string, demand policy.Demand, need [policy.NumResources]bool) (hier, prio, same []candidate) {
+	pol := st.cfg.Teams[r.team].Preemption
+	fair := st.cfg.Policy.FairSharing
+	bwcForbidden := pol.BorrowWithinCohort.Policy != berth.PreemptLowerPriority
+	var adv []bool
+	for _, v := range st.runsOn(f) {
+		if v.gone || !v.running || !v.frees(st.quotas, r.team, f, need) || !v.preemptible || (v.id == r.id && v.runID == r.RunID) {
+			continue
+		}
+		if v.team == r.team {
+			if policyAllows(pol.WithinTeam, r, v) {
+				same = append(same, candidate{v, inTeam})
+			}
+			continue
+		}
+		if !policyAllows(pol.ReclaimWithinCohort, r, v) {
+			continue
+		}
+		lca := st.quotas.LCA(r.team, v.team)
+		if lca < 0 || !st.quotas.Reclaimable(v.team, r.team, f, need) {
+			continue
+		}
+		if adv == nil {
+			adv = st.quotas.Advantage(r.team, f, demand)
+		}
+		switch {
+		case adv[lca]:
+			hier = append(hier, candidate{v, hierarchical})
+		case bwcForbidden || aboveThreshold(v.prio, r.prio, pol.BorrowWithinCohort.MaxPriorityThreshold):
+			if fair {
+				prio = append(prio, candidate{v, fairShare})
+			} else {
+				prio = append(prio, candidate{v, reclaimNoBorrow})
+			}
+		default:
+			prio = append(prio, candidate{v, reclaimWhileBorrow})
+		}
+	}
+	return hier, prio, same
+}
+
+// attempt takes out candidates in order until r fits (borrowing or
+// not), then puts back every victim not needed, the last taken out
+// kept. The state is as it was when it returns; ok is false when r does
+// not fit even with every valid candidate out.
+func (st *state) attempt(r *req, f string, fi *flavorInfo, n int, demand policy.Demand, need [policy.NumResources]bool, all []candidate, borrow bool) (chosen []candidate, within, ok bool) {
+	for _, c := range all {
+		if !st.validCandidate(r, f, demand, need, c, borrow) {
+			continue
+		}
+		st.takeOut(c.run)
+		chosen = append(chosen, c)
+		if !st.fitsNow(r, fi, n, demand, borrow) {
+			continue
+		}
+		for i := len(chosen) - 2; i >= 0; i-- {
+			st.putBack(chosen[i].run)
+			if st.fitsNow(r, fi, n, demand, borrow) {
+				chosen = append(chosen[:i], chosen[i+1:]...)
+			} else {
+				st.takeOut(chosen[i].run)
+			}
+		}
+		within = !st.quotas.WouldBorrow(r.team, f, demand)
 		for _, c := range chosen {
 			st.putBack(c.run)
 		}
+		return chosen, within, true
+	}
+	for _, c := range chosen {
+		st.putBack(c.run)
 	}
 	return nil, false, false
 }

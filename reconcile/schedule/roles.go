@@ -376,12 +376,41 @@ func (st *state) admitRolesPartial(r *req) bool {
 // starts as one, holding every role's pods. It reports whether it
 // did (never leaving victims stopped for nothing).
 func (st *state) applyRoles(r *req, ro roleOption) bool {
-	var out []candidate
-	seen := map[*run]bool{}
-	placed := make([][]berth.Placement, 0, len(ro.sets))
-	backfilled := false
 	// Every victim stops first: they were chosen for the whole workload,
 	// so an earlier role may take the place of a later role's victim.
+	out := st.stopVictims(ro)
+	placed, backfilled, ok := st.placeRoles(r, ro)
+	if !ok {
+		for j := len(out) - 1; j >= 0; j-- {
+			st.putBack(out[j].run)
+		}
+		return false
+	}
+	d := &r.decision
+	x, borrowing, gpus, pods := st.chargeRoles(r, ro, placed)
+	st.runs = append(st.runs, x)
+	st.ending = nil
+	st.capReasons = nil
+	d.Flavor = ro.sets[0].flavor
+	d.Borrowed = borrowing
+	d.Backfilled = backfilled && len(out) == 0
+	d.GPUs = float64(gpus) / wholeGPU
+	if d.PodsAsked > 0 {
+		d.Pods = pods
+	}
+	d.Action = berth.ActionAdmit
+	if len(out) == 0 {
+		return true
+	}
+	d.Action = berth.ActionPreempt
+	st.recordVictims(r, out)
+	return true
+}
+
+// stopVictims takes out every role's victims, each once.
+func (st *state) stopVictims(ro roleOption) []candidate {
+	var out []candidate
+	seen := map[*run]bool{}
 	for _, o := range ro.sets {
 		for _, c := range o.victims {
 			if !seen[c.run] {
@@ -391,6 +420,13 @@ func (st *state) applyRoles(r *req, ro roleOption) bool {
 			}
 		}
 	}
+	return out
+}
+
+// placeRoles places every role on its nodes; when one does not fit, the
+// roles placed are released and ok is false.
+func (st *state) placeRoles(r *req, ro roleOption) (placed [][]berth.Placement, backfilled, ok bool) {
+	placed = make([][]berth.Placement, 0, len(ro.sets))
 	for i, o := range ro.sets {
 		v := r.sets[i]
 		ps, ok := st.c.placeRun(st.flavorFor(v, o.flavor), v.shape, o.pods)
@@ -398,21 +434,22 @@ func (st *state) applyRoles(r *req, ro roleOption) bool {
 			for j := len(placed) - 1; j >= 0; j-- {
 				st.c.release(r.sets[j].shape, placed[j])
 			}
-			for j := len(out) - 1; j >= 0; j-- {
-				st.putBack(out[j].run)
-			}
-			return false
+			return nil, false, false
 		}
 		placed = append(placed, ps)
 		backfilled = backfilled || o.backfilled
 	}
-	borrowing := false
-	x := &run{id: r.id, runID: r.RunID, team: r.team, kind: r.Workload.Kind, prio: r.prio, tier: r.tier,
+	return placed, backfilled, true
+}
+
+// chargeRoles charges each placed role to the team's quota and writes
+// its flavor and placements into the decision; x is the run the roles
+// make, its first role the run's own part.
+func (st *state) chargeRoles(r *req, ro roleOption, placed [][]berth.Placement) (x *run, borrowing bool, gpus int64, pods int) {
+	x = &run{id: r.id, runID: r.RunID, team: r.team, kind: r.Workload.Kind, prio: r.prio, tier: r.tier,
 		since: st.now, queued: r.Since, maxDuration: r.Workload.MaxDuration.D()}
 	d := &r.decision
 	d.Placements = nil
-	var gpus int64
-	pods := 0
 	for i, o := range ro.sets {
 		v := r.sets[i]
 		demand := v.perPod.Scale(int64(len(placed[i])))
@@ -429,21 +466,13 @@ func (st *state) applyRoles(r *req, ro roleOption) bool {
 		gpus += demand[0]
 		pods += len(placed[i])
 	}
-	st.runs = append(st.runs, x)
-	st.ending = nil
-	st.capReasons = nil
-	d.Flavor = ro.sets[0].flavor
-	d.Borrowed = borrowing
-	d.Backfilled = backfilled && len(out) == 0
-	d.GPUs = float64(gpus) / wholeGPU
-	if d.PodsAsked > 0 {
-		d.Pods = pods
-	}
-	d.Action = berth.ActionAdmit
-	if len(out) == 0 {
-		return true
-	}
-	d.Action = berth.ActionPreempt
+	return x, borrowing, gpus, pods
+}
+
+// recordVictims marks the victims gone and lists them in r's decision,
+// sorted by workload and run.
+func (st *state) recordVictims(r *req, out []candidate) {
+	d := &r.decision
 	slices.SortFunc(out, func(a, b candidate) int {
 		return cmp.Or(
 			cmp.Compare(a.run.id, b.run.id),
@@ -459,5 +488,4 @@ func (st *state) applyRoles(r *req, ro roleOption) bool {
 	}
 	st.resetFailed()
 	st.noPreempt = map[preemptKey]bool{}
-	return true
 }

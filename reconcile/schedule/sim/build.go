@@ -107,8 +107,25 @@ type World struct {
 
 // Build turns a trace's nodes and the given pods into a World.
 func Build(nodes []Node, pods []Pod, s Setup) *World {
-	// gpu_spec flavors: one per distinct set of models, numbered in sorted
-	// order of the sets.
+	specKeys := gpuSpecs(pods)
+	cfg := baseConfig(s, len(pods))
+	flavorNames, specFlavor := addFlavors(cfg, specKeys)
+	snap, totalGPUs := buildSnapshot(nodes, specKeys)
+	addTeams(cfg, s, flavorNames, totalGPUs)
+
+	w := &World{Config: cfg, Snapshot: snap, Workloads: make([]berth.Workload, len(pods))}
+	for i, p := range pods {
+		wl := podWorkload(p, s, specFlavor)
+		w.Workloads[i] = wl
+		cfg.Workloads[wl.ID()] = wl
+	}
+	return w
+}
+
+// gpuSpecs are the distinct sets of GPU models the pods ask for
+// ("A100|V100"), sorted: each becomes a gpu_spec flavor, numbered in
+// this order.
+func gpuSpecs(pods []Pod) []string {
 	specs := map[string]bool{}
 	for _, p := range pods {
 		if len(p.GPUSpec) > 0 && p.NumGPU > 0 {
@@ -120,14 +137,18 @@ func Build(nodes []Node, pods []Pod, s Setup) *World {
 		specKeys = append(specKeys, k)
 	}
 	slices.Sort(specKeys)
-	specFlavor := map[string]string{}
+	return specKeys
+}
 
+// baseConfig is the simulated cluster with its policy and no flavors,
+// teams or workloads yet.
+func baseConfig(s Setup, workloads int) *berth.Config {
 	cfg := &berth.Config{
 		Clusters:  map[string]berth.Cluster{ClusterName: {Name: ClusterName, Backend: berth.BackendLocal, Default: true}},
 		Flavors:   map[string]berth.Flavor{},
 		Cohorts:   map[string]berth.Cohort{},
 		Teams:     map[string]berth.Team{},
-		Workloads: make(map[berth.WorkloadID]berth.Workload, len(pods)),
+		Workloads: make(map[berth.WorkloadID]berth.Workload, workloads),
 		Policy: berth.Policy{
 			Priorities:      map[string]berth.PriorityTier{"normal": {Value: 0, Preemptible: true}},
 			DefaultPriority: "normal",
@@ -144,7 +165,15 @@ func Build(nodes []Node, pods []Pod, s Setup) *World {
 		}
 		cfg.Policy.DefaultPriority = "be"
 	}
-	flavorNames := []string{FlavorGPU}
+	return cfg
+}
+
+// addFlavors adds the any-GPU flavor, one flavor per gpu_spec and the
+// CPU flavor; it returns their names in quota order and the flavor of
+// each spec.
+func addFlavors(cfg *berth.Config, specKeys []string) (flavorNames []string, specFlavor map[string]string) {
+	specFlavor = map[string]string{}
+	flavorNames = []string{FlavorGPU}
 	cfg.Flavors[FlavorGPU] = berth.Flavor{Name: FlavorGPU, GPUModel: "gpu", NodeLabels: map[string]string{}}
 	for i, k := range specKeys {
 		name := fmt.Sprintf("gpu-spec-%d", i+1)
@@ -155,9 +184,13 @@ func Build(nodes []Node, pods []Pod, s Setup) *World {
 	}
 	flavorNames = append(flavorNames, FlavorCPU)
 	cfg.Flavors[FlavorCPU] = berth.Flavor{Name: FlavorCPU, NodeLabels: map[string]string{}}
+	return flavorNames, specFlavor
+}
 
-	snap := &berth.Snapshot{Cluster: ClusterName, Time: Epoch}
-	var totalGPUs int64
+// buildSnapshot is the trace's nodes, each labelled with the gpu_specs
+// its model is in.
+func buildSnapshot(nodes []Node, specKeys []string) (snap *berth.Snapshot, totalGPUs int64) {
+	snap = &berth.Snapshot{Cluster: ClusterName, Time: Epoch}
 	for _, n := range nodes {
 		model := "gpu"
 		if n.Model != "" {
@@ -178,7 +211,12 @@ func Build(nodes []Node, pods []Pod, s Setup) *World {
 		})
 		totalGPUs += int64(n.GPUs)
 	}
+	return snap, totalGPUs
+}
 
+// addTeams adds the setup's teams, each with s.TeamQuota of the GPUs in
+// every GPU flavor (no quota when it is 0) and no preemption.
+func addTeams(cfg *berth.Config, s Setup, flavorNames []string, totalGPUs int64) {
 	for i := range s.teams() {
 		t := berth.Team{Name: teamName(i), Weight: 1,
 			Preemption: berth.Preemption{WithinTeam: berth.PreemptNever, ReclaimWithinCohort: berth.PreemptNever,
@@ -193,33 +231,31 @@ func Build(nodes []Node, pods []Pod, s Setup) *World {
 		}
 		cfg.Teams[t.Name] = t
 	}
+}
 
-	w := &World{Config: cfg, Snapshot: snap, Workloads: make([]berth.Workload, len(pods))}
-	for i, p := range pods {
-		wl := berth.Workload{
-			Name: p.Name, Team: s.TeamOf(p.Name), Kind: berth.KindBatch, RunID: runID,
-			Resources: berth.Resources{
-				CPU:    berth.MilliQuantity(p.CPUMilli),
-				Memory: berth.MilliQuantity(p.MemoryMiB << 20 * 1000),
-			},
-		}
-		if s.QoSPriority {
-			wl.Priority = tierOf(p.QoS)
-		}
-		switch {
-		case p.NumGPU == 0:
-		case p.Fractional():
-			wl.Resources.GPUFraction = float64(p.GPUMilli) / 1000
-		default:
-			wl.Resources.GPU = p.NumGPU
-		}
-		if len(p.GPUSpec) > 0 && p.NumGPU > 0 {
-			wl.Resources.Flavor = specFlavor[strings.Join(p.GPUSpec, "|")]
-		}
-		w.Workloads[i] = wl
-		cfg.Workloads[wl.ID()] = wl
+// podWorkload is the batch workload a trace pod becomes.
+func podWorkload(p Pod, s Setup, specFlavor map[string]string) berth.Workload {
+	wl := berth.Workload{
+		Name: p.Name, Team: s.TeamOf(p.Name), Kind: berth.KindBatch, RunID: runID,
+		Resources: berth.Resources{
+			CPU:    berth.MilliQuantity(p.CPUMilli),
+			Memory: berth.MilliQuantity(p.MemoryMiB << 20 * 1000),
+		},
 	}
-	return w
+	if s.QoSPriority {
+		wl.Priority = tierOf(p.QoS)
+	}
+	switch {
+	case p.NumGPU == 0:
+	case p.Fractional():
+		wl.Resources.GPUFraction = float64(p.GPUMilli) / 1000
+	default:
+		wl.Resources.GPU = p.NumGPU
+	}
+	if len(p.GPUSpec) > 0 && p.NumGPU > 0 {
+		wl.Resources.Flavor = specFlavor[strings.Join(p.GPUSpec, "|")]
+	}
+	return wl
 }
 
 // NewScheduler builds a scheduler for the world under a placement policy.

@@ -145,25 +145,8 @@ func Paper(tr *Trace, opts PaperOptions) (*PaperReport, error) {
 	if err != nil {
 		return nil, err
 	}
+	opts = opts.withDefaults()
 	nodes := sortedNodes(tr.Nodes)
-	seeds := opts.Seeds
-	if len(seeds) == 0 {
-		for s := uint64(42); s <= 51; s++ {
-			seeds = append(seeds, s)
-		}
-	}
-	infl := opts.InflationPct
-	if infl <= 0 {
-		infl = 130
-	}
-	coverage := opts.Coverage
-	if coverage <= 0 {
-		coverage = 0.95
-	}
-	levels := opts.Levels
-	if levels == nil {
-		levels = []int{80, 90, 95, 100, 105, 110, 120, 130}
-	}
 	shapes := TypicalShapes(tr.Pods)
 	capacity := tr.Capacity()
 	var podsMilli int64
@@ -172,25 +155,52 @@ func Paper(tr *Trace, opts PaperOptions) (*PaperReport, error) {
 	}
 	rep := &PaperReport{
 		Mode: "paper", Nodes: len(tr.Nodes), GPUs: capacity / 1000, Pods: len(tr.Pods),
-		PodsGPUs: float64(podsMilli) / 1000, TypicalShapes: typicalCount(shapes, coverage),
-		Seeds: seeds, InflationPct: infl,
+		PodsGPUs: float64(podsMilli) / 1000, TypicalShapes: typicalCount(shapes, opts.Coverage),
+		Seeds: opts.Seeds, InflationPct: opts.InflationPct,
 	}
 	if len(nodes) == 1213 && capacity == 6212000 && len(tr.Pods) == 8152 {
 		rep.Published = Published
 	}
-	// Each seed is one job: its pods, then every policy in turn. Jobs are
-	// independent, so workers may run them at once; results are combined
-	// in seed order.
+	runs := paperSeeds(tr, nodes, shapes, policies, opts)
+	rep.Policies = combinePaper(runs, policies, opts, capacity)
+	return rep, nil
+}
+
+// withDefaults fills the options left zero.
+func (o PaperOptions) withDefaults() PaperOptions {
+	if len(o.Seeds) == 0 {
+		for s := uint64(42); s <= 51; s++ {
+			o.Seeds = append(o.Seeds, s)
+		}
+	}
+	if o.InflationPct <= 0 {
+		o.InflationPct = 130
+	}
+	if o.Coverage <= 0 {
+		o.Coverage = 0.95
+	}
+	if o.Levels == nil {
+		o.Levels = []int{80, 90, 95, 100, 105, 110, 120, 130}
+	}
+	return o
+}
+
+// paperSeeds runs every policy on every seed's pods: runs[seed][policy].
+// Each seed is one job: its pods, then every policy in turn. Jobs are
+// independent, so workers may run them at once; results are combined in
+// seed order.
+func paperSeeds(tr *Trace, nodes []Node, shapes []schedule.TypicalShape, policies []string, opts PaperOptions) [][]*paperResult {
+	seeds, capacity := opts.Seeds, tr.Capacity()
 	runs := make([][]*paperResult, len(seeds))
 	var g errgroup.Group
 	g.SetLimit(max(opts.Workers, 1))
 	var done atomic.Int64
 	for k := range seeds {
 		g.Go(func() error {
-			pods, order := PaperPods(tr, seeds[k], infl)
+			pods, order := PaperPods(tr, seeds[k], opts.InflationPct)
 			w := Build(nodes, pods, Setup{Teams: 1})
 			for _, policy := range policies {
-				runs[k] = append(runs[k], paperRun(w, pods, order, shapes, coverage, policy, capacity, seeds[k]))
+				runs[k] = append(runs[k], paperRun(w, pods, order, shapes, opts.Coverage, policy, capacity, seeds[k]))
 			}
 			if opts.Progress != nil {
 				opts.Progress(int(done.Add(1)), len(seeds))
@@ -199,7 +209,13 @@ func Paper(tr *Trace, opts PaperOptions) (*PaperReport, error) {
 		})
 	}
 	_ = g.Wait() // the runs return no errors
+	return runs
+}
 
+// combinePaper averages each policy's unallocated share over the seeds,
+// in all and at each of opts.Levels.
+func combinePaper(runs [][]*paperResult, policies []string, opts PaperOptions, capacity int64) []PaperPolicy {
+	seeds := opts.Seeds
 	type acc struct{ sum, n [levelsMax]float64 }
 	res := make([]PaperPolicy, len(policies))
 	accs := make([]acc, len(policies))
@@ -225,14 +241,13 @@ func Paper(tr *Trace, opts PaperOptions) (*PaperReport, error) {
 		sum := sums[i]
 		res[i].Unallocated = round(sum/float64(len(seeds)), 3)
 		res[i].UnallocatedGPUs = round(sum/float64(len(seeds))*float64(capacity)/100/1000, 1)
-		for _, l := range levels {
+		for _, l := range opts.Levels {
 			if l >= 0 && l < levelsMax && accs[i].n[l] > 0 {
 				res[i].Levels = append(res[i].Levels, PaperLevel{Level: l, Unallocated: round(accs[i].sum[l]/accs[i].n[l], 3)})
 			}
 		}
 	}
-	rep.Policies = res
-	return rep, nil
+	return res
 }
 
 // levelsMax bounds the arrived levels tracked, in percent.

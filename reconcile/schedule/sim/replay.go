@@ -300,6 +300,40 @@ type replayer struct {
 }
 
 func (r *replayer) run(policy string, shapes []schedule.TypicalShape, coverage float64) ReplayPolicy {
+	r.reset(policy, shapes, coverage)
+	ev := r.events()
+	r.nextSamp = (r.firstArrival + r.every - 1) / r.every * r.every
+	prev := r.firstArrival
+	var fresh []int
+	reqs := make([]schedule.Request, 0, 64)
+	for {
+		t := r.nextEvent(ev)
+		if t == math.MaxInt64 {
+			break
+		}
+		r.advance(prev, t)
+		prev = t
+
+		// 1. Departures free capacity.
+		freed := r.departures(t)
+		// 2. Arrivals join the queue.
+		fresh = r.arrivals(ev, t, fresh[:0])
+		// 3. One cycle of what may now start.
+		cand := fresh
+		if freed {
+			r.compact()
+			cand = r.waiting
+		}
+		reqs = r.cycle(cand, t, reqs[:0])
+		// 4. Pods the trace never scheduled leave at their deletion time.
+		r.abandon(ev, t)
+	}
+	r.summarize(prev)
+	return r.res
+}
+
+// reset starts a replay of policy: a fresh scheduler and empty counters.
+func (r *replayer) reset(policy string, shapes []schedule.TypicalShape, coverage float64) {
 	n := len(r.pods)
 	r.s = r.w.NewScheduler(policy)
 	r.s.SetTypicalShapes(shapes, coverage)
@@ -315,97 +349,112 @@ func (r *replayer) run(policy string, shapes []schedule.TypicalShape, coverage f
 	r.teamWant = make([]int64, teams)
 	r.teamAllocT = make([]float64, teams)
 	r.teamWantT = make([]float64, teams)
+}
 
-	arrivals := make([]int, n)
-	for i := range arrivals {
-		arrivals[i] = i
+// eventQueue is the trace's arrivals and abandons (pods it never ran),
+// each in time order, and how far the replay has consumed them.
+type eventQueue struct {
+	arrivals, abandons []int
+	ai, bi             int
+}
+
+// events orders the trace's arrivals and abandons and sets the arrival
+// window.
+func (r *replayer) events() *eventQueue {
+	n := len(r.pods)
+	ev := &eventQueue{arrivals: make([]int, n)}
+	for i := range ev.arrivals {
+		ev.arrivals[i] = i
 	}
-	slices.SortStableFunc(arrivals, func(a, b int) int { return cmp.Compare(r.times[a].arrive, r.times[b].arrive) })
-	var abandons []int
+	slices.SortStableFunc(ev.arrivals, func(a, b int) int { return cmp.Compare(r.times[a].arrive, r.times[b].arrive) })
 	for i, t := range r.times {
 		if t.run < 0 {
-			abandons = append(abandons, i)
+			ev.abandons = append(ev.abandons, i)
 		}
 	}
-	slices.SortStableFunc(abandons, func(a, b int) int { return cmp.Compare(r.times[a].abandon, r.times[b].abandon) })
-
+	slices.SortStableFunc(ev.abandons, func(a, b int) int { return cmp.Compare(r.times[a].abandon, r.times[b].abandon) })
 	if n > 0 {
-		r.firstArrival = r.times[arrivals[0]].arrive
-		r.lastArrival = r.times[arrivals[n-1]].arrive
+		r.firstArrival = r.times[ev.arrivals[0]].arrive
+		r.lastArrival = r.times[ev.arrivals[n-1]].arrive
 	}
-	r.nextSamp = (r.firstArrival + r.every - 1) / r.every * r.every
-	prev := r.firstArrival
-	ai, bi := 0, 0
-	var fresh []int
-	reqs := make([]schedule.Request, 0, 64)
-	for {
-		// The next time anything happens.
-		t := int64(math.MaxInt64)
-		if ai < len(arrivals) {
-			t = r.times[arrivals[ai]].arrive
-		}
-		if len(r.deps) > 0 && r.deps[0].t < t {
-			t = r.deps[0].t
-		}
-		if bi < len(abandons) && r.times[abandons[bi]].abandon < t {
-			t = r.times[abandons[bi]].abandon
-		}
-		if t == math.MaxInt64 {
-			break
-		}
-		r.advance(prev, t)
-		prev = t
+	return ev
+}
 
-		// 1. Departures free capacity.
-		freed := false
-		for len(r.deps) > 0 && r.deps[0].t <= t {
-			i := heap.Pop(&r.deps).(dep).i
-			r.finish(i)
-			freed = true
-		}
-		// 2. Arrivals join the queue.
-		fresh = fresh[:0]
-		for ai < len(arrivals) && r.times[arrivals[ai]].arrive <= t {
-			i := arrivals[ai]
-			ai++
-			r.state[i] = podWaiting
-			r.waiting = append(r.waiting, i)
-			r.nWaiting++
-			g := r.pods[i].GPURequest()
-			r.queued += g
-			r.teamWant[r.team[i]] += g
-			fresh = append(fresh, i)
-		}
-		// 3. One cycle of what may now start.
-		var cand []int
-		if freed {
-			r.compact()
-			cand = r.waiting
-		} else {
-			cand = fresh
-		}
-		if len(cand) > 0 {
-			reqs = reqs[:0]
-			for _, i := range cand {
-				reqs = append(reqs, schedule.Request{Workload: r.w.Workloads[i], RunID: runID, Since: At(r.times[i].arrive)})
-			}
-			ds := r.s.Decide(At(t), reqs)
-			r.res.Cycles++
-			for k, d := range ds {
-				r.decided(cand[k], d, t)
-			}
-		}
-		// 4. Pods the trace never scheduled leave at their deletion time.
-		for bi < len(abandons) && r.times[abandons[bi]].abandon <= t {
-			i := abandons[bi]
-			bi++
-			if r.state[i] == podWaiting {
-				r.leaveQueue(i, podAbandoned)
-				r.res.Abandoned++
-			}
+// nextEvent is the next time anything happens (math.MaxInt64: nothing
+// more will).
+func (r *replayer) nextEvent(ev *eventQueue) int64 {
+	t := int64(math.MaxInt64)
+	if ev.ai < len(ev.arrivals) {
+		t = r.times[ev.arrivals[ev.ai]].arrive
+	}
+	if len(r.deps) > 0 && r.deps[0].t < t {
+		t = r.deps[0].t
+	}
+	if ev.bi < len(ev.abandons) && r.times[ev.abandons[ev.bi]].abandon < t {
+		t = r.times[ev.abandons[ev.bi]].abandon
+	}
+	return t
+}
+
+// departures finishes the pods due by t; freed says whether any did.
+func (r *replayer) departures(t int64) (freed bool) {
+	for len(r.deps) > 0 && r.deps[0].t <= t {
+		i := heap.Pop(&r.deps).(dep).i
+		r.finish(i)
+		freed = true
+	}
+	return freed
+}
+
+// arrivals queues the pods arriving by t and appends them to fresh.
+func (r *replayer) arrivals(ev *eventQueue, t int64, fresh []int) []int {
+	for ev.ai < len(ev.arrivals) && r.times[ev.arrivals[ev.ai]].arrive <= t {
+		i := ev.arrivals[ev.ai]
+		ev.ai++
+		r.state[i] = podWaiting
+		r.waiting = append(r.waiting, i)
+		r.nWaiting++
+		g := r.pods[i].GPURequest()
+		r.queued += g
+		r.teamWant[r.team[i]] += g
+		fresh = append(fresh, i)
+	}
+	return fresh
+}
+
+// cycle runs one scheduling cycle at t over the candidate pods; reqs is
+// scratch space, returned for reuse.
+func (r *replayer) cycle(cand []int, t int64, reqs []schedule.Request) []schedule.Request {
+	if len(cand) == 0 {
+		return reqs
+	}
+	for _, i := range cand {
+		reqs = append(reqs, schedule.Request{Workload: r.w.Workloads[i], RunID: runID, Since: At(r.times[i].arrive)})
+	}
+	ds := r.s.Decide(At(t), reqs)
+	r.res.Cycles++
+	for k, d := range ds {
+		r.decided(cand[k], d, t)
+	}
+	return reqs
+}
+
+// abandon takes out of the queue the pods the trace deleted by t
+// without ever running them.
+func (r *replayer) abandon(ev *eventQueue, t int64) {
+	for ev.bi < len(ev.abandons) && r.times[ev.abandons[ev.bi]].abandon <= t {
+		i := ev.abandons[ev.bi]
+		ev.bi++
+		if r.state[i] == podWaiting {
+			r.leaveQueue(i, podAbandoned)
+			r.res.Abandoned++
 		}
 	}
-	r.res.End = prev
+}
+
+// summarize fills the result's totals once the replay ended at end.
+func (r *replayer) summarize(end int64) {
+	r.res.End = end
 	for _, st := range r.state {
 		if st == podWaiting {
 			r.res.Unfinished++
@@ -421,7 +470,6 @@ func (r *replayer) run(policy string, shapes []schedule.TypicalShape, coverage f
 			UnallocatedGPUs: round(r.satUnallocT/float64(r.satT)/1000, 1)}
 	}
 	r.res.Wait, r.res.Fairness = r.waits()
-	return r.res
 }
 
 // advance integrates the metrics over [from, to) and takes the samples in

@@ -129,6 +129,23 @@ func (r *PaperReport) policy(name string) (PaperPolicy, bool) {
 // WriteReplayText writes a replay's report for people.
 func WriteReplayText(w io.Writer, r *ReplayReport) error {
 	p := &printer{w: w}
+	replayHeader(p, r)
+	replayTotals(p, r)
+	if r.PeakDemandGPUs < float64(r.GPUs) {
+		p.f("\nDemand never reaches capacity here, so the policies are hardly put to the test:\n" +
+			"try --speedup (e.g. 100) and --node-share (e.g. 0.1) for a contended cluster.\n")
+	}
+	if len(r.Policies) > 0 && len(r.Policies[0].Fairness.Teams) > 0 {
+		replayTeams(p, r)
+	}
+	if len(r.Policies) > 0 && len(r.Policies[0].Samples) > 0 {
+		replaySamples(p, r)
+	}
+	return p.err
+}
+
+// replayHeader says what was replayed: the cluster, the pods, the teams.
+func replayHeader(p *printer, r *ReplayReport) {
 	p.f("Replay of the trace in simulated time\n")
 	p.f("cluster: %d nodes, %d GPUs", r.Nodes, r.GPUs)
 	if r.NodeShare > 0 && r.NodeShare < 1 {
@@ -152,7 +169,10 @@ func WriteReplayText(w io.Writer, r *ReplayReport) error {
 	}
 	p.f("; peak demand %.1f GPUs (%.1f%% of capacity) if every pod ran on arrival\n\n",
 		r.PeakDemandGPUs, 100*r.PeakDemandGPUs/float64(r.GPUs))
+}
 
+// replayTotals is the table of each policy's totals, one column a policy.
+func replayTotals(p *printer, r *ReplayReport) {
 	t := p.table()
 	row := func(label string, f func(x ReplayPolicy) string) {
 		fmt.Fprintf(t, "  %s\t", label)
@@ -183,57 +203,54 @@ func WriteReplayText(w io.Writer, r *ReplayReport) error {
 	row("GPU pods' wait p99", func(x ReplayPolicy) string { return duration(x.Wait.GPUP99) })
 	row("fairness (Jain's index)", func(x ReplayPolicy) string { return fmt.Sprintf("%.4f", x.Fairness.Jain) })
 	t.Flush()
-	if r.PeakDemandGPUs < float64(r.GPUs) {
-		p.f("\nDemand never reaches capacity here, so the policies are hardly put to the test:\n" +
-			"try --speedup (e.g. 100) and --node-share (e.g. 0.1) for a contended cluster.\n")
-	}
+}
 
-	if len(r.Policies) > 0 && len(r.Policies[0].Fairness.Teams) > 0 {
-		p.f("\nPer team: GPU-hours allocated / wanted (running or waiting), and p90 queue wait\n")
-		t = p.table()
-		fmt.Fprintf(t, "  team\tpods\t")
+// replayTeams is the table of each team's GPU-hours and wait per policy.
+func replayTeams(p *printer, r *ReplayReport) {
+	p.f("\nPer team: GPU-hours allocated / wanted (running or waiting), and p90 queue wait\n")
+	t := p.table()
+	fmt.Fprintf(t, "  team\tpods\t")
+	for _, x := range r.Policies {
+		fmt.Fprintf(t, "%s\t", x.Policy)
+	}
+	fmt.Fprintf(t, "\n")
+	for k, ts := range r.Policies[0].Fairness.Teams {
+		fmt.Fprintf(t, "  %s\t%d\t", ts.Team, ts.Pods)
 		for _, x := range r.Policies {
-			fmt.Fprintf(t, "%s\t", x.Policy)
+			y := x.Fairness.Teams[k]
+			fmt.Fprintf(t, "%.4f, p90 %s\t", y.Ratio, duration(y.WaitP90))
 		}
 		fmt.Fprintf(t, "\n")
-		for k, ts := range r.Policies[0].Fairness.Teams {
-			fmt.Fprintf(t, "  %s\t%d\t", ts.Team, ts.Pods)
-			for _, x := range r.Policies {
-				y := x.Fairness.Teams[k]
-				fmt.Fprintf(t, "%.4f, p90 %s\t", y.Ratio, duration(y.WaitP90))
-			}
-			fmt.Fprintf(t, "\n")
-		}
-		t.Flush()
 	}
+	t.Flush()
+}
 
-	if len(r.Policies) > 0 && len(r.Policies[0].Samples) > 0 {
-		n := len(r.Policies[0].Samples)
-		stride := (n + 29) / 30
-		p.f("\nGPU allocation over time (%% of GPUs allocated; waiting pods), every %s", duration(r.SampleEvery*int64(stride)))
-		if stride > 1 {
-			p.f(" (-o json has every %s)", duration(r.SampleEvery))
-		}
-		p.f("\n")
-		t = p.table()
-		fmt.Fprintf(t, "  time\t")
+// replaySamples is the allocation over time, at most about 30 rows.
+func replaySamples(p *printer, r *ReplayReport) {
+	n := len(r.Policies[0].Samples)
+	stride := (n + 29) / 30
+	p.f("\nGPU allocation over time (%% of GPUs allocated; waiting pods), every %s", duration(r.SampleEvery*int64(stride)))
+	if stride > 1 {
+		p.f(" (-o json has every %s)", duration(r.SampleEvery))
+	}
+	p.f("\n")
+	t := p.table()
+	fmt.Fprintf(t, "  time\t")
+	for _, x := range r.Policies {
+		fmt.Fprintf(t, "%s\t", x.Policy)
+	}
+	fmt.Fprintf(t, "\n")
+	for k := 0; k < n; k += stride {
+		fmt.Fprintf(t, "  %s\t", duration(r.Policies[0].Samples[k].Time))
 		for _, x := range r.Policies {
-			fmt.Fprintf(t, "%s\t", x.Policy)
+			if k < len(x.Samples) {
+				s := x.Samples[k]
+				fmt.Fprintf(t, "%.2f%% (%d)\t", s.AllocatedPct, s.WaitingPods)
+			}
 		}
 		fmt.Fprintf(t, "\n")
-		for k := 0; k < n; k += stride {
-			fmt.Fprintf(t, "  %s\t", duration(r.Policies[0].Samples[k].Time))
-			for _, x := range r.Policies {
-				if k < len(x.Samples) {
-					s := x.Samples[k]
-					fmt.Fprintf(t, "%.2f%% (%d)\t", s.AllocatedPct, s.WaitingPods)
-				}
-			}
-			fmt.Fprintf(t, "\n")
-		}
-		t.Flush()
 	}
-	return p.err
+	t.Flush()
 }
 
 // printer writes and keeps the first error.

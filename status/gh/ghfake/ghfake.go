@@ -324,13 +324,7 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, name string, m [
 	case "user":
 		writeJSON(w, 200, map[string]any{"login": s.Login, "id": 1, "type": "User"})
 	case "installation-token":
-		// A GitHub App authenticates with a JWT, then uses the
-		// installation token this returns.
-		if !strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ") {
-			writeJSON(w, 401, map[string]string{"message": "A JSON web token could not be decoded"})
-			return
-		}
-		writeJSON(w, 201, map[string]any{"token": InstallationToken + m[1], "expires_at": time.Now().Add(time.Hour).UTC().Format(time.RFC3339)})
+		s.installationToken(w, r, m[1])
 	case "commit":
 		parents := []any{}
 		for _, p := range s.parents[m[3]] {
@@ -338,50 +332,19 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, name string, m [
 		}
 		writeJSON(w, 200, map[string]any{"sha": m[3], "parents": parents})
 	case "pr":
-		p, ok := s.prs[num(3)]
-		if !ok {
-			writeJSON(w, 404, map[string]string{"message": "Not Found"})
-			return
+		if p, ok := s.pr(w, num(3)); ok {
+			writeJSON(w, 200, s.prJSON(p))
 		}
-		writeJSON(w, 200, s.prJSON(p))
 	case "prs":
-		var list []any
-		var ns []int
-		for n := range s.prs {
-			ns = append(ns, n)
-		}
-		slices.Sort(ns)
-		slices.Reverse(ns) // newest first
-		for _, n := range ns {
-			if p := s.prs[n]; r.URL.Query().Get("state") == "" || p.State == r.URL.Query().Get("state") {
-				list = append(list, s.prJSON(p))
-			}
-		}
-		s.page(w, r, list)
+		s.listPRs(w, r)
 	case "files":
-		p, ok := s.prs[num(3)]
-		if !ok {
-			writeJSON(w, 404, map[string]string{"message": "Not Found"})
-			return
+		if p, ok := s.pr(w, num(3)); ok {
+			s.listFiles(w, r, p)
 		}
-		var list []any
-		for _, f := range p.Files {
-			list = append(list, map[string]any{"sha": "0000000000000000000000000000000000000000", "filename": f, "status": "modified",
-				"additions": 1, "deletions": 0, "changes": 1})
-		}
-		s.page(w, r, list)
 	case "reviews":
-		p, ok := s.prs[num(3)]
-		if !ok {
-			writeJSON(w, 404, map[string]string{"message": "Not Found"})
-			return
+		if p, ok := s.pr(w, num(3)); ok {
+			s.listReviews(w, r, p)
 		}
-		var list []any
-		for _, rv := range p.Reviews {
-			list = append(list, map[string]any{"id": rv.ID, "user": map[string]any{"login": rv.User.Login}, "state": rv.State,
-				"commit_id": p.HeadSHA})
-		}
-		s.page(w, r, list)
 	case "membership":
 		team := m[1] + "/" + m[2]
 		if s.members[team][m[3]] {
@@ -396,20 +359,7 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, name string, m [
 		}
 		s.page(w, r, list)
 	case "create-status":
-		var in Status
-		if err := json.Unmarshal(body, &in); err != nil || in.State == "" {
-			writeJSON(w, 422, map[string]string{"message": "Validation Failed"})
-			return
-		}
-		if utf8.RuneCountInString(in.Description) > 140 || utf8.RuneCountInString(in.Context) > 255 {
-			writeJSON(w, 422, map[string]string{"message": "Validation Failed: description is too long (maximum is 140 characters)"})
-			return
-		}
-		s.nextID++
-		in.ID = s.nextID
-		in.CreatedAt = time.Date(2026, 11, 21, 9, 0, 0, 0, time.UTC).Format(time.RFC3339)
-		s.statuses[m[3]] = append([]Status{in}, s.statuses[m[3]]...)
-		writeJSON(w, 201, in)
+		s.createStatus(w, m[3], body)
 	case "comments":
 		var list []any
 		for _, c := range s.comments[num(3)] {
@@ -417,46 +367,10 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, name string, m [
 		}
 		s.page(w, r, list)
 	case "create-comment":
-		var in Comment
-		if err := json.Unmarshal(body, &in); err != nil || in.Body == "" {
-			writeJSON(w, 422, map[string]string{"message": "Validation Failed"})
-			return
-		}
-		if len(in.Body) > 65536 {
-			writeJSON(w, 422, map[string]string{"message": "Validation Failed: body is too long (maximum is 65536 characters)"})
-			return
-		}
-		s.nextID++
-		c := Comment{ID: s.nextID, Body: in.Body, User: User{Login: s.Login}}
-		s.comments[num(3)] = append(s.comments[num(3)], c)
-		writeJSON(w, 201, c)
+		s.createComment(w, num(3), body)
 	case "edit-comment", "delete-comment":
 		id, _ := strconv.ParseInt(m[3], 10, 64)
-		for n, cs := range s.comments {
-			for i, c := range cs {
-				if c.ID != id {
-					continue
-				}
-				if c.User.Login != s.Login {
-					writeJSON(w, 403, map[string]string{"message": "Must have admin rights to Repository."})
-					return
-				}
-				if name == "delete-comment" {
-					s.comments[n] = append(cs[:i:i], cs[i+1:]...)
-					w.WriteHeader(204)
-					return
-				}
-				var in Comment
-				if err := json.Unmarshal(body, &in); err != nil || len(in.Body) > 65536 {
-					writeJSON(w, 422, map[string]string{"message": "Validation Failed"})
-					return
-				}
-				cs[i].Body = in.Body
-				writeJSON(w, 200, cs[i])
-				return
-			}
-		}
-		writeJSON(w, 404, map[string]string{"message": "Not Found"})
+		s.editComment(w, id, name == "delete-comment", body)
 	case "commit-prs":
 		var list []any
 		for _, n := range s.commitPRs[m[3]] {
@@ -466,6 +380,126 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, name string, m [
 		}
 		s.page(w, r, list)
 	}
+}
+
+// installationToken answers a GitHub App, which authenticates with a
+// JWT, then uses the installation token this returns.
+func (s *Server) installationToken(w http.ResponseWriter, r *http.Request, installation string) {
+	if !strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ") {
+		writeJSON(w, 401, map[string]string{"message": "A JSON web token could not be decoded"})
+		return
+	}
+	writeJSON(w, 201, map[string]any{"token": InstallationToken + installation, "expires_at": time.Now().Add(time.Hour).UTC().Format(time.RFC3339)})
+}
+
+// pr finds pull request n, or answers 404.
+func (s *Server) pr(w http.ResponseWriter, n int) (*PR, bool) {
+	p, ok := s.prs[n]
+	if !ok {
+		writeJSON(w, 404, map[string]string{"message": "Not Found"})
+	}
+	return p, ok
+}
+
+// listPRs lists the pull requests, newest first, filtered by ?state=.
+func (s *Server) listPRs(w http.ResponseWriter, r *http.Request) {
+	var list []any
+	var ns []int
+	for n := range s.prs {
+		ns = append(ns, n)
+	}
+	slices.Sort(ns)
+	slices.Reverse(ns) // newest first
+	for _, n := range ns {
+		if p := s.prs[n]; r.URL.Query().Get("state") == "" || p.State == r.URL.Query().Get("state") {
+			list = append(list, s.prJSON(p))
+		}
+	}
+	s.page(w, r, list)
+}
+
+func (s *Server) listFiles(w http.ResponseWriter, r *http.Request, p *PR) {
+	var list []any
+	for _, f := range p.Files {
+		list = append(list, map[string]any{"sha": "0000000000000000000000000000000000000000", "filename": f, "status": "modified",
+			"additions": 1, "deletions": 0, "changes": 1})
+	}
+	s.page(w, r, list)
+}
+
+func (s *Server) listReviews(w http.ResponseWriter, r *http.Request, p *PR) {
+	var list []any
+	for _, rv := range p.Reviews {
+		list = append(list, map[string]any{"id": rv.ID, "user": map[string]any{"login": rv.User.Login}, "state": rv.State,
+			"commit_id": p.HeadSHA})
+	}
+	s.page(w, r, list)
+}
+
+// createStatus records a commit status, newest first, refusing what
+// GitHub refuses (a description over 140 characters, a context over 255).
+func (s *Server) createStatus(w http.ResponseWriter, sha string, body []byte) {
+	var in Status
+	if err := json.Unmarshal(body, &in); err != nil || in.State == "" {
+		writeJSON(w, 422, map[string]string{"message": "Validation Failed"})
+		return
+	}
+	if utf8.RuneCountInString(in.Description) > 140 || utf8.RuneCountInString(in.Context) > 255 {
+		writeJSON(w, 422, map[string]string{"message": "Validation Failed: description is too long (maximum is 140 characters)"})
+		return
+	}
+	s.nextID++
+	in.ID = s.nextID
+	in.CreatedAt = time.Date(2026, 11, 21, 9, 0, 0, 0, time.UTC).Format(time.RFC3339)
+	s.statuses[sha] = append([]Status{in}, s.statuses[sha]...)
+	writeJSON(w, 201, in)
+}
+
+// createComment adds a comment by s.Login to pull request n, refusing a
+// body over GitHub's 65,536 characters.
+func (s *Server) createComment(w http.ResponseWriter, n int, body []byte) {
+	var in Comment
+	if err := json.Unmarshal(body, &in); err != nil || in.Body == "" {
+		writeJSON(w, 422, map[string]string{"message": "Validation Failed"})
+		return
+	}
+	if len(in.Body) > 65536 {
+		writeJSON(w, 422, map[string]string{"message": "Validation Failed: body is too long (maximum is 65536 characters)"})
+		return
+	}
+	s.nextID++
+	c := Comment{ID: s.nextID, Body: in.Body, User: User{Login: s.Login}}
+	s.comments[n] = append(s.comments[n], c)
+	writeJSON(w, 201, c)
+}
+
+// editComment edits or deletes comment id; only its author may.
+func (s *Server) editComment(w http.ResponseWriter, id int64, del bool, body []byte) {
+	for n, cs := range s.comments {
+		for i, c := range cs {
+			if c.ID != id {
+				continue
+			}
+			if c.User.Login != s.Login {
+				writeJSON(w, 403, map[string]string{"message": "Must have admin rights to Repository."})
+				return
+			}
+			if del {
+				s.comments[n] = append(cs[:i:i], cs[i+1:]...)
+				w.WriteHeader(204)
+				return
+			}
+			var in Comment
+			if err := json.Unmarshal(body, &in); err != nil || len(in.Body) > 65536 {
+				writeJSON(w, 422, map[string]string{"message": "Validation Failed"})
+				return
+			}
+			cs[i].Body = in.Body
+			writeJSON(w, 200, cs[i])
+			return
+		}
+	}
+	writeJSON(w, 404, map[string]string{"message": "Not Found"})
 }
 
 func (s *Server) prJSON(p *PR) map[string]any {
