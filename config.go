@@ -275,6 +275,37 @@ type Cluster struct {
 	VolumeRoot string `json:"volumeRoot,omitempty"`
 	// Notebooks is what the cluster asks of notebooks; nil: nothing.
 	Notebooks *NotebookPolicy `json:"notebooks,omitempty"`
+	// AutoscaleMetrics are the metrics a kubernetes cluster's
+	// HorizontalPodAutoscalers read for the autoscale targets (nil: the
+	// schema's defaults, DefaultAutoscaleMetrics).
+	AutoscaleMetrics *AutoscaleMetrics `json:"autoscaleMetrics,omitempty"`
+}
+
+// AutoscaleMetrics name the metric of each autoscale target.
+type AutoscaleMetrics struct {
+	RequestsPerSecond MetricSource `json:"requestsPerSecond"`
+	GPUUtilization    MetricSource `json:"gpuUtilization"`
+}
+
+// MetricSource is a metric a HorizontalPodAutoscaler reads.
+type MetricSource struct {
+	Name string `json:"name"`
+	// Type is the metrics API that serves it: MetricPods or
+	// MetricExternal.
+	Type string `json:"type"`
+}
+
+// The metrics APIs a MetricSource names.
+const (
+	MetricPods     = "Pods"
+	MetricExternal = "External"
+)
+
+// DefaultAutoscaleMetrics are the schema's defaults: per-pod metrics named
+// as prometheus-adapter and dcgm-exporter usually name them.
+var DefaultAutoscaleMetrics = AutoscaleMetrics{
+	RequestsPerSecond: MetricSource{Name: "http_requests_per_second", Type: MetricPods},
+	GPUUtilization:    MetricSource{Name: "DCGM_FI_DEV_GPU_UTIL", Type: MetricPods},
 }
 
 // NotebookPolicy is what a cluster asks of the notebooks it runs.

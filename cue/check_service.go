@@ -14,7 +14,8 @@ import (
 func (ev *evaluator) servicePos(obj *object, o cuelang.Value, p []string, w berth.Workload) {
 	ev.refPos(obj, o, p, "ports", "health", "health.readiness", "health.readiness.path", "health.readiness.port",
 		"health.liveness", "health.liveness.path", "health.liveness.port", "rollout", "rollout.maxSurge",
-		"expose", "expose.host", "expose.hostPort", "expose.port", "autoscale", "autoscale.min", "autoscale.max", "idle")
+		"expose", "expose.host", "expose.hostPort", "expose.port", "autoscale", "autoscale.min", "autoscale.max",
+		"autoscale.targetRPS", "autoscale.targetGPUUtilization", "idle")
 	ev.listPos(obj, o, p, "ports", len(w.Ports), "name")
 	ev.listPos(obj, o, p, "ports", len(w.Ports), "port")
 }
@@ -49,16 +50,41 @@ func (c *checker) service(p string, w berth.Workload) {
 		c.errorf(p+".rollout.maxSurge", "maxSurge and maxUnavailable are both 0: a rollout could neither start a new replica nor stop an old one; set maxSurge: 1")
 	}
 	if a := w.Autoscale; a != nil {
-		if a.Min > a.Max {
-			c.errorf(p+".autoscale.min", "autoscale min %d is more than max %d", a.Min, a.Max)
-		}
-		if a.TargetRPS == 0 && a.TargetGPUUtilization == 0 {
-			c.errorf(p+".autoscale", "autoscale needs a target: targetRPS (requests per second per replica) or targetGPUUtilization")
-		}
+		c.autoscale(p, w, *a)
 	}
 	if e := w.Expose; e != nil {
 		c.expose(p+".expose", w, *e)
 	}
+}
+
+// autoscale checks an autoscale's bounds and target, and that replicas,
+// which it replaces, is not also written with another count than min.
+func (c *checker) autoscale(p string, w berth.Workload, a berth.Autoscale) {
+	if a.Min > a.Max {
+		c.errorf(p+".autoscale.min", "autoscale min %d is more than max %d", a.Min, a.Max)
+	}
+	switch {
+	case a.TargetRPS == 0 && a.TargetGPUUtilization == 0:
+		c.errorf(p+".autoscale", "autoscale needs a target: targetRPS (requests per second per replica) or targetGPUUtilization")
+	case a.TargetRPS != 0 && a.TargetGPUUtilization != 0:
+		c.errorf(p+".autoscale.targetGPUUtilization", "autoscale has two targets, targetRPS %g and targetGPUUtilization %d: the autoscaler follows one; keep one of them", a.TargetRPS, a.TargetGPUUtilization)
+	}
+	if w.Replicas != a.Min && c.written(p+".replicas") {
+		c.errorf(p+".replicas", "replicas %d with autoscale: the autoscaler sets the replicas, from min %d up to max %d; drop replicas (autoscale.min is the count it starts with)", w.Replicas, a.Min, a.Max)
+	}
+}
+
+// written reports whether the user wrote the field at path (a default has
+// no position of its own).
+func (c *checker) written(path string) bool {
+	if _, ok := c.cfg.Positions[path]; ok {
+		return true
+	}
+	if c.cfg.Fields != nil {
+		_, ok := c.cfg.Fields.Lookup(path)
+		return ok
+	}
+	return false
 }
 
 // probe checks one health probe's port against the workload's ports.

@@ -40,6 +40,9 @@ func (c *Cluster) Apply(ctx context.Context, cfg *berth.Config, changes []reconc
 	if !c.Leading() {
 		return nil, &NotLeaderError{Cluster: c.opts.Name, Lease: c.elector.name(), Holder: c.elector.holder()}
 	}
+	c.applyMu.Lock()
+	defer c.applyMu.Unlock()
+	c.noteIdleLimits(cfg)
 	now := c.opts.Now().UTC().Truncate(time.Second)
 	var took [5]time.Duration
 	mark := time.Now()

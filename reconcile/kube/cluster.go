@@ -39,6 +39,10 @@ type Cluster struct {
 	// scaleMu orders the writes of autoscaled services' admitted replicas
 	// (apply_scale.go).
 	scaleMu sync.Mutex
+	// applyMu keeps an idle notebook's stop (notebook_idle.go) from
+	// running beside an Apply.
+	applyMu sync.Mutex
+	idle    idleState
 	elector *elector
 
 	startMu  sync.Mutex
@@ -89,6 +93,9 @@ func New(opts Options) (*Cluster, error) {
 	}
 	c := &Cluster{opts: opts, client: cs, crc: crc}
 	c.ssa = newResourceManager(c)
+	if c.opts.NotebookActivity == nil {
+		c.opts.NotebookActivity = c.JupyterActivity
+	}
 	c.cache.Store(newObjects(cs))
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if opts.LeaderElection != nil {
@@ -128,6 +135,9 @@ func (c *Cluster) Start(ctx context.Context) error {
 		}
 	}
 	go c.releaseRanks(c.ctx)
+	if c.opts.IdleCheckEvery > 0 {
+		go c.watchIdle(c.ctx)
+	}
 	c.started = true
 	return nil
 }

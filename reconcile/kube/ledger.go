@@ -31,6 +31,9 @@ type ledgerRecord struct {
 	QueuedSince time.Time       `json:"queuedSince,omitzero"`
 	StartedAt   time.Time       `json:"startedAt,omitzero"`
 	FinishedAt  time.Time       `json:"finishedAt,omitzero"`
+	// Over: a notebook stopped for being idle, over until its runId
+	// changes (reconcile.RunState.Over).
+	Over bool `json:"over,omitempty"`
 }
 
 func (r ledgerRecord) encode() string {

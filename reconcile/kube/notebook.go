@@ -22,9 +22,10 @@ import (
 // JUPYTER_PORT) behind a Service on its port (8888 when it declares
 // none), and, where it is exposed on a host, the cluster's Ingress or
 // HTTPRoute, as a service is. Its token is a Secret berth creates once per
-// start, owned by the notebook's Deployment (so it goes with it), and
-// never reads back: its owner reads it where their team's namespace lets
-// them (kubectl get secret NAME-token).
+// start, owned by the notebook's Deployment (so it goes with it); berth
+// reads it back only to ask the server for its last activity (the idle
+// check, notebook_idle.go). Its owner reads it where their team's
+// namespace lets them (kubectl get secret NAME-token).
 
 // NotebookTokenKey is the key of the token in a notebook's Secret.
 const NotebookTokenKey = "token"

@@ -39,6 +39,7 @@ func (c *Cluster) Observe(ctx context.Context, cfg *berth.Config) (*reconcile.Ob
 	if err := c.healthy(ctx); err != nil {
 		return nil, err
 	}
+	c.noteIdleLimits(cfg)
 	obs := &reconcile.Observed{Snapshot: berth.Snapshot{
 		Cluster: c.opts.Name, Time: c.opts.Now().UTC(),
 		Nodes: []berth.Node{}, Running: []berth.RunningWorkload{}, Queue: []berth.QueuedWorkload{}, Finished: []berth.FinishedRun{},
@@ -263,6 +264,7 @@ func ledgerRun(id berth.WorkloadID, e ledgerEntry) reconcile.RunState {
 	r := reconcile.RunState{
 		RunRecord: reconcile.RunRecord{Workload: id, RunID: e.RunID, Kind: e.Kind, Digest: e.Digest, QueuedSince: e.QueuedSince, Attempts: e.Attempts},
 		Phase:     e.Phase, Reason: e.Reason, StartedAt: e.StartedAt, FinishedAt: e.FinishedAt, Note: "ledger",
+		Over: e.Over,
 	}
 	if e.Phase.Holds() {
 		if e.Kind.RunsOnce() {

@@ -32,6 +32,16 @@ type Options struct {
 	// SyncTimeout bounds the wait for the informers' first list (default
 	// 2 minutes).
 	SyncTimeout time.Duration
+	// IdleCheckEvery is how often the notebooks with an idle limit are
+	// checked (notebook_idle.go; default 1 minute; negative: never).
+	IdleCheckEvery time.Duration
+	// IdleCheckTimeout bounds one notebook's activity reading (default
+	// 5 s).
+	IdleCheckTimeout time.Duration
+	// NotebookActivity reads a notebook's last activity (default:
+	// Cluster.JupyterActivity, Jupyter's /api/status through the API
+	// server's service proxy).
+	NotebookActivity NotebookActivity
 }
 
 // RenderOptions are what rendering needs beyond the run: the cluster's
@@ -56,6 +66,10 @@ type RenderOptions struct {
 	// Ingress is the cluster's ingress: how an exposed host is reached
 	// (nil: none). Apply takes it from the configuration it is handed.
 	Ingress *berth.Ingress
+	// Metrics are the metrics of the autoscale targets (zero:
+	// berth.DefaultAutoscaleMetrics). Apply takes them from the
+	// configuration it is handed.
+	Metrics berth.AutoscaleMetrics
 }
 
 // FromCluster returns the render options of a repository's cluster, with
@@ -70,6 +84,9 @@ func FromCluster(c berth.Cluster, repository string) RenderOptions {
 		StorageClass:       c.StorageClass,
 		Ingress:            c.Ingress,
 	}
+	if c.AutoscaleMetrics != nil {
+		o.Metrics = *c.AutoscaleMetrics
+	}
 	return o.withDefaults()
 }
 
@@ -82,6 +99,9 @@ func (o RenderOptions) withDefaults() RenderOptions {
 	}
 	if o.SharesPerGPU < 2 {
 		o.SharesPerGPU = 10
+	}
+	if o.Metrics == (berth.AutoscaleMetrics{}) {
+		o.Metrics = berth.DefaultAutoscaleMetrics
 	}
 	return o
 }
@@ -100,17 +120,27 @@ func (o Options) withDefaults() Options {
 	if o.SyncTimeout <= 0 {
 		o.SyncTimeout = 2 * time.Minute
 	}
+	if o.IdleCheckEvery == 0 {
+		o.IdleCheckEvery = time.Minute
+	}
+	if o.IdleCheckTimeout <= 0 {
+		o.IdleCheckTimeout = 5 * time.Second
+	}
 	return o
 }
 
 // renderOptions are the cluster's render options with what the
-// configuration being applied says of the cluster (its ingress), so a
+// configuration being applied says of the cluster (its ingress and
+// autoscale metrics), so a
 // commit that changes it takes effect without a restart of berth.
 func (c *Cluster) renderOptions(cfg *berth.Config) RenderOptions {
 	o := c.opts.Render
 	if cfg != nil {
 		if cl, ok := cfg.Clusters[c.opts.Name]; ok {
 			o.Ingress = cl.Ingress
+			if cl.AutoscaleMetrics != nil {
+				o.Metrics = *cl.AutoscaleMetrics
+			}
 		}
 	}
 	return o

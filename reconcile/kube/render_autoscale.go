@@ -13,15 +13,13 @@ import (
 	"github.com/berth-gpu/berth"
 )
 
-// Metrics the HorizontalPodAutoscaler reads for a target: a per-pod
-// request rate and NVIDIA DCGM's GPU utilisation, as the usual adapters
-// (prometheus-adapter over the service's own metrics and dcgm-exporter)
-// name them. The cluster must serve them through the custom metrics API;
-// without it the autoscaler keeps the replicas it has.
-const (
-	MetricRequestsPerSecond = "http_requests_per_second"
-	MetricGPUUtilization    = "DCGM_FI_DEV_GPU_UTIL"
-)
+// The metrics a HorizontalPodAutoscaler reads for a target come from the
+// cluster's autoscaleMetrics (RenderOptions.Metrics; by default
+// berth.DefaultAutoscaleMetrics: a per-pod request rate and NVIDIA DCGM's
+// GPU utilisation, as prometheus-adapter over the service's own metrics
+// and dcgm-exporter name them). The cluster must serve them through the
+// custom or external metrics API; without it the autoscaler keeps the
+// replicas it has.
 
 // AnnotationScale lists, on a service's HorizontalPodAutoscaler, the
 // replicas above the minimum berth admitted (ScaleReplica, JSON): the
@@ -71,19 +69,28 @@ func renderHPA(o RenderOptions, r Run) *autoscalingv2.HorizontalPodAutoscaler {
 			}},
 		},
 	}
-	pods := func(metric string, target resource.Quantity) autoscalingv2.MetricSpec {
-		return autoscalingv2.MetricSpec{Type: autoscalingv2.PodsMetricSourceType, Pods: &autoscalingv2.PodsMetricSource{
-			Metric: autoscalingv2.MetricIdentifier{Name: metric},
-			Target: autoscalingv2.MetricTarget{Type: autoscalingv2.AverageValueMetricType, AverageValue: ptr.To(target)},
-		}}
-	}
+	m := o.Metrics
 	if a.TargetRPS > 0 {
-		h.Spec.Metrics = append(h.Spec.Metrics, pods(MetricRequestsPerSecond, *resource.NewMilliQuantity(int64(a.TargetRPS*1000), resource.DecimalSI)))
+		h.Spec.Metrics = append(h.Spec.Metrics, metricSpec(m.RequestsPerSecond, *resource.NewMilliQuantity(int64(a.TargetRPS*1000), resource.DecimalSI), w))
 	}
 	if a.TargetGPUUtilization > 0 {
-		h.Spec.Metrics = append(h.Spec.Metrics, pods(MetricGPUUtilization, *resource.NewQuantity(int64(a.TargetGPUUtilization), resource.DecimalSI)))
+		h.Spec.Metrics = append(h.Spec.Metrics, metricSpec(m.GPUUtilization, *resource.NewQuantity(int64(a.TargetGPUUtilization), resource.DecimalSI), w))
 	}
 	return h
+}
+
+// metricSpec is the autoscaler's metric for a target of target per
+// replica: a Pods metric, or an External one selected by the service's
+// pods' labels (the run label left out: a restart keeps the metric).
+func metricSpec(src berth.MetricSource, target resource.Quantity, w berth.Workload) autoscalingv2.MetricSpec {
+	t := autoscalingv2.MetricTarget{Type: autoscalingv2.AverageValueMetricType, AverageValue: ptr.To(target)}
+	if src.Type == berth.MetricExternal {
+		sel := &metav1.LabelSelector{MatchLabels: map[string]string{LabelManagedBy: ManagedByValue, LabelTeam: w.Team, LabelWorkload: w.Name}}
+		return autoscalingv2.MetricSpec{Type: autoscalingv2.ExternalMetricSourceType, External: &autoscalingv2.ExternalMetricSource{
+			Metric: autoscalingv2.MetricIdentifier{Name: src.Name, Selector: sel}, Target: t}}
+	}
+	return autoscalingv2.MetricSpec{Type: autoscalingv2.PodsMetricSourceType, Pods: &autoscalingv2.PodsMetricSource{
+		Metric: autoscalingv2.MetricIdentifier{Name: src.Name}, Target: t}}
 }
 
 // scaleOf reads the replicas berth admitted from a HorizontalPodAutoscaler's

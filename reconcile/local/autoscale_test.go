@@ -92,3 +92,44 @@ func TestAutoscalerAsksFromTheProxysRate(t *testing.T) {
 		t.Errorf("past its scale-down window with no load: asks %d, want 1", got)
 	}
 }
+
+// TestAutoscalerAsksFromGPUUtilisation: a service autoscaled on GPU
+// utilisation asks for ceil(replicas x average / target) of the GPUs its
+// replicas hold, from the latest NVML reading (GPUs, which `berth serve`
+// takes for its history, keeps it); a reading of other GPUs changes
+// nothing, and before any reading it asks for what runs.
+func TestAutoscalerAsksFromGPUUtilisation(t *testing.T) {
+	c := newCluster(t, t.TempDir())
+	w := batch("llm", "exec sleep 600").Kind(berth.KindInference).Obj()
+	w.Replicas = 1
+	w.Autoscale = &berth.Autoscale{Min: 1, Max: 4, TargetGPUUtilization: 50}
+	cfg := &berth.Config{Workloads: map[berth.WorkloadID]berth.Workload{w.ID(): w}}
+	apply(t, c, change(reconcile.OpStart, w, gpus(2)))
+	t.Cleanup(func() { apply(t, c, stopChange(w, reconcile.PhaseStopped, "test over")) })
+	waitPhase(t, c, w.ID(), "1", reconcile.PhaseRunning)
+
+	if n := desired(t, c, cfg, w); n != 1 {
+		t.Errorf("before any GPU reading it asks for %d, want the 1 that runs", n)
+	}
+	at := time.Now()
+	reading := func(util map[int]int) {
+		at = at.Add(time.Second)
+		var gs []GPU
+		for i, u := range util {
+			gs = append(gs, GPU{Index: i, Utilization: u})
+		}
+		c.NoteGPUs(gs, at)
+	}
+	reading(map[int]int{0: 0, 2: 100})
+	if n := desired(t, c, cfg, w); n != 2 {
+		t.Errorf("its GPU at 100%% of a 50%% target: asks for %d, want 2", n)
+	}
+	reading(map[int]int{0: 100})
+	if n := desired(t, c, cfg, w); n != 2 {
+		t.Errorf("a reading without its GPU: asks for %d, want the 2 it asked for", n)
+	}
+	reading(map[int]int{2: 10})
+	if n := desired(t, c, cfg, w); n != 1 {
+		t.Errorf("its GPU at 10%%, no scale-down window: asks for %d, want min 1", n)
+	}
+}

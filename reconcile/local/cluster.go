@@ -48,6 +48,9 @@ type Cluster struct {
 	// autoscalers keep between Observes (autoscale.go; under mu).
 	autoscale map[berth.WorkloadID]berth.Autoscale
 	scalers   map[berth.WorkloadID]*scaler
+	// utilisation is the GPUs' latest reading (GPUs, NoteGPUs): what a
+	// service autoscaled on GPU utilisation is measured by.
+	utilisation gpuReading
 
 	// The idle checks of notebooks (notebook.go): one at a time, under
 	// idleMu, which guards lastActivity (by run and attempt).
@@ -130,14 +133,19 @@ func (c *Cluster) StateDir() string { return c.opts.StateDir }
 
 // GPUs discovers the GPUs again, with their current utilisation: berth-nvml
 // runs once more. A simulated inventory is idle; a CPU-only node has none.
+// The reading is kept for the GPU-utilisation autoscaler (NoteGPUs):
+// `berth serve` takes one every 10 s for its history.
 func (c *Cluster) GPUs(ctx context.Context) ([]GPU, error) {
 	if c.source != sourceNVML {
-		return slices.Clone(c.gpus), nil
+		gpus := slices.Clone(c.gpus)
+		c.NoteGPUs(gpus, c.opts.Now())
+		return gpus, nil
 	}
 	r, err := probeGPUs(ctx, c.opts.NVMLCommand)
 	if err != nil {
 		return nil, err
 	}
+	c.NoteGPUs(r.GPUs, c.opts.Now())
 	return r.GPUs, nil
 }
 
@@ -418,9 +426,13 @@ func (c *Cluster) askReplicas(snap *berth.Snapshot) {
 		return
 	}
 	running := map[berth.WorkloadID]int{}
+	gpus := map[berth.WorkloadID][]int{}
 	for _, rw := range snap.Running {
 		if _, ok := c.autoscale[rw.Workload]; ok {
 			running[rw.Workload] += max(len(rw.Placements), 1)
+			for _, p := range rw.Placements {
+				gpus[rw.Workload] = append(gpus[rw.Workload], p.GPUs...)
+			}
 		}
 	}
 	for i := range snap.Running {
@@ -429,7 +441,7 @@ func (c *Cluster) askReplicas(snap *berth.Snapshot) {
 			continue
 		}
 		snap.Scale = append(snap.Scale, berth.ScaleWant{Workload: rw.Workload, RunID: rw.RunID,
-			Replicas: c.desiredReplicas(rw.Workload, running[rw.Workload], snap.Time)})
+			Replicas: c.desiredReplicas(rw.Workload, running[rw.Workload], gpus[rw.Workload], snap.Time)})
 	}
 }
 

@@ -51,3 +51,31 @@ func TestPoolCountsRequests(t *testing.T) {
 		t.Errorf("Requests() = %d after one request retried once, want 1", got)
 	}
 }
+
+// TestGPUReplicas: a target of GPU utilisation asks for ceil(running x
+// average / target), as the HorizontalPodAutoscaler does, and keeps the
+// count within its 10% tolerance of the target.
+func TestGPUReplicas(t *testing.T) {
+	a := berth.Autoscale{Min: 1, Max: 8, TargetGPUUtilization: 60}
+	for _, tc := range []struct {
+		running int
+		avg     float64
+		want    int
+	}{
+		{running: 2, avg: 90, want: 3},
+		{running: 2, avg: 100, want: 4},
+		{running: 4, avg: 30, want: 2},
+		{running: 3, avg: 63, want: 3}, // within the tolerance
+		{running: 3, avg: 0, want: 0},  // RecommendReplicas keeps min
+	} {
+		if got := GPUReplicas(a, tc.running, tc.avg); got != tc.want {
+			t.Errorf("%d replicas at %v%%: %d, want %d", tc.running, tc.avg, got, tc.want)
+		}
+	}
+	if avg, ok := AverageUtilisation(map[int]int{0: 80, 1: 40, 2: 100}, []int{0, 1, 5}); !ok || avg != 60 {
+		t.Errorf("average of GPUs 0 and 1 (5 unread): %v %v, want 60", avg, ok)
+	}
+	if _, ok := AverageUtilisation(map[int]int{0: 80}, []int{3}); ok {
+		t.Error("an average of GPUs the reading does not have")
+	}
+}
