@@ -146,3 +146,49 @@ func TestResumeWithoutCommand(t *testing.T) {
 		t.Errorf("BERTH_RESUME comes from %q, want the pod's resume annotation", from)
 	}
 }
+
+// TestRetryResumesFromCheckpoint (real control plane): a training run's
+// pod fails and the Job controller retries it by itself (retries is the
+// Job's backoffLimit): the retried pod is of the same Job, mounts the
+// same checkpoint claim, and, started as its container would be with the
+// claim holding the first pod's checkpoint, gets BERTH_RESUME=1 and
+// BERTH_RESUME_FROM. berth had no part in the retry.
+func TestRetryResumesFromCheckpoint(t *testing.T) {
+	s := newScenario(t, "retryckpt", gpuNode())
+	s.waitReadyNodes(1)
+	s.team(8, `workloads: ml: train: {kind: "training", image: "img:1", command: ["env"], retries: 1,
+	env: {BERTH_SIMULATED_DURATION: "1s", BERTH_SIMULATED_EXIT: "1"},
+	resources: {gpu: 8, flavor: "h100"}, checkpoint: dir: "/ckpt"}
+`)
+	s.mustReconcile()
+	deadline := time.Now().Add(2 * time.Minute)
+	var pods []corev1.Pod
+	for {
+		pods = s.pods("ml", "train")
+		if len(pods) >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("train has %d pods, want a retried one", len(pods))
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	a, b := pods[0], pods[1]
+	if a.OwnerReferences[0].UID != b.OwnerReferences[0].UID {
+		t.Fatalf("the pods are of two Jobs: the retry was berth's, not the Job controller's")
+	}
+	if claimsOf(a)["berth-checkpoints"] != "train-1-checkpoints" || claimsOf(b)["berth-checkpoints"] != "train-1-checkpoints" {
+		t.Errorf("the pods mount %v and %v, want the run's checkpoint claim both", claimsOf(a), claimsOf(b))
+	}
+	dir := t.TempDir()
+	if env := startContainer(t, b.Spec.Containers[0], dir); env[berth.EnvResume] != "" {
+		t.Errorf("with an empty claim the retried pod gets BERTH_RESUME=%q, want none", env[berth.EnvResume])
+	}
+	if err := os.WriteFile(filepath.Join(dir, "epoch-1.pt"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := startContainer(t, b.Spec.Containers[0], dir)
+	if env[berth.EnvResume] != "1" || env[berth.EnvResumeFrom] != filepath.Join(dir, "epoch-1.pt") {
+		t.Errorf("the retried pod gets BERTH_RESUME=%q BERTH_RESUME_FROM=%q, want 1 and the first pod's checkpoint", env[berth.EnvResume], env[berth.EnvResumeFrom])
+	}
+}
