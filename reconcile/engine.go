@@ -282,11 +282,12 @@ func (e *Engine) reconcileCluster(ctx context.Context, cfg *berth.Config, rev Re
 
 	// 5. Diff.
 	cr.Changes = Diff(cfg, cr.Plan, obs, rev.Name)
-	if len(cr.Changes) == 0 {
+	if len(cr.Changes) == 0 && obs.Prunable == 0 {
 		return cr
 	}
 
-	// 6. Apply.
+	// 6. Apply (also with no change, when the backend has the storage of
+	// ended runs to delete).
 	results, err := c.Apply(ctx, cfg, cr.Changes)
 	cr.Results = results
 	if err != nil {

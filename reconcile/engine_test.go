@@ -130,6 +130,28 @@ func TestDemoConverges(t *testing.T) {
 	}
 }
 
+// TestPrunableIsApplied: with no change due, the engine still applies
+// when the cluster has the storage of ended runs to delete, and not again
+// once it is gone.
+func TestPrunableIsApplied(t *testing.T) {
+	s := newScenario(t)
+	s.reconcile(nil)
+	s.reconcile(nil)
+	applies := s.cluster.Applies()
+	s.reconcile(nil)
+	if s.cluster.Applies() != applies {
+		t.Fatalf("a converged reconcile applied")
+	}
+	s.cluster.SetPrunable(2)
+	if rep := s.reconcile(nil); len(rep.Clusters[0].Changes) != 0 || s.cluster.Applies() != applies+1 {
+		t.Fatalf("with 2 prunable and %d changes: %d applies, want 1", len(rep.Clusters[0].Changes), s.cluster.Applies()-applies)
+	}
+	s.reconcile(nil)
+	if s.cluster.Applies() != applies+1 {
+		t.Errorf("applied again with nothing to prune")
+	}
+}
+
 func TestInvalidCommitChangesNothing(t *testing.T) {
 	s := newScenario(t)
 	s.reconcile(nil)

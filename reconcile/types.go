@@ -37,6 +37,10 @@ type Observed struct {
 	// Runs is every run the cluster's ledger knows, for diffing, status and
 	// retries.
 	Runs []RunState
+	// Prunable counts what the backend deletes at its next Apply though no
+	// change asks for it: the storage of runs that ended. The engine
+	// applies when it is not zero, so that happens without a commit.
+	Prunable int
 
 	// index maps each run to its place in Runs, built on first use (Runs
 	// must not change after).

@@ -28,7 +28,7 @@ import (
 //     recorded yet;
 //  4. deletions (apply_delete.go): a stopped or forgotten run's objects, a
 //     deleted Job whose end is now recorded, only after the ledger holds
-//     what they were;
+//     what they were, and the storage of runs that ended (apply_prune.go);
 //  5. wait (apply_wait.go) until the informers have seen every write, so
 //     the next Observe sees them too.
 //
@@ -61,6 +61,7 @@ func (c *Cluster) Apply(ctx context.Context, cfg *berth.Config, changes []reconc
 	}
 	lap(1)
 	ledgerErrs, release := c.applyLedger(ctx, plans, now)
+	release = append(release, c.staleClaims(cfg, now)...)
 	lap(2)
 	c.applyDeletions(ctx, results, plans, ledgerErrs, release)
 	lap(3)

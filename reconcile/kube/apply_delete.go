@@ -22,9 +22,10 @@ import (
 
 // applyDeletions is Apply's stage 4: the objects the changes remove (a
 // change whose team's ledger write failed removes nothing: the ledger must
-// hold what goes first), and the finished Jobs the ledger now records
-// (release). A failed deletion fails its change; a failed release is only
-// logged (the next Apply releases it again).
+// hold what goes first), and release: the finished Jobs the ledger now
+// records and the storage of runs that ended (staleClaims). A failed
+// deletion fails its change; a failed release is only logged (the next
+// Apply releases it again).
 func (c *Cluster) applyDeletions(ctx context.Context, results []reconcile.Result, plans []*changePlan, ledgerErrs map[string]error, release []objRef) {
 	type deletion struct {
 		i   int // change, or -1
@@ -54,7 +55,7 @@ func (c *Cluster) applyDeletions(ctx context.Context, results []reconcile.Result
 		err := c.remove(ctx, d.ref)
 		if d.i < 0 {
 			if err != nil {
-				c.opts.Logger.Warn("releasing a finished Job failed", "cluster", c.opts.Name, "job", d.ref.ns+"/"+d.ref.name, "err", err)
+				c.opts.Logger.Warn("releasing an ended run's object failed", "cluster", c.opts.Name, "kind", d.ref.kind, "object", d.ref.ns+"/"+d.ref.name, "err", err)
 			}
 			return
 		}

@@ -249,7 +249,7 @@ func (c *Cluster) stopJob(ctx context.Context, p *changePlan, ch reconcile.Chang
 	}
 	var remove []objRef
 	if ch.Phase == reconcile.PhaseStopped {
-		remove = append(c.runRefs(kindJob, j.ns, j.name, ch.Workload.Team), stoppedRefs(j.ns, prev.Workload, prev.RunID)...)
+		remove = c.runRefs(kindJob, j.ns, j.name, ch.Workload.Team)
 	}
 	p.stopped(j.key, endRecord(prev, ch, now), remove)
 	return nil

@@ -29,7 +29,7 @@ func (c *Cluster) applyLedger(ctx context.Context, plans []*changePlan, now time
 			updates[p.team][k] = r
 		}
 	}
-	release := append(c.foldFinished(updates, now), c.expiredOutputs(now)...)
+	release := c.foldFinished(updates, now)
 	errs := map[string]error{}
 	teams := make([]string, 0, len(updates))
 	for t := range updates {
@@ -74,10 +74,6 @@ func (c *Cluster) foldFinished(updates map[string]ledgerUpdate, now time.Time) [
 			w, _ := specOf(job.Annotations)
 			updates[team][key] = &ledgerRecord{Kind: r.Kind, Phase: r.Phase, Reason: r.Reason, Digest: r.Digest, Attempts: r.Attempts,
 				Retries: w.Retries, QueuedSince: r.QueuedSince, StartedAt: r.StartedAt, FinishedAt: sinceOrNow(r.FinishedAt, now)}
-			if r.Phase == reconcile.PhaseSucceeded && job.Annotations[AnnotationCheckpointClaim] != "" {
-				// Its checkpoints go once the ledger holds its end.
-				release = append(release, checkpointRefs(job.Namespace, w, r.RunID)...)
-			}
 		}
 		for _, j := range jobs {
 			if j.DeletionTimestamp != nil && hasFinalizer(j) {

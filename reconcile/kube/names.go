@@ -67,6 +67,9 @@ const (
 	// AnnotationRetention is, on a step's outputs claim, how long it stays
 	// after the step's run succeeded.
 	AnnotationRetention = "berth.dev/retention"
+	// AnnotationKeep is "true" on a run's checkpoint claim whose spec says
+	// checkpoint.keep: it stays after the run ends.
+	AnnotationKeep = "berth.dev/keep"
 	// AnnotationRank is a role's pod's global rank (BERTH_RANK), which
 	// berth writes while the pod waits at RankGate; AnnotationRankOffset,
 	// on the pod template, is the pods of the roles before it.

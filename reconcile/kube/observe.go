@@ -126,6 +126,7 @@ func (c *Cluster) Observe(ctx context.Context, cfg *berth.Config) (*reconcile.Ob
 	})
 	obs.Snapshot.Scale = scale
 	fillSnapshot(obs)
+	obs.Prunable = len(c.staleClaims(cfg, obs.Snapshot.Time))
 	return obs, nil
 }
 

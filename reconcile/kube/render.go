@@ -580,8 +580,9 @@ func podSpec(o RenderOptions, r Run, berthEnv []corev1.EnvVar) corev1.PodSpec {
 	for _, k := range w.Env.Names() {
 		c.Env = append(c.Env, envVar(k, w.Env[k]))
 	}
+	wrapped := wrapResume(w, &c)
 	for _, e := range berthEnv {
-		if _, ok := w.Env[e.Name]; !ok {
+		if _, ok := w.Env[e.Name]; !ok && !(wrapped && e.Name == berth.EnvResume) {
 			c.Env = append(c.Env, e)
 		}
 	}

@@ -19,16 +19,16 @@ import (
 //   - its checkpoints: one claim per run (CheckpointClaimName), made
 //     before its first pod and mounted at checkpoint.dir by every attempt,
 //     on whichever node; deleted when the run succeeds or is stopped for
-//     good, unless checkpoint.keep;
+//     good, unless checkpoint.keep (apply_prune.go);
 //   - a dataset or team volume: the claim it names, or one berth makes
 //     per team namespace and volume name (VolumeClaimName) and never
 //     deletes;
 //   - scratch: a generic ephemeral volume, a claim per pod that Kubernetes
-//     makes with the pod and deletes with it;
+//     makes with the pod, and berth deletes once the pod has ended;
 //   - a pipeline step's outputs: one claim per run (OutputsClaimName),
 //     mounted at /berth/outputs, and read-only at /berth/inputs/<step> by
 //     the steps that read it; deleted once its retention has passed after
-//     the run succeeded (at an Apply), or when it is stopped for good.
+//     the run succeeded, or when it is stopped for good.
 //
 // Claims berth makes take the cluster's storageClass (absent: the
 // cluster's default class).
@@ -56,6 +56,39 @@ func templateAnnotations(r Run) map[string]string {
 		return nil
 	}
 	return map[string]string{AnnotationResume: "1"}
+}
+
+// resumeScript starts the workload's command (its arguments) as a resumed
+// attempt when the run's checkpoint directory holds a checkpoint, as the
+// local backend does: BERTH_RESUME=1 and BERTH_RESUME_FROM, the newest
+// entry by modification time. Names starting with "." are left out (a
+// checkpoint written under a temporary name and renamed when complete),
+// and so is lost+found, which a new ext4 volume holds. It looks when the
+// container starts, so it holds for every way a pod starts again: berth
+// resuming a preempted run or one that lost its node, and the Job
+// controller retrying a failed pod with the same template. A run's claim
+// is new and empty for its first attempt.
+const resumeScript = `d=$BERTH_CHECKPOINT_DIR f=
+if [ "$BERTH_CHECKPOINT_RESUME" = true ] && [ -d "$d" ]; then f=$(ls -t "$d" | grep -vx 'lost+found' | head -n 1); fi
+if [ -n "$f" ]; then export BERTH_RESUME=1 BERTH_RESUME_FROM="$d/$f"; else unset BERTH_RESUME BERTH_RESUME_FROM; fi
+exec "$@"`
+
+// ResumeShell is the shell the container's command is wrapped in
+// (wrapResume): the image needs a POSIX shell with ls, grep and head, as
+// every Python and PyTorch image has.
+const ResumeShell = "/bin/sh"
+
+// wrapResume wraps the container's command in resumeScript when the
+// workload resumes from checkpoints, and reports whether it did. A
+// container without a command runs its image's entrypoint, which berth
+// does not know and so cannot wrap: it gets BERTH_RESUME from the pod's
+// resume mark (templateAnnotations) instead, without BERTH_RESUME_FROM.
+func wrapResume(w berth.Workload, c *corev1.Container) bool {
+	if w.Checkpoint == nil || !w.Checkpoint.Resume || len(c.Command) == 0 {
+		return false
+	}
+	c.Command = append([]string{ResumeShell, "-c", resumeScript, "berth-resume"}, c.Command...)
+	return true
 }
 
 // storageEnv says where the workload's storage is: the checkpoint
@@ -157,10 +190,14 @@ func RenderClaims(o RenderOptions, r Run) ([]*unstructured.Unstructured, error) 
 		if w.Pods() > 1 {
 			mode = corev1.ReadWriteMany
 		}
+		a := gitAnnotations(o, r)
+		if cp.Keep {
+			a[AnnotationKeep] = "true"
+		}
 		objs = append(objs, &corev1.PersistentVolumeClaim{
 			TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: kindClaim},
 			ObjectMeta: metav1.ObjectMeta{Name: CheckpointClaimName(r.Key()), Namespace: ns,
-				Labels: runLabels(r), Annotations: gitAnnotations(o, r)},
+				Labels: runLabels(r), Annotations: a},
 			Spec: claimSpec(o, size, mode),
 		})
 	}

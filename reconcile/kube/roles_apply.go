@@ -215,7 +215,7 @@ func (c *Cluster) stopRoles(ctx context.Context, p *changePlan, ch reconcile.Cha
 	end.Attempts = max(end.Attempts, l.st.Attempts)
 	var remove []objRef
 	if ch.Phase == reconcile.PhaseStopped {
-		remove = append(c.rolesRefs(l, ch.Workload.Team), stoppedRefs(l.ns, l.prev.Workload, l.prev.RunID)...)
+		remove = c.rolesRefs(l, ch.Workload.Team)
 	}
 	p.stopped(l.key, end, remove)
 	return nil

@@ -1,6 +1,7 @@
 package kube_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -52,7 +53,8 @@ func (s *scenario) livePod(team, workload string) corev1.Pod {
 // existing claim (read-only), a team volume's claim berth makes, and
 // scratch; preempted, it comes back on another node and its new pod mounts
 // the same claim (the same object: same UID) with berth.dev/resume, which
-// BERTH_RESUME reads. When it succeeds, the checkpoint claim goes and the
+// BERTH_RESUME reads. When it succeeds, its checkpoint claim and its pods'
+// scratch claims go at berth's next reconciles, with no commit, and the
 // team volume's stays.
 func TestCheckpointClaimSurvivesPreemption(t *testing.T) {
 	s := newScenario(t, "ckpt", gpuNode(), gpuNode())
@@ -130,24 +132,91 @@ func TestCheckpointClaimSurvivesPreemption(t *testing.T) {
 	}
 
 	s.until("low succeeds", 2*time.Minute, func(cr reconcile.ClusterReport) bool { return phase(cr, "ml/low") == reconcile.PhaseSucceeded })
-	// berth folds a finished Job into the ledger, and lets its checkpoints
-	// go, at its next Apply: a commit gives it one.
-	s.team(8, low+`workloads: ml: next: {kind: "batch", image: "img:1", env: BERTH_SIMULATED_DURATION: "1s", resources: {cpu: 1, flavor: "cpu"}}
-`)
+	// With no commit and no change due, berth's next reconciles fold the
+	// run's end into the ledger and let its checkpoints and its pods'
+	// scratch claims go: the storage of a run that ended is due, and the
+	// engine applies for it.
+	claims := s.env.Client.CoreV1().PersistentVolumeClaims(s.ns("ml"))
 	deadline := time.Now().Add(time.Minute)
 	for {
-		s.mustReconcile()
-		c, err := s.env.Client.CoreV1().PersistentVolumeClaims(s.ns("ml")).Get(s.ctx, claim, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) || (err == nil && c.DeletionTimestamp != nil) {
+		cr := s.mustReconcile()
+		left := s.runClaims("low")
+		if len(left) == 0 {
+			if cr.Observed.Prunable != 0 {
+				t.Errorf("with the run's storage gone berth still counts %d claims to delete", cr.Observed.Prunable)
+			}
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the checkpoint claim of a run that succeeded is still there (%v)", err)
+			t.Fatalf("the claims of a run that succeeded are still there: %v", left)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	if _, err := s.env.Client.CoreV1().PersistentVolumeClaims(s.ns("ml")).Get(s.ctx, "team-shared", metav1.GetOptions{}); err != nil {
+	if _, err := claims.Get(s.ctx, "team-shared", metav1.GetOptions{}); err != nil {
 		t.Errorf("the team volume's claim: %v, want it kept", err)
+	}
+	// Idempotent: the next reconcile has nothing to delete and writes
+	// nothing.
+	before := s.writes.Load()
+	if cr := s.mustReconcile(); cr.Observed.Prunable != 0 || len(cr.Results) != 0 || s.writes.Load() != before {
+		t.Errorf("a reconcile after the cleanup: %d to delete, %d results, %d writes; want none", cr.Observed.Prunable, len(cr.Results), s.writes.Load()-before)
+	}
+}
+
+// runClaims are the claims of a workload's run that are not being
+// deleted: its checkpoint claim, and its pods' scratch claims (the claim
+// of a generic ephemeral volume is named after the pod).
+func (s *scenario) runClaims(workload string) []string {
+	s.t.Helper()
+	list, err := s.env.Client.CoreV1().PersistentVolumeClaims(s.ns("ml")).List(s.ctx, metav1.ListOptions{})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	var out []string
+	for _, c := range list.Items {
+		if c.DeletionTimestamp == nil && strings.HasPrefix(c.Name, workload+"-1-") {
+			out = append(out, c.Name)
+		}
+	}
+	return out
+}
+
+// TestKeptCheckpointsStay (real control plane): a run whose spec says
+// checkpoint.keep keeps its claim after it succeeded, also once its
+// workload has left Git; one that does not keep it loses it when it
+// leaves Git, though it never ended.
+func TestKeptCheckpointsStay(t *testing.T) {
+	s := newScenario(t, "keep", gpuNode())
+	s.waitReadyNodes(1)
+	kept := `workloads: ml: kept: {kind: "training", image: "img:1", env: BERTH_SIMULATED_DURATION: "1s",
+	resources: {cpu: 1, flavor: "cpu"}, checkpoint: {dir: "/ckpt", keep: true}}
+`
+	long := `workloads: ml: long: {kind: "training", image: "img:1", env: BERTH_SIMULATED_DURATION: "10m",
+	resources: {cpu: 1, flavor: "cpu"}, checkpoint: dir: "/ckpt"}
+`
+	s.team(8, kept+long)
+	s.until("kept succeeds and long runs", 2*time.Minute, func(cr reconcile.ClusterReport) bool {
+		return phase(cr, "ml/kept") == reconcile.PhaseSucceeded && phase(cr, "ml/long") == reconcile.PhaseRunning
+	})
+	for range 5 {
+		s.mustReconcile()
+	}
+	if got := s.runClaims("kept"); len(got) != 1 || got[0] != "kept-1-checkpoints" {
+		t.Errorf("kept's claims after it succeeded: %v, want its checkpoint claim", got)
+	}
+	// Both leave Git: long is stopped for good and its checkpoints go in
+	// the same pass; kept's stay.
+	s.team(8, "")
+	deadline := time.Now().Add(time.Minute)
+	for len(s.runClaims("long")) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the checkpoint claim of a run that left Git is still there: %v", s.runClaims("long"))
+		}
+		s.mustReconcile()
+		time.Sleep(200 * time.Millisecond)
+	}
+	if got := s.runClaims("kept"); len(got) != 1 {
+		t.Errorf("kept's claims after it left Git: %v, want its checkpoint claim", got)
 	}
 }
 
@@ -176,7 +245,7 @@ func mapsEqual(a, b map[string]string) bool {
 // run has an outputs claim mounted at /berth/outputs; train, which reads
 // it, mounts that claim read-only at /berth/inputs/prepare; once
 // prepare's retention has passed after it succeeded, the claim goes at
-// berth's next Apply.
+// berth's next reconcile.
 func TestPipelineOutputsOnKubernetes(t *testing.T) {
 	s := newScenario(t, "pipe", gpuNode())
 	pipeline := `workloads: ml: prepare: {kind: "batch", image: "img:1", env: BERTH_SIMULATED_DURATION: "1s",
@@ -213,11 +282,9 @@ workloads: ml: train: {kind: "batch", image: "img:1", env: BERTH_SIMULATED_DURAT
 	if got, want := mounts("train"), map[string]string{"/berth/inputs/prepare": "prepare-1-outputs (read-only)"}; !mapsEqual(got, want) {
 		t.Errorf("train mounts %v, want %v", got, want)
 	}
-	// Past the retention, the next Apply (a commit gives it one) lets the
-	// outputs go.
+	// Past the retention, a reconcile lets the outputs go, with no commit
+	// and no change due.
 	time.Sleep(2 * time.Second)
-	s.team(8, pipeline+`workloads: ml: next: {kind: "batch", image: "img:1", env: BERTH_SIMULATED_DURATION: "1s", resources: {cpu: 1, flavor: "cpu"}}
-`)
 	deadline := time.Now().Add(time.Minute)
 	for {
 		s.mustReconcile()
