@@ -68,6 +68,9 @@ type ClusterReport struct {
 	Results  []Result
 	// Err is set when the cluster failed to observe or apply (retried).
 	Err error
+	// Took is how long the cluster's part took, observe to apply, on the
+	// engine's clock.
+	Took time.Duration
 }
 
 // Writes counts the changes that changed something.
@@ -202,7 +205,9 @@ func (e *Engine) ReconcileRevision(ctx context.Context, rev Revision) Report {
 
 	// 3 to 6, per cluster: observe, decide, diff, apply.
 	for _, c := range e.opts.Clusters {
+		start := e.opts.Now()
 		cr := e.reconcileCluster(ctx, cfg, good.rev, c)
+		cr.Took = e.opts.Now().Sub(start)
 		cr.Err = scrub.Err(cr.Err)
 		for i := range cr.Results {
 			cr.Results[i].Err = scrub.Err(cr.Results[i].Err)

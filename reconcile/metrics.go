@@ -12,6 +12,7 @@ import (
 type Metrics struct {
 	reconciles *prometheus.CounterVec
 	duration   prometheus.Histogram
+	clusterDur *prometheus.HistogramVec
 	changes    *prometheus.CounterVec
 	workloads  *prometheus.GaugeVec
 	gpus       *prometheus.GaugeVec
@@ -30,6 +31,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "berth_reconcile_duration_seconds", Help: "Time one reconcile takes, fetch to report.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
 		}),
+		clusterDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "berth_cluster_reconcile_duration_seconds", Help: "Time one cluster's part of a reconcile takes: observe, decide, diff and apply.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
+		}, []string{"cluster"}),
 		changes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "berth_changes_total", Help: "Changes applied, by cluster, operation and outcome.",
 		}, []string{"cluster", "op", "outcome"}),
@@ -50,7 +55,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(1, 4, 10), // 1 s to 3 days
 		}, []string{"cluster", "team", "flavor"}),
 	}
-	reg.MustRegister(m.reconciles, m.duration, m.changes, m.workloads, m.gpus, m.lastGood, m.clusters, m.waited)
+	reg.MustRegister(m.reconciles, m.duration, m.clusterDur, m.changes, m.workloads, m.gpus, m.lastGood, m.clusters, m.waited)
 	return m
 }
 
@@ -79,6 +84,7 @@ func (m *Metrics) Observe(r Report, took time.Duration) {
 			co = "error"
 		}
 		m.clusters.WithLabelValues(c.Name, co).Inc()
+		m.clusterDur.WithLabelValues(c.Name).Observe(c.Took.Seconds())
 		for _, res := range c.Results {
 			m.changes.WithLabelValues(c.Name, string(res.Change.Op), string(res.Outcome)).Inc()
 			if res.Change.Op != OpStart || res.Err != nil || c.Observed == nil {

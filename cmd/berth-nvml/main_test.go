@@ -132,9 +132,18 @@ func TestRealLibrary(t *testing.T) {
 // NVIDIA's own fake DGX A100 goes through the same discovery.
 func TestDiscoverDGXA100(t *testing.T) {
 	srv := dgxa100.New()
-	for _, d := range srv.Devices {
-		d.(*dgxa100.Device).GetUtilizationRatesFunc = func() (nvml.Utilization, nvml.Return) {
+	for i, d := range srv.Devices {
+		dev := d.(*dgxa100.Device)
+		dev.GetUtilizationRatesFunc = func() (nvml.Utilization, nvml.Return) {
 			return nvml.Utilization{Gpu: 42, Memory: 7}, nvml.SUCCESS
+		}
+		dev.GetPowerUsageFunc = func() (uint32, nvml.Return) { return uint32(250000 + i), nvml.SUCCESS }
+		dev.GetEnforcedPowerLimitFunc = func() (uint32, nvml.Return) { return 400000, nvml.SUCCESS }
+		dev.GetTemperatureFunc = func(s nvml.TemperatureSensors) (uint32, nvml.Return) {
+			if s != nvml.TEMPERATURE_GPU {
+				return 0, nvml.ERROR_INVALID_ARGUMENT
+			}
+			return 61, nvml.SUCCESS
 		}
 	}
 	gpus, err := discover(srv)
@@ -146,8 +155,39 @@ func TestDiscoverDGXA100(t *testing.T) {
 	}
 	g := gpus[3]
 	if g.Name != "Mock NVIDIA A100-SXM4-40GB" || g.MemoryMiB != 40960 || !strings.HasPrefix(g.UUID, "GPU-") ||
-		g.MIGEnabled || g.Utilization != 42 || g.MemoryUtilization != 7 {
+		g.MIGEnabled || g.Utilization != 42 || g.MemoryUtilization != 7 ||
+		g.PowerMilliwatts != 250003 || g.PowerLimitMilliwatts != 400000 || g.TemperatureC != 61 {
 		t.Errorf("GPU 3: %+v", g)
+	}
+}
+
+// A GPU in MIG mode has no utilisation, but its power and temperature are
+// the board's and are read from it; a board that reports no power keeps
+// -1 and the rest of its figures.
+func TestSensors(t *testing.T) {
+	gpus, err := gpuinfo.Simulated("1xH100,1xA100:3g.20gb*2,1xL4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gpus[1].PowerMilliwatts, gpus[1].TemperatureC = 312000, 67 // busy slices
+	gpus[2].PowerMilliwatts, gpus[2].PowerLimitMilliwatts = -1, -1
+	var stdout, stderr bytes.Buffer
+	lib := func(...nvml.LibraryOption) nvml.Interface { return Mock(gpus) }
+	if code := run(nil, &stdout, &stderr, lib); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	var r gpuinfo.Report
+	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
+		t.Fatal(err)
+	}
+	type reading struct{ util, mw, limit, c int }
+	var got []reading
+	for _, g := range r.GPUs {
+		got = append(got, reading{g.Utilization, g.PowerMilliwatts, g.PowerLimitMilliwatts, g.TemperatureC})
+	}
+	want := []reading{{0, 70000, 700000, 31}, {-1, 312000, 400000, 67}, {0, -1, -1, 35}}
+	if diff := cmp.Diff(want, got, cmp.AllowUnexported(reading{})); diff != "" {
+		t.Errorf("readings (-want +got):\n%s", diff)
 	}
 }
 
@@ -180,12 +220,15 @@ func migProfileOf(totalMiB uint64, slices uint32, migMB uint64) string {
 		},
 	}
 	dev := &mock.Device{
-		GetUUIDFunc:              func() (string, nvml.Return) { return "GPU-x", nvml.SUCCESS },
-		GetNameFunc:              func() (string, nvml.Return) { return "NVIDIA GPU", nvml.SUCCESS },
-		GetMemoryInfoFunc:        func() (nvml.Memory, nvml.Return) { return nvml.Memory{Total: totalMiB << 20}, nvml.SUCCESS },
-		GetUtilizationRatesFunc:  func() (nvml.Utilization, nvml.Return) { return nvml.Utilization{}, nvml.ERROR_NOT_SUPPORTED },
-		GetMigModeFunc:           func() (int, int, nvml.Return) { return nvml.DEVICE_MIG_ENABLE, nvml.DEVICE_MIG_ENABLE, nvml.SUCCESS },
-		GetMaxMigDeviceCountFunc: func() (int, nvml.Return) { return 1, nvml.SUCCESS },
+		GetUUIDFunc:               func() (string, nvml.Return) { return "GPU-x", nvml.SUCCESS },
+		GetNameFunc:               func() (string, nvml.Return) { return "NVIDIA GPU", nvml.SUCCESS },
+		GetMemoryInfoFunc:         func() (nvml.Memory, nvml.Return) { return nvml.Memory{Total: totalMiB << 20}, nvml.SUCCESS },
+		GetUtilizationRatesFunc:   func() (nvml.Utilization, nvml.Return) { return nvml.Utilization{}, nvml.ERROR_NOT_SUPPORTED },
+		GetPowerUsageFunc:         func() (uint32, nvml.Return) { return 0, nvml.ERROR_NOT_SUPPORTED },
+		GetEnforcedPowerLimitFunc: func() (uint32, nvml.Return) { return 0, nvml.ERROR_NOT_SUPPORTED },
+		GetTemperatureFunc:        func(nvml.TemperatureSensors) (uint32, nvml.Return) { return 0, nvml.ERROR_NOT_SUPPORTED },
+		GetMigModeFunc:            func() (int, int, nvml.Return) { return nvml.DEVICE_MIG_ENABLE, nvml.DEVICE_MIG_ENABLE, nvml.SUCCESS },
+		GetMaxMigDeviceCountFunc:  func() (int, nvml.Return) { return 1, nvml.SUCCESS },
 		GetMigDeviceHandleByIndexFunc: func(int) (nvml.Device, nvml.Return) {
 			return mig, nvml.SUCCESS
 		},

@@ -10,7 +10,8 @@ import (
 // Mock is an NVML library, built from go-nvml's mock devices, whose
 // devices are the given GPUs: discovery through it answers what a driver
 // would for those GPUs (a MIG device's profile in its name, no
-// utilisation in MIG mode).
+// utilisation in MIG mode, power and temperature from the GPU, never from
+// a MIG device).
 func Mock(gpus []gpuinfo.GPU) nvml.Interface {
 	devices := make([]nvml.Device, len(gpus))
 	for i, g := range gpus {
@@ -55,6 +56,14 @@ func mockGPU(g gpuinfo.GPU) nvml.Device {
 			}
 			return nvml.Utilization{Gpu: uint32(g.Utilization), Memory: uint32(g.MemoryUtilization)}, nvml.SUCCESS
 		},
+		GetPowerUsageFunc:         func() (uint32, nvml.Return) { return sensor(g.PowerMilliwatts) },
+		GetEnforcedPowerLimitFunc: func() (uint32, nvml.Return) { return sensor(g.PowerLimitMilliwatts) },
+		GetTemperatureFunc: func(s nvml.TemperatureSensors) (uint32, nvml.Return) {
+			if s != nvml.TEMPERATURE_GPU {
+				return 0, nvml.ERROR_INVALID_ARGUMENT
+			}
+			return sensor(g.TemperatureC)
+		},
 		GetMigModeFunc: func() (int, int, nvml.Return) { return mode, mode, nvml.SUCCESS },
 		GetMaxMigDeviceCountFunc: func() (int, nvml.Return) {
 			return max(7, len(migs)), nvml.SUCCESS
@@ -66,6 +75,15 @@ func mockGPU(g gpuinfo.GPU) nvml.Device {
 			return migs[j], nvml.SUCCESS
 		},
 	}
+}
+
+// sensor is a reading as NVML answers it: -1 is a GPU that does not
+// report it.
+func sensor(v int) (uint32, nvml.Return) {
+	if v < 0 {
+		return 0, nvml.ERROR_NOT_SUPPORTED
+	}
+	return uint32(v), nvml.SUCCESS
 }
 
 func mockMIG(parent string, m gpuinfo.MIGDevice) nvml.Device {

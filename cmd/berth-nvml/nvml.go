@@ -43,7 +43,8 @@ func discover(lib nvml.Interface) ([]gpuinfo.GPU, error) {
 }
 
 func describe(i int, dev nvml.Device) (gpuinfo.GPU, error) {
-	g := gpuinfo.GPU{Index: i, Utilization: -1, MemoryUtilization: -1}
+	g := gpuinfo.GPU{Index: i, Utilization: -1, MemoryUtilization: -1,
+		PowerMilliwatts: -1, PowerLimitMilliwatts: -1, TemperatureC: -1}
 	var ret nvml.Return
 	if g.UUID, ret = dev.GetUUID(); ret != nvml.SUCCESS {
 		return g, nvmlError{fmt.Sprintf("GPU %d: GetUUID", i), ret}
@@ -57,6 +58,7 @@ func describe(i int, dev nvml.Device) (gpuinfo.GPU, error) {
 	if u, ret := dev.GetUtilizationRates(); ret == nvml.SUCCESS {
 		g.Utilization, g.MemoryUtilization = int(u.Gpu), int(u.Memory)
 	}
+	readSensors(&g, dev)
 	// Not every GPU supports MIG: NOT_SUPPORTED means MIG is off.
 	current, _, ret := dev.GetMigMode()
 	if ret != nvml.SUCCESS || current != nvml.DEVICE_MIG_ENABLE {
@@ -100,6 +102,22 @@ func describe(i int, dev nvml.Device) (gpuinfo.GPU, error) {
 		g.MIG = append(g.MIG, m)
 	}
 	return g, nil
+}
+
+// readSensors reads a GPU's power draw, power limit and temperature. They
+// are the board's, so a GPU in MIG mode has them while its MIG devices do
+// not; a GPU that does not report one (NOT_SUPPORTED, as some boards
+// answer for power) keeps -1 and is not an error.
+func readSensors(g *gpuinfo.GPU, dev nvml.Device) {
+	if mw, ret := dev.GetPowerUsage(); ret == nvml.SUCCESS {
+		g.PowerMilliwatts = int(mw)
+	}
+	if mw, ret := dev.GetEnforcedPowerLimit(); ret == nvml.SUCCESS {
+		g.PowerLimitMilliwatts = int(mw)
+	}
+	if c, ret := dev.GetTemperature(nvml.TEMPERATURE_GPU); ret == nvml.SUCCESS {
+		g.TemperatureC = int(c)
+	}
 }
 
 // migMemoryGB is the memory in a MIG profile's name: the device's share of

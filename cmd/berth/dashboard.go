@@ -38,9 +38,9 @@ func (s *server) mountDashboard(mux *http.ServeMux) {
 	pages.HandleFunc("GET /audit", s.dashAudit)
 	pages.HandleFunc("GET /audit/export", s.serveEvents) // history.go: ?format=json|csv
 	if s.sessions == nil {
-		s.sessions = newSessions(s.token)
+		s.sessions = newSessions(s.token, s.github.secret())
 	}
-	guarded := guardPages(s.token, s.sessions, pages) // session.go
+	guarded := guardPages(s.token, s.github, s.sessions, pages) // session.go
 	s.mountLogin(mux)
 	// The stylesheet is open: the sign-in page needs it, and it holds
 	// nothing of this serve's.

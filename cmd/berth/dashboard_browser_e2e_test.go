@@ -342,6 +342,7 @@ func checkHistoryPages(t *testing.T, ctx context.Context, e *e2e, shots map[stri
 	if resnet != 2 || plots != 2 {
 		t.Errorf("GPUs page: %d GPUs held by vision/resnet-train@1 (want 2) in %v; %d plot lines (want allocation and utilisation)", resnet, held, plots)
 	}
+	checkGPUReadings(t, ctx, e)
 	shots["gpus"] = fullScreenshot(t, ctx)
 
 	var month string
@@ -402,6 +403,43 @@ func checkHistoryPages(t *testing.T, ctx context.Context, e *e2e, shots map[stri
 	}
 	if len(evs) < len(types) || len(records) != len(evs)+1 || !slices.Equal(records[0], eventColumns) {
 		t.Errorf("exports: %d JSON events, %d CSV lines (header %v) for the %d rows shown", len(evs), len(records), records[0], len(types))
+	}
+}
+
+// checkGPUReadings: the demo's simulated H100s (go-nvml's mocks of idle
+// H100s where berth-nvml runs, the same figures where it does not) show
+// their power draw and temperature on the GPUs page, the MIG-mode GPU
+// too (the board's), and /metrics has them by cluster, node and GPU.
+func checkGPUReadings(t *testing.T, ctx context.Context, e *e2e) {
+	t.Helper()
+	var readings []string
+	if err := chromedp.Run(ctx, chromedp.Evaluate(`Array.from(document.querySelectorAll("table.gpus tbody tr")).map(r =>
+		r.cells[0].innerText + " " + r.querySelector('td[data-label="Power"]').innerText + ", " + r.querySelector('td[data-label="Temperature"]').innerText)`, &readings)); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for i := range 8 {
+		want = append(want, fmt.Sprintf("%d 70 W of 700, 31 °C", i))
+	}
+	if !slices.Equal(readings, want) {
+		t.Errorf("GPUs page: power and temperature per GPU are %q, want %q", readings, want)
+	}
+	metrics := scrapeServe(t, e.addr)
+	for gpu := range 8 {
+		for name, v := range map[string]float64{"berth_gpu_power_watts": 70, "berth_gpu_power_limit_watts": 700, "berth_gpu_temperature_celsius": 31} {
+			found := false
+			for k, got := range metrics {
+				if strings.HasPrefix(k, name+`{cluster="box",gpu="`+strconv.Itoa(gpu)+`",node=`) {
+					found = true
+					if got != v {
+						t.Errorf("/metrics: %s = %v, want %v", k, got, v)
+					}
+				}
+			}
+			if !found {
+				t.Errorf("/metrics: no %s for GPU %d of cluster box", name, gpu)
+			}
+		}
 	}
 }
 

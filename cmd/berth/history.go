@@ -68,7 +68,8 @@ func (s *server) recordHistory(ctx context.Context, rep reconcile.Report, cluste
 		for _, g := range gpus {
 			models[lc.Name()+"\x00"+deviceName(node, g.Index, -1)] = g.Name
 			dv := dash.Device{Cluster: lc.Name(), Node: node, Index: g.Index, Name: g.Name, UUID: g.UUID, MemoryMiB: g.MemoryMiB,
-				Utilization: g.Utilization, MemoryUtilization: g.MemoryUtilization, MIGEnabled: g.MIGEnabled}
+				Utilization: g.Utilization, MemoryUtilization: g.MemoryUtilization, MIGEnabled: g.MIGEnabled,
+				PowerMilliwatts: g.PowerMilliwatts, PowerLimitMilliwatts: g.PowerLimitMilliwatts, TemperatureC: g.TemperatureC}
 			for _, m := range g.MIG {
 				dv.MIG = append(dv.MIG, m.Profile)
 			}
@@ -87,6 +88,7 @@ func (s *server) recordHistory(ctx context.Context, rep reconcile.Report, cluste
 	s.mu.Unlock()
 	if s.metrics != nil {
 		s.metrics.sampled(samples, models, runs, dirs, now)
+		s.metrics.boards(devices)
 	}
 	if len(samples) == 0 {
 		return

@@ -2,7 +2,8 @@ package main
 
 // serve's own metrics, beside the engine's (reconcile.Metrics) and the
 // plans' (reconcile.PlanCollector): what the history billed and saw
-// happen, each GPU's readings, what may show a stalled run, and the
+// happen, each GPU's readings (busy, memory, allocation, power,
+// temperature), what may show a stalled run, and the
 // GitHub API's calls.
 
 import (
@@ -19,6 +20,7 @@ import (
 	"github.com/berth-gpu/berth/reconcile"
 	"github.com/berth-gpu/berth/reconcile/history"
 	"github.com/berth-gpu/berth/reconcile/local"
+	"github.com/berth-gpu/berth/status/dash"
 )
 
 type serveMetrics struct {
@@ -27,6 +29,9 @@ type serveMetrics struct {
 	gpuUtil   *prometheus.GaugeVec
 	gpuMemory *prometheus.GaugeVec
 	gpuAlloc  *prometheus.GaugeVec
+	gpuPower  *prometheus.GaugeVec
+	gpuLimit  *prometheus.GaugeVec
+	gpuTemp   *prometheus.GaugeVec
 	outputAge *prometheus.GaugeVec
 	runUtil   *prometheus.GaugeVec
 	github    *prometheus.CounterVec
@@ -41,6 +46,7 @@ type serveMetrics struct {
 func newServeMetrics(reg prometheus.Registerer) *serveMetrics {
 	runLabels := []string{"cluster", "team", "workload", "run"}
 	devLabels := []string{"cluster", "device", "model"}
+	boardLabels := []string{"cluster", "node", "gpu"}
 	m := &serveMetrics{
 		gpuHours: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "berth_gpu_hours_total",
 			Help: "GPU-hours billed to runs (GPUs held x the time held, as the cluster measured it), by cluster, team and flavor."},
@@ -54,6 +60,12 @@ func newServeMetrics(reg prometheus.Registerer) *serveMetrics {
 			Help: "A GPU's memory controller busy fraction over NVML's last sample period."}, devLabels),
 		gpuAlloc: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "berth_gpu_allocated_ratio",
 			Help: "The fraction of a GPU berth gave to runs (whole, fractions, MIG slices)."}, devLabels),
+		gpuPower: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "berth_gpu_power_watts",
+			Help: "A GPU board's power draw as NVML reads it, on machines berth runs (a GPU in MIG mode: the whole board's)."}, boardLabels),
+		gpuLimit: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "berth_gpu_power_limit_watts",
+			Help: "The power limit the driver enforces on a GPU board."}, boardLabels),
+		gpuTemp: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "berth_gpu_temperature_celsius",
+			Help: "A GPU's temperature as NVML reads it, on machines berth runs."}, boardLabels),
 		outputAge: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "berth_run_output_age_seconds",
 			Help: "Seconds since a running run on this machine last wrote output (its start, if it never did)."}, runLabels),
 		runUtil: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "berth_run_gpu_utilization_ratio",
@@ -65,7 +77,7 @@ func newServeMetrics(reg prometheus.Registerer) *serveMetrics {
 			Help: "GitHub API requests that failed: no answer, or an answer of 400 or more, by operation."}, []string{"operation"}),
 		billed: map[[3]string]int64{}, emitted: map[[3]string]int64{},
 	}
-	reg.MustRegister(m.gpuHours, m.phases, m.gpuUtil, m.gpuMemory, m.gpuAlloc, m.outputAge, m.runUtil, m.github, m.githubErr)
+	reg.MustRegister(m.gpuHours, m.phases, m.gpuUtil, m.gpuMemory, m.gpuAlloc, m.gpuPower, m.gpuLimit, m.gpuTemp, m.outputAge, m.runUtil, m.github, m.githubErr)
 	return m
 }
 
@@ -127,6 +139,26 @@ func (m *serveMetrics) sampled(samples []history.DeviceSample, models map[string
 			if n > 0 {
 				m.runUtil.WithLabelValues(l...).Set(sum / float64(n))
 			}
+		}
+	}
+}
+
+// boards sets each GPU's power draw, power limit and temperature, where
+// NVML gives them (-1: it gives none, and the series is absent).
+func (m *serveMetrics) boards(devices []dash.Device) {
+	m.gpuPower.Reset()
+	m.gpuLimit.Reset()
+	m.gpuTemp.Reset()
+	for _, d := range devices {
+		l := []string{d.Cluster, d.Node, strconv.Itoa(d.Index)}
+		if d.PowerMilliwatts >= 0 {
+			m.gpuPower.WithLabelValues(l...).Set(float64(d.PowerMilliwatts) / 1000)
+		}
+		if d.PowerLimitMilliwatts >= 0 {
+			m.gpuLimit.WithLabelValues(l...).Set(float64(d.PowerLimitMilliwatts) / 1000)
+		}
+		if d.TemperatureC >= 0 {
+			m.gpuTemp.WithLabelValues(l...).Set(float64(d.TemperatureC))
 		}
 	}
 }

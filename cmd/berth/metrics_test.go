@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/berth-gpu/berth/reconcile/history"
+	"github.com/berth-gpu/berth/status/dash"
 )
 
 // scrapeRegistry serves reg as /metrics does and parses it with the
@@ -65,6 +66,29 @@ func TestGPUHoursAndPhaseMetrics(t *testing.T) {
 		"berth_gpu_hours_total{cluster=box,flavor=h100,team=vision}":    2.5,
 		"berth_run_phases_total{cluster=box,phase=running,team=vision}": 1,
 		"berth_run_phases_total{cluster=box,phase=failed,team=vision}":  1,
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("/metrics (-want +got):\n%s", d)
+	}
+}
+
+// Each GPU's power and temperature are gauges by cluster, node and GPU;
+// a figure NVML does not give is no series (not a zero), and a GPU gone
+// since the last reading is gone from the metrics.
+func TestGPUBoardMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := newServeMetrics(reg)
+	m.boards([]dash.Device{{Cluster: "box", Node: "vm", Index: 9, PowerMilliwatts: 1, PowerLimitMilliwatts: 1, TemperatureC: 1}})
+	m.boards([]dash.Device{
+		{Cluster: "box", Node: "vm", Index: 0, PowerMilliwatts: 301400, PowerLimitMilliwatts: 700000, TemperatureC: 58},
+		{Cluster: "box", Node: "vm", Index: 1, PowerMilliwatts: -1, PowerLimitMilliwatts: -1, TemperatureC: 36},
+	})
+	got := scrapeRegistry(t, reg)
+	want := map[string]float64{
+		"berth_gpu_power_watts{cluster=box,gpu=0,node=vm}":         301.4,
+		"berth_gpu_power_limit_watts{cluster=box,gpu=0,node=vm}":   700,
+		"berth_gpu_temperature_celsius{cluster=box,gpu=0,node=vm}": 58,
+		"berth_gpu_temperature_celsius{cluster=box,gpu=1,node=vm}": 36,
 	}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("/metrics (-want +got):\n%s", d)

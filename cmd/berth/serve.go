@@ -64,6 +64,8 @@ type serveOptions struct {
 	historyRetention time.Duration
 	historyBillEvery time.Duration
 	github           githubOptions // --github: see github.go
+	// githubLogin is the dashboard's GitHub login (ghlogin.go).
+	githubLogin githubLoginOptions
 	// kube: clusters of backend kubernetes (snapshot.go).
 	kube kubeFlags
 }
@@ -128,6 +130,7 @@ served on --webhook-listen, apart from the status API.`,
 	evalBounds.register(f)
 	o.kube.register(f, true) // kubernetes clusters (snapshot.go)
 	o.github.registerServe(f)
+	o.githubLogin.register(f)
 	return cmd
 }
 
@@ -257,8 +260,10 @@ type server struct {
 	sampled time.Time
 	// metrics are serve's own (metrics.go).
 	metrics *serveMetrics
-	// sessions sign the dashboard's session cookies (session.go).
+	// sessions sign the dashboard's session cookies (session.go); github
+	// is the GitHub login, nil without one (ghlogin.go).
 	sessions *sessions
+	github   *githubLogin
 	// devices are the local clusters' GPUs as last read (history.go).
 	devices []dash.Device
 }
@@ -486,6 +491,10 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 	if err != nil {
 		return err
 	}
+	ghLogin, err := newGitHubLogin(o.githubLogin)
+	if err != nil {
+		return err
+	}
 	if o.webhookListen == o.listen && !strings.HasSuffix(o.listen, ":0") {
 		return usageError{fmt.Errorf("--webhook-listen %s is --listen's address: serve webhooks apart from the status API", o.webhookListen)}
 	}
@@ -543,7 +552,7 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 		return err
 	}
 	defer hist.Close()
-	srv := &server{engine: engine, token: token, stateDir: o.stateDir, hist: hist, metrics: sm}
+	srv := &server{engine: engine, token: token, stateDir: o.stateDir, hist: hist, metrics: sm, github: ghLogin}
 	if o.github.repo != "" {
 		srv.repoURL = "https://github.com/" + o.github.repo
 	}

@@ -96,8 +96,8 @@ func TestBrowserSignIn(t *testing.T) {
 	other := newSessions("another-token")
 	for name, c := range map[string]*http.Cookie{
 		"forged":        &forged,
-		"expired":       {Name: sessionCookie, Value: s.sessions.value(now.Add(-time.Second))},
-		"another token": {Name: sessionCookie, Value: other.value(now.Add(time.Hour))},
+		"expired":       {Name: sessionCookie, Value: s.sessions.value(now.Add(-time.Second), "")},
+		"another token": {Name: sessionCookie, Value: other.value(now.Add(time.Hour), "")},
 		"garbage":       {Name: sessionCookie, Value: "not-a-session"},
 	} {
 		if w := do("GET", "/gpus", nil, c); w.Code != http.StatusSeeOther {

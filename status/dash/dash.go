@@ -66,8 +66,12 @@ type Device struct {
 	// Utilization and MemoryUtilization are percent (-1: NVML gives none,
 	// as in MIG mode).
 	Utilization, MemoryUtilization int
-	MIGEnabled                     bool
-	MIG                            []string // the MIG devices' profiles
+	// PowerMilliwatts and PowerLimitMilliwatts are the board's draw and
+	// enforced limit, TemperatureC its temperature (the whole GPU's in MIG
+	// mode; -1: NVML gives none).
+	PowerMilliwatts, PowerLimitMilliwatts, TemperatureC int
+	MIGEnabled                                          bool
+	MIG                                                 []string // the MIG devices' profiles
 }
 
 // cohort is the team's cohort, "" for none.

@@ -124,8 +124,10 @@ func demoData() Data {
 			{Workload: "vision/train", RunID: "1"}: {Commit: "fedcba9876543210fedcba9876543210fedcba98", PR: 12},
 		}},
 		Devices: []Device{
-			{Cluster: "box", Node: "box", Index: 0, Name: "NVIDIA H100 80GB HBM3", MemoryMiB: 81559, Utilization: 19, MemoryUtilization: 5},
-			{Cluster: "box", Node: "box", Index: 3, Name: "NVIDIA H100 80GB HBM3", MemoryMiB: 81559, Utilization: -1, MemoryUtilization: -1, MIGEnabled: true, MIG: []string{"1g.10gb", "1g.10gb"}},
+			{Cluster: "box", Node: "box", Index: 0, Name: "NVIDIA H100 80GB HBM3", MemoryMiB: 81559, Utilization: 19, MemoryUtilization: 5,
+				PowerMilliwatts: 301400, PowerLimitMilliwatts: 700000, TemperatureC: 58},
+			{Cluster: "box", Node: "box", Index: 3, Name: "NVIDIA H100 80GB HBM3", MemoryMiB: 81559, Utilization: -1, MemoryUtilization: -1,
+				PowerMilliwatts: 88000, PowerLimitMilliwatts: -1, TemperatureC: 36, MIGEnabled: true, MIG: []string{"1g.10gb", "1g.10gb"}},
 		},
 		Revision: "main@sha1:0123456789abcdef0123456789abcdef01234567", Applied: "main@sha1:0123456789abcdef0123456789abcdef01234567",
 		Commit: "0123456789abcdef0123456789abcdef01234567", RepoURL: "https://github.com/acme/gpus", Now: t0,

@@ -30,7 +30,7 @@ type gpuRow struct {
 	Holders []holder
 	Free    bool
 	// NVML's figures now, where this machine reads them.
-	Util, MemUtil, Memory string
+	Util, MemUtil, Memory, Power, Temperature string
 }
 
 type nodeView struct {
@@ -60,7 +60,7 @@ const MaxNodes = 200
 
 // GPUs writes the GPUs page: per cluster and node, each GPU (and MIG
 // slice, and share) with the runs that hold it, NVML's figures on this
-// machine, and the node's allocation and utilisation over the readings
+// machine (utilisation, memory, power draw and temperature), and the node's allocation and utilisation over the readings
 // kept (two hours, per minute) as a plot.
 func GPUs(w io.Writer, d Data) error {
 	v := gpusView{page: newPage(d, "gpus", "GPUs")}
@@ -89,19 +89,10 @@ func GPUs(w io.Writer, d Data) error {
 				if !row.Free {
 					used++
 				}
-				row.Util, row.MemUtil, row.Memory = "-", "-", "-"
 				if dv, ok := live[DeviceKey{c.Name, history.Device(n.Name, i)}]; ok {
-					row.Model = dv.Name
-					if dv.Utilization >= 0 {
-						row.Util = strconv.Itoa(dv.Utilization) + "%"
-					}
-					if dv.MemoryUtilization >= 0 {
-						row.MemUtil = strconv.Itoa(dv.MemoryUtilization) + "%"
-					}
-					row.Memory = strconv.FormatUint(dv.MemoryMiB/1024, 10) + " GiB"
-					if dv.MIGEnabled {
-						row.MIG = "MIG on: " + strings.Join(dv.MIG, ", ")
-					}
+					row.readings(dv)
+				} else {
+					row.Util, row.MemUtil, row.Memory, row.Power, row.Temperature = "-", "-", "-", "-", "-"
 				}
 				nv.GPUs = append(nv.GPUs, row)
 			}
@@ -112,6 +103,36 @@ func GPUs(w io.Writer, d Data) error {
 		v.Clusters = append(v.Clusters, gc)
 	}
 	return render(w, "gpus", v)
+}
+
+// readings fills a row with NVML's figures for its GPU ("-" for those
+// NVML does not give).
+func (row *gpuRow) readings(dv Device) {
+	row.Model = dv.Name
+	row.Util, row.MemUtil = percent(dv.Utilization), percent(dv.MemoryUtilization)
+	row.Memory = strconv.FormatUint(dv.MemoryMiB/1024, 10) + " GiB"
+	row.Power = "-"
+	if dv.PowerMilliwatts >= 0 {
+		row.Power = strconv.Itoa((dv.PowerMilliwatts+500)/1000) + " W"
+		if dv.PowerLimitMilliwatts > 0 {
+			row.Power += " of " + strconv.Itoa((dv.PowerLimitMilliwatts+500)/1000)
+		}
+	}
+	row.Temperature = "-"
+	if dv.TemperatureC >= 0 {
+		row.Temperature = strconv.Itoa(dv.TemperatureC) + " °C"
+	}
+	if dv.MIGEnabled {
+		row.MIG = "MIG on: " + strings.Join(dv.MIG, ", ")
+	}
+}
+
+// percent is a percentage NVML gave, "-" where it gave none (-1).
+func percent(v int) string {
+	if v < 0 {
+		return "-"
+	}
+	return strconv.Itoa(v) + "%"
 }
 
 type gpuAt struct {

@@ -29,6 +29,14 @@ type GPU struct {
 	// period, or -1 where NVML does not report one (MIG mode).
 	Utilization       int `json:"utilization"`
 	MemoryUtilization int `json:"memoryUtilization"`
+	// PowerMilliwatts is the board's power draw now and
+	// PowerLimitMilliwatts the limit the driver enforces; TemperatureC is
+	// the GPU die's temperature in degrees Celsius. In MIG mode they are
+	// the whole GPU's (a MIG device has none of its own). -1 where NVML
+	// gives none.
+	PowerMilliwatts      int `json:"powerMilliwatts"`
+	PowerLimitMilliwatts int `json:"powerLimitMilliwatts"`
+	TemperatureC         int `json:"temperatureC"`
 }
 
 // MIGDevice is one MIG device (a GPU instance with its compute instance).
@@ -61,35 +69,46 @@ type Report struct {
 	GPUs   []GPU  `json:"gpus"`
 }
 
-// product is what the driver reports for a GPU model.
+// product is what the driver reports for a GPU model: its name, memory,
+// and an idle board's power draw, power limit (watts) and temperature.
 type product struct {
-	name      string
-	memoryMiB uint64
+	name            string
+	memoryMiB       uint64
+	idleW, limitW   int
+	idleTemperature int
 }
 
 // products maps the short names people write in a simulated inventory to
 // the names and memory NVML reports for the real parts, so flavors and
 // labels look as they will on the real machine.
 var products = map[string]product{
-	"H100":      {"NVIDIA H100 80GB HBM3", 81559},
-	"H100-PCIE": {"NVIDIA H100 PCIe", 81559},
-	"H200":      {"NVIDIA H200", 143771},
-	"A100":      {"NVIDIA A100-SXM4-40GB", 40960},
-	"A100-40GB": {"NVIDIA A100-SXM4-40GB", 40960},
-	"A100-80GB": {"NVIDIA A100-SXM4-80GB", 81920},
-	"L40S":      {"NVIDIA L40S", 46068},
-	"L4":        {"NVIDIA L4", 23034},
-	"A10":       {"NVIDIA A10", 23028},
-	"T4":        {"Tesla T4", 15360},
+	"H100":      {"NVIDIA H100 80GB HBM3", 81559, 70, 700, 31},
+	"H100-PCIE": {"NVIDIA H100 PCIe", 81559, 48, 350, 33},
+	"H200":      {"NVIDIA H200", 143771, 76, 700, 30},
+	"A100":      {"NVIDIA A100-SXM4-40GB", 40960, 54, 400, 30},
+	"A100-40GB": {"NVIDIA A100-SXM4-40GB", 40960, 54, 400, 30},
+	"A100-80GB": {"NVIDIA A100-SXM4-80GB", 81920, 62, 400, 31},
+	"L40S":      {"NVIDIA L40S", 46068, 36, 350, 34},
+	"L4":        {"NVIDIA L4", 23034, 16, 72, 35},
+	"A10":       {"NVIDIA A10", 23028, 21, 150, 36},
+	"T4":        {"Tesla T4", 15360, 10, 70, 38},
 }
 
 // productOf resolves a model as written in an inventory. Models it does
-// not know keep their name.
+// not know keep their name, and have no power or temperature figures.
 func productOf(model string) product {
 	if p, ok := products[strings.ToUpper(model)]; ok {
 		return p
 	}
-	return product{name: model}
+	return product{name: model, idleW: -1, limitW: -1, idleTemperature: -1}
+}
+
+// milliwatts is watts in NVML's unit, -1 staying unknown.
+func milliwatts(w int) int {
+	if w < 0 {
+		return -1
+	}
+	return w * 1000
 }
 
 // SimulatedUUID is the UUID a simulated GPU gets: derived from its index so
@@ -103,7 +122,8 @@ func SimulatedMIGUUID(gpu, dev int) string {
 
 // Simulated is the GPU list of a simulated inventory ("8xH100",
 // "7xH100,1xH100:1g.10gb"; see berth.ParseGPUInventory): what NVML
-// discovery reports on a machine with those GPUs, idle. berth-nvml's tests
+// discovery reports on a machine with those GPUs, idle (the idle power
+// draw and temperature of the real part, where berth knows it). berth-nvml's tests
 // hold it to that: discovery through go-nvml's mock devices built from this
 // list gives this list back.
 func Simulated(inventory string) ([]GPU, error) {
@@ -116,7 +136,8 @@ func Simulated(inventory string) ([]GPU, error) {
 		p := productOf(g.Model)
 		for range g.Count {
 			i := len(gpus)
-			gpu := GPU{Index: i, UUID: SimulatedUUID(i), Name: p.name, MemoryMiB: p.memoryMiB}
+			gpu := GPU{Index: i, UUID: SimulatedUUID(i), Name: p.name, MemoryMiB: p.memoryMiB,
+				PowerMilliwatts: milliwatts(p.idleW), PowerLimitMilliwatts: milliwatts(p.limitW), TemperatureC: p.idleTemperature}
 			if g.MIGProfile != "" {
 				// NVML reports no utilisation in MIG mode.
 				gpu.MIGEnabled, gpu.Utilization, gpu.MemoryUtilization = true, -1, -1
