@@ -453,7 +453,8 @@ func fullScreenshot(t *testing.T, ctx context.Context) []byte {
 }
 
 // scrapeServe reads a serve's /metrics with the Prometheus text parser:
-// each gauge as name{label="value",...} (labels sorted) -> value.
+// each gauge or counter as name{label="value",...} (labels sorted) ->
+// value.
 func scrapeServe(t *testing.T, addr string) map[string]float64 {
 	t.Helper()
 	resp, err := http.Get(addr + "/metrics")
@@ -473,7 +474,11 @@ func scrapeServe(t *testing.T, addr string) map[string]float64 {
 			for _, l := range m.Label {
 				labels = append(labels, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
 			}
-			out[name+"{"+strings.Join(labels, ",")+"}"] = m.GetGauge().GetValue()
+			v := m.GetGauge().GetValue()
+			if m.Counter != nil {
+				v = m.GetCounter().GetValue()
+			}
+			out[name+"{"+strings.Join(labels, ",")+"}"] = v
 		}
 	}
 	return out

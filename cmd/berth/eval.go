@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -186,19 +187,41 @@ func loadDir(dir string) (cue.Result, error) {
 	return evalLoader(loadOnce, userCacheDir(), warnStderr).LoadResult(os.DirFS(dir))
 }
 
+// evalPackages counts the packages berth serve's loaders took in, by
+// loader (engine, pull-requests) and by where each result came from:
+// "evaluated" in a child process, or "disk", the evaluation cache in the
+// state directory (written by this serve, the other loader, or a serve
+// before it). Packages a loader still held in memory are not counted.
+var evalPackages = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "berth_eval_packages_total",
+	Help: "CUE packages loaded by serve's engine and pull-request planner, by where the result came from: evaluated, or the evaluation cache on disk."},
+	[]string{"loader", "source"})
+
+// String names a loader in logs and metrics.
+func (r loadRole) String() string {
+	switch r {
+	case loadTracked:
+		return "engine"
+	case loadPullRequests:
+		return "pull-requests"
+	default:
+		return "command"
+	}
+}
+
 // newLoader is a loader of berth serve (or of `plan --github-pr`) that
 // logs what it did not read, keeping results in cacheDir.
 func newLoader(log *slog.Logger, role loadRole, cacheDir string) *loggingLoader {
 	return &loggingLoader{l: evalLoader(role, cacheDir, func(err error) {
 		log.Warn("evaluation cache is read-only", "error", err)
-	}), log: log}
+	}), log: log, role: role}
 }
 
-// loggingLoader logs the warnings of every load: the engine and the
-// planner see only the configuration.
+// loggingLoader logs the warnings of every load and what each load took
+// from where: the engine and the planner see only the configuration.
 type loggingLoader struct {
-	l   *cue.Loader
-	log *slog.Logger
+	l    *cue.Loader
+	log  *slog.Logger
+	role loadRole
 }
 
 func (ll *loggingLoader) Load(fsys fs.FS) (*berth.Config, error) {
@@ -209,6 +232,11 @@ func (ll *loggingLoader) Load(fsys fs.FS) (*berth.Config, error) {
 			continue
 		}
 		ll.log.Warn("file not read", "file", w.Pos.File, "reason", w.Message)
+	}
+	if st := r.Stats; st.Evaluated+st.FromDisk > 0 {
+		ll.log.Info("loaded", "loader", ll.role.String(), "packages", st.Instances, "evaluated", st.Evaluated, "from-disk-cache", st.FromDisk)
+		evalPackages.WithLabelValues(ll.role.String(), "evaluated").Add(float64(st.Evaluated))
+		evalPackages.WithLabelValues(ll.role.String(), "disk").Add(float64(st.FromDisk))
 	}
 	return r.Config, err
 }

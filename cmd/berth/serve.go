@@ -533,7 +533,7 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 	}
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), evalPackages)
 	metrics := reconcile.NewMetrics(reg)
 	sm := newServeMetrics(reg)
 	o.github.transport = sm.githubTransport(http.DefaultTransport)

@@ -328,3 +328,29 @@ workloads: t: %q: {kind: "batch", image: "x", command: ["touch", %q], resources:
 	b.ReportMetric(float64(took[len(took)/2].Milliseconds()), "p50-ms")
 	b.ReportMetric(float64(took[len(took)*9/10].Milliseconds()), "p90-ms")
 }
+
+// A restarted serve takes every package from the evaluation cache in its
+// state directory instead of evaluating it again: the first serve
+// evaluates, the second finds them all on disk.
+func TestServeRestartReadsEvalCache(t *testing.T) {
+	e := newE2E(t)
+	e.write("jobs/a.cue", "package jobs\n\n"+e.job("a", 0))
+	e.commit("a")
+	const evaluated, disk = `berth_eval_packages_total{loader="engine",source="evaluated"}`, `berth_eval_packages_total{loader="engine",source="disk"}`
+
+	e.start() // serve loads the first revision before it listens
+	first := scrapeServe(t, e.addr)
+	if first[evaluated] != 2 || first[disk] != 0 {
+		t.Fatalf("first serve: evaluated %v, from disk %v; want 2 (platform, jobs) and 0", first[evaluated], first[disk])
+	}
+	e.kill()
+
+	e.start()
+	second := scrapeServe(t, e.addr)
+	if second[evaluated] != 0 || second[disk] != 2 {
+		t.Errorf("restarted serve: evaluated %v, from disk %v; want 0 and 2", second[evaluated], second[disk])
+	}
+	if !strings.Contains(e.logs(), `"from-disk-cache":2`) && !strings.Contains(e.logs(), "from-disk-cache=2") {
+		t.Errorf("the restarted serve's log does not say it loaded 2 packages from the cache")
+	}
+}

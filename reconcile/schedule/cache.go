@@ -430,11 +430,14 @@ func (c *Cache) cycle(snap *berth.Snapshot) *berth.Plan {
 		st.c.logMut = true
 	}
 	plan := &berth.Plan{Cluster: snap.Cluster, Time: snap.Time, Placement: st.c.policy}
-	kept := make([]berth.Decision, 0, len(st.runs)+len(extra)+len(reqs))
+	// The decisions of what runs are kept as pointers, most of them the
+	// decision the run got last cycle (run.keep): each is copied once,
+	// into the plan, not into a list of its own first.
+	kept := make([]*berth.Decision, 0, len(st.runs))
 
 	// 2. Keep what runs; stop what left Git or the cluster.
 	for _, r := range st.runs {
-		kept = append(kept, *st.keepOrStop(r, r.wl, snap))
+		kept = append(kept, st.keepOrStop(r, r.wl, snap))
 	}
 	before := st.quotaUse()
 
@@ -442,7 +445,8 @@ func (c *Cache) cycle(snap *berth.Snapshot) *berth.Plan {
 	s := &Scheduler{st: st}
 	decided := s.decideOnly(snap.Time, reqs, nil)
 
-	// Victims learn who preempted them.
+	// Victims learn who preempted them: on a copy, as a kept decision may
+	// be the one the run keeps for the next cycle.
 	type victimOf struct {
 		by     berth.WorkloadID
 		reason berth.Reason
@@ -454,12 +458,13 @@ func (c *Cache) cycle(snap *berth.Snapshot) *berth.Plan {
 		}
 	}
 	for i := 0; i < len(kept) && len(victims) > 0; i++ {
-		d := &kept[i]
-		if v, ok := victims[d.Key()]; ok && d.Action == berth.ActionKeep {
+		if v, ok := victims[kept[i].Key()]; ok && kept[i].Action == berth.ActionKeep {
+			d := *kept[i]
 			reason := v.reason
 			d.Action = berth.ActionPreempted
 			d.PreemptedBy = v.by
 			d.Reason = &reason
+			kept[i] = &d
 		}
 	}
 	plan.Decisions = mergeDecisions(extra, kept, decided)
@@ -471,8 +476,8 @@ func (c *Cache) cycle(snap *berth.Snapshot) *berth.Plan {
 // mergeDecisions orders a cycle's decisions by workload and run, as a
 // stable sort of extra, kept and decided (in that order) would: kept is
 // sorted already (the runs are), so only the others are sorted, then
-// merged into kept from its end (kept has room for them).
-func mergeDecisions(extra, kept, decided []berth.Decision) []berth.Decision {
+// merged with kept into the plan, each decision copied once.
+func mergeDecisions(extra []berth.Decision, kept []*berth.Decision, decided []berth.Decision) []berth.Decision {
 	type ref struct {
 		src int // 0 extra, 2 decided (kept is 1): the order among equal runs
 		d   *berth.Decision
@@ -491,22 +496,21 @@ func mergeDecisions(extra, kept, decided []berth.Decision) []berth.Decision {
 		rest = append(rest, ref{2, &decided[i]})
 	}
 	slices.SortStableFunc(rest, func(a, b ref) int { return byRun(a.d, b.d) })
-	n := len(kept)
-	out := slices.Grow(kept, len(rest))[:n+len(rest)]
-	k, j := n-1, len(rest)-1
-	for i := len(out) - 1; j >= 0; i-- {
-		// Does kept[k] come after rest[j]?
-		after := false
-		if k >= 0 {
-			c := byRun(&out[k], rest[j].d)
-			after = c > 0 || (c == 0 && rest[j].src == 0)
+	out := make([]berth.Decision, 0, len(kept)+len(rest))
+	k, j := 0, 0
+	for k < len(kept) || j < len(rest) {
+		// Does rest[j] come before kept[k]?
+		first := j < len(rest)
+		if first && k < len(kept) {
+			c := byRun(rest[j].d, kept[k])
+			first = c < 0 || (c == 0 && rest[j].src == 0)
 		}
-		if after {
-			out[i] = out[k]
-			k--
+		if first {
+			out = append(out, *rest[j].d)
+			j++
 		} else {
-			out[i] = *rest[j].d
-			j--
+			out = append(out, *kept[k])
+			k++
 		}
 	}
 	return out

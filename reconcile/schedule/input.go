@@ -247,11 +247,13 @@ func prepare(cfg *berth.Config, snap *berth.Snapshot, opts Options, wls []*wlInf
 	next := 0 // runs[next:] are of this workload or later ones
 	for _, wl := range wls {
 		id, w := wl.id, &wl.w
-		for next < len(runs) && runs[next].id < id {
+		// A run linked to this very workload is of it: most runs are
+		// found without comparing ids.
+		for next < len(runs) && runs[next].wl != wl && runs[next].id < id {
 			next++
 		}
 		end := next
-		for end < len(runs) && runs[end].id == id {
+		for end < len(runs) && (runs[end].wl == wl || runs[end].id == id) {
 			end++
 		}
 		mine := runs[next:end]

@@ -27,6 +27,7 @@ import (
 	"github.com/berth-gpu/berth/fixtures/build"
 	"github.com/berth-gpu/berth/fixtures/gen"
 	"github.com/berth-gpu/berth/fixtures/testenv"
+	"github.com/berth-gpu/berth/reconcile"
 	"github.com/berth-gpu/berth/sources"
 	"github.com/berth-gpu/berth/sources/webhook"
 	"github.com/berth-gpu/berth/status/gh"
@@ -141,8 +142,10 @@ func writeTree(t testing.TB, dir string, fsys fs.FS) {
 }
 
 // newForge starts Gitea, pushes tree to main of a new repository, and
-// wires berth to it: API client, Git source, planner and webhook.
-func newForge(t testing.TB, tree fs.FS, snaps map[string]*berth.Snapshot) *forge {
+// wires berth to it: API client, Git source, planner and webhook. The
+// planner loads with loader (nil: a loader in this process, with no cache
+// on disk).
+func newForge(t testing.TB, tree fs.FS, snaps map[string]*berth.Snapshot, loader reconcile.Loader) *forge {
 	t.Helper()
 	g, err := testenv.StartGitea(testenv.GiteaOptions{})
 	testenv.SkipOrFail(t, err)
@@ -171,7 +174,10 @@ func newForge(t testing.TB, tree fs.FS, snaps map[string]*berth.Snapshot) *forge
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { src.Close() })
-	p := gh.NewPlanner(gh.PlannerOptions{API: c, Git: src, Loader: cue.NewLoader(cue.Options{}),
+	if loader == nil {
+		loader = cue.NewLoader(cue.Options{})
+	}
+	p := gh.NewPlanner(gh.PlannerOptions{API: c, Git: src, Loader: loader,
 		Observe: func(context.Context) (map[string]*berth.Snapshot, error) { return snaps, nil }})
 	f := &forge{g: g, repo: repo, work: work, client: c, planner: p, done: make(chan handled, 100)}
 	tm := &timing{p: p, done: f.done}
@@ -272,7 +278,7 @@ func (f *forge) waitPlanned(t testing.TB, n int, sha string) handled {
 // comment in place.
 func TestGiteaEndToEnd(t *testing.T) {
 	snap := demoSnapshot(t)
-	f := newForge(t, demoWith(t, nil), map[string]*berth.Snapshot{"box": snap})
+	f := newForge(t, demoWith(t, nil), map[string]*berth.Snapshot{"box": snap}, nil)
 	head := f.branch(t, "add-llama", map[string]string{"workloads/vision/llama.cue": llama})
 	n := f.openPR(t, "add-llama")
 	h := f.waitPlanned(t, n, head)
@@ -395,9 +401,13 @@ func genSnapshot() *berth.Snapshot {
 // request webhook's arrival at berth to both statuses and the comment
 // posted to Gitea. Each iteration pushes a new commit to the pull
 // request's branch (one workload's spec changes); Gitea delivers its
-// pull_request webhook. The first plan (cold caches) is reported apart;
-// the rest find the planner's caches warm (every package but the changed
-// one evaluated, the base's plan kept): run with -benchtime=20x.
+// pull_request webhook. The planner loads as berth serve's does: in child
+// processes of berth's binary, with the evaluation cache on disk that
+// serve's engine filled when it loaded the tracked branch (a loader of its
+// own loads main first). The first plan (the planner's memory empty, the
+// packages on disk) is reported apart; the rest find the planner's caches
+// warm (every package but the changed one in memory, the base's plan
+// kept): run with -benchtime=20x.
 //
 //	go test ./status/gh -run '^$' -bench GiteaWebhookToPosted -benchtime=20x
 //	go test ./status/gh -run '^$' -bench 'GiteaWebhookToPosted/workloads=50000' -benchtime=5x -timeout 30m
@@ -412,7 +422,17 @@ func BenchmarkGiteaWebhookToPosted(b *testing.B) {
 func benchWebhookToPosted(b *testing.B, opts gen.Options) {
 	repo := gen.Generate(opts)
 	snap := genSnapshot()
-	f := newForge(b, repo.FS(), map[string]*berth.Snapshot{"prod": snap})
+	// serve's loaders: berth's own binary evaluates, under its first-try
+	// budget and then the full one; both share the state directory's cache.
+	loaderOpts := cue.Options{Child: []string{testenv.BerthBinary(b), "__eval"}, Pool: cue.NewPool(2),
+		FirstTimeout: cue.DefaultFirstTimeout, CacheDir: filepath.Join(b.TempDir(), "eval-cache"), CacheVersion: "bench"}
+	engine := cue.NewLoader(loaderOpts)
+	if _, err := engine.Load(repo.FS()); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("engine's load of main: %+v", engine.Stats())
+	planner := cue.NewLoader(loaderOpts)
+	f := newForge(b, repo.FS(), map[string]*berth.Snapshot{"prod": snap}, planner)
 	f.wait = 15 * time.Minute // a cold evaluation of 50,000 workloads on a loaded machine
 	target := gen.TeamDir(gen.TeamName(3)) + "/workloads-00.cue"
 	orig := string(repo[target])
@@ -426,7 +446,10 @@ func benchWebhookToPosted(b *testing.B, opts gen.Options) {
 	head := f.branch(b, "tune", edit())
 	n := f.openPR(b, "tune")
 	cold := f.waitPlannedCluster(b, n, head, "prod")
-	b.Logf("first plan (cold: loads both revisions, lists statuses and comments): %v", cold.took)
+	b.Logf("first plan (loads both revisions from the disk cache but the changed package, lists statuses and comments): %v; the planner's last load: %+v", cold.took, planner.Stats())
+	if st := planner.Stats(); st.FromDisk < st.Instances-1 {
+		b.Errorf("the planner's first load took %d of %d packages from the engine's evaluation cache, want all but the changed one", st.FromDisk, st.Instances)
+	}
 
 	var took []time.Duration
 	stages := map[string][]time.Duration{}
