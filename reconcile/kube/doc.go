@@ -41,6 +41,11 @@
 //     cluster, never only in memory.
 //   - Leader election (leader.go): a coordination Lease; a replica that does
 //     not hold it observes but never applies.
+//   - The idle limit of notebooks (notebook_idle.go): on the leader, every
+//     Options.IdleCheckEvery, each running notebook's last activity
+//     (Jupyter's /api/status through the API server's service proxy, or
+//     its pod's berth.dev/last-activity); one idle past its limit is
+//     stopped as an OpStop would, and recorded over in the ledger.
 //
 // What it does not own: deciding (reconcile/schedule), diffing and the
 // retry policy of the engine (reconcile), GPU assignment inside a node (the

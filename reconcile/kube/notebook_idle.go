@@ -99,7 +99,9 @@ func (c *Cluster) watchIdle(ctx context.Context) {
 			return
 		case <-t.C:
 			if c.Leading() {
-				c.CheckIdle(ctx)
+				if _, err := c.CheckIdle(ctx); err != nil {
+					c.opts.Logger.Warn("idle notebooks not checked", "cluster", c.opts.Name, "err", err)
+				}
 			}
 		}
 	}
@@ -116,8 +118,12 @@ type idleNotebook struct {
 
 // CheckIdle reads the activity of every running notebook with an idle
 // limit and stops those idle past it. The checks run in parallel,
-// bounded like Apply's. It returns the notebooks it stopped.
-func (c *Cluster) CheckIdle(ctx context.Context) []berth.WorkloadID {
+// bounded like Apply's. It returns the notebooks it stopped. The cluster's
+// own loop calls it every IdleCheckEvery while this replica leads.
+func (c *Cluster) CheckIdle(ctx context.Context) ([]berth.WorkloadID, error) {
+	if err := c.Start(ctx); err != nil {
+		return nil, err
+	}
 	var nbs []idleNotebook
 	for _, d := range c.objs().deployments() {
 		if nb, ok := c.idleCandidate(d); ok {
@@ -139,7 +145,7 @@ func (c *Cluster) CheckIdle(ctx context.Context) []berth.WorkloadID {
 		stopped = append(stopped, nb.w.ID())
 	}
 	c.idle.forgetGone(c.objs().deployments())
-	return stopped
+	return stopped, nil
 }
 
 // idleCandidate is d's notebook, if d is a running notebook's Deployment
