@@ -9,6 +9,7 @@ import (
 
 	"github.com/berth-gpu/berth"
 	"github.com/berth-gpu/berth/reconcile"
+	"github.com/berth-gpu/berth/reconcile/schedule"
 )
 
 // A run's storage ends with the run, and one rule says when: staleClaims,
@@ -21,7 +22,8 @@ import (
 // and remove deletes each only if it still has the UID berth read.
 //
 //   - a checkpoint claim goes when its run succeeded (the ledger holds its
-//     end) or left Git (its workload is gone, or runs another runId now),
+//     end) or left Git (its workload is gone, or runs another runId now;
+//     a periodic job's tick runs are of its runId),
 //     unless its spec keeps it (AnnotationKeep, written when the claim is
 //     made, or the spec in Git);
 //   - an outputs claim goes when its run left Git, or its retention has
@@ -62,7 +64,7 @@ func (c *Cluster) claimEnded(cfg *berth.Config, pvc *corev1.PersistentVolumeClai
 	spec, inGit := berth.Workload{}, false
 	if cfg != nil {
 		spec, inGit = cfg.Workloads[key.Workload]
-		inGit = inGit && spec.RunID == runID
+		inGit = inGit && schedule.IsRunOf(spec, runID)
 	}
 	rec := c.ledgerRecord(pvc.Namespace, workload, runID)
 	succeeded := rec != nil && rec.Phase == reconcile.PhaseSucceeded
