@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/berth-gpu/berth"
 )
@@ -24,10 +25,35 @@ type SecretError struct {
 	// Problem is what is wrong, for people: "no secret hf", "no key token",
 	// "mode 0644: others may read it; chmod 600 it".
 	Problem string
+	// Pos is where the reference is written in Git (Locate), so the error
+	// reads as every other error about the repository: file:line:col.
+	Pos berth.Pos
+}
+
+// Locate sets where the reference is written: the variable's position in
+// cfg, or the nearest one cfg has (its env, the workload), or, with no
+// cfg, the workload's own position.
+func (e *SecretError) Locate(cfg *berth.Config, w berth.Workload) {
+	path := "workloads." + w.Team + "." + w.Name
+	if role, name, ok := strings.Cut(e.Var, "/"); ok {
+		path += ".roles." + role + ".env." + name
+	} else {
+		path += ".env." + e.Var
+	}
+	if cfg != nil {
+		e.Pos = cfg.Pos(path)
+	}
+	if !e.Pos.IsValid() {
+		e.Pos = w.Pos
+	}
 }
 
 // Error does not name the workload: the backends wrap it in the change's
 // error, which does.
 func (e *SecretError) Error() string {
-	return fmt.Sprintf("env %s: secret %s key %s (%s): %s; not started", e.Var, e.Secret.Name, e.Secret.Key, e.Where, e.Problem)
+	at := ""
+	if e.Pos.IsValid() {
+		at = " (" + e.Pos.String() + ")"
+	}
+	return fmt.Sprintf("env %s%s: secret %s key %s (%s): %s; not started", e.Var, at, e.Secret.Name, e.Secret.Key, e.Where, e.Problem)
 }

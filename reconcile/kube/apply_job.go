@@ -84,7 +84,7 @@ func (c *Cluster) startJob(ctx context.Context, cfg *berth.Config, p *changePlan
 	if j.job == nil && j.rec != nil && j.rec.Phase == reconcile.PhaseSucceeded {
 		return fmt.Errorf("run %s already succeeded; bump runId for a new run", ch.RunID)
 	}
-	if err := c.checkSecrets(ctx, j.ns, ch.Workload); err != nil {
+	if err := c.checkSecrets(ctx, cfg, j.ns, ch.Workload); err != nil {
 		return c.holdJob(ctx, cfg, ch, j, now, err)
 	}
 	r := baseRun(cfg, ch, now)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/berth-gpu/berth"
 	"github.com/berth-gpu/berth/reconcile"
+	"github.com/berth-gpu/berth/reconcile/schedule"
 )
 
 // A run's storage ends with the run, and one rule says when: staleClaims,
@@ -20,8 +21,9 @@ import (
 // with berth's label in a team namespace of this berth are considered,
 // and remove deletes each only if it still has the UID berth read.
 //
-//   - a checkpoint claim goes when its run succeeded (the ledger holds its
-//     end) or left Git (its workload is gone, or runs another runId now),
+//   - a checkpoint claim goes when its run succeeded (its Jobs, or once
+//     they are gone its ledger record, say so) or left Git (its workload is gone, or runs another runId now;
+//     a periodic job's tick runs are of its runId),
 //     unless its spec keeps it (AnnotationKeep, written when the claim is
 //     made, or the spec in Git);
 //   - an outputs claim goes when its run left Git, or its retention has
@@ -62,10 +64,9 @@ func (c *Cluster) claimEnded(cfg *berth.Config, pvc *corev1.PersistentVolumeClai
 	spec, inGit := berth.Workload{}, false
 	if cfg != nil {
 		spec, inGit = cfg.Workloads[key.Workload]
-		inGit = inGit && spec.RunID == runID
+		inGit = inGit && schedule.IsRunOf(spec, runID)
 	}
-	rec := c.ledgerRecord(pvc.Namespace, workload, runID)
-	succeeded := rec != nil && rec.Phase == reconcile.PhaseSucceeded
+	succeeded, finished := c.runSucceeded(pvc.Namespace, key)
 	switch pvc.Name {
 	case CheckpointClaimName(key):
 		if pvc.Annotations[AnnotationKeep] == "true" || (inGit && spec.Checkpoint != nil && spec.Checkpoint.Keep) {
@@ -77,9 +78,29 @@ func (c *Cluster) claimEnded(cfg *berth.Config, pvc *corev1.PersistentVolumeClai
 			return true
 		}
 		retention, err := time.ParseDuration(pvc.Annotations[AnnotationRetention])
-		return err == nil && succeeded && !rec.FinishedAt.IsZero() && !now.Before(rec.FinishedAt.Add(retention))
+		return err == nil && succeeded && !finished.IsZero() && !now.Before(finished.Add(retention))
 	}
 	return false
+}
+
+// runSucceeded reports whether the run succeeded, and when: its Jobs say
+// so, or, once they are gone, its ledger record. (A Job's end is written
+// into the ledger in the same Apply, before the deletion stage.)
+func (c *Cluster) runSucceeded(ns string, key berth.RunKey) (bool, time.Time) {
+	var r reconcile.RunState
+	ok := false
+	if job := c.objs().job(ns, JobName(key)); job != nil {
+		r, ok = c.jobRun(job)
+	} else if jobs := c.objs().roleJobs(ns, key.Workload.Name(), key.RunID); len(jobs) > 0 {
+		r, ok = c.rolesRun(jobs)
+	}
+	if ok {
+		return r.Phase == reconcile.PhaseSucceeded, r.FinishedAt
+	}
+	if rec := c.ledgerRecord(ns, key.Workload.Name(), key.RunID); rec != nil {
+		return rec.Phase == reconcile.PhaseSucceeded, rec.FinishedAt
+	}
+	return false, time.Time{}
 }
 
 // scratchPod is the pod whose generic ephemeral volume the claim is.

@@ -61,7 +61,7 @@ func (c *Cluster) planService(ctx context.Context, cfg *berth.Config, p *changeP
 func (c *Cluster) startService(ctx context.Context, cfg *berth.Config, p *changePlan, ch reconcile.Change, live *appsv1.Deployment, rec *ledgerRecord, now time.Time) error {
 	w := ch.Workload
 	ns, name := Namespace(c.opts.Render.NamespacePrefix, w.Team), DeploymentName(w.ID())
-	if err := c.checkSecrets(ctx, ns, w); err != nil {
+	if err := c.checkSecrets(ctx, cfg, ns, w); err != nil {
 		return err // a running Deployment keeps its spec until the Secret is there
 	}
 	r := baseRun(cfg, ch, now)

@@ -91,7 +91,7 @@ func (c *Cluster) startRoles(ctx context.Context, cfg *berth.Config, p *changePl
 	if len(l.jobs) == 0 && l.rec != nil && l.rec.Phase == reconcile.PhaseSucceeded {
 		return fmt.Errorf("run %s already succeeded; bump runId for a new run", ch.RunID)
 	}
-	if err := c.checkSecrets(ctx, l.ns, ch.Workload); err != nil {
+	if err := c.checkSecrets(ctx, cfg, l.ns, ch.Workload); err != nil {
 		return err // its Jobs, if any, stay suspended
 	}
 	r := baseRolesRun(cfg, ch, now)

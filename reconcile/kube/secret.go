@@ -2,6 +2,7 @@ package kube
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -18,12 +19,23 @@ import (
 // to Secrets: each must exist in the team's namespace and hold the key,
 // or the run is not started (a pod would only sit in
 // CreateContainerConfigError, holding its GPUs). It returns a
-// *reconcile.SecretError naming the first missing one, in variable order.
+// *reconcile.SecretError naming the first missing one, in variable order,
+// and where the reference is written in Git.
 //
 // It gets each Secret (the one read berth's role allows on Secrets, and
 // no list or watch) and looks only at its keys: a value is never logged,
 // written into an object or kept.
-func (c *Cluster) checkSecrets(ctx context.Context, ns string, w berth.Workload) error {
+func (c *Cluster) checkSecrets(ctx context.Context, cfg *berth.Config, ns string, w berth.Workload) error {
+	err := c.secretsThere(ctx, ns, w)
+	var se *reconcile.SecretError
+	if errors.As(err, &se) {
+		se.Locate(cfg, w)
+	}
+	return err
+}
+
+// secretsThere is checkSecrets's look at the cluster.
+func (c *Cluster) secretsThere(ctx context.Context, ns string, w berth.Workload) error {
 	refs := w.SecretRefs()
 	if len(refs) == 0 {
 		return nil

@@ -40,6 +40,9 @@ workloads: ml: fetch: {kind: "batch", image: "img:1", resources: {gpu: 1, flavor
 				if !errors.As(r.Err, &se) || !strings.Contains(se.Error(), want) {
 					t.Fatalf("start of ml/fetch: %v, want a SecretError saying %q", r.Err, want)
 				}
+				if !strings.HasPrefix(se.Error(), "env HF_TOKEN (workloads/ml/ml.cue:") {
+					t.Errorf("start of ml/fetch: %q, want it to say where HF_TOKEN is written (file:line:col)", se.Error())
+				}
 			}
 		}
 		if !found {

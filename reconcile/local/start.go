@@ -205,6 +205,10 @@ func (c *Cluster) podSpecs(r *record, w berth.Workload, n int) ([]podSpec, strin
 		return nil, "", err
 	}
 	secrets, err := c.secretFiles(r.Workload, lp)
+	var se *reconcile.SecretError
+	if errors.As(err, &se) {
+		se.Locate(nil, w) // the workload's position: the spec here has no others
+	}
 	if err != nil {
 		return nil, "", err
 	}

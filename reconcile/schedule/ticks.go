@@ -109,6 +109,16 @@ func missedMessage(w *berth.Workload, p tickPlan, deadline time.Duration) string
 	return fmt.Sprintf("missed %s (%s) by more than the tick deadline %s: catchUp none does not run them; set catchUp latest or all to run them", ticks, span, deadline)
 }
 
+// IsRunOf reports whether runID is a run of w as the configuration has it
+// now: its runId, or, for a periodic job, a tick of it (TickRunID).
+func IsRunOf(w berth.Workload, runID string) bool {
+	if runID == w.RunID {
+		return true
+	}
+	_, tick := tickOf(runID, w.RunID)
+	return tick && w.Schedule != ""
+}
+
 // tickOf is the tick a run of a periodic job stands for, from its run id
 // (TickRunID); false for a run of another runId or no tick.
 func tickOf(runID, workloadRunID string) (time.Time, bool) {

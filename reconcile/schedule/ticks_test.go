@@ -121,3 +121,27 @@ func equalSorted(a, b []string) bool {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// TestIsRunOf: a run is of a workload as Git has it when it is of its
+// runId, or, for a periodic job only, a tick of it.
+func TestIsRunOf(t *testing.T) {
+	periodic := build.Workload("ml", "etl").Schedule("0 3 * * *").Obj()
+	once := build.Workload("ml", "train").Obj()
+	tick := schedule.TickRunID(periodic.RunID, time.Date(2026, 11, 22, 3, 0, 0, 0, time.UTC))
+	for _, tc := range []struct {
+		w     berth.Workload
+		runID string
+		want  bool
+	}{
+		{once, once.RunID, true},
+		{once, "2", false},
+		{once, once.RunID + "-20261122t0300", false},
+		{periodic, tick, true},
+		{periodic, "2-20261122t0300", false},
+		{periodic, periodic.RunID + "-later", false},
+	} {
+		if got := schedule.IsRunOf(tc.w, tc.runID); got != tc.want {
+			t.Errorf("IsRunOf(%s, %q) = %v, want %v", tc.w.ID(), tc.runID, got, tc.want)
+		}
+	}
+}
