@@ -93,7 +93,8 @@ serve listens on --listen (loopback by default) for /healthz, /readyz,
 explain' read) and the dashboard (/, /queues, /workloads/TEAM/NAME). On
 another address the status API, the dashboard and /metrics require the
 token of --api-token-file (clients send it as a bearer token), or
---insecure-api. With --github and a webhook secret, POST /webhook is
+--insecure-api; people may sign in to the dashboard with GitHub
+(--github-login-*). With --github and a webhook secret, POST /webhook is
 served on --webhook-listen, apart from the status API.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/berth-gpu/berth/fixtures/testenv"
+)
+
+// The GitHub login end to end: a real browser, a real berth serve off the
+// token, and the testenv's Gitea as the OAuth2 provider (it has GitHub's
+// endpoints). A member of the allowed team signs in at Gitea, grants
+// berth access, and lands on the page they asked for; with only another
+// team allowed, Gitea signs them in but berth says which rule they miss.
+func TestDashboardGitHubLoginInBrowser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Gitea, berth serve and a browser")
+	}
+	g := testenv.Gitea(t)
+	ctx := newBrowser(t)
+	bg := context.Background()
+
+	// acme/vision has the admin user in it; acme/infra is empty.
+	if err := g.Do(bg, "POST", "orgs", map[string]any{"username": "acme"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, team := range []string{"vision", "infra"} {
+		var created struct{ ID int64 }
+		if err := g.Do(bg, "POST", "orgs/acme/teams", map[string]any{"name": team, "permission": "read", "units": []string{"repo.code"}}, &created); err != nil {
+			t.Fatal(err)
+		}
+		if team == "vision" {
+			if err := g.Do(bg, "PUT", fmt.Sprintf("teams/%d/members/%s", created.ID, g.User), nil, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+
+	for _, tc := range []struct {
+		allow string
+		ok    bool
+	}{{"acme/vision", true}, {"acme/infra", false}} {
+		t.Run(tc.allow, func(t *testing.T) {
+			// The serve's address is fixed first: the OAuth app's callback
+			// must name it exactly.
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			addr := ln.Addr().String()
+			ln.Close()
+			var app struct {
+				ClientID     string `json:"client_id"`
+				ClientSecret string `json:"client_secret"`
+			}
+			if err := g.Do(bg, "POST", "user/applications/oauth2", map[string]any{"name": "berth " + tc.allow,
+				"redirect_uris": []string{"http://" + addr + callback}, "confidential_client": true}, &app); err != nil {
+				t.Fatal(err)
+			}
+			secret := filepath.Join(t.TempDir(), "secret")
+			if err := os.WriteFile(secret, []byte(app.ClientSecret), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			e := newE2E(t)
+			e.write("jobs/a.cue", "package jobs\n"+e.job("a", 1))
+			e.commit("a")
+			e.args = []string{"--listen", addr, "--github-login-client-id", app.ClientID, "--github-login-client-secret-file", secret,
+				"--github-login-url", g.URL, "--github-login-api-url", g.APIURL(), "--github-login-allow-team", tc.allow,
+				// Gitea's names for the scopes /user and /user/teams need.
+				"--github-login-scope", "read:user", "--github-login-scope", "read:organization"}
+			e.start()
+
+			// Gitea's own sign-in is per browser: a fresh one for each case.
+			tab, cancel := chromedp.NewContext(ctx)
+			defer cancel()
+			var loc, body string
+			if err := chromedp.Run(tab,
+				chromedp.Navigate(e.addr+"/teams"),
+				chromedp.Click("#github-sign-in", chromedp.ByQuery),
+				chromedp.WaitVisible("#user_name", chromedp.ByQuery),
+				chromedp.SendKeys("#user_name", g.User, chromedp.ByQuery),
+				chromedp.SendKeys("#password", g.Password, chromedp.ByQuery),
+				chromedp.Submit("#password", chromedp.ByQuery),
+				// Gitea asks its user to grant berth access.
+				chromedp.WaitVisible(`button[name="granted"][value="true"]`, chromedp.ByQuery),
+				chromedp.Click(`button[name="granted"][value="true"]`, chromedp.ByQuery),
+				chromedp.WaitVisible("main", chromedp.ByQuery),
+				chromedp.Location(&loc),
+				chromedp.Text("main", &body, chromedp.ByQuery)); err != nil {
+				t.Fatalf("%v (serve log:\n%s)", err, e.logs())
+			}
+			if tc.ok {
+				if !strings.HasSuffix(loc, "/teams") || !strings.Contains(body, "Teams") {
+					t.Errorf("signed in as %s, a member of acme/vision: at %s\n%s", g.User, loc, body)
+				}
+				return
+			}
+			want := g.User + " may not read this dashboard: not in a team allowed (acme/infra)."
+			if !strings.Contains(body, want) {
+				t.Errorf("signed in as %s, not in acme/infra: at %s, the page says\n%s\nwant %q", g.User, loc, body, want)
+			}
+		})
+	}
+}
