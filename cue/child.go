@@ -32,28 +32,12 @@ func ServeChild(in io.Reader, out io.Writer) int {
 	}
 
 	if req.Profile != "" {
-		if f, err := os.Create(fmt.Sprintf("%s.eval-%d.cpu.pprof", req.Profile, os.Getpid())); err == nil {
-			// Deferred calls run last first: the profile is written,
-			// then the file closed (the other way round left it empty).
-			defer f.Close()
-			if pprof.StartCPUProfile(f) == nil {
-				defer pprof.StopCPUProfile()
-			}
-		}
+		defer startCPUProfile(req.Profile)()
 	}
-
-	index := make(map[string]int, len(t.dirs))
-	for i, d := range t.dirs {
-		index[d] = i
-	}
-	todo := make([]int, 0, len(req.Dirs))
-	for _, d := range req.Dirs {
-		i, ok := index[d]
-		if !ok {
-			w.send(message{Fail: fmt.Sprintf("no instance %s in the tree", d)})
-			return 2
-		}
-		todo = append(todo, i)
+	todo, err := instanceIndexes(t, req.Dirs)
+	if err != nil {
+		w.send(message{Fail: err.Error()})
+		return 2
 	}
 	run := &running{notify: func(started bool, dirs []string) {
 		if started {
@@ -105,6 +89,39 @@ func ServeChild(in io.Reader, out io.Writer) int {
 		return 2
 	}
 	return 0
+}
+
+// startCPUProfile writes a CPU profile to PREFIX.eval-PID.cpu.pprof
+// until the function it returns is called (best effort: nothing when the
+// file cannot be created).
+func startCPUProfile(prefix string) (stop func()) {
+	f, err := os.Create(fmt.Sprintf("%s.eval-%d.cpu.pprof", prefix, os.Getpid()))
+	if err != nil {
+		return func() {}
+	}
+	if pprof.StartCPUProfile(f) != nil {
+		return func() { f.Close() }
+	}
+	// The profile is written, then the file closed (the other way round
+	// left it empty).
+	return func() { pprof.StopCPUProfile(); f.Close() }
+}
+
+// instanceIndexes are the indexes in t of the instances in dirs.
+func instanceIndexes(t *tree, dirs []string) ([]int, error) {
+	index := make(map[string]int, len(t.dirs))
+	for i, d := range t.dirs {
+		index[d] = i
+	}
+	todo := make([]int, 0, len(dirs))
+	for _, d := range dirs {
+		i, ok := index[d]
+		if !ok {
+			return nil, fmt.Errorf("no instance %s in the tree", d)
+		}
+		todo = append(todo, i)
+	}
+	return todo, nil
 }
 
 // resultBudget is how many bytes of results a child may send: a parent

@@ -37,22 +37,8 @@ var (
 // resolve defaults themselves; only LookupPath needs it done first. Each
 // call into the cue API costs an evaluation context, so there are few.
 func decodeValue(v cuelang.Value, x reflect.Value, path string) error {
-	if x.CanAddr() {
-		p := x.Addr()
-		switch {
-		case p.Type().Implements(jsonUnmarshaler):
-			b, err := v.MarshalJSON()
-			if err != nil {
-				return err
-			}
-			return wrapPath(path, p.Interface().(json.Unmarshaler).UnmarshalJSON(b))
-		case p.Type().Implements(textUnmarshaler):
-			s, err := v.String()
-			if err != nil {
-				return wrapPath(path, err)
-			}
-			return wrapPath(path, p.Interface().(encoding.TextUnmarshaler).UnmarshalText([]byte(s)))
-		}
+	if done, err := decodeValueUnmarshaler(v, x, path); done {
+		return err
 	}
 	switch x.Kind() {
 	case reflect.Pointer:
@@ -61,6 +47,7 @@ func decodeValue(v cuelang.Value, x reflect.Value, path string) error {
 			return err
 		}
 		x.Set(e)
+		return nil
 	case reflect.Struct:
 		v, _ = v.Default()
 		for _, f := range structFields(x.Type()) {
@@ -72,35 +59,77 @@ func decodeValue(v cuelang.Value, x reflect.Value, path string) error {
 				return err
 			}
 		}
+		return nil
 	case reflect.Map:
-		it, err := v.Fields()
-		if err != nil {
-			return wrapPath(path, err)
-		}
-		m := reflect.MakeMap(x.Type())
-		for it.Next() {
-			e := reflect.New(x.Type().Elem()).Elem()
-			k := it.Selector().Unquoted()
-			if err := decodeValue(it.Value(), e, joinPath(path, k)); err != nil {
-				return err
-			}
-			m.SetMapIndex(reflect.ValueOf(k).Convert(x.Type().Key()), e)
-		}
-		x.Set(m)
+		return decodeValueMap(v, x, path)
 	case reflect.Slice:
-		it, err := v.List()
+		return decodeValueSlice(v, x, path)
+	}
+	return decodeValueScalar(v, x, path)
+}
+
+// decodeValueUnmarshaler decodes into a type with its own UnmarshalJSON
+// or UnmarshalText; done is false for any other type.
+func decodeValueUnmarshaler(v cuelang.Value, x reflect.Value, path string) (done bool, err error) {
+	if !x.CanAddr() {
+		return false, nil
+	}
+	p := x.Addr()
+	switch {
+	case p.Type().Implements(jsonUnmarshaler):
+		b, err := v.MarshalJSON()
 		if err != nil {
-			return wrapPath(path, err)
+			return true, err
 		}
-		s := reflect.MakeSlice(x.Type(), 0, 0)
-		for i := 0; it.Next(); i++ {
-			e := reflect.New(x.Type().Elem()).Elem()
-			if err := decodeValue(it.Value(), e, fmt.Sprintf("%s.%d", path, i)); err != nil {
-				return err
-			}
-			s = reflect.Append(s, e)
+		return true, wrapPath(path, p.Interface().(json.Unmarshaler).UnmarshalJSON(b))
+	case p.Type().Implements(textUnmarshaler):
+		s, err := v.String()
+		if err != nil {
+			return true, wrapPath(path, err)
 		}
-		x.Set(s)
+		return true, wrapPath(path, p.Interface().(encoding.TextUnmarshaler).UnmarshalText([]byte(s)))
+	}
+	return false, nil
+}
+
+func decodeValueMap(v cuelang.Value, x reflect.Value, path string) error {
+	it, err := v.Fields()
+	if err != nil {
+		return wrapPath(path, err)
+	}
+	m := reflect.MakeMap(x.Type())
+	for it.Next() {
+		e := reflect.New(x.Type().Elem()).Elem()
+		k := it.Selector().Unquoted()
+		if err := decodeValue(it.Value(), e, joinPath(path, k)); err != nil {
+			return err
+		}
+		m.SetMapIndex(reflect.ValueOf(k).Convert(x.Type().Key()), e)
+	}
+	x.Set(m)
+	return nil
+}
+
+func decodeValueSlice(v cuelang.Value, x reflect.Value, path string) error {
+	it, err := v.List()
+	if err != nil {
+		return wrapPath(path, err)
+	}
+	s := reflect.MakeSlice(x.Type(), 0, 0)
+	for i := 0; it.Next(); i++ {
+		e := reflect.New(x.Type().Elem()).Elem()
+		if err := decodeValue(it.Value(), e, fmt.Sprintf("%s.%d", path, i)); err != nil {
+			return err
+		}
+		s = reflect.Append(s, e)
+	}
+	x.Set(s)
+	return nil
+}
+
+// decodeValueScalar decodes a string, a bool or a number.
+func decodeValueScalar(v cuelang.Value, x reflect.Value, path string) error {
+	switch x.Kind() {
 	case reflect.String:
 		s, err := v.String()
 		if err != nil {

@@ -90,43 +90,7 @@ type cacheFile struct {
 
 // prune removes what the rules above say, as of now.
 func (c *diskCache) prune(now time.Time) pruned {
-	var files []cacheFile
-	// Directories of other versions that no process changed for
-	// otherVersionIdle, as found before anything is removed: they are
-	// removed once empty. A directory a process is writing in has just
-	// changed (the writer's temporary file), so it stays.
-	var dirs []string
-	idle := func(dir string) bool {
-		fi, err := os.Stat(dir)
-		return err == nil && now.Sub(fi.ModTime()) > otherVersionIdle
-	}
-	top, _ := os.ReadDir(c.dir)
-	for _, d := range top {
-		name := d.Name()
-		switch {
-		case d.IsDir() && strings.HasPrefix(name, versionPrefix):
-			ours := name == c.sub
-			sub := filepath.Join(c.dir, name)
-			if !ours && idle(sub) {
-				dirs = append(dirs, sub)
-			}
-			fan, _ := os.ReadDir(sub)
-			for _, f := range fan {
-				if f.IsDir() && isFanOut(f.Name()) {
-					files = appendFiles(files, filepath.Join(sub, f.Name()), ours)
-					if !ours && idle(filepath.Join(sub, f.Name())) {
-						dirs = append(dirs, filepath.Join(sub, f.Name()))
-					}
-				}
-			}
-		case d.IsDir() && isFanOut(name): // format 2: entries straight under the cache directory
-			files = appendFiles(files, filepath.Join(c.dir, name), false)
-			if idle(filepath.Join(c.dir, name)) {
-				dirs = append(dirs, filepath.Join(c.dir, name))
-			}
-		}
-	}
-	slices.Reverse(dirs) // the deepest first: a version's directory after its fan-out
+	files, dirs := c.scan(now)
 
 	var out pruned
 	remove := func(f cacheFile) {
@@ -169,6 +133,46 @@ func (c *diskCache) prune(now time.Time) pruned {
 		os.Remove(d) // only when empty
 	}
 	return out
+}
+
+// scan lists the cache's entry files, and the directories of other
+// versions that no process changed for otherVersionIdle, as found before
+// anything is removed: they are removed once empty. A directory a
+// process is writing in has just changed (the writer's temporary file),
+// so it stays.
+func (c *diskCache) scan(now time.Time) (files []cacheFile, dirs []string) {
+	idle := func(dir string) bool {
+		fi, err := os.Stat(dir)
+		return err == nil && now.Sub(fi.ModTime()) > otherVersionIdle
+	}
+	top, _ := os.ReadDir(c.dir)
+	for _, d := range top {
+		name := d.Name()
+		switch {
+		case d.IsDir() && strings.HasPrefix(name, versionPrefix):
+			ours := name == c.sub
+			sub := filepath.Join(c.dir, name)
+			if !ours && idle(sub) {
+				dirs = append(dirs, sub)
+			}
+			fan, _ := os.ReadDir(sub)
+			for _, f := range fan {
+				if f.IsDir() && isFanOut(f.Name()) {
+					files = appendFiles(files, filepath.Join(sub, f.Name()), ours)
+					if !ours && idle(filepath.Join(sub, f.Name())) {
+						dirs = append(dirs, filepath.Join(sub, f.Name()))
+					}
+				}
+			}
+		case d.IsDir() && isFanOut(name): // format 2: entries straight under the cache directory
+			files = appendFiles(files, filepath.Join(c.dir, name), false)
+			if idle(filepath.Join(c.dir, name)) {
+				dirs = append(dirs, filepath.Join(c.dir, name))
+			}
+		}
+	}
+	slices.Reverse(dirs) // the deepest first: a version's directory after its fan-out
+	return files, dirs
 }
 
 // appendFiles adds the files of an entry directory.

@@ -74,89 +74,119 @@ func (w Warning) Error() Error {
 // readTree walks fsys and reads every file CUE may load. It returns what
 // it skipped as warnings, sorted by file.
 func readTree(fsys fs.FS, opts Options) (*tree, Errors, []Warning) {
-	t := &tree{files: map[string][]byte{}}
-	var errs Errors
-	var warns []Warning
-	warn := func(p, msg string) { warns = append(warns, Warning{Pos: berth.Pos{File: p}, Message: msg}) }
-	total := 0
-	var walk func(dir string, depth int)
-	walk = func(dir string, depth int) {
-		if depth > 64 {
-			errs = append(errs, fileError(dir, "directory nesting deeper than 64 levels"))
-			return
-		}
-		entries, err := fs.ReadDir(fsys, dir)
-		if err != nil {
-			errs = append(errs, fileError(dir, "read directory: "+err.Error()))
-			return
-		}
-		for _, e := range entries {
-			p := path.Join(dir, e.Name())
-			mode := e.Type()
-			if mode&fs.ModeSymlink != 0 {
-				target, ok, msg := resolveLink(fsys, p)
-				if !ok {
-					if strings.HasSuffix(p, ".cue") || isUnderCueMod(p) {
-						errs = append(errs, fileError(p, msg))
-					} else {
-						warn(p, msg+"; berth does not follow it, so no CUE behind it is read")
-					}
-					continue
-				}
-				fi, err := fs.Stat(fsys, target)
-				if err != nil {
-					if strings.HasSuffix(p, ".cue") {
-						errs = append(errs, fileError(p, "symlink to "+target+": "+err.Error()))
-					} else {
-						if errors.Is(err, fs.ErrNotExist) {
-							warn(p, "skipped: symlink to "+target+", which does not exist")
-						} else {
-							warn(p, "skipped: symlink to "+target+", which cannot be read: "+pathErrText(err))
-						}
-					}
-					continue
-				}
-				mode = fi.Mode().Type()
+	r := &treeReader{fsys: fsys, opts: opts, files: map[string][]byte{}}
+	r.walk(".", 0)
+	slices.SortStableFunc(r.warns, func(a, b Warning) int { return a.Pos.Compare(b.Pos) })
+	return newTree(r.files), r.errs, r.warns
+}
+
+// treeReader reads a tree's CUE files within the limits of opts,
+// collecting errors and warnings as it goes.
+type treeReader struct {
+	fsys  fs.FS
+	opts  Options
+	files map[string][]byte
+	errs  Errors
+	warns []Warning
+	total int // bytes of CUE read
+}
+
+func (r *treeReader) warn(p, msg string) {
+	r.warns = append(r.warns, Warning{Pos: berth.Pos{File: p}, Message: msg})
+}
+
+func (r *treeReader) walk(dir string, depth int) {
+	if depth > 64 {
+		r.errs = append(r.errs, fileError(dir, "directory nesting deeper than 64 levels"))
+		return
+	}
+	entries, err := fs.ReadDir(r.fsys, dir)
+	if err != nil {
+		r.errs = append(r.errs, fileError(dir, "read directory: "+err.Error()))
+		return
+	}
+	for _, e := range entries {
+		p := path.Join(dir, e.Name())
+		mode := e.Type()
+		if mode&fs.ModeSymlink != 0 {
+			var ok bool
+			if mode, ok = r.linkMode(p); !ok {
+				continue
 			}
-			switch {
-			case mode.IsDir():
-				if skipDir(e.Name()) {
-					continue
-				}
-				walk(p, depth+1)
-			case mode.IsRegular():
-				if !strings.HasSuffix(p, ".cue") {
-					continue
-				}
-				if n := e.Name(); strings.HasPrefix(n, ".") || strings.HasPrefix(n, "_") {
-					// CUE leaves such a file out of its package.
-					warn(p, fmt.Sprintf("skipped: CUE ignores files whose names start with %q; rename it if it is meant to be read", n[:1]))
-					continue
-				}
-				b, ferr := readFile(fsys, p, opts.MaxFileSize)
-				if ferr != nil {
-					errs = append(errs, *ferr)
-					continue
-				}
-				total += len(b)
-				if opts.MaxTotalSize > 0 && int64(total) > opts.MaxTotalSize {
-					errs = append(errs, fileError(p, fmt.Sprintf("the repository has more than %d bytes of CUE, the most berth reads; this file is past the limit", opts.MaxTotalSize)))
-					return
-				}
-				t.files[p] = b
-				if !isUnderCueMod(p) {
-					if e := checkPackageClause(p, b); e != nil {
-						errs = append(errs, *e)
-					}
-				}
-			default:
-				warn(p, "skipped: a "+kindOfFile(mode)+", not a regular file; berth reads only regular files")
+		}
+		switch {
+		case mode.IsDir():
+			if skipDir(e.Name()) {
+				continue
 			}
+			r.walk(p, depth+1)
+		case mode.IsRegular():
+			if !r.readFile(p, e.Name()) {
+				return
+			}
+		default:
+			r.warn(p, "skipped: a "+kindOfFile(mode)+", not a regular file; berth reads only regular files")
 		}
 	}
-	walk(".", 0)
-	slices.SortStableFunc(warns, func(a, b Warning) int { return a.Pos.Compare(b.Pos) })
-	return newTree(t.files), errs, warns
+}
+
+// linkMode is the type of what the symlink p points to; ok is false
+// (with an error for CUE, a warning otherwise) when berth does not
+// follow it.
+func (r *treeReader) linkMode(p string) (fs.FileMode, bool) {
+	target, ok, msg := resolveLink(r.fsys, p)
+	if !ok {
+		if strings.HasSuffix(p, ".cue") || isUnderCueMod(p) {
+			r.errs = append(r.errs, fileError(p, msg))
+		} else {
+			r.warn(p, msg+"; berth does not follow it, so no CUE behind it is read")
+		}
+		return 0, false
+	}
+	fi, err := fs.Stat(r.fsys, target)
+	if err != nil {
+		switch {
+		case strings.HasSuffix(p, ".cue"):
+			r.errs = append(r.errs, fileError(p, "symlink to "+target+": "+err.Error()))
+		case errors.Is(err, fs.ErrNotExist):
+			r.warn(p, "skipped: symlink to "+target+", which does not exist")
+		default:
+			r.warn(p, "skipped: symlink to "+target+", which cannot be read: "+pathErrText(err))
+		}
+		return 0, false
+	}
+	return fi.Mode().Type(), true
+}
+
+// readFile reads the regular file p (named name) when it is CUE that CUE
+// reads; false means the repository passed MaxTotalSize, and the rest of
+// its directory is not read.
+func (r *treeReader) readFile(p, name string) bool {
+	if !strings.HasSuffix(p, ".cue") {
+		return true
+	}
+	if strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_") {
+		// CUE leaves such a file out of its package.
+		r.warn(p, fmt.Sprintf("skipped: CUE ignores files whose names start with %q; rename it if it is meant to be read", name[:1]))
+		return true
+	}
+	b, ferr := readFile(r.fsys, p, r.opts.MaxFileSize)
+	if ferr != nil {
+		r.errs = append(r.errs, *ferr)
+		return true
+	}
+	r.total += len(b)
+	if r.opts.MaxTotalSize > 0 && int64(r.total) > r.opts.MaxTotalSize {
+		r.errs = append(r.errs, fileError(p, fmt.Sprintf("the repository has more than %d bytes of CUE, the most berth reads; this file is past the limit", r.opts.MaxTotalSize)))
+		return false
+	}
+	r.files[p] = b
+	if !isUnderCueMod(p) {
+		if e := checkPackageClause(p, b); e != nil {
+			r.errs = append(r.errs, *e)
+		}
+	}
+	return true
 }
 
 // pathErrText is the reason of a *fs.PathError, without its path.

@@ -151,6 +151,59 @@ func (l *Loader) evaluateInChild(t *tree, dirs []string, timeout time.Duration, 
 	defer l.opts.Pool.release(retry)
 
 	what := "evaluate " + describeDirs(dirs)
+	c, err := l.startChild(what)
+	if err != nil {
+		return nil, err
+	}
+
+	// The wall-clock bound: the child's CPU time and memory are bounded by
+	// the kernel; this catches a child that neither computes nor exits.
+	// It is generous, because on a busy machine a child may get a tenth
+	// of a core (seen: 45 s of CPU in 3 minutes).
+	wall := 10 * l.opts.Timeout
+	timer := time.AfterFunc(wall, func() { c.kill(true) })
+	defer timer.Stop()
+
+	go func() {
+		// A failed write shows as the child's failure below.
+		writeRequest(c.stdin, request{Timeout: timeout, MaxMemory: l.opts.MaxMemory, Parallelism: l.opts.Parallelism, Profile: l.opts.Profile, Dirs: dirs}, t)
+		c.stdin.Close()
+	}()
+	a := readAnswer(c.stdout, t, dirs, resultBudget(l.opts))
+	if !a.complete() {
+		// Whatever the child is doing now, its answer is no longer read.
+		c.kill(false)
+	}
+	io.Copy(io.Discard, c.stdout)
+	waitErr := c.wait()
+
+	switch {
+	case a.runaway != nil:
+		return a.results, a.runaway
+	case a.fail != "":
+		return nil, fmt.Errorf("%s: %s", what, a.fail)
+	case a.end && waitErr == nil:
+		return a.results, nil
+	}
+	return l.childDied(c, a, t, what, timeout, wall)
+}
+
+// childProcess is a started evaluation process.
+type childProcess struct {
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	stdout io.ReadCloser
+	stderr *tailBuffer
+
+	mu       sync.Mutex
+	waited   bool // the child is reaped: its process group id may be reused
+	killed   bool // by evaluateInChild, not by a limit
+	timedOut bool
+}
+
+// startChild starts the evaluation process in a process group of its
+// own, with pipes to its stdin and stdout and the tail of its stderr kept.
+func (l *Loader) startChild(what string) (*childProcess, error) {
 	cmd := exec.Command(l.opts.Child[0], l.opts.Child[1:]...)
 	cmd.Env = childEnv(os.Environ())
 	ownProcessGroup(cmd)
@@ -167,81 +220,57 @@ func (l *Loader) evaluateInChild(t *tree, dirs []string, timeout time.Duration, 
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("%s: start the evaluation process: %w", what, err)
 	}
+	return &childProcess{cmd: cmd, stdin: stdin, stdout: stdout, stderr: stderr}, nil
+}
 
-	// The wall-clock bound: the child's CPU time and memory are bounded by
-	// the kernel; this catches a child that neither computes nor exits.
-	// It is generous, because on a busy machine a child may get a tenth
-	// of a core (seen: 45 s of CPU in 3 minutes).
-	wall := 10 * l.opts.Timeout
-	var (
-		mu       sync.Mutex
-		waited   bool // the child is reaped: its process group id may be reused
-		killed   bool // by this function, not by a limit
-		timedOut bool
-	)
-	kill := func(timeout bool) {
-		mu.Lock()
-		defer mu.Unlock()
-		if !waited {
-			killed = true
-			timedOut = timedOut || timeout
-			killProcessGroup(cmd)
-		}
+// kill kills the child's process group unless it is reaped already.
+func (c *childProcess) kill(timeout bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.waited {
+		c.killed = true
+		c.timedOut = c.timedOut || timeout
+		killProcessGroup(c.cmd)
 	}
-	timer := time.AfterFunc(wall, func() { kill(true) })
-	defer timer.Stop()
+}
 
-	go func() {
-		// A failed write shows as the child's failure below.
-		writeRequest(stdin, request{Timeout: timeout, MaxMemory: l.opts.MaxMemory, Parallelism: l.opts.Parallelism, Profile: l.opts.Profile, Dirs: dirs}, t)
-		stdin.Close()
-	}()
-	a := readAnswer(stdout, t, dirs, resultBudget(l.opts))
-	if !a.complete() {
-		// Whatever the child is doing now, its answer is no longer read.
-		kill(false)
-	}
-	io.Copy(io.Discard, stdout)
-	waitErr := cmd.Wait()
-	mu.Lock()
-	waited = true
-	mu.Unlock()
+func (c *childProcess) wait() error {
+	err := c.cmd.Wait()
+	c.mu.Lock()
+	c.waited = true
+	c.mu.Unlock()
+	return err
+}
 
-	switch {
-	case a.runaway != nil:
-		return a.results, a.runaway
-	case a.fail != "":
-		return nil, fmt.Errorf("%s: %s", what, a.fail)
-	case a.end && waitErr == nil:
-		return a.results, nil
-	}
-
-	// The child died without answering: say why, and where it was.
-	st := cmd.ProcessState
+// childDied says why the child died without answering, and where it
+// was: a runaway evaluation (CPU time or memory, the commit's doing) or
+// berth's or the machine's failure.
+func (l *Loader) childDied(c *childProcess, a *answer, t *tree, what string, timeout, wall time.Duration) ([]*instanceResult, error) {
+	st := c.cmd.ProcessState
 	cpu := st.UserTime() + st.SystemTime()
 	at := a.running()
 	sig := exitSignal(st)
 	switch {
-	case timedOut && cpu >= timeout:
+	case c.timedOut && cpu >= timeout:
 		return a.results, runaway(t, at, cpuMessage(timeout))
-	case timedOut:
+	case c.timedOut:
 		// CUE neither sleeps nor waits: a child that used little CPU in
 		// all that time was starved or stuck, which is not the commit's
 		// doing. Not remembered: the next load tries again.
 		return nil, fmt.Errorf("%s: the evaluation process took longer than %s with %s of CPU time: this machine is overloaded, or berth is stuck",
 			what, wall, cpu.Round(time.Millisecond))
-	case sig == "SIGXCPU" || (sig == "SIGKILL" && !killed && cpu >= timeout/2):
+	case sig == "SIGXCPU" || (sig == "SIGKILL" && !c.killed && cpu >= timeout/2):
 		// RLIMIT_CPU: SIGXCPU at its soft limit, SIGKILL at its hard one
 		// (by the kernel's count, which can run ahead of the exact time
 		// read here). A SIGKILL early in the evaluation is someone else's
 		// (the OOM killer's): berth's problem.
 		return a.results, runaway(t, at, cpuMessage(timeout))
-	case outOfMemory(stderr.String()):
+	case outOfMemory(c.stderr.String()):
 		return nil, runaway(t, at, memoryMessage(l.opts.MaxMemory))
 	case a.err != nil:
-		return nil, fmt.Errorf("%s: read the evaluation process's answer: %w (%s)%s", what, a.err, st, stderr.lastLines(5))
+		return nil, fmt.Errorf("%s: read the evaluation process's answer: %w (%s)%s", what, a.err, st, c.stderr.lastLines(5))
 	default:
-		return nil, fmt.Errorf("%s: the evaluation process failed (%s)%s", what, st, stderr.lastLines(5))
+		return nil, fmt.Errorf("%s: the evaluation process failed (%s)%s", what, st, c.stderr.lastLines(5))
 	}
 }
 

@@ -58,22 +58,29 @@ func withWorkload(c *berth.Config, w *build.WorkloadBuilder) *berth.Config {
 	return c
 }
 
+// requirementCase is a change and the requirements it should have.
+type requirementCase struct {
+	name      string
+	head      func() *berth.Config
+	changed   []string
+	author    string
+	approvals []policy.Approver
+	want      []req
+}
+
+// req is a requirement as a person reads it.
+type req struct {
+	Kind   policy.RequirementKind
+	Msg    string
+	Met    string
+	Author bool
+}
+
+// TestRequirements: changes to workloads need their team's owners, and
+// large ones a lead.
 func TestRequirements(t *testing.T) {
 	base := baseConfig()
-	type req struct {
-		Kind   policy.RequirementKind
-		Msg    string
-		Met    string
-		Author bool
-	}
-	tests := []struct {
-		name      string
-		head      func() *berth.Config
-		changed   []string
-		author    string
-		approvals []policy.Approver
-		want      []req
-	}{{
+	checkRequirements(t, base, []requirementCase{{
 		name: "nothing changed needs nothing",
 		head: func() *berth.Config { return clone(base) },
 	}, {
@@ -145,7 +152,14 @@ func TestRequirements(t *testing.T) {
 			{Kind: policy.NeedTeamLead, Msg: "a workload at or above 16 GPUs or 100 GPU-hours (vision/long (100 GPU-hours)) needs an approval from a team lead: @ana"},
 			{Kind: policy.NeedTeamOwner, Msg: "a change to team vision's workloads needs an approval from @ana or @acme/vision"},
 		},
-	}, {
+	}})
+}
+
+// TestRequirementsPlatform: changes to quotas, cohorts, teams and the
+// policy need an admin, judged by the base revision's policy.
+func TestRequirementsPlatform(t *testing.T) {
+	base := baseConfig()
+	checkRequirements(t, base, []requirementCase{{
 		name: "a quota change needs an admin",
 		head: func() *berth.Config {
 			c := clone(base)
@@ -214,10 +228,15 @@ func TestRequirements(t *testing.T) {
 			return c
 		},
 		want: []req{{Kind: policy.NeedAdmin, Msg: "a change to cohort research needs an approval from a platform admin: @acme/platform"}},
-	}}
+	}})
+}
+
+// checkRequirements reviews each case's change against base, both as
+// plain configurations and as loaded revisions (with package digests,
+// compared package by package): the same requirements either way.
+func checkRequirements(t *testing.T, base *berth.Config, tests []requirementCase) {
+	t.Helper()
 	for _, tt := range tests {
-		// Loaded revisions carry package digests, and are compared
-		// package by package: the same requirements either way.
 		for _, packages := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/packages=%v", tt.name, packages), func(t *testing.T) {
 				b, head := base, tt.head()

@@ -90,6 +90,39 @@ type fidelityResult struct {
 	seen map[string]int
 }
 
+// count counts a plan's decisions by action and reason.
+func (res *fidelityResult) count(p *berth.Plan) {
+	for _, d := range p.Decisions {
+		switch {
+		case d.Action == berth.ActionWait:
+			res.seen["wait "+string(d.Reason.Code)]++
+		case d.Starts() && strings.Contains(d.RunID, "-"):
+			res.seen["tick admitted"]++
+			res.seen[string(d.Action)]++
+		default:
+			res.seen[string(d.Action)]++
+		}
+	}
+}
+
+// judge counts one step: the prediction held, the cluster changed
+// between the plan and the reconcile (which explains a miss), or a miss
+// nothing explains.
+func (res *fidelityResult) judge(step string, predicted *berth.Plan, cr reconcile.ClusterReport, cfg *berth.Config, obs *reconcile.Observed) {
+	res.steps++
+	missed := compare(predicted, cr)
+	switch {
+	case len(missed) == 0:
+		res.held++
+	case !sameState(cfg, obs, cr.Observed):
+		res.changedBetween++
+	default:
+		for _, m := range missed {
+			res.unexplained = append(res.unexplained, step+": "+m)
+		}
+	}
+}
+
 // genWorkload is one workload of a generated repository.
 type genWorkload struct {
 	team, name, kind, prio, cmd, dep, cron string
@@ -261,17 +294,7 @@ func runFidelity(t *testing.T, seed uint64, steps int) fidelityResult {
 			t.Fatalf("seed %d step %d: berth plan and the PR planner disagree:\n%s", seed, step, d)
 		}
 
-		for _, d := range predicted.Decisions {
-			switch {
-			case d.Action == berth.ActionWait:
-				res.seen["wait "+string(d.Reason.Code)]++
-			case d.Starts() && strings.Contains(d.RunID, "-"):
-				res.seen["tick admitted"]++
-				res.seen[string(d.Action)]++
-			default:
-				res.seen[string(d.Action)]++
-			}
-		}
+		res.count(predicted)
 
 		// What the engine does.
 		rep := e.ReconcileRevision(ctx, rev)
@@ -279,18 +302,7 @@ func runFidelity(t *testing.T, seed uint64, steps int) fidelityResult {
 		if rep.Invalid != nil || cr.Err != nil {
 			t.Fatalf("seed %d step %d: reconcile: invalid %v, err %v", seed, step, rep.Invalid, cr.Err)
 		}
-		res.steps++
-		missed := compare(predicted, cr)
-		switch {
-		case len(missed) == 0:
-			res.held++
-		case !sameState(cfg, obs, cr.Observed):
-			res.changedBetween++
-		default:
-			for _, m := range missed {
-				res.unexplained = append(res.unexplained, fmt.Sprintf("seed %d step %d: %s", seed, step, m))
-			}
-		}
+		res.judge(fmt.Sprintf("seed %d step %d", seed, step), predicted, cr, cfg, obs)
 		settle(t, c, g)
 	}
 	return res

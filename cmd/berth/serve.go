@@ -488,16 +488,13 @@ type serveInfo struct {
 func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byte) (int, error) }) error {
 	live := &redact.Live{} // the env values in force: the engine sets them
 	log := newLogger(o.logFormat, os.Stderr, live)
-	token, err := apiToken(o)
+	token, err := checkServeOptions(o)
 	if err != nil {
 		return err
 	}
 	ghLogin, err := newGitHubLogin(o.githubLogin)
 	if err != nil {
 		return err
-	}
-	if o.webhookListen == o.listen && !strings.HasSuffix(o.listen, ":0") {
-		return usageError{fmt.Errorf("--webhook-listen %s is --listen's address: serve webhooks apart from the status API", o.webhookListen)}
 	}
 	// client-go logs through klog: through berth's logger instead, so
 	// every line has the same format.
@@ -512,19 +509,8 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 
 	// The first revision says which clusters exist.
 	loader := newLoader(log, loadTracked, serveCacheDir(o.stateDir))
-	rev, err := src.Latest(ctx)
+	cfg, err := loadFirstRevision(ctx, src, loader, log)
 	if err != nil {
-		return fmt.Errorf("first revision: %w", err)
-	}
-	cfg, err := loader.Load(rev.FS)
-	if err != nil {
-		var errs cue.Errors
-		if errors.As(err, &errs) {
-			for _, e := range errs {
-				log.Error("invalid configuration", "revision", rev.Name, "error", e.Error())
-			}
-			return invalidError{fmt.Errorf("revision %s is invalid (%d errors): fix it and start serve again", rev.Name, len(errs))}
-		}
 		return err
 	}
 	live.Set(redact.FromConfigs(cfg))
@@ -558,81 +544,168 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 		srv.repoURL = "https://github.com/" + o.github.repo
 	}
 
-	ln, err := net.Listen("tcp", o.listen)
+	info, stop, err := startListeners(o, srv.handler(reg), ghs.webhook())
 	if err != nil {
-		return fmt.Errorf("listen %s: %w", o.listen, err)
+		return err
 	}
-	httpSrv := &http.Server{Handler: srv.handler(reg), ReadHeaderTimeout: 10 * time.Second}
-	go httpSrv.Serve(ln)
-	defer httpSrv.Close()
-	info := serveInfo{Address: "http://" + ln.Addr().String(), PID: os.Getpid(), Repo: o.repo, Started: time.Now().UTC().Format(time.RFC3339), Clusters: names}
-	if o.apiTokenFile != "" {
-		info.TokenFile, _ = filepath.Abs(o.apiTokenFile)
-	}
-	// Webhooks on their own listener: the world may reach it; the status
-	// API need not be reachable from where GitHub sends.
-	if hook := ghs.webhook(); hook != nil {
-		hln, err := net.Listen("tcp", o.webhookListen)
-		if err != nil {
-			return fmt.Errorf("listen %s: %w", o.webhookListen, err)
-		}
-		mux := http.NewServeMux()
-		mux.Handle("/webhook", hook)
-		// A slow sender holds one of the receiver's few body slots: it gets
-		// 30 s for its whole request.
-		hookSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, MaxHeaderBytes: 64 << 10}
-		go hookSrv.Serve(hln)
-		defer hookSrv.Close()
-		info.Webhook = "http://" + hln.Addr().String() + "/webhook"
-	}
-	if b, err := json.MarshalIndent(info, "", "  "); err == nil {
-		writeFileAtomic(filepath.Join(o.stateDir, "serve.json"), b)
-	}
+	defer stop()
+	info.Clusters = names
+	writeServeInfo(o.stateDir, info)
 	defer os.Remove(filepath.Join(o.stateDir, "serve.json"))
 	log.Info("berth serve", "version", berth.Version, "repo", o.repo, "branch", o.branch, "clusters", names, "listen", info.Address,
 		"webhook", info.Webhook, "api-token", token != "", "state", o.stateDir)
 
 	notifier := sources.NewNotifier(ctx, sources.NotifierOptions{Interval: o.resync, Changes: changes, Logger: log})
 	ghs.start(ctx, notifier.Trigger)
-	lastFetch := time.Time{}
-	var lastRev reconcile.Revision
+	loop := &serveLoop{o: o, src: src, engine: engine, metrics: metrics, srv: srv, clusters: clusters, log: log}
+	return loop.run(ctx, notifier.C())
+}
+
+// checkServeOptions reads the API token and refuses flags that cannot
+// work together.
+func checkServeOptions(o serveOptions) (token string, err error) {
+	token, err = apiToken(o)
+	if err != nil {
+		return "", err
+	}
+	if o.webhookListen == o.listen && !strings.HasSuffix(o.listen, ":0") {
+		return "", usageError{fmt.Errorf("--webhook-listen %s is --listen's address: serve webhooks apart from the status API", o.webhookListen)}
+	}
+	return token, nil
+}
+
+// loadFirstRevision fetches and loads the tracked branch's newest
+// revision; an invalid one stops serve with every error logged.
+func loadFirstRevision(ctx context.Context, src reconcile.Source, loader *loggingLoader, log *slog.Logger) (*berth.Config, error) {
+	rev, err := src.Latest(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("first revision: %w", err)
+	}
+	cfg, err := loader.Load(rev.FS)
+	if err != nil {
+		var errs cue.Errors
+		if errors.As(err, &errs) {
+			for _, e := range errs {
+				log.Error("invalid configuration", "revision", rev.Name, "error", e.Error())
+			}
+			return nil, invalidError{fmt.Errorf("revision %s is invalid (%d errors): fix it and start serve again", rev.Name, len(errs))}
+		}
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// startListeners serves the status API on --listen and, when GitHub
+// webhooks are on, hook on --webhook-listen. stop closes both.
+func startListeners(o serveOptions, api, hook http.Handler) (info serveInfo, stop func(), err error) {
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return info, nil, fmt.Errorf("listen %s: %w", o.listen, err)
+	}
+	httpSrv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
+	go httpSrv.Serve(ln)
+	info = serveInfo{Address: "http://" + ln.Addr().String(), PID: os.Getpid(), Repo: o.repo, Started: time.Now().UTC().Format(time.RFC3339)}
+	if o.apiTokenFile != "" {
+		info.TokenFile, _ = filepath.Abs(o.apiTokenFile)
+	}
+	if hook == nil {
+		return info, func() { httpSrv.Close() }, nil
+	}
+	hookSrv, url, err := startWebhookServer(o.webhookListen, hook)
+	if err != nil {
+		httpSrv.Close()
+		return info, nil, err
+	}
+	info.Webhook = url
+	return info, func() { hookSrv.Close(); httpSrv.Close() }, nil
+}
+
+// startWebhookServer serves POST /webhook on its own listener: the world
+// may reach it; the status API need not be reachable from where GitHub
+// sends.
+func startWebhookServer(addr string, hook http.Handler) (*http.Server, string, error) {
+	hln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, "", fmt.Errorf("listen %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/webhook", hook)
+	// A slow sender holds one of the receiver's few body slots: it gets
+	// 30 s for its whole request.
+	hookSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, MaxHeaderBytes: 64 << 10}
+	go hookSrv.Serve(hln)
+	return hookSrv, "http://" + hln.Addr().String() + "/webhook", nil
+}
+
+// writeServeInfo writes serve.json, where 'berth status', 'explain' and
+// 'logs' find this server.
+func writeServeInfo(stateDir string, info serveInfo) {
+	if b, err := json.MarshalIndent(info, "", "  "); err == nil {
+		writeFileAtomic(filepath.Join(stateDir, "serve.json"), b)
+	}
+}
+
+// serveLoop reconciles on every signal until ctx ends (or after one
+// reconcile with --once).
+type serveLoop struct {
+	o        serveOptions
+	src      reconcile.Source
+	engine   *reconcile.Engine
+	metrics  *reconcile.Metrics
+	srv      *server
+	clusters []reconcile.Cluster
+	log      *slog.Logger
+
+	lastFetch time.Time
+	lastRev   reconcile.Revision
+}
+
+func (l *serveLoop) run(ctx context.Context, signals <-chan sources.Signal) error {
 	for {
 		select {
 		case <-ctx.Done():
-			log.Info("stopping; workloads keep running and the next serve adopts them")
+			l.log.Info("stopping; workloads keep running and the next serve adopts them")
 			return nil
-		case sig, ok := <-notifier.C():
+		case sig, ok := <-signals:
 			if !ok {
 				return nil
 			}
 			start := time.Now()
-			var rep reconcile.Report
-			// A remote is fetched every --poll, or at once on a trigger; in
-			// between, resyncs reconcile the revision already fetched.
-			if sig.Reason&(sources.ReasonPoll) != 0 && sig.Reason&^sources.ReasonPoll == 0 &&
-				lastRev.FS != nil && time.Since(lastFetch) < o.poll {
-				rep = engine.ReconcileRevision(ctx, lastRev)
-			} else {
-				r, err := src.Latest(ctx)
-				lastFetch = time.Now()
-				if err != nil {
-					log.Warn("fetch failed; retrying at the next poll", "err", err)
-					if lastRev.FS == nil {
-						continue
-					}
-					r = lastRev
-				}
-				lastRev = r
-				rep = engine.ReconcileRevision(ctx, r)
+			rev, ok := l.revision(ctx, sig)
+			if !ok {
+				continue
 			}
-			metrics.Observe(rep, time.Since(start))
-			srv.record(rep)
-			srv.recordHistory(ctx, rep, clusters, time.Now(), log)
-			if o.once {
+			rep := l.engine.ReconcileRevision(ctx, rev)
+			l.metrics.Observe(rep, time.Since(start))
+			l.srv.record(rep)
+			l.srv.recordHistory(ctx, rep, l.clusters, time.Now(), l.log)
+			if l.o.once {
 				return reportExit(rep)
 			}
 		}
 	}
+}
+
+// revision picks the revision a signal reconciles. A remote is fetched
+// every --poll, or at once on a trigger; in between, resyncs reconcile
+// the revision already fetched. A failed fetch falls back to that one;
+// ok is false when there is none yet.
+func (l *serveLoop) revision(ctx context.Context, sig sources.Signal) (rev reconcile.Revision, ok bool) {
+	if sig.Reason&(sources.ReasonPoll) != 0 && sig.Reason&^sources.ReasonPoll == 0 &&
+		l.lastRev.FS != nil && time.Since(l.lastFetch) < l.o.poll {
+		return l.lastRev, true
+	}
+	r, err := l.src.Latest(ctx)
+	l.lastFetch = time.Now()
+	if err != nil {
+		l.log.Warn("fetch failed; retrying at the next poll", "err", err)
+		if l.lastRev.FS == nil {
+			return reconcile.Revision{}, false
+		}
+		r = l.lastRev
+	}
+	l.lastRev = r
+	return r, true
 }
 
 // reportExit is --once's exit: invalid input or a failed cluster is an

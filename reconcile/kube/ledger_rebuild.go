@@ -69,8 +69,35 @@ func (c *Cluster) RebuildLedger(ctx context.Context, now time.Time) ([]LedgerReb
 	if err := c.Start(ctx); err != nil {
 		return nil, err
 	}
-	derived := map[string]map[string]*ledgerRecord{} // by namespace, then key
-	teams := map[string]string{}
+	derived, teams := c.deriveLedgers(now)
+	old := map[string]*corev1.ConfigMap{}
+	for _, cm := range c.ledgerMaps() {
+		old[cm.Namespace] = cm
+		if _, ok := teams[cm.Namespace]; !ok {
+			teams[cm.Namespace] = cm.Labels[LabelTeam]
+		}
+	}
+	namespaces := make([]string, 0, len(teams))
+	for ns := range teams {
+		namespaces = append(namespaces, ns)
+	}
+	slices.Sort(namespaces)
+	var out []LedgerRebuilt
+	for _, ns := range namespaces {
+		res, err := c.rebuildNamespace(ctx, ns, teams[ns], old[ns], derived[ns], now)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, res)
+	}
+	return out, nil
+}
+
+// deriveLedgers are the ledger records the objects in the cluster say
+// (by namespace, then key), and the team of each namespace.
+func (c *Cluster) deriveLedgers(now time.Time) (derived map[string]map[string]*ledgerRecord, teams map[string]string) {
+	derived = map[string]map[string]*ledgerRecord{}
+	teams = map[string]string{}
 	add := func(ns string, r reconcile.RunState, retries int) {
 		if derived[ns] == nil {
 			derived[ns] = map[string]*ledgerRecord{}
@@ -103,61 +130,61 @@ func (c *Cluster) RebuildLedger(ctx context.Context, now time.Time) ([]LedgerReb
 			add(d.Namespace, r, w.Retries)
 		}
 	}
-	old := map[string]*corev1.ConfigMap{}
-	for _, cm := range c.ledgerMaps() {
-		old[cm.Namespace] = cm
-		if _, ok := teams[cm.Namespace]; !ok {
-			teams[cm.Namespace] = cm.Labels[LabelTeam]
+	return derived, teams
+}
+
+// rebuildNamespace rewrites one namespace's ledger: the entries of the
+// old ledger cm that still decode, overwritten by what the objects say
+// (derived). A damaged ledger is first copied aside.
+func (c *Cluster) rebuildNamespace(ctx context.Context, ns, team string, cm *corev1.ConfigMap, derived map[string]*ledgerRecord, now time.Time) (LedgerRebuilt, error) {
+	res := LedgerRebuilt{Namespace: ns}
+	data := map[string]string{}
+	if cm != nil {
+		entries, errs := decodeLedger(cm)
+		for _, e := range entries {
+			data[LedgerKey(e.Name, e.RunID)] = e.ledgerRecord.encode()
+			res.Kept++
 		}
-	}
-	namespaces := make([]string, 0, len(teams))
-	for ns := range teams {
-		namespaces = append(namespaces, ns)
-	}
-	slices.Sort(namespaces)
-	var out []LedgerRebuilt
-	for _, ns := range namespaces {
-		res := LedgerRebuilt{Namespace: ns}
-		data := map[string]string{}
-		cm := old[ns]
-		if cm != nil {
-			entries, errs := decodeLedger(cm)
-			for _, e := range entries {
-				data[LedgerKey(e.Name, e.RunID)] = e.ledgerRecord.encode()
-				res.Kept++
-			}
-			if len(errs) > 0 {
-				good := map[string]bool{}
-				for _, e := range entries {
-					good[LedgerKey(e.Name, e.RunID)] = true
-				}
-				for k := range cm.Data {
-					if !good[k] && derived[ns][k] == nil {
-						res.Lost = append(res.Lost, k)
-					}
-				}
-				slices.Sort(res.Lost)
-				res.Copy = LedgerName + "-damaged-" + strings.ToLower(now.UTC().Format("20060102t150405z"))
-				cp := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: res.Copy, Namespace: ns,
-					Labels: map[string]string{LabelTeam: teams[ns]}}, Data: cm.Data}
-				if _, err := c.client.CoreV1().ConfigMaps(ns).Create(ctx, cp, metav1.CreateOptions{FieldManager: FieldManager}); err != nil && !apierrors.IsAlreadyExists(err) {
-					return out, fmt.Errorf("namespace %s: copy of the damaged ledger: %w", ns, err)
-				}
+		if len(errs) > 0 {
+			if err := c.copyDamaged(ctx, &res, team, cm, entries, derived, now); err != nil {
+				return res, err
 			}
 		}
-		for k, rec := range derived[ns] {
-			if _, kept := data[k]; kept {
-				res.Kept--
-			}
-			data[k] = rec.encode()
-			res.Derived++
-		}
-		if err := c.replaceLedger(ctx, ns, teams[ns], cm, data); err != nil {
-			return out, err
-		}
-		out = append(out, res)
 	}
-	return out, nil
+	for k, rec := range derived {
+		if _, kept := data[k]; kept {
+			res.Kept--
+		}
+		data[k] = rec.encode()
+		res.Derived++
+	}
+	if err := c.replaceLedger(ctx, ns, team, cm, data); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+// copyDamaged copies a damaged ledger aside and lists in res the keys
+// lost: neither decoded nor derived from an object.
+func (c *Cluster) copyDamaged(ctx context.Context, res *LedgerRebuilt, team string, cm *corev1.ConfigMap, entries []ledgerEntry, derived map[string]*ledgerRecord, now time.Time) error {
+	ns := res.Namespace
+	good := map[string]bool{}
+	for _, e := range entries {
+		good[LedgerKey(e.Name, e.RunID)] = true
+	}
+	for k := range cm.Data {
+		if !good[k] && derived[k] == nil {
+			res.Lost = append(res.Lost, k)
+		}
+	}
+	slices.Sort(res.Lost)
+	res.Copy = LedgerName + "-damaged-" + strings.ToLower(now.UTC().Format("20060102t150405z"))
+	cp := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: res.Copy, Namespace: ns,
+		Labels: map[string]string{LabelTeam: team}}, Data: cm.Data}
+	if _, err := c.client.CoreV1().ConfigMaps(ns).Create(ctx, cp, metav1.CreateOptions{FieldManager: FieldManager}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("namespace %s: copy of the damaged ledger: %w", ns, err)
+	}
+	return nil
 }
 
 // ledgerMaps are the ledger ConfigMaps of this cluster's teams, by

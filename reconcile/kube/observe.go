@@ -51,24 +51,46 @@ func (c *Cluster) Observe(ctx context.Context, cfg *berth.Config) (*reconcile.Ob
 	// Every run below is of an object or ledger this cluster owns (ours):
 	// a team's runs live in its one namespace, so the run is key enough.
 	seen := map[berth.RunKey]bool{}
-	var scale []berth.ScaleWant
+	add := func(r reconcile.RunState) {
+		seen[r.Key()] = true
+		obs.Runs = append(obs.Runs, r)
+	}
+	c.observeJobs(add)
+	scale := c.observeServices(ctx, cfg, add)
+	c.observeLedgers(obs, seen)
+	slices.SortFunc(obs.Runs, func(a, b reconcile.RunState) int {
+		return cmp.Or(
+			cmp.Compare(a.Workload, b.Workload),
+			cmp.Compare(a.RunID, b.RunID),
+		)
+	})
+	obs.Snapshot.Scale = scale
+	fillSnapshot(obs)
+	obs.Prunable = len(c.staleClaims(cfg, obs.Snapshot.Time))
+	return obs, nil
+}
+
+// observeJobs adds the runs of the Jobs: one a Job, or one a group of
+// Jobs for a workload with roles.
+func (c *Cluster) observeJobs(add func(reconcile.RunState)) {
 	single, groups := roleGroups(c.objs().jobs())
 	for _, job := range single {
-		r, ok := c.jobRun(job)
-		if !ok {
-			continue
+		if r, ok := c.jobRun(job); ok {
+			add(r)
 		}
-		seen[r.Key()] = true
-		obs.Runs = append(obs.Runs, r)
 	}
 	for _, jobs := range groups {
-		r, ok := c.rolesRun(jobs)
-		if !ok {
-			continue
+		if r, ok := c.rolesRun(jobs); ok {
+			add(r)
 		}
-		seen[r.Key()] = true
-		obs.Runs = append(obs.Runs, r)
 	}
+}
+
+// observeServices adds the runs of the Deployments, with their drift and
+// URL, and the replicas their autoscalers added; it returns what each
+// autoscaler wants.
+func (c *Cluster) observeServices(ctx context.Context, cfg *berth.Config, add func(reconcile.RunState)) []berth.ScaleWant {
+	var scale []berth.ScaleWant
 	var deps []*appsv1.Deployment
 	var depRuns []reconcile.RunState
 	for _, d := range c.objs().deployments() {
@@ -91,16 +113,20 @@ func (c *Cluster) Observe(ctx context.Context, cfg *berth.Config) (*reconcile.Ob
 			// every replica ready (a merged pull request's comment).
 			r.URL = serviceURL(c.renderOptions(cfg).Ingress, w, d.Namespace)
 		}
-		seen[r.Key()] = true
-		obs.Runs = append(obs.Runs, r)
+		add(r)
 		if h := c.objs().hpa(d.Namespace, d.Name); h != nil && r.Phase.Holds() {
 			for _, sr := range scaleRuns(r, h) {
-				seen[sr.Key()] = true
-				obs.Runs = append(obs.Runs, sr)
+				add(sr)
 			}
 			scale = append(scale, berth.ScaleWant{Workload: r.Workload, RunID: r.RunID, Replicas: scaleWant(h)})
 		}
 	}
+	return scale
+}
+
+// observeLedgers adds the runs the ledgers remember that no object
+// holds any more (finished, failed, queued).
+func (c *Cluster) observeLedgers(obs *reconcile.Observed, seen map[berth.RunKey]bool) {
 	ledgers, errs := c.objs().ledgers()
 	for _, err := range errs {
 		c.opts.Logger.Warn("ledger entry skipped", "cluster", c.opts.Name, "err", err)
@@ -118,16 +144,6 @@ func (c *Cluster) Observe(ctx context.Context, cfg *berth.Config) (*reconcile.Ob
 			obs.Runs = append(obs.Runs, ledgerRun(id, e))
 		}
 	}
-	slices.SortFunc(obs.Runs, func(a, b reconcile.RunState) int {
-		return cmp.Or(
-			cmp.Compare(a.Workload, b.Workload),
-			cmp.Compare(a.RunID, b.RunID),
-		)
-	})
-	obs.Snapshot.Scale = scale
-	fillSnapshot(obs)
-	obs.Prunable = len(c.staleClaims(cfg, obs.Snapshot.Time))
-	return obs, nil
 }
 
 // scaleRuns are the replicas above the minimum of a running autoscaled

@@ -39,57 +39,22 @@ type rolesState struct {
 //   - running when every role runs (or ended), admitted before.
 func RolesState(roles []string, jobs []*batchv1.Job, pods [][]*corev1.Pod, size func(i int) int) rolesState {
 	var st rolesState
-	type part struct {
-		i  int
-		st jobState
-	}
-	var broken, halted, active, waiting []part
-	succeeded := 0
-	for i, j := range jobs {
-		st.Pods += size(i)
-		if j == nil {
-			waiting = append(waiting, part{i: i})
-			continue
-		}
-		js := JobState(j, pods[i])
-		st.Failed += js.Failed
-		cond := conditionPhase(j)
-		switch {
-		case cond == reconcile.PhaseSucceeded:
-			succeeded++
-		case cond == reconcile.PhaseFailed:
-			broken = append(broken, part{i, js})
-			if j.Spec.BackoffLimit != nil {
-				st.Exhausted = max(st.Exhausted, int(*j.Spec.BackoffLimit)+1)
-			}
-		case j.DeletionTimestamp != nil:
-			js.Phase = reconcile.PhaseStopped
-			js.Reason = ReasonJobDeleted + ": the Job was deleted before it ended"
-			js.FinishedAt = j.DeletionTimestamp.Time
-			broken = append(broken, part{i, js})
-		case js.Phase == reconcile.PhaseQueued:
-			waiting = append(waiting, part{i, js})
-		case !js.Phase.Holds():
-			halted = append(halted, part{i, js})
-		default:
-			active = append(active, part{i, js})
-		}
-	}
-	role := func(p part) string { return "role " + roles[p.i] }
+	p := classifyRoles(&st, jobs, pods, size)
+	role := func(p rolePart) string { return "role " + roles[p.i] }
 	holding := func() rolesState {
 		st.Phase = reconcile.PhaseRunning
-		for _, p := range active {
-			if p.st.Phase != reconcile.PhaseRunning {
+		for _, a := range p.active {
+			if a.st.Phase != reconcile.PhaseRunning {
 				st.Phase = reconcile.PhaseAdmitted
 			}
-			if st.Reason == "" && p.st.Reason != "" {
-				st.Reason = role(p) + ": " + p.st.Reason
+			if st.Reason == "" && a.st.Reason != "" {
+				st.Reason = role(a) + ": " + a.st.Reason
 			}
 		}
 		return st
 	}
 	switch {
-	case succeeded == len(jobs):
+	case p.succeeded == len(jobs):
 		st.Phase = reconcile.PhaseSucceeded
 		for _, j := range jobs {
 			if t := conditionTime(j); t.After(st.FinishedAt) {
@@ -97,41 +62,90 @@ func RolesState(roles []string, jobs []*batchv1.Job, pods [][]*corev1.Pod, size 
 			}
 		}
 		return st
-	case len(broken) > 0 && len(active) > 0:
-		b := broken[0]
+	case len(p.broken) > 0 && len(p.active) > 0:
+		b := p.broken[0]
 		st.PodFailed = role(b) + ": " + b.st.Reason
 		return holding()
-	case len(broken) > 0:
-		b := broken[0]
+	case len(p.broken) > 0:
+		b := p.broken[0]
 		st.Phase, st.Reason, st.FinishedAt = b.st.Phase, role(b)+": "+b.st.Reason, b.st.FinishedAt
-		for _, x := range broken {
+		for _, x := range p.broken {
 			if x.st.Phase == reconcile.PhaseFailed {
 				st.Phase, st.Reason, st.FinishedAt = x.st.Phase, role(x)+": "+x.st.Reason, x.st.FinishedAt
 				break
 			}
 		}
 		return st
-	case len(halted) > 0 && len(active) > 0:
+	case len(p.halted) > 0 && len(p.active) > 0:
 		// berth was stopped between the Jobs' writes: the run still holds
 		// what its running roles use, and the next decision stops it again.
 		return holding()
-	case len(halted) > 0:
-		h := halted[0]
+	case len(p.halted) > 0:
+		h := p.halted[0]
 		st.Phase, st.Reason, st.FinishedAt = h.st.Phase, h.st.Reason, h.st.FinishedAt
 		return st
-	case len(active) == 0:
+	case len(p.active) == 0:
 		st.Phase = reconcile.PhaseQueued
 		return st
-	case len(waiting) > 0:
+	case len(p.waiting) > 0:
 		// Some roles run and others never started: the gang cannot go on.
-		names := make([]string, len(waiting))
-		for k, w := range waiting {
+		names := make([]string, len(p.waiting))
+		for k, w := range p.waiting {
 			names[k] = roles[w.i]
 		}
 		st.PodFailed = "role " + strings.Join(names, ", ") + " did not start with the others"
 		return holding()
 	}
 	return holding()
+}
+
+// rolePart is role i's Job's state.
+type rolePart struct {
+	i  int
+	st jobState
+}
+
+// roleParts are a run's roles by the state of their Jobs.
+type roleParts struct {
+	broken, halted, active, waiting []rolePart
+	succeeded                       int
+}
+
+// classifyRoles sorts the roles' Jobs by state, adding their pods and
+// failures to st.
+func classifyRoles(st *rolesState, jobs []*batchv1.Job, pods [][]*corev1.Pod, size func(i int) int) roleParts {
+	var p roleParts
+	for i, j := range jobs {
+		st.Pods += size(i)
+		if j == nil {
+			p.waiting = append(p.waiting, rolePart{i: i})
+			continue
+		}
+		js := JobState(j, pods[i])
+		st.Failed += js.Failed
+		cond := conditionPhase(j)
+		switch {
+		case cond == reconcile.PhaseSucceeded:
+			p.succeeded++
+		case cond == reconcile.PhaseFailed:
+			p.broken = append(p.broken, rolePart{i, js})
+			if j.Spec.BackoffLimit != nil {
+				st.Exhausted = max(st.Exhausted, int(*j.Spec.BackoffLimit)+1)
+			}
+		case j.DeletionTimestamp != nil:
+			js.Phase = reconcile.PhaseStopped
+			js.Reason = ReasonJobDeleted + ": the Job was deleted before it ended"
+			js.FinishedAt = j.DeletionTimestamp.Time
+			p.broken = append(p.broken, rolePart{i, js})
+		case js.Phase == reconcile.PhaseQueued:
+			p.waiting = append(p.waiting, rolePart{i, js})
+		case !js.Phase.Holds():
+			p.halted = append(p.halted, rolePart{i, js})
+		default:
+			p.active = append(p.active, rolePart{i, js})
+		}
+	}
+	return p
 }
 
 // conditionPhase is succeeded or failed as the Job's conditions say, or "".

@@ -81,29 +81,12 @@ func (c *Cluster) Apply(ctx context.Context, cfg *berth.Config, changes []reconc
 			results[i].Outcome, results[i].Err = reconcile.OutcomeFailed, changeError(ch, err)
 			continue
 		}
-		var out reconcile.Outcome
-		var err error
-		switch ch.Op {
-		case reconcile.OpQueue:
-			var r *record
-			out, r, err = c.queue(ch)
-			if r != nil {
-				waiting, waitingIdx = append(waiting, r), append(waitingIdx, i)
-			}
-		case reconcile.OpForget:
-			out, err = c.forget(ch)
-		case reconcile.OpStart:
-			out, err = c.startChange(ch)
-		case reconcile.OpRestart:
-			out, err = c.restart(ctx, ch)
-		case reconcile.OpStop:
-			var wait func(context.Context) error
-			out, wait, err = c.stop(ch)
-			if wait != nil {
-				stops = append(stops, pendingStop{i, wait})
-			}
-		default:
-			err = fmt.Errorf("unknown op %q", ch.Op)
+		out, r, wait, err := c.applyChange(ctx, ch)
+		if r != nil {
+			waiting, waitingIdx = append(waiting, r), append(waitingIdx, i)
+		}
+		if wait != nil {
+			stops = append(stops, pendingStop{i, wait})
 		}
 		if err != nil {
 			out, err = reconcile.OutcomeFailed, changeError(ch, err)
@@ -120,6 +103,27 @@ func (c *Cluster) Apply(ctx context.Context, cfg *berth.Config, changes []reconc
 		c.log.Warn("cannot write the queue file (berth ledger rebuild reads it)", "err", err)
 	}
 	return results, nil
+}
+
+// applyChange applies one change. A queued run's record comes back to
+// be written with the others (waiting), and a stop's wait to be waited
+// for with the stops next to it.
+func (c *Cluster) applyChange(ctx context.Context, ch reconcile.Change) (out reconcile.Outcome, waiting *record, wait func(context.Context) error, err error) {
+	switch ch.Op {
+	case reconcile.OpQueue:
+		out, waiting, err = c.queue(ch)
+	case reconcile.OpForget:
+		out, err = c.forget(ch)
+	case reconcile.OpStart:
+		out, err = c.startChange(ch)
+	case reconcile.OpRestart:
+		out, err = c.restart(ctx, ch)
+	case reconcile.OpStop:
+		out, wait, err = c.stop(ch)
+	default:
+		err = fmt.Errorf("unknown op %q", ch.Op)
+	}
+	return out, waiting, wait, err
 }
 
 func changeError(ch reconcile.Change, err error) error {

@@ -309,41 +309,13 @@ func (c *Cluster) view(r *record) runView {
 		v.phase, v.reason, v.finishedAt = r.Ended.Phase, r.Ended.Reason, r.Ended.FinishedAt
 		return v
 	}
-	v.pods = make([]podStatus, len(a.Pods))
-	live, pending := 0, 0
-	for i, p := range a.Pods {
-		v.pods[i] = c.podStatus(p.Dir)
-		switch v.pods[i].state {
-		case podLive:
-			live++
-		case podNotStarted:
-			if a.Starting {
-				pending++
-			}
-		}
-		if e := v.pods[i].exit.FinishedAt; e.After(v.finishedAt) {
-			v.finishedAt = e
-		}
-	}
+	live, pending := c.probePods(&v, a)
 	failed := -1
 	for i, p := range v.pods {
 		if p.state == podLost || (p.state == podNotStarted && !a.Starting) || (p.state == podExited && !p.exit.Succeeded()) {
 			failed = i
 			break
 		}
-	}
-	podReason := func(i int) string {
-		var why string
-		switch p := v.pods[i]; p.state {
-		case podExited:
-			why = p.exit.Reason
-		default:
-			why = reasonLost
-		}
-		if len(v.pods) > 1 {
-			why = "pod " + strconv.Itoa(i) + ": " + why
-		}
-		return why
 	}
 	if live > 0 || pending > 0 {
 		v.live = true
@@ -354,7 +326,7 @@ func (c *Cluster) view(r *record) runView {
 			v.phase = reconcile.PhaseAdmitted
 		}
 		if failed >= 0 {
-			v.podFailed = podReason(failed)
+			v.podFailed = v.podReason(failed)
 		}
 		switch {
 		case r.Stop != nil:
@@ -374,11 +346,47 @@ func (c *Cluster) view(r *record) runView {
 			v.finishedAt = r.Stop.At
 		}
 	case failed >= 0:
-		v.phase, v.reason = reconcile.PhaseFailed, podReason(failed)
+		v.phase, v.reason = reconcile.PhaseFailed, v.podReason(failed)
 	default:
 		v.phase = reconcile.PhaseSucceeded
 	}
 	return v
+}
+
+// probePods probes the attempt's pods into v, with the last time one
+// ended; it counts those live and those still starting.
+func (c *Cluster) probePods(v *runView, a *attempt) (live, pending int) {
+	v.pods = make([]podStatus, len(a.Pods))
+	for i, p := range a.Pods {
+		v.pods[i] = c.podStatus(p.Dir)
+		switch v.pods[i].state {
+		case podLive:
+			live++
+		case podNotStarted:
+			if a.Starting {
+				pending++
+			}
+		}
+		if e := v.pods[i].exit.FinishedAt; e.After(v.finishedAt) {
+			v.finishedAt = e
+		}
+	}
+	return live, pending
+}
+
+// podReason is why pod i ended, named when the run has several.
+func (v *runView) podReason(i int) string {
+	var why string
+	switch p := v.pods[i]; p.state {
+	case podExited:
+		why = p.exit.Reason
+	default:
+		why = reasonLost
+	}
+	if len(v.pods) > 1 {
+		why = "pod " + strconv.Itoa(i) + ": " + why
+	}
+	return why
 }
 
 // podStatus probes a pod, or returns the end it has already seen.

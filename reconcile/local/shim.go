@@ -165,7 +165,7 @@ func runPod(dir string, spec shimSpec, notef func(string, ...any)) Exit {
 		return fail(err)
 	}
 	notef("started pid %d: %s", p.pgid, strings.Join(spec.Argv, " "))
-	waitErr, reason := p.supervise(spec, sigs, notef)
+	reason, waitErr := p.supervise(spec, sigs, notef)
 	p.drain()
 	return podExit(started, waitErr, reason)
 }
@@ -225,7 +225,7 @@ func startPodProcess(cmd *exec.Cmd, stdout, stderr io.Writer) (*podProcess, erro
 // maxDuration or on a signal to the shim (SIGTERM, then SIGKILL after
 // the grace period). reason says why it was terminated ("" when it
 // ended by itself).
-func (p *podProcess) supervise(spec shimSpec, sigs <-chan os.Signal, notef func(string, ...any)) (waitErr error, reason string) {
+func (p *podProcess) supervise(spec shimSpec, sigs <-chan os.Signal, notef func(string, ...any)) (reason string, waitErr error) {
 	done := make(chan error, 1)
 	go func() { done <- p.cmd.Wait() }()
 	var deadline <-chan time.Time
@@ -251,7 +251,7 @@ func (p *podProcess) supervise(spec shimSpec, sigs <-chan os.Signal, notef func(
 	for {
 		select {
 		case waitErr = <-done:
-			return waitErr, reason
+			return reason, waitErr
 		case <-deadline:
 			terminate("killed: maxDuration " + spec.MaxDuration.String() + " exceeded")
 		case s := <-sigs:

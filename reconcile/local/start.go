@@ -521,18 +521,7 @@ func (c *Cluster) spawnPod(p podSpec) (adopted bool, err error) {
 			return false, err
 		}
 	}
-	spec := shimSpec{
-		Argv: p.Argv, Env: p.Env, Secrets: p.Secrets, Dir: p.workDir(c.opts.StateDir),
-		GracePeriod: berth.Duration(c.opts.GracePeriod), LogMaxBytes: c.opts.LogMaxBytes, Note: p.Note,
-	}
-	if r := c.recordOfPod(p.Dir); r != nil {
-		spec.MaxDuration = r.MaxDuration
-	}
-	b, err := json.MarshalIndent(spec, "", "  ")
-	if err != nil {
-		return false, err
-	}
-	if err := writeFileAtomic(filepath.Join(dir, fileSpec), append(b, '\n')); err != nil {
+	if err := c.writeShimSpec(dir, p); err != nil {
 		return false, err
 	}
 	lock, err := os.OpenFile(filepath.Join(dir, fileLock), os.O_CREATE|os.O_RDWR, 0o644)
@@ -568,25 +557,46 @@ func (c *Cluster) spawnPod(p podSpec) (adopted bool, err error) {
 	exited := make(chan struct{})
 	go func() { cmd.Wait(); close(exited) }() // reap it when it ends while berth runs
 	lock.Close()
-	// Wait for the shim to take over (shim.pid), so the start is recorded
-	// only once the pod really started.
+	return false, waitForShim(dir, exited)
+}
+
+// writeShimSpec writes what the shim runs (spec.json) into the pod's
+// directory.
+func (c *Cluster) writeShimSpec(dir string, p podSpec) error {
+	spec := shimSpec{
+		Argv: p.Argv, Env: p.Env, Secrets: p.Secrets, Dir: p.workDir(c.opts.StateDir),
+		GracePeriod: berth.Duration(c.opts.GracePeriod), LogMaxBytes: c.opts.LogMaxBytes, Note: p.Note,
+	}
+	if r := c.recordOfPod(p.Dir); r != nil {
+		spec.MaxDuration = r.MaxDuration
+	}
+	b, err := json.MarshalIndent(spec, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(dir, fileSpec), append(b, '\n'))
+}
+
+// waitForShim waits for the shim to take over (shim.pid), so the start is
+// recorded only once the pod really started.
+func waitForShim(dir string, exited <-chan struct{}) error {
 	deadline := time.After(30 * time.Second)
 	tick := time.NewTicker(2 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		if _, err := os.Stat(filepath.Join(dir, filePID)); err == nil {
-			return false, nil
+			return nil
 		} else if !errors.Is(err, fs.ErrNotExist) {
-			return false, err
+			return err
 		}
 		select {
 		case <-exited:
 			if _, err := os.Stat(filepath.Join(dir, filePID)); err == nil {
-				return false, nil
+				return nil
 			}
-			return false, fmt.Errorf("the shim ended before starting the process: %s", tail(filepath.Join(dir, fileShim)))
+			return fmt.Errorf("the shim ended before starting the process: %s", tail(filepath.Join(dir, fileShim)))
 		case <-deadline:
-			return false, errors.New("the shim did not start within 30s")
+			return errors.New("the shim did not start within 30s")
 		case <-tick.C:
 		}
 	}

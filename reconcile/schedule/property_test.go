@@ -29,26 +29,7 @@ func randomCase(seed uint64) (*berth.Config, *berth.Snapshot) {
 	}
 	teams := []string{"a", "b", "c", "d"}
 	for _, t := range teams {
-		tb := build.Team(t)
-		if r.IntN(4) != 0 {
-			tb.Cohort("lab")
-		}
-		g := build.GPU(fmt.Sprint(r.IntN(9)))
-		if r.IntN(2) == 0 {
-			g = g.Borrow(fmt.Sprint(r.IntN(5)))
-		}
-		if r.IntN(3) == 0 {
-			g = g.Lend(fmt.Sprint(r.IntN(4)))
-		}
-		tb.Quota("h100", g, build.CPU("64"))
-		tb.Quota("mig", build.GPU(fmt.Sprint(r.IntN(4))))
-		tb.Quota("cpu", build.CPU(fmt.Sprint(4+r.IntN(8))))
-		tb.WithinTeam([]string{berth.PreemptNever, berth.PreemptLowerPriority, berth.PreemptLowerOrNewerEqualPriority}[r.IntN(3)])
-		tb.Reclaim([]string{berth.PreemptNever, berth.PreemptLowerPriority, berth.PreemptAny}[r.IntN(3)])
-		if r.IntN(2) == 0 {
-			tb.BorrowWithinCohort(berth.PreemptLowerPriority, -1)
-		}
-		cfg.Team(tb)
+		cfg.Team(randomTeam(r, t))
 	}
 	snap := build.Snapshot()
 	for i := range 1 + r.IntN(4) {
@@ -61,32 +42,10 @@ func randomCase(seed uint64) (*berth.Config, *berth.Snapshot) {
 		}
 		snap.Node(n)
 	}
-	tiers := []string{"low", "normal", "production"}
 	prios := map[string]int{"low": 10, "normal": 100, "production": 1000}
 	var ws []*build.WorkloadBuilder
 	for i := range 6 + r.IntN(14) {
-		team := teams[r.IntN(len(teams))]
-		w := build.Workload(team, fmt.Sprintf("w%d", i)).Priority(tiers[r.IntN(3)]).CPU(fmt.Sprint(1 + r.IntN(8)))
-		switch r.IntN(6) {
-		case 0:
-			w.Training(1 + r.IntN(3)).GPUs(1 + r.IntN(4))
-			if r.IntN(3) == 0 {
-				w.MinWorkers(1)
-			}
-		case 1:
-			w.Inference(1 + r.IntN(3)).Fraction([]float64{0.25, 0.5, 0.3}[r.IntN(3)])
-		case 2:
-			w.Kind(berth.KindNotebook).MIG("1g.10gb")
-		case 3:
-			w.Parallel(1+r.IntN(2), 2).GPUs(r.IntN(3))
-		case 4:
-			w.Service(1 + r.IntN(2))
-		default:
-			w.GPUs(1 + r.IntN(8))
-		}
-		if r.IntN(2) == 0 {
-			w.MaxDuration(fmt.Sprintf("%dm", 10+r.IntN(300)))
-		}
+		w := randomWorkload(r, teams, i)
 		ws = append(ws, w)
 		snap.Queued(string(w.Obj().ID()), build.T0.Add(-time.Duration(r.IntN(1000))*time.Minute))
 	}
@@ -104,6 +63,60 @@ func randomCase(seed uint64) (*berth.Config, *berth.Snapshot) {
 		}
 	}
 	return c, s
+}
+
+// randomTeam is team t with random quotas in the three flavors and
+// random preemption settings.
+func randomTeam(r *rand.Rand, t string) *build.TeamBuilder {
+	tb := build.Team(t)
+	if r.IntN(4) != 0 {
+		tb.Cohort("lab")
+	}
+	g := build.GPU(fmt.Sprint(r.IntN(9)))
+	if r.IntN(2) == 0 {
+		g = g.Borrow(fmt.Sprint(r.IntN(5)))
+	}
+	if r.IntN(3) == 0 {
+		g = g.Lend(fmt.Sprint(r.IntN(4)))
+	}
+	tb.Quota("h100", g, build.CPU("64"))
+	tb.Quota("mig", build.GPU(fmt.Sprint(r.IntN(4))))
+	tb.Quota("cpu", build.CPU(fmt.Sprint(4+r.IntN(8))))
+	tb.WithinTeam([]string{berth.PreemptNever, berth.PreemptLowerPriority, berth.PreemptLowerOrNewerEqualPriority}[r.IntN(3)])
+	tb.Reclaim([]string{berth.PreemptNever, berth.PreemptLowerPriority, berth.PreemptAny}[r.IntN(3)])
+	if r.IntN(2) == 0 {
+		tb.BorrowWithinCohort(berth.PreemptLowerPriority, -1)
+	}
+	return tb
+}
+
+// randomWorkload is workload i of a random team, of a random kind and
+// size.
+func randomWorkload(r *rand.Rand, teams []string, i int) *build.WorkloadBuilder {
+	tiers := []string{"low", "normal", "production"}
+	team := teams[r.IntN(len(teams))]
+	w := build.Workload(team, fmt.Sprintf("w%d", i)).Priority(tiers[r.IntN(3)]).CPU(fmt.Sprint(1 + r.IntN(8)))
+	switch r.IntN(6) {
+	case 0:
+		w.Training(1 + r.IntN(3)).GPUs(1 + r.IntN(4))
+		if r.IntN(3) == 0 {
+			w.MinWorkers(1)
+		}
+	case 1:
+		w.Inference(1 + r.IntN(3)).Fraction([]float64{0.25, 0.5, 0.3}[r.IntN(3)])
+	case 2:
+		w.Kind(berth.KindNotebook).MIG("1g.10gb")
+	case 3:
+		w.Parallel(1+r.IntN(2), 2).GPUs(r.IntN(3))
+	case 4:
+		w.Service(1 + r.IntN(2))
+	default:
+		w.GPUs(1 + r.IntN(8))
+	}
+	if r.IntN(2) == 0 {
+		w.MaxDuration(fmt.Sprintf("%dm", 10+r.IntN(300)))
+	}
+	return w
 }
 
 func TestPropertiesHold(t *testing.T) {

@@ -116,8 +116,16 @@ func kueueCQ(name, cohort, within, reclaim string, quota ...build.ResourceQuota)
 
 func (tc upstreamCase) run(t *testing.T) {
 	t.Helper()
-	flavor := "default"
-	cfg := build.Config().DefaultPriority(tierName(0))
+	cfg, flavor := tc.config()
+	snap := tc.snapshot(cfg, flavor)
+	tc.check(t, plan(t, cfg, snap))
+}
+
+// config is the case's flavors, cohorts and teams; flavor is the one
+// its workloads use unless they name another.
+func (tc upstreamCase) config() (cfg *build.ConfigBuilder, flavor string) {
+	flavor = "default"
+	cfg = build.Config().DefaultPriority(tierName(0))
 	switch {
 	case tc.gpu != "":
 		cfg.GPUFlavor(flavor, tc.gpu)
@@ -148,6 +156,12 @@ func (tc upstreamCase) run(t *testing.T) {
 		}
 		cfg.Team(tb)
 	}
+	return cfg, flavor
+}
+
+// snapshot is the case's nodes, running and incoming workloads; their
+// workloads and priority tiers go into cfg.
+func (tc upstreamCase) snapshot(cfg *build.ConfigBuilder, flavor string) *build.SnapshotBuilder {
 	snap := build.Snapshot()
 	if tc.nodes == nil {
 		snap.Node(build.Node("n").CPU("10000").Memory("100Ti"))
@@ -182,7 +196,12 @@ func (tc upstreamCase) run(t *testing.T) {
 		cfg.Tier(tierName(p)+"-kept", p)
 		cfg.Obj().Policy.Priorities[tierName(p)+"-kept"] = berth.PriorityTier{Value: p, CanPreempt: true}
 	}
-	p := plan(t, cfg, snap)
+	return snap
+}
+
+// check compares each wanted outcome with the plan's decision.
+func (tc upstreamCase) check(t *testing.T, p *berth.Plan) {
+	t.Helper()
 	for id, want := range tc.want {
 		d := decision(t, p, id)
 		got := outcome{action: d.Action, pods: want.pods, flavor: want.flavor}
