@@ -44,7 +44,7 @@ func Diff(cfg *berth.Config, plan *berth.Plan, obs *Observed, revision string) [
 			return berth.SpecDigest(w)
 		}
 		run, known := obs.Run(d.Key())
-		change := Change{Workload: w, RunID: d.RunID, Decision: d, Revision: revision}
+		change := Change{Workload: w, RunID: d.RunID, Decision: *d, Revision: revision}
 		switch d.Action {
 		case berth.ActionAdmit, berth.ActionPreempt:
 			if known && run.Phase.Holds() {
@@ -94,14 +94,14 @@ func Diff(cfg *berth.Config, plan *berth.Plan, obs *Observed, revision string) [
 			change.Phase = PhasePreempted
 			// The ledger keeps who preempted it with why: the plan's
 			// reason says only why.
-			change.Reason = "preempted by " + string(d.PreemptedBy) + ": " + reasonText(d)
+			change.Reason = "preempted by " + string(d.PreemptedBy) + ": " + reasonText(*d)
 			if d.PreemptedBy == "" {
-				change.Reason = "preempted: " + reasonText(d) // its node was lost
+				change.Reason = "preempted: " + reasonText(*d) // its node was lost
 			}
 		case berth.ActionStop:
 			change.Op = OpStop
 			change.Phase = PhaseStopped
-			change.Reason = reasonText(d)
+			change.Reason = reasonText(*d)
 		case berth.ActionQueue:
 			if known && (run.Phase == PhaseQueued || run.Phase == PhasePreempted || run.Phase == PhaseFailed) {
 				continue
@@ -112,7 +112,7 @@ func Diff(cfg *berth.Config, plan *berth.Plan, obs *Observed, revision string) [
 				continue
 			}
 			change.Op = OpForget
-			change.Reason = reasonText(d)
+			change.Reason = reasonText(*d)
 		}
 		if change.Op != OpStop && change.Op != OpForget {
 			change.Digest = digest()
