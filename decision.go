@@ -212,19 +212,23 @@ type QuotaUse struct {
 
 // Plan is the scheduler's output for one cluster: a decision for every
 // workload run, sorted by workload, and the quota arithmetic per team.
+//
+// A plan's decisions are shared: the scheduler's cache hands the next
+// plan the same *Decision for a run whose decision did not change (10,000
+// running runs are not copied into each plan). Read them; change a copy.
 type Plan struct {
-	Cluster   string     `json:"cluster"`
-	Time      time.Time  `json:"time"`
-	Placement string     `json:"placement"`
-	Decisions []Decision `json:"decisions"`
-	Quota     []QuotaUse `json:"quota"`
+	Cluster   string      `json:"cluster"`
+	Time      time.Time   `json:"time"`
+	Placement string      `json:"placement"`
+	Decisions []*Decision `json:"decisions"`
+	Quota     []QuotaUse  `json:"quota"`
 }
 
 // Decision returns the decision for a workload, or false.
 func (p *Plan) Decision(id WorkloadID) (Decision, bool) {
 	for _, d := range p.Decisions {
 		if d.Workload == id {
-			return d, true
+			return *d, true
 		}
 	}
 	return Decision{}, false

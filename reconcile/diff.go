@@ -31,7 +31,7 @@ func Diff(cfg *berth.Config, plan *berth.Plan, obs *Observed, revision string) [
 	decided := map[berth.RunKey]bool{}
 	for _, d := range plan.Decisions {
 		decided[d.Key()] = true
-		if change, ok := decisionChange(cfg, obs, d, revision); ok {
+		if change, ok := decisionChange(cfg, obs, *d, revision); ok {
 			out = append(out, change)
 		}
 	}

@@ -92,7 +92,7 @@ func (c *PlanCollector) Collect(ch chan<- prometheus.Metric) {
 				gpus[tf] += d.GPUs
 			}
 			if d.Action == berth.ActionKeep && !d.Kind.RunsOnce() && cr.Observed != nil {
-				c.collectReplicas(ch, cluster, d, cr.Observed)
+				c.collectReplicas(ch, cluster, *d, cr.Observed)
 			}
 		}
 		// Every team with quota has a queue length, 0 included, so that

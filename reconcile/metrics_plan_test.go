@@ -43,7 +43,7 @@ func scrape(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 func TestPlanCollector(t *testing.T) {
 	limit := int64(4000)
 	plan := &berth.Plan{Cluster: "box",
-		Decisions: []berth.Decision{
+		Decisions: []*berth.Decision{
 			{Workload: "vision/train", Team: "vision", Action: berth.ActionKeep, Flavor: "h100", GPUs: 4},
 			{Workload: "vision/tune", Team: "vision", Action: berth.ActionAdmit, Flavor: "h100", GPUs: 2},
 			{Workload: "vision/nb", Team: "vision", Action: berth.ActionKeep, Flavor: "h100-1g", GPUs: 1, MIG: "1g.10gb"},
@@ -68,8 +68,8 @@ func TestPlanCollector(t *testing.T) {
 		{RunRecord: reconcile.RunRecord{Workload: "serving/nb", RunID: "1"}, Phase: reconcile.PhaseRunning, Pods: 1, PodsRunning: 1},
 	}}
 	plan.Decisions = append(plan.Decisions,
-		berth.Decision{Workload: "serving/chat", RunID: "1", Team: "serving", Kind: berth.KindService, Action: berth.ActionKeep, Flavor: "h100", GPUs: 3, Pods: 3},
-		berth.Decision{Workload: "serving/nb", RunID: "1", Team: "serving", Kind: berth.KindNotebook, Action: berth.ActionKeep, Flavor: "h100"})
+		&berth.Decision{Workload: "serving/chat", RunID: "1", Team: "serving", Kind: berth.KindService, Action: berth.ActionKeep, Flavor: "h100", GPUs: 3, Pods: 3},
+		&berth.Decision{Workload: "serving/nb", RunID: "1", Team: "serving", Kind: berth.KindNotebook, Action: berth.ActionKeep, Flavor: "h100"})
 	for i := range plan.Decisions {
 		if plan.Decisions[i].RunID == "" {
 			plan.Decisions[i].RunID = "1"

@@ -16,7 +16,7 @@ func Explain(w io.Writer, cfg *berth.Config, plan *berth.Plan, runs []reconcile.
 	var ds []berth.Decision
 	for _, d := range plan.Decisions {
 		if d.Workload == id {
-			ds = append(ds, d)
+			ds = append(ds, *d)
 		}
 	}
 	wl, inGit := cfg.Workloads[id]

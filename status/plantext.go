@@ -29,9 +29,9 @@ var actionOrder = map[berth.Action]int{
 
 // SortForPeople orders decisions as plan text shows them: by action, queue
 // position, then workload.
-func SortForPeople(ds []berth.Decision) []berth.Decision {
-	out := append([]berth.Decision(nil), ds...)
-	slices.SortStableFunc(out, func(a, b berth.Decision) int {
+func SortForPeople(ds []*berth.Decision) []*berth.Decision {
+	out := slices.Clone(ds)
+	slices.SortStableFunc(out, func(a, b *berth.Decision) int {
 		return cmp.Or(
 			cmp.Compare(actionOrder[a.Action], actionOrder[b.Action]),
 			cmp.Compare(a.Position, b.Position),
@@ -74,7 +74,8 @@ func writePlan(w io.Writer, p *berth.Plan) error {
 	fmt.Fprintf(w, "  %s\n\n", strings.Join(summary, ", "))
 
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	for _, d := range SortForPeople(p.Decisions) {
+	for _, dp := range SortForPeople(p.Decisions) {
+		d := *dp
 		id := string(d.Workload)
 		if _, _, replica := berth.ParseScaleRunID(d.RunID); replica {
 			id += RunSuffix(d.RunID)

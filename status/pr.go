@@ -216,7 +216,8 @@ func NewPlanView(in PlanInput) PlanView {
 	}
 
 	// 2. Their decisions, as people read them.
-	for _, d := range SortForPeople(in.HeadPlan.Decisions) {
+	for _, dp := range SortForPeople(in.HeadPlan.Decisions) {
+		d := *dp
 		c, ok := touched[d.Workload]
 		if !ok {
 			continue
@@ -348,7 +349,7 @@ func blastRadius(in PlanInput, touched map[berth.WorkloadID]WorkloadChange) Blas
 	var b Blast
 	base := map[berth.RunKey]berth.Decision{}
 	for _, d := range in.BasePlan.Decisions {
-		base[d.Key()] = d
+		base[d.Key()] = *d
 	}
 	for _, d := range in.HeadPlan.Decisions {
 		if _, ok := touched[d.Workload]; ok {
@@ -371,7 +372,7 @@ func blastRadius(in PlanInput, touched map[berth.WorkloadID]WorkloadChange) Blas
 		case d.Action == berth.ActionStop && bd.Action == berth.ActionKeep:
 			b.Preempted = append(b.Preempted, id+" (team "+d.Team+") stops: "+reasonText(d.Reason))
 		case bd.Starts() && !d.Starts():
-			b.Displaced = append(b.Displaced, id+" would no longer start now: "+DecisionText(d, in.HeadPlan.Time))
+			b.Displaced = append(b.Displaced, id+" would no longer start now: "+DecisionText(*d, in.HeadPlan.Time))
 		case !bd.Starts() && d.Starts():
 			b.Displaced = append(b.Displaced, id+" would start now instead of "+ActionPhrase(bd.Action))
 		}

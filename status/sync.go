@@ -101,7 +101,7 @@ func SyncWorkloads(cluster string, plan *berth.Plan, runs []reconcile.RunState, 
 	byRun := map[berth.RunKey]berth.Decision{}
 	if plan != nil {
 		for _, d := range plan.Decisions {
-			byRun[d.Key()] = d
+			byRun[d.Key()] = *d
 		}
 	}
 	// The plan's runs are the current ones; a run the plan does not

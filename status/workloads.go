@@ -56,7 +56,7 @@ func Workloads(cluster string, plan *berth.Plan, runs []reconcile.RunState) []Wo
 			k := d.Key()
 			seen[k] = true
 			run, known := byRun[k]
-			out = append(out, decisionStatus(cluster, d, run, known))
+			out = append(out, decisionStatus(cluster, *d, run, known))
 		}
 	}
 	// Runs the plan does not mention: history (finished ticks, superseded runs).

@@ -14,7 +14,7 @@ import (
 // TestStatusShowsAMIGSliceAsItsProfile: `berth status` says what a run
 // holds, "1g.10gb", not "1" GPU.
 func TestStatusShowsAMIGSliceAsItsProfile(t *testing.T) {
-	plan := &berth.Plan{Cluster: "box", Decisions: []berth.Decision{
+	plan := &berth.Plan{Cluster: "box", Decisions: []*berth.Decision{
 		{Workload: "vision/notebook", RunID: "1", Kind: berth.KindNotebook, Action: berth.ActionAdmit, GPUs: 1, MIG: "1g.10gb",
 			Flavor: "h100-1g", Placements: []berth.Placement{{Node: "box", MIG: []berth.MIGSlice{{GPU: 7, Profile: "1g.10gb"}}}}},
 		{Workload: "vision/sweep", RunID: "1", Kind: berth.KindBatch, Action: berth.ActionQueue, GPUs: 3, MIG: "1g.10gb", Position: 1},
@@ -36,7 +36,7 @@ func TestStatusShowsAMIGSliceAsItsProfile(t *testing.T) {
 // no longer runs has no URL, and a notebook's line says how its owner
 // gets its token.
 func TestStatusListsURLs(t *testing.T) {
-	plan := &berth.Plan{Cluster: "box", Decisions: []berth.Decision{
+	plan := &berth.Plan{Cluster: "box", Decisions: []*berth.Decision{
 		{Workload: "serving/chat-api", RunID: "1", Kind: berth.KindService, Action: berth.ActionKeep, Since: build.T0},
 		{Workload: "vision/explore", RunID: "1", Kind: berth.KindNotebook, Action: berth.ActionKeep, GPUs: 1, Since: build.T0},
 		{Workload: "vision/label", RunID: "1", Kind: berth.KindNotebook, Action: berth.ActionDone, GPUs: 1, Since: build.T0,

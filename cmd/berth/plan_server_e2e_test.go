@@ -60,7 +60,7 @@ workloads: t: flaky: {
 		}
 		m := map[berth.WorkloadID]berth.Decision{}
 		for _, d := range plans[0].Decisions {
-			m[d.Workload] = d
+			m[d.Workload] = *d
 		}
 		return m
 	}

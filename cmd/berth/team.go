@@ -49,7 +49,7 @@ func checkTeam(cfg *berth.Config, team string) error {
 // planOfTeam is p with only the team's decisions and quota.
 func planOfTeam(p *berth.Plan, team string) *berth.Plan {
 	out := *p
-	out.Decisions = slices.DeleteFunc(slices.Clone(p.Decisions), func(d berth.Decision) bool { return d.Team != team })
+	out.Decisions = slices.DeleteFunc(slices.Clone(p.Decisions), func(d *berth.Decision) bool { return d.Team != team })
 	out.Quota = slices.DeleteFunc(slices.Clone(p.Quota), func(q berth.QuotaUse) bool { return q.Team != team })
 	return &out
 }

@@ -15,7 +15,7 @@ import (
 // leaves the serve's answer itself alone.
 func TestStatusOfTeam(t *testing.T) {
 	plan := &berth.Plan{Cluster: "box",
-		Decisions: []berth.Decision{{Workload: "a/x", Team: "a"}, {Workload: "b/y", Team: "b"}},
+		Decisions: []*berth.Decision{{Workload: "a/x", Team: "a"}, {Workload: "b/y", Team: "b"}},
 		Quota:     []berth.QuotaUse{{Team: "a", Flavor: "h100"}, {Team: "b", Flavor: "h100"}}}
 	resp := statusResponse{
 		Revision: "main@sha1:c1",
@@ -33,7 +33,7 @@ func TestStatusOfTeam(t *testing.T) {
 			Workloads: []status.WorkloadStatus{{Workload: "b/y", Team: "b"}},
 			Runs:      []reconcile.RunState{{RunRecord: reconcile.RunRecord{Workload: "b/y", RunID: "1"}}}}},
 		Plans: map[string]*berth.Plan{"box": {Cluster: "box",
-			Decisions: []berth.Decision{{Workload: "b/y", Team: "b"}},
+			Decisions: []*berth.Decision{{Workload: "b/y", Team: "b"}},
 			Quota:     []berth.QuotaUse{{Team: "b", Flavor: "h100"}}}},
 		Usage: &usageResponse{Teams: []history.TeamUsage{{Team: "b"}},
 			Rows: []usageRow{{UsageKey: history.UsageKey{Team: "b"}}}},

@@ -32,7 +32,7 @@ func BenchmarkRecord10k(b *testing.B) {
 			d.Action, d.Reason = berth.ActionKeep, nil
 		}
 		runs = append(runs, r)
-		plan.Decisions = append(plan.Decisions, d)
+		plan.Decisions = append(plan.Decisions, &d)
 	}
 	rep := report(runs...)
 	rep.Clusters[0].Plan = plan

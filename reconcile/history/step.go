@@ -195,10 +195,10 @@ func Step(marks map[MarkKey]Mark, rep reconcile.Report, now time.Time, billEvery
 				}
 				m := get(c.Name, d.Key())
 				m.Seen = now
-				if what := decisionKey(d); what != m.Decision {
+				if what := decisionKey(*d); what != m.Decision {
 					m.Decision = what
 					out.Events = append(out.Events, stamp(Event{Time: now, Type: EventDecision, Cluster: c.Name,
-						Workload: d.Workload, RunID: d.RunID, What: string(d.Action), Reason: decisionReason(d), GPUs: d.GPUs, Flavor: d.Flavor}))
+						Workload: d.Workload, RunID: d.RunID, What: string(d.Action), Reason: decisionReason(*d), GPUs: d.GPUs, Flavor: d.Flavor}))
 				}
 				out.Marks[m.ID()] = m
 			}

@@ -141,7 +141,7 @@ workloads: ml: other: {kind: "service", image: "img:1", resources: {gpu: 1, flav
 func decisionOf(cr reconcile.ClusterReport, k berth.RunKey) berth.Decision {
 	for _, d := range cr.Plan.Decisions {
 		if d.Key() == k {
-			return d
+			return *d
 		}
 	}
 	return berth.Decision{}

@@ -430,9 +430,10 @@ func (c *Cache) cycle(snap *berth.Snapshot) *berth.Plan {
 		st.c.logMut = true
 	}
 	plan := &berth.Plan{Cluster: snap.Cluster, Time: snap.Time, Placement: st.c.policy}
-	// The decisions of what runs are kept as pointers, most of them the
-	// decision the run got last cycle (run.keep): each is copied once,
-	// into the plan, not into a list of its own first.
+	// The decisions of what runs, most of them the decision each run got
+	// last cycle (run.keep), go into the plan as they are: plans share
+	// the decisions that did not change, and nothing changes a decision
+	// once a plan holds it.
 	kept := make([]*berth.Decision, 0, len(st.runs))
 
 	// 2. Keep what runs; stop what left Git or the cluster.
@@ -476,8 +477,9 @@ func (c *Cache) cycle(snap *berth.Snapshot) *berth.Plan {
 // mergeDecisions orders a cycle's decisions by workload and run, as a
 // stable sort of extra, kept and decided (in that order) would: kept is
 // sorted already (the runs are), so only the others are sorted, then
-// merged with kept into the plan, each decision copied once.
-func mergeDecisions(extra []berth.Decision, kept []*berth.Decision, decided []berth.Decision) []berth.Decision {
+// merged with kept into the plan. No decision is copied: a run's decision
+// that did not change is the one the last plan holds.
+func mergeDecisions(extra []berth.Decision, kept []*berth.Decision, decided []berth.Decision) []*berth.Decision {
 	type ref struct {
 		src int // 0 extra, 2 decided (kept is 1): the order among equal runs
 		d   *berth.Decision
@@ -496,7 +498,7 @@ func mergeDecisions(extra []berth.Decision, kept []*berth.Decision, decided []be
 		rest = append(rest, ref{2, &decided[i]})
 	}
 	slices.SortStableFunc(rest, func(a, b ref) int { return byRun(a.d, b.d) })
-	out := make([]berth.Decision, 0, len(kept)+len(rest))
+	out := make([]*berth.Decision, 0, len(kept)+len(rest))
 	k, j := 0, 0
 	for k < len(kept) || j < len(rest) {
 		// Does rest[j] come before kept[k]?
@@ -506,10 +508,10 @@ func mergeDecisions(extra []berth.Decision, kept []*berth.Decision, decided []be
 			first = c < 0 || (c == 0 && rest[j].src == 0)
 		}
 		if first {
-			out = append(out, *rest[j].d)
+			out = append(out, rest[j].d)
 			j++
 		} else {
-			out = append(out, *kept[k])
+			out = append(out, kept[k])
 			k++
 		}
 	}

@@ -22,7 +22,9 @@ import (
 // them, ended, changed; nodes changed; quotas changed; time passing; lists
 // reordered; the base and head of a pull request in turn) and compares
 // each of its plans with a fresh Schedule of the same input, decision by
-// decision. Every other sequence has package digests, as a loaded
+// decision, and checks that planning again left its last plan as it was
+// (plans share the decisions that did not change). Every other sequence
+// has package digests, as a loaded
 // configuration has (the cache then compares package by package), one
 // package per team.
 func TestCacheDecidesAsSchedule(t *testing.T) {
@@ -37,6 +39,8 @@ func TestCacheDecidesAsSchedule(t *testing.T) {
 			cfg.Packages = packagesByTeam(cfg)
 		}
 		base := cfg // a pull request's base, planned beside its head
+		var last *berth.Plan
+		var lastJSON string
 		for step := range 25 {
 			cfg, snap = cloneConfig(cfg), cloneSnapshot(snap)
 			what := change(r, cfg, snap)
@@ -53,6 +57,12 @@ func TestCacheDecidesAsSchedule(t *testing.T) {
 			if d := cmp.Diff(asJSON(t, want), asJSON(t, got)); d != "" {
 				t.Fatalf("seed %d, step %d (%s): the cache's plan differs from Schedule's (-want +got):\n%s", seed, step, what, d)
 			}
+			if last != nil {
+				if d := cmp.Diff(lastJSON, asJSON(t, last)); d != "" {
+					t.Fatalf("seed %d, step %d (%s): planning again changed the last plan (-before +after):\n%s", seed, step, what, d)
+				}
+			}
+			last, lastJSON = got, asJSON(t, got)
 			// Start part of what the plan admits; stop what it stops.
 			applyPlan(r, in.Config, snap, want)
 		}

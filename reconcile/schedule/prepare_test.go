@@ -22,7 +22,7 @@ func runsOf(p *berth.Plan, id string) []berth.Decision {
 	var out []berth.Decision
 	for _, d := range p.Decisions {
 		if string(d.Workload) == id {
-			out = append(out, d)
+			out = append(out, *d)
 		}
 	}
 	return out

@@ -698,9 +698,8 @@ func scaledDown(w *berth.Workload, runID string, snap *berth.Snapshot) *berth.Re
 // running replicas (the minimum and each replica run kept or admitted)
 // and one replica more at a time up to its max. A pull request's plan
 // shows it beside the service.
-func (st *state) scaleRooms(ds []berth.Decision) {
-	for i := range ds {
-		d := &ds[i]
+func (st *state) scaleRooms(ds []*berth.Decision) {
+	for i, d := range ds {
 		if d.Kind.RunsOnce() || !(d.Action == berth.ActionKeep || d.Starts()) {
 			continue
 		}
@@ -714,13 +713,19 @@ func (st *state) scaleRooms(ds []berth.Decision) {
 		// The decisions are sorted by workload: its replicas' are beside.
 		running := w.Pods()
 		for j := i + 1; j < len(ds) && ds[j].Workload == d.Workload; j++ {
-			o := &ds[j]
+			o := ds[j]
 			if svc, _, ok := berth.ParseScaleRunID(o.RunID); ok && svc == d.RunID && (o.Action == berth.ActionKeep || o.Starts()) {
 				running++
 			}
 		}
 		room := policy.ServiceScaleRoom(st.quotas, d.Team, d.Flavor, demandOf(w.Resources), running, max(w.Autoscale.Max, running))
-		d.ScaleRoom = room.String()
+		if r := room.String(); r != d.ScaleRoom {
+			// On a copy: the decision may be the one its run keeps
+			// from cycle to cycle, shared with earlier plans.
+			c := *d
+			c.ScaleRoom = r
+			ds[i] = &c
+		}
 	}
 }
 

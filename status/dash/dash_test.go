@@ -42,7 +42,7 @@ func (b *clusterBuilder) decide(d berth.Decision) *clusterBuilder {
 	if d.RunID == "" {
 		d.RunID = "1"
 	}
-	b.plan.Decisions = append(b.plan.Decisions, d)
+	b.plan.Decisions = append(b.plan.Decisions, &d)
 	return b
 }
 

@@ -195,11 +195,11 @@ func resourceOrder(r string) int {
 }
 
 // pending is the first limit runs in line, and how many wait in all.
-func pending(ds []berth.Decision, limit int) ([]pendingRow, int) {
+func pending(ds []*berth.Decision, limit int) ([]pendingRow, int) {
 	var queued []*berth.Decision
-	for i := range ds {
-		if ds[i].Action == berth.ActionQueue {
-			queued = append(queued, &ds[i])
+	for _, d := range ds {
+		if d.Action == berth.ActionQueue {
+			queued = append(queued, d)
 		}
 	}
 	slices.SortStableFunc(queued, func(a, b *berth.Decision) int {

@@ -76,8 +76,8 @@ func Workload(w io.Writer, d Data, p WorkloadPage, logs LogTail) error {
 		var decisions map[berth.RunKey]*berth.Decision
 		if c.Plan != nil {
 			decisions = map[berth.RunKey]*berth.Decision{}
-			for i := range c.Plan.Decisions {
-				if dd := &c.Plan.Decisions[i]; dd.Workload == p.Workload {
+			for _, dd := range c.Plan.Decisions {
+				if dd.Workload == p.Workload {
 					decisions[dd.Key()] = dd
 				}
 			}

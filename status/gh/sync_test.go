@@ -45,7 +45,7 @@ func report(phase string) reconcile.Report {
 	return reconcile.Report{
 		Revision: reconcile.Revision{Name: "master@sha1:" + mergeSHA, Commit: mergeSHA, Time: t0},
 		Applied:  reconcile.Revision{Name: "master@sha1:" + mergeSHA, Commit: mergeSHA, Time: t0},
-		Clusters: []reconcile.ClusterReport{{Name: "box", Plan: &berth.Plan{Cluster: "box", Decisions: []berth.Decision{d}},
+		Clusters: []reconcile.ClusterReport{{Name: "box", Plan: &berth.Plan{Cluster: "box", Decisions: []*berth.Decision{&d}},
 			Observed: &reconcile.Observed{Runs: []reconcile.RunState{run}}}},
 	}
 }
