@@ -22,10 +22,10 @@ import (
 // and remove deletes each only if it still has the UID berth read.
 //
 //   - a checkpoint claim goes when its run succeeded (its Jobs, or once
-//     they are gone its ledger record, say so) or left Git (its workload is gone, or runs another runId now;
-//     a periodic job's tick runs are of its runId),
-//     unless its spec keeps it (AnnotationKeep, written when the claim is
-//     made, or the spec in Git);
+//     they are gone its ledger record, say so) or left Git (its workload
+//     is gone, or runs another runId now; a periodic job's tick runs are
+//     of its runId), unless its spec keeps it (AnnotationKeep, written
+//     when the claim is made, or the spec in Git);
 //   - an outputs claim goes when its run left Git, or its retention has
 //     passed since the run succeeded;
 //   - a scratch claim (a pod's generic ephemeral volume) goes once its pod
