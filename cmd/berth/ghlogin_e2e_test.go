@@ -24,7 +24,6 @@ func TestDashboardGitHubLoginInBrowser(t *testing.T) {
 		t.Skip("starts Gitea, berth serve and a browser")
 	}
 	g := testenv.Gitea(t)
-	ctx := newBrowser(t)
 	bg := context.Background()
 
 	// acme/vision has the admin user in it; acme/infra is empty.
@@ -78,8 +77,7 @@ func TestDashboardGitHubLoginInBrowser(t *testing.T) {
 			e.start()
 
 			// Gitea's own sign-in is per browser: a fresh one for each case.
-			tab, cancel := chromedp.NewContext(ctx)
-			defer cancel()
+			tab := newBrowser(t)
 			var loc, body string
 			if err := chromedp.Run(tab,
 				chromedp.Navigate(e.addr+"/teams"),
