@@ -89,7 +89,8 @@ func TestDashboardGitHubLoginInBrowser(t *testing.T) {
 				// Gitea asks its user to grant berth access.
 				chromedp.WaitVisible(`button[name="granted"][value="true"]`, chromedp.ByQuery),
 				chromedp.Click(`button[name="granted"][value="true"]`, chromedp.ByQuery),
-				chromedp.WaitVisible("main", chromedp.ByQuery),
+				// Back at berth: the page asked for, or the sign-in page's refusal.
+				chromedp.WaitVisible(`#team-t, p.error[role="alert"]`, chromedp.ByQuery),
 				chromedp.Location(&loc),
 				chromedp.Text("main", &body, chromedp.ByQuery)); err != nil {
 				t.Fatalf("%v (serve log:\n%s)", err, e.logs())
