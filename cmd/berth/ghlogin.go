@@ -39,7 +39,7 @@ type githubLoginOptions struct {
 }
 
 func (o *githubLoginOptions) register(f *pflag.FlagSet) {
-	f.StringVar(&o.clientID, "github-login-client-id", "", "the dashboard's GitHub login: the OAuth app's client ID (with --github-login-client-secret-file and an --github-login-allow-*)")
+	f.StringVar(&o.clientID, "github-login-client-id", "", "the dashboard's GitHub login: the OAuth app's client ID (with --github-login-client-secret-file and at least one --github-login-allow-*)")
 	f.StringVar(&o.secretFile, "github-login-client-secret-file", "", "file holding the OAuth app's client secret")
 	f.StringVar(&o.webURL, "github-login-url", "https://github.com", "the forge's web address: GitHub, a GitHub Enterprise Server, or a Gitea")
 	f.StringVar(&o.apiURL, "github-login-api-url", "", "its REST API (default https://api.github.com/ for github.com, else URL/api/v3/; Gitea: URL/api/v1/)")

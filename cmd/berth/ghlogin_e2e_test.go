@@ -24,7 +24,6 @@ func TestDashboardGitHubLoginInBrowser(t *testing.T) {
 		t.Skip("starts Gitea, berth serve and a browser")
 	}
 	g := testenv.Gitea(t)
-	ctx := newBrowser(t)
 	bg := context.Background()
 
 	// acme/vision has the admin user in it; acme/infra is empty.
@@ -78,8 +77,7 @@ func TestDashboardGitHubLoginInBrowser(t *testing.T) {
 			e.start()
 
 			// Gitea's own sign-in is per browser: a fresh one for each case.
-			tab, cancel := chromedp.NewContext(ctx)
-			defer cancel()
+			tab := newBrowser(t)
 			var loc, body string
 			if err := chromedp.Run(tab,
 				chromedp.Navigate(e.addr+"/teams"),
@@ -91,7 +89,8 @@ func TestDashboardGitHubLoginInBrowser(t *testing.T) {
 				// Gitea asks its user to grant berth access.
 				chromedp.WaitVisible(`button[name="granted"][value="true"]`, chromedp.ByQuery),
 				chromedp.Click(`button[name="granted"][value="true"]`, chromedp.ByQuery),
-				chromedp.WaitVisible("main", chromedp.ByQuery),
+				// Back at berth: the page asked for, or the sign-in page's refusal.
+				chromedp.WaitVisible(`#team-t, p.error[role="alert"]`, chromedp.ByQuery),
 				chromedp.Location(&loc),
 				chromedp.Text("main", &body, chromedp.ByQuery)); err != nil {
 				t.Fatalf("%v (serve log:\n%s)", err, e.logs())

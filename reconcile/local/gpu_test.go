@@ -40,7 +40,8 @@ func TestSimulatedNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	if gpus[0].UUID != SimulatedUUID(0) || gpus[0].Utilization != 0 || gpus[7].Utilization != -1 ||
-		len(gpus[7].MIG) != 7 || gpus[7].MIG[6].UUID != SimulatedMIGUUID(7, 6) || gpus[7].MIG[0].MemoryMiB != 10240 {
+		len(gpus[7].MIG) != 7 || gpus[7].MIG[6].UUID != SimulatedMIGUUID(7, 6) || gpus[7].MIG[0].MemoryMiB != 10240 ||
+		gpus[7].PowerMilliwatts != 70000 || gpus[7].PowerLimitMilliwatts != 700000 || gpus[7].TemperatureC != 31 { // an idle H100's, MIG or not
 		t.Errorf("GPUs: %+v", gpus)
 	}
 }
@@ -112,7 +113,10 @@ func TestNVMLHelper(t *testing.T) {
 					t.Errorf("NVML answered, yet the log says:\n%s", logs.String())
 				}
 				gpus, err := c.GPUs(context.Background())
-				if err != nil || len(gpus) != 3 || gpus[2].MIG[1].UUID != SimulatedMIGUUID(2, 1) {
+				// The MIG-mode GPU's power and temperature come through the
+				// helper's report (an idle A100's).
+				if err != nil || len(gpus) != 3 || gpus[2].MIG[1].UUID != SimulatedMIGUUID(2, 1) ||
+					gpus[2].PowerMilliwatts != 54000 || gpus[2].PowerLimitMilliwatts != 400000 || gpus[2].TemperatureC != 30 {
 					t.Errorf("GPUs through the helper: %+v, %v", gpus, err)
 				}
 				return
