@@ -16,7 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/berth-gpu/berth"
-	"github.com/berth-gpu/berth/reconcile/local/notebook"
+	"github.com/berth-gpu/berth/reconcile/notebook"
 	"github.com/berth-gpu/berth/status"
 )
 

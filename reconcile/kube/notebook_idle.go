@@ -15,7 +15,7 @@ import (
 
 	"github.com/berth-gpu/berth"
 	"github.com/berth-gpu/berth/reconcile"
-	"github.com/berth-gpu/berth/reconcile/local/notebook"
+	"github.com/berth-gpu/berth/reconcile/notebook"
 )
 
 // A notebook with an idle limit is stopped once it has been idle that

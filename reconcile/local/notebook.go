@@ -10,7 +10,7 @@ import (
 
 	"github.com/berth-gpu/berth"
 	"github.com/berth-gpu/berth/reconcile"
-	"github.com/berth-gpu/berth/reconcile/local/notebook"
+	"github.com/berth-gpu/berth/reconcile/notebook"
 )
 
 // ErrNoJupyter: a notebook without a command was to start, and no Jupyter

@@ -14,7 +14,7 @@ import (
 
 	"github.com/berth-gpu/berth"
 	"github.com/berth-gpu/berth/reconcile"
-	"github.com/berth-gpu/berth/reconcile/local/notebook"
+	"github.com/berth-gpu/berth/reconcile/notebook"
 )
 
 // notebookCluster is a test cluster whose notebooks run the Jupyter

@@ -1,13 +1,15 @@
-// Package notebook is what berth adds to a Jupyter server that runs on one
-// machine: the command line it is started with, its token and its
-// directory (kept under the state directory, outside Git, across restarts
-// and runs), the URL its owner opens, and when it is idle long enough to be
-// stopped (as JupyterHub's idle culler decides, from the server's own
-// /api/status last_activity).
+// Package notebook is what berth adds to a Jupyter server: on one machine
+// the command line it is started with, its token and its directory (kept
+// under the state directory, outside Git, across restarts and runs) and
+// the URL its owner opens; on both backends, reading the server's own
+// /api/status last_activity and when it is idle long enough to be stopped
+// (as JupyterHub's idle culler decides). Both backends share that rule:
+// reconcile/local's culler and reconcile/kube's idle check.
 //
-// What it does not own: starting and stopping the server (the local
-// backend's pods), routing to it (package traffic) and deciding that a
-// stopped notebook stays stopped (reconcile/schedule).
+// What it does not own: starting and stopping the server (each backend's
+// pods), routing to it (package traffic on one machine, a Service and an
+// Ingress on Kubernetes) and deciding that a stopped notebook stays
+// stopped (reconcile/schedule).
 package notebook
 
 import (
