@@ -347,14 +347,17 @@ func Normalize(cfg *berth.Config, obs *Observed) berth.Snapshot {
 	}
 	snap.Queue = nil
 	snap.Finished = nil
-	queued := make(map[berth.RunKey]time.Time, len(obs.Runs))
-	for _, r := range obs.Runs {
-		if !r.QueuedSince.IsZero() {
-			queued[r.Key()] = r.QueuedSince
+	snap.Running = withQueuedSince(snap.Running, obs.Runs)
+	for i := range obs.Runs {
+		r := &obs.Runs[i]
+		switch r.Phase {
+		case PhaseQueued, PhasePreempted, PhaseSucceeded, PhaseFailed, PhaseStopped:
+		default:
+			// Admitted or running: it neither waits nor has finished.
+			// (Looking its workload up, a large struct, for each of
+			// 10,000 running runs cost more than the cycle's decisions.)
+			continue
 		}
-	}
-	snap.Running = withQueuedSince(snap.Running, queued)
-	for _, r := range obs.Runs {
 		var w berth.Workload
 		inGit := false
 		if cfg != nil {
@@ -392,15 +395,25 @@ func Normalize(cfg *berth.Config, obs *Observed) berth.Snapshot {
 }
 
 // withQueuedSince is running with each run's QueuedSince taken from the
-// ledger where the cluster did not report it. It copies the list only
-// when a run needs it (the backends report it, so the list, 10,000 runs
-// on a large cluster, is shared); the cluster's report is never changed.
-func withQueuedSince(running []berth.RunningWorkload, queued map[berth.RunKey]time.Time) []berth.RunningWorkload {
+// ledger's runs where the cluster did not report it. It indexes the
+// ledger and copies the list only when a run lacks it (the backends
+// report it, so the list, 10,000 runs on a large cluster, is shared); the
+// cluster's report is never changed.
+func withQueuedSince(running []berth.RunningWorkload, ledger []RunState) []berth.RunningWorkload {
 	var out []berth.RunningWorkload
+	var queued map[berth.RunKey]time.Time
 	for i := range running {
 		rw := &running[i]
 		if !rw.QueuedSince.IsZero() {
 			continue
+		}
+		if queued == nil {
+			queued = make(map[berth.RunKey]time.Time, len(ledger))
+			for _, r := range ledger {
+				if !r.QueuedSince.IsZero() {
+					queued[r.Key()] = r.QueuedSince
+				}
+			}
 		}
 		t, ok := queued[rw.Key()]
 		if !ok {
