@@ -45,33 +45,49 @@ func (s *Snapshot) ScaleOf(k RunKey) (int, bool) {
 // Sort puts every list in a canonical order so a snapshot's encoding does
 // not depend on the order it was observed in.
 func (s *Snapshot) Sort() {
-	slices.SortFunc(s.Nodes, func(a, b Node) int {
-		return cmp.Compare(a.Name, b.Name)
-	})
-	slices.SortFunc(s.Running, func(a, b RunningWorkload) int {
-		return cmp.Or(
-			cmp.Compare(a.Workload, b.Workload),
-			cmp.Compare(a.RunID, b.RunID),
-		)
-	})
-	slices.SortFunc(s.Queue, func(a, b QueuedWorkload) int {
-		return cmp.Or(
-			cmp.Compare(a.Workload, b.Workload),
-			cmp.Compare(a.RunID, b.RunID),
-		)
-	})
-	slices.SortFunc(s.Finished, func(a, b FinishedRun) int {
-		return cmp.Or(
-			cmp.Compare(a.Workload, b.Workload),
-			cmp.Compare(a.RunID, b.RunID),
-		)
-	})
-	slices.SortFunc(s.Scale, func(a, b ScaleWant) int {
-		return cmp.Or(
-			cmp.Compare(a.Workload, b.Workload),
-			cmp.Compare(a.RunID, b.RunID),
-		)
-	})
+	slices.SortFunc(s.Nodes, cmpNode)
+	slices.SortFunc(s.Running, cmpRunning)
+	slices.SortFunc(s.Queue, cmpQueued)
+	slices.SortFunc(s.Finished, cmpFinished)
+	slices.SortFunc(s.Scale, cmpScale)
+}
+
+// Sorted reports whether every list is in Sort's order already, which
+// costs a pass over each, not a sort.
+func (s *Snapshot) Sorted() bool {
+	return slices.IsSortedFunc(s.Nodes, cmpNode) && runningSorted(s.Running) &&
+		slices.IsSortedFunc(s.Queue, cmpQueued) && slices.IsSortedFunc(s.Finished, cmpFinished) &&
+		slices.IsSortedFunc(s.Scale, cmpScale)
+}
+
+// runningSorted is slices.IsSortedFunc(rs, cmpRunning) without copying
+// each run (a large struct; a cluster may run 10,000) into the comparison.
+func runningSorted(rs []RunningWorkload) bool {
+	for i := 1; i < len(rs); i++ {
+		a, b := &rs[i-1], &rs[i]
+		if cmp.Or(cmp.Compare(a.Workload, b.Workload), cmp.Compare(a.RunID, b.RunID)) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func cmpNode(a, b Node) int { return cmp.Compare(a.Name, b.Name) }
+
+func cmpRunning(a, b RunningWorkload) int {
+	return cmp.Or(cmp.Compare(a.Workload, b.Workload), cmp.Compare(a.RunID, b.RunID))
+}
+
+func cmpQueued(a, b QueuedWorkload) int {
+	return cmp.Or(cmp.Compare(a.Workload, b.Workload), cmp.Compare(a.RunID, b.RunID))
+}
+
+func cmpFinished(a, b FinishedRun) int {
+	return cmp.Or(cmp.Compare(a.Workload, b.Workload), cmp.Compare(a.RunID, b.RunID))
+}
+
+func cmpScale(a, b ScaleWant) int {
+	return cmp.Or(cmp.Compare(a.Workload, b.Workload), cmp.Compare(a.RunID, b.RunID))
 }
 
 // Node is one machine.

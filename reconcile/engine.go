@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -346,19 +347,17 @@ func Normalize(cfg *berth.Config, obs *Observed) berth.Snapshot {
 	}
 	snap.Queue = nil
 	snap.Finished = nil
-	queued := make(map[berth.RunKey]time.Time, len(obs.Runs))
-	for _, r := range obs.Runs {
-		if !r.QueuedSince.IsZero() {
-			queued[r.Key()] = r.QueuedSince
+	snap.Running = withQueuedSince(snap.Running, obs.Runs)
+	for i := range obs.Runs {
+		r := &obs.Runs[i]
+		switch r.Phase {
+		case PhaseQueued, PhasePreempted, PhaseSucceeded, PhaseFailed, PhaseStopped:
+		default:
+			// Admitted or running: it neither waits nor has finished.
+			// (Looking its workload up, a large struct, for each of
+			// 10,000 running runs cost more than the cycle's decisions.)
+			continue
 		}
-	}
-	snap.Running = append([]berth.RunningWorkload(nil), snap.Running...)
-	for i, rw := range snap.Running {
-		if t, ok := queued[rw.Key()]; ok && rw.QueuedSince.IsZero() {
-			snap.Running[i].QueuedSince = t
-		}
-	}
-	for _, r := range obs.Runs {
 		var w berth.Workload
 		inGit := false
 		if cfg != nil {
@@ -395,6 +394,50 @@ func Normalize(cfg *berth.Config, obs *Observed) berth.Snapshot {
 	return snap
 }
 
+// withQueuedSince is running with each run's QueuedSince taken from the
+// ledger's runs where the cluster did not report it. It indexes the
+// ledger and copies the list only when a run lacks it (the backends
+// report it, so the list, 10,000 runs on a large cluster, is shared); the
+// cluster's report is never changed.
+func withQueuedSince(running []berth.RunningWorkload, ledger []RunState) []berth.RunningWorkload {
+	var out []berth.RunningWorkload
+	var queued map[berth.RunKey]time.Time
+	for i := range running {
+		rw := &running[i]
+		if !rw.QueuedSince.IsZero() {
+			continue
+		}
+		if queued == nil {
+			queued = make(map[berth.RunKey]time.Time, len(ledger))
+			for _, r := range ledger {
+				if !r.QueuedSince.IsZero() {
+					queued[r.Key()] = r.QueuedSince
+				}
+			}
+		}
+		t, ok := queued[rw.Key()]
+		if !ok {
+			continue
+		}
+		if out == nil {
+			out = slices.Clone(running)
+		}
+		out[i].QueuedSince = t
+	}
+	if out == nil {
+		return running
+	}
+	return out
+}
+
+// nonNil is list, or an empty list for nil.
+func nonNil[T any](list []T) []T {
+	if list == nil {
+		return []T{}
+	}
+	return list
+}
+
 // cache is the cluster's scheduling state kept between reconciles.
 func (e *Engine) cache(cluster string) *schedule.Cache {
 	e.mu.Lock()
@@ -420,16 +463,28 @@ func Plan(cfg *berth.Config, cluster string, obs *Observed, now time.Time, opts 
 
 // Snapshot is the scheduler's view of a cluster as it reported itself, as
 // of time now: what `berth snapshot` writes and every plan starts from. Its
-// lists are sorted and never nil, so its encoding is canonical.
+// lists are sorted and never nil, so its encoding is canonical. It may
+// share lists with obs: neither is changed afterwards (a schedule.Cache
+// compares the next snapshot with it).
 func Snapshot(cfg *berth.Config, cluster string, obs *Observed, now time.Time) berth.Snapshot {
 	snap := Normalize(cfg, obs)
 	snap.Cluster = cluster
 	snap.Time = now
-	// Copies, never nil: sorting must not reorder what the cluster reported.
-	snap.Nodes = append([]berth.Node{}, snap.Nodes...)
-	snap.Running = append([]berth.RunningWorkload{}, snap.Running...)
-	snap.Queue = append([]berth.QueuedWorkload{}, snap.Queue...)
-	snap.Finished = append([]berth.FinishedRun{}, snap.Finished...)
+	snap.Nodes = nonNil(snap.Nodes)
+	snap.Running = nonNil(snap.Running)
+	snap.Queue = nonNil(snap.Queue)
+	snap.Finished = nonNil(snap.Finished)
+	if snap.Sorted() {
+		// The lists the cluster reported in order (the backends sort
+		// theirs) are shared: the snapshot is read, never written.
+		return snap
+	}
+	// Copies: sorting must not reorder what the cluster reported.
+	snap.Nodes = slices.Clone(snap.Nodes)
+	snap.Running = slices.Clone(snap.Running)
+	snap.Queue = slices.Clone(snap.Queue)
+	snap.Finished = slices.Clone(snap.Finished)
+	snap.Scale = slices.Clone(snap.Scale)
 	snap.Sort()
 	return snap
 }

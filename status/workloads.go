@@ -1,6 +1,7 @@
 package status
 
 import (
+	"bufio"
 	"cmp"
 	"fmt"
 	"io"
@@ -162,8 +163,22 @@ func NodePlacementNames(ps []berth.Placement) []string {
 }
 
 // WriteWorkloadsText writes statuses as a table. now, when set, shows
-// times as ages ("3m ago"); otherwise as UTC times.
+// times as ages ("3m ago"); otherwise as UTC times. It writes through a
+// buffer, as WritePlanText does: the table writer writes each cell and
+// run of padding on its own, a system call each on a terminal or a pipe.
 func WriteWorkloadsText(w io.Writer, ws []WorkloadStatus, now time.Time) error {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	if err := writeWorkloadsTable(bw, ws, now); err != nil {
+		return err
+	}
+	if err := writeURLs(bw, ws); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+// writeWorkloadsTable writes one line per workload's run.
+func writeWorkloadsTable(w io.Writer, ws []WorkloadStatus, now time.Time) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "WORKLOAD\tRUN\tKIND\tSTATE\tGPUS\tSINCE\tREASON")
 	for _, s := range ws {
@@ -192,10 +207,7 @@ func WriteWorkloadsText(w io.Writer, ws []WorkloadStatus, now time.Time) error {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Workload, s.RunID, s.Kind, state, gpus, since, reason)
 	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	return writeURLs(w, ws)
+	return tw.Flush()
 }
 
 // writeURLs lists where the running services and notebooks are reached,

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -112,12 +113,25 @@ func usageFromFile(path string, q url.Values) (usageResponse, error) {
 // gpuHoursText writes GPU-hours with three decimals (3.6 GPU-seconds).
 func gpuHoursText(h float64) string { return strconv.FormatFloat(h, 'f', 3, 64) }
 
+// writeUsageText writes the GPU-hours as a table, through a buffer: the
+// table writer writes each cell and run of padding on its own, a system
+// call each on a terminal or a pipe.
 func writeUsageText(w io.Writer, resp usageResponse, daily bool) error {
-	fmt.Fprintf(w, "GPU-hours from %s to %s (UTC)\n", resp.From, resp.To)
+	bw := bufio.NewWriterSize(w, 64<<10)
+	fmt.Fprintf(bw, "GPU-hours from %s to %s (UTC)\n", resp.From, resp.To)
 	if len(resp.Teams) == 0 {
-		fmt.Fprintln(w, "no GPU time was billed")
-		return nil
+		fmt.Fprintln(bw, "no GPU time was billed")
+		return bw.Flush()
 	}
+	if err := writeUsageTable(bw, resp, daily); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+// writeUsageTable writes a line per team, or per team and day when daily,
+// and the total.
+func writeUsageTable(w io.Writer, resp usageResponse, daily bool) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	if daily {
 		fmt.Fprintln(tw, "TEAM\tDAY\tGPU-HOURS")

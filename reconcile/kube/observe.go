@@ -66,6 +66,9 @@ func (c *Cluster) Observe(ctx context.Context, cfg *berth.Config) (*reconcile.Ob
 	})
 	obs.Snapshot.Scale = scale
 	fillSnapshot(obs)
+	// In order, and with each run's QueuedSince, a snapshot of this
+	// cluster shares its lists instead of copying them (reconcile.Snapshot).
+	obs.Snapshot.Sort()
 	obs.Prunable = len(c.staleClaims(cfg, obs.Snapshot.Time))
 	return obs, nil
 }
@@ -169,7 +172,8 @@ func (c *Cluster) ours(ns, team string) bool {
 	return team != "" && ns == Namespace(c.opts.Render.NamespacePrefix, team)
 }
 
-// fillSnapshot lists the runs that hold capacity as running, and derives
+// fillSnapshot lists the runs that hold capacity as running (each with
+// when it was queued, as reconcile.Normalize would add it), and derives
 // the queue and finished runs the way the engine does (for `berth
 // snapshot`; the engine derives them again from Runs).
 func fillSnapshot(obs *reconcile.Observed) {
@@ -179,8 +183,8 @@ func fillSnapshot(obs *reconcile.Observed) {
 		case r.Phase.Holds():
 			s.Running = append(s.Running, berth.RunningWorkload{
 				Workload: r.Workload, RunID: r.RunID, Kind: r.Kind, Priority: r.Priority, Flavor: r.Flavor,
-				Since: r.StartedAt, Resources: r.Resources, Placements: orEmpty(r.Placements), MaxDuration: r.MaxDuration,
-				Roles: r.Roles,
+				Since: r.StartedAt, QueuedSince: r.QueuedSince, Resources: r.Resources, Placements: orEmpty(r.Placements),
+				MaxDuration: r.MaxDuration, Roles: r.Roles,
 			})
 			if len(r.Roles) > 0 {
 				// A run of several roles is charged per role.

@@ -196,8 +196,8 @@ func (c *Cluster) Observe(ctx context.Context, cfg *berth.Config) (*reconcile.Ob
 		case v.phase.Holds():
 			snap.Running = append(snap.Running, berth.RunningWorkload{
 				Workload: r.Workload, RunID: r.RunID, Kind: r.Kind, Priority: r.Priority, Flavor: r.Flavor,
-				Since: v.startedAt, Resources: r.Resources, Placements: r.Placements, MaxDuration: r.MaxDuration,
-				Roles: r.Roles,
+				Since: v.startedAt, QueuedSince: r.QueuedSince, Resources: r.Resources, Placements: r.Placements,
+				MaxDuration: r.MaxDuration, Roles: r.Roles,
 			})
 			if len(r.Roles) > 0 {
 				run := &snap.Running[len(snap.Running)-1]

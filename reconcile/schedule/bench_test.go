@@ -10,6 +10,7 @@ import (
 
 	"github.com/berth-gpu/berth"
 	"github.com/berth-gpu/berth/fixtures/build"
+	"github.com/berth-gpu/berth/reconcile"
 	"github.com/berth-gpu/berth/reconcile/schedule"
 )
 
@@ -131,12 +132,13 @@ func BenchmarkScheduleOneNew(b *testing.B) {
 	cpu.report(b)
 }
 
-// BenchmarkCacheOneNew is the engine's and the pull-request planner's path
-// for one new workload beside 10,000 admitted runs: a Cache that planned
-// the cluster before gets a new revision with one workload more (or, every
-// other cycle, one less), decoded anew (no slice or map shared with the
-// last one), and a new snapshot of the same cluster, its lists copied and
-// sorted as reconcile.Snapshot writes them, and returns the whole plan
+// BenchmarkCacheOneNew is the engine's path for one new workload beside
+// 10,000 admitted runs: a Cache that planned the cluster before gets a
+// new revision with one workload more (or, every other cycle, one less),
+// decoded anew (no slice or map shared with the last one), and the
+// snapshot reconcile.Snapshot makes of a cluster's new report (a report of
+// the same runs that shares no memory with the last: the backend observes
+// anew each time; observing is not measured), and returns the whole plan
 // (10,001 decisions). With packages, both revisions have a package per
 // team, as loaded ones have (the new workload's package has a new
 // digest); without, as Configs made in code, every workload is compared.
@@ -157,18 +159,16 @@ func benchCacheOneNew(b *testing.B, packages bool) {
 	c := schedule.NewCache()
 	c.Schedule(schedule.Input{Config: cfg, Snapshot: snap}, schedule.Options{})
 	b.Logf("running runs: %d", len(snap.Running))
+	reports := [2]*reconcile.Observed{observedOf(snap), observedOf(snap)}
 	cpu := startCPU()
 	i := 0
 	for b.Loop() {
-		s := *snap
-		s.Nodes = append([]berth.Node{}, snap.Nodes...)
-		s.Running = append([]berth.RunningWorkload{}, snap.Running...)
-		s.Queue = append([]berth.QueuedWorkload{}, snap.Queue...)
-		s.Finished = append([]berth.FinishedRun{}, snap.Finished...)
-		in := schedule.Input{Config: with, Snapshot: &s}
+		in := schedule.Input{Config: with}
 		if i%2 == 1 {
 			in.Config = cfg
 		}
+		s := reconcile.Snapshot(in.Config, snap.Cluster, reports[i%2], snap.Time)
+		in.Snapshot = &s
 		plan := c.Schedule(in, schedule.Options{})
 		if d, ok := plan.Decision(w.ID()); ok != (i%2 == 0) || (ok && !d.Starts()) {
 			b.Fatalf("cycle %d: %+v", i, d)
@@ -181,9 +181,9 @@ func benchCacheOneNew(b *testing.B, packages bool) {
 
 // BenchmarkCacheRunStarted is the engine's resync of one revision beside
 // 10,000 running runs: the configuration is the one the Cache saw last, and
-// each new snapshot (lists copied and sorted as reconcile.Snapshot writes
-// them) has one run more than the last (the one the last plan admitted) or,
-// every other cycle, one less.
+// each new snapshot (reconcile.Snapshot of a new report, as in
+// BenchmarkCacheOneNew) has one run more than the last (the one the last
+// plan admitted) or, every other cycle, one less.
 func BenchmarkCacheRunStarted(b *testing.B) {
 	cfg, snap := bigCase(200, 1000, 0, 10000)
 	w := build.Workload("team-007", "new-job").GPUs(4).MaxDuration("2h").Obj()
@@ -197,18 +197,11 @@ func BenchmarkCacheRunStarted(b *testing.B) {
 		Kind: d.Kind, Priority: d.Priority, Flavor: d.Flavor, Since: snap.Time, Resources: w.Resources,
 		Placements: d.Placements, MaxDuration: w.MaxDuration})
 	started.Sort()
+	reports := [2]*reconcile.Observed{observedOf(&started), observedOf(snap)}
 	cpu := startCPU()
 	i := 0
 	for b.Loop() {
-		from := snap
-		if i%2 == 0 {
-			from = &started
-		}
-		s := *from
-		s.Nodes = append([]berth.Node{}, from.Nodes...)
-		s.Running = append([]berth.RunningWorkload{}, from.Running...)
-		s.Queue = append([]berth.QueuedWorkload{}, from.Queue...)
-		s.Finished = append([]berth.FinishedRun{}, from.Finished...)
+		s := reconcile.Snapshot(cfg, snap.Cluster, reports[i%2], snap.Time)
 		plan := c.Schedule(schedule.Input{Config: cfg, Snapshot: &s}, schedule.Options{})
 		if d, _ := plan.Decision(w.ID()); (i%2 == 0) != (d.Action == berth.ActionKeep) {
 			b.Fatalf("cycle %d: %+v", i, d)
@@ -217,6 +210,24 @@ func BenchmarkCacheRunStarted(b *testing.B) {
 		cpu.n++
 	}
 	cpu.report(b)
+}
+
+// observedOf is the report a backend gives of a cluster in the state of
+// snap: its runs, sorted and each with when it was queued, and the
+// ledger's record of each; no list shared with snap or another report.
+func observedOf(snap *berth.Snapshot) *reconcile.Observed {
+	obs := &reconcile.Observed{Snapshot: *snap}
+	obs.Snapshot.Nodes = slices.Clone(snap.Nodes)
+	obs.Snapshot.Running = slices.Clone(snap.Running)
+	for i := range obs.Snapshot.Running {
+		rw := &obs.Snapshot.Running[i]
+		if rw.QueuedSince.IsZero() {
+			rw.QueuedSince = rw.Since
+		}
+		obs.Runs = append(obs.Runs, reconcile.RunState{Phase: reconcile.PhaseRunning, StartedAt: rw.Since,
+			RunRecord: reconcile.RunRecord{Workload: rw.Workload, RunID: rw.RunID, Kind: rw.Kind, QueuedSince: rw.QueuedSince}})
+	}
+	return obs
 }
 
 // decodedAgain copies cfg as a new decode of the same files would give it:
