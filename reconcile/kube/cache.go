@@ -333,7 +333,14 @@ func (w *written) take() []writtenObj {
 func (o *objects) caughtUp(w writtenObj) bool {
 	obj, ok := o.get(w.kind, w.ns, w.name)
 	if w.rv == "" {
-		return !ok
+		if !ok {
+			return true
+		}
+		// A claim still mounted by a pod stays, marked, until the pod is
+		// gone (Kubernetes' pvc-protection finalizer): its deletion is
+		// seen once it is marked.
+		m, err := metaOf(obj)
+		return w.kind == kindClaim && err == nil && m.GetDeletionTimestamp() != nil
 	}
 	if !ok {
 		return false
