@@ -59,7 +59,7 @@ func (s *scenario) livePod(team, workload string) corev1.Pod {
 func TestCheckpointClaimSurvivesPreemption(t *testing.T) {
 	s := newScenario(t, "ckpt", gpuNode(), gpuNode())
 	s.waitReadyNodes(2)
-	low := `workloads: ml: low: {kind: "training", image: "img:1", priority: "low", env: BERTH_SIMULATED_DURATION: "5s",
+	low := `workloads: ml: low: {kind: "training", image: "img:1", priority: "low", env: BERTH_SIMULATED_DURATION: "30s",
 	resources: {gpu: 8, flavor: "h100"}, checkpoint: dir: "/ckpt",
 	volumes: {
 		imagenet: {kind: "dataset", claim: "imagenet", mountPath: "/data"}
@@ -131,7 +131,7 @@ func TestCheckpointClaimSurvivesPreemption(t *testing.T) {
 		t.Fatalf("checkpoint claim after the preemption: %v (uid %v, was %v): want the same claim", err, now.GetUID(), pvc.UID)
 	}
 
-	s.until("low succeeds", 2*time.Minute, func(cr reconcile.ClusterReport) bool { return phase(cr, "ml/low") == reconcile.PhaseSucceeded })
+	s.until("low succeeds", 3*time.Minute, func(cr reconcile.ClusterReport) bool { return phase(cr, "ml/low") == reconcile.PhaseSucceeded })
 	// With no commit and no change due, berth's next reconciles fold the
 	// run's end into the ledger and let its checkpoints and its pods'
 	// scratch claims go: the storage of a run that ended is due, and the
