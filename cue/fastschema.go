@@ -181,21 +181,36 @@ type jobj map[string]any
 
 func num(lit string) json.Number { return json.Number(lit) }
 
-// str checks an optional or required string field; ok reports whether it
-// is present and valid.
-func (s sv) str(o jobj, name string, valid func(string) bool, req bool, dflt string) {
-	f := s.at(name)
+// checkField is the field name of s when there is a value to check. When there
+// is none it writes the default (conv(dflt)) or says the field is missing
+// where it is required; a value and a default of a disjunction both is an
+// error; in those cases ok is false and the caller has nothing left to do.
+func checkField[T any](s sv, o jobj, name string, req bool, dflt string, conv func(string) T) (f sv, ok bool) {
+	f = s.at(name)
 	if !f.present() {
 		switch {
 		case dflt != "":
-			o[name] = dflt
+			o[name] = conv(dflt)
 		case req:
 			s.c.fail("%s is missing", f.path)
 		}
-		return
+		return f, false
 	}
 	if dflt != "" && f.dflt {
 		s.c.fail("%s: two defaults", f.path)
+		return f, false
+	}
+	return f, true
+}
+
+func asText(s string) string { return s }
+func isTrue(s string) bool   { return s == "true" }
+
+// str checks an optional or required string field; ok reports whether it
+// is present and valid.
+func (s sv) str(o jobj, name string, valid func(string) bool, req bool, dflt string) {
+	f, ok := checkField(s, o, name, req, dflt, asText)
+	if !ok {
 		return
 	}
 	v, ok := f.scalar(skString)
@@ -211,18 +226,8 @@ func (s sv) str(o jobj, name string, valid func(string) bool, req bool, dflt str
 
 // integer checks an int field within [lo, hi].
 func (s sv) integer(o jobj, name string, lo, hi int64, req bool, dflt string) {
-	f := s.at(name)
-	if !f.present() {
-		switch {
-		case dflt != "":
-			o[name] = num(dflt)
-		case req:
-			s.c.fail("%s is missing", f.path)
-		}
-		return
-	}
-	if dflt != "" && f.dflt {
-		s.c.fail("%s: two defaults", f.path)
+	f, ok := checkField(s, o, name, req, dflt, num)
+	if !ok {
 		return
 	}
 	v, ok := f.scalar(skInt)
@@ -246,15 +251,8 @@ func (s sv) integer(o jobj, name string, lo, hi int64, req bool, dflt string) {
 
 // positive checks a number field > 0.
 func (s sv) positive(o jobj, name string, dflt string) {
-	f := s.at(name)
-	if !f.present() {
-		if dflt != "" {
-			o[name] = num(dflt)
-		}
-		return
-	}
-	if dflt != "" && f.dflt {
-		s.c.fail("%s: two defaults", f.path)
+	f, ok := checkField(s, o, name, false, dflt, num)
+	if !ok {
 		return
 	}
 	v, ok := f.scalar(skNumber)
@@ -269,15 +267,8 @@ func (s sv) positive(o jobj, name string, dflt string) {
 }
 
 func (s sv) boolean(o jobj, name string, dflt string) {
-	f := s.at(name)
-	if !f.present() {
-		if dflt != "" {
-			o[name] = dflt == "true"
-		}
-		return
-	}
-	if dflt != "" && f.dflt {
-		s.c.fail("%s: two defaults", f.path)
+	f, ok := checkField(s, o, name, false, dflt, isTrue)
+	if !ok {
 		return
 	}
 	if v, ok := f.scalar(skBool); ok {
@@ -287,18 +278,8 @@ func (s sv) boolean(o jobj, name string, dflt string) {
 
 // quantity checks a #Quantity: a number >= 0 or a quantity string.
 func (s sv) quantity(o jobj, name string, req bool, dflt string) {
-	f := s.at(name)
-	if !f.present() {
-		switch {
-		case dflt != "":
-			o[name] = dflt
-		case req:
-			s.c.fail("%s is missing", f.path)
-		}
-		return
-	}
-	if dflt != "" && f.dflt {
-		s.c.fail("%s: two defaults", f.path)
+	f, ok := checkField(s, o, name, req, dflt, asText)
+	if !ok {
 		return
 	}
 	if f.v.kind != fScalar {
