@@ -537,9 +537,11 @@ func (c *Cache) undo() {
 	stopped := false
 	for _, r := range st.runs {
 		if r.gone {
-			r.gone = false
+			if !r.holdsQuota {
+				chargeQuota(st.quotas, r)
+			}
+			r.gone, r.holdsQuota = false, false
 			stopped = true
-			chargeQuota(st.quotas, r)
 		}
 	}
 	c.resetNodes(cl.mutated)

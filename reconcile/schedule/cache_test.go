@@ -63,11 +63,16 @@ func TestCacheDecidesAsSchedule(t *testing.T) {
 				}
 			}
 			last, lastJSON = got, asJSON(t, got)
+			for _, d := range want.Decisions {
+				if d.Reason != nil && d.Reason.Code == berth.ReasonNodeLost {
+					seen["run lost"]++
+				}
+			}
 			// Start part of what the plan admits; stop what it stops.
 			applyPlan(r, in.Config, snap, want)
 		}
 	}
-	for _, what := range changes {
+	for _, what := range append(changes, "run lost") {
 		if seen[what] == 0 {
 			t.Errorf("no step changed %q (%v)", what, seen)
 		}
@@ -75,7 +80,7 @@ func TestCacheDecidesAsSchedule(t *testing.T) {
 }
 
 var changes = []string{"workload added", "workload removed", "workload changed", "run ended", "run changed",
-	"node changed", "quota changed", "time passed", "lists reordered", "pull request base", "nothing"}
+	"node changed", "node lost", "quota changed", "time passed", "lists reordered", "pull request base", "nothing"}
 
 // change makes one random change to cfg and snap (copies it may change)
 // and names it.
@@ -130,6 +135,17 @@ func change(r *rand.Rand, cfg *berth.Config, snap *berth.Snapshot) string {
 			i := r.IntN(n)
 			snap.Nodes[i].Unschedulable = !snap.Nodes[i].Unschedulable
 		}
+	case "node lost":
+		// Not ready past the default nodeLostAfter (its runs are lost),
+		// or ready again.
+		if n := len(snap.Nodes); n > 0 {
+			x := &snap.Nodes[r.IntN(n)]
+			if x.Ready {
+				x.Ready, x.NotReadySince = false, snap.Time.Add(-10*time.Minute)
+			} else {
+				x.Ready, x.NotReadySince = true, time.Time{}
+			}
+		}
 	case "quota changed":
 		teams := cfg.TeamNames()
 		name := teams[r.IntN(len(teams))]
@@ -156,6 +172,9 @@ func applyPlan(r *rand.Rand, cfg *berth.Config, snap *berth.Snapshot, p *berth.P
 	stop := map[[2]string]bool{}
 	for _, d := range p.Decisions {
 		switch {
+		case d.Action == berth.ActionPreempted && d.Reason != nil && d.Reason.Code == berth.ReasonNodeLost && r.IntN(2) == 0:
+			// A lost run the backend has not requeued yet: still running
+			// in the next snapshot.
 		case d.Action == berth.ActionStop || d.Action == berth.ActionPreempted:
 			stop[[2]string{string(d.Workload), d.RunID}] = true
 		case d.Starts() && r.IntN(3) != 0:

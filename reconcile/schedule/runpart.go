@@ -68,6 +68,14 @@ func releaseRun(c *cluster, q *policy.Quotas, r *run) {
 	}
 }
 
+// releaseNodes frees every part of a run from the nodes alone.
+func releaseNodes(c *cluster, r *run) {
+	c.release(r.shape, r.placements)
+	for _, p := range r.more {
+		c.release(p.shape, p.placements)
+	}
+}
+
 // frees reports whether stopping the run frees quota that a request of
 // team on flavor f is short of (need): a part of it takes one of those
 // resources from the flavor the request would take it from. A name that

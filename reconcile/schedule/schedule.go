@@ -101,6 +101,9 @@ type run struct {
 	// wl is its workload in a Cache (nil when it left Git).
 	wl   *wlInfo
 	gone bool // stopped or preempted in this cycle
+	// holdsQuota: found lost in this cycle (gone), it freed its nodes but
+	// still holds its quota until it waits again (state.loseRun).
+	holdsQuota bool
 	// nodesOK: lostNode found every node the run is placed on in the
 	// cluster. A cluster's nodes change only in a rebuild, which makes
 	// the runs anew, and initRun clears it.
@@ -622,7 +625,7 @@ func (st *state) keepOrStop(r *run, wl *wlInfo, snap *berth.Snapshot) *berth.Dec
 		// (its queued-since is kept), uses up no retry, and resumes
 		// from its checkpoint when it starts elsewhere.
 		d.Action, d.Reason = berth.ActionPreempted, lost
-		st.stopRun(r)
+		st.loseRun(r)
 		return &d
 	}
 	r.keep = &d
@@ -752,6 +755,20 @@ func (st *state) stopRun(r *run) {
 	st.ending = nil
 	st.runShapes = nil
 	releaseRun(st.c, st.quotas, r)
+	st.resetFailed()
+}
+
+// loseRun takes a run whose node is lost off its nodes but leaves its
+// quota charged for the rest of the cycle: it is not in this cycle's
+// queue yet, and a run queued behind it must not take its quota before it
+// waits again at its old queued-since (the next cycle, when the snapshot
+// no longer has it running and the quota is released with it).
+func (st *state) loseRun(r *run) {
+	st.borrowMemo.ok = false
+	r.gone, r.holdsQuota = true, true
+	st.ending = nil
+	st.runShapes = nil
+	releaseNodes(st.c, r)
 	st.resetFailed()
 }
 
