@@ -464,6 +464,7 @@ workloads: ml: long: {kind: "batch", image: "img:1", retries: 1, env: BERTH_SIMU
 // and KWOK run to success.
 func TestPartialGangGetsItsJobAtTheAdmittedCount(t *testing.T) {
 	s := newScenario(t, "partial", gpuNode())
+	s.waitReadyNodes(1)
 	s.team(8, `
 workloads: ml: first: {kind: "batch", image: "img:1", env: BERTH_SIMULATED_DURATION: "4s", resources: {gpu: 7, flavor: "h100"}}
 workloads: ml: hold: {kind: "batch", image: "img:1", env: BERTH_SIMULATED_DURATION: "30s", resources: {gpu: 5, flavor: "h100"}}

@@ -1,6 +1,7 @@
 package kube_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -44,8 +45,41 @@ func (s *scenario) livePod(team, workload string) corev1.Pod {
 		s.mustReconcile()
 		time.Sleep(100 * time.Millisecond)
 	}
-	s.t.Fatalf("%s/%s has no live pod", team, workload)
+	var seen []string
+	for _, p := range s.pods(team, workload) {
+		why := ""
+		for _, c := range p.Status.Conditions {
+			if c.Status != corev1.ConditionTrue && c.Message != "" {
+				why += " " + string(c.Type) + ": " + c.Message
+			}
+		}
+		seen = append(seen, fmt.Sprintf("%s on %q: %s%s (deleting: %v)", p.Name, p.Spec.NodeName, p.Status.Phase, why, p.DeletionTimestamp != nil))
+	}
+	s.t.Fatalf("%s/%s has no live pod; its pods: %v", team, workload, seen)
 	return corev1.Pod{}
+}
+
+// newestPod is the pod of team/workload placed last, once it is another
+// than the pod named before (waiting up to a minute for it).
+func (s *scenario) newestPod(team, workload, before string) corev1.Pod {
+	s.t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var newest corev1.Pod
+		for _, p := range s.pods(team, workload) {
+			if p.Spec.NodeName != "" && p.DeletionTimestamp == nil && !p.CreationTimestamp.Before(&newest.CreationTimestamp) {
+				newest = p
+			}
+		}
+		if newest.Name != "" && newest.Name != before {
+			return newest
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("%s/%s has no pod placed but %q", team, workload, before)
+		}
+		s.mustReconcile()
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // TestCheckpointClaimSurvivesPreemption, on the real control plane with
@@ -117,7 +151,9 @@ func TestCheckpointClaimSurvivesPreemption(t *testing.T) {
 	s.until("high succeeds and low runs again", 2*time.Minute, func(cr reconcile.ClusterReport) bool {
 		return phase(cr, "ml/high") == reconcile.PhaseSucceeded && phase(cr, "ml/low") == reconcile.PhaseRunning
 	})
-	again := s.livePod("ml", "low")
+	// Its second pod may have run its 30 s out by now: the newest pod
+	// placed is the one to look at.
+	again := s.newestPod("ml", "low", first.Name)
 	if again.Spec.NodeName == first.Spec.NodeName {
 		t.Fatalf("low came back on %s, the node it was preempted on (cordoned)", again.Spec.NodeName)
 	}

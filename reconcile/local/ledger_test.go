@@ -313,4 +313,8 @@ func TestRebuildRunDirectoriesFromBeforeRecordFiles(t *testing.T) {
 	if count("ok") != 1 || count("svc") != 1 {
 		t.Errorf("runs: ok %d, svc %d; want 1, 1", count("ok"), count("svc"))
 	}
+	// The service the first berth left running stops through the second,
+	// before the test's directories go.
+	apply(t, c2, change(reconcile.OpStop, svc, cpuOnly()))
+	waitPhase(t, c2, svc.ID(), "1", reconcile.PhaseStopped)
 }
