@@ -884,3 +884,16 @@ func (c Cluster) NodeLostGrace() time.Duration {
 	}
 	return DefaultNodeLostAfter
 }
+
+// NotebookIdleLimits are the idle limits of c's notebooks (0: none), which
+// both backends keep from each revision: a change of the limit alone
+// restarts nothing, so it is not read from the live objects.
+func (c *Config) NotebookIdleLimits() map[WorkloadID]time.Duration {
+	limits := map[WorkloadID]time.Duration{}
+	for id, w := range c.Workloads {
+		if w.Kind == KindNotebook {
+			limits[id] = w.Idle.D()
+		}
+	}
+	return limits
+}

@@ -64,12 +64,7 @@ func (c *Cluster) noteIdleLimits(cfg *berth.Config) {
 	if cfg == nil {
 		return
 	}
-	limits := map[berth.WorkloadID]time.Duration{}
-	for id, w := range cfg.Workloads {
-		if w.Kind == berth.KindNotebook {
-			limits[id] = w.Idle.D()
-		}
-	}
+	limits := cfg.NotebookIdleLimits()
 	var ingress *berth.Ingress
 	if cl, ok := cfg.Clusters[c.opts.Name]; ok {
 		ingress = cl.Ingress
