@@ -143,32 +143,11 @@ const touchAfter = time.Hour
 // lookup returns the entry for dir stored for t's content, or nil.
 func (c *diskCache) lookup(t *tree, dir string) *cacheEntry {
 	name := c.name(t, dir)
-	f, err := os.Open(name)
-	if err != nil {
+	body, mtime := c.read(name)
+	if body == nil {
 		return nil
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil || fi.Size() > c.limit {
-		return nil
-	}
-	b := make([]byte, fi.Size()+1) // +1: a file that grew since is read short, not cut
-	n, err := io.ReadFull(f, b)
-	if err != io.ErrUnexpectedEOF {
-		return nil
-	}
-	b = b[:n]
-	// cacheFormat, the checksum of the body, the body: a header line and
-	// the result (encodeEntry).
-	format, rest, _ := bytes.Cut(b, []byte{'\n'})
-	sum, body, _ := bytes.Cut(rest, []byte{'\n'})
-	if string(format) != cacheFormat {
-		return nil
-	}
-	want, err := hex.DecodeString(string(sum))
-	if got := sha256.Sum256(body); err != nil || !bytes.Equal(want, got[:]) {
-		return nil
-	}
+	// The body: a header line and the result (encodeEntry).
 	line, payload, _ := bytes.Cut(body, []byte{'\n'})
 	var h entryHeader
 	if json.Unmarshal(line, &h) != nil || h.Version != c.version || h.Dir != dir {
@@ -178,10 +157,103 @@ func (c *diskCache) lookup(t *tree, dir string) *cacheEntry {
 	if hex.EncodeToString(key[:]) != h.Key {
 		return nil // an import changed since
 	}
-	if now := time.Now(); now.Sub(fi.ModTime()) > touchAfter {
+	touch(name, mtime)
+	return &cacheEntry{dir: dir, deps: h.Deps, key: key, payload: payload}
+}
+
+// read returns the body of the entry in the file name, and the file's
+// modification time, or nil where there is none or it does not pass its
+// checks: an entry is cacheFormat, the checksum of the body, the body.
+func (c *diskCache) read(name string) ([]byte, time.Time) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, time.Time{}
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || fi.Size() > c.limit {
+		return nil, time.Time{}
+	}
+	b := make([]byte, fi.Size()+1) // +1: a file that grew since is read short, not cut
+	n, err := io.ReadFull(f, b)
+	if err != io.ErrUnexpectedEOF {
+		return nil, time.Time{}
+	}
+	b = b[:n]
+	format, rest, _ := bytes.Cut(b, []byte{'\n'})
+	sum, body, _ := bytes.Cut(rest, []byte{'\n'})
+	if string(format) != cacheFormat {
+		return nil, time.Time{}
+	}
+	want, err := hex.DecodeString(string(sum))
+	if got := sha256.Sum256(body); err != nil || !bytes.Equal(want, got[:]) {
+		return nil, time.Time{}
+	}
+	return body, fi.ModTime()
+}
+
+// touch marks the entry in name used, at most once per touchAfter.
+func touch(name string, mtime time.Time) {
+	if now := time.Now(); now.Sub(mtime) > touchAfter {
 		os.Chtimes(name, now, now) // a read-only cache stays as it is
 	}
-	return &cacheEntry{dir: dir, deps: h.Deps, key: key, payload: payload}
+}
+
+// write stores body as the entry in name, with its format and checksum;
+// the first write that fails makes the cache read-only, with one warning.
+func (c *diskCache) write(name string, body []byte) {
+	sum := sha256.Sum256(body)
+	if err := writeEntry(name, []byte(cacheFormat+"\n"+hex.EncodeToString(sum[:])+"\n"), body); err != nil {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if !c.readOnly {
+			c.readOnly = true
+			if c.warn != nil {
+				c.warn(fmt.Errorf("evaluation cache %s: %w; not writing to it any more", c.dir, err))
+			}
+		}
+	}
+}
+
+// blobName is the file that keeps what berth derived from data as kind
+// (a snapshot checked against the schema): found by the content, never
+// by a file name.
+func (c *diskCache) blobName(kind string, data []byte) string {
+	h := sha256.New()
+	io.WriteString(h, c.version)
+	h.Write([]byte{0})
+	io.WriteString(h, kind)
+	h.Write([]byte{0})
+	h.Write(data)
+	sum := hex.EncodeToString(h.Sum(nil))
+	return filepath.Join(c.dir, c.sub, sum[:2], sum[2:])
+}
+
+// getBlob returns what putBlob stored in name, or nil.
+func (c *diskCache) getBlob(name string) []byte {
+	body, mtime := c.read(name)
+	if body == nil {
+		return nil
+	}
+	version, payload, _ := bytes.Cut(body, []byte{'\n'})
+	if string(version) != strconv.Quote(c.version) {
+		return nil
+	}
+	touch(name, mtime)
+	return payload
+}
+
+// putBlob stores payload in name (see blobName).
+func (c *diskCache) putBlob(name string, payload []byte) {
+	c.mu.Lock()
+	ro := c.readOnly
+	c.mu.Unlock()
+	if ro {
+		return
+	}
+	body := make([]byte, 0, len(c.version)+8+len(payload))
+	body = append(append(strconv.AppendQuote(body, c.version), '\n'), payload...)
+	c.write(name, body)
 }
 
 // decode decodes the entry's result, or says why it cannot (an entry that
@@ -213,17 +285,7 @@ func (c *diskCache) put(t *tree, r *instanceResult, w *wireResult) {
 	}
 	body := make([]byte, 0, len(h)+1+len(payload))
 	body = append(append(append(body, h...), '\n'), payload...)
-	sum := sha256.Sum256(body)
-	if err := writeEntry(c.name(t, r.dir), []byte(cacheFormat+"\n"+hex.EncodeToString(sum[:])+"\n"), body); err != nil {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		if !c.readOnly {
-			c.readOnly = true
-			if c.warn != nil {
-				c.warn(fmt.Errorf("evaluation cache %s: %w; not writing to it any more", c.dir, err))
-			}
-		}
-	}
+	c.write(c.name(t, r.dir), body)
 }
 
 // entryMeta is what an entry holds of a result besides its objects.

@@ -36,49 +36,92 @@ const MaxSnapshotSize = 64 << 20
 // its author chooses. Unified with the schema, plain data costs what its
 // size does, and the size is bounded.
 func LoadSnapshot(name string, data []byte) (*berth.Snapshot, error) {
+	s, _, err := checkSnapshot(name, data)
+	return s, err
+}
+
+// checkSnapshot is LoadSnapshot, also returning the snapshot as the JSON
+// the schema gave it.
+func checkSnapshot(name string, data []byte) (*berth.Snapshot, []byte, error) {
 	name = filepath.ToSlash(name)
 	if len(data) > MaxSnapshotSize {
-		return nil, Errors{{Message: fmt.Sprintf("snapshot is larger than %d MiB, the most berth reads", MaxSnapshotSize>>20),
+		return nil, nil, Errors{{Message: fmt.Sprintf("snapshot is larger than %d MiB, the most berth reads", MaxSnapshotSize>>20),
 			Positions: []berth.Pos{{File: name}}}}
 	}
 	ctx := cuecontext.New()
 	schema := ctx.CompileBytes(berth.Schema, cuelang.Filename(schemaVirtualFile))
 	if err := schema.Err(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var v cuelang.Value
 	if isYAML(name, data) {
 		f, err := yaml.Extract(name, data)
 		if err != nil {
-			return nil, yamlErrors(name, err)
+			return nil, nil, yamlErrors(name, err)
 		}
 		v = ctx.BuildFile(f)
 	} else {
 		if err := jsonSyntax(name, data); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		// Valid JSON is CUE without comprehensions or references:
 		// compiled as CUE, it keeps CUE's positions.
 		v = ctx.CompileBytes(data, cuelang.Filename(name))
 	}
 	if err := v.Err(); err != nil {
-		return nil, fromCUE(err, nil).sort()
+		return nil, nil, fromCUE(err, nil).sort()
 	}
 	u := schema.LookupPath(cuelang.ParsePath("#Snapshot")).Unify(v)
 	userPos := func(p []string) []berth.Pos { return lookupPos(v, p) }
 	if err := u.Validate(cuelang.Concrete(true)); err != nil {
-		return nil, fromCUE(err, userPos).sort()
+		return nil, nil, fromCUE(err, userPos).sort()
 	}
 	b, err := u.MarshalJSON()
 	if err != nil {
-		return nil, fromCUE(err, userPos).sort()
+		return nil, nil, fromCUE(err, userPos).sort()
 	}
+	s, err := decodeSnapshot(name, b)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, b, nil
+}
+
+// decodeSnapshot decodes a snapshot that the schema has checked, as its
+// JSON.
+func decodeSnapshot(name string, b []byte) (*berth.Snapshot, error) {
 	var s berth.Snapshot
 	if err := json.Unmarshal(b, &s); err != nil {
 		return nil, Errors{{Message: "decode snapshot: " + err.Error(), Positions: []berth.Pos{{File: name}}}}
 	}
 	s.Sort()
 	return &s, nil
+}
+
+// LoadSnapshot is the package's LoadSnapshot, keeping what it checked in
+// the loader's evaluation cache (Options.CacheDir): a snapshot read again
+// (the same bytes, by the same berth) is decoded from the JSON the schema
+// gave it last time instead of being checked again through CUE, which
+// takes most of a second for a cluster of a thousand nodes. Only
+// snapshots that passed are kept; a broken one is checked each time, so
+// its errors always name its own file. An entry is checked as the
+// evaluation cache's are (a checksum; anything else is a miss).
+func (l *Loader) LoadSnapshot(name string, data []byte) (*berth.Snapshot, error) {
+	if l.disk == nil || len(data) > MaxSnapshotSize {
+		return LoadSnapshot(name, data)
+	}
+	key := l.disk.blobName("snapshot", data)
+	if b := l.disk.getBlob(key); b != nil {
+		if s, err := decodeSnapshot(name, b); err == nil {
+			return s, nil
+		}
+	}
+	s, b, err := checkSnapshot(name, data)
+	if err != nil {
+		return nil, err
+	}
+	l.disk.putBlob(key, b)
+	return s, nil
 }
 
 // isYAML says whether a snapshot named name is YAML (see LoadSnapshot).

@@ -2,9 +2,12 @@ package cue_test
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -94,4 +97,78 @@ func aliasBomb(n int) string {
 		fmt.Fprintf(&b, "a%d: &a%d [*a%d, *a%d]\n", i, i, i-1, i-1)
 	}
 	return b.String()
+}
+
+// TestSnapshotFromTheCache: a snapshot read again through a loader with
+// an evaluation cache is the snapshot the schema check gives, taken from
+// the cache (one entry, written once); an entry altered on disk is not
+// trusted (checked again, the same snapshot); a snapshot with an error is
+// never kept, so its error names its file each time it is read.
+func TestSnapshotFromTheCache(t *testing.T) {
+	data, err := os.ReadFile("../fixtures/snapshots/demo-box.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := cue.LoadSnapshot("demo-box.json", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	l := cue.NewLoader(cue.Options{CacheDir: dir, CacheVersion: "test"})
+	for i := range 2 {
+		got, err := l.LoadSnapshot("demo-box.json", data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := cmp.Diff(want, got, quantityEqual); d != "" {
+			t.Fatalf("read %d: the snapshot differs from the checked one (-want +got):\n%s", i, d)
+		}
+	}
+	files := entries(t, dir)
+	if len(files) != 1 {
+		t.Fatalf("cache holds %v, want one entry", files)
+	}
+	name := files[0]
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The kept JSON is what a read takes: rewritten with its checksum
+	// redone (as only berth can), it is what the loader returns.
+	format, rest, _ := bytes.Cut(b, []byte("\n"))
+	_, body, _ := bytes.Cut(rest, []byte("\n"))
+	body = bytes.Replace(body, []byte(`"cluster":"box"`), []byte(`"cluster":"kept"`), 1)
+	sum := sha256.Sum256(body)
+	forged := slices.Concat(format, []byte("\n"+hex.EncodeToString(sum[:])+"\n"), body)
+	if err := os.WriteFile(name, forged, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := l.LoadSnapshot("demo-box.json", data); err != nil || got.Cluster != "kept" {
+		t.Fatalf("got %v, %v; want the snapshot kept in the cache (cluster kept)", got, err)
+	}
+	// Flip a byte of the kept JSON: the checksum fails, the snapshot is
+	// checked again.
+	b[len(b)-10] ^= 0x20
+	if err := os.WriteFile(name, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := l.LoadSnapshot("demo-box.json", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(want, got, quantityEqual); d != "" {
+		t.Fatalf("after the entry was altered (-want +got):\n%s", d)
+	}
+
+	broken := bytes.Replace(data, []byte(`"cluster"`), []byte(`"clusterr"`), 1)
+	for range 2 {
+		_, err := l.LoadSnapshot("broken.json", broken)
+		var errs cue.Errors
+		if !errors.As(err, &errs) || errs[0].Pos().File != "broken.json" {
+			t.Fatalf("got %v, want an error in broken.json", err)
+		}
+	}
+	if files := entries(t, dir); len(files) != 1 {
+		t.Errorf("cache holds %v after a broken snapshot, want the one entry", files)
+	}
 }

@@ -184,8 +184,12 @@ func warnStderr(err error) { fmt.Fprintf(os.Stderr, "berth: warning: %v\n", err)
 
 // loadDir loads the repository in dir as the commands that read one do.
 func loadDir(dir string) (cue.Result, error) {
-	return evalLoader(loadOnce, userCacheDir(), warnStderr).LoadResult(os.DirFS(dir))
+	return commandLoader().LoadResult(os.DirFS(dir))
 }
+
+// commandLoader is the loader of a command a person or CI runs, keeping
+// its results in the user's evaluation cache.
+func commandLoader() *cue.Loader { return evalLoader(loadOnce, userCacheDir(), warnStderr) }
 
 // evalPackages counts the packages berth serve's loaders took in, by
 // loader (engine, pull-requests) and by where each result came from:

@@ -88,7 +88,19 @@ func (o *planOptions) run(cmd *cobra.Command, dir string) error {
 	if len(o.snapshots) == 0 && o.server == "" {
 		return usageError{fmt.Errorf("plan needs --snapshot FILE (write one with 'berth snapshot', or by hand: #Snapshot in schema.cue) or --server URL (a running 'berth serve')")}
 	}
-	res, err := loadDir(dir)
+	// The snapshots are read while the repository loads: checking one
+	// against the schema (or decoding it from the evaluation cache) is
+	// work of its own, on the other core.
+	l := commandLoader()
+	var srcs []snapshotSource
+	var srcErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		srcs, srcErr = o.sources(l)
+	}()
+	res, err := l.LoadResult(os.DirFS(dir))
+	<-done
 	cfg := res.Config
 	if err != nil {
 		return printLoadError(cmd, err)
@@ -96,9 +108,8 @@ func (o *planOptions) run(cmd *cobra.Command, dir string) error {
 	if err := checkTeam(cfg, *o.team); err != nil {
 		return err
 	}
-	srcs, err := o.sources(cmd)
-	if err != nil {
-		return err
+	if srcErr != nil {
+		return printLoadError(cmd, srcErr)
 	}
 	var plans []*berth.Plan
 	for _, src := range srcs {
@@ -124,18 +135,19 @@ type snapshotSource struct {
 	snap *berth.Snapshot
 }
 
-// sources reads the snapshot files, then asks the berth serve for its
-// clusters'.
-func (o *planOptions) sources(cmd *cobra.Command) ([]snapshotSource, error) {
+// sources reads the snapshot files through l (and its evaluation cache),
+// then asks the berth serve for its clusters'. A snapshot's errors are
+// returned for the caller to print.
+func (o *planOptions) sources(l *cue.Loader) ([]snapshotSource, error) {
 	var srcs []snapshotSource
 	for _, file := range o.snapshots {
 		data, err := os.ReadFile(file)
 		if err != nil {
 			return nil, usageError{err}
 		}
-		snap, err := cue.LoadSnapshot(filepath.ToSlash(file), data)
+		snap, err := l.LoadSnapshot(filepath.ToSlash(file), data)
 		if err != nil {
-			return nil, printLoadError(cmd, err)
+			return nil, err
 		}
 		srcs = append(srcs, snapshotSource{"snapshot " + file, snap})
 	}
