@@ -61,34 +61,41 @@ type WorkloadChange struct {
 }
 
 // ChangedWorkloads compares the workloads of two configurations, sorted by
-// ID. base may be nil (everything is added).
+// ID. base may be nil (everything is added). Where both were loaded
+// (Config.Packages), only the workloads of the packages whose digest
+// differs are compared: every other workload is the same in both, field
+// for field, so a pull request on a 50,000-workload repository compares
+// the few its packages define instead of marshalling all of them twice.
 func ChangedWorkloads(base, head *berth.Config) []WorkloadChange {
 	if base == nil {
 		base = &berth.Config{}
 	}
+	ids, ok := head.ChangedWorkloads(base)
+	if !ok {
+		ids = slices.Sorted(maps.Keys(head.Workloads))
+		for id := range base.Workloads {
+			if _, has := head.Workloads[id]; !has {
+				ids = append(ids, id)
+			}
+		}
+		slices.Sort(ids)
+	}
 	var out []WorkloadChange
-	for _, id := range head.WorkloadIDs() {
-		hw := head.Workloads[id]
-		bw, ok := base.Workloads[id]
+	for _, id := range ids {
+		hw, inHead := head.Workloads[id]
+		bw, inBase := base.Workloads[id]
 		switch {
-		case !ok:
+		case inHead && !inBase:
 			out = append(out, WorkloadChange{ID: id, Change: "added", Lines: []string{"new " + string(hw.Kind) + ": " + asks(hw)},
 				Pos: hw.Pos, Diff: objectDiff(nil, &hw)})
-		case !sameWorkload(bw, hw):
+		case inBase && !inHead:
+			out = append(out, WorkloadChange{ID: id, Change: "removed", Lines: []string{"removed: a run of it stops"},
+				Pos: bw.Pos, Diff: objectDiff(&bw, nil)})
+		case inHead && !sameWorkload(bw, hw):
 			out = append(out, WorkloadChange{ID: id, Change: "changed", Lines: specChanges(base, head, bw, hw), Pos: hw.Pos,
 				Diff: objectDiff(&bw, &hw)})
 		}
 	}
-	for _, id := range base.WorkloadIDs() {
-		if _, ok := head.Workloads[id]; !ok {
-			bw := base.Workloads[id]
-			out = append(out, WorkloadChange{ID: id, Change: "removed", Lines: []string{"removed: a run of it stops"},
-				Pos: bw.Pos, Diff: objectDiff(&bw, nil)})
-		}
-	}
-	slices.SortStableFunc(out, func(a, b WorkloadChange) int {
-		return cmp.Compare(a.ID, b.ID)
-	})
 	return out
 }
 
