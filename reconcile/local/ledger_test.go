@@ -251,6 +251,13 @@ func TestRebuildRunDirectoriesFromBeforeRecordFiles(t *testing.T) {
 	apply(t, c, change(reconcile.OpStart, ok, cpuOnly()), change(reconcile.OpStart, svc, cpuOnly()))
 	waitPhase(t, c, ok.ID(), "1", reconcile.PhaseSucceeded)
 	waitPhase(t, c, svc.ID(), "1", reconcile.PhaseRunning)
+	// Running is the process started; its first line may come later on
+	// a loaded machine.
+	for deadline := time.Now().Add(30 * time.Second); count("svc") == 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the service did not write its line in 30 s")
+		}
+	}
 	apply(t, c)
 	c.Close()
 	// As an older berth left them: no record files, and no ledger.

@@ -67,12 +67,16 @@ type Planner struct {
 	mu      sync.Mutex
 	configs *lru.Cache[string, *loaded] // by commit, the last maxConfigs used
 	last    map[int]*planned            // by pull request
-	// caches keep each cluster's scheduling state between plans: the
-	// plans of every pull request (base and head) start from the same
-	// observed cluster, so each costs what its configuration changes
-	// (schedule.Cache).
-	caches map[string]*schedule.Cache
+	// caches keep each cluster's scheduling state between plans, one for
+	// the bases and one for the heads: the plans of every pull request
+	// start from the same observed cluster, so each costs what its
+	// configuration changes since the last plan of its side
+	// (schedule.Cache), and a base and its head are planned at once.
+	caches map[string]*sides
 }
+
+// sides are a cluster's scheduling caches for bases and for heads.
+type sides struct{ base, head *schedule.Cache }
 
 type loaded struct {
 	cfg *berth.Config
@@ -373,28 +377,32 @@ func (p *Planner) planClusters(ctx context.Context, pr PR, bl, hl *loaded) ([]st
 		s.Cluster = cluster
 		opts := p.opts.Schedule
 		opts.Estimate = estimate
-		cache := p.cache(cluster)
-		in.HeadPlan = cache.Schedule(schedule.Input{Config: hl.cfg, Snapshot: &s}, opts)
+		caches := p.cache(cluster)
+		var wg sync.WaitGroup
 		if bl.cfg != nil {
 			if _, ok := bl.cfg.Clusters[cluster]; ok {
-				in.BasePlan = cache.Schedule(schedule.Input{Config: bl.cfg, Snapshot: &s}, p.opts.Schedule)
+				wg.Go(func() {
+					in.BasePlan = caches.base.Schedule(schedule.Input{Config: bl.cfg, Snapshot: &s}, p.opts.Schedule)
+				})
 			}
 		}
+		in.HeadPlan = caches.head.Schedule(schedule.Input{Config: hl.cfg, Snapshot: &s}, opts)
+		wg.Wait()
 		views = append(views, status.NewPlanView(in))
 	}
 	return views, nil
 }
 
 // cache is the cluster's scheduling state kept between plans.
-func (p *Planner) cache(cluster string) *schedule.Cache {
+func (p *Planner) cache(cluster string) *sides {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.caches == nil {
-		p.caches = map[string]*schedule.Cache{}
+		p.caches = map[string]*sides{}
 	}
 	c, ok := p.caches[cluster]
 	if !ok {
-		c = schedule.NewCache()
+		c = &sides{base: schedule.NewCache(), head: schedule.NewCache()}
 		p.caches[cluster] = c
 	}
 	return c
