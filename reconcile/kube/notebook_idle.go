@@ -64,13 +64,19 @@ func (c *Cluster) noteIdleLimits(cfg *berth.Config) {
 	if cfg == nil {
 		return
 	}
+	c.idle.mu.Lock()
+	same := c.idle.from == cfg
+	c.idle.mu.Unlock()
+	if same {
+		return // a revision's limits are read once, not every cycle
+	}
 	limits := cfg.NotebookIdleLimits()
 	var ingress *berth.Ingress
 	if cl, ok := cfg.Clusters[c.opts.Name]; ok {
 		ingress = cl.Ingress
 	}
 	c.idle.mu.Lock()
-	c.idle.limits, c.idle.ingress = limits, ingress
+	c.idle.limits, c.idle.ingress, c.idle.from = limits, ingress, cfg
 	c.idle.mu.Unlock()
 }
 
@@ -254,6 +260,7 @@ type idleState struct {
 	mu      sync.Mutex
 	limits  map[berth.WorkloadID]time.Duration
 	ingress *berth.Ingress
+	from    *berth.Config // the configuration limits and ingress are of
 	last    map[types.UID]time.Time
 }
 

@@ -40,6 +40,7 @@ type Cluster struct {
 	// idleLimits are the notebooks' idle limits of the configuration
 	// Observe was last given (under mu).
 	idleLimits map[berth.WorkloadID]time.Duration
+	idleFrom   *berth.Config // the configuration idleLimits are of
 	// cfg is the configuration Apply was last given (under mu): a
 	// pipeline step's inputs are the current runs of the steps it names.
 	cfg *berth.Config

@@ -88,11 +88,10 @@ func (c *Cluster) idleLimit(r *record) time.Duration {
 // noteIdleLimits keeps the notebooks' idle limits of cfg: a change of the
 // limit alone restarts nothing, so it is read here.
 func (c *Cluster) noteIdleLimits(cfg *berth.Config) {
-	if cfg == nil {
-		return
+	if cfg == nil || cfg == c.idleFrom {
+		return // a revision's limits are read once, not every cycle
 	}
-	limits := cfg.NotebookIdleLimits()
-	c.idleLimits = limits
+	c.idleLimits, c.idleFrom = cfg.NotebookIdleLimits(), cfg
 }
 
 // watchIdle checks the notebooks every Options.IdleCheckEvery until ctx
