@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -97,15 +98,31 @@ func TestDashboardGitHubLoginInBrowser(t *testing.T) {
 			} {
 				browserStep(t, tab, st.name, st.actions, func() string { return "serve log:\n" + e.logs() + "\nGitea log:\n" + g.Log() })
 			}
-			if tc.ok {
-				if !strings.HasSuffix(loc, "/teams") || !strings.Contains(body, "Teams") {
-					t.Errorf("signed in as %s, a member of acme/vision: at %s\n%s", g.User, loc, body)
+			more := func() string { return "serve log:\n" + e.logs() + "\nGitea log:\n" + g.Log() }
+			if !tc.ok {
+				want := g.User + " may not read this dashboard: not in a team allowed (acme/infra)."
+				if !strings.Contains(body, want) {
+					t.Errorf("signed in as %s, not in acme/infra: at %s, the page says\n%s\nwant %q", g.User, loc, body, want)
+				}
+				// And no session came of it: the dashboard still asks to sign in.
+				browserStep(t, tab, "the dashboard after a refusal", []chromedp.Action{chromedp.Navigate(e.addr + "/teams"),
+					chromedp.WaitVisible("#github-sign-in", chromedp.ByQuery), chromedp.Location(&loc)}, more)
+				if u, _ := url.Parse(loc); u == nil || u.Path != "/login" {
+					t.Errorf("refused, then /teams: at %s, want the sign-in page", loc)
 				}
 				return
 			}
-			want := g.User + " may not read this dashboard: not in a team allowed (acme/infra)."
-			if !strings.Contains(body, want) {
-				t.Errorf("signed in as %s, not in acme/infra: at %s, the page says\n%s\nwant %q", g.User, loc, body, want)
+			if !strings.HasSuffix(loc, "/teams") || !strings.Contains(body, "Teams") {
+				t.Errorf("signed in as %s, a member of acme/vision: at %s\n%s", g.User, loc, body)
+			}
+			// Every page is readable, and each names who signed in.
+			for _, p := range []struct{ path, h1 string }{{"/", "Workloads"}, {"/queues", "Queues"}, {"/gpus", "GPUs"}, {"/teams", "Teams"}, {"/audit", "Audit"}} {
+				var who, h1 string
+				browserStep(t, tab, p.path, []chromedp.Action{chromedp.Navigate(e.addr + p.path), chromedp.Location(&loc),
+					chromedp.Text("#signed-in-as", &who, chromedp.ByQuery), chromedp.Text("main h1", &h1, chromedp.ByQuery)}, more)
+				if who != g.User || !strings.HasPrefix(h1, p.h1) || !strings.HasSuffix(loc, p.path) {
+					t.Errorf("%s: at %s, headed %q, signed in as %q; want %q signed in as %q", p.path, loc, h1, who, p.h1, g.User)
+				}
 			}
 		})
 	}

@@ -180,9 +180,9 @@ func TestGitHubLogin(t *testing.T) {
 		code                int
 		says                string
 	}{
-		{name: "team member", login: "ana", teams: "acme/vision,acme/infra", allowTms: []string{"Acme/Vision"}, code: 200, says: "<h1>Teams</h1>"},
-		{name: "org member", login: "bo", orgs: "acme", allowOrgs: []string{"acme"}, code: 200, says: "<h1>Teams</h1>"},
-		{name: "user", login: "Cy", allowUsers: []string{"@cy"}, code: 200, says: "<h1>Teams</h1>"},
+		{name: "team member", login: "ana", teams: "acme/vision,acme/infra", allowTms: []string{"Acme/Vision"}, code: 200, says: `signed in as <b id="signed-in-as">ana</b>`},
+		{name: "org member", login: "bo", orgs: "acme", allowOrgs: []string{"acme"}, code: 200, says: `signed in as <b id="signed-in-as">bo</b>`},
+		{name: "user", login: "Cy", allowUsers: []string{"@cy"}, code: 200, says: `signed in as <b id="signed-in-as">Cy</b>`},
 		{name: "outsider", login: "mallory", orgs: "evil", teams: "acme/interns", allowOrgs: []string{"acme"}, allowTms: []string{"acme/vision"}, code: 403,
 			says: "mallory may not read this dashboard: not a member of an organization allowed (acme); not in a team allowed (acme/vision)."},
 	} {
@@ -201,7 +201,7 @@ func TestGitHubLogin(t *testing.T) {
 				t.Fatalf("GET /teams without a session: %s, want the sign-in page with GitHub's link and no token form:\n%s", resp.Request.URL, body)
 			}
 			resp, body = getPage(t, b, srv.URL+"/login/github?next=%2Fteams")
-			if resp.StatusCode != tc.code || !strings.Contains(body, tc.says) {
+			if resp.StatusCode != tc.code || !strings.Contains(body, tc.says) || (tc.code == 200 && !strings.Contains(body, "<h1>Teams</h1>")) {
 				t.Fatalf("after GitHub: %d at %s, want %d and %q:\n%s", resp.StatusCode, resp.Request.URL, tc.code, tc.says, body)
 			}
 			var session bool
@@ -212,6 +212,24 @@ func TestGitHubLogin(t *testing.T) {
 				t.Errorf("session cookie: %v", session)
 			}
 		})
+	}
+}
+
+// The pages are kept between reconciles and shared by their readers, but
+// each reader's header names them, never whoever asked for the page first.
+func TestGitHubLoginKeptPagesNameTheirReader(t *testing.T) {
+	gh := newFakeGitHub(t, "ana", nil, nil)
+	srv := loginServe(t, githubLoginOptions{webURL: gh.URL, users: []string{"ana", "bo"}})
+	ana, bo := browse(t), browse(t)
+	for _, tc := range []struct {
+		who     string
+		browser *http.Client
+	}{{"ana", ana}, {"bo", bo}, {"ana", ana}} {
+		gh.login = tc.who
+		_, body := getPage(t, tc.browser, srv.URL+"/login/github?next=%2Fqueues")
+		if !strings.Contains(body, `signed in as <b id="signed-in-as">`+tc.who+`</b>`) || strings.Count(body, "signed in as") != 1 {
+			t.Errorf("%s reads /queues, which says:\n%s", tc.who, body)
+		}
 	}
 }
 
