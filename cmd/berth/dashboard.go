@@ -181,7 +181,7 @@ func (s *server) dashAudit(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
-	writePage(w, func(out io.Writer) error { return dash.Audit(out, s.dashData(), q, evs) })
+	writePage(w, r, func(out io.Writer) error { return dash.Audit(out, s.dashData(), q, evs) })
 }
 
 func (s *server) dashWorkloads(w http.ResponseWriter, r *http.Request) {
@@ -218,7 +218,7 @@ func (s *server) cachedPage(w http.ResponseWriter, r *http.Request, draw func(io
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	w.Write(b)
+	w.Write(dash.SignedIn(b, signedIn(r)))
 }
 
 func (s *server) dashWorkload(w http.ResponseWriter, r *http.Request) {
@@ -234,7 +234,7 @@ func (s *server) dashWorkload(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusNotFound)
 		return
 	}
-	writePage(w, func(out io.Writer) error {
+	writePage(w, r, func(out io.Writer) error {
 		if err != nil {
 			return err
 		}
@@ -243,7 +243,7 @@ func (s *server) dashWorkload(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-func writePage(w http.ResponseWriter, draw func(io.Writer) error) {
+func writePage(w http.ResponseWriter, r *http.Request, draw func(io.Writer) error) {
 	var buf bytes.Buffer
 	if err := draw(&buf); err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
@@ -251,7 +251,7 @@ func writePage(w http.ResponseWriter, draw func(io.Writer) error) {
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	w.Write(buf.Bytes())
+	w.Write(dash.SignedIn(buf.Bytes(), signedIn(r)))
 }
 
 // logTail reads the end of the workload's output on a local cluster: the

@@ -14,10 +14,9 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -25,6 +24,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/go-github/v60/github"
 	"github.com/spf13/pflag"
 	"golang.org/x/oauth2"
 )
@@ -53,17 +53,18 @@ func (o *githubLoginOptions) register(f *pflag.FlagSet) {
 // githubLogin is a configured GitHub login.
 type githubLogin struct {
 	conf        oauth2.Config
-	api         string // the REST API's base, ending in "/"
+	api         *url.URL // the REST API's base, ending in "/"
 	fixedRedir  bool
 	allow       loginRules
 	secretValue string
 	// client makes the token exchange and the API's requests.
 	client *http.Client
+	log    *slog.Logger
 }
 
 // newGitHubLogin checks the flags and reads the secret; nil without
 // --github-login-client-id.
-func newGitHubLogin(o githubLoginOptions) (*githubLogin, error) {
+func newGitHubLogin(o githubLoginOptions, log *slog.Logger) (*githubLogin, error) {
 	if o.clientID == "" {
 		if o.secretFile != "" || len(o.users)+len(o.orgs)+len(o.teams) > 0 {
 			return nil, usageError{errors.New("--github-login-* flags need --github-login-client-id")}
@@ -100,6 +101,10 @@ func newGitHubLogin(o githubLoginOptions) (*githubLogin, error) {
 	if !strings.HasSuffix(api, "/") {
 		api += "/"
 	}
+	apiURL, err := url.Parse(api)
+	if err != nil || (apiURL.Scheme != "https" && apiURL.Scheme != "http") || apiURL.Host == "" {
+		return nil, usageError{fmt.Errorf("--github-login-api-url %q is not an http(s) address", api)}
+	}
 	scopes := o.scopes
 	if scopes == nil && len(rules.orgs)+len(rules.teams) > 0 {
 		scopes = []string{"read:org"}
@@ -107,8 +112,8 @@ func newGitHubLogin(o githubLoginOptions) (*githubLogin, error) {
 	return &githubLogin{
 		conf: oauth2.Config{ClientID: o.clientID, ClientSecret: secret, Scopes: scopes, RedirectURL: o.redirectURL,
 			Endpoint: oauth2.Endpoint{AuthURL: web.String() + "/login/oauth/authorize", TokenURL: web.String() + "/login/oauth/access_token"}},
-		api: api, fixedRedir: o.redirectURL != "", allow: rules, secretValue: secret,
-		client: &http.Client{Timeout: 15 * time.Second},
+		api: apiURL, fixedRedir: o.redirectURL != "", allow: rules, secretValue: secret,
+		client: &http.Client{Timeout: 15 * time.Second}, log: log,
 	}, nil
 }
 
@@ -212,79 +217,79 @@ func (g *githubLogin) identify(ctx context.Context, conf *oauth2.Config, code, v
 	if err != nil {
 		return identity{}, fmt.Errorf("token exchange: %w", err)
 	}
-	client := conf.Client(ctx, tok)
-	var user struct{ Login string }
-	if err := g.get(client, "user", &user); err != nil {
-		return identity{}, err
+	client := github.NewClient(conf.Client(ctx, tok))
+	client.BaseURL = g.api
+	user, _, err := client.Users.Get(ctx, "")
+	if err != nil {
+		return identity{}, fmt.Errorf("GET /user: %w", err)
 	}
-	if user.Login == "" {
+	if user.GetLogin() == "" {
 		return identity{}, errors.New("GET /user: no login in the answer")
 	}
-	id := identity{login: user.Login}
+	id := identity{login: user.GetLogin()}
 	if len(g.allow.orgs) > 0 {
-		var orgs []apiOrg
-		if err := g.get(client, "user/orgs?per_page=100&limit=50", &orgs); err != nil {
+		orgs, err := listPages(ctx, g.log, id.login, "user/orgs", func(ctx context.Context, o *github.ListOptions) ([]*github.Organization, *github.Response, error) {
+			return client.Organizations.List(ctx, "", o)
+		})
+		if err != nil {
 			return identity{}, err
 		}
 		for _, o := range orgs {
-			id.orgs = append(id.orgs, o.name())
+			id.orgs = append(id.orgs, orgName(o))
 		}
 	}
 	if len(g.allow.teams) > 0 {
-		var teams []struct {
-			Slug, Name   string
-			Organization apiOrg
-		}
-		if err := g.get(client, "user/teams?per_page=100&limit=50", &teams); err != nil {
+		teams, err := listPages(ctx, g.log, id.login, "user/teams", client.Teams.ListUserTeams)
+		if err != nil {
 			return identity{}, err
 		}
 		for _, t := range teams {
-			slug := t.Slug
+			slug := t.GetSlug()
 			if slug == "" {
-				slug = t.Name // Gitea's teams have no slug: their name is one
+				slug = t.GetName() // Gitea's teams have no slug: their name is one
 			}
-			id.teams = append(id.teams, t.Organization.name()+"/"+slug)
+			id.teams = append(id.teams, orgName(t.GetOrganization())+"/"+slug)
 		}
 	}
 	return id, nil
 }
 
-// apiOrg is an organization as GitHub ("login") or Gitea ("username",
-// "name") lists it.
-type apiOrg struct{ Login, Username, Name string }
+// maxListPages bounds the pages of a person's organizations or teams read
+// at one sign-in: 10 pages of 100 on GitHub (Gitea's pages are its own
+// size). A person in more is judged on the first pages, and serve logs it.
+const maxListPages = 10
 
-func (o apiOrg) name() string {
-	for _, n := range []string{o.Login, o.Username, o.Name} {
-		if n != "" {
-			return n
+// listPages reads every page of one of the API's lists, following each
+// answer's next page (its Link header), up to maxListPages.
+func listPages[T any](ctx context.Context, log *slog.Logger, login, what string,
+	list func(context.Context, *github.ListOptions) ([]T, *github.Response, error)) ([]T, error) {
+	var all []T
+	opts := &github.ListOptions{PerPage: 100}
+	for page := 1; ; page++ {
+		items, resp, err := list(ctx, opts)
+		if err != nil {
+			return nil, fmt.Errorf("GET /%s (page %d): %w", what, page, err)
 		}
+		all = append(all, items...)
+		if resp.NextPage == 0 {
+			return all, nil
+		}
+		if page == maxListPages {
+			log.Warn("github login: read only the first pages of a list; a membership on a later page is not seen",
+				"login", login, "list", what, "pages", page, "items", len(all))
+			return all, nil
+		}
+		opts.Page = resp.NextPage
 	}
-	return ""
 }
 
-// get reads one API answer (at most 1 MiB) into v.
-func (g *githubLogin) get(client *http.Client, path string, v any) error {
-	req, err := http.NewRequest("GET", g.api+path, nil)
-	if err != nil {
-		return err
+// orgName is an organization's name as GitHub ("login") or Gitea
+// ("name"; its "login" is absent) lists it.
+func orgName(o *github.Organization) string {
+	if o.GetLogin() != "" {
+		return o.GetLogin()
 	}
-	req.Header.Set("Accept", "application/vnd.github+json")
-	resp, err := client.Do(req)
-	if err != nil {
-		return fmt.Errorf("GET /%s: %w", path, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return fmt.Errorf("GET /%s: %w", path, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET /%s: %s", path, resp.Status)
-	}
-	if err := json.Unmarshal(body, v); err != nil {
-		return fmt.Errorf("GET /%s: %w", path, err)
-	}
-	return nil
+	return o.GetName()
 }
 
 // identity is who signed in: their login, and the organizations and

@@ -1,14 +1,19 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
+	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -31,10 +36,11 @@ type fakeGitHub struct {
 	orgs  []string
 	teams []string // "org/slug"
 	codes map[string]string
+	pages map[string]int // how many pages of each list were served
 }
 
 func newFakeGitHub(t *testing.T, login string, orgs, teams []string) *fakeGitHub {
-	f := &fakeGitHub{login: login, orgs: orgs, teams: teams, codes: map[string]string{}}
+	f := &fakeGitHub{login: login, orgs: orgs, teams: teams, codes: map[string]string{}, pages: map[string]int{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /login/oauth/authorize", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
@@ -69,16 +75,39 @@ func newFakeGitHub(t *testing.T, login string, orgs, teams []string) *fakeGitHub
 			json.NewEncoder(w).Encode(v())
 		})
 	}
+	// list serves items as GitHub pages a list: per_page (at most 100,
+	// 30 if not given) from page, and a Link header to the next page.
+	list := func(path string, items func() []any) {
+		mux.HandleFunc("GET /api/v3/"+path, func(w http.ResponseWriter, r *http.Request) {
+			if r.Header.Get("Authorization") != "Bearer gho_user" {
+				http.Error(w, "Bad credentials", http.StatusUnauthorized)
+				return
+			}
+			all := items()
+			per, _ := strconv.Atoi(r.URL.Query().Get("per_page"))
+			if per <= 0 || per > 100 {
+				per = 30
+			}
+			page, _ := strconv.Atoi(r.URL.Query().Get("page"))
+			page = max(page, 1)
+			from, to := min((page-1)*per, len(all)), min(page*per, len(all))
+			if to < len(all) {
+				w.Header().Set("Link", fmt.Sprintf(`<http://%s/api/v3/%s?per_page=%d&page=%d>; rel="next"`, r.Host, path, per, page+1))
+			}
+			f.pages[path]++
+			json.NewEncoder(w).Encode(append([]any{}, all[from:to]...))
+		})
+	}
 	api("user", func() any { return map[string]string{"login": f.login} })
-	api("user/orgs", func() any {
-		var out []map[string]string
+	list("user/orgs", func() []any {
+		var out []any
 		for _, o := range f.orgs {
 			out = append(out, map[string]string{"login": o})
 		}
 		return out
 	})
-	api("user/teams", func() any {
-		var out []map[string]any
+	list("user/teams", func() []any {
+		var out []any
 		for _, t := range f.teams {
 			org, slug, _ := strings.Cut(t, "/")
 			out = append(out, map[string]any{"slug": slug, "name": "Team " + slug, "organization": map[string]string{"login": org}})
@@ -94,12 +123,18 @@ func newFakeGitHub(t *testing.T, login string, orgs, teams []string) *fakeGitHub
 // loopback test server.
 func loginServe(t *testing.T, opts githubLoginOptions) *httptest.Server {
 	t.Helper()
+	return loginServeLog(t, opts, slog.New(slog.DiscardHandler))
+}
+
+// loginServeLog is loginServe with serve's log going to log.
+func loginServeLog(t *testing.T, opts githubLoginOptions, log *slog.Logger) *httptest.Server {
+	t.Helper()
 	secret := filepath.Join(t.TempDir(), "secret")
 	if err := os.WriteFile(secret, []byte("client-secret\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	opts.clientID, opts.secretFile = "berth-client", secret
-	gh, err := newGitHubLogin(opts)
+	gh, err := newGitHubLogin(opts, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,9 +180,9 @@ func TestGitHubLogin(t *testing.T) {
 		code                int
 		says                string
 	}{
-		{name: "team member", login: "ana", teams: "acme/vision,acme/infra", allowTms: []string{"Acme/Vision"}, code: 200, says: "<h1>Teams</h1>"},
-		{name: "org member", login: "bo", orgs: "acme", allowOrgs: []string{"acme"}, code: 200, says: "<h1>Teams</h1>"},
-		{name: "user", login: "Cy", allowUsers: []string{"@cy"}, code: 200, says: "<h1>Teams</h1>"},
+		{name: "team member", login: "ana", teams: "acme/vision,acme/infra", allowTms: []string{"Acme/Vision"}, code: 200, says: `signed in as <b id="signed-in-as">ana</b>`},
+		{name: "org member", login: "bo", orgs: "acme", allowOrgs: []string{"acme"}, code: 200, says: `signed in as <b id="signed-in-as">bo</b>`},
+		{name: "user", login: "Cy", allowUsers: []string{"@cy"}, code: 200, says: `signed in as <b id="signed-in-as">Cy</b>`},
 		{name: "outsider", login: "mallory", orgs: "evil", teams: "acme/interns", allowOrgs: []string{"acme"}, allowTms: []string{"acme/vision"}, code: 403,
 			says: "mallory may not read this dashboard: not a member of an organization allowed (acme); not in a team allowed (acme/vision)."},
 	} {
@@ -166,7 +201,7 @@ func TestGitHubLogin(t *testing.T) {
 				t.Fatalf("GET /teams without a session: %s, want the sign-in page with GitHub's link and no token form:\n%s", resp.Request.URL, body)
 			}
 			resp, body = getPage(t, b, srv.URL+"/login/github?next=%2Fteams")
-			if resp.StatusCode != tc.code || !strings.Contains(body, tc.says) {
+			if resp.StatusCode != tc.code || !strings.Contains(body, tc.says) || (tc.code == 200 && !strings.Contains(body, "<h1>Teams</h1>")) {
 				t.Fatalf("after GitHub: %d at %s, want %d and %q:\n%s", resp.StatusCode, resp.Request.URL, tc.code, tc.says, body)
 			}
 			var session bool
@@ -175,6 +210,75 @@ func TestGitHubLogin(t *testing.T) {
 			}
 			if session != (tc.code == 200) {
 				t.Errorf("session cookie: %v", session)
+			}
+		})
+	}
+}
+
+// The pages are kept between reconciles and shared by their readers, but
+// each reader's header names them, never whoever asked for the page first.
+func TestGitHubLoginKeptPagesNameTheirReader(t *testing.T) {
+	gh := newFakeGitHub(t, "ana", nil, nil)
+	srv := loginServe(t, githubLoginOptions{webURL: gh.URL, users: []string{"ana", "bo"}})
+	ana, bo := browse(t), browse(t)
+	for _, tc := range []struct {
+		who     string
+		browser *http.Client
+	}{{"ana", ana}, {"bo", bo}, {"ana", ana}} {
+		gh.login = tc.who
+		_, body := getPage(t, tc.browser, srv.URL+"/login/github?next=%2Fqueues")
+		if !strings.Contains(body, `signed in as <b id="signed-in-as">`+tc.who+`</b>`) || strings.Count(body, "signed in as") != 1 {
+			t.Errorf("%s reads /queues, which says:\n%s", tc.who, body)
+		}
+	}
+}
+
+// A person in more organizations and teams than one page of the API
+// holds is judged on all of them: the org and team that let them in are
+// on the second page. Past maxListPages pages serve stops reading, says
+// so in its log, and judges them on what it read.
+func TestGitHubLoginPages(t *testing.T) {
+	many := func(n int, f string) []string {
+		var out []string
+		for i := range n {
+			out = append(out, fmt.Sprintf(f, i))
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name       string
+		orgs       []string
+		teams      []string
+		allowOrgs  []string
+		allowTeams []string
+		code       int
+		pages      map[string]int
+		logs       string
+	}{
+		{name: "org on page 2", orgs: append(many(120, "club-%d"), "acme"), allowOrgs: []string{"acme"},
+			code: 200, pages: map[string]int{"user/orgs": 2}},
+		{name: "team on page 2", teams: append(many(130, "acme/t%d"), "acme/vision"), allowTeams: []string{"acme/vision"},
+			code: 200, pages: map[string]int{"user/teams": 2}},
+		{name: "team past the last page read", teams: append(many(maxListPages*100, "acme/t%d"), "acme/vision"), allowTeams: []string{"acme/vision"},
+			code: 403, pages: map[string]int{"user/teams": maxListPages},
+			logs: `level=WARN msg="github login: read only the first pages of a list; a membership on a later page is not seen" login=ana list=user/teams pages=10 items=1000`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			gh := newFakeGitHub(t, "ana", tc.orgs, tc.teams)
+			var logs bytes.Buffer
+			srv := loginServeLog(t, githubLoginOptions{webURL: gh.URL, orgs: tc.allowOrgs, teams: tc.allowTeams}, slog.New(slog.NewTextHandler(&logs, nil)))
+			resp, body := getPage(t, browse(t), srv.URL+"/login/github?next=%2Fteams")
+			if resp.StatusCode != tc.code {
+				t.Fatalf("after GitHub: %d at %s, want %d:\n%s", resp.StatusCode, resp.Request.URL, tc.code, body)
+			}
+			if tc.code == 403 && !strings.Contains(body, "ana may not read this dashboard: not in a team allowed (acme/vision).") {
+				t.Errorf("refused without its reason:\n%s", body)
+			}
+			if !maps.Equal(gh.pages, tc.pages) {
+				t.Errorf("pages read: %v, want %v", gh.pages, tc.pages)
+			}
+			if !strings.Contains(logs.String(), tc.logs) || (tc.logs == "" && logs.Len() > 0) {
+				t.Errorf("serve's log:\n%s\nwant %q", logs.String(), tc.logs)
 			}
 		})
 	}
@@ -204,7 +308,7 @@ func TestGitHubLoginFlags(t *testing.T) {
 		{githubLoginOptions{clientID: "x"}, "--github-login-client-id needs --github-login-client-secret-file"},
 		{githubLoginOptions{clientID: "x", secretFile: "/nonexistent"}, "--github-login-client-secret-file: open /nonexistent"},
 	} {
-		if _, err := newGitHubLogin(tc.opts); err == nil || !strings.Contains(err.Error(), tc.err) {
+		if _, err := newGitHubLogin(tc.opts, nil); err == nil || !strings.Contains(err.Error(), tc.err) {
 			t.Errorf("%+v: %v, want %q", tc.opts, err, tc.err)
 		}
 	}

@@ -492,7 +492,7 @@ func runServe(ctx context.Context, o serveOptions, stderr interface{ Write([]byt
 	if err != nil {
 		return err
 	}
-	ghLogin, err := newGitHubLogin(o.githubLogin)
+	ghLogin, err := newGitHubLogin(o.githubLogin, log)
 	if err != nil {
 		return err
 	}

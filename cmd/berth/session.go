@@ -14,6 +14,7 @@ package main
 // bearer token, so a page another site loads cannot reach them.
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -100,9 +101,11 @@ func guardPages(token string, gh *githubLogin, s *sessions, h http.Handler) http
 		})
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if c, err := r.Cookie(sessionCookie); err == nil && validCookie(s, c.Value) {
-			h.ServeHTTP(w, r)
-			return
+		if c, err := r.Cookie(sessionCookie); err == nil {
+			if login, ok := s.valid(c.Value); ok {
+				h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), signedInKey{}, login)))
+				return
+			}
 		}
 		if r.Header.Get("Authorization") == "" && strings.Contains(r.Header.Get("Accept"), "text/html") {
 			http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
@@ -112,9 +115,14 @@ func guardPages(token string, gh *githubLogin, s *sessions, h http.Handler) http
 	})
 }
 
-func validCookie(s *sessions, v string) bool {
-	_, ok := s.valid(v)
-	return ok
+// signedInKey holds, in a page request's context, the login its session
+// cookie carries ("" for a session the API token opened).
+type signedInKey struct{}
+
+// signedIn is who signed in to read r's page with the forge, if anyone.
+func signedIn(r *http.Request) string {
+	login, _ := r.Context().Value(signedInKey{}).(string)
+	return login
 }
 
 var loginPage = template.Must(template.New("login").Parse(`<!DOCTYPE html>

@@ -259,6 +259,23 @@ func TestUntrustedTextIsEscaped(t *testing.T) {
 	}
 }
 
+// A page names who signed in with the forge in its header, escaped, and
+// offers to sign out; without a login it is the page as drawn.
+func TestSignedIn(t *testing.T) {
+	page := []byte(draw(t, func(b *bytes.Buffer) error { return Teams(b, demoData()) }))
+	if got := SignedIn(page, ""); !bytes.Equal(got, page) {
+		t.Error("with no login, the page changed")
+	}
+	got := string(SignedIn(page, "<ana>"))
+	want := `<div class="who">signed in as <b id="signed-in-as">&lt;ana&gt;</b> <form method="post" action="/logout"><button type="submit">sign out</button></form></div>`
+	if !strings.Contains(got, want) || strings.Count(got, `class="who"`) != 1 {
+		t.Errorf("signed in as <ana>: the header does not say it once, escaped:\n%s", got)
+	}
+	if strings.Replace(got, want, whoSlot, 1) != string(page) {
+		t.Error("more of the page changed than its header's name")
+	}
+}
+
 func TestWorkloadNobodyRuns(t *testing.T) {
 	err := Workload(&bytes.Buffer{}, demoData(), WorkloadPage{Workload: "vision/gone"}, LogTail{})
 	var none ErrNoWorkload

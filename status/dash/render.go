@@ -46,6 +46,29 @@ func newPage(d Data, nav, title string) page {
 	return p
 }
 
+// whoSlot is where a page's header names who reads it. Pages are drawn
+// once per reconcile and shared by every reader (serve keeps them), so the
+// layout draws the slot empty, the same for all, and SignedIn fills it in
+// for one reader as the page is sent.
+const whoSlot = `<div class="who"></div>`
+
+// SignedIn is page (as drawn by this package) with login, who signed in
+// with the forge, named in its header beside a button that signs out.
+// Without a login (the pages are open, or the API token signed in) it is
+// page itself.
+func SignedIn(page []byte, login string) []byte {
+	i := bytes.Index(page, []byte(whoSlot))
+	if login == "" || i < 0 {
+		return page
+	}
+	who := `<div class="who">signed in as <b id="signed-in-as">` + template.HTMLEscapeString(login) +
+		`</b> <form method="post" action="/logout"><button type="submit">sign out</button></form></div>`
+	out := make([]byte, 0, len(page)+len(who))
+	out = append(out, page[:i]...)
+	out = append(out, who...)
+	return append(out, page[i+len(whoSlot):]...)
+}
+
 // render executes a page into w through a buffer, so that a template
 // error is returned before anything is half written.
 func render(w io.Writer, name string, v any) error {
