@@ -78,6 +78,25 @@ func (c *Config) ChangedWorkloads(from *Config) (ids []WorkloadID, ok bool) {
 	return ids, n == len(c.Workloads)
 }
 
+// MayDiffer lists, sorted, the workloads that may differ between from
+// and c: ChangedWorkloads's where the packages say, otherwise every
+// workload of either. A nil from has none.
+func (c *Config) MayDiffer(from *Config) []WorkloadID {
+	if ids, ok := c.ChangedWorkloads(from); ok {
+		return ids
+	}
+	ids := slices.Collect(maps.Keys(c.Workloads))
+	if from != nil {
+		for id := range from.Workloads {
+			if _, has := c.Workloads[id]; !has {
+				ids = append(ids, id)
+			}
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
 // Package is one package instance of a loaded repository (see
 // Config.Packages).
 type Package struct {

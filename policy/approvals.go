@@ -380,16 +380,7 @@ func diffConfigs(base, head *berth.Config, changed []string) change {
 	// Two loaded revisions are compared package by package: a 50,000
 	// workload repository's every workload encoded twice was most of a
 	// pull request's review.
-	ids, ok := head.ChangedWorkloads(base)
-	if !ok {
-		ids = slices.Collect(maps.Keys(head.Workloads))
-		for id := range base.Workloads {
-			if _, ok := head.Workloads[id]; !ok {
-				ids = append(ids, id)
-			}
-		}
-	}
-	for _, id := range ids {
+	for _, id := range head.MayDiffer(base) {
 		hw, inHead := head.Workloads[id]
 		bw, inBase := base.Workloads[id]
 		switch {

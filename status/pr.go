@@ -70,18 +70,8 @@ func ChangedWorkloads(base, head *berth.Config) []WorkloadChange {
 	if base == nil {
 		base = &berth.Config{}
 	}
-	ids, ok := head.ChangedWorkloads(base)
-	if !ok {
-		ids = slices.Sorted(maps.Keys(head.Workloads))
-		for id := range base.Workloads {
-			if _, has := head.Workloads[id]; !has {
-				ids = append(ids, id)
-			}
-		}
-		slices.Sort(ids)
-	}
 	var out []WorkloadChange
-	for _, id := range ids {
+	for _, id := range head.MayDiffer(base) {
 		hw, inHead := head.Workloads[id]
 		bw, inBase := base.Workloads[id]
 		switch {
