@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/fstest"
@@ -99,6 +100,7 @@ func newScenarioOn(t *testing.T, kenv *testenv.KubeEnv, name string, nodes ...te
 // cfg (another identity); the test itself stays admin.
 func newScenarioAs(t *testing.T, kenv *testenv.KubeEnv, berthCfg *rest.Config, name string, nodes ...testenv.NodeSpec) *scenario {
 	t.Helper()
+	name = uniqueName(name)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	t.Cleanup(cancel)
 	s := &scenario{t: t, env: kenv, ctx: ctx, name: name, files: map[string]string{}}
@@ -147,6 +149,26 @@ flavors: cpu: nodeLabels: "berth.dev/pool": %[1]q
 		Loader:   cue.NewLoader(cue.Options{}),
 	})
 	return s
+}
+
+// scenarioNames counts the scenarios of each name this process made.
+var scenarioNames = struct {
+	sync.Mutex
+	n map[string]int
+}{n: map[string]int{}}
+
+// uniqueName is name, or, for a second scenario of that name on the shared
+// control plane (go test -count=N runs a test again), name-N: a scenario
+// leaves its namespaces, Jobs and ledgers behind, and the next must not
+// find them.
+func uniqueName(name string) string {
+	scenarioNames.Lock()
+	defer scenarioNames.Unlock()
+	scenarioNames.n[name]++
+	if n := scenarioNames.n[name]; n > 1 {
+		return fmt.Sprintf("%s-%d", name, n)
+	}
+	return name
 }
 
 // gpuNode is an 8-GPU H100 node that also offers shares of its GPUs.
@@ -281,7 +303,7 @@ func runsText(cr reconcile.ClusterReport) string {
 	}
 	var b strings.Builder
 	for _, r := range cr.Observed.Runs {
-		fmt.Fprintf(&b, "  %s %s attempts=%d %s %s\n", r.Key(), r.Phase, r.Attempts, r.Reason, r.Note)
+		fmt.Fprintf(&b, "  %s %s attempts=%d queued-since=%s %s %s\n", r.Key(), r.Phase, r.Attempts, r.QueuedSince.Format(time.RFC3339Nano), r.Reason, r.Note)
 	}
 	if cr.Plan != nil {
 		for _, d := range cr.Plan.Decisions {

@@ -106,9 +106,11 @@ func (s *scenario) loseNode(name string) {
 }
 
 // TestNodeLostResumesFromCheckpoint (real control plane), end to end: a
-// training run with a checkpoint runs on a KWOK node. The node turns
-// NotReady; past nodeLostAfter berth requeues the run without using a
-// retry, keeping its queued-since, and admits it again on the other node. Its new pod mounts the same claim (same UID),
+// training run with a checkpoint runs on a KWOK node, and a run of the
+// same priority queued after it waits for the team's quota. The node
+// turns NotReady; past nodeLostAfter berth requeues the run without using
+// a retry, and it keeps its place: it, not the later run, is admitted
+// again, on the other node. Its new pod mounts the same claim (same UID),
 // carries berth's resume mark, and, started as its container would be
 // with the claim holding checkpoints, gets BERTH_RESUME=1 and the newest
 // as BERTH_RESUME_FROM.
@@ -130,6 +132,12 @@ clusters: gpu: {backend: "kubernetes", nodeLostAfter: "2s"}
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.team(8, train+`workloads: ml: later: {kind: "training", image: "img:1", env: BERTH_SIMULATED_DURATION: "10m", resources: {gpu: 8, flavor: "h100"}}
+`)
+	if cr := s.mustReconcile(); decision(cr, "ml/later").Action != berth.ActionQueue {
+		t.Fatalf("later: %s, want it queued behind train", decision(cr, "ml/later").Action)
+	}
+
 	s.loseNode(first.Spec.NodeName)
 	cr = s.until("train runs on the other node", 2*time.Minute, func(cr reconcile.ClusterReport) bool {
 		r := run(cr, "ml/train")
@@ -139,6 +147,9 @@ clusters: gpu: {backend: "kubernetes", nodeLostAfter: "2s"}
 	if r.Attempts != before.Attempts || r.Failures() != 0 || !r.QueuedSince.Equal(before.QueuedSince) {
 		t.Errorf("after the node loss: attempt %d (was %d), %d failures, queued since %v (was %v); want no retry used and its place kept",
 			r.Attempts, before.Attempts, r.Failures(), r.QueuedSince, before.QueuedSince)
+	}
+	if p := phase(cr, "ml/later"); p != reconcile.PhaseQueued {
+		t.Errorf("later is %s, want still queued behind train", p)
 	}
 	var again corev1.Pod
 	for _, p := range s.pods("ml", "train") {

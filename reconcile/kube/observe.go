@@ -424,12 +424,15 @@ func (dc *driftCache) check(ctx context.Context, c *Cluster, cfg *berth.Config, 
 	return drift
 }
 
-// sinceOrNow is t, or now when t is zero.
+// sinceOrNow is t, or now when t is zero, in UTC and as precise as given:
+// a queued-since the scheduler gave (when it first saw the run waiting)
+// is recorded as it is, so that runs first seen in the same second keep
+// their order (formatTime).
 func sinceOrNow(t, now time.Time) time.Time {
 	if t.IsZero() {
-		return now.UTC().Truncate(time.Second)
+		return now.UTC()
 	}
-	return t.UTC().Truncate(time.Second)
+	return t.UTC()
 }
 
 // annotatedRun is the run record an object of a run (a Job, the first Job

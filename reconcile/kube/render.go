@@ -536,11 +536,16 @@ func specJSON(w berth.Workload) string {
 	return string(b)
 }
 
+// formatTime writes a time as berth's annotations keep it: RFC 3339 with
+// as many fractional digits as it has (none for a whole second). A
+// queued-since must keep its fraction: runs of equal priority wait in the
+// order they were first seen, and two first seen in the same second, cut
+// to it, would tie and go in order of name instead.
 func formatTime(t time.Time) string {
 	if t.IsZero() {
 		return ""
 	}
-	return t.UTC().Format(time.RFC3339)
+	return t.UTC().Format(time.RFC3339Nano)
 }
 
 func baseEnv(r Run) []corev1.EnvVar {
