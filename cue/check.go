@@ -2,8 +2,10 @@ package cue
 
 import (
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/berth-gpu/berth"
 	"github.com/berth-gpu/berth/reconcile/schedule"
@@ -253,7 +255,29 @@ func (c *checker) policy() {
 
 func (c *checker) workloads() {
 	ids := c.cfg.WorkloadIDs()
-	for _, id := range ids {
+	// Each workload's checks read the configuration only: they run in
+	// chunks on every core, each chunk's errors kept in order.
+	chunks := min(runtime.GOMAXPROCS(0), max(len(ids)/minChunk, 1))
+	sub := make([]*checker, chunks)
+	var wg sync.WaitGroup
+	for k := range sub {
+		sub[k] = &checker{cfg: c.cfg, invalid: c.invalid, partial: c.partial}
+		lo, hi := k*len(ids)/chunks, (k+1)*len(ids)/chunks
+		wg.Go(func() { sub[k].workloadsOf(ids, ids[lo:hi]) })
+	}
+	wg.Wait()
+	for _, s := range sub {
+		c.errs = append(c.errs, s.errs...)
+	}
+	c.dependencyCycles(ids)
+}
+
+// minChunk is the fewest workloads worth a goroutine of their own.
+const minChunk = 2000
+
+// workloadsOf checks each workload of some, of all those ids.
+func (c *checker) workloadsOf(ids, some []berth.WorkloadID) {
+	for _, id := range some {
 		w := c.cfg.Workloads[id]
 		p := "workloads." + w.Team + "." + w.Name
 		if _, ok := c.cfg.Teams[w.Team]; !ok && !c.invalid["teams."+w.Team] {
@@ -298,7 +322,6 @@ func (c *checker) workloads() {
 			}
 		}
 	}
-	c.dependencyCycles(ids)
 }
 
 // workloadResources checks the resources at path p (a workload's, or one

@@ -266,15 +266,15 @@ func (ev *evaluator) object(r *instanceResult, inst cuelang.Value, p []string, o
 		ev.listPos(&obj, o, p, "quota", len(t.Quota), "flavor")
 		ev.groupPos(&obj, o, p, t.ResourceGroups)
 	case "workloads":
-		var w berth.Workload
-		derr = decode(o, &w)
+		w := new(berth.Workload)
+		derr = decode(o, w)
 		w.Pos = obj.pos
 		obj.value = w
 		ev.refPos(&obj, o, p, "kind", "priority", "image", "resources", "resources.gpu", "resources.flavor",
 			"resources.gpuModel", "resources.mig", "resources.gpuFraction", "maxDuration", "schedule", "catchUp", "catchUpLimit", "concurrency",
 			"replicas", "workers", "minWorkers", "parallelism", "completions", "runId")
 		ev.listPos(&obj, o, p, "dependsOn", len(w.DependsOn), "")
-		ev.servicePos(&obj, o, p, w)
+		ev.servicePos(&obj, o, p, *w)
 		ev.envPos(&obj, o, strings.Join(p, "."), w.Env)
 		for _, role := range w.RoleNames() {
 			ev.rolePos(&obj, o, p, role)

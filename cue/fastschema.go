@@ -379,10 +379,10 @@ func (o *objSrc) check() (object, error) {
 	var err error
 	switch o.path[0] {
 	case "workloads":
-		var w berth.Workload
 		fastWorkload(root, out, o.path[1], o.path[2])
 		if c.err == nil {
-			err = decodeJSON(out, &w)
+			w := new(berth.Workload)
+			err = decodeJSON(out, w)
 			w.Pos = obj.pos
 			obj.value = w
 		}

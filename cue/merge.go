@@ -44,7 +44,7 @@ func merge(results []*instanceResult) (*berth.Config, map[string]bool, Errors) {
 		}
 		pkg := berth.Package{Digest: r.key}
 		for _, o := range r.objects {
-			if w, ok := o.value.(berth.Workload); ok {
+			if w, ok := o.value.(*berth.Workload); ok {
 				pkg.Workloads = append(pkg.Workloads, w.ID())
 			}
 		}
@@ -74,8 +74,8 @@ func merge(results []*instanceResult) (*berth.Config, map[string]bool, Errors) {
 				cfg.Cohorts[v.Name] = v
 			case berth.Team:
 				cfg.Teams[v.Name] = v
-			case berth.Workload:
-				cfg.Workloads[v.ID()] = v
+			case *berth.Workload:
+				cfg.Workloads[v.ID()] = *v
 			case json.RawMessage:
 				policy[parts[1]] = v
 			}

@@ -137,8 +137,8 @@ func decodeObject(wo wireObject, files []string) (object, error) {
 	case "teams":
 		o.value, err = decodeAs[berth.Team](wo.Value)
 	case "workloads":
-		var wl berth.Workload
-		err = jsonv2.Unmarshal(wo.Value, &wl)
+		wl := new(berth.Workload) // a pointer: the object holds it without a copy
+		err = jsonv2.Unmarshal(wo.Value, wl)
 		wl.Pos = wo.Pos
 		o.value = wl
 	case "policy":
