@@ -257,15 +257,11 @@ func (c *checker) workloads() {
 	ids := c.cfg.WorkloadIDs()
 	// Each workload's checks read the configuration only: they run in
 	// chunks on every core, each chunk's errors kept in order.
-	chunks := min(runtime.GOMAXPROCS(0), max(len(ids)/minChunk, 1))
-	sub := make([]*checker, chunks)
-	var wg sync.WaitGroup
-	for k := range sub {
+	sub := make([]*checker, chunks(len(ids)))
+	inChunks(len(ids), len(sub), func(k, lo, hi int) {
 		sub[k] = &checker{cfg: c.cfg, invalid: c.invalid, partial: c.partial}
-		lo, hi := k*len(ids)/chunks, (k+1)*len(ids)/chunks
-		wg.Go(func() { sub[k].workloadsOf(ids, ids[lo:hi]) })
-	}
-	wg.Wait()
+		sub[k].workloadsOf(ids, ids[lo:hi])
+	})
 	for _, s := range sub {
 		c.errs = append(c.errs, s.errs...)
 	}
@@ -274,6 +270,20 @@ func (c *checker) workloads() {
 
 // minChunk is the fewest workloads worth a goroutine of their own.
 const minChunk = 2000
+
+// chunks is how many chunks n workloads are checked in: one per core,
+// of at least minChunk each.
+func chunks(n int) int { return min(runtime.GOMAXPROCS(0), max(n/minChunk, 1)) }
+
+// inChunks calls f at once for each of k chunks of [0, n), with the
+// chunk's index and bounds, and waits for them.
+func inChunks(n, k int, f func(i, lo, hi int)) {
+	var wg sync.WaitGroup
+	for i := range k {
+		wg.Go(func() { f(i, i*n/k, (i+1)*n/k) })
+	}
+	wg.Wait()
+}
 
 // workloadsOf checks each workload of some, of all those ids.
 func (c *checker) workloadsOf(ids, some []berth.WorkloadID) {

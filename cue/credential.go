@@ -17,6 +17,16 @@ const WarnCredential = "credential"
 // position, sorted by position. The message names the variable and the
 // kind of credential, never the value.
 func credentialWarnings(cfg *berth.Config) []Warning {
+	ids := cfg.WorkloadIDs()
+	parts := make([][]Warning, chunks(len(ids)))
+	inChunks(len(ids), len(parts), func(k, lo, hi int) { parts[k] = credentialsOf(cfg, ids[lo:hi]) })
+	out := slices.Concat(parts...)
+	slices.SortStableFunc(out, func(a, b Warning) int { return a.Pos.Compare(b.Pos) })
+	return out
+}
+
+// credentialsOf warns of the credentials in the env of the workloads ids.
+func credentialsOf(cfg *berth.Config, ids []berth.WorkloadID) []Warning {
 	var out []Warning
 	check := func(path string, env berth.Env) {
 		for _, name := range env.Names() {
@@ -34,7 +44,7 @@ func credentialWarnings(cfg *berth.Config) []Warning {
 				kind, name)})
 		}
 	}
-	for _, id := range cfg.WorkloadIDs() {
+	for _, id := range ids {
 		w := cfg.Workloads[id]
 		prefix := "workloads." + w.Team + "." + w.Name
 		check(prefix, w.Env)
@@ -42,6 +52,5 @@ func credentialWarnings(cfg *berth.Config) []Warning {
 			check(prefix+".roles."+role, w.Roles[role].Env)
 		}
 	}
-	slices.SortStableFunc(out, func(a, b Warning) int { return a.Pos.Compare(b.Pos) })
 	return out
 }
