@@ -162,10 +162,15 @@ func (s *server) mountLogin(mux *http.ServeMux) {
 		return v
 	}
 	want := sha256.Sum256([]byte(s.token))
+	// A form posted from another site (a page signing its reader out, or
+	// in as someone else) is refused: the browser says where a request
+	// comes from (Sec-Fetch-Site, Origin), and net/http checks it.
+	sameOrigin := http.NewCrossOriginProtection()
+	post := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, sameOrigin.Handler(h)) }
 	mux.HandleFunc("GET /login", func(w http.ResponseWriter, r *http.Request) {
 		writeLogin(w, http.StatusOK, view(safeNext(r.URL.Query().Get("next")), ""))
 	})
-	mux.HandleFunc("POST /login", func(w http.ResponseWriter, r *http.Request) {
+	post("POST /login", func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
 		next := safeNext(r.FormValue("next"))
 		got := sha256.Sum256([]byte(strings.TrimSpace(r.FormValue("token"))))
@@ -179,7 +184,7 @@ func (s *server) mountLogin(mux *http.ServeMux) {
 	if s.github != nil {
 		s.github.mount(mux, s.sessions, func(w http.ResponseWriter, code int, next, msg string) { writeLogin(w, code, view(next, msg)) })
 	}
-	mux.HandleFunc("POST /logout", func(w http.ResponseWriter, r *http.Request) {
+	post("POST /logout", func(w http.ResponseWriter, r *http.Request) {
 		http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: overTLS(r)})
 		http.Redirect(w, r, "/login", http.StatusSeeOther)
 	})

@@ -63,6 +63,18 @@ func TestBrowserSignIn(t *testing.T) {
 		t.Fatalf("sign in with a wrong token: %d, cookies %v", w.Code, w.Result().Cookies())
 	}
 
+	// A form another site posts is refused, whatever it carries: signing
+	// its reader in (as someone else) or out.
+	for _, path := range []string{"/login", "/logout"} {
+		w := do("POST", path, url.Values{"token": {"s3cret-token"}}, nil, "Sec-Fetch-Site", "cross-site")
+		if w.Code != http.StatusForbidden || len(w.Result().Cookies()) != 0 {
+			t.Errorf("POST %s from another site: %d, cookies %v; want 403 and none", path, w.Code, w.Result().Cookies())
+		}
+	}
+	if w := do("POST", "/logout", nil, nil, "Sec-Fetch-Site", "same-origin"); w.Code != http.StatusSeeOther {
+		t.Errorf("POST /logout from the dashboard: %d, want a redirect to sign in", w.Code)
+	}
+
 	// The token: a cookie, and back where it was going (never another site).
 	w = do("POST", "/login", url.Values{"token": {"s3cret-token"}, "next": {"//evil.example/x"}}, nil, "X-Forwarded-Proto", "https")
 	if w.Code != http.StatusSeeOther || w.Header().Get("Location") != "/" {
