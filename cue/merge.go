@@ -34,7 +34,9 @@ func merge(results []*instanceResult) (*berth.Config, map[string]bool, Errors) {
 	}
 	cfg.Packages = make(map[string]berth.Package, len(results))
 	var errs Errors
-	seen := make(map[string]berth.Pos, objects)
+	// Where each object was first defined, to find one defined twice; a
+	// workload's is its Pos, in cfg.Workloads (firstDefined).
+	seen := make(map[string]berth.Pos, objects/8)
 	invalid := map[string]bool{}
 	policy := map[string]json.RawMessage{}
 	for _, r := range results {
@@ -52,18 +54,16 @@ func merge(results []*instanceResult) (*berth.Config, map[string]bool, Errors) {
 		cfg.Packages[r.dir] = pkg
 		for i := range r.objects {
 			o := &r.objects[i]
-			if prev, dup := seen[o.key]; dup {
-				if prev != o.pos {
-					errs = append(errs, Error{
-						Path:      o.key,
-						Message:   "defined in two packages; a name may be defined in one package only (rename one, or move both into one package to merge them)",
-						Positions: dedupPositions([]berth.Pos{prev, o.pos}),
-					})
-				}
+			if prev, dup := firstDefined(cfg, seen, o.key); dup {
+				errs = append(errs, definedTwice(o, prev)...)
+				continue
+			}
+			fields.add(o)
+			if w, ok := o.value.(*berth.Workload); ok {
+				cfg.Workloads[w.ID()] = *w
 				continue
 			}
 			seen[o.key] = o.pos
-			fields.add(o)
 			parts := strings.SplitN(o.key, ".", 3)
 			switch v := o.value.(type) {
 			case berth.Cluster:
@@ -74,8 +74,6 @@ func merge(results []*instanceResult) (*berth.Config, map[string]bool, Errors) {
 				cfg.Cohorts[v.Name] = v
 			case berth.Team:
 				cfg.Teams[v.Name] = v
-			case *berth.Workload:
-				cfg.Workloads[v.ID()] = *v
 			case json.RawMessage:
 				policy[parts[1]] = v
 			}
@@ -87,6 +85,35 @@ func merge(results []*instanceResult) (*berth.Config, map[string]bool, Errors) {
 	}
 	cfg.Policy = p
 	return cfg, invalid, errs
+}
+
+// firstDefined is where the object key was first defined, if it was:
+// in seen, or for a workload its Pos in cfg.Workloads.
+func firstDefined(cfg *berth.Config, seen map[string]berth.Pos, key string) (berth.Pos, bool) {
+	if prev, dup := seen[key]; dup {
+		return prev, true
+	}
+	if rest, ok := strings.CutPrefix(key, "workloads."); ok {
+		if team, name, ok := strings.Cut(rest, "."); ok {
+			w, dup := cfg.Workloads[berth.MakeWorkloadID(team, name)]
+			return w.Pos, dup
+		}
+	}
+	return berth.Pos{}, false
+}
+
+// definedTwice is the error of object o defined again where it was
+// first defined at prev: none when it is the same definition (a file
+// of an ancestor directory, seen by two instances).
+func definedTwice(o *object, prev berth.Pos) Errors {
+	if prev == o.pos {
+		return nil
+	}
+	return Errors{{
+		Path:      o.key,
+		Message:   "defined in two packages; a name may be defined in one package only (rename one, or move both into one package to merge them)",
+		Positions: dedupPositions([]berth.Pos{prev, o.pos}),
+	}}
 }
 
 // defaultPolicy is the schema's #Policy with nothing set, decoded once.
