@@ -24,7 +24,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/berth-gpu/berth"
-	"github.com/berth-gpu/berth/cue"
 	"github.com/berth-gpu/berth/reconcile"
 	"github.com/berth-gpu/berth/reconcile/schedule"
 	"github.com/berth-gpu/berth/redact"
@@ -311,12 +310,13 @@ func runGitHubPlan(ctx context.Context, w io.Writer, p planGitHubOptions, snapsh
 		return err
 	}
 	snaps := map[string]*berth.Snapshot{}
+	l := commandLoader()
 	for _, file := range snapshots {
-		data, err := os.ReadFile(file)
-		if err != nil {
-			return usageError{err}
+		s, err := readSnapshot(l, file)
+		var ue usageError
+		if errors.As(err, &ue) {
+			return err
 		}
-		s, err := cue.LoadSnapshot(filepath.ToSlash(file), data)
 		if err != nil {
 			return invalidError{err}
 		}

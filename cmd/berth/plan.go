@@ -141,11 +141,7 @@ type snapshotSource struct {
 func (o *planOptions) sources(l *cue.Loader) ([]snapshotSource, error) {
 	var srcs []snapshotSource
 	for _, file := range o.snapshots {
-		data, err := os.ReadFile(file)
-		if err != nil {
-			return nil, usageError{err}
-		}
-		snap, err := l.LoadSnapshot(filepath.ToSlash(file), data)
+		snap, err := readSnapshot(l, file)
 		if err != nil {
 			return nil, err
 		}
@@ -161,6 +157,17 @@ func (o *planOptions) sources(l *cue.Loader) ([]snapshotSource, error) {
 		}
 	}
 	return srcs, nil
+}
+
+// readSnapshot reads the snapshot file through l's evaluation cache: a
+// file it cannot read is a usage error; a snapshot with errors returns
+// them (cue.Errors) for the caller to print.
+func readSnapshot(l *cue.Loader, file string) (*berth.Snapshot, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return l.LoadSnapshot(filepath.ToSlash(file), data)
 }
 
 // printLoadError prints CUE errors one per line with their positions and
