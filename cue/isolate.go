@@ -166,7 +166,7 @@ func (l *Loader) evaluateInChild(t *tree, dirs []string, timeout time.Duration, 
 
 	go func() {
 		// A failed write shows as the child's failure below.
-		writeRequest(c.stdin, request{Timeout: timeout, MaxMemory: l.opts.MaxMemory, Parallelism: l.opts.Parallelism, Profile: l.opts.Profile, Dirs: dirs}, t)
+		writeRequest(c.stdin, request{Timeout: timeout, MaxMemory: l.opts.MaxMemory, Parallelism: l.opts.Parallelism, Profile: l.opts.Profile, Dirs: dirs}, t, t.requestFiles(dirs))
 		c.stdin.Close()
 	}()
 	a := readAnswer(c.stdout, t, dirs, resultBudget(l.opts))

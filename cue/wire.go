@@ -251,11 +251,11 @@ func readFrame(r *bufio.Reader, limit int64) ([]byte, error) {
 	return b, nil
 }
 
-// writeRequest sends what a child is to evaluate: the header and every
-// file of the tree, written straight to the pipe (no copy of the tree).
-func writeRequest(w io.Writer, req request, t *tree) error {
+// writeRequest sends what a child is to evaluate: the header and the
+// files of the tree at paths (tree.requestFiles), written straight to the
+// pipe (no copy of the tree).
+func writeRequest(w io.Writer, req request, t *tree, paths []string) error {
 	bw := bufio.NewWriterSize(w, 1<<16)
-	paths := t.paths()
 	req.Files = len(paths)
 	h, err := json.Marshal(req)
 	if err != nil {
