@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"path"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -76,6 +77,7 @@ func (w Warning) Error() Error {
 func readTree(fsys fs.FS, opts Options) (*tree, Errors, []Warning) {
 	r := &treeReader{fsys: fsys, opts: opts, files: map[string][]byte{}}
 	r.walk(".", 0)
+	r.readPending()
 	slices.SortStableFunc(r.warns, func(a, b Warning) int { return a.Pos.Compare(b.Pos) })
 	return newTree(r.files), r.errs, r.warns
 }
@@ -89,6 +91,8 @@ type treeReader struct {
 	errs  Errors
 	warns []Warning
 	total int // bytes of CUE read
+
+	pending []string // the CUE files found by walk, in its order
 }
 
 func (r *treeReader) warn(p, msg string) {
@@ -121,9 +125,7 @@ func (r *treeReader) walk(dir string, depth int) {
 			}
 			r.walk(p, depth+1)
 		case mode.IsRegular():
-			if !r.readFile(p, e.Name()) {
-				return
-			}
+			r.found(p, e.Name())
 		default:
 			r.warn(p, "skipped: a "+kindOfFile(mode)+", not a regular file; berth reads only regular files")
 		}
@@ -158,35 +160,63 @@ func (r *treeReader) linkMode(p string) (fs.FileMode, bool) {
 	return fi.Mode().Type(), true
 }
 
-// readFile reads the regular file p (named name) when it is CUE that CUE
-// reads; false means the repository passed MaxTotalSize, and the rest of
-// its directory is not read.
-func (r *treeReader) readFile(p, name string) bool {
+// found notes the regular file p (named name) for reading when it is CUE
+// that CUE reads.
+func (r *treeReader) found(p, name string) {
 	if !strings.HasSuffix(p, ".cue") {
-		return true
+		return
 	}
 	if strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_") {
 		// CUE leaves such a file out of its package.
 		r.warn(p, fmt.Sprintf("skipped: CUE ignores files whose names start with %q; rename it if it is meant to be read", name[:1]))
-		return true
+		return
 	}
-	b, ferr := readFile(r.fsys, p, r.opts.MaxFileSize)
-	if ferr != nil {
-		r.errs = append(r.errs, *ferr)
-		return true
+	r.pending = append(r.pending, p)
+}
+
+// readBatch is how many files readPending reads at once: what it may read
+// past MaxTotalSize is at most this many files of MaxFileSize.
+const readBatch = 64
+
+// readPending reads the files walk found, a batch at a time on every core
+// (reading and checking 2,200 files one by one was a seventh of a warm
+// validate), and takes them in walk order: the file that passes
+// MaxTotalSize is an error, and no file after it is read.
+func (r *treeReader) readPending() {
+	type read struct {
+		b        []byte
+		err      *Error
+		noClause *Error
 	}
-	r.total += len(b)
-	if r.opts.MaxTotalSize > 0 && int64(r.total) > r.opts.MaxTotalSize {
-		r.errs = append(r.errs, fileError(p, fmt.Sprintf("the repository has more than %d bytes of CUE, the most berth reads; this file is past the limit", r.opts.MaxTotalSize)))
-		return false
-	}
-	r.files[p] = b
-	if !isUnderCueMod(p) {
-		if e := checkPackageClause(p, b); e != nil {
-			r.errs = append(r.errs, *e)
+	out := make([]read, readBatch)
+	for lo := 0; lo < len(r.pending); lo += readBatch {
+		batch := r.pending[lo:min(lo+readBatch, len(r.pending))]
+		parallel(len(batch), runtime.GOMAXPROCS(0), func(k int) {
+			p := batch[k]
+			b, err := readFile(r.fsys, p, r.opts.MaxFileSize)
+			out[k] = read{b: b, err: err}
+			if err == nil && !isUnderCueMod(p) {
+				out[k].noClause = checkPackageClause(p, b)
+			}
+		})
+		for k, p := range batch {
+			f := out[k]
+			out[k] = read{}
+			if f.err != nil {
+				r.errs = append(r.errs, *f.err)
+				continue
+			}
+			r.total += len(f.b)
+			if r.opts.MaxTotalSize > 0 && int64(r.total) > r.opts.MaxTotalSize {
+				r.errs = append(r.errs, fileError(p, fmt.Sprintf("the repository has more than %d bytes of CUE, the most berth reads; this file is past the limit", r.opts.MaxTotalSize)))
+				return
+			}
+			r.files[p] = f.b
+			if f.noClause != nil {
+				r.errs = append(r.errs, *f.noClause)
+			}
 		}
 	}
-	return true
 }
 
 // pathErrText is the reason of a *fs.PathError, without its path.

@@ -395,9 +395,10 @@ func (l *Loader) evaluate(t *tree, tries tries) ([]*instanceResult, Stats, error
 	l.mu.Unlock()
 	stats := Stats{Instances: len(t.dirs)}
 
-	// The disk cache's entries are found and checked first, and decoded
-	// while a child evaluates the instances that have none: decoding is
-	// most of a warm load, and the child needs a core of its own.
+	// The disk cache's entries are found first (their headers), then read,
+	// checked and decoded while a child evaluates the instances that have
+	// none: decoding is most of a warm load, and the child needs a core of
+	// its own.
 	hits, todo := l.lookupDisk(t, todo)
 	var bad []int
 	var err error
@@ -415,8 +416,9 @@ func (l *Loader) evaluate(t *tree, tries tries) ([]*instanceResult, Stats, error
 			err = l.evaluateSome(t, bad, results, tries, &stats)
 		}
 	}
-	// An entry that passed its checksum but did not decode (berth wrote
-	// something it cannot read) was evaluated, and is overwritten.
+	// An entry that failed its checksum, or passed it but did not decode
+	// (berth wrote something it cannot read), was evaluated, and is
+	// overwritten.
 	todo = append(todo, bad...)
 	stats.Evaluated = len(todo)
 	stats.FromDisk = len(hits) - len(bad)
@@ -513,16 +515,24 @@ func (l *Loader) lookupDisk(t *tree, todo []int) ([]diskHit, []int) {
 	return hits, misses
 }
 
-// decodeDisk decodes the entries found, in parallel, into results, and
-// returns the indexes of those that did not decode.
+// decodeDisk reads, checks and decodes the entries found, in parallel,
+// into results, and returns the indexes of those that failed a check or
+// did not decode: they are evaluated.
 func (l *Loader) decodeDisk(hits []diskHit, results []*instanceResult) []int {
 	ok := make([]bool, len(hits))
+	// One buffer per worker, handed from entry to entry.
+	bufs := make(chan *[]byte, min(l.opts.Parallelism, len(hits)))
+	for range cap(bufs) {
+		bufs <- new([]byte)
+	}
 	parallel(len(hits), l.opts.Parallelism, func(k int) {
-		r, err := hits[k].entry.decode()
+		buf := <-bufs
+		r, err := l.disk.load(hits[k].entry, buf)
+		bufs <- buf
 		if err == nil {
 			results[hits[k].i], ok[k] = r, true
 		}
-		hits[k].entry = nil // the memory cache keeps the decoded result only
+		hits[k].entry = nil
 	})
 	var bad []int
 	for k, h := range hits {
