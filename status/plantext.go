@@ -7,7 +7,6 @@ import (
 	"io"
 	"slices"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/berth-gpu/berth"
@@ -78,38 +77,38 @@ func writePlan(w io.Writer, p *berth.Plan) error {
 	}
 	fmt.Fprintf(w, "  %s\n\n", strings.Join(summary, ", "))
 
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	tab := newTable(5)
 	for _, dp := range SortForPeople(p.Decisions) {
 		d := *dp
 		id := string(d.Workload)
 		if _, _, replica := berth.ParseScaleRunID(d.RunID); replica {
 			id += RunSuffix(d.RunID)
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", actionLabel(d), id, d.Kind, DecisionGPUs(d), Detail(d))
+		tab.row("  "+actionLabel(d), id, string(d.Kind), DecisionGPUs(d), Detail(d))
 		for _, v := range d.Victims {
-			fmt.Fprintf(tw, "  \t  stops %s\t\t\t%s\n", v.Workload, v.Reason.Message)
+			tab.row("  ", "  stops "+string(v.Workload), "", "", v.Reason.Message)
 		}
 		if showsMounts(d) {
 			for _, m := range d.Mounts {
-				fmt.Fprintf(tw, "  \t  mounts\t\t\t%s (%s) at %s\n", m.Name, m.Kind, mountText(m))
+				tab.row("  ", "  mounts", "", "", fmt.Sprintf("%s (%s) at %s", m.Name, m.Kind, mountText(m)))
 			}
 		}
 		if d.ScaleRoom != "" {
-			fmt.Fprintf(tw, "  \t\t\t\t%s\n", d.ScaleRoom)
+			tab.row("  ", "", "", "", d.ScaleRoom)
 		}
 	}
-	if err := tw.Flush(); err != nil {
+	if err := tab.flush(w); err != nil {
 		return err
 	}
 	if len(p.Quota) == 0 {
 		return nil
 	}
 	fmt.Fprintf(w, "\n  quota (used of nominal; borrowed), before -> after\n")
-	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	tab = newTable(4)
 	for _, q := range p.Quota {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", q.Team, q.Flavor, q.Resource, QuotaChange(q))
+		tab.row("  "+q.Team, q.Flavor, string(q.Resource), QuotaChange(q))
 	}
-	return tw.Flush()
+	return tab.flush(w)
 }
 
 func actionLabel(d berth.Decision) string {
