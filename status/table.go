@@ -37,7 +37,7 @@ func (t *table) row(cells ...string) {
 		panic("status: a table row of the wrong number of cells")
 	}
 	for i, c := range cells {
-		if t.plain && strings.ContainsAny(c, "\t\n\v\f\xff") {
+		if t.plain && (strings.ContainsAny(c, "\t\n\v\f") || strings.IndexByte(c, tabwriter.Escape) >= 0) {
 			t.plain = false
 		}
 		if i < t.cols-1 {
