@@ -107,10 +107,12 @@ func (c *Cache) rebuild(cfg *berth.Config, snap *berth.Snapshot, placement strin
 	ids := cfg.WorkloadIDs()
 	all := make([]wlInfo, len(ids))
 	c.wls = make([]*wlInfo, len(ids))
-	for i, id := range ids {
-		all[i] = newWLInfo(cfg, id, cfg.Workloads[id])
-		c.wls[i] = &all[i]
-	}
+	inChunks(len(ids), func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			all[i] = newWLInfo(cfg, ids[i], cfg.Workloads[ids[i]])
+			c.wls[i] = &all[i]
+		}
+	})
 	// Link each run to its workload: runs and workloads are both sorted.
 	w := 0
 	for _, r := range c.st.runs {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -234,18 +235,52 @@ func clusterOf(cfg *berth.Config, flavors []string) string {
 // wls are the configuration's workloads and runs the snapshot's running
 // runs, both sorted by workload: prepare walks them side by side.
 func prepare(cfg *berth.Config, snap *berth.Snapshot, opts Options, wls []*wlInfo, runs []*run) ([]Request, []berth.Decision) {
-	p := &preparer{cfg: cfg, snap: snap, opts: opts, runs: runs, queued: indexQueue(snap.Queue),
-		finished: map[berth.WorkloadID]map[string]berth.FinishedRun{}}
+	queued := indexQueue(snap.Queue)
+	finished := map[berth.WorkloadID]map[string]berth.FinishedRun{}
 	for _, f := range snap.Finished {
-		if p.finished[f.Workload] == nil {
-			p.finished[f.Workload] = map[string]berth.FinishedRun{}
+		if finished[f.Workload] == nil {
+			finished[f.Workload] = map[string]berth.FinishedRun{}
 		}
-		p.finished[f.Workload][f.RunID] = f
+		finished[f.Workload][f.RunID] = f
 	}
-	p.reqs = make([]Request, 0, max(len(wls)-len(runs), 16))
+	// The workloads are prepared in a chunk per core, each chunk's
+	// requests and decisions in workload order, joined in chunk order:
+	// what one workload asks depends on nothing another asks.
+	var parts []*preparer
+	var mu sync.Mutex
+	inChunks(len(wls), func(lo, hi int) {
+		p := &preparer{cfg: cfg, snap: snap, opts: opts, runs: runs, queued: queued, finished: finished}
+		p.prepare(wls, lo, hi)
+		mu.Lock()
+		parts = append(parts, p)
+		mu.Unlock()
+	})
+	slices.SortFunc(parts, func(a, b *preparer) int { return a.lo - b.lo })
+	if len(parts) == 1 {
+		return parts[0].reqs, parts[0].decisions
+	}
+	var reqs []Request
+	var decisions []berth.Decision
+	for _, p := range parts {
+		reqs = append(reqs, p.reqs...)
+		decisions = append(decisions, p.decisions...)
+	}
+	return reqs, decisions
+}
+
+// prepare prepares wls[lo:hi].
+func (p *preparer) prepare(wls []*wlInfo, lo, hi int) {
+	cfg, snap, runs := p.cfg, p.snap, p.runs
+	p.lo = lo
+	p.reqs = make([]Request, 0, max(hi-lo-len(runs), 16))
 	var buf []berth.QueuedWorkload
-	next := 0 // runs[next:] are of this workload or later ones
-	for _, wl := range wls {
+	// runs[next:] are of this workload or later ones (runs and workloads
+	// are both sorted).
+	next := 0
+	if lo > 0 {
+		next, _ = slices.BinarySearchFunc(runs, wls[lo].id, func(r *run, id berth.WorkloadID) int { return strings.Compare(string(r.id), string(id)) })
+	}
+	for _, wl := range wls[lo:hi] {
 		id, w := wl.id, &wl.w
 		// A run linked to this very workload is of it: most runs are
 		// found without comparing ids.
@@ -295,7 +330,6 @@ func prepare(cfg *berth.Config, snap *berth.Snapshot, opts Options, wls []*wlInf
 		}
 		p.ask(*w, q, base, wl.flavors)
 	}
-	return p.reqs, p.decisions
 }
 
 // preparer is prepare's state while it walks the workloads: what the
@@ -309,6 +343,7 @@ type preparer struct {
 	finished  map[berth.WorkloadID]map[string]berth.FinishedRun
 	reqs      []Request
 	decisions []berth.Decision
+	lo        int // the index of the first workload prepared
 }
 
 // runsOf is the running runs of workload id, for a dependency (any

@@ -4,8 +4,10 @@ import (
 	"cmp"
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/berth-gpu/berth"
@@ -345,11 +347,13 @@ func (s *Scheduler) decideOnly(now time.Time, reqs []Request, dst []berth.Decisi
 	// One allocation for all the requests: a plan may hold 50,000.
 	all := make([]req, len(reqs))
 	rs := make([]*req, len(reqs))
-	for i := range reqs {
-		st.initReq(&all[i], &reqs[i])
-		all[i].seq = i
-		rs[i] = &all[i]
-	}
+	inChunks(len(reqs), func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			st.initReq(&all[i], &reqs[i])
+			all[i].seq = i
+			rs[i] = &all[i]
+		}
+	})
 	if !s.fixedFrag {
 		st.setFragModel(rs)
 	}
@@ -885,4 +889,23 @@ func mergeQuota(before, after []berth.QuotaUse) []berth.QuotaUse {
 		after[i].BorrowedBefore = before[i].BorrowedAfter
 	}
 	return after
+}
+
+// chunkMin is the fewest items inChunks splits: below it, goroutines cost
+// more than they save.
+var chunkMin = 4096
+
+// inChunks calls f on consecutive ranges covering [0, n), one per core at
+// once when n is at least chunkMin, else on [0, n) in this goroutine.
+func inChunks(n int, f func(lo, hi int)) {
+	k := min(runtime.GOMAXPROCS(0), n/(chunkMin/2))
+	if n < chunkMin || k <= 1 {
+		f(0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	for i := range k {
+		wg.Go(func() { f(i*n/k, (i+1)*n/k) })
+	}
+	wg.Wait()
 }
