@@ -233,8 +233,10 @@ func clusterOf(cfg *berth.Config, flavors []string) string {
 // this through Schedule, so none of them derives any part of it alone.
 //
 // wls are the configuration's workloads and runs the snapshot's running
-// runs, both sorted by workload: prepare walks them side by side.
-func prepare(cfg *berth.Config, snap *berth.Snapshot, opts Options, wls []*wlInfo, runs []*run) ([]Request, []berth.Decision) {
+// runs, both sorted by workload: prepare walks them side by side, in a
+// chunk of the workloads per core. The requests come in parts, one per
+// chunk, in workload order.
+func prepare(cfg *berth.Config, snap *berth.Snapshot, opts Options, wls []*wlInfo, runs []*run) ([][]Request, []berth.Decision) {
 	queued := indexQueue(snap.Queue)
 	finished := map[berth.WorkloadID]map[string]berth.FinishedRun{}
 	for _, f := range snap.Finished {
@@ -256,13 +258,10 @@ func prepare(cfg *berth.Config, snap *berth.Snapshot, opts Options, wls []*wlInf
 		mu.Unlock()
 	})
 	slices.SortFunc(parts, func(a, b *preparer) int { return a.lo - b.lo })
-	if len(parts) == 1 {
-		return parts[0].reqs, parts[0].decisions
-	}
-	var reqs []Request
+	reqs := make([][]Request, len(parts))
 	var decisions []berth.Decision
-	for _, p := range parts {
-		reqs = append(reqs, p.reqs...)
+	for i, p := range parts {
+		reqs[i] = p.reqs
 		decisions = append(decisions, p.decisions...)
 	}
 	return reqs, decisions

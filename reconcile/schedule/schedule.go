@@ -319,7 +319,7 @@ func (s *Scheduler) cycle(now time.Time, reqs []Request) []berth.Decision {
 
 // cycleInto is cycle, appending the decisions to dst.
 func (s *Scheduler) cycleInto(now time.Time, reqs []Request, dst []berth.Decision) []berth.Decision {
-	out := s.decideOnly(now, reqs, dst)
+	out := s.decideOnly(now, [][]Request{reqs}, dst)
 	st := s.st
 	live := st.runs[:0]
 	for _, r := range st.runs {
@@ -334,9 +334,11 @@ func (s *Scheduler) cycleInto(now time.Time, reqs []Request, dst []berth.Decisio
 	return out
 }
 
-// decideOnly orders reqs and decides each in turn at time now, and
-// appends the decisions to dst in the order of reqs.
-func (s *Scheduler) decideOnly(now time.Time, reqs []Request, dst []berth.Decision) []berth.Decision {
+// decideOnly orders the requests, those of parts one after another, and
+// decides each in turn at time now, and appends the decisions to dst in
+// the order of the requests. (prepare gives its requests in parts, one per
+// core that made them: joining them was a copy of 50,000 Requests.)
+func (s *Scheduler) decideOnly(now time.Time, parts [][]Request, dst []berth.Decision) []berth.Decision {
 	st := s.st
 	st.now = now
 	st.heads = map[string]*reservation{}
@@ -345,15 +347,25 @@ func (s *Scheduler) decideOnly(now time.Time, reqs []Request, dst []berth.Decisi
 	st.noPreempt = map[preemptKey]bool{}
 	st.byFlavor = nil // built on first use: most cycles preempt nothing
 	// One allocation for all the requests: a plan may hold 50,000.
-	all := make([]req, len(reqs))
-	rs := make([]*req, len(reqs))
-	inChunks(len(reqs), func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			st.initReq(&all[i], &reqs[i])
-			all[i].seq = i
-			rs[i] = &all[i]
-		}
-	})
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	all := make([]req, n)
+	rs := make([]*req, n)
+	off := 0
+	for _, p := range parts {
+		base := off
+		inChunks(len(p), func(lo, hi int) {
+			for j := lo; j < hi; j++ {
+				i := base + j
+				st.initReq(&all[i], &p[j])
+				all[i].seq = i
+				rs[i] = &all[i]
+			}
+		})
+		off += len(p)
+	}
 	if !s.fixedFrag {
 		st.setFragModel(rs)
 	}
