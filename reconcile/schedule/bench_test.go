@@ -78,7 +78,7 @@ func bigCase(teams, nodes, pending, running int) (*berth.Config, *berth.Snapshot
 		var reqs []schedule.Request
 		for _, w := range extra.Obj().Workloads {
 			c.Workloads[w.ID()] = w
-			reqs = append(reqs, schedule.Request{Workload: w, RunID: w.RunID, Since: build.T0.Add(-time.Hour)})
+			reqs = append(reqs, schedule.Request{Workload: &w, RunID: w.RunID, Since: build.T0.Add(-time.Hour)})
 		}
 		decided := schedule.NewScheduler(c, s, schedule.Options{}).Decide(s.Time, reqs)
 		for _, d := range decided {

@@ -481,7 +481,7 @@ func (c *Cache) cycle(snap *berth.Snapshot) *berth.Plan {
 // sorted already (the runs are), so only the others are sorted, then
 // merged with kept into the plan. No decision is copied: a run's decision
 // that did not change is the one the last plan holds.
-func mergeDecisions(extra []berth.Decision, kept []*berth.Decision, decided []berth.Decision) []*berth.Decision {
+func mergeDecisions(extra, kept []*berth.Decision, decided []berth.Decision) []*berth.Decision {
 	type ref struct {
 		src int // 0 extra, 2 decided (kept is 1): the order among equal runs
 		d   *berth.Decision
@@ -494,7 +494,7 @@ func mergeDecisions(extra []berth.Decision, kept []*berth.Decision, decided []be
 	}
 	rest := make([]ref, 0, len(extra)+len(decided))
 	for i := range extra {
-		rest = append(rest, ref{0, &extra[i]})
+		rest = append(rest, ref{0, extra[i]})
 	}
 	for i := range decided {
 		rest = append(rest, ref{2, &decided[i]})

@@ -15,7 +15,7 @@ import (
 
 // Request is a run that wants to start.
 type Request struct {
-	Workload berth.Workload
+	Workload *berth.Workload // not changed by the scheduler
 	// RunID is the run: the workload's runId, or a periodic job's tick.
 	RunID string
 	// Since is when the run was first seen waiting; equal priorities are
@@ -236,7 +236,7 @@ func clusterOf(cfg *berth.Config, flavors []string) string {
 // runs, both sorted by workload: prepare walks them side by side, in a
 // chunk of the workloads per core. The requests come in parts, one per
 // chunk, in workload order.
-func prepare(cfg *berth.Config, snap *berth.Snapshot, opts Options, wls []*wlInfo, runs []*run) ([][]Request, []berth.Decision) {
+func prepare(cfg *berth.Config, snap *berth.Snapshot, opts Options, wls []*wlInfo, runs []*run) ([][]Request, []*berth.Decision) {
 	queued := indexQueue(snap.Queue)
 	finished := map[berth.WorkloadID]map[string]berth.FinishedRun{}
 	for _, f := range snap.Finished {
@@ -259,7 +259,7 @@ func prepare(cfg *berth.Config, snap *berth.Snapshot, opts Options, wls []*wlInf
 	})
 	slices.SortFunc(parts, func(a, b *preparer) int { return a.lo - b.lo })
 	reqs := make([][]Request, len(parts))
-	var decisions []berth.Decision
+	var decisions []*berth.Decision
 	for i, p := range parts {
 		reqs[i] = p.reqs
 		decisions = append(decisions, p.decisions...)
@@ -271,7 +271,7 @@ func prepare(cfg *berth.Config, snap *berth.Snapshot, opts Options, wls []*wlInf
 func (p *preparer) prepare(wls []*wlInfo, lo, hi int) {
 	cfg, snap, runs := p.cfg, p.snap, p.runs
 	p.lo = lo
-	p.reqs = make([]Request, 0, max(hi-lo-len(runs), 16))
+	p.reqs = make([]Request, 0, hi-lo+16) // at most one each, but for replicas and ticks
 	var buf []berth.QueuedWorkload
 	// runs[next:] are of this workload or later ones (runs and workloads
 	// are both sorted).
@@ -307,12 +307,12 @@ func (p *preparer) prepare(wls []*wlInfo, lo, hi int) {
 		base := baseDecision(cfg, *w, id, w.RunID, snap.Cluster)
 		if (w.Kind.RunsOnce() || w.Kind == berth.KindNotebook) && w.Schedule == "" {
 			if f, ok := p.finished[id][w.RunID]; ok {
-				p.decisions = append(p.decisions, doneDecision(base, f))
+				p.decisions = append(p.decisions, ptr(doneDecision(base, f)))
 				continue
 			}
 		}
 		if d, wait := p.dependencies(w, base); wait {
-			p.decisions = append(p.decisions, d)
+			p.decisions = append(p.decisions, &d)
 			continue
 		}
 		if w.Schedule != "" {
@@ -327,7 +327,7 @@ func (p *preparer) prepare(wls []*wlInfo, lo, hi int) {
 				q.RunID = w.RunID
 			}
 		}
-		p.ask(*w, q, base, wl.flavors)
+		p.ask(w, q, base, wl.flavors)
 	}
 }
 
@@ -341,8 +341,8 @@ type preparer struct {
 	queued    queueIndex
 	finished  map[berth.WorkloadID]map[string]berth.FinishedRun
 	reqs      []Request
-	decisions []berth.Decision
-	lo        int // the index of the first workload prepared
+	decisions []*berth.Decision // each its own: a slice of 50,000 grew by copying
+	lo        int               // the index of the first workload prepared
 }
 
 // runsOf is the running runs of workload id, for a dependency (any
@@ -440,7 +440,7 @@ func (p *preparer) periodic(w *berth.Workload, id berth.WorkloadID, mine []*run,
 		d.Action = berth.ActionWait
 		d.Reason = &berth.Reason{Code: berth.ReasonTickWaits,
 			Message: fmt.Sprintf("run %s still runs: concurrency forbid starts no tick until it ends", mine[0].runID)}
-		p.decisions = append(p.decisions, d)
+		p.decisions = append(p.decisions, &d)
 		return
 	}
 	deadline := p.opts.tickDeadline()
@@ -450,7 +450,7 @@ func (p *preparer) periodic(w *berth.Workload, id berth.WorkloadID, mine []*run,
 		d.RunID = TickRunID(w.RunID, plan.lastMissed)
 		d.Action = berth.ActionDone
 		d.Reason = &berth.Reason{Code: berth.ReasonTicksMissed, Message: missedMessage(w, plan, deadline)}
-		p.decisions = append(p.decisions, d)
+		p.decisions = append(p.decisions, &d)
 	}
 	for _, tick := range plan.run {
 		k := berth.RunKey{Workload: id, RunID: TickRunID(w.RunID, tick)}
@@ -462,18 +462,18 @@ func (p *preparer) periodic(w *berth.Workload, id berth.WorkloadID, mine []*run,
 		d := base
 		d.Action = berth.ActionWait
 		d.Reason = &berth.Reason{Code: berth.ReasonSchedule, Message: nextTickMessage(w.Schedule, p.snap.Time)}
-		p.decisions = append(p.decisions, d)
+		p.decisions = append(p.decisions, &d)
 		return
 	}
 	for _, q := range ticks {
 		q.RunID = orDefault(q.RunID, w.RunID)
-		p.ask(*w, q, base, flavors)
+		p.ask(w, q, base, flavors)
 	}
 }
 
 // ask adds the request for one waiting run, or the decision to hold it
 // back while its backoff runs.
-func (p *preparer) ask(w berth.Workload, q berth.QueuedWorkload, base berth.Decision, flavors []string) {
+func (p *preparer) ask(w *berth.Workload, q berth.QueuedWorkload, base berth.Decision, flavors []string) {
 	if q.Failures > 0 && !q.FailedAt.IsZero() {
 		if at := q.FailedAt.Add(p.opts.backoff(q.Failures)); at.After(p.snap.Time) {
 			what := "retrying"
@@ -485,7 +485,7 @@ func (p *preparer) ask(w berth.Workload, q berth.QueuedWorkload, base berth.Deci
 			d.Action = berth.ActionWait
 			d.Reason = &berth.Reason{Code: berth.ReasonBackoff, Message: fmt.Sprintf("%s at %s (attempt %d failed: %s)",
 				what, at.UTC().Format("15:04:05 UTC"), q.Failures, orDefault(q.Failure, "no reason given"))}
-			p.decisions = append(p.decisions, d)
+			p.decisions = append(p.decisions, &d)
 			return
 		}
 	}
@@ -530,7 +530,7 @@ func scaleRequests(reqs []Request, w *berth.Workload, id berth.WorkloadID, mine 
 		if hasRunning(mine, runID) {
 			continue
 		}
-		reqs = append(reqs, Request{Workload: one, RunID: runID, Since: since.Add(time.Duration(n)), id: id, flavors: []string{svc.flavor}})
+		reqs = append(reqs, Request{Workload: &one, RunID: runID, Since: since.Add(time.Duration(n)), id: id, flavors: []string{svc.flavor}})
 	}
 	return reqs
 }
@@ -717,3 +717,5 @@ func baseDecision(cfg *berth.Config, w berth.Workload, id berth.WorkloadID, runI
 		Mounts:       w.Mounts(cfg.Clusters[cluster], runID),
 	}
 }
+
+func ptr[T any](v T) *T { return &v }

@@ -25,12 +25,12 @@ import (
 func (st *state) roleRequests(x *req) {
 	w := x.Workload
 	for _, ps := range w.PodSets() {
-		rw := w
+		rw := *w // a copy: the request's workload is not changed
 		rw.Resources, rw.Roles = ps.Resources, nil
 		// A role's pods are "pods" in messages, whatever the kind.
 		rw.Kind = berth.KindBatch
 		v := &req{
-			Request: &Request{Workload: rw, RunID: x.RunID, Since: x.Since},
+			Request: &Request{Workload: &rw, RunID: x.RunID, Since: x.Since},
 			id:      x.id, team: x.team, prio: x.prio, tier: x.tier, canPreempt: x.canPreempt,
 			shape: shapeOf(ps.Resources), pods: ps.Count, minPods: ps.Min, perPod: demandOf(ps.Resources),
 			flavors: candidateFlavors(st.cfg, x.team, ps.Resources, ps.NodeSelector),

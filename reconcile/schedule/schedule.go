@@ -791,7 +791,7 @@ func (st *state) loseRun(r *run) {
 // initReq fills x from r.
 func (st *state) initReq(x *req, r *Request) {
 	w := r.Workload
-	tier, pt := st.cfg.Priority(w)
+	tier, pt := st.cfg.Priority(*w)
 	id := r.id
 	if id == "" {
 		id = w.ID()
@@ -802,9 +802,9 @@ func (st *state) initReq(x *req, r *Request) {
 		flavors: r.flavors,
 	}
 	if x.flavors == nil {
-		x.flavors = CandidateFlavors(st.cfg, w)
+		x.flavors = CandidateFlavors(st.cfg, *w)
 	}
-	x.decision = baseDecision(st.cfg, w, id, r.RunID, st.c.name)
+	x.decision = baseDecision(st.cfg, *w, id, r.RunID, st.c.name)
 	x.decision.Since = r.Since
 	if len(w.Roles) > 0 {
 		st.roleRequests(x)

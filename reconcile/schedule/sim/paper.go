@@ -277,7 +277,7 @@ func paperRun(w *World, pods []Pod, order []int, shapes []schedule.TypicalShape,
 	var arrived, allocated int64
 	reqs := make([]schedule.Request, 1)
 	for i, p := range pods {
-		reqs[0] = schedule.Request{Workload: w.Workloads[i], RunID: runID, Since: At(int64(i))}
+		reqs[0] = schedule.Request{Workload: &w.Workloads[i], RunID: runID, Since: At(int64(i))}
 		d := s.Decide(At(int64(i)), reqs)[0]
 		arrived += p.GPURequest()
 		if d.Action == berth.ActionAdmit {

@@ -429,7 +429,7 @@ func (r *replayer) cycle(cand []int, t int64, reqs []schedule.Request) []schedul
 		return reqs
 	}
 	for _, i := range cand {
-		reqs = append(reqs, schedule.Request{Workload: r.w.Workloads[i], RunID: runID, Since: At(r.times[i].arrive)})
+		reqs = append(reqs, schedule.Request{Workload: &r.w.Workloads[i], RunID: runID, Since: At(r.times[i].arrive)})
 	}
 	ds := r.s.Decide(At(t), reqs)
 	r.res.Cycles++

@@ -152,7 +152,7 @@ func sequence(t *testing.T, nodes []Node, pods []Pod, policy string) []string {
 	s.SetTypicalShapes(TypicalShapes(pods), 1)
 	var out []string
 	for i := range pods {
-		d := s.Decide(At(int64(i)), []schedule.Request{{Workload: w.Workloads[i], RunID: runID, Since: At(int64(i))}})[0]
+		d := s.Decide(At(int64(i)), []schedule.Request{{Workload: &w.Workloads[i], RunID: runID, Since: At(int64(i))}})[0]
 		where := ""
 		if d.Action == berth.ActionAdmit {
 			where = d.Placements[0].Node
@@ -258,7 +258,7 @@ func TestNeverOvercommitted(t *testing.T) {
 				if _, ok := running[i]; ok {
 					continue
 				}
-				d := s.Decide(now, []schedule.Request{{Workload: w.Workloads[i], RunID: runID, Since: now}})[0]
+				d := s.Decide(now, []schedule.Request{{Workload: &w.Workloads[i], RunID: runID, Since: now}})[0]
 				if !d.Starts() {
 					continue
 				}
