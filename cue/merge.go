@@ -34,8 +34,8 @@ func merge(results []*instanceResult) (*berth.Config, map[string]bool, Errors) {
 	}
 	cfg.Packages = make(map[string]berth.Package, len(results))
 	var errs Errors
-	// Where each object was first defined, to find one defined twice; a
-	// workload's is its Pos, in cfg.Workloads (firstDefined).
+	// Where each object but a workload was first defined, to find one
+	// defined twice.
 	seen := make(map[string]berth.Pos, objects/8)
 	invalid := map[string]bool{}
 	policy := map[string]json.RawMessage{}
@@ -45,24 +45,26 @@ func merge(results []*instanceResult) (*berth.Config, map[string]bool, Errors) {
 			invalid[k] = true
 		}
 		pkg := berth.Package{Digest: r.key}
-		for _, o := range r.objects {
-			if w, ok := o.value.(*berth.Workload); ok {
-				pkg.Workloads = append(pkg.Workloads, w.ID())
-			}
-		}
-		slices.Sort(pkg.Workloads)
-		cfg.Packages[r.dir] = pkg
 		for i := range r.objects {
 			o := &r.objects[i]
-			if prev, dup := firstDefined(cfg, seen, o.key); dup {
+			if w, ok := o.value.(*berth.Workload); ok {
+				// A workload's first definition is its Pos in
+				// cfg.Workloads: no map of every object's key.
+				id := w.ID()
+				pkg.Workloads = append(pkg.Workloads, id)
+				if prev, dup := cfg.Workloads[id]; dup {
+					errs = append(errs, definedTwice(o, prev.Pos)...)
+					continue
+				}
+				fields.add(o)
+				cfg.Workloads[id] = *w
+				continue
+			}
+			if prev, dup := seen[o.key]; dup {
 				errs = append(errs, definedTwice(o, prev)...)
 				continue
 			}
 			fields.add(o)
-			if w, ok := o.value.(*berth.Workload); ok {
-				cfg.Workloads[w.ID()] = *w
-				continue
-			}
 			seen[o.key] = o.pos
 			parts := strings.SplitN(o.key, ".", 3)
 			switch v := o.value.(type) {
@@ -78,6 +80,8 @@ func merge(results []*instanceResult) (*berth.Config, map[string]bool, Errors) {
 				policy[parts[1]] = v
 			}
 		}
+		slices.Sort(pkg.Workloads)
+		cfg.Packages[r.dir] = pkg
 	}
 	p, err := buildPolicy(policy)
 	if err != nil {
@@ -85,21 +89,6 @@ func merge(results []*instanceResult) (*berth.Config, map[string]bool, Errors) {
 	}
 	cfg.Policy = p
 	return cfg, invalid, errs
-}
-
-// firstDefined is where the object key was first defined, if it was:
-// in seen, or for a workload its Pos in cfg.Workloads.
-func firstDefined(cfg *berth.Config, seen map[string]berth.Pos, key string) (berth.Pos, bool) {
-	if prev, dup := seen[key]; dup {
-		return prev, true
-	}
-	if rest, ok := strings.CutPrefix(key, "workloads."); ok {
-		if team, name, ok := strings.Cut(rest, "."); ok {
-			w, dup := cfg.Workloads[berth.MakeWorkloadID(team, name)]
-			return w.Pos, dup
-		}
-	}
-	return berth.Pos{}, false
 }
 
 // definedTwice is the error of object o defined again where it was
