@@ -77,7 +77,7 @@ func writePlan(w io.Writer, p *berth.Plan) error {
 	}
 	fmt.Fprintf(w, "  %s\n\n", strings.Join(summary, ", "))
 
-	tab := newTable(5)
+	tab := newTable(5, len(p.Decisions))
 	for _, dp := range SortForPeople(p.Decisions) {
 		d := *dp
 		id := string(d.Workload)
@@ -104,7 +104,7 @@ func writePlan(w io.Writer, p *berth.Plan) error {
 		return nil
 	}
 	fmt.Fprintf(w, "\n  quota (used of nominal; borrowed), before -> after\n")
-	tab = newTable(4)
+	tab = newTable(4, len(p.Quota))
 	for _, q := range p.Quota {
 		tab.row("  "+q.Team, q.Flavor, string(q.Resource), QuotaChange(q))
 	}

@@ -27,8 +27,9 @@ type table struct {
 	plain bool
 }
 
-func newTable(cols int) *table {
-	return &table{cols: cols, width: make([]int, cols-1), plain: true}
+// newTable is a table of cols cells a row, with room for rows rows.
+func newTable(cols, rows int) *table {
+	return &table{cols: cols, cells: make([]string, 0, cols*rows), width: make([]int, cols-1), plain: true}
 }
 
 // row adds a row of exactly t.cols cells.
@@ -37,14 +38,27 @@ func (t *table) row(cells ...string) {
 		panic("status: a table row of the wrong number of cells")
 	}
 	for i, c := range cells {
-		if t.plain && (strings.ContainsAny(c, "\t\n\v\f") || strings.IndexByte(c, tabwriter.Escape) >= 0) {
-			t.plain = false
-		}
+		n, plain := cellWidth(c)
+		t.plain = t.plain && plain
 		if i < t.cols-1 {
-			t.width[i] = max(t.width[i], utf8.RuneCountInString(c))
+			t.width[i] = max(t.width[i], n)
 		}
 	}
 	t.cells = append(t.cells, cells...)
+}
+
+// cellWidth is the width of c in runes, as tabwriter counts it, and
+// whether c holds no character tabwriter gives a meaning.
+func cellWidth(c string) (int, bool) {
+	for i := 0; i < len(c); i++ {
+		switch b := c[i]; {
+		case b == '\t' || b == '\n' || b == '\v' || b == '\f':
+			return 0, false
+		case b >= utf8.RuneSelf: // not ASCII: count runes, look for Escape
+			return utf8.RuneCountInString(c), strings.IndexByte(c[i:], tabwriter.Escape) < 0 && !strings.ContainsAny(c[i:], "\t\n\v\f")
+		}
+	}
+	return len(c), true
 }
 
 // flush writes the table to w.
@@ -68,7 +82,8 @@ func (t *table) flush(w io.Writer) error {
 		for k, c := range t.cells[i : i+t.cols] {
 			line = append(line, c...)
 			if k < t.cols-1 {
-				line = append(line, spaces[:t.width[k]+padding-utf8.RuneCountInString(c)]...)
+				n, _ := cellWidth(c)
+				line = append(line, spaces[:t.width[k]+padding-n]...)
 			}
 		}
 		line = append(line, '\n')

@@ -15,12 +15,12 @@ import (
 func TestTableIsTabwriter(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	pieces := []string{"", "a", "queue #12", "ml/train", "é", "✓ done", "8 GPUs", "  ", "short by 8 GPUs of h100", "日本"}
-	special := []string{"tab\there", "two\nlines", "form\ffeed", "v\vtab", "esc\xffape"}
+	special := []string{"tab\there", "two\nlines", "form\ffeed", "v\vtab", "esc\xffape", "é\tafter", "✓\nafter", "日本\xff"}
 	for round := range 500 {
 		cols := 1 + rng.IntN(6)
 		rows := rng.IntN(40)
 		withSpecial := round%5 == 0
-		tab := newTable(cols)
+		tab := newTable(cols, rows/2)
 		var want bytes.Buffer
 		tw := tabwriter.NewWriter(&want, 0, 4, 2, ' ', 0)
 		for range rows {
