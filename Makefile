@@ -59,14 +59,18 @@ $(STATICCHECK):
 ## bench: the loader benchmarks, then berth validate end to end against
 ## cue vet, cold, and warm after one changed file, on generated
 ## repositories of BENCH_SIZES workloads in 200 teams (see
-## fixtures/gen/compare.sh for what is compared, and how)
+## fixtures/gen/compare.sh for what is compared, and how); then berth
+## validate and berth plan after one changed file at 50,000 workloads,
+## with BENCH_BASE=REV the build of REV in turn (fixtures/gen/warm.sh)
 BENCH_COUNT ?= 5
 BENCH_SIZES ?= 10000 50000
+BENCH_BASE  ?=
 bench: build
 	mkdir -p $(CACHE)
 	BERTH_BIN=$(abspath $(BERTH)) $(GO) test -run '^$$' -bench LoadCold -benchtime 1x -count $(BENCH_COUNT) -benchmem ./cue/ | tee $(CACHE)/bench.txt
 	BERTH_BIN=$(abspath $(BERTH)) $(GO) test -run '^$$' -bench 'RevalidateOneFile|LoadDiskCacheOneFile' -benchtime 20x -count $(BENCH_COUNT) -benchmem ./cue/ | tee -a $(CACHE)/bench.txt
 	for n in $(BENCH_SIZES); do bash fixtures/gen/compare.sh -n $(BENCH_COUNT) -workloads $$n | tee -a $(CACHE)/bench.txt; done
+	bash fixtures/gen/warm.sh -n $(BENCH_COUNT) -workloads 50000 $(if $(BENCH_BASE),-base $(BENCH_BASE)) | tee -a $(CACHE)/bench.txt
 
 ## demo: berth serve on this machine with a simulated 8-GPU box: a
 ## throwaway Git repository from fixtures/repos/demo, every kind of
