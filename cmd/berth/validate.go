@@ -200,36 +200,50 @@ func countKinds(cfg *berth.Config) map[string]map[string]int {
 
 // printSummary prints what a valid repository holds, per team and kind.
 func printSummary(w io.Writer, cfg *berth.Config) {
-	counts := countKinds(cfg)
+	// Each team's workloads by kind and the GPUs they ask, in
+	// thousandths, in one pass over the workloads (one pass per team was
+	// 2 s for 50,000 workloads in 200 teams).
+	type sums struct {
+		kinds map[berth.Kind]int
+		milli int64
+	}
+	byTeam := map[string]*sums{}
+	for _, wl := range cfg.Workloads {
+		s := byTeam[wl.Team]
+		if s == nil {
+			s = &sums{kinds: map[berth.Kind]int{}}
+			byTeam[wl.Team] = s
+		}
+		s.kinds[wl.Kind]++
+		s.milli += int64(wl.GPUMilli())
+	}
 	fmt.Fprintf(w, "valid: %d %s, %d %s, %d %s, %d %s\n",
 		len(cfg.Clusters), plural(len(cfg.Clusters), "cluster", "clusters"),
 		len(cfg.Flavors), plural(len(cfg.Flavors), "flavor", "flavors"),
 		len(cfg.Teams), plural(len(cfg.Teams), "team", "teams"),
 		len(cfg.Workloads), plural(len(cfg.Workloads), "workload", "workloads"))
 	teams := cfg.TeamNames()
-	for t := range counts {
+	for t := range byTeam {
 		if _, ok := cfg.Teams[t]; !ok {
 			teams = append(teams, t)
 		}
 	}
 	slices.Sort(teams)
-	// GPUs asked per team, in thousandths, in one pass over the workloads
-	// (one pass per team was 2 s for 50,000 workloads in 200 teams).
-	milli := map[string]int64{}
-	for _, wl := range cfg.Workloads {
-		milli[wl.Team] += int64(wl.GPUMilli())
-	}
 	for _, t := range teams {
+		s := byTeam[t]
+		if s == nil {
+			s = &sums{}
+		}
 		var parts []string
 		for _, k := range berth.Kinds {
-			if n := counts[t][string(k)]; n > 0 {
+			if n := s.kinds[k]; n > 0 {
 				parts = append(parts, fmt.Sprintf("%d %s", n, k))
 			}
 		}
 		if len(parts) == 0 {
 			parts = []string{"no workloads"}
 		}
-		fmt.Fprintf(w, "  team %-12s %s; %s GPUs asked\n", t, strings.Join(parts, ", "), trimFloat(float64(milli[t])/1000))
+		fmt.Fprintf(w, "  team %-12s %s; %s GPUs asked\n", t, strings.Join(parts, ", "), trimFloat(float64(s.milli)/1000))
 	}
 }
 
