@@ -21,10 +21,14 @@ import (
 //
 // Whenever the imports cannot be followed for certain it returns every
 // file: a file whose imports do not parse, a cue.mod/module.cue whose
-// module path is not read here, an import with a version.
+// module path is not read here, an import with a version. So it does for
+// half the tree's instances or more.
 func (t *tree) requestFiles(dirs []string) []string {
 	module, ok := t.modulePath()
-	if !ok {
+	if !ok || 2*len(dirs) >= len(t.dirs) {
+		// Half the instances or more (a first load): following the
+		// imports of every file (56 ms for 2,200 files) would leave out
+		// little.
 		return t.paths()
 	}
 	need := map[string]bool{}
