@@ -477,47 +477,44 @@ func (c *Cache) cycle(snap *berth.Snapshot) *berth.Plan {
 }
 
 // mergeDecisions orders a cycle's decisions by workload and run, as a
-// stable sort of extra, kept and decided (in that order) would: kept is
-// sorted already (the runs are), so only the others are sorted, then
-// merged with kept into the plan. No decision is copied: a run's decision
-// that did not change is the one the last plan holds.
+// stable sort of extra, kept and decided (in that order) would: each is
+// sorted on its own (kept is, the runs are; prepare makes the others in
+// workload order, which one pass finds), then the three are merged, an
+// earlier list's decision first among equal runs. (A stable sort of
+// 50,000 decisions was 45 ms of a plan.) No decision is copied: a run's
+// decision that did not change is the one the last plan holds.
 func mergeDecisions(extra, kept []*berth.Decision, decided []berth.Decision) []*berth.Decision {
-	type ref struct {
-		src int // 0 extra, 2 decided (kept is 1): the order among equal runs
-		d   *berth.Decision
-	}
 	byRun := func(d *berth.Decision, e *berth.Decision) int {
 		if c := strings.Compare(string(d.Workload), string(e.Workload)); c != 0 {
 			return c
 		}
 		return strings.Compare(d.RunID, e.RunID)
 	}
-	rest := make([]ref, 0, len(extra)+len(decided))
-	for i := range extra {
-		rest = append(rest, ref{0, extra[i]})
-	}
+	dec := make([]*berth.Decision, len(decided))
 	for i := range decided {
-		rest = append(rest, ref{2, &decided[i]})
+		dec[i] = &decided[i]
 	}
-	slices.SortStableFunc(rest, func(a, b ref) int { return byRun(a.d, b.d) })
-	out := make([]*berth.Decision, 0, len(kept)+len(rest))
-	k, j := 0, 0
-	for k < len(kept) || j < len(rest) {
-		// Does rest[j] come before kept[k]?
-		first := j < len(rest)
-		if first && k < len(kept) {
-			c := byRun(rest[j].d, kept[k])
-			first = c < 0 || (c == 0 && rest[j].src == 0)
-		}
-		if first {
-			out = append(out, rest[j].d)
-			j++
-		} else {
-			out = append(out, kept[k])
-			k++
+	for _, ds := range [][]*berth.Decision{extra, dec} {
+		if !slices.IsSortedFunc(ds, byRun) {
+			slices.SortStableFunc(ds, byRun)
 		}
 	}
-	return out
+	lists := [3][]*berth.Decision{extra, kept, dec}
+	var at [3]int
+	out := make([]*berth.Decision, 0, len(extra)+len(kept)+len(dec))
+	for {
+		best := -1
+		for s := range lists {
+			if at[s] < len(lists[s]) && (best < 0 || byRun(lists[s][at[s]], lists[best][at[best]]) < 0) {
+				best = s
+			}
+		}
+		if best < 0 {
+			return out
+		}
+		out = append(out, lists[best][at[best]])
+		at[best]++
+	}
 }
 
 // undo puts the state back to what the snapshot observed: what the cycle
