@@ -192,7 +192,7 @@ func (c *diskCache) lookup(t *tree, dir string) *cacheEntry {
 // entry into it (reading 200 entries, 66 MB for 50,000 workloads, into new
 // memory cost a warm load more in page faults than the reading).
 func (c *diskCache) load(e *cacheEntry, buf *[]byte) (*instanceResult, error) {
-	body, err := c.readInto(e.name, buf)
+	body, _, err := c.readInto(e.name, buf)
 	if err != nil {
 		return nil, err
 	}
@@ -210,20 +210,21 @@ func (c *diskCache) load(e *cacheEntry, buf *[]byte) (*instanceResult, error) {
 }
 
 // readInto reads the entry in the file name into *buf, grown as needed,
-// and returns its body when it passes its checks: an entry is
-// cacheFormat, the checksum of the body, the body.
-func (c *diskCache) readInto(name string, buf *[]byte) ([]byte, error) {
+// and returns its body, when it passes its checks (an entry is
+// cacheFormat, the checksum of the body, the body), and the file's
+// modification time.
+func (c *diskCache) readInto(name string, buf *[]byte) ([]byte, time.Time, error) {
 	f, err := os.Open(name)
 	if err != nil {
-		return nil, err
+		return nil, time.Time{}, err
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, err
+		return nil, time.Time{}, err
 	}
 	if fi.Size() > c.limit {
-		return nil, errors.New("cache entry: too large")
+		return nil, time.Time{}, errors.New("cache entry: too large")
 	}
 	if int64(cap(*buf)) < fi.Size()+1 {
 		*buf = make([]byte, fi.Size()+1)
@@ -231,13 +232,13 @@ func (c *diskCache) readInto(name string, buf *[]byte) ([]byte, error) {
 	b := (*buf)[:fi.Size()+1] // +1: a file that grew since is read short, not cut
 	n, err := io.ReadFull(f, b)
 	if err != io.ErrUnexpectedEOF {
-		return nil, errors.New("cache entry: changed while read")
+		return nil, time.Time{}, errors.New("cache entry: changed while read")
 	}
 	body, ok := checkEntry(b[:n])
 	if !ok {
-		return nil, errors.New("cache entry: checksum")
+		return nil, time.Time{}, errors.New("cache entry: checksum")
 	}
-	return body, nil
+	return body, fi.ModTime(), nil
 }
 
 // checkEntry returns the body of the entry b when b is cacheFormat, the
@@ -259,25 +260,12 @@ func checkEntry(b []byte) ([]byte, bool) {
 // modification time, or nil where there is none or it does not pass its
 // checks: an entry is cacheFormat, the checksum of the body, the body.
 func (c *diskCache) read(name string) ([]byte, time.Time) {
-	f, err := os.Open(name)
+	var buf []byte
+	body, mtime, err := c.readInto(name, &buf)
 	if err != nil {
 		return nil, time.Time{}
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil || fi.Size() > c.limit {
-		return nil, time.Time{}
-	}
-	b := make([]byte, fi.Size()+1) // +1: a file that grew since is read short, not cut
-	n, err := io.ReadFull(f, b)
-	if err != io.ErrUnexpectedEOF {
-		return nil, time.Time{}
-	}
-	body, ok := checkEntry(b[:n])
-	if !ok {
-		return nil, time.Time{}
-	}
-	return body, fi.ModTime()
+	return body, mtime
 }
 
 // touch marks the entry in name used, at most once per touchAfter.
