@@ -109,8 +109,11 @@ func (c *Cache) rebuild(cfg *berth.Config, snap *berth.Snapshot, placement strin
 	c.wls = make([]*wlInfo, len(ids))
 	inChunks(len(ids), func(lo, hi int) {
 		for i := lo; i < hi; i++ {
-			all[i] = newWLInfo(cfg, ids[i], cfg.Workloads[ids[i]])
-			c.wls[i] = &all[i]
+			wl := &all[i] // filled in place: a Workload is 552 bytes
+			wl.id, wl.w = ids[i], cfg.Workloads[ids[i]]
+			wl.flavors = candidateFlavorsOf(cfg, &wl.w)
+			wl.cluster = clusterOf(cfg, wl.flavors)
+			c.wls[i] = wl
 		}
 	})
 	// Link each run to its workload: runs and workloads are both sorted.

@@ -35,6 +35,11 @@ type Request struct {
 //
 // For a workload with roles it returns its first role's that has any.
 func CandidateFlavors(cfg *berth.Config, w berth.Workload) []string {
+	return candidateFlavorsOf(cfg, &w)
+}
+
+// candidateFlavorsOf is CandidateFlavors without a copy of the workload.
+func candidateFlavorsOf(cfg *berth.Config, w *berth.Workload) []string {
 	if len(w.Roles) == 0 {
 		return candidateFlavors(cfg, w.Team, w.Resources, nil)
 	}
