@@ -15,12 +15,8 @@ import (
 // positions), for the few that an error or a pull request's approvals
 // read. It is safe for concurrent use.
 type positionIndex struct {
-	mu sync.Mutex
-	// pending are the objects added and not yet indexed: the index is
-	// built on the first lookup, as a load that finds nothing wrong asks
-	// for no position (indexing 50,000 objects was 30 ms of a warm load).
-	pending []*object
-	objects map[string]*objectPositions // by object key; nil until built
+	mu      sync.Mutex
+	objects map[string]*objectPositions // by object key
 	// foreign holds the positions objects gave for paths outside their
 	// own key (not found by the key), decoded when the index is built.
 	foreign map[string]berth.Pos
@@ -35,37 +31,13 @@ type objectPositions struct {
 }
 
 func newPositionIndex(objects int) *positionIndex {
-	return &positionIndex{pending: make([]*object, 0, objects)}
+	return &positionIndex{objects: make(map[string]*objectPositions, objects), foreign: map[string]berth.Pos{}}
 }
 
 // add records o's positions. Objects are added in merge's order, and a
 // later object's position for a path replaces an earlier one's, as they
-// did in one map. o is not changed after.
+// did in one map.
 func (x *positionIndex) add(o *object) {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	if x.objects == nil {
-		x.pending = append(x.pending, o)
-		return
-	}
-	x.index(o)
-}
-
-// build indexes the objects added so far; x.mu is held.
-func (x *positionIndex) build() {
-	if x.objects != nil {
-		return
-	}
-	x.objects = make(map[string]*objectPositions, len(x.pending))
-	x.foreign = map[string]berth.Pos{}
-	for _, o := range x.pending {
-		x.index(o)
-	}
-	x.pending = nil
-}
-
-// index adds o to the index; x.mu is held.
-func (x *positionIndex) index(o *object) {
 	op := &objectPositions{enc: o.enc, files: o.files, m: o.positions}
 	// A path outside the object's key is written quoted after a "!"
 	// (encodePositions): such an object is decoded now.
@@ -95,7 +67,6 @@ func (x *positionIndex) decode(key string, op *objectPositions) map[string]berth
 func (x *positionIndex) Lookup(path string) (berth.Pos, bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	x.build()
 	for i := 0; i <= len(path); i++ {
 		if i < len(path) && path[i] != '.' {
 			continue
@@ -120,7 +91,6 @@ func (x *positionIndex) Lookup(path string) (berth.Pos, bool) {
 // All decodes every object's positions and yields them.
 func (x *positionIndex) All(yield func(string, berth.Pos) bool) {
 	x.mu.Lock()
-	x.build()
 	all := maps.Clone(x.foreign)
 	for key, op := range x.objects {
 		if op.m == nil {
