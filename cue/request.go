@@ -1,6 +1,7 @@
 package cue
 
 import (
+	"io/fs"
 	"path"
 	"slices"
 	"strings"
@@ -21,8 +22,9 @@ import (
 //
 // Whenever the imports cannot be followed for certain it returns every
 // file: a file whose imports do not parse, a cue.mod/module.cue whose
-// module path is not read here, an import with a version. So it does for
-// half the tree's instances or more.
+// module path is not read here, an import with a version or one that is
+// no directory of the tree. So it does for half the tree's instances or
+// more.
 func (t *tree) requestFiles(dirs []string) []string {
 	module, ok := t.modulePath()
 	if !ok || 2*len(dirs) >= len(t.dirs) {
@@ -33,6 +35,8 @@ func (t *tree) requestFiles(dirs []string) []string {
 	}
 	need := map[string]bool{}
 	var queue []string
+	// add needs dir, a valid path in the tree (followImports checks), and
+	// every directory above it.
 	add := func(dir string) {
 		for d := dir; ; d = path.Dir(d) {
 			if !need[d] {
@@ -93,7 +97,14 @@ func (t *tree) followImports(p, module string, add func(dir string)) bool {
 		case ip == module:
 			add(".")
 		case strings.HasPrefix(ip, module+"/"):
-			add(path.Clean(strings.TrimPrefix(ip, module+"/")))
+			// A directory of the tree, or nothing CUE can import: an
+			// import that climbs out of the module ("../x") or names an
+			// absolute path ("//x") never ends add's walk up to ".".
+			dir := strings.TrimPrefix(ip, module+"/")
+			if !fs.ValidPath(dir) {
+				return false
+			}
+			add(dir)
 		}
 	}
 	return true

@@ -181,6 +181,14 @@ func TestRequestFilesFollowImports(t *testing.T) {
 		"an import with a version": func(f map[string][]byte) {
 			f["lib/a/a.cue"] = []byte("package a\n\nimport \"example.com/acme/lib/b@v0\"\n")
 		},
+		// Imports that name no directory of the tree (once, "//etc" never
+		// ended the walk up to the root).
+		"an import out of the module": func(f map[string][]byte) {
+			f["lib/a/a.cue"] = []byte("package a\n\nimport \"example.com/acme/../etc\"\n")
+		},
+		"an import of an absolute path": func(f map[string][]byte) {
+			f["lib/a/a.cue"] = []byte("package a\n\nimport \"example.com/acme//etc\"\n")
+		},
 	} {
 		files := map[string][]byte{}
 		for p, b := range tr.files {
