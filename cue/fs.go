@@ -9,7 +9,6 @@ import (
 	"io"
 	"io/fs"
 	"path"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -178,10 +177,11 @@ func (r *treeReader) found(p, name string) {
 // past MaxTotalSize is at most this many files of MaxFileSize.
 const readBatch = 64
 
-// readPending reads the files walk found, a batch at a time on every core
-// (reading and checking 2,200 files one by one was a seventh of a warm
-// validate), and takes them in walk order: the file that passes
-// MaxTotalSize is an error, and no file after it is read.
+// readPending reads the files walk found, a batch at a time on
+// Options.Parallelism goroutines (reading and checking 2,200 files one
+// by one was a seventh of a warm validate), and takes them in walk order:
+// the file that passes MaxTotalSize is an error, and no file after it is
+// read.
 func (r *treeReader) readPending() {
 	type read struct {
 		b        []byte
@@ -191,7 +191,7 @@ func (r *treeReader) readPending() {
 	out := make([]read, readBatch)
 	for lo := 0; lo < len(r.pending); lo += readBatch {
 		batch := r.pending[lo:min(lo+readBatch, len(r.pending))]
-		parallel(len(batch), runtime.GOMAXPROCS(0), func(k int) {
+		parallel(len(batch), max(r.opts.Parallelism, 1), func(k int) {
 			p := batch[k]
 			b, err := readFile(r.fsys, p, r.opts.MaxFileSize)
 			out[k] = read{b: b, err: err}

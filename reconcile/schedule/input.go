@@ -312,7 +312,8 @@ func (p *preparer) prepare(wls []*wlInfo, lo, hi int) {
 		base := baseDecision(cfg, *w, id, w.RunID, snap.Cluster)
 		if (w.Kind.RunsOnce() || w.Kind == berth.KindNotebook) && w.Schedule == "" {
 			if f, ok := p.finished[id][w.RunID]; ok {
-				p.decisions = append(p.decisions, ptr(doneDecision(base, f)))
+				d := doneDecision(base, f)
+				p.decisions = append(p.decisions, &d)
 				continue
 			}
 		}
@@ -722,5 +723,3 @@ func baseDecision(cfg *berth.Config, w berth.Workload, id berth.WorkloadID, runI
 		Mounts:       w.Mounts(cfg.Clusters[cluster], runID),
 	}
 }
-
-func ptr[T any](v T) *T { return &v }
