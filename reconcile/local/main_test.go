@@ -64,14 +64,24 @@ func newCluster(t *testing.T, stateDir string) *Cluster {
 }
 
 // stopAll signals every live pod, so a failed test leaves no process
-// behind.
+// behind, and waits (at most 10 s) until none is live: a pod still
+// writing its files into the state directory made the test's TempDir
+// cleanup fail ("directory not empty").
 func stopAll(c *Cluster) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, r := range c.ledger.runs {
-		if r.Attempt != nil && c.view(r).live {
-			c.signalPods(r, map[int]bool{})
+	signalled := func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		any := false
+		for _, r := range c.ledger.runs {
+			if r.Attempt != nil && c.view(r).live {
+				c.signalPods(r, map[int]bool{})
+				any = true
+			}
 		}
+		return any
+	}
+	for deadline := time.Now().Add(10 * time.Second); signalled() && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
