@@ -447,8 +447,12 @@ workloads: ml: long: {kind: "batch", image: "img:1", retries: 1, env: BERTH_SIMU
 		return apierrors.IsNotFound(err) && phase(cr, "ml/long").Final()
 	})
 	r := run(cr, "ml/long")
-	if r.Phase != reconcile.PhaseFailed || !strings.Contains(r.Reason, kube.ReasonJobDeleted) {
-		t.Fatalf("long after its Job vanished: %s %q, want failed (JobDeleted)", r.Phase, r.Reason)
+	// Failed when berth next sees no Job; stopped when it saw the Job
+	// terminating first (observe.go's jobRun), which a busy machine
+	// sometimes lets it: either way it ended for JobDeleted, and (below)
+	// it is never started again.
+	if (r.Phase != reconcile.PhaseFailed && r.Phase != reconcile.PhaseStopped) || !strings.Contains(r.Reason, kube.ReasonJobDeleted) {
+		t.Fatalf("long after its Job vanished: %s %q, want failed or stopped (JobDeleted)", r.Phase, r.Reason)
 	}
 	for range 3 {
 		s.mustReconcile()
